@@ -1,0 +1,54 @@
+// Command petrel is the Petrel mail server and its management and client tools.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"petrel/internal/cli"
+)
+
+func main() {
+	fs := flag.NewFlagSet("petrel", flag.ContinueOnError)
+	fs.Usage = func() { cli.Usage(os.Stderr) }
+	data := fs.String("data", "", "data directory")
+	conf := fs.String("c", "", "config file")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+
+	err := cli.Main(&cli.Env{
+		Ctx: ctx, DataDir: *data, ConfigFile: *conf,
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		Reload: reload,
+	}, fs.Args())
+	if err != nil {
+		if errors.Is(err, cli.ErrUsage) {
+			if err != cli.ErrUsage {
+				fmt.Fprintln(os.Stderr, err)
+			}
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "petrel:", err)
+		os.Exit(1)
+	}
+}

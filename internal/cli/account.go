@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"fmt"
+
+	"petrel/internal/auth"
+	"petrel/internal/store"
+)
+
+func accountCommands() []command {
+	return []command{
+		{noun: "account", verb: "add", args: "ADDRESS", help: "create an account (password from a prompt or stdin)", run: accountAdd},
+		{noun: "account", verb: "list", args: "[DOMAIN]", help: "list accounts", run: accountList},
+		{noun: "account", verb: "del", args: "ADDRESS", help: "delete an account and all its mail", run: accountDel},
+		{noun: "account", verb: "passwd", args: "ADDRESS", help: "set a new password (from a prompt or stdin)", run: accountPasswd},
+		{noun: "account", verb: "pop3-delete", args: "ADDRESS delete|keep|archive", help: "what a POP3 deletion does for this account", run: accountPOP3Delete},
+	}
+}
+
+func accountAdd(e *Env, args []string) error {
+	if err := exactArgs(args, 1, "account add ADDRESS"); err != nil {
+		return err
+	}
+	addr, err := normAddress(args[0])
+	if err != nil {
+		return err
+	}
+	pw, err := e.readPassword()
+	if err != nil {
+		return err
+	}
+	cred, err := auth.NewCredentials(pw)
+	if err != nil {
+		return err
+	}
+	return e.withStore(func(st store.Store) error {
+		if _, err := st.AddAccount(e.Ctx, addr, cred); err != nil {
+			return fmt.Errorf("account %s: %w", addr, err)
+		}
+		fmt.Fprintf(e.Stdout, "added account %s\n", addr)
+		return nil
+	})
+}
+
+func accountList(e *Env, args []string) error {
+	if len(args) > 1 {
+		return exactArgs(args, 1, "account list [DOMAIN]")
+	}
+	domain := ""
+	if len(args) == 1 {
+		var err error
+		if domain, err = normDomain(args[0]); err != nil {
+			return err
+		}
+	}
+	return e.withStore(func(st store.Store) error {
+		as, err := st.Accounts(e.Ctx, domain)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			fmt.Fprintf(e.Stdout, "%s\tpop3-delete=%s\n", a.Address, a.POP3Delete)
+		}
+		return nil
+	})
+}
+
+func accountDel(e *Env, args []string) error {
+	if err := exactArgs(args, 1, "account del ADDRESS"); err != nil {
+		return err
+	}
+	addr, err := normAddress(args[0])
+	if err != nil {
+		return err
+	}
+	return e.withStore(func(st store.Store) error {
+		if err := st.DeleteAccount(e.Ctx, addr); err != nil {
+			return fmt.Errorf("account %s: %w", addr, err)
+		}
+		fmt.Fprintf(e.Stdout, "deleted account %s\n", addr)
+		return nil
+	})
+}
+
+func accountPasswd(e *Env, args []string) error {
+	if err := exactArgs(args, 1, "account passwd ADDRESS"); err != nil {
+		return err
+	}
+	addr, err := normAddress(args[0])
+	if err != nil {
+		return err
+	}
+	return e.withStore(func(st store.Store) error {
+		a, err := st.AccountByAddress(e.Ctx, addr)
+		if err != nil {
+			return fmt.Errorf("account %s: %w", addr, err)
+		}
+		pw, err := e.readPassword()
+		if err != nil {
+			return err
+		}
+		cred, err := auth.NewCredentials(pw)
+		if err != nil {
+			return err
+		}
+		if err := st.SetCredentials(e.Ctx, a.ID, cred); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.Stdout, "changed password of %s\n", addr)
+		return nil
+	})
+}
+
+func accountPOP3Delete(e *Env, args []string) error {
+	if err := exactArgs(args, 2, "account pop3-delete ADDRESS delete|keep|archive"); err != nil {
+		return err
+	}
+	addr, err := normAddress(args[0])
+	if err != nil {
+		return err
+	}
+	p := store.POP3DeletePolicy(args[1])
+	if !p.Valid() {
+		return fmt.Errorf("%w: policy must be delete, keep or archive", ErrUsage)
+	}
+	return e.withStore(func(st store.Store) error {
+		a, err := st.AccountByAddress(e.Ctx, addr)
+		if err != nil {
+			return fmt.Errorf("account %s: %w", addr, err)
+		}
+		if err := st.SetPOP3Delete(e.Ctx, a.ID, p); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.Stdout, "POP3 deletions of %s now %s\n", addr, p)
+		return nil
+	})
+}

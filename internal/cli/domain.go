@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"petrel/internal/address"
+	"petrel/internal/store"
+)
+
+func domainCommands() []command {
+	return []command{
+		{noun: "domain", verb: "add", args: "DOMAIN", help: "accept mail for DOMAIN", run: domainAdd},
+		{noun: "domain", verb: "list", help: "list hosted domains", run: domainList},
+		{noun: "domain", verb: "del", args: "DOMAIN", help: "stop hosting DOMAIN (it must have no accounts)", run: domainDel},
+		{noun: "domain", verb: "catchall", args: "DOMAIN ADDRESS|-", help: "deliver unknown local parts of DOMAIN to ADDRESS (- clears)", run: domainCatchAll},
+	}
+}
+
+// normDomain validates and normalizes a domain name the way addresses are normalized, so that
+// a domain added here matches the domain of incoming recipients.
+func normDomain(d string) (string, error) {
+	a, err := address.Parse("postmaster@" + strings.TrimSuffix(d, "."))
+	if err != nil {
+		return "", fmt.Errorf("invalid domain %q", d)
+	}
+	return a.Domain, nil
+}
+
+func normAddress(s string) (string, error) {
+	a, err := address.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("invalid address %q: %v", s, err)
+	}
+	return a.Key(), nil
+}
+
+func domainAdd(e *Env, args []string) error {
+	if err := exactArgs(args, 1, "domain add DOMAIN"); err != nil {
+		return err
+	}
+	d, err := normDomain(args[0])
+	if err != nil {
+		return err
+	}
+	return e.withStore(func(st store.Store) error {
+		if err := st.AddDomain(e.Ctx, d); err != nil {
+			return fmt.Errorf("domain %s: %w", d, err)
+		}
+		fmt.Fprintf(e.Stdout, "added domain %s\n", d)
+		return nil
+	})
+}
+
+func domainList(e *Env, args []string) error {
+	if err := exactArgs(args, 0, "domain list"); err != nil {
+		return err
+	}
+	return e.withStore(func(st store.Store) error {
+		ds, err := st.Domains(e.Ctx)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if d.CatchAll != "" {
+				fmt.Fprintf(e.Stdout, "%s\tcatch-all %s\n", d.Name, d.CatchAll)
+			} else {
+				fmt.Fprintln(e.Stdout, d.Name)
+			}
+		}
+		return nil
+	})
+}
+
+func domainDel(e *Env, args []string) error {
+	if err := exactArgs(args, 1, "domain del DOMAIN"); err != nil {
+		return err
+	}
+	d, err := normDomain(args[0])
+	if err != nil {
+		return err
+	}
+	return e.withStore(func(st store.Store) error {
+		if err := st.DeleteDomain(e.Ctx, d); err != nil {
+			return fmt.Errorf("domain %s: %w", d, err)
+		}
+		fmt.Fprintf(e.Stdout, "deleted domain %s\n", d)
+		return nil
+	})
+}
+
+func domainCatchAll(e *Env, args []string) error {
+	if err := exactArgs(args, 2, "domain catchall DOMAIN ADDRESS|-"); err != nil {
+		return err
+	}
+	d, err := normDomain(args[0])
+	if err != nil {
+		return err
+	}
+	target := ""
+	if args[1] != "-" {
+		if target, err = normAddress(args[1]); err != nil {
+			return err
+		}
+	}
+	return e.withStore(func(st store.Store) error {
+		if target != "" {
+			if _, err := st.AccountByAddress(e.Ctx, target); err != nil {
+				return fmt.Errorf("catch-all target %s: %w", target, err)
+			}
+		}
+		if err := st.SetCatchAll(e.Ctx, d, target); err != nil {
+			return fmt.Errorf("domain %s: %w", d, err)
+		}
+		if target == "" {
+			fmt.Fprintf(e.Stdout, "cleared catch-all of %s\n", d)
+		} else {
+			fmt.Fprintf(e.Stdout, "catch-all of %s is %s\n", d, target)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,340 @@
+// Package config is Petrel's typed configuration: plain data, defaults that work, and
+// validation whose errors name the file, the line and the key.
+//
+// Loading is: defaults → file → validation. The development instance (`petrel serve` with no
+// config file) is Dev(); its ports and domain are a promise to users and scripts, documented in
+// the README, and change only together with it.
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration. Every field documents its key and default.
+type Config struct {
+	// hostname: the name this server greets with and writes into Received headers.
+	// Default: the machine's host name ("localhost" for the development instance).
+	Hostname string `toml:"hostname"`
+	// data: the data directory (database, certificate of the development instance, spool).
+	// The global flag --data overrides it. Default: ./petrel-data.
+	Data string `toml:"data"`
+	// domains: domains created at start if absent (more can be added with `petrel domain add`).
+	Domains []string `toml:"domains"`
+
+	Log    Log    `toml:"log"`
+	TLS    TLS    `toml:"tls"`
+	SMTP   SMTP   `toml:"smtp"`
+	POP3   POP3   `toml:"pop3"`
+	Limits Limits `toml:"limits"`
+
+	// Dev marks the development instance: self-signed certificate in the data directory and a
+	// dev@<domain> account whose password is printed once.
+	Dev bool `toml:"-"`
+	// File is the path the config was read from ("" for the development instance).
+	File string `toml:"-"`
+}
+
+// Log configures the structured log.
+type Log struct {
+	Format string `toml:"format"` // "text" (default) or "json"
+	Level  string `toml:"level"`  // "debug", "info" (default), "warn", "error"
+}
+
+// TLS names the certificate served on every TLS listener. SIGHUP reloads the files.
+type TLS struct {
+	Cert string `toml:"cert"` // PEM certificate chain; required unless the development instance
+	Key  string `toml:"key"`  // PEM private key
+}
+
+// SMTP configures the three SMTP roles.
+type SMTP struct {
+	Listen            []string `toml:"listen"`              // inbound MX, default ["0.0.0.0:25"]
+	Submission        []string `toml:"submission"`          // STARTTLS submission, default ["0.0.0.0:587"]
+	Submissions       []string `toml:"submissions"`         // implicit-TLS submission, default ["0.0.0.0:465"]
+	MaxMessageBytes   int64    `toml:"max_message_bytes"`   // SIZE, default 52428800 (50 MiB)
+	MaxRecipients     int      `toml:"max_recipients"`      // per transaction, default 100
+	MaxLineLength     int      `toml:"max_line_length"`     // command and text lines, default 2000
+	ReadTimeout       Duration `toml:"read_timeout"`        // per command, default 5m (RFC 5321 §4.5.3.2)
+	DataTimeout       Duration `toml:"data_timeout"`        // whole DATA/BDAT, default 10m
+	AllowInsecureAuth bool     `toml:"allow_insecure_auth"` // AUTH before TLS, default false
+	// sender_policy: "own" (default: submission may use only the account's addresses and aliases
+	// as MAIL FROM) or "any".
+	SenderPolicy string `toml:"sender_policy"`
+}
+
+// POP3 configures the POP3 listeners.
+type POP3 struct {
+	Listen             []string `toml:"listen"`               // STLS, default ["0.0.0.0:110"]
+	ListenTLS          []string `toml:"listen_tls"`           // implicit TLS, default ["0.0.0.0:995"]
+	AllowPlaintextAuth bool     `toml:"allow_plaintext_auth"` // USER/PASS before STLS, default false
+	IdleTimeout        Duration `toml:"idle_timeout"`         // default 10m (RFC 1939 §3)
+	CommandTimeout     Duration `toml:"command_timeout"`      // one whole command line, default 1m
+	MaxLineLength      int      `toml:"max_line_length"`      // default 512
+	// expire: advertised in CAPA EXPIRE (RFC 2449 §6.7): "" (not advertised), "NEVER" or days.
+	Expire     string `toml:"expire"`
+	LoginDelay int    `toml:"login_delay"` // CAPA LOGIN-DELAY seconds, 0 = not advertised
+}
+
+// Limits protect the server from floods and guessing.
+type Limits struct {
+	MaxConnections      int      `toml:"max_connections"`        // per listener, default 2000
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"` // per listener, default 50
+	AuthFailureDelay    Duration `toml:"auth_failure_delay"`     // first failed login, default 1s
+	AuthFailureMaxDelay Duration `toml:"auth_failure_max_delay"` // growth cap, default 15s
+	MaxAuthFailures     int      `toml:"max_auth_failures"`      // per connection, default 3
+}
+
+// Duration is a time.Duration written as "30s", "5m", "1h".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (use e.g. 30s, 5m, 1h): %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns a configuration with every default filled in, on the standard ports.
+func Default() *Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return &Config{
+		Hostname: host,
+		Data:     "petrel-data",
+		Log:      Log{Format: "text", Level: "info"},
+		SMTP: SMTP{
+			Listen:          []string{"0.0.0.0:25"},
+			Submission:      []string{"0.0.0.0:587"},
+			Submissions:     []string{"0.0.0.0:465"},
+			MaxMessageBytes: 50 << 20,
+			MaxRecipients:   100,
+			MaxLineLength:   2000,
+			ReadTimeout:     Duration{5 * time.Minute},
+			DataTimeout:     Duration{10 * time.Minute},
+			SenderPolicy:    "own",
+		},
+		POP3: POP3{
+			Listen:         []string{"0.0.0.0:110"},
+			ListenTLS:      []string{"0.0.0.0:995"},
+			IdleTimeout:    Duration{10 * time.Minute},
+			CommandTimeout: Duration{time.Minute},
+			MaxLineLength:  512,
+		},
+		Limits: Limits{
+			MaxConnections:      2000,
+			MaxConnectionsPerIP: 50,
+			AuthFailureDelay:    Duration{time.Second},
+			AuthFailureMaxDelay: Duration{15 * time.Second},
+			MaxAuthFailures:     3,
+		},
+	}
+}
+
+// DevDomain is the hosted domain of the development instance.
+const DevDomain = "example.test"
+
+// Dev returns the development instance: loopback only, fixed high ports, a self-signed
+// certificate and the domain example.test. The README documents these values.
+func Dev() *Config {
+	c := Default()
+	c.Dev = true
+	c.Hostname = "localhost"
+	c.Domains = []string{DevDomain}
+	c.SMTP.Listen = []string{"127.0.0.1:2525"}
+	c.SMTP.Submission = []string{"127.0.0.1:2587"}
+	c.SMTP.Submissions = []string{"127.0.0.1:2465"}
+	c.POP3.Listen = []string{"127.0.0.1:2110"}
+	c.POP3.ListenTLS = []string{"127.0.0.1:2995"}
+	// A developer hammering the instance from one address should not be throttled like an
+	// attacker; the limits stay on, just wider.
+	c.Limits.MaxConnectionsPerIP = 1000
+	c.Limits.MaxConnections = 5000
+	return c
+}
+
+// Error is a configuration error that names where it is.
+type Error struct {
+	File string
+	Line int    // 0 if unknown
+	Key  string // dotted key, "" for syntax errors
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, ": %s", e.Key)
+	}
+	fmt.Fprintf(&b, ": %s", e.Msg)
+	return b.String()
+}
+
+// Load reads a TOML file over the defaults and validates the result.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, src)
+}
+
+// Parse is Load on bytes already read; path is used in error messages only.
+func Parse(path string, src []byte) (*Config, error) {
+	c := Default()
+	c.File = path
+	md, err := toml.Decode(string(src), c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{File: path, Line: pe.Position.Line, Msg: pe.Message}
+		}
+		return nil, &Error{File: path, Msg: err.Error()}
+	}
+	// A misspelt key silently ignored is a setting the operator believes in but does not have.
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0]
+		return nil, &Error{File: path, Line: lineOf(src, k), Key: k.String(), Msg: "unknown key"}
+	}
+	if err := c.validate(); err != nil {
+		var ve *Error
+		if errors.As(err, &ve) {
+			ve.File = path
+			ve.Line = lineOf(src, strings.Split(ve.Key, "."))
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate checks a configuration built in code (the development instance, tests).
+func (c *Config) Validate() error { return c.validate() }
+
+func (c *Config) validate() error {
+	bad := func(key, format string, args ...any) error {
+		return &Error{File: c.File, Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if c.Hostname == "" {
+		return bad("hostname", "must not be empty")
+	}
+	if !c.Dev && (c.TLS.Cert == "" || c.TLS.Key == "") {
+		return bad("tls.cert", "tls.cert and tls.key are required: every listener offers TLS")
+	}
+	for key, addrs := range map[string][]string{
+		"smtp.listen": c.SMTP.Listen, "smtp.submission": c.SMTP.Submission,
+		"smtp.submissions": c.SMTP.Submissions, "pop3.listen": c.POP3.Listen,
+		"pop3.listen_tls": c.POP3.ListenTLS,
+	} {
+		for _, a := range addrs {
+			if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+				return bad(key, "%q is not host:port", a)
+			}
+		}
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "must be \"text\" or \"json\", not %q", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+	switch c.SMTP.SenderPolicy {
+	case "own", "any":
+	default:
+		return bad("smtp.sender_policy", "must be \"own\" or \"any\", not %q", c.SMTP.SenderPolicy)
+	}
+	if c.SMTP.MaxMessageBytes < 1024 {
+		return bad("smtp.max_message_bytes", "must be at least 1024")
+	}
+	if c.SMTP.MaxRecipients < 1 {
+		return bad("smtp.max_recipients", "must be at least 1")
+	}
+	// RFC 5321 §4.5.3.1.4: a command line is up to 512 octets; §4.5.3.1.6: text lines 1000.
+	if c.SMTP.MaxLineLength < 1000 {
+		return bad("smtp.max_line_length", "must be at least 1000 (RFC 5321 §4.5.3.1.6)")
+	}
+	if c.POP3.MaxLineLength < 255 {
+		return bad("pop3.max_line_length", "must be at least 255 (RFC 2449 §4)")
+	}
+	if e := c.POP3.Expire; e != "" && e != "NEVER" {
+		if n, err := strconv.Atoi(e); err != nil || n < 0 {
+			return bad("pop3.expire", "must be \"\", \"NEVER\" or a number of days, not %q", e)
+		}
+	}
+	if c.POP3.LoginDelay < 0 {
+		return bad("pop3.login_delay", "must not be negative")
+	}
+	for key, d := range map[string]Duration{
+		"smtp.read_timeout": c.SMTP.ReadTimeout, "smtp.data_timeout": c.SMTP.DataTimeout,
+		"pop3.idle_timeout": c.POP3.IdleTimeout, "pop3.command_timeout": c.POP3.CommandTimeout,
+	} {
+		if d.Duration <= 0 {
+			return bad(key, "must be positive")
+		}
+	}
+	// RFC 1939 §3: the autologout timer must be at least 10 minutes.
+	if c.POP3.IdleTimeout.Duration < 10*time.Minute {
+		return bad("pop3.idle_timeout", "must be at least 10m (RFC 1939 §3)")
+	}
+	if c.Limits.MaxConnections < 1 || c.Limits.MaxConnectionsPerIP < 1 {
+		return bad("limits.max_connections", "limits.max_connections and max_connections_per_ip must be at least 1")
+	}
+	if c.Limits.MaxAuthFailures < 1 {
+		return bad("limits.max_auth_failures", "must be at least 1")
+	}
+	return nil
+}
+
+// lineOf finds the line where a dotted key is set, so that validation errors can point at it.
+// It understands [table] headers and key = value lines, which is all our config uses.
+func lineOf(src []byte, key []string) int {
+	if len(key) == 0 {
+		return 0
+	}
+	table, leaf := strings.Join(key[:len(key)-1], "."), key[len(key)-1]
+	cur := ""
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "[") {
+			cur = strings.TrimSpace(strings.Trim(line, "[]"))
+			if cur == strings.Join(key, ".") {
+				return n
+			}
+			continue
+		}
+		k, _, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		k = strings.Trim(strings.TrimSpace(k), `"`)
+		if (cur == table && k == leaf) || (cur == "" && k == strings.Join(key, ".")) {
+			return n
+		}
+	}
+	return 0
+}

@@ -1,0 +1,85 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `
+hostname = "mail.example.org"
+domains = ["example.org"]
+
+[tls]
+cert = "/etc/petrel/cert.pem"
+key = "/etc/petrel/key.pem"
+
+[smtp]
+max_recipients = 10
+read_timeout = "2m"
+
+[pop3]
+expire = "NEVER"
+login_delay = 60
+`
+
+func TestParseGood(t *testing.T) {
+	c, err := Parse("petrel.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTP.MaxRecipients != 10 || c.SMTP.ReadTimeout.Duration != 2*time.Minute {
+		t.Errorf("smtp = %+v", c.SMTP)
+	}
+	// Unset keys keep their defaults.
+	if c.SMTP.Listen[0] != "0.0.0.0:25" || c.POP3.IdleTimeout.Duration != 10*time.Minute {
+		t.Errorf("defaults lost: %+v %+v", c.SMTP.Listen, c.POP3.IdleTimeout)
+	}
+	if c.POP3.Expire != "NEVER" || c.POP3.LoginDelay != 60 {
+		t.Errorf("pop3 = %+v", c.POP3)
+	}
+}
+
+func TestParseErrorsNameFileLineKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		line      int
+		want      string
+	}{
+		{"syntax", "hostname = \"x\"\n[smtp\n", 3, "petrel.toml:3"},
+		{"unknown key", good + "\n[pop3x]\nfoo = 1\n", 17, "pop3x"},
+		{"misspelt key", strings.Replace(good, "max_recipients", "max_recipient", 1), 10, "smtp.max_recipient: unknown key"},
+		{"bad value", strings.Replace(good, "max_recipients = 10", "max_recipients = 0", 1), 10, "smtp.max_recipients: must be at least 1"},
+		{"bad duration", strings.Replace(good, `"2m"`, `"soon"`, 1), 11, "duration"},
+		{"idle below RFC", good + "idle_timeout = \"1m\"\n", 16, "pop3.idle_timeout"},
+		{"bad expire", strings.Replace(good, `"NEVER"`, `"sometimes"`, 1), 14, "pop3.expire"},
+		{"no tls", "hostname = \"x\"\n", 0, "tls.cert"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("petrel.toml", []byte(tc.src))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %T %v is not *Error", err, err)
+			}
+			if ce.File != "petrel.toml" || ce.Line != tc.line || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %q (line %d), want line %d containing %q", err, ce.Line, tc.line, tc.want)
+			}
+		})
+	}
+}
+
+func TestDevIsValidAndLoopback(t *testing.T) {
+	c := Dev()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range [][]string{c.SMTP.Listen, c.SMTP.Submission, c.SMTP.Submissions, c.POP3.Listen, c.POP3.ListenTLS} {
+		if !strings.HasPrefix(a[0], "127.0.0.1:") {
+			t.Errorf("dev listener %s is not loopback", a[0])
+		}
+	}
+}

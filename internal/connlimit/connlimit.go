@@ -1,0 +1,105 @@
+// Package connlimit bounds how many connections a listener serves, in total and per client
+// address, so that a flood from one address leaves the others served.
+//
+// A connection over a limit is handed to the listener's Reject function (which may write a
+// protocol-specific "try later" line) and closed; Accept never returns it, so protocol servers
+// never see it.
+package connlimit
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+)
+
+// Listener wraps a net.Listener with connection limits.
+type Listener struct {
+	net.Listener
+	max, maxPerIP int
+	// reject answers a refused connection before it is closed; nil closes silently.
+	reject func(net.Conn)
+
+	mu    sync.Mutex
+	total int
+	perIP map[netip.Addr]int
+}
+
+// New limits l to max connections in total and maxPerIP per client IP address (IPv6 clients
+// are grouped by /64, since one host usually owns a whole /64).
+func New(l net.Listener, max, maxPerIP int, reject func(net.Conn)) *Listener {
+	return &Listener{Listener: l, max: max, maxPerIP: maxPerIP, reject: reject, perIP: map[netip.Addr]int{}}
+}
+
+// Accept returns the next connection within the limits.
+func (l *Listener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		key := clientKey(c.RemoteAddr())
+		if l.acquire(key) {
+			return &conn{Conn: c, release: func() { l.release(key) }}, nil
+		}
+		// Refusing must not block Accept: a slow refused client would stall everyone else.
+		go func() {
+			if l.reject != nil {
+				l.reject(c)
+			}
+			c.Close()
+		}()
+	}
+}
+
+// Counts reports the open connections in total and for one client address.
+func (l *Listener) Counts(addr net.Addr) (total, fromAddr int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total, l.perIP[clientKey(addr)]
+}
+
+func (l *Listener) acquire(key netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= l.max || l.perIP[key] >= l.maxPerIP {
+		return false
+	}
+	l.total++
+	l.perIP[key]++
+	return true
+}
+
+func (l *Listener) release(key netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.perIP[key]--; l.perIP[key] <= 0 {
+		delete(l.perIP, key)
+	}
+}
+
+func clientKey(a net.Addr) netip.Addr {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	ip := ap.Addr().Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
+}
+
+// conn releases its slot exactly once, on the first Close.
+type conn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}

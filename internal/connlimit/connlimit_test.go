@@ -1,0 +1,65 @@
+package connlimit
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPerIPAndTotal(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(raw, 3, 2, func(c net.Conn) { c.Write([]byte("busy\r\n")) })
+	defer l.Close()
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func(src string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 2 * time.Second}
+		c, err := d.Dial("tcp", raw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	expectServed := func() net.Conn {
+		select {
+		case c := <-accepted:
+			return c
+		case <-time.After(2 * time.Second):
+			t.Fatal("connection within limits was not accepted")
+		}
+		return nil
+	}
+	expectRefused := func(c net.Conn) {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "busy") {
+			t.Fatalf("refused connection got %q, %v", line, err)
+		}
+	}
+	a1, a2 := dial("127.0.0.1"), dial("127.0.0.1")
+	s1, _ := expectServed(), expectServed()
+	expectRefused(dial("127.0.0.1")) // third from the same address
+	dial("127.0.0.2")                // another address is still served
+	expectServed()
+	expectRefused(dial("127.0.0.3")) // total limit reached
+	// Closing a served connection frees its slot.
+	s1.Close()
+	a1.Close()
+	time.Sleep(50 * time.Millisecond)
+	dial("127.0.0.1")
+	expectServed()
+	_ = a2
+}
