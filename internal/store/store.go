@@ -169,7 +169,7 @@ type Directory interface {
 
 	// AddAccount creates the account and its DefaultMailboxes in one transaction.
 	AddAccount(ctx context.Context, address string, cred Credentials) (Account, error)
-	DeleteAccount(ctx context.Context, address string) error // removes its mailboxes too
+	DeleteAccount(ctx context.Context, address string) error        // removes its mailboxes too
 	Accounts(ctx context.Context, domain string) ([]Account, error) // domain "" lists all
 	AccountByAddress(ctx context.Context, address string) (Account, error)
 	AccountByID(ctx context.Context, id int64) (Account, error)

@@ -1,0 +1,145 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"petrel/internal/store"
+)
+
+// migrations[i] brings the schema from version i to i+1; PRAGMA user_version holds the
+// version. Never edit a released migration: append a new one.
+var migrations = []string{
+	// 1: initial schema.
+	`
+CREATE TABLE counters (
+	name  TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+);
+-- UIDVALIDITY values come from one counter that only grows, so a mailbox deleted and
+-- created again never reuses one (RFC 9051 §2.3.1.1). It starts at the creation time so
+-- that a database rebuilt from scratch does not repeat values clients may have cached.
+INSERT INTO counters (name, value) VALUES ('uidvalidity', CAST(strftime('%s', 'now') AS INTEGER));
+
+CREATE TABLE domains (
+	name      TEXT PRIMARY KEY,
+	catch_all TEXT REFERENCES accounts (address) ON DELETE SET NULL
+);
+
+CREATE TABLE accounts (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	address       TEXT NOT NULL UNIQUE,
+	domain        TEXT NOT NULL REFERENCES domains (name),
+	password_hash TEXT NOT NULL DEFAULT '',
+	scram_sha256  TEXT NOT NULL DEFAULT '',
+	pop3_delete   TEXT NOT NULL DEFAULT 'delete',
+	created       INTEGER NOT NULL, -- unix nanoseconds
+	modseq        INTEGER NOT NULL DEFAULT 0 -- highest MODSEQ of the account (RFC 7162)
+);
+CREATE INDEX accounts_domain ON accounts (domain);
+
+CREATE TABLE aliases (
+	address TEXT PRIMARY KEY,
+	domain  TEXT NOT NULL REFERENCES domains (name) ON DELETE CASCADE,
+	targets TEXT NOT NULL -- JSON array of addresses
+);
+CREATE INDEX aliases_domain ON aliases (domain);
+
+CREATE TABLE mailboxes (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	account_id  INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	name        TEXT NOT NULL,
+	uidvalidity INTEGER NOT NULL,
+	uidnext     INTEGER NOT NULL DEFAULT 1,
+	modseq      INTEGER NOT NULL DEFAULT 0,
+	messages    INTEGER NOT NULL DEFAULT 0, -- kept in step with the messages rows
+	UNIQUE (account_id, name)
+);
+
+CREATE TABLE blobs (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	size       INTEGER NOT NULL,
+	mail_from  TEXT NOT NULL,
+	received   INTEGER NOT NULL, -- unix nanoseconds
+	message_id TEXT NOT NULL,
+	subject    TEXT NOT NULL,
+	from_addr  TEXT NOT NULL,
+	date       INTEGER, -- unix nanoseconds; NULL when the Date header was missing or bad
+	envelope   BLOB,
+	structure  BLOB,
+	data       BLOB NOT NULL -- the first chunk; last column, so metadata reads skip it
+);
+
+-- Chunks after the first, for bodies larger than one chunk.
+CREATE TABLE blob_chunks (
+	blob_id INTEGER NOT NULL REFERENCES blobs (id) ON DELETE CASCADE,
+	seq     INTEGER NOT NULL,
+	data    BLOB NOT NULL,
+	PRIMARY KEY (blob_id, seq)
+);
+
+CREATE TABLE messages (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	mailbox_id    INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+	uid           INTEGER NOT NULL,
+	blob_id       INTEGER NOT NULL REFERENCES blobs (id),
+	size          INTEGER NOT NULL,
+	internal_date INTEGER NOT NULL, -- unix nanoseconds
+	flags         TEXT NOT NULL DEFAULT '', -- sorted, space separated
+	modseq        INTEGER NOT NULL,
+	UNIQUE (mailbox_id, uid)
+);
+-- Finding whether a blob is still referenced, when freeing it.
+CREATE INDEX messages_blob ON messages (blob_id);
+`,
+}
+
+// migrate brings the database to the newest schema in one transaction. Only when there is
+// something to do does it take the write lock (BEGIN IMMEDIATE), so that opening a current
+// database (every CLI command) never waits for a busy server, and two processes opening a
+// new database at once do not both run the same migration.
+func migrate(ctx context.Context, c *sql.Conn) (err error) {
+	version, err := schemaVersion(ctx, c)
+	if err != nil || version == len(migrations) {
+		return err
+	}
+	if err := beginImmediate(func() error { _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); return err }); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			c.ExecContext(ctx, "ROLLBACK")
+		}
+	}()
+	// Again, under the lock: another process may have migrated meanwhile.
+	if version, err = schemaVersion(ctx, c); err != nil {
+		return err
+	}
+	for v := version; v < len(migrations); v++ {
+		if _, err := c.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("migrate to version %d: %w", v+1, err)
+		}
+	}
+	// PRAGMA takes no parameters; the value is our own integer.
+	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// schemaVersion reads PRAGMA user_version; a version newer than this binary knows is
+// store.ErrSchemaTooNew.
+func schemaVersion(ctx context.Context, c *sql.Conn) (int, error) {
+	var version int
+	if err := c.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	if version > len(migrations) {
+		return 0, fmt.Errorf("database schema version %d, this binary knows %d: %w", version, len(migrations), store.ErrSchemaTooNew)
+	}
+	return version, nil
+}

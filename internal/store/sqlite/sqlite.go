@@ -1,0 +1,227 @@
+// Package sqlite is the embedded store: one SQLite database file (modernc.org/sqlite, pure Go)
+// in the data directory.
+//
+// # Writes: one committer, group commit
+//
+// All writes go through a single committer goroutine that owns the only write connection.
+// A write method packs its work into a closure (a request) and sends it on a channel. The
+// committer takes every request already waiting (up to Options.MaxBatch requests or
+// Options.MaxBatchBytes of message bodies), opens one BEGIN IMMEDIATE transaction, runs each
+// request inside its own SAVEPOINT (a failing request rolls back only itself), COMMITs once
+// and then wakes each waiter with its own result. With synchronous=FULL in WAL mode the
+// COMMIT is one fsync of the WAL, so N concurrent deliveries cost one fsync instead of N.
+//
+// Checkpoints (copying the WAL into the database file) run on a third connection in the
+// background, so commits pay only for their WAL fsync (checkpoint.go).
+//
+// Reads use a separate pool of query-only connections; WAL lets them run while the committer
+// writes, and every read starts a fresh snapshot, so a change committed by another process
+// (the CLI adding an account while the server runs) is visible to the next read. Nothing
+// from the database is cached in memory.
+//
+// Invariants a contributor must keep:
+//   - Only the committer goroutine touches the write connection and its statement cache.
+//   - A request closure does all its work through its *tx and never blocks on anything but
+//     SQLite: it runs while every other writer waits.
+//   - Message bodies are read from the caller's reader before the request is submitted, so
+//     a slow client never stalls the committer.
+//   - A request whose context ends before the committer takes it is dropped; once taken it
+//     runs and its caller waits for the outcome, so nil always means committed and an error
+//     always means nothing of it was.
+//   - Change events are published after COMMIT succeeded and before the waiter is woken, so
+//     a caller subscribed to its own account sees its change before its call returns.
+//   - IDs (accounts, mailboxes, messages, blobs) are AUTOINCREMENT: never reused, so a stale
+//     reference can never name a different object.
+//
+// # Layout
+//
+// Bodies are stored once per delivery in blobs: one row with the cached parse and the first
+// blobChunkSize bytes, then blob_chunks rows for the rest, so that reading a large message
+// streams instead of loading it whole while a typical message is a single row. A message
+// row points at its blob; a blob no message points at is deleted in the transaction that
+// removed its last message. Every account has a MODSEQ counter (RFC 7162) that each write
+// raises once; mailboxes and messages store the value of their last change. UIDVALIDITY
+// values come from one database-wide counter, so they are never reused.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"petrel/internal/store"
+)
+
+// Options tune the store. The zero value is ready to use.
+type Options struct {
+	// MaxBatch bounds how many write requests share one transaction (and one fsync).
+	// Default 128; 1 disables grouping (useful to measure what group commit buys).
+	MaxBatch int
+	// MaxBatchBytes stops gathering a batch once the message bodies in it reach this many
+	// bytes. Default 32 MiB. A single larger message still goes through, alone.
+	MaxBatchBytes int64
+	// Logger receives commit failures and dropped subscribers. Default: discard.
+	Logger *slog.Logger
+}
+
+const (
+	defaultMaxBatch      = 128
+	defaultMaxBatchBytes = 32 << 20
+	// busyTimeout is how long we wait for a lock held by another connection or process
+	// (the CLI writing while the server runs) before failing with SQLITE_BUSY.
+	busyTimeout = 10 * time.Second
+	// queueLen is the capacity of the request channel; senders block beyond it.
+	queueLen = 1024
+)
+
+// errClosed is returned by writes after Close.
+var errClosed = errors.New("store: closed")
+
+// Store is the SQLite implementation of store.Store.
+type Store struct {
+	log *slog.Logger
+
+	wdb  *sql.DB // holds the single write connection
+	wc   *sql.Conn
+	rdb  *sql.DB // query-only pool for reads
+	opts Options
+
+	mu      sync.RWMutex // guards closed and sending on reqs (see write)
+	closed  bool
+	reqs    chan *request
+	stopped chan struct{} // closed when the committer has exited
+
+	changes *broker
+
+	ckdb   *sql.DB       // one connection for background checkpoints
+	ckWake chan struct{} // buffered(1); closed by Close after the committer stopped
+	ckDone chan struct{} // closed when the checkpointer has exited
+
+	batches atomic.Int64 // transactions the committer ran, for tests
+
+	lockMu sync.Mutex
+	locked map[int64]bool // accounts whose POP3 maildrop is locked
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path, runs pending schema migrations and
+// starts the committer.
+func Open(path string, opts Options) (*Store, error) {
+	if strings.ContainsAny(path, "?") {
+		// The driver takes everything after '?' as connection parameters.
+		return nil, fmt.Errorf("store: database path %q must not contain '?'", path)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = defaultMaxBatch
+	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = defaultMaxBatchBytes
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	common := fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)", busyTimeout.Milliseconds())
+	// synchronous=FULL: in WAL mode every COMMIT fsyncs the WAL, so a returned commit
+	// survives power loss (https://www.sqlite.org/pragma.html#pragma_synchronous).
+	//
+	// The checkpointer (checkpoint.go) keeps the WAL short; wal_autocheckpoint is only a
+	// backstop, and journal_size_limit gives back the space of a WAL that grew anyway.
+	wdb, err := sql.Open("sqlite", path+common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"+
+		"&_pragma=wal_autocheckpoint(16384)&_pragma=journal_size_limit(67108864)")
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetConnMaxIdleTime(0)
+	wdb.SetConnMaxLifetime(0)
+	ctx := context.Background()
+	wc, err := wdb.Conn(ctx)
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	var mode string
+	if err := wc.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
+		wc.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %s: cannot enable WAL (journal_mode %q): %v", path, mode, err)
+	}
+	// The committer waits for the write lock itself (see beginImmediate).
+	if _, err := wc.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+		wc.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := migrate(ctx, wc); err != nil {
+		wc.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+
+	rdb, err := sql.Open("sqlite", path+common+"&_pragma=query_only(1)")
+	if err != nil {
+		wc.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	ckdb, err := sql.Open("sqlite", path+common)
+	if err != nil {
+		rdb.Close()
+		wc.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	ckdb.SetMaxOpenConns(1)
+	readers := max(4, 2*runtime.GOMAXPROCS(0))
+	rdb.SetMaxOpenConns(readers)
+	rdb.SetMaxIdleConns(readers)
+
+	s := &Store{
+		log:     log,
+		wdb:     wdb,
+		wc:      wc,
+		rdb:     rdb,
+		opts:    opts,
+		reqs:    make(chan *request, queueLen),
+		stopped: make(chan struct{}),
+		changes: newBroker(log),
+		ckdb:    ckdb,
+		ckWake:  make(chan struct{}, 1),
+		ckDone:  make(chan struct{}),
+		locked:  map[int64]bool{},
+	}
+	go s.commitLoop()
+	go s.checkpointLoop()
+	return s, nil
+}
+
+// Close waits for queued writes to commit, stops the committer, closes every subscription
+// and the database. Calling it again does nothing.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.reqs)
+	s.mu.Unlock()
+
+	<-s.stopped
+	close(s.ckWake) // only the committer sends on it
+	<-s.ckDone
+	s.changes.closeAll()
+	return errors.Join(s.wc.Close(), s.wdb.Close(), s.rdb.Close(), s.ckdb.Close())
+}
