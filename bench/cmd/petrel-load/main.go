@@ -1,0 +1,374 @@
+// Command petrel-load generates SMTP and POP3 load against a mail server and
+// reports throughput and latency percentiles. It works against any server
+// (Petrel, Postfix+Dovecot, ...): it speaks only the protocols.
+//
+// Usage:
+//
+//	petrel-load SCENARIO [flags]        (or: petrel-load -scenario SCENARIO [flags])
+//
+// Scenarios: smtp, pop3, wait, idle. "petrel-load SCENARIO -h" lists the
+// flags of one; bench/README.md has examples.
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"petrel/bench/load"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitErrors = 1 // the run counted errors (and -allow-errors was not given)
+	exitUsage  = 2
+)
+
+// scenario is one subcommand: its help and a setup that registers its flags
+// and returns what runs it once they are parsed.
+type scenario struct {
+	name  string
+	help  string
+	setup func(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error)
+}
+
+var scenarios = []scenario{
+	{"smtp", "send -n messages of -size bytes over -c connections; with -wait-pop3, also measure end-to-end delivery", setupSMTP},
+	{"pop3", "-c clients log in, STAT, LIST, RETR every message (checked against LIST), optionally DELE, QUIT", setupPOP3},
+	{"wait", "poll STAT over POP3 until -expect messages are visible in the accounts", setupWait},
+	{"idle", "hold -n POP3 connections open for -hold; with -pid, report server memory per connection", setupIdle},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: petrel-load SCENARIO [flags]   (or -scenario SCENARIO [flags])")
+	fmt.Fprintln(w, "scenarios:")
+	for _, s := range scenarios {
+		fmt.Fprintf(w, "  %-5s %s\n", s.name, s.help)
+	}
+	fmt.Fprintln(w, "run \"petrel-load SCENARIO -h\" for its flags")
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// Accept "-scenario X" and "-scenario=X" in front, as well as "X".
+	switch {
+	case len(args) >= 2 && (args[0] == "-scenario" || args[0] == "--scenario"):
+		args = args[1:]
+	case len(args) >= 1 && (strings.HasPrefix(args[0], "-scenario=") || strings.HasPrefix(args[0], "--scenario=")):
+		_, name, _ := strings.Cut(args[0], "=")
+		args = append([]string{name}, args[1:]...)
+	}
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		usage(stderr)
+		return exitUsage
+	}
+	var sc *scenario
+	for i := range scenarios {
+		if scenarios[i].name == args[0] {
+			sc = &scenarios[i]
+		}
+	}
+	if sc == nil {
+		fmt.Fprintf(stderr, "petrel-load: unknown scenario %q\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+
+	fs := flag.NewFlagSet("petrel-load "+sc.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := registerCommon(fs, sc.name)
+	runScenario := sc.setup(fs, c)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "petrel-load %s: unexpected argument %q\n", sc.name, fs.Arg(0))
+		return exitUsage
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, c.overall)
+	defer cancel()
+	res, err := runScenario(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "petrel-load %s: %v\n", sc.name, err)
+		return exitUsage
+	}
+	if c.json {
+		err = res.WriteJSON(stdout)
+	} else {
+		err = res.WriteText(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "petrel-load: %v\n", err)
+		return exitErrors
+	}
+	if res.Errors > 0 && !c.allowErrors {
+		return exitErrors
+	}
+	return exitOK
+}
+
+// common holds the flags every scenario has.
+type common struct {
+	scenario    string
+	addr        string
+	implicitTLS bool
+	startTLS    bool
+	insecure    bool
+	serverName  string
+	caFile      string
+	opTimeout   time.Duration
+	overall     time.Duration
+	json        bool
+	allowErrors bool
+}
+
+func registerCommon(fs *flag.FlagSet, scenario string) *common {
+	c := &common{scenario: scenario}
+	fs.StringVar(&c.addr, "addr", "", "server `host:port` (default: Petrel's dev port for the protocol and TLS mode, on 127.0.0.1)")
+	fs.BoolVar(&c.implicitTLS, "tls", false, "implicit TLS from the first byte")
+	if scenario == "smtp" {
+		fs.BoolVar(&c.startTLS, "starttls", false, "upgrade with STARTTLS (RFC 3207)")
+	} else {
+		fs.BoolVar(&c.startTLS, "stls", false, "upgrade with STLS (RFC 2595)")
+	}
+	fs.BoolVar(&c.insecure, "insecure", false, "do not verify the server certificate")
+	fs.StringVar(&c.serverName, "servername", "", "name to verify the certificate against (default: host of -addr)")
+	fs.StringVar(&c.caFile, "cafile", "", "trust the certificates in this PEM `file` (e.g. petrel-data/tls/cert.pem)")
+	fs.DurationVar(&c.opTimeout, "op-timeout", 30*time.Second, "bound on each network read, write and dial")
+	fs.DurationVar(&c.overall, "timeout", 10*time.Minute, "stop the whole run after this long")
+	fs.BoolVar(&c.json, "json", false, "print the result as JSON")
+	fs.BoolVar(&c.allowErrors, "allow-errors", false, "exit 0 even if errors were counted")
+	return c
+}
+
+// Petrel's development ports, used when -addr is not given.
+var devPorts = map[string]map[load.TLSMode]string{
+	"smtp": {load.PlainText: "2525", load.StartTLS: "2587", load.ImplicitTLS: "2465"},
+	"pop3": {load.PlainText: "2110", load.StartTLS: "2110", load.ImplicitTLS: "2995"},
+}
+
+func (c *common) target() (load.Target, error) {
+	t := load.Target{Insecure: c.insecure, ServerName: c.serverName, Timeout: c.opTimeout, Addr: c.addr}
+	if c.caFile != "" {
+		pem, err := os.ReadFile(c.caFile)
+		if err != nil {
+			return t, err
+		}
+		t.RootCAs = x509.NewCertPool()
+		if !t.RootCAs.AppendCertsFromPEM(pem) {
+			return t, fmt.Errorf("%s: no PEM certificate", c.caFile)
+		}
+	}
+	switch {
+	case c.implicitTLS && c.startTLS:
+		return t, errors.New("-tls and STARTTLS/STLS exclude each other")
+	case c.implicitTLS:
+		t.TLS = load.ImplicitTLS
+	case c.startTLS:
+		t.TLS = load.StartTLS
+	}
+	if t.Addr == "" {
+		proto := "pop3"
+		if c.scenario == "smtp" {
+			proto = "smtp"
+		}
+		t.Addr = net.JoinHostPort("127.0.0.1", devPorts[proto][t.TLS])
+	}
+	return t, nil
+}
+
+// accountFlags selects POP3 accounts: a file, or a pattern and a password.
+type accountFlags struct {
+	file      string
+	user      string
+	pass      string
+	mailboxes int
+}
+
+func registerAccounts(fs *flag.FlagSet) *accountFlags {
+	a := &accountFlags{}
+	fs.StringVar(&a.file, "users", "", "`file` of user:password lines")
+	fs.StringVar(&a.user, "user", "dev@example.test", "user name, or a pattern such as user{n}@example.test (n = 1..-mailboxes)")
+	fs.StringVar(&a.pass, "pass", "", "password of -user (all accounts of the pattern share it)")
+	fs.IntVar(&a.mailboxes, "mailboxes", 1, "number of accounts of the -user pattern")
+	return a
+}
+
+func (a *accountFlags) accounts() ([]load.Account, error) {
+	if a.file == "" {
+		return load.PatternAccounts(a.user, a.pass, a.mailboxes), nil
+	}
+	f, err := os.Open(a.file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	acc, err := load.ReadAccounts(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.file, err)
+	}
+	if len(acc) == 0 {
+		return nil, fmt.Errorf("%s: no accounts", a.file)
+	}
+	return acc, nil
+}
+
+func setupSMTP(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {
+	var (
+		cfg         load.SMTPConfig
+		auth, to    string
+		waitAddr    string
+		waitPass    string
+		waitTLS     bool
+		waitSTLS    bool
+		waitTimeout time.Duration
+		poll        time.Duration
+	)
+	fs.IntVar(&cfg.Messages, "n", 1000, "messages to send")
+	fs.IntVar(&cfg.Size, "size", 10*1024, "message size in bytes")
+	fs.IntVar(&cfg.Conns, "c", 4, "concurrent connections")
+	fs.IntVar(&cfg.PerConn, "k", 0, "messages per connection before reconnecting (0: never)")
+	fs.StringVar(&auth, "auth", "", "AUTH PLAIN as `user:pass`")
+	fs.StringVar(&cfg.From, "from", "load@example.test", "sender address")
+	fs.StringVar(&to, "to", "dev@example.test", "recipients, comma-separated; {n} in one spreads messages over -mailboxes")
+	fs.IntVar(&cfg.Mailboxes, "mailboxes", 1, "mailboxes of a {n} recipient pattern")
+	fs.StringVar(&waitAddr, "wait-pop3", "", "after sending, poll the recipients over POP3 at `host:port` until every message is visible")
+	fs.StringVar(&waitPass, "pop3-pass", "", "POP3 password of the recipients (default: the -auth password)")
+	fs.BoolVar(&waitTLS, "pop3-tls", false, "POP3 with implicit TLS")
+	fs.BoolVar(&waitSTLS, "pop3-stls", false, "POP3 with STLS")
+	fs.DurationVar(&waitTimeout, "wait-timeout", time.Minute, "how long to wait for delivery after sending")
+	fs.DurationVar(&poll, "poll", 200*time.Millisecond, "pause between POP3 polls")
+	return func(ctx context.Context) (*load.Result, error) {
+		t, err := c.target()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Target = t
+		if auth != "" {
+			user, pass, ok := strings.Cut(auth, ":")
+			if !ok {
+				return nil, errors.New("-auth wants user:pass")
+			}
+			cfg.Auth = &load.Account{User: user, Pass: pass}
+		}
+		for _, r := range strings.Split(to, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				cfg.To = append(cfg.To, r)
+			}
+		}
+		if waitAddr != "" {
+			if waitTLS && waitSTLS {
+				return nil, errors.New("-pop3-tls and -pop3-stls exclude each other")
+			}
+			// The POP3 side shares the SMTP side's certificate settings.
+			w := &load.WaitConfig{Target: t, Pass: waitPass, Poll: poll, Timeout: waitTimeout}
+			w.Addr, w.TLS = waitAddr, load.PlainText
+			if waitTLS {
+				w.TLS = load.ImplicitTLS
+			} else if waitSTLS {
+				w.TLS = load.StartTLS
+			}
+			if w.Pass == "" && cfg.Auth != nil {
+				w.Pass = cfg.Auth.Pass
+			}
+			cfg.Wait = w
+		}
+		return load.RunSMTP(ctx, cfg)
+	}
+}
+
+func setupPOP3(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {
+	var cfg load.POP3Config
+	acc := registerAccounts(fs)
+	fs.IntVar(&cfg.Clients, "c", 4, "concurrent clients")
+	fs.IntVar(&cfg.Sessions, "sessions", 0, "stop after this many logins (0 with no -duration: each account once)")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "stop starting sessions after this long")
+	fs.BoolVar(&cfg.Delete, "dele", false, "delete every retrieved message")
+	return func(ctx context.Context) (*load.Result, error) {
+		var err error
+		if cfg.Target, err = c.target(); err != nil {
+			return nil, err
+		}
+		if cfg.Accounts, err = acc.accounts(); err != nil {
+			return nil, err
+		}
+		return load.RunPOP3(ctx, cfg)
+	}
+}
+
+func setupWait(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {
+	var cfg load.WaitConfig
+	acc := registerAccounts(fs)
+	fs.Int64Var(&cfg.Expect, "expect", 0, "messages to wait for, summed over the accounts")
+	fs.DurationVar(&cfg.Timeout, "wait-timeout", time.Minute, "give up after this long")
+	fs.DurationVar(&cfg.Poll, "poll", 200*time.Millisecond, "pause between polls")
+	fs.IntVar(&cfg.Conns, "c", 4, "concurrent STAT sessions per poll")
+	return func(ctx context.Context) (*load.Result, error) {
+		var err error
+		if cfg.Target, err = c.target(); err != nil {
+			return nil, err
+		}
+		if cfg.Accounts, err = acc.accounts(); err != nil {
+			return nil, err
+		}
+		return load.RunWait(ctx, cfg)
+	}
+}
+
+func setupIdle(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {
+	var (
+		cfg   load.IdleConfig
+		login bool
+		pids  string
+	)
+	acc := registerAccounts(fs)
+	fs.IntVar(&cfg.Conns, "n", 100, "connections to open")
+	fs.IntVar(&cfg.Dialers, "c", 16, "connections opened in parallel")
+	fs.DurationVar(&cfg.Hold, "hold", 10*time.Second, "how long to hold the connections")
+	fs.BoolVar(&login, "login", false, "log in on each connection (connection i uses account i mod accounts; give at least -n)")
+	fs.StringVar(&pids, "pid", "", "server process `PID[,PID...]` whose RSS and PSS to sample")
+	return func(ctx context.Context) (*load.Result, error) {
+		var err error
+		if cfg.Target, err = c.target(); err != nil {
+			return nil, err
+		}
+		if login {
+			if cfg.Accounts, err = acc.accounts(); err != nil {
+				return nil, err
+			}
+		}
+		for _, p := range strings.Split(pids, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			pid, err := strconv.Atoi(p)
+			if err != nil || pid <= 0 {
+				return nil, fmt.Errorf("-pid: bad process id %q", p)
+			}
+			cfg.PIDs = append(cfg.PIDs, pid)
+		}
+		return load.RunIdle(ctx, cfg)
+	}
+}

@@ -1,0 +1,255 @@
+package load
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// IdleConfig is the idle scenario: open Conns POP3 connections, hold them
+// for Hold, and measure what they cost the server processes PIDs.
+type IdleConfig struct {
+	Target
+	Conns   int           // N, connections to open
+	Dialers int           // connections opened in parallel; default 16
+	Hold    time.Duration // how long to keep them open
+	// Accounts, if set, are logged in to, connection i using account
+	// i mod len(Accounts). A POP3 server locks a maildrop per session
+	// (RFC 1939 §8), so give at least Conns accounts.
+	Accounts []Account
+	PIDs     []int // server processes to sample; none: no memory figures
+}
+
+// IdleReport is the idle scenario's own part of a Result.
+type IdleReport struct {
+	Requested     int       `json:"requested"`
+	Opened        int64     `json:"opened"`          // connections that got to the greeting (and login)
+	OpenAfterHold int64     `json:"open_after_hold"` // of those, still answering after Hold
+	HoldS         float64   `json:"hold_s"`
+	LoggedIn      bool      `json:"logged_in"`
+	Processes     []ProcMem `json:"processes"`
+	RSSKBPerConn  float64   `json:"rss_kb_per_conn"` // summed over Processes, per opened connection
+	PSSKBPerConn  float64   `json:"pss_kb_per_conn"`
+	NoFile        uint64    `json:"nofile_limit"` // RLIMIT_NOFILE of the load tool during the run
+}
+
+// ProcMem is one server process's memory before the connections were opened
+// and while they were held.
+type ProcMem struct {
+	PID    int      `json:"pid"`
+	Before MemUsage `json:"before"`
+	After  MemUsage `json:"after"`
+}
+
+// MemUsage is a process's resident and proportional set size.
+type MemUsage struct {
+	RSSKB int64 `json:"rss_kb"`
+	PSSKB int64 `json:"pss_kb"`
+}
+
+// ReadMemUsage reads Rss and Pss of process pid from /proc/PID/smaps_rollup
+// (Linux 4.14+). PSS splits shared pages among the processes sharing them,
+// so it is the fairer figure for a server with several processes.
+func ReadMemUsage(pid int) (MemUsage, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return MemUsage{}, err
+	}
+	defer f.Close()
+	var m MemUsage
+	var found int
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch k {
+		case "Rss":
+			dst = &m.RSSKB
+		case "Pss":
+			dst = &m.PSSKB
+		default:
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return MemUsage{}, fmt.Errorf("smaps_rollup of %d: %s: %w", pid, k, err)
+		}
+		*dst = n
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return MemUsage{}, err
+	}
+	if found != 2 {
+		return MemUsage{}, fmt.Errorf("smaps_rollup of %d: no Rss or Pss line", pid)
+	}
+	return m, nil
+}
+
+// RunIdle runs the idle scenario. It raises its own RLIMIT_NOFILE to fit
+// Conns connections if it can.
+func RunIdle(ctx context.Context, cfg IdleConfig) (*Result, error) {
+	switch {
+	case cfg.Addr == "":
+		return nil, errors.New("idle: no server address")
+	case cfg.Conns <= 0:
+		return nil, errors.New("idle: connection count must be positive")
+	}
+	dialers := cfg.Dialers
+	if dialers <= 0 {
+		dialers = 16
+	}
+	var errs errorLog
+	rep := &IdleReport{Requested: cfg.Conns, HoldS: cfg.Hold.Seconds(), LoggedIn: len(cfg.Accounts) > 0}
+	// Each connection is one descriptor here; leave room for the rest.
+	limit, err := raiseNoFile(uint64(cfg.Conns) + 64)
+	if err != nil {
+		errs.add("raising RLIMIT_NOFILE: %v", err)
+	}
+	rep.NoFile = limit
+
+	before := make([]MemUsage, len(cfg.PIDs))
+	for i, pid := range cfg.PIDs {
+		if before[i], err = ReadMemUsage(pid); err != nil {
+			return nil, err
+		}
+	}
+
+	// Open the connections, Dialers at a time.
+	var (
+		mu      sync.Mutex
+		clients []*pop3Client
+		next    atomic.Int64
+		lat     samples
+		wg      sync.WaitGroup
+	)
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	start := time.Now()
+	for range dialers {
+		wg.Go(func() {
+			var mine []time.Duration
+			defer func() { lat.merge(mine) }()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= cfg.Conns {
+					return
+				}
+				t0 := time.Now()
+				c, err := openIdle(ctx, cfg, i)
+				if err != nil {
+					if ctx.Err() == nil {
+						errs.add("connection %d: %v", i, err)
+					}
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+				mu.Lock()
+				clients = append(clients, c)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	opening := time.Since(start)
+	rep.Opened = int64(len(clients))
+
+	select {
+	case <-ctx.Done():
+	case <-time.After(cfg.Hold):
+	}
+	// Sample while the connections are still open.
+	for i, pid := range cfg.PIDs {
+		after, err := ReadMemUsage(pid)
+		if err != nil {
+			errs.add("after: %v", err)
+			continue
+		}
+		rep.Processes = append(rep.Processes, ProcMem{PID: pid, Before: before[i], After: after})
+	}
+	if rep.Opened > 0 && len(rep.Processes) > 0 {
+		var rss, pss int64
+		for _, p := range rep.Processes {
+			rss += p.After.RSSKB - p.Before.RSSKB
+			pss += p.After.PSSKB - p.Before.PSSKB
+		}
+		rep.RSSKBPerConn = float64(rss) / float64(rep.Opened)
+		rep.PSSKBPerConn = float64(pss) / float64(rep.Opened)
+	}
+
+	res := &Result{
+		Scenario:  "idle",
+		Target:    cfg.Target.describe(),
+		Unit:      "connection",
+		Ops:       rep.Opened,
+		Latency:   lat.summary(),
+		LatencyOf: "connection setup: dial, TLS, greeting, login if asked",
+		Idle:      rep,
+	}
+	if ctx.Err() != nil {
+		res.Stopped = stoppedText(ctx, fmt.Sprintf("%d of %d connections opened", rep.Opened, cfg.Conns))
+		errs.add("%s", res.Stopped)
+	} else {
+		rep.OpenAfterHold = checkOpen(clients, dialers)
+		if lost := rep.Opened - rep.OpenAfterHold; lost > 0 {
+			errs.add("%d of %d connections closed during the hold", lost, rep.Opened)
+		}
+		res.Sessions = rep.OpenAfterHold
+	}
+	errs.fill(res)
+	res.finish(opening)
+	return res, nil
+}
+
+// openIdle opens connection i: greeting, STLS or TLS as configured, and a
+// login if accounts were given.
+func openIdle(ctx context.Context, cfg IdleConfig, i int) (*pop3Client, error) {
+	c, err := dialPOP3(ctx, cfg.Target)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Accounts) > 0 {
+		if err := c.login(cfg.Accounts[i%len(cfg.Accounts)]); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// checkOpen sends NOOP on every connection and counts those that answer,
+// then says QUIT. Any status line counts: NOOP is only valid after login
+// (RFC 1939 §5), so a connection that is not logged in answers -ERR, which
+// still shows it is open.
+func checkOpen(clients []*pop3Client, parallel int) int64 {
+	var open atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, parallel)
+	for _, c := range clients {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := c.cmd("NOOP")
+			var refusal *errResponse
+			if err == nil || errors.As(err, &refusal) {
+				open.Add(1)
+				_ = c.quit()
+			}
+		})
+	}
+	wg.Wait()
+	return open.Load()
+}
