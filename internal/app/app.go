@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"petrel/internal/address"
 	"petrel/internal/auth"
 	"petrel/internal/config"
 	"petrel/internal/connlimit"
@@ -40,6 +41,23 @@ func OpenStore(dataDir string, log *slog.Logger) (*sqlite.Store, error) {
 		return nil, err
 	}
 	return sqlite.Open(filepath.Join(dataDir, "petrel.db"), sqlite.Options{Logger: log})
+}
+
+// EnsureDomains adds the configured domains that the store does not have yet.
+func EnsureDomains(ctx context.Context, st store.Directory, domains []string) error {
+	for _, d := range domains {
+		a, err := address.Parse("postmaster@" + d)
+		if err != nil {
+			return fmt.Errorf("domain %q: not a valid domain name", d)
+		}
+		if _, err := st.Domain(ctx, a.Domain); err == nil {
+			continue
+		}
+		if err := st.AddDomain(ctx, a.Domain); err != nil && !errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("domain %s: %w", d, err)
+		}
+	}
+	return nil
 }
 
 // server is what every protocol server offers the app.
@@ -101,10 +119,8 @@ func (a *App) prepare(ctx context.Context) error {
 	}
 	a.certs = c
 
-	for _, d := range cfg.Domains {
-		if err := a.store.AddDomain(ctx, strings.ToLower(d)); err != nil && !errors.Is(err, store.ErrExists) {
-			return fmt.Errorf("domain %s: %w", d, err)
-		}
+	if err := EnsureDomains(ctx, a.store, cfg.Domains); err != nil {
+		return err
 	}
 	if cfg.Dev {
 		if err := a.ensureDevAccount(ctx); err != nil {

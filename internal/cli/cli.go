@@ -114,7 +114,17 @@ func (e *Env) openStore() (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return app.OpenStore(c.Data, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := app.OpenStore(c.Data, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, err
+	}
+	// The config's domains exist for the server from its first start; management commands
+	// see them too, so that `account add` works before the first `serve`.
+	if err := app.EnsureDomains(e.Ctx, st, c.Domains); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 // withStore runs f with an open store and closes it afterwards.

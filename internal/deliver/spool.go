@@ -1,0 +1,112 @@
+package deliver
+
+import (
+	"errors"
+	"io"
+	"os"
+)
+
+// DefaultSpoolMemory is a sensible memLimit for NewSpool: most mail is far smaller.
+const DefaultSpoolMemory = 1 << 20
+
+// Spool holds one message body while a transaction is in progress: written once, then read
+// as often as needed (it implements Body). Bodies up to memLimit bytes stay in memory;
+// a larger one moves to a temporary file in dir, which is unlinked as soon as it is
+// created, so a crash leaves nothing behind, and whose descriptor Close releases.
+//
+// A Spool is not safe for concurrent writes; concurrent ReadAt calls after writing are.
+type Spool struct {
+	dir      string
+	memLimit int64
+	mem      []byte
+	f        *os.File // nil while the body fits in memory
+	size     int64
+	err      error // sticky write error
+}
+
+// NewSpool returns an empty spool. dir "" means the system temporary directory.
+func NewSpool(dir string, memLimit int64) *Spool {
+	return &Spool{dir: dir, memLimit: memLimit}
+}
+
+// Write appends p to the body.
+func (s *Spool) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.f == nil && s.size+int64(len(p)) > s.memLimit {
+		if err := s.toFile(); err != nil {
+			s.err = err
+			return 0, err
+		}
+	}
+	if s.f == nil {
+		s.mem = append(s.mem, p...)
+		s.size += int64(len(p))
+		return len(p), nil
+	}
+	n, err := s.f.Write(p)
+	s.size += int64(n)
+	if err != nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// toFile moves the in-memory body to a temporary file.
+func (s *Spool) toFile() error {
+	f, err := os.CreateTemp(s.dir, "petrel-spool-*")
+	if err != nil {
+		return err
+	}
+	// Unlinked at once: the open descriptor keeps the data until Close.
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(s.mem); err != nil {
+		f.Close()
+		return err
+	}
+	s.f, s.mem = f, nil
+	return nil
+}
+
+// ReadAt reads the body written so far.
+func (s *Spool) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("deliver: spool: negative offset")
+	}
+	if s.f != nil {
+		return s.f.ReadAt(p, off)
+	}
+	if off >= int64(len(s.mem)) {
+		return 0, io.EOF
+	}
+	n := copy(p, s.mem[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Size is the number of bytes written.
+func (s *Spool) Size() int64 { return s.size }
+
+// InMemory reports whether the body is still held in memory (for tests and metrics).
+func (s *Spool) InMemory() bool { return s.f == nil }
+
+// Reader returns a reader over the whole body.
+func (s *Spool) Reader() io.Reader { return io.NewSectionReader(s, 0, s.size) }
+
+// Close releases the temporary file, if any. The spool must not be used afterwards.
+func (s *Spool) Close() error {
+	s.mem = nil
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	s.err = os.ErrClosed
+	return err
+}

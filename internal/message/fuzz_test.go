@@ -1,0 +1,42 @@
+package message
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func FuzzParse(f *testing.F) {
+	f.Add("Subject: hi\r\n\r\nbody\r\n")
+	f.Add("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nx\r\n--b--\r\n")
+	f.Add("Content-Type: multipart/digest; boundary=\"a b\"\r\n\r\n--a b\r\n\r\n--a b--")
+	f.Add("From: =?utf-8?b?w6k=?= <a@b>, x\r\nDate: bad\r\n\n\n")
+	f.Fuzz(func(t *testing.T, msg string) {
+		pm, err := Parse(strings.NewReader(msg))
+		if err != nil {
+			t.Fatalf("Parse: %v", err)
+		}
+		var root Part
+		if err := json.Unmarshal(pm.Structure, &root); err != nil {
+			t.Fatalf("structure: %v", err)
+		}
+		var env Envelope
+		if err := json.Unmarshal(pm.Envelope, &env); err != nil {
+			t.Fatalf("envelope: %v", err)
+		}
+		var check func(p Part, lo, hi int64, depth int)
+		check = func(p Part, lo, hi int64, depth int) {
+			if depth > MaxDepth+1 {
+				t.Fatalf("depth %d", depth)
+			}
+			start, end := p.Offset, p.Offset+p.HeaderSize+p.Size
+			if start < lo || end > hi || p.HeaderSize < 0 || p.Size < 0 {
+				t.Fatalf("part [%d,%d) outside [%d,%d)", start, end, lo, hi)
+			}
+			for _, c := range p.Children {
+				check(c, p.Offset+p.HeaderSize, end, depth+1)
+			}
+		}
+		check(root, 0, int64(len(msg)), 0)
+	})
+}
