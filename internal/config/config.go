@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -208,7 +209,13 @@ func Parse(path string, src []byte) (*Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &Error{File: path, Line: pe.Position.Line, Msg: pe.Message}
+			return nil, &Error{File: path, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+		}
+		// Type mismatches come back from the TOML library as plain errors whose text carries
+		// the line and key; pick them out so the operator still gets file:line: key.
+		if m := typeErr.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return nil, &Error{File: path, Line: line, Key: m[2], Msg: m[3]}
 		}
 		return nil, &Error{File: path, Msg: err.Error()}
 	}
@@ -227,6 +234,8 @@ func Parse(path string, src []byte) (*Config, error) {
 	}
 	return c, nil
 }
+
+var typeErr = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]+)"\): (.*)$`)
 
 // Validate checks a configuration built in code (the development instance, tests).
 func (c *Config) Validate() error { return c.validate() }
