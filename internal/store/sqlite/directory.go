@@ -91,7 +91,7 @@ func (s *Store) DeleteDomain(ctx context.Context, name string) error {
 }
 
 func (s *Store) Domains(ctx context.Context) ([]store.Domain, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT name, coalesce(catch_all, '') FROM domains ORDER BY name`)
+	rows, err := s.query(ctx, `SELECT name, coalesce(catch_all, '') FROM domains ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (s *Store) Domains(ctx context.Context) ([]store.Domain, error) {
 
 func (s *Store) Domain(ctx context.Context, name string) (store.Domain, error) {
 	var d store.Domain
-	err := s.rdb.QueryRowContext(ctx, `SELECT name, coalesce(catch_all, '') FROM domains WHERE name = ?`,
+	err := s.queryRow(ctx, `SELECT name, coalesce(catch_all, '') FROM domains WHERE name = ?`,
 		strings.ToLower(name)).Scan(&d.Name, &d.CatchAll)
 	return d, notFound(err)
 }
@@ -236,7 +236,7 @@ func scanAccount(sc interface{ Scan(...any) error }) (store.Account, error) {
 }
 
 func (s *Store) Accounts(ctx context.Context, domain string) ([]store.Account, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts
+	rows, err := s.query(ctx, `SELECT `+accountColumns+` FROM accounts
 		WHERE ?1 = '' OR domain = ?1 ORDER BY address`, strings.ToLower(domain))
 	if err != nil {
 		return nil, err
@@ -254,13 +254,13 @@ func (s *Store) Accounts(ctx context.Context, domain string) ([]store.Account, e
 }
 
 func (s *Store) AccountByAddress(ctx context.Context, address string) (store.Account, error) {
-	a, err := scanAccount(s.rdb.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE address = ?`,
+	a, err := scanAccount(s.queryRow(ctx, `SELECT `+accountColumns+` FROM accounts WHERE address = ?`,
 		strings.ToLower(address)))
 	return a, notFound(err)
 }
 
 func (s *Store) AccountByID(ctx context.Context, id int64) (store.Account, error) {
-	a, err := scanAccount(s.rdb.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id = ?`, id))
+	a, err := scanAccount(s.queryRow(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id = ?`, id))
 	return a, notFound(err)
 }
 
@@ -340,7 +340,7 @@ func scanAlias(sc interface{ Scan(...any) error }) (store.Alias, error) {
 }
 
 func (s *Store) Aliases(ctx context.Context, domain string) ([]store.Alias, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT address, targets FROM aliases
+	rows, err := s.query(ctx, `SELECT address, targets FROM aliases
 		WHERE ?1 = '' OR domain = ?1 ORDER BY address`, strings.ToLower(domain))
 	if err != nil {
 		return nil, err
@@ -358,7 +358,7 @@ func (s *Store) Aliases(ctx context.Context, domain string) ([]store.Alias, erro
 }
 
 func (s *Store) Alias(ctx context.Context, address string) (store.Alias, error) {
-	a, err := scanAlias(s.rdb.QueryRowContext(ctx, `SELECT address, targets FROM aliases WHERE address = ?`,
+	a, err := scanAlias(s.queryRow(ctx, `SELECT address, targets FROM aliases WHERE address = ?`,
 		strings.ToLower(address)))
 	return a, notFound(err)
 }

@@ -198,7 +198,7 @@ func scanMailbox(sc interface{ Scan(...any) error }) (store.Mailbox, error) {
 // Mailboxes implements store.Mail, in creation order (so DefaultMailboxes come first, in
 // their display order). An unknown account is ErrNotFound: every account has an INBOX.
 func (s *Store) Mailboxes(ctx context.Context, accountID int64) ([]store.Mailbox, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+mailboxColumns+` FROM mailboxes WHERE account_id = ? ORDER BY id`, accountID)
+	rows, err := s.query(ctx, `SELECT `+mailboxColumns+` FROM mailboxes WHERE account_id = ? ORDER BY id`, accountID)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +221,7 @@ func (s *Store) Mailboxes(ctx context.Context, accountID int64) ([]store.Mailbox
 }
 
 func (s *Store) Mailbox(ctx context.Context, accountID int64, name string) (store.Mailbox, error) {
-	m, err := scanMailbox(s.rdb.QueryRowContext(ctx, `SELECT `+mailboxColumns+` FROM mailboxes WHERE account_id = ? AND name = ?`,
+	m, err := scanMailbox(s.queryRow(ctx, `SELECT `+mailboxColumns+` FROM mailboxes WHERE account_id = ? AND name = ?`,
 		accountID, canonicalMailbox(name)))
 	return m, notFound(err)
 }
@@ -248,7 +248,7 @@ func (s *Store) CreateMailbox(ctx context.Context, accountID int64, name string)
 
 // Messages implements store.Mail. An unknown mailbox is ErrNotFound, an empty one is not.
 func (s *Store) Messages(ctx context.Context, mailboxID int64) ([]store.Message, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, uid, blob_id, size, internal_date, flags, modseq
+	rows, err := s.query(ctx, `SELECT id, uid, blob_id, size, internal_date, flags, modseq
 		FROM messages WHERE mailbox_id = ? ORDER BY uid`, mailboxID)
 	if err != nil {
 		return nil, err
@@ -271,7 +271,7 @@ func (s *Store) Messages(ctx context.Context, mailboxID int64) ([]store.Message,
 	}
 	if len(out) == 0 {
 		var one int
-		if err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM mailboxes WHERE id = ?`, mailboxID).Scan(&one); err != nil {
+		if err := s.queryRow(ctx, `SELECT 1 FROM mailboxes WHERE id = ?`, mailboxID).Scan(&one); err != nil {
 			return nil, notFound(err)
 		}
 	}
@@ -282,8 +282,8 @@ func (s *Store) Messages(ctx context.Context, mailboxID int64) ([]store.Message,
 // connection between reads; the first chunk is in the blobs row, so a message smaller than
 // a chunk costs one query.
 func (s *Store) OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error) {
-	r := &blobReader{ctx: ctx, db: s.rdb, id: blobID}
-	err := s.rdb.QueryRowContext(ctx, `SELECT size, data FROM blobs WHERE id = ?`, blobID).Scan(&r.size, &r.buf)
+	r := &blobReader{ctx: ctx, s: s, id: blobID}
+	err := s.queryRow(ctx, `SELECT size, data FROM blobs WHERE id = ?`, blobID).Scan(&r.size, &r.buf)
 	if err != nil {
 		return nil, notFound(err)
 	}
@@ -293,7 +293,7 @@ func (s *Store) OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, erro
 
 type blobReader struct {
 	ctx  context.Context
-	db   *sql.DB
+	s    *Store
 	id   int64
 	size int64  // total bytes of the blob
 	read int64  // bytes handed out so far
@@ -306,7 +306,7 @@ func (r *blobReader) Read(p []byte) (int, error) {
 		if r.read >= r.size {
 			return 0, io.EOF
 		}
-		err := r.db.QueryRowContext(r.ctx, `SELECT data FROM blob_chunks WHERE blob_id = ? AND seq = ?`, r.id, r.seq).Scan(&r.buf)
+		err := r.s.queryRow(r.ctx, `SELECT data FROM blob_chunks WHERE blob_id = ? AND seq = ?`, r.id, r.seq).Scan(&r.buf)
 		if errors.Is(err, sql.ErrNoRows) {
 			// Expunged by someone else while we were reading it.
 			return 0, fmt.Errorf("store: blob %d gone while reading: %w", r.id, io.ErrUnexpectedEOF)
@@ -329,7 +329,7 @@ func (r *blobReader) Close() error { return nil }
 func (s *Store) Parsed(ctx context.Context, blobID int64) (store.ParsedMessage, error) {
 	var p store.ParsedMessage
 	var date sql.NullInt64
-	err := s.rdb.QueryRowContext(ctx, `SELECT message_id, subject, from_addr, date, envelope, structure FROM blobs WHERE id = ?`,
+	err := s.queryRow(ctx, `SELECT message_id, subject, from_addr, date, envelope, structure FROM blobs WHERE id = ?`,
 		blobID).Scan(&p.MessageID, &p.Subject, &p.From, &date, &p.Envelope, &p.Structure)
 	if err != nil {
 		return store.ParsedMessage{}, notFound(err)

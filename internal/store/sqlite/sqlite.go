@@ -90,10 +90,14 @@ var errClosed = errors.New("store: closed")
 type Store struct {
 	log *slog.Logger
 
-	wdb  *sql.DB // holds the single write connection
-	wc   *sql.Conn
-	rdb  *sql.DB // query-only pool for reads
-	opts Options
+	wdb *sql.DB // holds the single write connection
+	wc  *sql.Conn
+	rdb *sql.DB // query-only pool for reads
+	// reads caches prepared read statements by query text: preparing costs more than running
+	// the small lookups on the hot paths (RCPT, login, RETR). database/sql re-prepares a Stmt
+	// on each pooled connection as needed.
+	reads sync.Map // string -> *sql.Stmt
+	opts  Options
 
 	mu      sync.RWMutex // guards closed and sending on reqs (see write)
 	closed  bool
@@ -113,6 +117,41 @@ type Store struct {
 }
 
 var _ store.Store = (*Store)(nil)
+
+// readStmt returns the prepared form of a read query.
+func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.reads.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.rdb.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.reads.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// queryRow runs a single-row read query through the statement cache.
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.readStmt(ctx, query)
+	if err != nil {
+		// Let the unprepared path report the same error through Row.Scan.
+		return s.rdb.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// query runs a read query through the statement cache.
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.readStmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
 
 // Open opens (creating if needed) the database at path, runs pending schema migrations and
 // starts the committer.
