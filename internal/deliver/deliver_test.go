@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"petrel/internal/address"
@@ -229,33 +230,41 @@ func TestDeliver(t *testing.T) {
 func TestSpool(t *testing.T) {
 	dir := t.TempDir()
 	for _, size := range []int{0, 10, 100, 101, 5000} {
-		sp := NewSpool(dir, 100)
-		want := bytes.Repeat([]byte("0123456789"), size/10+1)[:size]
-		// Write in uneven pieces to cross the memory limit mid-write.
-		for rest := want; len(rest) > 0; {
-			n := min(len(rest), 33)
-			if _, err := sp.Write(rest[:n]); err != nil {
-				t.Fatal(err)
+		for _, fill := range []string{"Write", "ReadFrom"} {
+			sp := NewSpool(dir, 100)
+			want := bytes.Repeat([]byte("0123456789"), size/10+1)[:size]
+			if fill == "ReadFrom" {
+				// Through io.Copy, in uneven reads, as the SMTP session fills it.
+				if n, err := io.Copy(sp, iotest.HalfReader(bytes.NewReader(want))); n != int64(size) || err != nil {
+					t.Fatalf("ReadFrom: %d, %v", n, err)
+				}
 			}
-			rest = rest[n:]
-		}
-		if sp.Size() != int64(size) || sp.InMemory() != (size <= 100) {
-			t.Errorf("size %d: Size()=%d InMemory()=%v", size, sp.Size(), sp.InMemory())
-		}
-		for range 2 { // readable more than once
-			got, err := io.ReadAll(sp.Reader())
-			if err != nil || !bytes.Equal(got, want) {
-				t.Errorf("size %d: read %d bytes, err %v", size, len(got), err)
+			// Write in uneven pieces to cross the memory limit mid-write.
+			for rest := want; fill == "Write" && len(rest) > 0; {
+				n := min(len(rest), 33)
+				if _, err := sp.Write(rest[:n]); err != nil {
+					t.Fatal(err)
+				}
+				rest = rest[n:]
 			}
-		}
-		if size > 3 {
-			p := make([]byte, 3)
-			if n, err := sp.ReadAt(p, int64(size-3)); n != 3 || err != nil || !bytes.Equal(p, want[size-3:]) {
-				t.Errorf("ReadAt tail: %d %v %q", n, err, p)
+			if sp.Size() != int64(size) || sp.InMemory() != (size <= 100) {
+				t.Errorf("size %d: Size()=%d InMemory()=%v", size, sp.Size(), sp.InMemory())
 			}
-		}
-		if err := sp.Close(); err != nil {
-			t.Error(err)
+			for range 2 { // readable more than once
+				got, err := io.ReadAll(sp.Reader())
+				if err != nil || !bytes.Equal(got, want) {
+					t.Errorf("size %d: read %d bytes, err %v", size, len(got), err)
+				}
+			}
+			if size > 3 {
+				p := make([]byte, 3)
+				if n, err := sp.ReadAt(p, int64(size-3)); n != 3 || err != nil || !bytes.Equal(p, want[size-3:]) {
+					t.Errorf("ReadAt tail: %d %v %q", n, err, p)
+				}
+			}
+			if err := sp.Close(); err != nil {
+				t.Error(err)
+			}
 		}
 	}
 	// The temporary files are unlinked at once: nothing is left in dir.

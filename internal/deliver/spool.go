@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 )
 
 // DefaultSpoolMemory is a sensible memLimit for NewSpool: most mail is far smaller.
@@ -51,6 +52,39 @@ func (s *Spool) Write(p []byte) (int, error) {
 		s.err = err
 	}
 	return n, err
+}
+
+// ReadFrom fills the spool from r. Small bodies are read straight into memory, without the
+// 32 KiB intermediate buffer io.Copy would otherwise allocate for every message.
+func (s *Spool) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for s.f == nil {
+		if s.err != nil {
+			return total, s.err
+		}
+		if cap(s.mem)-len(s.mem) < 512 {
+			s.mem = slices.Grow(s.mem, max(4096, len(s.mem)))
+		}
+		n, err := r.Read(s.mem[len(s.mem):cap(s.mem)])
+		s.mem = s.mem[:len(s.mem)+n]
+		s.size += int64(n)
+		total += int64(n)
+		if s.size > s.memLimit {
+			if ferr := s.toFile(); ferr != nil {
+				s.err = ferr
+				return total, ferr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	// Hide ReadFrom so that io.Copy does not call back into it.
+	n, err := io.Copy(struct{ io.Writer }{s}, r)
+	return total + n, err
 }
 
 // toFile moves the in-memory body to a temporary file.

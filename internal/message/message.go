@@ -88,6 +88,7 @@ type Part struct {
 func Parse(r io.Reader) (store.ParsedMessage, error) {
 	p := newParser(r)
 	root, _ := p.parsePart(0, nil, "text/plain")
+	p.release()
 	if p.err != nil {
 		return store.ParsedMessage{}, p.err
 	}
