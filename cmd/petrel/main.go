@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"petrel/internal/cli"
@@ -20,6 +21,13 @@ func main() {
 	conf := fs.String("c", "", "config file")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
+	}
+
+	// The server allocates per message and keeps a small live heap; collecting at 200% instead
+	// of 100% growth measured 5-10% more inbound messages/s for a few MB more memory.
+	// GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
