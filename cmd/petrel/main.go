@@ -50,13 +50,27 @@ func main() {
 		Reload: reload,
 	}, fs.Args())
 	if err != nil {
-		if errors.Is(err, cli.ErrUsage) {
-			if err != cli.ErrUsage {
-				fmt.Fprintln(os.Stderr, err)
-			}
-			os.Exit(2)
+		os.Exit(report(err))
+	}
+}
+
+// report prints a command's error and returns the exit status: the command's own (client
+// tools document theirs), 2 for a wrong command line, 1 otherwise.
+func report(err error) int {
+	var ee *cli.ExitError
+	switch {
+	case errors.As(err, &ee):
+		if ee.Err != nil && ee.Err != cli.ErrUsage {
+			fmt.Fprintln(os.Stderr, "petrel:", ee.Err)
 		}
+		return ee.Code
+	case errors.Is(err, cli.ErrUsage):
+		if err != cli.ErrUsage {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		return 2
+	default:
 		fmt.Fprintln(os.Stderr, "petrel:", err)
-		os.Exit(1)
+		return 1
 	}
 }

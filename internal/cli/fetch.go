@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"golang.org/x/term"
+
+	"petrel/internal/clientconf"
+	"petrel/internal/fetch"
+)
+
+func fetchCommands() []command {
+	return []command{
+		{noun: "fetch", args: "[--config F] [--account NAME] [--dry-run] [--quiet]",
+			help: "download POP3 accounts into local archives (exit 0 ok, 1 an account failed, 2 usage/config, 3 local write error)",
+			run:  fetchRun},
+	}
+}
+
+// Exit codes of the client tools, documented in docs/client-tools.md.
+const (
+	ExitOK      = 0
+	ExitFailed  = 1 // an account (fetch) or a message (send) failed; retrying later may help
+	ExitUsage   = 2 // wrong command line or config file
+	ExitLocal   = 3 // fetch: the archive or state file could not be written: needs attention
+	progressGap = 100 * time.Millisecond
+)
+
+// ExitError carries the exit status a client command wants; main exits with ExitCode.
+// Its message has already been printed when Err is nil.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// ExitCode is the process exit status.
+func (e *ExitError) ExitCode() int { return e.Code }
+
+// loadClientConfig reads --config or the default path; errors are usage errors (exit 2).
+func loadClientConfig(path string) (*clientconf.Config, error) {
+	if path == "" {
+		var err error
+		if path, err = clientconf.DefaultPath(); err != nil {
+			return nil, &ExitError{Code: ExitUsage, Err: err}
+		}
+	}
+	c, err := clientconf.Load(path)
+	if err != nil {
+		return nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: %v", ErrUsage, err)}
+	}
+	return c, nil
+}
+
+func fetchRun(e *Env, args []string) error {
+	fs := flag.NewFlagSet("fetch", flag.ContinueOnError)
+	fs.SetOutput(e.Stderr)
+	confPath := fs.String("config", "", "client config file (default ~/.config/petrel/client.toml)")
+	only := fs.String("account", "", "fetch only this account")
+	dry := fs.Bool("dry-run", false, "connect and report what would be done, change nothing")
+	quiet := fs.Bool("quiet", false, "print nothing but errors")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: petrel fetch [--config F] [--account NAME] [--dry-run] [--quiet]", ErrUsage)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: petrel fetch takes no arguments", ErrUsage)
+	}
+	cfg, err := loadClientConfig(*confPath)
+	if err != nil {
+		return err
+	}
+	var accounts []*clientconf.Account
+	for _, n := range cfg.Names() {
+		a := cfg.Accounts[n]
+		if (*only == "" || n == *only) && a.POP3 != nil {
+			accounts = append(accounts, a)
+		}
+	}
+	if len(accounts) == 0 {
+		if *only != "" {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: no account %q with a [pop3] table in %s", ErrUsage, *only, cfg.File)}
+		}
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: no account with a [pop3] table in %s", ErrUsage, cfg.File)}
+	}
+
+	var prog *progressLine
+	if f, ok := e.Stderr.(*os.File); ok && !*quiet && term.IsTerminal(int(f.Fd())) {
+		prog = &progressLine{w: e.Stderr}
+	}
+	code := ExitOK
+	for _, a := range accounts {
+		o := fetch.Options{DryRun: *dry}
+		if prog != nil {
+			o.Progress = prog.update
+		}
+		res, err := fetch.Account(e.Ctx, a, o)
+		prog.clear()
+		if (!*quiet || err != nil) && (err == nil || res.OnServer > 0) {
+			fmt.Fprintln(e.Stdout, summary(res))
+			for _, n := range res.Notes {
+				fmt.Fprintf(e.Stdout, "%s: note: %s\n", a.Name, n)
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "petrel fetch: %s: %v\n", a.Name, err)
+			var le *fetch.LocalError
+			if errors.As(err, &le) {
+				code = ExitLocal
+			} else if code == ExitOK {
+				code = ExitFailed
+			}
+		}
+		if e.Ctx.Err() != nil {
+			break
+		}
+	}
+	switch code {
+	case ExitLocal:
+		return &ExitError{Code: code, Err: errors.New("fetch: the local archive or state could not be written")}
+	case ExitFailed:
+		return &ExitError{Code: code, Err: errors.New("fetch: some accounts failed")}
+	}
+	return nil
+}
+
+func summary(r fetch.Result) string {
+	s := fmt.Sprintf("%s: %d on server, %d new, %d downloaded (%s)", r.Account, r.OnServer, r.New, r.Downloaded, humanize.Bytes(uint64(r.Bytes)))
+	if r.Recovered > 0 {
+		s += fmt.Sprintf(", %d recovered from an interrupted run", r.Recovered)
+	}
+	return s + fmt.Sprintf(", %d deleted, %d kept on server", r.Deleted, r.Kept)
+}
+
+// progressLine redraws one status line on a terminal, at most every progressGap.
+type progressLine struct {
+	w    io.Writer
+	mu   sync.Mutex
+	last time.Time
+	n    int // width of what is drawn
+}
+
+func (p *progressLine) update(pr fetch.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.last) < progressGap && pr.Done != pr.Total {
+		return
+	}
+	p.last = time.Now()
+	line := fmt.Sprintf("%s: %d/%d messages, %s/%s", pr.Account, pr.Done, pr.Total,
+		humanize.Bytes(uint64(pr.DoneBytes)), humanize.Bytes(uint64(pr.TotalSize)))
+	fmt.Fprintf(p.w, "\r%s%s", line, strings.Repeat(" ", max(0, p.n-len(line))))
+	p.n = len(line)
+}
+
+func (p *progressLine) clear() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n > 0 {
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.n))
+		p.n = 0
+	}
+}

@@ -1,0 +1,518 @@
+// Package clientconf is the configuration of Petrel's client tools, `petrel fetch` and
+// `petrel send`: a TOML file (default ~/.config/petrel/client.toml) with one table per
+// account. It follows the style of the server's config: plain data, every key documented with
+// its default, loading is defaults → file → validation, and errors name the file, the line and
+// the key (config.Error).
+//
+// Passwords never live in the file or on the command line: each account names a command that
+// prints the password (password_command) or an environment variable (password_env).
+//
+// Example:
+//
+//	default_account = "home"
+//
+//	[accounts.home]
+//	user = "alice@example.org"
+//	password_command = "pass show mail/alice"
+//
+//	[accounts.home.pop3]
+//	host = "mail.example.org"   # port 995, implicit TLS by default
+//	archive = "~/Mail/home"      # a Maildir (created if missing)
+//	mode = "keep-days"
+//	keep_days = 14
+//
+//	[accounts.home.smtp]
+//	host = "mail.example.org"   # port 587 with STARTTLS by default
+package clientconf
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"petrel/internal/config"
+)
+
+// Config is the whole client configuration.
+type Config struct {
+	// default_account: the account `petrel send` uses without --account. Default: the only
+	// account with an [smtp] table if there is exactly one.
+	DefaultAccount string `toml:"default_account"`
+	// outbox: directory of the queue of `petrel send`, one subdirectory per account.
+	// Default: $XDG_DATA_HOME/petrel/outbox (~/.local/share/petrel/outbox).
+	Outbox string `toml:"outbox"`
+	// accounts: one table per account, [accounts.NAME].
+	Accounts map[string]*Account `toml:"accounts"`
+
+	File string `toml:"-"` // where the config was read from
+}
+
+// Account is one mail account: credentials plus a POP3 source and/or an SMTP submission server.
+type Account struct {
+	Name string `toml:"-"` // the NAME of [accounts.NAME]
+
+	// user: the login name. Required.
+	User string `toml:"user"`
+	// password_command: a shell command (sh -c) whose first line of output is the password.
+	// password_env: the name of an environment variable holding the password.
+	// Exactly one of the two is required.
+	PasswordCommand string `toml:"password_command"`
+	PasswordEnv     string `toml:"password_env"`
+	// timeout: deadline of each network read and write, and of the password command.
+	// Default 1m.
+	Timeout config.Duration `toml:"timeout"`
+
+	POP3 *POP3 `toml:"pop3"` // [accounts.NAME.pop3]: where `petrel fetch` downloads from
+	SMTP *SMTP `toml:"smtp"` // [accounts.NAME.smtp]: where `petrel send` submits to
+}
+
+// Endpoint is a server and how to reach it safely; POP3 and SMTP tables share these keys.
+type Endpoint struct {
+	// host: the server's name, also checked against its certificate. Required.
+	Host string `toml:"host"`
+	// port: default 995 (POP3, tls), 110 (POP3, starttls/plain), 465 (SMTP, tls),
+	// 587 (SMTP, starttls/plain).
+	Port int `toml:"port"`
+	// tls: "tls" (implicit TLS), "starttls" (STLS/STARTTLS, refused if the server does not
+	// offer it) or "plain" (no TLS; needs allow_plaintext). Default "tls" for POP3,
+	// "starttls" for SMTP.
+	TLS string `toml:"tls"`
+	// allow_plaintext: permit tls = "plain" and cleartext passwords without TLS. Default false.
+	AllowPlaintext bool `toml:"allow_plaintext"`
+	// ca_file: PEM file of the CA certificates to trust instead of the system's (a private CA).
+	CAFile string `toml:"ca_file"`
+	// fingerprint: SHA-256 of the server certificate (hex, colons allowed, as printed by
+	// `openssl x509 -noout -fingerprint -sha256`). When set, exactly that certificate is
+	// accepted and the CA chain and name are not checked (for self-signed servers).
+	Fingerprint string `toml:"fingerprint"`
+	// auth: the login mechanism; "" (default) picks the best offered: SCRAM-SHA-256, then
+	// PLAIN over TLS (POP3 also APOP and USER). Values: "scram-sha-256", "plain", and for POP3
+	// "apop", "user".
+	Auth string `toml:"auth"`
+}
+
+// POP3 is the source of `petrel fetch`.
+type POP3 struct {
+	Endpoint
+	// archive: the local mailbox messages are written to. Required. "~/" is the home
+	// directory; a relative path is relative to the config file's directory.
+	Archive string `toml:"archive"`
+	// format: "maildir" (default) or "mbox" (mboxrd).
+	Format string `toml:"format"`
+	// mode: "delete" (default: delete from the server once safely archived), "keep" (never
+	// delete) or "keep-days" (delete keep_days after the first download).
+	Mode string `toml:"mode"`
+	// keep_days: days a message stays on the server in mode "keep-days". Required there, >= 1.
+	KeepDays int `toml:"keep_days"`
+	// state: the file remembering which messages were downloaded. Default: next to the
+	// archive, ".ARCHIVE-NAME.petrel-fetch.ACCOUNT".
+	State string `toml:"state"`
+}
+
+// SMTP is the submission server of `petrel send`.
+type SMTP struct {
+	Endpoint
+	// from: the envelope sender when -f is not given. Default: user if it is an address,
+	// else the From header of the message.
+	From string `toml:"from"`
+}
+
+// Fetch modes.
+const (
+	ModeDelete   = "delete"
+	ModeKeep     = "keep"
+	ModeKeepDays = "keep-days"
+)
+
+// DefaultTimeout is the default of timeout.
+const DefaultTimeout = time.Minute
+
+// DefaultPath returns ~/.config/petrel/client.toml (honouring XDG_CONFIG_HOME).
+func DefaultPath() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "petrel", "client.toml"), nil
+}
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, src)
+}
+
+// Parse is Load on bytes already read; path names the file in errors and anchors relative paths.
+func Parse(path string, src []byte) (*Config, error) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs // relative paths in the file are relative to its directory, whatever the cwd
+	}
+	c := &Config{File: path}
+	md, err := toml.Decode(string(src), c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &config.Error{File: path, Line: pe.Position.Line, Msg: pe.Message}
+		}
+		return nil, &config.Error{File: path, Msg: err.Error()}
+	}
+	// A misspelt key silently ignored is a setting the user believes in but does not have.
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0]
+		return nil, &config.Error{File: path, Line: lineOf(src, k), Key: k.String(), Msg: "unknown key"}
+	}
+	if err := c.finish(); err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			ce.Line = lineOf(src, strings.Split(ce.Key, "."))
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// finish applies defaults and validates.
+func (c *Config) finish() error {
+	bad := func(key, format string, args ...any) error {
+		return &config.Error{File: c.File, Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if len(c.Accounts) == 0 {
+		return bad("accounts", "no account configured")
+	}
+	base := filepath.Dir(c.File)
+	if c.Outbox == "" {
+		dir := os.Getenv("XDG_DATA_HOME")
+		if dir == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return bad("outbox", "no home directory to put the default outbox in: %v", err)
+			}
+			dir = filepath.Join(home, ".local", "share")
+		}
+		c.Outbox = filepath.Join(dir, "petrel", "outbox")
+	} else {
+		p, err := expandPath(c.Outbox, base)
+		if err != nil {
+			return bad("outbox", "%v", err)
+		}
+		c.Outbox = p
+	}
+	for name, a := range c.Accounts {
+		key := "accounts." + name
+		if !validName.MatchString(name) {
+			return bad(key, "account names are letters, digits, '.', '_' and '-'")
+		}
+		if a == nil {
+			return bad(key, "empty account")
+		}
+		a.Name = name
+		if a.User == "" {
+			return bad(key+".user", "required")
+		}
+		if (a.PasswordCommand == "") == (a.PasswordEnv == "") {
+			return bad(key+".password_command", "exactly one of password_command and password_env is required")
+		}
+		if a.Timeout.Duration == 0 {
+			a.Timeout.Duration = DefaultTimeout
+		}
+		if a.Timeout.Duration < 0 {
+			return bad(key+".timeout", "must be positive")
+		}
+		if a.POP3 == nil && a.SMTP == nil {
+			return bad(key, "needs a [%s.pop3] or [%s.smtp] table", key, key)
+		}
+		if p := a.POP3; p != nil {
+			k := key + ".pop3"
+			if err := p.Endpoint.finish(k, "tls", 995, 110, []string{"", "scram-sha-256", "plain", "apop", "user"}, bad); err != nil {
+				return err
+			}
+			if p.Archive == "" {
+				return bad(k+".archive", "required")
+			}
+			var err error
+			if p.Archive, err = expandPath(p.Archive, base); err != nil {
+				return bad(k+".archive", "%v", err)
+			}
+			switch p.Format {
+			case "":
+				p.Format = "maildir"
+			case "maildir", "mbox":
+			default:
+				return bad(k+".format", "must be \"maildir\" or \"mbox\", not %q", p.Format)
+			}
+			switch p.Mode {
+			case "":
+				p.Mode = ModeDelete
+			case ModeDelete, ModeKeep:
+				if p.KeepDays != 0 {
+					return bad(k+".keep_days", "only meaningful with mode = \"keep-days\"")
+				}
+			case ModeKeepDays:
+				if p.KeepDays < 1 {
+					return bad(k+".keep_days", "must be at least 1 with mode = \"keep-days\"")
+				}
+			default:
+				return bad(k+".mode", "must be \"delete\", \"keep\" or \"keep-days\", not %q", p.Mode)
+			}
+			if p.State == "" {
+				p.State = filepath.Join(filepath.Dir(p.Archive), "."+filepath.Base(p.Archive)+".petrel-fetch."+name)
+			} else if p.State, err = expandPath(p.State, base); err != nil {
+				return bad(k+".state", "%v", err)
+			}
+		}
+		if s := a.SMTP; s != nil {
+			if err := s.Endpoint.finish(key+".smtp", "starttls", 465, 587, []string{"", "scram-sha-256", "plain"}, bad); err != nil {
+				return err
+			}
+			if s.From == "" && strings.Contains(a.User, "@") {
+				s.From = a.User
+			}
+		}
+	}
+	if c.DefaultAccount != "" {
+		if a := c.Accounts[c.DefaultAccount]; a == nil {
+			return bad("default_account", "no account %q", c.DefaultAccount)
+		}
+	}
+	return nil
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+func (e *Endpoint) finish(key, defTLS string, tlsPort, plainPort int, auths []string,
+	bad func(key, format string, args ...any) error) error {
+	if e.Host == "" {
+		return bad(key+".host", "required")
+	}
+	if e.TLS == "" {
+		e.TLS = defTLS
+	}
+	switch e.TLS {
+	case "tls":
+		if e.Port == 0 {
+			e.Port = tlsPort
+		}
+	case "starttls":
+		if e.Port == 0 {
+			e.Port = plainPort
+		}
+	case "plain":
+		if !e.AllowPlaintext {
+			return bad(key+".tls", "\"plain\" sends the password and the mail unprotected; set allow_plaintext = true to really want that")
+		}
+		if e.Port == 0 {
+			e.Port = plainPort
+		}
+	default:
+		return bad(key+".tls", "must be \"tls\", \"starttls\" or \"plain\", not %q", e.TLS)
+	}
+	if e.Port < 1 || e.Port > 65535 {
+		return bad(key+".port", "must be 1-65535")
+	}
+	e.Auth = strings.ToLower(e.Auth)
+	found := false
+	for _, a := range auths {
+		found = found || a == e.Auth
+	}
+	if !found {
+		return bad(key+".auth", "must be one of %s", strings.Join(auths[1:], ", "))
+	}
+	if e.Fingerprint != "" {
+		if _, err := e.fingerprint(); err != nil {
+			return bad(key+".fingerprint", "%v", err)
+		}
+	}
+	if e.CAFile != "" {
+		if _, err := e.caPool(); err != nil {
+			return bad(key+".ca_file", "%v", err)
+		}
+	}
+	return nil
+}
+
+// Addr is host:port.
+func (e *Endpoint) Addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }
+
+func (e *Endpoint) fingerprint() ([]byte, error) {
+	h := strings.ToLower(strings.NewReplacer(":", "", " ", "").Replace(strings.TrimPrefix(e.Fingerprint, "sha256:")))
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != sha256.Size {
+		return nil, errors.New("must be the 64 hex digits of a SHA-256 digest")
+	}
+	return b, nil
+}
+
+func (e *Endpoint) caPool() (*x509.CertPool, error) {
+	pem, err := os.ReadFile(e.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("no PEM certificate in the file")
+	}
+	return pool, nil
+}
+
+// TLSConfig is the TLS client policy for this server: the system roots (or ca_file) and the
+// host name are verified, unless a fingerprint pins the exact certificate.
+func (e *Endpoint) TLSConfig() (*tls.Config, error) {
+	c := &tls.Config{ServerName: e.Host, MinVersion: tls.VersionTLS12}
+	if e.CAFile != "" {
+		pool, err := e.caPool()
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = pool
+	}
+	if e.Fingerprint != "" {
+		want, err := e.fingerprint()
+		if err != nil {
+			return nil, err
+		}
+		// Chain verification is replaced, not skipped: VerifyConnection runs for every
+		// handshake and accepts exactly the pinned certificate.
+		c.InsecureSkipVerify = true
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("tls: server sent no certificate")
+			}
+			got := sha256.Sum256(cs.PeerCertificates[0].Raw)
+			if subtle.ConstantTimeCompare(got[:], want) != 1 {
+				return fmt.Errorf("tls: certificate fingerprint %s does not match the pinned one", hex.EncodeToString(got[:]))
+			}
+			return nil
+		}
+	}
+	return c, nil
+}
+
+// Password returns the account's password from its environment variable or by running its
+// command (sh -c, bounded by the account's timeout); the first line of output, without its
+// line ending, is the password.
+func (a *Account) Password(ctx context.Context) (string, error) {
+	if a.PasswordEnv != "" {
+		pw, ok := os.LookupEnv(a.PasswordEnv)
+		if !ok || pw == "" {
+			return "", fmt.Errorf("account %s: environment variable %s is not set", a.Name, a.PasswordEnv)
+		}
+		return pw, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout.Duration)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", a.PasswordCommand)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdin = os.Stdin // pass, gpg and friends may prompt
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("account %s: password_command: %v: %s", a.Name, err, strings.TrimSpace(stderr.String()))
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", fmt.Errorf("account %s: password_command printed no password", a.Name)
+	}
+	return line, nil
+}
+
+// Names returns the account names in sorted order.
+func (c *Config) Names() []string {
+	names := make([]string, 0, len(c.Accounts))
+	for n := range c.Accounts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// SendAccount picks the account for `petrel send`: name if given, else default_account, else
+// the only account with an [smtp] table.
+func (c *Config) SendAccount(name string) (*Account, error) {
+	if name == "" {
+		name = c.DefaultAccount
+	}
+	if name != "" {
+		a := c.Accounts[name]
+		if a == nil {
+			return nil, fmt.Errorf("no account %q in %s", name, c.File)
+		}
+		if a.SMTP == nil {
+			return nil, fmt.Errorf("account %q has no [accounts.%s.smtp] table", name, name)
+		}
+		return a, nil
+	}
+	var found []*Account
+	for _, n := range c.Names() {
+		if c.Accounts[n].SMTP != nil {
+			found = append(found, c.Accounts[n])
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("no account with an [smtp] table in %s", c.File)
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("several accounts can send: choose one with --account or default_account")
+}
+
+func expandPath(p, base string) (string, error) {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		return filepath.Join(home, rest), nil
+	}
+	if !filepath.IsAbs(p) {
+		return filepath.Join(base, p), nil
+	}
+	return filepath.Clean(p), nil
+}
+
+// lineOf finds the line where a dotted key is set ([table] headers and key = value lines).
+func lineOf(src []byte, key []string) int {
+	if len(key) == 0 {
+		return 0
+	}
+	table, leaf := strings.Join(key[:len(key)-1], "."), key[len(key)-1]
+	cur := ""
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "[") {
+			cur = strings.TrimSpace(strings.Trim(line, "[]"))
+			if cur == strings.Join(key, ".") {
+				return n
+			}
+			continue
+		}
+		k, _, ok := strings.Cut(line, "=")
+		if ok && cur == table && strings.TrimSpace(k) == leaf {
+			return n
+		}
+	}
+	return 0
+}

@@ -1,0 +1,147 @@
+package clientconf
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"petrel/internal/config"
+)
+
+const full = `
+default_account = "home"
+outbox = "queue"
+
+[accounts.home]
+user = "alice@example.org"
+password_env = "PETREL_TEST_PW"
+timeout = "30s"
+
+[accounts.home.pop3]
+host = "mail.example.org"
+archive = "Mail/home"
+mode = "keep-days"
+keep_days = 7
+
+[accounts.home.smtp]
+host = "mail.example.org"
+tls = "tls"
+
+[accounts.work]
+user = "bob"
+password_command = "echo s3cret; echo ignored"
+
+[accounts.work.pop3]
+host = "pop.work.example"
+tls = "starttls"
+format = "mbox"
+archive = "/var/mail/bob"
+fingerprint = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"
+`
+
+func TestParseFull(t *testing.T) {
+	c, err := Parse("/etc/x/client.toml", []byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.Accounts["home"]
+	if h.Name != "home" || h.POP3.Port != 995 || h.POP3.TLS != "tls" || h.POP3.Format != "maildir" ||
+		h.POP3.Archive != "/etc/x/Mail/home" || h.POP3.State != "/etc/x/Mail/.home.petrel-fetch.home" ||
+		h.Timeout.Duration.String() != "30s" {
+		t.Fatalf("home: %+v %+v", h, h.POP3)
+	}
+	if h.SMTP.Port != 465 || h.SMTP.From != "alice@example.org" {
+		t.Fatalf("home smtp: %+v", h.SMTP)
+	}
+	w := c.Accounts["work"]
+	if w.POP3.Port != 110 || w.POP3.Mode != ModeDelete || w.SMTP != nil || w.Timeout.Duration != DefaultTimeout {
+		t.Fatalf("work: %+v", w.POP3)
+	}
+	if c.Outbox != "/etc/x/queue" {
+		t.Fatal(c.Outbox)
+	}
+	if a, err := c.SendAccount(""); err != nil || a != h {
+		t.Fatalf("SendAccount = %v %v", a, err)
+	}
+	if _, err := c.SendAccount("work"); err == nil {
+		t.Fatal("work has no smtp")
+	}
+	pw, err := w.Password(context.Background())
+	if err != nil || pw != "s3cret" {
+		t.Fatalf("Password = %q %v", pw, err)
+	}
+	t.Setenv("PETREL_TEST_PW", "from-env")
+	if pw, err := h.Password(context.Background()); err != nil || pw != "from-env" {
+		t.Fatalf("Password = %q %v", pw, err)
+	}
+	tc, err := w.POP3.TLSConfig()
+	if err != nil || !tc.InsecureSkipVerify || tc.VerifyConnection == nil {
+		t.Fatal("fingerprint not pinned")
+	}
+	if got := c.Names(); strings.Join(got, ",") != "home,work" {
+		t.Fatal(got)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	base := "[accounts.a]\nuser = \"u\"\npassword_env = \"X\"\n[accounts.a.pop3]\nhost = \"h\"\narchive = \"/m\"\n"
+	for _, tt := range []struct{ src, key string }{
+		{base + "mode = \"sometimes\"\n", "accounts.a.pop3.mode"},
+		{base + "mode = \"keep-days\"\n", "accounts.a.pop3.keep_days"},
+		{base + "tls = \"plain\"\n", "accounts.a.pop3.tls"},
+		{base + "format = \"mh\"\n", "accounts.a.pop3.format"},
+		{base + "auth = \"cram-md5\"\n", "accounts.a.pop3.auth"},
+		{base + "fingerprint = \"abc\"\n", "accounts.a.pop3.fingerprint"},
+		{base + "ca_file = \"/nonexistent\"\n", "accounts.a.pop3.ca_file"},
+		{base + "port = 70000\n", "accounts.a.pop3.port"},
+		{base + "hots = \"x\"\n", "accounts.a.pop3.hots"},
+		{strings.Replace(base, "password_env = \"X\"\n", "", 1), "accounts.a.password_command"},
+		{"default_account = \"zz\"\n" + base, "default_account"},
+		{"[accounts.a]\nuser = \"u\"\npassword_env = \"X\"\n", "accounts.a"},
+	} {
+		_, err := Parse("c.toml", []byte(tt.src))
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Key != tt.key {
+			t.Errorf("%q: got %v, want key %s", tt.src, err, tt.key)
+			continue
+		}
+		if tt.key != "accounts.a" && ce.Line == 0 && !strings.HasSuffix(tt.key, "password_command") && tt.key != "accounts.a.pop3.keep_days" {
+			t.Errorf("%s: no line in %v", tt.key, err)
+		}
+	}
+	// plain with the explicit allowance is fine, and gets port 110.
+	c, err := Parse("c.toml", []byte(base+"tls = \"plain\"\nallow_plaintext = true\n"))
+	if err != nil || c.Accounts["a"].POP3.Port != 110 {
+		t.Fatalf("plain allowed: %v", err)
+	}
+}
+
+func TestPasswordErrors(t *testing.T) {
+	a := &Account{Name: "x", PasswordCommand: "exit 3", Timeout: config.Duration{Duration: DefaultTimeout}}
+	if _, err := a.Password(context.Background()); err == nil {
+		t.Fatal("failing command accepted")
+	}
+	a.PasswordCommand = "true"
+	if _, err := a.Password(context.Background()); err == nil {
+		t.Fatal("empty password accepted")
+	}
+	a = &Account{Name: "x", PasswordEnv: "PETREL_SURELY_UNSET"}
+	if _, err := a.Password(context.Background()); err == nil {
+		t.Fatal("unset env accepted")
+	}
+}
+
+func TestLoadDefaultPath(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	p, err := DefaultPath()
+	if err != nil || p != filepath.Join(dir, "petrel", "client.toml") {
+		t.Fatal(p, err)
+	}
+	if _, err := Load(p); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+}
