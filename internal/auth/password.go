@@ -1,8 +1,6 @@
 package auth
 
 import (
-	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -15,8 +13,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
-	"golang.org/x/text/unicode/norm"
 
+	"petrel/internal/scram"
 	"petrel/internal/store"
 )
 
@@ -76,32 +74,16 @@ func normalizePassword(p string) (string, error) {
 	if ascii {
 		return p, nil // the common case: SASLprep is the identity on printable ASCII
 	}
-	var b strings.Builder
 	for _, r := range p {
-		switch {
-		case unicode.IsControl(r):
+		if unicode.IsControl(r) {
 			return "", errBadPassword
-		case mappedToNothing(r):
-		case r != ' ' && unicode.Is(unicode.Zs, r):
-			b.WriteByte(' ')
-		default:
-			b.WriteRune(r)
 		}
 	}
-	out := norm.NFKC.String(b.String())
+	out := scram.Prep(p)
 	if out == "" {
 		return "", errBadPassword
 	}
 	return out, nil
-}
-
-// mappedToNothing reports whether r is in RFC 3454 table B.1.
-func mappedToNothing(r rune) bool {
-	switch r {
-	case 0x00AD, 0x034F, 0x1806, 0x180B, 0x180C, 0x180D, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF:
-		return true
-	}
-	return r >= 0xFE00 && r <= 0xFE0F
 }
 
 // NewCredentials hashes a new password into credentials for the store.
@@ -207,19 +189,11 @@ type scramKeys struct {
 const scramPrefix = "SCRAM-SHA-256$"
 
 func deriveSCRAMKeys(pw string, salt []byte, iterations int) (scramKeys, error) {
-	// RFC 5802 §3: SaltedPassword := Hi(Normalize(password), salt, i), Hi being PBKDF2.
-	salted, err := pbkdf2.Key(sha256.New, pw, salt, iterations, sha256.Size)
+	k, err := scram.Derive(pw, salt, iterations)
 	if err != nil {
 		return scramKeys{}, err
 	}
-	clientKey := hmacSHA256(salted, []byte("Client Key"))
-	storedKey := sha256.Sum256(clientKey)
-	return scramKeys{
-		iterations: iterations,
-		salt:       salt,
-		storedKey:  storedKey[:],
-		serverKey:  hmacSHA256(salted, []byte("Server Key")),
-	}, nil
+	return scramKeys{iterations: iterations, salt: salt, storedKey: k.StoredKey, serverKey: k.ServerKey}, nil
 }
 
 func (k scramKeys) String() string {
@@ -259,10 +233,4 @@ func parseSCRAMKeys(s string) (scramKeys, error) {
 		return scramKeys{}, bad
 	}
 	return k, nil
-}
-
-func hmacSHA256(key, msg []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write(msg)
-	return m.Sum(nil)
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"petrel/internal/scram"
 	"petrel/internal/store"
 )
 
@@ -138,7 +139,7 @@ func (x *scramServer) final(msg []byte) ([]byte, error) {
 	}
 	authMessage := []byte(x.clientFirstBare + "," + x.serverFirst + "," + cf.withoutProof)
 	// ClientKey = ClientProof XOR HMAC(StoredKey, AuthMessage); valid if H(ClientKey) = StoredKey.
-	clientKey := hmacSHA256(x.keys.storedKey, authMessage)
+	clientKey := scram.HMAC(x.keys.storedKey, authMessage)
 	subtle.XORBytes(clientKey, clientKey, cf.proof)
 	storedKey := sha256.Sum256(clientKey)
 	if subtle.ConstantTimeCompare(storedKey[:], x.keys.storedKey) != 1 || !x.found {
@@ -146,14 +147,14 @@ func (x *scramServer) final(msg []byte) ([]byte, error) {
 		return nil, ErrInvalid
 	}
 	x.s.succeeded(x.login)
-	serverSignature := hmacSHA256(x.keys.serverKey, authMessage)
+	serverSignature := scram.HMAC(x.keys.serverKey, authMessage)
 	return []byte("v=" + base64.StdEncoding.EncodeToString(serverSignature)), nil
 }
 
 // mockSCRAMKeys returns keys no proof matches, with a salt that is stable for a login name
 // within this process. (Across restarts it changes, unlike a real account's: a known limit.)
 func (s *Service) mockSCRAMKeys(login string) scramKeys {
-	salt := hmacSHA256(s.mockKey[:], []byte(login))[:saltLen]
+	salt := scram.HMAC(s.mockKey[:], []byte(login))[:saltLen]
 	return scramKeys{
 		iterations: scramIterations,
 		salt:       salt,

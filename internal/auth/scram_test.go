@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"petrel/internal/scram"
 	"petrel/internal/store"
 )
 
@@ -119,7 +120,7 @@ func (c *scramClient) final(serverFirst string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	clientKey := hmacSHA256(salted, []byte("Client Key"))
+	clientKey := scram.HMAC(salted, []byte("Client Key"))
 	storedKey := sha256.Sum256(clientKey)
 	cbind := c.gs2Header
 	if c.tamperCbind != "" {
@@ -127,9 +128,9 @@ func (c *scramClient) final(serverFirst string) ([]byte, error) {
 	}
 	withoutProof := "c=" + base64.StdEncoding.EncodeToString([]byte(cbind)) + ",r=" + nonce + c.tamperNonce
 	authMessage := []byte(c.clientFirstBare + "," + serverFirst + "," + withoutProof)
-	proof := hmacSHA256(storedKey[:], authMessage)
+	proof := scram.HMAC(storedKey[:], authMessage)
 	subtle.XORBytes(proof, proof, clientKey)
-	c.serverSignature = base64.StdEncoding.EncodeToString(hmacSHA256(hmacSHA256(salted, []byte("Server Key")), authMessage))
+	c.serverSignature = base64.StdEncoding.EncodeToString(scram.HMAC(scram.HMAC(salted, []byte("Server Key")), authMessage))
 	return []byte(withoutProof + ",p=" + base64.StdEncoding.EncodeToString(proof)), nil
 }
 

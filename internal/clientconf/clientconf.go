@@ -26,7 +26,6 @@
 package clientconf
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -180,12 +179,12 @@ func Parse(path string, src []byte) (*Config, error) {
 	// A misspelt key silently ignored is a setting the user believes in but does not have.
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
-		return nil, &config.Error{File: path, Line: lineOf(src, k), Key: k.String(), Msg: "unknown key"}
+		return nil, &config.Error{File: path, Line: config.LineOf(src, k), Key: k.String(), Msg: "unknown key"}
 	}
 	if err := c.finish(); err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {
-			ce.Line = lineOf(src, strings.Split(ce.Key, "."))
+			ce.Line = config.LineOf(src, strings.Split(ce.Key, "."))
 		}
 		return nil, err
 	}
@@ -490,29 +489,4 @@ func expandPath(p, base string) (string, error) {
 		return filepath.Join(base, p), nil
 	}
 	return filepath.Clean(p), nil
-}
-
-// lineOf finds the line where a dotted key is set ([table] headers and key = value lines).
-func lineOf(src []byte, key []string) int {
-	if len(key) == 0 {
-		return 0
-	}
-	table, leaf := strings.Join(key[:len(key)-1], "."), key[len(key)-1]
-	cur := ""
-	sc := bufio.NewScanner(bytes.NewReader(src))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if strings.HasPrefix(line, "[") {
-			cur = strings.TrimSpace(strings.Trim(line, "[]"))
-			if cur == strings.Join(key, ".") {
-				return n
-			}
-			continue
-		}
-		k, _, ok := strings.Cut(line, "=")
-		if ok && cur == table && strings.TrimSpace(k) == leaf {
-			return n
-		}
-	}
-	return 0
 }

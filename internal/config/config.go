@@ -222,13 +222,13 @@ func Parse(path string, src []byte) (*Config, error) {
 	// A misspelt key silently ignored is a setting the operator believes in but does not have.
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
-		return nil, &Error{File: path, Line: lineOf(src, k), Key: k.String(), Msg: "unknown key"}
+		return nil, &Error{File: path, Line: LineOf(src, k), Key: k.String(), Msg: "unknown key"}
 	}
 	if err := c.validate(); err != nil {
 		var ve *Error
 		if errors.As(err, &ve) {
 			ve.File = path
-			ve.Line = lineOf(src, strings.Split(ve.Key, "."))
+			ve.Line = LineOf(src, strings.Split(ve.Key, "."))
 		}
 		return nil, err
 	}
@@ -318,9 +318,10 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// lineOf finds the line where a dotted key is set, so that validation errors can point at it.
-// It understands [table] headers and key = value lines, which is all our config uses.
-func lineOf(src []byte, key []string) int {
+// LineOf finds the line where a dotted key is set, so that validation errors can point at it.
+// It understands [table] headers and key = value lines, which is all our config files use
+// (the server's and the client tools').
+func LineOf(src []byte, key []string) int {
 	if len(key) == 0 {
 		return 0
 	}

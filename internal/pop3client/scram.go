@@ -1,20 +1,16 @@
 package pop3client
 
 import (
-	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"petrel/internal/scram"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/emersion/go-sasl"
-	"golang.org/x/text/unicode/norm"
 )
 
 // SCRAM is the client side of SCRAM-SHA-256 (RFC 5802, RFC 7677) without channel binding
@@ -125,22 +121,20 @@ func (s *SCRAM) clientFinal(serverFirst string) ([]byte, error) {
 	if sf.Iterations < minIterations || sf.Iterations > maxIterations {
 		return nil, fmt.Errorf("scram: iteration count %d outside [%d, %d]", sf.Iterations, minIterations, maxIterations)
 	}
-	salted, err := pbkdf2.Key(sha256.New, saslPrep(s.pass), sf.Salt, sf.Iterations, sha256.Size)
+	k, err := scram.Derive(scram.Prep(s.pass), sf.Salt, sf.Iterations)
 	if err != nil {
 		return nil, err
 	}
-	clientKey := hmacSHA256(salted, "Client Key")
-	storedKey := sha256.Sum256(clientKey)
+	clientKey := k.ClientKey
 	// c= is the base64 of the GS2 header "n,," (no channel binding, no authzid).
 	withoutProof := "c=biws,r=" + sf.Nonce
 	authMessage := s.clientFirstBare + "," + serverFirst + "," + withoutProof
-	sig := hmacSHA256(storedKey[:], authMessage)
+	sig := scram.HMAC(k.StoredKey, []byte(authMessage))
 	proof := make([]byte, len(clientKey))
 	for i := range clientKey {
 		proof[i] = clientKey[i] ^ sig[i]
 	}
-	serverKey := hmacSHA256(salted, "Server Key")
-	s.serverSignature = hmacSHA256(serverKey, authMessage)
+	s.serverSignature = scram.HMAC(k.ServerKey, []byte(authMessage))
 	return []byte(withoutProof + ",p=" + base64.StdEncoding.EncodeToString(proof)), nil
 }
 
@@ -163,42 +157,7 @@ func (s *SCRAM) checkServerFinal(msg string) error {
 	return nil
 }
 
-func hmacSHA256(key []byte, msg string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(msg))
-	return m.Sum(nil)
-}
-
 // saslName escapes "=" and "," in a user name (RFC 5802 §5.1).
 func saslName(s string) string {
-	return strings.NewReplacer("=", "=3D", ",", "=2C").Replace(saslPrep(s))
-}
-
-// saslPrep applies the mapping and normalization steps of SASLprep (RFC 4013 §2.1-2.2):
-// non-ASCII spaces become SPACE, characters "commonly mapped to nothing" go, then NFKC.
-// ASCII strings are unchanged. Prohibited characters are left for the server to refuse.
-func saslPrep(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r != ' ' && unicode.Is(unicode.Zs, r):
-			b.WriteRune(' ')
-		case r == 0xAD, r == 0x34F, r == 0x1806, r >= 0x180B && r <= 0x180D,
-			r >= 0x200B && r <= 0x200D, r == 0x2060, r >= 0xFE00 && r <= 0xFE0F, r == 0xFEFF:
-			// RFC 3454 table B.1
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return norm.NFKC.String(b.String())
+	return strings.NewReplacer("=", "=3D", ",", "=2C").Replace(scram.Prep(s))
 }
