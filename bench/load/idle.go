@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,10 @@ type IdleConfig struct {
 	// (RFC 1939 §8), so give at least Conns accounts.
 	Accounts []Account
 	PIDs     []int // server processes to sample; none: no memory figures
+	// Children adds every descendant of PIDs, listed again at each sample: a
+	// server that forks per connection or per service (Dovecot, Postfix) has
+	// processes at the second sample that did not exist at the first.
+	Children bool
 }
 
 // IdleReport is the idle scenario's own part of a Result.
@@ -35,13 +40,15 @@ type IdleReport struct {
 	HoldS         float64   `json:"hold_s"`
 	LoggedIn      bool      `json:"logged_in"`
 	Processes     []ProcMem `json:"processes"`
+	Total         ProcMem   `json:"total"`           // Processes summed (PID 0)
 	RSSKBPerConn  float64   `json:"rss_kb_per_conn"` // summed over Processes, per opened connection
 	PSSKBPerConn  float64   `json:"pss_kb_per_conn"`
 	NoFile        uint64    `json:"nofile_limit"` // RLIMIT_NOFILE of the load tool during the run
 }
 
 // ProcMem is one server process's memory before the connections were opened
-// and while they were held.
+// and while they were held. A process that did not exist at one of the two
+// samples has zeros there.
 type ProcMem struct {
 	PID    int      `json:"pid"`
 	Before MemUsage `json:"before"`
@@ -118,11 +125,9 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*Result, error) {
 	}
 	rep.NoFile = limit
 
-	before := make([]MemUsage, len(cfg.PIDs))
-	for i, pid := range cfg.PIDs {
-		if before[i], err = ReadMemUsage(pid); err != nil {
-			return nil, err
-		}
+	before, err := sampleMem(cfg.PIDs, cfg.Children)
+	if err != nil {
+		return nil, err
 	}
 
 	// Open the connections, Dialers at a time.
@@ -172,22 +177,17 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*Result, error) {
 	case <-time.After(cfg.Hold):
 	}
 	// Sample while the connections are still open.
-	for i, pid := range cfg.PIDs {
-		after, err := ReadMemUsage(pid)
+	if len(cfg.PIDs) > 0 {
+		after, err := sampleMem(cfg.PIDs, cfg.Children)
 		if err != nil {
 			errs.add("after: %v", err)
-			continue
+		} else {
+			rep.Processes, rep.Total = pairSamples(before, after)
 		}
-		rep.Processes = append(rep.Processes, ProcMem{PID: pid, Before: before[i], After: after})
 	}
 	if rep.Opened > 0 && len(rep.Processes) > 0 {
-		var rss, pss int64
-		for _, p := range rep.Processes {
-			rss += p.After.RSSKB - p.Before.RSSKB
-			pss += p.After.PSSKB - p.Before.PSSKB
-		}
-		rep.RSSKBPerConn = float64(rss) / float64(rep.Opened)
-		rep.PSSKBPerConn = float64(pss) / float64(rep.Opened)
+		rep.RSSKBPerConn = float64(rep.Total.After.RSSKB-rep.Total.Before.RSSKB) / float64(rep.Opened)
+		rep.PSSKBPerConn = float64(rep.Total.After.PSSKB-rep.Total.Before.PSSKB) / float64(rep.Opened)
 	}
 
 	res := &Result{
@@ -252,4 +252,118 @@ func checkOpen(clients []*pop3Client, parallel int) int64 {
 	}
 	wg.Wait()
 	return open.Load()
+}
+
+// sampleMem reads the memory of pids and, with children, of all their
+// descendants. A root that cannot be read is an error; a descendant that
+// ended between listing and reading is skipped.
+func sampleMem(pids []int, children bool) (map[int]MemUsage, error) {
+	out := make(map[int]MemUsage, len(pids))
+	for _, pid := range pids {
+		m, err := ReadMemUsage(pid)
+		if err != nil {
+			return nil, err
+		}
+		out[pid] = m
+	}
+	if !children {
+		return out, nil
+	}
+	desc, err := Descendants(pids)
+	if err != nil {
+		return nil, err
+	}
+	for _, pid := range desc {
+		if _, ok := out[pid]; ok {
+			continue
+		}
+		if m, err := ReadMemUsage(pid); err == nil {
+			out[pid] = m
+		}
+	}
+	return out, nil
+}
+
+// pairSamples lines up two samples by PID, in PID order, and sums them.
+func pairSamples(before, after map[int]MemUsage) ([]ProcMem, ProcMem) {
+	pids := make([]int, 0, len(after))
+	for pid := range before {
+		pids = append(pids, pid)
+	}
+	for pid := range after {
+		if _, ok := before[pid]; !ok {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	var total ProcMem
+	procs := make([]ProcMem, 0, len(pids))
+	for _, pid := range pids {
+		p := ProcMem{PID: pid, Before: before[pid], After: after[pid]}
+		procs = append(procs, p)
+		total.Before.RSSKB += p.Before.RSSKB
+		total.Before.PSSKB += p.Before.PSSKB
+		total.After.RSSKB += p.After.RSSKB
+		total.After.PSSKB += p.After.PSSKB
+	}
+	return procs, total
+}
+
+// Descendants lists every process whose chain of parents reaches one of
+// roots (the roots themselves excluded), from the PPID field of
+// /proc/PID/stat.
+func Descendants(roots []int) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // ended meanwhile
+		}
+		if ppid, ok := parsePPID(string(b)); ok {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	var out []int
+	seen := map[int]bool{}
+	queue := slices.Clone(roots)
+	for _, r := range roots {
+		seen[r] = true
+	}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+				queue = append(queue, c)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// parsePPID takes the parent PID from a /proc/PID/stat line:
+// "pid (comm) state ppid ...". comm may hold spaces and parentheses, so the
+// fields are counted from the last ')'.
+func parsePPID(stat string) (int, bool) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 2 {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(f[1])
+	return ppid, err == nil
 }

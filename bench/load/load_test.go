@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/mail"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -568,5 +570,125 @@ func checkJSON(t *testing.T, res *Result) {
 		if _, ok := lat[k]; !ok {
 			t.Errorf("JSON latency lacks %q", k)
 		}
+	}
+}
+
+func TestParsePPID(t *testing.T) {
+	for _, tc := range []struct {
+		stat string
+		ppid int
+		ok   bool
+	}{
+		{"17660 (dovecot) S 1 17660 17660 0 -1", 1, true},
+		{"17662 (pop3-login) S 17660 17660 17660 0 -1", 17660, true},
+		{"42 (a) b (c) S 7 42 42", 7, true}, // comm with spaces and parentheses
+		{"42 (broken", 0, false},
+		{"42 (x) S", 0, false},
+	} {
+		ppid, ok := parsePPID(tc.stat)
+		if ppid != tc.ppid || ok != tc.ok {
+			t.Errorf("parsePPID(%q) = %d, %v; want %d, %v", tc.stat, ppid, ok, tc.ppid, tc.ok)
+		}
+	}
+}
+
+// A child started by the test is found among the test's descendants, and the
+// idle scenario with Children samples it too.
+func TestDescendantsAndChildren(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc here")
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip("cannot start sleep:", err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	desc, err := Descendants([]int{os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(desc, cmd.Process.Pid) || slices.Contains(desc, os.Getpid()) {
+		t.Fatalf("Descendants(self) = %v; want the child %d and not self", desc, cmd.Process.Pid)
+	}
+
+	srv := newFakePOP3(t, fakePOP3Options{pass: "pw", implicit: true})
+	res, err := RunIdle(testCtx(t), IdleConfig{
+		Target:   Target{Addr: srv.addr, TLS: ImplicitTLS, Insecure: true, Timeout: 5 * time.Second},
+		Conns:    3,
+		Hold:     10 * time.Millisecond,
+		PIDs:     []int{os.Getpid()},
+		Children: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	var rss int64
+	for _, p := range res.Idle.Processes {
+		pids = append(pids, p.PID)
+		rss += p.After.RSSKB
+	}
+	if !slices.Contains(pids, cmd.Process.Pid) || !slices.Contains(pids, os.Getpid()) {
+		t.Errorf("sampled %v; want self and the child %d", pids, cmd.Process.Pid)
+	}
+	if res.Idle.Total.After.RSSKB != rss || rss <= 0 {
+		t.Errorf("total after RSS %d, sum of processes %d", res.Idle.Total.After.RSSKB, rss)
+	}
+}
+
+func TestPairSamples(t *testing.T) {
+	before := map[int]MemUsage{1: {RSSKB: 10, PSSKB: 5}, 2: {RSSKB: 20, PSSKB: 10}}
+	after := map[int]MemUsage{1: {RSSKB: 15, PSSKB: 7}, 3: {RSSKB: 4, PSSKB: 2}} // 2 ended, 3 began
+	procs, total := pairSamples(before, after)
+	want := []ProcMem{
+		{PID: 1, Before: MemUsage{10, 5}, After: MemUsage{15, 7}},
+		{PID: 2, Before: MemUsage{20, 10}},
+		{PID: 3, After: MemUsage{4, 2}},
+	}
+	if !slices.Equal(procs, want) {
+		t.Errorf("processes %+v, want %+v", procs, want)
+	}
+	if total.Before != (MemUsage{30, 15}) || total.After != (MemUsage{19, 9}) {
+		t.Errorf("total %+v", total)
+	}
+}
+
+// With a duration, sending stops on time whatever the count, and every
+// message started is finished and counted.
+func TestSMTPDuration(t *testing.T) {
+	srv := newFakeSMTP(t, fakeSMTPOptions{})
+	res, err := RunSMTP(testCtx(t), SMTPConfig{
+		Target:    Target{Addr: srv.addr, Timeout: 5 * time.Second},
+		Duration:  300 * time.Millisecond,
+		Size:      500,
+		Conns:     2,
+		From:      "load@example.test",
+		To:        []string{"user{n}@example.test"},
+		Mailboxes: 4,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.Stopped != "" {
+		t.Fatalf("errors: %d %v, stopped %q", res.Errors, res.FirstErrors, res.Stopped)
+	}
+	if res.Ops < 10 || int(res.Ops) != srv.count() {
+		t.Errorf("accepted %d, server has %d; want the same, and more than 10 in 300ms", res.Ops, srv.count())
+	}
+	if res.ElapsedS < 0.3 || res.ElapsedS > 2 {
+		t.Errorf("elapsed %.3fs for a 300ms run", res.ElapsedS)
+	}
+
+	// A count reached before the duration ends the run first.
+	res, err = RunSMTP(testCtx(t), SMTPConfig{
+		Target: Target{Addr: srv.addr, Timeout: 5 * time.Second}, Messages: 5, Duration: time.Minute,
+		Size: 500, Conns: 2, From: "load@example.test", To: []string{"a@example.test"},
+	})
+	if err != nil || res.Ops != 5 || res.ElapsedS > 10 {
+		t.Errorf("count-bounded run: %v, %d messages in %.1fs", err, res.Ops, res.ElapsedS)
+	}
+	if _, err := RunSMTP(testCtx(t), SMTPConfig{Target: Target{Addr: srv.addr}, Conns: 1,
+		From: "a@x", To: []string{"b@x"}}); err == nil {
+		t.Error("no count and no duration accepted")
 	}
 }

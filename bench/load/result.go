@@ -120,10 +120,15 @@ func (r *Result) WriteText(w io.Writer) error {
 	}
 	if id := r.Idle; id != nil {
 		row("connections", "%d requested, %d opened, %d still open after %.1f s", id.Requested, id.Opened, id.OpenAfterHold, id.HoldS)
-		for _, p := range id.Processes {
-			row("pid "+fmt.Sprint(p.PID), "RSS %d -> %d KB, PSS %d -> %d KB", p.Before.RSSKB, p.After.RSSKB, p.Before.PSSKB, p.After.PSSKB)
+		// A forking server has dozens of processes: then only the sum.
+		if len(id.Processes) <= 8 {
+			for _, p := range id.Processes {
+				row("pid "+fmt.Sprint(p.PID), "RSS %d -> %d KB, PSS %d -> %d KB", p.Before.RSSKB, p.After.RSSKB, p.Before.PSSKB, p.After.PSSKB)
+			}
 		}
 		if len(id.Processes) > 0 {
+			t := id.Total
+			row("all processes", "%d: RSS %d -> %d KB, PSS %d -> %d KB", len(id.Processes), t.Before.RSSKB, t.After.RSSKB, t.Before.PSSKB, t.After.PSSKB)
 			row("per connection", "RSS %.1f KB  PSS %.1f KB", id.RSSKBPerConn, id.PSSKBPerConn)
 		}
 	}

@@ -17,7 +17,11 @@ import (
 // Conns connections, PerConn per connection.
 type SMTPConfig struct {
 	Target
-	Messages int      // N, total messages to send
+	Messages int // N, total messages to send; with Duration, 0 means no limit
+	// Duration, if set, stops starting messages after this long, so that a
+	// fast and a slow server are measured over the same time rather than the
+	// same count.
+	Duration time.Duration
 	Size     int      // S, bytes per message
 	Conns    int      // C, concurrent connections
 	PerConn  int      // K, messages per connection before reconnecting; 0: never
@@ -41,8 +45,10 @@ func (c *SMTPConfig) check() error {
 	switch {
 	case c.Addr == "":
 		return errors.New("smtp: no server address")
-	case c.Messages <= 0:
-		return errors.New("smtp: message count must be positive")
+	case c.Messages < 0 || (c.Messages == 0 && c.Duration <= 0):
+		return errors.New("smtp: message count must be positive (or 0 with a duration)")
+	case c.Duration < 0:
+		return errors.New("smtp: duration must not be negative")
 	case c.Conns <= 0:
 		return errors.New("smtp: connection count must be positive")
 	case c.PerConn < 0:
@@ -68,7 +74,11 @@ func (c *SMTPConfig) recipients(i int) []string {
 func (c *SMTPConfig) mailboxes() []string {
 	var out []string
 	seen := map[string]bool{}
-	for i := range min(c.Messages, max(c.Mailboxes, 1)) {
+	n := max(c.Mailboxes, 1)
+	if c.Messages > 0 {
+		n = min(n, c.Messages)
+	}
+	for i := range n {
 		for _, r := range c.recipients(i) {
 			if !seen[r] {
 				seen[r] = true
@@ -88,8 +98,9 @@ type smtpRun struct {
 	bytes    atomic.Int64
 	sessions atomic.Int64
 	errs     errorLog
-	lat      samples // MAIL FROM .. 250 after the final dot
-	conn     samples // dial .. ready to send
+	lat      samples   // MAIL FROM .. 250 after the final dot
+	conn     samples   // dial .. ready to send
+	stopAt   time.Time // no message is started after it; zero: no time limit
 
 	mu        sync.Mutex
 	delivered map[string]int64 // recipient -> messages accepted for it
@@ -120,6 +131,9 @@ func RunSMTP(ctx context.Context, cfg SMTPConfig) (*Result, error) {
 	}
 
 	start := time.Now()
+	if cfg.Duration > 0 {
+		run.stopAt = start.Add(cfg.Duration)
+	}
 	var wg sync.WaitGroup
 	for range cfg.Conns {
 		wg.Go(func() { run.worker(ctx) })
@@ -139,7 +153,7 @@ func RunSMTP(ctx context.Context, cfg SMTPConfig) (*Result, error) {
 		Connect:   run.conn.summary(),
 	}
 	if ctx.Err() != nil {
-		res.Stopped = stoppedText(ctx, fmt.Sprintf("%d of %d messages attempted", min(run.next.Load(), int64(cfg.Messages)), cfg.Messages))
+		res.Stopped = stoppedText(ctx, fmt.Sprintf("%d messages attempted", run.attempted()))
 		run.errs.add("%s", res.Stopped)
 	} else if w != nil {
 		want := make([]int64, len(w.accounts))
@@ -154,6 +168,15 @@ func RunSMTP(ctx context.Context, cfg SMTPConfig) (*Result, error) {
 	run.errs.fill(res)
 	res.finish(elapsed)
 	return res, nil
+}
+
+// attempted is the number of messages workers took up.
+func (r *smtpRun) attempted() int64 {
+	n := r.next.Load()
+	if r.cfg.Messages > 0 {
+		n = min(n, int64(r.cfg.Messages))
+	}
+	return n
 }
 
 // stoppedText explains why ctx ended a run early.
@@ -180,8 +203,11 @@ func (r *smtpRun) worker(ctx context.Context) {
 		r.lat.merge(lat)
 	}()
 	for ctx.Err() == nil {
+		if !r.stopAt.IsZero() && time.Now().After(r.stopAt) {
+			return
+		}
 		i := int(r.next.Add(1) - 1)
-		if i >= r.cfg.Messages {
+		if r.cfg.Messages > 0 && i >= r.cfg.Messages {
 			return
 		}
 		if c == nil {

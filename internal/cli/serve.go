@@ -1,9 +1,14 @@
 package cli
 
 import (
+	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/pprof"
 
 	"petrel/internal/app"
 	"petrel/internal/config"
@@ -12,13 +17,21 @@ import (
 func serveCommands() []command {
 	return []command{{
 		noun: "serve",
+		args: "[--cpuprofile FILE] [--memprofile FILE]",
 		help: "run the server (the development instance without -c)",
 		run:  runServe,
 	}}
 }
 
-func runServe(e *Env, args []string) error {
-	if err := exactArgs(args, 0, "serve"); err != nil {
+func runServe(e *Env, args []string) (err error) {
+	fs := flag.NewFlagSet("petrel serve", flag.ContinueOnError)
+	fs.SetOutput(e.Stderr)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile from start to graceful stop to `FILE`")
+	memProfile := fs.String("memprofile", "", "write an allocation profile at graceful stop to `FILE`")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: petrel serve [--cpuprofile FILE] [--memprofile FILE]", ErrUsage)
+	}
+	if err := exactArgs(fs.Args(), 0, "serve [--cpuprofile FILE] [--memprofile FILE]"); err != nil {
 		return err
 	}
 	c, err := e.config()
@@ -28,11 +41,61 @@ func runServe(e *Env, args []string) error {
 	if c.Dev {
 		e.Stdout.Write([]byte("petrel: development instance, data in " + c.Data + "\n"))
 	}
+	// The profiles are for benchmarks (bench/compare.sh --profile): they cover the server's
+	// whole life, so a run of one scenario between start and stop profiles that scenario.
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, stop()) }()
+	}
+	if *memProfile != "" {
+		defer func() { err = errors.Join(err, writeAllocProfile(*memProfile)) }()
+	}
 	a, err := app.New(e.Ctx, c, newLogger(c.Log, e.Stderr), e.Stdout)
 	if err != nil {
 		return err
 	}
 	return a.Run(e.Ctx, e.Reload)
+}
+
+// startCPUProfile starts the CPU profiler writing to path; the returned function stops it
+// and closes the file.
+func startCPUProfile(path string) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+// writeAllocProfile writes the heap profile with its allocation samples ("allocs": pprof shows
+// alloc_space and alloc_objects since start as well as inuse_space at stop).
+func writeAllocProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	runtime.GC() // up-to-date in-use figures
+	err = pprof.Lookup("allocs").WriteTo(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	return nil
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

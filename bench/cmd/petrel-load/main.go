@@ -245,8 +245,10 @@ func setupSMTP(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result,
 		waitSTLS    bool
 		waitTimeout time.Duration
 		poll        time.Duration
+		waitConns   int
 	)
-	fs.IntVar(&cfg.Messages, "n", 1000, "messages to send")
+	fs.IntVar(&cfg.Messages, "n", 1000, "messages to send (with -duration: at most; 0 for no limit)")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "stop starting messages after this long")
 	fs.IntVar(&cfg.Size, "size", 10*1024, "message size in bytes")
 	fs.IntVar(&cfg.Conns, "c", 4, "concurrent connections")
 	fs.IntVar(&cfg.PerConn, "k", 0, "messages per connection before reconnecting (0: never)")
@@ -260,6 +262,7 @@ func setupSMTP(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result,
 	fs.BoolVar(&waitSTLS, "pop3-stls", false, "POP3 with STLS")
 	fs.DurationVar(&waitTimeout, "wait-timeout", time.Minute, "how long to wait for delivery after sending")
 	fs.DurationVar(&poll, "poll", 200*time.Millisecond, "pause between POP3 polls")
+	fs.IntVar(&waitConns, "wait-c", 4, "concurrent POP3 sessions per poll")
 	return func(ctx context.Context) (*load.Result, error) {
 		t, err := c.target()
 		if err != nil {
@@ -283,7 +286,7 @@ func setupSMTP(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result,
 				return nil, errors.New("-pop3-tls and -pop3-stls exclude each other")
 			}
 			// The POP3 side shares the SMTP side's certificate settings.
-			w := &load.WaitConfig{Target: t, Pass: waitPass, Poll: poll, Timeout: waitTimeout}
+			w := &load.WaitConfig{Target: t, Pass: waitPass, Poll: poll, Timeout: waitTimeout, Conns: waitConns}
 			w.Addr, w.TLS = waitAddr, load.PlainText
 			if waitTLS {
 				w.TLS = load.ImplicitTLS
@@ -349,6 +352,7 @@ func setupIdle(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result,
 	fs.DurationVar(&cfg.Hold, "hold", 10*time.Second, "how long to hold the connections")
 	fs.BoolVar(&login, "login", false, "log in on each connection (connection i uses account i mod accounts; give at least -n)")
 	fs.StringVar(&pids, "pid", "", "server process `PID[,PID...]` whose RSS and PSS to sample")
+	fs.BoolVar(&cfg.Children, "children", false, "also sample every descendant of the -pid processes (forking servers such as Dovecot)")
 	return func(ctx context.Context) (*load.Result, error) {
 		var err error
 		if cfg.Target, err = c.target(); err != nil {
