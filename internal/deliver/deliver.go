@@ -100,6 +100,15 @@ type resolution struct {
 // resolve adds the targets of a to r. path holds the alias keys being expanded above this
 // one, to refuse loops.
 func (r *resolution) resolve(a address.Address, depth int, path []string) error {
+	// Most mail is for an existing account, and an account implies a hosted domain (the store
+	// refuses an account without its domain and a domain delete while accounts remain), so
+	// the common case costs one lookup instead of two.
+	if acct, err := r.d.st.AccountByAddress(r.ctx, a.Key()); err == nil {
+		r.add(store.Target{AccountID: acct.ID, Mailbox: store.Inbox})
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("deliver: account %s: %w", a.Key(), err)
+	}
 	dom, err := r.d.st.Domain(r.ctx, a.Domain)
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrNotHosted
