@@ -35,6 +35,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -446,22 +447,52 @@ func (r *run) download(todo []message) error {
 		return nil
 	}
 
+	// With PIPELINING the next RETR is sent before the current message is fsynced, so the
+	// server's work and the network overlap our disk; no command but that one RETR is ever in
+	// flight, so commit (which sends DELE) only runs when nothing is outstanding.
+	pipelined := r.c.Pipelining()
+	inFlight := false
+	sendNext := func(i int) error {
+		if !pipelined || i >= len(todo) {
+			return nil
+		}
+		if err := r.c.SendRetr(todo[i].num); err != nil {
+			return err
+		}
+		inFlight = true
+		return nil
+	}
+	// drain reads the answer to a RETR sent ahead when the run stops early, so that the
+	// session stays in step for QUIT.
+	drain := func() {
+		if inFlight {
+			r.c.RecvRetr(io.Discard)
+			inFlight = false
+		}
+	}
+	if err := sendNext(0); err != nil {
+		return err
+	}
+
 	var failed []string
-	for _, m := range todo {
+	for i, m := range todo {
 		tag := r.tag(m.uid)
 		if m.uid == "" {
 			tag = "none"
 		}
 		p, err := r.ar.Begin(tag)
 		if err != nil {
+			drain()
 			return local(err)
 		}
-		n, err := r.c.Retr(m.num, p)
-		if err == nil {
-			if ferr := p.Finish(); ferr != nil {
-				return local(ferr)
-			}
+		var n int64
+		if pipelined {
+			n, err = r.c.RecvRetr(p)
+			inFlight = false
 		} else {
+			n, err = r.c.Retr(m.num, p)
+		}
+		if err != nil {
 			p.Abort()
 			var pe *pop3client.Error
 			var le *LocalError
@@ -469,6 +500,9 @@ func (r *run) download(todo []message) error {
 			case errors.As(err, &pe):
 				// The server refused this one message; the others can still be archived.
 				failed = append(failed, fmt.Sprintf("%d (%s)", m.num, pe.Text))
+				if err := sendNext(i + 1); err != nil {
+					return errors.Join(err, commit())
+				}
 				continue
 			case r.c.Err() == nil:
 				// The session is fine, so the write failed: a local error.
@@ -485,6 +519,20 @@ func (r *run) download(todo []message) error {
 			}
 			return err
 		}
+		batch = append(batch, m)
+		batchBytes += m.size
+		due := m.uid == "" || len(batch) >= r.o.BatchSize || batchBytes >= r.o.BatchBytes || time.Since(batchStart) >= r.o.BatchTime
+		if !due {
+			if err := sendNext(i + 1); err != nil {
+				p.Abort()
+				return err
+			}
+		}
+		if ferr := p.Finish(); ferr != nil {
+			batch = batch[:len(batch)-1]
+			drain()
+			return local(ferr)
+		}
 		r.res.Downloaded++
 		r.res.Bytes += n
 		prog.Done++
@@ -492,10 +540,11 @@ func (r *run) download(todo []message) error {
 		if r.o.Progress != nil {
 			r.o.Progress(prog)
 		}
-		batch = append(batch, m)
-		batchBytes += m.size
-		if m.uid == "" || len(batch) >= r.o.BatchSize || batchBytes >= r.o.BatchBytes || time.Since(batchStart) >= r.o.BatchTime {
+		if due {
 			if err := commit(); err != nil {
+				return err
+			}
+			if err := sendNext(i + 1); err != nil {
 				return err
 			}
 		}

@@ -519,6 +519,32 @@ func (c *Client) Retr(n int, w io.Writer) (int64, error) {
 	return c.readBody(w)
 }
 
+// Pipelining reports whether the server announced PIPELINING (RFC 2449 §6.6), so that
+// SendRetr may run ahead of RecvRetr.
+func (c *Client) Pipelining() bool {
+	capa, err := c.Capabilities()
+	if err != nil {
+		return false
+	}
+	_, ok := capa["PIPELINING"]
+	return ok
+}
+
+// SendRetr sends RETR n without waiting for the answer; RecvRetr reads the answers in the
+// order the commands went out. With one RETR always in flight, the server prepares the next
+// message while the caller writes and fsyncs the current one. Only with Pipelining.
+func (c *Client) SendRetr(n int) error {
+	return c.send("RETR " + strconv.Itoa(n))
+}
+
+// RecvRetr reads the answer to the oldest RETR sent with SendRetr (see Retr).
+func (c *Client) RecvRetr(w io.Writer) (int64, error) {
+	if _, err := c.readStatus("RETR"); err != nil {
+		return 0, err
+	}
+	return c.readBody(w)
+}
+
 // Top runs TOP n lines (RFC 1939 §7, optional): the header and the first lines of the body.
 func (c *Client) Top(n, lines int, w io.Writer) (int64, error) {
 	if _, err := c.cmd("TOP", "TOP "+strconv.Itoa(n)+" "+strconv.Itoa(lines)); err != nil {
