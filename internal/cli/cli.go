@@ -87,7 +87,12 @@ func Usage(w io.Writer) {
 	cs := commands()
 	sort.SliceStable(cs, func(i, j int) bool { return cs[i].noun < cs[j].noun })
 	for _, c := range cs {
-		name := strings.TrimSpace(c.noun + " " + c.verb + " " + c.args)
+		name := strings.Join(strings.Fields(c.noun+" "+c.verb+" "+c.args), " ")
+		if len(name) > 44 {
+			// Long synopses get the help on a line of its own rather than a ragged column.
+			fmt.Fprintf(w, "  %s\n  %-44s %s\n", name, "", c.help)
+			continue
+		}
 		fmt.Fprintf(w, "  %-44s %s\n", name, c.help)
 	}
 }
