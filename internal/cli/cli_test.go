@@ -30,9 +30,9 @@ func TestManagementCommands(t *testing.T) {
 		{"", []string{"domain", "list"}, "example.test"},
 		{"", []string{"domain", "add", "Example.ORG."}, "added domain example.org"},
 		{"secret-password\n", []string{"account", "add", "Alice@Example.org"}, "added account alice@example.org"},
-		{"secret-password\n", []string{"account", "add", "alice@example.org"}, ""}, // exists
-		{"short\n", []string{"account", "add", "bob@example.org"}, ""},             // too short
-		{"", []string{"account", "add", "bob@example.org"}, ""},                    // no password
+		{"secret-password\n", []string{"account", "add", "alice@example.org"}, ""},  // exists
+		{"short\n", []string{"account", "add", "bob@example.org"}, ""},              // too short
+		{"", []string{"account", "add", "bob@example.org"}, ""},                     // no password
 		{"secret-password\n", []string{"account", "add", "carol@nowhere.test"}, ""}, // no such domain
 		{"", []string{"alias", "add", "postmaster@example.org", "alice@example.org"}, "added alias"},
 		{"", []string{"alias", "add", "alice@example.org", "postmaster@example.org"}, ""}, // an account's address
