@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"petrel/internal/safefile"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -62,7 +63,7 @@ func openMaildir(dir string) (*maildir, error) {
 	}
 	// The name must not contain "/" or ":" (Maildir specification).
 	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
-	if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+	if err := safefile.SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
 		return nil, err
 	}
 	return &maildir{dir: dir, host: host}, nil
@@ -119,7 +120,7 @@ func (m *maildir) Commit() error {
 	if !m.dirty {
 		return nil
 	}
-	if err := syncDir(filepath.Join(m.dir, "new")); err != nil {
+	if err := safefile.SyncDir(filepath.Join(m.dir, "new")); err != nil {
 		return err
 	}
 	m.dirty = false
@@ -183,7 +184,7 @@ func openMbox(path string) (*mbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := safefile.SyncDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	return &mbox{path: path, size: fi.Size()}, nil

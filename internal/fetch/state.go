@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"petrel/internal/safefile"
 	"time"
 )
 
 // state is what one account's fetch remembers between runs: the unique-ids of the messages
 // already archived, with the time each was first archived (for keep-days). It is a JSON file
-// replaced atomically (writeFileAtomic), so a crash leaves the previous or the next version.
+// replaced atomically (safefile.WriteAtomic), so a crash leaves the previous or the next version.
 type state struct {
 	Version int `json:"version"`
 	// Server identifies the mailbox (user@host, the port may change): a state is not
@@ -62,7 +63,7 @@ func (s *state) save() error {
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path, b, 0o600)
+	return safefile.WriteAtomic(s.path, b, 0o600)
 }
 
 func (s *state) firstSeen(uid string) (time.Time, bool) {

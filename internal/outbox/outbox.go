@@ -26,6 +26,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"petrel/internal/safefile"
 	"sort"
 	"strconv"
 	"strings"
@@ -131,7 +132,7 @@ func (o *Outbox) Add(env Envelope, msg io.Reader) (Entry, error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return Entry{}, err
 	}
-	if err := syncDir(o.dir); err != nil {
+	if err := safefile.SyncDir(o.dir); err != nil {
 		return Entry{}, err
 	}
 	return Entry{ID: id, Path: path, Envelope: env, Queued: time.Now(), Size: n}, nil
@@ -337,7 +338,7 @@ func (o *Outbox) sendOne(s Sender, id string) (Entry, error) {
 	if err := os.Remove(e.Path); err != nil {
 		return e, err
 	}
-	return e, syncDir(o.dir)
+	return e, safefile.SyncDir(o.dir)
 }
 
 func (o *Outbox) moveToFailed(id, reason string) error {
@@ -348,17 +349,8 @@ func (o *Outbox) moveToFailed(id, reason string) error {
 	if err := os.Rename(filepath.Join(o.dir, id+".msg"), filepath.Join(failed, id+".msg")); err != nil {
 		return err
 	}
-	if err := syncDir(failed); err != nil {
+	if err := safefile.SyncDir(failed); err != nil {
 		return err
 	}
-	return syncDir(o.dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return safefile.SyncDir(o.dir)
 }
