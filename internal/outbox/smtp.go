@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"petrel/internal/clientconf"
+	"petrel/internal/deadline"
 	"petrel/internal/pop3client"
 )
 
@@ -52,7 +53,7 @@ func Dial(ctx context.Context, a *clientconf.Account, password string) (*SMTPSen
 	if err != nil {
 		return nil, &UnreachableError{err}
 	}
-	conn := net.Conn(deadlineConn{raw, timeout})
+	conn := net.Conn(deadline.Conn{Conn: raw, Timeout: timeout})
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	fail := func(err error) (*SMTPSender, error) {
 		stop()
@@ -160,20 +161,4 @@ func (s *SMTPSender) Close() error {
 	err := s.c.Quit()
 	s.c.Close()
 	return err
-}
-
-// deadlineConn sets a deadline before every Read and Write.
-type deadlineConn struct {
-	net.Conn
-	timeout time.Duration
-}
-
-func (d deadlineConn) Read(p []byte) (int, error) {
-	d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
-	return d.Conn.Read(p)
-}
-
-func (d deadlineConn) Write(p []byte) (int, error) {
-	d.Conn.SetWriteDeadline(time.Now().Add(d.timeout))
-	return d.Conn.Write(p)
 }

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"petrel/internal/deadline"
 	"strconv"
 	"strings"
 	"time"
@@ -156,7 +157,7 @@ func handshake(conn net.Conn, conf *tls.Config, timeout time.Duration) (*tls.Con
 
 func (c *Client) setConn(conn net.Conn) {
 	c.raw = conn
-	c.conn = deadlineConn{Conn: conn, timeout: c.timeout}
+	c.conn = deadline.Conn{Conn: conn, Timeout: c.timeout}
 	c.r = bufio.NewReaderSize(c.conn, 32<<10)
 	c.w = bufio.NewWriterSize(c.conn, 4<<10)
 }
@@ -181,22 +182,6 @@ func (c *Client) startTLS(conf *tls.Config, timeout time.Duration) error {
 	c.setConn(tc) // fresh buffers: nothing from before the handshake survives
 	c.capa = nil  // RFC 2595 §4: capabilities may change after TLS
 	return nil
-}
-
-// deadlineConn sets a deadline before every Read and Write, so that no I/O can block forever.
-type deadlineConn struct {
-	net.Conn
-	timeout time.Duration
-}
-
-func (d deadlineConn) Read(p []byte) (int, error) {
-	d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
-	return d.Conn.Read(p)
-}
-
-func (d deadlineConn) Write(p []byte) (int, error) {
-	d.Conn.SetWriteDeadline(time.Now().Add(d.timeout))
-	return d.Conn.Write(p)
 }
 
 // Greeting returns the text of the server's greeting (without "+OK ").
