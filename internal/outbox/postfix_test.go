@@ -51,14 +51,28 @@ from = "carol@example.org"
 	if !strings.Contains(res.Failed[0].Err, "5") {
 		t.Fatalf("failed: %+v", res.Failed[0])
 	}
+	// We submit in queue order; in what order Postfix's queue manager then delivers is its
+	// business (it may run deliveries in parallel), so the order is checked on our side and
+	// the arrival of each message, once, on Postfix's.
+	for i := 1; i < len(res.Sent); i++ {
+		if res.Sent[i-1].ID >= res.Sent[i].ID {
+			t.Fatalf("sent out of queue order: %s before %s", res.Sent[i-1].ID, res.Sent[i].ID)
+		}
+	}
 	// The -t message goes to two recipients, delivered as two copies (recipient limit 1).
 	msgs := pf.Messages(t, 6)
 	for i := 0; i < 5; i++ {
-		if !strings.Contains(msgs[i], fmt.Sprintf("Subject: n%d\n", i)) {
-			t.Fatalf("delivery %d out of order: %q", i, msgs[i])
+		n := 0
+		for _, m := range msgs {
+			if strings.Contains(m, fmt.Sprintf("Subject: n%d\n", i)) {
+				n++
+			}
+		}
+		if want := map[bool]int{true: 2, false: 1}[i == 4]; n != want {
+			t.Fatalf("message n%d delivered %d times, want %d", i, n, want)
 		}
 	}
-	for _, m := range msgs[4:] {
+	for _, m := range msgs {
 		if strings.Contains(strings.ToLower(m), "bcc:") || strings.Contains(m, "frank@example.net\n") && strings.Contains(m, "Bcc") {
 			t.Fatalf("Bcc leaked: %q", m)
 		}
