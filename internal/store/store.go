@@ -195,6 +195,9 @@ type Mail interface {
 	Messages(ctx context.Context, mailboxID int64) ([]Message, error)
 	// OpenBlob returns the stored bytes of a body. The caller closes it.
 	OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error)
+	// Parsed returns the cached parse stored with a body at delivery, so that IMAP FETCH of
+	// an envelope or structure never re-parses the message.
+	Parsed(ctx context.Context, blobID int64) (ParsedMessage, error)
 
 	// SetFlags adds (add=true) or removes flags on the given messages of one mailbox.
 	SetFlags(ctx context.Context, mailboxID int64, uids []uint32, flags []string, add bool) error

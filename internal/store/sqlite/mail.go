@@ -325,8 +325,7 @@ func (r *blobReader) Read(p []byte) (int, error) {
 
 func (r *blobReader) Close() error { return nil }
 
-// Parsed returns the cached parse stored with a body at delivery. It is not (yet) part of
-// store.Mail; IMAP FETCH ENVELOPE/BODYSTRUCTURE will need it there.
+// Parsed implements store.Mail.
 func (s *Store) Parsed(ctx context.Context, blobID int64) (store.ParsedMessage, error) {
 	var p store.ParsedMessage
 	var date sql.NullInt64

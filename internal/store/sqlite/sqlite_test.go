@@ -122,39 +122,6 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 }
 
-func TestParsed(t *testing.T) {
-	s := openTemp(t, Options{})
-	defer s.Close()
-	ctx := context.Background()
-	a := setup(t, s, "a@example.org")
-	date := time.Date(2024, 5, 6, 7, 8, 9, 0, time.FixedZone("x", 3600))
-	d := message("Subject: x\r\n\r\n", a.ID)
-	d.Parsed = store.ParsedMessage{MessageID: "m@x", Subject: "x", From: "Ann <ann@x>", Date: date,
-		Envelope: []byte(`{"subject":"x"}`), Structure: []byte(`{"type":"text"}`)}
-	got, err := s.Deliver(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := s.Parsed(ctx, got.BlobID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.MessageID != "m@x" || p.Subject != "x" || p.From != "Ann <ann@x>" || !p.Date.Equal(date) ||
-		string(p.Envelope) != `{"subject":"x"}` || string(p.Structure) != `{"type":"text"}` {
-		t.Errorf("Parsed = %+v", p)
-	}
-	noDate, err := s.Deliver(ctx, message("x\r\n", a.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err := s.Parsed(ctx, noDate.BlobID); err != nil || !p.Date.IsZero() || p.Envelope != nil {
-		t.Errorf("Parsed without data = %+v, %v", p, err)
-	}
-	if _, err := s.Parsed(ctx, noDate.BlobID+100); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Parsed of a missing blob: %v", err)
-	}
-}
-
 // TestGroupCommit checks that concurrent writers share transactions, that MaxBatch=1
 // gives each its own, and that a failing request in a batch fails alone.
 func TestGroupCommit(t *testing.T) {

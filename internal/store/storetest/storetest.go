@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeliverBadBody", testDeliverBadBody},
 		{"DeliverCancelled", testDeliverCancelled},
 		{"LargeBody", testLargeBody},
+		{"Parsed", testParsed},
 		{"SetFlags", testSetFlags},
 		{"Expunge", testExpunge},
 		{"Move", testMove},
@@ -599,6 +600,39 @@ func testLargeBody(t *testing.T, f *fixture) {
 	}
 	if !bytes.Equal(got.Bytes(), buf.Bytes()) {
 		t.Errorf("large blob differs: got %d bytes, want %d", got.Len(), buf.Len())
+	}
+}
+
+func testParsed(t *testing.T, f *fixture) {
+	a := f.account("a@example.org")
+	in := store.Target{AccountID: a.ID, Mailbox: store.Inbox}
+	date := time.Date(2024, 5, 6, 7, 8, 9, 0, time.FixedZone("x", 3600))
+	d := delivery("Subject: x\r\n\r\n", in)
+	d.Parsed = store.ParsedMessage{MessageID: "m@x", Subject: "x", From: "Ann <ann@x>", Date: date,
+		Envelope: []byte(`{"subject":"x"}`), Structure: []byte(`{"type":"text"}`)}
+	got, err := f.s.Deliver(f.ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.s.Parsed(f.ctx, got.BlobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.MessageID != "m@x" || p.Subject != "x" || p.From != "Ann <ann@x>" || !p.Date.Equal(date) ||
+		string(p.Envelope) != `{"subject":"x"}` || string(p.Structure) != `{"type":"text"}` {
+		t.Errorf("Parsed = %+v", p)
+	}
+	bare := delivery("x\r\n", in)
+	bare.Parsed = store.ParsedMessage{}
+	noDate, err := f.s.Deliver(f.ctx, bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := f.s.Parsed(f.ctx, noDate.BlobID); err != nil || !p.Date.IsZero() || p.Envelope != nil {
+		t.Errorf("Parsed without data = %+v, %v", p, err)
+	}
+	if _, err := f.s.Parsed(f.ctx, noDate.BlobID+100); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Parsed of a missing blob: %v", err)
 	}
 }
 
