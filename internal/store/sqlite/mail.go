@@ -73,21 +73,20 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 
 		out = store.Delivered{BlobID: blobID, Messages: make([]store.Message, len(d.Targets))}
 		for i, tg := range d.Targets {
-			var mboxID int64
-			// The named mailbox, or INBOX when it does not exist (store.Target).
-			err := t.queryRow(`SELECT id FROM mailboxes WHERE account_id = ?1 AND name IN (?2, 'INBOX')
-				ORDER BY name = 'INBOX' LIMIT 1`, []any{tg.AccountID, canonicalMailbox(tg.Mailbox)}, &mboxID)
+			modseq, err := t.raiseModSeq(tg.AccountID)
 			if err != nil {
 				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)
 			}
-			modseq, err := t.raiseModSeq(tg.AccountID)
-			if err != nil {
-				return err
-			}
+			// The named mailbox, or INBOX when it does not exist (store.Target), found and
+			// given its next UID in one statement: this runs once per recipient per message.
+			var mboxID int64
 			var uid uint32
-			if err := t.queryRow(`UPDATE mailboxes SET uidnext = uidnext + 1, messages = messages + 1, modseq = ?
-				WHERE id = ? RETURNING uidnext - 1`, []any{modseq, mboxID}, &uid); err != nil {
-				return err
+			err = t.queryRow(`UPDATE mailboxes SET uidnext = uidnext + 1, messages = messages + 1, modseq = ?1
+				WHERE id = (SELECT id FROM mailboxes WHERE account_id = ?2 AND name IN (?3, 'INBOX')
+					ORDER BY name = 'INBOX' LIMIT 1)
+				RETURNING id, uidnext - 1`, []any{modseq, tg.AccountID, canonicalMailbox(tg.Mailbox)}, &mboxID, &uid)
+			if err != nil {
+				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)
 			}
 			res, err := t.exec(`INSERT INTO messages (mailbox_id, uid, blob_id, size, internal_date, flags, modseq)
 				VALUES (?, ?, ?, ?, ?, ?, ?)`, mboxID, uid, blobID, len(body), received.UnixNano(), flagText, modseq)
