@@ -270,7 +270,11 @@ func TestInUse(t *testing.T) {
 	first.run(`
 		C: QUIT
 		S: +OK bye`)
-	e.waitUnlocked(t, e.alice.ID)
+	// The lock is free before the reply to QUIT goes out: a client that reconnects at once
+	// must not find its own old session still holding the maildrop.
+	if e.st.locked(e.alice.ID) {
+		t.Fatal("maildrop still locked when the client read +OK to QUIT")
+	}
 	second.run(`
 		C: USER alice@example.org
 		S: +OK send PASS

@@ -378,7 +378,11 @@ func (s *session) cmdCapa(arg string) error {
 func (s *session) cmdQuit(arg string) error {
 	if s.state == stateTransaction {
 		// RFC 1939 §6: QUIT in TRANSACTION enters UPDATE; the reply says whether it worked.
-		if err := s.update(); err != nil {
+		err := s.update()
+		// The maildrop is free before the client reads the reply: a client that reconnects
+		// at once (fetchmail, mpop, scripts) must not find its own old session holding it.
+		s.releaseLock()
+		if err != nil {
 			s.srv.log.Error("pop3: update", "remote", s.remote, "user", s.account.Address, "err", err)
 			s.err("[SYS/TEMP] some deleted messages not removed")
 			return errUpdateFailed
