@@ -254,6 +254,17 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		}
 		listeners = append(listeners, connlimit.New(l, a.cfg.Limits.MaxConnections, a.cfg.Limits.MaxConnectionsPerIP, b.reject))
 	}
+	if a.cfg.User != "" {
+		if err := dropPrivileges(a.cfg.User, a.cfg.Data); err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return err
+		}
+		a.log.Info("running as an unprivileged user", "user", a.cfg.User, "uid", os.Getuid())
+	} else if os.Geteuid() == 0 && !a.cfg.Dev {
+		a.log.Warn("running as root: set `user` in the config to drop privileges after binding the ports")
+	}
 	var wg sync.WaitGroup
 	errc := make(chan error, len(listeners))
 	for i, b := range a.bindings {

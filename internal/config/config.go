@@ -31,6 +31,9 @@ type Config struct {
 	Data string `toml:"data"`
 	// domains: domains created at start if absent (more can be added with `petrel domain add`).
 	Domains []string `toml:"domains"`
+	// user: when started as root, switch to this user once the ports are bound (the data
+	// directory is given to it). Default: "" (keep running as whoever started it).
+	User string `toml:"user"`
 
 	Log    Log    `toml:"log"`
 	TLS    TLS    `toml:"tls"`
