@@ -16,6 +16,9 @@
 //  5. the domain's catch-all account;
 //  6. otherwise ErrUnknownUser.
 //
+// A successful resolution is reused for resolveCacheTTL (one second), so a change to
+// accounts, aliases or catch-alls reaches RCPT within that time; a failed one is not reused.
+//
 // Alias targets that are not local (another domain, or unknown) are skipped with a warning:
 // remote targets need outbound delivery, which does not exist yet.
 package deliver
@@ -71,22 +74,28 @@ type Body interface {
 
 // Deliverer resolves recipients and commits messages to the store.
 type Deliverer struct {
-	st  Store
-	log *slog.Logger
+	st    Store
+	log   *slog.Logger
+	cache *resolveCache // recent successful resolutions
 }
 
 // New returns a Deliverer over st.
 func New(st Store, log *slog.Logger) *Deliverer {
-	return &Deliverer{st: st, log: log}
+	return &Deliverer{st: st, log: log, cache: newResolveCache(resolveCacheTTL)}
 }
 
 // Resolve maps one recipient to the mailboxes it delivers to (see the package comment for
 // the rules). The result has no duplicates and is never empty when err is nil.
 func (d *Deliverer) Resolve(ctx context.Context, rcpt address.Address) ([]store.Target, error) {
+	key := rcpt.Key()
+	if targets := d.cache.get(key); targets != nil {
+		return targets, nil
+	}
 	r := resolution{d: d, ctx: ctx}
 	if err := r.resolve(rcpt, 0, nil); err != nil {
 		return nil, err
 	}
+	d.cache.put(key, r.targets)
 	return r.targets, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -298,4 +299,92 @@ func FuzzResolve(f *testing.F) {
 			t.Fatalf("%q: loop resolved", rcpt)
 		}
 	})
+}
+
+// countingStore counts directory lookups.
+type countingStore struct {
+	*fakeStore
+	lookups int
+}
+
+func (c *countingStore) AccountByAddress(ctx context.Context, addr string) (store.Account, error) {
+	c.lookups++
+	return c.fakeStore.AccountByAddress(ctx, addr)
+}
+
+func (c *countingStore) Alias(ctx context.Context, addr string) (store.Alias, error) {
+	c.lookups++
+	return c.fakeStore.Alias(ctx, addr)
+}
+
+// TestResolveCache: a successful resolution is reused until it expires; a failed one is
+// not; what the caller does with a result does not change the cached one.
+func TestResolveCache(t *testing.T) {
+	cs := &countingStore{fakeStore: newFakeStore()}
+	d := New(cs, discardLog())
+	now := time.Unix(1000, 0)
+	d.cache.now = func() time.Time { return now }
+	resolve := func(rcpt string) ([]store.Target, error) {
+		t.Helper()
+		a, err := address.Parse(rcpt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Resolve(context.Background(), a)
+	}
+	lookups := func(rcpt string) int {
+		t.Helper()
+		before := cs.lookups
+		resolve(rcpt)
+		return cs.lookups - before
+	}
+
+	if n := lookups("team@example.test"); n == 0 {
+		t.Fatal("first resolution did no lookup")
+	}
+	got, _ := resolve("Team@example.test") // same key
+	if n := lookups("team@example.test"); n != 0 {
+		t.Errorf("cached resolution did %d lookups", n)
+	}
+	got[0].AccountID = 99 // the caller's copy
+	if got, _ := resolve("team@example.test"); !reflect.DeepEqual(got, inbox(1, 2)) {
+		t.Errorf("cached targets = %v after the caller changed its copy", got)
+	}
+
+	// A change in the store shows once the entry has expired.
+	cs.aliases["team@example.test"] = []string{"carol@example.test"}
+	now = now.Add(resolveCacheTTL - time.Millisecond)
+	if got, _ := resolve("team@example.test"); !reflect.DeepEqual(got, inbox(1, 2)) {
+		t.Errorf("targets before expiry = %v", got)
+	}
+	now = now.Add(time.Millisecond)
+	if got, _ := resolve("team@example.test"); !reflect.DeepEqual(got, inbox(3)) {
+		t.Errorf("targets after expiry = %v, want the new alias", got)
+	}
+
+	// Failures are looked up every time, so a new account receives mail at once.
+	if _, err := resolve("newbie@example.test"); !errors.Is(err, ErrUnknownUser) {
+		t.Fatalf("err = %v", err)
+	}
+	cs.accounts["newbie@example.test"] = store.Account{ID: 7}
+	if got, err := resolve("newbie@example.test"); err != nil || !reflect.DeepEqual(got, inbox(7)) {
+		t.Errorf("new account: %v, %v", got, err)
+	}
+}
+
+// TestResolveCacheBound: the cache never holds more than resolveCacheMax entries.
+func TestResolveCacheBound(t *testing.T) {
+	d := New(newFakeStore(), discardLog())
+	for i := range resolveCacheMax + 10 {
+		a, err := address.Parse(fmt.Sprintf("alice+%d@example.test", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Resolve(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(d.cache.entries); n > resolveCacheMax || n == 0 {
+		t.Errorf("%d entries, want 1..%d", n, resolveCacheMax)
+	}
 }

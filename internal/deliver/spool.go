@@ -42,6 +42,7 @@ func (s *Spool) Write(p []byte) (int, error) {
 		}
 	}
 	if s.f == nil {
+		s.grow(len(p))
 		s.mem = append(s.mem, p...)
 		s.size += int64(len(p))
 		return len(p), nil
@@ -62,9 +63,7 @@ func (s *Spool) ReadFrom(r io.Reader) (int64, error) {
 		if s.err != nil {
 			return total, s.err
 		}
-		if cap(s.mem)-len(s.mem) < 512 {
-			s.mem = slices.Grow(s.mem, max(4096, len(s.mem)))
-		}
+		s.grow(512)
 		n, err := r.Read(s.mem[len(s.mem):cap(s.mem)])
 		s.mem = s.mem[:len(s.mem)+n]
 		s.size += int64(n)
@@ -85,6 +84,14 @@ func (s *Spool) ReadFrom(r io.Reader) (int64, error) {
 	// Hide ReadFrom so that io.Copy does not call back into it.
 	n, err := io.Copy(struct{ io.Writer }{s}, r)
 	return total + n, err
+}
+
+// grow makes room for at least n more bytes in memory, doubling (from 4 KiB) so that the
+// trace headers and a small body share one allocation.
+func (s *Spool) grow(n int) {
+	if cap(s.mem)-len(s.mem) < n {
+		s.mem = slices.Grow(s.mem, max(4096, len(s.mem), n))
+	}
 }
 
 // toFile moves the in-memory body to a temporary file.

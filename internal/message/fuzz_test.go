@@ -2,6 +2,7 @@ package message
 
 import (
 	"encoding/json"
+	"net/mail"
 	"strings"
 	"testing"
 )
@@ -38,5 +39,26 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		check(root, 0, int64(len(msg)), 0)
+	})
+}
+
+// FuzzParseDate checks parseDate's shortcut against mail.ParseDate: the same instant, zone
+// offset and error for every input.
+func FuzzParseDate(f *testing.F) {
+	for _, s := range []string{
+		"Mon, 02 Jan 2006 15:04:05 -0700", "Tue, 1 Dec 2026 02:03:04 +0100", "1 Dec 2026 02:03 GMT",
+		"Mon, 02 Jan 2006 15:04:05 -0700 (MST)", " Mon, 02 Jan 2006 15:04:05 +0000", "Fri, 31 Feb 2026 25:61:61 +9999",
+		"mon, 02 jan 2006 15:04:05 -0700", "Mon, 02 Jan 06 15:04:05 -0700", "Mon, 02 Jan 2006 15:04:05 -0700\r\n", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, gotErr := parseDate(s)
+		want, wantErr := mail.ParseDate(s)
+		_, gotOff := got.Zone()
+		_, wantOff := want.Zone()
+		if (gotErr == nil) != (wantErr == nil) || !got.Equal(want) || gotOff != wantOff {
+			t.Fatalf("%q: parseDate = %v, %v; mail.ParseDate = %v, %v", s, got, gotErr, want, wantErr)
+		}
 	})
 }

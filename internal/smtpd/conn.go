@@ -20,6 +20,12 @@ import (
 // Shutdown: drain marks the conn and wakes a blocked Read by moving the deadline to now.
 // A Read that finds no transaction open writes "421 4.3.2" and reports EOF, which go-smtp
 // takes as the client leaving; inside a transaction the Read goes on with its old deadline.
+//
+// Replies: go-smtp writes (and flushes) every reply line on its own, so a client that
+// pipelines MAIL, RCPT and DATA (RFC 2920) would get three writes. Write holds replies and
+// Read sends them all before it waits for the client: RFC 2920 §3.2 lets a server group
+// the responses to pipelined commands, as long as none is held while it waits for input.
+// Close sends what is left (the 221 to QUIT).
 type conn struct {
 	net.Conn         // the accepted connection
 	srv      *Server // for untracking at Close
@@ -38,8 +44,16 @@ type conn struct {
 	greeted  bool // the 220 greeting went out
 	failures int  // failed AUTH attempts, kept across STARTTLS
 
+	wmu     sync.Mutex // guards the fields below; held while writing pending out
+	pending []byte     // replies written by go-smtp, not sent yet
+	werr    error      // the first failed write; later writes fail with it
+	writeDL time.Time  // the write deadline last set
+
 	closeOnce sync.Once
 }
+
+// maxPending is how many reply bytes Write holds before sending them anyway.
+const maxPending = 4096
 
 func newConn(nc net.Conn, s *Server) *conn {
 	return &conn{Conn: nc, srv: s}
@@ -58,7 +72,11 @@ func (*timeoutError) Temporary() bool { return false }
 // Read reads from the connection, ending it when a shutdown or a fatal error asks for it.
 func (c *conn) Read(b []byte) (int, error) {
 	for {
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
 		if err := c.checkHangup(); err != nil {
+			c.flush() // the 421, when it went through Write
 			return 0, err
 		}
 		n, err := c.Conn.Read(b)
@@ -88,7 +106,7 @@ func (c *conn) checkHangup() error {
 		return errHangup
 	}
 	// RFC 5321 §3.8: the server may close with 421 when it must shut down.
-	c.Conn.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	c.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 	w.Write([]byte("421 4.3.2 " + c.srv.cfg.Hostname + " shutting down\r\n"))
 	return io.EOF
 }
@@ -131,10 +149,27 @@ func (c *conn) SetDeadline(t time.Time) error {
 	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}
+	return c.SetWriteDeadline(t)
+}
+
+// SetWriteDeadline sets the deadline for later writes. Held replies were written under the
+// deadline before: when t comes earlier than that one, they are sent first. (crypto/tls
+// moves the deadline to now after close_notify so that later writes fail; the 421 or 221
+// before it must still go out.)
+func (c *conn) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !t.IsZero() && (c.writeDL.IsZero() || t.Before(c.writeDL)) {
+		c.flushLocked()
+	}
+	c.writeDL = t
 	return c.Conn.SetWriteDeadline(t)
 }
 
-// Write notices the STARTTLS go-ahead: "220" is sent twice at most, as the greeting
+// Write holds b until the next Read or Close (see the type comment); a write error shows
+// in a later Write, Read or Close.
+//
+// It also notices the STARTTLS go-ahead: "220" is sent twice at most, as the greeting
 // (RFC 5321 §4.2) and before the TLS handshake (RFC 3207 §4); after the second the raw
 // connection no longer carries plain text.
 func (c *conn) Write(b []byte) (int, error) {
@@ -146,11 +181,44 @@ func (c *conn) Write(b []byte) (int, error) {
 		c.greeted = true
 		c.mu.Unlock()
 	}
-	return c.Conn.Write(b)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	c.pending = append(c.pending, b...)
+	if len(c.pending) >= maxPending {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
 }
 
-// Close closes the connection and forgets it.
+// flush sends the pending replies.
+func (c *conn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.flushLocked()
+}
+
+// flushLocked is flush with c.wmu held. The write deadline is the one go-smtp set before
+// its last reply.
+func (c *conn) flushLocked() error {
+	if c.werr != nil || len(c.pending) == 0 {
+		return c.werr
+	}
+	_, err := c.Conn.Write(c.pending)
+	c.pending = c.pending[:0]
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
+// Close sends the pending replies, closes the connection and forgets it.
 func (c *conn) Close() error {
+	c.flush()
 	err := c.Conn.Close()
 	c.closeOnce.Do(func() { c.srv.untrack(c) })
 	return err

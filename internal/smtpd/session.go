@@ -1,12 +1,12 @@
 package smtpd
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base32"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -458,22 +458,38 @@ func (s *session) writeTrace(w io.Writer, tx *transaction, rcpts []string, at ti
 		proto += "A"
 	}
 	s.mu.Unlock()
-	var b strings.Builder
-	fmt.Fprintf(&b, "Return-Path: <%s>\r\n", from)
 	ip := s.remote.String()
 	if s.remote.Is6() {
 		ip = "IPv6:" + ip // RFC 5321 §4.1.3 address literal
 	}
-	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s with %s", s.helo, ip, s.srv.cfg.Hostname, proto)
+	// Built with append rather than fmt: this runs for every message.
+	b := make([]byte, 0, 256)
+	b = append(b, "Return-Path: <"...)
+	b = append(b, from...)
+	b = append(b, ">\r\nReceived: from "...)
+	b = append(b, s.helo...)
+	b = append(b, " (["...)
+	b = append(b, ip...)
+	b = append(b, "])\r\n\tby "...)
+	b = append(b, s.srv.cfg.Hostname...)
+	b = append(b, " with "...)
+	b = append(b, proto...)
 	if s.tls {
-		fmt.Fprintf(&b, " (%s)", s.tlsInfo)
+		b = append(b, " ("...)
+		b = append(b, s.tlsInfo...)
+		b = append(b, ')')
 	}
-	fmt.Fprintf(&b, "\r\n\tid %s", tx.id)
+	b = append(b, "\r\n\tid "...)
+	b = append(b, tx.id...)
 	if len(rcpts) == 1 {
-		fmt.Fprintf(&b, "\r\n\tfor <%s>", rcpts[0])
+		b = append(b, "\r\n\tfor <"...)
+		b = append(b, rcpts[0]...)
+		b = append(b, '>')
 	}
-	fmt.Fprintf(&b, ";\r\n\t%s\r\n", at.Format(time.RFC1123Z))
-	io.WriteString(w, b.String())
+	b = append(b, ";\r\n\t"...)
+	b = at.AppendFormat(b, time.RFC1123Z)
+	b = append(b, "\r\n"...)
+	w.Write(b)
 }
 
 // sanitizeHelo makes the client's HELO argument safe to put in a header: printable ASCII
@@ -493,6 +509,9 @@ func sanitizeHelo(h string) string {
 // crlfReader passes data through and fails with errBareLineEnding at the first CR not
 // followed by LF or LF not preceded by CR. go-smtp's DATA reader only ends at CRLF.CRLF but
 // lets bare CR and LF through; BDAT passes bytes as they are.
+//
+// It checks each chunk with two vectorized scans (bytes.IndexByte for LF, bytes.Count for
+// CR) rather than byte by byte: the body of every message goes through here.
 type crlfReader struct {
 	r      io.Reader
 	prevCR bool // the last byte read was CR
@@ -500,17 +519,46 @@ type crlfReader struct {
 
 func (c *crlfReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	for i := range n {
-		b := p[i]
-		if (c.prevCR && b != '\n') || (!c.prevCR && b == '\n') {
-			return 0, errBareLineEnding
-		}
-		c.prevCR = b == '\r'
+	if n > 0 && !c.check(p[:n]) {
+		return 0, errBareLineEnding
 	}
 	if err == io.EOF && c.prevCR {
 		return 0, errBareLineEnding
 	}
 	return n, err
+}
+
+// check reports whether b, the next bytes of the stream, keeps every CR followed by LF and
+// every LF preceded by CR, and records whether b ends with a CR whose LF is still to come.
+func (c *crlfReader) check(b []byte) bool {
+	start := 0
+	if c.prevCR {
+		if b[0] != '\n' {
+			return false
+		}
+		start = 1
+	}
+	// Every LF after start must follow a CR; each such pair uses a different CR.
+	pairs := 0
+	for i := start; ; i++ {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j
+		if i == start || b[i-1] != '\r' {
+			return false
+		}
+		pairs++
+	}
+	// Then every CR but a final one is followed by LF exactly when there are as many CRs
+	// as pairs.
+	c.prevCR = b[len(b)-1] == '\r'
+	crs := bytes.Count(b[start:], []byte{'\r'})
+	if c.prevCR {
+		crs--
+	}
+	return crs == pairs
 }
 
 var _ net.Conn = (*conn)(nil)

@@ -1,0 +1,73 @@
+package smtpd
+
+import (
+	"bytes"
+	"net"
+	"testing"
+	"time"
+)
+
+// recordConn is a net.Conn that records each Write and serves reads from in.
+type recordConn struct {
+	net.Conn // nil: methods not overridden here must not be called
+	in       bytes.Buffer
+	writes   []string
+	deadline time.Time
+}
+
+func (r *recordConn) Read(b []byte) (int, error)      { return r.in.Read(b) }
+func (r *recordConn) Close() error                    { return nil }
+func (r *recordConn) SetReadDeadline(time.Time) error { return nil }
+func (r *recordConn) SetWriteDeadline(t time.Time) error {
+	r.deadline = t
+	return nil
+}
+
+func (r *recordConn) Write(b []byte) (int, error) {
+	r.writes = append(r.writes, string(b))
+	return len(b), nil
+}
+
+// TestRepliesGrouped: replies are held until the server reads again, then sent in one write
+// (RFC 2920 §3.2); Close and an earlier write deadline send them too.
+func TestRepliesGrouped(t *testing.T) {
+	rc := &recordConn{}
+	c := newConn(rc, &Server{conns: map[*conn]struct{}{}})
+	now := time.Now()
+	c.SetWriteDeadline(now.Add(time.Minute))
+	c.Write([]byte("250 2.0.0 Roger, accepting mail from <a@b>\r\n"))
+	c.SetWriteDeadline(now.Add(time.Minute + time.Second)) // go-smtp, before each reply
+	c.Write([]byte("250 2.0.0 I'll make sure <c@d> gets this\r\n"))
+	c.Write([]byte("354 Go ahead\r\n"))
+	if len(rc.writes) != 0 {
+		t.Fatalf("replies written before the server reads: %q", rc.writes)
+	}
+	rc.in.WriteString("body\r\n.\r\n")
+	var buf [64]byte
+	if n, err := c.Read(buf[:]); err != nil || string(buf[:n]) != "body\r\n.\r\n" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	want := []string{"250 2.0.0 Roger, accepting mail from <a@b>\r\n250 2.0.0 I'll make sure <c@d> gets this\r\n354 Go ahead\r\n"}
+	if len(rc.writes) != 1 || rc.writes[0] != want[0] {
+		t.Fatalf("writes = %q, want %q", rc.writes, want)
+	}
+
+	// crypto/tls ends with an alert and a deadline of now: what came before goes out first.
+	c.Write([]byte("221 2.0.0 Bye\r\n"))
+	c.SetWriteDeadline(now)
+	if len(rc.writes) != 2 || rc.writes[1] != "221 2.0.0 Bye\r\n" {
+		t.Fatalf("writes after an earlier deadline = %q", rc.writes)
+	}
+	c.Write([]byte("alert"))
+	c.Close()
+	if len(rc.writes) != 3 || rc.writes[2] != "alert" {
+		t.Fatalf("writes after Close = %q", rc.writes)
+	}
+
+	// A long reply is not held whole.
+	c = newConn(rc, &Server{conns: map[*conn]struct{}{}})
+	c.Write(bytes.Repeat([]byte("x"), maxPending))
+	if len(rc.writes) != 4 {
+		t.Errorf("%d bytes held", maxPending)
+	}
+}
