@@ -20,7 +20,7 @@ import (
 func fetchCommands() []command {
 	return []command{
 		{noun: "fetch", args: "[--config F] [--account NAME] [--dry-run] [--quiet]",
-			help: "download POP3 accounts into local archives (exit 0 ok, 1 an account failed, 2 usage/config, 3 local write error)",
+			help: "download POP3 and IMAP accounts into local archives (exit 0 ok, 1 an account failed, 2 usage/config, 3 local write error)",
 			run:  fetchRun},
 	}
 }
@@ -88,15 +88,15 @@ func fetchRun(e *Env, args []string) error {
 	var accounts []*clientconf.Account
 	for _, n := range cfg.Names() {
 		a := cfg.Accounts[n]
-		if (*only == "" || n == *only) && a.POP3 != nil {
+		if (*only == "" || n == *only) && a.Fetches() {
 			accounts = append(accounts, a)
 		}
 	}
 	if len(accounts) == 0 {
 		if *only != "" {
-			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: no account %q with a [pop3] table in %s", ErrUsage, *only, cfg.File)}
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: no account %q with a [pop3] or [imap] table in %s", ErrUsage, *only, cfg.File)}
 		}
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: no account with a [pop3] table in %s", ErrUsage, cfg.File)}
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: no account with a [pop3] or [imap] table in %s", ErrUsage, cfg.File)}
 	}
 
 	var prog *progressLine

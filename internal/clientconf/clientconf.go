@@ -7,6 +7,9 @@
 // Passwords never live in the file or on the command line: each account names a command that
 // prints the password (password_command) or an environment variable (password_env).
 //
+// `petrel fetch` downloads from one source per account: a POP3 maildrop ([pop3]) or an IMAP
+// folder ([imap]); both write the same kind of local archive (the keys of Local).
+//
 // Example:
 //
 //	default_account = "home"
@@ -23,6 +26,16 @@
 //
 //	[accounts.home.smtp]
 //	host = "mail.example.org"   # port 587 with STARTTLS by default
+//
+//	[accounts.work]
+//	user = "alice"
+//	password_env = "WORK_PASSWORD"
+//
+//	[accounts.work.imap]
+//	host = "imap.work.example"  # port 993, implicit TLS by default
+//	folder = "INBOX"
+//	archive = "~/Mail/work"
+//	mode = "keep"
 package clientconf
 
 import (
@@ -64,7 +77,8 @@ type Config struct {
 	File string `toml:"-"` // where the config was read from
 }
 
-// Account is one mail account: credentials plus a POP3 source and/or an SMTP submission server.
+// Account is one mail account: credentials plus a source for `petrel fetch` (POP3 or IMAP)
+// and/or an SMTP submission server.
 type Account struct {
 	Name string `toml:"-"` // the NAME of [accounts.NAME]
 
@@ -80,19 +94,20 @@ type Account struct {
 	Timeout config.Duration `toml:"timeout"`
 
 	POP3 *POP3 `toml:"pop3"` // [accounts.NAME.pop3]: where `petrel fetch` downloads from
+	IMAP *IMAP `toml:"imap"` // [accounts.NAME.imap]: the same from an IMAP folder (not with pop3)
 	SMTP *SMTP `toml:"smtp"` // [accounts.NAME.smtp]: where `petrel send` submits to
 }
 
-// Endpoint is a server and how to reach it safely; POP3 and SMTP tables share these keys.
+// Endpoint is a server and how to reach it safely; POP3, IMAP and SMTP tables share these keys.
 type Endpoint struct {
 	// host: the server's name, also checked against its certificate. Required.
 	Host string `toml:"host"`
-	// port: default 995 (POP3, tls), 110 (POP3, starttls/plain), 465 (SMTP, tls),
-	// 587 (SMTP, starttls/plain).
+	// port: default 995 (POP3, tls), 110 (POP3, starttls/plain), 993 (IMAP, tls),
+	// 143 (IMAP, starttls/plain), 465 (SMTP, tls), 587 (SMTP, starttls/plain).
 	Port int `toml:"port"`
-	// tls: "tls" (implicit TLS), "starttls" (STLS/STARTTLS, refused if the server does not
-	// offer it) or "plain" (no TLS; needs allow_plaintext). Default "tls" for POP3,
-	// "starttls" for SMTP.
+	// tls: "tls" (implicit TLS; "implicit" is a synonym), "starttls" (STLS/STARTTLS, refused
+	// if the server does not offer it) or "plain" (no TLS; needs allow_plaintext). Default
+	// "tls" for POP3 and IMAP, "starttls" for SMTP.
 	TLS string `toml:"tls"`
 	// allow_plaintext: permit tls = "plain" and cleartext passwords without TLS. Default false.
 	AllowPlaintext bool `toml:"allow_plaintext"`
@@ -103,26 +118,40 @@ type Endpoint struct {
 	// accepted and the CA chain and name are not checked (for self-signed servers).
 	Fingerprint string `toml:"fingerprint"`
 	// auth: the login mechanism; "" (default) picks the best offered: SCRAM-SHA-256, then
-	// PLAIN over TLS (POP3 also APOP and USER). Values: "scram-sha-256", "plain", and for POP3
-	// "apop", "user".
+	// PLAIN over TLS (POP3 also APOP and USER, IMAP also LOGIN). Values: "scram-sha-256",
+	// "plain", for POP3 "apop", "user", for IMAP "login".
 	Auth string `toml:"auth"`
 }
 
-// POP3 is the source of `petrel fetch`.
+// POP3 is a POP3 source of `petrel fetch`.
 type POP3 struct {
 	Endpoint
+	Local
+}
+
+// IMAP is an IMAP source of `petrel fetch`: one folder downloaded into the archive.
+type IMAP struct {
+	Endpoint
+	Local
+	// folder: the mailbox to download. Default "INBOX".
+	Folder string `toml:"folder"`
+}
+
+// Local is the local side of a fetch source: the archive and when messages leave the server.
+type Local struct {
 	// archive: the local mailbox messages are written to. Required. "~/" is the home
 	// directory; a relative path is relative to the config file's directory.
 	Archive string `toml:"archive"`
 	// format: "maildir" (default) or "mbox" (mboxrd).
 	Format string `toml:"format"`
 	// mode: "delete" (default: delete from the server once safely archived), "keep" (never
-	// delete) or "keep-days" (delete keep_days after the first download).
+	// delete; IMAP: the folder is opened read-only) or "keep-days" (delete keep_days after
+	// the first download).
 	Mode string `toml:"mode"`
 	// keep_days: days a message stays on the server in mode "keep-days". Required there, >= 1.
 	KeepDays int `toml:"keep_days"`
 	// state: the file remembering which messages were downloaded. Default: next to the
-	// archive, ".ARCHIVE-NAME.petrel-fetch.ACCOUNT".
+	// archive, ".ARCHIVE-NAME.petrel-fetch.ACCOUNT" (IMAP: ".ARCHIVE-NAME.petrel-fetch-imap.ACCOUNT").
 	State string `toml:"state"`
 }
 
@@ -238,46 +267,33 @@ func (c *Config) finish() error {
 		if a.Timeout.Duration < 0 {
 			return bad(key+".timeout", "must be positive")
 		}
-		if a.POP3 == nil && a.SMTP == nil {
-			return bad(key, "needs a [%s.pop3] or [%s.smtp] table", key, key)
+		if a.POP3 == nil && a.IMAP == nil && a.SMTP == nil {
+			return bad(key, "needs a [%s.pop3], [%s.imap] or [%s.smtp] table", key, key, key)
+		}
+		if a.POP3 != nil && a.IMAP != nil {
+			return bad(key+".imap", "an account fetches from one source: [%s.pop3] or [%s.imap], not both", key, key)
 		}
 		if p := a.POP3; p != nil {
 			k := key + ".pop3"
 			if err := p.Endpoint.finish(k, "tls", 995, 110, []string{"", "scram-sha-256", "plain", "apop", "user"}, bad); err != nil {
 				return err
 			}
-			if p.Archive == "" {
-				return bad(k+".archive", "required")
+			if err := p.Local.finish(k, ".petrel-fetch."+name, base, bad); err != nil {
+				return err
 			}
-			var err error
-			if p.Archive, err = expandPath(p.Archive, base); err != nil {
-				return bad(k+".archive", "%v", err)
+		}
+		if m := a.IMAP; m != nil {
+			k := key + ".imap"
+			if err := m.Endpoint.finish(k, "tls", 993, 143, []string{"", "scram-sha-256", "plain", "login"}, bad); err != nil {
+				return err
 			}
-			switch p.Format {
-			case "":
-				p.Format = "maildir"
-			case "maildir", "mbox":
-			default:
-				return bad(k+".format", "must be \"maildir\" or \"mbox\", not %q", p.Format)
+			// A different default state file than POP3's: switching an account from [pop3] to
+			// [imap] starts a new state instead of failing on the old one's server name.
+			if err := m.Local.finish(k, ".petrel-fetch-imap."+name, base, bad); err != nil {
+				return err
 			}
-			switch p.Mode {
-			case "":
-				p.Mode = ModeDelete
-			case ModeDelete, ModeKeep:
-				if p.KeepDays != 0 {
-					return bad(k+".keep_days", "only meaningful with mode = \"keep-days\"")
-				}
-			case ModeKeepDays:
-				if p.KeepDays < 1 {
-					return bad(k+".keep_days", "must be at least 1 with mode = \"keep-days\"")
-				}
-			default:
-				return bad(k+".mode", "must be \"delete\", \"keep\" or \"keep-days\", not %q", p.Mode)
-			}
-			if p.State == "" {
-				p.State = filepath.Join(filepath.Dir(p.Archive), "."+filepath.Base(p.Archive)+".petrel-fetch."+name)
-			} else if p.State, err = expandPath(p.State, base); err != nil {
-				return bad(k+".state", "%v", err)
+			if m.Folder == "" {
+				m.Folder = "INBOX"
 			}
 		}
 		if s := a.SMTP; s != nil {
@@ -297,6 +313,45 @@ func (c *Config) finish() error {
 	return nil
 }
 
+// finish validates the archive keys of table key and applies their defaults; the default state
+// file is named "." + the archive's name + stateSuffix, next to the archive.
+func (l *Local) finish(k, stateSuffix, base string, bad func(key, format string, args ...any) error) error {
+	if l.Archive == "" {
+		return bad(k+".archive", "required")
+	}
+	var err error
+	if l.Archive, err = expandPath(l.Archive, base); err != nil {
+		return bad(k+".archive", "%v", err)
+	}
+	switch l.Format {
+	case "":
+		l.Format = "maildir"
+	case "maildir", "mbox":
+	default:
+		return bad(k+".format", "must be \"maildir\" or \"mbox\", not %q", l.Format)
+	}
+	switch l.Mode {
+	case "":
+		l.Mode = ModeDelete
+	case ModeDelete, ModeKeep:
+		if l.KeepDays != 0 {
+			return bad(k+".keep_days", "only meaningful with mode = \"keep-days\"")
+		}
+	case ModeKeepDays:
+		if l.KeepDays < 1 {
+			return bad(k+".keep_days", "must be at least 1 with mode = \"keep-days\"")
+		}
+	default:
+		return bad(k+".mode", "must be \"delete\", \"keep\" or \"keep-days\", not %q", l.Mode)
+	}
+	if l.State == "" {
+		l.State = filepath.Join(filepath.Dir(l.Archive), "."+filepath.Base(l.Archive)+stateSuffix)
+	} else if l.State, err = expandPath(l.State, base); err != nil {
+		return bad(k+".state", "%v", err)
+	}
+	return nil
+}
+
 var validName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 func (e *Endpoint) finish(key, defTLS string, tlsPort, plainPort int, auths []string,
@@ -306,6 +361,9 @@ func (e *Endpoint) finish(key, defTLS string, tlsPort, plainPort int, auths []st
 	}
 	if e.TLS == "" {
 		e.TLS = defTLS
+	}
+	if e.TLS == "implicit" {
+		e.TLS = "tls"
 	}
 	switch e.TLS {
 	case "tls":
@@ -324,7 +382,7 @@ func (e *Endpoint) finish(key, defTLS string, tlsPort, plainPort int, auths []st
 			e.Port = plainPort
 		}
 	default:
-		return bad(key+".tls", "must be \"tls\", \"starttls\" or \"plain\", not %q", e.TLS)
+		return bad(key+".tls", "must be \"tls\" (or \"implicit\"), \"starttls\" or \"plain\", not %q", e.TLS)
 	}
 	if e.Port < 1 || e.Port > 65535 {
 		return bad(key+".port", "must be 1-65535")
@@ -435,6 +493,10 @@ func (a *Account) Password(ctx context.Context) (string, error) {
 	}
 	return line, nil
 }
+
+// Fetches reports whether `petrel fetch` downloads this account (it has a [pop3] or an [imap]
+// table).
+func (a *Account) Fetches() bool { return a.POP3 != nil || a.IMAP != nil }
 
 // Names returns the account names in sorted order.
 func (c *Config) Names() []string {

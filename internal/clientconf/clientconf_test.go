@@ -145,3 +145,71 @@ func TestLoadDefaultPath(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestParseIMAP(t *testing.T) {
+	src := `
+[accounts.w]
+user = "alice"
+password_env = "X"
+[accounts.w.imap]
+host = "imap.example.org"
+archive = "/m/work"
+mode = "keep"
+
+[accounts.s]
+user = "bob"
+password_env = "Y"
+[accounts.s.imap]
+host = "imap.example.org"
+tls = "starttls"
+auth = "LOGIN"
+folder = "Archive/2024"
+archive = "/m/s.mbox"
+format = "mbox"
+mode = "keep-days"
+keep_days = 3
+
+[accounts.i]
+user = "carol"
+password_env = "Z"
+[accounts.i.imap]
+host = "imap.example.org"
+tls = "implicit"
+archive = "/m/i"
+`
+	c, err := Parse("/etc/x/client.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Accounts["w"].IMAP
+	if w.Port != 993 || w.TLS != "tls" || w.Folder != "INBOX" || w.Format != "maildir" || w.Mode != ModeKeep ||
+		w.State != "/m/.work.petrel-fetch-imap.w" || !c.Accounts["w"].Fetches() {
+		t.Fatalf("w: %+v", w)
+	}
+	s := c.Accounts["s"].IMAP
+	if s.Port != 143 || s.Auth != "login" || s.Folder != "Archive/2024" || s.KeepDays != 3 || s.Format != "mbox" {
+		t.Fatalf("s: %+v", s)
+	}
+	if i := c.Accounts["i"].IMAP; i.TLS != "tls" || i.Port != 993 {
+		t.Fatalf("i: %+v", i)
+	}
+
+	base := "[accounts.a]\nuser = \"u\"\npassword_env = \"X\"\n[accounts.a.imap]\nhost = \"h\"\narchive = \"/m\"\n"
+	for _, tt := range []struct{ src, key string }{
+		{base + "auth = \"apop\"\n", "accounts.a.imap.auth"},
+		{base + "tls = \"plain\"\n", "accounts.a.imap.tls"},
+		{base + "mode = \"keep-days\"\n", "accounts.a.imap.keep_days"},
+		{base + "fold = \"x\"\n", "accounts.a.imap.fold"},
+		{base + "[accounts.a.pop3]\nhost = \"h\"\narchive = \"/m\"\n", "accounts.a.imap"},
+	} {
+		_, err := Parse("c.toml", []byte(tt.src))
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Key != tt.key {
+			t.Errorf("%q: got %v, want key %s", tt.src, err, tt.key)
+		}
+	}
+	c, err = Parse("c.toml", []byte(base+"tls = \"plain\"\nallow_plaintext = true\n"))
+	if err != nil || c.Accounts["a"].IMAP.Port != 143 {
+		t.Fatalf("plain allowed: %v", err)
+	}
+}

@@ -27,6 +27,10 @@ type archive interface {
 	Commit() error
 	// Present returns the tags among want that are in the archive (recovery after a crash).
 	Present(want map[string]bool) (map[string]bool, error)
+	// Sync makes durable what is in the archive already: a killed run may have left
+	// messages that Present finds but that were never fsynced, and they are about to be
+	// recorded (and maybe deleted from the server) as archived.
+	Sync() error
 	Close() error
 }
 
@@ -35,6 +39,9 @@ type pending interface {
 	io.Writer
 	Finish() error // all bytes written; the message joins the next Commit
 	Abort()        // forget it
+	// SetDate records when the server received the message (IMAP INTERNALDATE), before
+	// Finish: it becomes the date of the mbox "From " line, or the Maildir file's mtime.
+	SetDate(time.Time)
 }
 
 // seq makes Maildir names unique within the process.
@@ -87,12 +94,18 @@ type maildirMsg struct {
 	f         *os.File
 	tmp, name string
 	lw        lineWriter
+	date      time.Time
 }
 
 func (p *maildirMsg) Write(b []byte) (int, error) { return p.lw.Write(b) }
 
+func (p *maildirMsg) SetDate(t time.Time) { p.date = t }
+
 func (p *maildirMsg) Finish() error {
 	err := p.lw.finish()
+	if err == nil && !p.date.IsZero() {
+		err = os.Chtimes(p.tmp, p.date, p.date)
+	}
 	if err == nil {
 		err = p.f.Sync()
 	}
@@ -152,6 +165,15 @@ func (m *maildir) Present(want map[string]bool) (map[string]bool, error) {
 	return found, nil
 }
 
+func (m *maildir) Sync() error {
+	for _, sub := range []string{"new", "cur"} {
+		if err := safefile.SyncDir(filepath.Join(m.dir, sub)); err != nil {
+			return err
+		}
+	}
+	return nil // the files themselves were fsynced before they were linked into new/
+}
+
 func (m *maildir) Close() error { return nil }
 
 // mbox appends messages to an mbox file in the mboxrd format: each message is preceded by a
@@ -191,10 +213,11 @@ func openMbox(path string) (*mbox, error) {
 }
 
 type mboxMsg struct {
-	m   *mbox
-	f   *os.File
-	lw  lineWriter
-	tag string
+	m    *mbox
+	f    *os.File
+	lw   lineWriter
+	tag  string
+	date time.Time // of the "From " line; zero: the time of the append
 }
 
 func (m *mbox) Begin(tag string) (pending, error) {
@@ -208,6 +231,8 @@ func (m *mbox) Begin(tag string) (pending, error) {
 }
 
 func (p *mboxMsg) Write(b []byte) (int, error) { return p.lw.Write(b) }
+
+func (p *mboxMsg) SetDate(t time.Time) { p.date = t }
 
 func (p *mboxMsg) Finish() error {
 	if err := p.lw.finish(); err != nil {
@@ -248,6 +273,16 @@ func (m *mbox) Commit() error {
 		return err
 	}
 	before := fi.Size()
+	// A run killed in the middle of its append left a partial message at the end (recovery
+	// ignores it, but readers would see a broken message): drop it before appending.
+	if cut, partial, err := m.partialTail(); err != nil {
+		return err
+	} else if partial && cut < before {
+		if err := f.Truncate(cut); err != nil {
+			return err
+		}
+		before = cut
+	}
 	err = m.appendAll(f, before)
 	if err == nil {
 		err = f.Sync()
@@ -264,6 +299,7 @@ func (m *mbox) Commit() error {
 		return err
 	}
 	m.size = fi.Size()
+	m.scanFrom = m.size // what this run appended is recorded: later scans skip it
 	return nil
 }
 
@@ -282,8 +318,12 @@ func (m *mbox) appendAll(f *os.File, size int64) error {
 	}
 	now := asctime(time.Now())
 	for _, p := range m.finished {
+		date := now
+		if !p.date.IsZero() {
+			date = asctime(p.date)
+		}
 		// +1: the empty line that ends the message belongs to its LENGTH.
-		fmt.Fprintf(w, "From MAILER-DAEMON %s\nX-Petrel-Fetch: %s %d\n", now, p.tag, p.lw.n+1)
+		fmt.Fprintf(w, "From MAILER-DAEMON %s\nX-Petrel-Fetch: %s %d\n", date, p.tag, p.lw.n+1)
 		if err := w.Flush(); err != nil {
 			return err
 		}
@@ -296,45 +336,59 @@ func (m *mbox) appendAll(f *os.File, size int64) error {
 }
 
 func (m *mbox) Present(want map[string]bool) (map[string]bool, error) {
-	return m.presentFrom(want, m.scanFrom)
-}
-
-// presentFrom scans the mbox from offset for X-Petrel-Fetch headers of complete messages.
-func (m *mbox) presentFrom(want map[string]bool, offset int64) (map[string]bool, error) {
 	found := map[string]bool{}
 	if len(want) == 0 {
 		return found, nil
 	}
-	f, err := os.Open(m.path)
+	err := m.scan(m.scanFrom, func(_ int64, tag string, complete bool) {
+		if complete && want[tag] {
+			found[tag] = true
+		}
+	})
+	return found, err
+}
+
+// scan reads the mbox from offset and calls f for each message: where its "From " line
+// starts and, for a message we appended (an X-Petrel-Fetch header follows the "From " line),
+// its tag and whether all of its LENGTH bytes are in the file; for another message tag is "".
+func (m *mbox) scan(offset int64, f func(start int64, tag string, complete bool)) error {
+	file, err := os.Open(m.path)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	defer file.Close()
+	fi, err := file.Stat()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if offset > fi.Size() {
 		offset = 0 // the file was rotated or truncated: look at all of it
 	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return nil, err
+	if _, err := file.Seek(offset, io.SeekStart); err != nil {
+		return err
 	}
-	r := bufio.NewReaderSize(f, 64<<10)
+	r := bufio.NewReaderSize(file, 64<<10)
 	pos := offset
 	prevFrom := false
+	var fromStart int64
 	for {
 		line, err := r.ReadSlice('\n')
 		start := pos
 		pos += int64(len(line))
-		if rest, ok := strings.CutPrefix(string(line), "X-Petrel-Fetch: "); ok && prevFrom && err == nil {
-			tag, length, _ := strings.Cut(strings.TrimSuffix(rest, "\n"), " ")
-			n, perr := strconv.ParseInt(length, 10, 64)
-			if perr == nil && want[tag] && start+int64(len(line))+n <= fi.Size() {
-				found[tag] = true
+		if prevFrom {
+			tag, complete := "", true
+			if rest, ok := strings.CutPrefix(string(line), "X-Petrel-Fetch: "); ok && err == nil {
+				t, length, _ := strings.Cut(strings.TrimSuffix(rest, "\n"), " ")
+				if n, perr := strconv.ParseInt(length, 10, 64); perr == nil {
+					tag, complete = t, start+int64(len(line))+n <= fi.Size()
+				}
 			}
+			f(fromStart, tag, complete)
 		}
 		prevFrom = strings.HasPrefix(string(line), "From ")
+		if prevFrom {
+			fromStart = start
+		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			// The rest of a long line: skip it.
 			for errors.Is(err, bufio.ErrBufferFull) {
@@ -345,11 +399,31 @@ func (m *mbox) presentFrom(want map[string]bool, offset int64) (map[string]bool,
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return found, nil
+				return nil
 			}
-			return nil, err
+			return err
 		}
 	}
+}
+
+// partialTail reports whether the last message of the file is one we appended whose bytes
+// stop before its LENGTH (a run killed in the middle of Commit), and where it starts. Cutting
+// it off loses nothing: no other message follows it, and we hold the mbox lock.
+func (m *mbox) partialTail() (int64, bool, error) {
+	cut, found := int64(0), false
+	err := m.scan(m.scanFrom, func(start int64, tag string, complete bool) {
+		cut, found = start, tag != "" && !complete
+	})
+	return cut, found, err
+}
+
+func (m *mbox) Sync() error {
+	f, err := os.OpenFile(m.path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 func (m *mbox) Close() error {

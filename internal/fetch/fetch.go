@@ -1,5 +1,6 @@
-// Package fetch downloads a POP3 account into a local archive (Maildir or mbox): the engine
-// of `petrel fetch`.
+// Package fetch downloads a POP3 account, or a folder of an IMAP account, into a local archive
+// (Maildir or mbox): the engine of `petrel fetch`. This comment describes POP3; imap.go says
+// how the IMAP source keeps the same rules.
 //
 // The safety ordering (the rule this package exists for): a message is deleted on the server
 // only after it is written and fsynced locally AND recorded in the state file. One run is:
@@ -80,14 +81,25 @@ type Result struct {
 	Notes      []string
 }
 
-// Account runs one fetch of account a. The error is a *LocalError when the archive or the
-// state could not be written, a *pop3client.Error for a refusal by the server, or a network
-// error.
+// Account runs one fetch of account a, from its [pop3] or its [imap] source (imap.go). The
+// error is a *LocalError when the archive or the state could not be written, a
+// *pop3client.Error or an *imap.Error for a refusal by the server, or a network error.
 func Account(ctx context.Context, a *clientconf.Account, o Options) (Result, error) {
 	res := Result{Account: a.Name}
-	if a.POP3 == nil {
-		return res, fmt.Errorf("account %s has no [pop3] table", a.Name)
+	o = o.withDefaults()
+	if a.IMAP != nil {
+		r := &imapRun{a: a, m: a.IMAP, o: o, res: &res}
+		return res, r.run(ctx)
 	}
+	if a.POP3 == nil {
+		return res, fmt.Errorf("account %s has neither a [pop3] nor an [imap] table", a.Name)
+	}
+	r := &run{a: a, p: a.POP3, o: o, res: &res, server: a.User + "@" + a.POP3.Host}
+	err := r.run(ctx)
+	return res, err
+}
+
+func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -100,9 +112,7 @@ func Account(ctx context.Context, a *clientconf.Account, o Options) (Result, err
 	if o.BatchTime <= 0 {
 		o.BatchTime = 5 * time.Second
 	}
-	r := &run{a: a, p: a.POP3, o: o, res: &res, server: a.User + "@" + a.POP3.Host}
-	err := r.run(ctx)
-	return res, err
+	return o
 }
 
 type run struct {
@@ -337,18 +347,21 @@ func (r *run) tag(uid string) string {
 
 func (r *run) openArchive() error {
 	var err error
-	switch r.p.Format {
-	case "mbox":
-		var mb *mbox
-		mb, err = openMbox(r.p.Archive)
-		if err == nil {
-			mb.scanFrom = r.st.MboxSize
-			r.ar = mb
-		}
-	default:
-		r.ar, err = openMaildir(r.p.Archive)
-	}
+	r.ar, err = openArchive(&r.p.Local, r.st)
 	return err
+}
+
+// openArchive opens the archive of l; st tells an mbox where recovery starts looking.
+func openArchive(l *clientconf.Local, st *state) (archive, error) {
+	if l.Format == "mbox" {
+		mb, err := openMbox(l.Archive)
+		if err != nil {
+			return nil, err
+		}
+		mb.scanFrom = st.MboxSize
+		return mb, nil
+	}
+	return openMaildir(l.Archive)
 }
 
 // recover records the messages of todo that an interrupted run archived without recording
@@ -363,6 +376,11 @@ func (r *run) recover(todo []message) ([]message, error) {
 	found, err := r.ar.Present(want)
 	if err != nil {
 		return nil, err
+	}
+	if len(found) > 0 {
+		if err := r.ar.Sync(); err != nil {
+			return nil, err
+		}
 	}
 	now := r.o.Now().Unix()
 	var rest []message
@@ -379,12 +397,18 @@ func (r *run) recover(todo []message) ([]message, error) {
 
 // deleteNow says whether an archived message is to be deleted from the server now.
 func (r *run) deleteNow(uid string) bool {
-	switch r.p.Mode {
+	return dueNow(&r.p.Local, r.st, r.o.Now(), uid)
+}
+
+// dueNow says whether the archived message recorded under key in st is to leave the server at
+// time now: always in mode delete, keep_days after its first download in mode keep-days.
+func dueNow(l *clientconf.Local, st *state, now time.Time, key string) bool {
+	switch l.Mode {
 	case clientconf.ModeDelete:
 		return true
 	case clientconf.ModeKeepDays:
-		first, ok := r.st.firstSeen(uid)
-		return ok && !r.o.Now().Before(first.Add(time.Duration(r.p.KeepDays)*24*time.Hour))
+		first, ok := st.firstSeen(key)
+		return ok && !now.Before(first.Add(time.Duration(l.KeepDays)*24*time.Hour))
 	}
 	return false
 }
@@ -396,11 +420,14 @@ func (r *run) countDueAfterDownload([]message) int {
 	return 0
 }
 
-func (r *run) saveState() error {
-	if mb, ok := r.ar.(*mbox); ok {
-		r.st.MboxSize = mb.size
+func (r *run) saveState() error { return saveState(r.st, r.ar) }
+
+// saveState writes st, with the size of an mbox archive after its last commit.
+func saveState(st *state, ar archive) error {
+	if mb, ok := ar.(*mbox); ok {
+		st.MboxSize = mb.size
 	}
-	return r.st.save()
+	return st.save()
 }
 
 // download archives the messages of todo in batches, marking for deletion those due.

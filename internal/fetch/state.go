@@ -11,7 +11,7 @@ import (
 )
 
 // state is what one account's fetch remembers between runs: the unique-ids of the messages
-// already archived, with the time each was first archived (for keep-days). It is a JSON file
+// already archived (IMAP: their UIDs), with the time each was first archived (for keep-days). It is a JSON file
 // replaced atomically (safefile.WriteAtomic), so a crash leaves the previous or the next version.
 type state struct {
 	Version int `json:"version"`
@@ -24,6 +24,12 @@ type state struct {
 	// Seen maps a unique-id (or, without UIDL, a header digest) to the Unix time it was
 	// first archived.
 	Seen map[string]int64 `json:"seen"`
+	// UIDValidity (IMAP) is the UIDVALIDITY of the folder the UIDs in Seen belong to
+	// (RFC 9051 §2.3.1.1).
+	UIDValidity uint32 `json:"uidvalidity,omitempty"`
+	// Headers (IMAP) maps a key of Seen to a digest of the message's header and size, which
+	// recognizes archived messages after the server changed UIDVALIDITY (imap.go).
+	Headers map[string]string `json:"headers,omitempty"`
 
 	path string
 }
@@ -31,7 +37,7 @@ type state struct {
 const stateVersion = 1
 
 func loadState(path, server string) (*state, error) {
-	st := &state{Version: stateVersion, Server: server, Seen: map[string]int64{}, path: path}
+	st := &state{Version: stateVersion, Server: server, Seen: map[string]int64{}, Headers: map[string]string{}, path: path}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
@@ -50,6 +56,9 @@ func loadState(path, server string) (*state, error) {
 	}
 	if st.Seen == nil {
 		st.Seen = map[string]int64{}
+	}
+	if st.Headers == nil {
+		st.Headers = map[string]string{}
 	}
 	st.path = path
 	return st, nil

@@ -15,13 +15,16 @@ import (
 	"time"
 )
 
-// Dovecot is a Dovecot instance of the test: POP3 with STLS and POP3S on 127.0.0.1, a
-// passwd-file with one user, Maildir under the test's temporary directory, and an auth
-// socket Postfix can use for SASL.
+// Dovecot is a Dovecot instance of the test: POP3 (STLS and POP3S) and IMAP (STARTTLS and
+// IMAPS) on 127.0.0.1, a passwd-file with one user, Maildir under the test's temporary
+// directory, and an auth socket Postfix can use for SASL.
 type Dovecot struct {
 	Dir        string
+	Conf       string // the dovecot.conf, for doveadm -c
 	POP3Addr   string // STLS
 	POP3SAddr  string // implicit TLS
+	IMAPAddr   string // STARTTLS; "" if dovecot-imapd is not installed (see IMAPBinary)
+	IMAPSAddr  string // implicit TLS
 	CertFile   string
 	AuthSocket string // path of the SASL socket for Postfix ("private/auth" style, absolute)
 	User, Pass string
@@ -29,6 +32,10 @@ type Dovecot struct {
 	uid, gid   int
 	cmd        *exec.Cmd
 }
+
+// IMAPBinary is Dovecot's IMAP server (Debian package dovecot-imapd): StartDovecot serves IMAP
+// only if it is installed; tests of IMAP call RequireBinary(t, IMAPBinary) first.
+const IMAPBinary = "/usr/lib/dovecot/imap"
 
 // RequireBinary skips the test when a system binary is missing, or fails it under CI
 // (where .ci/run installs Dovecot and Postfix), so that CI never silently skips interop.
@@ -83,6 +90,24 @@ func StartDovecot(t testing.TB) *Dovecot {
 	d.chown(t, mailRoot)
 	pop3, pop3s := FreePort(t), FreePort(t)
 	d.POP3Addr, d.POP3SAddr = fmt.Sprintf("127.0.0.1:%d", pop3), fmt.Sprintf("127.0.0.1:%d", pop3s)
+	protocols, imapService := "pop3", ""
+	if _, err := os.Stat(IMAPBinary); err == nil {
+		imap, imaps := FreePort(t), FreePort(t)
+		d.IMAPAddr, d.IMAPSAddr = fmt.Sprintf("127.0.0.1:%d", imap), fmt.Sprintf("127.0.0.1:%d", imaps)
+		protocols = "pop3 imap"
+		imapService = fmt.Sprintf(`
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = %d
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = %d
+    ssl = yes
+  }
+}`, imap, imaps)
+	}
 	d.AuthSocket = filepath.Join(dir, "auth-client")
 	passwd := fmt.Sprintf("%s:{PLAIN}%s:%d:%d::%s\n", d.User, d.Pass, d.uid, d.gid, d.Maildir)
 	if err := os.WriteFile(filepath.Join(dir, "passwd"), []byte(passwd), 0o644); err != nil {
@@ -93,7 +118,7 @@ func StartDovecot(t testing.TB) *Dovecot {
 base_dir = %[1]s/run
 state_dir = %[1]s/state
 instance_name = petrel-test-%[2]d
-protocols = pop3
+protocols = %[10]s
 listen = 127.0.0.1
 default_internal_user = %[3]s
 default_login_user = %[3]s
@@ -105,6 +130,8 @@ ssl_cert = <%[6]s
 ssl_key = <%[7]s
 auth_mechanisms = plain login scram-sha-256 apop
 disable_plaintext_auth = yes
+# A refused login answers at once (default 2s): tests of wrong passwords stay fast.
+auth_failure_delay = 0
 log_path = %[1]s/dovecot.log
 pop3_uidl_format = %%08Xu%%08Xv
 passdb {
@@ -126,6 +153,7 @@ service pop3-login {
     ssl = yes
   }
 }
+%[11]s
 service auth {
   unix_listener %[1]s/auth-client {
     mode = 0666
@@ -142,13 +170,14 @@ service stats {
     mode = 0666
   }
 }
-`, dir, os.Getpid(), me.Username, min(d.uid, 100), min(d.gid, 100), certFile, keyFile, pop3, pop3s)
+`, dir, os.Getpid(), me.Username, min(d.uid, 100), min(d.gid, 100), certFile, keyFile, pop3, pop3s, protocols, imapService)
 	// As root, Dovecot's internal and login processes should not run as root.
 	if os.Getuid() == 0 {
 		conf = strings.Replace(conf, "default_internal_user = root", "default_internal_user = dovecot", 1)
 		conf = strings.Replace(conf, "default_login_user = root", "default_login_user = dovenull", 1)
 	}
 	confFile := filepath.Join(dir, "dovecot.conf")
+	d.Conf = confFile
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -175,9 +204,8 @@ service stats {
 		}
 	})
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.Dial("tcp", d.POP3SAddr)
+		err := dialAll(d.POP3SAddr, d.IMAPSAddr)
 		if err == nil {
-			c.Close()
 			break
 		}
 		if time.Now().After(deadline) {
@@ -187,6 +215,33 @@ service stats {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return d
+}
+
+// dialAll checks that the addresses (but "") accept connections.
+func dialAll(addrs ...string) error {
+	for _, addr := range addrs {
+		if addr == "" {
+			continue
+		}
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
+	return nil
+}
+
+// Doveadm runs `doveadm -c CONF ARGS...` (as root it acts as the mail user by itself) and
+// returns its output; the test fails if it fails.
+func (d *Dovecot) Doveadm(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("/usr/bin/doveadm", append([]string{"-c", d.Conf}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("doveadm %v: %v\n%s", args, err, out)
+	}
+	return string(out)
 }
 
 func (d *Dovecot) chown(t testing.TB, root string) {
@@ -211,6 +266,24 @@ func (d *Dovecot) Deliver(t testing.TB, n int, body string) {
 	}
 	if err := os.Rename(tmp, filepath.Join(d.Maildir, "new", name)); err != nil {
 		t.Fatal(err)
+	}
+	d.chown(t, d.Maildir)
+}
+
+// DeliverAll is Deliver for many messages (numbered from 0) with one ownership pass at the
+// end: Deliver walks the whole Maildir each time when running as root.
+func (d *Dovecot) DeliverAll(t testing.TB, bodies []string) {
+	t.Helper()
+	now := time.Now().Unix()
+	for n, body := range bodies {
+		name := fmt.Sprintf("%d.M%dP%d.all", now, n, os.Getpid())
+		tmp := filepath.Join(d.Maildir, "tmp", name)
+		if err := os.WriteFile(tmp, []byte(strings.ReplaceAll(body, "\r\n", "\n")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(d.Maildir, "new", name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	d.chown(t, d.Maildir)
 }
