@@ -204,7 +204,7 @@ func (s *Store) DeleteAccount(ctx context.Context, address string) error {
 		if err := affected(t.exec(`DELETE FROM accounts WHERE address = ?`, addr)); err != nil {
 			return err
 		}
-		return t.freeBlobs(blobs)
+		return t.markGarbage(blobs)
 	})
 }
 

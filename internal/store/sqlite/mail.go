@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -280,10 +279,11 @@ func (s *Store) Messages(ctx context.Context, mailboxID int64) ([]store.Message,
 
 // OpenBlob implements store.Mail. The reader fetches one chunk at a time and holds no
 // connection between reads; the first chunk is in the blobs row, so a message smaller than
-// a chunk costs one query.
+// a chunk costs one query. A blob listed as garbage is not found, though not yet freed.
 func (s *Store) OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error) {
 	r := &blobReader{ctx: ctx, s: s, id: blobID}
-	err := s.queryRow(ctx, `SELECT size, data FROM blobs WHERE id = ?`, blobID).Scan(&r.size, &r.buf)
+	err := s.queryRow(ctx, `SELECT size, data FROM blobs WHERE id = ?1
+		AND NOT EXISTS (SELECT 1 FROM garbage WHERE blob_id = ?1)`, blobID).Scan(&r.size, &r.buf)
 	if err != nil {
 		return nil, notFound(err)
 	}
@@ -328,7 +328,8 @@ func (r *blobReader) Close() error { return nil }
 func (s *Store) Parsed(ctx context.Context, blobID int64) (store.ParsedMessage, error) {
 	var p store.ParsedMessage
 	var date sql.NullInt64
-	err := s.queryRow(ctx, `SELECT message_id, subject, from_addr, date, envelope, structure FROM blobs WHERE id = ?`,
+	err := s.queryRow(ctx, `SELECT message_id, subject, from_addr, date, envelope, structure FROM blobs
+		WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM garbage WHERE blob_id = ?1)`,
 		blobID).Scan(&p.MessageID, &p.Subject, &p.From, &date, &p.Envelope, &p.Structure)
 	if err != nil {
 		return store.ParsedMessage{}, notFound(err)
@@ -422,7 +423,9 @@ func (s *Store) SetFlags(ctx context.Context, mailboxID int64, uids []uint32, fl
 	})
 }
 
-// Expunge implements store.Mail. UIDs not in the mailbox are ignored.
+// Expunge implements store.Mail. UIDs not in the mailbox are ignored. Bodies left without
+// a message are gone for readers when Expunge returns and freed in the background
+// (reclaim.go).
 func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) error {
 	list := uidList(uids)
 	return s.write(ctx, 0, func(t *tx) error {
@@ -460,29 +463,13 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) err
 		if _, err := t.exec(`UPDATE mailboxes SET messages = messages - ?, modseq = ? WHERE id = ?`, len(gone), modseq, mailboxID); err != nil {
 			return err
 		}
-		if err := t.freeBlobs(blobs); err != nil {
+		if err := t.markGarbage(blobs); err != nil {
 			return err
 		}
 		slices.Sort(gone)
 		t.change(store.ChangeExpunge, acct, mailboxID, modseq, gone...)
 		return nil
 	})
-}
-
-// freeBlobs deletes those of the given blobs that no message refers to any more; their
-// chunks follow (ON DELETE CASCADE). One statement for the whole list: a POP3 QUIT that
-// expunges a hundred messages should not run a hundred statements.
-func (t *tx) freeBlobs(ids []int64) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	list, err := json.Marshal(ids)
-	if err != nil {
-		return err
-	}
-	_, err = t.exec(`DELETE FROM blobs WHERE id IN (SELECT value FROM json_each(?))
-		AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = blobs.id)`, string(list))
-	return err
 }
 
 // Move implements store.Mail (RFC 6851). Moved messages keep their ID, body and flags and

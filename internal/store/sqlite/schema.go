@@ -93,6 +93,16 @@ CREATE TABLE messages (
 -- Finding whether a blob is still referenced, when freeing it.
 CREATE INDEX messages_blob ON messages (blob_id);
 `,
+	// 2: bodies are freed in the background (reclaim.go).
+	`
+-- Bodies no message refers to any more, written in the transaction that removed their
+-- last message and deleted later by the background reclaim, so that an expunge does not
+-- pay for freeing their pages. A blob listed here is gone for every reader; no message can
+-- refer to it again.
+CREATE TABLE garbage (
+	blob_id INTEGER PRIMARY KEY -- blobs.id; no foreign key: the reclaim deletes both
+);
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

@@ -22,7 +22,9 @@
 // Invariants a contributor must keep:
 //   - Only the committer goroutine touches the write connection and its statement cache.
 //   - A request closure does all its work through its *tx and never blocks on anything but
-//     SQLite: it runs while every other writer waits.
+//     SQLite: it runs while every other writer waits. It may run twice (its first run
+//     rolled back, see commitBatch), so it only sets its results and never adds to state
+//     outside its transaction.
 //   - Message bodies are read from the caller's reader before the request is submitted, so
 //     a slow client never stalls the committer.
 //   - A request whose context ends before the committer takes it is dropped; once taken it
@@ -38,8 +40,9 @@
 // Bodies are stored once per delivery in blobs: one row with the cached parse and the first
 // blobChunkSize bytes, then blob_chunks rows for the rest, so that reading a large message
 // streams instead of loading it whole while a typical message is a single row. A message
-// row points at its blob; a blob no message points at is deleted in the transaction that
-// removed its last message. Every account has a MODSEQ counter (RFC 7162) that each write
+// row points at its blob. The transaction that removes the last message of a blob only lists
+// the blob as garbage, which hides it from readers at once; the committer frees listed blobs
+// in the background when it has nothing else to do (reclaim.go). Every account has a MODSEQ counter (RFC 7162) that each write
 // raises once; mailboxes and messages store the value of their last change. UIDVALIDITY
 // values come from one database-wide counter, so they are never reused.
 package sqlite
@@ -71,6 +74,10 @@ type Options struct {
 	MaxBatchBytes int64
 	// Logger receives commit failures and dropped subscribers. Default: discard.
 	Logger *slog.Logger
+
+	// reclaimOff stops the background reclaim of freed bodies (tests: a store that died
+	// before reclaiming).
+	reclaimOff bool
 }
 
 const (
@@ -110,7 +117,8 @@ type Store struct {
 	ckWake chan struct{} // buffered(1); closed by Close after the committer stopped
 	ckDone chan struct{} // closed when the checkpointer has exited
 
-	batches atomic.Int64 // transactions the committer ran, for tests
+	batches   atomic.Int64 // write batches the committer ran, for tests
+	reclaimed atomic.Int64 // blobs the background reclaim freed, for tests
 
 	lockMu sync.Mutex
 	locked map[int64]bool // accounts whose POP3 maildrop is locked
@@ -178,7 +186,7 @@ func Open(path string, opts Options) (*Store, error) {
 	// The checkpointer (checkpoint.go) keeps the WAL short; wal_autocheckpoint is only a
 	// backstop, and journal_size_limit gives back the space of a WAL that grew anyway.
 	wdb, err := sql.Open("sqlite", path+common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"+
-		"&_pragma=wal_autocheckpoint(16384)&_pragma=journal_size_limit(67108864)")
+		"&_pragma=temp_store(2)&_pragma=wal_autocheckpoint(16384)&_pragma=journal_size_limit(67108864)")
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -204,6 +212,13 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	if err := migrate(ctx, wc); err != nil {
+		wc.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	// Bodies an earlier process listed for the reclaim and did not free (reclaim.go).
+	var garbage int64
+	if err := wc.QueryRowContext(ctx, "SELECT count(*) FROM garbage").Scan(&garbage); err != nil {
 		wc.Close()
 		wdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -241,7 +256,7 @@ func Open(path string, opts Options) (*Store, error) {
 		ckDone:  make(chan struct{}),
 		locked:  map[int64]bool{},
 	}
-	go s.commitLoop()
+	go s.commitLoop(garbage)
 	go s.checkpointLoop()
 	return s, nil
 }

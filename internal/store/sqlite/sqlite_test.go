@@ -39,6 +39,12 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t, Options{}) })
 }
 
+func TestConformanceReopen(t *testing.T) {
+	storetest.RunReopen(t, func(t *testing.T, dir string) store.Store {
+		return openPath(t, filepath.Join(dir, "petrel.db"), Options{})
+	})
+}
+
 // setup adds example.org and one account.
 func setup(t testing.TB, s *Store, address string) store.Account {
 	t.Helper()
@@ -270,6 +276,9 @@ func TestHelperProcess(t *testing.T) {
 	mode := os.Getenv(helperEnv)
 	if mode == "" {
 		t.Skip("helper process for the cross-process tests")
+	}
+	if mode == "expunge" {
+		helperExpunge(os.Getenv(helperDBEnv))
 	}
 	ctx := context.Background()
 	s, err := Open(os.Getenv(helperDBEnv), Options{})

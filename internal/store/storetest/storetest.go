@@ -4,6 +4,7 @@
 // suite closes it. The suite checks behaviour the rest of Petrel relies on, through the
 // store.Store interface only: error values (errors.Is), UID and MODSEQ rules, shared bodies,
 // the atomicity of a delivery, change events, the maildrop lock and concurrent writers.
+// RunReopen adds the checks that need a store closed and opened again on the same data.
 package storetest
 
 import (
@@ -60,6 +61,40 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 				}
 			})
 			tc.fn(t, &fixture{t: t, s: s, ctx: context.Background()})
+		})
+	}
+}
+
+// RunReopen runs the tests that close a store and open it again on the same data: open
+// must return a store on the data kept in dir (a new, empty one the first time). The suite
+// closes every store it opens.
+func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, func() *fixture)
+	}{
+		{"ExpungeDurable", testExpungeDurable},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			var last store.Store
+			closeLast := func() {
+				if last != nil {
+					if err := last.Close(); err != nil {
+						t.Errorf("Close: %v", err)
+					}
+					last = nil
+				}
+			}
+			t.Cleanup(closeLast)
+			reopen := func() *fixture {
+				closeLast()
+				last = open(t, dir)
+				return &fixture{t: t, s: last, ctx: context.Background()}
+			}
+			tc.fn(t, reopen)
 		})
 	}
 }
@@ -985,4 +1020,71 @@ func expectChange(t *testing.T, ch <-chan store.Change, want store.Change) {
 	if got := collect(t, ch, 1)[0]; !sameChange(got, want) {
 		t.Errorf("change %+v, want %+v", got, want)
 	}
+}
+
+// testExpungeDurable: once Expunge returned, the messages and the bodies only they had are
+// gone for good, through any number of restarts, whatever the store still does with their
+// space in the background; kept messages and shared bodies are intact, UIDs not reused.
+func testExpungeDurable(t *testing.T, reopen func() *fixture) {
+	f := reopen()
+	ctx := f.ctx
+	a := f.account("a@example.org")
+	b := f.account("b@example.org")
+	var ds []store.Delivered
+	for i := range 6 {
+		targets := []store.Target{inbox(a.ID)}
+		if i%3 == 0 {
+			targets = append(targets, inbox(b.ID)) // messages 1 and 4 are shared with b
+		}
+		ds = append(ds, f.deliver(fmt.Sprintf("%smessage %d\r\n", body1, i+1), targets...))
+	}
+	big := strings.Repeat("0123456789abcdef", 40<<10) + "\r\n" // 640 KB: a body of several parts
+	ds = append(ds, f.deliver(big, inbox(a.ID)))
+	box := f.mailbox(a.ID, store.Inbox)
+	if err := f.s.Expunge(ctx, box.ID, []uint32{1, 2, 3, 7}); err != nil {
+		t.Fatal(err)
+	}
+
+	check := func(f *fixture, round string, uidNext uint32) {
+		t.Helper()
+		if got := uids(f.messages(box.ID)); !slices.Equal(got, []uint32{4, 5, 6}) {
+			t.Errorf("%s: UIDs %v, want [4 5 6]", round, got)
+		}
+		if got := f.mailbox(a.ID, store.Inbox); got.Messages != 3 || got.UIDNext != uidNext {
+			t.Errorf("%s: mailbox %+v, want 3 messages and UIDNEXT %d", round, got, uidNext)
+		}
+		for i, d := range ds {
+			uid := i + 1
+			switch {
+			case uid == 1: // expunged from a, still b's
+				if got := f.blob(d.BlobID); got != fmt.Sprintf("%smessage 1\r\n", body1) {
+					t.Errorf("%s: shared body after expunge from one mailbox = %q", round, got)
+				}
+			case uid == 2 || uid == 3 || uid == 7:
+				_, err := f.s.OpenBlob(ctx, d.BlobID)
+				wantErr(t, fmt.Sprintf("%s: OpenBlob of expunged message %d", round, uid), err, store.ErrNotFound)
+				_, err = f.s.Parsed(ctx, d.BlobID)
+				wantErr(t, fmt.Sprintf("%s: Parsed of expunged message %d", round, uid), err, store.ErrNotFound)
+			default:
+				if got := f.blob(d.BlobID); got != fmt.Sprintf("%smessage %d\r\n", body1, uid) {
+					t.Errorf("%s: kept message %d = %q", round, uid, got)
+				}
+			}
+		}
+		if ms := f.messages(f.mailbox(b.ID, store.Inbox).ID); len(ms) != 2 {
+			t.Errorf("%s: b has %d messages, want 2", round, len(ms))
+		}
+	}
+	check(f, "before reopen", 8)
+	f = reopen()
+	check(f, "after reopen", 8)
+	// The store may have freed the bodies meanwhile; still nothing comes back.
+	if d := f.deliver(body1, inbox(a.ID)); d.Messages[0].UID != 8 {
+		t.Errorf("UID after reopen %d, want 8", d.Messages[0].UID)
+	}
+	if err := f.s.Expunge(ctx, box.ID, []uint32{8}); err != nil {
+		t.Fatal(err)
+	}
+	f = reopen()
+	check(f, "after a second reopen", 9)
 }
