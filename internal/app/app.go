@@ -244,6 +244,7 @@ func (a *App) Reload() error {
 func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	defer a.store.Close()
 	listeners := make([]net.Listener, 0, len(a.bindings))
+	limited := make([]*connlimit.Listener, 0, len(a.bindings))
 	for _, b := range a.bindings {
 		l, err := net.Listen("tcp", b.addr)
 		if err != nil {
@@ -252,7 +253,9 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 			}
 			return fmt.Errorf("%s: %w", b.name, err)
 		}
-		listeners = append(listeners, connlimit.New(l, a.cfg.Limits.MaxConnections, a.cfg.Limits.MaxConnectionsPerIP, b.reject))
+		cl := connlimit.New(l, a.cfg.Limits.MaxConnections, a.cfg.Limits.MaxConnectionsPerIP, b.reject)
+		listeners = append(listeners, cl)
+		limited = append(limited, cl)
 	}
 	if a.cfg.User != "" {
 		if err := dropPrivileges(a.cfg.User, a.cfg.Data); err != nil {
@@ -279,6 +282,19 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	a.log.Info("petrel started", "hostname", a.cfg.Hostname, "data", a.cfg.Data)
 
+	trimCtx, stopTrim := context.WithCancel(ctx)
+	trimDone := make(chan struct{})
+	go func() {
+		defer close(trimDone)
+		newTrimmer(func() uint64 {
+			var n uint64
+			for _, l := range limited {
+				n += l.Accepted() + l.Closed()
+			}
+			return n
+		}, a.log).run(trimCtx)
+	}()
+
 	var runErr error
 loop:
 	for {
@@ -293,6 +309,8 @@ loop:
 		}
 	}
 
+	stopTrim()
+	<-trimDone
 	a.log.Info("shutting down", "grace", a.Grace)
 	sctx, cancel := context.WithTimeout(context.Background(), a.Grace)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 )
 
 // Listener wraps a net.Listener with connection limits.
@@ -18,6 +19,9 @@ type Listener struct {
 	max, maxPerIP int
 	// reject answers a refused connection before it is closed; nil closes silently.
 	reject func(net.Conn)
+
+	accepted atomic.Uint64 // connections returned by Accept, ever
+	closed   atomic.Uint64 // of those, connections closed
 
 	mu    sync.Mutex
 	total int
@@ -39,6 +43,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		key := clientKey(c.RemoteAddr())
 		if l.acquire(key) {
+			l.accepted.Add(1)
 			return &conn{Conn: c, release: func() { l.release(key) }}, nil
 		}
 		// Refusing must not block Accept: a slow refused client would stall everyone else.
@@ -58,6 +63,16 @@ func (l *Listener) Counts(addr net.Addr) (total, fromAddr int) {
 	return l.total, l.perIP[clientKey(addr)]
 }
 
+// Accepted reports how many connections Accept has returned so far.
+func (l *Listener) Accepted() uint64 {
+	return l.accepted.Load()
+}
+
+// Closed reports how many of the connections Accept returned have been closed so far.
+func (l *Listener) Closed() uint64 {
+	return l.closed.Load()
+}
+
 func (l *Listener) acquire(key netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -70,6 +85,7 @@ func (l *Listener) acquire(key netip.Addr) bool {
 }
 
 func (l *Listener) release(key netip.Addr) {
+	l.closed.Add(1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.total--
@@ -102,4 +118,11 @@ func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
+}
+
+// NetConn returns the wrapped connection, as tls.Conn's method of that name does, so that a
+// server can reach the socket underneath (pop3d waits for input on it without a buffer). Close
+// this conn, not the one returned, or the slot is never released.
+func (c *conn) NetConn() net.Conn {
+	return c.Conn
 }

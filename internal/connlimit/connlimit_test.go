@@ -63,3 +63,39 @@ func TestPerIPAndTotal(t *testing.T) {
 	expectServed()
 	_ = a2
 }
+
+func TestCountersAndNetConn(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(raw, 10, 10, nil)
+	defer l.Close()
+	for i := range 3 {
+		c, err := net.Dial("tcp", raw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if got := l.Accepted(); got != uint64(i+1) {
+			t.Errorf("Accepted() = %d after %d connections", got, i+1)
+		}
+		u, ok := s.(interface{ NetConn() net.Conn })
+		if !ok {
+			t.Fatal("accepted conn has no NetConn method")
+		}
+		if _, ok := u.NetConn().(*net.TCPConn); !ok {
+			t.Errorf("NetConn() = %T, want *net.TCPConn", u.NetConn())
+		}
+		s.Close()
+		s.Close() // counted once
+		if got := l.Closed(); got != uint64(i+1) {
+			t.Errorf("Closed() = %d after closing %d connections", got, i+1)
+		}
+	}
+}

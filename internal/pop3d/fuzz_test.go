@@ -91,7 +91,9 @@ func FuzzSession(f *testing.F) {
 			t.Fatal("not tracked")
 		}
 		ended := make(chan struct{})
-		go func() { sess.serve(); close(ended) }()
+		go sess.serve()
+		// Not serve's return: an idle session continues on another goroutine.
+		go func() { srv.active.Wait(); close(ended) }()
 		go func() {
 			client.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			client.Write(input)

@@ -146,6 +146,9 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// NetConn lets the server wait for input on the socket, as with connlimit's connections.
+func (c *countingConn) NetConn() net.Conn { return c.Conn }
+
 // client is a raw POP3 test client.
 type client struct {
 	t    *testing.T

@@ -15,8 +15,10 @@
 //     concurrent Shutdown cannot be overwritten by a later deadline (see Shutdown).
 //   - Output is buffered and flushed only before the session would block on a read (no full
 //     command line is buffered), so a pipelined batch (RFC 2449 §6.6) is answered in one write.
-//   - An idle session holds no write buffer and no goroutine besides its own: the write
-//     buffer comes from a pool while a command runs and goes back before the next read.
+//   - An idle session holds no buffer and no goroutine besides its own: the write buffer
+//     comes from a pool while a command runs and goes back before the next read; the read
+//     buffer comes from a pool too and goes back once the session has waited moveOnAfter
+//     for a command, when it also moves to a fresh goroutine with a small stack (idle.go).
 //   - After STLS the read buffer is discarded (RFC 2595 §4, the CVE-2011-0411 family of
 //     command injection bugs): nothing a client sent in plaintext is read as TLS-protected.
 //   - One recover per connection: a panic closes that connection only.
@@ -87,8 +89,8 @@ var (
 	_ Authenticator = (*auth.Service)(nil)
 )
 
-// Sizes of the buffers. The read buffer lives as long as the session, so it is small; the
-// write and copy buffers are pooled and held only while a command runs.
+// Sizes of the buffers. All are pooled and held only while a command runs (and the read
+// buffer while it holds pipelined input); the read buffer is small because a command line is.
 const (
 	readBufferSize  = 1024
 	writeBufferSize = 16 << 10
@@ -107,6 +109,7 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	readers  sync.Pool // *bufio.Reader of readBufferSize, lent to a session while it reads
 	writers  sync.Pool // *bufio.Writer of writeBufferSize, lent to a session while it answers
 	copyBufs sync.Pool // *[]byte of copyBufferSize, lent while a body is streamed
 
@@ -154,6 +157,7 @@ func New(cfg Config, st Store, au Authenticator, log *slog.Logger) *Server {
 		sessions:  make(map[*session]struct{}),
 		lastLogin: make(map[int64]time.Time),
 	}
+	s.readers.New = func() any { return bufio.NewReaderSize(nil, readBufferSize) }
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, writeBufferSize) }
 	s.copyBufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
 	return s

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"petrel/internal/auth"
@@ -58,6 +59,9 @@ var (
 	errLineTooLong  = errors.New("line too long")
 	errAuthFailures = errors.New("too many authentication failures")
 	errShutdown     = errors.New("shutting down")
+
+	// errMoveOn is not an end: the session continues on a fresh goroutine (see idle.go).
+	errMoveOn = errors.New("idle: continue on a fresh goroutine")
 )
 
 // tlsError is a failed STLS handshake, after which the connection is closed without a word.
@@ -69,18 +73,22 @@ func (e tlsError) Unwrap() error { return e.err }
 // session is one POP3 connection.
 type session struct {
 	srv    *Server
-	raw    net.Conn       // the accepted connection; closing it ends everything
-	conn   net.Conn       // raw, or the tls.Conn on top of it
-	dw     deadlineWriter // writes to conn with a deadline per write
-	rd     *bufio.Reader  // reads conn; discarded (Reset) when TLS starts
-	bw     *bufio.Writer  // pooled, non-nil only between a command and the next blocking read
+	raw    net.Conn        // the accepted connection; closing it ends everything
+	conn   net.Conn        // raw, or the tls.Conn on top of it
+	rc     syscall.RawConn // the socket under raw, to wait for input without a buffer; nil: none
+	dw     deadlineWriter  // writes to conn with a deadline per write
+	rd     *bufio.Reader   // pooled, reads conn; nil while waiting for a command (see idle.go)
+	bw     *bufio.Writer   // pooled, non-nil only between a command and the next blocking read
 	remote netip.Addr
 	ctx    context.Context
+	start  time.Time // when the connection was accepted, for the log
 
 	// mu orders read deadlines against Shutdown: see setReadDeadline and interrupt.
 	mu sync.Mutex
 
 	state    state
+	greeted  bool   // the greeting has been sent
+	movedOn  bool   // waitInput found no input buffered and continues on a fresh goroutine
 	tls      bool   // TLS is active (STLS done or implicit)
 	user     string // name from USER, waiting for PASS
 	name     string // the last login name tried, for the log
@@ -103,8 +111,10 @@ func newSession(srv *Server, c net.Conn) *session {
 	s := &session{
 		srv:    srv,
 		raw:    c,
+		rc:     rawConnOf(c),
 		remote: remoteAddr(c),
 		ctx:    srv.ctx,
+		start:  time.Now(),
 		state:  stateAuthorization,
 	}
 	s.setConn(c)
@@ -116,18 +126,19 @@ func newSession(srv *Server, c net.Conn) *session {
 func (s *session) setConn(c net.Conn) {
 	s.conn = c
 	s.dw = deadlineWriter{conn: c, timeout: s.srv.cfg.CommandTimeout}
-	if s.rd == nil {
-		s.rd = bufio.NewReaderSize(c, readBufferSize)
-	} else {
-		s.rd.Reset(c)
-	}
+	s.releaseReader()
 }
 
-// serve runs the session to its end. It runs on the connection's own goroutine.
+// serve runs the session to its end on the connection's goroutine, except that a session that
+// has been idle for a moment continues on a fresh goroutine, so that it does not keep a stack
+// grown by a TLS handshake or a command while it waits (see idle.go).
 func (s *session) serve() {
-	start := time.Now()
 	result := "closed"
+	movedOn := false
 	defer func() {
+		if movedOn {
+			return
+		}
 		if r := recover(); r != nil {
 			s.srv.log.Error("pop3: panic", "remote", s.remote, "panic", r, "stack", string(debug.Stack()))
 			s.bw = nil // may hold half a response; the pooled writer is simply not returned
@@ -140,6 +151,7 @@ func (s *session) serve() {
 			s.srv.putWriter(s.bw)
 			s.bw = nil
 		}
+		s.releaseReader()
 		s.conn.Close()
 		s.srv.untrackSession(s)
 		s.srv.log.Info("pop3 session",
@@ -149,10 +161,13 @@ func (s *session) serve() {
 			"retrieved", s.retrieved,
 			"retrieved_bytes", s.retrievedBytes,
 			"deleted", s.expunged,
-			"duration", time.Since(start).Round(time.Millisecond),
+			"duration", time.Since(s.start).Round(time.Millisecond),
 			"result", result)
 	}()
-	result = s.run()
+	result, movedOn = s.run()
+	if movedOn {
+		go s.serve()
+	}
 }
 
 func (s *session) accountName() string {
@@ -162,27 +177,35 @@ func (s *session) accountName() string {
 	return s.name
 }
 
-// run greets and reads commands until the session ends; it returns the result to log.
-func (s *session) run() string {
-	if s.srv.cfg.ImplicitTLS {
+// run greets and reads commands until the session ends, and returns the result to log; or it
+// returns movedOn, and serve calls it again on a fresh goroutine.
+func (s *session) run() (result string, movedOn bool) {
+	if s.srv.cfg.ImplicitTLS && !s.tls {
 		if err := s.startTLS(); err != nil {
-			return "tls handshake failed: " + err.Error()
+			return "tls handshake failed: " + err.Error(), false
 		}
 	}
-	greeting := "Petrel POP3 server ready"
-	if s.srv.cfg.Hostname != "" {
-		greeting = s.srv.cfg.Hostname + " " + greeting
+	if !s.greeted {
+		s.greeted = true
+		greeting := "Petrel POP3 server ready"
+		if s.srv.cfg.Hostname != "" {
+			greeting = s.srv.cfg.Hostname + " " + greeting
+		}
+		s.ok(greeting)
 	}
-	s.ok(greeting)
 	for {
-		line, err := s.readLine(s.srv.cfg.MaxLineLength, s.srv.cfg.IdleTimeout)
+		line, err := s.readLine(s.srv.cfg.MaxLineLength, s.srv.cfg.IdleTimeout, moveOnAfter)
 		if err == nil {
 			err = s.dispatch(line)
 		}
-		if err == nil {
+		switch {
+		case err == nil:
 			continue
+		case errors.Is(err, errMoveOn):
+			return "", true
+		default:
+			return s.end(err), false
 		}
-		return s.end(err)
 	}
 }
 
@@ -256,6 +279,9 @@ func (s *session) interrupt() {
 
 // lineBuffered reports whether a whole line is already in the read buffer.
 func (s *session) lineBuffered() bool {
+	if s.rd == nil {
+		return false
+	}
 	buf, _ := s.rd.Peek(s.rd.Buffered())
 	return bytes.IndexByte(buf, '\n') >= 0
 }
@@ -264,18 +290,16 @@ func (s *session) lineBuffered() bool {
 // byte may take up to wait; the rest of the line must come within CommandTimeout, so a client
 // sending a byte at a time cannot hold the connection. Before it could block, readLine flushes
 // the pending output (RFC 2449 §6.6: pipelined responses go out together). The returned slice
-// is valid until the next read.
-func (s *session) readLine(limit int, wait time.Duration) ([]byte, error) {
+// is valid until the next read. With moveAfter > 0, it returns errMoveOn if no input came within
+// moveAfter (see waitInput).
+func (s *session) readLine(limit int, wait, moveAfter time.Duration) ([]byte, error) {
 	if !s.lineBuffered() {
 		if err := s.flush(); err != nil {
 			return nil, err
 		}
 	}
-	if s.rd.Buffered() == 0 {
-		if err := s.setReadDeadline(wait); err != nil {
-			return nil, err
-		}
-		if _, err := s.rd.Peek(1); err != nil {
+	if s.rd == nil || s.rd.Buffered() == 0 {
+		if err := s.waitInput(wait, moveAfter); err != nil {
 			return nil, err
 		}
 	}
@@ -568,7 +592,7 @@ func (s *session) cmdAuth(arg string) error {
 		// RFC 5034 §4: POP3 has no room for data with +OK, so final server data goes out as
 		// one more challenge, to which the client answers with an empty line.
 		s.out().WriteString("+ " + base64.StdEncoding.EncodeToString(challenge) + "\r\n")
-		line, err := s.readLine(maxSASLLine, s.srv.cfg.CommandTimeout)
+		line, err := s.readLine(maxSASLLine, s.srv.cfg.CommandTimeout, 0)
 		if err != nil {
 			return err
 		}
