@@ -7,13 +7,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"petrel/internal/safefile"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"petrel/internal/safefile"
 )
 
 // archive is a local mailbox messages are downloaded into.
@@ -52,10 +54,27 @@ var seq atomic.Int64
 // that the names survive a crash. The unique part of the name carries the tag (",U=tag"),
 // which is how Present recognizes messages of an interrupted run; MUAs keep the unique part
 // when they move a message to cur/ and add flags after ":2,".
+// A Maildir message costs a file creation and an fsync (each a journal commit on ext4:
+// about 0.4 and 0.15 ms on our test disk), far more than downloading 4 KB. Finish therefore
+// writes the file in the background, up to maildirWriters at once so that the file system
+// can share journal commits between them, and Commit waits for every write before it syncs
+// new/: the state still records a message only after its file is fsynced and linked.
+const (
+	maildirWriters = 8
+	// maildirMemMax is how much of a message is held in memory before it goes to its tmp
+	// file while still downloading (bounding memory at about maildirWriters times this).
+	maildirMemMax = 1 << 20
+)
+
 type maildir struct {
 	dir   string
 	host  string
-	dirty bool // names were added to new/ since the last Commit
+	dirty bool // names may have been added to new/ since the last Commit
+
+	slots chan struct{} // one per background write in progress
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	err   error // the first failed background write; the archive takes no more commits
 }
 
 func openMaildir(dir string) (*maildir, error) {
@@ -73,63 +92,131 @@ func openMaildir(dir string) (*maildir, error) {
 	if err := safefile.SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
 		return nil, err
 	}
-	return &maildir{dir: dir, host: host}, nil
+	return &maildir{dir: dir, host: host, slots: make(chan struct{}, maildirWriters)}, nil
 }
 
 func (m *maildir) Begin(tag string) (pending, error) {
 	now := time.Now()
 	name := fmt.Sprintf("%d.M%dP%dQ%d.%s,U=%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), seq.Add(1), m.host, tag)
-	tmp := filepath.Join(m.dir, "tmp", name)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	p := &maildirMsg{m: m, f: f, tmp: tmp, name: name}
-	p.lw = lineWriter{w: bufio.NewWriterSize(f, 32<<10)}
+	p := &maildirMsg{m: m, name: name, sp: spill{path: filepath.Join(m.dir, "tmp", name)}}
+	p.lw = lineWriter{w: bufio.NewWriterSize(&p.sp, 32<<10)}
 	return p, nil
 }
 
 type maildirMsg struct {
-	m         *maildir
-	f         *os.File
-	tmp, name string
-	lw        lineWriter
-	date      time.Time
+	m    *maildir
+	name string
+	sp   spill
+	lw   lineWriter
+	date time.Time
+}
+
+// spill holds a message in memory, or in its tmp file once it outgrows maildirMemMax.
+type spill struct {
+	path string
+	buf  []byte
+	f    *os.File
+}
+
+func (s *spill) Write(b []byte) (int, error) {
+	if s.f == nil {
+		if len(s.buf)+len(b) <= maildirMemMax {
+			s.buf = append(s.buf, b...)
+			return len(b), nil
+		}
+		if err := s.open(); err != nil {
+			return 0, err
+		}
+	}
+	return s.f.Write(b)
+}
+
+// open creates the tmp file and moves what is held in memory into it.
+func (s *spill) open() error {
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	s.f = f
+	_, err = f.Write(s.buf)
+	s.buf = nil
+	return err
 }
 
 func (p *maildirMsg) Write(b []byte) (int, error) { return p.lw.Write(b) }
 
 func (p *maildirMsg) SetDate(t time.Time) { p.date = t }
 
+// Finish hands the message to a background write (waiting for a free slot); a failure
+// shows at the next Commit.
 func (p *maildirMsg) Finish() error {
-	err := p.lw.finish()
+	if err := p.lw.finish(); err != nil {
+		p.Abort()
+		return err
+	}
+	m := p.m
+	m.slots <- struct{}{}
+	m.wg.Add(1)
+	m.dirty = true
+	go func() {
+		defer func() { <-m.slots; m.wg.Done() }()
+		if err := p.write(); err != nil {
+			m.mu.Lock()
+			if m.err == nil {
+				m.err = err
+			}
+			m.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// write makes the message durable in tmp/, then links it into new/ (Maildir delivery).
+func (p *maildirMsg) write() error {
+	s := &p.sp
+	err := error(nil)
+	if s.f == nil {
+		err = s.open()
+	}
 	if err == nil && !p.date.IsZero() {
-		err = os.Chtimes(p.tmp, p.date, p.date)
+		err = os.Chtimes(s.path, p.date, p.date)
 	}
 	if err == nil {
-		err = p.f.Sync()
+		err = s.f.Sync()
 	}
-	if cerr := p.f.Close(); err == nil {
+	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
 		// Link, not rename: link fails rather than replace if the name somehow exists.
-		err = os.Link(p.tmp, filepath.Join(p.m.dir, "new", p.name))
+		err = os.Link(s.path, filepath.Join(p.m.dir, "new", p.name))
 	}
-	if err != nil {
-		os.Remove(p.tmp)
-		return err
+	if rerr := os.Remove(s.path); err == nil {
+		err = rerr
 	}
-	p.m.dirty = true
-	return os.Remove(p.tmp)
+	return err
 }
 
 func (p *maildirMsg) Abort() {
-	p.f.Close()
-	os.Remove(p.tmp)
+	if p.sp.f != nil {
+		p.sp.f.Close()
+		os.Remove(p.sp.path)
+	}
+	p.sp.buf = nil
+}
+
+// wait waits for the background writes and returns the first failure of any so far.
+func (m *maildir) wait() error {
+	m.wg.Wait()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
 }
 
 func (m *maildir) Commit() error {
+	if err := m.wait(); err != nil {
+		return err
+	}
 	if !m.dirty {
 		return nil
 	}
@@ -166,6 +253,9 @@ func (m *maildir) Present(want map[string]bool) (map[string]bool, error) {
 }
 
 func (m *maildir) Sync() error {
+	if err := m.wait(); err != nil {
+		return err
+	}
 	for _, sub := range []string{"new", "cur"} {
 		if err := safefile.SyncDir(filepath.Join(m.dir, sub)); err != nil {
 			return err
@@ -174,7 +264,7 @@ func (m *maildir) Sync() error {
 	return nil // the files themselves were fsynced before they were linked into new/
 }
 
-func (m *maildir) Close() error { return nil }
+func (m *maildir) Close() error { return m.wait() }
 
 // mbox appends messages to an mbox file in the mboxrd format: each message is preceded by a
 // "From " line and followed by an empty line, and lines matching ^>*From are quoted with one
