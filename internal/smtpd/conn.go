@@ -23,7 +23,7 @@ import (
 //
 // Replies: go-smtp writes (and flushes) every reply line on its own, so a client that
 // pipelines MAIL, RCPT and DATA (RFC 2920) would get three writes. Write holds replies and
-// Read sends them all before it waits for the client: RFC 2920 §3.2 lets a server group
+// Read sends them all before it waits for the client: RFC 2920 lets a server group
 // the responses to pipelined commands, as long as none is held while it waits for input.
 // Close sends what is left (the 221 to QUIT).
 type conn struct {

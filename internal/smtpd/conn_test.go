@@ -29,7 +29,7 @@ func (r *recordConn) Write(b []byte) (int, error) {
 }
 
 // TestRepliesGrouped: replies are held until the server reads again, then sent in one write
-// (RFC 2920 §3.2); Close and an earlier write deadline send them too.
+// (RFC 2920); Close and an earlier write deadline send them too.
 func TestRepliesGrouped(t *testing.T) {
 	rc := &recordConn{}
 	c := newConn(rc, &Server{conns: map[*conn]struct{}{}})
