@@ -20,6 +20,9 @@ import (
 type request struct {
 	fn   func(*tx) error // the work; runs inside its own SAVEPOINT
 	size int64           // body bytes carried, for MaxBatchBytes
+	// delivery marks a request that takes MODSEQs and UIDs only through the committer's
+	// counters (deliveryModSeq, takeUID) and changes no account or mailbox row itself.
+	delivery bool
 	// state moves from pending to taken (by the committer) or cancelled (by the waiter
 	// whose context ended first); whoever wins the swap decides whether the request runs.
 	state atomic.Int32
@@ -37,10 +40,15 @@ const (
 // request, the request is withdrawn and ctx.Err() returned; once taken, write waits for the
 // outcome so that a nil error always means committed and an error always means not.
 func (s *Store) write(ctx context.Context, size int64, fn func(*tx) error) error {
+	return s.submit(ctx, &request{fn: fn, size: size})
+}
+
+// submit is write for a request built by the caller.
+func (s *Store) submit(ctx context.Context, r *request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &request{fn: fn, size: size, done: make(chan error, 1)}
+	r.done = make(chan error, 1)
 
 	// The read lock keeps Close from closing reqs while we send; the committer keeps
 	// draining reqs, so the send completes.
@@ -75,6 +83,7 @@ type tx struct {
 	changes []store.Change
 	modseq  map[int64]uint64 // accounts whose MODSEQ this request already raised
 	garbage int64            // blobs this request listed for the reclaim (markGarbage)
+	counted counted          // what a delivery took from the counters (delivercache.go)
 }
 
 func (t *tx) exec(query string, args ...any) (sql.Result, error) {
@@ -148,6 +157,9 @@ type committer struct {
 	// (those listed by its own commits, or any at Open); zero means nothing to reclaim.
 	garbage int64
 	timer   *time.Timer // the idle wait before a reclaim (reclaim.go)
+	// counters are the delivery counters (delivercache.go); they hold changes not yet
+	// written only inside runBatch.
+	counters counters
 }
 
 func (c *committer) stmt(query string) (*sql.Stmt, error) {
@@ -176,7 +188,7 @@ func (c *committer) do(query string) error {
 // committing everything that was queued.
 func (s *Store) commitLoop(garbage int64) {
 	c := &committer{ctx: context.Background(), conn: s.wc, stmts: map[string]*sql.Stmt{},
-		garbage: garbage, timer: time.NewTimer(time.Hour)}
+		garbage: garbage, timer: time.NewTimer(time.Hour), counters: newCounters()}
 	c.timer.Stop()
 	defer func() {
 		s.reclaimAtClose(c)
@@ -265,10 +277,24 @@ func (s *Store) runBatch(c *committer, batch []*request, savepoints bool) bool {
 		failAll(fmt.Errorf("store: begin: %w", err))
 		return true
 	}
+	if err := c.checkVersion(); err != nil {
+		c.rollback()
+		failAll(fmt.Errorf("store: begin: %w", err))
+		return true
+	}
 	for i, r := range batch {
+		if !r.delivery {
+			// This request reads and writes account and mailbox rows itself.
+			if err := c.flushCounters(); err != nil {
+				c.rollback()
+				failAll(fmt.Errorf("store: %w", err))
+				return true
+			}
+			c.counters.reset()
+		}
 		if savepoints {
 			if err := c.do("SAVEPOINT req"); err != nil {
-				c.do("ROLLBACK")
+				c.rollback()
 				failAll(fmt.Errorf("store: savepoint: %w", err))
 				return true
 			}
@@ -278,7 +304,7 @@ func (s *Store) runBatch(c *committer, batch []*request, savepoints bool) bool {
 			if !savepoints {
 				// Its error may have ended the transaction already (disk full, I/O); then
 				// this ROLLBACK fails and there is nothing to undo.
-				c.do("ROLLBACK")
+				c.rollback()
 				if len(batch) == 1 {
 					r.done <- err // rolled back: nothing of it committed
 					return true
@@ -289,7 +315,7 @@ func (s *Store) runBatch(c *committer, batch []*request, savepoints bool) bool {
 			// Some errors (disk full, I/O) make SQLite roll back the whole transaction; then
 			// the savepoint is gone and the batch cannot go on.
 			if e := errors.Join(c.do("ROLLBACK TO req"), c.do("RELEASE req")); e != nil {
-				c.do("ROLLBACK")
+				c.rollback()
 				failAll(fmt.Errorf("store: %w (rollback: %v)", err, e))
 				return true
 			}
@@ -297,15 +323,23 @@ func (s *Store) runBatch(c *committer, batch []*request, savepoints bool) bool {
 		}
 		if savepoints {
 			if err := c.do("RELEASE req"); err != nil {
-				c.do("ROLLBACK")
+				c.rollback()
 				failAll(fmt.Errorf("store: release savepoint: %w", err))
 				return true
 			}
 		}
+		if r.delivery {
+			c.counters.merge(&t.counted)
+		}
 		txs[i] = t
 	}
+	if err := c.flushCounters(); err != nil {
+		c.rollback()
+		failAll(fmt.Errorf("store: %w", err))
+		return true
+	}
 	if err := c.do("COMMIT"); err != nil {
-		c.do("ROLLBACK")
+		c.rollback()
 		failAll(fmt.Errorf("store: commit: %w", err))
 		return true
 	}
@@ -320,6 +354,13 @@ func (s *Store) runBatch(c *committer, batch []*request, savepoints bool) bool {
 		r.done <- results[i]
 	}
 	return true
+}
+
+// rollback ends the transaction and forgets the delivery counters, which may hold values
+// it undid. Errors are ignored: after some failures SQLite has rolled back already.
+func (c *committer) rollback() {
+	c.do("ROLLBACK")
+	c.counters.reset()
 }
 
 // beginImmediate takes the database write lock with begin, retrying every few hundred

@@ -50,7 +50,8 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 	flagText := strings.Join(flags, " ")
 
 	var out store.Delivered
-	err = s.write(ctx, int64(len(body)), func(t *tx) error {
+	r := &request{size: int64(len(body)), delivery: true}
+	r.fn = func(t *tx) error {
 		p := &d.Parsed
 		first := body[:min(blobChunkSize, len(body))]
 		res, err := t.exec(`INSERT INTO blobs (size, mail_from, received, message_id, subject, from_addr, date, envelope, structure, data)
@@ -72,18 +73,13 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 
 		out = store.Delivered{BlobID: blobID, Messages: make([]store.Message, len(d.Targets))}
 		for i, tg := range d.Targets {
-			modseq, err := t.raiseModSeq(tg.AccountID)
+			// The account's MODSEQ and the mailbox's UID come from the committer's counters
+			// (delivercache.go): this runs once per recipient per message.
+			modseq, err := t.deliveryModSeq(tg.AccountID)
 			if err != nil {
 				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)
 			}
-			// The named mailbox, or INBOX when it does not exist (store.Target), found and
-			// given its next UID in one statement: this runs once per recipient per message.
-			var mboxID int64
-			var uid uint32
-			err = t.queryRow(`UPDATE mailboxes SET uidnext = uidnext + 1, messages = messages + 1, modseq = ?1
-				WHERE id = (SELECT id FROM mailboxes WHERE account_id = ?2 AND name IN (?3, 'INBOX')
-					ORDER BY name = 'INBOX' LIMIT 1)
-				RETURNING id, uidnext - 1`, []any{modseq, tg.AccountID, canonicalMailbox(tg.Mailbox)}, &mboxID, &uid)
+			mboxID, uid, err := t.takeUID(tg.AccountID, canonicalMailbox(tg.Mailbox), modseq)
 			if err != nil {
 				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)
 			}
@@ -109,8 +105,8 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 			t.change(store.ChangeAdd, tg.AccountID, mboxID, modseq, uid)
 		}
 		return nil
-	})
-	if err != nil {
+	}
+	if err := s.submit(ctx, r); err != nil {
 		return store.Delivered{}, err
 	}
 	return out, nil

@@ -17,7 +17,9 @@
 // Reads use a separate pool of query-only connections; WAL lets them run while the committer
 // writes, and every read starts a fresh snapshot, so a change committed by another process
 // (the CLI adding an account while the server runs) is visible to the next read. Nothing
-// from the database is cached in memory.
+// from the database is cached in memory, except the committer's delivery counters (the
+// MODSEQ of accounts and UIDNEXT of mailboxes that deliveries raise, delivercache.go), which
+// it checks against PRAGMA data_version at the start of each write transaction.
 //
 // Invariants a contributor must keep:
 //   - Only the committer goroutine touches the write connection and its statement cache.
