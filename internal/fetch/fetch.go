@@ -138,21 +138,31 @@ func (r *run) note(format string, args ...any) {
 	r.res.Notes = append(r.res.Notes, fmt.Sprintf(format, args...))
 }
 
+// lockState locks the state file at path (a second run of the same account fails at once)
+// unless dryRun, then loads it. The caller calls unlock when the run ends.
+func lockState(path, server string, dryRun bool) (st *state, unlock func(), err error) {
+	unlock = func() {}
+	if !dryRun {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, nil, local(err)
+		}
+		if unlock, err = lockFile(path + ".lock"); err != nil {
+			return nil, nil, local(err)
+		}
+	}
+	if st, err = loadState(path, server); err != nil {
+		unlock()
+		return nil, nil, local(err)
+	}
+	return st, unlock, nil
+}
+
 func (r *run) run(ctx context.Context) error {
-	if !r.o.DryRun {
-		if err := os.MkdirAll(filepath.Dir(r.p.State), 0o700); err != nil {
-			return local(err)
-		}
-		unlock, err := lockFile(r.p.State + ".lock")
-		if err != nil {
-			return local(err)
-		}
-		defer unlock()
-	}
-	st, err := loadState(r.p.State, r.server)
+	st, unlock, err := lockState(r.p.State, r.server, r.o.DryRun)
 	if err != nil {
-		return local(err)
+		return err
 	}
+	defer unlock()
 	r.st = st
 
 	pass, err := r.a.Password(ctx)

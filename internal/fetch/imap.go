@@ -50,8 +50,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,20 +114,11 @@ func (r *imapRun) tag(uid imap.UID) string {
 func (r *imapRun) run(ctx context.Context) error {
 	r.server = "imap:" + r.a.User + "@" + r.m.Host + "/" + r.m.Folder
 	r.flagged = map[imap.UID]bool{}
-	if !r.o.DryRun {
-		if err := os.MkdirAll(filepath.Dir(r.m.State), 0o700); err != nil {
-			return local(err)
-		}
-		unlock, err := lockFile(r.m.State + ".lock")
-		if err != nil {
-			return local(err)
-		}
-		defer unlock()
-	}
-	st, err := loadState(r.m.State, r.server)
+	st, unlock, err := lockState(r.m.State, r.server, r.o.DryRun)
 	if err != nil {
-		return local(err)
+		return err
 	}
+	defer unlock()
 	r.st = st
 
 	pass, err := r.a.Password(ctx)
