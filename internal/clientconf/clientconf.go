@@ -58,8 +58,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"petrel/internal/config"
 )
 
@@ -197,25 +195,11 @@ func Parse(path string, src []byte) (*Config, error) {
 		path = abs // relative paths in the file are relative to its directory, whatever the cwd
 	}
 	c := &Config{File: path}
-	md, err := toml.Decode(string(src), c)
-	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, &config.Error{File: path, Line: pe.Position.Line, Msg: pe.Message}
-		}
-		return nil, &config.Error{File: path, Msg: err.Error()}
-	}
-	// A misspelt key silently ignored is a setting the user believes in but does not have.
-	if und := md.Undecoded(); len(und) > 0 {
-		k := und[0]
-		return nil, &config.Error{File: path, Line: config.LineOf(src, k), Key: k.String(), Msg: "unknown key"}
+	if err := config.DecodeTOML(path, src, c); err != nil {
+		return nil, err
 	}
 	if err := c.finish(); err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			ce.Line = config.LineOf(src, strings.Split(ce.Key, "."))
-		}
-		return nil, err
+		return nil, config.Locate(err, path, src)
 	}
 	return c, nil
 }

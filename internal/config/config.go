@@ -208,34 +208,50 @@ func Load(path string) (*Config, error) {
 func Parse(path string, src []byte) (*Config, error) {
 	c := Default()
 	c.File = path
-	md, err := toml.Decode(string(src), c)
+	if err := DecodeTOML(path, src, c); err != nil {
+		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, Locate(err, path, src)
+	}
+	return c, nil
+}
+
+// DecodeTOML decodes src into v, refusing syntax errors, type mismatches and unknown keys
+// with an *Error that names the file, the line and the key. The client tools' config uses it
+// too, so that both files report mistakes alike.
+func DecodeTOML(path string, src []byte, v any) error {
+	md, err := toml.Decode(string(src), v)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &Error{File: path, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+			return &Error{File: path, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
 		}
 		// Type mismatches come back from the TOML library as plain errors whose text carries
 		// the line and key; pick them out so the operator still gets file:line: key.
 		if m := typeErr.FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			return nil, &Error{File: path, Line: line, Key: m[2], Msg: m[3]}
+			return &Error{File: path, Line: line, Key: m[2], Msg: m[3]}
 		}
-		return nil, &Error{File: path, Msg: err.Error()}
+		return &Error{File: path, Msg: err.Error()}
 	}
 	// A misspelt key silently ignored is a setting the operator believes in but does not have.
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
-		return nil, &Error{File: path, Line: LineOf(src, k), Key: k.String(), Msg: "unknown key"}
+		return &Error{File: path, Line: LineOf(src, k), Key: k.String(), Msg: "unknown key"}
 	}
-	if err := c.validate(); err != nil {
-		var ve *Error
-		if errors.As(err, &ve) {
-			ve.File = path
-			ve.Line = LineOf(src, strings.Split(ve.Key, "."))
-		}
-		return nil, err
+	return nil
+}
+
+// Locate fills in the file and line of a validation *Error (found by its dotted key in src);
+// other errors pass through unchanged.
+func Locate(err error, path string, src []byte) error {
+	var ve *Error
+	if errors.As(err, &ve) {
+		ve.File = path
+		ve.Line = LineOf(src, strings.Split(ve.Key, "."))
 	}
-	return c, nil
+	return err
 }
 
 var typeErr = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]+)"\): (.*)$`)
