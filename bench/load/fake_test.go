@@ -81,6 +81,8 @@ type fakeSMTP struct {
 	onto func(string, []byte) // called for each accepted recipient, if set
 
 	mu       sync.Mutex
+	conns    map[*smtp.Conn]bool // connections seen (STARTTLS starts a second session on one)
+	mails    int                 // MAIL FROM commands accepted
 	messages int
 	sizes    []int
 	subjects map[string]bool
@@ -96,7 +98,7 @@ type fakeSMTPOptions struct {
 }
 
 func newFakeSMTP(t testing.TB, o fakeSMTPOptions) *fakeSMTP {
-	f := &fakeSMTP{t: t, auth: o.auth, onto: o.onto, subjects: map[string]bool{}, rcpts: map[string]int{}}
+	f := &fakeSMTP{t: t, auth: o.auth, onto: o.onto, subjects: map[string]bool{}, rcpts: map[string]int{}, conns: map[*smtp.Conn]bool{}}
 	s := smtp.NewServer(f)
 	s.Domain = "fake.test"
 	s.AllowInsecureAuth = true
@@ -117,7 +119,20 @@ func newFakeSMTP(t testing.TB, o fakeSMTPOptions) *fakeSMTP {
 	return f
 }
 
-func (f *fakeSMTP) NewSession(*smtp.Conn) (smtp.Session, error) { return &fakeSession{f: f}, nil }
+func (f *fakeSMTP) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	f.mu.Lock()
+	f.conns[c] = true
+	f.mu.Unlock()
+	return &fakeSession{f: f}, nil
+}
+
+// connsAndMails returns how many connections were opened and how many
+// transactions were started on them.
+func (f *fakeSMTP) connsAndMails() (conns, mails int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.conns), f.mails
+}
 
 func (f *fakeSMTP) count() int {
 	f.mu.Lock()
@@ -156,6 +171,9 @@ func (s *fakeSession) Mail(from string, _ *smtp.MailOptions) error {
 	if s.f.auth != nil && !s.authed {
 		return smtp.ErrAuthRequired
 	}
+	s.f.mu.Lock()
+	s.f.mails++
+	s.f.mu.Unlock()
 	return nil
 }
 
