@@ -13,7 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"petrel/internal/safefile"
+	"petrel/internal/lib/safefile"
 	"sync/atomic"
 	"time"
 )

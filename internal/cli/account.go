@@ -3,7 +3,7 @@ package cli
 import (
 	"fmt"
 
-	"petrel/internal/auth"
+	"petrel/internal/mail/auth"
 	"petrel/internal/store"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"petrel/internal/address"
+	"petrel/internal/lib/address"
 	"petrel/internal/store"
 )
 

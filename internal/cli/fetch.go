@@ -13,8 +13,8 @@ import (
 	"github.com/dustin/go-humanize"
 	"golang.org/x/term"
 
-	"petrel/internal/clientconf"
-	"petrel/internal/fetch"
+	"petrel/internal/client/clientconf"
+	"petrel/internal/client/fetch"
 )
 
 func fetchCommands() []command {

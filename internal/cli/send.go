@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"petrel/internal/clientconf"
-	"petrel/internal/outbox"
+	"petrel/internal/client/clientconf"
+	"petrel/internal/client/outbox"
 )
 
 func sendCommands() []command {

@@ -18,7 +18,7 @@ import (
 
 // request is one write submitted to the committer.
 type request struct {
-	fn   func(*tx) error // the work; runs inside its own SAVEPOINT
+	fn   func(*tx) error // the work; inside a SAVEPOINT only when its batch is retried
 	size int64           // body bytes carried, for MaxBatchBytes
 	// delivery marks a request that takes MODSEQs and UIDs only through the committer's
 	// counters (deliveryModSeq, takeUID) and changes no account or mailbox row itself.

@@ -6,9 +6,11 @@
 // All writes go through a single committer goroutine that owns the only write connection.
 // A write method packs its work into a closure (a request) and sends it on a channel. The
 // committer takes every request already waiting (up to Options.MaxBatch requests or
-// Options.MaxBatchBytes of message bodies), opens one BEGIN IMMEDIATE transaction, runs each
-// request inside its own SAVEPOINT (a failing request rolls back only itself), COMMITs once
-// and then wakes each waiter with its own result. With synchronous=FULL in WAL mode the
+// Options.MaxBatchBytes of message bodies), opens one BEGIN IMMEDIATE transaction, runs the
+// requests one after another without savepoints (SQLite would copy every page a savepoint
+// touches into a statement journal), COMMITs once and then wakes each waiter with its own
+// result. Only if a request fails is the whole attempt rolled back and the batch run again
+// with a SAVEPOINT around each request, so that the failure undoes only itself (commit.go). With synchronous=FULL in WAL mode the
 // COMMIT is one fsync of the WAL, so N concurrent deliveries cost one fsync instead of N.
 //
 // Checkpoints (copying the WAL into the database file) run on a third connection in the

@@ -1,0 +1,268 @@
+// Package deliver turns an accepted envelope and body into one store commit.
+//
+// Two steps, used by every protocol that accepts mail:
+//   - Resolve maps one recipient address to local mailboxes, while the SMTP session is still
+//     at RCPT, so unknown recipients are refused before any data is sent.
+//   - Deliver parses the body once (the cached parse IMAP serves from), removes duplicate
+//     targets, and commits the message for all of them in ONE store transaction. It returns
+//     only after the store committed durably: a nil error is what allows "250 OK".
+//
+// Resolution order for local@domain (first match wins):
+//  1. the domain must be hosted, else ErrNotHosted;
+//  2. an account with that exact address;
+//  3. an alias with that address: each target is resolved in turn by these same rules, so an
+//     alias may point to another alias (up to maxAliasDepth levels; loops are refused);
+//  4. sub-addressing: "user+tag" is looked up as "user" (rules 2 and 3);
+//  5. the domain's catch-all account;
+//  6. otherwise ErrUnknownUser.
+//
+// A successful resolution is reused for resolveCacheTTL (one second), so a change to
+// accounts, aliases or catch-alls reaches RCPT within that time; a failed one is not reused.
+//
+// Alias targets that are not local (another domain, or unknown) are skipped with a warning:
+// remote targets need outbound delivery, which does not exist yet.
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"petrel/internal/lib/address"
+	"petrel/internal/mail/message"
+	"petrel/internal/store"
+)
+
+var (
+	// ErrNotHosted means the recipient's domain is not one of ours.
+	ErrNotHosted = errors.New("deliver: domain not hosted")
+	// ErrUnknownUser means the domain is ours but no account, alias or catch-all takes the
+	// address.
+	ErrUnknownUser = errors.New("deliver: no such user")
+	// ErrAliasLoop means alias resolution went round in a circle or deeper than allowed.
+	ErrAliasLoop = errors.New("deliver: alias loop")
+)
+
+// maxAliasDepth is how many aliases may be chained (an alias whose target is an alias ...).
+const maxAliasDepth = 5
+
+// Store is the part of the store delivery needs.
+type Store interface {
+	Domain(ctx context.Context, name string) (store.Domain, error)
+	AccountByAddress(ctx context.Context, address string) (store.Account, error)
+	Alias(ctx context.Context, address string) (store.Alias, error)
+	Deliver(ctx context.Context, d *store.Delivery) (store.Delivered, error)
+}
+
+// Envelope is what delivery needs of an SMTP transaction.
+type Envelope struct {
+	MailFrom   string         // reverse-path, "" for the null sender
+	Targets    []store.Target // from Resolve, for all recipients; duplicates are fine
+	ReceivedAt time.Time
+}
+
+// Body is a spooled message body that can be read more than once (once to parse, once to
+// store). Spool implements it.
+type Body interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// Deliverer resolves recipients and commits messages to the store.
+type Deliverer struct {
+	st    Store
+	log   *slog.Logger
+	cache *resolveCache // recent successful resolutions
+}
+
+// New returns a Deliverer over st.
+func New(st Store, log *slog.Logger) *Deliverer {
+	return &Deliverer{st: st, log: log, cache: newResolveCache(resolveCacheTTL)}
+}
+
+// Resolve maps one recipient to the mailboxes it delivers to (see the package comment for
+// the rules). The result has no duplicates and is never empty when err is nil.
+func (d *Deliverer) Resolve(ctx context.Context, rcpt address.Address) ([]store.Target, error) {
+	key := rcpt.Key()
+	if targets := d.cache.get(key); targets != nil {
+		return targets, nil
+	}
+	r := resolution{d: d, ctx: ctx}
+	if err := r.resolve(rcpt, 0, nil); err != nil {
+		return nil, err
+	}
+	d.cache.put(key, r.targets)
+	return r.targets, nil
+}
+
+// resolution collects the targets of one Resolve call.
+type resolution struct {
+	d       *Deliverer
+	ctx     context.Context
+	targets []store.Target
+}
+
+// resolve adds the targets of a to r. path holds the alias keys being expanded above this
+// one, to refuse loops.
+func (r *resolution) resolve(a address.Address, depth int, path []string) error {
+	// Most mail is for an existing account, and an account implies a hosted domain (the store
+	// refuses an account without its domain and a domain delete while accounts remain), so
+	// the common case costs one lookup instead of two.
+	if acct, err := r.d.st.AccountByAddress(r.ctx, a.Key()); err == nil {
+		r.add(store.Target{AccountID: acct.ID, Mailbox: store.Inbox})
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("deliver: account %s: %w", a.Key(), err)
+	}
+	dom, err := r.d.st.Domain(r.ctx, a.Domain)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNotHosted
+	}
+	if err != nil {
+		return fmt.Errorf("deliver: domain %s: %w", a.Domain, err)
+	}
+
+	keys := []string{a.Key()}
+	if base := BaseKey(a); base != keys[0] {
+		keys = append(keys, base)
+	}
+	for _, key := range keys {
+		found, err := r.resolveKey(key, depth, path)
+		if found || err != nil {
+			return err
+		}
+	}
+
+	// The catch-all comes last; resolving it like any address lets it name an alias, and
+	// the path catches a catch-all that names an unknown address of its own domain.
+	if dom.CatchAll != "" && !contains(path, "*@"+dom.Name) {
+		ca, err := address.Parse(dom.CatchAll)
+		if err != nil {
+			r.d.log.Warn("bad catch-all address", "domain", dom.Name, "catchall", dom.CatchAll)
+			return ErrUnknownUser
+		}
+		if depth >= maxAliasDepth {
+			return ErrAliasLoop
+		}
+		return r.resolve(ca, depth+1, append(path[:len(path):len(path)], "*@"+dom.Name))
+	}
+	return ErrUnknownUser
+}
+
+// resolveKey tries key as an account, then as an alias. found reports whether either exists.
+func (r *resolution) resolveKey(key string, depth int, path []string) (found bool, err error) {
+	acct, err := r.d.st.AccountByAddress(r.ctx, key)
+	if err == nil {
+		r.add(store.Target{AccountID: acct.ID, Mailbox: store.Inbox})
+		return true, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return false, fmt.Errorf("deliver: account %s: %w", key, err)
+	}
+
+	alias, err := r.d.st.Alias(r.ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("deliver: alias %s: %w", key, err)
+	}
+	if contains(path, key) || depth >= maxAliasDepth {
+		return true, ErrAliasLoop
+	}
+	path = append(path[:len(path):len(path)], key)
+	before := len(r.targets)
+	for _, t := range alias.Targets {
+		ta, err := address.Parse(t)
+		if err == nil {
+			err = r.resolve(ta, depth+1, path)
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrNotHosted), errors.Is(err, ErrUnknownUser), errors.Is(err, address.ErrSyntax):
+			// A dangling or remote target must not make the other targets lose mail.
+			r.d.log.Warn("alias target not deliverable", "alias", key, "target", t, "err", err)
+		default:
+			return true, err
+		}
+	}
+	if len(r.targets) == before {
+		return true, ErrUnknownUser
+	}
+	return true, nil
+}
+
+func (r *resolution) add(t store.Target) {
+	for _, have := range r.targets {
+		if have == t {
+			return
+		}
+	}
+	r.targets = append(r.targets, t)
+}
+
+// BaseKey is the lookup key without a sub-address tag: "User+tag@d" → "user@d"
+// (sub-addressing, RFC 5233 §1). An address whose local part starts with '+' keeps it.
+// The SMTP sender policy uses it too, so that both agree on what a +tag is.
+func BaseKey(a address.Address) string {
+	local := strings.ToLower(a.Local)
+	if i := strings.IndexByte(local, '+'); i > 0 {
+		local = local[:i]
+	}
+	return local + "@" + a.Domain
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Deliver parses body and commits it once for every target of env (duplicates removed).
+// It returns only after the store committed durably; on error nothing was delivered.
+// A body that does not parse is still delivered (the parse is best effort).
+func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store.Delivered, error) {
+	var targets []store.Target
+	seen := make(map[store.Target]bool, len(env.Targets))
+	for _, t := range env.Targets {
+		if t.Mailbox == "" {
+			t.Mailbox = store.Inbox
+		}
+		if !seen[t] {
+			seen[t] = true
+			targets = append(targets, t)
+		}
+	}
+	if len(targets) == 0 {
+		return store.Delivered{}, errors.New("deliver: no targets")
+	}
+
+	parsed, err := message.Parse(io.NewSectionReader(body, 0, body.Size()))
+	if err != nil {
+		// Only reading the spool can fail here, and then storing it would fail as well.
+		return store.Delivered{}, fmt.Errorf("deliver: reading body: %w", err)
+	}
+	receivedAt := env.ReceivedAt
+	if receivedAt.IsZero() {
+		receivedAt = time.Now()
+	}
+	delivered, err := d.st.Deliver(ctx, &store.Delivery{
+		MailFrom:   env.MailFrom,
+		Targets:    targets,
+		Body:       io.NewSectionReader(body, 0, body.Size()),
+		Size:       body.Size(),
+		Parsed:     parsed,
+		ReceivedAt: receivedAt,
+	})
+	if err != nil {
+		return store.Delivered{}, fmt.Errorf("deliver: store: %w", err)
+	}
+	return delivered, nil
+}

@@ -1,0 +1,345 @@
+// Package pop3d is Petrel's POP3 server (RFC 1939 with the RFC 2449 extension mechanism,
+// RFC 2595 STLS, RFC 5034 SASL AUTH and RFC 3206 response codes).
+//
+// The maildrop is the account's INBOX. At login the session takes the store's exclusive
+// maildrop lock and a snapshot of the INBOX; message numbers refer to that snapshot for the
+// whole session. DELE only marks; the account's POP3Delete policy is applied at QUIT (the
+// UPDATE state), and nothing else ever changes the store.
+//
+// Implementation notes (invariants a contributor must not break):
+//   - The store is changed only in UPDATE, that is after QUIT in the TRANSACTION state. A
+//     dropped connection, a timeout, a panic or a shutdown leaves the maildrop untouched.
+//   - The maildrop lock is released when the session ends, whatever the reason.
+//   - Every read and every write has a deadline. A read deadline is only ever set through
+//     session.setReadDeadline, which holds session.mu and checks Server.closing, so that a
+//     concurrent Shutdown cannot be overwritten by a later deadline (see Shutdown).
+//   - Output is buffered and flushed only before the session would block on a read (no full
+//     command line is buffered), so a pipelined batch (RFC 2449 §6.6) is answered in one write.
+//   - An idle session holds no buffer and no goroutine besides its own: the write buffer
+//     comes from a pool while a command runs and goes back before the next read; the read
+//     buffer comes from a pool too and goes back once the session has waited moveOnAfter
+//     for a command, when it also moves to a fresh goroutine with a small stack (idle.go).
+//   - After STLS the read buffer is discarded (RFC 2595 §4, the CVE-2011-0411 family of
+//     command injection bugs): nothing a client sent in plaintext is read as TLS-protected.
+//   - One recover per connection: a panic closes that connection only.
+package pop3d
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"petrel/internal/mail/auth"
+	"petrel/internal/store"
+)
+
+// Config tunes a POP3 listener. Zero values get the defaults named on each field.
+type Config struct {
+	Hostname           string        // named in the greeting; "" omits it
+	TLS                *tls.Config   // nil: no STLS offered (and ImplicitTLS is an error)
+	ImplicitTLS        bool          // port 995: Serve wraps each accepted conn in tls.Server itself
+	AllowPlaintextAuth bool          // allow USER/PASS and AUTH before TLS (default false)
+	IdleTimeout        time.Duration // RFC 1939 §3 autologout timer while waiting for a command (default 10m)
+	CommandTimeout     time.Duration // time to receive the rest of a line once its first byte came, and per write (default 1m)
+	MaxLineLength      int           // longest command line in octets, CRLF included (default 512)
+	Expire             string        // CAPA EXPIRE argument: "" not advertised, else "NEVER" or a number of days
+	LoginDelay         int           // CAPA LOGIN-DELAY seconds, enforced per account; 0 = off
+	MaxAuthFailures    int           // failed logins before the connection is closed (default 3)
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultIdleTimeout     = 10 * time.Minute // RFC 1939 §3: at least 10 minutes
+	DefaultCommandTimeout  = time.Minute
+	DefaultMaxLineLength   = 512
+	DefaultMaxAuthFailures = 3
+)
+
+// Store is the part of store.Store the POP3 server uses.
+type Store interface {
+	AccountByID(ctx context.Context, id int64) (store.Account, error)
+	Mailbox(ctx context.Context, accountID int64, name string) (store.Mailbox, error)
+	CreateMailbox(ctx context.Context, accountID int64, name string) (store.Mailbox, error)
+	Messages(ctx context.Context, mailboxID int64) ([]store.Message, error)
+	OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error)
+	SetFlags(ctx context.Context, mailboxID int64, uids []uint32, flags []string, add bool) error
+	Expunge(ctx context.Context, mailboxID int64, uids []uint32) error
+	Move(ctx context.Context, from int64, uids []uint32, to int64) error
+	LockMaildrop(ctx context.Context, accountID int64) (unlock func(), err error)
+}
+
+// Authenticator checks logins; *auth.Service implements it.
+type Authenticator interface {
+	CheckPassword(ctx context.Context, username, password string, remote netip.Addr) (store.Account, error)
+	Mechanisms() []string
+	NewSASL(ctx context.Context, mech string, remote netip.Addr) (auth.SASL, error)
+}
+
+var (
+	_ Store         = (store.Store)(nil)
+	_ Authenticator = (*auth.Service)(nil)
+)
+
+// Sizes of the buffers. All are pooled and held only while a command runs (and the read
+// buffer while it holds pipelined input); the read buffer is small because a command line is.
+const (
+	readBufferSize  = 1024
+	writeBufferSize = 16 << 10
+	copyBufferSize  = 16 << 10
+	maxSASLLine     = 8 << 10 // a SASL response line (RFC 5034 §4 lifts the command length limit)
+)
+
+// Server serves POP3 on any number of listeners.
+type Server struct {
+	cfg   Config
+	store Store
+	auth  Authenticator
+	log   *slog.Logger
+
+	// ctx is the parent of every session's context; cancel ends it when Shutdown gives up.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	readers  sync.Pool // *bufio.Reader of readBufferSize, lent to a session while it reads
+	writers  sync.Pool // *bufio.Writer of writeBufferSize, lent to a session while it answers
+	copyBufs sync.Pool // *[]byte of copyBufferSize, lent while a body is streamed
+
+	closing atomic.Bool // Shutdown was called; read under session.mu by setReadDeadline
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	active    sync.WaitGroup      // one per tracked session; Add only under mu while !closing
+	lastLogin map[int64]time.Time // account ID → last successful login, for LOGIN-DELAY
+}
+
+// New returns a server. It does not listen; call Serve.
+func New(cfg Config, st Store, au Authenticator, log *slog.Logger) *Server {
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = DefaultCommandTimeout
+	}
+	if cfg.MaxLineLength <= 0 {
+		cfg.MaxLineLength = DefaultMaxLineLength
+	}
+	if cfg.MaxAuthFailures <= 0 {
+		cfg.MaxAuthFailures = DefaultMaxAuthFailures
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Expire != "" && !validExpire(cfg.Expire) {
+		// RFC 2449 §6.7: the argument is "NEVER" or a number of days. A bad value is not
+		// advertised rather than sent to clients that may misparse it.
+		log.Warn("pop3: invalid EXPIRE value, not advertised", "expire", cfg.Expire)
+		cfg.Expire = ""
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:       cfg,
+		store:     st,
+		auth:      au,
+		log:       log,
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: make(map[net.Listener]struct{}),
+		sessions:  make(map[*session]struct{}),
+		lastLogin: make(map[int64]time.Time),
+	}
+	s.readers.New = func() any { return bufio.NewReaderSize(nil, readBufferSize) }
+	s.writers.New = func() any { return bufio.NewWriterSize(nil, writeBufferSize) }
+	s.copyBufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
+	return s
+}
+
+func validExpire(v string) bool {
+	if v == "NEVER" {
+		return true
+	}
+	n, err := strconv.Atoi(v)
+	return err == nil && n >= 0 && strconv.Itoa(n) == v
+}
+
+// Serve accepts connections on l until Shutdown, then returns nil. Each connection is served
+// by one goroutine. Serve closes l.
+func (s *Server) Serve(l net.Listener) error {
+	if s.cfg.ImplicitTLS && s.cfg.TLS == nil {
+		l.Close()
+		return errors.New("pop3: ImplicitTLS needs a TLS config")
+	}
+	if !s.trackListener(l) {
+		l.Close()
+		return nil
+	}
+	defer s.untrackListener(l)
+
+	var backoff time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Temporary failures such as EMFILE: back off like net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("pop3: accept", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		sess := newSession(s, c)
+		if !s.trackSession(sess) {
+			c.Close()
+			return nil
+		}
+		go sess.serve()
+	}
+}
+
+// Shutdown stops accepting and ends every session without entering UPDATE, so nothing is
+// deleted. A session waiting for a command is told "-ERR [SYS/TEMP] shutting down" at once;
+// a session running a command (say, writing a RETR) finishes it first. When ctx ends before
+// all sessions are gone, the remaining connections are closed and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	for l := range s.listeners {
+		l.Close()
+	}
+	waiting := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		waiting = append(waiting, sess)
+	}
+	s.mu.Unlock()
+
+	for _, sess := range waiting {
+		sess.interrupt()
+	}
+
+	done := make(chan struct{})
+	go func() {
+		s.active.Wait() // no Add can follow: trackSession refuses once closing is set
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel() // aborts store calls and auth delays of the remaining sessions
+		s.mu.Lock()
+		for sess := range s.sessions {
+			sess.raw.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+func (s *Server) trackListener(l net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.listeners[l] = struct{}{}
+	return true
+}
+
+func (s *Server) untrackListener(l net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, l)
+	s.mu.Unlock()
+}
+
+func (s *Server) trackSession(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	s.active.Add(1)
+	return true
+}
+
+func (s *Server) untrackSession(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	s.active.Done()
+}
+
+// loginAllowed enforces LOGIN-DELAY (RFC 2449 §6.5, §8.1.1) and records the login if it is
+// allowed. The map holds one entry per account that logged in within the delay.
+func (s *Server) loginAllowed(accountID int64, now time.Time) bool {
+	if s.cfg.LoginDelay <= 0 {
+		return true
+	}
+	delay := time.Duration(s.cfg.LoginDelay) * time.Second
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last, ok := s.lastLogin[accountID]; ok && now.Sub(last) < delay {
+		return false
+	}
+	if len(s.lastLogin) >= 1024 {
+		for id, t := range s.lastLogin {
+			if now.Sub(t) >= delay {
+				delete(s.lastLogin, id)
+			}
+		}
+	}
+	s.lastLogin[accountID] = now
+	return true
+}
+
+func (s *Server) getWriter(w io.Writer) *bufio.Writer {
+	bw := s.writers.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return bw
+}
+
+func (s *Server) putWriter(bw *bufio.Writer) {
+	bw.Reset(nil) // drop the reference to the connection
+	s.writers.Put(bw)
+}
+
+// deadlineWriter sets a write deadline before every write (the buffered writer flushes
+// through it, so long responses get a fresh deadline per buffer).
+type deadlineWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	if err := w.conn.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+		return 0, err
+	}
+	return w.conn.Write(p)
+}
+
+func remoteAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	if c.RemoteAddr() != nil {
+		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+			return ap.Addr().Unmap()
+		}
+	}
+	return netip.Addr{}
+}

@@ -1,0 +1,367 @@
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"petrel/internal/lib/address"
+	"petrel/internal/mail/auth"
+	"petrel/internal/mail/deliver"
+	"petrel/internal/store"
+)
+
+// fakeDeliverer resolves from maps and records deliveries in memory.
+type fakeDeliverer struct {
+	mu      sync.Mutex
+	hosted  map[string]bool
+	users   map[string]int64 // key (or base key) → account id
+	msgs    []delivered
+	fail    error         // Deliver returns it
+	block   chan struct{} // Deliver waits for it to close, when not nil
+	entered chan struct{} // receives once per Deliver call, when not nil
+	panicOn string        // Resolve panics for this key
+	discard bool          // do not read bodies (benchmark)
+}
+
+type delivered struct {
+	env  deliver.Envelope
+	body string
+}
+
+func newFakeDeliverer() *fakeDeliverer {
+	return &fakeDeliverer{
+		hosted: map[string]bool{"example.test": true},
+		users: map[string]int64{
+			"alice@example.test": 1,
+			"bob@example.test":   2,
+			"team@example.test":  1, // an alias of alice, as far as delivery cares
+		},
+	}
+}
+
+func (f *fakeDeliverer) Resolve(_ context.Context, a address.Address) ([]store.Target, error) {
+	if a.Key() == f.panicOn {
+		panic("resolve exploded")
+	}
+	if !f.hosted[a.Domain] {
+		return nil, deliver.ErrNotHosted
+	}
+	id, ok := f.users[a.Key()]
+	if !ok {
+		id, ok = f.users[deliver.BaseKey(a)]
+	}
+	if !ok {
+		return nil, deliver.ErrUnknownUser
+	}
+	return []store.Target{{AccountID: id, Mailbox: store.Inbox}}, nil
+}
+
+func (f *fakeDeliverer) Deliver(ctx context.Context, env deliver.Envelope, body deliver.Body) (store.Delivered, error) {
+	if f.entered != nil {
+		f.entered <- struct{}{}
+	}
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return store.Delivered{}, ctx.Err()
+		}
+	}
+	if f.discard {
+		return store.Delivered{}, nil
+	}
+	b, err := io.ReadAll(io.NewSectionReader(body, 0, body.Size()))
+	if err != nil {
+		return store.Delivered{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return store.Delivered{}, f.fail
+	}
+	f.msgs = append(f.msgs, delivered{env: env, body: string(b)})
+	return store.Delivered{BlobID: int64(len(f.msgs))}, nil
+}
+
+func (f *fakeDeliverer) delivered() []delivered {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]delivered(nil), f.msgs...)
+}
+
+// fakeAuth knows PLAIN for alice@example.test / secret.
+type fakeAuth struct{}
+
+func (fakeAuth) Mechanisms() []string { return []string{"PLAIN", "X-FINAL"} }
+
+func (fakeAuth) NewSASL(_ context.Context, mech string, _ netip.Addr) (auth.SASL, error) {
+	switch strings.ToUpper(mech) {
+	case "PLAIN":
+		return &plainSASL{}, nil
+	case "X-FINAL":
+		return &finalSASL{}, nil
+	}
+	return nil, errors.New("unknown mechanism")
+}
+
+// finalSASL ends with data for the client, as SCRAM does: "hello" → "server-final".
+type finalSASL struct{ step int }
+
+func (f *finalSASL) Next(resp []byte) ([]byte, bool, error) {
+	f.step++
+	switch {
+	case f.step == 1 && resp == nil:
+		return []byte("challenge"), false, nil
+	case string(resp) == "hello":
+		return []byte("server-final"), true, nil
+	}
+	return nil, false, auth.ErrInvalid
+}
+
+func (f *finalSASL) Account() store.Account {
+	return store.Account{ID: 1, Address: "alice@example.test"}
+}
+
+type plainSASL struct{ acct store.Account }
+
+func (p *plainSASL) Next(resp []byte) ([]byte, bool, error) {
+	if resp == nil {
+		return []byte{}, false, nil
+	}
+	parts := strings.Split(string(resp), "\x00")
+	if len(parts) != 3 || parts[1] != "alice@example.test" || parts[2] != "secret" {
+		return nil, false, auth.ErrInvalid
+	}
+	p.acct = store.Account{ID: 1, Address: "alice@example.test"}
+	return nil, true, nil
+}
+
+func (p *plainSASL) Account() store.Account { return p.acct }
+
+// fakeDir has one alias delivering to alice.
+type fakeDir struct{}
+
+func (fakeDir) Alias(_ context.Context, addr string) (store.Alias, error) {
+	switch addr {
+	case "team@example.test":
+		return store.Alias{Address: addr, Targets: []string{"info@example.test"}}, nil
+	case "info@example.test":
+		return store.Alias{Address: addr, Targets: []string{"Alice+x@example.test", "bob@example.test"}}, nil
+	}
+	return store.Alias{}, store.ErrNotFound
+}
+
+// logBuffer collects log output for assertions.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type testServer struct {
+	*Server
+	addr string
+	fd   *fakeDeliverer
+	logs *logBuffer
+}
+
+// startServer runs a server on 127.0.0.1:0 until the test ends.
+func startServer(t testing.TB, cfg Config, fd *fakeDeliverer) *testServer {
+	t.Helper()
+	if fd == nil {
+		fd = newFakeDeliverer()
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = "mx.example.test"
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 10 * time.Second
+	}
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := New(cfg, fd, fakeAuth{}, fakeDir{}, log)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return &testServer{Server: srv, addr: l.Addr().String(), fd: fd, logs: logs}
+}
+
+var (
+	certOnce sync.Once
+	testCert tls.Certificate
+)
+
+// serverTLS returns a TLS config with a self-signed certificate for mx.example.test.
+func serverTLS(t testing.TB) *tls.Config {
+	certOnce.Do(func() {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(1),
+			Subject:      pkix.Name{CommonName: "mx.example.test"},
+			DNSNames:     []string{"mx.example.test"},
+			NotBefore:    time.Now().Add(-time.Hour),
+			NotAfter:     time.Now().Add(time.Hour),
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			panic(err)
+		}
+		testCert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	})
+	return &tls.Config{Certificates: []tls.Certificate{testCert}}
+}
+
+func clientTLS() *tls.Config {
+	return &tls.Config{InsecureSkipVerify: true, ServerName: "mx.example.test"}
+}
+
+// client is a raw SMTP client for transcripts.
+type client struct {
+	t  testing.TB
+	nc net.Conn
+	r  *bufio.Reader
+}
+
+func dial(t testing.TB, addr string) *client {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &client{t: t, nc: nc, r: bufio.NewReader(nc)}
+	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+func (c *client) startTLS() {
+	tc := tls.Client(c.nc, clientTLS())
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatalf("TLS handshake: %v", err)
+	}
+	c.nc, c.r = tc, bufio.NewReader(tc)
+	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+}
+
+func (c *client) send(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.nc, s); err != nil {
+		c.t.Fatalf("write %q: %v", s, err)
+	}
+}
+
+// reply reads one (possibly multi-line) reply and returns its lines.
+func (c *client) reply() ([]string, error) {
+	var lines []string
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			return lines, err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		lines = append(lines, line)
+		if len(line) < 4 || line[3] != '-' {
+			return lines, nil
+		}
+	}
+}
+
+// expect reads one reply and fails unless its last line starts with prefix.
+func (c *client) expect(prefix string) []string {
+	c.t.Helper()
+	lines, err := c.reply()
+	if err != nil {
+		c.t.Fatalf("reading reply (want %q): %v (got %q)", prefix, err, lines)
+	}
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, prefix) {
+		c.t.Fatalf("reply %q, want prefix %q", lines, prefix)
+	}
+	return lines
+}
+
+// expectClosed fails unless the server closes the connection without another reply.
+func (c *client) expectClosed() {
+	c.t.Helper()
+	lines, err := c.reply()
+	if err == nil || len(lines) > 0 {
+		c.t.Fatalf("want connection closed, got %q (err %v)", lines, err)
+	}
+}
+
+// run plays a transcript. Lines:
+//
+//	C: text      send text + CRLF
+//	R: text      send text raw, Go escapes (\r \n \x00) interpreted, nothing appended
+//	S: prefix    read one reply; its last line must start with prefix
+//	CLOSED       the server must close the connection
+//	STARTTLS     start the client side of TLS
+func (c *client) run(script string) {
+	c.t.Helper()
+	for _, line := range strings.Split(strings.TrimSpace(script), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case line == "C:":
+			c.send("\r\n")
+		case strings.HasPrefix(line, "C: "):
+			c.send(line[3:] + "\r\n")
+		case strings.HasPrefix(line, "R: "):
+			s, err := strconv.Unquote(`"` + line[3:] + `"`)
+			if err != nil {
+				c.t.Fatalf("bad R: line %q: %v", line, err)
+			}
+			c.send(s)
+		case strings.HasPrefix(line, "S: "):
+			c.expect(line[3:])
+		case line == "CLOSED":
+			c.expectClosed()
+		case line == "STARTTLS":
+			c.startTLS()
+		default:
+			c.t.Fatalf("bad transcript line %q", line)
+		}
+	}
+}

@@ -1,0 +1,564 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base32"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"petrel/internal/lib/address"
+	"petrel/internal/mail/auth"
+	"petrel/internal/mail/deliver"
+	"petrel/internal/store"
+)
+
+// session is one SMTP session as go-smtp drives it: go-smtp parses commands and calls
+// Mail, Rcpt, Data, Reset and Logout. A new session starts at each EHLO after STARTTLS.
+//
+// States: no transaction (tx == nil) → MAIL accepted (tx set, conn.inTx) → RCPT adds
+// recipients → Data commits or refuses → Reset ends the transaction. Data runs in its own
+// goroutine for BDAT, so the transaction fields are guarded by mu.
+type session struct {
+	srv     *Server
+	c       *conn      // our wrapper under the go-smtp connection
+	remote  netip.Addr // client IP
+	helo    string     // HELO/EHLO argument
+	tls     bool       // the session runs over TLS (implicit or after STARTTLS)
+	tlsInfo string     // "TLS1.3 TLS_AES_128_GCM_SHA256", for the Received header
+
+	mu      sync.Mutex
+	account *store.Account // authenticated user; nil before AUTH
+	tx      *transaction   // the open transaction, nil between transactions
+}
+
+// transaction is one MAIL..DATA exchange.
+type transaction struct {
+	id      string         // transaction id: in the Received header, the 250 reply and logs
+	from    string         // reverse-path, "" for the null sender
+	rcpts   []string       // accepted forward-paths
+	targets []store.Target // their resolved mailboxes
+	refused int            // recipients refused
+	lastErr string         // why the last recipient was refused, for the log
+	logOnce sync.Once
+}
+
+func (s *Server) newSession(sc *smtp.Conn) (smtp.Session, error) {
+	c := ourConn(sc.Conn())
+	if c == nil {
+		return nil, errors.New("smtpd: unknown connection type")
+	}
+	sess := &session{srv: s, c: c, helo: sanitizeHelo(sc.Hostname())}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		sess.remote = ap.Addr().Unmap()
+	}
+	if cs, ok := sc.TLSConnectionState(); ok {
+		sess.tls = true
+		sess.tlsInfo = strings.ReplaceAll(tls.VersionName(cs.Version), " ", "") + " " + tls.CipherSuiteName(cs.CipherSuite)
+	}
+	// The handshake, if any, is over: replies can be written to go-smtp's connection.
+	c.setReplies(sc.Conn())
+	return sess, nil
+}
+
+// newID returns a random transaction id (80 bits, base32).
+func newID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+}
+
+// recoverPanic turns a panic in a session method into a 421 reply and a closed
+// connection, logging the stack; the process keeps running. go-smtp recovers panics too,
+// but not in Logout, and without our logger.
+func (s *session) recoverPanic(err *error) {
+	if v := recover(); v != nil {
+		s.srv.log.Error("panic in SMTP session", "ip", s.remote, "panic", v, "stack", string(debug.Stack()))
+		s.c.closeAfterReply()
+		if err != nil {
+			*err = reply(421, 4, 3, 0, "internal error, closing connection")
+		}
+	}
+}
+
+// AuthMechanisms lists the SASL mechanisms for EHLO (RFC 4954 §3). go-smtp only asks
+// when TLS is on or insecure AUTH is allowed.
+func (s *session) AuthMechanisms() []string {
+	if !s.srv.pol.offerAuth {
+		return nil
+	}
+	return s.srv.au.Mechanisms()
+}
+
+// Auth starts a SASL exchange (RFC 4954 §4).
+func (s *session) Auth(mech string) (_ sasl.Server, err error) {
+	defer s.recoverPanic(&err)
+	if !s.srv.pol.offerAuth {
+		return nil, reply(503, 5, 5, 1, "authentication not available here")
+	}
+	x, err := s.srv.au.NewSASL(s.srv.ctx, mech, s.remote)
+	if err != nil {
+		return nil, smtp.ErrAuthUnknownMechanism
+	}
+	return &saslServer{s: s, x: x, mech: mech}, nil
+}
+
+// saslServer adapts auth.SASL to go-sasl's Server and records the outcome.
+type saslServer struct {
+	s    *session
+	x    auth.SASL
+	mech string
+	// final is set when the mechanism finished with data for the client (SCRAM's server
+	// signature). go-smtp drops a challenge returned with done, and RFC 4954 §4 has no room
+	// for data in the 235 reply, so it goes out as one more 334 whose (empty) answer
+	// completes the exchange.
+	final bool
+}
+
+func (a *saslServer) Next(response []byte) (challenge []byte, done bool, err error) {
+	defer a.s.recoverPanic(&err)
+	if a.final {
+		if len(response) != 0 {
+			return nil, false, reply(501, 5, 5, 2, "expected an empty response")
+		}
+		a.succeed()
+		return nil, true, nil
+	}
+	challenge, done, err = a.x.Next(response)
+	if err == nil && done && len(challenge) > 0 {
+		a.final = true
+		return challenge, false, nil
+	}
+	log := a.s.srv.log.With("ip", a.s.remote, "mech", a.mech)
+	if err != nil {
+		// The auth service already slept the throttling delay.
+		if a.s.c.authFailed() {
+			log.Info("authentication failed, closing connection")
+			a.s.c.closeAfterReply()
+			return nil, false, reply(421, 4, 7, 0, "too many authentication failures, closing connection")
+		}
+		if !errors.Is(err, auth.ErrInvalid) {
+			log.Warn("authentication error", "err", err)
+			return nil, false, reply(454, 4, 7, 0, "temporary authentication failure") // RFC 4954 §6
+		}
+		log.Info("authentication failed")
+		return nil, false, reply(535, 5, 7, 8, "authentication credentials invalid") // RFC 4954 §6
+	}
+	if done {
+		a.succeed()
+	}
+	return challenge, done, nil
+}
+
+// succeed records the authenticated account in the session.
+func (a *saslServer) succeed() {
+	acct := a.x.Account()
+	a.s.mu.Lock()
+	a.s.account = &acct
+	a.s.mu.Unlock()
+	a.s.srv.log.Info("authenticated", "ip", a.s.remote, "mech", a.mech, "user", acct.Address)
+}
+
+// Mail starts a transaction (RFC 5321 §4.1.1.2).
+func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
+	defer s.recoverPanic(&err)
+	if s.c.isDraining() {
+		s.c.closeAfterReply()
+		return reply(421, 4, 3, 2, "shutting down")
+	}
+	s.mu.Lock()
+	acct := s.account
+	s.mu.Unlock()
+	pol := s.srv.pol
+
+	var refuse *smtp.SMTPError
+	switch {
+	case pol.requireAuth && acct == nil:
+		refuse = reply(530, 5, 7, 0, "authentication required") // RFC 4954 §6
+	case from == "" && !pol.nullSender:
+		refuse = reply(553, 5, 7, 1, "not allowed to send as <>")
+	case from != "":
+		a, perr := address.Parse(from)
+		if perr != nil {
+			refuse = reply(553, 5, 1, 7, "bad sender address syntax") // RFC 3463 X.1.7
+			break
+		}
+		if pol.checkSender {
+			ok, err := s.ownsSender(acct, a)
+			if err != nil {
+				s.srv.log.Warn("sender check failed", "err", err)
+				refuse = reply(451, 4, 3, 0, "temporary failure, try again later")
+			} else if !ok {
+				refuse = reply(553, 5, 7, 1, "not allowed to send as <"+a.String()+">")
+			}
+		}
+	}
+	tx := &transaction{id: newID(), from: from}
+	if refuse != nil {
+		s.logTx(tx, "rejected", refuse.Message, 0)
+		return refuse
+	}
+	s.mu.Lock()
+	s.tx = tx
+	s.mu.Unlock()
+	s.c.setTx(true)
+	return nil
+}
+
+// ownsSender implements SenderOwn: a is the account's address, an alias that delivers to
+// it (directly or through other aliases), or a +tag of either.
+func (s *session) ownsSender(acct *store.Account, a address.Address) (bool, error) {
+	var walk func(key string, depth int) (bool, error)
+	walk = func(key string, depth int) (bool, error) {
+		if key == acct.Address {
+			return true, nil
+		}
+		if depth > 5 || s.srv.dir == nil {
+			return false, nil
+		}
+		al, err := s.srv.dir.Alias(s.srv.ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		for _, t := range al.Targets {
+			ta, err := address.Parse(t)
+			if err != nil {
+				continue
+			}
+			for _, k := range keys(ta) {
+				if ok, err := walk(k, depth+1); ok || err != nil {
+					return ok, err
+				}
+			}
+		}
+		return false, nil
+	}
+	for _, k := range keys(a) {
+		if ok, err := walk(k, 0); ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// keys are the lookup keys of a: as given, and without its +tag.
+func keys(a address.Address) []string {
+	k, base := a.Key(), deliver.BaseKey(a)
+	if k == base {
+		return []string{k}
+	}
+	return []string{k, base}
+}
+
+// Rcpt adds a recipient (RFC 5321 §4.1.1.3). go-smtp has already enforced MaxRecipients
+// (452 4.5.3, RFC 5321 §4.5.3.1.10) and stripped any source route, which RFC 5321
+// §4.1.1.3 tells servers to ignore: the mailbox alone decides where mail goes.
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
+	defer s.recoverPanic(&err)
+	s.mu.Lock()
+	tx := s.tx
+	s.mu.Unlock()
+	if tx == nil {
+		return reply(503, 5, 5, 1, "need MAIL first")
+	}
+	refuse := s.resolve(tx, to)
+	if refuse != nil {
+		s.mu.Lock()
+		tx.refused++
+		tx.lastErr = refuse.Message
+		s.mu.Unlock()
+		return refuse
+	}
+	return nil
+}
+
+func (s *session) resolve(tx *transaction, to string) *smtp.SMTPError {
+	// address.Parse refuses every routing trick: '%', '!', quoted '@', address literals.
+	a, err := address.Parse(to)
+	if err != nil {
+		return reply(553, 5, 1, 3, "bad recipient address syntax") // RFC 3463 X.1.3
+	}
+	targets, err := s.srv.d.Resolve(s.srv.ctx, a)
+	switch {
+	case err == nil:
+	case errors.Is(err, deliver.ErrNotHosted):
+		return s.srv.pol.notHosted
+	case errors.Is(err, deliver.ErrUnknownUser):
+		return reply(550, 5, 1, 1, "no such user") // RFC 3463 X.1.1
+	case errors.Is(err, deliver.ErrAliasLoop):
+		return reply(550, 5, 4, 6, "routing loop detected") // RFC 3463 X.4.6
+	default:
+		s.srv.log.Warn("resolving recipient failed", "msgid", tx.id, "err", err)
+		return reply(451, 4, 3, 0, "temporary failure, try again later")
+	}
+	s.mu.Lock()
+	tx.rcpts = append(tx.rcpts, a.String())
+	tx.targets = append(tx.targets, targets...)
+	s.mu.Unlock()
+	return nil
+}
+
+// errBareLineEnding is returned by crlfReader.
+var errBareLineEnding = errors.New("bare CR or LF in message data")
+
+// Data receives the body (DATA, or all BDAT chunks) and delivers it. It returns success
+// only once the store committed (see the package invariants).
+func (s *session) Data(r io.Reader) (err error) {
+	defer s.recoverPanic(&err)
+	s.mu.Lock()
+	tx := s.tx
+	var rcpts []string
+	var targets []store.Target
+	if tx != nil {
+		rcpts = append(rcpts, tx.rcpts...)
+		targets = append(targets, tx.targets...)
+	}
+	s.mu.Unlock()
+	if tx == nil {
+		return reply(503, 5, 5, 1, "need MAIL first")
+	}
+	received := time.Now()
+	s.c.startBody(received.Add(s.srv.cfg.DataTimeout))
+	defer s.c.endBody()
+
+	spool := deliver.NewSpool(s.srv.cfg.SpoolDir, deliver.DefaultSpoolMemory)
+	defer spool.Close()
+	s.writeTrace(spool, tx, rcpts, received)
+
+	// Only CRLF may end a line (RFC 5321 §2.3.8); anything else is refused whole so that no
+	// other MTA can read the message differently (SMTP smuggling).
+	n, err := io.Copy(spool, &crlfReader{r: r})
+	if err != nil {
+		refuse := s.dataError(err)
+		s.logTx(tx, "rejected", refuse.Message, n)
+		return refuse
+	}
+	if n > s.srv.cfg.MaxMessageBytes { // go-smtp enforces it too; cheap to be sure
+		s.logTx(tx, "rejected", "too big", n)
+		return smtp.ErrDataTooLarge
+	}
+
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.DataTimeout)
+	defer cancel()
+	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received}, spool)
+	if err != nil {
+		s.srv.log.Error("delivery failed", "msgid", tx.id, "err", err)
+		s.logTx(tx, "failed", "store error", n)
+		return reply(451, 4, 3, 0, "temporary failure, try again later")
+	}
+	s.logTx(tx, "delivered", "", n)
+	// go-smtp sends an SMTPError as the reply whatever its code: this is the 250.
+	return reply(250, 2, 0, 0, "OK id="+tx.id)
+}
+
+// dataError maps a failure while receiving the body to the reply.
+func (s *session) dataError(err error) *smtp.SMTPError {
+	var se *smtp.SMTPError
+	switch {
+	case errors.Is(err, errBareLineEnding):
+		return reply(554, 5, 6, 0, "bare LF/CR not allowed") // RFC 5321 §2.3.8
+	case errors.As(err, &se):
+		return se // too big (552 5.3.4, RFC 1870 §6.3)
+	case errors.Is(err, smtp.ErrTooLongLine):
+		return reply(500, 5, 5, 2, "line too long") // RFC 5321 §4.5.3.1.6
+	case errors.Is(err, smtp.ErrDataReset):
+		return reply(554, 5, 5, 0, "message transfer aborted")
+	case isTimeout(err):
+		s.c.closeAfterReply()
+		return reply(421, 4, 4, 2, "timeout receiving message data, closing connection")
+	default:
+		s.c.closeAfterReply()
+		return reply(421, 4, 4, 0, "error receiving message data, closing connection")
+	}
+}
+
+// Reset ends the transaction (RSET, EHLO, after DATA; RFC 5321 §4.1.1.5).
+func (s *session) Reset() {
+	defer s.recoverPanic(nil)
+	s.endTx("aborted")
+}
+
+// Logout is called when the connection closes or is upgraded by STARTTLS.
+func (s *session) Logout() (err error) {
+	defer s.recoverPanic(&err)
+	s.endTx("aborted: connection closed")
+	s.c.setReplies(nil) // a new session sets it once the connection is usable again
+	return nil
+}
+
+func (s *session) endTx(result string) {
+	s.mu.Lock()
+	tx := s.tx
+	s.tx = nil
+	s.mu.Unlock()
+	if tx != nil {
+		s.logTx(tx, result, "", 0)
+	}
+	s.c.setTx(false)
+}
+
+// logTx writes the one log line of a transaction; later calls for the same one do nothing.
+func (s *session) logTx(tx *transaction, result, reason string, size int64) {
+	tx.logOnce.Do(func() {
+		s.mu.Lock()
+		user := ""
+		if s.account != nil {
+			user = s.account.Address
+		}
+		attrs := []any{
+			slog.String("msgid", tx.id),
+			slog.String("ip", s.remote.String()),
+			slog.String("helo", s.helo),
+			slog.String("user", user),
+			slog.String("from", tx.from),
+			slog.Int("rcpts", len(tx.rcpts)),
+			slog.Int("refused", tx.refused),
+			slog.Int64("size", size),
+			slog.String("result", result),
+		}
+		if reason == "" {
+			reason = tx.lastErr
+		}
+		s.mu.Unlock()
+		if reason != "" {
+			attrs = append(attrs, slog.String("reason", reason))
+		}
+		s.srv.log.Info("smtp transaction", attrs...)
+	})
+}
+
+// writeTrace writes the trace headers of RFC 5321 §4.4: Return-Path, then Received with
+// the protocol keyword of RFC 3848 (ESMTP, ESMTPA, ESMTPS, ESMTPSA).
+func (s *session) writeTrace(w io.Writer, tx *transaction, rcpts []string, at time.Time) {
+	from := tx.from
+	if a, err := address.Parse(from); err == nil {
+		from = a.String()
+	}
+	proto := "ESMTP"
+	if s.tls {
+		proto += "S"
+	}
+	s.mu.Lock()
+	if s.account != nil {
+		proto += "A"
+	}
+	s.mu.Unlock()
+	ip := s.remote.String()
+	if s.remote.Is6() {
+		ip = "IPv6:" + ip // RFC 5321 §4.1.3 address literal
+	}
+	// Built with append rather than fmt: this runs for every message.
+	b := make([]byte, 0, 256)
+	b = append(b, "Return-Path: <"...)
+	b = append(b, from...)
+	b = append(b, ">\r\nReceived: from "...)
+	b = append(b, s.helo...)
+	b = append(b, " (["...)
+	b = append(b, ip...)
+	b = append(b, "])\r\n\tby "...)
+	b = append(b, s.srv.cfg.Hostname...)
+	b = append(b, " with "...)
+	b = append(b, proto...)
+	if s.tls {
+		b = append(b, " ("...)
+		b = append(b, s.tlsInfo...)
+		b = append(b, ')')
+	}
+	b = append(b, "\r\n\tid "...)
+	b = append(b, tx.id...)
+	if len(rcpts) == 1 {
+		b = append(b, "\r\n\tfor <"...)
+		b = append(b, rcpts[0]...)
+		b = append(b, '>')
+	}
+	b = append(b, ";\r\n\t"...)
+	b = at.AppendFormat(b, time.RFC1123Z)
+	b = append(b, "\r\n"...)
+	w.Write(b)
+}
+
+// sanitizeHelo makes the client's HELO argument safe to put in a header: printable ASCII
+// that cannot end a comment or clause, at most 255 bytes.
+func sanitizeHelo(h string) string {
+	if len(h) > 255 {
+		h = h[:255]
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>;\\\"", r) {
+			return '?'
+		}
+		return r
+	}, h)
+}
+
+// crlfReader passes data through and fails with errBareLineEnding at the first CR not
+// followed by LF or LF not preceded by CR. go-smtp's DATA reader only ends at CRLF.CRLF but
+// lets bare CR and LF through; BDAT passes bytes as they are.
+//
+// It checks each chunk with two vectorized scans (bytes.IndexByte for LF, bytes.Count for
+// CR) rather than byte by byte: the body of every message goes through here.
+type crlfReader struct {
+	r      io.Reader
+	prevCR bool // the last byte read was CR
+}
+
+func (c *crlfReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 && !c.check(p[:n]) {
+		return 0, errBareLineEnding
+	}
+	if err == io.EOF && c.prevCR {
+		return 0, errBareLineEnding
+	}
+	return n, err
+}
+
+// check reports whether b, the next bytes of the stream, keeps every CR followed by LF and
+// every LF preceded by CR, and records whether b ends with a CR whose LF is still to come.
+func (c *crlfReader) check(b []byte) bool {
+	start := 0
+	if c.prevCR {
+		if b[0] != '\n' {
+			return false
+		}
+		start = 1
+	}
+	// Every LF after start must follow a CR; each such pair uses a different CR.
+	pairs := 0
+	for i := start; ; i++ {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j
+		if i == start || b[i-1] != '\r' {
+			return false
+		}
+		pairs++
+	}
+	// Then every CR but a final one is followed by LF exactly when there are as many CRs
+	// as pairs.
+	c.prevCR = b[len(b)-1] == '\r'
+	crs := bytes.Count(b[start:], []byte{'\r'})
+	if c.prevCR {
+		crs--
+	}
+	return crs == pairs
+}
+
+var _ net.Conn = (*conn)(nil)

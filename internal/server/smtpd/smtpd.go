@@ -1,0 +1,325 @@
+// Package smtpd accepts mail over SMTP: the MX role on port 25 (mail for our domains from
+// anywhere, RFC 5321) and the submission role on ports 587/465 (mail from our users,
+// RFC 6409, authenticated with RFC 4954 AUTH).
+//
+// The wire protocol is emersion/go-smtp; its types stay inside this package. On top of it
+// this package adds what go-smtp leaves to its user: recipient policy, strict line endings
+// in message data, trace headers, deadlines for a whole message body, graceful shutdown with
+// a 421 reply, and one log line per transaction.
+//
+// Invariants (do not break them):
+//   - "250" after DATA/BDAT LAST means the store committed the message durably for every
+//     accepted recipient: Data returns success only after deliver.Deliver returned nil.
+//   - A body containing a bare CR or bare LF is never delivered (SMTP smuggling: only
+//     CRLF.CRLF may end DATA, and no byte sequence may be read differently by another MTA).
+//   - Every read has a deadline: go-smtp sets one per command line (ReadTimeout); conn caps
+//     it with the DataTimeout of the whole body while one is being received, and go-smtp's
+//     later SetReadDeadline calls cannot extend that cap.
+//   - conn.Read only hangs up (421 on shutdown) while no transaction is open; a transaction
+//     in progress finishes, unless Shutdown's context ends first.
+//   - AUTH data and message contents are never logged.
+//   - Lock order: Server.mu before conn.mu; session.mu is never held while taking either.
+//
+// What go-smtp decides for us (read its conn.go and data.go before changing this package):
+//   - Source routes in paths ("<@a,@b:user@c>") are stripped before Rcpt sees the mailbox;
+//     RFC 5321 §4.1.1.3 says to ignore them, so the mailbox alone is judged (and relay
+//     tricks in it are refused by address.Parse).
+//   - Its DATA reader drops a "." CR at the start of a line when no LF follows, so that one
+//     bare CR cannot be seen and refused; it never ends DATA early, so it cannot smuggle.
+//   - It does not tell HELO from EHLO, so the Received header always says ESMTP (RFC 3848).
+//   - Replies to DATA/BDAT are the SMTPError that Data returns, even for success (250).
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"petrel/internal/lib/address"
+	"petrel/internal/mail/auth"
+	"petrel/internal/mail/deliver"
+	"petrel/internal/store"
+)
+
+// Role chooses what a listener is for.
+type Role int
+
+const (
+	// RoleMX accepts mail for hosted domains from anyone, without authentication, and
+	// relays nothing (port 25).
+	RoleMX Role = iota
+	// RoleSubmission accepts mail from authenticated users (ports 587 and 465).
+	RoleSubmission
+)
+
+// SenderPolicy says which MAIL FROM addresses an authenticated user may use.
+type SenderPolicy int
+
+const (
+	// SenderOwn allows the account's own address, an alias that delivers to it, or a
+	// sub-address (+tag) of either.
+	SenderOwn SenderPolicy = iota
+	// SenderAny allows any address.
+	SenderAny
+)
+
+// Config configures one listener. Zero values get the documented defaults.
+type Config struct {
+	Hostname          string        // our name in the greeting and Received headers
+	Role              Role          // MX or submission
+	TLS               *tls.Config   // nil: no STARTTLS (and no implicit TLS)
+	ImplicitTLS       bool          // TLS from the first byte (port 465, RFC 8314 §3.3)
+	AllowInsecureAuth bool          // allow AUTH without TLS; default false
+	MaxMessageBytes   int64         // SIZE (RFC 1870); default 50 MiB
+	MaxRecipients     int           // per transaction; default 100
+	MaxLineLength     int           // command and text lines; default 2000 (RFC 5321 §4.5.3.1.6 wants ≥ 1000)
+	ReadTimeout       time.Duration // per command line; default 5m (RFC 5321 §4.5.3.2.7)
+	DataTimeout       time.Duration // the whole DATA/BDAT body; default 10m
+	WriteTimeout      time.Duration // per reply; default 1m
+	SpoolDir          string        // temporary files for large bodies; "" is the system default
+	SenderPolicy      SenderPolicy  // submission only; default SenderOwn
+	MaxAuthFailures   int           // failed AUTH attempts before the connection is closed; default 3
+}
+
+// Defaults applied by New.
+const (
+	DefaultMaxMessageBytes = 50 << 20
+	DefaultMaxRecipients   = 100
+	DefaultMaxLineLength   = 2000
+	DefaultReadTimeout     = 5 * time.Minute
+	DefaultDataTimeout     = 10 * time.Minute
+	DefaultWriteTimeout    = time.Minute
+)
+
+// DefaultMaxAuthFailures is how many failed AUTH attempts a connection gets before it is closed.
+const DefaultMaxAuthFailures = 3
+
+// Deliverer resolves recipients and commits messages; *deliver.Deliverer implements it.
+type Deliverer interface {
+	Resolve(ctx context.Context, rcpt address.Address) ([]store.Target, error)
+	Deliver(ctx context.Context, env deliver.Envelope, body deliver.Body) (store.Delivered, error)
+}
+
+// Authenticator runs SASL exchanges; *auth.Service implements it.
+type Authenticator interface {
+	Mechanisms() []string
+	NewSASL(ctx context.Context, mech string, remote netip.Addr) (auth.SASL, error)
+}
+
+// Directory is what the SenderOwn policy reads: aliases, to learn whether an address
+// delivers to the authenticated account.
+type Directory interface {
+	Alias(ctx context.Context, address string) (store.Alias, error)
+}
+
+var (
+	_ Deliverer     = (*deliver.Deliverer)(nil)
+	_ Authenticator = (*auth.Service)(nil)
+)
+
+// policy holds the decisions that differ between MX and submission, chosen once per
+// listener.
+type policy struct {
+	offerAuth   bool            // advertise and accept AUTH
+	requireAuth bool            // MAIL needs AUTH first
+	checkSender bool            // MAIL FROM must belong to the user (SenderOwn)
+	notHosted   *smtp.SMTPError // RCPT reply for a domain that is not ours
+	nullSender  bool            // MAIL FROM:<> accepted
+}
+
+func policyFor(cfg Config) policy {
+	if cfg.Role == RoleSubmission {
+		return policy{
+			offerAuth:   true,
+			requireAuth: true,
+			checkSender: cfg.SenderPolicy == SenderOwn,
+			// Outbound delivery does not exist yet: remote recipients are refused.
+			notHosted:  reply(550, 5, 7, 1, "relaying to remote domains is not available yet"),
+			nullSender: cfg.SenderPolicy == SenderAny,
+		}
+	}
+	return policy{
+		// RFC 5321 §3.6.2: an MX that is not a relay refuses mail for other domains.
+		notHosted:  reply(550, 5, 7, 1, "relaying denied"),
+		nullSender: true, // RFC 5321 §4.5.5: bounces come from <>
+	}
+}
+
+// reply builds a reply with an enhanced status code (RFC 3463).
+func reply(code, class, subject, detail int, msg string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{class, subject, detail}, Message: msg}
+}
+
+// Server is one SMTP listener's worth of sessions.
+type Server struct {
+	cfg    Config
+	pol    policy
+	d      Deliverer
+	au     Authenticator
+	dir    Directory
+	log    *slog.Logger
+	smtp   *smtp.Server
+	ctx    context.Context    // parent of every session's work; cancelled when Shutdown gives up
+	cancel context.CancelFunc // cancels ctx
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{} // open connections
+	draining bool               // Shutdown was called
+}
+
+// New returns a server. au may be nil for RoleMX; dir may be nil unless the role is
+// RoleSubmission with SenderOwn.
+func New(cfg Config, d Deliverer, au Authenticator, dir Directory, log *slog.Logger) *Server {
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if cfg.MaxRecipients <= 0 {
+		cfg.MaxRecipients = DefaultMaxRecipients
+	}
+	if cfg.MaxLineLength <= 0 {
+		cfg.MaxLineLength = DefaultMaxLineLength
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.DataTimeout <= 0 {
+		cfg.DataTimeout = DefaultDataTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.MaxAuthFailures <= 0 {
+		cfg.MaxAuthFailures = DefaultMaxAuthFailures
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = "localhost"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:    cfg,
+		pol:    policyFor(cfg),
+		d:      d,
+		au:     au,
+		dir:    dir,
+		log:    log,
+		ctx:    ctx,
+		cancel: cancel,
+		conns:  make(map[*conn]struct{}),
+	}
+	if s.pol.offerAuth && au == nil {
+		s.pol.offerAuth = false // nothing to authenticate against: nobody can submit
+	}
+
+	ss := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	ss.Domain = cfg.Hostname
+	ss.TLSConfig = cfg.TLS
+	ss.MaxMessageBytes = cfg.MaxMessageBytes
+	ss.MaxRecipients = cfg.MaxRecipients
+	ss.MaxLineLength = cfg.MaxLineLength
+	ss.ReadTimeout = cfg.ReadTimeout
+	ss.WriteTimeout = cfg.WriteTimeout
+	ss.AllowInsecureAuth = cfg.AllowInsecureAuth
+	ss.EnableSMTPUTF8 = true // RFC 6531; address.Parse accepts UTF-8
+	ss.ErrorLog = errorLog{log}
+	s.smtp = ss
+	return s
+}
+
+// errorLog sends go-smtp's internal messages (failed TLS handshakes, write errors, recovered
+// panics) to slog.
+type errorLog struct{ log *slog.Logger }
+
+func (l errorLog) Printf(format string, v ...any) { l.log.Info("smtp: " + fmt.Sprintf(format, v...)) }
+func (l errorLog) Println(v ...any)               { l.log.Info("smtp: " + fmt.Sprint(v...)) }
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("smtpd: server closed")
+
+// Serve accepts connections on l until Shutdown; it returns nil after Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	if draining {
+		return ErrServerClosed
+	}
+	return s.smtp.Serve(&listener{Listener: l, s: s})
+}
+
+// listener wraps every accepted connection in a conn (and in TLS for implicit TLS) before
+// go-smtp sees it.
+type listener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	c := l.s.track(nc)
+	if l.s.cfg.ImplicitTLS {
+		// go-smtp recognises a *tls.Conn and runs the handshake itself, under its read
+		// and write deadlines, in the connection's goroutine.
+		return tls.Server(c, l.s.cfg.TLS), nil
+	}
+	return c, nil
+}
+
+func (s *Server) track(nc net.Conn) *conn {
+	c := newConn(nc, s)
+	if !s.cfg.ImplicitTLS {
+		c.replies = nc // plain text until STARTTLS
+	}
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	if s.draining {
+		c.drain()
+	}
+	s.mu.Unlock()
+	return c
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting connections and ends the open ones: idle sessions get
+// "421 4.3.2" and are closed at once; a session inside a transaction finishes it (the
+// message is delivered or refused as usual) and then gets the 421. When ctx ends first,
+// the remaining connections are closed; their unfinished transactions are not committed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	for c := range s.conns {
+		c.drain()
+	}
+	s.mu.Unlock()
+
+	err := s.smtp.Shutdown(ctx) // closes the listeners, waits for the connections
+	if errors.Is(err, smtp.ErrServerClosed) {
+		err = nil
+	}
+	if ctx.Err() != nil {
+		s.cancel()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Conn.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+	s.cancel()
+	return err
+}
