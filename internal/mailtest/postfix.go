@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -48,9 +49,11 @@ func StartPostfix(t testing.TB, d *Dovecot) *Postfix {
 	p.CertFile = certFile
 	port := FreePort(t)
 	p.Submit = fmt.Sprintf("127.0.0.1:%d", port)
-	// The sink keeps the arrival order in the file names (a counter, deliveries are serial).
+	// The sink keeps the arrival order in the file names (a counter of the .eml files: the
+	// sink runs one delivery at a time, maxproc 1 below). It writes a hidden file and renames
+	// it, so that a reader never sees a message half written.
 	sink := filepath.Join(dir, "sink.sh")
-	script := fmt.Sprintf("#!/bin/sh\nn=$(ls %[1]s | wc -l)\ncat > %[1]s/$(printf %%06d $n).eml\n", p.Delivered)
+	script := fmt.Sprintf("#!/bin/sh\nset -e\nn=$(ls %[1]s | grep -c '\\.eml$' || true)\ncat > %[1]s/.incoming\nmv %[1]s/.incoming %[1]s/$(printf %%06d $n).eml\n", p.Delivered)
 	if err := os.WriteFile(sink, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -172,11 +175,13 @@ func (p *Postfix) Messages(t testing.TB, n int) []string {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		entries, _ := os.ReadDir(p.Delivered)
-		if len(entries) >= n {
-			var names []string
-			for _, e := range entries {
+		var names []string
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".eml") { // not the sink's .incoming
 				names = append(names, e.Name())
 			}
+		}
+		if len(names) >= n {
 			sort.Strings(names)
 			var out []string
 			for _, name := range names {
@@ -190,7 +195,7 @@ func (p *Postfix) Messages(t testing.TB, n int) []string {
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(p.Dir, "maillog"))
-			t.Fatalf("%d of %d messages delivered\n%s", len(entries), n, log)
+			t.Fatalf("%d of %d messages delivered\n%s", len(names), n, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
