@@ -180,9 +180,9 @@ func (a *App) prepare(ctx context.Context) error {
 			a.bindings = append(a.bindings, binding{name: name, addr: addr, srv: srv, reject: reject})
 		}
 	}
-	mx := smtpd.New(smtpConf(smtpd.RoleMX, false), dl, au, a.store, a.log.With("listener", "smtp"))
-	sub := smtpd.New(smtpConf(smtpd.RoleSubmission, false), dl, au, a.store, a.log.With("listener", "submission"))
-	subs := smtpd.New(smtpConf(smtpd.RoleSubmission, true), dl, au, a.store, a.log.With("listener", "submissions"))
+	mx := smtpd.New(smtpConf(smtpd.RoleMX, false), dl, au, a.log.With("listener", "smtp"))
+	sub := smtpd.New(smtpConf(smtpd.RoleSubmission, false), dl, au, a.log.With("listener", "submission"))
+	subs := smtpd.New(smtpConf(smtpd.RoleSubmission, true), dl, au, a.log.With("listener", "submissions"))
 	pop := pop3d.New(pop3Conf(false), a.store, au, a.log.With("listener", "pop3"))
 	pops := pop3d.New(pop3Conf(true), a.store, au, a.log.With("listener", "pop3s"))
 	add("smtp", cfg.SMTP.Listen, mx, smtpBusy)
