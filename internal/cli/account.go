@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"petrel/internal/mail/auth"
@@ -15,6 +16,14 @@ func accountCommands() []command {
 		{noun: "account", verb: "passwd", args: "ADDRESS", help: "set a new password (from a prompt or stdin)", run: accountPasswd},
 		{noun: "account", verb: "pop3-delete", args: "ADDRESS delete|keep|archive", help: "what a POP3 deletion does for this account", run: accountPOP3Delete},
 	}
+}
+
+// noAccount words a store error about the account addr for the operator.
+func noAccount(addr string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("there is no account %s (`petrel account list` shows them)", addr)
+	}
+	return fmt.Errorf("account %s: %w", addr, err)
 }
 
 func accountAdd(e *Env, args []string) error {
@@ -34,8 +43,16 @@ func accountAdd(e *Env, args []string) error {
 		return err
 	}
 	return e.withStore(func(st store.Store) error {
-		if _, err := st.AddAccount(e.Ctx, addr, cred); err != nil {
-			return fmt.Errorf("account %s: %w", addr, err)
+		if err := e.requireDomain(st, domainOf(addr)); err != nil {
+			return err
+		}
+		if _, err := st.AddAccount(e.Ctx, addr, cred); errors.Is(err, store.ErrExists) {
+			if _, aerr := st.Alias(e.Ctx, addr); aerr == nil {
+				return fmt.Errorf("%s is an alias; an address is an account or an alias, so delete the alias first with `petrel alias del %s`", addr, addr)
+			}
+			return fmt.Errorf("account %s already exists (`petrel account passwd %s` sets a new password)", addr, addr)
+		} else if err != nil {
+			return fmt.Errorf("cannot add account %s: %w", addr, err)
 		}
 		fmt.Fprintf(e.Stdout, "added account %s\n", addr)
 		return nil
@@ -75,7 +92,7 @@ func accountDel(e *Env, args []string) error {
 	}
 	return e.withStore(func(st store.Store) error {
 		if err := st.DeleteAccount(e.Ctx, addr); err != nil {
-			return fmt.Errorf("account %s: %w", addr, err)
+			return noAccount(addr, err)
 		}
 		fmt.Fprintf(e.Stdout, "deleted account %s\n", addr)
 		return nil
@@ -93,7 +110,7 @@ func accountPasswd(e *Env, args []string) error {
 	return e.withStore(func(st store.Store) error {
 		a, err := st.AccountByAddress(e.Ctx, addr)
 		if err != nil {
-			return fmt.Errorf("account %s: %w", addr, err)
+			return noAccount(addr, err)
 		}
 		pw, err := e.readPassword()
 		if err != nil {
@@ -126,7 +143,7 @@ func accountPOP3Delete(e *Env, args []string) error {
 	return e.withStore(func(st store.Store) error {
 		a, err := st.AccountByAddress(e.Ctx, addr)
 		if err != nil {
-			return fmt.Errorf("account %s: %w", addr, err)
+			return noAccount(addr, err)
 		}
 		if err := st.SetPOP3Delete(e.Ctx, a.ID, p); err != nil {
 			return err

@@ -21,7 +21,11 @@ func fetchCommands() []command {
 	return []command{
 		{noun: "fetch", args: "[--config F] [--account NAME] [--dry-run] [--quiet]",
 			help: "download POP3 and IMAP accounts into local archives (exit 0 ok, 1 an account failed, 2 usage/config, 3 local write error)",
-			run:  fetchRun},
+			more: `
+Accounts are read from the client config (see docs/client-tools.md). A message is deleted on the
+server only once it is safely in the local archive, so an interrupted run loses nothing.`,
+			flags: func() *flag.FlagSet { return fetchFlags(&fetchOptions{}) },
+			run:   fetchRun},
 	}
 }
 
@@ -68,13 +72,25 @@ func loadClientConfig(path string) (*clientconf.Config, error) {
 	return c, nil
 }
 
+type fetchOptions struct {
+	config, account string
+	dryRun, quiet   bool
+}
+
+func fetchFlags(o *fetchOptions) *flag.FlagSet {
+	fs := flag.NewFlagSet("petrel fetch", flag.ContinueOnError)
+	fs.StringVar(&o.config, "config", "", "client config `file` (default ~/.config/petrel/client.toml)")
+	fs.StringVar(&o.account, "account", "", "fetch only this account (`NAME`)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "connect and report what would be done, change nothing")
+	fs.BoolVar(&o.quiet, "quiet", false, "print nothing but errors")
+	return fs
+}
+
 func fetchRun(e *Env, args []string) error {
-	fs := flag.NewFlagSet("fetch", flag.ContinueOnError)
+	var o fetchOptions
+	fs := fetchFlags(&o)
 	fs.SetOutput(e.Stderr)
-	confPath := fs.String("config", "", "client config file (default ~/.config/petrel/client.toml)")
-	only := fs.String("account", "", "fetch only this account")
-	dry := fs.Bool("dry-run", false, "connect and report what would be done, change nothing")
-	quiet := fs.Bool("quiet", false, "print nothing but errors")
+	confPath, only, dry, quiet := &o.config, &o.account, &o.dryRun, &o.quiet
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: petrel fetch [--config F] [--account NAME] [--dry-run] [--quiet]", ErrUsage)
 	}

@@ -15,7 +15,20 @@ func sendCommands() []command {
 	return []command{
 		{noun: "send", args: "[--config F] [--account NAME] [-t] [-f FROM] [-i] [RCPT...] | --flush | --queue",
 			help: "submit a message from stdin (sendmail-compatible); queued in the outbox when offline (exit 0 sent/queued, 1 refused, 2 usage)",
-			run:  sendRun},
+			more: `
+The message is read from stdin and submitted with the account's [smtp] table of the client
+config (see docs/client-tools.md); it always goes through the outbox, so that a message that
+cannot be sent now is kept and sent, in order, by a later run or by --flush.
+
+  --config FILE    client config (default ~/.config/petrel/client.toml)
+  --account NAME   the account to send with (default: default_account, or the only one with [smtp])
+  -t               take the recipients from the To, Cc and Bcc header fields (Bcc is removed)
+  -f FROM          the envelope sender (default: the account's from, or the From header)
+  -i, -oi          a line with a single dot does not end the message (always the case)
+  RCPT...          the recipients
+  --flush          send everything queued, in order
+  --queue          list the queued and the refused messages`,
+			run: sendRun},
 	}
 }
 
