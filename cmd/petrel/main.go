@@ -16,6 +16,9 @@ import (
 )
 
 func main() {
+	if code, ok := cli.RunHelper(os.Args); ok {
+		os.Exit(code)
+	}
 	g, code := parseGlobal(os.Args[1:], os.Stdout, os.Stderr)
 	if g == nil {
 		os.Exit(code)

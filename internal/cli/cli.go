@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -58,6 +59,15 @@ func commands() []command {
 	cs = append(cs, fetchCommands()...)
 	cs = append(cs, sendCommands()...)
 	return cs
+}
+
+// RunHelper runs a helper process of `petrel serve` when argv[0] names one (the key helper,
+// see internal/app); ok is false for every other start of the binary.
+func RunHelper(argv []string) (code int, ok bool) {
+	if len(argv) == 0 || filepath.Base(argv[0]) != app.KeyHelperName {
+		return 0, false
+	}
+	return app.RunKeyHelper(argv[1:]), true
 }
 
 // ErrUsage is returned for a wrong command line; main exits with status 2.
