@@ -34,29 +34,45 @@ func accountAdd(e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pw, err := e.readPassword()
-	if err != nil {
-		return err
-	}
-	cred, err := auth.NewCredentials(pw)
-	if err != nil {
-		return err
-	}
 	return e.withStore(func(st store.Store) error {
+		// What can be refused is refused before the password is asked for.
 		if err := e.requireDomain(st, domainOf(addr)); err != nil {
 			return err
 		}
+		if err := e.addressTaken(st, addr); err != nil {
+			return err
+		}
+		pw, err := e.readPassword()
+		if err != nil {
+			return err
+		}
+		cred, err := auth.NewCredentials(pw)
+		if err != nil {
+			return err
+		}
 		if _, err := st.AddAccount(e.Ctx, addr, cred); errors.Is(err, store.ErrExists) {
-			if _, aerr := st.Alias(e.Ctx, addr); aerr == nil {
-				return fmt.Errorf("%s is an alias; an address is an account or an alias, so delete the alias first with `petrel alias del %s`", addr, addr)
+			// Taken meanwhile, by another command.
+			if terr := e.addressTaken(st, addr); terr != nil {
+				return terr
 			}
-			return fmt.Errorf("account %s already exists (`petrel account passwd %s` sets a new password)", addr, addr)
+			return fmt.Errorf("cannot add account %s: %w", addr, err)
 		} else if err != nil {
 			return fmt.Errorf("cannot add account %s: %w", addr, err)
 		}
 		fmt.Fprintf(e.Stdout, "added account %s\n", addr)
 		return nil
 	})
+}
+
+// addressTaken says why a new account cannot have addr, or nil if it can.
+func (e *Env) addressTaken(st store.Store, addr string) error {
+	if _, err := st.AccountByAddress(e.Ctx, addr); err == nil {
+		return fmt.Errorf("account %s already exists (`petrel account passwd %s` sets a new password)", addr, addr)
+	}
+	if _, err := st.Alias(e.Ctx, addr); err == nil {
+		return fmt.Errorf("%s is an alias; an address is an account or an alias, so delete the alias first with `petrel alias del %s`", addr, addr)
+	}
+	return nil
 }
 
 func accountList(e *Env, args []string) error {
@@ -138,7 +154,7 @@ func accountPOP3Delete(e *Env, args []string) error {
 	}
 	p := store.POP3DeletePolicy(args[1])
 	if !p.Valid() {
-		return fmt.Errorf("%w: policy must be delete, keep or archive", ErrUsage)
+		return fmt.Errorf("the policy is delete, keep or archive, not %q\n%w: petrel account pop3-delete ADDRESS delete|keep|archive", args[1], ErrUsage)
 	}
 	return e.withStore(func(st store.Store) error {
 		a, err := st.AccountByAddress(e.Ctx, addr)

@@ -34,7 +34,7 @@ func aliasAdd(e *Env, args []string) error {
 		case a == "--force" || a == "-force":
 			force = true // accepted anywhere: it is natural to add it after a refusal
 		case strings.HasPrefix(a, "-"):
-			return fmt.Errorf("%w: unknown flag %s\npetrel alias add [--force] ALIAS TARGET...", ErrUsage, a)
+			return fmt.Errorf("unknown flag %s\n%w: petrel alias add [--force] ALIAS TARGET...", a, ErrUsage)
 		default:
 			addrs = append(addrs, a)
 		}

@@ -140,7 +140,9 @@ func TestHelp(t *testing.T) {
 // TestMessages: what the operator reads says what is wrong and what to do, in their terms,
 // never the store's internal wording.
 func TestMessages(t *testing.T) {
-	data := t.TempDir()
+	data, home := t.TempDir(), t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", "")
 	steps := []struct {
 		stdin string
 		args  []string
@@ -150,7 +152,12 @@ func TestMessages(t *testing.T) {
 		{"", []string{"domain", "add", "example.org"}, "domain example.org already exists"},
 		{"secret-password\n", []string{"account", "add", "alice@example.org"}, "added account"},
 		{"secret-password\n", []string{"account", "add", "alice@example.org"}, "account alice@example.org already exists"},
-		{"secret-password\n", []string{"account", "add", "carol@nowhere.test"}, "domain nowhere.test is not hosted here; add it first with `petrel domain add nowhere.test`"},
+		// Refused before the password is asked for (none is given here).
+		{"", []string{"account", "add", "carol@nowhere.test"}, "domain nowhere.test is not hosted here; add it first with `petrel domain add nowhere.test`"},
+		{"", []string{"account", "add", "alice@example.org"}, "account alice@example.org already exists"},
+		{"", []string{"account", "pop3-delete", "alice@example.org", "shred"}, "the policy is delete, keep or archive, not \"shred\""},
+		{"", []string{"send", "-t"}, "no client config at " + home + "/.config/petrel/client.toml: write one"},
+		{"", []string{"fetch"}, "no client config at"},
 		{"", []string{"alias", "add", "team@nowhere.test", "alice@example.org"}, "domain nowhere.test is not hosted here"},
 		{"", []string{"alias", "add", "team@example.org", "alice@example.org"}, "added alias"},
 		{"", []string{"alias", "add", "team@example.org", "alice@example.org"}, "alias team@example.org already exists"},
@@ -169,7 +176,7 @@ func TestMessages(t *testing.T) {
 		if err != nil {
 			out += err.Error()
 		}
-		if !strings.Contains(out, st.want) || strings.Contains(out, "store:") {
+		if !strings.Contains(out, st.want) || strings.Contains(out, "store:") || strings.Contains(out, "usage: open") {
 			t.Errorf("%v: %q; want %q and no store wording", st.args, out, st.want)
 		}
 	}

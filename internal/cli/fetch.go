@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -66,8 +67,11 @@ func loadClientConfig(path string) (*clientconf.Config, error) {
 		}
 	}
 	c, err := clientconf.Load(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("no client config at %s: write one (docs/client-tools.md describes it) or name another with --config FILE", path)}
+	}
 	if err != nil {
-		return nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: %v", ErrUsage, err)}
+		return nil, &ExitError{Code: ExitUsage, Err: err}
 	}
 	return c, nil
 }
@@ -95,7 +99,7 @@ func fetchRun(e *Env, args []string) error {
 		return fmt.Errorf("%w: petrel fetch [--config F] [--account NAME] [--dry-run] [--quiet]", ErrUsage)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: petrel fetch takes no arguments", ErrUsage)
+		return fmt.Errorf("petrel fetch takes no arguments\n%w: petrel fetch [--config F] [--account NAME] [--dry-run] [--quiet]", ErrUsage)
 	}
 	cfg, err := loadClientConfig(*confPath)
 	if err != nil {
@@ -110,9 +114,9 @@ func fetchRun(e *Env, args []string) error {
 	}
 	if len(accounts) == 0 {
 		if *only != "" {
-			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: no account %q with a [pop3] or [imap] table in %s", ErrUsage, *only, cfg.File)}
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("no account %q with a [pop3] or [imap] table in %s", *only, cfg.File)}
 		}
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: no account with a [pop3] or [imap] table in %s", ErrUsage, cfg.File)}
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("no account with a [pop3] or [imap] table in %s", cfg.File)}
 	}
 
 	var prog *progressLine

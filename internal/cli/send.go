@@ -49,7 +49,7 @@ func sendRun(e *Env, args []string) error {
 		case "--config", "--account":
 			if !hasVal {
 				if i+1 >= len(args) {
-					return fmt.Errorf("%w: %s needs a value", ErrUsage, key)
+					return fmt.Errorf("%s needs a value\n%w: %s", key, ErrUsage, sendUsage)
 				}
 				i++
 				val = args[i]
@@ -81,18 +81,18 @@ func sendRun(e *Env, args []string) error {
 		return sendQueue(e, cfg, only)
 	case flush:
 		if len(rest) > 0 {
-			return fmt.Errorf("%w: --flush takes no recipients", ErrUsage)
+			return fmt.Errorf("--flush takes no recipients\n%w: %s", ErrUsage, sendUsage)
 		}
 		return sendFlush(e, cfg, only)
 	}
 
 	sa, err := outbox.ParseArgs(rest)
 	if err != nil {
-		return fmt.Errorf("%w: %v\n%s", ErrUsage, err, sendUsage)
+		return fmt.Errorf("%v\n%w: %s", err, ErrUsage, sendUsage)
 	}
 	a, err := cfg.SendAccount(only)
 	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: %v", ErrUsage, err)}
+		return &ExitError{Code: ExitUsage, Err: err}
 	}
 	ob, err := outbox.Open(filepath.Join(cfg.Outbox, a.Name))
 	if err != nil {
@@ -100,7 +100,7 @@ func sendRun(e *Env, args []string) error {
 	}
 	env, msg, err := outbox.Prepare(sa, a.SMTP.From, e.Stdin)
 	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: %v", ErrUsage, err)}
+		return &ExitError{Code: ExitUsage, Err: err}
 	}
 	entry, err := ob.Add(env, msg)
 	if err != nil {
@@ -157,7 +157,7 @@ func sendAccounts(cfg *clientconf.Config, only string) ([]*clientconf.Account, e
 	if only != "" {
 		a, err := cfg.SendAccount(only)
 		if err != nil {
-			return nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: %v", ErrUsage, err)}
+			return nil, &ExitError{Code: ExitUsage, Err: err}
 		}
 		return []*clientconf.Account{a}, nil
 	}
