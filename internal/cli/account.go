@@ -42,11 +42,7 @@ func accountAdd(e *Env, args []string) error {
 		if err := e.addressTaken(st, addr); err != nil {
 			return err
 		}
-		pw, err := e.readPassword()
-		if err != nil {
-			return err
-		}
-		cred, err := auth.NewCredentials(pw)
+		cred, err := e.newCredentials()
 		if err != nil {
 			return err
 		}
@@ -62,6 +58,15 @@ func accountAdd(e *Env, args []string) error {
 		fmt.Fprintf(e.Stdout, "added account %s\n", addr)
 		return nil
 	})
+}
+
+// newCredentials reads a new password and derives what the store keeps of it.
+func (e *Env) newCredentials() (store.Credentials, error) {
+	pw, err := e.readPassword()
+	if err != nil {
+		return store.Credentials{}, err
+	}
+	return auth.NewCredentials(pw)
 }
 
 // addressTaken says why a new account cannot have addr, or nil if it can.
@@ -128,11 +133,7 @@ func accountPasswd(e *Env, args []string) error {
 		if err != nil {
 			return noAccount(addr, err)
 		}
-		pw, err := e.readPassword()
-		if err != nil {
-			return err
-		}
-		cred, err := auth.NewCredentials(pw)
+		cred, err := e.newCredentials()
 		if err != nil {
 			return err
 		}

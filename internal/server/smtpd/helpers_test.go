@@ -77,7 +77,7 @@ func (f *fakeDeliverer) Resolve(_ context.Context, a address.Address) ([]store.T
 // Reaches is the real resolver's (deliver.Deliverer.Reaches) over the accounts and aliases of
 // fakeDir, so that the sender policy is tested against the one place that knows aliases.
 func (f *fakeDeliverer) Reaches(ctx context.Context, a address.Address, acct store.Account) (bool, error) {
-	return deliver.New(fakeDir{}, slog.New(slog.DiscardHandler)).Reaches(ctx, a, acct)
+	return deliver.New(&fakeDir{}, slog.New(slog.DiscardHandler)).Reaches(ctx, a, acct)
 }
 
 func (f *fakeDeliverer) Deliver(ctx context.Context, env deliver.Envelope, body deliver.Body) (store.Delivered, error) {
@@ -162,32 +162,11 @@ func (p *plainSASL) Next(resp []byte) ([]byte, bool, error) {
 
 func (p *plainSASL) Account() store.Account { return p.acct }
 
-// fakeDir is the directory behind fakeDeliverer.Reaches: the accounts alice (1) and bob (2),
-// and an alias delivering to alice through another alias.
-type fakeDir struct{}
+// fakeDir is the directory behind fakeDeliverer.Reaches: memStore's accounts, alice (1) and
+// bob (2), with an alias delivering to alice through another alias.
+type fakeDir struct{ memStore }
 
-func (fakeDir) Domain(_ context.Context, name string) (store.Domain, error) {
-	if name != "example.test" {
-		return store.Domain{}, store.ErrNotFound
-	}
-	return store.Domain{Name: name}, nil
-}
-
-func (fakeDir) AccountByAddress(_ context.Context, addr string) (store.Account, error) {
-	switch addr {
-	case "alice@example.test":
-		return store.Account{ID: 1, Address: addr}, nil
-	case "bob@example.test":
-		return store.Account{ID: 2, Address: addr}, nil
-	}
-	return store.Account{}, store.ErrNotFound
-}
-
-func (fakeDir) Deliver(context.Context, *store.Delivery) (store.Delivered, error) {
-	return store.Delivered{}, errors.New("fakeDir does not deliver")
-}
-
-func (fakeDir) Alias(_ context.Context, addr string) (store.Alias, error) {
+func (*fakeDir) Alias(_ context.Context, addr string) (store.Alias, error) {
 	switch addr {
 	case "team@example.test":
 		return store.Alias{Address: addr, Targets: []string{"info@example.test"}}, nil
