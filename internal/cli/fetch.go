@@ -83,7 +83,7 @@ type fetchOptions struct {
 
 func fetchFlags(o *fetchOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("petrel fetch", flag.ContinueOnError)
-	fs.StringVar(&o.config, "config", "", "client config `file` (default ~/.config/petrel/client.toml)")
+	fs.StringVar(&o.config, "config", "", "client config `FILE` (default ~/.config/petrel/client.toml)")
 	fs.StringVar(&o.account, "account", "", "fetch only this account (`NAME`)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "connect and report what would be done, change nothing")
 	fs.BoolVar(&o.quiet, "quiet", false, "print nothing but errors")
