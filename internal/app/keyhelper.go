@@ -223,10 +223,19 @@ func (h *keyHelper) exchange() (cert, key []byte, err error) {
 	return b, b2, nil
 }
 
-// Close ends the helper (its stdin closes) and waits for it.
+// Close ends the helper (its stdin closes) and waits for it, for a while: a helper stuck in a
+// read cannot be killed by a server that is no longer root, and goes when the server exits
+// (Pdeathsig).
 func (h *keyHelper) Close() error {
 	h.req.Close()
-	err := h.cmd.Wait()
+	done := make(chan error, 1)
+	go func() { done <- h.cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(keyHelperTimeout):
+		err = errors.New("key helper did not exit; it ends with the server")
+	}
 	h.resp.Close()
 	return err
 }
