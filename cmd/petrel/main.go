@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -15,12 +16,12 @@ import (
 )
 
 func main() {
-	fs := flag.NewFlagSet("petrel", flag.ContinueOnError)
-	fs.Usage = func() { cli.Usage(os.Stderr) }
-	data := fs.String("data", "", "data directory")
-	conf := fs.String("c", "", "config file")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		os.Exit(2)
+	if code, ok := cli.RunHelper(os.Args); ok {
+		os.Exit(code)
+	}
+	g, code := parseGlobal(os.Args[1:], os.Stdout, os.Stderr)
+	if g == nil {
+		os.Exit(code)
 	}
 
 	// The server allocates per message and keeps a small live heap; collecting at 200% instead
@@ -45,13 +46,42 @@ func main() {
 	}()
 
 	err := cli.Main(&cli.Env{
-		Ctx: ctx, DataDir: *data, ConfigFile: *conf,
+		Ctx: ctx, DataDir: g.data, ConfigFile: g.config,
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		Reload: reload,
-	}, fs.Args())
+	}, g.args)
 	if err != nil {
 		os.Exit(report(err))
 	}
+}
+
+// globals are the global flags and the command line after them.
+type globals struct {
+	data, config string
+	args         []string
+}
+
+// parseGlobal parses the global flags. It returns nil and the exit status when there is
+// nothing more to do: 0 after --help (the usage goes to stdout, as asked for), 2 after a
+// wrong flag (the usage goes to stderr).
+func parseGlobal(args []string, stdout, stderr io.Writer) (*globals, int) {
+	var g globals
+	fs := flag.NewFlagSet("petrel", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {} // cli.Usage is the one usage text
+	fs.StringVar(&g.data, "data", "", "data directory")
+	fs.StringVar(&g.config, "c", "", "config file")
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		cli.Usage(stdout)
+		return nil, 0
+	case err != nil:
+		fmt.Fprintln(stderr)
+		cli.Usage(stderr)
+		return nil, 2
+	}
+	g.args = fs.Args()
+	return &g, 0
 }
 
 // report prints a command's error and returns the exit status: the command's own (client

@@ -1,11 +1,12 @@
 // Package app is the composition root: it turns a config into running listeners. It is the
 // only package that knows every concrete type (store implementation, protocol servers, auth).
 //
-// Lifecycle: New opens the store and prepares TLS and servers; Run binds every listener,
-// serves until its context ends, then shuts the servers down gracefully: listeners close
-// first, idle sessions are told to go away (SMTP 421, POP3 -ERR), transactions in flight
-// finish within the grace period, and the store closes last so that nothing acknowledged is
-// lost.
+// Lifecycle: New checks what can fail (user, data directory lock, certificate) and binds
+// every listener before it creates anything on disk, then opens the store and prepares the
+// servers; Run drops privileges, serves until its context ends, then shuts the servers down
+// gracefully: listeners close first, idle sessions are told to go away (SMTP 421, POP3 -ERR),
+// transactions in flight finish within the grace period, and the store closes last so that
+// nothing acknowledged is lost.
 package app
 
 import (
@@ -37,7 +38,7 @@ import (
 // OpenStore opens the embedded store of a data directory, creating the directory if needed.
 // The server and every management command use it, so both work on the same data at once.
 func OpenStore(dataDir string, log *slog.Logger) (*sqlite.Store, error) {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	if err := checkDataDir(dataDir); err != nil {
 		return nil, err
 	}
 	return sqlite.Open(filepath.Join(dataDir, "petrel.db"), sqlite.Options{Logger: log})
@@ -70,6 +71,7 @@ type server interface {
 type binding struct {
 	name   string // for logs: "smtp", "submission", "pop3s", ...
 	addr   string
+	l      net.Listener // bound by New
 	srv    server
 	reject func(net.Conn) // answer for a connection over the limits; nil: close silently
 }
@@ -81,44 +83,111 @@ type App struct {
 	out      io.Writer // messages for the operator at start (paths, the dev password)
 	store    *sqlite.Store
 	certs    *certs
+	bound    []bound // every listener, bound by New before anything is written
 	bindings []binding
+	user     *runAs   // switch to this user in Run; nil: stay
+	lock     *os.File // holds the data directory's lock until Run ends
 
 	// Grace bounds how long Run waits for transactions in flight at shutdown.
 	Grace time.Duration
 }
 
-// New prepares an instance: data directory, store, TLS, domains, servers.
+// New prepares an instance. What can fail without touching the disk comes first: the user
+// to switch to, the lock of an existing data directory, the certificate, and every listener,
+// which New binds. So a start that fails (a port taken, a bad key) leaves no data directory,
+// account or printed password behind. Then it creates the data directory, the store, the
+// domains and the development account, and the servers.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) (*App, error) {
 	a := &App{cfg: cfg, log: log, out: out, Grace: 30 * time.Second}
-	st, err := OpenStore(cfg.Data, log)
+	writeDevCert, err := a.preflight()
 	if err != nil {
-		return nil, fmt.Errorf("open store in %s: %w", cfg.Data, err)
+		a.release()
+		return nil, err
 	}
-	a.store = st
-	if err := a.prepare(ctx); err != nil {
-		st.Close()
+	if err := a.create(ctx, writeDevCert); err != nil {
+		a.release()
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *App) prepare(ctx context.Context) error {
+// preflight checks and reserves everything New needs before it writes anything. For a
+// development instance without a certificate yet it makes one in memory and returns the
+// function that writes it into the data directory.
+func (a *App) preflight() (writeDevCert func() error, err error) {
 	cfg := a.cfg
-	certFile, keyFile := cfg.TLS.Cert, cfg.TLS.Key
-	if cfg.Dev && certFile == "" {
-		var err error
-		certFile, keyFile, err = ensureSelfSigned(filepath.Join(cfg.Data, "tls"), cfg.Hostname)
+	if cfg.User != "" {
+		if a.user, err = lookupUser(cfg.User); err != nil {
+			return nil, err
+		}
+	}
+	// A second server on the same data is told so before it competes for the ports.
+	if _, err := os.Stat(cfg.Data); err == nil {
+		if a.lock, err = lockDataDir(cfg.Data); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Dev && cfg.TLS.Cert == "" {
+		a.certs, writeDevCert, err = devCerts(filepath.Join(cfg.Data, "tls"), cfg.Hostname)
 		if err != nil {
+			return nil, fmt.Errorf("self-signed certificate: %w", err)
+		}
+	} else if a.certs, err = loadCerts(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
+		return nil, err
+	}
+	if a.bound, err = bindAll(cfg); err != nil {
+		return nil, err
+	}
+	return writeDevCert, nil
+}
+
+// create makes what the checks allowed: data directory (locked), development certificate,
+// store, domains, development account, servers.
+func (a *App) create(ctx context.Context, writeDevCert func() error) error {
+	cfg := a.cfg
+	if a.lock == nil {
+		if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+			return dataDirError(cfg.Data, err)
+		}
+		var err error
+		if a.lock, err = lockDataDir(cfg.Data); err != nil {
+			return err
+		}
+	}
+	if writeDevCert != nil {
+		if err := writeDevCert(); err != nil {
 			return fmt.Errorf("self-signed certificate: %w", err)
 		}
-		fmt.Fprintf(a.out, "petrel: TLS certificate %s (self-signed, development instance)\n", certFile)
 	}
-	c, err := loadCerts(certFile, keyFile)
+	if cfg.Dev && cfg.TLS.Cert == "" {
+		fmt.Fprintf(a.out, "petrel: TLS certificate %s (self-signed, development instance)\n", a.certs.certFile)
+	}
+	st, err := OpenStore(cfg.Data, a.log)
 	if err != nil {
+		return fmt.Errorf("open store in %s: %w", cfg.Data, err)
+	}
+	a.store = st
+	if err := a.prepare(ctx); err != nil {
+		st.Close()
 		return err
 	}
-	a.certs = c
+	return nil
+}
 
+// release gives back what New reserved, when New fails or Run ends: the listeners that
+// were never served, and the data directory's lock.
+func (a *App) release() {
+	for _, b := range a.bound {
+		b.l.Close()
+	}
+	if a.lock != nil {
+		a.lock.Close()
+	}
+}
+
+func (a *App) prepare(ctx context.Context) error {
+	cfg := a.cfg
+	c := a.certs
 	if err := EnsureDomains(ctx, a.store, cfg.Domains); err != nil {
 		return err
 	}
@@ -175,21 +244,23 @@ func (a *App) prepare(ctx context.Context) error {
 	}
 	smtpBusy := busyLine("421 4.7.0 Too many connections, try again later\r\n")
 	pop3Busy := busyLine("-ERR [SYS/TEMP] Too many connections, try again later\r\n")
-	add := func(name string, addrs []string, srv server, reject func(net.Conn)) {
-		for _, addr := range addrs {
-			a.bindings = append(a.bindings, binding{name: name, addr: addr, srv: srv, reject: reject})
+	add := func(name string, srv server, reject func(net.Conn)) {
+		for _, b := range a.bound {
+			if b.name == name {
+				a.bindings = append(a.bindings, binding{name: name, addr: b.addr, l: b.l, srv: srv, reject: reject})
+			}
 		}
 	}
-	mx := smtpd.New(smtpConf(smtpd.RoleMX, false), dl, au, a.store, a.log.With("listener", "smtp"))
-	sub := smtpd.New(smtpConf(smtpd.RoleSubmission, false), dl, au, a.store, a.log.With("listener", "submission"))
-	subs := smtpd.New(smtpConf(smtpd.RoleSubmission, true), dl, au, a.store, a.log.With("listener", "submissions"))
+	mx := smtpd.New(smtpConf(smtpd.RoleMX, false), dl, au, a.log.With("listener", "smtp"))
+	sub := smtpd.New(smtpConf(smtpd.RoleSubmission, false), dl, au, a.log.With("listener", "submission"))
+	subs := smtpd.New(smtpConf(smtpd.RoleSubmission, true), dl, au, a.log.With("listener", "submissions"))
 	pop := pop3d.New(pop3Conf(false), a.store, au, a.log.With("listener", "pop3"))
 	pops := pop3d.New(pop3Conf(true), a.store, au, a.log.With("listener", "pop3s"))
-	add("smtp", cfg.SMTP.Listen, mx, smtpBusy)
-	add("submission", cfg.SMTP.Submission, sub, smtpBusy)
-	add("submissions", cfg.SMTP.Submissions, subs, nil)
-	add("pop3", cfg.POP3.Listen, pop, pop3Busy)
-	add("pop3s", cfg.POP3.ListenTLS, pops, nil)
+	add("smtp", mx, smtpBusy)
+	add("submission", sub, smtpBusy)
+	add("submissions", subs, nil)
+	add("pop3", pop, pop3Busy)
+	add("pop3s", pops, nil)
 	return nil
 }
 
@@ -239,32 +310,29 @@ func (a *App) Reload() error {
 	return nil
 }
 
-// Run binds every listener and serves until ctx ends; reload (may be nil) triggers Reload.
-// Binding errors are returned before anything is served.
+// Run serves the listeners New bound until ctx ends; reload (may be nil) triggers Reload.
 func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
-	defer a.store.Close()
+	defer a.release()     // last: the lock outlives the store
+	defer a.store.Close() // after every server stopped
 	listeners := make([]net.Listener, 0, len(a.bindings))
 	limited := make([]*connlimit.Listener, 0, len(a.bindings))
 	for _, b := range a.bindings {
-		l, err := net.Listen("tcp", b.addr)
-		if err != nil {
-			for _, l := range listeners {
-				l.Close()
-			}
-			return fmt.Errorf("%s: %w", b.name, err)
-		}
-		cl := connlimit.New(l, a.cfg.Limits.MaxConnections, a.cfg.Limits.MaxConnectionsPerIP, b.reject)
+		cl := connlimit.New(b.l, a.cfg.Limits.MaxConnections, a.cfg.Limits.MaxConnectionsPerIP, b.reject)
 		listeners = append(listeners, cl)
 		limited = append(limited, cl)
 	}
-	if a.cfg.User != "" {
-		if err := dropPrivileges(a.cfg.User, a.cfg.Data); err != nil {
-			for _, l := range listeners {
-				l.Close()
-			}
+	if a.user != nil {
+		// The helper keeps root to read renewed key files; started before the switch.
+		h, err := startKeyHelper(a.certs.certFile, a.certs.keyFile)
+		if err != nil {
 			return err
 		}
-		a.log.Info("running as an unprivileged user", "user", a.cfg.User, "uid", os.Getuid())
+		defer h.Close()
+		a.certs.load = h.load
+		if err := dropPrivileges(a.user, a.cfg.Data); err != nil {
+			return err
+		}
+		a.log.Info("running as an unprivileged user", "user", a.user.name, "uid", os.Getuid())
 	} else if os.Geteuid() == 0 && !a.cfg.Dev {
 		a.log.Warn("running as root: set `user` in the config to drop privileges after binding the ports")
 	}

@@ -22,19 +22,37 @@ import (
 // that SIGHUP takes effect for new handshakes without dropping connections.
 type certs struct {
 	certFile, keyFile string
-	cur               atomic.Pointer[tls.Certificate]
+	// load reads the two files: directly (readFiles), or through the key helper once the
+	// process has dropped the privileges the files may need. Only Reload's caller changes it.
+	load func() (cert, key []byte, err error)
+	cur  atomic.Pointer[tls.Certificate]
 }
 
 func loadCerts(certFile, keyFile string) (*certs, error) {
 	c := &certs{certFile: certFile, keyFile: keyFile}
+	c.load = c.readFiles
 	return c, c.Reload()
+}
+
+func (c *certs) readFiles() (cert, key []byte, err error) {
+	if cert, err = os.ReadFile(c.certFile); err != nil {
+		return nil, nil, err
+	}
+	if key, err = os.ReadFile(c.keyFile); err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
 }
 
 // Reload reads the files again; on error the previous certificate stays in use.
 func (c *certs) Reload() error {
-	kp, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	cert, key, err := c.load()
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
+	}
+	kp, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		return fmt.Errorf("tls: %s, %s: %w", c.certFile, c.keyFile, err)
 	}
 	c.cur.Store(&kp)
 	return nil
@@ -59,23 +77,50 @@ func (c *certs) serverConfig() *tls.Config {
 	}
 }
 
-// ensureSelfSigned creates a self-signed certificate for the development instance in dir
-// unless one is already there, and returns the paths of its files.
-func ensureSelfSigned(dir, hostname string) (certFile, keyFile string, err error) {
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+// devCerts returns the development instance's certificate: the one in dir if there is one
+// (clients may have pinned it), else a new self-signed one that exists only in memory until
+// the returned function writes it into dir, once the start can no longer fail for other
+// reasons.
+func devCerts(dir, hostname string) (c *certs, write func() error, err error) {
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if _, err := os.Stat(certFile); err == nil {
-		return certFile, keyFile, nil
+		c, err := loadCerts(certFile, keyFile)
+		return c, nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", err
+	certPEM, keyPEM, err := selfSigned(hostname)
+	if err != nil {
+		return nil, nil, err
 	}
+	kp, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, nil, err
+	}
+	c = &certs{certFile: certFile, keyFile: keyFile}
+	c.load = c.readFiles
+	c.cur.Store(&kp)
+	write = func() error {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		// Key first: a certificate without its key would be taken as complete at the next start.
+		if err := safefile.WriteAtomic(keyFile, keyPEM, 0o600); err != nil {
+			return err
+		}
+		return safefile.WriteAtomic(certFile, certPEM, 0o644)
+	}
+	return c, write, nil
+}
+
+// selfSigned makes a certificate for hostname, localhost and the loopback addresses, and its
+// key, in PEM.
+func selfSigned(hostname string) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", "", err
+		return nil, nil, err
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	if err != nil {
-		return "", "", err
+		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
@@ -89,18 +134,12 @@ func ensureSelfSigned(dir, hostname string) (certFile, keyFile string, err error
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return "", "", err
+		return nil, nil, err
 	}
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return "", "", err
+		return nil, nil, err
 	}
-	// Key first: a certificate without its key would be taken as complete at the next start.
-	if err := safefile.WriteAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		return "", "", err
-	}
-	if err := safefile.WriteAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return "", "", err
-	}
-	return certFile, keyFile, nil
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
 }

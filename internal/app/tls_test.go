@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
@@ -29,12 +30,24 @@ func handshake(t *testing.T, srv *tls.Config, cli *tls.Config) (tls.ConnectionSt
 	return st, err
 }
 
-func TestTLSPolicy(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, err := ensureSelfSigned(dir, "mail.example.test")
+// writeSelfSigned makes the development certificate in dir and returns its files.
+func writeSelfSigned(t *testing.T, dir, hostname string) (certFile, keyFile string) {
+	t.Helper()
+	c, write, err := devCerts(dir, hostname)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if write != nil {
+		if err := write(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c.certFile, c.keyFile
+}
+
+func TestTLSPolicy(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeSelfSigned(t, dir, "mail.example.test")
 	c, err := loadCerts(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -68,18 +81,30 @@ func TestTLSPolicy(t *testing.T) {
 }
 
 func TestSelfSignedKeptAndReloaded(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, err := ensureSelfSigned(dir, "localhost")
+	dir := filepath.Join(t.TempDir(), "tls")
+	mem, write, err := devCerts(dir, "localhost")
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, _ := os.ReadFile(certFile)
-	// A second start keeps the certificate it made (clients may have pinned it).
-	if _, _, err := ensureSelfSigned(dir, "localhost"); err != nil {
+	// Made in memory: nothing is written until the start has passed its checks.
+	if _, err := os.Stat(dir); !os.IsNotExist(err) || write == nil || mem.cur.Load() == nil {
+		t.Fatalf("devCerts wrote %s before being asked (%v)", dir, err)
+	}
+	if err := write(); err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := os.ReadFile(certFile); string(again) != string(first) {
+	certFile, keyFile := mem.certFile, mem.keyFile
+	first, _ := os.ReadFile(certFile)
+	// A second start keeps the certificate it made (clients may have pinned it).
+	again, write, err := devCerts(dir, "localhost")
+	if err != nil || write != nil {
+		t.Fatalf("second start: %v, write %v", err, write != nil)
+	}
+	if !bytes.Equal(again.cur.Load().Certificate[0], mem.cur.Load().Certificate[0]) {
 		t.Error("certificate regenerated on second start")
+	}
+	if f, _ := os.ReadFile(certFile); string(f) != string(first) {
+		t.Error("certificate file rewritten on second start")
 	}
 	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode %v, %v", fi.Mode(), err)
@@ -97,10 +122,7 @@ func TestSelfSignedKeptAndReloaded(t *testing.T) {
 	}
 	// A new pair is picked up.
 	other := filepath.Join(t.TempDir(), "n")
-	nc, nk, err := ensureSelfSigned(other, "localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, nk := writeSelfSigned(t, other, "localhost")
 	c.certFile, c.keyFile = nc, nk
 	if err := c.Reload(); err != nil || c.cur.Load() == before {
 		t.Errorf("reload: %v", err)

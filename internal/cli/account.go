@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"petrel/internal/mail/auth"
@@ -17,6 +18,14 @@ func accountCommands() []command {
 	}
 }
 
+// noAccount words a store error about the account addr for the operator.
+func noAccount(addr string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("there is no account %s (`petrel account list` shows them)", addr)
+	}
+	return fmt.Errorf("account %s: %w", addr, err)
+}
+
 func accountAdd(e *Env, args []string) error {
 	if err := exactArgs(args, 1, "account add ADDRESS"); err != nil {
 		return err
@@ -25,21 +34,50 @@ func accountAdd(e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pw, err := e.readPassword()
-	if err != nil {
-		return err
-	}
-	cred, err := auth.NewCredentials(pw)
-	if err != nil {
-		return err
-	}
 	return e.withStore(func(st store.Store) error {
-		if _, err := st.AddAccount(e.Ctx, addr, cred); err != nil {
-			return fmt.Errorf("account %s: %w", addr, err)
+		// What can be refused is refused before the password is asked for.
+		if err := e.requireDomain(st, domainOf(addr)); err != nil {
+			return err
+		}
+		if err := e.addressTaken(st, addr); err != nil {
+			return err
+		}
+		cred, err := e.newCredentials()
+		if err != nil {
+			return err
+		}
+		if _, err := st.AddAccount(e.Ctx, addr, cred); errors.Is(err, store.ErrExists) {
+			// Taken meanwhile, by another command.
+			if terr := e.addressTaken(st, addr); terr != nil {
+				return terr
+			}
+			return fmt.Errorf("cannot add account %s: %w", addr, err)
+		} else if err != nil {
+			return fmt.Errorf("cannot add account %s: %w", addr, err)
 		}
 		fmt.Fprintf(e.Stdout, "added account %s\n", addr)
 		return nil
 	})
+}
+
+// newCredentials reads a new password and derives what the store keeps of it.
+func (e *Env) newCredentials() (store.Credentials, error) {
+	pw, err := e.readPassword()
+	if err != nil {
+		return store.Credentials{}, err
+	}
+	return auth.NewCredentials(pw)
+}
+
+// addressTaken says why a new account cannot have addr, or nil if it can.
+func (e *Env) addressTaken(st store.Store, addr string) error {
+	if _, err := st.AccountByAddress(e.Ctx, addr); err == nil {
+		return fmt.Errorf("account %s already exists (`petrel account passwd %s` sets a new password)", addr, addr)
+	}
+	if _, err := st.Alias(e.Ctx, addr); err == nil {
+		return fmt.Errorf("%s is an alias; an address is an account or an alias, so delete the alias first with `petrel alias del %s`", addr, addr)
+	}
+	return nil
 }
 
 func accountList(e *Env, args []string) error {
@@ -75,7 +113,7 @@ func accountDel(e *Env, args []string) error {
 	}
 	return e.withStore(func(st store.Store) error {
 		if err := st.DeleteAccount(e.Ctx, addr); err != nil {
-			return fmt.Errorf("account %s: %w", addr, err)
+			return noAccount(addr, err)
 		}
 		fmt.Fprintf(e.Stdout, "deleted account %s\n", addr)
 		return nil
@@ -93,13 +131,9 @@ func accountPasswd(e *Env, args []string) error {
 	return e.withStore(func(st store.Store) error {
 		a, err := st.AccountByAddress(e.Ctx, addr)
 		if err != nil {
-			return fmt.Errorf("account %s: %w", addr, err)
+			return noAccount(addr, err)
 		}
-		pw, err := e.readPassword()
-		if err != nil {
-			return err
-		}
-		cred, err := auth.NewCredentials(pw)
+		cred, err := e.newCredentials()
 		if err != nil {
 			return err
 		}
@@ -121,12 +155,12 @@ func accountPOP3Delete(e *Env, args []string) error {
 	}
 	p := store.POP3DeletePolicy(args[1])
 	if !p.Valid() {
-		return fmt.Errorf("%w: policy must be delete, keep or archive", ErrUsage)
+		return fmt.Errorf("the policy is delete, keep or archive, not %q\n%w: petrel account pop3-delete ADDRESS delete|keep|archive", args[1], ErrUsage)
 	}
 	return e.withStore(func(st store.Store) error {
 		a, err := st.AccountByAddress(e.Ctx, addr)
 		if err != nil {
-			return fmt.Errorf("account %s: %w", addr, err)
+			return noAccount(addr, err)
 		}
 		if err := st.SetPOP3Delete(e.Ctx, a.ID, p); err != nil {
 			return err

@@ -6,10 +6,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -32,13 +34,21 @@ type Env struct {
 	Reload <-chan struct{}
 }
 
-// command is one `petrel noun verb`.
+// command is one `petrel noun verb` (or one `petrel noun`, when verb is ""). Its usage lives
+// here, next to its code: `petrel help NOUN VERB`, `petrel NOUN VERB --help` and -h print it.
 type command struct {
 	noun, verb string
-	args       string // usage of the arguments
-	help       string
-	run        func(e *Env, args []string) error
+	args       string // synopsis of the flags and arguments
+	help       string // one line, for the list of commands
+	// more is a longer explanation for the command's own help (optional).
+	more string
+	// flags returns the command's flag set, as its run function parses it, for the help to
+	// list the flags with their defaults (optional).
+	flags func() *flag.FlagSet
+	run   func(e *Env, args []string) error
 }
+
+func (c command) name() string { return strings.TrimSpace(c.noun + " " + c.verb) }
 
 func commands() []command {
 	var cs []command
@@ -51,49 +61,136 @@ func commands() []command {
 	return cs
 }
 
+// RunHelper runs a helper process of `petrel serve` when argv[0] names one (the key helper,
+// see internal/app); ok is false for every other start of the binary.
+func RunHelper(argv []string) (code int, ok bool) {
+	if len(argv) == 0 || filepath.Base(argv[0]) != app.KeyHelperName {
+		return 0, false
+	}
+	return app.RunKeyHelper(argv[1:]), true
+}
+
 // ErrUsage is returned for a wrong command line; main exits with status 2.
 var ErrUsage = errors.New("usage")
 
-// Main runs the command named by args (without the global flags).
+// Main runs the command named by args (without the global flags). A request for help is
+// answered on stdout and succeeds: `petrel help [NOUN [VERB]]`, `-h` or `--help` after any
+// command, and a bare noun (`petrel account`) that lists its subcommands.
 func Main(e *Env, args []string) error {
-	cs := commands()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || isHelp(args[0]) {
 		Usage(e.Stdout)
 		return nil
 	}
-	for _, c := range cs {
-		if c.noun != args[0] {
-			continue
+	if args[0] == "help" {
+		if len(args) == 1 {
+			Usage(e.Stdout)
+			return nil
 		}
-		if c.verb == "" {
-			return c.run(e, args[1:])
-		}
-		if len(args) > 1 && c.verb == args[1] {
-			return c.run(e, args[2:])
+		return Main(e, append(append([]string(nil), args[1:]...), "--help"))
+	}
+	var same []command // the commands of this noun
+	for _, c := range commands() {
+		if c.noun == args[0] {
+			same = append(same, c)
 		}
 	}
-	fmt.Fprintf(e.Stderr, "petrel: unknown command %q\n\n", strings.Join(args[:min(2, len(args))], " "))
-	Usage(e.Stderr)
+	var cmd *command
+	var rest []string
+	switch {
+	case len(same) == 0:
+		return unknown(e, args[:1], Usage)
+	case len(same) == 1 && same[0].verb == "":
+		cmd, rest = &same[0], args[1:]
+	case len(args) == 1 || isHelp(args[1]):
+		nounUsage(e.Stdout, same)
+		return nil
+	default:
+		for i := range same {
+			if same[i].verb == args[1] {
+				cmd, rest = &same[i], args[2:]
+			}
+		}
+		if cmd == nil {
+			return unknown(e, args[:2], func(w io.Writer) { nounUsage(w, same) })
+		}
+	}
+	if wantsHelp(rest) {
+		cmd.usage(e.Stdout)
+		return nil
+	}
+	return cmd.run(e, rest)
+}
+
+// unknown reports a command line that names no command, followed by what exists.
+func unknown(e *Env, args []string, usage func(io.Writer)) error {
+	fmt.Fprintf(e.Stderr, "petrel: unknown command %q\n\n", strings.Join(args, " "))
+	usage(e.Stderr)
 	return ErrUsage
 }
 
-// Usage prints every command with its help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" }
+
+// wantsHelp reports whether a command's arguments ask for its help (before any "--").
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if isHelp(a) {
+			return true
+		}
+	}
+	return false
+}
+
+const globalUsage = `usage: petrel [--data DIR] [-c FILE] <command> [arguments]
+
+Global flags:
+  --data DIR   data directory (default ./petrel-data, or ` + "`data`" + ` in the config file)
+  -c FILE      config file (TOML); without it ` + "`serve`" + ` runs the development instance
+`
+
+// Usage prints every command with its one-line help.
 func Usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: petrel [--data DIR] [-c FILE] <command> [arguments]")
-	fmt.Fprintln(w, "\nGlobal flags:")
-	fmt.Fprintln(w, "  --data DIR   data directory (default ./petrel-data, or `data` in the config file)")
-	fmt.Fprintln(w, "  -c FILE      config file (TOML); without it `serve` runs the development instance")
+	fmt.Fprint(w, globalUsage)
 	fmt.Fprintln(w, "\nCommands:")
 	cs := commands()
 	sort.SliceStable(cs, func(i, j int) bool { return cs[i].noun < cs[j].noun })
+	listCommands(w, cs)
+	fmt.Fprintln(w, "\n`petrel help COMMAND` (or `petrel COMMAND --help`) explains one command.")
+}
+
+// nounUsage lists the subcommands of one noun.
+func nounUsage(w io.Writer, cs []command) {
+	fmt.Fprintf(w, "usage: petrel [--data DIR] [-c FILE] %s <command> [arguments]\n\nCommands:\n", cs[0].noun)
+	listCommands(w, cs)
+	fmt.Fprintf(w, "\n`petrel help %s COMMAND` explains one command.\n", cs[0].noun)
+}
+
+func listCommands(w io.Writer, cs []command) {
 	for _, c := range cs {
-		name := strings.Join(strings.Fields(c.noun+" "+c.verb+" "+c.args), " ")
+		name := strings.TrimSpace(c.name() + " " + c.args)
 		if len(name) > 44 {
 			// Long synopses get the help on a line of its own rather than a ragged column.
 			fmt.Fprintf(w, "  %s\n  %-44s %s\n", name, "", c.help)
 			continue
 		}
 		fmt.Fprintf(w, "  %-44s %s\n", name, c.help)
+	}
+}
+
+// usage prints the command's own help: synopsis, explanation, flags.
+func (c *command) usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: petrel [--data DIR] [-c FILE] %s\n\n", strings.TrimSpace(c.name()+" "+c.args))
+	fmt.Fprintln(w, strings.ToUpper(c.help[:1])+c.help[1:]+".")
+	if c.more != "" {
+		fmt.Fprintln(w, "\n"+strings.TrimSpace(c.more))
+	}
+	if c.flags != nil {
+		fs := c.flags()
+		fmt.Fprintln(w, "\nFlags:")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
 	}
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -35,6 +36,19 @@ func normAddress(s string) (string, error) {
 	return a.Key(), nil
 }
 
+// domainOf is the domain of a normalized address.
+func domainOf(addr string) string { return addr[strings.LastIndexByte(addr, '@')+1:] }
+
+// requireDomain fails with what to do when d is not hosted: the store's own error names
+// neither the domain nor the remedy.
+func (e *Env) requireDomain(st store.Store, d string) error {
+	_, err := st.Domain(e.Ctx, d)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("domain %s is not hosted here; add it first with `petrel domain add %s`", d, d)
+	}
+	return err
+}
+
 func domainAdd(e *Env, args []string) error {
 	if err := exactArgs(args, 1, "domain add DOMAIN"); err != nil {
 		return err
@@ -44,8 +58,10 @@ func domainAdd(e *Env, args []string) error {
 		return err
 	}
 	return e.withStore(func(st store.Store) error {
-		if err := st.AddDomain(e.Ctx, d); err != nil {
-			return fmt.Errorf("domain %s: %w", d, err)
+		if err := st.AddDomain(e.Ctx, d); errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("domain %s already exists", d)
+		} else if err != nil {
+			return fmt.Errorf("cannot add domain %s: %w", d, err)
 		}
 		fmt.Fprintf(e.Stdout, "added domain %s\n", d)
 		return nil
@@ -81,8 +97,24 @@ func domainDel(e *Env, args []string) error {
 		return err
 	}
 	return e.withStore(func(st store.Store) error {
-		if err := st.DeleteDomain(e.Ctx, d); err != nil {
-			return fmt.Errorf("domain %s: %w", d, err)
+		err := st.DeleteDomain(e.Ctx, d)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("domain %s is not hosted here (`petrel domain list` shows those that are)", d)
+		case errors.Is(err, store.ErrExists):
+			// The only way a delete "exists": accounts are left, and their mail with them.
+			as, lerr := st.Accounts(e.Ctx, d)
+			if lerr != nil {
+				return fmt.Errorf("domain %s still has accounts; delete them first with `petrel account del ADDRESS`", d)
+			}
+			var names []string
+			for _, a := range as {
+				names = append(names, a.Address)
+			}
+			return fmt.Errorf("domain %s still has accounts: %s; delete them first with `petrel account del ADDRESS` (and their mail with them)",
+				d, strings.Join(names, ", "))
+		case err != nil:
+			return fmt.Errorf("cannot delete domain %s: %w", d, err)
 		}
 		fmt.Fprintf(e.Stdout, "deleted domain %s\n", d)
 		return nil
@@ -104,13 +136,18 @@ func domainCatchAll(e *Env, args []string) error {
 		}
 	}
 	return e.withStore(func(st store.Store) error {
+		if err := e.requireDomain(st, d); err != nil {
+			return err
+		}
 		if target != "" {
-			if _, err := st.AccountByAddress(e.Ctx, target); err != nil {
-				return fmt.Errorf("catch-all target %s: %w", target, err)
+			if _, err := st.AccountByAddress(e.Ctx, target); errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("the catch-all must be an account, and %s is none (`petrel account list` shows them)", target)
+			} else if err != nil {
+				return err
 			}
 		}
 		if err := st.SetCatchAll(e.Ctx, d, target); err != nil {
-			return fmt.Errorf("domain %s: %w", d, err)
+			return fmt.Errorf("cannot set the catch-all of %s: %w", d, err)
 		}
 		if target == "" {
 			fmt.Fprintf(e.Stdout, "cleared catch-all of %s\n", d)

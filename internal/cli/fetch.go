@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -21,7 +22,11 @@ func fetchCommands() []command {
 	return []command{
 		{noun: "fetch", args: "[--config F] [--account NAME] [--dry-run] [--quiet]",
 			help: "download POP3 and IMAP accounts into local archives (exit 0 ok, 1 an account failed, 2 usage/config, 3 local write error)",
-			run:  fetchRun},
+			more: `
+Accounts are read from the client config (see docs/client-tools.md). A message is deleted on the
+server only once it is safely in the local archive, so an interrupted run loses nothing.`,
+			flags: func() *flag.FlagSet { return fetchFlags(&fetchOptions{}) },
+			run:   fetchRun},
 	}
 }
 
@@ -62,24 +67,39 @@ func loadClientConfig(path string) (*clientconf.Config, error) {
 		}
 	}
 	c, err := clientconf.Load(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("no client config at %s: write one (docs/client-tools.md describes it) or name another with --config FILE", path)}
+	}
 	if err != nil {
-		return nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: %v", ErrUsage, err)}
+		return nil, &ExitError{Code: ExitUsage, Err: err}
 	}
 	return c, nil
 }
 
+type fetchOptions struct {
+	config, account string
+	dryRun, quiet   bool
+}
+
+func fetchFlags(o *fetchOptions) *flag.FlagSet {
+	fs := flag.NewFlagSet("petrel fetch", flag.ContinueOnError)
+	fs.StringVar(&o.config, "config", "", "client config `FILE` (default ~/.config/petrel/client.toml)")
+	fs.StringVar(&o.account, "account", "", "fetch only this account (`NAME`)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "connect and report what would be done, change nothing")
+	fs.BoolVar(&o.quiet, "quiet", false, "print nothing but errors")
+	return fs
+}
+
 func fetchRun(e *Env, args []string) error {
-	fs := flag.NewFlagSet("fetch", flag.ContinueOnError)
+	var o fetchOptions
+	fs := fetchFlags(&o)
 	fs.SetOutput(e.Stderr)
-	confPath := fs.String("config", "", "client config file (default ~/.config/petrel/client.toml)")
-	only := fs.String("account", "", "fetch only this account")
-	dry := fs.Bool("dry-run", false, "connect and report what would be done, change nothing")
-	quiet := fs.Bool("quiet", false, "print nothing but errors")
+	confPath, only, dry, quiet := &o.config, &o.account, &o.dryRun, &o.quiet
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: petrel fetch [--config F] [--account NAME] [--dry-run] [--quiet]", ErrUsage)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: petrel fetch takes no arguments", ErrUsage)
+		return fmt.Errorf("petrel fetch takes no arguments\n%w: petrel fetch [--config F] [--account NAME] [--dry-run] [--quiet]", ErrUsage)
 	}
 	cfg, err := loadClientConfig(*confPath)
 	if err != nil {
@@ -94,9 +114,9 @@ func fetchRun(e *Env, args []string) error {
 	}
 	if len(accounts) == 0 {
 		if *only != "" {
-			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: no account %q with a [pop3] or [imap] table in %s", ErrUsage, *only, cfg.File)}
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("no account %q with a [pop3] or [imap] table in %s", *only, cfg.File)}
 		}
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: no account with a [pop3] or [imap] table in %s", ErrUsage, cfg.File)}
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("no account with a [pop3] or [imap] table in %s", cfg.File)}
 	}
 
 	var prog *progressLine

@@ -15,7 +15,20 @@ func sendCommands() []command {
 	return []command{
 		{noun: "send", args: "[--config F] [--account NAME] [-t] [-f FROM] [-i] [RCPT...] | --flush | --queue",
 			help: "submit a message from stdin (sendmail-compatible); queued in the outbox when offline (exit 0 sent/queued, 1 refused, 2 usage)",
-			run:  sendRun},
+			more: `
+The message is read from stdin and submitted with the account's [smtp] table of the client
+config (see docs/client-tools.md); it always goes through the outbox, so that a message that
+cannot be sent now is kept and sent, in order, by a later run or by --flush.
+
+  --config FILE    client config (default ~/.config/petrel/client.toml)
+  --account NAME   the account to send with (default: default_account, or the only one with [smtp])
+  -t               take the recipients from the To, Cc and Bcc header fields (Bcc is removed)
+  -f FROM          the envelope sender (default: the account's from, or the From header)
+  -i, -oi          a line with a single dot does not end the message (always the case)
+  RCPT...          the recipients
+  --flush          send everything queued, in order
+  --queue          list the queued and the refused messages`,
+			run: sendRun},
 	}
 }
 
@@ -36,7 +49,7 @@ func sendRun(e *Env, args []string) error {
 		case "--config", "--account":
 			if !hasVal {
 				if i+1 >= len(args) {
-					return fmt.Errorf("%w: %s needs a value", ErrUsage, key)
+					return fmt.Errorf("%s needs a value\n%w: %s", key, ErrUsage, sendUsage)
 				}
 				i++
 				val = args[i]
@@ -68,18 +81,18 @@ func sendRun(e *Env, args []string) error {
 		return sendQueue(e, cfg, only)
 	case flush:
 		if len(rest) > 0 {
-			return fmt.Errorf("%w: --flush takes no recipients", ErrUsage)
+			return fmt.Errorf("--flush takes no recipients\n%w: %s", ErrUsage, sendUsage)
 		}
 		return sendFlush(e, cfg, only)
 	}
 
 	sa, err := outbox.ParseArgs(rest)
 	if err != nil {
-		return fmt.Errorf("%w: %v\n%s", ErrUsage, err, sendUsage)
+		return fmt.Errorf("%v\n%w: %s", err, ErrUsage, sendUsage)
 	}
 	a, err := cfg.SendAccount(only)
 	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: %v", ErrUsage, err)}
+		return &ExitError{Code: ExitUsage, Err: err}
 	}
 	ob, err := outbox.Open(filepath.Join(cfg.Outbox, a.Name))
 	if err != nil {
@@ -87,7 +100,7 @@ func sendRun(e *Env, args []string) error {
 	}
 	env, msg, err := outbox.Prepare(sa, a.SMTP.From, e.Stdin)
 	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: %v", ErrUsage, err)}
+		return &ExitError{Code: ExitUsage, Err: err}
 	}
 	entry, err := ob.Add(env, msg)
 	if err != nil {
@@ -144,7 +157,7 @@ func sendAccounts(cfg *clientconf.Config, only string) ([]*clientconf.Account, e
 	if only != "" {
 		a, err := cfg.SendAccount(only)
 		if err != nil {
-			return nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: %v", ErrUsage, err)}
+			return nil, &ExitError{Code: ExitUsage, Err: err}
 		}
 		return []*clientconf.Account{a}, nil
 	}

@@ -19,21 +19,38 @@ func serveCommands() []command {
 		noun: "serve",
 		args: "[--cpuprofile FILE] [--memprofile FILE]",
 		help: "run the server (the development instance without -c)",
-		run:  runServe,
+		more: `
+Without -c it runs the development instance: loopback ports 2525, 2587, 2465, 2110 and 2995, the
+domain example.test, a self-signed certificate and the account dev@example.test, whose password
+is printed on the first start. With -c FILE it runs the instance that file describes.
+SIGHUP reloads the TLS certificate; SIGTERM or SIGINT stops gracefully.
+One server runs per data directory: a second one on the same directory is refused, while the
+management commands keep working beside it.`,
+		flags: func() *flag.FlagSet { return serveFlags(&serveOptions{}) },
+		run:   runServe,
 	}}
 }
 
-func runServe(e *Env, args []string) (err error) {
+type serveOptions struct{ cpuProfile, memProfile string }
+
+func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("petrel serve", flag.ContinueOnError)
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile from start to graceful stop to `FILE`")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile at graceful stop to `FILE`")
+	return fs
+}
+
+func runServe(e *Env, args []string) (err error) {
+	var o serveOptions
+	fs := serveFlags(&o)
 	fs.SetOutput(e.Stderr)
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile from start to graceful stop to `FILE`")
-	memProfile := fs.String("memprofile", "", "write an allocation profile at graceful stop to `FILE`")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: petrel serve [--cpuprofile FILE] [--memprofile FILE]", ErrUsage)
 	}
 	if err := exactArgs(fs.Args(), 0, "serve [--cpuprofile FILE] [--memprofile FILE]"); err != nil {
 		return err
 	}
+	cpuProfile, memProfile := &o.cpuProfile, &o.memProfile
 	c, err := e.config()
 	if err != nil {
 		return err

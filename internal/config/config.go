@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,7 +28,9 @@ type Config struct {
 	// Default: the machine's host name ("localhost" for the development instance).
 	Hostname string `toml:"hostname"`
 	// data: the data directory (database, certificate of the development instance, spool).
-	// The global flag --data overrides it. Default: ./petrel-data.
+	// The global flag --data overrides it (relative to the working directory, as any flag).
+	// Default: petrel-data, next to the config file (in the working directory for the
+	// development instance). Paths in a config file follow ResolvePath.
 	Data string `toml:"data"`
 	// domains: domains created at start if absent (more can be added with `petrel domain add`).
 	Domains []string `toml:"domains"`
@@ -204,12 +207,25 @@ func Load(path string) (*Config, error) {
 	return Parse(path, src)
 }
 
-// Parse is Load on bytes already read; path is used in error messages only.
+// Parse is Load on bytes already read; path names the file in errors and anchors the
+// relative paths in it (see ResolvePath).
 func Parse(path string, src []byte) (*Config, error) {
 	c := Default()
 	c.File = path
 	if err := DecodeTOML(path, src, c); err != nil {
 		return nil, err
+	}
+	base, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	for key, p := range map[string]*string{"data": &c.Data, "tls.cert": &c.TLS.Cert, "tls.key": &c.TLS.Key} {
+		if *p == "" {
+			continue
+		}
+		if *p, err = ResolvePath(*p, base); err != nil {
+			return nil, Locate(&Error{Key: key, Msg: err.Error()}, path, src)
+		}
 	}
 	if err := c.validate(); err != nil {
 		return nil, Locate(err, path, src)
@@ -252,6 +268,24 @@ func Locate(err error, path string, src []byte) error {
 		ve.Line = LineOf(src, strings.Split(ve.Key, "."))
 	}
 	return err
+}
+
+// ResolvePath is the one rule for file names in config files, the server's and the client
+// tools': "~/" is the home directory, a relative path is relative to the directory of the
+// config file (base), so that the same file means the same files whatever the working
+// directory of whoever runs petrel (systemd, a cron job, the management commands).
+func ResolvePath(p, base string) (string, error) {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("%s: no home directory to expand ~/ in: %v", p, err)
+		}
+		return filepath.Join(home, rest), nil
+	}
+	if !filepath.IsAbs(p) {
+		return filepath.Join(base, p), nil
+	}
+	return filepath.Clean(p), nil
 }
 
 var typeErr = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]+)"\): (.*)$`)

@@ -84,3 +84,26 @@ func TestDevIsValidAndLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestPathsRelativeToFile: paths in the file mean the same files whatever the working
+// directory (the rule the client tools' file follows too).
+func TestPathsRelativeToFile(t *testing.T) {
+	t.Setenv("HOME", "/home/op")
+	src := "data = \"spool/petrel\"\n[tls]\ncert = \"~/tls/cert.pem\"\nkey = \"/etc/ssl/../ssl/key.pem\"\n"
+	c, err := Parse("/etc/petrel/petrel.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Data != "/etc/petrel/spool/petrel" || c.TLS.Cert != "/home/op/tls/cert.pem" || c.TLS.Key != "/etc/ssl/key.pem" {
+		t.Errorf("data %q, cert %q, key %q", c.Data, c.TLS.Cert, c.TLS.Key)
+	}
+	// The default data directory is next to the file too, so that the management commands
+	// find the server's data from any directory.
+	c, err = Parse("/etc/petrel/petrel.toml", []byte("[tls]\ncert = \"c\"\nkey = \"k\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Data != "/etc/petrel/petrel-data" || c.TLS.Cert != "/etc/petrel/c" {
+		t.Errorf("data %q, cert %q", c.Data, c.TLS.Cert)
+	}
+}

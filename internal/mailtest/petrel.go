@@ -129,7 +129,7 @@ func (s *Server) StartSubmission(t testing.TB, o SubmissionOptions) *Submission 
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := &Submission{Addr: l.Addr().String(), srv: smtpd.New(cfg, deliver.New(s.Store, log), au, s.Store, log)}
+	sub := &Submission{Addr: l.Addr().String(), srv: smtpd.New(cfg, deliver.New(s.Store, log), au, log)}
 	go sub.srv.Serve(l)
 	t.Cleanup(sub.Stop)
 	return sub

@@ -1,15 +1,11 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestBadConfig starts `petrel -c FILE serve` with broken config files: each must be refused
@@ -96,16 +92,7 @@ func TestBadConfig(t *testing.T) {
 // runServe runs `petrel -c config serve`, which is expected to fail quickly.
 func runServe(t *testing.T, config string) (code int, stdout, stderr string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, petrelBin, "-c", config, "serve")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("petrel did not exit with a bad config within 15s\nstderr:\n%s", errb.String())
-	}
-	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+	return runPetrel(t, nil, "-c", config, "serve")
 }
 
 // lineNumber returns the 1-based line of src that equals line.

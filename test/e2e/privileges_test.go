@@ -1,17 +1,23 @@
 package e2e
 
 import (
+	"encoding/hex"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestDropPrivileges: started as root with `user = "nobody"`, the server binds its ports,
-// hands the data directory to nobody, runs as nobody, and still stores and serves mail.
+// hands the data directory to nobody, runs as nobody, and still stores and serves mail. A
+// renewed certificate whose key only root may read is picked up by SIGHUP all the same (the
+// key helper), and a management command run by a user who cannot use the data directory is
+// told so in words.
 func TestDropPrivileges(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("switching users needs root; this test runs as root in CI")
@@ -77,5 +83,39 @@ func TestDropPrivileges(t *testing.T) {
 	// Each 250 came after the commit, so all three are there at once.
 	if n, err := p.stat(); err != nil || n != 3 {
 		t.Fatalf("STAT: %d messages, %v; want 3", n, err)
+	}
+
+	// Renew the certificate with a key readable by root only, as certbot leaves it, and
+	// reload: the server (nobody) cannot read that file, the key helper can.
+	newFP := ca.leaf(t, in.certFile, in.keyFile)
+	if fi, err := os.Stat(in.keyFile); err != nil || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("key file is not root-only: %v %v", fi.Mode(), err)
+	}
+	in.signal(syscall.SIGHUP)
+	want := hex.EncodeToString(newFP[:])
+	if !waitFor(10*time.Second, func() bool { return implicitTLSFingerprint(t, in.POP3S) == want }) {
+		t.Fatalf("pop3s still presents the old certificate 10s after SIGHUP\n%s", tail(in.stderr.String(), 10))
+	}
+	if fp := starttlsFingerprint(t, in.Submission); fp != want {
+		t.Errorf("submission presents %s after the reload, want %s", fp[:16], want[:16])
+	}
+	if strings.Contains(in.stderr.String(), "reload failed") {
+		t.Errorf("a reload failed:\n%s", tail(in.stderr.String(), 10))
+	}
+
+	// Another unprivileged user cannot use nobody's data directory: the message says whose
+	// it is and what to do, not SQLite's "unable to open database file".
+	// The test binary's directory is root's; that user runs a copy it can reach.
+	bin := filepath.Join(in.dir, "petrel")
+	b, err := os.ReadFile(petrelBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, bin, string(b), 0o755)
+	cmd := exec.Command(bin, "--data", in.data, "account", "list")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1, Gid: 1}} // daemon
+	out, err := cmd.CombinedOutput()
+	if want := "cannot open the data directory " + in.data + ": permission denied; run as the user that owns it (nobody) or pass --data"; err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("account list as another user: %v\n%s\nwant %q", err, out, want)
 	}
 }

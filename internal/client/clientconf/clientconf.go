@@ -110,6 +110,7 @@ type Endpoint struct {
 	// allow_plaintext: permit tls = "plain" and cleartext passwords without TLS. Default false.
 	AllowPlaintext bool `toml:"allow_plaintext"`
 	// ca_file: PEM file of the CA certificates to trust instead of the system's (a private CA).
+	// "~/" is the home directory; a relative path is relative to the config file's directory.
 	CAFile string `toml:"ca_file"`
 	// fingerprint: SHA-256 of the server certificate (hex, colons allowed, as printed by
 	// `openssl x509 -noout -fingerprint -sha256`). When set, exactly that certificate is
@@ -224,7 +225,7 @@ func (c *Config) finish() error {
 		}
 		c.Outbox = filepath.Join(dir, "petrel", "outbox")
 	} else {
-		p, err := expandPath(c.Outbox, base)
+		p, err := config.ResolvePath(c.Outbox, base)
 		if err != nil {
 			return bad("outbox", "%v", err)
 		}
@@ -259,7 +260,7 @@ func (c *Config) finish() error {
 		}
 		if p := a.POP3; p != nil {
 			k := key + ".pop3"
-			if err := p.Endpoint.finish(k, "tls", 995, 110, []string{"", "scram-sha-256", "plain", "apop", "user"}, bad); err != nil {
+			if err := p.Endpoint.finish(k, base, "tls", 995, 110, []string{"", "scram-sha-256", "plain", "apop", "user"}, bad); err != nil {
 				return err
 			}
 			if err := p.Local.finish(k, ".petrel-fetch."+name, base, bad); err != nil {
@@ -268,7 +269,7 @@ func (c *Config) finish() error {
 		}
 		if m := a.IMAP; m != nil {
 			k := key + ".imap"
-			if err := m.Endpoint.finish(k, "tls", 993, 143, []string{"", "scram-sha-256", "plain", "login"}, bad); err != nil {
+			if err := m.Endpoint.finish(k, base, "tls", 993, 143, []string{"", "scram-sha-256", "plain", "login"}, bad); err != nil {
 				return err
 			}
 			// A different default state file than POP3's: switching an account from [pop3] to
@@ -281,7 +282,7 @@ func (c *Config) finish() error {
 			}
 		}
 		if s := a.SMTP; s != nil {
-			if err := s.Endpoint.finish(key+".smtp", "starttls", 465, 587, []string{"", "scram-sha-256", "plain"}, bad); err != nil {
+			if err := s.Endpoint.finish(key+".smtp", base, "starttls", 465, 587, []string{"", "scram-sha-256", "plain"}, bad); err != nil {
 				return err
 			}
 			if s.From == "" && strings.Contains(a.User, "@") {
@@ -304,7 +305,7 @@ func (l *Local) finish(k, stateSuffix, base string, bad func(key, format string,
 		return bad(k+".archive", "required")
 	}
 	var err error
-	if l.Archive, err = expandPath(l.Archive, base); err != nil {
+	if l.Archive, err = config.ResolvePath(l.Archive, base); err != nil {
 		return bad(k+".archive", "%v", err)
 	}
 	switch l.Format {
@@ -330,7 +331,7 @@ func (l *Local) finish(k, stateSuffix, base string, bad func(key, format string,
 	}
 	if l.State == "" {
 		l.State = filepath.Join(filepath.Dir(l.Archive), "."+filepath.Base(l.Archive)+stateSuffix)
-	} else if l.State, err = expandPath(l.State, base); err != nil {
+	} else if l.State, err = config.ResolvePath(l.State, base); err != nil {
 		return bad(k+".state", "%v", err)
 	}
 	return nil
@@ -338,7 +339,7 @@ func (l *Local) finish(k, stateSuffix, base string, bad func(key, format string,
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
-func (e *Endpoint) finish(key, defTLS string, tlsPort, plainPort int, auths []string,
+func (e *Endpoint) finish(key, base, defTLS string, tlsPort, plainPort int, auths []string,
 	bad func(key, format string, args ...any) error) error {
 	if e.Host == "" {
 		return bad(key+".host", "required")
@@ -385,6 +386,10 @@ func (e *Endpoint) finish(key, defTLS string, tlsPort, plainPort int, auths []st
 		}
 	}
 	if e.CAFile != "" {
+		var err error
+		if e.CAFile, err = config.ResolvePath(e.CAFile, base); err != nil {
+			return bad(key+".ca_file", "%v", err)
+		}
 		if _, err := e.caPool(); err != nil {
 			return bad(key+".ca_file", "%v", err)
 		}
@@ -521,18 +526,4 @@ func (c *Config) SendAccount(name string) (*Account, error) {
 		return found[0], nil
 	}
 	return nil, fmt.Errorf("several accounts can send: choose one with --account or default_account")
-}
-
-func expandPath(p, base string) (string, error) {
-	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		return filepath.Join(home, rest), nil
-	}
-	if !filepath.IsAbs(p) {
-		return filepath.Join(base, p), nil
-	}
-	return filepath.Clean(p), nil
 }

@@ -2,11 +2,19 @@ package clientconf
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"petrel/internal/config"
 )
@@ -84,6 +92,53 @@ func TestParseFull(t *testing.T) {
 	if got := c.Names(); strings.Join(got, ",") != "home,work" {
 		t.Fatal(got)
 	}
+}
+
+// TestCAFilePath: ca_file follows the path rule of every other file name in the config
+// (relative to the config file, "~/" expanded), for POP3, IMAP and SMTP alike.
+func TestCAFilePath(t *testing.T) {
+	home, dir := t.TempDir(), t.TempDir()
+	t.Setenv("HOME", home)
+	certPEM := selfSignedPEM(t)
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), []byte(certPEM), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "home-ca.pem"), []byte(certPEM), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := "[accounts.a]\nuser = \"u\"\npassword_env = \"X\"\n" +
+		"[accounts.a.pop3]\nhost = \"h\"\narchive = \"m\"\nca_file = \"ca.pem\"\n" +
+		"[accounts.a.smtp]\nhost = \"h\"\nca_file = \"~/home-ca.pem\"\n"
+	// The working directory is elsewhere: the relative name must still find dir/ca.pem.
+	t.Chdir(t.TempDir())
+	c, err := Parse(filepath.Join(dir, "client.toml"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Accounts["a"]
+	if a.POP3.CAFile != filepath.Join(dir, "ca.pem") || a.SMTP.CAFile != filepath.Join(home, "home-ca.pem") {
+		t.Errorf("ca_file: pop3 %q, smtp %q", a.POP3.CAFile, a.SMTP.CAFile)
+	}
+	if tc, err := a.POP3.TLSConfig(); err != nil || tc.RootCAs == nil {
+		t.Errorf("TLSConfig: %v", err)
+	}
+}
+
+// selfSignedPEM returns a freshly made CA certificate in PEM.
+func selfSignedPEM(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
 func TestParseErrors(t *testing.T) {

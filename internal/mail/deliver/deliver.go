@@ -19,6 +19,10 @@
 // A successful resolution is reused for resolveCacheTTL (one second), so a change to
 // accounts, aliases or catch-alls reaches RCPT within that time; a failed one is not reused.
 //
+// Reaches asks the same question for the SMTP sender policy: does mail for an address reach
+// an account by name (rules 2-4, without the catch-all)? So aliases, +tags, depth limits and
+// loops are known in one place only.
+//
 // Alias targets that are not local (another domain, or unknown) are skipped with a warning:
 // remote targets need outbound delivery, which does not exist yet.
 package deliver
@@ -91,7 +95,7 @@ func (d *Deliverer) Resolve(ctx context.Context, rcpt address.Address) ([]store.
 	if targets := d.cache.get(key); targets != nil {
 		return targets, nil
 	}
-	r := resolution{d: d, ctx: ctx}
+	r := resolution{d: d, ctx: ctx, forDelivery: true}
 	if err := r.resolve(rcpt, 0, nil); err != nil {
 		return nil, err
 	}
@@ -99,11 +103,41 @@ func (d *Deliverer) Resolve(ctx context.Context, rcpt address.Address) ([]store.
 	return r.targets, nil
 }
 
-// resolution collects the targets of one Resolve call.
+// Reaches reports whether mail for a reaches acct by name: a is the account's address, an
+// alias that delivers to it (directly or through other aliases), or a +tag of either. A
+// catch-all does not count: an account that receives every unknown address of a domain does
+// not own those addresses. This is the test of the SMTP sender policy "own".
+//
+// Unlike Resolve it is not cached: it runs once per transaction, and the common case (the
+// account's own address) needs no lookup at all.
+func (d *Deliverer) Reaches(ctx context.Context, a address.Address, acct store.Account) (bool, error) {
+	if a.Key() == acct.Address || BaseKey(a) == acct.Address {
+		return true, nil
+	}
+	r := resolution{d: d, ctx: ctx, forDelivery: false}
+	err := r.resolve(a, 0, nil)
+	switch {
+	case errors.Is(err, ErrNotHosted), errors.Is(err, ErrUnknownUser), errors.Is(err, ErrAliasLoop):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	for _, t := range r.targets {
+		if t.AccountID == acct.ID {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// resolution collects the targets of one Resolve or Reaches call.
 type resolution struct {
 	d       *Deliverer
 	ctx     context.Context
 	targets []store.Target
+	// forDelivery: Resolve, which falls back to the domain's catch-all and warns about alias
+	// targets that take no mail; Reaches does neither.
+	forDelivery bool
 }
 
 // resolve adds the targets of a to r. path holds the alias keys being expanded above this
@@ -139,7 +173,7 @@ func (r *resolution) resolve(a address.Address, depth int, path []string) error 
 
 	// The catch-all comes last; resolving it like any address lets it name an alias, and
 	// the path catches a catch-all that names an unknown address of its own domain.
-	if dom.CatchAll != "" && !contains(path, "*@"+dom.Name) {
+	if r.forDelivery && dom.CatchAll != "" && !contains(path, "*@"+dom.Name) {
 		ca, err := address.Parse(dom.CatchAll)
 		if err != nil {
 			r.d.log.Warn("bad catch-all address", "domain", dom.Name, "catchall", dom.CatchAll)
@@ -185,7 +219,9 @@ func (r *resolution) resolveKey(key string, depth int, path []string) (found boo
 		case err == nil:
 		case errors.Is(err, ErrNotHosted), errors.Is(err, ErrUnknownUser), errors.Is(err, address.ErrSyntax):
 			// A dangling or remote target must not make the other targets lose mail.
-			r.d.log.Warn("alias target not deliverable", "alias", key, "target", t, "err", err)
+			if r.forDelivery {
+				r.d.log.Warn("alias target not deliverable", "alias", key, "target", t, "err", err)
+			}
 		default:
 			return true, err
 		}

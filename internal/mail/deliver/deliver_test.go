@@ -158,6 +158,49 @@ func TestResolve(t *testing.T) {
 	}
 }
 
+// TestReaches is the SMTP sender policy's question: which addresses may an account send as?
+func TestReaches(t *testing.T) {
+	fs := newFakeStore()
+	d := New(fs, discardLog())
+	alice, carol, postmaster := fs.accounts["alice@example.test"], fs.accounts["carol@example.test"], fs.accounts["postmaster@catch.test"]
+	cases := []struct {
+		from string
+		acct store.Account
+		want bool
+	}{
+		{"alice@example.test", alice, true},
+		{"ALICE+News@example.test", alice, true}, // +tag of the account
+		{"team@example.test", alice, true},       // alias delivering to alice and bob
+		{"team+x@example.test", alice, true},     // +tag of an alias
+		{"info@example.test", alice, true},       // alias of an alias
+		{"tagged@example.test", carol, true},     // alias to a +tag of carol
+		{"c1@example.test", alice, true},         // chain of depth 4
+		{"a1@example.test", alice, false},        // chain deeper than the resolver allows
+		{"loop1@example.test", alice, false},     // a loop owns nothing
+		{"bob@example.test", alice, false},       // another account
+		{"half@example.test", alice, false},      // an alias that does not reach alice
+		{"nobody@example.test", alice, false},    // unknown
+		{"alice@other.test", alice, false},       // not hosted
+		{"random@catch.test", postmaster, false}, // the catch-all does not make an address owned
+		{"postmaster@catch.test", postmaster, true},
+	}
+	for _, c := range cases {
+		a, err := address.Parse(c.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := d.Reaches(context.Background(), a, c.acct); err != nil || got != c.want {
+			t.Errorf("Reaches(%s, %s) = %v, %v; want %v", c.from, c.acct.Address, got, err, c.want)
+		}
+	}
+	// A store failure is an error, not a refusal.
+	boom := errors.New("disk on fire")
+	a, _ := address.Parse("team@example.test")
+	if _, err := New(errStore{boom}, discardLog()).Reaches(context.Background(), a, alice); !errors.Is(err, boom) {
+		t.Errorf("store failure: err = %v, want it passed on", err)
+	}
+}
+
 func TestResolveStoreError(t *testing.T) {
 	boom := errors.New("disk on fire")
 	d := New(errStore{boom}, discardLog())

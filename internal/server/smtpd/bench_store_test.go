@@ -45,7 +45,7 @@ func startStoreServer(b *testing.B, accounts int) string {
 			b.Fatal(err)
 		}
 	}
-	srv := New(Config{Hostname: "mx.example.test"}, deliver.New(st, log), nil, nil, log)
+	srv := New(Config{Hostname: "mx.example.test"}, deliver.New(st, log), nil, log)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -74,6 +74,12 @@ func (f *fakeDeliverer) Resolve(_ context.Context, a address.Address) ([]store.T
 	return []store.Target{{AccountID: id, Mailbox: store.Inbox}}, nil
 }
 
+// Reaches is the real resolver's (deliver.Deliverer.Reaches) over the accounts and aliases of
+// fakeDir, so that the sender policy is tested against the one place that knows aliases.
+func (f *fakeDeliverer) Reaches(ctx context.Context, a address.Address, acct store.Account) (bool, error) {
+	return deliver.New(&fakeDir{}, slog.New(slog.DiscardHandler)).Reaches(ctx, a, acct)
+}
+
 func (f *fakeDeliverer) Deliver(ctx context.Context, env deliver.Envelope, body deliver.Body) (store.Delivered, error) {
 	if f.entered != nil {
 		f.entered <- struct{}{}
@@ -156,10 +162,11 @@ func (p *plainSASL) Next(resp []byte) ([]byte, bool, error) {
 
 func (p *plainSASL) Account() store.Account { return p.acct }
 
-// fakeDir has one alias delivering to alice.
-type fakeDir struct{}
+// fakeDir is the directory behind fakeDeliverer.Reaches: memStore's accounts, alice (1) and
+// bob (2), with an alias delivering to alice through another alias.
+type fakeDir struct{ memStore }
 
-func (fakeDir) Alias(_ context.Context, addr string) (store.Alias, error) {
+func (*fakeDir) Alias(_ context.Context, addr string) (store.Alias, error) {
 	switch addr {
 	case "team@example.test":
 		return store.Alias{Address: addr, Targets: []string{"info@example.test"}}, nil
@@ -208,7 +215,7 @@ func startServer(t testing.TB, cfg Config, fd *fakeDeliverer) *testServer {
 	}
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := New(cfg, fd, fakeAuth{}, fakeDir{}, log)
+	srv := New(cfg, fd, fakeAuth{}, log)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -196,7 +196,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 			break
 		}
 		if pol.checkSender {
-			ok, err := s.ownsSender(acct, a)
+			ok, err := s.srv.d.Reaches(s.srv.ctx, a, *acct)
 			if err != nil {
 				s.srv.log.Warn("sender check failed", "err", err)
 				refuse = reply(451, 4, 3, 0, "temporary failure, try again later")
@@ -215,54 +215,6 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 	s.mu.Unlock()
 	s.c.setTx(true)
 	return nil
-}
-
-// ownsSender implements SenderOwn: a is the account's address, an alias that delivers to
-// it (directly or through other aliases), or a +tag of either.
-func (s *session) ownsSender(acct *store.Account, a address.Address) (bool, error) {
-	var walk func(key string, depth int) (bool, error)
-	walk = func(key string, depth int) (bool, error) {
-		if key == acct.Address {
-			return true, nil
-		}
-		if depth > 5 || s.srv.dir == nil {
-			return false, nil
-		}
-		al, err := s.srv.dir.Alias(s.srv.ctx, key)
-		if errors.Is(err, store.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		for _, t := range al.Targets {
-			ta, err := address.Parse(t)
-			if err != nil {
-				continue
-			}
-			for _, k := range keys(ta) {
-				if ok, err := walk(k, depth+1); ok || err != nil {
-					return ok, err
-				}
-			}
-		}
-		return false, nil
-	}
-	for _, k := range keys(a) {
-		if ok, err := walk(k, 0); ok || err != nil {
-			return ok, err
-		}
-	}
-	return false, nil
-}
-
-// keys are the lookup keys of a: as given, and without its +tag.
-func keys(a address.Address) []string {
-	k, base := a.Key(), deliver.BaseKey(a)
-	if k == base {
-		return []string{k}
-	}
-	return []string{k, base}
 }
 
 // Rcpt adds a recipient (RFC 5321 §4.1.1.3). go-smtp has already enforced MaxRecipients

@@ -103,8 +103,11 @@ const (
 const DefaultMaxAuthFailures = 3
 
 // Deliverer resolves recipients and commits messages; *deliver.Deliverer implements it.
+// Reaches is the SenderOwn policy's test: whether mail for an address reaches the account
+// by name (its address, an alias of it, a +tag of either).
 type Deliverer interface {
 	Resolve(ctx context.Context, rcpt address.Address) ([]store.Target, error)
+	Reaches(ctx context.Context, a address.Address, acct store.Account) (bool, error)
 	Deliver(ctx context.Context, env deliver.Envelope, body deliver.Body) (store.Delivered, error)
 }
 
@@ -112,12 +115,6 @@ type Deliverer interface {
 type Authenticator interface {
 	Mechanisms() []string
 	NewSASL(ctx context.Context, mech string, remote netip.Addr) (auth.SASL, error)
-}
-
-// Directory is what the SenderOwn policy reads: aliases, to learn whether an address
-// delivers to the authenticated account.
-type Directory interface {
-	Alias(ctx context.Context, address string) (store.Alias, error)
 }
 
 var (
@@ -164,7 +161,6 @@ type Server struct {
 	pol    policy
 	d      Deliverer
 	au     Authenticator
-	dir    Directory
 	log    *slog.Logger
 	smtp   *smtp.Server
 	ctx    context.Context    // parent of every session's work; cancelled when Shutdown gives up
@@ -175,9 +171,8 @@ type Server struct {
 	draining bool               // Shutdown was called
 }
 
-// New returns a server. au may be nil for RoleMX; dir may be nil unless the role is
-// RoleSubmission with SenderOwn.
-func New(cfg Config, d Deliverer, au Authenticator, dir Directory, log *slog.Logger) *Server {
+// New returns a server. au may be nil for RoleMX.
+func New(cfg Config, d Deliverer, au Authenticator, log *slog.Logger) *Server {
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = DefaultMaxMessageBytes
 	}
@@ -208,7 +203,6 @@ func New(cfg Config, d Deliverer, au Authenticator, dir Directory, log *slog.Log
 		pol:    policyFor(cfg),
 		d:      d,
 		au:     au,
-		dir:    dir,
 		log:    log,
 		ctx:    ctx,
 		cancel: cancel,

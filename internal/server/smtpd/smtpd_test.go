@@ -825,7 +825,7 @@ func TestRealAuthService(t *testing.T) {
 	au := auth.New(lookup{store.Account{ID: 1, Address: "alice@example.test", Credentials: cred}},
 		auth.Config{FailureDelay: time.Millisecond, MaxFailureDelay: time.Millisecond}, slog.New(slog.DiscardHandler))
 	fd := newFakeDeliverer()
-	srv := New(Config{Hostname: "mx.example.test", Role: RoleSubmission, AllowInsecureAuth: true}, fd, au, fakeDir{}, slog.New(slog.DiscardHandler))
+	srv := New(Config{Hostname: "mx.example.test", Role: RoleSubmission, AllowInsecureAuth: true}, fd, au, slog.New(slog.DiscardHandler))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -910,7 +910,7 @@ func (m *memStore) Deliver(_ context.Context, d *store.Delivery) (store.Delivere
 func TestWithDeliver(t *testing.T) {
 	ms := &memStore{}
 	d := deliver.New(ms, slog.New(slog.DiscardHandler))
-	srv := New(Config{Hostname: "mx.example.test"}, d, nil, nil, slog.New(slog.DiscardHandler))
+	srv := New(Config{Hostname: "mx.example.test"}, d, nil, slog.New(slog.DiscardHandler))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

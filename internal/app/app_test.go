@@ -1,0 +1,182 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"petrel/internal/config"
+)
+
+// TestMain lets the test binary stand in for petrel as the key helper (startKeyHelper runs
+// os.Executable under the helper's name).
+func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == KeyHelperName {
+		os.Exit(RunKeyHelper(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// devConfig is a development instance on free loopback ports with its data in dir.
+func devConfig(dir string) *config.Config {
+	c := config.Dev()
+	c.Data = filepath.Join(dir, "data")
+	for _, l := range []*[]string{&c.SMTP.Listen, &c.SMTP.Submission, &c.SMTP.Submissions, &c.POP3.Listen, &c.POP3.ListenTLS} {
+		*l = []string{"127.0.0.1:0"}
+	}
+	return c
+}
+
+// run serves a until its Run returns, with a context that is already over: a start and a
+// graceful stop.
+func startStop(t *testing.T, a *App) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	a.Grace = 0
+	if err := a.Run(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFailedStartChangesNothing: a start that cannot bind its ports leaves no data directory,
+// no development account and no printed password; the next start does it all.
+func TestFailedStartChangesNothing(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := devConfig(t.TempDir())
+	cfg.POP3.ListenTLS = []string{taken.Addr().String()}
+	log := slog.New(slog.DiscardHandler)
+	var out bytes.Buffer
+	_, err = New(context.Background(), cfg, log, &out)
+	if err == nil || !strings.Contains(err.Error(), "cannot listen on "+taken.Addr().String()+" for pop3s: the port is in use") {
+		t.Fatalf("New with a taken port: %v", err)
+	}
+	if _, serr := os.Stat(cfg.Data); !os.IsNotExist(serr) || out.Len() > 0 {
+		t.Fatalf("failed start left %s (%v) and printed %q", cfg.Data, serr, out.String())
+	}
+	// The ports it had bound before the failure are free again: the same config starts.
+	cfg.POP3.ListenTLS = []string{"127.0.0.1:0"}
+	a, err := New(context.Background(), cfg, log, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startStop(t, a)
+	if !strings.Contains(out.String(), "created account dev@example.test with password") {
+		t.Errorf("first successful start printed:\n%s", out.String())
+	}
+
+	// A certificate that does not load fails before anything is written, too.
+	bad := devConfig(t.TempDir())
+	bad.Dev, bad.TLS.Cert, bad.TLS.Key = false, "/nonexistent/cert.pem", "/nonexistent/key.pem"
+	if _, err := New(context.Background(), bad, log, &out); err == nil {
+		t.Fatal("started without a certificate")
+	}
+	if _, serr := os.Stat(bad.Data); !os.IsNotExist(serr) {
+		t.Errorf("start without a certificate created %s", bad.Data)
+	}
+}
+
+// TestDataDirLock: one server per data directory; the lock goes with the server.
+func TestDataDirLock(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	first, err := New(context.Background(), devConfig(dir), log, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Refused before it binds anything, whatever its ports.
+	_, err = New(context.Background(), devConfig(dir), log, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "another petrel serve (pid ") || !strings.Contains(err.Error(), "is already running with the data directory "+filepath.Join(dir, "data")) {
+		t.Fatalf("second server on the same data: %v", err)
+	}
+	// The management commands' way in is not locked.
+	st, err := OpenStore(filepath.Join(dir, "data"), log)
+	if err != nil {
+		t.Fatalf("OpenStore while the server holds the lock: %v", err)
+	}
+	st.Close()
+	startStop(t, first)
+	again, err := New(context.Background(), devConfig(dir), log, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("start after the first server stopped: %v", err)
+	}
+	startStop(t, again)
+}
+
+// TestDataDirMessages: a data directory this user cannot use is reported in the operator's
+// terms, not SQLite's.
+func TestDataDirMessages(t *testing.T) {
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	err = dataDirError(dir, &fs.PathError{Op: "open", Path: filepath.Join(dir, "petrel.db"), Err: syscall.EACCES})
+	if want := "cannot open the data directory " + dir + ": permission denied; run as the user that owns it (" + me.Username + ") or pass --data"; err.Error() != want {
+		t.Errorf("message\n%s\nwant\n%s", err, want)
+	}
+	if os.Geteuid() == 0 {
+		return // root may use any directory; the e2e privilege test covers another user
+	}
+	if err := os.Mkdir(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenStore(dir, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "cannot open the data directory "+dir+": permission denied; run as the user that owns it") {
+		t.Errorf("read-only data directory: %v", err)
+	}
+}
+
+// TestKeyHelper runs the helper process (this test binary under the helper's name) and
+// reloads through it: renewed files are picked up, a missing file is an error that leaves
+// the helper usable, and closing ends it.
+func TestKeyHelper(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeSelfSigned(t, dir, "localhost")
+	h, err := startKeyHelper(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &certs{certFile: certFile, keyFile: keyFile, load: h.load}
+	if err := c.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	first := c.cur.Load()
+
+	// A renewal replaces both files (new inodes, as certbot and the e2e tests do).
+	other := filepath.Join(t.TempDir(), "n")
+	nc, nk := writeSelfSigned(t, other, "localhost")
+	for _, f := range [][2]string{{nc, certFile}, {nk, keyFile}} {
+		if err := os.Rename(f[0], f[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Reload(); err != nil || c.cur.Load() == first || bytes.Equal(c.cur.Load().Certificate[0], first.Certificate[0]) {
+		t.Fatalf("reload through the helper did not pick up the new pair: %v", err)
+	}
+	renewed := c.cur.Load()
+
+	os.Rename(keyFile, keyFile+".away")
+	if err := c.Reload(); err == nil || !strings.Contains(err.Error(), keyFile) || c.cur.Load() != renewed {
+		t.Fatalf("missing key: %v (the current certificate must stay)", err)
+	}
+	os.Rename(keyFile+".away", keyFile)
+	if err := c.Reload(); err != nil {
+		t.Fatalf("the helper did not survive a missing file: %v", err)
+	}
+	if err := h.Close(); err != nil {
+		t.Errorf("helper exit: %v", err)
+	}
+}
