@@ -241,17 +241,15 @@ func TestNoUpdateWithoutQuit(t *testing.T) {
 }
 
 // A client that sends part of a line and stalls is cut off after CommandTimeout, even though
-// the idle timeout is long.
+// the idle timeout is long, and told why.
 func TestCommandTimeout(t *testing.T) {
 	e := newEnv(t, Config{AllowPlaintextAuth: true, CommandTimeout: 200 * time.Millisecond})
 	c := e.dial(t)
 	c.run(`S: +OK test.example Petrel POP3 server ready`)
-	start := time.Now()
 	c.send("CA")
-	c.expectClosed()
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("closed after %v", d)
-	}
+	c.run(`
+		S: -ERR command line too slow, closing connection
+		S: <closed>`)
 }
 
 func TestInUse(t *testing.T) {
