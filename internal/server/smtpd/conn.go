@@ -13,12 +13,12 @@ import (
 // has no hooks for a deadline on a whole message body or for a polite shutdown; conn
 // provides both at the one place every read goes through.
 //
-// Deadlines: a client must not hold a connection by sending slowly, and a deadline per read
-// (go-smtp's ReadTimeout alone) would let it: one byte per read is enough to stay. So every
-// deadline here bounds a whole unit of input:
+// Deadlines: a client must not hold a connection by sending slowly. So every deadline here
+// bounds a whole unit of input, and running out of one ends the connection:
 //   - A command line: go-smtp calls SetReadDeadline(now+ReadTimeout) once before each line
 //     and never during it, so the whole line, waiting included, must be in by then. On
 //     submission before AUTH the line gets LoginIdleTimeout instead, when that is shorter.
+//     A line that runs out gets 421 4.4.2 from conn (see timedOut for why not from go-smtp).
 //   - Login: on submission, AUTH must succeed by loginDL (LoginTimeout after connecting); no
 //     deadline go-smtp asks for goes past it, so commands sent just in time cannot keep an
 //     unauthenticated connection going either.
@@ -33,6 +33,7 @@ import (
 // Shutdown: drain marks the conn and wakes a blocked Read by moving the deadline to now.
 // A Read that finds no transaction open writes "421 4.3.2" and reports EOF, which go-smtp
 // takes as the client leaving; inside a transaction the Read goes on with its old deadline.
+// A 421 that conn writes itself (goodbye) is the last thing sent: Write drops the rest.
 //
 // Replies: go-smtp writes (and flushes) every reply line on its own, so a client that
 // pipelines MAIL, RCPT and DATA (RFC 2920) would get three writes. Write holds replies and
@@ -60,10 +61,11 @@ type conn struct {
 	greeted  bool // the 220 greeting went out
 	failures int  // failed AUTH attempts, kept across STARTTLS
 
-	wmu     sync.Mutex // guards the fields below; held while writing pending out
-	pending []byte     // replies written by go-smtp, not sent yet
-	werr    error      // the first failed write; later writes fail with it
-	writeDL time.Time  // the write deadline last set
+	wmu      sync.Mutex // guards the fields below; held while writing pending out
+	pending  []byte     // replies written by go-smtp, not sent yet
+	silenced bool       // the last reply went out (goodbye): later writes are dropped
+	werr     error      // the first failed write; later writes fail with it
+	writeDL  time.Time  // the write deadline last set
 
 	closeOnce sync.Once
 }
@@ -104,7 +106,6 @@ func (c *conn) Read(b []byte) (int, error) {
 			return 0, err
 		}
 		if err := c.checkHangup(); err != nil {
-			c.flush() // the 421, when it went through Write
 			return 0, err
 		}
 		n, err := c.Conn.Read(b)
@@ -118,6 +119,7 @@ func (c *conn) Read(b []byte) (int, error) {
 			if c.bodyTimedOut() {
 				return 0, errBodyTimeout
 			}
+			c.timedOut()
 		}
 		return n, err
 	}
@@ -127,24 +129,60 @@ func (c *conn) Read(b []byte) (int, error) {
 // now, nil to go on reading.
 func (c *conn) checkHangup() error {
 	c.mu.Lock()
+	hangup, drain := c.hangup, c.draining && !c.inTx
+	c.mu.Unlock()
+	switch {
+	case hangup:
+		return io.EOF
+	case !drain:
+		return nil
+	}
+	// RFC 5321 §3.8: the server may close with 421 when it must shut down.
+	if !c.goodbye("421 4.3.2 " + c.srv.cfg.Hostname + " shutting down") {
+		return errHangup
+	}
+	return io.EOF
+}
+
+// timedOut ends the connection after a command line ran out of time (ReadTimeout, or a
+// login deadline). go-smtp answers a timeout itself only when no byte of the line came:
+// otherwise bufio's ReadLine hands it the partial line as a whole one, which it runs before
+// reading on under a fresh deadline, so a client dripping bytes would get an error reply
+// every ReadTimeout and keep the connection for ever. So conn says 421 4.4.2 at once, drops
+// whatever go-smtp answers after that, and ends the connection at the next read. (Nothing
+// the partial line starts can commit a message: that needs more input.)
+func (c *conn) timedOut() {
+	c.mu.Lock()
+	what := "timeout"
+	if !c.loginDL.IsZero() && !time.Now().Before(c.loginDL) {
+		what = "login timeout"
+	}
+	c.mu.Unlock()
+	c.goodbye("421 4.4.2 " + c.srv.cfg.Hostname + " " + what + ", closing connection")
+}
+
+// goodbye writes a last reply (a 421) and makes the connection end: later writes are
+// dropped and the next read ends it. It reports false when no reply could be written
+// (during a TLS handshake) or the connection was already ending.
+func (c *conn) goodbye(line string) bool {
+	c.mu.Lock()
 	if c.hangup {
 		c.mu.Unlock()
-		return io.EOF
-	}
-	if !c.draining || c.inTx {
-		c.mu.Unlock()
-		return nil
+		return false
 	}
 	c.hangup = true
 	w := c.replies
 	c.mu.Unlock()
 	if w == nil {
-		return errHangup
+		return false
 	}
-	// RFC 5321 §3.8: the server may close with 421 when it must shut down.
 	c.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	w.Write([]byte("421 4.3.2 " + c.srv.cfg.Hostname + " shutting down\r\n"))
-	return io.EOF
+	w.Write([]byte(line + "\r\n"))
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.flushLocked()
+	c.silenced = true
+	return true
 }
 
 // wokenByDrain reports whether a read timeout was only drain's wake-up call; it then
@@ -232,6 +270,9 @@ func (c *conn) Write(b []byte) (int, error) {
 	defer c.wmu.Unlock()
 	if c.werr != nil {
 		return 0, c.werr
+	}
+	if c.silenced {
+		return len(b), nil
 	}
 	c.pending = append(c.pending, b...)
 	if len(c.pending) >= maxPending {
