@@ -93,7 +93,7 @@ func (c *Conn) WriteString(s string) error {
 // WriteLine sends line and CRLF.
 func (c *Conn) WriteLine(line string) error { return c.WriteString(line + "\r\n") }
 
-// ReadLine reads one line and returns it without its line ending.
+// ReadLine reads one line and returns it without its CRLF; any other line ending is an error.
 func (c *Conn) ReadLine() (string, error) {
 	c.nc.SetReadDeadline(time.Now().Add(c.Timeout))
 	line, err := c.r.ReadString('\n')
@@ -103,7 +103,11 @@ func (c *Conn) ReadLine() (string, error) {
 		}
 		return "", err
 	}
-	return strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"), nil
+	if !strings.HasSuffix(line, "\r\n") {
+		// Every protocol here ends lines with CRLF (RFC 5321 §2.3.8, RFC 1939 §3).
+		return line, fmt.Errorf("line %q does not end with CRLF", line)
+	}
+	return line[:len(line)-2], nil
 }
 
 // ReadReply reads one reply: for SMTP every line of it (RFC 5321 §4.2.1), for Lines one line.
@@ -285,6 +289,20 @@ func (d *Dialog) StartTLS() {
 	if err := d.Conn.StartTLS(d.TLS); err != nil {
 		d.t.Fatal(err)
 	}
+}
+
+// StartDrip drips data (see Conn.Drip) from another goroutine until the server closes the
+// connection or the test ends, while the test reads the replies.
+func (d *Dialog) StartDrip(every time.Duration, data string) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Drip(stop, every, data)
+	}()
+	d.t.Cleanup(func() {
+		close(stop)
+		<-done
+	})
 }
 
 // Run plays a transcript, one step per line (leading blanks and lines starting with # are
