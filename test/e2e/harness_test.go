@@ -16,7 +16,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -667,10 +666,4 @@ func waitFor(d time.Duration, cond func() bool) bool {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// readLine reads one CRLF line with a deadline.
-func readLine(c net.Conn, r *bufio.Reader, d time.Duration) (string, error) {
-	c.SetReadDeadline(time.Now().Add(d))
-	return r.ReadString('\n')
 }

@@ -125,13 +125,13 @@ func (c *Conn) ReadReply() ([]string, error) {
 	}
 }
 
-// Reply is an SMTP reply: its code and the text of each line.
+// Reply is an SMTP reply: its code and its text, the lines joined with "\n".
 type Reply struct {
 	Code int
-	Text []string
+	Text string
 }
 
-func (r Reply) String() string { return fmt.Sprintf("%d %s", r.Code, strings.Join(r.Text, " / ")) }
+func (r Reply) String() string { return fmt.Sprintf("%d %s", r.Code, r.Text) }
 
 // ReadSMTPReply reads one SMTP reply and parses its code.
 func (c *Conn) ReadSMTPReply() (Reply, error) {
@@ -140,6 +140,7 @@ func (c *Conn) ReadSMTPReply() (Reply, error) {
 		return Reply{}, fmt.Errorf("reading reply: %w (got %q)", err, lines)
 	}
 	var r Reply
+	texts := make([]string, 0, len(lines))
 	for _, l := range lines {
 		if len(l) < 3 {
 			return r, fmt.Errorf("malformed reply %q", lines)
@@ -149,12 +150,11 @@ func (c *Conn) ReadSMTPReply() (Reply, error) {
 			return r, fmt.Errorf("malformed reply %q", lines)
 		}
 		r.Code = code
-		text := "" // after the code and the ' ' or '-' that follows it
-		if len(l) > 4 {
-			text = l[4:]
+		if len(l) > 4 { // the text follows the code and a ' ' or '-'
+			texts = append(texts, l[4:])
 		}
-		r.Text = append(r.Text, text)
 	}
+	r.Text = strings.Join(texts, "\n")
 	return r, nil
 }
 
