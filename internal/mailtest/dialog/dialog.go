@@ -265,11 +265,39 @@ func (d *Dialog) Expect(want string) []string {
 	if err != nil {
 		d.t.Fatalf("reading reply (want %q): %v (got %q)", want, err, lines)
 	}
-	last := lines[len(lines)-1]
-	if d.proto == SMTP && !strings.HasPrefix(last, want) || d.proto != SMTP && last != want {
+	if !d.matches(lines, want) {
 		d.t.Fatalf("reply %q, want %q", lines, want)
 	}
 	return lines
+}
+
+// ExpectUntil reads replies that match repeated, as Expect checks them, until one does not;
+// that one must match final. For a client that keeps sending the same command until the
+// server has had enough.
+func (d *Dialog) ExpectUntil(repeated, final string) {
+	d.t.Helper()
+	for {
+		lines, err := d.ReadReply()
+		if err != nil {
+			d.t.Fatalf("reading reply (want %q, then %q): %v (got %q)", repeated, final, err, lines)
+		}
+		if d.matches(lines, repeated) {
+			continue
+		}
+		if !d.matches(lines, final) {
+			d.t.Fatalf("reply %q, want %q until %q", lines, repeated, final)
+		}
+		return
+	}
+}
+
+// matches checks a reply as Expect does.
+func (d *Dialog) matches(lines []string, want string) bool {
+	last := lines[len(lines)-1]
+	if d.proto == SMTP {
+		return strings.HasPrefix(last, want)
+	}
+	return last == want
 }
 
 // ExpectClosed fails the test unless the server closes the connection without another word.

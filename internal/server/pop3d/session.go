@@ -215,7 +215,6 @@ func (s *session) run() (result string, movedOn bool) {
 
 // end says goodbye as the error requires and returns the result to log.
 func (s *session) end(err error) string {
-	var ne net.Error
 	var te tlsError
 	switch {
 	case errors.As(err, &te):
@@ -224,7 +223,7 @@ func (s *session) end(err error) string {
 	case errors.Is(err, errQuit), errors.Is(err, errUpdateFailed):
 		s.flush()
 		return err.Error()
-	case errors.Is(err, errShutdown) || s.srv.closing.Load() && errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(err, errShutdown) || s.srv.closing.Load() && isTimeout(err):
 		s.err("[SYS/TEMP] shutting down")
 		s.flush()
 		return "shutdown"
@@ -243,7 +242,7 @@ func (s *session) end(err error) string {
 		s.err("command line too slow, closing connection")
 		s.flush()
 		return "command timeout"
-	case errors.As(err, &ne) && ne.Timeout():
+	case isTimeout(err):
 		// RFC 1939 §3: the autologout timer closes the connection without entering UPDATE,
 		// and without a response.
 		return "timeout"

@@ -88,16 +88,16 @@ var errHangup = &timeoutError{}
 
 type timeoutError struct{}
 
+func (*timeoutError) Error() string   { return "smtpd: connection closing" }
+func (*timeoutError) Timeout() bool   { return true }
+func (*timeoutError) Temporary() bool { return false }
+
 // errBodyTimeout is what Read returns when a message body fell too far behind: an SMTPError,
 // because go-smtp sends a BDAT chunk's read error as the reply when it is one (and a 554
 // with the error text when it is not), and Data's reply for DATA is made from it too. A body
 // that times out between BDAT chunks, while go-smtp reads a command line, gets go-smtp's
 // own "421 4.4.0" instead; either way the connection ends (Read sets hangup).
 var errBodyTimeout = reply(421, 4, 4, 2, "timeout receiving message data, closing connection")
-
-func (*timeoutError) Error() string   { return "smtpd: connection closing" }
-func (*timeoutError) Timeout() bool   { return true }
-func (*timeoutError) Temporary() bool { return false }
 
 // Read reads from the connection, ending it when a shutdown or a fatal error asks for it.
 func (c *conn) Read(b []byte) (int, error) {

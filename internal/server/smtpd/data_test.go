@@ -12,14 +12,7 @@ import (
 func TestBDAT(t *testing.T) {
 	ts := startServer(t, Config{}, nil)
 	c := dial(t, ts.addr)
-	c.Run(`
-		S: 220
-		C: EHLO client
-		S: 250
-		C: MAIL FROM:<a@elsewhere.example>
-		S: 250
-		C: RCPT TO:<alice@example.test>
-		S: 250
+	c.Run(openTx + `
 		C: RCPT TO:<bob@example.test>
 		S: 250
 		R: BDAT 15\r\nSubject: bdat\r\n
@@ -113,14 +106,7 @@ func TestLimits(t *testing.T) {
 	// So does a text line over the limit; nothing is delivered. (go-smtp adds its own
 	// "500 5.4.0" before closing.)
 	c = dial(t, ts.addr)
-	c.Run(`
-		S: 220
-		C: EHLO client
-		S: 250
-		C: MAIL FROM:<a@elsewhere.example>
-		S: 250
-		C: RCPT TO:<alice@example.test>
-		S: 250
+	c.Run(openTx + `
 		C: DATA
 		S: 354
 	`)
@@ -154,14 +140,7 @@ func TestBareLineEndings(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			c := dial(t, ts.addr)
-			c.Run(`
-				S: 220
-				C: EHLO client
-				S: 250
-				C: MAIL FROM:<a@elsewhere.example>
-				S: 250
-				C: RCPT TO:<alice@example.test>
-				S: 250
+			c.Run(openTx + `
 				C: DATA
 				S: 354
 			`)
@@ -182,14 +161,7 @@ func TestBareLineEndings(t *testing.T) {
 func TestDotCR(t *testing.T) {
 	ts := startServer(t, Config{}, nil)
 	c := dial(t, ts.addr)
-	c.Run(`
-		S: 220
-		C: EHLO client
-		S: 250
-		C: MAIL FROM:<a@elsewhere.example>
-		S: 250
-		C: RCPT TO:<alice@example.test>
-		S: 250
+	c.Run(openTx + `
 		C: DATA
 		S: 354
 		R: a\r\n.\rMAIL FROM:<evil@elsewhere.example>\r\n.\r\n

@@ -257,6 +257,18 @@ func clientTLS() *tls.Config {
 	return &tls.Config{InsecureSkipVerify: true, ServerName: "mx.example.test"}
 }
 
+// openTx is a transcript that opens a transaction on the MX port: a remote sender, alice as
+// the recipient.
+const openTx = `
+	S: 220
+	C: EHLO client
+	S: 250
+	C: MAIL FROM:<a@elsewhere.example>
+	S: 250
+	C: RCPT TO:<alice@example.test>
+	S: 250
+`
+
 // dial connects a transcript client to addr (see dialog.Dialog.Run); STARTTLS trusts any
 // certificate.
 func dial(t testing.TB, addr string) *dialog.Dialog {

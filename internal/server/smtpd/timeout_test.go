@@ -74,15 +74,7 @@ func TestLoginTimeout(t *testing.T) {
 		c := dial(t, ts.addr)
 		c.Expect("220")
 		c.StartDrip(10*time.Millisecond, "NOOP\r\n")
-		for {
-			lines := c.Expect("")
-			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "250 ") {
-				if !strings.HasPrefix(last, "421 4.4.2") {
-					t.Fatalf("reply %q, want 250 to NOOP until 421 4.4.2", lines)
-				}
-				break
-			}
-		}
+		c.ExpectUntil("250 ", "421 4.4.2")
 		c.ExpectClosed()
 	})
 	for name, cfg := range map[string]Config{
@@ -117,15 +109,7 @@ func TestLoginTimeout(t *testing.T) {
 func startData(t *testing.T, ts *testServer, cmd string) *dialog.Dialog {
 	t.Helper()
 	c := dial(t, ts.addr)
-	c.Run(`
-		S: 220
-		C: EHLO client
-		S: 250
-		C: MAIL FROM:<a@elsewhere.example>
-		S: 250
-		C: RCPT TO:<alice@example.test>
-		S: 250
-	`)
+	c.Run(openTx)
 	c.Send(cmd)
 	if cmd == "DATA" {
 		c.Expect("354")
