@@ -12,6 +12,7 @@ package dialog
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -203,6 +205,25 @@ func (c *Conn) Drip(stop <-chan struct{}, every time.Duration, data string) int 
 			n++
 		}
 	}
+}
+
+// Log collects what a process or server under test writes to its log; safe for concurrent
+// use, so a test can read what the server said about a dialogue while it goes on writing.
+type Log struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // Dialog is a Conn bound to a test: every method fails the test on an error or a reply it

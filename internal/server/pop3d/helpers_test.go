@@ -1,13 +1,11 @@
 package pop3d
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,26 +30,9 @@ type testEnv struct {
 	addr   string
 	alice  store.Account
 	bob    store.Account
-	logs   *lockedBuffer
+	logs   *dialog.Log
 	writes atomic.Int64 // Write calls the server made on its connections
 	served chan error
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // newEnv starts a server with cfg; Hostname defaults to test.example and plaintext is allowed
@@ -61,7 +42,7 @@ func newEnv(t testing.TB, cfg Config) *testEnv {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "test.example"
 	}
-	e := &testEnv{st: newFakeStore(), logs: &lockedBuffer{}, served: make(chan error, 1)}
+	e := &testEnv{st: newFakeStore(), logs: &dialog.Log{}, served: make(chan error, 1)}
 	e.alice = e.st.addAccount("alice@example.org", store.POP3Delete)
 	e.bob = e.st.addAccount("bob@example.org", store.POP3Delete)
 	for _, m := range []string{msg1, msg2, msg3} {

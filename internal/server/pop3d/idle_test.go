@@ -160,7 +160,7 @@ func TestIdleWithoutSocket(t *testing.T) {
 	alice := st.addAccount("alice@example.org", store.POP3Keep)
 	st.deliver(alice.ID, store.Inbox, msg1)
 	au := &fakeAuth{st: st, passwords: map[string]string{"alice@example.org": "secret"}}
-	var logs lockedBuffer
+	var logs dialog.Log
 	srv := New(Config{Hostname: "test.example", AllowPlaintextAuth: true}, st, au, slog.New(slog.NewTextHandler(&logs, nil)))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

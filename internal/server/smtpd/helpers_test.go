@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -168,29 +167,11 @@ func (fakeDir) Alias(_ context.Context, addr string) (store.Alias, error) {
 	return store.Alias{}, store.ErrNotFound
 }
 
-// logBuffer collects log output for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type testServer struct {
 	*Server
 	addr string
 	fd   *fakeDeliverer
-	logs *logBuffer
+	logs *dialog.Log
 }
 
 // startServer runs a server on 127.0.0.1:0 until the test ends.
@@ -205,7 +186,7 @@ func startServer(t testing.TB, cfg Config, fd *fakeDeliverer) *testServer {
 	if cfg.ReadTimeout == 0 {
 		cfg.ReadTimeout = 10 * time.Second
 	}
-	logs := &logBuffer{}
+	logs := &dialog.Log{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := New(cfg, fd, fakeAuth{}, fakeDir{}, log)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
