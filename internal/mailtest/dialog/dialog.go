@@ -256,7 +256,7 @@ func DialTest(t testing.TB, addr string, p Proto) *Dialog {
 func (d *Dialog) Send(line string) {
 	d.t.Helper()
 	if err := d.WriteLine(line); err != nil {
-		d.t.Fatalf("send %q: %v", line, err)
+		d.t.Fatalf("send %q: %v", short(line), err)
 	}
 }
 
@@ -264,8 +264,16 @@ func (d *Dialog) Send(line string) {
 func (d *Dialog) Raw(s string) {
 	d.t.Helper()
 	if err := d.WriteString(s); err != nil {
-		d.t.Fatalf("send %q: %v", s, err)
+		d.t.Fatalf("send %q: %v", short(s), err)
 	}
+}
+
+// short cuts s for an error message.
+func short(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "..."
+	}
+	return s
 }
 
 // Line reads one line, without its line ending.
@@ -294,10 +302,13 @@ func (d *Dialog) Expect(want string) []string {
 
 // ExpectUntil reads replies that match repeated, as Expect checks them, until one does not;
 // that one must match final. For a client that keeps sending the same command until the
-// server has had enough.
+// server has had enough; a server that never has enough fails the test after Timeout.
 func (d *Dialog) ExpectUntil(repeated, final string) {
 	d.t.Helper()
-	for {
+	for end := time.Now().Add(d.Timeout); ; {
+		if time.Now().After(end) {
+			d.t.Fatalf("still %q after %v, want %q", repeated, d.Timeout, final)
+		}
 		lines, err := d.ReadReply()
 		if err != nil {
 			d.t.Fatalf("reading reply (want %q, then %q): %v (got %q)", repeated, final, err, lines)
