@@ -71,8 +71,9 @@ type SMTP struct {
 	MaxMessageBytes   int64    `toml:"max_message_bytes"`   // SIZE, default 52428800 (50 MiB)
 	MaxRecipients     int      `toml:"max_recipients"`      // per transaction, default 100
 	MaxLineLength     int      `toml:"max_line_length"`     // command and text lines, default 2000
-	ReadTimeout       Duration `toml:"read_timeout"`        // per command, default 5m (RFC 5321 §4.5.3.2)
-	DataTimeout       Duration `toml:"data_timeout"`        // whole DATA/BDAT, default 10m
+	ReadTimeout       Duration `toml:"read_timeout"`        // one whole command line, default 5m (RFC 5321 §4.5.3.2.7)
+	DataTimeout       Duration `toml:"data_timeout"`        // DATA/BDAT: longest pause and lag behind data_min_rate, default 5m
+	DataMinRate       int      `toml:"data_min_rate"`       // DATA/BDAT: bytes per second a body must average, default 500
 	AllowInsecureAuth bool     `toml:"allow_insecure_auth"` // AUTH before TLS, default false
 	// sender_policy: "own" (default: submission may use only the account's addresses and aliases
 	// as MAIL FROM) or "any".
@@ -99,6 +100,10 @@ type Limits struct {
 	AuthFailureDelay    Duration `toml:"auth_failure_delay"`     // first failed login, default 1s
 	AuthFailureMaxDelay Duration `toml:"auth_failure_max_delay"` // growth cap, default 15s
 	MaxAuthFailures     int      `toml:"max_auth_failures"`      // per connection, default 3
+	// login_idle_timeout: before login (submission, POP3), the wait for each command, default 1m.
+	LoginIdleTimeout Duration `toml:"login_idle_timeout"`
+	// login_timeout: a submission or POP3 connection not logged in by then is closed, default 3m.
+	LoginTimeout Duration `toml:"login_timeout"`
 }
 
 // Duration is a time.Duration written as "30s", "5m", "1h".
@@ -135,7 +140,8 @@ func Default() *Config {
 			MaxRecipients:   100,
 			MaxLineLength:   2000,
 			ReadTimeout:     Duration{5 * time.Minute},
-			DataTimeout:     Duration{10 * time.Minute},
+			DataTimeout:     Duration{5 * time.Minute},
+			DataMinRate:     500,
 			SenderPolicy:    "own",
 		},
 		POP3: POP3{
@@ -151,6 +157,8 @@ func Default() *Config {
 			AuthFailureDelay:    Duration{time.Second},
 			AuthFailureMaxDelay: Duration{15 * time.Second},
 			MaxAuthFailures:     3,
+			LoginIdleTimeout:    Duration{time.Minute},
+			LoginTimeout:        Duration{3 * time.Minute},
 		},
 	}
 }
@@ -353,10 +361,14 @@ func (c *Config) validate() error {
 	for key, d := range map[string]Duration{
 		"smtp.read_timeout": c.SMTP.ReadTimeout, "smtp.data_timeout": c.SMTP.DataTimeout,
 		"pop3.idle_timeout": c.POP3.IdleTimeout, "pop3.command_timeout": c.POP3.CommandTimeout,
+		"limits.login_idle_timeout": c.Limits.LoginIdleTimeout, "limits.login_timeout": c.Limits.LoginTimeout,
 	} {
 		if d.Duration <= 0 {
 			return bad(key, "must be positive")
 		}
+	}
+	if c.SMTP.DataMinRate < 1 {
+		return bad("smtp.data_min_rate", "must be at least 1 (bytes per second)")
 	}
 	// RFC 1939 §3: the autologout timer must be at least 10 minutes.
 	if c.POP3.IdleTimeout.Duration < 10*time.Minute {

@@ -39,6 +39,17 @@ func TestParseGood(t *testing.T) {
 	if c.POP3.Expire != "NEVER" || c.POP3.LoginDelay != 60 {
 		t.Errorf("pop3 = %+v", c.POP3)
 	}
+	if c.Limits.LoginTimeout.Duration != 3*time.Minute || c.Limits.LoginIdleTimeout.Duration != time.Minute ||
+		c.SMTP.DataMinRate != 500 || c.SMTP.DataTimeout.Duration != 5*time.Minute {
+		t.Errorf("slow-client defaults: %+v %+v", c.Limits, c.SMTP)
+	}
+	c, err = Parse("petrel.toml", []byte(good+"\n[limits]\nlogin_timeout = \"30s\"\nlogin_idle_timeout = \"10s\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.LoginTimeout.Duration != 30*time.Second || c.Limits.LoginIdleTimeout.Duration != 10*time.Second {
+		t.Errorf("limits = %+v", c.Limits)
+	}
 }
 
 func TestParseErrorsNameFileLineKey(t *testing.T) {
@@ -55,6 +66,9 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"wrong type", strings.Replace(good, "max_recipients = 10", `max_recipients = "many"`, 1), 10, "smtp.max_recipients: incompatible types"},
 		{"idle below RFC", good + "idle_timeout = \"1m\"\n", 16, "pop3.idle_timeout"},
 		{"bad expire", strings.Replace(good, `"NEVER"`, `"sometimes"`, 1), 14, "pop3.expire"},
+		{"no data rate", strings.Replace(good, `read_timeout = "2m"`, "read_timeout = \"2m\"\ndata_min_rate = 0", 1), 12, "smtp.data_min_rate: must be at least 1"},
+		{"zero login timeout", good + "\n[limits]\nlogin_timeout = \"0s\"\n", 18, "limits.login_timeout: must be positive"},
+		{"bad login idle", good + "\n[limits]\nlogin_idle_timeout = \"-1s\"\n", 18, "limits.login_idle_timeout: must be positive"},
 		{"no tls", "hostname = \"x\"\n", 0, "tls.cert"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

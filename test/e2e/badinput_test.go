@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
-	"crypto/tls"
 	"net"
 	"strings"
 	"testing"
@@ -156,11 +154,9 @@ func TestBadInput(t *testing.T) {
 		if err != nil || rp.Code != 220 {
 			t.Fatalf("STARTTLS: %v %v", rp, err)
 		}
-		tc := tls.Client(s.c, ca.tlsConfig())
-		if err := tc.Handshake(); err != nil {
-			t.Fatalf("TLS handshake after STARTTLS with injected data: %v", err)
+		if err := s.StartTLS(ca.tlsConfig()); err != nil {
+			t.Fatalf("after STARTTLS with injected data: %v", err)
 		}
-		s.c, s.r = tc, bufio.NewReader(tc)
 		if rp, err := s.cmd("EHLO client.example"); err != nil || rp.Code != 250 || !strings.Contains(rp.Text, "SIZE") {
 			t.Errorf("EHLO after STARTTLS: %v %v, want the EHLO reply", rp, err)
 		}
@@ -175,18 +171,15 @@ func TestBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer p.Close()
-		p.c.SetWriteDeadline(time.Now().Add(ioTimeout))
-		if _, err := p.c.Write([]byte("STLS\r\nUSER " + eve + "\r\n")); err != nil {
+		if err := p.WriteString("STLS\r\nUSER " + eve + "\r\n"); err != nil {
 			t.Fatal(err)
 		}
 		if l, err := p.line(); err != nil || !strings.HasPrefix(l, "+OK") {
 			t.Fatalf("STLS: %q %v", l, err)
 		}
-		ptc := tls.Client(p.c, ca.tlsConfig())
-		if err := ptc.Handshake(); err != nil {
-			t.Fatalf("TLS handshake after STLS with injected data: %v", err)
+		if err := p.StartTLS(ca.tlsConfig()); err != nil {
+			t.Fatalf("after STLS with injected data: %v", err)
 		}
-		p.c, p.r = ptc, bufio.NewReader(ptc)
 		if l, err := p.cmd("PASS %s", pass); err != nil || !strings.HasPrefix(l, "-ERR") {
 			t.Errorf("PASS after STLS with an injected USER: %q %v, want -ERR", l, err)
 		}
@@ -330,7 +323,7 @@ func TestConnectionLimits(t *testing.T) {
 	if _, err := open[0].expect(221, "QUIT"); err != nil {
 		t.Fatal(err)
 	}
-	drain(open[0].c, 5*time.Second)
+	drain(open[0].NetConn(), 5*time.Second)
 	ok := waitFor(5*time.Second, func() bool {
 		s, greet, err := dialSMTP(in.SMTP)
 		if err != nil {

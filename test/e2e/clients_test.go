@@ -13,27 +13,20 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"petrel/internal/mailtest/dialog"
 )
 
 const ioTimeout = 20 * time.Second
 
 // smtpConn is one SMTP client connection.
-type smtpConn struct {
-	c net.Conn
-	r *bufio.Reader
-}
+type smtpConn struct{ *dialog.Conn }
 
 // reply is one SMTP reply; Text holds every line's text joined with "\n".
-type reply struct {
-	Code int
-	Text string
-}
-
-func (r reply) String() string { return fmt.Sprintf("%d %s", r.Code, r.Text) }
+type reply = dialog.Reply
 
 // dialSMTP connects and reads the greeting.
 func dialSMTP(addr string) (*smtpConn, reply, error) {
@@ -54,7 +47,8 @@ func dialSMTPS(addr string) (*smtpConn, reply, error) {
 }
 
 func newSMTPConn(c net.Conn) (*smtpConn, reply, error) {
-	s := &smtpConn{c: c, r: bufio.NewReader(c)}
+	s := &smtpConn{dialog.New(c, dialog.SMTP)}
+	s.Timeout = ioTimeout
 	rp, err := s.reply()
 	if err != nil {
 		c.Close()
@@ -63,43 +57,11 @@ func newSMTPConn(c net.Conn) (*smtpConn, reply, error) {
 	return s, rp, nil
 }
 
-func (s *smtpConn) Close() error { return s.c.Close() }
-
 // reply reads one (possibly multi-line) reply.
-func (s *smtpConn) reply() (reply, error) {
-	var rp reply
-	var texts []string
-	for {
-		s.c.SetReadDeadline(time.Now().Add(ioTimeout))
-		line, err := s.r.ReadString('\n')
-		if err != nil {
-			return rp, fmt.Errorf("reading reply: %w (got %q)", err, strings.Join(texts, "\n")+line)
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if len(line) < 3 {
-			return rp, fmt.Errorf("malformed reply line %q", line)
-		}
-		code, err := strconv.Atoi(line[:3])
-		if err != nil {
-			return rp, fmt.Errorf("malformed reply line %q", line)
-		}
-		rp.Code = code
-		if len(line) > 4 {
-			texts = append(texts, line[4:])
-		}
-		if len(line) == 3 || line[3] == ' ' {
-			rp.Text = strings.Join(texts, "\n")
-			return rp, nil
-		}
-	}
-}
+func (s *smtpConn) reply() (reply, error) { return s.ReadSMTPReply() }
 
 // write sends raw bytes.
-func (s *smtpConn) write(b []byte) error {
-	s.c.SetWriteDeadline(time.Now().Add(ioTimeout))
-	_, err := s.c.Write(b)
-	return err
-}
+func (s *smtpConn) write(b []byte) error { return s.WriteString(string(b)) }
 
 // cmd sends one command line and reads the reply.
 func (s *smtpConn) cmd(format string, args ...any) (reply, error) {
@@ -126,13 +88,7 @@ func (s *smtpConn) starttls() error {
 	if _, err := s.expect(220, "STARTTLS"); err != nil {
 		return err
 	}
-	tc := tls.Client(s.c, ca.tlsConfig())
-	tc.SetDeadline(time.Now().Add(ioTimeout))
-	if err := tc.Handshake(); err != nil {
-		return err
-	}
-	s.c, s.r = tc, bufio.NewReader(tc)
-	return nil
+	return s.StartTLS(ca.tlsConfig())
 }
 
 // authPlain authenticates with AUTH PLAIN and an initial response (RFC 4954, RFC 4616).
@@ -232,10 +188,7 @@ func mustDeliver(t *testing.T, in *instance, to []string, msg []byte) {
 }
 
 // pop3Conn is one POP3 client connection.
-type pop3Conn struct {
-	c net.Conn
-	r *bufio.Reader
-}
+type pop3Conn struct{ *dialog.Conn }
 
 // dialPOP3S connects with implicit TLS and reads the greeting.
 func dialPOP3S(addr string) (*pop3Conn, string, error) {
@@ -256,7 +209,8 @@ func dialPOP3(addr string) (*pop3Conn, string, error) {
 }
 
 func newPOP3Conn(c net.Conn) (*pop3Conn, string, error) {
-	p := &pop3Conn{c: c, r: bufio.NewReader(c)}
+	p := &pop3Conn{dialog.New(c, dialog.Lines)}
+	p.Timeout = ioTimeout
 	greet, err := p.line()
 	if err != nil {
 		c.Close()
@@ -269,17 +223,11 @@ func newPOP3Conn(c net.Conn) (*pop3Conn, string, error) {
 	return p, greet, nil
 }
 
-func (p *pop3Conn) Close() error { return p.c.Close() }
-
-func (p *pop3Conn) line() (string, error) {
-	l, err := readLine(p.c, p.r, ioTimeout)
-	return strings.TrimRight(l, "\r\n"), err
-}
+func (p *pop3Conn) line() (string, error) { return p.ReadLine() }
 
 // cmd sends a command and returns the status line ("+OK ..." or "-ERR ...").
 func (p *pop3Conn) cmd(format string, args ...any) (string, error) {
-	p.c.SetWriteDeadline(time.Now().Add(ioTimeout))
-	if _, err := fmt.Fprintf(p.c, format+"\r\n", args...); err != nil {
+	if err := p.WriteLine(fmt.Sprintf(format, args...)); err != nil {
 		return "", err
 	}
 	return p.line()
@@ -307,8 +255,7 @@ func (p *pop3Conn) multiline() ([]byte, error) {
 	var b bytes.Buffer
 	lineStart := true
 	for {
-		p.c.SetReadDeadline(time.Now().Add(ioTimeout))
-		line, err := p.r.ReadSlice('\n')
+		line, err := p.Reader().ReadSlice('\n')
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return b.Bytes(), err
 		}
@@ -337,13 +284,7 @@ func (p *pop3Conn) stls() error {
 	if _, err := p.ok("STLS"); err != nil {
 		return err
 	}
-	tc := tls.Client(p.c, ca.tlsConfig())
-	tc.SetDeadline(time.Now().Add(ioTimeout))
-	if err := tc.Handshake(); err != nil {
-		return err
-	}
-	p.c, p.r = tc, bufio.NewReader(tc)
-	return nil
+	return p.StartTLS(ca.tlsConfig())
 }
 
 // stat returns the message count.

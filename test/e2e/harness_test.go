@@ -16,7 +16,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -40,6 +39,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"petrel/internal/mailtest/dialog"
 )
 
 // Set by TestMain.
@@ -248,8 +249,8 @@ type instance struct {
 	// The running process; replaced by each start.
 	mu      sync.Mutex
 	cmd     *exec.Cmd
-	stdout  *logBuffer
-	stderr  *logBuffer
+	stdout  *dialog.Log
+	stderr  *dialog.Log
 	done    chan struct{} // closed when the process has exited
 	exitErr error         // valid once done is closed
 	stopped bool          // we stopped it on purpose (kill, stop); no complaint at cleanup
@@ -358,7 +359,7 @@ func (in *instance) start() {
 	t := in.t
 	t.Helper()
 	cmd := exec.Command(petrelBin, append(in.args(), "serve")...)
-	stdout, stderr := &logBuffer{}, &logBuffer{}
+	stdout, stderr := &dialog.Log{}, &dialog.Log{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start petrel: %v", err)
@@ -493,24 +494,6 @@ func (in *instance) addAccount(address, password string) {
 	if !strings.Contains(out, address) {
 		in.t.Fatalf("account add %s printed %q", address, out)
 	}
-}
-
-// logBuffer collects a process's output; safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // tail returns the last n lines of s.
@@ -667,10 +650,4 @@ func waitFor(d time.Duration, cond func() bool) bool {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// readLine reads one CRLF line with a deadline.
-func readLine(c net.Conn, r *bufio.Reader, d time.Duration) (string, error) {
-	c.SetReadDeadline(time.Now().Add(d))
-	return r.ReadString('\n')
 }

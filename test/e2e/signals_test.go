@@ -141,7 +141,7 @@ func starttlsFingerprint(t *testing.T, addr string) string {
 	if err := s.starttls(); err != nil {
 		t.Fatalf("STARTTLS on %s: %v", addr, err)
 	}
-	return leafFingerprint(s.c.(*tls.Conn))
+	return leafFingerprint(s.NetConn().(*tls.Conn))
 }
 
 func leafFingerprint(c *tls.Conn) string {

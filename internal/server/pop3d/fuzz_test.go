@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	"petrel/internal/mailtest/dialog"
 	"petrel/internal/store"
 )
 
@@ -76,7 +77,7 @@ func FuzzSession(f *testing.F) {
 			st.deliver(alice.ID, store.Inbox, m)
 		}
 		au := &fakeAuth{st: st, passwords: map[string]string{"alice@example.org": "secret"}}
-		var logs lockedBuffer
+		var logs dialog.Log
 		srv := New(Config{
 			TLS:                tlsConfig,
 			AllowPlaintextAuth: plaintext,

@@ -1,20 +1,16 @@
 package pop3d
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"petrel/internal/mailtest/dialog"
 	"petrel/internal/store"
 )
 
@@ -34,26 +30,9 @@ type testEnv struct {
 	addr   string
 	alice  store.Account
 	bob    store.Account
-	logs   *lockedBuffer
+	logs   *dialog.Log
 	writes atomic.Int64 // Write calls the server made on its connections
 	served chan error
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // newEnv starts a server with cfg; Hostname defaults to test.example and plaintext is allowed
@@ -63,7 +42,7 @@ func newEnv(t testing.TB, cfg Config) *testEnv {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "test.example"
 	}
-	e := &testEnv{st: newFakeStore(), logs: &lockedBuffer{}, served: make(chan error, 1)}
+	e := &testEnv{st: newFakeStore(), logs: &dialog.Log{}, served: make(chan error, 1)}
 	e.alice = e.st.addAccount("alice@example.org", store.POP3Delete)
 	e.bob = e.st.addAccount("bob@example.org", store.POP3Delete)
 	for _, m := range []string{msg1, msg2, msg3} {
@@ -149,21 +128,27 @@ func (c *countingConn) Write(p []byte) (int, error) {
 // NetConn lets the server wait for input on the socket, as with connlimit's connections.
 func (c *countingConn) NetConn() net.Conn { return c.Conn }
 
-// client is a raw POP3 test client.
-type client struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
+// dial connects a transcript client to the server (see dialog.Dialog.Run); STLS trusts any
+// certificate.
+func (e *testEnv) dial(t *testing.T) *dialog.Dialog {
+	t.Helper()
+	return pop3Dialog(t, dialog.New(e.dialConn(t), dialog.Lines))
 }
 
-func (e *testEnv) dial(t *testing.T) *client {
+// pop3Dialog binds c to t for POP3 transcripts.
+func pop3Dialog(t *testing.T, c *dialog.Conn) *dialog.Dialog {
+	d := dialog.Start(t, c)
+	d.TLS = &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}
+	return d
+}
+
+func (e *testEnv) dialConn(t *testing.T) net.Conn {
 	t.Helper()
 	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	return conn
 }
 
 func (e *testEnv) dialErr() (net.Conn, error) {
@@ -174,79 +159,9 @@ func (e *testEnv) dialErr() (net.Conn, error) {
 	return c, err
 }
 
-// startTLS switches the client to TLS on the same connection.
-func (c *client) startTLS() {
-	c.t.Helper()
-	tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
-	tc.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := tc.Handshake(); err != nil {
-		c.t.Fatalf("TLS handshake: %v", err)
-	}
-	c.conn = tc
-	c.r = bufio.NewReader(tc)
-}
-
-func (c *client) send(s string) {
-	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c.conn, s); err != nil {
-		c.t.Fatalf("send %q: %v", s, err)
-	}
-}
-
-// line reads one line, CRLF included; "" at EOF.
-func (c *client) line() string {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	l, err := c.r.ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		c.t.Fatalf("read: %v (got %q)", err, l)
-	}
-	return l
-}
-
-// run plays a transcript: "C: x" sends x CRLF, "S: x" expects exactly the line x CRLF, and
-// "S: <closed>" expects the server to close the connection. Leading tabs are ignored.
-func (c *client) run(transcript string) {
-	c.t.Helper()
-	for _, l := range strings.Split(strings.TrimSpace(transcript), "\n") {
-		l = strings.TrimLeft(l, "\t")
-		switch {
-		case strings.HasPrefix(l, "C: "), l == "C:":
-			c.send(strings.TrimPrefix(strings.TrimPrefix(l, "C:"), " ") + "\r\n")
-		case l == "S: <closed>":
-			c.expectClosed()
-		case strings.HasPrefix(l, "S: "), l == "S:":
-			want := strings.TrimPrefix(strings.TrimPrefix(l, "S:"), " ") + "\r\n"
-			if got := c.line(); got != want {
-				c.t.Fatalf("transcript line %q: got %q", want, got)
-			}
-		default:
-			c.t.Fatalf("bad transcript line %q", l)
-		}
-	}
-}
-
-func (c *client) expectClosed() {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	rest, err := io.ReadAll(c.r)
-	if err != nil && !isReset(err) {
-		c.t.Fatalf("waiting for close: %v (read %q)", err, rest)
-	}
-	if len(rest) > 0 {
-		c.t.Fatalf("expected close, got %q", rest)
-	}
-}
-
-func isReset(err error) bool {
-	return strings.Contains(err.Error(), "connection reset")
-}
-
-// login runs USER/PASS for alice and checks the greeting and the maildrop reply.
-func (c *client) loginAlice() {
-	c.t.Helper()
-	c.run(`
+// loginAlice runs USER/PASS for alice and checks the greeting and the maildrop reply.
+func loginAlice(c *dialog.Dialog) {
+	c.Run(`
 		S: +OK test.example Petrel POP3 server ready
 		C: USER alice@example.org
 		S: +OK send PASS

@@ -1,7 +1,6 @@
 package pop3d
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"petrel/internal/mailtest/dialog"
 	"petrel/internal/store"
 )
 
@@ -50,11 +50,11 @@ func TestIdleSessionContinues(t *testing.T) {
 			e := newEnv(t, cfg)
 			c := e.dial(t)
 			if implicit {
-				c.startTLS()
+				c.StartTLS()
 			}
-			c.run(`S: +OK test.example Petrel POP3 server ready`)
+			c.Run(`S: +OK test.example Petrel POP3 server ready`)
 			waitMoved(t, 1)
-			c.run(`
+			c.Run(`
 				C: USER alice@example.org
 				S: +OK send PASS
 				C: PASS secret
@@ -62,16 +62,16 @@ func TestIdleSessionContinues(t *testing.T) {
 				C: DELE 1
 				S: +OK message 1 deleted`)
 			waitMoved(t, 1)
-			c.send("STAT\r\nLIST 1\r\nNOOP\r\n")
-			c.run(`
+			c.Raw("STAT\r\nLIST 1\r\nNOOP\r\n")
+			c.Run(`
 				S: +OK 2 92
 				S: -ERR message already deleted
 				S: +OK`)
 			waitMoved(t, 1)
-			c.run(`
+			c.Run(`
 				C: QUIT
 				S: +OK bye
-				S: <closed>`)
+				CLOSED`)
 			e.waitLog(t, "result=quit")
 			if bodies, _ := e.st.contents(e.alice.ID, store.Inbox); len(bodies) != 2 {
 				t.Errorf("INBOX has %d messages, want 2", len(bodies))
@@ -89,12 +89,12 @@ func TestIdleSessionSplitRecord(t *testing.T) {
 	}
 	defer raw.Close()
 	split := &splitConn{Conn: raw}
-	c := &client{t: t, conn: split}
-	c.startTLS()
-	c.run(`S: +OK test.example Petrel POP3 server ready`)
+	c := pop3Dialog(t, dialog.New(split, dialog.Lines))
+	c.StartTLS()
+	c.Run(`S: +OK test.example Petrel POP3 server ready`)
 	waitMoved(t, 1)
 	split.pause = 50 * time.Millisecond // from now on every write goes out in two halves
-	c.run(`
+	c.Run(`
 		C: NOOP
 		S: -ERR command not valid in this state
 		C: QUIT
@@ -125,10 +125,10 @@ func TestIdleTimeoutAfterMove(t *testing.T) {
 	const timeout = 400 * time.Millisecond
 	e := newEnv(t, Config{AllowPlaintextAuth: true, IdleTimeout: timeout})
 	c := e.dial(t)
-	c.run(`S: +OK test.example Petrel POP3 server ready`)
+	c.Run(`S: +OK test.example Petrel POP3 server ready`)
 	start := time.Now()
 	waitMoved(t, 1)
-	c.run(`S: <closed>`)
+	c.Run(`CLOSED`)
 	if d := time.Since(start); d < timeout {
 		t.Errorf("closed after %v, before the idle timeout %v", d, timeout)
 	}
@@ -139,17 +139,17 @@ func TestIdleTimeoutAfterMove(t *testing.T) {
 func TestShutdownAfterMove(t *testing.T) {
 	e := newEnv(t, Config{TLS: testTLSConfig(t), ImplicitTLS: true})
 	c := e.dial(t)
-	c.startTLS()
-	c.run(`S: +OK test.example Petrel POP3 server ready`)
+	c.StartTLS()
+	c.Run(`S: +OK test.example Petrel POP3 server ready`)
 	waitMoved(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := e.srv.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	c.run(`
+	c.Run(`
 		S: -ERR [SYS/TEMP] shutting down
-		S: <closed>`)
+		CLOSED`)
 	e.waitLog(t, "result=shutdown")
 }
 
@@ -160,7 +160,7 @@ func TestIdleWithoutSocket(t *testing.T) {
 	alice := st.addAccount("alice@example.org", store.POP3Keep)
 	st.deliver(alice.ID, store.Inbox, msg1)
 	au := &fakeAuth{st: st, passwords: map[string]string{"alice@example.org": "secret"}}
-	var logs lockedBuffer
+	var logs dialog.Log
 	srv := New(Config{Hostname: "test.example", AllowPlaintextAuth: true}, st, au, slog.New(slog.NewTextHandler(&logs, nil)))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -181,13 +181,13 @@ func TestIdleWithoutSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
-	c.run(`S: +OK test.example Petrel POP3 server ready`)
+	c := pop3Dialog(t, dialog.New(conn, dialog.Lines))
+	c.Run(`S: +OK test.example Petrel POP3 server ready`)
 	time.Sleep(3 * moveOnAfter)
 	if n := waitingOnSocket(); n != 0 {
 		t.Errorf("%d sessions wait on a socket they cannot see", n)
 	}
-	c.run(`
+	c.Run(`
 		C: USER alice@example.org
 		S: +OK send PASS
 		C: PASS secret

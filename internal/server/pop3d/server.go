@@ -13,6 +13,10 @@
 //   - Every read and every write has a deadline. A read deadline is only ever set through
 //     session.setReadDeadline, which holds session.mu and checks Server.closing, so that a
 //     concurrent Shutdown cannot be overwritten by a later deadline (see Shutdown).
+//   - No client holds a connection by sending slowly: a command line must be complete within
+//     CommandTimeout of its first byte, however it drips; the wait for a command is
+//     LoginIdleTimeout before login, IdleTimeout after; and before login no deadline goes
+//     past LoginTimeout after connecting (setReadDeadline).
 //   - Output is buffered and flushed only before the session would block on a read (no full
 //     command line is buffered), so a pipelined batch (RFC 2449 §6.6) is answered in one write.
 //   - An idle session holds no buffer and no goroutine besides its own: the write buffer
@@ -50,6 +54,8 @@ type Config struct {
 	AllowPlaintextAuth bool          // allow USER/PASS and AUTH before TLS (default false)
 	IdleTimeout        time.Duration // RFC 1939 §3 autologout timer while waiting for a command (default 10m)
 	CommandTimeout     time.Duration // time to receive the rest of a line once its first byte came, and per write (default 1m)
+	LoginIdleTimeout   time.Duration // IdleTimeout before login (default 1m)
+	LoginTimeout       time.Duration // a connection must log in this soon after connecting (default 3m)
 	MaxLineLength      int           // longest command line in octets, CRLF included (default 512)
 	Expire             string        // CAPA EXPIRE argument: "" not advertised, else "NEVER" or a number of days
 	LoginDelay         int           // CAPA LOGIN-DELAY seconds, enforced per account; 0 = off
@@ -62,6 +68,20 @@ const (
 	DefaultCommandTimeout  = time.Minute
 	DefaultMaxLineLength   = 512
 	DefaultMaxAuthFailures = 3
+)
+
+// Defaults for a connection that has not logged in yet.
+//
+// RFC 1939 §3 asks for an autologout timer of at least 10 minutes: that protects a user who
+// reads mail in a session and pauses. Before login there is no such user, only a client
+// going through CAPA, STLS and USER/PASS or AUTH without pausing (a person typing a
+// password has a minute), so a shorter wait loses nobody and stops a client that connects
+// and says nothing from holding a slot for ten minutes. LoginTimeout caps the whole time
+// before login, as Dovecot does ("no auth attempts in 180 secs"), so that commands sent
+// just in time (CAPA every 59 seconds) cannot keep an anonymous connection either.
+const (
+	DefaultLoginIdleTimeout = time.Minute
+	DefaultLoginTimeout     = 3 * time.Minute
 )
 
 // Store is the part of store.Store the POP3 server uses.
@@ -129,6 +149,12 @@ func New(cfg Config, st Store, au Authenticator, log *slog.Logger) *Server {
 	}
 	if cfg.CommandTimeout <= 0 {
 		cfg.CommandTimeout = DefaultCommandTimeout
+	}
+	if cfg.LoginIdleTimeout <= 0 {
+		cfg.LoginIdleTimeout = DefaultLoginIdleTimeout
+	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = DefaultLoginTimeout
 	}
 	if cfg.MaxLineLength <= 0 {
 		cfg.MaxLineLength = DefaultMaxLineLength

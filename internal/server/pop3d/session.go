@@ -59,6 +59,7 @@ var (
 	errLineTooLong  = errors.New("line too long")
 	errAuthFailures = errors.New("too many authentication failures")
 	errShutdown     = errors.New("shutting down")
+	errLineTimeout  = errors.New("command line too slow")
 
 	// errMoveOn is not an end: the session continues on a fresh goroutine (see idle.go).
 	errMoveOn = errors.New("idle: continue on a fresh goroutine")
@@ -82,6 +83,8 @@ type session struct {
 	remote netip.Addr
 	ctx    context.Context
 	start  time.Time // when the connection was accepted, for the log
+	// loginDL ends the connection if it has not logged in by then (Config.LoginTimeout).
+	loginDL time.Time
 
 	// mu orders read deadlines against Shutdown: see setReadDeadline and interrupt.
 	mu sync.Mutex
@@ -117,6 +120,7 @@ func newSession(srv *Server, c net.Conn) *session {
 		start:  time.Now(),
 		state:  stateAuthorization,
 	}
+	s.loginDL = s.start.Add(srv.cfg.LoginTimeout)
 	s.setConn(c)
 	return s
 }
@@ -194,7 +198,7 @@ func (s *session) run() (result string, movedOn bool) {
 		s.ok(greeting)
 	}
 	for {
-		line, err := s.readLine(s.srv.cfg.MaxLineLength, s.srv.cfg.IdleTimeout, moveOnAfter)
+		line, err := s.readLine(s.srv.cfg.MaxLineLength, s.idleTimeout(), moveOnAfter)
 		if err == nil {
 			err = s.dispatch(line)
 		}
@@ -211,7 +215,6 @@ func (s *session) run() (result string, movedOn bool) {
 
 // end says goodbye as the error requires and returns the result to log.
 func (s *session) end(err error) string {
-	var ne net.Error
 	var te tlsError
 	switch {
 	case errors.As(err, &te):
@@ -220,7 +223,7 @@ func (s *session) end(err error) string {
 	case errors.Is(err, errQuit), errors.Is(err, errUpdateFailed):
 		s.flush()
 		return err.Error()
-	case errors.Is(err, errShutdown) || s.srv.closing.Load() && errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(err, errShutdown) || s.srv.closing.Load() && isTimeout(err):
 		s.err("[SYS/TEMP] shutting down")
 		s.flush()
 		return "shutdown"
@@ -231,14 +234,28 @@ func (s *session) end(err error) string {
 	case errors.Is(err, errAuthFailures):
 		s.flush()
 		return err.Error()
-	case errors.As(err, &ne) && ne.Timeout():
-		// RFC 1939 §3: the autologout timer closes the connection without entering UPDATE.
+	case s.state == stateAuthorization && !time.Now().Before(s.loginDL) && isTimeout(err):
+		s.err("login timeout, closing connection")
+		s.flush()
+		return "login timeout"
+	case errors.Is(err, errLineTimeout):
+		s.err("command line too slow, closing connection")
+		s.flush()
+		return "command timeout"
+	case isTimeout(err):
+		// RFC 1939 §3: the autologout timer closes the connection without entering UPDATE,
+		// and without a response.
 		return "timeout"
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return "closed by client"
 	default:
 		return "error: " + err.Error()
 	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // dispatch runs one command line.
@@ -257,8 +274,9 @@ func (s *session) dispatch(line []byte) error {
 	return cmd.fn(s, arg)
 }
 
-// setReadDeadline sets the read deadline to now+d unless the server is shutting down. Holding
-// mu while checking closing and setting the deadline means a Shutdown either is seen here or
+// setReadDeadline sets the read deadline to now+d, or to the login deadline if that comes
+// first and the session has not logged in, unless the server is shutting down. Holding mu
+// while checking closing and setting the deadline means a Shutdown either is seen here or
 // its interrupt comes after this deadline and overrides it.
 func (s *session) setReadDeadline(d time.Duration) error {
 	s.mu.Lock()
@@ -266,7 +284,20 @@ func (s *session) setReadDeadline(d time.Duration) error {
 	if s.srv.closing.Load() {
 		return errShutdown
 	}
-	return s.raw.SetReadDeadline(time.Now().Add(d))
+	dl := time.Now().Add(d)
+	if s.state == stateAuthorization && s.loginDL.Before(dl) {
+		dl = s.loginDL
+	}
+	return s.raw.SetReadDeadline(dl)
+}
+
+// idleTimeout is how long to wait for the next command: the RFC 1939 §3 autologout timer
+// once logged in, the shorter LoginIdleTimeout before (see its default for why).
+func (s *session) idleTimeout() time.Duration {
+	if s.state == stateAuthorization {
+		return min(s.srv.cfg.LoginIdleTimeout, s.srv.cfg.IdleTimeout)
+	}
+	return s.srv.cfg.IdleTimeout
 }
 
 // interrupt wakes a read the session is blocked in, so that it notices the shutdown. A
@@ -321,6 +352,9 @@ func (s *session) readLine(limit int, wait, moveAfter time.Duration) ([]byte, er
 			long = append(long, frag...)
 		case errors.Is(err, io.EOF) && len(frag)+len(long) > 0:
 			return nil, io.ErrUnexpectedEOF
+		case isTimeout(err):
+			// The line began but did not end in time: a client dripping it, not an idle one.
+			return nil, fmt.Errorf("%w: %w", errLineTimeout, err)
 		default:
 			return nil, err
 		}

@@ -13,13 +13,27 @@ import (
 // has no hooks for a deadline on a whole message body or for a polite shutdown; conn
 // provides both at the one place every read goes through.
 //
-// Deadlines: go-smtp calls SetReadDeadline(now+ReadTimeout) before each command line. While
-// a body is being received, conn caps the deadline at the body's DataTimeout, so a client
-// that drips one byte at a time (or sends endless small BDAT chunks) is cut off.
+// Deadlines: a client must not hold a connection by sending slowly. So every deadline here
+// bounds a whole unit of input, and running out of one ends the connection:
+//   - A command line: go-smtp calls SetReadDeadline(now+ReadTimeout) once before each line
+//     and never during it, so the whole line, waiting included, must be in by then. On
+//     submission before AUTH the line gets LoginIdleTimeout instead, when that is shorter.
+//     A line that runs out gets 421 4.4.2 from conn (see timedOut for why not from go-smtp).
+//   - Login: on submission, AUTH must succeed by loginDL (LoginTimeout after connecting); no
+//     deadline go-smtp asks for goes past it, so commands sent just in time cannot keep an
+//     unauthenticated connection going either.
+//   - A message body (DATA, or the BDAT chunks with the commands between them): go-smtp sets
+//     no deadline inside one, so conn replaces go-smtp's with a budget that starts at
+//     DataTimeout, shrinks as time passes and grows by n/DataMinRate seconds for every n bytes
+//     that arrive, never above DataTimeout (Postfix's smtpd_min_data_rate works the same way).
+//     A body must therefore average DataMinRate, may pause at most DataTimeout, and takes at
+//     most DataTimeout + size/DataMinRate in all; no announced size is needed, so DATA
+//     without SIZE is bounded too. A body that runs out gets 421 4.4.2 (errBodyTimeout).
 //
 // Shutdown: drain marks the conn and wakes a blocked Read by moving the deadline to now.
 // A Read that finds no transaction open writes "421 4.3.2" and reports EOF, which go-smtp
 // takes as the client leaving; inside a transaction the Read goes on with its old deadline.
+// A 421 that conn writes itself (goodbye) is the last thing sent: Write drops the rest.
 //
 // Replies: go-smtp writes (and flushes) every reply line on its own, so a client that
 // pipelines MAIL, RCPT and DATA (RFC 2920) would get three writes. Write holds replies and
@@ -30,12 +44,15 @@ type conn struct {
 	net.Conn         // the accepted connection
 	srv      *Server // for untracking at Close
 
-	mu       sync.Mutex
-	readDL   time.Time // the read deadline go-smtp asked for
-	bodyDL   time.Time // cap on reads while a body is received; zero otherwise
-	inTx     bool      // a transaction is open (MAIL accepted, not yet finished)
-	draining bool      // the server is shutting down
-	hangup   bool      // end the connection at the next read (the reply is already sent)
+	mu        sync.Mutex
+	readDL    time.Time     // the read deadline go-smtp asked for, capped by lineLimit
+	lineLimit time.Duration // submission before AUTH: the longest a command line may take; 0 otherwise
+	loginDL   time.Time     // submission before AUTH: the end of the connection; zero otherwise
+	inBody    bool          // a message body is being received: bodyDL replaces readDL
+	bodyDL    time.Time     // the body's deadline, moved by every read (see the type comment)
+	inTx      bool          // a transaction is open (MAIL accepted, not yet finished)
+	draining  bool          // the server is shutting down
+	hangup    bool          // end the connection at the next read (the reply is already sent)
 	// replies is where a 421 can be written from inside Read without corrupting the stream:
 	// the raw connection while it carries plain text, the *tls.Conn once a session runs
 	// over TLS, nil when unknown (during a TLS handshake). Writes happen only while go-smtp
@@ -44,10 +61,11 @@ type conn struct {
 	greeted  bool // the 220 greeting went out
 	failures int  // failed AUTH attempts, kept across STARTTLS
 
-	wmu     sync.Mutex // guards the fields below; held while writing pending out
-	pending []byte     // replies written by go-smtp, not sent yet
-	werr    error      // the first failed write; later writes fail with it
-	writeDL time.Time  // the write deadline last set
+	wmu      sync.Mutex // guards the fields below; held while writing pending out
+	pending  []byte     // replies written by go-smtp, not sent yet
+	silenced bool       // the last reply went out (goodbye): later writes are dropped
+	werr     error      // the first failed write; later writes fail with it
+	writeDL  time.Time  // the write deadline last set
 
 	closeOnce sync.Once
 }
@@ -56,7 +74,12 @@ type conn struct {
 const maxPending = 4096
 
 func newConn(nc net.Conn, s *Server) *conn {
-	return &conn{Conn: nc, srv: s}
+	c := &conn{Conn: nc, srv: s}
+	if s.pol.requireAuth {
+		c.lineLimit = s.cfg.LoginIdleTimeout
+		c.loginDL = time.Now().Add(s.cfg.LoginTimeout)
+	}
+	return c
 }
 
 // errHangup is returned (as a timeout, so go-smtp answers "421 ... timeout" and closes)
@@ -69,6 +92,13 @@ func (*timeoutError) Error() string   { return "smtpd: connection closing" }
 func (*timeoutError) Timeout() bool   { return true }
 func (*timeoutError) Temporary() bool { return false }
 
+// errBodyTimeout is what Read returns when a message body fell too far behind: an SMTPError,
+// because go-smtp sends a BDAT chunk's read error as the reply when it is one (and a 554
+// with the error text when it is not), and Data's reply for DATA is made from it too. A body
+// that times out between BDAT chunks, while go-smtp reads a command line, gets go-smtp's
+// own "421 4.4.0" instead; either way the connection ends (Read sets hangup).
+var errBodyTimeout = reply(421, 4, 4, 2, "timeout receiving message data, closing connection")
+
 // Read reads from the connection, ending it when a shutdown or a fatal error asks for it.
 func (c *conn) Read(b []byte) (int, error) {
 	for {
@@ -76,12 +106,20 @@ func (c *conn) Read(b []byte) (int, error) {
 			return 0, err
 		}
 		if err := c.checkHangup(); err != nil {
-			c.flush() // the 421, when it went through Write
 			return 0, err
 		}
 		n, err := c.Conn.Read(b)
-		if n == 0 && isTimeout(err) && c.wokenByDrain() {
-			continue
+		if n > 0 {
+			c.received(n)
+		}
+		if n == 0 && isTimeout(err) {
+			if c.wokenByDrain() {
+				continue
+			}
+			if c.bodyTimedOut() {
+				return 0, errBodyTimeout
+			}
+			c.timedOut()
 		}
 		return n, err
 	}
@@ -91,24 +129,60 @@ func (c *conn) Read(b []byte) (int, error) {
 // now, nil to go on reading.
 func (c *conn) checkHangup() error {
 	c.mu.Lock()
+	hangup, drain := c.hangup, c.draining && !c.inTx
+	c.mu.Unlock()
+	switch {
+	case hangup:
+		return io.EOF
+	case !drain:
+		return nil
+	}
+	// RFC 5321 §3.8: the server may close with 421 when it must shut down.
+	if !c.goodbye("421 4.3.2 " + c.srv.cfg.Hostname + " shutting down") {
+		return errHangup
+	}
+	return io.EOF
+}
+
+// timedOut ends the connection after a command line ran out of time (ReadTimeout, or a
+// login deadline). go-smtp answers a timeout itself only when no byte of the line came:
+// otherwise bufio's ReadLine hands it the partial line as a whole one, which it runs before
+// reading on under a fresh deadline, so a client dripping bytes would get an error reply
+// every ReadTimeout and keep the connection for ever. So conn says 421 4.4.2 at once, drops
+// whatever go-smtp answers after that, and ends the connection at the next read. (Nothing
+// the partial line starts can commit a message: that needs more input.)
+func (c *conn) timedOut() {
+	c.mu.Lock()
+	what := "timeout"
+	if !c.loginDL.IsZero() && !time.Now().Before(c.loginDL) {
+		what = "login timeout"
+	}
+	c.mu.Unlock()
+	c.goodbye("421 4.4.2 " + c.srv.cfg.Hostname + " " + what + ", closing connection")
+}
+
+// goodbye writes a last reply (a 421) and makes the connection end: later writes are
+// dropped and the next read ends it. It reports false when no reply could be written
+// (during a TLS handshake) or the connection was already ending.
+func (c *conn) goodbye(line string) bool {
+	c.mu.Lock()
 	if c.hangup {
 		c.mu.Unlock()
-		return io.EOF
-	}
-	if !c.draining || c.inTx {
-		c.mu.Unlock()
-		return nil
+		return false
 	}
 	c.hangup = true
 	w := c.replies
 	c.mu.Unlock()
 	if w == nil {
-		return errHangup
+		return false
 	}
-	// RFC 5321 §3.8: the server may close with 421 when it must shut down.
 	c.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	w.Write([]byte("421 4.3.2 " + c.srv.cfg.Hostname + " shutting down\r\n"))
-	return io.EOF
+	w.Write([]byte(line + "\r\n"))
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.flushLocked()
+	c.silenced = true
+	return true
 }
 
 // wokenByDrain reports whether a read timeout was only drain's wake-up call; it then
@@ -127,19 +201,30 @@ func (c *conn) wokenByDrain() bool {
 	return true
 }
 
-// deadline is the effective read deadline: go-smtp's, capped by the body deadline.
-// c.mu must be held.
+// deadline is the effective read deadline (see the type comment). c.mu must be held.
 func (c *conn) deadline() time.Time {
-	if c.bodyDL.IsZero() || (!c.readDL.IsZero() && c.readDL.Before(c.bodyDL)) {
-		return c.readDL
+	dl := c.readDL
+	if c.inBody {
+		dl = c.bodyDL
 	}
-	return c.bodyDL
+	return earliest(dl, c.loginDL)
+}
+
+// earliest returns the earlier of two deadlines, where zero means none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // SetReadDeadline records the deadline go-smtp (or crypto/tls) wants and applies it, capped.
 func (c *conn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.lineLimit > 0 && !t.IsZero() {
+		t = earliest(t, time.Now().Add(c.lineLimit))
+	}
 	c.readDL = t
 	return c.Conn.SetReadDeadline(c.deadline())
 }
@@ -185,6 +270,9 @@ func (c *conn) Write(b []byte) (int, error) {
 	defer c.wmu.Unlock()
 	if c.werr != nil {
 		return 0, c.werr
+	}
+	if c.silenced {
+		return len(b), nil
 	}
 	c.pending = append(c.pending, b...)
 	if len(c.pending) >= maxPending {
@@ -233,24 +321,64 @@ func (c *conn) drain() {
 	c.Conn.SetReadDeadline(time.Now())
 }
 
-// startBody caps reads at deadline while a message body is received.
-func (c *conn) startBody(deadline time.Time) {
+// startBody gives reads the deadline of a message body (see the type comment) until endBody.
+func (c *conn) startBody() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.bodyDL = deadline
+	c.inBody = true
+	c.bodyDL = time.Now().Add(c.srv.cfg.DataTimeout)
 	c.Conn.SetReadDeadline(c.deadline())
 }
 
-// endBody lifts the cap. A body that overran its deadline ends the connection: the client
-// is still sending it, and what it sends next cannot be read as commands.
+// received moves the body's deadline for n bytes that just arrived.
+func (c *conn) received(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.inBody {
+		return
+	}
+	c.bodyDL = bodyDeadline(c.bodyDL, time.Now(), n, c.srv.cfg.DataMinRate, c.srv.cfg.DataTimeout)
+	c.Conn.SetReadDeadline(c.deadline())
+}
+
+// bodyDeadline is a body's deadline dl after n more bytes arrived at now: n/rate seconds
+// later, but never more than budget ahead of now, so that time earned by a fast start
+// cannot be spent on a long stall.
+func bodyDeadline(dl, now time.Time, n, rate int, budget time.Duration) time.Time {
+	dl = dl.Add(time.Duration(n) * time.Second / time.Duration(rate))
+	if limit := now.Add(budget); dl.After(limit) {
+		return limit
+	}
+	return dl
+}
+
+// bodyTimedOut reports whether a read timed out because the body ran out of time; the
+// connection then ends at the next read (the client is still sending the body, and what
+// it sends next cannot be read as commands).
+func (c *conn) bodyTimedOut() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.inBody || time.Now().Before(c.bodyDL) {
+		return false
+	}
+	c.hangup = true
+	return true
+}
+
+// endBody gives reads go-smtp's deadline back.
 func (c *conn) endBody() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.bodyDL.IsZero() && !time.Now().Before(c.bodyDL) {
-		c.hangup = true
-	}
-	c.bodyDL = time.Time{}
+	c.inBody = false
 	c.Conn.SetReadDeadline(c.deadline())
+}
+
+// loggedIn lifts the login deadlines once AUTH succeeded.
+func (c *conn) loggedIn() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lineLimit = 0
+	c.loginDL = time.Time{}
 }
 
 // setTx records whether a transaction is open.

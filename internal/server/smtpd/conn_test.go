@@ -71,3 +71,28 @@ func TestRepliesGrouped(t *testing.T) {
 		t.Errorf("%d bytes held", maxPending)
 	}
 }
+
+// TestBodyDeadline: a body's deadline grows by n/rate for n bytes and never runs more than
+// the budget ahead, so a fast start cannot be spent on a long stall.
+func TestBodyDeadline(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	const rate, budget = 500, 5 * time.Minute
+	dl := t0.Add(budget)
+	// A byte every 4s earns 2ms each time: the deadline hardly moves and is reached.
+	now := t0
+	for now.Before(dl) {
+		now = now.Add(4 * time.Second)
+		dl = bodyDeadline(dl, now, 1, rate, budget)
+	}
+	if got := dl.Sub(t0); got > budget+time.Second {
+		t.Errorf("dripping client got %v, want about %v", got, budget)
+	}
+	// 1 MB at once earns 2000s, but only the budget counts from now.
+	if got := bodyDeadline(t0.Add(time.Minute), t0, 1<<20, rate, budget); !got.Equal(t0.Add(budget)) {
+		t.Errorf("deadline after 1 MB = %v, want now + budget", got.Sub(t0))
+	}
+	// 250 bytes earn half a second.
+	if got := bodyDeadline(t0.Add(time.Minute), t0, 250, rate, budget); !got.Equal(t0.Add(time.Minute + 500*time.Millisecond)) {
+		t.Errorf("deadline after 250 bytes = %v, want 1m0.5s", got.Sub(t0))
+	}
+}

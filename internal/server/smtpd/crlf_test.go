@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -109,4 +110,55 @@ func BenchmarkCRLFReader(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestCRLFReader(t *testing.T) {
+	cases := map[string]bool{
+		"":               true,
+		"a\r\nb\r\n":     true,
+		"a\r\nb":         true,
+		"a\nb":           false,
+		"a\rb":           false,
+		"a\r":            false,
+		"\n":             false,
+		"\r\r\n":         false,
+		"a\r\n\r\n.\r\n": true,
+	}
+	for in, ok := range cases {
+		var sb strings.Builder
+		_, err := copyByteWise(&sb, &crlfReader{r: strings.NewReader(in)})
+		if (err == nil) != ok {
+			t.Errorf("%q: err = %v, want ok=%v", in, err, ok)
+		}
+	}
+}
+
+// copyByteWise copies one byte per read, so that a CR and its LF arrive in different reads.
+func copyByteWise(w *strings.Builder, r *crlfReader) (int, error) {
+	src := r.r
+	r.r = oneByteReader{src}
+	var buf [16]byte
+	n := 0
+	for {
+		m, err := r.Read(buf[:])
+		w.Write(buf[:m])
+		n += m
+		if err != nil {
+			if err.Error() == "EOF" {
+				return n, nil
+			}
+			return n, err
+		}
+	}
+}
+
+type oneByteReader struct {
+	r interface{ Read([]byte) (int, error) }
+}
+
+func (o oneByteReader) Read(p []byte) (int, error) {
+	if len(p) > 1 {
+		p = p[:1]
+	}
+	return o.r.Read(p)
 }

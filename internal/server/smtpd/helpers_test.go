@@ -1,8 +1,6 @@
 package smtpd
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,7 +14,6 @@ import (
 	"math/big"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +22,7 @@ import (
 	"petrel/internal/lib/address"
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/mailtest/dialog"
 	"petrel/internal/store"
 )
 
@@ -176,29 +174,11 @@ func (*fakeDir) Alias(_ context.Context, addr string) (store.Alias, error) {
 	return store.Alias{}, store.ErrNotFound
 }
 
-// logBuffer collects log output for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type testServer struct {
 	*Server
 	addr string
 	fd   *fakeDeliverer
-	logs *logBuffer
+	logs *dialog.Log
 }
 
 // startServer runs a server on 127.0.0.1:0 until the test ends.
@@ -213,7 +193,7 @@ func startServer(t testing.TB, cfg Config, fd *fakeDeliverer) *testServer {
 	if cfg.ReadTimeout == 0 {
 		cfg.ReadTimeout = 10 * time.Second
 	}
-	logs := &logBuffer{}
+	logs := &dialog.Log{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := New(cfg, fd, fakeAuth{}, log)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -265,110 +245,23 @@ func clientTLS() *tls.Config {
 	return &tls.Config{InsecureSkipVerify: true, ServerName: "mx.example.test"}
 }
 
-// client is a raw SMTP client for transcripts.
-type client struct {
-	t  testing.TB
-	nc net.Conn
-	r  *bufio.Reader
-}
+// openTx is a transcript that opens a transaction on the MX port: a remote sender, alice as
+// the recipient.
+const openTx = `
+	S: 220
+	C: EHLO client
+	S: 250
+	C: MAIL FROM:<a@elsewhere.example>
+	S: 250
+	C: RCPT TO:<alice@example.test>
+	S: 250
+`
 
-func dial(t testing.TB, addr string) *client {
+// dial connects a transcript client to addr (see dialog.Dialog.Run); STARTTLS trusts any
+// certificate.
+func dial(t testing.TB, addr string) *dialog.Dialog {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	c := &client{t: t, nc: nc, r: bufio.NewReader(nc)}
-	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
-	return c
-}
-
-func (c *client) startTLS() {
-	tc := tls.Client(c.nc, clientTLS())
-	if err := tc.Handshake(); err != nil {
-		c.t.Fatalf("TLS handshake: %v", err)
-	}
-	c.nc, c.r = tc, bufio.NewReader(tc)
-	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
-}
-
-func (c *client) send(s string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.nc, s); err != nil {
-		c.t.Fatalf("write %q: %v", s, err)
-	}
-}
-
-// reply reads one (possibly multi-line) reply and returns its lines.
-func (c *client) reply() ([]string, error) {
-	var lines []string
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			return lines, err
-		}
-		line = strings.TrimRight(line, "\r\n")
-		lines = append(lines, line)
-		if len(line) < 4 || line[3] != '-' {
-			return lines, nil
-		}
-	}
-}
-
-// expect reads one reply and fails unless its last line starts with prefix.
-func (c *client) expect(prefix string) []string {
-	c.t.Helper()
-	lines, err := c.reply()
-	if err != nil {
-		c.t.Fatalf("reading reply (want %q): %v (got %q)", prefix, err, lines)
-	}
-	if last := lines[len(lines)-1]; !strings.HasPrefix(last, prefix) {
-		c.t.Fatalf("reply %q, want prefix %q", lines, prefix)
-	}
-	return lines
-}
-
-// expectClosed fails unless the server closes the connection without another reply.
-func (c *client) expectClosed() {
-	c.t.Helper()
-	lines, err := c.reply()
-	if err == nil || len(lines) > 0 {
-		c.t.Fatalf("want connection closed, got %q (err %v)", lines, err)
-	}
-}
-
-// run plays a transcript. Lines:
-//
-//	C: text      send text + CRLF
-//	R: text      send text raw, Go escapes (\r \n \x00) interpreted, nothing appended
-//	S: prefix    read one reply; its last line must start with prefix
-//	CLOSED       the server must close the connection
-//	STARTTLS     start the client side of TLS
-func (c *client) run(script string) {
-	c.t.Helper()
-	for _, line := range strings.Split(strings.TrimSpace(script), "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-		case line == "C:":
-			c.send("\r\n")
-		case strings.HasPrefix(line, "C: "):
-			c.send(line[3:] + "\r\n")
-		case strings.HasPrefix(line, "R: "):
-			s, err := strconv.Unquote(`"` + line[3:] + `"`)
-			if err != nil {
-				c.t.Fatalf("bad R: line %q: %v", line, err)
-			}
-			c.send(s)
-		case strings.HasPrefix(line, "S: "):
-			c.expect(line[3:])
-		case line == "CLOSED":
-			c.expectClosed()
-		case line == "STARTTLS":
-			c.startTLS()
-		default:
-			c.t.Fatalf("bad transcript line %q", line)
-		}
-	}
+	d := dialog.DialTest(t, addr, dialog.SMTP)
+	d.TLS = clientTLS()
+	return d
 }

@@ -168,6 +168,7 @@ func (a *saslServer) succeed() {
 	a.s.mu.Lock()
 	a.s.account = &acct
 	a.s.mu.Unlock()
+	a.s.c.loggedIn()
 	a.s.srv.log.Info("authenticated", "ip", a.s.remote, "mech", a.mech, "user", acct.Address)
 }
 
@@ -285,7 +286,7 @@ func (s *session) Data(r io.Reader) (err error) {
 		return reply(503, 5, 5, 1, "need MAIL first")
 	}
 	received := time.Now()
-	s.c.startBody(received.Add(s.srv.cfg.DataTimeout))
+	s.c.startBody()
 	defer s.c.endBody()
 
 	spool := deliver.NewSpool(s.srv.cfg.SpoolDir, deliver.DefaultSpoolMemory)

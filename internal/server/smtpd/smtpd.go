@@ -12,9 +12,11 @@
 //     accepted recipient: Data returns success only after deliver.Deliver returned nil.
 //   - A body containing a bare CR or bare LF is never delivered (SMTP smuggling: only
 //     CRLF.CRLF may end DATA, and no byte sequence may be read differently by another MTA).
-//   - Every read has a deadline: go-smtp sets one per command line (ReadTimeout); conn caps
-//     it with the DataTimeout of the whole body while one is being received, and go-smtp's
-//     later SetReadDeadline calls cannot extend that cap.
+//   - Every read has a deadline, and no client can hold a connection by sending slowly
+//     (conn.go has the rules): go-smtp sets one deadline per command line (ReadTimeout, or
+//     the shorter LoginIdleTimeout on submission before AUTH), so the whole line must arrive
+//     in time, not just each read; a message body must keep up with DataMinRate; and on
+//     submission, AUTH must succeed within LoginTimeout of connecting.
 //   - conn.Read only hangs up (421 on shutdown) while no transaction is open; a transaction
 //     in progress finishes, unless Shutdown's context ends first.
 //   - AUTH data and message contents are never logged.
@@ -81,8 +83,11 @@ type Config struct {
 	MaxMessageBytes   int64         // SIZE (RFC 1870); default 50 MiB
 	MaxRecipients     int           // per transaction; default 100
 	MaxLineLength     int           // command and text lines; default 2000 (RFC 5321 §4.5.3.1.6 wants ≥ 1000)
-	ReadTimeout       time.Duration // per command line; default 5m (RFC 5321 §4.5.3.2.7)
-	DataTimeout       time.Duration // the whole DATA/BDAT body; default 10m
+	ReadTimeout       time.Duration // one whole command line, waiting included; default 5m (RFC 5321 §4.5.3.2.7)
+	DataTimeout       time.Duration // DATA/BDAT: the longest pause, and how far a body may fall behind DataMinRate; default 5m
+	DataMinRate       int           // DATA/BDAT: bytes per second a body must average; default 500
+	LoginIdleTimeout  time.Duration // submission before AUTH: ReadTimeout's value there; default 1m
+	LoginTimeout      time.Duration // submission: AUTH must succeed this soon after connecting; default 3m
 	WriteTimeout      time.Duration // per reply; default 1m
 	SpoolDir          string        // temporary files for large bodies; "" is the system default
 	SenderPolicy      SenderPolicy  // submission only; default SenderOwn
@@ -95,8 +100,25 @@ const (
 	DefaultMaxRecipients   = 100
 	DefaultMaxLineLength   = 2000
 	DefaultReadTimeout     = 5 * time.Minute
-	DefaultDataTimeout     = 10 * time.Minute
+	DefaultDataTimeout     = 5 * time.Minute
+	DefaultDataMinRate     = 500
 	DefaultWriteTimeout    = time.Minute
+)
+
+// Defaults for a submission connection that has not authenticated yet.
+//
+// RFC 5321 §4.5.3.2.7 asks a server to wait at least 5 minutes for the next command: that
+// is for a client that is sending mail, and ReadTimeout keeps it for the MX port, where
+// nobody authenticates and the peers are MTAs (Postfix's smtpd_timeout and Exim's
+// smtp_receive_timeout are 5 minutes too). Before AUTH on submission a client is a program
+// going through EHLO, STARTTLS and AUTH without pausing, so a much shorter wait loses
+// nobody and stops a client that connects and trickles from holding a slot; a user typing
+// a password in the middle of AUTH still has a minute per line. LoginTimeout caps the
+// whole unauthenticated time, as Dovecot's login processes do ("no auth attempts in 180
+// secs"), so even complete commands sent just in time cannot keep it going.
+const (
+	DefaultLoginIdleTimeout = time.Minute
+	DefaultLoginTimeout     = 3 * time.Minute
 )
 
 // DefaultMaxAuthFailures is how many failed AUTH attempts a connection gets before it is closed.
@@ -126,7 +148,7 @@ var (
 // listener.
 type policy struct {
 	offerAuth   bool            // advertise and accept AUTH
-	requireAuth bool            // MAIL needs AUTH first
+	requireAuth bool            // MAIL needs AUTH first; until AUTH the login deadlines apply
 	checkSender bool            // MAIL FROM must belong to the user (SenderOwn)
 	notHosted   *smtp.SMTPError // RCPT reply for a domain that is not ours
 	nullSender  bool            // MAIL FROM:<> accepted
@@ -187,6 +209,15 @@ func New(cfg Config, d Deliverer, au Authenticator, log *slog.Logger) *Server {
 	}
 	if cfg.DataTimeout <= 0 {
 		cfg.DataTimeout = DefaultDataTimeout
+	}
+	if cfg.DataMinRate <= 0 {
+		cfg.DataMinRate = DefaultDataMinRate
+	}
+	if cfg.LoginIdleTimeout <= 0 {
+		cfg.LoginIdleTimeout = DefaultLoginIdleTimeout
+	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = DefaultLoginTimeout
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
