@@ -1,0 +1,209 @@
+package smtpclient
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"petrel/internal/mailtest"
+	"petrel/internal/outbound/mx"
+)
+
+const body7 = "Subject: hi\r\n\r\nhello\r\n.leading dot\r\nbare\nlf\r\n"
+
+func TestPerRecipientPipelined(t *testing.T) {
+	f := &fake{ext: []string{"PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN"},
+		rcpt: func(to string, _ int) string {
+			switch {
+			case strings.HasPrefix(to, "TO:<busy@"):
+				return "450 4.2.1 mailbox busy"
+			case strings.HasPrefix(to, "TO:<gone@"):
+				return "550-5.1.1 no such user\r\n550 5.1.1 really"
+			}
+			return "250 2.1.5 ok"
+		}}
+	port := startFakes(t, f)
+	c := testClient(route(1, mx.TLSOpportunistic), port)
+	msg := message(body7, "a@example.test", "busy@example.test", "gone@example.test", "b@example.test")
+	msg.Ret, msg.EnvID = "HDRS", "id+1=x"
+	msg.Recipients[0].Notify = "success,failure"
+	msg.Recipients[0].ORcpt = "orig@example.test"
+	res := c.Deliver(context.Background(), "example.test", msg)
+	wantReplies(t, res, "250 2.0.0 queued", "450 4.2.1 mailbox busy", "550 5.1.1 no such user\nreally", "250 2.0.0")
+	if res.Recipients[1].Local || !res.DSN || res.Host != "mx1.example.test" || res.TLS != "" {
+		t.Fatalf("result %+v", res)
+	}
+	log := f.log()
+	want := []string{
+		"EHLO client.test",
+		"MAIL FROM:<sender@origin.test> RET=HDRS ENVID=id+2B1+3Dx",
+		"RCPT TO:<a@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig@example.test",
+		"RCPT TO:<busy@example.test>", "RCPT TO:<gone@example.test>", "RCPT TO:<b@example.test>",
+		"DATA", "QUIT",
+	}
+	if !slices.Equal(log, want) {
+		t.Fatalf("commands\n%q\nwant\n%q", log, want)
+	}
+	// Dot-stuffed, every line ending in CRLF.
+	if got := f.messages(); len(got) != 1 || got[0] != "Subject: hi\r\n\r\nhello\r\n..leading dot\r\nbare\r\nlf\r\n" {
+		t.Fatalf("body %q", got)
+	}
+}
+
+func TestNoExtensions(t *testing.T) {
+	// Neither EHLO nor PIPELINING, 8BITMIME, SMTPUTF8, DSN, SIZE: HELO and one command at a
+	// time; no DSN parameters; the 8-bit and UTF-8 rules refuse.
+	f := &fake{noEHLO: true, rcpt: func(to string, _ int) string {
+		if strings.Contains(to, "nobody") {
+			return "550 no"
+		}
+		return "250 ok"
+	}}
+	port := startFakes(t, f)
+	c := testClient(route(1, mx.TLSOpportunistic), port)
+	msg := message(body7, "a@example.test", "nobody@example.test", "jøran@example.test")
+	msg.Recipients[0].Notify = "SUCCESS"
+	res := c.Deliver(context.Background(), "example.test", msg)
+	wantReplies(t, res, "250", "550  no", "553 5.6.7")
+	if res.DSN || !res.Recipients[2].Local {
+		t.Fatalf("result %+v", res)
+	}
+	want := []string{"EHLO client.test", "HELO client.test", "MAIL FROM:<sender@origin.test>",
+		"RCPT TO:<a@example.test>", "RCPT TO:<nobody@example.test>", "DATA", "QUIT"}
+	if log := f.log(); !slices.Equal(log, want) {
+		t.Fatalf("commands %q, want %q", log, want)
+	}
+
+	msg = message("Subject: caf\xc3\xa9\r\n\r\nx\r\n", "a@example.test")
+	msg.EightBit, msg.UTF8Headers = true, true
+	wantReplies(t, c.Deliver(context.Background(), "example.test", msg), "554 5.6.9")
+	msg.UTF8Headers = false
+	wantReplies(t, c.Deliver(context.Background(), "example.test", msg), "554 5.6.3")
+	msg = message(body7, "a@example.test")
+	msg.From = "jøran@origin.test"
+	wantReplies(t, c.Deliver(context.Background(), "example.test", msg), "553 5.6.7")
+	if n := len(f.messages()); n != 1 {
+		t.Fatalf("%d messages sent, want only the first", n)
+	}
+}
+
+func TestSize(t *testing.T) {
+	f := &fake{ext: []string{"SIZE 20", "8BITMIME"}}
+	port := startFakes(t, f)
+	c := testClient(route(1, mx.TLSOpportunistic), port)
+	wantReplies(t, c.Deliver(context.Background(), "example.test", message(body7, "a@example.test")), "552 5.3.4")
+	res := c.Deliver(context.Background(), "example.test", message("Subject: x\r\n\r\nx\r\n", "a@example.test"))
+	wantReplies(t, res, "250")
+	if log := f.log(); !slices.Contains(log, "MAIL FROM:<sender@origin.test> SIZE=17") {
+		t.Fatalf("no SIZE parameter: %q", log)
+	}
+}
+
+func TestWalkHosts(t *testing.T) {
+	// Host 1 does not listen (nothing on 127.0.0.9), host 2 greets with garbage, host 3
+	// with 421, host 4 refuses EHLO and HELO, host 5 answers MAIL with 451, host 6 takes it.
+	fakes := []*fake{
+		{greeting: "this is not SMTP"},
+		{greeting: "421 4.3.2 shutting down"},
+		{noEHLO: true, helo: "550 5.7.1 go away"},
+		{mail: func(string) string { return "451 4.3.0 try later" }},
+		{},
+	}
+	port := startFakes(t, fakes...)
+	r := route(5, mx.TLSOpportunistic)
+	r.Hosts = append([]mx.Host{{Name: "closed.example.test", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.9")}}}, r.Hosts...)
+	c := testClient(r, port)
+	res := c.Deliver(context.Background(), "example.test", message(body7, "a@example.test", "b@example.test"))
+	wantReplies(t, res, "250 2.0.0", "250 2.0.0")
+	if res.Host != "mx5.example.test" || len(res.Trace) != 5 {
+		t.Fatalf("result %+v", res)
+	}
+	for i, want := range []string{"connect to 127.0.0.9", "4.5.0 greeting: protocol error", "421 4.3.2", "HELO refused", "451 4.3.0"} {
+		if !strings.Contains(res.Trace[i], want) {
+			t.Errorf("trace %d: %q, want %q", i, res.Trace[i], want)
+		}
+	}
+	if len(fakes[4].messages()) != 1 {
+		t.Fatal("not delivered to the last host")
+	}
+}
+
+func TestAllHostsFail(t *testing.T) {
+	fakes := []*fake{{greeting: "554 5.3.2 no service"}, {mail: func(string) string { return "550 5.7.1 you are blocked" }}, {}}
+	port := startFakes(t, fakes...)
+	c := testClient(route(1, mx.TLSOpportunistic), port)
+	// A 554 greeting is the host's, and temporary for the message (RFC 5321 §3.1).
+	wantReplies(t, c.Deliver(context.Background(), "example.test", message(body7, "a@example.test")), "451 4.4.0")
+	// A 5xx to MAIL is final: the next host is not asked.
+	c = testClient(&mx.Route{Hosts: route(3, mx.TLSOpportunistic).Hosts[1:]}, port)
+	wantReplies(t, c.Deliver(context.Background(), "example.test", message(body7, "a@example.test")), "550 5.7.1 you are blocked")
+	if fakes[2].connections() != 0 {
+		t.Fatal("asked the next host after a permanent refusal")
+	}
+}
+
+func TestRouteErrors(t *testing.T) {
+	d := mailtest.StartDNS(t, mailtest.Zone{MX: map[string][]mailtest.MX{"null.test": {{Host: "."}}}})
+	c := New(Config{Hostname: "client.test", Router: &mx.Router{Resolver: &mx.DNSResolver{Servers: []string{d.Addr}}}})
+	res := c.Deliver(context.Background(), "null.test", message(body7, "a@null.test"))
+	wantReplies(t, res, "556 5.1.10")
+	res = c.Deliver(context.Background(), "nowhere.test", message(body7, "a@nowhere.test"))
+	wantReplies(t, res, "550 5.1.2")
+	if !res.Recipients[0].Local {
+		t.Fatal("a routing failure is not marked as ours")
+	}
+}
+
+func TestStalls(t *testing.T) {
+	// Host 1 stops reading in the middle of DATA: nothing was delivered, host 2 gets it.
+	f1, f2 := &fake{stallData: true}, &fake{}
+	port := startFakes(t, f1, f2)
+	c := testClient(route(2, mx.TLSOpportunistic), port)
+	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 998)+"\r\n", 2000) // 2 MB: fills the small socket buffers
+	res := c.Deliver(context.Background(), "example.test", message(big, "a@example.test"))
+	wantReplies(t, res, "250 2.0.0")
+	if !strings.Contains(res.Trace[0], "DATA content: timeout") || len(f2.messages()) != 1 {
+		t.Fatalf("trace %q", res.Trace)
+	}
+
+	// Host 1 takes the whole message and never answers the final dot: it may have it, so
+	// no second host now.
+	f1, f2 = &fake{stallEnd: true}, &fake{}
+	port = startFakes(t, f1, f2)
+	c = testClient(route(2, mx.TLSOpportunistic), port)
+	res = c.Deliver(context.Background(), "example.test", message(body7, "a@example.test"))
+	wantReplies(t, res, "451 4.4.2 after the end of DATA: timeout (the message may have been delivered)")
+	if f2.connections() != 0 {
+		t.Fatal("tried a second host after the final dot")
+	}
+
+	// A server that never greets; a cancelled context ends an attempt at once.
+	f1 = &fake{greeting: "220-and more to come"}
+	port = startFakes(t, f1)
+	c = testClient(route(1, mx.TLSOpportunistic), port)
+	wantReplies(t, c.Deliver(context.Background(), "example.test", message(body7, "a@example.test")), "451 4.4.2 greeting: timeout")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res = c.Deliver(ctx, "example.test", message(body7, "a@example.test"))
+	if r := res.Recipients[0]; !r.Temporary() {
+		t.Fatalf("cancelled: %s", r)
+	}
+}
+
+func TestHostileReplies(t *testing.T) {
+	for name, greeting := range map[string]string{
+		"long line":   "220 " + strings.Repeat("x", 10000),
+		"many lines":  strings.Repeat("220-x\r\n", 500) + "220 x",
+		"mixed codes": "220-x\r\n250 y",
+		"bad code":    "999 what",
+		"control":     "220 hello\x00",
+	} {
+		f := &fake{greeting: greeting}
+		port := startFakes(t, f)
+		res := testClient(route(1, mx.TLSOpportunistic), port).Deliver(context.Background(), "example.test", message(body7, "a@example.test"))
+		wantReplies(t, res, "451 4.5.0 greeting: protocol error")
+		_ = name
+	}
+}
