@@ -18,7 +18,7 @@ func newRouter(t *testing.T, zone mailtest.Zone) (*Router, *mailtest.DNS) {
 	t.Helper()
 	d := mailtest.StartDNS(t, zone)
 	r := &Router{
-		Resolver: &DNSResolver{Servers: []string{d.Addr}, Timeout: 300 * time.Millisecond},
+		Resolver: &DNSResolver{Servers: []string{d.Addr}, Timeout: time.Second},
 		Shuffle: func(n int, swap func(i, j int)) {
 			for i := 0; i < n/2; i++ {
 				swap(i, n-1-i)
