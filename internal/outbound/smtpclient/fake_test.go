@@ -27,7 +27,7 @@ type fake struct {
 	noEHLO   bool     // refuse EHLO (502), take HELO
 	helo     string   // reply to HELO (default 250)
 	tls      *tls.Config
-	startTLS string                   // reply to STARTTLS instead of 220 ("garbage": 220 then garbage instead of a handshake)
+	startTLS string                   // reply to STARTTLS instead of 220, or "garbage" or "inject"
 	mail     func(from string) string // reply to MAIL (default 250)
 	rcpt     func(to string, n int) string
 	data     string // reply to DATA (default 354)
@@ -164,9 +164,13 @@ func (f *fake) serve(c net.Conn) {
 		case "STARTTLS":
 			switch f.startTLS {
 			case "":
-			case "garbage":
+			case "garbage": // a handshake that fails
 				say("220 go ahead")
+				r.ReadByte() // the client hello has begun
 				say("this is not a TLS handshake")
+				continue
+			case "inject": // a reply behind the 220, before any handshake
+				say("220 go ahead\r\n250 injected")
 				continue
 			default:
 				say(f.startTLS)

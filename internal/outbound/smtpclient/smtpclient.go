@@ -251,7 +251,7 @@ type Result struct {
 	Recipients []Reply // one per Message.Recipients, same order
 	Host       string  // the host that took the transaction ("" if none did)
 	Addr       netip.AddrPort
-	// TLS describes the connection ("" for plaintext), e.g. "TLS1.3 TLS_AES_128_GCM_SHA256 verified (dane)".
+	// TLS describes the connection ("" for plaintext), e.g. "TLS 1.3 TLS_AES_128_GCM_SHA256 verified (dane)".
 	TLS string
 	// TLSReport lists certificate failures seen under an MTA-STS testing policy, and
 	// TLSFailed says that some host failed STARTTLS under an opportunistic policy.
@@ -265,8 +265,9 @@ type Result struct {
 
 // Error is an attempt that reached no server able to take the message.
 type Error struct {
-	Reply Reply
-	Trace []string
+	Reply     Reply
+	Trace     []string
+	TLSFailed bool // as in Result
 }
 
 func (e *Error) Error() string { return e.Reply.String() }
@@ -278,7 +279,9 @@ func (c *Client) Deliver(ctx context.Context, domain string, msg *Message) Resul
 	if err != nil {
 		var e *Error
 		errors.As(err, &e)
-		return allFailed(msg, e.Reply, e.Trace)
+		res := allFailed(msg, e.Reply, e.Trace)
+		res.TLSFailed = e.TLSFailed
+		return res
 	}
 	defer s.Close()
 	return s.Send(ctx, msg)
@@ -375,7 +378,7 @@ func (s *Session) connectNext(ctx context.Context) error {
 			break
 		}
 	}
-	return &Error{Reply: last, Trace: s.trace}
+	return &Error{Reply: last, Trace: s.trace, TLSFailed: s.tlsFail}
 }
 
 func (t target) name() string {

@@ -2,6 +2,7 @@ package smtpclient
 
 import (
 	"context"
+	"crypto/tls"
 	"net/netip"
 	"slices"
 	"strings"
@@ -205,5 +206,112 @@ func TestHostileReplies(t *testing.T) {
 		res := testClient(route(1, mx.TLSOpportunistic), port).Deliver(context.Background(), "example.test", message(body7, "a@example.test"))
 		wantReplies(t, res, "451 4.5.0 greeting: protocol error")
 		_ = name
+	}
+}
+
+func tlsFake(cert tls.Certificate, ext ...string) *fake {
+	return &fake{ext: append([]string{"STARTTLS", "PIPELINING", "8BITMIME"}, ext...),
+		tls: &tls.Config{Certificates: []tls.Certificate{cert}}}
+}
+
+func TestOpportunisticTLS(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	cert := ca.Issue(t, "other.name.test") // any certificate will do
+	good, broken, refused, plain, inject := tlsFake(cert), tlsFake(cert), tlsFake(cert), &fake{ext: []string{"PIPELINING"}}, tlsFake(cert)
+	broken.startTLS = "garbage"
+	refused.startTLS = "454 4.7.0 TLS not available"
+	inject.startTLS = "inject"
+	port := startFakes(t, good, broken, refused, plain, inject)
+	hosts := route(5, mx.TLSOpportunistic).Hosts
+	deliver := func(hosts []mx.Host, fallback bool) Result {
+		msg := message(body7, "a@example.test")
+		msg.PlaintextFallback = fallback
+		return testClient(&mx.Route{Hosts: hosts}, port).Deliver(context.Background(), "example.test", msg)
+	}
+
+	res := deliver(hosts[:1], false)
+	wantReplies(t, res, "250 2.0.0")
+	if !strings.HasPrefix(res.TLS, "TLS 1.3") || strings.Contains(res.TLS, "verified") || res.TLSFailed {
+		t.Fatalf("TLS %q", res.TLS)
+	}
+	// A failed handshake or a refused STARTTLS: next host, TLS still wanted there; the
+	// plaintext-only host takes the message.
+	res = deliver(hosts[1:4], false)
+	wantReplies(t, res, "250 2.0.0")
+	if res.Host != "mx4.example.test" || res.TLS != "" || !res.TLSFailed || len(res.Trace) != 2 ||
+		!strings.Contains(res.Trace[0], "4.7.5 TLS with mx2") || !strings.Contains(res.Trace[1], "454 4.7.0") {
+		t.Fatalf("result %+v", res)
+	}
+	// Alone, they fail temporarily; with the fallback the same host gets it in plaintext.
+	for _, h := range hosts[1:3] {
+		res = deliver([]mx.Host{h}, false)
+		if r := res.Recipients[0]; !r.Temporary() || !res.TLSFailed {
+			t.Fatalf("%s without fallback: %+v", h.Name, res)
+		}
+		res = deliver([]mx.Host{h}, true)
+		wantReplies(t, res, "250 2.0.0")
+		if res.Host != h.Name || res.TLS != "" {
+			t.Fatalf("%s with fallback: %+v", h.Name, res)
+		}
+	}
+	if n := len(broken.messages()) + len(refused.messages()); n != 2 {
+		t.Fatalf("%d plaintext deliveries after fallback, want 2", n)
+	}
+	// Bytes behind the 220 to STARTTLS: someone injects commands; refused (CVE-2011-0411).
+	res = deliver(hosts[4:], false)
+	wantReplies(t, res, "451 4.5.0 STARTTLS: protocol error: data after the STARTTLS reply")
+}
+
+func TestRequiredTLS(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	right := tlsFake(ca.Issue(t, "mx1.example.test"))
+	wrong := tlsFake(ca.Issue(t, "evil.test"))
+	none := &fake{ext: []string{"PIPELINING"}}
+	port := startFakes(t, right, wrong, none)
+	newClient := func(hosts ...mx.Host) *Client {
+		c := testClient(&mx.Route{Hosts: hosts}, port)
+		c.cfg.RootCAs = ca.Pool
+		return c
+	}
+	hosts := route(3, mx.TLSPKIX).Hosts
+	msg := message(body7, "a@example.test")
+	msg.PlaintextFallback = true // never for a required policy
+
+	res := newClient(hosts[0]).Deliver(context.Background(), "example.test", msg)
+	wantReplies(t, res, "250 2.0.0")
+	if !strings.HasSuffix(res.TLS, "verified (pkix)") {
+		t.Fatalf("TLS %q", res.TLS)
+	}
+	res = newClient(hosts[1]).Deliver(context.Background(), "example.test", msg)
+	wantReplies(t, res, "451 4.7.5 TLS with mx2.example.test[127.0.0.3")
+	res = newClient(hosts[2]).Deliver(context.Background(), "example.test", msg)
+	wantReplies(t, res, "451 4.7.4 TLS is required (pkix) but mx3.example.test")
+	if len(wrong.messages())+len(none.messages()) != 0 || none.connections() != 1 {
+		t.Fatal("delivered without the required TLS")
+	}
+
+	// MTA-STS testing: the wrong certificate is reported, the message delivered.
+	h := hosts[1]
+	h.TLS, h.STSViolation = mx.TLSTesting, ""
+	res = newClient(h).Deliver(context.Background(), "example.test", msg)
+	wantReplies(t, res, "250 2.0.0")
+	if len(res.TLSReport) != 1 || !strings.Contains(res.TLSReport[0], "evil.test") {
+		t.Fatalf("report %q", res.TLSReport)
+	}
+
+	// DANE: the certificate's key in a DANE-EE record; a record of another key fails.
+	dane := hosts[1]
+	r := mailtest.TLSAFor(wrong.tls.Certificates[0].Leaf, 3, 1, 1)
+	dane.TLS, dane.TLSA, dane.DANENames = mx.TLSDANE, []mx.TLSA{{Usage: r.Usage, Selector: r.Selector, MatchingType: r.MatchingType, Data: r.Data}}, []string{dane.Name}
+	res = newClient(dane).Deliver(context.Background(), "example.test", msg)
+	wantReplies(t, res, "250 2.0.0")
+	if !strings.HasSuffix(res.TLS, "verified (dane)") {
+		t.Fatalf("TLS %q", res.TLS)
+	}
+	dane.Addrs = hosts[0].Addrs // the server with the other key
+	res = newClient(dane).Deliver(context.Background(), "example.test", msg)
+	wantReplies(t, res, "451 4.7.5")
+	if !strings.Contains(res.Recipients[0].Text, "DANE") {
+		t.Fatal(res.Recipients[0])
 	}
 }
