@@ -128,7 +128,7 @@ func (f *fake) serve(c net.Conn) {
 		greeting = "220 fake ESMTP"
 	}
 	say(greeting)
-	rcpts := 0
+	rcpts, accepted := 0, 0
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -184,7 +184,7 @@ func (f *fake) serve(c net.Conn) {
 			rw = tc
 			r = bufio.NewReader(rw)
 		case "MAIL":
-			rcpts = 0
+			rcpts, accepted = 0, 0
 			if f.mail != nil {
 				say(f.mail(arg))
 			} else {
@@ -192,14 +192,21 @@ func (f *fake) serve(c net.Conn) {
 			}
 		case "RCPT":
 			rcpts++
+			rep := "250 2.1.5 ok"
 			if f.rcpt != nil {
-				say(f.rcpt(arg, rcpts))
-			} else {
-				say("250 2.1.5 ok")
+				rep = f.rcpt(arg, rcpts)
 			}
+			if rep[0] == '2' {
+				accepted++
+			}
+			say(rep)
 		case "DATA":
 			if f.data != "" {
 				say(f.data)
+				continue
+			}
+			if accepted == 0 {
+				say("554 5.5.1 no valid recipients")
 				continue
 			}
 			say("354 go ahead")

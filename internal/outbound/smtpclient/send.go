@@ -57,7 +57,8 @@ func (s *Session) Send(ctx context.Context, msg *Message) Result {
 			next = append(next, tx.retry...)
 		} else if delivered > 0 {
 			for _, i := range chunk {
-				if tx.replies[i].Code == 452 {
+				// 452 is also "mailbox full" (4.2.2) and "no storage" (4.3.1).
+				if r := tx.replies[i]; r.Code == 452 && (r.Enhanced == "4.5.3" || r.Enhanced == "") {
 					next = append(next, i)
 				}
 			}
@@ -379,11 +380,7 @@ func (s *Session) rcptCommand(r Recipient) string {
 			line += " NOTIFY=" + n
 		}
 		if r.ORcpt != "" {
-			typ := r.ORcptType
-			if typ == "" || !isASCII(typ) || strings.ContainsAny(typ, " ;=+") {
-				typ = "rfc822"
-			}
-			line += " ORCPT=" + typ + ";" + xtext(r.ORcpt)
+			line += " ORCPT=" + orcpt(r)
 		}
 	}
 	return line
@@ -400,6 +397,29 @@ func validNotify(n string) bool {
 		}
 	}
 	return true
+}
+
+// orcpt formats the ORCPT value: "rfc822;" and the xtext of an ASCII address (RFC 3461
+// §4.2), or "utf-8;" and the utf-8-addr-xtext of an internationalized one (RFC 6533 §3),
+// which servers with and without SMTPUTF8 can read.
+func orcpt(r Recipient) string {
+	typ := strings.ToLower(r.ORcptType)
+	if typ == "" || typ == "utf-8" || !isASCII(typ) || strings.ContainsAny(typ, " ;=+") {
+		typ = "rfc822"
+	}
+	if typ == "rfc822" && !isASCII(r.ORcpt) {
+		var b strings.Builder
+		for _, c := range r.ORcpt {
+			// QCHAR of RFC 6533 §3: printable ASCII but "+", "=" and "\".
+			if c > ' ' && c <= '~' && c != '+' && c != '=' && c != '\\' {
+				b.WriteRune(c)
+			} else {
+				fmt.Fprintf(&b, "\\x{%X}", c)
+			}
+		}
+		return "utf-8;" + b.String()
+	}
+	return typ + ";" + xtext(r.ORcpt)
 }
 
 // xtext encodes s (RFC 3461 §4): printable ASCII but "+" and "=" as is, the rest "+HH".

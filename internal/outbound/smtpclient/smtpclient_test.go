@@ -3,6 +3,7 @@ package smtpclient
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -314,4 +315,77 @@ func TestRequiredTLS(t *testing.T) {
 	if !strings.Contains(res.Recipients[0].Text, "DANE") {
 		t.Fatal(res.Recipients[0])
 	}
+}
+
+func TestSessionReuseAndRecipientLimits(t *testing.T) {
+	// The server takes 2 recipients per transaction and says 452 to the rest (RFC 5321
+	// §4.5.3.1.10); the client takes at most 3 per transaction.
+	f := &fake{ext: []string{"PIPELINING", "8BITMIME"}, rcpt: func(to string, n int) string {
+		if n > 2 {
+			return "452 4.5.3 too many recipients"
+		}
+		return "250 2.1.5 ok"
+	}}
+	port := startFakes(t, f)
+	c := testClient(route(1, mx.TLSOpportunistic), port)
+	c.cfg.MaxRecipients = 3
+	s, err := c.Open(context.Background(), "example.test", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var rcpts []string
+	for i := range 7 {
+		rcpts = append(rcpts, fmt.Sprintf("r%d@example.test", i))
+	}
+	res := s.Send(context.Background(), message(body7, rcpts...))
+	wantReplies(t, res, "250", "250", "250", "250", "250", "250", "250")
+	// A second message over the same connection.
+	wantReplies(t, s.Send(context.Background(), message(body7, "x@example.test")), "250")
+	if !s.Usable() || f.connections() != 1 {
+		t.Fatalf("usable %v, %d connections", s.Usable(), f.connections())
+	}
+	var txs int
+	for _, l := range f.log() {
+		if strings.HasPrefix(l, "MAIL") {
+			txs++
+		}
+	}
+	// 7 recipients: [0 1 2] -> 2 taken, [3 4 5] -> 2, [6 2] -> 2, [5] -> 1; then 1 message.
+	if txs != 5 || len(f.messages()) != 5 {
+		t.Fatalf("%d transactions, %d messages:\n%q", txs, len(f.messages()), f.log())
+	}
+}
+
+func TestRefusalsMidTransaction(t *testing.T) {
+	// DATA refused with 451 on host 1: the accepted recipients go to host 2, the one
+	// refused at RCPT keeps its 550.
+	f1 := &fake{ext: []string{"PIPELINING"}, data: "451 4.3.0 disk full", rcpt: func(to string, _ int) string {
+		if strings.Contains(to, "bad") {
+			return "550 5.1.1 unknown"
+		}
+		return "250 ok"
+	}}
+	f2 := &fake{ext: []string{"PIPELINING"}}
+	port := startFakes(t, f1, f2)
+	res := testClient(route(2, mx.TLSOpportunistic), port).Deliver(context.Background(), "example.test",
+		message(body7, "a@example.test", "bad@example.test", "b@example.test"))
+	wantReplies(t, res, "250 2.0.0", "550 5.1.1 unknown", "250 2.0.0")
+	if got := f2.log(); !slices.Contains(got, "RCPT TO:<a@example.test>") || slices.Contains(got, "RCPT TO:<bad@example.test>") {
+		t.Fatalf("host 2 got %q", got)
+	}
+	// Every RCPT refused: no DATA content, RSET, and no second host.
+	f1 = &fake{rcpt: func(string, int) string { return "550 5.1.1 unknown" }, ext: []string{"PIPELINING"}}
+	f2 = &fake{}
+	port = startFakes(t, f1, f2)
+	res = testClient(route(2, mx.TLSOpportunistic), port).Deliver(context.Background(), "example.test", message(body7, "a@example.test"))
+	wantReplies(t, res, "550 5.1.1")
+	if len(f1.messages()) != 0 || f2.connections() != 0 || !slices.Contains(f1.log(), "RSET") {
+		t.Fatalf("log %q", f1.log())
+	}
+	// A final 554 is permanent for all.
+	f1 = &fake{final: "554 5.6.0 content refused"}
+	port = startFakes(t, f1)
+	res = testClient(route(1, mx.TLSOpportunistic), port).Deliver(context.Background(), "example.test", message(body7, "a@example.test", "b@example.test"))
+	wantReplies(t, res, "554 5.6.0", "554 5.6.0")
 }
