@@ -3,9 +3,11 @@ package smtpclient
 import (
 	"bufio"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 func TestWriteData(t *testing.T) {
@@ -66,4 +68,26 @@ func TestReplyParsing(t *testing.T) {
 	if !validNotify("SUCCESS,DELAY") || validNotify("NEVER,SUCCESS") || validNotify("SOMETIMES") {
 		t.Fatal("validNotify")
 	}
+}
+
+// FuzzReadReply feeds server output to the reply reader: it must return a reply or an
+// error, within the bounds, never panic.
+func FuzzReadReply(f *testing.F) {
+	for _, s := range []string{"220 hi\r\n", "250-a\r\n250-SIZE 10\r\n250 8BITMIME\r\n", "550 5.1.1 x\r\n", "999\r\n", "2\r\n", "250-x\n250 y\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c1, c2 := net.Pipe()
+		defer c1.Close()
+		go func() { c2.Write(b); c2.Close() }()
+		cn := newConn(c1, c1)
+		r, err := cn.readReply(time.Second)
+		if err != nil {
+			return
+		}
+		if r.Code < 200 || r.Code > 599 || len(r.Text) > maxReplyLine*maxReplyLines {
+			t.Fatalf("reply %+v", r)
+		}
+		parseEHLO(r)
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,7 +53,7 @@ func (s *Session) Send(ctx context.Context, msg *Message) Result {
 		// What goes again: recipients over the limit, those refused with 452 "too many
 		// recipients" when others went through (on this connection), and those a failing
 		// host left undecided (on the next host).
-		next := pending[len(chunk):]
+		next := slices.Clone(pending[len(chunk):])
 		if tx.hostFailed {
 			next = append(next, tx.retry...)
 		} else if delivered > 0 {
@@ -67,12 +68,24 @@ func (s *Session) Send(ctx context.Context, msg *Message) Result {
 			s.trace = append(s.trace, fmt.Sprintf("%s: %s", s.cur.name(), tx.hostReply))
 			s.drop()
 			if len(s.targets) == 0 {
-				break // the replies of the last host stand
+				// The replies of the last host stand; the recipients it never saw share
+				// its failure.
+				for _, i := range next {
+					if res.Recipients[i].Code == 0 {
+						res.Recipients[i] = tx.hostReply
+					}
+				}
+				break
 			}
 		}
 		pending = next
 		if ctx.Err() != nil {
 			break
+		}
+	}
+	for i, r := range res.Recipients {
+		if r.Code == 0 { // left when the context ended the attempt
+			res.Recipients[i] = local(451, "4.4.7", "delivery attempt interrupted: %v", context.Cause(ctx))
 		}
 	}
 	res.TLSReport, res.TLSFailed, res.Trace = s.report, s.tlsFail, s.trace

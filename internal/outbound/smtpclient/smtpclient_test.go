@@ -389,3 +389,34 @@ func TestRefusalsMidTransaction(t *testing.T) {
 	res = testClient(route(1, mx.TLSOpportunistic), port).Deliver(context.Background(), "example.test", message(body7, "a@example.test", "b@example.test"))
 	wantReplies(t, res, "554 5.6.0", "554 5.6.0")
 }
+
+func TestEveryRecipientGetsAReply(t *testing.T) {
+	// The only host fails DATA temporarily with recipients still waiting beyond the
+	// per-transaction limit: they share the failure instead of getting nothing.
+	f := &fake{ext: []string{"PIPELINING"}, data: "451 4.3.0 disk full"}
+	port := startFakes(t, f)
+	c := testClient(route(1, mx.TLSOpportunistic), port)
+	c.cfg.MaxRecipients = 2
+	res := c.Deliver(context.Background(), "example.test", message(body7, "a@x.test", "b@x.test", "c@x.test", "d@x.test", "e@x.test"))
+	wantReplies(t, res, "451 4.3.0", "451 4.3.0", "451 4.3.0", "451 4.3.0", "451 4.3.0")
+	// Addresses that would break the command line never reach a server.
+	res = c.Deliver(context.Background(), "example.test", message(body7, "a@x.test\r\nRSET", "<b@x.test>", ""))
+	wantReplies(t, res, "553 5.1.3", "553 5.1.3", "553 5.1.3")
+}
+
+// TestThroughDNS is the whole attempt: MX lookup in the test DNS server, preference order,
+// the first MX down, delivery to the second.
+func TestThroughDNS(t *testing.T) {
+	down, up := &fake{greeting: "421 4.3.2 maintenance"}, &fake{ext: []string{"PIPELINING", "8BITMIME"}}
+	port := startFakes(t, down, up)
+	d := mailtest.StartDNS(t, mailtest.Zone{
+		MX: map[string][]mailtest.MX{"example.test": {{Pref: 20, Host: "mx2.example.test"}, {Pref: 10, Host: "mx1.example.test"}}},
+		A:  map[string][]string{"mx1.example.test": {"127.0.0.2"}, "mx2.example.test": {"127.0.0.3"}},
+	})
+	c := New(Config{Hostname: "client.test", Port: port, Router: &mx.Router{Resolver: &mx.DNSResolver{Servers: []string{d.Addr}}}})
+	res := c.Deliver(context.Background(), "example.test", message(body7, "a@example.test"))
+	wantReplies(t, res, "250 2.0.0")
+	if res.Host != "mx2.example.test" || len(res.Trace) != 1 || !strings.Contains(res.Trace[0], "mx1.example.test[127.0.0.2") {
+		t.Fatalf("result %+v", res)
+	}
+}
