@@ -66,6 +66,7 @@ func (s *Session) Send(ctx context.Context, msg *Message) Result {
 		}
 		if tx.hostFailed {
 			s.trace = append(s.trace, fmt.Sprintf("%s: %s", s.cur.name(), tx.hostReply))
+			s.c.cfg.Log.Debug("outbound host failed in a transaction", "host", s.cur.name(), "reply", tx.hostReply.String())
 			s.drop()
 			if len(s.targets) == 0 {
 				// The replies of the last host stand; the recipients it never saw share

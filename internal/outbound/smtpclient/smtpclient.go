@@ -369,6 +369,7 @@ func (s *Session) connectNext(ctx context.Context) error {
 		}
 		s.tlsFail = s.tlsFail || tlsFailed
 		s.trace = append(s.trace, fmt.Sprintf("%s: %s", t.name(), rep))
+		s.c.cfg.Log.Debug("outbound host failed", "host", t.name(), "reply", rep.String(), "tls", t.host.TLS.String())
 		last = rep
 		if tlsFailed && s.fallback && !t.plaintext && !t.host.TLS.Required() {
 			t.plaintext = true
