@@ -1,9 +1,6 @@
 package mailtest
 
 import (
-	"crypto/sha256"
-	"crypto/sha512"
-	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -60,7 +57,8 @@ type MX struct {
 	Host string
 }
 
-// TLSA is one TLSA record (RFC 6698 §2.1).
+// TLSA is one TLSA record (RFC 6698 §2.1). It has the fields of mx.TLSA, so a test writes
+// mailtest.TLSA(mx.TLSAFor(cert, 3, 1, 1)).
 type TLSA struct {
 	Usage, Selector, MatchingType uint8
 	Data                          []byte
@@ -341,22 +339,4 @@ func split255(s string) []string {
 		s = s[255:]
 	}
 	return append(out, s)
-}
-
-// TLSAFor makes the TLSA record of the given usage, selector (0 full certificate, 1 public
-// key) and matching type (0 exact, 1 SHA-256, 2 SHA-512) for cert (RFC 6698 §2.1).
-func TLSAFor(cert *x509.Certificate, usage, selector, matchingType uint8) TLSA {
-	data := cert.Raw
-	if selector == 1 {
-		data = cert.RawSubjectPublicKeyInfo
-	}
-	switch matchingType {
-	case 1:
-		sum := sha256.Sum256(data)
-		data = sum[:]
-	case 2:
-		sum := sha512.Sum512(data)
-		data = sum[:]
-	}
-	return TLSA{Usage: usage, Selector: selector, MatchingType: matchingType, Data: data}
 }

@@ -37,19 +37,32 @@ func (t TLSA) String() string {
 
 // matches reports whether cert is the one the record names.
 func (t TLSA) matches(cert *x509.Certificate) bool {
+	return bytes.Equal(associationData(cert, t.Selector, t.MatchingType), t.Data)
+}
+
+// TLSAFor makes the record of usage, selector and matching type for cert (RFC 6698 §2.1):
+// what a domain publishes for its server, and what tests serve.
+func TLSAFor(cert *x509.Certificate, usage, selector, matchingType uint8) TLSA {
+	return TLSA{Usage: usage, Selector: selector, MatchingType: matchingType,
+		Data: associationData(cert, selector, matchingType)}
+}
+
+// associationData is the certificate association data of RFC 6698 §2.1.3: the whole
+// certificate or its SubjectPublicKeyInfo, as is or hashed.
+func associationData(cert *x509.Certificate, selector, matchingType uint8) []byte {
 	data := cert.Raw
-	if t.Selector == 1 {
+	if selector == 1 {
 		data = cert.RawSubjectPublicKeyInfo
 	}
-	switch t.MatchingType {
+	switch matchingType {
 	case 1:
 		sum := sha256.Sum256(data)
-		data = sum[:]
+		return sum[:]
 	case 2:
 		sum := sha512.Sum512(data)
-		data = sum[:]
+		return sum[:]
 	}
-	return bytes.Equal(data, t.Data)
+	return data
 }
 
 // VerifyDANE checks the chain a server presented (leaf first) against usable TLSA records

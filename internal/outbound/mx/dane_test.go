@@ -24,21 +24,21 @@ func TestVerifyDANE(t *testing.T) {
 		chain   []*x509.Certificate
 		err     string // "" for success
 	}{
-		{"EE spki sha256", []TLSA{tlsa(leaf, 3, 1, 1)}, nil, now, chain, ""},
-		{"EE full exact", []TLSA{tlsa(leaf, 3, 0, 0)}, nil, now, chain, ""},
-		{"EE sha512 among others", []TLSA{tlsa(ca.Cert, 3, 1, 1), tlsa(leaf, 3, 1, 2)}, nil, now, chain, ""},
+		{"EE spki sha256", []TLSA{TLSAFor(leaf, 3, 1, 1)}, nil, now, chain, ""},
+		{"EE full exact", []TLSA{TLSAFor(leaf, 3, 0, 0)}, nil, now, chain, ""},
+		{"EE sha512 among others", []TLSA{TLSAFor(ca.Cert, 3, 1, 1), TLSAFor(leaf, 3, 1, 2)}, nil, now, chain, ""},
 		// DANE-EE ignores names and dates (RFC 7672 §3.1.1).
-		{"EE expired, other name", []TLSA{tlsa(leaf, 3, 1, 1)}, []string{"x.test"}, now.Add(48 * time.Hour), chain, ""},
-		{"EE mismatch", []TLSA{tlsa(other.Cert, 3, 1, 1)}, nil, now, chain, "no TLSA record matches"},
-		{"TA", []TLSA{tlsa(ca.Cert, 2, 0, 1)}, []string{"mx.example.test"}, now, chain, ""},
-		{"TA second name", []TLSA{tlsa(ca.Cert, 2, 1, 1)}, []string{"alias.test", "mx.example.test"}, now, chain, ""},
-		{"TA wrong name", []TLSA{tlsa(ca.Cert, 2, 1, 1)}, []string{"evil.test"}, now, chain, "evil.test"},
-		{"TA expired", []TLSA{tlsa(ca.Cert, 2, 1, 1)}, []string{"mx.example.test"}, now.Add(48 * time.Hour), chain, "expired"},
-		{"TA not in chain", []TLSA{tlsa(ca.Cert, 2, 1, 1)}, []string{"mx.example.test"}, now, chain[:1], "no TLSA record matches"},
-		{"TA of another CA", []TLSA{tlsa(other.Cert, 2, 1, 1)}, []string{"mx.example.test"}, now, append(chain, other.Cert), "unknown authority"},
+		{"EE expired, other name", []TLSA{TLSAFor(leaf, 3, 1, 1)}, []string{"x.test"}, now.Add(48 * time.Hour), chain, ""},
+		{"EE mismatch", []TLSA{TLSAFor(other.Cert, 3, 1, 1)}, nil, now, chain, "no TLSA record matches"},
+		{"TA", []TLSA{TLSAFor(ca.Cert, 2, 0, 1)}, []string{"mx.example.test"}, now, chain, ""},
+		{"TA second name", []TLSA{TLSAFor(ca.Cert, 2, 1, 1)}, []string{"alias.test", "mx.example.test"}, now, chain, ""},
+		{"TA wrong name", []TLSA{TLSAFor(ca.Cert, 2, 1, 1)}, []string{"evil.test"}, now, chain, "evil.test"},
+		{"TA expired", []TLSA{TLSAFor(ca.Cert, 2, 1, 1)}, []string{"mx.example.test"}, now.Add(48 * time.Hour), chain, "expired"},
+		{"TA not in chain", []TLSA{TLSAFor(ca.Cert, 2, 1, 1)}, []string{"mx.example.test"}, now, chain[:1], "no TLSA record matches"},
+		{"TA of another CA", []TLSA{TLSAFor(other.Cert, 2, 1, 1)}, []string{"mx.example.test"}, now, append(chain, other.Cert), "unknown authority"},
 		// PKIX-EE is unusable for SMTP (RFC 7672 §3.1.3) even when it matches.
-		{"PKIX-EE unusable", []TLSA{tlsa(leaf, 1, 1, 1)}, []string{"mx.example.test"}, now, chain, "no TLSA record matches"},
-		{"no certificate", []TLSA{tlsa(leaf, 3, 1, 1)}, nil, now, nil, "no certificate"},
+		{"PKIX-EE unusable", []TLSA{TLSAFor(leaf, 1, 1, 1)}, []string{"mx.example.test"}, now, chain, "no TLSA record matches"},
+		{"no certificate", []TLSA{TLSAFor(leaf, 3, 1, 1)}, nil, now, nil, "no certificate"},
 	}
 	for _, tc := range cases {
 		err := VerifyDANE(tc.chain, tc.records, tc.names, tc.at)
@@ -51,10 +51,6 @@ func TestVerifyDANE(t *testing.T) {
 	}
 }
 
-func tlsa(c *x509.Certificate, usage, selector, mt uint8) TLSA {
-	r := mailtest.TLSAFor(c, usage, selector, mt)
-	return TLSA{Usage: r.Usage, Selector: r.Selector, MatchingType: r.MatchingType, Data: r.Data}
-}
 
 func TestVerifyPKIX(t *testing.T) {
 	ca := mailtest.NewCA(t)

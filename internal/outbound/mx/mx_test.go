@@ -246,8 +246,8 @@ func TestRouteSelfAndLiteral(t *testing.T) {
 func TestRouteDANE(t *testing.T) {
 	ca := mailtest.NewCA(t)
 	cert := ca.Issue(t, "mx.secure.test")
-	ee := mailtest.TLSAFor(cert.Leaf, 3, 1, 1)
-	pkixEE := mailtest.TLSAFor(cert.Leaf, 1, 1, 1)
+	ee := mailtest.TLSA(TLSAFor(cert.Leaf, 3, 1, 1))
+	pkixEE := mailtest.TLSA(TLSAFor(cert.Leaf, 1, 1, 1))
 	r, _ := newRouter(t, mailtest.Zone{
 		MX: map[string][]mailtest.MX{
 			"secure.test":   {{Pref: 10, Host: "mx.secure.test"}},

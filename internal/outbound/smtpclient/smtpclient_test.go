@@ -302,8 +302,7 @@ func TestRequiredTLS(t *testing.T) {
 
 	// DANE: the certificate's key in a DANE-EE record; a record of another key fails.
 	dane := hosts[1]
-	r := mailtest.TLSAFor(wrong.tls.Certificates[0].Leaf, 3, 1, 1)
-	dane.TLS, dane.TLSA, dane.DANENames = mx.TLSDANE, []mx.TLSA{{Usage: r.Usage, Selector: r.Selector, MatchingType: r.MatchingType, Data: r.Data}}, []string{dane.Name}
+	dane.TLS, dane.TLSA, dane.DANENames = mx.TLSDANE, []mx.TLSA{mx.TLSAFor(wrong.tls.Certificates[0].Leaf, 3, 1, 1)}, []string{dane.Name}
 	res = newClient(dane).Deliver(context.Background(), "example.test", msg)
 	wantReplies(t, res, "250 2.0.0")
 	if !strings.HasSuffix(res.TLS, "verified (dane)") {
