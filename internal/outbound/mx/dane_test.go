@@ -51,7 +51,6 @@ func TestVerifyDANE(t *testing.T) {
 	}
 }
 
-
 func TestVerifyPKIX(t *testing.T) {
 	ca := mailtest.NewCA(t)
 	cert := ca.Issue(t, "mx.example.test")
