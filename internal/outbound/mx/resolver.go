@@ -267,6 +267,10 @@ func (r *DNSResolver) exchange(ctx context.Context, name string, qtype uint16) (
 				return nil, err
 			}
 			m, err := r.exchangeOne(ctx, q, server, timeout)
+			if err == nil && (len(m.Question) != 1 || m.Question[0].Qtype != qtype || !strings.EqualFold(m.Question[0].Name, name)) {
+				// miekg/dns matches the ID only; an answer to another question is not ours.
+				err = fmt.Errorf("server %s answered another question", server)
+			}
 			if err != nil {
 				lastErr = err
 				continue

@@ -150,14 +150,15 @@ func (c *MemoryCache) Put(_ context.Context, domain string, p CachedPolicy) erro
 }
 
 // STS finds the MTA-STS policy of a domain: the TXT record, the cache, the HTTPS fetch.
+// Resolver and Cache are required.
 type STS struct {
 	Resolver Resolver
 	// HTTP fetches policies; nil means a client with the system's roots. Redirects are
 	// never followed (RFC 8461 §3.3), whatever the client says.
 	HTTP  *http.Client
 	Cache PolicyCache
-	Now   func() time.Time
-	Log   *slog.Logger
+	Now   func() time.Time // default time.Now
+	Log   *slog.Logger     // may be nil
 	// FetchTimeout bounds one policy fetch (default 30s).
 	FetchTimeout time.Duration
 }
@@ -166,7 +167,10 @@ type STS struct {
 // It never fails a delivery by itself: a missing or broken policy means no policy (RFC 8461
 // §5.1), unless a cached one is still valid. The error is for the log only.
 func (s *STS) Policy(ctx context.Context, domain string) (*Policy, error) {
-	now := s.Now()
+	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
+	}
 	cached, haveCached, err := s.Cache.Get(ctx, domain)
 	if err != nil {
 		haveCached = false

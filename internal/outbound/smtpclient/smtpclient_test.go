@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"petrel/internal/mailtest"
@@ -417,5 +418,34 @@ func TestThroughDNS(t *testing.T) {
 	wantReplies(t, res, "250 2.0.0")
 	if res.Host != "mx2.example.test" || len(res.Trace) != 1 || !strings.Contains(res.Trace[0], "mx1.example.test[127.0.0.2") {
 		t.Fatalf("result %+v", res)
+	}
+}
+
+// TestConcurrentAttempts runs attempts from many goroutines on one Client (the queue's
+// workers share it), for the race detector.
+func TestConcurrentAttempts(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	f1, f2 := tlsFake(ca.Issue(t, "mx1.example.test")), &fake{ext: []string{"PIPELINING"}, greeting: "421 4.3.2 busy"}
+	port := startFakes(t, f1, f2)
+	r := route(2, mx.TLSTesting)
+	r.Hosts[0], r.Hosts[1] = r.Hosts[1], r.Hosts[0] // the busy one first
+	c := testClient(r, port)
+	c.cfg.RootCAs = ca.Pool
+	var wg sync.WaitGroup
+	results := make([]Result, 16)
+	for i := range results {
+		wg.Go(func() {
+			results[i] = c.Deliver(context.Background(), "example.test", message(body7, fmt.Sprintf("r%d@example.test", i)))
+		})
+	}
+	wg.Wait()
+	for _, res := range results {
+		wantReplies(t, res, "250 2.0.0")
+		if len(res.Trace) != 1 || len(res.TLSReport) != 0 {
+			t.Fatalf("result %+v", res)
+		}
+	}
+	if n := len(f1.messages()); n != len(results) {
+		t.Fatalf("%d messages", n)
 	}
 }
