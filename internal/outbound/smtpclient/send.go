@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-sasl"
+	"golang.org/x/net/idna"
 
 	"petrel/internal/client/wire"
 )
@@ -132,7 +133,7 @@ func (s *Session) checkServer(msg *Message, pending []int, replies []Reply) bool
 	}
 	// RFC 6531 §3.2: without SMTPUTF8 at the server, a message that needs it is not sent.
 	if !cn.has("SMTPUTF8") {
-		if !isASCII(msg.From) {
+		if _, ok := asciiAddress(msg.From); !ok {
 			return fail(local(553, "5.6.7", "%s does not support SMTPUTF8, needed for the sender address (RFC 6531)", s.cur.host.Name))
 		}
 		if msg.UTF8Headers {
@@ -157,13 +158,40 @@ func (s *Session) eligible(msg *Message, pending []int, replies []Reply) []int {
 	}
 	var out []int
 	for _, i := range pending {
-		if isASCII(msg.Recipients[i].Addr) {
+		if _, ok := asciiAddress(msg.Recipients[i].Addr); ok {
 			out = append(out, i)
 		} else {
 			replies[i] = local(553, "5.6.7", "%s does not support SMTPUTF8, needed for this address (RFC 6531)", s.cur.host.Name)
 		}
 	}
 	return out
+}
+
+// asciiAddress returns addr in ASCII when it can be written so: the domain's U-labels as
+// A-labels (RFC 5890), the local part unchanged. A non-ASCII local part needs SMTPUTF8.
+func asciiAddress(addr string) (string, bool) {
+	if isASCII(addr) {
+		return addr, true
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 || !isASCII(addr[:at]) {
+		return "", false
+	}
+	domain, err := idna.Lookup.ToASCII(addr[at+1:])
+	if err != nil {
+		return "", false
+	}
+	return addr[:at+1] + domain, true
+}
+
+// wireAddress is addr as the current server can take it: as is with SMTPUTF8, else in
+// ASCII (callers have checked that it can be).
+func (s *Session) wireAddress(addr string) string {
+	if s.conn.has("SMTPUTF8") {
+		return addr
+	}
+	a, _ := asciiAddress(addr)
+	return a
 }
 
 func isASCII(s string) bool {
@@ -366,7 +394,7 @@ func allASCII(msg *Message, idx []int) bool {
 func (s *Session) mailCommand(msg *Message, utf8 bool) string {
 	cn := s.conn
 	var b strings.Builder
-	b.WriteString("MAIL FROM:<" + msg.From + ">")
+	b.WriteString("MAIL FROM:<" + s.wireAddress(msg.From) + ">")
 	if cn.has("SIZE") && msg.Size > 0 {
 		b.WriteString(" SIZE=" + strconv.FormatInt(msg.Size, 10))
 	}
@@ -388,7 +416,7 @@ func (s *Session) mailCommand(msg *Message, utf8 bool) string {
 }
 
 func (s *Session) rcptCommand(r Recipient) string {
-	line := "RCPT TO:<" + r.Addr + ">"
+	line := "RCPT TO:<" + s.wireAddress(r.Addr) + ">"
 	if s.conn.has("DSN") {
 		if n := strings.ToUpper(strings.ReplaceAll(r.Notify, " ", "")); n != "" && validNotify(n) {
 			line += " NOTIFY=" + n

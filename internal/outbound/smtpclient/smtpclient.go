@@ -55,7 +55,8 @@
 //
 //   - SMTPUTF8 (RFC 6531 §3.2): a sender address or header section with UTF-8 needs the
 //     extension, or nothing is sent (5.6.7 for addresses, 5.6.9 for headers); a non-ASCII
-//     recipient fails alone (5.6.7) when the rest of the message is ASCII.
+//     recipient fails alone (5.6.7) when the rest of the message is ASCII. An address whose
+//     only non-ASCII part is the domain goes with the domain in A-labels (RFC 5890) instead.
 //   - 8BITMIME (RFC 6152 §3): an 8-bit body to a server without it is refused with 5.6.3.
 //     Converting to 7 bits (quoted-printable) would break the DKIM signature made at
 //     submission, and today nearly every server offers 8BITMIME.

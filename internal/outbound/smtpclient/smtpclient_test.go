@@ -66,15 +66,16 @@ func TestNoExtensions(t *testing.T) {
 	}}
 	port := startFakes(t, f)
 	c := testClient(route(1, mx.TLSOpportunistic), port)
-	msg := message(body7, "a@example.test", "nobody@example.test", "jøran@example.test")
+	msg := message(body7, "a@example.test", "nobody@example.test", "jøran@example.test", "x@bücher.test")
 	msg.Recipients[0].Notify = "SUCCESS"
 	res := c.Deliver(context.Background(), "example.test", msg)
-	wantReplies(t, res, "250", "550  no", "553 5.6.7")
+	wantReplies(t, res, "250", "550  no", "553 5.6.7", "250")
 	if res.DSN || !res.Recipients[2].Local {
 		t.Fatalf("result %+v", res)
 	}
+	// An internationalized domain with an ASCII local part goes in A-labels (RFC 5890).
 	want := []string{"EHLO client.test", "HELO client.test", "MAIL FROM:<sender@origin.test>",
-		"RCPT TO:<a@example.test>", "RCPT TO:<nobody@example.test>", "DATA", "QUIT"}
+		"RCPT TO:<a@example.test>", "RCPT TO:<nobody@example.test>", "RCPT TO:<x@xn--bcher-kva.test>", "DATA", "QUIT"}
 	if log := f.log(); !slices.Equal(log, want) {
 		t.Fatalf("commands %q, want %q", log, want)
 	}
