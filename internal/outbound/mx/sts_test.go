@@ -2,15 +2,8 @@ package mx
 
 import (
 	"context"
-	"crypto/tls"
-	"io"
-	"log"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -69,73 +62,12 @@ func FuzzParsePolicy(f *testing.F) {
 	})
 }
 
-// stsServer serves policy files for mta-sts.DOMAIN on loopback with a certificate of a test
-// CA, and counts fetches.
-type stsServer struct {
-	mu       sync.Mutex
-	policies map[string]string // domain -> body ("" for 404)
-	fetches  int
-	ctype    string
-	srv      *httptest.Server
-	client   *http.Client
-}
-
-func startSTS(t *testing.T, domains ...string) *stsServer {
-	ca := mailtest.NewCA(t)
-	s := &stsServer{policies: map[string]string{}, ctype: "text/plain; charset=utf-8"}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.fetches++
-		domain := strings.TrimPrefix(strings.Split(r.Host, ":")[0], "mta-sts.")
-		body, ok := s.policies[domain]
-		switch {
-		case r.URL.Path != "/.well-known/mta-sts.txt" || !ok || body == "":
-			http.NotFound(w, r)
-		case strings.HasPrefix(body, "redirect:"):
-			http.Redirect(w, r, strings.TrimPrefix(body, "redirect:"), http.StatusFound)
-		default:
-			w.Header().Set("Content-Type", s.ctype)
-			w.Write([]byte(body))
-		}
-	}))
-	var names []string
-	for _, d := range domains {
-		names = append(names, "mta-sts."+d)
-	}
-	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes refused on purpose
-	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, names...)}}
-	s.srv.StartTLS()
-	t.Cleanup(s.srv.Close)
-	addr := s.srv.Listener.Addr().String()
-	// Every host name reaches the test server; the certificate decides what is valid.
-	s.client = &http.Client{Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: ca.Pool},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-	}}
-	return s
-}
-
-func (s *stsServer) set(domain, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.policies[domain] = body
-}
-
-func (s *stsServer) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.fetches
-}
-
 const enforcePolicy = "version: STSv1\nmode: enforce\nmx: *.sts.test\nmax_age: 3600\n"
 
 func TestRouteMTASTS(t *testing.T) {
-	web := startSTS(t, "sts.test", "testing.test")
-	web.set("sts.test", enforcePolicy)
-	web.set("testing.test", "version: STSv1\nmode: testing\nmx: mx1.testing.test\nmax_age: 3600\n")
+	web := mailtest.StartSTS(t, "sts.test", "testing.test")
+	web.Set("sts.test", enforcePolicy)
+	web.Set("testing.test", "version: STSv1\nmode: testing\nmx: mx1.testing.test\nmax_age: 3600\n")
 	r, d := newRouter(t, mailtest.Zone{
 		MX: map[string][]mailtest.MX{
 			"sts.test":     {{Pref: 10, Host: "mx1.sts.test"}, {Pref: 20, Host: "mx.elsewhere.test"}},
@@ -148,7 +80,7 @@ func TestRouteMTASTS(t *testing.T) {
 		},
 	})
 	now := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
-	r.STS = &STS{Resolver: r.Resolver, HTTP: web.client, Cache: &MemoryCache{}, Now: func() time.Time { return now }}
+	r.STS = &STS{Resolver: r.Resolver, HTTP: web.Client, Cache: &MemoryCache{}, Now: func() time.Time { return now }}
 	ctx := context.Background()
 
 	route, err := r.Route(ctx, "sts.test")
@@ -168,13 +100,13 @@ func TestRouteMTASTS(t *testing.T) {
 	}
 
 	// The same id: the cached policy, no new fetch.
-	fetches := web.count()
-	if _, err := r.Route(ctx, "sts.test"); err != nil || web.count() != fetches {
+	fetches := web.Fetches()
+	if _, err := r.Route(ctx, "sts.test"); err != nil || web.Fetches() != fetches {
 		t.Fatalf("refetched with an unchanged id: %v", err)
 	}
 	// An attacker strips the TXT record and the policy file: the cached policy still holds.
 	d.Update(func(z *mailtest.Zone) { delete(z.TXT, "_mta-sts.sts.test") })
-	web.set("sts.test", "")
+	web.Set("sts.test", "")
 	if route, err := r.Route(ctx, "sts.test"); err != nil || route.Policy == nil || len(route.Hosts) != 1 {
 		t.Fatalf("cached policy not used: %+v, %v", route, err)
 	}
@@ -186,19 +118,19 @@ func TestRouteMTASTS(t *testing.T) {
 
 	// A new id fetches again; a policy no host matches is a temporary failure.
 	d.Update(func(z *mailtest.Zone) { z.TXT["_mta-sts.sts.test"] = []string{"v=STSv1; id=2"} })
-	web.set("sts.test", "version: STSv1\nmode: enforce\nmx: other.test\nmax_age: 3600\n")
+	web.Set("sts.test", "version: STSv1\nmode: enforce\nmx: other.test\nmax_age: 3600\n")
 	_, err = r.Route(ctx, "sts.test")
 	wantErr(t, err, false, "4.7.5", "MTA-STS")
 	// Mode none withdraws it.
 	d.Update(func(z *mailtest.Zone) { z.TXT["_mta-sts.sts.test"] = []string{"v=STSv1; id=3"} })
-	web.set("sts.test", "version: STSv1\nmode: none\nmax_age: 3600\n")
+	web.Set("sts.test", "version: STSv1\nmode: none\nmax_age: 3600\n")
 	if route, err := r.Route(ctx, "sts.test"); err != nil || route.Policy != nil {
 		t.Fatalf("mode none: %+v, %v", route, err)
 	}
 }
 
 func TestSTSFetchFailures(t *testing.T) {
-	web := startSTS(t, "a.test")
+	web := mailtest.StartSTS(t, "a.test")
 	d := mailtest.StartDNS(t, mailtest.Zone{TXT: map[string][]string{
 		"_mta-sts.a.test":        {"v=STSv1; id=1"},
 		"_mta-sts.noname.test":   {"v=STSv1; id=1"}, // the certificate is not for mta-sts.noname.test
@@ -207,12 +139,12 @@ func TestSTSFetchFailures(t *testing.T) {
 		"_mta-sts.notfirst.test": {"id=1; v=STSv1"},
 	}})
 	now := time.Now()
-	s := &STS{Resolver: &DNSResolver{Servers: []string{d.Addr}}, HTTP: web.client, Cache: &MemoryCache{},
+	s := &STS{Resolver: &DNSResolver{Servers: []string{d.Addr}}, HTTP: web.Client, Cache: &MemoryCache{},
 		Now: func() time.Time { return now }}
 	ctx := context.Background()
 	check := func(domain, body, wantErr string) {
 		t.Helper()
-		web.set("a.test", body)
+		web.Set("a.test", body)
 		p, err := s.Policy(ctx, domain)
 		if p != nil || err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Errorf("%s with %q: %+v, %v; want no policy and an error with %q", domain, body, p, err, wantErr)
@@ -227,8 +159,6 @@ func TestSTSFetchFailures(t *testing.T) {
 	check("badid.test", enforcePolicy, "bad id")
 	check("notfirst.test", enforcePolicy, "0 STSv1 TXT records")
 	check("none.test", enforcePolicy, "no such domain")
-	web.mu.Lock()
-	web.ctype = "text/html"
-	web.mu.Unlock()
+	web.SetContentType("text/html")
 	check("a.test", enforcePolicy, "content type")
 }

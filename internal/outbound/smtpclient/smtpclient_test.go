@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"petrel/internal/mailtest"
@@ -448,5 +449,44 @@ func TestConcurrentAttempts(t *testing.T) {
 	}
 	if n := len(f1.messages()); n != len(results) {
 		t.Fatalf("%d messages", n)
+	}
+}
+
+// TestMTASTSEnforce: the policy (DNS TXT, HTTPS fetch) allows only mx1; mx1's certificate
+// must verify for its name; mx2, outside the policy, never gets the message.
+func TestMTASTSEnforce(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	var cert atomic.Pointer[tls.Certificate] // changed while the server runs
+	good := ca.Issue(t, "mx1.example.test")
+	cert.Store(&good)
+	f1 := tlsFake(good)
+	f1.tls = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert.Load(), nil }}
+	f2 := &fake{ext: []string{"PIPELINING"}}
+	port := startFakes(t, f1, f2)
+	d := mailtest.StartDNS(t, mailtest.Zone{
+		MX:  map[string][]mailtest.MX{"example.test": {{Pref: 10, Host: "mx1.example.test"}, {Pref: 20, Host: "mx2.example.test"}}},
+		A:   map[string][]string{"mx1.example.test": {"127.0.0.2"}, "mx2.example.test": {"127.0.0.3"}},
+		TXT: map[string][]string{"_mta-sts.example.test": {"v=STSv1; id=1"}},
+	})
+	web := mailtest.StartSTS(t, "example.test")
+	web.Set("example.test", "version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n")
+	resolver := &mx.DNSResolver{Servers: []string{d.Addr}}
+	c := New(Config{Hostname: "client.test", Port: port, RootCAs: ca.Pool, Router: &mx.Router{
+		Resolver: resolver,
+		STS:      &mx.STS{Resolver: resolver, HTTP: web.Client, Cache: &mx.MemoryCache{}},
+	}})
+	res := c.Deliver(context.Background(), "example.test", message(body7, "a@example.test"))
+	wantReplies(t, res, "250 2.0.0")
+	if res.Host != "mx1.example.test" || !strings.HasSuffix(res.TLS, "verified (pkix)") {
+		t.Fatalf("result %+v", res)
+	}
+	// mx1 now shows a certificate the policy cannot accept: the attempt fails temporarily,
+	// and mx2 is still not used.
+	bad := ca.Issue(t, "elsewhere.test")
+	cert.Store(&bad)
+	res = c.Deliver(context.Background(), "example.test", message(body7, "a@example.test"))
+	wantReplies(t, res, "451 4.7.5 TLS with mx1.example.test")
+	if f2.connections() != 0 || !slices.ContainsFunc(res.Trace, func(s string) bool { return strings.Contains(s, "mx2.example.test: not in the MTA-STS policy") }) {
+		t.Fatalf("trace %q", res.Trace)
 	}
 }
