@@ -155,7 +155,7 @@ type SmartHost struct {
 type Config struct {
 	Hostname string // our name in EHLO
 	Router   Router
-	Port     int // destination port (25; other values for tests)
+	Port     int // destination port (25; other values for tests); mx.Router.Port must match
 	// Dial opens connections (default: net.Dialer with Timeouts.Connect, from SourceIPv4 or
 	// SourceIPv6 when set: an instance on 127.0.0.2 sends from 127.0.0.2).
 	Dial                   func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -184,6 +184,9 @@ type Client struct {
 func New(cfg Config) *Client {
 	if cfg.Port == 0 {
 		cfg.Port = 25
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = "localhost" // a configuration should name the host (RFC 5321 §4.1.1.1)
 	}
 	if cfg.MaxRecipients <= 0 {
 		cfg.MaxRecipients = 100
@@ -276,6 +279,9 @@ func (e *Error) Error() string { return e.Reply.String() }
 // Deliver makes one delivery attempt of msg to the recipients at domain. It never fails as
 // a whole: every recipient gets a reply.
 func (c *Client) Deliver(ctx context.Context, domain string, msg *Message) Result {
+	if len(msg.Recipients) == 0 {
+		return Result{}
+	}
 	s, err := c.Open(ctx, domain, msg.PlaintextFallback)
 	if err != nil {
 		var e *Error
@@ -324,6 +330,8 @@ func (c *Client) Open(ctx context.Context, domain string, plaintextFallback bool
 	s := &Session{c: c, fallback: plaintextFallback}
 	if sh := c.cfg.SmartHost; sh != nil {
 		s.targets = []target{{host: mx.Host{Name: sh.Host, TLS: mx.TLSPKIX}}}
+	} else if c.cfg.Router == nil {
+		return nil, &Error{Reply: local(451, "4.3.5", "no router and no smart host configured")}
 	} else {
 		route, err := c.cfg.Router.Route(ctx, domain)
 		if err != nil {
