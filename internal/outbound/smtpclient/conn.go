@@ -3,8 +3,10 @@ package smtpclient
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -61,6 +63,19 @@ type conn struct {
 	ext    map[string]string // EHLO keyword (upper case) -> parameters
 	tls    bool
 	helo   bool // the server refused EHLO and took HELO: no extensions
+	// authing: inside an AUTH exchange, where client lines are credentials
+	authing bool
+	// trace logs the dialogue at debug level (nil: off): commands with AUTH data redacted,
+	// and replies; never the message.
+	trace func(dir, line string)
+}
+
+// traceTo returns a tracer writing to log when it logs at debug level.
+func traceTo(log *slog.Logger, remote string) func(dir, line string) {
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		return nil
+	}
+	return func(dir, line string) { log.Debug("smtp "+dir, "remote", remote, "line", line) }
 }
 
 func newConn(nc, raw net.Conn) *conn {
@@ -77,6 +92,15 @@ func (c *conn) failed(err error) error {
 
 // send writes one command line without flushing (PIPELINING groups several, RFC 2920).
 func (c *conn) send(timeout time.Duration, line string) error {
+	if c.trace != nil {
+		shown := line
+		if strings.HasPrefix(line, "AUTH ") {
+			shown = "AUTH ..." // the mechanism's data is a credential
+		} else if c.authing {
+			shown = "..."
+		}
+		c.trace("C:", shown)
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(timeout))
 	_, err := c.w.WriteString(line + "\r\n")
 	return c.failed(err)
@@ -142,6 +166,9 @@ func (c *conn) readReply(timeout time.Duration) (Reply, error) {
 		}
 	}
 	rep.Text = strings.Join(lines, "\n")
+	if c.trace != nil {
+		c.trace("S:", rep.String())
+	}
 	return rep, nil
 }
 

@@ -502,6 +502,8 @@ func (cn *conn) auth(timeout time.Duration, user, pass string) (Reply, error) {
 	if err != nil {
 		return local(451, "4.7.0", "AUTH: %v", err), err
 	}
+	cn.authing = true
+	defer func() { cn.authing = false }()
 	line := "AUTH " + mech
 	if ir != nil {
 		enc := base64.StdEncoding.EncodeToString(ir)

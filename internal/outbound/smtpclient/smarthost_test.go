@@ -1,8 +1,10 @@
 package smtpclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -24,8 +26,16 @@ func TestSmartHostPlain(t *testing.T) {
 		c.cfg.SmartHost = &SmartHost{Host: host, Port: port, Username: "u", Password: pass}
 		return c
 	}
-	res := newClient("127.0.0.2", "p").Deliver(context.Background(), "anywhere.test", message(body7, "a@anywhere.test"))
+	var transcript bytes.Buffer
+	c := newClient("127.0.0.2", "p")
+	c.cfg.Log = slog.New(slog.NewTextHandler(&transcript, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	res := c.Deliver(context.Background(), "anywhere.test", message(body7, "a@anywhere.test"))
 	wantReplies(t, res, "250 2.0.0")
+	// The debug transcript shows the dialogue but not the credentials or the message.
+	if tr := transcript.String(); !strings.Contains(tr, `line="AUTH ..."`) || strings.Contains(tr, "AHUAcA") ||
+		!strings.Contains(tr, "MAIL FROM:<sender@origin.test>") || strings.Contains(tr, "leading dot") {
+		t.Fatalf("transcript:\n%s", tr)
+	}
 	log := good.log()
 	if i := slices.Index(log, "AUTH PLAIN AHUAcA=="); i < 0 || slices.Index(log, "STARTTLS") > i || !strings.HasSuffix(res.TLS, "verified (pkix)") {
 		t.Fatalf("log %q, TLS %q", log, res.TLS)

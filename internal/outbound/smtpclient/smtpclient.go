@@ -67,6 +67,8 @@
 //     notification of §5.2.2 when NOTIFY=SUCCESS was asked and not passed on.
 //   - PIPELINING (RFC 2920): MAIL, the RCPTs and DATA go out in one write and the replies
 //     are read in order.
+//   - With Config.Log at debug level, the dialogue is logged (AUTH data redacted, never the
+//     message), for operators who need to see why a server refuses.
 //   - At most Config.MaxRecipients per transaction; recipients beyond it, and those that a
 //     server refuses with 452 "too many recipients" (RFC 5321 §4.5.3.1.10) while accepting
 //     others, go in a following transaction on the same connection.
@@ -429,6 +431,7 @@ func (s *Session) connect(ctx context.Context, t target) (rep Reply, tlsFailed b
 		nc = tc
 	}
 	cn := newConn(nc, raw)
+	cn.trace = traceTo(c.cfg.Log, t.name())
 	cn.tls = sh != nil && sh.ImplicitTLS
 	greet, err := cn.readReply(c.t.Greeting)
 	if err != nil {
@@ -524,7 +527,9 @@ func (s *Session) startTLS(ctx context.Context, cn *conn, t target) (Reply, erro
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return local(451, "4.7.5", "TLS with %s (%s): %v", t.name(), t.host.TLS, err), err
 	}
+	trace := cn.trace
 	*cn = *newConn(tc, cn.raw)
+	cn.trace = trace
 	cn.tls = true
 	r, err = cn.hello(s.c.t.EHLO, s.c.cfg.Hostname)
 	if err != nil {
