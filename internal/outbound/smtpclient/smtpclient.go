@@ -67,11 +67,15 @@
 //     notification of §5.2.2 when NOTIFY=SUCCESS was asked and not passed on.
 //   - PIPELINING (RFC 2920): MAIL, the RCPTs and DATA go out in one write and the replies
 //     are read in order.
-//   - With Config.Log at debug level, the dialogue is logged (AUTH data redacted, never the
-//     message), for operators who need to see why a server refuses.
 //   - At most Config.MaxRecipients per transaction; recipients beyond it, and those that a
 //     server refuses with 452 "too many recipients" (RFC 5321 §4.5.3.1.10) while accepting
 //     others, go in a following transaction on the same connection.
+//
+// # Logs
+//
+// With Config.Log at debug level the dialogue is logged (AUTH data redacted, never the
+// message), for operators who need to see why a server refuses; host failures are logged
+// there too. The mail log line per attempt (delivered, deferred, bounced) is the queue's.
 //
 // # Why not go-smtp's client
 //
