@@ -8,7 +8,7 @@
 //
 // or, to send several messages over one connection to the same destination:
 //
-//	s, err := c.Open(ctx, domain)           // err: *Error (no host could be used)
+//	s, err := c.Open(ctx, domain, false)    // err: *Error (no host could be used)
 //	res1 := s.Send(ctx, msg1)
 //	res2 := s.Send(ctx, msg2)               // RSET between transactions where needed
 //	s.Close()                                // QUIT
@@ -80,10 +80,11 @@
 // # Why not go-smtp's client
 //
 // emersion/go-smtp's client (used by the submission client of petrel send) carries the DSN
-// parameters, but it sends one command at a time (no PIPELINING), reads replies through
-// net/textproto with no bound on a line's length, and offers no per-recipient collection
-// beyond returning the first error. Delivery to the world needs all three, so this package
-// speaks the wire itself (conn.go); the server side stays on go-smtp.
+// parameters, but it sends one command at a time (no PIPELINING: a message to 50
+// recipients costs 53 round trips instead of 2), and reads replies through net/textproto,
+// which bounds neither a line's length nor a reply's number of lines, so a hostile server
+// can make us buffer until the deadline. Delivery to the world needs both, so this package
+// speaks the wire itself (conn.go, ~250 lines); the server side stays on go-smtp.
 //
 // # Smart host
 //
