@@ -9,9 +9,9 @@ import (
 // writeData sends a message body as the DATA content (RFC 5321 §4.5.2): every line ends in
 // CRLF (a bare LF or CR becomes CRLF, so nothing we send can be read as a different end of
 // data by the next hop: SMTP smuggling), lines starting with "." get one more, and the body
-// ends with CRLF "." CRLF. The caller sets the write deadline per block through w.
-func writeData(w *bufio.Writer, body io.Reader) error {
-	buf := make([]byte, 32<<10)
+// ends with CRLF "." CRLF. The caller sets the write deadline per block through w; buf is
+// the read buffer.
+func writeData(w *bufio.Writer, body io.Reader, buf []byte) error {
 	bol := true // at the beginning of a line
 	cr := false // the previous read ended with a CR: CRLF written once we see what follows
 	for {

@@ -27,7 +27,7 @@ func TestWriteData(t *testing.T) {
 		for _, r := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in))} {
 			var b strings.Builder
 			w := bufio.NewWriter(&b)
-			if err := writeData(w, r); err != nil {
+			if err := writeData(w, r, make([]byte, 7)); err != nil {
 				t.Fatal(err)
 			}
 			w.Flush()

@@ -332,8 +332,12 @@ func (s *Session) transaction(ctx context.Context, msg *Message, idx []int) txRe
 	}
 
 	// The body. Each write has the data block timeout (RFC 5321 §4.5.3.2.5).
-	dw := bufio.NewWriterSize(deadlineWriter{cn: cn, timeout: t.DataBlock}, 32<<10)
-	err = writeData(dw, io.NewSectionReader(msg.Body, 0, 1<<62))
+	if s.dw == nil { // buffers kept for the session's next messages
+		s.dw, s.readBuf = bufio.NewWriterSize(nil, 32<<10), make([]byte, 32<<10)
+	}
+	dw := s.dw
+	dw.Reset(deadlineWriter{cn: cn, timeout: t.DataBlock})
+	err = writeData(dw, io.NewSectionReader(msg.Body, 0, 1<<62), s.readBuf)
 	if err == nil {
 		err = dw.Flush()
 	}

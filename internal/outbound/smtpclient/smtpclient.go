@@ -94,6 +94,7 @@
 package smtpclient
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -330,6 +331,8 @@ type Session struct {
 	report   []string
 	tlsFail  bool
 	trace    []string
+	dw       *bufio.Writer // the DATA writer and read buffer, reused across messages
+	readBuf  []byte
 }
 
 // Open connects to the first usable host for domain. The error is an *Error.
