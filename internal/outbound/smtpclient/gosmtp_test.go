@@ -3,6 +3,7 @@ package smtpclient
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -100,4 +101,33 @@ func TestGoSMTPServer(t *testing.T) {
 	if strings.Join(rec.got, "\n") != strings.Join(want, "\n") || !rec.tlsd {
 		t.Fatalf("server got\n%s\nwant\n%s", strings.Join(rec.got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// TestSmartHostImplicitTLS relays through a server on implicit TLS (port 465 style, RFC
+// 8314) whose certificate must verify for the smart host's name.
+func TestSmartHostImplicitTLS(t *testing.T) {
+	rec := &recorder{}
+	srv := smtp.NewServer(rec)
+	srv.Domain = "relay.test"
+	ca := mailtest.NewCA(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "127.0.0.1")}}))
+	t.Cleanup(func() { srv.Close() })
+	newClient := func(roots *x509.CertPool) *Client {
+		return New(Config{Hostname: "client.test", RootCAs: roots,
+			SmartHost: &SmartHost{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, ImplicitTLS: true}})
+	}
+	res := newClient(ca.Pool).Deliver(context.Background(), "anywhere.test", message(body7, "a@anywhere.test"))
+	wantReplies(t, res, "250 2.0.0")
+	rec.mu.Lock()
+	tlsd := rec.tlsd
+	rec.mu.Unlock()
+	if !strings.HasSuffix(res.TLS, "verified (pkix)") || !tlsd {
+		t.Fatalf("result %+v", res)
+	}
+	res = newClient(mailtest.NewCA(t).Pool).Deliver(context.Background(), "anywhere.test", message(body7, "a@anywhere.test"))
+	wantReplies(t, res, "451 4.7.5 TLS with 127.0.0.1")
 }
