@@ -23,6 +23,7 @@ require (
 )
 
 require (
+	github.com/miekg/dns v1.1.73 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
 )
