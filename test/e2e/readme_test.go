@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"petrel/internal/mailtest/dialog"
 	"strings"
 	"testing"
 	"time"
@@ -83,7 +84,7 @@ func TestReadme(t *testing.T) {
 	srv := exec.Command("./petrel", "serve")
 	srv.Dir = dir
 	srv.Env = append(os.Environ(), env...)
-	stdout, stderr := &logBuffer{}, &logBuffer{}
+	stdout, stderr := &dialog.Log{}, &dialog.Log{}
 	srv.Stdout, srv.Stderr = stdout, stderr
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

@@ -51,6 +51,7 @@ import (
 	"io"
 	"net"
 	"petrel/internal/client/wire"
+	"petrel/internal/lib/scram"
 	"slices"
 	"strconv"
 	"strings"
@@ -330,7 +331,7 @@ func (r *imapRun) login(pass string) error {
 	}
 	switch mech {
 	case "scram-sha-256":
-		sc := wire.NewSCRAMSHA256(r.a.User, pass)
+		sc := scram.NewClient(r.a.User, pass)
 		r.ic.inAuth.Store(true)
 		err := r.c.Authenticate(sc)
 		r.ic.inAuth.Store(false)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"petrel/internal/client/wire"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -15,6 +14,7 @@ import (
 
 	"petrel/internal/client/clientconf"
 	"petrel/internal/lib/deadline"
+	"petrel/internal/lib/scram"
 )
 
 // UnreachableError means the submission server could not be used at all: the connection,
@@ -86,7 +86,7 @@ func Dial(ctx context.Context, a *clientconf.Account, password string) (*SMTPSen
 		var mech sasl.Client
 		switch {
 		case (s.Auth == "" || s.Auth == "scram-sha-256") && c.SupportsAuth("SCRAM-SHA-256"):
-			mech = wire.NewSCRAMSHA256(a.User, password)
+			mech = scram.NewClient(a.User, password)
 		case s.Auth == "scram-sha-256":
 			return fail(errors.New("the server does not offer AUTH SCRAM-SHA-256"))
 		case !isTLS && !s.AllowPlaintext:
@@ -97,7 +97,7 @@ func Dial(ctx context.Context, a *clientconf.Account, password string) (*SMTPSen
 		if err := c.Auth(mech); err != nil {
 			return fail(fmt.Errorf("AUTH: %w", classify(err)))
 		}
-		if sc, ok := mech.(*wire.SCRAM); ok && !sc.ServerVerified() {
+		if sc, ok := mech.(*scram.Client); ok && !sc.ServerVerified() {
 			// 235 without the server's proof: it may be an impostor; send it nothing.
 			return fail(errors.New("AUTH: the server accepted SCRAM without proving its identity"))
 		}

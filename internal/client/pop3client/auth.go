@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"petrel/internal/client/wire"
+	"petrel/internal/lib/scram"
 	"strings"
 
 	"github.com/emersion/go-sasl"
@@ -58,7 +58,7 @@ func (c *Client) Login(mech, user, pass string, allowPlaintext bool) error {
 	}
 	switch strings.ToUpper(mech) {
 	case MechSCRAM:
-		return c.Auth(wire.NewSCRAMSHA256(user, pass))
+		return c.Auth(scram.NewClient(user, pass))
 	case MechPlain:
 		if !cleartextOK {
 			return fmt.Errorf("%w: PLAIN on a plaintext connection needs allow_plaintext", ErrNoMechanism)

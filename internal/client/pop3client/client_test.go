@@ -12,11 +12,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"petrel/internal/client/wire"
 	"strings"
 	"testing"
 	"time"
 
+	"petrel/internal/lib/scram"
 	"petrel/internal/mailtest"
 )
 
@@ -368,7 +368,7 @@ func TestSCRAMImpostor(t *testing.T) {
 		return true
 	})
 	c := dialFake(t, f, 5*time.Second)
-	if err := c.Auth(wire.NewSCRAMSHA256("u", "p")); err == nil || !strings.Contains(err.Error(), "proving") {
+	if err := c.Auth(scram.NewClient("u", "p")); err == nil || !strings.Contains(err.Error(), "proving") {
 		t.Fatalf("Auth: %v", err)
 	}
 }

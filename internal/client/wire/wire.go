@@ -1,6 +1,7 @@
 // Package wire holds what the client tools' protocol clients (POP3, the IMAP source of fetch,
 // SMTP submission of the outbox) share when they talk to a server: the error for an answer
-// that breaks the protocol, and the SASL client mechanisms that go-sasl lacks (SCRAM-SHA-256).
+// that breaks the protocol. (Their SCRAM-SHA-256 client lives in lib/scram, beside the key
+// derivation, because the outbound relay's smart-host login uses it too.)
 package wire
 
 import "errors"

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"petrel/internal/lib/scram"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,8 +15,6 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"golang.org/x/net/idna"
-
-	"petrel/internal/client/wire"
 )
 
 // Send delivers msg over the session, moving on to the route's next hosts when the current
@@ -491,11 +490,11 @@ func (cn *conn) auth(timeout time.Duration, user, pass string) (Reply, error) {
 	}
 	mechs := strings.Fields(strings.ToUpper(cn.ext["AUTH"]))
 	var c sasl.Client
-	var scram *wire.SCRAM
+	var sc *scram.Client
 	switch {
 	case contains(mechs, "SCRAM-SHA-256"):
-		scram = wire.NewSCRAMSHA256(user, pass)
-		c = scram
+		sc = scram.NewClient(user, pass)
+		c = sc
 	case contains(mechs, "PLAIN"):
 		c = sasl.NewPlainClient("", user, pass)
 	default:
@@ -541,7 +540,7 @@ func (cn *conn) auth(timeout time.Duration, user, pass string) (Reply, error) {
 		rep.Enhanced = "4.7.8"
 		return rep, errors.New("AUTH refused")
 	}
-	if scram != nil && !scram.ServerVerified() {
+	if sc != nil && !sc.ServerVerified() {
 		err := errors.New("the smart host accepted SCRAM without proving its identity")
 		return local(451, "4.7.0", "AUTH: %v", err), err
 	}

@@ -166,7 +166,7 @@ func (m *memStore) Deliver(_ context.Context, d *store.Delivery) (store.Delivere
 func TestWithDeliver(t *testing.T) {
 	ms := &memStore{}
 	d := deliver.New(ms, slog.New(slog.DiscardHandler))
-	srv := New(Config{Hostname: "mx.example.test"}, d, nil, nil, slog.New(slog.DiscardHandler))
+	srv := New(Config{Hostname: "mx.example.test"}, d, nil, slog.New(slog.DiscardHandler))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

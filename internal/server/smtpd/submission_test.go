@@ -216,7 +216,7 @@ func TestRealAuthService(t *testing.T) {
 	au := auth.New(lookup{store.Account{ID: 1, Address: "alice@example.test", Credentials: cred}},
 		auth.Config{FailureDelay: time.Millisecond, MaxFailureDelay: time.Millisecond}, slog.New(slog.DiscardHandler))
 	fd := newFakeDeliverer()
-	srv := New(Config{Hostname: "mx.example.test", Role: RoleSubmission, AllowInsecureAuth: true}, fd, au, fakeDir{}, slog.New(slog.DiscardHandler))
+	srv := New(Config{Hostname: "mx.example.test", Role: RoleSubmission, AllowInsecureAuth: true}, fd, au, slog.New(slog.DiscardHandler))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package wire
+package scram
 
 import (
 	"strings"
@@ -14,7 +14,7 @@ func FuzzParseServerFirst(f *testing.F) {
 		if err == nil && (sf.Nonce == "" || len(sf.Salt) == 0 || strings.Contains(sf.Nonce, ",")) {
 			t.Fatalf("ParseServerFirst(%q) = %+v", msg, sf)
 		}
-		s := NewSCRAMSHA256("u", "p")
+		s := NewClient("u", "p")
 		s.nonce = "a"
 		s.Start()
 		s.Next([]byte(msg)) // must not panic (or run away: iterations are bounded)

@@ -1,4 +1,4 @@
-package wire
+package scram
 
 import (
 	"crypto/rand"
@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"petrel/internal/lib/scram"
 	"strconv"
 	"strings"
 
@@ -17,7 +16,7 @@ import (
 // (gs2 flag "n"). It implements go-sasl's sasl.Client, so the SMTP client can use it too.
 // The exchange only succeeds if the server proves that it knows the password (RFC 5802 §3,
 // ServerSignature); ServerVerified reports that.
-type SCRAM struct {
+type Client struct {
 	user, pass string
 	nonce      string // client nonce; tests may set it before Start
 
@@ -27,7 +26,7 @@ type SCRAM struct {
 	verified        bool
 }
 
-var _ sasl.Client = (*SCRAM)(nil)
+var _ sasl.Client = (*Client)(nil)
 
 // minIterations refuses a server that asks for a trivially cheap key derivation, which would
 // make a captured exchange easy to brute-force (RFC 7677 §4: at least 4096).
@@ -36,13 +35,13 @@ const minIterations = 4096
 // maxIterations bounds the work a hostile server can make us do.
 const maxIterations = 10_000_000
 
-// NewSCRAMSHA256 returns a SCRAM-SHA-256 client for user and password.
-func NewSCRAMSHA256(user, pass string) *SCRAM {
-	return &SCRAM{user: user, pass: pass}
+// NewClient returns a SCRAM-SHA-256 client for user and password.
+func NewClient(user, pass string) *Client {
+	return &Client{user: user, pass: pass}
 }
 
 // Start returns the client-first message (RFC 5802 §7).
-func (s *SCRAM) Start() (string, []byte, error) {
+func (s *Client) Start() (string, []byte, error) {
 	if s.nonce == "" {
 		b := make([]byte, 18)
 		rand.Read(b)
@@ -54,7 +53,7 @@ func (s *SCRAM) Start() (string, []byte, error) {
 
 // Next answers the server-first message with the client-final message, then checks the
 // server-final message.
-func (s *SCRAM) Next(challenge []byte) ([]byte, error) {
+func (s *Client) Next(challenge []byte) ([]byte, error) {
 	s.step++
 	switch s.step {
 	case 1:
@@ -68,7 +67,7 @@ func (s *SCRAM) Next(challenge []byte) ([]byte, error) {
 }
 
 // ServerVerified reports whether the server's signature was checked successfully.
-func (s *SCRAM) ServerVerified() bool { return s.verified }
+func (s *Client) ServerVerified() bool { return s.verified }
 
 // ServerFirst is the parsed server-first message (RFC 5802 §7).
 type ServerFirst struct {
@@ -110,7 +109,7 @@ func ParseServerFirst(msg string) (ServerFirst, error) {
 	return sf, nil
 }
 
-func (s *SCRAM) clientFinal(serverFirst string) ([]byte, error) {
+func (s *Client) clientFinal(serverFirst string) ([]byte, error) {
 	sf, err := ParseServerFirst(serverFirst)
 	if err != nil {
 		return nil, err
@@ -121,7 +120,7 @@ func (s *SCRAM) clientFinal(serverFirst string) ([]byte, error) {
 	if sf.Iterations < minIterations || sf.Iterations > maxIterations {
 		return nil, fmt.Errorf("scram: iteration count %d outside [%d, %d]", sf.Iterations, minIterations, maxIterations)
 	}
-	k, err := scram.Derive(scram.Prep(s.pass), sf.Salt, sf.Iterations)
+	k, err := Derive(Prep(s.pass), sf.Salt, sf.Iterations)
 	if err != nil {
 		return nil, err
 	}
@@ -129,16 +128,16 @@ func (s *SCRAM) clientFinal(serverFirst string) ([]byte, error) {
 	// c= is the base64 of the GS2 header "n,," (no channel binding, no authzid).
 	withoutProof := "c=biws,r=" + sf.Nonce
 	authMessage := s.clientFirstBare + "," + serverFirst + "," + withoutProof
-	sig := scram.HMAC(k.StoredKey, []byte(authMessage))
+	sig := HMAC(k.StoredKey, []byte(authMessage))
 	proof := make([]byte, len(clientKey))
 	for i := range clientKey {
 		proof[i] = clientKey[i] ^ sig[i]
 	}
-	s.serverSignature = scram.HMAC(k.ServerKey, []byte(authMessage))
+	s.serverSignature = HMAC(k.ServerKey, []byte(authMessage))
 	return []byte(withoutProof + ",p=" + base64.StdEncoding.EncodeToString(proof)), nil
 }
 
-func (s *SCRAM) checkServerFinal(msg string) error {
+func (s *Client) checkServerFinal(msg string) error {
 	if e, ok := strings.CutPrefix(msg, "e="); ok {
 		return fmt.Errorf("scram: server error %q", e)
 	}
@@ -159,5 +158,5 @@ func (s *SCRAM) checkServerFinal(msg string) error {
 
 // saslName escapes "=" and "," in a user name (RFC 5802 §5.1).
 func saslName(s string) string {
-	return strings.NewReplacer("=", "=3D", ",", "=2C").Replace(scram.Prep(s))
+	return strings.NewReplacer("=", "=3D", ",", "=2C").Replace(Prep(s))
 }

@@ -1,10 +1,10 @@
-package wire
+package scram
 
 import "testing"
 
 // TestSCRAMRFC7677 replays the example of RFC 7677 §3.
 func TestSCRAMRFC7677(t *testing.T) {
-	s := NewSCRAMSHA256("user", "pencil")
+	s := NewClient("user", "pencil")
 	s.nonce = "rOprNGfwEbeRWgbNEkqO"
 	mech, ir, err := s.Start()
 	if err != nil || mech != "SCRAM-SHA-256" || string(ir) != "n,,n=user,r=rOprNGfwEbeRWgbNEkqO" {
@@ -36,7 +36,7 @@ func TestSCRAMRejects(t *testing.T) {
 		{"r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "v=AAAA"},          // wrong signature
 		{"r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "e=invalid-proof"}, // server error
 	} {
-		s := NewSCRAMSHA256("user", "pencil")
+		s := NewClient("user", "pencil")
 		s.nonce = "abc"
 		s.Start()
 		_, err := s.Next([]byte(tt.first))
