@@ -92,6 +92,13 @@ func rule(f file, imp string) string {
 		case (isLibrary(imp, "go-smtp") || isLibrary(imp, "go-imap")) && !f.test:
 			return "mail/ sees no protocol library types"
 		}
+	case f.in("internal/outbound"):
+		switch {
+		case within(imp, "internal/server"), within(imp, "internal/client"), within(imp, "internal/config"):
+			return "outbound/ gets its settings from app and shares nothing with the servers or the client tools"
+		case isStoreBackend(imp) && !f.test:
+			return "outbound/ talks to store.Store, never to a backend"
+		}
 	case f.in("internal/store"):
 		switch {
 		case f.pkg == module+"internal/store":
@@ -222,6 +229,8 @@ func TestRulesBite(t *testing.T) {
 		{file{pkg: module + "internal/server/smtpd"}, module + "internal/app"},
 		{file{pkg: module + "internal/app"}, module + "internal/cli"},
 		{file{pkg: module + "internal/mail/deliver"}, module + "internal/mailtest"},
+		{file{pkg: module + "internal/outbound/smtpclient"}, module + "internal/client/wire"},
+		{file{pkg: module + "internal/outbound/smtpclient"}, module + "internal/server/smtpd"},
 	} {
 		if rule(tc.f, tc.imp) == "" {
 			t.Errorf("%s importing %s passes the rules; it must not", tc.f.pkg, tc.imp)
