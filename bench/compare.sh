@@ -2,7 +2,7 @@
 # compare.sh: Petrel side by side with Postfix + Dovecot, same machine, same run.
 #
 #   bash bench/compare.sh                 # full comparison: 3 rounds, about 14 minutes on 2 cores
-#   bash bench/compare.sh --quick         # smoke: 1 round, small loads, about 3 minutes
+#   bash bench/compare.sh --quick         # smoke: 1 round, small loads, about 2 minutes
 #   bash bench/compare.sh --profile       # also CPU and allocation profiles of Petrel's hot paths
 #
 # Options:
