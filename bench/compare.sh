@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # compare.sh: Petrel side by side with Postfix + Dovecot, same machine, same run.
 #
-#   bash bench/compare.sh                 # full comparison: 3 rounds, about 8 minutes on 2 cores
-#   bash bench/compare.sh --quick         # smoke: 1 round, small loads, about 1.5 minutes
+#   bash bench/compare.sh                 # full comparison: 3 rounds, about 14 minutes on 2 cores
+#   bash bench/compare.sh --quick         # smoke: 1 round, small loads, about 2 minutes
 #   bash bench/compare.sh --profile       # also CPU and allocation profiles of Petrel's hot paths
 #
 # Options:
@@ -53,9 +53,11 @@ if with_anchor && [ "$(id -u)" -ne 0 ]; then
 	exit 2
 fi
 
-# Accounts and the shared password: USERS recipients user1..userN for SMTP, and USERS POP3
-# mailboxes pop1..popN holding the retrieval corpus.
+# Accounts and the shared password: USERS recipients user1..userN for SMTP, USERS POP3
+# mailboxes pop1..popN holding the retrieval corpus, and IMAP_USERS mailboxes imap1..imapN
+# holding the IMAP corpus (scenarios/60-imap.sh).
 PASS=bench-password-1
+IMAP_USERS=8
 export PASS
 
 log() { printf '%s compare: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -143,6 +145,7 @@ all_accounts() {
 	local i
 	for i in $(seq "$USERS"); do echo "user$i@example.test"; done
 	for i in $(seq "$USERS"); do echo "pop$i@example.test"; done
+	for i in $(seq "$IMAP_USERS"); do echo "imap$i@example.test"; done
 }
 
 # A self-signed certificate for localhost, served by all three.

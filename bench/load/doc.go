@@ -1,10 +1,11 @@
-// Package load drives a mail server with SMTP and POP3 traffic and measures it.
+// Package load drives a mail server with SMTP, POP3 and IMAP traffic and
+// measures it.
 //
 // It is the library behind the petrel-load command. It speaks only the wire
-// protocols, through go-smtp's client and a small POP3 client of its own
-// (pop3client.go), and never imports Petrel's internal packages: the same
-// numbers can then be taken from Petrel and from any other server
-// (Postfix+Dovecot, ...), which is the point of a comparison.
+// protocols, through go-smtp's client and small POP3 and IMAP clients of its
+// own (pop3client.go, imapclient.go), and never imports Petrel's internal
+// packages: the same numbers can then be taken from Petrel and from any other
+// server (Postfix+Dovecot, ...), which is the point of a comparison.
 //
 // Scenarios (one Run function each, all returning a *Result):
 //
@@ -14,8 +15,13 @@
 //   - RunPOP3: C clients log in, STAT, LIST, RETR every message (checking
 //     its size against LIST and its CRLF.CRLF end), optionally DELE, QUIT.
 //   - RunWait: poll STAT over POP3 until enough messages are visible.
-//   - RunIdle: hold N POP3 connections open and measure server memory per
-//     connection from /proc/PID/smaps_rollup.
+//   - RunIdle: hold N POP3 connections, or IMAP sessions in IDLE
+//     (IdleConfig.IMAP), open and measure server memory per connection from
+//     /proc/PID/smaps_rollup.
+//   - RunIMAPFetch: C clients log in, SELECT and fetch every message of a
+//     mailbox (UID FETCH 1:* (UID RFC822.SIZE BODY.PEEK[])), each checked.
+//   - RunIMAPMixed: C sessions cycle through SELECT, header FETCH, STORE,
+//     SEARCH, APPEND and EXPUNGE; one op is a command answered OK.
 //
 // Rules the code keeps:
 //   - Every read and write has a deadline (Target.Timeout, applied by

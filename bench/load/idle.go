@@ -14,16 +14,24 @@ import (
 	"time"
 )
 
-// IdleConfig is the idle scenario: open Conns POP3 connections, hold them
-// for Hold, and measure what they cost the server processes PIDs.
+// IdleConfig is the idle and imap-idle scenarios: open Conns POP3 or IMAP
+// connections, hold them for Hold, and measure what they cost the server
+// processes PIDs.
 type IdleConfig struct {
 	Target
-	Conns   int           // N, connections to open
-	Dialers int           // connections opened in parallel; default 16
-	Hold    time.Duration // how long to keep them open
+	// IMAP makes the connections IMAP sessions that log in, SELECT Mailbox
+	// and wait in IDLE (RFC 2177), the state of a mail client left open; it
+	// needs Accounts. Otherwise they are POP3 connections.
+	IMAP     bool
+	IMAPAuth IMAPAuth
+	Mailbox  string        // IMAP: default INBOX
+	Conns    int           // N, connections to open
+	Dialers  int           // connections opened in parallel; default 16
+	Hold     time.Duration // how long to keep them open
 	// Accounts, if set, are logged in to, connection i using account
 	// i mod len(Accounts). A POP3 server locks a maildrop per session
-	// (RFC 1939 §8), so give at least Conns accounts.
+	// (RFC 1939 §8), so give at least Conns accounts; IMAP servers limit
+	// sessions per account (Dovecot: 10 per user and address by default).
 	Accounts []Account
 	PIDs     []int // server processes to sample; none: no memory figures
 	// Children adds every descendant of PIDs, listed again at each sample: a
@@ -111,6 +119,11 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*Result, error) {
 		return nil, errors.New("idle: no server address")
 	case cfg.Conns <= 0:
 		return nil, errors.New("idle: connection count must be positive")
+	case cfg.IMAP && len(cfg.Accounts) == 0:
+		return nil, errors.New("imap-idle: IDLE needs a login: no accounts")
+	}
+	if cfg.Mailbox == "" {
+		cfg.Mailbox = "INBOX"
 	}
 	dialers := cfg.Dialers
 	if dialers <= 0 {
@@ -133,7 +146,7 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*Result, error) {
 	// Open the connections, Dialers at a time.
 	var (
 		mu      sync.Mutex
-		clients []*pop3Client
+		clients []idleConn
 		next    atomic.Int64
 		lat     samples
 		wg      sync.WaitGroup
@@ -199,6 +212,10 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*Result, error) {
 		LatencyOf: "connection setup: dial, TLS, greeting, login if asked",
 		Idle:      rep,
 	}
+	if cfg.IMAP {
+		res.Scenario = "imap-idle"
+		res.LatencyOf = "connection setup: dial, TLS, greeting, login, SELECT, IDLE accepted"
+	}
 	if ctx.Err() != nil {
 		res.Stopped = stoppedText(ctx, fmt.Sprintf("%d of %d connections opened", rep.Opened, cfg.Conns))
 		errs.add("%s", res.Stopped)
@@ -214,9 +231,20 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*Result, error) {
 	return res, nil
 }
 
-// openIdle opens connection i: greeting, STLS or TLS as configured, and a
-// login if accounts were given.
-func openIdle(ctx context.Context, cfg IdleConfig, i int) (*pop3Client, error) {
+// idleConn is one held connection.
+type idleConn interface {
+	// check tells whether the connection still answers, and ends its
+	// session politely if it does.
+	check() bool
+	Close() error
+}
+
+// openIdle opens connection i: greeting, STLS/STARTTLS or TLS as configured,
+// a login if accounts were given, and for IMAP SELECT and IDLE.
+func openIdle(ctx context.Context, cfg IdleConfig, i int) (idleConn, error) {
+	if cfg.IMAP {
+		return openIMAPIdle(ctx, cfg, i)
+	}
 	c, err := dialPOP3(ctx, cfg.Target)
 	if err != nil {
 		return nil, err
@@ -230,11 +258,59 @@ func openIdle(ctx context.Context, cfg IdleConfig, i int) (*pop3Client, error) {
 	return c, nil
 }
 
-// checkOpen sends NOOP on every connection and counts those that answer,
-// then says QUIT. Any status line counts: NOOP is only valid after login
-// (RFC 1939 §5), so a connection that is not logged in answers -ERR, which
-// still shows it is open.
-func checkOpen(clients []*pop3Client, parallel int) int64 {
+// check sends NOOP and, if the connection answers, QUIT. Any status line
+// counts: NOOP is only valid after login (RFC 1939 §5), so a connection that
+// is not logged in answers -ERR, which still shows it is open.
+func (c *pop3Client) check() bool {
+	_, err := c.cmd("NOOP")
+	var refusal *errResponse
+	if err == nil || errors.As(err, &refusal) {
+		_ = c.quit()
+		return true
+	}
+	return false
+}
+
+// imapIdleConn is an IMAP session waiting in IDLE.
+type imapIdleConn struct {
+	*imapClient
+	tag string // of the IDLE command in progress
+}
+
+func openIMAPIdle(ctx context.Context, cfg IdleConfig, i int) (idleConn, error) {
+	c, err := dialIMAP(ctx, cfg.Target)
+	if err != nil {
+		return nil, err
+	}
+	tag, err := func() (string, error) {
+		if err := c.login(cfg.Accounts[i%len(cfg.Accounts)], cfg.IMAPAuth); err != nil {
+			return "", err
+		}
+		if _, err := c.selectMailbox(cfg.Mailbox); err != nil {
+			return "", err
+		}
+		return c.idle()
+	}()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &imapIdleConn{imapClient: c, tag: tag}, nil
+}
+
+// check ends the IDLE with DONE: a connection that answers with the tagged
+// OK is still open and in step. Then LOGOUT.
+func (c *imapIdleConn) check() bool {
+	if err := c.done(c.tag); err != nil {
+		return false
+	}
+	_ = c.logout()
+	return true
+}
+
+// checkOpen checks every connection, parallel at a time, and counts those
+// that still answer.
+func checkOpen(clients []idleConn, parallel int) int64 {
 	var open atomic.Int64
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, parallel)
@@ -242,11 +318,8 @@ func checkOpen(clients []*pop3Client, parallel int) int64 {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			_, err := c.cmd("NOOP")
-			var refusal *errResponse
-			if err == nil || errors.As(err, &refusal) {
+			if c.check() {
 				open.Add(1)
-				_ = c.quit()
 			}
 		})
 	}

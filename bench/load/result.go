@@ -71,7 +71,8 @@ type Result struct {
 	Stopped     string   `json:"stopped,omitempty"` // why the run ended early (timeout, interrupt)
 
 	Delivery *Delivery   `json:"delivery,omitempty"` // smtp -wait-pop3 and wait
-	Idle     *IdleReport `json:"idle,omitempty"`     // idle
+	Idle     *IdleReport `json:"idle,omitempty"`     // idle, imap-idle
+	Mixed    MixedReport `json:"mixed,omitempty"`    // imap-mixed: latency per kind of command
 }
 
 func (r *Result) finish(elapsed time.Duration) {
@@ -130,6 +131,11 @@ func (r *Result) WriteText(w io.Writer) error {
 			t := id.Total
 			row("all processes", "%d: RSS %d -> %d KB, PSS %d -> %d KB", len(id.Processes), t.Before.RSSKB, t.After.RSSKB, t.Before.PSSKB, t.After.PSSKB)
 			row("per connection", "RSS %.1f KB  PSS %.1f KB", id.RSSKBPerConn, id.PSSKBPerConn)
+		}
+	}
+	for _, k := range stepNames {
+		if s, ok := r.Mixed[k]; ok {
+			row("  "+k, "%s", lat(s))
 		}
 	}
 	if r.Stopped != "" {

@@ -111,6 +111,11 @@ service pop3 {
 service imap {
   process_limit = 10000
 }
+protocol imap {
+  # The idle IMAP scenario spreads 2,000 sessions over the user accounts, 20 or more per
+  # account from one address; the default (10 per user and address) would refuse them.
+  mail_max_userip_connections = 1000
+}
 service lmtp {
   unix_listener lmtp {
     mode = 0666
@@ -202,7 +207,8 @@ EOF
 		return 1
 	}
 	wait_port 127.0.0.1 "$A_SMTP_PORT" && wait_port 127.0.0.1 "$A_SUB_PORT" &&
-		wait_port 127.0.0.1 "$A_POP3S_PORT" && wait_port 127.0.0.1 "$A_POP3_PORT"
+		wait_port 127.0.0.1 "$A_POP3S_PORT" && wait_port 127.0.0.1 "$A_POP3_PORT" &&
+		wait_port 127.0.0.1 "$A_IMAPS_PORT" && wait_port 127.0.0.1 "$A_IMAP_PORT"
 }
 
 anchor_stop() {
@@ -229,7 +235,8 @@ anchor_restart() {
 	local d="$WORK/anchor"
 	anchor_stop_dovecot
 	dovecot -c "$d/dovecot/dovecot.conf" </dev/null >>"$d/dovecot/start.log" 2>&1 &&
-		wait_port 127.0.0.1 "$A_POP3S_PORT" && wait_port 127.0.0.1 "$A_POP3_PORT"
+		wait_port 127.0.0.1 "$A_POP3S_PORT" && wait_port 127.0.0.1 "$A_POP3_PORT" &&
+		wait_port 127.0.0.1 "$A_IMAPS_PORT" && wait_port 127.0.0.1 "$A_IMAP_PORT"
 }
 
 # anchor_use sets the T_* description of this target for the scenarios.

@@ -6,8 +6,9 @@
 //
 //	petrel-load SCENARIO [flags]        (or: petrel-load -scenario SCENARIO [flags])
 //
-// Scenarios: smtp, pop3, wait, idle. "petrel-load SCENARIO -h" lists the
-// flags of one; bench/README.md has examples.
+// Scenarios: smtp, pop3, wait, idle, imap-fetch, imap-idle, imap-mixed.
+// "petrel-load SCENARIO -h" lists the flags of one; bench/README.md has
+// examples.
 package main
 
 import (
@@ -55,13 +56,16 @@ var scenarios = []scenario{
 	{"pop3", "-c clients log in, STAT, LIST, RETR every message (checked against LIST), optionally DELE, QUIT", setupPOP3},
 	{"wait", "poll STAT over POP3 until -expect messages are visible in the accounts", setupWait},
 	{"idle", "hold -n POP3 connections open for -hold; with -pid, report server memory per connection", setupIdle},
+	{"imap-fetch", "-c clients log in, SELECT INBOX, UID FETCH 1:* (UID RFC822.SIZE BODY.PEEK[]) checked, LOGOUT", setupIMAPFetch},
+	{"imap-idle", "hold -n IMAP sessions logged in and in IDLE for -hold; with -pid, report server memory per connection", setupIMAPIdle},
+	{"imap-mixed", "-c IMAP sessions run SELECT, header FETCH, STORE, SEARCH, APPEND, EXPUNGE; reports commands/s", setupIMAPMixed},
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: petrel-load SCENARIO [flags]   (or -scenario SCENARIO [flags])")
 	fmt.Fprintln(w, "scenarios:")
 	for _, s := range scenarios {
-		fmt.Fprintf(w, "  %-5s %s\n", s.name, s.help)
+		fmt.Fprintf(w, "  %-10s %s\n", s.name, s.help)
 	}
 	fmt.Fprintln(w, "run \"petrel-load SCENARIO -h\" for its flags")
 }
@@ -148,9 +152,12 @@ func registerCommon(fs *flag.FlagSet, scenario string) *common {
 	c := &common{scenario: scenario}
 	fs.StringVar(&c.addr, "addr", "", "server `host:port` (default: Petrel's dev port for the protocol and TLS mode, on 127.0.0.1)")
 	fs.BoolVar(&c.implicitTLS, "tls", false, "implicit TLS from the first byte")
-	if scenario == "smtp" {
+	switch {
+	case scenario == "smtp":
 		fs.BoolVar(&c.startTLS, "starttls", false, "upgrade with STARTTLS (RFC 3207)")
-	} else {
+	case strings.HasPrefix(scenario, "imap"):
+		fs.BoolVar(&c.startTLS, "starttls", false, "upgrade with STARTTLS (RFC 3501 §6.2.1)")
+	default:
 		fs.BoolVar(&c.startTLS, "stls", false, "upgrade with STLS (RFC 2595)")
 	}
 	fs.BoolVar(&c.insecure, "insecure", false, "do not verify the server certificate")
@@ -167,6 +174,7 @@ func registerCommon(fs *flag.FlagSet, scenario string) *common {
 var devPorts = map[string]map[load.TLSMode]string{
 	"smtp": {load.PlainText: "2525", load.StartTLS: "2587", load.ImplicitTLS: "2465"},
 	"pop3": {load.PlainText: "2110", load.StartTLS: "2110", load.ImplicitTLS: "2995"},
+	"imap": {load.PlainText: "2143", load.StartTLS: "2143", load.ImplicitTLS: "2993"},
 }
 
 func (c *common) target() (load.Target, error) {
@@ -191,8 +199,11 @@ func (c *common) target() (load.Target, error) {
 	}
 	if t.Addr == "" {
 		proto := "pop3"
-		if c.scenario == "smtp" {
+		switch {
+		case c.scenario == "smtp":
 			proto = "smtp"
+		case strings.HasPrefix(c.scenario, "imap"):
+			proto = "imap"
 		}
 		t.Addr = net.JoinHostPort("127.0.0.1", devPorts[proto][t.TLS])
 	}
@@ -363,16 +374,126 @@ func setupIdle(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result,
 				return nil, err
 			}
 		}
-		for _, p := range strings.Split(pids, ",") {
-			if p = strings.TrimSpace(p); p == "" {
-				continue
-			}
-			pid, err := strconv.Atoi(p)
-			if err != nil || pid <= 0 {
-				return nil, fmt.Errorf("-pid: bad process id %q", p)
-			}
-			cfg.PIDs = append(cfg.PIDs, pid)
+		if cfg.PIDs, err = parsePIDs(pids); err != nil {
+			return nil, err
 		}
 		return load.RunIdle(ctx, cfg)
 	}
+}
+
+// imapFlags are the flags the IMAP scenarios share besides the accounts.
+type imapFlags struct {
+	auth    string
+	mailbox string
+}
+
+func registerIMAP(fs *flag.FlagSet) *imapFlags {
+	f := &imapFlags{}
+	fs.StringVar(&f.auth, "auth", "login", "how to log in: login (LOGIN) or plain (AUTHENTICATE PLAIN, with SASL-IR when offered)")
+	fs.StringVar(&f.mailbox, "mailbox", "INBOX", "mailbox to SELECT")
+	return f
+}
+
+func (f *imapFlags) mode() (load.IMAPAuth, error) {
+	switch strings.ToLower(f.auth) {
+	case "login":
+		return load.IMAPLogin, nil
+	case "plain":
+		return load.IMAPPlain, nil
+	}
+	return 0, fmt.Errorf("-auth: %q is neither login nor plain", f.auth)
+}
+
+func setupIMAPFetch(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {
+	var cfg load.IMAPFetchConfig
+	acc := registerAccounts(fs)
+	imf := registerIMAP(fs)
+	fs.IntVar(&cfg.Clients, "c", 8, "concurrent clients")
+	fs.IntVar(&cfg.Sessions, "sessions", 0, "stop after this many logins (0 with no -duration: each account once)")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "stop starting sessions after this long")
+	fs.IntVar(&cfg.Batch, "batch", 0, "messages per FETCH command, by sequence number (0: one UID FETCH 1:* per session)")
+	return func(ctx context.Context) (*load.Result, error) {
+		var err error
+		if cfg.Target, err = c.target(); err != nil {
+			return nil, err
+		}
+		if cfg.Accounts, err = acc.accounts(); err != nil {
+			return nil, err
+		}
+		if cfg.Auth, err = imf.mode(); err != nil {
+			return nil, err
+		}
+		cfg.Mailbox = imf.mailbox
+		return load.RunIMAPFetch(ctx, cfg)
+	}
+}
+
+func setupIMAPIdle(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {
+	cfg := load.IdleConfig{IMAP: true}
+	var pids string
+	acc := registerAccounts(fs)
+	imf := registerIMAP(fs)
+	fs.IntVar(&cfg.Conns, "n", 100, "connections to open (connection i logs in to account i mod accounts)")
+	fs.IntVar(&cfg.Dialers, "c", 16, "connections opened in parallel")
+	fs.DurationVar(&cfg.Hold, "hold", 10*time.Second, "how long to hold the connections in IDLE")
+	fs.StringVar(&pids, "pid", "", "server process `PID[,PID...]` whose RSS and PSS to sample")
+	fs.BoolVar(&cfg.Children, "children", false, "also sample every descendant of the -pid processes (forking servers such as Dovecot)")
+	return func(ctx context.Context) (*load.Result, error) {
+		var err error
+		if cfg.Target, err = c.target(); err != nil {
+			return nil, err
+		}
+		if cfg.Accounts, err = acc.accounts(); err != nil {
+			return nil, err
+		}
+		if cfg.IMAPAuth, err = imf.mode(); err != nil {
+			return nil, err
+		}
+		cfg.Mailbox = imf.mailbox
+		if cfg.PIDs, err = parsePIDs(pids); err != nil {
+			return nil, err
+		}
+		return load.RunIdle(ctx, cfg)
+	}
+}
+
+func setupIMAPMixed(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {
+	var cfg load.IMAPMixedConfig
+	acc := registerAccounts(fs)
+	imf := registerIMAP(fs)
+	fs.IntVar(&cfg.Clients, "c", 10, "concurrent sessions (session k uses account k mod accounts)")
+	fs.IntVar(&cfg.Commands, "n", 0, "stop after this many commands (0: run for -duration)")
+	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "stop starting commands after this long (0 with -n: no time limit)")
+	fs.IntVar(&cfg.Size, "size", 4096, "size of APPENDed messages in bytes")
+	fs.IntVar(&cfg.Window, "window", 50, "newest messages a header FETCH lists")
+	return func(ctx context.Context) (*load.Result, error) {
+		var err error
+		if cfg.Target, err = c.target(); err != nil {
+			return nil, err
+		}
+		if cfg.Accounts, err = acc.accounts(); err != nil {
+			return nil, err
+		}
+		if cfg.Auth, err = imf.mode(); err != nil {
+			return nil, err
+		}
+		cfg.Mailbox = imf.mailbox
+		return load.RunIMAPMixed(ctx, cfg)
+	}
+}
+
+// parsePIDs parses the -pid list.
+func parsePIDs(list string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(list, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(p)
+		if err != nil || pid <= 0 {
+			return nil, fmt.Errorf("-pid: bad process id %q", p)
+		}
+		out = append(out, pid)
+	}
+	return out, nil
 }

@@ -116,6 +116,11 @@ func TestExitCodes(t *testing.T) {
 		{"smtp", "-addr", addr, "-n", "0"},
 		{"smtp", "-addr", addr, "stray"},
 		{"idle", "-addr", addr, "-pid", "x"},
+		{"imap-fetch", "-addr", addr, "-auth", "cram-md5"},
+		{"imap-fetch", "-addr", addr, "-stls"}, // IMAP's flag is -starttls
+		{"imap-fetch", "-addr", addr, "-batch", "-1"},
+		{"imap-idle", "-addr", addr, "-pid", "0"},
+		{"imap-mixed", "-addr", addr, "-n", "0", "-duration", "0"},
 	} {
 		if code, _, _ := runArgs(t, args...); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
@@ -123,5 +128,33 @@ func TestExitCodes(t *testing.T) {
 	}
 	if code, _, _ := runArgs(t, "pop3", "-h"); code != exitOK {
 		t.Errorf("-h: exit %d", code)
+	}
+}
+
+// The IMAP scenarios are wired to their flags: against a server that speaks
+// SMTP, each fails with a counted error (exit 1), not a usage error, and
+// names the IMAP step that failed.
+func TestIMAPScenarios(t *testing.T) {
+	addr, _ := startSMTP(t)
+	for _, args := range [][]string{
+		{"imap-fetch", "-addr", addr, "-user", "u{n}@x", "-mailboxes", "2", "-c", "1", "-auth", "plain"},
+		{"imap-idle", "-addr", addr, "-user", "u@x", "-n", "1", "-hold", "1ms"},
+		{"imap-mixed", "-addr", addr, "-user", "u@x", "-c", "1", "-n", "1", "-duration", "0"},
+	} {
+		code, out, errOut := runArgs(t, append(args, "-json")...)
+		if code != exitErrors {
+			t.Errorf("%v: exit %d, want %d\n%s%s", args, code, exitErrors, out, errOut)
+			continue
+		}
+		var res struct {
+			Scenario    string   `json:"scenario"`
+			FirstErrors []string `json:"first_errors"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		if res.Scenario != args[0] || len(res.FirstErrors) == 0 || !strings.Contains(res.FirstErrors[0], "greeting") {
+			t.Errorf("%v: scenario %q, errors %q", args, res.Scenario, res.FirstErrors)
+		}
 	}
 }
