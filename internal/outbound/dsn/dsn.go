@@ -354,7 +354,9 @@ func Write(w io.Writer, r *Report, original io.Reader) error {
 }
 
 // check refuses reports that would make a broken or dangerous message: no recipients, or
-// text that would end up in a header field with line breaks in it.
+// text that would end up in a header field with line breaks or control characters in it.
+// Addresses are bounded by RFC 5321 §4.5.3.1.3 (a path is at most 256 octets); twice that
+// is allowed for the ORCPT of another system.
 func (r *Report) check() error {
 	if len(r.Recipients) == 0 {
 		return errors.New("dsn: report without recipients")
@@ -363,16 +365,19 @@ func (r *Report) check() error {
 		// RFC 5321 §4.5.5: never a DSN to the null reverse path. Decide says so before.
 		return errors.New("dsn: report to the null reverse path")
 	}
-	for _, s := range []string{r.ReportingMTA, r.To, r.MessageID, r.EnvelopeID} {
-		if strings.ContainsAny(s, "\r\n\x00<>") {
-			return fmt.Errorf("dsn: control character or bracket in %q", s)
-		}
-	}
 	if r.ReportingMTA == "" {
 		return errors.New("dsn: no reporting MTA")
 	}
+	for _, s := range []string{r.ReportingMTA, r.To, r.MessageID} {
+		if badText(s) || strings.ContainsAny(s, "<> ") {
+			return fmt.Errorf("dsn: unusable text %q", s)
+		}
+	}
+	if badText(r.EnvelopeID) {
+		return fmt.Errorf("dsn: unusable envelope id %q", r.EnvelopeID)
+	}
 	for _, rc := range r.Recipients {
-		if rc.Address == "" || strings.ContainsAny(rc.Address+rc.Original+rc.OriginalType+rc.RemoteMTA, "\r\n\x00") {
+		if rc.Address == "" || badText(rc.Address) || badText(rc.Original) || badText(rc.OriginalType) || badText(rc.RemoteMTA) {
 			return fmt.Errorf("dsn: bad recipient %q", rc.Address)
 		}
 		switch rc.Action {
@@ -382,6 +387,19 @@ func (r *Report) check() error {
 		}
 	}
 	return nil
+}
+
+// badText reports control characters, invalid UTF-8, or more than 512 bytes.
+func badText(s string) bool {
+	if len(s) > 512 || !utf8.ValidString(s) {
+		return true
+	}
+	for _, c := range s {
+		if c < ' ' || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // returnFor resolves RET: without it, the full message for a failure (the sender may want
@@ -445,7 +463,7 @@ func (r *Report) humanText(truncated bool, ret Return) string {
 		var why string
 		switch {
 		case rc.Diagnostic != "" && rc.RemoteMTA != "":
-			why = rc.RemoteMTA + " said: " + oneLine(rc.Diagnostic, maxDiagnostic, true)
+			why = oneLine(rc.RemoteMTA, 255, true) + " said: " + oneLine(rc.Diagnostic, maxDiagnostic, true)
 		case rc.Diagnostic != "":
 			why = oneLine(rc.Diagnostic, maxDiagnostic, true)
 		case rc.Reason != "":
@@ -500,7 +518,7 @@ func (r *Report) statusFields(utf8Mode bool) string {
 		field("Action", string(rc.Action))
 		field("Status", statusCode(rc))
 		if rc.RemoteMTA != "" {
-			field("Remote-MTA", "dns; "+rc.RemoteMTA)
+			field("Remote-MTA", "dns; "+oneLine(rc.RemoteMTA, 255, utf8Mode))
 		}
 		switch {
 		case rc.Diagnostic != "" && isSMTPReply(rc.Diagnostic):
@@ -583,8 +601,8 @@ func wrap(line, cont string) string {
 	for i, word := range strings.Split(line, " ") {
 		for len(word) > 900 {
 			cut := 900
-			for cut > 0 && !utf8.RuneStart(word[cut]) {
-				cut--
+			for cut > 900-utf8.UTFMax && !utf8.RuneStart(word[cut]) {
+				cut-- // keep a UTF-8 character whole; invalid bytes are cut anywhere
 			}
 			if width > 0 {
 				b.WriteString(cont)

@@ -378,6 +378,9 @@ func TestHostileText(t *testing.T) {
 		"CRLF in To":      {ReportingMTA: "m", To: "a@b>\r\nBcc: <x@y", Recipients: r.Recipients},
 		"CRLF in address": {ReportingMTA: "m", To: "a@b", Recipients: []Recipient{{Address: "x@y\r\nBcc: z", Action: Failed}}},
 		"unknown action":  {ReportingMTA: "m", To: "a@b", Recipients: []Recipient{{Address: "x@y", Action: "exploded"}}},
+		"control char":    {ReportingMTA: "m", To: "a@b", Recipients: []Recipient{{Address: "x\x01@y", Action: Failed}}},
+		"huge address":    {ReportingMTA: "m", To: "a@b", Recipients: []Recipient{{Address: strings.Repeat("x", 600) + "@y", Action: Failed}}},
+		"bad UTF-8 MTA":   {ReportingMTA: "m", To: "a@b", Recipients: []Recipient{{Address: "x@y", RemoteMTA: "\xff\xfe", Action: Failed}}},
 	} {
 		if err := Write(io.Discard, bad, strings.NewReader(original)); err == nil {
 			t.Errorf("%s: written", name)
