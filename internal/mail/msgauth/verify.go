@@ -129,6 +129,9 @@ func (v *Verdict) Disposition() Disposition {
 // The error is only for a message that cannot be read (I/O error, ErrHeaderTooLarge); DNS
 // failures are results (temperror), never errors, and never a pass.
 func (v *Verifier) Verify(ctx context.Context, env Envelope, msg io.Reader) (*Verdict, error) {
+	if v.Resolver == nil || v.AuthServID == "" || strings.ContainsAny(v.AuthServID, " \t\r\n;()\"") {
+		return nil, errors.New("msgauth: Verifier needs a Resolver and an AuthServID (a host name)")
+	}
 	timeout := v.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
