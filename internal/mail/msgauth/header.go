@@ -17,6 +17,14 @@ const DefaultMaxHeaderBytes = 1 << 20
 // ErrHeaderTooLarge is returned when a message's header section exceeds the bound.
 var ErrHeaderTooLarge = errors.New("msgauth: header section too large")
 
+// headerLimit is a configured bound on the header section, or the default for 0.
+func headerLimit(n int) int {
+	if n <= 0 {
+		return DefaultMaxHeaderBytes
+	}
+	return n
+}
+
 // readHeader reads the header section of a message from br, up to and including the empty
 // line that ends it (or up to EOF for a message without a body). It never holds more than
 // max bytes. Lines may end in CRLF or LF; the bytes are returned as they were.
@@ -166,11 +174,8 @@ func stripComments(s string) string {
 // fields claiming authservID removed from its header section (see RemoveAuthResults); the
 // body streams through untouched. maxHeader bounds the header section (0: the default).
 func StripAuthResults(r io.Reader, authservID string, maxHeader int) (io.Reader, error) {
-	if maxHeader <= 0 {
-		maxHeader = DefaultMaxHeaderBytes
-	}
 	br := bufio.NewReader(r)
-	hdr, err := readHeader(br, maxHeader)
+	hdr, err := readHeader(br, headerLimit(maxHeader))
 	if err != nil {
 		return nil, fmt.Errorf("msgauth: reading header: %w", err)
 	}

@@ -108,14 +108,7 @@ func TestDkimpySignsPetrelVerifies(t *testing.T) {
 func TestPetrelSignsDkimpyVerifies(t *testing.T) {
 	py := dkimpy(t)
 	rk, ek := testKeys(t)
-	records := map[string]string{}
-	for _, k := range []Key{rk, ek} {
-		rec, err := k.Record()
-		if err != nil {
-			t.Fatal(err)
-		}
-		records[k.RecordName()] = rec
-	}
+	records := keyRecords(t, rk, ek)
 	data, _ := json.Marshal(records)
 	recFile := filepath.Join(t.TempDir(), "records.json")
 	if err := os.WriteFile(recFile, data, 0o600); err != nil {
@@ -173,14 +166,7 @@ func TestOpenDKIMVerifiesPetrel(t *testing.T) {
 		t.Skip("needs root for port 53 and a mount namespace")
 	}
 	rk, ek := testKeys(t)
-	records := map[string]string{}
-	for _, k := range []Key{rk, ek} {
-		rec, err := k.Record()
-		if err != nil {
-			t.Fatal(err)
-		}
-		records[k.RecordName()] = rec
-	}
+	records := keyRecords(t, rk, ek)
 	addr := serveDNS(t, records)
 	resolv := filepath.Join(t.TempDir(), "resolv.conf")
 	if err := os.WriteFile(resolv, []byte("nameserver "+addr+"\noptions timeout:2 attempts:2\n"), 0o644); err != nil {
@@ -205,6 +191,20 @@ func TestOpenDKIMVerifiesPetrel(t *testing.T) {
 			t.Errorf("libopendkim passes a changed body (%s): the check cannot fail", k.Algorithm())
 		}
 	}
+}
+
+// keyRecords returns the DNS records of keys, by name.
+func keyRecords(t *testing.T, keys ...Key) map[string]string {
+	t.Helper()
+	records := map[string]string{}
+	for _, k := range keys {
+		rec, err := k.Record()
+		if err != nil {
+			t.Fatal(err)
+		}
+		records[k.RecordName()] = rec
+	}
+	return records
 }
 
 // serveDNS answers TXT queries for records (by name, without final dot) on UDP port 53 of

@@ -102,7 +102,7 @@ func (f *fakeDNS) setFail(name string) {
 
 // publish puts k's record into the fake DNS the way a resolver returns it: the
 // character-strings of SplitTXT joined again.
-func (f *fakeDNS) publish(t *testing.T, k Key) {
+func (f *fakeDNS) publish(t testing.TB, k Key) {
 	t.Helper()
 	rec, err := k.Record()
 	if err != nil {
@@ -155,13 +155,8 @@ func world(t testing.TB) (*fakeDNS, *Signer, *Verifier) {
 	t.Helper()
 	rk, ek := testKeys(t)
 	dns := newFakeDNS()
-	for _, k := range []Key{rk, ek} {
-		rec, err := k.Record()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dns.setTXT(k.RecordName(), rec)
-	}
+	dns.publish(t, rk)
+	dns.publish(t, ek)
 	dns.setTXT("example.org", "v=spf1 ip4:192.0.2.1 -all")
 	dns.setTXT("_dmarc.example.org", "v=DMARC1; p=reject; rua=mailto:dmarc@example.org")
 	signer := &Signer{Keys: StaticKeys{"example.org": {rk, ek}}}
@@ -222,6 +217,22 @@ func parseAR(t *testing.T, field string) (string, map[string][]authres.Result) {
 		byMethod[m] = append(byMethod[m], r)
 	}
 	return id, byMethod
+}
+
+// wantVerdict checks every DKIM result, the SPF and DMARC results and the disposition.
+func wantVerdict(t *testing.T, v *Verdict, dkim, spf, dmarc Result, disp Disposition) {
+	t.Helper()
+	for _, d := range v.DKIM {
+		if d.Result != dkim {
+			t.Errorf("DKIM %+v, want %s", d, dkim)
+		}
+	}
+	if v.SPF.Result != spf {
+		t.Errorf("SPF %+v, want %s", v.SPF, spf)
+	}
+	if v.DMARC.Result != dmarc || v.Disposition() != disp {
+		t.Errorf("DMARC %+v, want %s with disposition %s", v.DMARC, dmarc, disp)
+	}
 }
 
 func TestSignAndVerifyBothAlgorithms(t *testing.T) {
@@ -329,17 +340,7 @@ func TestTamperedBodyFails(t *testing.T) {
 	env := goodEnv
 	env.RemoteIP = netip.MustParseAddr("198.51.100.7") // not in SPF either
 	v := verify(t, verifier, env, tampered)
-	for _, d := range v.DKIM {
-		if d.Result != Fail {
-			t.Errorf("DKIM %+v, want fail", d)
-		}
-	}
-	if v.SPF.Result != Fail {
-		t.Errorf("SPF %+v, want fail", v.SPF)
-	}
-	if v.DMARC.Result != Fail || v.Disposition() != Reject {
-		t.Errorf("DMARC %+v, want fail/reject", v.DMARC)
-	}
+	wantVerdict(t, v, Fail, Fail, Fail, Reject)
 	if !strings.Contains(v.AuthResults, "dmarc=fail") || !strings.Contains(v.AuthResults, "p=reject") {
 		t.Errorf("header:\n%s", v.AuthResults)
 	}
@@ -395,17 +396,7 @@ func TestDNSFailuresAreTemperrorNeverPass(t *testing.T) {
 	dns.setFail("e1._domainkey.example.org")
 	dns.setFail("example.org") // the SPF record
 	v := verify(t, verifier, goodEnv, signed)
-	for _, d := range v.DKIM {
-		if d.Result != TempError {
-			t.Errorf("DKIM %+v, want temperror", d)
-		}
-	}
-	if v.SPF.Result != TempError {
-		t.Errorf("SPF %+v, want temperror", v.SPF)
-	}
-	if v.DMARC.Result != TempError || v.Disposition() != Accept {
-		t.Errorf("DMARC %+v, want temperror without a disposition", v.DMARC)
-	}
+	wantVerdict(t, v, TempError, TempError, TempError, Accept)
 
 	// The policy itself unreachable: temperror too.
 	dns2, _, verifier2 := world(t)

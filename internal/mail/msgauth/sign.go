@@ -76,12 +76,8 @@ func (s *Signer) Sign(ctx context.Context, domain string, r io.Reader) (string, 
 	if len(keys) == 0 {
 		return "", nil
 	}
-	max := s.MaxHeaderBytes
-	if max <= 0 {
-		max = DefaultMaxHeaderBytes
-	}
 	br := bufio.NewReader(r)
-	hdr, err := readHeader(br, max)
+	hdr, err := readHeader(br, headerLimit(s.MaxHeaderBytes))
 	if err != nil {
 		return "", fmt.Errorf("msgauth: DKIM signing: %w", err)
 	}

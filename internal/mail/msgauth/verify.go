@@ -140,12 +140,8 @@ func (v *Verifier) Verify(ctx context.Context, env Envelope, msg io.Reader) (*Ve
 	defer cancel()
 	res := checkedResolver{v.Resolver}
 
-	maxHdr := v.MaxHeaderBytes
-	if maxHdr <= 0 {
-		maxHdr = DefaultMaxHeaderBytes
-	}
 	br := bufio.NewReader(msg)
-	hdr, err := readHeader(br, maxHdr)
+	hdr, err := readHeader(br, headerLimit(v.MaxHeaderBytes))
 	if err != nil {
 		return nil, fmt.Errorf("msgauth: reading header: %w", err)
 	}
