@@ -2,6 +2,7 @@ package msgauth
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-msgauth/authres"
 )
@@ -52,7 +53,7 @@ func formatAuthResults(authservID string, v *Verdict) string {
 
 	var b strings.Builder
 	b.WriteString("Authentication-Results: " + authservID)
-	for _, r := range results {
+	for _, r := range cleanResults(results) {
 		// authres.Format with an empty identity gives "; method=value params".
 		s := strings.TrimSpace(strings.TrimPrefix(authres.Format("", []authres.Result{r}), ";"))
 		b.WriteString(";\r\n\t" + s)
@@ -61,19 +62,45 @@ func formatAuthResults(authservID string, v *Verdict) string {
 	return b.String()
 }
 
-// reason makes an error a short single-line ASCII text for a reason= value: errors quote
-// DNS names and record text, which must not break the header field.
+// reason makes an error a short single-line text for a reason= value.
 func reason(err error) string {
-	s := err.Error()
+	s := clean(err.Error())
+	if len(s) > 200 {
+		s = s[:200]
+		for len(s) > 0 && s[len(s)-1] >= 0x80 {
+			s = s[:len(s)-1] // do not leave half a UTF-8 character
+		}
+	}
+	return s
+}
+
+// clean makes text from the message or DNS (a d= or s= tag, an error quoting a record)
+// safe inside the header field: no line breaks or other control characters, and no
+// backslash or double quote, which authres quotes without escaping the backslash, so a
+// value ending in one would swallow the closing quote.
+func clean(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r > '~' {
+		if r < ' ' || r == 0x7f || r == '\\' || r == '"' || r == utf8.RuneError {
 			return ' '
 		}
 		return r
 	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 200 {
-		s = s[:200]
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// cleanResults applies clean to every value the results carry.
+func cleanResults(results []authres.Result) []authres.Result {
+	for _, r := range results {
+		switch r := r.(type) {
+		case *authres.SPFResult:
+			r.Reason, r.From, r.Helo = clean(r.Reason), clean(r.From), clean(r.Helo)
+		case *authres.DMARCResult:
+			r.Reason, r.From = clean(r.Reason), clean(r.From)
+		case *authres.GenericResult:
+			for k, v := range r.Params {
+				r.Params[k] = clean(v)
+			}
+		}
 	}
-	return s
+	return results
 }

@@ -51,6 +51,18 @@ func readHeader(br *bufio.Reader, max int) ([]byte, error) {
 	}
 }
 
+// terminated returns hdr ending in the empty line, added if the message ended without one
+// (a message without a body): go-msgauth reads up to that line and fails without it.
+func terminated(hdr []byte) []byte {
+	if blankLine(hdr) != nil {
+		return hdr
+	}
+	if len(hdr) > 0 && hdr[len(hdr)-1] != '\n' {
+		hdr = append(hdr, "\r\n"...)
+	}
+	return append(hdr, "\r\n"...)
+}
+
 // field is one header field as it appears in the message: its name and the whole field
 // (name, colon, value and continuation lines, with line ends).
 type field struct {
@@ -66,8 +78,8 @@ func (f field) value() string {
 }
 
 // splitFields splits a header section into fields. Lines that are neither a field nor a
-// continuation (no colon: broken mail) are kept with an empty name so that a filter that
-// writes fields back loses nothing; the final empty line is not a field.
+// continuation (no colon: broken mail) are kept as fields of their own so that a filter
+// that writes fields back loses nothing; the final empty line is not a field.
 func splitFields(hdr []byte) []field {
 	var fields []field
 	for len(hdr) > 0 {
@@ -85,10 +97,11 @@ func splitFields(hdr []byte) []field {
 			last.raw = append(last.raw, line...)
 			continue
 		}
-		name := ""
-		if n, _, ok := bytes.Cut(line, []byte(":")); ok {
-			name = string(bytes.TrimRight(n, " \t"))
-		}
+		// The name is what precedes the colon; a line without one is named by all of it,
+		// as go-msgauth's header reader does, so that both see the same DKIM-Signature
+		// fields (a mismatch would attribute results to the wrong signature).
+		n, _, _ := bytes.Cut(line, []byte(":"))
+		name := strings.TrimSpace(string(n))
 		fields = append(fields, field{name: name, raw: append([]byte(nil), line...)})
 	}
 	return fields

@@ -745,3 +745,27 @@ func mustTime(t *testing.T, s string) time.Time {
 	}
 	return tm
 }
+
+func TestMessageWithoutBody(t *testing.T) {
+	_, signer, verifier := world(t)
+	for _, msg := range []string{"From: a@example.org\r\nSubject: x\r\n", "From: a@example.org"} {
+		signed := sign(t, signer, "example.org", msg)
+		v := verify(t, verifier, goodEnv, signed)
+		wantVerdict(t, v, Pass, Pass, Pass, Accept)
+	}
+}
+
+func TestHostileValuesStayInsideTheHeaderField(t *testing.T) {
+	_, _, verifier := world(t)
+	sig := "DKIM-Signature: v=1; a=rsa-sha256\\; d=ex\"am\\ple.org\x01; s=se\\l\"; h=From; bh=AAAA; b=AA\\\r\n"
+	v := verify(t, verifier, goodEnv, sig+crlf(plainMessage))
+	if n := strings.Count(v.AuthResults, "\r\n"); n != 4 {
+		t.Errorf("%d lines, want 4:\n%s", n, v.AuthResults)
+	}
+	if strings.ContainsAny(v.AuthResults, "\\\x01") {
+		t.Errorf("backslash or control character in %q", v.AuthResults)
+	}
+	if _, res := parseAR(t, v.AuthResults); len(res["dkim"]) != 1 || len(res["dmarc"]) != 1 {
+		t.Errorf("results %v", res)
+	}
+}

@@ -82,6 +82,7 @@ func (s *Signer) Sign(ctx context.Context, domain string, r io.Reader) (string, 
 		return "", fmt.Errorf("msgauth: DKIM signing: %w", err)
 	}
 	hkeys := headerKeys(splitFields(hdr))
+	hdr = terminated(hdr)
 
 	signers := make([]*dkim.Signer, 0, len(keys))
 	writers := make([]io.Writer, 0, len(keys))

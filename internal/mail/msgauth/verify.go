@@ -218,6 +218,7 @@ func (v *Verifier) verifyDKIM(ctx context.Context, res Resolver, hdr []byte, fie
 			return res.LookupTXT(ctx, name)
 		},
 	}
+	hdr = terminated(hdr)
 	verifs, err := dkim.VerifyWithOptions(io.MultiReader(bytes.NewReader(hdr), body), opts)
 	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
 		// Not a signature result: the message could not be read.
@@ -225,7 +226,10 @@ func (v *Verifier) verifyDKIM(ctx context.Context, res Resolver, hdr []byte, fie
 	}
 	out := make([]DKIMResult, 0, len(verifs))
 	for i, vf := range verifs {
-		r := describeSignature(sigs[i].value())
+		var r DKIMResult
+		if i < len(sigs) {
+			r = describeSignature(sigs[i].value())
+		}
 		r.Domain = strings.ToLower(vf.Domain)
 		if vf.Identifier != "" && !strings.HasPrefix(vf.Identifier, "@") {
 			r.Identifier = vf.Identifier
