@@ -271,4 +271,3 @@ func dnsAnswer(query []byte, records map[string]string) ([]byte, error) {
 	}
 	return b.Finish()
 }
-
