@@ -769,3 +769,35 @@ func TestHostileValuesStayInsideTheHeaderField(t *testing.T) {
 		t.Errorf("results %v", res)
 	}
 }
+
+// The records Records suggests, published as they are, make a signed message from the
+// domain's MX host pass everything, and a forged one fail with quarantine.
+func TestSuggestedRecords(t *testing.T) {
+	rk, ek := testKeys(t)
+	recs, err := Records("Example.ORG.", []Key{rk, ek})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := newFakeDNS()
+	for _, r := range recs {
+		if !strings.HasPrefix(r.Zone(), r.Name+". IN TXT (") {
+			t.Errorf("zone form %q", r.Zone())
+		}
+		dns.setTXT(r.Name, r.Text)
+	}
+	if len(recs) != 4 || recs[0].Name != "example.org" || recs[3].Name != "_dmarc.example.org" {
+		t.Fatalf("records %+v", recs)
+	}
+	// "mx" in the SPF record: the fake resolver has no MX, so SPF does not pass here; DKIM
+	// alone must carry DMARC.
+	v := &Verifier{Resolver: dns, AuthServID: "mx"}
+	signed := sign(t, &Signer{Keys: StaticKeys{"example.org": {rk, ek}}}, "example.org", crlf(plainMessage))
+	got := verify(t, v, Envelope{RemoteIP: netip.MustParseAddr("192.0.2.1"), Helo: "mail.example.org", MailFrom: "alice@example.org"}, signed)
+	wantVerdict(t, got, Pass, Fail, Pass, Accept)
+	got = verify(t, v, Envelope{RemoteIP: netip.MustParseAddr("192.0.2.1"), Helo: "mail.example.org", MailFrom: "alice@example.org"}, crlf(plainMessage))
+	wantVerdict(t, got, Pass, Fail, Fail, Quarantine)
+
+	if _, err := Records("other.test", []Key{rk}); err == nil {
+		t.Error("a key of another domain was accepted")
+	}
+}

@@ -132,6 +132,20 @@ const (
 	ReturnHeaders
 )
 
+// ParseReturn reads a RET value as the SMTP command carries it ("FULL", "HDRS", or ""),
+// case-insensitively.
+func ParseReturn(s string) (Return, error) {
+	switch strings.ToUpper(s) {
+	case "":
+		return ReturnDefault, nil
+	case "FULL":
+		return ReturnFull, nil
+	case "HDRS":
+		return ReturnHeaders, nil
+	}
+	return ReturnDefault, fmt.Errorf("dsn: unknown RET value %q", s)
+}
+
 // Decision says where a notice about an undeliverable message goes.
 type Decision int
 
@@ -187,8 +201,8 @@ func IsAutoReply(h Header) bool {
 // Recipient is what happened to one recipient of the original message.
 type Recipient struct {
 	Address string // the address delivery was tried for (Final-Recipient)
-	// ORCPT (RFC 3461 §4.2), already decoded from xtext: its address type ("rfc822",
-	// "utf-8") and address. Empty without ORCPT.
+	// ORCPT (RFC 3461 §4.2), already decoded from xtext (go-smtp's RcptOptions gives it
+	// so): its address type ("rfc822", "utf-8") and address. Empty without ORCPT.
 	OriginalType string
 	Original     string
 
@@ -203,7 +217,9 @@ type Recipient struct {
 	WillRetryUntil time.Time // for Delayed
 }
 
-// Report is one DSN: about one original message, to its sender.
+// Report is one DSN: about one original message, to its sender. The queue sends it with
+// the null reverse path, MAIL FROM:<> (RFC 3464 §2, RFC 5321 §4.5.5), to RCPT TO:<To>, and
+// with NOTIFY=NEVER should the far side speak DSN: a notification never asks for another.
 type Report struct {
 	ReportingMTA string // our host name: From MAILER-DAEMON@ReportingMTA, Reporting-MTA
 	To           string // the original reverse path (or the postmaster, for a double bounce)

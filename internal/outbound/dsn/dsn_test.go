@@ -413,6 +413,17 @@ func TestNotify(t *testing.T) {
 	}
 }
 
+func TestParseReturn(t *testing.T) {
+	for in, want := range map[string]Return{"": ReturnDefault, "FULL": ReturnFull, "hdrs": ReturnHeaders} {
+		if got, err := ParseReturn(in); err != nil || got != want {
+			t.Errorf("%q: %v %v", in, got, err)
+		}
+	}
+	if _, err := ParseReturn("ALL"); err == nil {
+		t.Error("RET=ALL accepted")
+	}
+}
+
 func header(t *testing.T, s string) mail.Header {
 	t.Helper()
 	m, err := mail.ReadMessage(strings.NewReader(s + "\r\n"))
