@@ -9,7 +9,8 @@
 //     KeyDir on disk, or one the store implements); a domain with an RSA and an Ed25519 key
 //     gets both signatures (RFC 8463 §6).
 //   - The CLI makes keys and prints records: GenerateKey, Key.MarshalPEM / ParseKey,
-//     KeyDir.Add (files of mode 0600), Key.Record, SplitTXT and ZoneTXT, DefaultSelector.
+//     KeyDir.Add (files of mode 0600), Key.Record, SplitTXT and ZoneTXT, DefaultSelector;
+//     Records lists every TXT record a domain publishes (SPF, DKIM, DMARC).
 //   - The inbound SMTP session verifies after DATA: Verifier.Verify(envelope, spooled
 //     message) returns a Verdict: SPF, each DKIM signature, DMARC, the Disposition (reject
 //     at DATA with 550 5.7.1, quarantine into Junk, or accept) and the AuthResults field to
