@@ -139,7 +139,7 @@ func lookupPolicy(ctx context.Context, res Resolver, from string) (*dmarc.Record
 		var recs []string
 		for _, t := range txts {
 			// Step 2: keep only the records that begin with the version tag.
-			if v, _, _ := strings.Cut(t, ";"); strings.Join(strings.Fields(v), "") == "v=DMARC1" {
+			if v, _, _ := strings.Cut(t, ";"); strings.EqualFold(strings.Join(strings.Fields(v), ""), "v=DMARC1") {
 				recs = append(recs, t)
 			}
 		}
@@ -148,7 +148,7 @@ func lookupPolicy(ctx context.Context, res Resolver, from string) (*dmarc.Record
 			// Step 4: several records end policy discovery: DMARC does not apply.
 			return nil, "", None, fmt.Errorf("%d DMARC records at %s", len(recs), domain)
 		case len(recs) == 1:
-			rec, err := dmarc.Parse(recs[0])
+			rec, err := dmarc.Parse(normalizeRecord(recs[0]))
 			if err != nil {
 				return nil, "", PermError, fmt.Errorf("DMARC record at %s: %w", domain, err)
 			}
@@ -160,6 +160,28 @@ func lookupPolicy(ctx context.Context, res Resolver, from string) (*dmarc.Record
 		}
 		domain = org // step 3: the organizational domain, once
 	}
+}
+
+// normalizeRecord writes tag names and the keyword values of a DMARC record in the case
+// go-msgauth's parser expects: the grammar's literals are case-insensitive (RFC 7489 §6.4
+// uses ABNF, RFC 5234 §2.3), and "p=Reject" is seen in the wild. URIs are left alone.
+func normalizeRecord(rec string) string {
+	tags := strings.Split(rec, ";")
+	for i, tag := range tags {
+		k, v, ok := strings.Cut(tag, "=")
+		if !ok {
+			continue
+		}
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+		switch k {
+		case "v":
+			v = strings.ToUpper(v)
+		case "p", "sp", "adkim", "aspf", "fo", "rf":
+			v = strings.ToLower(v)
+		}
+		tags[i] = k + "=" + v
+	}
+	return strings.Join(tags, ";")
 }
 
 // orgDomain is the organizational domain (RFC 7489 §3.2): the public suffix plus one label.

@@ -530,6 +530,7 @@ func TestDMARCPolicies(t *testing.T) {
 		{"pct sampled out: reject to quarantine", map[string]string{"_dmarc.example.org": "v=DMARC1; p=reject; pct=50"}, "a@example.org", 50, attacker, Fail, Quarantine, "example.org"},
 		{"pct sampled out: quarantine to none", map[string]string{"_dmarc.example.org": "v=DMARC1; p=quarantine; pct=0"}, "a@example.org", 0, attacker, Fail, Accept, "example.org"},
 		{"two records: no policy", map[string]string{"_dmarc.example.org": "v=DMARC1; p=reject\x00v=DMARC1; p=none"}, "a@example.org", 0, attacker, None, Accept, ""},
+		{"keywords in capitals", map[string]string{"_dmarc.example.org": "V=DMARC1; P=Reject; ASPF=S"}, "a@example.org", 0, attacker, Fail, Reject, "example.org"},
 		{"broken record", map[string]string{"_dmarc.example.org": "v=DMARC1; p=sometimes"}, "a@example.org", 0, attacker, PermError, Accept, ""},
 		{"other TXT ignored", map[string]string{"_dmarc.example.org": "google-site-verification=x\x00v=DMARC1; p=reject"}, "a@example.org", 0, attacker, Fail, Reject, "example.org"},
 		{"SPF relaxed alignment", map[string]string{"_dmarc.example.org": "v=DMARC1; p=reject", "bounces.example.org": "v=spf1 ip4:203.0.113.9 -all"}, "a@example.org", 0,
