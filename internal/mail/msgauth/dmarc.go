@@ -133,8 +133,14 @@ func lookupPolicy(ctx context.Context, res Resolver, from string) (*dmarc.Record
 	domain := from
 	for {
 		txts, err := res.LookupTXT(ctx, "_dmarc."+domain)
-		if err != nil && !isNotFound(err) {
+		switch {
+		case err == nil, isNotFound(err):
+		case isTemporary(err):
 			return nil, "", TempError, fmt.Errorf("DMARC policy of %s: %w", domain, err)
+		default:
+			// An answer that can never be used (too large): the domain's fault, not the
+			// network's.
+			return nil, "", PermError, fmt.Errorf("DMARC policy of %s: %w", domain, err)
 		}
 		var recs []string
 		for _, t := range txts {
