@@ -2,7 +2,6 @@ package msgauth
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -107,7 +106,7 @@ func (s *Signer) Sign(ctx context.Context, domain string, r io.Reader) (string, 
 		writers = append(writers, sg)
 	}
 	w := io.MultiWriter(writers...)
-	if _, err := io.Copy(w, io.MultiReader(bytes.NewReader(hdr), br)); err != nil {
+	if _, err := io.Copy(w, &message{hdr: hdr, body: br}); err != nil {
 		return "", fmt.Errorf("msgauth: DKIM signing: %w", err)
 	}
 	var out strings.Builder

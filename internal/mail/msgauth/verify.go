@@ -2,7 +2,6 @@ package msgauth
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -219,7 +218,7 @@ func (v *Verifier) verifyDKIM(ctx context.Context, res Resolver, hdr []byte, fie
 		},
 	}
 	hdr = terminated(hdr)
-	verifs, err := dkim.VerifyWithOptions(io.MultiReader(bytes.NewReader(hdr), body), opts)
+	verifs, err := dkim.VerifyWithOptions(&message{hdr: hdr, body: body}, opts)
 	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
 		// Not a signature result: the message could not be read.
 		return nil, fmt.Errorf("msgauth: DKIM: %w", err)
