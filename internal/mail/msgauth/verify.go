@@ -171,8 +171,10 @@ func checkSPF(ctx context.Context, res Resolver, env Envelope) SPFResult {
 		r.Identity = "helo"
 		r.Sender = "postmaster@" + helo
 	}
-	_, r.Domain, _ = strings.Cut(r.Sender, "@")
-	r.Domain = strings.ToLower(strings.TrimSuffix(r.Domain, "."))
+	if at := strings.LastIndexByte(r.Sender, '@'); at >= 0 {
+		// The last @: a quoted local part may hold one too.
+		r.Domain = strings.ToLower(strings.TrimSuffix(r.Sender[at+1:], "."))
+	}
 	if r.Domain == "" || strings.HasPrefix(r.Domain, "[") || net.ParseIP(r.Domain) != nil {
 		// An address literal HELO or a sender without a domain names no SPF record
 		// (RFC 7208 §2.3, §4.3).
