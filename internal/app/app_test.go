@@ -76,6 +76,23 @@ func TestFailedStartChangesNothing(t *testing.T) {
 	if !strings.Contains(out.String(), "created account dev@example.test with password") {
 		t.Errorf("first successful start printed:\n%s", out.String())
 	}
+	// example.test got its DKIM keys with the other writes of the first start, and a
+	// second start keeps them rather than making new records necessary.
+	keys, err := DKIMKeys(cfg.Data).SigningKeys(context.Background(), config.DevDomain)
+	if err != nil || len(keys) != 2 || keys[0].Algorithm() != "ed25519" || keys[1].Algorithm() != "rsa" {
+		t.Fatalf("DKIM keys of %s after the first start: %v, %v", config.DevDomain, keys, err)
+	}
+	if !strings.Contains(out.String(), "created DKIM rsa key "+keys[1].Selector+" for example.test") {
+		t.Errorf("first start did not report the DKIM keys:\n%s", out.String())
+	}
+	out.Reset()
+	if a, err = New(context.Background(), cfg, log, &out); err != nil {
+		t.Fatal(err)
+	}
+	startStop(t, a)
+	if again, _ := DKIMKeys(cfg.Data).SigningKeys(context.Background(), config.DevDomain); len(again) != 2 || strings.Contains(out.String(), "DKIM") {
+		t.Errorf("second start: %d keys, printed %q; want the same 2 keys, nothing printed", len(again), out.String())
+	}
 
 	// A certificate that does not load fails before anything is written, too.
 	bad := devConfig(t.TempDir())

@@ -56,6 +56,8 @@ func commands() []command {
 	cs = append(cs, domainCommands()...)
 	cs = append(cs, accountCommands()...)
 	cs = append(cs, aliasCommands()...)
+	cs = append(cs, dkimCommands()...)
+	cs = append(cs, dnsCommands()...)
 	cs = append(cs, fetchCommands()...)
 	cs = append(cs, sendCommands()...)
 	return cs

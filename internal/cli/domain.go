@@ -3,17 +3,20 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
+	"time"
 
+	"petrel/internal/app"
 	"petrel/internal/lib/address"
 	"petrel/internal/store"
 )
 
 func domainCommands() []command {
 	return []command{
-		{noun: "domain", verb: "add", args: "DOMAIN", help: "accept mail for DOMAIN", run: domainAdd},
+		{noun: "domain", verb: "add", args: "DOMAIN", help: "accept mail for DOMAIN (and make its DKIM keys)", run: domainAdd},
 		{noun: "domain", verb: "list", help: "list hosted domains", run: domainList},
-		{noun: "domain", verb: "del", args: "DOMAIN", help: "stop hosting DOMAIN (it must have no accounts)", run: domainDel},
+		{noun: "domain", verb: "del", args: "DOMAIN", help: "stop hosting DOMAIN (it must have no accounts; its DKIM keys stay)", run: domainDel},
 		{noun: "domain", verb: "catchall", args: "DOMAIN ADDRESS|-", help: "deliver unknown local parts of DOMAIN to ADDRESS (- clears)", run: domainCatchAll},
 	}
 }
@@ -57,6 +60,10 @@ func domainAdd(e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	c, err := e.config()
+	if err != nil {
+		return err
+	}
 	return e.withStore(func(st store.Store) error {
 		if err := st.AddDomain(e.Ctx, d); errors.Is(err, store.ErrExists) {
 			return fmt.Errorf("domain %s already exists", d)
@@ -64,6 +71,16 @@ func domainAdd(e *Env, args []string) error {
 			return fmt.Errorf("cannot add domain %s: %w", d, err)
 		}
 		fmt.Fprintf(e.Stdout, "added domain %s\n", d)
+		// A new domain signs from the start: its first key pair, unless keys are left from
+		// an earlier life of the domain (domain del keeps them), which then sign again.
+		made, err := app.EnsureDKIMKeys(e.Ctx, app.DKIMKeys(c.Data), d, time.Now())
+		if err != nil {
+			return fmt.Errorf("domain %s added, but its DKIM keys were not (retry with `petrel dkim keygen %s`): %w", d, d, err)
+		}
+		if err := printNewKeys(e, made); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.Stdout, "`petrel dns %s` prints every record the domain needs\n", d)
 		return nil
 	})
 }
@@ -96,6 +113,10 @@ func domainDel(e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	c, err := e.config()
+	if err != nil {
+		return err
+	}
 	return e.withStore(func(st store.Store) error {
 		err := st.DeleteDomain(e.Ctx, d)
 		switch {
@@ -117,6 +138,12 @@ func domainDel(e *Env, args []string) error {
 			return fmt.Errorf("cannot delete domain %s: %w", d, err)
 		}
 		fmt.Fprintf(e.Stdout, "deleted domain %s\n", d)
+		// The keys stay: their records may still be published, and a domain added again
+		// signs with them instead of needing new records. Deleting them is one rm -r away.
+		if keys, err := app.DKIMKeys(c.Data).SigningKeys(e.Ctx, d); err == nil && len(keys) > 0 {
+			fmt.Fprintf(e.Stdout, "its DKIM keys stay in %s (used again if the domain is added again; remove the directory to discard them)\n",
+				filepath.Join(app.DKIMDir(c.Data), d))
+		}
 		return nil
 	})
 }
