@@ -175,10 +175,15 @@ func (s *Store) AddAccount(ctx context.Context, address string, cred store.Crede
 			return err
 		}
 		for _, name := range store.DefaultMailboxes {
-			if _, err := t.createMailbox(a.ID, name); err != nil {
+			if _, err := t.createMailbox(a.ID, name, store.DefaultSpecialUse(name)); err != nil {
+				return err
+			}
+			if _, err := t.exec(`INSERT INTO subscriptions (account_id, name) VALUES (?, ?)`, a.ID, name); err != nil {
 				return err
 			}
 		}
+		// Nobody subscribes to the changes of an account that did not exist.
+		t.changes = nil
 		return nil
 	})
 	if err != nil {

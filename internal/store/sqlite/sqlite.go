@@ -57,6 +57,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -124,8 +125,9 @@ type Store struct {
 	batches   atomic.Int64 // write batches the committer ran, for tests
 	reclaimed atomic.Int64 // blobs the background reclaim freed, for tests
 
-	lockMu sync.Mutex
-	locked map[int64]bool // accounts whose POP3 maildrop is locked
+	lockMu   sync.Mutex
+	locked   map[int64]bool // accounts whose POP3 maildrop this Store holds (lock.go)
+	lockFile *os.File       // holds the maildrop locks for other processes to see
 }
 
 var _ store.Store = (*Store)(nil)
@@ -242,23 +244,32 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	ckdb.SetMaxOpenConns(1)
+	lockFile, err := openLockFile(path)
+	if err != nil {
+		ckdb.Close()
+		rdb.Close()
+		wc.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
 	readers := max(4, 2*runtime.GOMAXPROCS(0))
 	rdb.SetMaxOpenConns(readers)
 	rdb.SetMaxIdleConns(readers)
 
 	s := &Store{
-		log:     log,
-		wdb:     wdb,
-		wc:      wc,
-		rdb:     rdb,
-		opts:    opts,
-		reqs:    make(chan *request, queueLen),
-		stopped: make(chan struct{}),
-		changes: newBroker(log),
-		ckdb:    ckdb,
-		ckWake:  make(chan struct{}, 1),
-		ckDone:  make(chan struct{}),
-		locked:  map[int64]bool{},
+		log:      log,
+		wdb:      wdb,
+		wc:       wc,
+		rdb:      rdb,
+		opts:     opts,
+		reqs:     make(chan *request, queueLen),
+		stopped:  make(chan struct{}),
+		changes:  newBroker(log),
+		ckdb:     ckdb,
+		ckWake:   make(chan struct{}, 1),
+		ckDone:   make(chan struct{}),
+		locked:   map[int64]bool{},
+		lockFile: lockFile,
 	}
 	go s.commitLoop(garbage)
 	go s.checkpointLoop()
@@ -281,5 +292,5 @@ func (s *Store) Close() error {
 	close(s.ckWake) // only the committer sends on it
 	<-s.ckDone
 	s.changes.closeAll()
-	return errors.Join(s.wc.Close(), s.wdb.Close(), s.rdb.Close(), s.ckdb.Close())
+	return errors.Join(s.wc.Close(), s.wdb.Close(), s.rdb.Close(), s.ckdb.Close(), s.lockFile.Close())
 }

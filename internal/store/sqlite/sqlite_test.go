@@ -435,7 +435,7 @@ func TestCrash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ms, err := s.Messages(ctx, box.ID)
+		ms, err := s.Messages(ctx, box.ID, store.Filter{})
 		if err != nil {
 			t.Fatal(err)
 		}
