@@ -287,6 +287,8 @@ func TestHelperProcess(t *testing.T) {
 		os.Exit(2)
 	}
 	switch mode {
+	case "lock":
+		helperLock(ctx, s)
 	case "add":
 		if err := s.AddDomain(ctx, "cli.example"); err != nil {
 			fmt.Fprintln(os.Stderr, err)
