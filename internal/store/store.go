@@ -17,10 +17,11 @@
 //     included.
 //   - Every mailbox has a UIDVALIDITY fixed at creation and never used by another mailbox
 //     (RFC 9051 §2.3.1.1), and a UIDNEXT that only grows: UIDs are never reused.
-//   - Every write raises its account's MODSEQ once (RFC 7162 §3.1.1: one operation may give
-//     several changes the same mod-sequence); what changed stores the new value: the message
-//     (flags, arrival), the tombstone of an expunged message, and the mailbox, whose
-//     HighestModSeq is therefore at least the MODSEQ of everything in it and never zero.
+//   - Every write to mailboxes or messages raises its account's MODSEQ once (RFC 7162
+//     §3.1.1: one operation may give several changes the same mod-sequence); what changed
+//     stores the new value: the message (flags, arrival), the tombstone of an expunged
+//     message, and the mailbox, whose HighestModSeq is therefore at least the MODSEQ of
+//     everything in it and never zero. A write that changes nothing raises nothing.
 //   - An expunged message leaves a tombstone (its UID and the MODSEQ of the expunge) for as
 //     long as its mailbox exists, so that a client that was away can ask what vanished since
 //     the MODSEQ it knew (QRESYNC, RFC 7162 §3.2.5). A message moved away leaves one too.
