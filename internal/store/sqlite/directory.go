@@ -202,7 +202,7 @@ func (s *Store) DeleteAccount(ctx context.Context, address string) error {
 		if err != nil {
 			return err
 		}
-		blobs, err := scanInt64s(rows)
+		blobs, err := scanColumn[int64](rows)
 		if err != nil {
 			return err
 		}
@@ -213,11 +213,12 @@ func (s *Store) DeleteAccount(ctx context.Context, address string) error {
 	})
 }
 
-func scanInt64s(rows *sql.Rows) ([]int64, error) {
+// scanColumn reads a one-column result into a slice and closes rows.
+func scanColumn[T any](rows *sql.Rows) ([]T, error) {
 	defer rows.Close()
-	var out []int64
+	var out []T
 	for rows.Next() {
-		var v int64
+		var v T
 		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}

@@ -318,16 +318,8 @@ func (s *Store) Vanished(ctx context.Context, mailboxID int64, f store.Filter) (
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []uint32
-	for rows.Next() {
-		var uid uint32
-		if err := rows.Scan(&uid); err != nil {
-			return nil, err
-		}
-		out = append(out, uid)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanColumn[uint32](rows)
+	if err != nil {
 		return nil, err
 	}
 	if len(out) == 0 {

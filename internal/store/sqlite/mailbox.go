@@ -223,16 +223,8 @@ func (t *tx) renameInbox(accountID int64, to string) error {
 	if err != nil {
 		return err
 	}
-	var uids []uint32
-	for rows.Next() {
-		var uid uint32
-		if err := rows.Scan(&uid); err != nil {
-			rows.Close()
-			return err
-		}
-		uids = append(uids, uid)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+	uids, err := scanColumn[uint32](rows)
+	if err != nil {
 		return err
 	}
 	_, err = t.copyMessages(inbox, uids, m.ID, true)
@@ -265,7 +257,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, accountID int64, name string)
 		if err != nil {
 			return err
 		}
-		blobs, err := scanInt64s(rows)
+		blobs, err := scanColumn[int64](rows)
 		if err != nil {
 			return err
 		}
@@ -346,16 +338,8 @@ func (s *Store) Subscriptions(ctx context.Context, accountID int64) ([]string, e
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
-		}
-		out = append(out, name)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanColumn[string](rows)
+	if err != nil {
 		return nil, err
 	}
 	if len(out) == 0 {

@@ -31,7 +31,7 @@
 // SQLite's write lock (beginImmediate), and every read sees the other's commits. Two things
 // of store.Store are more than rows:
 //   - The POP3 maildrop lock is an open-file-description lock on a byte of
-//     petrel.db-pop3lock (lock_linux.go): every process sees it, the kernel releases it when
+//     petrel.db-pop3lock (lock.go): every process sees it, the kernel releases it when
 //     its holder exits however it exits, and it costs no transaction.
 //   - Change events (changes.go) are published by the Store whose commit made the change,
 //     to its own subscribers. A commit of another process is not announced; a session

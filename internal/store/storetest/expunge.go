@@ -67,11 +67,7 @@ func testExpunge(t *testing.T, f *fixture) {
 // §3.2.5.1), restricted to UID ranges when asked.
 func testVanished(t *testing.T, f *fixture) {
 	ctx := f.ctx
-	a := f.account("a@example.org")
-	box := f.mailbox(a.ID, store.Inbox)
-	for range 8 {
-		f.deliver(body1, inbox(a.ID))
-	}
+	a, box := f.inboxWith(8)
 	if got := f.vanished(box.ID, store.Filter{}); len(got) != 0 {
 		t.Errorf("tombstones before any expunge %v", got)
 	}
@@ -114,11 +110,7 @@ func testVanished(t *testing.T, f *fixture) {
 // testMessagesFilter: Messages by UID ranges and CHANGEDSINCE (RFC 7162 §3.1.4).
 func testMessagesFilter(t *testing.T, f *fixture) {
 	ctx := f.ctx
-	a := f.account("a@example.org")
-	box := f.mailbox(a.ID, store.Inbox)
-	for range 10 {
-		f.deliver(body1, inbox(a.ID))
-	}
+	a, box := f.inboxWith(10)
 	delivered := f.mailbox(a.ID, store.Inbox).HighestModSeq
 	f.setFlags(box.ID, []uint32{3, 9}, store.FlagsAdd, store.FlagSeen)
 	flagged := f.mailbox(a.ID, store.Inbox).HighestModSeq
@@ -166,15 +158,8 @@ func testMessagesFilter(t *testing.T, f *fixture) {
 // old ones and reports the mapping (COPYUID, RFC 4315).
 func testCopy(t *testing.T, f *fixture) {
 	ctx := f.ctx
-	a := f.account("a@example.org")
-	src := f.mailbox(a.ID, store.Inbox)
-	dst := f.mailbox(a.ID, store.Archive)
-	f.deliver("existing\r\n", store.Target{AccountID: a.ID, Mailbox: store.Archive})
-	var ds []store.Delivered
-	for i := range 3 {
-		ds = append(ds, f.deliver(fmt.Sprintf("%s%d\r\n", body1, i), inbox(a.ID)))
-	}
-	f.setFlags(src.ID, []uint32{3}, store.FlagsAdd, store.FlagFlagged, "$Work")
+	a, src, dst, _ := f.copySetup()
+	f.setFlags(src.ID, []uint32{3}, store.FlagsAdd, "$Work")
 	srcBefore := f.messages(src.ID)
 	ch, cancel := f.s.Subscribe(a.ID)
 	defer cancel()
@@ -222,15 +207,7 @@ func testCopy(t *testing.T, f *fixture) {
 
 func testMove(t *testing.T, f *fixture) {
 	ctx := f.ctx
-	a := f.account("a@example.org")
-	src := f.mailbox(a.ID, store.Inbox)
-	dst := f.mailbox(a.ID, store.Archive)
-	f.deliver("existing\r\n", store.Target{AccountID: a.ID, Mailbox: store.Archive})
-	var ds []store.Delivered
-	for range 3 {
-		ds = append(ds, f.deliver(body1, inbox(a.ID)))
-	}
-	f.setFlags(src.ID, []uint32{3}, store.FlagsAdd, store.FlagFlagged)
+	a, src, dst, ds := f.copySetup()
 	ch, cancel := f.s.Subscribe(a.ID)
 	defer cancel()
 	before := f.mailbox(a.ID, store.Inbox)
@@ -265,7 +242,7 @@ func testMove(t *testing.T, f *fixture) {
 		c.ModSeq != dstAfter.HighestModSeq {
 		t.Errorf("Move = %+v", c)
 	}
-	if got := f.blob(moved[1].BlobID); got != body1 {
+	if got := f.blob(moved[1].BlobID); got != body1+"0\r\n" {
 		t.Errorf("moved body %q", got)
 	}
 	if got := f.vanished(src.ID, store.Filter{ChangedSince: before.HighestModSeq}); !slices.Equal(got, []uint32{1, 3}) {
@@ -357,4 +334,18 @@ func testExpungeDurable(t *testing.T, reopen func() *fixture) {
 	}
 	f = reopen()
 	check(f, "after a second reopen", 9)
+}
+
+// copySetup gives a@example.org an Archive holding one message and an INBOX holding three
+// (bodies body1 and a digit 0, 1, 2), the third flagged, as they are after the deliveries.
+func (f *fixture) copySetup() (a store.Account, src, dst store.Mailbox, ds []store.Delivered) {
+	f.t.Helper()
+	a = f.account("a@example.org")
+	f.deliver("existing\r\n", store.Target{AccountID: a.ID, Mailbox: store.Archive})
+	for i := range 3 {
+		ds = append(ds, f.deliver(fmt.Sprintf("%s%d\r\n", body1, i), inbox(a.ID)))
+	}
+	src, dst = f.mailbox(a.ID, store.Inbox), f.mailbox(a.ID, store.Archive)
+	f.setFlags(src.ID, []uint32{3}, store.FlagsAdd, store.FlagFlagged)
+	return a, src, dst, ds
 }

@@ -9,11 +9,7 @@ import (
 
 func testSetFlags(t *testing.T, f *fixture) {
 	ctx := f.ctx
-	a := f.account("a@example.org")
-	box := f.mailbox(a.ID, store.Inbox)
-	for range 3 {
-		f.deliver(body1, inbox(a.ID))
-	}
+	a, box := f.inboxWith(3)
 	ch, cancel := f.s.Subscribe(a.ID)
 	defer cancel()
 	start := f.mailbox(a.ID, store.Inbox).HighestModSeq
@@ -67,11 +63,7 @@ func sameUIDFlags(a, b []store.UIDFlags) bool {
 }
 
 func testSetFlagsReplace(t *testing.T, f *fixture) {
-	a := f.account("a@example.org")
-	box := f.mailbox(a.ID, store.Inbox)
-	for range 3 {
-		f.deliver(body1, inbox(a.ID))
-	}
+	a, box := f.inboxWith(3)
 	f.setFlags(box.ID, []uint32{1, 2}, store.FlagsAdd, store.FlagSeen, "Old")
 	u := f.setFlags(box.ID, []uint32{1, 2, 3}, store.FlagsReplace, store.FlagFlagged, "New")
 	want := []string{"New", store.FlagFlagged}
@@ -101,11 +93,7 @@ func testSetFlagsReplace(t *testing.T, f *fixture) {
 // is at most n and names the others (RFC 7162 §3.1.3).
 func testSetFlagsUnchangedSince(t *testing.T, f *fixture) {
 	ctx := f.ctx
-	a := f.account("a@example.org")
-	box := f.mailbox(a.ID, store.Inbox)
-	for range 4 {
-		f.deliver(body1, inbox(a.ID))
-	}
+	a, box := f.inboxWith(4)
 	known := f.mailbox(a.ID, store.Inbox).HighestModSeq                // what a client saw
 	f.setFlags(box.ID, []uint32{2}, store.FlagsAdd, store.FlagFlagged) // another client, later
 	m2 := f.messages(box.ID)[1].ModSeq

@@ -374,3 +374,15 @@ func sameMailbox(a, b store.Mailbox) bool {
 
 // span is the UID range first:last.
 func span(first, last uint32) store.UIDRange { return store.UIDRange{First: first, Last: last} }
+
+// inboxWith creates the account a@example.org and delivers n messages (UIDs 1..n) to its
+// INBOX, which it returns as it was before the deliveries.
+func (f *fixture) inboxWith(n int) (store.Account, store.Mailbox) {
+	f.t.Helper()
+	a := f.account("a@example.org")
+	box := f.mailbox(a.ID, store.Inbox)
+	for range n {
+		f.deliver(body1, inbox(a.ID))
+	}
+	return a, box
+}
