@@ -250,32 +250,40 @@ func readBody(r io.Reader, size int64) ([]byte, error) {
 	return buf, nil
 }
 
-// uidFilter turns a store.Filter into the SQL condition on uid and modseq shared by
-// Messages and Vanished, with its arguments after the mailbox ID. UID ranges go in as one
-// JSON parameter of [first, last] pairs, so that any number of them uses one statement.
-func uidFilter(f store.Filter) (cond string, args []any) {
-	args = []any{int64(f.ChangedSince)}
-	if len(f.UIDs) == 0 {
-		return `modseq > ?2`, args
+// selectFiltered returns the query and arguments that select columns of a table (messages
+// or expunged, as t) of one mailbox by a filter, in UID order. It has three shapes, each
+// served by the (mailbox_id, uid) index: every UID; one range (IMAP's "1:*" and a single
+// UID are one); several ranges, which go in as one JSON parameter of [first, last] pairs
+// and drive the search (CROSS JOIN keeps json_each the outer loop), so that any number of
+// them is one statement. CHANGEDSINCE is checked on the rows the UIDs select: there is no
+// index on MODSEQ, which every delivery would have to write.
+func selectFiltered(columns, table string, mailboxID int64, f store.Filter) (string, []any) {
+	args := []any{mailboxID, int64(f.ChangedSince)}
+	ranges := store.MergeUIDRanges(f.UIDs)
+	switch len(ranges) {
+	case 0:
+		return `SELECT ` + columns + ` FROM ` + table + ` t WHERE t.mailbox_id = ?1 AND t.modseq > ?2 ORDER BY t.uid`, args
+	case 1:
+		return `SELECT ` + columns + ` FROM ` + table + ` t WHERE t.mailbox_id = ?1 AND t.uid BETWEEN ?3 AND ?4
+			AND t.modseq > ?2 ORDER BY t.uid`, append(args, ranges[0].First, ranges[0].Last)
 	}
-	var b []byte
-	b = append(b, '[')
-	for i, r := range store.MergeUIDRanges(f.UIDs) {
+	b := []byte{'['}
+	for i, r := range ranges {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = fmt.Appendf(b, "[%d,%d]", r.First, r.Last)
 	}
 	b = append(b, ']')
-	return `modseq > ?2 AND EXISTS (SELECT 1 FROM json_each(?3) r WHERE uid BETWEEN r.value->>0 AND r.value->>1)`,
-		append(args, string(b))
+	return `SELECT ` + columns + ` FROM json_each(?3) r CROSS JOIN ` + table + ` t
+		ON t.mailbox_id = ?1 AND t.uid BETWEEN r.value->>0 AND r.value->>1
+		WHERE t.modseq > ?2 ORDER BY t.uid`, append(args, string(b))
 }
 
 // Messages implements store.Mail.
 func (s *Store) Messages(ctx context.Context, mailboxID int64, f store.Filter) ([]store.Message, error) {
-	cond, args := uidFilter(f)
-	rows, err := s.query(ctx, `SELECT id, uid, blob_id, size, internal_date, flags, modseq
-		FROM messages WHERE mailbox_id = ?1 AND `+cond+` ORDER BY uid`, append([]any{mailboxID}, args...)...)
+	query, args := selectFiltered(`t.id, t.uid, t.blob_id, t.size, t.internal_date, t.flags, t.modseq`, "messages", mailboxID, f)
+	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -312,9 +320,8 @@ func (s *Store) mailboxExists(ctx context.Context, mailboxID int64) error {
 
 // Vanished implements store.Mail.
 func (s *Store) Vanished(ctx context.Context, mailboxID int64, f store.Filter) ([]uint32, error) {
-	cond, args := uidFilter(f)
-	rows, err := s.query(ctx, `SELECT uid FROM expunged WHERE mailbox_id = ?1 AND `+cond+` ORDER BY uid`,
-		append([]any{mailboxID}, args...)...)
+	query, args := selectFiltered(`t.uid`, "expunged", mailboxID, f)
+	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
