@@ -80,6 +80,20 @@ func checkCounters(t *testing.T, path string, accountID int64, boxes map[string]
 		}
 		highest = max(highest, want.HighestModSeq)
 	}
+	// The usage the counters raise is the sum over all the account's mailboxes.
+	mbs, err := s.Mailboxes(ctx, accountID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want store.Usage
+	for _, m := range mbs {
+		want.Messages += int64(m.Messages)
+		want.Size += m.Size
+		want.Mailboxes++
+	}
+	if u, err := s.Usage(ctx, accountID); err != nil || u != want {
+		t.Errorf("Usage after reopen %+v, %v; the mailboxes make %+v", u, err, want)
+	}
 	a, err := s.AccountByID(ctx, accountID)
 	if err != nil {
 		t.Fatal(err)
