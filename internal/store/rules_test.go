@@ -34,7 +34,7 @@ func TestMailboxNames(t *testing.T) {
 
 func TestFlags(t *testing.T) {
 	got, err := NormalizeFlags([]string{"work", `\SEEN`, "Work", `\seen`, "$Label"})
-	if err != nil || !slices.Equal(got, []string{"$Label", "work", `\Seen`}) {
+	if err != nil || !slices.Equal(got, []string{"$Label", `\Seen`, "work"}) {
 		t.Errorf("NormalizeFlags = %q, %v", got, err)
 	}
 	for _, bad := range []string{`\Recent`, `\X`, "a b", "a(", `a"`, "a]", ""} {
