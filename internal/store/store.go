@@ -373,6 +373,9 @@ type Mailboxes interface {
 	// first, in their display order).
 	Mailboxes(ctx context.Context, accountID int64) ([]Mailbox, error)
 	Mailbox(ctx context.Context, accountID int64, name string) (Mailbox, error)
+	// MailboxByID returns a mailbox whatever it is called now: a session that selected it
+	// follows it through renames, and checks its HighestModSeq at each command (Changes).
+	MailboxByID(ctx context.Context, mailboxID int64) (Mailbox, error)
 	// CreateMailbox creates a mailbox and any missing superiors (RFC 9051 §6.3.4), each with
 	// a fresh UIDVALIDITY, and returns the one named. An existing name is ErrExists.
 	CreateMailbox(ctx context.Context, accountID int64, name string) (Mailbox, error)

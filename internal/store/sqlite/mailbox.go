@@ -59,6 +59,14 @@ func (s *Store) Mailbox(ctx context.Context, accountID int64, name string) (stor
 	return m, nil
 }
 
+func (s *Store) MailboxByID(ctx context.Context, mailboxID int64) (store.Mailbox, error) {
+	m, err := scanMailbox(s.queryRow(ctx, `SELECT `+mailboxColumns+` FROM mailboxes WHERE id = ?`, mailboxID))
+	if err != nil {
+		return store.Mailbox{}, fmt.Errorf("mailbox %d: %w", mailboxID, notFound(err))
+	}
+	return m, nil
+}
+
 // createMailbox adds a mailbox with a fresh UIDVALIDITY; an existing name is ErrExists and
 // a missing account ErrNotFound. The name is canonical.
 func (t *tx) createMailbox(accountID int64, name string, use store.SpecialUse) (store.Mailbox, error) {

@@ -219,6 +219,11 @@ func testRenameMailbox(t *testing.T, f *fixture) {
 	}
 	ids = append(ids, f.mailbox(a.ID, "Work").ID)
 	waitMailboxChanges(t, ch, ids...)
+	// A session that selected it follows it by ID.
+	if got, err := f.s.MailboxByID(ctx, old["Projects/Petrel"].ID); err != nil || got.Name != "Work/Old/Petrel" ||
+		!sameMailbox(got, f.mailbox(a.ID, "Work/Old/Petrel")) {
+		t.Errorf("MailboxByID after the rename = %+v, %v", got, err)
+	}
 	if ms := f.messages(old["Projects/Petrel"].ID); len(ms) != 2 || ms[0].BlobID != d.BlobID || ms[1].UID != 2 {
 		t.Errorf("messages of the renamed mailbox: %+v", ms)
 	}
@@ -334,6 +339,8 @@ func testDeleteMailbox(t *testing.T, f *fixture) {
 	waitMailboxChanges(t, ch, lists.ID)
 	_, err = f.s.Mailbox(ctx, a.ID, "Lists/Go")
 	wantErr(t, "Mailbox deleted", err, store.ErrNotFound)
+	_, err = f.s.MailboxByID(ctx, lists.ID)
+	wantErr(t, "MailboxByID deleted", err, store.ErrNotFound)
 	_, err = f.s.Messages(ctx, lists.ID, store.Filter{})
 	wantErr(t, "Messages of a deleted mailbox", err, store.ErrNotFound)
 	_, err = f.s.Vanished(ctx, lists.ID, store.Filter{})
