@@ -393,6 +393,8 @@ func testSpecialUse(t *testing.T, f *fixture) {
 		t.Error("Sent or INBOX have the wrong attribute")
 	}
 	box := f.create(a.ID, "Old Sent")
+	ch, cancel := f.s.Subscribe(a.ID)
+	defer cancel()
 	if err := f.s.SetSpecialUse(ctx, a.ID, "Old Sent", store.UseSent); err != nil {
 		t.Fatal(err)
 	}
@@ -400,6 +402,7 @@ func testSpecialUse(t *testing.T, f *fixture) {
 	if got.SpecialUse != store.UseSent || got.HighestModSeq <= box.HighestModSeq {
 		t.Errorf("after SetSpecialUse: %+v", got)
 	}
+	expectChange(t, ch, store.Change{Kind: store.ChangeMailbox, AccountID: a.ID, MailboxID: box.ID, ModSeq: got.HighestModSeq})
 	if err := f.s.SetSpecialUse(ctx, a.ID, "Old Sent", ""); err != nil {
 		t.Fatal(err)
 	}
