@@ -296,9 +296,14 @@ func (s *Store) SetSpecialUse(ctx context.Context, accountID int64, name string,
 	}
 	name = store.LookupMailboxName(name)
 	return s.write(ctx, 0, func(t *tx) error {
-		id, err := t.mailboxID(accountID, name)
-		if err != nil {
-			return err
+		var id int64
+		var cur string
+		if err := t.queryRow(`SELECT id, special_use FROM mailboxes WHERE account_id = ? AND name = ?`,
+			[]any{accountID, name}, &id, &cur); err != nil {
+			return fmt.Errorf("mailbox %q: %w", name, err)
+		}
+		if cur == string(use) {
+			return nil // no change, no MODSEQ
 		}
 		modseq, err := t.raiseModSeq(accountID)
 		if err != nil {

@@ -403,6 +403,15 @@ func testSpecialUse(t *testing.T, f *fixture) {
 		t.Errorf("after SetSpecialUse: %+v", got)
 	}
 	expectChange(t, ch, store.Change{Kind: store.ChangeMailbox, AccountID: a.ID, MailboxID: box.ID, ModSeq: got.HighestModSeq})
+	if err := f.s.SetSpecialUse(ctx, a.ID, "old sent", store.UseSent); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetSpecialUse by another case of the name: %v", err)
+	}
+	if err := f.s.SetSpecialUse(ctx, a.ID, "Old Sent", store.UseSent); err != nil {
+		t.Fatal(err)
+	}
+	if again := f.mailbox(a.ID, "Old Sent"); again.HighestModSeq != got.HighestModSeq {
+		t.Errorf("setting the same attribute again moved MODSEQ %d -> %d", got.HighestModSeq, again.HighestModSeq)
+	}
 	if err := f.s.SetSpecialUse(ctx, a.ID, "Old Sent", ""); err != nil {
 		t.Fatal(err)
 	}
