@@ -44,6 +44,7 @@ type accountCount struct {
 }
 
 type mailboxCount struct {
+	accountID   int64 // whose usage grows with the mailbox's counts
 	uidvalidity uint32
 	uidnext     int64  // the next UID to give
 	added       counts // delivered since the row was written
@@ -60,7 +61,6 @@ type targetKey struct {
 // counted is what one delivery request took; merged into counters when it succeeds.
 type counted struct {
 	modseq    map[int64]uint64 // account -> its raised MODSEQ (also tx.modseq)
-	accounts  map[int64]counts // account -> what it gained
 	mailboxes map[int64]mailboxCount
 }
 
@@ -139,11 +139,15 @@ func (k *counters) merge(n *counted) {
 	for id, m := range n.modseq {
 		a := k.accounts[id]
 		a.modseq, a.dirty = m, true
-		a.added.add(n.accounts[id])
 	}
 	for id, m := range n.mailboxes {
+		// What the request added to the mailbox, the account's usage gains too.
+		old := k.mailboxes[id]
+		d := m.added
+		d.sub(old.added)
+		k.accounts[m.accountID].added.add(d)
 		m.dirty = true
-		*k.mailboxes[id] = m
+		*old = m
 	}
 }
 
@@ -190,7 +194,7 @@ func (t *tx) takeUID(accountID int64, name string, fallback bool, modseq uint64,
 		}
 		k.targets[key] = id
 		if _, ok := k.mailboxes[id]; !ok {
-			k.mailboxes[id] = &mailboxCount{uidvalidity: uidvalidity, uidnext: next}
+			k.mailboxes[id] = &mailboxCount{accountID: accountID, uidvalidity: uidvalidity, uidnext: next}
 		}
 	}
 	m, ok := t.counted.mailboxes[id]
@@ -206,11 +210,7 @@ func (t *tx) takeUID(accountID int64, name string, fallback bool, modseq uint64,
 	m.modseq = modseq
 	if t.counted.mailboxes == nil {
 		t.counted.mailboxes = map[int64]mailboxCount{}
-		t.counted.accounts = map[int64]counts{}
 	}
 	t.counted.mailboxes[id] = m
-	a := t.counted.accounts[accountID]
-	a.add(c)
-	t.counted.accounts[accountID] = a
 	return id, m.uidvalidity, uid, nil
 }

@@ -43,7 +43,9 @@ func countsOf(flags string, size int64) counts {
 
 // hasFlag reports whether a stored flag string (sorted, space separated) holds flag.
 func hasFlag(flags, flag string) bool {
-	for f := range strings.FieldsSeq(flags) {
+	for flags != "" {
+		var f string
+		f, flags, _ = strings.Cut(flags, " ")
 		if f == flag {
 			return true
 		}
