@@ -26,3 +26,7 @@ require (
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
 )
+
+// go-smtp v0.25.1 with a faster DATA reader; see third_party/README.md for why and when to
+// drop it.
+replace github.com/emersion/go-smtp => ./third_party/go-smtp
