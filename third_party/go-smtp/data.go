@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 )
@@ -47,6 +48,16 @@ var ErrDataTooLarge = &SMTPError{
 	Message:      "Maximum message size exceeded",
 }
 
+// States of dataReader.
+const (
+	stateBeginLine = iota // beginning of line; initial state; must be zero
+	stateDot              // read . at beginning of line
+	stateDotCR            // read .\r at beginning of line
+	stateCR               // read \r (possibly at end of line)
+	stateData             // reading data in middle of line
+	stateEOF              // reached .\r\n end marker line
+)
+
 type dataReader struct {
 	r     *bufio.Reader
 	state int
@@ -83,15 +94,16 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 
 	// Run data through a simple state machine to
 	// elide leading dots and detect End-of-Data (<CR><LF>.<CR><LF>) line.
-	const (
-		stateBeginLine = iota // beginning of line; initial state; must be zero
-		stateDot              // read . at beginning of line
-		stateDotCR            // read .\r at beginning of line
-		stateCR               // read \r (possibly at end of line)
-		stateData             // reading data in middle of line
-		stateEOF              // reached .\r\n end marker line
-	)
 	for n < len(b) && r.state != stateEOF {
+		if r.state == stateBeginLine || r.state == stateData {
+			// Most bytes pass through unchanged: copy what is buffered
+			// in one go, up to the next dot that starts a line.
+			if k := r.copyBuffered(b[n:]); k > 0 {
+				n += k
+				continue
+			}
+		}
+
 		var c byte
 		c, err = r.r.ReadByte()
 		if err != nil {
@@ -145,4 +157,57 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 		r.n -= int64(n)
 	}
 	return
+}
+
+// copyBuffered copies to b the bytes at the start of the read buffer that
+// the state machine in Read would pass through unchanged, and returns how
+// many it copied. It stops before a dot at the beginning of a line, and
+// leaves r.state as the state machine would after the same bytes. It does no
+// I/O: with nothing buffered it copies nothing. It must only be called in
+// stateBeginLine or stateData.
+//
+// Only a dot at the beginning of a line needs the byte-wise state machine:
+// a CR moves to stateCR both from stateBeginLine and from stateData, any
+// other byte to stateData, and the byte after a CR is passed through and
+// moves to stateBeginLine if it is LF, to stateData otherwise. So a run can be
+// scanned from one CR to the next.
+func (r *dataReader) copyBuffered(b []byte) int {
+	size := r.r.Buffered()
+	if size > len(b) {
+		size = len(b)
+	}
+	if size == 0 {
+		return 0
+	}
+	buf, _ := r.r.Peek(size) // cannot fail: size bytes are buffered
+
+	state := r.state
+	i := 0
+	for i < len(buf) {
+		if state == stateBeginLine && buf[i] == '.' {
+			break
+		}
+		j := bytes.IndexByte(buf[i:], '\r')
+		if j < 0 {
+			i = len(buf)
+			state = stateData
+			break
+		}
+		i += j + 1
+		state = stateCR
+		if i == len(buf) {
+			break
+		}
+		if buf[i] == '\n' {
+			state = stateBeginLine
+		} else {
+			state = stateData
+		}
+		i++
+	}
+
+	copy(b, buf[:i])
+	r.r.Discard(i)
+	r.state = state
+	return i
 }
