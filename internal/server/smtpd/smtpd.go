@@ -20,7 +20,8 @@
 //   - AUTH data and message contents are never logged.
 //   - Lock order: Server.mu before conn.mu; session.mu is never held while taking either.
 //
-// What go-smtp decides for us (read its conn.go and data.go before changing this package):
+// What go-smtp decides for us (read its conn.go and data.go, in third_party/go-smtp, before
+// changing this package):
 //   - Source routes in paths ("<@a,@b:user@c>") are stripped before Rcpt sees the mailbox;
 //     RFC 5321 §4.1.1.3 says to ignore them, so the mailbox alone is judged (and relay
 //     tricks in it are refused by address.Parse).
