@@ -168,6 +168,7 @@ type Server struct {
 	dir    Directory
 	log    *slog.Logger
 	smtp   *smtp.Server
+	spools *deliver.SpoolPool // message bodies while they are received
 	ctx    context.Context    // parent of every session's work; cancelled when Shutdown gives up
 	cancel context.CancelFunc // cancels ctx
 
@@ -211,6 +212,7 @@ func New(cfg Config, d Deliverer, au Authenticator, dir Directory, log *slog.Log
 		au:     au,
 		dir:    dir,
 		log:    log,
+		spools: deliver.NewSpoolPool(cfg.SpoolDir, deliver.DefaultSpoolMemory),
 		ctx:    ctx,
 		cancel: cancel,
 		conns:  make(map[*conn]struct{}),
