@@ -27,6 +27,6 @@ require (
 	golang.org/x/text v0.44.0 // indirect
 )
 
-// go-smtp v0.25.1 with a faster DATA reader; see third_party/README.md for why and when to
-// drop it.
+// go-smtp v0.25.1 with DATA read and written by runs instead of byte by byte; see
+// third_party/README.md for why and when to drop it.
 replace github.com/emersion/go-smtp => ./third_party/go-smtp

@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # verify.sh: checks every patched copy under third_party/: it must be the published module at
-# the version go.mod requires (as the Go module proxy serves it) plus its patch file, nothing
-# else, and its own tests must pass. .ci/run runs it; run it after touching a copy.
+# the version go.mod requires (as the Go module proxy serves it) plus its patches
+# (third_party/NAME.patches/*.patch, applied in name order), nothing else, and its own tests
+# must pass. .ci/run runs it; run it after touching a copy.
 #
 #   bash third_party/verify.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$PWD
 
-# folder  module  patch
+# folder  module
 forks=(
-	"go-smtp github.com/emersion/go-smtp go-smtp.patch"
+	"go-smtp github.com/emersion/go-smtp"
 )
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for f in "${forks[@]}"; do
-	read -r dir mod patch <<<"$f"
+	read -r dir mod <<<"$f"
 	version=$(cd .. && go list -m -f '{{.Version}}' "$mod")
 	replace=$(cd .. && go list -m -f '{{with .Replace}}{{.Path}}{{end}}' "$mod")
 	if [ "$replace" != "./third_party/$dir" ]; then
@@ -28,11 +29,14 @@ for f in "${forks[@]}"; do
 	mkdir "$tmp/$dir"
 	cp -r "$src/." "$tmp/$dir/"
 	chmod -R u+w "$tmp/$dir"
-	(cd "$tmp/$dir" && git apply "$here/$patch")
+	patches=$(cd "$here" && ls "$dir.patches"/*.patch)
+	for p in $patches; do
+		(cd "$tmp/$dir" && git apply "$here/$p")
+	done
 	if ! diff -r "$tmp/$dir" "$dir"; then
-		echo "verify: third_party/$dir is not $mod@$version + $patch (differences above)" >&2
+		echo "verify: third_party/$dir is not $mod@$version +" $patches "(differences above)" >&2
 		exit 1
 	fi
-	echo "verify: third_party/$dir = $mod@$version + $patch"
+	echo "verify: third_party/$dir = $mod@$version +" $patches
 	(cd "$dir" && go vet ./... && go test -race -count=1 ./...)
 done

@@ -35,6 +35,7 @@ type Client struct {
 	didHello   bool              // whether we've said HELO/EHLO/LHLO
 	helloError error             // the error from the hello
 	rcpts      []string          // recipients accumulated for the current transaction
+	data       *dataWriter       // the writer of a DATA command, until it is closed
 
 	// Time to wait for command responses (this includes 3xx reply to DATA).
 	CommandTimeout time.Duration
@@ -254,6 +255,12 @@ func (c *Client) readResponse(expectCode int) (int, string, error) {
 func (c *Client) cmd(expectCode int, format string, args ...interface{}) (int, string, error) {
 	c.conn.SetDeadline(time.Now().Add(c.CommandTimeout))
 	defer c.conn.SetDeadline(time.Time{})
+
+	// A command ends the data of a DATA command left open, as with the
+	// DotWriter of net/textproto.
+	if c.data != nil {
+		c.data.Close()
+	}
 
 	id, err := c.text.Cmd(format, args...)
 	if err != nil {
@@ -708,7 +715,8 @@ func (c *Client) Data() (*DataCommand, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DataCommand{client: c, wc: c.text.DotWriter()}, nil
+	c.data = &dataWriter{c: c, w: c.text.W}
+	return &DataCommand{client: c, wc: c.data}, nil
 }
 
 // SendMail will use an existing connection to send an email from
