@@ -29,3 +29,7 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 )
+
+// go-smtp v0.25.1 with DATA read and written by runs instead of byte by byte; see
+// third_party/README.md for why and when to drop it.
+replace github.com/emersion/go-smtp => ./third_party/go-smtp

@@ -263,7 +263,9 @@ func contains(l []string, s string) bool {
 
 // Deliver parses body and commits it once for every target of env (duplicates removed).
 // It returns only after the store committed durably; on error nothing was delivered.
-// A body that does not parse is still delivered (the parse is best effort).
+// A body that does not parse is still delivered (the parse is best effort). Nothing reads
+// body after Deliver returns (the store reads a delivery's body during its Deliver), so the
+// caller may reuse its memory then.
 func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store.Delivered, error) {
 	var targets []store.Target
 	seen := make(map[store.Target]bool, len(env.Targets))

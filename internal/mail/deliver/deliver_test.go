@@ -434,3 +434,42 @@ func TestResolveCacheBound(t *testing.T) {
 		t.Errorf("%d entries, want 1..%d", n, resolveCacheMax)
 	}
 }
+
+// TestSpoolPool checks that spools from a pool keep their bodies apart however memory is
+// reused: one closed twice must not give its buffer back twice (two later spools would
+// share it), and a reused buffer shows nothing of the body it held before.
+func TestSpoolPool(t *testing.T) {
+	p := NewSpoolPool(t.TempDir(), 8192) // room for the first buffer a spool allocates (4 KiB)
+	first := p.Get()
+	io.WriteString(first, strings.Repeat("old body ", 10))
+	first.Close()
+	first.Close()
+
+	a, b := p.Get(), p.Get()
+	io.WriteString(a, "body of a")
+	io.Copy(b, strings.NewReader("body of b"))
+	for sp, want := range map[*Spool]string{a: "body of a", b: "body of b"} {
+		got, err := io.ReadAll(sp.Reader())
+		if err != nil || string(got) != want {
+			t.Errorf("read %q (err %v), want %q", got, err, want)
+		}
+	}
+	a.Close()
+	b.Close()
+
+	// A body over the memory limit moves to a file, and a spool from the pool works as
+	// well after that.
+	big := p.Get()
+	want := strings.Repeat("x", 9000)
+	io.WriteString(big, want)
+	if got, err := io.ReadAll(big.Reader()); err != nil || string(got) != want || big.InMemory() {
+		t.Errorf("over the limit: read %d bytes (err %v), in memory %v", len(got), err, big.InMemory())
+	}
+	big.Close()
+	small := p.Get()
+	defer small.Close()
+	io.WriteString(small, "s")
+	if got, _ := io.ReadAll(small.Reader()); string(got) != "s" {
+		t.Errorf("after a file spool: read %q", got)
+	}
+}

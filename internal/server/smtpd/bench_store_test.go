@@ -27,6 +27,18 @@ func BenchmarkInboundSQLite(b *testing.B) {
 	benchInbound(b, addr, 32, 2048, rcpts)
 }
 
+// BenchmarkInboundSQLite100K is the same with 100 KB messages over 8 connections, as in
+// the S3 scenario of bench/compare.sh: the DATA reader, the spool, the parse and the blob
+// write.
+func BenchmarkInboundSQLite100K(b *testing.B) {
+	addr := startStoreServer(b, 8)
+	rcpts := make([]string, 8)
+	for i := range rcpts {
+		rcpts[i] = fmt.Sprintf("user%d@example.test", i+1)
+	}
+	benchInbound(b, addr, 8, 100<<10, rcpts)
+}
+
 // startStoreServer runs an MX server backed by a fresh SQLite store with the accounts
 // user1..userN@example.test.
 func startStoreServer(b *testing.B, accounts int) string {

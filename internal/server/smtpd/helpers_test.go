@@ -184,6 +184,16 @@ type testServer struct {
 // startServer runs a server on 127.0.0.1:0 until the test ends.
 func startServer(t testing.TB, cfg Config, fd *fakeDeliverer) *testServer {
 	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveOn(t, l, cfg, fd)
+}
+
+// serveOn runs a server on l until the test ends.
+func serveOn(t testing.TB, l net.Listener, cfg Config, fd *fakeDeliverer) *testServer {
+	t.Helper()
 	if fd == nil {
 		fd = newFakeDeliverer()
 	}
@@ -196,10 +206,6 @@ func startServer(t testing.TB, cfg Config, fd *fakeDeliverer) *testServer {
 	logs := &dialog.Log{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := New(cfg, fd, fakeAuth{}, log)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	t.Cleanup(func() {

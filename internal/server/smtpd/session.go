@@ -289,8 +289,8 @@ func (s *session) Data(r io.Reader) (err error) {
 	s.c.startBody()
 	defer s.c.endBody()
 
-	spool := deliver.NewSpool(s.srv.cfg.SpoolDir, deliver.DefaultSpoolMemory)
-	defer spool.Close()
+	spool := s.srv.spools.Get()
+	defer spool.Close() // after Deliver, which reads the spool only until it returns
 	s.writeTrace(spool, tx, rcpts, received)
 
 	// Only CRLF may end a line (RFC 5321 §2.3.8); anything else is refused whole so that no

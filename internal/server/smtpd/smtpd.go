@@ -22,7 +22,8 @@
 //   - AUTH data and message contents are never logged.
 //   - Lock order: Server.mu before conn.mu; session.mu is never held while taking either.
 //
-// What go-smtp decides for us (read its conn.go and data.go before changing this package):
+// What go-smtp decides for us (read its conn.go and data.go, in third_party/go-smtp, before
+// changing this package):
 //   - Source routes in paths ("<@a,@b:user@c>") are stripped before Rcpt sees the mailbox;
 //     RFC 5321 §4.1.1.3 says to ignore them, so the mailbox alone is judged (and relay
 //     tricks in it are refused by address.Parse).
@@ -185,6 +186,7 @@ type Server struct {
 	au     Authenticator
 	log    *slog.Logger
 	smtp   *smtp.Server
+	spools *deliver.SpoolPool // message bodies while they are received
 	ctx    context.Context    // parent of every session's work; cancelled when Shutdown gives up
 	cancel context.CancelFunc // cancels ctx
 
@@ -235,6 +237,7 @@ func New(cfg Config, d Deliverer, au Authenticator, log *slog.Logger) *Server {
 		d:      d,
 		au:     au,
 		log:    log,
+		spools: deliver.NewSpoolPool(cfg.SpoolDir, deliver.DefaultSpoolMemory),
 		ctx:    ctx,
 		cancel: cancel,
 		conns:  make(map[*conn]struct{}),
