@@ -37,11 +37,16 @@ import (
 
 // OpenStore opens the embedded store of a data directory, creating the directory if needed.
 // The server and every management command use it, so both work on the same data at once.
-func OpenStore(dataDir string, log *slog.Logger) (*sqlite.Store, error) {
+// It is the one place that knows which backend runs; everything else sees store.Store.
+func OpenStore(dataDir string, log *slog.Logger) (store.Store, error) {
 	if err := checkDataDir(dataDir); err != nil {
 		return nil, err
 	}
-	return sqlite.Open(filepath.Join(dataDir, "petrel.db"), sqlite.Options{Logger: log})
+	st, err := sqlite.Open(filepath.Join(dataDir, "petrel.db"), sqlite.Options{Logger: log})
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return st, nil
 }
 
 // EnsureDomains adds the configured domains that the store does not have yet.
@@ -81,7 +86,7 @@ type App struct {
 	cfg      *config.Config
 	log      *slog.Logger
 	out      io.Writer // messages for the operator at start (paths, the dev password)
-	store    *sqlite.Store
+	store    store.Store
 	certs    *certs
 	bound    []bound // every listener, bound by New before anything is written
 	bindings []binding

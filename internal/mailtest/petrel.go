@@ -39,7 +39,7 @@ import (
 // Server is a running POP3 server with one listener for STLS/plaintext and one for
 // implicit TLS.
 type Server struct {
-	Store    *sqlite.Store
+	Store    store.Store
 	Addr     string // STLS listener (plaintext allowed)
 	TLSAddr  string // implicit TLS listener
 	CertPEM  []byte // the self-signed certificate, for a private-CA test
@@ -188,7 +188,7 @@ func (s *Server) Inbox(t testing.TB, acct store.Account) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := s.Store.Messages(ctx, mb.ID)
+	msgs, err := s.Store.Messages(ctx, mb.ID, store.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}

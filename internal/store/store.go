@@ -1,19 +1,43 @@
 // Package store defines what Petrel keeps: domains, accounts, aliases, mailboxes and messages.
 //
-// The store speaks mail, not SQL. Implementations live in sub-packages (sqlite is the embedded
-// default) and every one of them must pass the conformance suite in storetest.
+// The store speaks mail, not SQL: accounts, mailboxes with UIDVALIDITY and UIDNEXT, messages
+// with UIDs, flags and MODSEQ, immutable shared bodies. Implementations live in sub-packages
+// (sqlite is the embedded default; a PostgreSQL backend for several nodes is planned) and
+// every one of them must pass the conformance suite in storetest. Nothing here names a
+// database or a protocol library type; the methods are shaped for IMAP (RFC 9051 with
+// CONDSTORE/QRESYNC, UIDPLUS, MOVE, SPECIAL-USE, LIST-EXTENDED, STATUS=SIZE, QUOTA), POP3
+// and SMTP delivery.
 //
 // Invariants every implementation keeps:
-//   - Deliver commits a message for all of its recipients in one transaction, durably (fsync)
-//     before it returns nil. On error nothing of the delivery is visible.
+//   - A write returns nil only once it is committed durably (fsync or the database's
+//     equivalent); on error nothing of it is visible. Deliver commits a message for all of
+//     its recipients in one transaction.
 //   - A message body (blob) is written once, never modified, and shared by every mailbox that
-//     received it. It is stored exactly as served: CRLF line endings, trace headers included.
-//   - Every mailbox has a UIDVALIDITY fixed at creation and a UIDNEXT that only grows; every
-//     change to a message or mailbox raises the account's MODSEQ, and the new value is stored
-//     on what changed.
-//   - After every commit the store itself publishes typed change events to subscribers, so no
-//     caller has to remember to.
-//   - Schema migrations are versioned and run at Open; a schema newer than the binary is an error.
+//     received or copied it. It is stored exactly as served: CRLF line endings, trace headers
+//     included.
+//   - Every mailbox has a UIDVALIDITY fixed at creation and never used by another mailbox
+//     (RFC 9051 §2.3.1.1), and a UIDNEXT that only grows: UIDs are never reused.
+//   - Every write to mailboxes or messages raises its account's MODSEQ once (RFC 7162
+//     §3.1.1: one operation may give several changes the same mod-sequence); what changed
+//     stores the new value: the message (flags, arrival), the tombstone of an expunged
+//     message, and the mailbox, whose HighestModSeq is therefore at least the MODSEQ of
+//     everything in it and never zero. A write that changes nothing raises nothing.
+//   - An expunged message leaves a tombstone (its UID and the MODSEQ of the expunge) for as
+//     long as its mailbox exists, so that a client that was away can ask what vanished since
+//     the MODSEQ it knew (QRESYNC, RFC 7162 §3.2.5). A message moved away leaves one too.
+//   - A mailbox's counts (messages, unseen, \Deleted, total size) and an account's usage
+//     (messages, size) are kept up to date in the commit that changes them, so STATUS, LIST
+//     and a quota check never list messages. \Recent is not kept: IMAP4rev2 removed it
+//     (RFC 9051 Appendix E) and an IMAP4rev1 session derives it from its own view if at all.
+//   - Mailbox names are scoped to their account and never interpreted as paths: "/" is the
+//     hierarchy separator, INBOX (any case, also as the first level) is spelled "INBOX", and a
+//     name with an empty, "." or ".." level, a control character or a LIST wildcard is
+//     refused (ErrInvalid). Operations that take two mailboxes refuse mailboxes of two
+//     accounts.
+//   - After every commit the store publishes typed change events to subscribers (Changes),
+//     so no caller has to remember to.
+//   - Schema migrations are versioned and run at Open; a schema newer than the binary is an
+//     error.
 package store
 
 import (
@@ -31,9 +55,17 @@ var (
 	ErrLocked = errors.New("store: maildrop locked")
 	// ErrSchemaTooNew means the database was written by a newer Petrel.
 	ErrSchemaTooNew = errors.New("store: schema is newer than this binary")
+	// ErrInvalid means an argument the store cannot take: a bad mailbox name, flag or
+	// special-use attribute, deleting INBOX, renaming a mailbox into itself. IMAP answers
+	// NO [CANNOT] (RFC 5530).
+	ErrInvalid = errors.New("store: invalid argument")
+	// ErrHasChildren means a mailbox cannot be deleted while it has inferior mailboxes (RFC
+	// 9051 §6.3.5 lets a server refuse; IMAP answers NO [HASCHILDREN], RFC 5530).
+	ErrHasChildren = errors.New("store: mailbox has inferior mailboxes")
 )
 
-// Standard mailboxes created for every new account (RFC 6154 special-use names).
+// Standard mailboxes created for every new account, each but INBOX with its RFC 6154
+// special-use attribute (DefaultSpecialUse).
 const (
 	Inbox   = "INBOX"
 	Sent    = "Sent"
@@ -44,7 +76,50 @@ const (
 )
 
 // DefaultMailboxes lists the mailboxes every account gets at creation, in display order.
+// They are created subscribed.
 var DefaultMailboxes = []string{Inbox, Sent, Drafts, Trash, Junk, Archive}
+
+// Separator is the hierarchy separator of mailbox names ("Projects/Petrel").
+const Separator = "/"
+
+// SpecialUse is a special-use attribute of a mailbox (RFC 6154 §2). Only the attributes of
+// real mailboxes are kept; \All and \Flagged name virtual mailboxes Petrel does not have.
+type SpecialUse string
+
+const (
+	UseArchive SpecialUse = `\Archive`
+	UseDrafts  SpecialUse = `\Drafts`
+	UseJunk    SpecialUse = `\Junk`
+	UseSent    SpecialUse = `\Sent`
+	UseTrash   SpecialUse = `\Trash`
+)
+
+// Valid reports whether u is "" (no attribute) or one of the attributes above.
+func (u SpecialUse) Valid() bool {
+	switch u {
+	case "", UseArchive, UseDrafts, UseJunk, UseSent, UseTrash:
+		return true
+	}
+	return false
+}
+
+// DefaultSpecialUse is the attribute a default mailbox gets at creation ("" for INBOX and
+// any other name).
+func DefaultSpecialUse(name string) SpecialUse {
+	switch name {
+	case Sent:
+		return UseSent
+	case Drafts:
+		return UseDrafts
+	case Trash:
+		return UseTrash
+	case Junk:
+		return UseJunk
+	case Archive:
+		return UseArchive
+	}
+	return ""
+}
 
 // System flags (RFC 9051 §2.3.2). Keywords are any other atom.
 const (
@@ -100,15 +175,34 @@ type Alias struct {
 	Targets []string
 }
 
-// Mailbox is a folder of an account.
+// Mailbox is a folder of an account, with the counts IMAP STATUS and LIST-STATUS report
+// (RFC 9051 §6.3.11, RFC 8438 STATUS=SIZE), kept in step with its messages by every commit.
 type Mailbox struct {
 	ID            int64
 	AccountID     int64
-	Name          string // "INBOX" or a hierarchy name using "/" as separator
+	Name          string // "INBOX" or a hierarchy name using Separator
 	UIDValidity   uint32
 	UIDNext       uint32
-	HighestModSeq uint64
-	Messages      int // number of messages
+	HighestModSeq uint64     // MODSEQ of the last change to the mailbox or anything in it
+	SpecialUse    SpecialUse // RFC 6154 attribute, "" for none
+	// Keywords lists every keyword set on a message of the mailbox so far, sorted (the
+	// IMAP FLAGS and PERMANENTFLAGS responses, RFC 9051 §7.3.5). It only grows.
+	Keywords []string
+
+	Messages int   // number of messages
+	Unseen   int   // messages without \Seen
+	Deleted  int   // messages with \Deleted
+	Size     int64 // sum of the messages' sizes
+}
+
+// Usage is what an account stores, for quotas (RFC 9208): kept up to date in the commit,
+// never summed on demand.
+type Usage struct {
+	Messages int64 // messages in all its mailboxes
+	// Size sums the sizes of those messages; a body shared by two mailboxes counts twice,
+	// as IMAP QUOTA's STORAGE resource counts it (RFC 9208 §5.1).
+	Size      int64
+	Mailboxes int
 }
 
 // Message is one message in one mailbox. Bodies are shared: BlobID names the stored bytes.
@@ -121,6 +215,20 @@ type Message struct {
 	InternalDate time.Time
 	Flags        []string // system flags and keywords, sorted
 	ModSeq       uint64
+}
+
+// UIDRange is the UIDs from First to Last, both included. An IMAP "*" is math.MaxUint32.
+type UIDRange struct{ First, Last uint32 }
+
+// Filter selects messages of a mailbox (Messages) or tombstones (Vanished). The zero
+// value selects everything.
+type Filter struct {
+	// UIDs keeps the UIDs in any of the ranges (which may overlap or come in any order);
+	// empty keeps every UID.
+	UIDs []UIDRange
+	// ChangedSince keeps what changed after this MODSEQ (RFC 7162 §3.1.4 CHANGEDSINCE, and
+	// the MODSEQ a QRESYNC client knew); 0 keeps everything.
+	ChangedSince uint64
 }
 
 // ParsedMessage is the cached parse of a body, computed once at delivery so that IMAP FETCH
@@ -142,20 +250,94 @@ type Delivery struct {
 	Body       io.Reader // the full message as stored; read exactly once during Deliver
 	Size       int64     // len of Body in bytes
 	Parsed     ParsedMessage
-	ReceivedAt time.Time
-	Flags      []string // initial flags, e.g. \Seen for a copy into Sent
+	ReceivedAt time.Time // the INTERNALDATE of the messages; zero: now
+	Flags      []string  // initial flags, e.g. \Seen for a copy into Sent
+	// InboxFallback sends a target whose mailbox does not exist (renamed or deleted since the
+	// rule naming it was written) to the account's INBOX: the rule for mail arriving over
+	// SMTP, which must not bounce for a missing folder. Without it such a target fails the
+	// delivery with ErrNotFound.
+	InboxFallback bool
 }
 
 // Target is one mailbox a delivery goes to.
 type Target struct {
 	AccountID int64
-	Mailbox   string // mailbox name; a missing mailbox falls back to INBOX
+	Mailbox   string // mailbox name; "" is INBOX
 }
 
 // Delivered reports where a delivery went, in Targets order.
 type Delivered struct {
 	BlobID   int64
 	Messages []Message
+}
+
+// AppendMessage is one message its owner adds to a mailbox (IMAP APPEND, RFC 9051 §6.3.12).
+type AppendMessage struct {
+	Body         io.Reader // read exactly once during Append
+	Size         int64     // len of Body in bytes
+	Parsed       ParsedMessage
+	Flags        []string
+	InternalDate time.Time // zero: now
+}
+
+// Appended reports where Append put a message, for APPENDUID (RFC 4315 §3).
+type Appended struct {
+	UIDValidity uint32
+	Message     Message
+}
+
+// FlagMode says how SetFlags combines its flags with a message's (IMAP STORE FLAGS, +FLAGS,
+// -FLAGS).
+type FlagMode int
+
+const (
+	FlagsAdd     FlagMode = iota + 1 // add the flags
+	FlagsRemove                      // remove the flags
+	FlagsReplace                     // the flags become exactly these
+)
+
+// FlagChange is one STORE.
+type FlagChange struct {
+	Mode  FlagMode
+	Flags []string // system flags and keywords (\Recent is not a stored flag)
+	// Conditional applies the change only to messages whose MODSEQ is at most
+	// UnchangedSince (RFC 7162 §3.1.3); the others fail and are reported. UNCHANGEDSINCE 0
+	// therefore fails every message.
+	Conditional    bool
+	UnchangedSince uint64
+}
+
+// FlagsUpdated reports what SetFlags did.
+type FlagsUpdated struct {
+	// ModSeq is the MODSEQ every changed message got; 0 when nothing changed.
+	ModSeq uint64
+	// Changed lists the messages whose flags changed, in UID order, with their new flags.
+	// A message whose flags already were as asked is neither changed nor failed, and keeps
+	// its MODSEQ.
+	Changed []UIDFlags
+	// Failed lists, in UID order, the messages the condition refused (the MODIFIED response
+	// code of RFC 7162 §3.1.3).
+	Failed []uint32
+}
+
+// UIDFlags is a message's flags after a change.
+type UIDFlags struct {
+	UID   uint32
+	Flags []string
+}
+
+// Expunged reports what Expunge removed.
+type Expunged struct {
+	UIDs   []uint32 // in UID order; UIDs that were not in the mailbox are left out
+	ModSeq uint64   // of the expunge and of its tombstones; 0 when nothing was removed
+}
+
+// Copied reports where Copy or Move put messages (COPYUID, RFC 4315 §3).
+type Copied struct {
+	UIDValidity uint32   // of the destination mailbox
+	From        []uint32 // source UIDs that were copied, ascending; absent UIDs are left out
+	To          []uint32 // the new UID of each, pair by pair, ascending
+	ModSeq      uint64   // of the operation; 0 when nothing was copied
 }
 
 // Directory holds domains, accounts and aliases. The CLI and the servers change it while
@@ -167,7 +349,8 @@ type Directory interface {
 	Domain(ctx context.Context, name string) (Domain, error)
 	SetCatchAll(ctx context.Context, domain, target string) error // target "" clears it
 
-	// AddAccount creates the account and its DefaultMailboxes in one transaction.
+	// AddAccount creates the account and its DefaultMailboxes (subscribed, with their
+	// DefaultSpecialUse) in one transaction.
 	AddAccount(ctx context.Context, address string, cred Credentials) (Account, error)
 	DeleteAccount(ctx context.Context, address string) error        // removes its mailboxes too
 	Accounts(ctx context.Context, domain string) ([]Account, error) // domain "" lists all
@@ -182,32 +365,91 @@ type Directory interface {
 	Alias(ctx context.Context, address string) (Alias, error)
 }
 
-// Mail holds mailboxes and messages.
+// Mailboxes holds an account's mailboxes, their attributes and its subscriptions. Names
+// follow the rules of the package comment (CanonicalMailboxName); a missing account is
+// ErrNotFound.
+type Mailboxes interface {
+	// Mailboxes lists an account's mailboxes in creation order (so DefaultMailboxes come
+	// first, in their display order).
+	Mailboxes(ctx context.Context, accountID int64) ([]Mailbox, error)
+	Mailbox(ctx context.Context, accountID int64, name string) (Mailbox, error)
+	// MailboxByID returns a mailbox whatever it is called now: a session that selected it
+	// follows it through renames, and checks its HighestModSeq at each command (Changes).
+	MailboxByID(ctx context.Context, mailboxID int64) (Mailbox, error)
+	// CreateMailbox creates a mailbox and any missing superiors (RFC 9051 §6.3.4), each with
+	// a fresh UIDVALIDITY, and returns the one named. An existing name is ErrExists.
+	CreateMailbox(ctx context.Context, accountID int64, name string) (Mailbox, error)
+	// RenameMailbox renames a mailbox and its inferiors ("a" to "b" takes "a/x" to "b/x"),
+	// creating missing superiors of the new name (RFC 9051 §6.3.6). A renamed mailbox keeps
+	// its UIDVALIDITY, messages and special use, and subscriptions follow the rename. If any
+	// new name exists nothing changes (ErrExists); a mailbox cannot move into its own
+	// hierarchy (ErrInvalid). Renaming INBOX moves its messages into a new mailbox of that
+	// name (new UIDVALIDITY, UIDs from 1, tombstones left in INBOX) and leaves INBOX empty
+	// and its inferiors where they are.
+	RenameMailbox(ctx context.Context, accountID int64, from, to string) error
+	// DeleteMailbox removes a mailbox with its messages and tombstones (RFC 9051 §6.3.5). It
+	// refuses INBOX (ErrInvalid) and a mailbox with inferiors (ErrHasChildren). Its
+	// UIDVALIDITY is never given again, so a mailbox created later with the same name is new
+	// to clients. Subscriptions are left alone (RFC 9051 §6.3.9).
+	DeleteMailbox(ctx context.Context, accountID int64, name string) error
+	// SetSpecialUse sets or ("") clears a mailbox's special-use attribute (RFC 6154 §3,
+	// CREATE-SPECIAL-USE); an attribute SpecialUse.Valid refuses is ErrInvalid.
+	SetSpecialUse(ctx context.Context, accountID int64, name string, use SpecialUse) error
+	// SetSubscribed adds a name to the account's subscriptions or removes it (RFC 9051
+	// §6.3.9/§6.3.10). The name need not exist; both directions are idempotent.
+	SetSubscribed(ctx context.Context, accountID int64, name string, subscribed bool) error
+	// Subscriptions lists the subscribed names, sorted, whether or not they exist.
+	Subscriptions(ctx context.Context, accountID int64) ([]string, error)
+	// Usage reports what the account stores (quota preparation, RFC 9208) without summing.
+	Usage(ctx context.Context, accountID int64) (Usage, error)
+}
+
+// Mail holds messages. Mailboxes are named by ID here, as a session got them from Mailbox;
+// an ID that no longer exists is ErrNotFound.
 type Mail interface {
 	// Deliver commits d durably for all targets (see package invariants).
 	Deliver(ctx context.Context, d *Delivery) (Delivered, error)
+	// Append adds one message to an account's mailbox by name, with the given flags and
+	// internal date. A missing mailbox is ErrNotFound, which IMAP answers with NO
+	// [TRYCREATE] (RFC 9051 §6.3.12): Append never falls back to INBOX.
+	Append(ctx context.Context, accountID int64, mailbox string, m *AppendMessage) (Appended, error)
 
-	Mailboxes(ctx context.Context, accountID int64) ([]Mailbox, error)
-	Mailbox(ctx context.Context, accountID int64, name string) (Mailbox, error)
-	CreateMailbox(ctx context.Context, accountID int64, name string) (Mailbox, error)
-
-	// Messages lists a mailbox in UID order.
-	Messages(ctx context.Context, mailboxID int64) ([]Message, error)
+	// Messages lists the messages a filter selects, in UID order. An unknown mailbox is
+	// ErrNotFound, an empty one is not.
+	Messages(ctx context.Context, mailboxID int64, f Filter) ([]Message, error)
+	// Vanished lists, in UID order, the UIDs of the tombstones a filter selects: messages
+	// expunged (or moved away) from the mailbox with a MODSEQ above f.ChangedSince (VANISHED
+	// (EARLIER) of QRESYNC, RFC 7162 §3.2.5.1).
+	Vanished(ctx context.Context, mailboxID int64, f Filter) ([]uint32, error)
 	// OpenBlob returns the stored bytes of a body. The caller closes it.
 	OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error)
 	// Parsed returns the cached parse stored with a body at delivery, so that IMAP FETCH of
 	// an envelope or structure never re-parses the message.
 	Parsed(ctx context.Context, blobID int64) (ParsedMessage, error)
 
-	// SetFlags adds (add=true) or removes flags on the given messages of one mailbox.
-	SetFlags(ctx context.Context, mailboxID int64, uids []uint32, flags []string, add bool) error
-	// Expunge removes the given messages from one mailbox; blobs no mailbox refers to are freed.
-	Expunge(ctx context.Context, mailboxID int64, uids []uint32) error
-	// Move moves messages to another mailbox of the same account, giving them new UIDs there.
-	Move(ctx context.Context, from int64, uids []uint32, to int64) error
+	// SetFlags changes the flags of the given messages of one mailbox (IMAP STORE, with
+	// UNCHANGEDSINCE when c.Conditional). Only messages whose flags really change get a new
+	// MODSEQ (RFC 7162 §3.1.3); new keywords join the mailbox's Keywords. UIDs not in the
+	// mailbox are ignored.
+	SetFlags(ctx context.Context, mailboxID int64, uids []uint32, c FlagChange) (FlagsUpdated, error)
+	// Expunge removes the given messages from one mailbox, leaving tombstones; bodies no
+	// mailbox refers to are freed. UIDs not in the mailbox are ignored.
+	Expunge(ctx context.Context, mailboxID int64, uids []uint32) (Expunged, error)
+	// Copy copies messages into another mailbox of the same account (RFC 9051 §6.4.7): the
+	// copies share the bodies, keep flags and internal date, and get new UIDs in the order
+	// of the old ones. A mailbox of another account is ErrNotFound.
+	Copy(ctx context.Context, from int64, uids []uint32, to int64) (Copied, error)
+	// Move is Copy and an expunge from the source in one transaction (RFC 6851): the source
+	// keeps tombstones, the destination gets new UIDs.
+	Move(ctx context.Context, from int64, uids []uint32, to int64) (Copied, error)
 
-	// LockMaildrop takes the exclusive POP3 lock of an account (RFC 1939 §8), or returns
-	// ErrLocked. The returned func releases it.
+	// LockMaildrop takes the exclusive POP3 maildrop lock of an account (RFC 1939 §8), or
+	// returns ErrLocked while another session anywhere holds it: in this process, another
+	// process on the same data, or another node of a shared backend. The lock belongs to
+	// the store, not to the caller's memory: it ends when unlock is called or when its
+	// holder can no longer hold it (its process exits, its database session ends, its lease
+	// runs out), so a crashed node cannot keep a maildrop locked. unlock is idempotent and
+	// never releases a lock taken again after it.
 	LockMaildrop(ctx context.Context, accountID int64) (unlock func(), err error)
 }
 
@@ -216,30 +458,41 @@ type Change struct {
 	Kind      ChangeKind
 	AccountID int64
 	MailboxID int64
-	UIDs      []uint32
-	ModSeq    uint64 // account MODSEQ after the commit
+	UIDs      []uint32 // the messages concerned, ascending (none for ChangeMailbox)
+	ModSeq    uint64   // the MODSEQ the commit gave the account
 }
 
 // ChangeKind names what a Change is about.
 type ChangeKind int
 
 const (
-	ChangeAdd     ChangeKind = iota + 1 // messages appeared in a mailbox
+	ChangeAdd     ChangeKind = iota + 1 // messages appeared in a mailbox (delivery, append, copy, move)
 	ChangeFlags                         // flags of messages changed
-	ChangeExpunge                       // messages left a mailbox
-	ChangeMailbox                       // a mailbox was created, renamed or deleted
+	ChangeExpunge                       // messages left a mailbox (expunge, move, rename of INBOX)
+	ChangeMailbox                       // a mailbox was created, renamed or deleted, or its special use changed
 )
 
 // Changes lets sessions follow commits.
+//
+// Events are a wake-up, not the record: the record is the store's state, read by MODSEQ
+// (HighestModSeq, Messages and Vanished with ChangedSince). A backend publishes the changes
+// committed through it to every subscriber it serves, and a backend shared by several
+// nodes publishes theirs too (PostgreSQL: LISTEN/NOTIFY). An event may come late and one
+// commit may come as several events, but the events of one account come in MODSEQ order.
+// A subscriber that must not miss a change (an IMAP session at its next command) compares
+// the mailbox's HighestModSeq with the one it last saw; events tell it to look without
+// waiting for a command (IDLE).
 type Changes interface {
 	// Subscribe returns a channel of changes for one account. The channel is closed if the
-	// subscriber falls behind; it must then resync from the store by MODSEQ. cancel stops it.
+	// subscriber falls behind or the store closes; the subscriber then resyncs from the
+	// store by MODSEQ. cancel stops it and is idempotent.
 	Subscribe(accountID int64) (changes <-chan Change, cancel func())
 }
 
 // Store is everything Petrel keeps.
 type Store interface {
 	Directory
+	Mailboxes
 	Mail
 	Changes
 	Close() error

@@ -296,6 +296,9 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 		Size:       body.Size(),
 		Parsed:     parsed,
 		ReceivedAt: receivedAt,
+		// Mail from SMTP goes to INBOX when the mailbox a rule names has vanished: a
+		// missing folder must not bounce it.
+		InboxFallback: true,
 	})
 	if err != nil {
 		return store.Delivered{}, fmt.Errorf("deliver: store: %w", err)

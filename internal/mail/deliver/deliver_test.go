@@ -260,6 +260,9 @@ func TestDeliver(t *testing.T) {
 	if got.d.MailFrom != "sender@example.org" || !got.d.ReceivedAt.Equal(at) {
 		t.Errorf("envelope = %q %v", got.d.MailFrom, got.d.ReceivedAt)
 	}
+	if !got.d.InboxFallback {
+		t.Error("SMTP delivery without the INBOX fallback: a vanished folder would bounce mail")
+	}
 
 	// A store failure is returned and nothing counts as delivered.
 	fs.fail = errors.New("fsync failed")

@@ -155,7 +155,7 @@ func (f *fakeStore) CreateMailbox(ctx context.Context, accountID int64, name str
 	return f.createLocked(accountID, name).Mailbox, nil
 }
 
-func (f *fakeStore) Messages(ctx context.Context, mailboxID int64) ([]store.Message, error) {
+func (f *fakeStore) Messages(ctx context.Context, mailboxID int64, _ store.Filter) ([]store.Message, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if mailboxID == f.panicOn {
@@ -183,46 +183,46 @@ func (f *fakeStore) OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, 
 	return io.NopCloser(r), nil
 }
 
-func (f *fakeStore) SetFlags(ctx context.Context, mailboxID int64, uids []uint32, flags []string, add bool) error {
+func (f *fakeStore) SetFlags(ctx context.Context, mailboxID int64, uids []uint32, c store.FlagChange) (store.FlagsUpdated, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failUpdate != nil {
-		return f.failUpdate
+		return store.FlagsUpdated{}, f.failUpdate
 	}
 	mb := f.mailboxes[mailboxID]
 	for i, m := range mb.msgs {
 		if slices.Contains(uids, m.UID) {
-			for _, fl := range flags {
-				if add && !slices.Contains(m.Flags, fl) {
+			for _, fl := range c.Flags {
+				if c.Mode == store.FlagsAdd && !slices.Contains(m.Flags, fl) {
 					mb.msgs[i].Flags = append(slices.Clone(m.Flags), fl)
 				}
 			}
 		}
 	}
-	return nil
+	return store.FlagsUpdated{}, nil
 }
 
-func (f *fakeStore) Expunge(ctx context.Context, mailboxID int64, uids []uint32) error {
+func (f *fakeStore) Expunge(ctx context.Context, mailboxID int64, uids []uint32) (store.Expunged, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failUpdate != nil {
-		return f.failUpdate
+		return store.Expunged{}, f.failUpdate
 	}
 	mb := f.mailboxes[mailboxID]
 	mb.msgs = slices.DeleteFunc(mb.msgs, func(m store.Message) bool { return slices.Contains(uids, m.UID) })
 	mb.Messages = len(mb.msgs)
-	return nil
+	return store.Expunged{UIDs: uids}, nil
 }
 
-func (f *fakeStore) Move(ctx context.Context, from int64, uids []uint32, to int64) error {
+func (f *fakeStore) Move(ctx context.Context, from int64, uids []uint32, to int64) (store.Copied, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failUpdate != nil {
-		return f.failUpdate
+		return store.Copied{}, f.failUpdate
 	}
 	src, dst := f.mailboxes[from], f.mailboxes[to]
 	if dst == nil || dst.AccountID != src.AccountID {
-		return store.ErrNotFound
+		return store.Copied{}, store.ErrNotFound
 	}
 	var keep []store.Message
 	for _, m := range src.msgs {
@@ -236,7 +236,7 @@ func (f *fakeStore) Move(ctx context.Context, from int64, uids []uint32, to int6
 	}
 	src.msgs = keep
 	src.Messages, dst.Messages = len(src.msgs), len(dst.msgs)
-	return nil
+	return store.Copied{}, nil
 }
 
 func (f *fakeStore) LockMaildrop(ctx context.Context, accountID int64) (func(), error) {

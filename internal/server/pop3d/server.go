@@ -89,11 +89,11 @@ type Store interface {
 	AccountByID(ctx context.Context, id int64) (store.Account, error)
 	Mailbox(ctx context.Context, accountID int64, name string) (store.Mailbox, error)
 	CreateMailbox(ctx context.Context, accountID int64, name string) (store.Mailbox, error)
-	Messages(ctx context.Context, mailboxID int64) ([]store.Message, error)
+	Messages(ctx context.Context, mailboxID int64, f store.Filter) ([]store.Message, error)
 	OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error)
-	SetFlags(ctx context.Context, mailboxID int64, uids []uint32, flags []string, add bool) error
-	Expunge(ctx context.Context, mailboxID int64, uids []uint32) error
-	Move(ctx context.Context, from int64, uids []uint32, to int64) error
+	SetFlags(ctx context.Context, mailboxID int64, uids []uint32, c store.FlagChange) (store.FlagsUpdated, error)
+	Expunge(ctx context.Context, mailboxID int64, uids []uint32) (store.Expunged, error)
+	Move(ctx context.Context, from int64, uids []uint32, to int64) (store.Copied, error)
 	LockMaildrop(ctx context.Context, accountID int64) (unlock func(), err error)
 }
 

@@ -468,14 +468,14 @@ func (s *session) update() error {
 	}
 	switch acct.POP3Delete {
 	case store.POP3Delete, "":
-		err = s.srv.store.Expunge(s.ctx, s.inbox.ID, uids)
+		_, err = s.srv.store.Expunge(s.ctx, s.inbox.ID, uids)
 	case store.POP3Keep:
-		err = s.srv.store.SetFlags(s.ctx, s.inbox.ID, uids, []string{store.FlagSeen}, true)
+		_, err = s.srv.store.SetFlags(s.ctx, s.inbox.ID, uids, store.FlagChange{Mode: store.FlagsAdd, Flags: []string{store.FlagSeen}})
 	case store.POP3Archive:
 		var archive store.Mailbox
 		archive, err = s.archive()
 		if err == nil {
-			err = s.srv.store.Move(s.ctx, s.inbox.ID, uids, archive.ID)
+			_, err = s.srv.store.Move(s.ctx, s.inbox.ID, uids, archive.ID)
 		}
 	default:
 		err = fmt.Errorf("unknown POP3 delete policy %q", acct.POP3Delete)
@@ -562,7 +562,7 @@ func (s *session) login(acct store.Account) error {
 	inbox, err := s.srv.store.Mailbox(s.ctx, acct.ID, store.Inbox)
 	var msgs []store.Message
 	if err == nil {
-		msgs, err = s.srv.store.Messages(s.ctx, inbox.ID)
+		msgs, err = s.srv.store.Messages(s.ctx, inbox.ID, store.Filter{})
 	}
 	if err != nil {
 		s.releaseLock()

@@ -77,7 +77,7 @@ func BenchmarkPOP3Session(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			box := boxes[next.Add(1)-1]
-			ms, err := s.Messages(ctx, box)
+			ms, err := s.Messages(ctx, box, store.Filter{})
 			if err != nil || len(ms) != perBox {
 				b.Errorf("Messages: %d, %v", len(ms), err)
 				return
@@ -96,7 +96,7 @@ func BenchmarkPOP3Session(b *testing.B) {
 				uids[i] = m.UID
 			}
 			start := time.Now()
-			if err := s.Expunge(ctx, box, uids); err != nil {
+			if _, err := s.Expunge(ctx, box, uids); err != nil {
 				b.Error(err)
 				return
 			}
@@ -121,7 +121,7 @@ func BenchmarkLogin(b *testing.B) {
 	cpu := cpuTime()
 	b.ResetTimer()
 	for b.Loop() {
-		ms, err := s.Messages(ctx, boxes[0])
+		ms, err := s.Messages(ctx, boxes[0], store.Filter{})
 		if err != nil || len(ms) != 1000 {
 			b.Fatalf("Messages: %d, %v", len(ms), err)
 		}
@@ -137,7 +137,7 @@ func BenchmarkOpenBlob(b *testing.B) {
 	defer s.Close()
 	boxes := pop3Corpus(b, s, 1, 1000, size)
 	ctx := context.Background()
-	ms, err := s.Messages(ctx, boxes[0])
+	ms, err := s.Messages(ctx, boxes[0], store.Filter{})
 	if err != nil {
 		b.Fatal(err)
 	}

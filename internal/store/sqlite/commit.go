@@ -20,8 +20,9 @@ import (
 type request struct {
 	fn   func(*tx) error // the work; inside a SAVEPOINT only when its batch is retried
 	size int64           // body bytes carried, for MaxBatchBytes
-	// delivery marks a request that takes MODSEQs and UIDs only through the committer's
-	// counters (deliveryModSeq, takeUID) and changes no account or mailbox row itself.
+	// delivery marks a request that takes MODSEQs, UIDs and counts only through the
+	// committer's counters (deliveryModSeq, takeUID) and writes no column of an account or
+	// mailbox row that the counters keep (it may add to a mailbox's keyword list).
 	delivery bool
 	// state moves from pending to taken (by the committer) or cancelled (by the waiter
 	// whose context ended first); whoever wins the swap decides whether the request runs.

@@ -7,12 +7,13 @@ import (
 
 // The delivery counters.
 //
-// Every delivery raises its account's MODSEQ and takes the next UID of its mailbox. Done
-// in SQL, that is two UPDATE ... RETURNING statements per recipient (each building a
-// temporary table for its RETURNING row), about 40% of the committer's CPU per message.
-// Instead the committer keeps those counters in memory while it runs deliveries and writes
-// each changed row once, just before the statement that ends the run of deliveries (the
-// COMMIT, or a request of another kind): one UPDATE per account and per mailbox per batch.
+// Every delivery raises its account's MODSEQ and usage and takes the next UID of its
+// mailbox, whose counts grow. Done in SQL, that is two UPDATE ... RETURNING statements per
+// recipient (each building a temporary table for its RETURNING row), about 40% of the
+// committer's CPU per message. Instead the committer keeps those counters in memory while
+// it runs deliveries and writes each changed row once, just before the statement that ends
+// the run of deliveries (the COMMIT, or a request of another kind): one UPDATE per account
+// and per mailbox per batch.
 //
 // Rules that keep the counters right:
 //   - Only delivery requests use them. Before any other request runs, the committer writes
@@ -33,29 +34,33 @@ type counters struct {
 	version   int64
 	accounts  map[int64]*accountCount
 	mailboxes map[int64]*mailboxCount
-	targets   map[targetKey]int64 // where a Target goes (the named mailbox or INBOX)
+	targets   map[targetKey]int64 // where a Target goes (the named mailbox, or INBOX as a fallback)
 }
 
 type accountCount struct {
 	modseq uint64
-	dirty  bool // modseq not yet written
+	added  counts // delivered since the row was written (messages, size)
+	dirty  bool   // not yet written
 }
 
 type mailboxCount struct {
-	uidnext int64  // the next UID to give
-	added   int64  // messages delivered since the row was written
-	modseq  uint64 // of the last delivery
-	dirty   bool
+	uidvalidity uint32
+	uidnext     int64  // the next UID to give
+	added       counts // delivered since the row was written
+	modseq      uint64 // of the last delivery
+	dirty       bool
 }
 
 type targetKey struct {
 	accountID int64
-	mailbox   string // canonicalMailbox
+	mailbox   string // store.LookupMailboxName
+	fallback  bool   // Delivery.InboxFallback
 }
 
 // counted is what one delivery request took; merged into counters when it succeeds.
 type counted struct {
 	modseq    map[int64]uint64 // account -> its raised MODSEQ (also tx.modseq)
+	accounts  map[int64]counts // account -> what it gained
 	mailboxes map[int64]mailboxCount
 }
 
@@ -99,20 +104,23 @@ func (c *committer) flushCounters() error {
 		if !a.dirty {
 			continue
 		}
-		if err := c.exec(`UPDATE accounts SET modseq = ? WHERE id = ?`, int64(a.modseq), id); err != nil {
+		if err := c.exec(`UPDATE accounts SET modseq = ?, messages = messages + ?, size = size + ? WHERE id = ?`,
+			int64(a.modseq), a.added.messages, a.added.size, id); err != nil {
 			return err
 		}
-		a.dirty = false
+		a.dirty, a.added = false, counts{}
 	}
 	for id, m := range c.counters.mailboxes {
 		if !m.dirty {
 			continue
 		}
-		if err := c.exec(`UPDATE mailboxes SET uidnext = ?, messages = messages + ?, modseq = ? WHERE id = ?`,
-			m.uidnext, m.added, int64(m.modseq), id); err != nil {
+		d := m.added
+		if err := c.exec(`UPDATE mailboxes SET uidnext = ?, messages = messages + ?, unseen = unseen + ?,
+			deleted = deleted + ?, size = size + ?, modseq = ? WHERE id = ?`,
+			m.uidnext, d.messages, d.unseen, d.deleted, d.size, int64(m.modseq), id); err != nil {
 			return err
 		}
-		m.dirty, m.added = false, 0
+		m.dirty, m.added = false, counts{}
 	}
 	return nil
 }
@@ -131,6 +139,7 @@ func (k *counters) merge(n *counted) {
 	for id, m := range n.modseq {
 		a := k.accounts[id]
 		a.modseq, a.dirty = m, true
+		a.added.add(n.accounts[id])
 	}
 	for id, m := range n.mailboxes {
 		m.dirty = true
@@ -162,22 +171,26 @@ func (t *tx) deliveryModSeq(accountID int64) (uint64, error) {
 	return a.modseq + 1, nil
 }
 
-// takeUID finds the mailbox a delivery target goes to (the named one, or INBOX when it does
-// not exist: store.Target) and gives the message its next UID.
-func (t *tx) takeUID(accountID int64, name string, modseq uint64) (mailboxID int64, uid uint32, err error) {
+// takeUID finds the mailbox a delivery target goes to (the named one or, with fallback and
+// when it does not exist, INBOX: store.Delivery.InboxFallback), gives the message its next
+// UID and counts it there and in the account: c holds the message's counts.
+func (t *tx) takeUID(accountID int64, name string, fallback bool, modseq uint64, c counts) (mailboxID int64, uidvalidity, uid uint32, err error) {
 	k := &t.c.counters
-	key := targetKey{accountID, name}
+	key := targetKey{accountID, name, fallback}
 	id, ok := k.targets[key]
 	if !ok {
 		var next int64
-		err := t.queryRow(`SELECT id, uidnext FROM mailboxes WHERE account_id = ? AND name IN (?, 'INBOX')
-			ORDER BY name = 'INBOX' LIMIT 1`, []any{accountID, name}, &id, &next)
-		if err != nil {
-			return 0, 0, err
+		query := `SELECT id, uidvalidity, uidnext FROM mailboxes WHERE account_id = ? AND name = ?`
+		if fallback {
+			query = `SELECT id, uidvalidity, uidnext FROM mailboxes WHERE account_id = ? AND name IN (?, 'INBOX')
+			ORDER BY name = 'INBOX' LIMIT 1`
+		}
+		if err := t.queryRow(query, []any{accountID, name}, &id, &uidvalidity, &next); err != nil {
+			return 0, 0, 0, fmt.Errorf("mailbox %q: %w", name, err)
 		}
 		k.targets[key] = id
 		if _, ok := k.mailboxes[id]; !ok {
-			k.mailboxes[id] = &mailboxCount{uidnext: next}
+			k.mailboxes[id] = &mailboxCount{uidvalidity: uidvalidity, uidnext: next}
 		}
 	}
 	m, ok := t.counted.mailboxes[id]
@@ -185,15 +198,19 @@ func (t *tx) takeUID(accountID int64, name string, modseq uint64) (mailboxID int
 		m = *k.mailboxes[id]
 	}
 	if m.uidnext <= 0 || m.uidnext > math.MaxUint32 {
-		return 0, 0, fmt.Errorf("mailbox %d: UIDs exhausted (UIDNEXT %d)", id, m.uidnext)
+		return 0, 0, 0, fmt.Errorf("mailbox %d: UIDs exhausted (UIDNEXT %d)", id, m.uidnext)
 	}
 	uid = uint32(m.uidnext)
 	m.uidnext++
-	m.added++
+	m.added.add(c)
 	m.modseq = modseq
 	if t.counted.mailboxes == nil {
 		t.counted.mailboxes = map[int64]mailboxCount{}
+		t.counted.accounts = map[int64]counts{}
 	}
 	t.counted.mailboxes[id] = m
-	return id, uid, nil
+	a := t.counted.accounts[accountID]
+	a.add(c)
+	t.counted.accounts[accountID] = a
+	return id, m.uidvalidity, uid, nil
 }

@@ -62,11 +62,37 @@ func checkCounters(t *testing.T, path string, accountID int64, boxes map[string]
 			t.Errorf("mailbox %s after reopen: %+v, want UIDNext %d, %d messages, MODSEQ %d",
 				name, got, want.UIDNext, want.Messages, want.HighestModSeq)
 		}
-		ms, err := s.Messages(ctx, got.ID)
+		ms, err := s.Messages(ctx, got.ID, store.Filter{})
 		if err != nil || len(ms) != want.Messages {
 			t.Errorf("mailbox %s lists %d messages (%v), want %d", name, len(ms), err, want.Messages)
 		}
+		var size int64
+		unseen := 0
+		for _, m := range ms {
+			size += m.Size
+			if !slices.Contains(m.Flags, store.FlagSeen) {
+				unseen++
+			}
+		}
+		if got.Size != size || got.Unseen != unseen || got.Size != want.Size || got.Unseen != want.Unseen {
+			t.Errorf("mailbox %s after reopen: size %d, unseen %d; its messages make %d, %d; before the reopen %d, %d",
+				name, got.Size, got.Unseen, size, unseen, want.Size, want.Unseen)
+		}
 		highest = max(highest, want.HighestModSeq)
+	}
+	// The usage the counters raise is the sum over all the account's mailboxes.
+	mbs, err := s.Mailboxes(ctx, accountID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want store.Usage
+	for _, m := range mbs {
+		want.Messages += int64(m.Messages)
+		want.Size += m.Size
+		want.Mailboxes++
+	}
+	if u, err := s.Usage(ctx, accountID); err != nil || u != want {
+		t.Errorf("Usage after reopen %+v, %v; the mailboxes make %+v", u, err, want)
 	}
 	a, err := s.AccountByID(ctx, accountID)
 	if err != nil {
@@ -93,10 +119,11 @@ func TestCountersInOneBatch(t *testing.T) {
 
 	var got []store.Message
 	var mu sync.Mutex
-	deliver := func(accountID int64, mailbox string, wantErr error) func() {
+	deliverTo := func(accountID int64, mailbox string, fallback bool, wantErr error) func() {
 		return func() {
 			d := message("Subject: x\r\n\r\nbody\r\n", accountID)
 			d.Targets[0].Mailbox = mailbox
+			d.InboxFallback = fallback
 			out, err := s.Deliver(ctx, d)
 			if !errors.Is(err, wantErr) {
 				t.Errorf("Deliver to %d/%s: %v, want %v", accountID, mailbox, err, wantErr)
@@ -108,6 +135,9 @@ func TestCountersInOneBatch(t *testing.T) {
 			}
 		}
 	}
+	deliver := func(accountID int64, mailbox string, wantErr error) func() {
+		return deliverTo(accountID, mailbox, true, wantErr)
+	}
 	createProjects := func() {
 		if _, err := s.CreateMailbox(ctx, a.ID, "Projects"); err != nil {
 			t.Error(err)
@@ -115,6 +145,8 @@ func TestCountersInOneBatch(t *testing.T) {
 	}
 	inOneBatch(t, s,
 		deliver(a.ID, "Projects", nil), // no Projects yet: INBOX
+		// The same name without the fallback must not reuse the fallback's INBOX.
+		deliverTo(a.ID, "Projects", false, store.ErrNotFound),
 		deliver(a.ID+1000, store.Inbox, store.ErrNotFound),
 		func() {
 			// Takes an INBOX UID for its first target, then fails on the second: the UID

@@ -175,10 +175,15 @@ func (s *Store) AddAccount(ctx context.Context, address string, cred store.Crede
 			return err
 		}
 		for _, name := range store.DefaultMailboxes {
-			if _, err := t.createMailbox(a.ID, name); err != nil {
+			if _, err := t.createMailbox(a.ID, name, store.DefaultSpecialUse(name)); err != nil {
+				return err
+			}
+			if _, err := t.exec(`INSERT INTO subscriptions (account_id, name) VALUES (?, ?)`, a.ID, name); err != nil {
 				return err
 			}
 		}
+		// Nobody subscribes to the changes of an account that did not exist.
+		t.changes = nil
 		return nil
 	})
 	if err != nil {
@@ -197,7 +202,7 @@ func (s *Store) DeleteAccount(ctx context.Context, address string) error {
 		if err != nil {
 			return err
 		}
-		blobs, err := scanInt64s(rows)
+		blobs, err := scanColumn[int64](rows)
 		if err != nil {
 			return err
 		}
@@ -208,11 +213,12 @@ func (s *Store) DeleteAccount(ctx context.Context, address string) error {
 	})
 }
 
-func scanInt64s(rows *sql.Rows) ([]int64, error) {
+// scanColumn reads a one-column result into a slice and closes rows.
+func scanColumn[T any](rows *sql.Rows) ([]T, error) {
 	defer rows.Close()
-	var out []int64
+	var out []T
 	for rows.Next() {
-		var v int64
+		var v T
 		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}

@@ -6,13 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-	"unicode/utf8"
 
 	"petrel/internal/store"
 )
@@ -25,19 +22,126 @@ const (
 	maxBodySize = 1 << 30
 )
 
+// counts are what messages add to the counts of a mailbox (all four) or an account
+// (messages and size).
+type counts struct {
+	messages, unseen, deleted int64
+	size                      int64
+}
+
+// countsOf returns the counts of one message with the given stored flag string.
+func countsOf(flags string, size int64) counts {
+	c := counts{messages: 1, unseen: 1, size: size}
+	if hasFlag(flags, store.FlagSeen) {
+		c.unseen = 0
+	}
+	if hasFlag(flags, store.FlagDeleted) {
+		c.deleted = 1
+	}
+	return c
+}
+
+// hasFlag reports whether a stored flag string (sorted, space separated) holds flag.
+func hasFlag(flags, flag string) bool {
+	for f := range strings.FieldsSeq(flags) {
+		if f == flag {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *counts) add(d counts) {
+	c.messages += d.messages
+	c.unseen += d.unseen
+	c.deleted += d.deleted
+	c.size += d.size
+}
+
+func (c *counts) sub(d counts) {
+	c.messages -= d.messages
+	c.unseen -= d.unseen
+	c.deleted -= d.deleted
+	c.size -= d.size
+}
+
+// adjustMailbox adds d to a mailbox's counts and gives it modseq.
+func (t *tx) adjustMailbox(mailboxID int64, d counts, modseq uint64) error {
+	_, err := t.exec(`UPDATE mailboxes SET messages = messages + ?, unseen = unseen + ?, deleted = deleted + ?,
+		size = size + ?, modseq = ? WHERE id = ?`, d.messages, d.unseen, d.deleted, d.size, int64(modseq), mailboxID)
+	return err
+}
+
+// adjustUsage adds d to an account's usage.
+func (t *tx) adjustUsage(accountID int64, d counts) error {
+	if d.messages == 0 && d.size == 0 {
+		return nil
+	}
+	_, err := t.exec(`UPDATE accounts SET messages = messages + ?, size = size + ? WHERE id = ?`, d.messages, d.size, accountID)
+	return err
+}
+
+// addKeywords makes the keywords among flags part of a mailbox's keyword list.
+func (t *tx) addKeywords(mailboxID int64, flags []string) error {
+	if !slices.ContainsFunc(flags, store.IsKeyword) {
+		return nil
+	}
+	var stored string
+	if err := t.queryRow(`SELECT keywords FROM mailboxes WHERE id = ?`, []any{mailboxID}, &stored); err != nil {
+		return err
+	}
+	kw := strings.Fields(stored)
+	n := len(kw)
+	for _, f := range flags {
+		// Keywords are case-insensitive (RFC 9051 §2.3.2): the first spelling stays.
+		if store.IsKeyword(f) && !slices.ContainsFunc(kw, func(k string) bool { return strings.EqualFold(k, f) }) {
+			kw = append(kw, f)
+		}
+	}
+	if len(kw) == n {
+		return nil
+	}
+	slices.Sort(kw)
+	_, err := t.exec(`UPDATE mailboxes SET keywords = ? WHERE id = ?`, strings.Join(kw, " "), mailboxID)
+	return err
+}
+
 // Deliver implements store.Mail. The body is read into memory before the request is queued
 // (see the package comment) and written once, whatever the number of targets.
 func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered, error) {
 	if len(d.Targets) == 0 {
 		return store.Delivered{}, errors.New("store: delivery without targets")
 	}
-	flags, err := normalizeFlags(d.Flags)
+	out, _, err := s.deliver(ctx, d)
+	return out, err
+}
+
+// Append implements store.Mail: a delivery to one mailbox that must exist.
+func (s *Store) Append(ctx context.Context, accountID int64, mailbox string, m *store.AppendMessage) (store.Appended, error) {
+	d := &store.Delivery{
+		Targets:    []store.Target{{AccountID: accountID, Mailbox: mailbox}},
+		Body:       m.Body,
+		Size:       m.Size,
+		Parsed:     m.Parsed,
+		ReceivedAt: m.InternalDate,
+		Flags:      m.Flags,
+	}
+	out, uidvalidity, err := s.deliver(ctx, d)
 	if err != nil {
-		return store.Delivered{}, err
+		return store.Appended{}, err
+	}
+	return store.Appended{UIDValidity: uidvalidity, Message: out.Messages[0]}, nil
+}
+
+// deliver commits d and also returns the UIDVALIDITY of its last target's mailbox.
+func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered, uint32, error) {
+	flags, err := store.NormalizeFlags(d.Flags)
+	if err != nil {
+		return store.Delivered{}, 0, fmt.Errorf("store: %w", err)
 	}
 	body, err := readBody(d.Body, d.Size)
 	if err != nil {
-		return store.Delivered{}, err
+		return store.Delivered{}, 0, err
 	}
 	received := d.ReceivedAt
 	if received.IsZero() {
@@ -48,8 +152,10 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 		date = d.Parsed.Date.UnixNano()
 	}
 	flagText := strings.Join(flags, " ")
+	msgCounts := countsOf(flagText, int64(len(body)))
 
 	var out store.Delivered
+	var uidvalidity uint32
 	r := &request{size: int64(len(body)), delivery: true}
 	r.fn = func(t *tx) error {
 		p := &d.Parsed
@@ -79,10 +185,11 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 			if err != nil {
 				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)
 			}
-			mboxID, uid, err := t.takeUID(tg.AccountID, canonicalMailbox(tg.Mailbox), modseq)
+			mboxID, validity, uid, err := t.takeUID(tg.AccountID, store.LookupMailboxName(tg.Mailbox), d.InboxFallback, modseq, msgCounts)
 			if err != nil {
 				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)
 			}
+			uidvalidity = validity
 			res, err := t.exec(`INSERT INTO messages (mailbox_id, uid, blob_id, size, internal_date, flags, modseq)
 				VALUES (?, ?, ?, ?, ?, ?, ?)`, mboxID, uid, blobID, len(body), received.UnixNano(), flagText, modseq)
 			if err != nil {
@@ -90,6 +197,11 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 			}
 			id, err := res.LastInsertId()
 			if err != nil {
+				return err
+			}
+			// The keyword list is not a counter: the rare delivery with keywords writes it
+			// at once (the counters never touch that column).
+			if err := t.addKeywords(mboxID, flags); err != nil {
 				return err
 			}
 			out.Messages[i] = store.Message{
@@ -107,9 +219,9 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 		return nil
 	}
 	if err := s.submit(ctx, r); err != nil {
-		return store.Delivered{}, err
+		return store.Delivered{}, 0, err
 	}
-	return out, nil
+	return out, uidvalidity, nil
 }
 
 // readBody reads exactly size bytes; a body shorter or longer than announced is an error
@@ -138,113 +250,40 @@ func readBody(r io.Reader, size int64) ([]byte, error) {
 	return buf, nil
 }
 
-// canonicalMailbox spells INBOX in upper case: the name is case-insensitive (RFC 9051
-// §5.1), every other name is case-sensitive.
-func canonicalMailbox(name string) string {
-	if name == "" || strings.EqualFold(name, store.Inbox) {
-		return store.Inbox
+// selectFiltered returns the query and arguments that select columns of a table (messages
+// or expunged, as t) of one mailbox by a filter, in UID order. It has three shapes, each
+// served by the (mailbox_id, uid) index: every UID; one range (IMAP's "1:*" and a single
+// UID are one); several ranges, which go in as one JSON parameter of [first, last] pairs
+// and drive the search (CROSS JOIN keeps json_each the outer loop), so that any number of
+// them is one statement. CHANGEDSINCE is checked on the rows the UIDs select: there is no
+// index on MODSEQ, which every delivery would have to write.
+func selectFiltered(columns, table string, mailboxID int64, f store.Filter) (string, []any) {
+	args := []any{mailboxID, int64(f.ChangedSince)}
+	ranges := store.MergeUIDRanges(f.UIDs)
+	switch len(ranges) {
+	case 0:
+		return `SELECT ` + columns + ` FROM ` + table + ` t WHERE t.mailbox_id = ?1 AND t.modseq > ?2 ORDER BY t.uid`, args
+	case 1:
+		return `SELECT ` + columns + ` FROM ` + table + ` t WHERE t.mailbox_id = ?1 AND t.uid BETWEEN ?3 AND ?4
+			AND t.modseq > ?2 ORDER BY t.uid`, append(args, ranges[0].First, ranges[0].Last)
 	}
-	return name
-}
-
-// checkMailboxName refuses names IMAP clients could not use: empty hierarchy levels,
-// control characters and the LIST wildcards (RFC 9051 §5.1).
-func checkMailboxName(name string) error {
-	bad := name == "" || !utf8.ValidString(name) || strings.HasPrefix(name, "/") ||
-		strings.HasSuffix(name, "/") || strings.Contains(name, "//") ||
-		strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '*' || r == '%' })
-	if bad {
-		return fmt.Errorf("store: invalid mailbox name %q", name)
-	}
-	return nil
-}
-
-// createMailbox adds a mailbox with a fresh UIDVALIDITY; an existing name is ErrExists and
-// a missing account ErrNotFound.
-func (t *tx) createMailbox(accountID int64, name string) (store.Mailbox, error) {
-	modseq, err := t.raiseModSeq(accountID)
-	if err != nil {
-		return store.Mailbox{}, fmt.Errorf("account %d: %w", accountID, err)
-	}
-	var uidvalidity int64
-	if err := t.queryRow(`UPDATE counters SET value = value + 1 WHERE name = 'uidvalidity' RETURNING value`, nil, &uidvalidity); err != nil {
-		return store.Mailbox{}, err
-	}
-	if uidvalidity <= 0 || uidvalidity > math.MaxUint32 {
-		return store.Mailbox{}, fmt.Errorf("store: UIDVALIDITY counter out of range (%d)", uidvalidity)
-	}
-	m := store.Mailbox{AccountID: accountID, Name: name, UIDValidity: uint32(uidvalidity), UIDNext: 1, HighestModSeq: modseq}
-	err = t.queryRow(`INSERT INTO mailboxes (account_id, name, uidvalidity, modseq) VALUES (?, ?, ?, ?)
-		ON CONFLICT DO NOTHING RETURNING id`, []any{accountID, name, uidvalidity, modseq}, &m.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Mailbox{}, fmt.Errorf("mailbox %q: %w", name, store.ErrExists)
-	}
-	return m, err
-}
-
-const mailboxColumns = `id, account_id, name, uidvalidity, uidnext, modseq, messages`
-
-func scanMailbox(sc interface{ Scan(...any) error }) (store.Mailbox, error) {
-	var m store.Mailbox
-	err := sc.Scan(&m.ID, &m.AccountID, &m.Name, &m.UIDValidity, &m.UIDNext, &m.HighestModSeq, &m.Messages)
-	return m, err
-}
-
-// Mailboxes implements store.Mail, in creation order (so DefaultMailboxes come first, in
-// their display order). An unknown account is ErrNotFound: every account has an INBOX.
-func (s *Store) Mailboxes(ctx context.Context, accountID int64) ([]store.Mailbox, error) {
-	rows, err := s.query(ctx, `SELECT `+mailboxColumns+` FROM mailboxes WHERE account_id = ? ORDER BY id`, accountID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Mailbox
-	for rows.Next() {
-		m, err := scanMailbox(rows)
-		if err != nil {
-			return nil, err
+	b := []byte{'['}
+	for i, r := range ranges {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		out = append(out, m)
+		b = fmt.Appendf(b, "[%d,%d]", r.First, r.Last)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("account %d: %w", accountID, store.ErrNotFound)
-	}
-	return out, nil
+	b = append(b, ']')
+	return `SELECT ` + columns + ` FROM json_each(?3) r CROSS JOIN ` + table + ` t
+		ON t.mailbox_id = ?1 AND t.uid BETWEEN r.value->>0 AND r.value->>1
+		WHERE t.modseq > ?2 ORDER BY t.uid`, append(args, string(b))
 }
 
-func (s *Store) Mailbox(ctx context.Context, accountID int64, name string) (store.Mailbox, error) {
-	m, err := scanMailbox(s.queryRow(ctx, `SELECT `+mailboxColumns+` FROM mailboxes WHERE account_id = ? AND name = ?`,
-		accountID, canonicalMailbox(name)))
-	return m, notFound(err)
-}
-
-func (s *Store) CreateMailbox(ctx context.Context, accountID int64, name string) (store.Mailbox, error) {
-	if err := checkMailboxName(name); err != nil {
-		return store.Mailbox{}, err
-	}
-	name = canonicalMailbox(name)
-	var m store.Mailbox
-	err := s.write(ctx, 0, func(t *tx) error {
-		var err error
-		if m, err = t.createMailbox(accountID, name); err != nil {
-			return err
-		}
-		t.change(store.ChangeMailbox, accountID, m.ID, m.HighestModSeq)
-		return nil
-	})
-	if err != nil {
-		return store.Mailbox{}, err
-	}
-	return m, nil
-}
-
-// Messages implements store.Mail. An unknown mailbox is ErrNotFound, an empty one is not.
-func (s *Store) Messages(ctx context.Context, mailboxID int64) ([]store.Message, error) {
-	rows, err := s.query(ctx, `SELECT id, uid, blob_id, size, internal_date, flags, modseq
-		FROM messages WHERE mailbox_id = ? ORDER BY uid`, mailboxID)
+// Messages implements store.Mail.
+func (s *Store) Messages(ctx context.Context, mailboxID int64, f store.Filter) ([]store.Message, error) {
+	query, args := selectFiltered(`t.id, t.uid, t.blob_id, t.size, t.internal_date, t.flags, t.modseq`, "messages", mailboxID, f)
+	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -265,10 +304,33 @@ func (s *Store) Messages(ctx context.Context, mailboxID int64) ([]store.Message,
 		return nil, err
 	}
 	if len(out) == 0 {
-		var one int
-		if err := s.queryRow(ctx, `SELECT 1 FROM mailboxes WHERE id = ?`, mailboxID).Scan(&one); err != nil {
-			return nil, notFound(err)
-		}
+		return nil, s.mailboxExists(ctx, mailboxID)
+	}
+	return out, nil
+}
+
+// mailboxExists is nil for an existing mailbox and ErrNotFound for any other ID.
+func (s *Store) mailboxExists(ctx context.Context, mailboxID int64) error {
+	var one int
+	if err := s.queryRow(ctx, `SELECT 1 FROM mailboxes WHERE id = ?`, mailboxID).Scan(&one); err != nil {
+		return fmt.Errorf("mailbox %d: %w", mailboxID, notFound(err))
+	}
+	return nil
+}
+
+// Vanished implements store.Mail.
+func (s *Store) Vanished(ctx context.Context, mailboxID int64, f store.Filter) ([]uint32, error) {
+	query, args := selectFiltered(`t.uid`, "expunged", mailboxID, f)
+	rows, err := s.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	out, err := scanColumn[uint32](rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, s.mailboxExists(ctx, mailboxID)
 	}
 	return out, nil
 }
@@ -348,254 +410,4 @@ func uidList(uids []uint32) string {
 		b = strconv.AppendUint(b, uint64(u), 10)
 	}
 	return string(append(b, ']'))
-}
-
-// mailboxAccount returns the account owning a mailbox, or ErrNotFound.
-func (t *tx) mailboxAccount(mailboxID int64) (int64, error) {
-	var acct int64
-	if err := t.queryRow(`SELECT account_id FROM mailboxes WHERE id = ?`, []any{mailboxID}, &acct); err != nil {
-		return 0, fmt.Errorf("mailbox %d: %w", mailboxID, err)
-	}
-	return acct, nil
-}
-
-// SetFlags implements store.Mail. Only messages whose flags really change get a new MODSEQ
-// and appear in the ChangeFlags event (RFC 7162 §3.1.3).
-func (s *Store) SetFlags(ctx context.Context, mailboxID int64, uids []uint32, flags []string, add bool) error {
-	flags, err := normalizeFlags(flags)
-	if err != nil {
-		return err
-	}
-	list := uidList(uids)
-	return s.write(ctx, 0, func(t *tx) error {
-		acct, err := t.mailboxAccount(mailboxID)
-		if err != nil {
-			return err
-		}
-		rows, err := t.query(`SELECT id, uid, flags FROM messages
-			WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid`, mailboxID, list)
-		if err != nil {
-			return err
-		}
-		type update struct {
-			id    int64
-			uid   uint32
-			flags string
-		}
-		var updates []update
-		for rows.Next() {
-			var u update
-			var old string
-			if err := rows.Scan(&u.id, &u.uid, &old); err != nil {
-				rows.Close()
-				return err
-			}
-			if u.flags = applyFlags(old, flags, add); u.flags != old {
-				updates = append(updates, u)
-			}
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return err
-		}
-		if len(updates) == 0 {
-			return nil
-		}
-		modseq, err := t.raiseModSeq(acct)
-		if err != nil {
-			return err
-		}
-		changed := make([]uint32, len(updates))
-		for i, u := range updates {
-			if _, err := t.exec(`UPDATE messages SET flags = ?, modseq = ? WHERE id = ?`, u.flags, modseq, u.id); err != nil {
-				return err
-			}
-			changed[i] = u.uid
-		}
-		if _, err := t.exec(`UPDATE mailboxes SET modseq = ? WHERE id = ?`, modseq, mailboxID); err != nil {
-			return err
-		}
-		t.change(store.ChangeFlags, acct, mailboxID, modseq, changed...)
-		return nil
-	})
-}
-
-// Expunge implements store.Mail. UIDs not in the mailbox are ignored. Bodies left without
-// a message are gone for readers when Expunge returns and freed in the background
-// (reclaim.go).
-func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) error {
-	list := uidList(uids)
-	return s.write(ctx, 0, func(t *tx) error {
-		acct, err := t.mailboxAccount(mailboxID)
-		if err != nil {
-			return err
-		}
-		rows, err := t.query(`DELETE FROM messages WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?))
-			RETURNING uid, blob_id`, mailboxID, list)
-		if err != nil {
-			return err
-		}
-		var gone []uint32
-		var blobs []int64
-		for rows.Next() {
-			var uid uint32
-			var blob int64
-			if err := rows.Scan(&uid, &blob); err != nil {
-				rows.Close()
-				return err
-			}
-			gone = append(gone, uid)
-			blobs = append(blobs, blob)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return err
-		}
-		if len(gone) == 0 {
-			return nil
-		}
-		modseq, err := t.raiseModSeq(acct)
-		if err != nil {
-			return err
-		}
-		if _, err := t.exec(`UPDATE mailboxes SET messages = messages - ?, modseq = ? WHERE id = ?`, len(gone), modseq, mailboxID); err != nil {
-			return err
-		}
-		if err := t.markGarbage(blobs); err != nil {
-			return err
-		}
-		slices.Sort(gone)
-		t.change(store.ChangeExpunge, acct, mailboxID, modseq, gone...)
-		return nil
-	})
-}
-
-// Move implements store.Mail (RFC 6851). Moved messages keep their ID, body and flags and
-// get new UIDs in the destination, in the order of their old UIDs.
-func (s *Store) Move(ctx context.Context, from int64, uids []uint32, to int64) error {
-	list := uidList(uids)
-	return s.write(ctx, 0, func(t *tx) error {
-		acct, err := t.mailboxAccount(from)
-		if err != nil {
-			return err
-		}
-		toAcct, err := t.mailboxAccount(to)
-		if err != nil {
-			return err
-		}
-		if acct != toAcct {
-			return fmt.Errorf("store: cannot move from mailbox %d to mailbox %d of another account", from, to)
-		}
-		rows, err := t.query(`SELECT id, uid FROM messages WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?))
-			ORDER BY uid`, from, list)
-		if err != nil {
-			return err
-		}
-		var ids []int64
-		var old []uint32
-		for rows.Next() {
-			var id int64
-			var uid uint32
-			if err := rows.Scan(&id, &uid); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-			old = append(old, uid)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		modseq, err := t.raiseModSeq(acct)
-		if err != nil {
-			return err
-		}
-		n := len(ids)
-		var first uint32
-		if err := t.queryRow(`UPDATE mailboxes SET uidnext = uidnext + ?1, messages = messages + ?1, modseq = ?2
-			WHERE id = ?3 RETURNING uidnext - ?1`, []any{n, modseq, to}, &first); err != nil {
-			return err
-		}
-		moved := make([]uint32, n)
-		for i, id := range ids {
-			moved[i] = first + uint32(i)
-			if _, err := t.exec(`UPDATE messages SET mailbox_id = ?, uid = ?, modseq = ? WHERE id = ?`, to, moved[i], modseq, id); err != nil {
-				return err
-			}
-		}
-		if _, err := t.exec(`UPDATE mailboxes SET messages = messages - ?, modseq = ? WHERE id = ?`, n, modseq, from); err != nil {
-			return err
-		}
-		t.change(store.ChangeExpunge, acct, from, modseq, old...)
-		t.change(store.ChangeAdd, acct, to, modseq, moved...)
-		return nil
-	})
-}
-
-// LockMaildrop implements store.Mail. The lock lives in this process only: it keeps two
-// POP3 sessions of one server apart, not two servers sharing a database.
-func (s *Store) LockMaildrop(ctx context.Context, accountID int64) (func(), error) {
-	s.lockMu.Lock()
-	defer s.lockMu.Unlock()
-	if s.locked[accountID] {
-		return nil, store.ErrLocked
-	}
-	s.locked[accountID] = true
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.lockMu.Lock()
-			delete(s.locked, accountID)
-			s.lockMu.Unlock()
-		})
-	}, nil
-}
-
-// systemFlags maps the lower-cased system flags to their canonical spelling.
-var systemFlags = map[string]string{
-	`\seen`: store.FlagSeen, `\answered`: store.FlagAnswered, `\flagged`: store.FlagFlagged,
-	`\deleted`: store.FlagDeleted, `\draft`: store.FlagDraft,
-}
-
-// normalizeFlags spells system flags canonically, drops duplicates (flags are
-// case-insensitive, RFC 9051 §2.3.2) and sorts. A flag must be a non-empty atom.
-func normalizeFlags(flags []string) ([]string, error) {
-	out := make([]string, 0, len(flags))
-	for _, f := range flags {
-		if f == "" || strings.ContainsFunc(f, func(r rune) bool {
-			return r <= ' ' || r == 0x7f || strings.ContainsRune(`(){%*"]`, r)
-		}) {
-			return nil, fmt.Errorf("store: invalid flag %q", f)
-		}
-		if c, ok := systemFlags[strings.ToLower(f)]; ok {
-			f = c
-		} else if strings.HasPrefix(f, `\`) {
-			return nil, fmt.Errorf("store: unknown system flag %q", f)
-		}
-		if !slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, f) }) {
-			out = append(out, f)
-		}
-	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	slices.Sort(out)
-	return out, nil
-}
-
-// applyFlags adds or removes flags (already normalized) from a stored flag string.
-func applyFlags(stored string, flags []string, add bool) string {
-	cur := strings.Fields(stored)
-	for _, f := range flags {
-		i := slices.IndexFunc(cur, func(c string) bool { return strings.EqualFold(c, f) })
-		switch {
-		case add && i < 0:
-			cur = append(cur, f)
-		case !add && i >= 0:
-			cur = slices.Delete(cur, i, i+1)
-		}
-	}
-	slices.Sort(cur)
-	return strings.Join(cur, " ")
 }

@@ -92,7 +92,7 @@ func checkConsistent(t testing.TB, path string) (listed int) {
 func expungeAll(t testing.TB, s *Store, mailboxID int64) []int64 {
 	t.Helper()
 	ctx := context.Background()
-	ms, err := s.Messages(ctx, mailboxID)
+	ms, err := s.Messages(ctx, mailboxID, store.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func expungeAll(t testing.TB, s *Store, mailboxID int64) []int64 {
 		uids = append(uids, m.UID)
 		blobs = append(blobs, m.BlobID)
 	}
-	if err := s.Expunge(ctx, mailboxID, uids); err != nil {
+	if _, err := s.Expunge(ctx, mailboxID, uids); err != nil {
 		t.Fatal(err)
 	}
 	return blobs
@@ -302,7 +302,7 @@ func TestExpungeCrash(t *testing.T) {
 	s = openPath(t, path, Options{})
 	defer s.Close()
 	box, _ := s.Mailbox(ctx, a.ID, store.Inbox)
-	if ms, err := s.Messages(ctx, box.ID); err != nil || len(ms) != 0 || box.Messages != 0 {
+	if ms, err := s.Messages(ctx, box.ID, store.Filter{}); err != nil || len(ms) != 0 || box.Messages != 0 {
 		t.Fatalf("after the crash: %d messages listed, mailbox says %d, %v", len(ms), box.Messages, err)
 	}
 	s.waitReclaimed(t)
@@ -351,7 +351,7 @@ func helperExpunge(path string) {
 		uids = append(uids, d.Messages[0].UID)
 		box = d.Messages[0].MailboxID
 	}
-	if err := s.Expunge(ctx, box, uids); err != nil {
+	if _, err := s.Expunge(ctx, box, uids); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}

@@ -103,6 +103,61 @@ CREATE TABLE garbage (
 	blob_id INTEGER PRIMARY KEY -- blobs.id; no foreign key: the reclaim deletes both
 );
 `,
+	// 3: what IMAP needs (issue 9): counts and usage kept in the commit, tombstones of
+	// expunged messages, special use, keywords and subscriptions. The counts of existing
+	// data are computed once here.
+	`
+-- Usage of the account, for quotas: kept up to date by every commit that adds or removes
+-- messages.
+ALTER TABLE accounts ADD COLUMN messages INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE accounts ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+
+-- Counts for STATUS and LIST-STATUS, kept in step like messages.
+ALTER TABLE mailboxes ADD COLUMN unseen INTEGER NOT NULL DEFAULT 0; -- messages without \Seen
+ALTER TABLE mailboxes ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0; -- messages with \Deleted
+ALTER TABLE mailboxes ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN special_use TEXT NOT NULL DEFAULT ''; -- RFC 6154 attribute
+ALTER TABLE mailboxes ADD COLUMN keywords TEXT NOT NULL DEFAULT ''; -- sorted, space separated
+
+-- Tombstones: one row per message expunged or moved out of a mailbox, with the MODSEQ of
+-- that change (QRESYNC VANISHED, RFC 7162 §3.2.5). They go with their mailbox.
+CREATE TABLE expunged (
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+	uid        INTEGER NOT NULL,
+	modseq     INTEGER NOT NULL,
+	PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+
+-- Subscribed mailbox names (RFC 9051 §6.3.9); a name may be subscribed without existing.
+CREATE TABLE subscriptions (
+	account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	name       TEXT NOT NULL,
+	PRIMARY KEY (account_id, name)
+) WITHOUT ROWID;
+
+-- Flags are stored canonical, sorted and space separated, so a flag is one ' '-delimited
+-- word of ' ' || flags || ' '.
+UPDATE mailboxes SET
+	unseen = (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id
+		AND instr(' ' || m.flags || ' ', ' \Seen ') = 0),
+	deleted = (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id
+		AND instr(' ' || m.flags || ' ', ' \Deleted ') > 0),
+	size = (SELECT coalesce(sum(m.size), 0) FROM messages m WHERE m.mailbox_id = mailboxes.id),
+	-- The words of the flags that are not system flags, each once, sorted: the flag string
+	-- turned into a JSON array (backslashes escaped) and taken apart with json_each.
+	keywords = coalesce((SELECT group_concat(k, ' ' ORDER BY k) FROM (
+		SELECT DISTINCT j.value AS k FROM messages m,
+			json_each('["' || replace(replace(m.flags, '\', '\\'), ' ', '","') || '"]') j
+		WHERE m.mailbox_id = mailboxes.id AND m.flags != '' AND substr(j.value, 1, 1) != '\')), ''),
+	special_use = CASE name WHEN 'Sent' THEN '\Sent' WHEN 'Drafts' THEN '\Drafts' WHEN 'Trash' THEN '\Trash'
+		WHEN 'Junk' THEN '\Junk' WHEN 'Archive' THEN '\Archive' ELSE '' END;
+UPDATE accounts SET
+	messages = (SELECT coalesce(sum(b.messages), 0) FROM mailboxes b WHERE b.account_id = accounts.id),
+	size = (SELECT coalesce(sum(b.size), 0) FROM mailboxes b WHERE b.account_id = accounts.id);
+-- Every mailbox that existed was shown to POP3 and management only; an IMAP client sees
+-- them all.
+INSERT INTO subscriptions (account_id, name) SELECT account_id, name FROM mailboxes;
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

@@ -10,8 +10,9 @@
 // requests one after another without savepoints (SQLite would copy every page a savepoint
 // touches into a statement journal), COMMITs once and then wakes each waiter with its own
 // result. Only if a request fails is the whole attempt rolled back and the batch run again
-// with a SAVEPOINT around each request, so that the failure undoes only itself (commit.go). With synchronous=FULL in WAL mode the
-// COMMIT is one fsync of the WAL, so N concurrent deliveries cost one fsync instead of N.
+// with a SAVEPOINT around each request, so that the failure undoes only itself (commit.go).
+// With synchronous=FULL in WAL mode the COMMIT is one fsync of the WAL, so N concurrent
+// deliveries cost one fsync instead of N.
 //
 // Checkpoints (copying the WAL into the database file) run on a third connection in the
 // background, so commits pay only for their WAL fsync (checkpoint.go).
@@ -20,8 +21,22 @@
 // writes, and every read starts a fresh snapshot, so a change committed by another process
 // (the CLI adding an account while the server runs) is visible to the next read. Nothing
 // from the database is cached in memory, except the committer's delivery counters (the
-// MODSEQ of accounts and UIDNEXT of mailboxes that deliveries raise, delivercache.go), which
-// it checks against PRAGMA data_version at the start of each write transaction.
+// MODSEQ and usage of accounts and the UIDNEXT and counts of mailboxes that deliveries
+// raise, delivercache.go), which it checks against PRAGMA data_version at the start of
+// each write transaction.
+//
+// # Across processes
+//
+// The server and the management commands open the same file. Writes of both are ordered by
+// SQLite's write lock (beginImmediate), and every read sees the other's commits. Two things
+// of store.Store are more than rows:
+//   - The POP3 maildrop lock is an open-file-description lock on a byte of
+//     petrel.db-pop3lock (lock.go): every process sees it, the kernel releases it when
+//     its holder exits however it exits, and it costs no transaction.
+//   - Change events (changes.go) are published by the Store whose commit made the change,
+//     to its own subscribers. A commit of another process is not announced; a session
+//     learns of it by MODSEQ, as the store.Changes contract requires anyway (only the
+//     server runs sessions; the CLI changes accounts, not messages).
 //
 // Invariants a contributor must keep:
 //   - Only the committer goroutine touches the write connection and its statement cache.
@@ -44,11 +59,19 @@
 // Bodies are stored once per delivery in blobs: one row with the cached parse and the first
 // blobChunkSize bytes, then blob_chunks rows for the rest, so that reading a large message
 // streams instead of loading it whole while a typical message is a single row. A message
-// row points at its blob. The transaction that removes the last message of a blob only lists
-// the blob as garbage, which hides it from readers at once; the committer frees listed blobs
-// in the background when it has nothing else to do (reclaim.go). Every account has a MODSEQ counter (RFC 7162) that each write
-// raises once; mailboxes and messages store the value of their last change. UIDVALIDITY
-// values come from one database-wide counter, so they are never reused.
+// row points at its blob; a copy (store.Mail.Copy) is another message row on the same blob.
+// The transaction that removes the last message of a blob only lists the blob as garbage,
+// which hides it from readers at once; the committer frees listed blobs in the background
+// when it has nothing else to do (reclaim.go).
+//
+// Every account has a MODSEQ counter (RFC 7162) that each change of its mailboxes or
+// messages raises once; mailboxes and messages store the value of their last change, and an
+// expunge (or a move away) leaves a row in expunged with the UID and that value, for
+// QRESYNC. Mailbox rows carry their counts (messages, unseen, deleted, size) and keyword
+// list, account rows their usage (messages, size); the request that changes messages
+// changes these in the same transaction, so they are never summed on demand. UIDVALIDITY
+// values come from one database-wide counter, so they are never reused. Subscriptions are
+// rows of their own, independent of mailboxes (RFC 9051 §6.3.9).
 package sqlite
 
 import (
@@ -57,6 +80,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -124,8 +148,9 @@ type Store struct {
 	batches   atomic.Int64 // write batches the committer ran, for tests
 	reclaimed atomic.Int64 // blobs the background reclaim freed, for tests
 
-	lockMu sync.Mutex
-	locked map[int64]bool // accounts whose POP3 maildrop is locked
+	lockMu   sync.Mutex
+	locked   map[int64]bool // accounts whose POP3 maildrop this Store holds (lock.go)
+	lockFile *os.File       // holds the maildrop locks for other processes to see
 }
 
 var _ store.Store = (*Store)(nil)
@@ -242,23 +267,32 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	ckdb.SetMaxOpenConns(1)
+	lockFile, err := openLockFile(path)
+	if err != nil {
+		ckdb.Close()
+		rdb.Close()
+		wc.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
 	readers := max(4, 2*runtime.GOMAXPROCS(0))
 	rdb.SetMaxOpenConns(readers)
 	rdb.SetMaxIdleConns(readers)
 
 	s := &Store{
-		log:     log,
-		wdb:     wdb,
-		wc:      wc,
-		rdb:     rdb,
-		opts:    opts,
-		reqs:    make(chan *request, queueLen),
-		stopped: make(chan struct{}),
-		changes: newBroker(log),
-		ckdb:    ckdb,
-		ckWake:  make(chan struct{}, 1),
-		ckDone:  make(chan struct{}),
-		locked:  map[int64]bool{},
+		log:      log,
+		wdb:      wdb,
+		wc:       wc,
+		rdb:      rdb,
+		opts:     opts,
+		reqs:     make(chan *request, queueLen),
+		stopped:  make(chan struct{}),
+		changes:  newBroker(log),
+		ckdb:     ckdb,
+		ckWake:   make(chan struct{}, 1),
+		ckDone:   make(chan struct{}),
+		locked:   map[int64]bool{},
+		lockFile: lockFile,
 	}
 	go s.commitLoop(garbage)
 	go s.checkpointLoop()
@@ -281,5 +315,5 @@ func (s *Store) Close() error {
 	close(s.ckWake) // only the committer sends on it
 	<-s.ckDone
 	s.changes.closeAll()
-	return errors.Join(s.wc.Close(), s.wdb.Close(), s.rdb.Close(), s.ckdb.Close())
+	return errors.Join(s.wc.Close(), s.wdb.Close(), s.rdb.Close(), s.ckdb.Close(), s.lockFile.Close())
 }

@@ -287,6 +287,8 @@ func TestHelperProcess(t *testing.T) {
 		os.Exit(2)
 	}
 	switch mode {
+	case "lock":
+		helperLock(ctx, s)
 	case "add":
 		if err := s.AddDomain(ctx, "cli.example"); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -435,7 +437,7 @@ func TestCrash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ms, err := s.Messages(ctx, box.ID)
+		ms, err := s.Messages(ctx, box.ID, store.Filter{})
 		if err != nil {
 			t.Fatal(err)
 		}
