@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -36,6 +38,7 @@ func FuzzReadCommand(f *testing.F) {
 			}
 			cmd, err := r.readCommand()
 			if err == nil && cmd.Name == "APPEND" {
+				r.takeAppendLiteral()
 				if _, err = io.CopyN(io.Discard, br, cmd.Literal.size); err != nil {
 					return
 				}
@@ -89,6 +92,44 @@ func FuzzMUTF7(f *testing.F) {
 			if enc := EncodeMUTF7(dec); enc != s {
 				t.Fatalf("Decode(%q) = %q, which encodes as %q", s, dec, enc)
 			}
+		}
+	})
+}
+
+// FuzzSession feeds arbitrary client bytes to a whole logged-in session with a mailbox
+// selected, over a real connection to a server on the sqlite store. The session must end
+// when the input does (no deadlock) and must not panic (the recover would hide it, so the
+// log is checked).
+func FuzzSession(f *testing.F) {
+	for _, seed := range []string{
+		"c FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (Subject)] BODYSTRUCTURE ENVELOPE BODY[1]<0.5>)\r\n",
+		"c UID SEARCH OR TEXT x NOT (SEEN FROM y) 1:*\r\nd STORE 1 +FLAGS (\\Deleted)\r\ne EXPUNGE\r\n",
+		"c APPEND INBOX {5+}\r\nhello\r\nd CREATE x/y\r\ne RENAME x z\r\nf LIST \"\" *\r\n",
+		"c COPY 1:2 Trash\r\nd MOVE 1 Archive\r\ne IDLE\r\nDONE\r\nf CLOSE\r\n",
+		"c STATUS INBOX (MESSAGES UNSEEN SIZE)\r\nd LOGIN {3}\r\nabc {2}\r\nxy\r\n", "c NOOP\r\n\x00\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	e := newEnv(f, Config{AllowPlaintextAuth: true})
+	e.deliver(f, "INBOX", msgA)
+	e.deliver(f, "INBOX", msgB)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		go func() {
+			c.Write([]byte("a LOGIN alice@example.org " + alicePass + "\r\nb SELECT INBOX\r\n"))
+			c.Write(in)
+			c.(*net.TCPConn).CloseWrite()
+		}()
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Fatalf("session did not end with the input: %v", err)
+		}
+		if strings.Contains(e.logs.String(), "imap: panic") {
+			t.Fatalf("panic:\n%s", e.logs)
 		}
 	})
 }

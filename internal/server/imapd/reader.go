@@ -244,7 +244,7 @@ func (r *reader) literal() (string, error) {
 
 // appendLiteral reads the announcement of APPEND's message literal at r.pos, which must end
 // the line, without reading its octets: the session checks the size against its own limit,
-// sends the continuation itself and streams the octets.
+// sends the continuation itself and streams the octets (takeAppendLiteral).
 func (r *reader) appendLiteral() (literalInfo, error) {
 	rest := r.line[r.pos:]
 	binary := false
@@ -265,9 +265,15 @@ func (r *reader) appendLiteral() (literalInfo, error) {
 		}
 		return li, errLiteralBYE
 	}
-	r.pos = len(r.line)
+	// r.pos stays at the announcement until the session takes the literal
+	// (takeAppendLiteral): an APPEND refused before that (wrong state, too large) leaves it
+	// for skipRest, which then skips the octets of a non-synchronizing literal.
 	return li, nil
 }
+
+// takeAppendLiteral marks APPEND's announced literal as taken: the session reads its octets
+// itself, then calls appendDone.
+func (r *reader) takeAppendLiteral() { r.pos = len(r.line) }
 
 // skipRest consumes what is left of the current command after an error, so that the next
 // read starts at a command boundary. A trailing synchronizing literal ends the command (the
@@ -288,7 +294,9 @@ func (r *reader) skipRest() error {
 			return err
 		}
 		r.used += int(li.size)
-		if err := r.readLine(); err != nil {
+		// A line with a bare LF or a NUL is still a line of this command: go on checking
+		// it for a literal.
+		if err := r.readLine(); err != nil && err != errBareLF && err != errNUL {
 			return err
 		}
 	}

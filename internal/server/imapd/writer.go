@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -123,6 +124,10 @@ func (w *respWriter) mailbox(name string) {
 	if !w.utf8 {
 		name = EncodeMUTF7(name)
 	}
+	if isAtom(name) && !strings.EqualFold(name, "NIL") {
+		w.str(name) // an astring may be an atom; clients show "INBOX" and "Sent" alike
+		return
+	}
 	w.string(name)
 }
 
@@ -141,4 +146,17 @@ func (w *respWriter) flags(flags []string) {
 // dateTime writes an INTERNALDATE: DQUOTE "dd-Mon-yyyy hh:mm:ss +zzzz" DQUOTE.
 func (w *respWriter) dateTime(t time.Time) {
 	w.bw.Write(t.AppendFormat(w.scratch[:0], `"02-Jan-2006 15:04:05 -0700"`))
+}
+
+// isAtom reports whether s can be sent as an atom.
+func isAtom(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isAtomChar(s[i]) || s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

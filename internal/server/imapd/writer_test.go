@@ -37,7 +37,7 @@ func TestWriter(t *testing.T) {
 	w.errorReply("", badf("Missing tag"))
 	w.errorReply("t", errLiteralBYE)
 	w.bw.Flush()
-	want := "* 1 FETCH (\"a \\\"q\\\" \\\\b\" {11}\r\nline\r\nbreak {5}\r\ncafé NIL \"Entw&APw-rfe\" (\\Seen $Junk) " +
+	want := "* 1 FETCH (\"a \\\"q\\\" \\\\b\" {11}\r\nline\r\nbreak {5}\r\ncafé NIL Entw&APw-rfe (\\Seen $Junk) " +
 		"\"17-Jul-1996 02:44:25 -0700\" 4294967295 {3}\r\nabc)\r\n" +
 		"t NO [TRYCREATE] No such mailbox\r\n* BAD Missing tag\r\n* BYE [TOOBIG] Literal too large\r\n"
 	if buf.String() != want {
