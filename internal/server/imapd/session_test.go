@@ -2,10 +2,12 @@ package imapd
 
 import (
 	"context"
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
 
+	"petrel/internal/lib/scram"
 	"petrel/internal/mailtest/dialog"
 )
 
@@ -464,4 +466,48 @@ func TestSessionsPerAccount(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// AUTHENTICATE SCRAM-SHA-256 (RFC 7677) with an initial response (RFC 4959): the server's
+// final message goes in a last continuation, answered with an empty line (RFC 9051 §6.2.2),
+// and the client checks the server's signature.
+func TestAuthenticateSCRAM(t *testing.T) {
+	e := newEnv(t, Config{})
+	d := e.dial(t)
+	e.run(t, d, `
+		C: s STARTTLS
+		S: s OK Begin TLS negotiation now
+		STARTTLS
+	`)
+	c := scram.NewClient("alice@example.org", alicePass)
+	mech, first, err := c.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Send("a AUTHENTICATE " + mech + " " + base64.StdEncoding.EncodeToString(first))
+	for {
+		l := d.Line()
+		if strings.HasPrefix(l, "a OK ") {
+			break
+		}
+		if !strings.HasPrefix(l, "+ ") {
+			t.Fatalf("SCRAM exchange: %q", l)
+		}
+		challenge, err := base64.StdEncoding.DecodeString(l[2:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Next(challenge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Send(base64.StdEncoding.EncodeToString(resp))
+	}
+	if !c.ServerVerified() {
+		t.Error("the server's signature was not checked")
+	}
+	e.run(t, d, `
+		C: b SELECT INBOX
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+	`)
 }
