@@ -127,8 +127,9 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
-	active    sync.WaitGroup // one per tracked session; Add only under mu while !closing
-	perAcct   map[int64]int  // logged-in sessions per account ID
+	active    sync.WaitGroup     // one per tracked session; Add only under mu while !closing
+	perAcct   map[int64]int      // logged-in sessions per account ID
+	watchers  map[int64]*watcher // by account: the IDLE sessions and their shared subscription (idle.go)
 }
 
 // New returns a server. It does not listen; call Serve.
@@ -169,6 +170,7 @@ func New(cfg Config, st Store, au Authenticator, log *slog.Logger) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
 		perAcct:   make(map[int64]int),
+		watchers:  make(map[int64]*watcher),
 	}
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, readBufferSize) }
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, writeBufferSize) }
