@@ -64,7 +64,8 @@ func TestCompareSmokePetrel(t *testing.T) {
 	for _, r := range table.Rows {
 		c := r.Targets["petrel"]
 		seen[r.Scenario] = true
-		placeholder := strings.HasPrefix(r.Scenario, "imap-") || r.Scenario == "outbound"
+		// imap-search waits for the full-text index (issue 10); outbound for the queue.
+		placeholder := r.Scenario == "imap-search" || r.Scenario == "outbound"
 		switch {
 		case placeholder && c.NA == "":
 			t.Errorf("%s %s: %+v, want n/a", r.Scenario, r.Metric, c)

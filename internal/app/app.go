@@ -4,9 +4,9 @@
 // Lifecycle: New checks what can fail (user, data directory lock, certificate) and binds
 // every listener before it creates anything on disk, then opens the store and prepares the
 // servers; Run drops privileges, serves until its context ends, then shuts the servers down
-// gracefully: listeners close first, idle sessions are told to go away (SMTP 421, POP3 -ERR),
-// transactions in flight finish within the grace period, and the store closes last so that
-// nothing acknowledged is lost.
+// gracefully: listeners close first, idle sessions are told to go away (SMTP 421, POP3 -ERR,
+// IMAP BYE), transactions in flight finish within the grace period, and the store closes last
+// so that nothing acknowledged is lost.
 package app
 
 import (
@@ -29,6 +29,7 @@ import (
 	"petrel/internal/lib/connlimit"
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/server/imapd"
 	"petrel/internal/server/pop3d"
 	"petrel/internal/server/smtpd"
 	"petrel/internal/store"
@@ -262,8 +263,26 @@ func (a *App) prepare(ctx context.Context) error {
 			MaxAuthFailures:    cfg.Limits.MaxAuthFailures,
 		}
 	}
+	imapConf := func(implicit bool) imapd.Config {
+		return imapd.Config{
+			Hostname:           cfg.Hostname,
+			TLS:                tlsConf,
+			ImplicitTLS:        implicit,
+			AllowPlaintextAuth: cfg.IMAP.AllowPlaintextAuth,
+			IdleTimeout:        cfg.IMAP.IdleTimeout.Duration,
+			CommandTimeout:     cfg.IMAP.CommandTimeout.Duration,
+			LoginIdleTimeout:   cfg.Limits.LoginIdleTimeout.Duration,
+			LoginTimeout:       cfg.Limits.LoginTimeout.Duration,
+			MaxAuthFailures:    cfg.Limits.MaxAuthFailures,
+			AppendLimit:        cfg.IMAP.AppendLimit,
+			MaxAccountSessions: cfg.IMAP.MaxAccountSessions,
+			SpoolDir:           spool,
+			Limits:             imapd.Limits{MaxCommand: cfg.IMAP.MaxCommandBytes},
+		}
+	}
 	smtpBusy := busyLine("421 4.7.0 Too many connections, try again later\r\n")
 	pop3Busy := busyLine("-ERR [SYS/TEMP] Too many connections, try again later\r\n")
+	imapBusy := busyLine("* BYE [UNAVAILABLE] Too many connections, try again later\r\n")
 	add := func(name string, srv server, reject func(net.Conn)) {
 		for _, b := range a.bound {
 			if b.name == name {
@@ -281,6 +300,10 @@ func (a *App) prepare(ctx context.Context) error {
 	add("submissions", subs, nil)
 	add("pop3", pop, pop3Busy)
 	add("pop3s", pops, nil)
+	imap := imapd.New(imapConf(false), a.store, au, a.log.With("listener", "imap"))
+	imaps := imapd.New(imapConf(true), a.store, au, a.log.With("listener", "imaps"))
+	add("imap", imap, imapBusy)
+	add("imaps", imaps, nil)
 	return nil
 }
 

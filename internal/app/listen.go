@@ -12,7 +12,7 @@ import (
 
 // bound is a listener New has bound, before the servers that will serve it exist.
 type bound struct {
-	name string // "smtp", "submission", "submissions", "pop3", "pop3s"
+	name string // "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps"
 	key  string // the config key that lists the address, for error messages
 	addr string
 	l    net.Listener
@@ -31,6 +31,8 @@ func bindAll(cfg *config.Config) ([]bound, error) {
 		{"submissions", "smtp.submissions", cfg.SMTP.Submissions},
 		{"pop3", "pop3.listen", cfg.POP3.Listen},
 		{"pop3s", "pop3.listen_tls", cfg.POP3.ListenTLS},
+		{"imap", "imap.listen", cfg.IMAP.Listen},
+		{"imaps", "imap.listen_tls", cfg.IMAP.ListenTLS},
 	} {
 		for _, addr := range e.addrs {
 			l, err := net.Listen("tcp", addr)
@@ -63,7 +65,7 @@ func listenError(cfg *config.Config, name, key, addr string, err error) error {
 	todo := "stop what holds it or change " + key + " in " + cfg.File
 	if cfg.Dev {
 		var all []string
-		for _, l := range [][]string{cfg.SMTP.Listen, cfg.SMTP.Submission, cfg.SMTP.Submissions, cfg.POP3.Listen, cfg.POP3.ListenTLS} {
+		for _, l := range [][]string{cfg.SMTP.Listen, cfg.SMTP.Submission, cfg.SMTP.Submissions, cfg.POP3.Listen, cfg.POP3.ListenTLS, cfg.IMAP.Listen, cfg.IMAP.ListenTLS} {
 			all = append(all, l...)
 		}
 		todo = "the development instance always uses " + strings.Join(all, ", ") +

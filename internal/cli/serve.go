@@ -20,8 +20,8 @@ func serveCommands() []command {
 		args: "[--cpuprofile FILE] [--memprofile FILE]",
 		help: "run the server (the development instance without -c)",
 		more: `
-Without -c it runs the development instance: loopback ports 2525, 2587, 2465, 2110 and 2995, the
-domain example.test, a self-signed certificate and the account dev@example.test, whose password
+Without -c it runs the development instance: loopback ports 2525, 2587, 2465, 2110, 2995, 2143
+and 2993, the domain example.test, a self-signed certificate and the account dev@example.test, whose password
 is printed on the first start. With -c FILE it runs the instance that file describes.
 SIGHUP reloads the TLS certificate; SIGTERM or SIGINT stops gracefully.
 One server runs per data directory: a second one on the same directory is refused, while the

@@ -42,6 +42,7 @@ type Config struct {
 	TLS    TLS    `toml:"tls"`
 	SMTP   SMTP   `toml:"smtp"`
 	POP3   POP3   `toml:"pop3"`
+	IMAP   IMAP   `toml:"imap"`
 	Limits Limits `toml:"limits"`
 
 	// Dev marks the development instance: self-signed certificate in the data directory and a
@@ -93,6 +94,18 @@ type POP3 struct {
 	LoginDelay int    `toml:"login_delay"` // CAPA LOGIN-DELAY seconds, 0 = not advertised
 }
 
+// IMAP configures the IMAP listeners.
+type IMAP struct {
+	Listen             []string `toml:"listen"`               // STARTTLS, default ["0.0.0.0:143"]
+	ListenTLS          []string `toml:"listen_tls"`           // implicit TLS, default ["0.0.0.0:993"]
+	AllowPlaintextAuth bool     `toml:"allow_plaintext_auth"` // LOGIN/AUTHENTICATE before STARTTLS, default false
+	IdleTimeout        Duration `toml:"idle_timeout"`         // autologout, IDLE included, default 30m (RFC 9051 §5.4)
+	CommandTimeout     Duration `toml:"command_timeout"`      // one whole command (literals included), default 1m
+	MaxCommandBytes    int      `toml:"max_command_bytes"`    // one command with its literals, APPEND's message aside, default 81920
+	AppendLimit        int64    `toml:"append_limit"`         // largest APPEND message (APPENDLIMIT), default 52428800 (smtp.max_message_bytes)
+	MaxAccountSessions int      `toml:"max_account_sessions"` // logged-in sessions per account on each of listen and listen_tls, default 100
+}
+
 // Limits protect the server from floods and guessing.
 type Limits struct {
 	MaxConnections      int      `toml:"max_connections"`        // per listener, default 2000
@@ -100,9 +113,9 @@ type Limits struct {
 	AuthFailureDelay    Duration `toml:"auth_failure_delay"`     // first failed login, default 1s
 	AuthFailureMaxDelay Duration `toml:"auth_failure_max_delay"` // growth cap, default 15s
 	MaxAuthFailures     int      `toml:"max_auth_failures"`      // per connection, default 3
-	// login_idle_timeout: before login (submission, POP3), the wait for each command, default 1m.
+	// login_idle_timeout: before login (submission, POP3, IMAP), the wait for each command, default 1m.
 	LoginIdleTimeout Duration `toml:"login_idle_timeout"`
-	// login_timeout: a submission or POP3 connection not logged in by then is closed, default 3m.
+	// login_timeout: a submission, POP3 or IMAP connection not logged in by then is closed, default 3m.
 	LoginTimeout Duration `toml:"login_timeout"`
 }
 
@@ -151,6 +164,15 @@ func Default() *Config {
 			CommandTimeout: Duration{time.Minute},
 			MaxLineLength:  512,
 		},
+		IMAP: IMAP{
+			Listen:             []string{"0.0.0.0:143"},
+			ListenTLS:          []string{"0.0.0.0:993"},
+			IdleTimeout:        Duration{30 * time.Minute},
+			CommandTimeout:     Duration{time.Minute},
+			MaxCommandBytes:    80 << 10,
+			AppendLimit:        50 << 20,
+			MaxAccountSessions: 100,
+		},
 		Limits: Limits{
 			MaxConnections:      2000,
 			MaxConnectionsPerIP: 50,
@@ -178,6 +200,8 @@ func Dev() *Config {
 	c.SMTP.Submissions = []string{"127.0.0.1:2465"}
 	c.POP3.Listen = []string{"127.0.0.1:2110"}
 	c.POP3.ListenTLS = []string{"127.0.0.1:2995"}
+	c.IMAP.Listen = []string{"127.0.0.1:2143"}
+	c.IMAP.ListenTLS = []string{"127.0.0.1:2993"}
 	// A developer hammering the instance from one address should not be throttled like an
 	// attacker; the limits stay on, just wider.
 	c.Limits.MaxConnectionsPerIP = 1000
@@ -314,7 +338,8 @@ func (c *Config) validate() error {
 	for key, addrs := range map[string][]string{
 		"smtp.listen": c.SMTP.Listen, "smtp.submission": c.SMTP.Submission,
 		"smtp.submissions": c.SMTP.Submissions, "pop3.listen": c.POP3.Listen,
-		"pop3.listen_tls": c.POP3.ListenTLS,
+		"pop3.listen_tls": c.POP3.ListenTLS, "imap.listen": c.IMAP.Listen,
+		"imap.listen_tls": c.IMAP.ListenTLS,
 	} {
 		for _, a := range addrs {
 			if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
@@ -362,6 +387,7 @@ func (c *Config) validate() error {
 		"smtp.read_timeout": c.SMTP.ReadTimeout, "smtp.data_timeout": c.SMTP.DataTimeout,
 		"pop3.idle_timeout": c.POP3.IdleTimeout, "pop3.command_timeout": c.POP3.CommandTimeout,
 		"limits.login_idle_timeout": c.Limits.LoginIdleTimeout, "limits.login_timeout": c.Limits.LoginTimeout,
+		"imap.idle_timeout": c.IMAP.IdleTimeout, "imap.command_timeout": c.IMAP.CommandTimeout,
 	} {
 		if d.Duration <= 0 {
 			return bad(key, "must be positive")
@@ -373,6 +399,20 @@ func (c *Config) validate() error {
 	// RFC 1939 §3: the autologout timer must be at least 10 minutes.
 	if c.POP3.IdleTimeout.Duration < 10*time.Minute {
 		return bad("pop3.idle_timeout", "must be at least 10m (RFC 1939 §3)")
+	}
+	// RFC 9051 §5.4: the autologout timer must be at least 30 minutes.
+	if c.IMAP.IdleTimeout.Duration < 30*time.Minute {
+		return bad("imap.idle_timeout", "must be at least 30m (RFC 9051 §5.4)")
+	}
+	// RFC 7162 §4 asks servers to take command lines of at least 8192 octets.
+	if c.IMAP.MaxCommandBytes < 8192 {
+		return bad("imap.max_command_bytes", "must be at least 8192 (RFC 7162 §4)")
+	}
+	if c.IMAP.AppendLimit < 1024 {
+		return bad("imap.append_limit", "must be at least 1024")
+	}
+	if c.IMAP.MaxAccountSessions < 1 {
+		return bad("imap.max_account_sessions", "must be at least 1")
 	}
 	if c.Limits.MaxConnections < 1 || c.Limits.MaxConnectionsPerIP < 1 {
 		return bad("limits.max_connections", "limits.max_connections and max_connections_per_ip must be at least 1")

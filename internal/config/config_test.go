@@ -36,6 +36,9 @@ func TestParseGood(t *testing.T) {
 	if c.SMTP.Listen[0] != "0.0.0.0:25" || c.POP3.IdleTimeout.Duration != 10*time.Minute {
 		t.Errorf("defaults lost: %+v %+v", c.SMTP.Listen, c.POP3.IdleTimeout)
 	}
+	if c.IMAP.Listen[0] != "0.0.0.0:143" || c.IMAP.ListenTLS[0] != "0.0.0.0:993" || c.IMAP.IdleTimeout.Duration != 30*time.Minute {
+		t.Errorf("imap defaults: %+v", c.IMAP)
+	}
 	if c.POP3.Expire != "NEVER" || c.POP3.LoginDelay != 60 {
 		t.Errorf("pop3 = %+v", c.POP3)
 	}
@@ -69,6 +72,8 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"no data rate", strings.Replace(good, `read_timeout = "2m"`, "read_timeout = \"2m\"\ndata_min_rate = 0", 1), 12, "smtp.data_min_rate: must be at least 1"},
 		{"zero login timeout", good + "\n[limits]\nlogin_timeout = \"0s\"\n", 18, "limits.login_timeout: must be positive"},
 		{"bad login idle", good + "\n[limits]\nlogin_idle_timeout = \"-1s\"\n", 18, "limits.login_idle_timeout: must be positive"},
+		{"imap idle below RFC", good + "\n[imap]\nidle_timeout = \"29m\"\n", 18, "imap.idle_timeout: must be at least 30m"},
+		{"imap command too short", good + "\n[imap]\nmax_command_bytes = 1000\n", 18, "imap.max_command_bytes"},
 		{"no tls", "hostname = \"x\"\n", 0, "tls.cert"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,7 +97,7 @@ func TestDevIsValidAndLoopback(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range [][]string{c.SMTP.Listen, c.SMTP.Submission, c.SMTP.Submissions, c.POP3.Listen, c.POP3.ListenTLS} {
+	for _, a := range [][]string{c.SMTP.Listen, c.SMTP.Submission, c.SMTP.Submissions, c.POP3.Listen, c.POP3.ListenTLS, c.IMAP.Listen, c.IMAP.ListenTLS} {
 		if !strings.HasPrefix(a[0], "127.0.0.1:") {
 			t.Errorf("dev listener %s is not loopback", a[0])
 		}

@@ -244,7 +244,7 @@ type instance struct {
 	certFP   [32]byte // fingerprint of the certificate the instance started with
 
 	// Listener addresses (host:port).
-	SMTP, Submission, Submissions, POP3, POP3S string
+	SMTP, Submission, Submissions, POP3, POP3S, IMAP, IMAPS string
 
 	// The running process; replaced by each start.
 	mu      sync.Mutex
@@ -284,6 +284,7 @@ func newInstance(t *testing.T, opts options) *instance {
 	in.certFP = ca.leaf(t, in.certFile, in.keyFile)
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }
 	in.SMTP, in.Submission, in.Submissions, in.POP3, in.POP3S = addr(), addr(), addr(), addr(), addr()
+	in.IMAP, in.IMAPS = addr(), addr()
 
 	base := options{
 		"": {
@@ -302,6 +303,10 @@ func newInstance(t *testing.T, opts options) *instance {
 			fmt.Sprintf("listen = [%q]", in.POP3),
 			fmt.Sprintf("listen_tls = [%q]", in.POP3S),
 		},
+		"imap": {
+			fmt.Sprintf("listen = [%q]", in.IMAP),
+			fmt.Sprintf("listen_tls = [%q]", in.IMAPS),
+		},
 		// Tests log in wrongly on purpose; the default 1 s delay would only make them slow.
 		"limits": {`auth_failure_delay = "10ms"`, `auth_failure_max_delay = "50ms"`},
 	}
@@ -311,7 +316,7 @@ func newInstance(t *testing.T, opts options) *instance {
 
 func renderConfig(base, extra options) string {
 	var b strings.Builder
-	for _, table := range []string{"", "log", "tls", "smtp", "pop3", "limits"} {
+	for _, table := range []string{"", "log", "tls", "smtp", "pop3", "imap", "limits"} {
 		lines := append([]string(nil), base[table]...)
 		for _, l := range extra[table] {
 			k := configKey(l)
@@ -352,7 +357,7 @@ func (in *instance) args() []string {
 }
 
 // listeners is how many "listening on" lines a started instance prints.
-const listeners = 5
+const listeners = 7
 
 // start runs `petrel serve` and waits until every listener is bound.
 func (in *instance) start() {

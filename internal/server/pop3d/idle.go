@@ -6,13 +6,13 @@ package pop3d
 //
 //   - gives its read buffer back to the server's pool (the write buffer is only ever held
 //     while a command runs, see server.go) and waits for the socket to become readable
-//     (waitReadable: a non-consuming MSG_PEEK, then the runtime's poller) instead of inside a
+//     (netconn.WaitReadable: a non-consuming MSG_PEEK, then the runtime's poller) instead of inside a
 //     read; it takes a buffer again when input comes;
 //   - continues on a fresh goroutine. A TLS handshake grows a goroutine's stack to 8 KB or
 //     more, a command to several KB, and the runtime only halves a stack at a GC when the
 //     goroutine uses under a quarter of it counting an 800-byte margin, so 4 KB is the least
 //     a stack ever gets back to. A fresh goroutine starts at the runtime's starting size (2 KB
-//     while most goroutines are idle sessions), and waitReadable's few frames fit in it.
+//     while most goroutines are idle sessions), and WaitReadable's few frames fit in it.
 //
 // A client in a dialogue answers within a round trip and waits exactly as before: a plain
 // read with a deadline. Only that read timing out proves that nothing is buffered anywhere: a
@@ -24,46 +24,15 @@ package pop3d
 import (
 	"bufio"
 	"errors"
-	"net"
 	"os"
-	"syscall"
 	"time"
+
+	"petrel/internal/lib/netconn"
 )
 
 // moveOnAfter is how long a session waits for its next command on the goroutine that ran the
 // last one before it continues on a fresh one.
 const moveOnAfter = 100 * time.Millisecond
-
-// rawConnOf returns the socket under c, unwrapping connections that wrap another through a
-// NetConn method (tls.Conn, connlimit's conn), or nil if there is none: the session then waits
-// in a blocking read, holding its buffer, as any Go server does.
-func rawConnOf(c net.Conn) syscall.RawConn {
-	for {
-		switch v := c.(type) {
-		case syscall.Conn:
-			rc, err := v.SyscallConn()
-			if err != nil {
-				return nil
-			}
-			return rc
-		case interface{ NetConn() net.Conn }:
-			c = v.NetConn()
-		default:
-			return nil
-		}
-	}
-}
-
-// waitReadable blocks until rc has input, has reached end of file or has failed, or until the
-// read deadline set on its connection passes. It consumes nothing.
-func waitReadable(rc syscall.RawConn) error {
-	return rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		// Anything but "no input yet" (data, EOF, an error) is for the real read to report.
-		return !errors.Is(err, syscall.EAGAIN)
-	})
-}
 
 // waitInput waits up to wait for the first byte of the next command (the RFC 1939 §3
 // autologout timer, or CommandTimeout within a SASL exchange). On return without error, s.rd
@@ -75,7 +44,7 @@ func (s *session) waitInput(wait, moveAfter time.Duration) error {
 		// Nothing else happens here before the wait: even setting a deadline would grow the
 		// stack, timer code is deep.
 		s.movedOn = false
-		if err := waitReadable(s.rc); err != nil {
+		if err := netconn.WaitReadable(s.rc); err != nil {
 			return err
 		}
 		s.reader()
@@ -97,7 +66,7 @@ func (s *session) waitInput(wait, moveAfter time.Duration) error {
 	}
 	// The read timed out, so nothing is buffered: not in s.rd, and no whole record in
 	// crypto/tls (its Read would have returned it without touching the socket). A partial
-	// record is completed through the socket, which waitReadable watches.
+	// record is completed through the socket, which WaitReadable watches.
 	s.releaseReader()
 	// The timeout may also be Shutdown's interrupt: setReadDeadline reports it.
 	if err := s.setReadDeadline(wait - first); err != nil {

@@ -14,14 +14,14 @@ import (
 	"petrel/internal/store"
 )
 
-// waitingOnSocket counts the goroutines parked in waitReadable: sessions that have moved to
-// the idle wait (idle.go).
+// waitingOnSocket counts the goroutines parked in netconn.WaitReadable: sessions that have
+// moved to the idle wait (idle.go).
 func waitingOnSocket() int {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
-			return bytes.Count(buf[:n], []byte("pop3d.waitReadable("))
+			return bytes.Count(buf[:n], []byte("netconn.WaitReadable("))
 		}
 		buf = make([]byte, 2*len(buf))
 	}

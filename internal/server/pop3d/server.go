@@ -343,29 +343,3 @@ func (s *Server) putWriter(bw *bufio.Writer) {
 	bw.Reset(nil) // drop the reference to the connection
 	s.writers.Put(bw)
 }
-
-// deadlineWriter sets a write deadline before every write (the buffered writer flushes
-// through it, so long responses get a fresh deadline per buffer).
-type deadlineWriter struct {
-	conn    net.Conn
-	timeout time.Duration
-}
-
-func (w *deadlineWriter) Write(p []byte) (int, error) {
-	if err := w.conn.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
-		return 0, err
-	}
-	return w.conn.Write(p)
-}
-
-func remoteAddr(c net.Conn) netip.Addr {
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		return ta.AddrPort().Addr().Unmap()
-	}
-	if c.RemoteAddr() != nil {
-		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-			return ap.Addr().Unmap()
-		}
-	}
-	return netip.Addr{}
-}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"petrel/internal/lib/netconn"
 	"petrel/internal/mail/auth"
 	"petrel/internal/store"
 )
@@ -74,12 +75,12 @@ func (e tlsError) Unwrap() error { return e.err }
 // session is one POP3 connection.
 type session struct {
 	srv    *Server
-	raw    net.Conn        // the accepted connection; closing it ends everything
-	conn   net.Conn        // raw, or the tls.Conn on top of it
-	rc     syscall.RawConn // the socket under raw, to wait for input without a buffer; nil: none
-	dw     deadlineWriter  // writes to conn with a deadline per write
-	rd     *bufio.Reader   // pooled, reads conn; nil while waiting for a command (see idle.go)
-	bw     *bufio.Writer   // pooled, non-nil only between a command and the next blocking read
+	raw    net.Conn               // the accepted connection; closing it ends everything
+	conn   net.Conn               // raw, or the tls.Conn on top of it
+	rc     syscall.RawConn        // the socket under raw, to wait for input without a buffer; nil: none
+	dw     netconn.DeadlineWriter // writes to conn with a deadline per write
+	rd     *bufio.Reader          // pooled, reads conn; nil while waiting for a command (see idle.go)
+	bw     *bufio.Writer          // pooled, non-nil only between a command and the next blocking read
 	remote netip.Addr
 	ctx    context.Context
 	start  time.Time // when the connection was accepted, for the log
@@ -114,8 +115,8 @@ func newSession(srv *Server, c net.Conn) *session {
 	s := &session{
 		srv:    srv,
 		raw:    c,
-		rc:     rawConnOf(c),
-		remote: remoteAddr(c),
+		rc:     netconn.RawConn(c),
+		remote: netconn.RemoteAddr(c),
 		ctx:    srv.ctx,
 		start:  time.Now(),
 		state:  stateAuthorization,
@@ -129,7 +130,7 @@ func newSession(srv *Server, c net.Conn) *session {
 // was buffered from the previous one.
 func (s *session) setConn(c net.Conn) {
 	s.conn = c
-	s.dw = deadlineWriter{conn: c, timeout: s.srv.cfg.CommandTimeout}
+	s.dw = netconn.DeadlineWriter{Conn: c, Timeout: s.srv.cfg.CommandTimeout}
 	s.releaseReader()
 }
 

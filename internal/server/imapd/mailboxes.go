@@ -1,0 +1,365 @@
+package imapd
+
+// Mailbox commands: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS and
+// APPEND. Names go to the store in UTF-8; its CanonicalMailboxName refuses anything that
+// could reach outside the account (RFC 9051 §5.1, store package comment).
+
+import (
+	"errors"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"petrel/internal/mail/deliver"
+	"petrel/internal/mail/message"
+	"petrel/internal/store"
+)
+
+// maxPattern bounds a LIST pattern.
+const maxPattern = 1024
+
+// appendMinRate is the slowest an APPEND's message may arrive, in octets per second.
+const appendMinRate = 16 << 10
+
+// mailboxName converts a name as the client sent it to the store's UTF-8 form. Names in
+// modified UTF-7 (RFC 3501 §5.1.3) are decoded; a name of raw UTF-8, which some IMAP4rev1
+// clients send, is taken as it is.
+func (s *session) mailboxName(name string) (string, error) {
+	if strings.Contains(name, "&") {
+		dec, ok := DecodeMUTF7(name)
+		if !ok {
+			return "", &Error{Kind: NO, Code: "CANNOT", Text: "Invalid mailbox name (modified UTF-7)"}
+		}
+		name = dec
+	}
+	if !utf8.ValidString(name) {
+		return "", &Error{Kind: NO, Code: "CANNOT", Text: "Invalid mailbox name"}
+	}
+	return store.LookupMailboxName(name), nil
+}
+
+// storeError turns the store's errors into replies (RFC 5530 response codes). Anything
+// else is returned as it is, and ends the session: the store failing is not the client's
+// business beyond "try later", which the BYE says.
+func (s *session) storeError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{Kind: NO, Code: "NONEXISTENT", Text: "No such mailbox"}
+	case errors.Is(err, store.ErrExists):
+		return &Error{Kind: NO, Code: "ALREADYEXISTS", Text: "Mailbox exists"}
+	case errors.Is(err, store.ErrInvalid):
+		return &Error{Kind: NO, Code: "CANNOT", Text: "Invalid mailbox name or operation"}
+	case errors.Is(err, store.ErrHasChildren):
+		return &Error{Kind: NO, Code: "HASCHILDREN", Text: "Mailbox has inferior mailboxes"}
+	}
+	s.srv.log.Error("imap: store", "account", s.account.Address, "err", err)
+	return &Error{Kind: BYE, Code: "UNAVAILABLE", Text: "Internal error, try again later", Cause: err}
+}
+
+func (s *session) cmdCreate(c *Command) (done, error) {
+	// RFC 9051 §6.3.4: a trailing separator says the client means to create inferiors; the
+	// name created is without it.
+	name, err := s.mailboxName(strings.TrimSuffix(c.Mailbox, store.Separator))
+	if err != nil {
+		return done{}, err
+	}
+	if _, err := s.srv.store.CreateMailbox(s.ctx, s.account.ID, name); err != nil {
+		return done{}, s.storeError(err)
+	}
+	return done{}, nil
+}
+
+func (s *session) cmdDelete(c *Command) (done, error) {
+	name, err := s.mailboxName(c.Mailbox)
+	if err != nil {
+		return done{}, err
+	}
+	if err := s.srv.store.DeleteMailbox(s.ctx, s.account.ID, name); err != nil {
+		return done{}, s.storeError(err)
+	}
+	if s.sel != nil && s.sel.mb.Name == name {
+		// Deleting the selected mailbox deselects it rather than ending the session.
+		s.sel, s.state = nil, stateAuth
+	}
+	return done{}, nil
+}
+
+func (s *session) cmdRename(c *Command) (done, error) {
+	from, err := s.mailboxName(c.Mailbox)
+	if err != nil {
+		return done{}, err
+	}
+	to, err := s.mailboxName(c.NewName)
+	if err != nil {
+		return done{}, err
+	}
+	if err := s.srv.store.RenameMailbox(s.ctx, s.account.ID, from, to); err != nil {
+		return done{}, s.storeError(err)
+	}
+	return done{}, nil
+}
+
+func (s *session) cmdSubscribe(c *Command) (done, error) {
+	name, err := s.mailboxName(c.Mailbox)
+	if err != nil {
+		return done{}, err
+	}
+	if err := s.srv.store.SetSubscribed(s.ctx, s.account.ID, name, c.Name == "SUBSCRIBE"); err != nil {
+		return done{}, s.storeError(err)
+	}
+	return done{}, nil
+}
+
+// cmdList answers LIST and LSUB (RFC 9051 §6.3.9, RFC 3501 §6.3.9), with the special-use
+// attributes of RFC 6154 §2 and the child attributes of RFC 3348. The LIST-EXTENDED forms
+// the parser reads are honoured for SUBSCRIBED and otherwise ignored (not advertised).
+func (s *session) cmdList(c *Command) (done, error) {
+	w := s.out()
+	resp := "* " + c.Name + " "
+	ref, err := s.mailboxName(c.Mailbox)
+	if c.Mailbox == "" {
+		ref, err = "", nil
+	}
+	if err != nil {
+		return done{}, err
+	}
+	if len(c.Patterns) == 1 && c.Patterns[0] == "" {
+		// RFC 9051 §6.3.9: an empty pattern asks for the hierarchy delimiter.
+		w.str(resp)
+		w.str(`(\Noselect) "/" ""` + "\r\n")
+		return done{}, nil
+	}
+	var patterns []string
+	for _, p := range c.Patterns {
+		if strings.Contains(p, "&") {
+			dec, ok := DecodeMUTF7(p)
+			if !ok {
+				return done{}, badf("Invalid pattern (modified UTF-7)")
+			}
+			p = dec
+		}
+		p = ref + p
+		if len(p) > maxPattern {
+			return done{}, badf("Pattern too long")
+		}
+		patterns = append(patterns, p)
+	}
+	mbs, err := s.srv.store.Mailboxes(s.ctx, s.account.ID)
+	if err != nil {
+		return done{}, s.storeError(err)
+	}
+	subs, err := s.srv.store.Subscriptions(s.ctx, s.account.ID)
+	if err != nil {
+		return done{}, s.storeError(err)
+	}
+	onlySubscribed := c.Name == "LSUB" || slices.Contains(c.ListSelect, "SUBSCRIBED")
+	names := make(map[string]bool, len(mbs))
+	for _, mb := range mbs {
+		names[mb.Name] = true
+	}
+	hasChildren := func(name string) bool {
+		for n := range names {
+			if store.IsInferior(n, name) {
+				return true
+			}
+		}
+		return false
+	}
+	re, err := patternRegexp(patterns)
+	if err != nil {
+		return done{}, badf("Invalid pattern")
+	}
+	match := re.MatchString
+	write := func(name string, attrs []string) {
+		w.str(resp)
+		w.flags(attrs)
+		w.str(` "/" `)
+		w.mailbox(name)
+		w.crlf()
+	}
+	if onlySubscribed {
+		for _, name := range subs {
+			if !match(name) {
+				continue
+			}
+			attrs := []string{}
+			if c.Name == "LIST" {
+				attrs = append(attrs, `\Subscribed`)
+			}
+			if !names[name] {
+				attrs = append(attrs, `\NonExistent`) // RFC 5258 §3.4; LSUB: RFC 3501 says \Noselect
+				if c.Name == "LSUB" {
+					attrs[len(attrs)-1] = `\Noselect`
+				}
+			}
+			write(name, attrs)
+		}
+		return done{}, nil
+	}
+	for _, mb := range mbs {
+		if !match(mb.Name) {
+			continue
+		}
+		attrs := []string{`\HasNoChildren`}
+		if hasChildren(mb.Name) {
+			attrs[0] = `\HasChildren`
+		}
+		if mb.SpecialUse != "" {
+			attrs = append(attrs, string(mb.SpecialUse))
+		}
+		if slices.Contains(subs, mb.Name) && slices.Contains(c.ListReturn, "SUBSCRIBED") {
+			attrs = append(attrs, `\Subscribed`)
+		}
+		write(mb.Name, attrs)
+	}
+	return done{}, nil
+}
+
+// patternRegexp compiles LIST patterns: "*" matches anything, "%" anything but the
+// hierarchy separator (RFC 9051 §6.3.9), and a leading INBOX matches in any case. Go's
+// regexp runs in linear time, so no pattern makes matching blow up.
+func patternRegexp(patterns []string) (*regexp.Regexp, error) {
+	var b strings.Builder
+	b.WriteString("^(?:")
+	for i, p := range patterns {
+		if i > 0 {
+			b.WriteByte('|')
+		}
+		if len(p) >= 5 && strings.EqualFold(p[:5], store.Inbox) && (len(p) == 5 || strings.ContainsRune("/*%", rune(p[5]))) {
+			p = store.Inbox + p[5:]
+		}
+		for len(p) > 0 {
+			i := strings.IndexAny(p, "*%")
+			if i < 0 {
+				b.WriteString(regexp.QuoteMeta(p))
+				break
+			}
+			b.WriteString(regexp.QuoteMeta(p[:i]))
+			if p[i] == '*' {
+				b.WriteString(".*")
+			} else {
+				b.WriteString("[^/]*")
+			}
+			p = p[i+1:]
+		}
+	}
+	b.WriteString(")$")
+	return regexp.Compile(b.String())
+}
+
+// cmdStatus serves the STATUS data items of RFC 9051 §6.3.11 (and RFC 8438 SIZE) from the
+// counts the store keeps.
+func (s *session) cmdStatus(c *Command) (done, error) {
+	name, err := s.mailboxName(c.Mailbox)
+	if err != nil {
+		return done{}, err
+	}
+	mb, err := s.srv.store.Mailbox(s.ctx, s.account.ID, name)
+	if err != nil {
+		return done{}, s.storeError(err)
+	}
+	for _, item := range c.StatusItems {
+		switch item {
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "RECENT", "SIZE":
+		default:
+			return done{}, badf("Unknown STATUS item " + item)
+		}
+	}
+	w := s.out()
+	w.str("* STATUS ")
+	w.mailbox(mb.Name)
+	w.str(" (")
+	for i, item := range c.StatusItems {
+		if i > 0 {
+			w.sp()
+		}
+		w.str(item)
+		w.sp()
+		switch item {
+		case "MESSAGES":
+			w.num(uint32(mb.Messages))
+		case "UIDNEXT":
+			w.num(mb.UIDNext)
+		case "UIDVALIDITY":
+			w.num(mb.UIDValidity)
+		case "UNSEEN":
+			w.num(uint32(mb.Unseen))
+		case "DELETED":
+			w.num(uint32(mb.Deleted))
+		case "RECENT":
+			w.num(0)
+		case "SIZE":
+			w.num64(mb.Size)
+		}
+	}
+	w.str(")\r\n")
+	return done{}, nil
+}
+
+// cmdAppend adds a message (RFC 9051 §6.3.12). Its literal was announced but not read: its
+// size is checked against APPENDLIMIT first (RFC 7889: NO [TOOBIG] for a synchronizing
+// literal, which the client then does not send; a non-synchronizing one we refuse cannot
+// be skipped cheaply and ends the connection, RFC 7888 §4). The body is spooled (memory up
+// to 1 MiB, then an unlinked file) and parsed once for the cached parse.
+func (s *session) cmdAppend(c *Command) (done, error) {
+	li := c.Literal
+	if li.size > s.srv.cfg.AppendLimit {
+		if li.sync {
+			return done{}, &Error{Kind: NO, Code: "TOOBIG", Text: "Message too large"}
+		}
+		return done{}, &Error{Kind: BYE, Code: "TOOBIG", Text: "Message too large"}
+	}
+	s.r.takeAppendLiteral()
+	if li.sync {
+		if err := s.continuation(); err != nil {
+			return done{}, err
+		}
+	}
+	// The message must arrive at appendMinRate at least, besides CommandTimeout: a client
+	// dripping it cannot hold the connection for longer than its size justifies.
+	if err := s.setReadDeadline(s.srv.cfg.CommandTimeout + time.Duration(li.size/appendMinRate)*time.Second); err != nil {
+		return done{}, err
+	}
+	spool := deliver.NewSpool(s.srv.cfg.SpoolDir, deliver.DefaultSpoolMemory)
+	defer spool.Close()
+	if _, err := spool.ReadFrom(io.LimitReader(s.rd, li.size)); err != nil {
+		return done{}, err
+	}
+	if spool.Size() != li.size {
+		return done{}, io.ErrUnexpectedEOF
+	}
+	if err := s.r.appendDone(); err != nil {
+		return done{}, err
+	}
+	name, err := s.mailboxName(c.Mailbox)
+	if err != nil {
+		return done{}, err
+	}
+	flags, err := store.NormalizeFlags(c.Flags)
+	if err != nil {
+		return done{}, badf("Invalid flag")
+	}
+	parsed, err := message.Parse(io.NewSectionReader(spool, 0, spool.Size()))
+	if err != nil {
+		return done{}, err
+	}
+	am := &store.AppendMessage{
+		Body:         io.NewSectionReader(spool, 0, spool.Size()),
+		Size:         spool.Size(),
+		Parsed:       parsed,
+		Flags:        flags,
+		InternalDate: c.Date,
+	}
+	res, err := s.srv.store.Append(s.ctx, s.account.ID, name, am)
+	if errors.Is(err, store.ErrNotFound) {
+		return done{}, &Error{Kind: NO, Code: "TRYCREATE", Text: "No such mailbox"} // RFC 9051 §6.3.12
+	}
+	if err != nil {
+		return done{}, s.storeError(err)
+	}
+	// APPENDUID (RFC 4315 §3).
+	return done{code: "APPENDUID " + utoa(res.UIDValidity) + " " + utoa(res.Message.UID), text: "APPEND completed"}, nil
+}
