@@ -307,22 +307,24 @@ func TestTimeout(t *testing.T) {
 		return false
 	})
 	c := dialFake(t, f, 200*time.Millisecond)
-	start := time.Now()
 	_, err := c.Retr(1, io.Discard)
+	// Without the deadline Retr would end in EOF when the fake closes after 3 s: a timeout
+	// error says the deadline ended it, however slow the machine is.
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("Retr: %v", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("took %v", d)
-	}
 }
 
 func TestContextCancelCloses(t *testing.T) {
+	// The fake never answers (until the test ends), so only the cancel can end Noop
+	// before the client's one-minute timeout.
+	hold := make(chan struct{})
 	f := startFake(t, "+OK hi\r\n", func(cmd string, w io.Writer) bool {
-		time.Sleep(3 * time.Second)
+		<-hold
 		return false
 	})
+	defer close(hold)
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := Dial(ctx, f.addr, Options{TLS: NoTLS, Timeout: time.Minute})
 	if err != nil {
@@ -334,8 +336,8 @@ func TestContextCancelCloses(t *testing.T) {
 	if err := c.Noop(); err == nil {
 		t.Fatal("Noop succeeded")
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("took %v", d)
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("took %v: the cancel did not end Noop", d)
 	}
 }
 

@@ -30,12 +30,10 @@ func TestReadTimesOut(t *testing.T) {
 	if _, err := c.Write([]byte("hello\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	_, err = c.Read(make([]byte, 10))
+	// Without the deadline the read would end in EOF when the server closes: the error
+	// itself says the deadline ended it, however slow the machine is.
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read: %v, want a deadline error", err)
-	}
-	if time.Since(start) > time.Second {
-		t.Error("the deadline did not bound the read")
 	}
 }
