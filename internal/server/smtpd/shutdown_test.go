@@ -5,6 +5,7 @@ package smtpd
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -135,5 +136,49 @@ func TestShutdownDeadline(t *testing.T) {
 	}
 	if len(fd.delivered()) != 0 {
 		t.Error("unfinished transaction committed")
+	}
+}
+
+// A Shutdown that comes before Serve has started (a stop right at start, as a SIGTERM may
+// be) must still end Serve: the listener it is given is closed, never accepted on.
+func TestShutdownBeforeServe(t *testing.T) {
+	srv := New(Config{Hostname: "mx.example.test"}, newFakeDeliverer(), nil, slog.New(slog.DiscardHandler))
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(l); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve after Shutdown: %v", err)
+	}
+	l.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second)) // fail, not hang, if open
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("the listener is still open: %v", err)
+	}
+}
+
+// Shutdown racing with Serve's start ends Serve, whichever runs first.
+func TestShutdownRacesServe(t *testing.T) {
+	for range 50 {
+		srv := New(Config{Hostname: "mx.example.test"}, newFakeDeliverer(), nil, slog.New(slog.DiscardHandler))
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(l) }()
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, ErrServerClosed) {
+				t.Fatalf("Serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Serve still accepting after Shutdown returned")
+		}
 	}
 }

@@ -190,9 +190,10 @@ type Server struct {
 	ctx    context.Context    // parent of every session's work; cancelled when Shutdown gives up
 	cancel context.CancelFunc // cancels ctx
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{} // open connections
-	draining bool               // Shutdown was called
+	mu        sync.Mutex
+	conns     map[*conn]struct{}        // open connections
+	listeners map[net.Listener]struct{} // listeners Serve is accepting on
+	draining  bool                      // Shutdown was called
 }
 
 // New returns a server. au may be nil for RoleMX.
@@ -232,15 +233,16 @@ func New(cfg Config, d Deliverer, au Authenticator, log *slog.Logger) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:    cfg,
-		pol:    policyFor(cfg),
-		d:      d,
-		au:     au,
-		log:    log,
-		spools: deliver.NewSpoolPool(cfg.SpoolDir, deliver.DefaultSpoolMemory),
-		ctx:    ctx,
-		cancel: cancel,
-		conns:  make(map[*conn]struct{}),
+		cfg:       cfg,
+		pol:       policyFor(cfg),
+		d:         d,
+		au:        au,
+		log:       log,
+		spools:    deliver.NewSpoolPool(cfg.SpoolDir, deliver.DefaultSpoolMemory),
+		ctx:       ctx,
+		cancel:    cancel,
+		conns:     make(map[*conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
 	}
 	if s.pol.offerAuth && au == nil {
 		s.pol.offerAuth = false // nothing to authenticate against: nobody can submit
@@ -273,13 +275,30 @@ var ErrServerClosed = errors.New("smtpd: server closed")
 
 // Serve accepts connections on l until Shutdown; it returns nil after Shutdown.
 func (s *Server) Serve(l net.Listener) error {
+	// The listener is recorded under the same lock Shutdown takes, so that a Shutdown that
+	// comes before go-smtp has registered it (a stop right at start) still closes it;
+	// otherwise go-smtp would accept on it for ever after its Shutdown returned.
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	err := s.smtp.Serve(&listener{Listener: l, s: s})
 	s.mu.Lock()
 	draining := s.draining
 	s.mu.Unlock()
-	if draining {
-		return ErrServerClosed
+	if draining && errors.Is(err, net.ErrClosed) {
+		return nil // Shutdown closed l before go-smtp knew it was shutting down
 	}
-	return s.smtp.Serve(&listener{Listener: l, s: s})
+	return err
 }
 
 // listener wraps every accepted connection in a conn (and in TLS for implicit TLS) before
@@ -330,14 +349,17 @@ func (s *Server) untrack(c *conn) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
+	for l := range s.listeners {
+		l.Close()
+	}
 	for c := range s.conns {
 		c.drain()
 	}
 	s.mu.Unlock()
 
 	err := s.smtp.Shutdown(ctx) // closes the listeners, waits for the connections
-	if errors.Is(err, smtp.ErrServerClosed) {
-		err = nil
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		err = nil // the listeners were closed above
 	}
 	if ctx.Err() != nil {
 		s.cancel()
