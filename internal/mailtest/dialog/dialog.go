@@ -226,6 +226,17 @@ func (l *Log) String() string {
 	return l.b.String()
 }
 
+// Take returns what was written since the last Take and forgets it, so that a loop (a fuzz
+// target) that checks the log after every run reads each line once instead of the whole,
+// ever longer log each time.
+func (l *Log) Take() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.b.String()
+	l.b.Reset()
+	return s
+}
+
 // Dialog is a Conn bound to a test: every method fails the test on an error or a reply it
 // did not expect. The connection is closed when the test ends.
 type Dialog struct {

@@ -1,6 +1,7 @@
 package dialog
 
 import (
+	"fmt"
 	"net"
 	"testing"
 )
@@ -45,5 +46,21 @@ func TestWaitClosed(t *testing.T) {
 	}
 	if err := peer(t, Lines, "-ERR bye\r\n").WaitClosed(); err == nil {
 		t.Error("a last word before the close went unnoticed")
+	}
+}
+
+func TestLogTake(t *testing.T) {
+	var l Log
+	fmt.Fprint(&l, "one ")
+	fmt.Fprint(&l, "two")
+	if got := l.Take(); got != "one two" {
+		t.Fatalf("Take = %q", got)
+	}
+	fmt.Fprint(&l, "three")
+	if got := l.Take(); got != "three" {
+		t.Fatalf("second Take = %q, want only what came after the first", got)
+	}
+	if l.String() != "" {
+		t.Fatalf("String after Take = %q", l.String())
 	}
 }
