@@ -266,6 +266,21 @@ func Write(w io.Writer, r *Report, original io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("dsn: reading the original message: %w", err)
 	}
+	// message/rfc822 may only be 7bit or 8bit here (RFC 2046 §5.2.1), so a line over RFC
+	// 5322's 998 octets cannot be carried: return the header section instead, or nothing.
+	tail := "The message follows."
+	switch {
+	case hasLongLine(returned) && ret == ReturnFull && !hasLongLine(origHeader):
+		ret, returned = ReturnHeaders, origHeader
+		tail = "The message has lines too long to return whole; its header section follows."
+	case hasLongLine(returned):
+		returned = nil
+		tail = "The message is not returned: it has lines too long to carry."
+	case truncated:
+		tail = "The message was too large to return whole; its header section follows."
+	case ret == ReturnHeaders:
+		tail = "The header section of the message follows."
+	}
 
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body) // random boundary: the original cannot contain it by design
@@ -303,7 +318,7 @@ func Write(w io.Writer, r *Report, original io.Reader) error {
 	hdr.WriteString("This is a delivery status notification (RFC 3464) in MIME format.\r\n")
 
 	// Part 1: for people.
-	text := r.humanText(truncated, ret)
+	text := r.humanText(tail)
 	charset := "us-ascii"
 	if !isASCII(text) {
 		charset = "utf-8"
@@ -458,7 +473,7 @@ func (r *Report) subject() string {
 }
 
 // humanText is part 1.
-func (r *Report) humanText(truncated bool, ret Return) string {
+func (r *Report) humanText(tail string) string {
 	var b strings.Builder
 	b.WriteString("This is the mail system at host " + r.ReportingMTA + ".\r\n\r\n")
 	switch {
@@ -493,14 +508,7 @@ func (r *Report) humanText(truncated bool, ret Return) string {
 		}
 		b.WriteString("\r\n")
 	}
-	switch {
-	case truncated:
-		b.WriteString("\r\nThe message was too large to return whole; its header section follows.\r\n")
-	case ret == ReturnHeaders:
-		b.WriteString("\r\nThe header section of the message follows.\r\n")
-	default:
-		b.WriteString("\r\nThe message follows.\r\n")
-	}
+	b.WriteString("\r\n" + tail + "\r\n")
 	return b.String()
 }
 
@@ -703,6 +711,18 @@ func readOriginal(r io.Reader, ret Return, max int) (Return, []byte, bool, []byt
 		}
 	}
 	return ReturnHeaders, hdr, truncated, hdr, nil
+}
+
+// hasLongLine reports whether b has a line, counted between CRLFs, longer than 998 octets.
+func hasLongLine(b []byte) bool {
+	for len(b) > 998 {
+		i := bytes.Index(b, []byte("\r\n"))
+		if i < 0 || i > 998 {
+			return true
+		}
+		b = b[i+2:]
+	}
+	return false
 }
 
 // origMessageID returns the Message-ID of the original header section if it is one

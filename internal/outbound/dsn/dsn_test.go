@@ -277,6 +277,20 @@ func TestReturnAndSizeBound(t *testing.T) {
 		t.Errorf("text does not say the message was cut:\n%s", p.bodies[0])
 	}
 
+	// A body line over 998 octets cannot travel as message/rfc822: the header section
+	// goes back instead, and a long header line means nothing is attached.
+	r = base()
+	r.Return = ReturnFull
+	p = parse(t, write(t, r, original+strings.Repeat("z", 1200)+"\r\n"))
+	if mt, _, _ := p.parts[2].Header.ContentType(); mt != "text/rfc822-headers" || !strings.Contains(string(p.bodies[0]), "lines too long") {
+		t.Errorf("long body line: part 3 is %s, text:\n%s", mt, p.bodies[0])
+	}
+	r = base()
+	p = parse(t, write(t, r, "Subject: "+strings.Repeat("z", 1200)+"\r\n\r\nbody\r\n"))
+	if len(p.parts) != 2 || !strings.Contains(string(p.bodies[0]), "not returned") {
+		t.Errorf("long header line: %d parts, text:\n%s", len(p.parts), p.bodies[0])
+	}
+
 	// A header section over the bound is cut at a line end, and the reader is not drained.
 	hugeHeader := strings.Repeat("X-Filler: "+strings.Repeat("y", 60)+"\r\n", 1000) + "\r\nbody\r\n"
 	r = base()
