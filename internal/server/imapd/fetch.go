@@ -32,7 +32,10 @@ func (s *session) cmdFetch(c *Command) (done, error) {
 	if err != nil {
 		return done{}, err
 	}
-	atts := c.Fetch
+	atts, err := s.fetchSync(c)
+	if err != nil {
+		return done{}, err
+	}
 	setSeen := false
 	for _, a := range atts {
 		switch {
@@ -42,9 +45,14 @@ func (s *session) cmdFetch(c *Command) (done, error) {
 			setSeen = true // RFC 9051 §6.4.5: BODY[...] sets \Seen; RFC 3501 RFC822 too
 		}
 	}
-	msgs, err := s.messagesIn(ranges)
+	msgs, err := s.messagesChanged(ranges, c.ChangedSince)
 	if err != nil {
 		return done{}, err
+	}
+	if c.Vanished {
+		if err := s.vanishedEarlier(ranges, c.ChangedSince); err != nil {
+			return done{}, err
+		}
 	}
 	// Messages whose \Seen this FETCH sets get FLAGS in their response (RFC 9051 §6.4.5).
 	var seenNow map[uint32]bool
@@ -65,7 +73,7 @@ func (s *session) cmdFetch(c *Command) (done, error) {
 			for _, ch := range res.Changed {
 				seenNow[ch.UID] = true
 				if i := slices.IndexFunc(msgs, func(m store.Message) bool { return m.UID == ch.UID }); i >= 0 {
-					msgs[i].Flags = ch.Flags
+					msgs[i].Flags, msgs[i].ModSeq = ch.Flags, res.ModSeq
 				}
 			}
 		}
@@ -122,9 +130,18 @@ func (s *session) fetchOne(n uint32, m store.Message, atts []FetchAtt, uid, flag
 		w.str(name)
 		w.sp()
 	}
-	if uid { // RFC 9051 §6.4.9: UID FETCH responses carry the UID
+	// RFC 7162 §3.1: under CONDSTORE a FETCH caused by a flag change (here, \Seen set by
+	// this FETCH) carries UID and MODSEQ.
+	syncFlags := flags && s.ext.condstore
+	if uid || syncFlags { // RFC 9051 §6.4.9: UID FETCH responses carry the UID
 		item("UID")
 		w.num(m.UID)
+	}
+	if syncFlags && !slices.ContainsFunc(atts, func(a FetchAtt) bool { return a.Name == "MODSEQ" }) {
+		if !first {
+			w.sp()
+		}
+		w.modSeq(m.ModSeq)
 	}
 	if flags && !slices.ContainsFunc(atts, func(a FetchAtt) bool { return a.Name == "FLAGS" }) {
 		item("FLAGS")
@@ -133,7 +150,7 @@ func (s *session) fetchOne(n uint32, m store.Message, atts []FetchAtt, uid, flag
 	for _, a := range atts {
 		switch a.Name {
 		case "UID":
-			if uid {
+			if uid || syncFlags {
 				continue
 			}
 			item("UID")
@@ -141,6 +158,12 @@ func (s *session) fetchOne(n uint32, m store.Message, atts []FetchAtt, uid, flag
 		case "FLAGS":
 			item("FLAGS")
 			w.flags(m.Flags)
+		case "MODSEQ": // RFC 7162 §3.1.4.1
+			if !first {
+				w.sp()
+			}
+			first = false
+			w.modSeq(m.ModSeq)
 		case "INTERNALDATE":
 			item("INTERNALDATE")
 			w.dateTime(m.InternalDate)

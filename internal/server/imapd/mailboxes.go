@@ -264,6 +264,8 @@ func (s *session) cmdStatus(c *Command) (done, error) {
 	for _, item := range c.StatusItems {
 		switch item {
 		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "RECENT", "SIZE":
+		case "HIGHESTMODSEQ": // RFC 7162 §3.1.2.3
+			s.ext.condstore = true
 		default:
 			return done{}, badf("Unknown STATUS item " + item)
 		}
@@ -293,6 +295,8 @@ func (s *session) cmdStatus(c *Command) (done, error) {
 			w.num(0)
 		case "SIZE":
 			w.num64(mb.Size)
+		case "HIGHESTMODSEQ":
+			w.num64u(mb.HighestModSeq)
 		}
 	}
 	w.str(")\r\n")

@@ -1,0 +1,126 @@
+package imapd
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"petrel/internal/store"
+)
+
+// modSeqOf returns the MODSEQ the store gave a message of one of alice's mailboxes.
+func (e *testEnv) modSeqOf(t testing.TB, mailbox string, uid uint32) uint64 {
+	t.Helper()
+	mb, err := e.st.Mailbox(context.Background(), e.alice.ID, mailbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := e.st.Messages(context.Background(), mb.ID, store.Filter{UIDs: []store.UIDRange{{First: uid, Last: uid}}})
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("message %d of %s: %v, %v", uid, mailbox, msgs, err)
+	}
+	return msgs[0].ModSeq
+}
+
+// highest returns a mailbox's HIGHESTMODSEQ now.
+func (e *testEnv) highest(t testing.TB, mailbox string) uint64 {
+	t.Helper()
+	mb, err := e.st.Mailbox(context.Background(), e.alice.ID, mailbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mb.HighestModSeq
+}
+
+// script fills "{name}" placeholders in a transcript with values known only at run time.
+func script(s string, kv ...any) string {
+	for i := 0; i+1 < len(kv); i += 2 {
+		s = strings.ReplaceAll(s, "{"+kv[i].(string)+"}", fmt.Sprint(kv[i+1]))
+	}
+	return s
+}
+
+func TestCondStore(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.deliver(t, "INBOX", msgA)
+	e.deliver(t, "INBOX", msgB)
+	e.deliver(t, "INBOX", msgA)
+	d := e.login(t)
+	m1, m2, m3 := e.modSeqOf(t, "INBOX", 1), e.modSeqOf(t, "INBOX", 2), e.modSeqOf(t, "INBOX", 3)
+	if !(m1 < m2 && m2 < m3) {
+		t.Fatalf("MODSEQs %d %d %d do not grow", m1, m2, m3)
+	}
+	e.run(t, d, script(`
+		C: a STATUS INBOX (MESSAGES HIGHESTMODSEQ)
+		S: * STATUS INBOX (MESSAGES 3 HIGHESTMODSEQ $$INBOX)
+		S: a OK STATUS completed
+		C: b SELECT INBOX (CONDSTORE)
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
+		S: * 3 EXISTS
+		S: * 0 RECENT
+		S: * OK [UNSEEN 1] First unseen
+		S: * OK [UIDVALIDITY $INBOX] UIDs valid
+		S: * OK [UIDNEXT 4] Predicted next UID
+		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+		S: b OK [READ-WRITE] SELECT completed
+		C: c FETCH 1:* (FLAGS MODSEQ)
+		S: * 1 FETCH (FLAGS () MODSEQ ({m1}))
+		S: * 2 FETCH (FLAGS () MODSEQ ({m2}))
+		S: * 3 FETCH (FLAGS () MODSEQ ({m3}))
+		S: c OK FETCH completed
+		C: d STORE 1 +FLAGS (\Flagged)
+		S: * 1 FETCH (UID 1 FLAGS (\Flagged) MODSEQ ($$INBOX))
+		S: d OK STORE completed
+		# Message 1 changed after {m1}: the condition fails it, message 2 passes.
+		C: e STORE 1:2 (UNCHANGEDSINCE {m2}) +FLAGS (\Seen)
+		S: * 2 FETCH (UID 2 FLAGS (\Seen) MODSEQ ($$INBOX))
+		S: e OK [MODIFIED 1] STORE completed
+		C: f UID STORE 1:3 (UNCHANGEDSINCE 0) FLAGS.SILENT (\Deleted)
+		S: f OK [MODIFIED 1:3] UID STORE completed
+		C: g UID STORE 3 (UNCHANGEDSINCE {m3}) +FLAGS.SILENT (\Answered)
+		S: * 3 FETCH (UID 3 MODSEQ ($$INBOX))
+		S: g OK UID STORE completed
+		C: h UID FETCH 1:* (FLAGS) (CHANGEDSINCE {m3})
+		S: * 1 FETCH (UID 1 FLAGS (\Flagged) MODSEQ ({n1}))
+		S: * 2 FETCH (UID 2 FLAGS (\Seen) MODSEQ ({n2}))
+		S: * 3 FETCH (UID 3 FLAGS (\Answered) MODSEQ ($$INBOX))
+		S: h OK UID FETCH completed
+		C: i SEARCH MODSEQ {n2}
+		S: * SEARCH 2 3 (MODSEQ $$INBOX)
+		S: i OK SEARCH completed
+		C: j UID SEARCH MODSEQ "/flags/\\draft" all 1 NOT MODSEQ {n2}
+		S: * SEARCH 1 (MODSEQ {n1})
+		S: j OK UID SEARCH completed
+		C: k FETCH 1 (MODSEQ) (VANISHED)
+		S: k BAD VANISHED needs UID FETCH with CHANGEDSINCE, and QRESYNC enabled
+		C: l STORE 1 (UNCHANGEDSINCE x) +FLAGS (\Seen)
+		S: l BAD Expected a number
+	`, "m1", m1, "m2", m2, "m3", m3, "n1", m3+1, "n2", m3+2))
+	if got := e.modSeqOf(t, "INBOX", 1); got != m3+1 {
+		t.Errorf("message 1 MODSEQ %d after its STORE, want %d", got, m3+1)
+	}
+
+	// Another session's flag change reaches this one with its MODSEQ.
+	d2 := e.login(t)
+	e.run(t, d2, `
+		C: a SELECT INBOX
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
+		S: * 3 EXISTS
+		S: * 0 RECENT
+		S: * OK [UNSEEN 1] First unseen
+		S: * OK [UIDVALIDITY $INBOX] UIDs valid
+		S: * OK [UIDNEXT 4] Predicted next UID
+		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+		S: a OK [READ-WRITE] SELECT completed
+		C: b STORE 1 FLAGS.SILENT (\Seen)
+		S: b OK STORE completed
+	`)
+	e.run(t, d, `
+		C: n NOOP
+		S: * 1 FETCH (UID 1 FLAGS (\Seen) MODSEQ ($$INBOX))
+		S: n OK NOOP completed
+	`)
+}
