@@ -104,7 +104,7 @@ func (s *session) searchResult(c *Command, hits []uint32, modseqs []uint64) {
 	// (RFC 5182 §2.4).
 	picked := hits
 	pickedMods := modseqs
-	if !has("ALL") && !has("COUNT") && len(hits) > 0 {
+	if (has("MIN") || has("MAX")) && !has("ALL") && !has("COUNT") && len(hits) > 0 {
 		picked, pickedMods = nil, nil
 		if has("MIN") {
 			picked, pickedMods = append(picked, hits[0]), append(pickedMods, modseqs[0])

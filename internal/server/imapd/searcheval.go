@@ -30,13 +30,13 @@ type searchMsg struct {
 }
 
 func (s *session) cmdSearch(c *Command) (done, error) {
+	if err := s.searchPrepare(c); err != nil { // esearch.go
+		return done{}, err
+	}
 	switch c.Charset {
 	case "", "UTF-8", "US-ASCII":
 	default:
 		return done{}, &Error{Kind: NO, Code: "BADCHARSET (UTF-8 US-ASCII)", Text: "Unsupported charset"} // RFC 9051 §6.4.4
-	}
-	if err := s.searchPrepare(c); err != nil { // esearch.go
-		return done{}, err
 	}
 	msgs, err := s.messagesIn(nil)
 	if err != nil {

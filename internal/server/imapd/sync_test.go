@@ -124,3 +124,165 @@ func TestCondStore(t *testing.T) {
 		S: n OK NOOP completed
 	`)
 }
+
+// A device that was away reconnects with QRESYNC and learns exactly what another device
+// changed meanwhile: a flag, an expunge and a new message (RFC 7162 §3.2.5).
+func TestQResyncReconnect(t *testing.T) {
+	e := newEnv(t, Config{})
+	for range 3 {
+		e.deliver(t, "INBOX", msgA)
+	}
+	known := e.highest(t, "INBOX")
+
+	// The other device, while the first is away.
+	other := e.login(t)
+	e.run(t, other, `
+		C: a SELECT INBOX
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
+		S: * 3 EXISTS
+		S: * 0 RECENT
+		S: * OK [UNSEEN 1] First unseen
+		S: * OK [UIDVALIDITY $INBOX] UIDs valid
+		S: * OK [UIDNEXT 4] Predicted next UID
+		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+		S: a OK [READ-WRITE] SELECT completed
+		C: b STORE 2 +FLAGS.SILENT (\Seen)
+		S: b OK STORE completed
+		C: c STORE 3 +FLAGS.SILENT (\Deleted)
+		S: c OK STORE completed
+		C: d EXPUNGE
+		S: * 3 EXPUNGE
+		S: d OK EXPUNGE completed
+	`)
+	e.deliver(t, "INBOX", msgB)
+
+	d := e.login(t)
+	e.run(t, d, script(`
+		C: a SELECT INBOX (QRESYNC ({uv} {known}))
+		S: a BAD QRESYNC is not enabled
+		C: b ENABLE QRESYNC CONDSTORE
+		S: * ENABLED QRESYNC CONDSTORE
+		S: b OK ENABLE completed
+		C: c SELECT INBOX (QRESYNC ({uv} {known} 1:3))
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
+		S: * 3 EXISTS
+		S: * 0 RECENT
+		S: * OK [UNSEEN 1] First unseen
+		S: * OK [UIDVALIDITY $INBOX] UIDs valid
+		S: * OK [UIDNEXT 5] Predicted next UID
+		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+		S: * VANISHED (EARLIER) 3
+		S: * 2 FETCH (UID 2 FLAGS (\Seen) MODSEQ ({m2}))
+		S: * 3 FETCH (UID 4 FLAGS () MODSEQ ({m4}))
+		S: c OK [READ-WRITE] SELECT completed
+		# A UIDVALIDITY the mailbox does not have: the client must resync in full.
+		C: d EXAMINE INBOX (QRESYNC (1 {known}))
+		S: * OK [CLOSED] Previous mailbox closed
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS ()] Read-only mailbox
+		S: * 3 EXISTS
+		S: * 0 RECENT
+		S: * OK [UNSEEN 1] First unseen
+		S: * OK [UIDVALIDITY $INBOX] UIDs valid
+		S: * OK [UIDNEXT 5] Predicted next UID
+		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+		S: d OK [READ-ONLY] EXAMINE completed
+		C: e UID FETCH 1:* (FLAGS) (CHANGEDSINCE {known} VANISHED)
+		S: * VANISHED (EARLIER) 3
+		S: * 2 FETCH (UID 2 FLAGS (\Seen) MODSEQ ({m2}))
+		S: * 3 FETCH (UID 4 FLAGS () MODSEQ ({m4}))
+		S: e OK UID FETCH completed
+	`, "known", known, "uv", e.uidValidity(t, "INBOX"), "m2", e.modSeqOf(t, "INBOX", 2), "m4", e.modSeqOf(t, "INBOX", 4)))
+
+	// Expunges by the other device now arrive as VANISHED, flag changes with MODSEQ.
+	e.run(t, other, `
+		C: f STORE 1 +FLAGS.SILENT (\Deleted)
+		S: * 3 EXISTS
+		S: f OK STORE completed
+		C: g STORE 2 -FLAGS.SILENT (\Seen)
+		S: g OK STORE completed
+		C: h EXPUNGE
+		S: * 1 EXPUNGE
+		S: h OK EXPUNGE completed
+	`)
+	e.run(t, d, script(`
+		C: i NOOP
+		S: * 2 FETCH (UID 2 FLAGS () MODSEQ ({m2}))
+		S: * VANISHED 1
+		S: i OK NOOP completed
+	`, "m2", e.modSeqOf(t, "INBOX", 2)))
+}
+
+func (e *testEnv) uidValidity(t testing.TB, mailbox string) uint32 {
+	t.Helper()
+	mb, err := e.st.Mailbox(context.Background(), e.alice.ID, mailbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mb.UIDValidity
+}
+
+func TestESearchAndSearchRes(t *testing.T) {
+	e := newEnv(t, Config{})
+	for range 5 {
+		e.deliver(t, "INBOX", msgA)
+	}
+	d := e.login(t)
+	e.run(t, d, `
+		C: a SELECT INBOX
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
+		S: * 5 EXISTS
+		S: * 0 RECENT
+		S: * OK [UNSEEN 1] First unseen
+		S: * OK [UIDVALIDITY $INBOX] UIDs valid
+		S: * OK [UIDNEXT 6] Predicted next UID
+		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+		S: a OK [READ-WRITE] SELECT completed
+		C: b STORE 2,4:5 +FLAGS.SILENT (\Flagged)
+		S: b OK STORE completed
+		C: c SEARCH RETURN (MIN MAX COUNT ALL) FLAGGED
+		S: * ESEARCH (TAG "c") MIN 2 MAX 5 ALL 2,4:5 COUNT 3
+		S: c OK SEARCH completed
+		C: d UID SEARCH RETURN () DELETED
+		S: * ESEARCH (TAG "d") UID
+		S: d OK UID SEARCH completed
+		C: e SEARCH RETURN (COUNT) DELETED
+		S: * ESEARCH (TAG "e") COUNT 0
+		S: e OK SEARCH completed
+		C: f SEARCH RETURN (SAVE) FLAGGED
+		S: f OK SEARCH completed
+		C: g FETCH $ (UID)
+		S: * 2 FETCH (UID 2)
+		S: * 4 FETCH (UID 4)
+		S: * 5 FETCH (UID 5)
+		S: g OK FETCH completed
+		C: h UID SEARCH RETURN (SAVE MIN) NOT $
+		S: * ESEARCH (TAG "h") UID MIN 1
+		S: h OK UID SEARCH completed
+		C: i UID SEARCH $
+		S: * SEARCH 1
+		S: i OK UID SEARCH completed
+		C: j STORE $ +FLAGS.SILENT (\Deleted)
+		S: j OK STORE completed
+		C: k EXPUNGE
+		S: * 1 EXPUNGE
+		S: k OK EXPUNGE completed
+		# The saved message is gone: $ names nothing, and FETCH of nothing is no error.
+		C: l UID FETCH $ (UID)
+		S: l OK UID FETCH completed
+		C: m SEARCH RETURN (ALL SAVE) OR $ 1:2
+		S: * ESEARCH (TAG "m") ALL 1:2
+		S: m OK SEARCH completed
+		C: n SEARCH RETURN (BOGUS) ALL
+		S: n BAD Unknown SEARCH RETURN option BOGUS
+		# A failed SEARCH ... SAVE leaves the result empty (RFC 5182 §2.1).
+		C: o SEARCH RETURN (SAVE) CHARSET X ALL
+		S: o NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset
+		C: p SEARCH $
+		S: * SEARCH
+		S: p OK SEARCH completed
+	`)
+}
