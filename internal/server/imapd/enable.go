@@ -9,7 +9,7 @@ import (
 
 // syncCapabilities are the capabilities of this file's extensions and their neighbours,
 // listed after the base set (session.capabilities).
-const syncCapabilities = " CONDSTORE QRESYNC ESEARCH SEARCHRES"
+const syncCapabilities = " CONDSTORE QRESYNC ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS STATUS=SIZE"
 
 // extensions records what the client turned on. Each only ever goes from off to on: RFC
 // 5161 has no DISABLE.

@@ -286,3 +286,52 @@ func TestESearchAndSearchRes(t *testing.T) {
 		S: p OK SEARCH completed
 	`)
 }
+
+func TestListExtended(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.deliver(t, "INBOX", msgA)
+	d := e.login(t)
+	e.run(t, d, `
+		C: a CREATE Work/Petrel
+		S: a OK CREATE completed
+		C: b SUBSCRIBE Work/Petrel
+		S: b OK SUBSCRIBE completed
+		C: c SUBSCRIBE Gone
+		S: c OK SUBSCRIBE completed
+		C: d LIST (SUBSCRIBED) "" (Work/* Gone)
+		S: * LIST (\HasNoChildren \Subscribed) "/" Work/Petrel
+		S: * LIST (\NonExistent \Subscribed) "/" Gone
+		S: d OK LIST completed
+		C: e LIST (SUBSCRIBED RECURSIVEMATCH) "" (W% Gone)
+		S: * LIST (\HasChildren) "/" Work ("CHILDINFO" ("SUBSCRIBED"))
+		S: * LIST (\NonExistent \Subscribed) "/" Gone
+		S: e OK LIST completed
+		C: f LIST (SPECIAL-USE) "" * RETURN (STATUS (MESSAGES SIZE))
+		S: * LIST (\HasNoChildren \Sent) "/" Sent
+		S: * STATUS Sent (MESSAGES 0 SIZE 0)
+		S: * LIST (\HasNoChildren \Drafts) "/" Drafts
+		S: * STATUS Drafts (MESSAGES 0 SIZE 0)
+		S: * LIST (\HasNoChildren \Trash) "/" Trash
+		S: * STATUS Trash (MESSAGES 0 SIZE 0)
+		S: * LIST (\HasNoChildren \Junk) "/" Junk
+		S: * STATUS Junk (MESSAGES 0 SIZE 0)
+		S: * LIST (\HasNoChildren \Archive) "/" Archive
+		S: * STATUS Archive (MESSAGES 0 SIZE 0)
+		S: f OK LIST completed
+		C: g LIST "" (INBOX Work) RETURN (SUBSCRIBED CHILDREN STATUS (UIDVALIDITY HIGHESTMODSEQ))
+		S: * LIST (\HasNoChildren \Subscribed) "/" INBOX
+		S: * STATUS INBOX (UIDVALIDITY $INBOX HIGHESTMODSEQ $$INBOX)
+		S: * LIST (\HasChildren) "/" Work
+		S: * STATUS Work (UIDVALIDITY $Work HIGHESTMODSEQ $$Work)
+		S: g OK LIST completed
+		C: h LIST (RECURSIVEMATCH) "" *
+		S: h BAD RECURSIVEMATCH needs another selection option
+		C: i LIST (BOGUS) "" *
+		S: i BAD Unknown LIST selection option BOGUS
+		C: j LIST "" * RETURN (BOGUS)
+		S: j BAD Unknown LIST return option BOGUS
+		C: k STATUS INBOX (SIZE MESSAGES)
+		S: * STATUS INBOX (SIZE 149 MESSAGES 1)
+		S: k OK STATUS completed
+	`)
+}
