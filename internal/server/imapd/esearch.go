@@ -82,6 +82,9 @@ func (s *session) searchResult(c *Command, hits []uint32, modseqs []uint64) {
 	w := s.out()
 	withModSeq := usesModSeq(c.Search)
 	opts := c.SearchReturn
+	if opts == nil && s.ext.rev2 {
+		opts = []string{} // RFC 9051 §6.4.4: IMAP4rev2 answers SEARCH with ESEARCH
+	}
 	if opts == nil {
 		w.str("* SEARCH")
 		for _, h := range hits {

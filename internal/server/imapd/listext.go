@@ -94,7 +94,7 @@ func (s *session) cmdList(c *Command) (done, error) {
 	}
 	var patterns []string
 	for _, p := range c.Patterns {
-		if strings.Contains(p, "&") {
+		if strings.Contains(p, "&") && !s.ext.utf8 {
 			dec, ok := DecodeMUTF7(p)
 			if !ok {
 				return done{}, badf("Invalid pattern (modified UTF-7)")

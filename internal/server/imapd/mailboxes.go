@@ -27,7 +27,7 @@ const appendMinRate = 16 << 10
 // modified UTF-7 (RFC 3501 §5.1.3) are decoded; a name of raw UTF-8, which some IMAP4rev1
 // clients send, is taken as it is.
 func (s *session) mailboxName(name string) (string, error) {
-	if strings.Contains(name, "&") {
+	if strings.Contains(name, "&") && !s.ext.utf8 { // RFC 6855 §3: UTF-8 only once enabled
 		dec, ok := DecodeMUTF7(name)
 		if !ok {
 			return "", &Error{Kind: NO, Code: "CANNOT", Text: "Invalid mailbox name (modified UTF-7)"}

@@ -21,8 +21,9 @@ func (s *session) selectSync(c *Command) error {
 	if c.SelectCondStore {
 		s.ext.condstore = true // RFC 7162 §3.1.8
 	}
-	if s.sel != nil && s.ext.qresync {
-		// RFC 7162 §3.2.11: the client learns where the old mailbox's responses end.
+	if s.sel != nil && (s.ext.qresync || s.ext.rev2) {
+		// RFC 7162 §3.2.11, RFC 9051 §6.3.2: the client learns where the old mailbox's
+		// responses end.
 		s.out().status("*", "OK", "CLOSED", "Previous mailbox closed")
 	}
 	return nil

@@ -290,8 +290,10 @@ func (s *session) cmdSelect(c *Command) (done, error) {
 	w.str("* ")
 	w.num(uint32(len(sel.uids)))
 	w.str(" EXISTS\r\n")
-	w.str("* 0 RECENT\r\n") // RFC 3501 §6.3.1 requires it; \Recent is not kept (store package)
-	if firstUnseen != 0 {
+	if !s.ext.rev2 { // RFC 9051 removed RECENT and the UNSEEN code (Appendix E)
+		w.str("* 0 RECENT\r\n") // RFC 3501 §6.3.1 requires it; \Recent is not kept (store package)
+	}
+	if firstUnseen != 0 && !s.ext.rev2 {
 		w.str("* OK [UNSEEN ")
 		w.num(firstUnseen)
 		w.str("] First unseen\r\n")
@@ -302,6 +304,7 @@ func (s *session) cmdSelect(c *Command) (done, error) {
 	w.num(mb.UIDNext)
 	w.str("] Predicted next UID\r\n")
 	s.writeHighestModSeq(mb)
+	s.selectRev2(mb)
 	s.sel, s.state = sel, stateSelected
 	if err := s.selectQResync(c, msgs); err != nil {
 		return done{}, err

@@ -335,3 +335,83 @@ func TestListExtended(t *testing.T) {
 		S: k OK STATUS completed
 	`)
 }
+
+const msgBinary = "From: a@example.net\r\nSubject: bin\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+	"--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n" +
+	"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n" +
+	"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n--b--\r\n"
+
+func TestIMAP4rev2AndBinary(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.deliver(t, "INBOX", msgBinary)
+	e.deliver(t, "INBOX", msgA)
+	d := e.login(t)
+	e.run(t, d, `
+		C: a ENABLE IMAP4rev2 IMAP4rev2
+		S: * ENABLED IMAP4rev2
+		S: a OK ENABLE completed
+		C: b SELECT INBOX
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
+		S: * 2 EXISTS
+		S: * OK [UIDVALIDITY $INBOX] UIDs valid
+		S: * OK [UIDNEXT 3] Predicted next UID
+		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+		S: * LIST () "/" INBOX
+		S: b OK [READ-WRITE] SELECT completed
+		C: c SEARCH ALL
+		S: * ESEARCH (TAG "c") ALL 1:2
+		S: c OK SEARCH completed
+		C: d UID SEARCH DELETED
+		S: * ESEARCH (TAG "d") UID
+		S: d OK UID SEARCH completed
+		C: e FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1] BINARY.SIZE[2])
+		S: * 1 FETCH (BINARY[1] {5}
+		S: café BINARY.SIZE[1] 5 BINARY.SIZE[2] 3)
+		S: e OK FETCH completed
+		C: f FETCH 1 (FLAGS BINARY[2]<1.5>)
+		S: * 1 FETCH (FLAGS (\Seen) BINARY[2]<1> {2}
+		S: ` + "\x01\x02" + `)
+		S: f OK FETCH completed
+		C: g FETCH 1 BINARY.PEEK[2]
+		S: * 1 FETCH (BINARY[2] ~{3}
+		S: ` + "\x00\x01\x02" + `)
+		S: g OK FETCH completed
+		C: h FETCH 1:2 BINARY.PEEK[3]
+		S: h NO [UNKNOWN-CTE] Cannot decode the part's content-transfer-encoding
+		C: i FETCH 2 BINARY.SIZE[]
+		S: * 2 FETCH (BINARY.SIZE[] 149)
+		S: i OK FETCH completed
+		C: j CREATE Entwürfe/a&b
+		S: j OK CREATE completed
+		C: k LIST "" Entw*
+		S: * LIST (\HasChildren) "/" "Entwürfe"
+		S: * LIST (\HasNoChildren) "/" "Entwürfe/a&b"
+		S: k OK LIST completed
+		C: l SELECT Entwürfe/a&b
+		S: * OK [CLOSED] Previous mailbox closed
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
+		S: * 0 EXISTS
+		S: * OK [UIDVALIDITY $Entwürfe/a&b] UIDs valid
+		S: * OK [UIDNEXT 1] Predicted next UID
+		S: * OK [HIGHESTMODSEQ $$Entwürfe/a&b] Highest
+		S: * LIST () "/" "Entwürfe/a&b"
+		S: l OK [READ-WRITE] SELECT completed
+	`)
+
+	// UTF8=ACCEPT alone: UTF-8 names, rev1 responses otherwise.
+	d2 := e.login(t)
+	e.run(t, d2, `
+		C: a LIST "" Entw*
+		S: * LIST (\HasChildren) "/" Entw&APw-rfe
+		S: * LIST (\HasNoChildren) "/" Entw&APw-rfe/a&-b
+		S: a OK LIST completed
+		C: b ENABLE UTF8=ACCEPT
+		S: * ENABLED UTF8=ACCEPT
+		S: b OK ENABLE completed
+		C: c STATUS "Entwürfe" (MESSAGES)
+		S: * STATUS "Entwürfe" (MESSAGES 0)
+		S: c OK STATUS completed
+	`)
+}
