@@ -146,6 +146,19 @@ var argParsers = map[string]func(r *reader, c *Command) error{
 				return err
 			}
 		}
+		if r.peek() != '{' && r.peek() != '~' {
+			// RFC 6855 §4: UTF8 "(" literal8 ")", a message with UTF-8 headers.
+			if r.keyword() != "UTF8" {
+				return badf("Expected a literal")
+			}
+			if err = r.sp(); err != nil {
+				return err
+			}
+			if err = r.expect('('); err != nil {
+				return err
+			}
+			r.utf8Append = true
+		}
 		c.Literal, err = r.appendLiteral()
 		return err
 	},
@@ -453,6 +466,11 @@ func (r *reader) readCommand() (cmd *Command, err error) {
 func (r *reader) appendDone() error {
 	if err := r.readLine(); err != nil {
 		return err
+	}
+	if r.utf8Append {
+		if err := r.expect(')'); err != nil {
+			return err
+		}
 	}
 	if !r.atEOL() {
 		return badf("MULTIAPPEND is not supported")

@@ -9,7 +9,7 @@ import (
 
 // syncCapabilities are the capabilities of this file's extensions and their neighbours,
 // listed after the base set (session.capabilities).
-const syncCapabilities = " IMAP4rev2 UTF8=ACCEPT CONDSTORE QRESYNC ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS STATUS=SIZE"
+const syncCapabilities = " IMAP4rev2 UTF8=ACCEPT CONDSTORE QRESYNC ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY"
 
 // extensions records what the client turned on. Each only ever goes from off to on: RFC
 // 5161 has no DISABLE.

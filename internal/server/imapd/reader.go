@@ -159,6 +159,8 @@ type reader struct {
 	used int    // octets of this command read so far, CRLFs and literals included
 
 	depth int // current nesting of lists and search keys
+	// utf8Append: APPEND's message came as UTF8 (literal8), whose ")" follows it (RFC 6855 §4)
+	utf8Append bool
 }
 
 func newReader(br *bufio.Reader, lim Limits, cont func() error) *reader {
@@ -169,6 +171,7 @@ func newReader(br *bufio.Reader, lim Limits, cont func() error) *reader {
 func (r *reader) begin() error {
 	r.used = 0
 	r.depth = 0
+	r.utf8Append = false
 	return r.readLine()
 }
 
@@ -256,7 +259,10 @@ func (r *reader) appendLiteral() (literalInfo, error) {
 	if !ok || rest[0] != '{' || bytes.IndexByte(rest, '}') != len(rest)-1 {
 		return li, badf("Expected a literal")
 	}
-	if binary {
+	if binary != r.utf8Append {
+		// RFC 6855 §4: UTF8 takes a literal8. A bare literal8 (RFC 3516 BINARY APPEND of a
+		// message with binary parts) is not offered: FETCH serves bodies as they are stored,
+		// and IMAP literals may not hold the NULs such a message may carry.
 		return li, &Error{Kind: NO, Text: "BINARY APPEND is not supported"}
 	}
 	if !valid {

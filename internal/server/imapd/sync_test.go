@@ -371,11 +371,11 @@ func TestIMAP4rev2AndBinary(t *testing.T) {
 		S: e OK FETCH completed
 		C: f FETCH 1 (FLAGS BINARY[2]<1.5>)
 		S: * 1 FETCH (FLAGS (\Seen) BINARY[2]<1> {2}
-		S: ` + "\x01\x02" + `)
+		S: `+"\x01\x02"+`)
 		S: f OK FETCH completed
 		C: g FETCH 1 BINARY.PEEK[2]
 		S: * 1 FETCH (BINARY[2] ~{3}
-		S: ` + "\x00\x01\x02" + `)
+		S: `+"\x00\x01\x02"+`)
 		S: g OK FETCH completed
 		C: h FETCH 1:2 BINARY.PEEK[3]
 		S: h NO [UNKNOWN-CTE] Cannot decode the part's content-transfer-encoding
@@ -402,7 +402,8 @@ func TestIMAP4rev2AndBinary(t *testing.T) {
 
 	// UTF8=ACCEPT alone: UTF-8 names, rev1 responses otherwise.
 	d2 := e.login(t)
-	e.run(t, d2, `
+	const utf8Msg = "Subject: café\r\nFrom: José <josé@example.net>\r\n\r\nhi\r\n"
+	e.run(t, d2, script(`
 		C: a LIST "" Entw*
 		S: * LIST (\HasChildren) "/" Entw&APw-rfe
 		S: * LIST (\HasNoChildren) "/" Entw&APw-rfe/a&-b
@@ -413,5 +414,16 @@ func TestIMAP4rev2AndBinary(t *testing.T) {
 		C: c STATUS "Entwürfe" (MESSAGES)
 		S: * STATUS "Entwürfe" (MESSAGES 0)
 		S: c OK STATUS completed
-	`)
+		R: d APPEND Entwürfe UTF8 (~{{n}+}\r\n{msg})\r\n
+		S: d OK [APPENDUID $Entwürfe 1] APPEND completed
+		C: e APPEND Entwürfe ~{3+}
+		C: abc
+		S: e NO BINARY APPEND is not supported
+		C: f APPEND Entwürfe UTF8 ({3+}
+		C: abc)
+		S: f NO BINARY APPEND is not supported
+	`, "n", len(utf8Msg), "msg", strings.ReplaceAll(utf8Msg, "\r\n", `\r\n`)))
+	if got := e.modSeqOf(t, "Entwürfe", 1); got == 0 {
+		t.Error("UTF8 APPEND stored nothing")
+	}
 }
