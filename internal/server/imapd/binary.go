@@ -109,3 +109,19 @@ func (s *session) fetchBinary(fm *fetchMsg, a FetchAtt, item func(string)) error
 	w.literalString(string(data))
 	return nil
 }
+
+// hasNUL reports whether a spooled message holds a NUL octet, which a literal8 APPEND may
+// bring and no literal of a FETCH response may carry.
+func hasNUL(r io.ReaderAt) bool {
+	buf := make([]byte, 32<<10)
+	for off := int64(0); ; {
+		n, err := r.ReadAt(buf, off)
+		if bytes.IndexByte(buf[:n], 0) >= 0 {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		off += int64(n)
+	}
+}

@@ -231,6 +231,10 @@ func (s *session) cmdAppend(c *Command) (done, error) {
 	if err := s.r.appendDone(); err != nil {
 		return done{}, err
 	}
+	if li.binary && !s.r.utf8Append && hasNUL(spool) { // binary.go
+		// RFC 3516 §4.4: bodies are served as stored, and a literal may not carry NUL.
+		return done{}, &Error{Kind: NO, Code: "UNKNOWN-CTE", Text: "Binary content with NUL octets cannot be stored"}
+	}
 	name, err := s.mailboxName(c.Mailbox)
 	if err != nil {
 		return done{}, err

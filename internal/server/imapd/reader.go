@@ -104,8 +104,9 @@ var (
 
 // literalInfo describes a literal announced at the end of a line: "{n}", "{n+}" or "{n-}".
 type literalInfo struct {
-	size int64
-	sync bool // "{n}": the client waits for a continuation request
+	size   int64
+	sync   bool // "{n}": the client waits for a continuation request
+	binary bool // literal8 "~{n}" (RFC 3516), only for APPEND
 }
 
 // trailingLiteral reports whether line (without its CRLF) ends with a literal announcement.
@@ -259,12 +260,10 @@ func (r *reader) appendLiteral() (literalInfo, error) {
 	if !ok || rest[0] != '{' || bytes.IndexByte(rest, '}') != len(rest)-1 {
 		return li, badf("Expected a literal")
 	}
-	if binary != r.utf8Append {
-		// RFC 6855 §4: UTF8 takes a literal8. A bare literal8 (RFC 3516 BINARY APPEND of a
-		// message with binary parts) is not offered: FETCH serves bodies as they are stored,
-		// and IMAP literals may not hold the NULs such a message may carry.
-		return li, &Error{Kind: NO, Text: "BINARY APPEND is not supported"}
+	if r.utf8Append && !binary {
+		return li, badf("UTF8 takes a literal8") // RFC 6855 §4
 	}
+	li.binary = binary
 	if !valid {
 		if li.sync {
 			return li, errLiteralSync

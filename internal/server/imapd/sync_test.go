@@ -416,12 +416,15 @@ func TestIMAP4rev2AndBinary(t *testing.T) {
 		S: c OK STATUS completed
 		R: d APPEND Entwürfe UTF8 (~{{n}+}\r\n{msg})\r\n
 		S: d OK [APPENDUID $Entwürfe 1] APPEND completed
-		C: e APPEND Entwürfe ~{3+}
-		C: abc
-		S: e NO BINARY APPEND is not supported
+		C: e APPEND Entwürfe ~{5+}
+		C: a:b
+		C:
+		S: e OK [APPENDUID $Entwürfe 2] APPEND completed
+		R: e2 APPEND Entwürfe ~{5+}\r\na:\x00\r\n\r\n
+		S: e2 NO [UNKNOWN-CTE] Binary content with NUL octets cannot be stored
 		C: f APPEND Entwürfe UTF8 ({3+}
 		C: abc)
-		S: f NO BINARY APPEND is not supported
+		S: f BAD UTF8 takes a literal8
 	`, "n", len(utf8Msg), "msg", strings.ReplaceAll(utf8Msg, "\r\n", `\r\n`)))
 	if got := e.modSeqOf(t, "Entwürfe", 1); got == 0 {
 		t.Error("UTF8 APPEND stored nothing")
