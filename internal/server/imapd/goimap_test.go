@@ -143,7 +143,7 @@ func TestGoIMAPClientExtensions(t *testing.T) {
 		}
 	}
 	sel, err := c.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait()
-	if err != nil || sel.HighestModSeq == 0 || sel.HighestModSeq != e.highest(t, "INBOX") {
+	if err != nil || sel.HighestModSeq == 0 || sel.HighestModSeq != e.mailboxNow(t, "INBOX").HighestModSeq {
 		t.Fatalf("select: %+v, %v", sel, err)
 	}
 	if err := c.Store(imap.UIDSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}, Silent: true}, nil).Close(); err != nil {

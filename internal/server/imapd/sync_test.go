@@ -12,25 +12,38 @@ import (
 // modSeqOf returns the MODSEQ the store gave a message of one of alice's mailboxes.
 func (e *testEnv) modSeqOf(t testing.TB, mailbox string, uid uint32) uint64 {
 	t.Helper()
-	mb, err := e.st.Mailbox(context.Background(), e.alice.ID, mailbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs, err := e.st.Messages(context.Background(), mb.ID, store.Filter{UIDs: []store.UIDRange{{First: uid, Last: uid}}})
+	msgs, err := e.st.Messages(context.Background(), e.mailboxNow(t, mailbox).ID, store.Filter{UIDs: []store.UIDRange{{First: uid, Last: uid}}})
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("message %d of %s: %v, %v", uid, mailbox, msgs, err)
 	}
 	return msgs[0].ModSeq
 }
 
-// highest returns a mailbox's HIGHESTMODSEQ now.
-func (e *testEnv) highest(t testing.TB, mailbox string) uint64 {
+// mailboxNow returns one of alice's mailboxes as the store has it now.
+func (e *testEnv) mailboxNow(t testing.TB, mailbox string) store.Mailbox {
 	t.Helper()
 	mb, err := e.st.Mailbox(context.Background(), e.alice.ID, mailbox)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mb.HighestModSeq
+	return mb
+}
+
+// selectReply is the transcript of SELECT's untagged responses under IMAP4rev1 for a
+// read-write mailbox; unseen 0 means no UNSEEN code.
+func selectReply(mailbox string, exists, uidNext, unseen int) string {
+	s := fmt.Sprintf(`
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
+		S: * %d EXISTS
+		S: * 0 RECENT`, exists)
+	if unseen > 0 {
+		s += fmt.Sprintf("\n\t\tS: * OK [UNSEEN %d] First unseen", unseen)
+	}
+	return s + fmt.Sprintf(`
+		S: * OK [UIDVALIDITY $%s] UIDs valid
+		S: * OK [UIDNEXT %d] Predicted next UID
+		S: * OK [HIGHESTMODSEQ $$%s] Highest`, mailbox, uidNext, mailbox)
 }
 
 // script fills "{name}" placeholders in a transcript with values known only at run time.
@@ -56,14 +69,7 @@ func TestCondStore(t *testing.T) {
 		S: * STATUS INBOX (MESSAGES 3 HIGHESTMODSEQ $$INBOX)
 		S: a OK STATUS completed
 		C: b SELECT INBOX (CONDSTORE)
-		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
-		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
-		S: * 3 EXISTS
-		S: * 0 RECENT
-		S: * OK [UNSEEN 1] First unseen
-		S: * OK [UIDVALIDITY $INBOX] UIDs valid
-		S: * OK [UIDNEXT 4] Predicted next UID
-		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+		`+selectReply("INBOX", 3, 4, 1)+`
 		S: b OK [READ-WRITE] SELECT completed
 		C: c FETCH 1:* (FLAGS MODSEQ)
 		S: * 1 FETCH (FLAGS () MODSEQ ({m1}))
@@ -106,14 +112,7 @@ func TestCondStore(t *testing.T) {
 	d2 := e.login(t)
 	e.run(t, d2, `
 		C: a SELECT INBOX
-		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
-		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
-		S: * 3 EXISTS
-		S: * 0 RECENT
-		S: * OK [UNSEEN 1] First unseen
-		S: * OK [UIDVALIDITY $INBOX] UIDs valid
-		S: * OK [UIDNEXT 4] Predicted next UID
-		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+		`+selectReply("INBOX", 3, 4, 1)+`
 		S: a OK [READ-WRITE] SELECT completed
 		C: b STORE 1 FLAGS.SILENT (\Seen)
 		S: b OK STORE completed
@@ -132,20 +131,13 @@ func TestQResyncReconnect(t *testing.T) {
 	for range 3 {
 		e.deliver(t, "INBOX", msgA)
 	}
-	known := e.highest(t, "INBOX")
+	known := e.mailboxNow(t, "INBOX").HighestModSeq
 
 	// The other device, while the first is away.
 	other := e.login(t)
 	e.run(t, other, `
 		C: a SELECT INBOX
-		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
-		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
-		S: * 3 EXISTS
-		S: * 0 RECENT
-		S: * OK [UNSEEN 1] First unseen
-		S: * OK [UIDVALIDITY $INBOX] UIDs valid
-		S: * OK [UIDNEXT 4] Predicted next UID
-		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+		`+selectReply("INBOX", 3, 4, 1)+`
 		S: a OK [READ-WRITE] SELECT completed
 		C: b STORE 2 +FLAGS.SILENT (\Seen)
 		S: b OK STORE completed
@@ -165,14 +157,7 @@ func TestQResyncReconnect(t *testing.T) {
 		S: * ENABLED QRESYNC CONDSTORE
 		S: b OK ENABLE completed
 		C: c SELECT INBOX (QRESYNC ({uv} {known} 1:3))
-		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
-		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
-		S: * 3 EXISTS
-		S: * 0 RECENT
-		S: * OK [UNSEEN 1] First unseen
-		S: * OK [UIDVALIDITY $INBOX] UIDs valid
-		S: * OK [UIDNEXT 5] Predicted next UID
-		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+		`+selectReply("INBOX", 3, 5, 1)+`
 		S: * VANISHED (EARLIER) 3
 		S: * 2 FETCH (UID 2 FLAGS (\Seen) MODSEQ ({m2}))
 		S: * 3 FETCH (UID 4 FLAGS () MODSEQ ({m4}))
@@ -194,7 +179,7 @@ func TestQResyncReconnect(t *testing.T) {
 		S: * 2 FETCH (UID 2 FLAGS (\Seen) MODSEQ ({m2}))
 		S: * 3 FETCH (UID 4 FLAGS () MODSEQ ({m4}))
 		S: e OK UID FETCH completed
-	`, "known", known, "uv", e.uidValidity(t, "INBOX"), "m2", e.modSeqOf(t, "INBOX", 2), "m4", e.modSeqOf(t, "INBOX", 4)))
+	`, "known", known, "uv", e.mailboxNow(t, "INBOX").UIDValidity, "m2", e.modSeqOf(t, "INBOX", 2), "m4", e.modSeqOf(t, "INBOX", 4)))
 
 	// Expunges by the other device now arrive as VANISHED, flag changes with MODSEQ.
 	e.run(t, other, `
@@ -215,15 +200,6 @@ func TestQResyncReconnect(t *testing.T) {
 	`, "m2", e.modSeqOf(t, "INBOX", 2)))
 }
 
-func (e *testEnv) uidValidity(t testing.TB, mailbox string) uint32 {
-	t.Helper()
-	mb, err := e.st.Mailbox(context.Background(), e.alice.ID, mailbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mb.UIDValidity
-}
-
 func TestESearchAndSearchRes(t *testing.T) {
 	e := newEnv(t, Config{})
 	for range 5 {
@@ -232,14 +208,7 @@ func TestESearchAndSearchRes(t *testing.T) {
 	d := e.login(t)
 	e.run(t, d, `
 		C: a SELECT INBOX
-		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
-		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
-		S: * 5 EXISTS
-		S: * 0 RECENT
-		S: * OK [UNSEEN 1] First unseen
-		S: * OK [UIDVALIDITY $INBOX] UIDs valid
-		S: * OK [UIDNEXT 6] Predicted next UID
-		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+		`+selectReply("INBOX", 5, 6, 1)+`
 		S: a OK [READ-WRITE] SELECT completed
 		C: b STORE 2,4:5 +FLAGS.SILENT (\Flagged)
 		S: b OK STORE completed
