@@ -11,7 +11,7 @@ import (
 	"petrel/internal/store"
 )
 
-// writeModSeq writes the FETCH item "MODSEQ (n)".
+// modSeq writes the FETCH item "MODSEQ (n)".
 func (w *respWriter) modSeq(n uint64) {
 	w.str("MODSEQ (")
 	w.bw.Write(strconv.AppendUint(w.scratch[:0], n, 10))

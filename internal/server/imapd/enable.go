@@ -7,9 +7,10 @@ import (
 	"strings"
 )
 
-// syncCapabilities are the capabilities of this file's extensions and their neighbours,
+// extCapabilities are the capabilities of issue 10's sync and protocol extensions
+// (enable.go, condstore.go, qresync.go, esearch.go, listext.go, binary.go, imap4rev2.go),
 // listed after the base set (session.capabilities).
-const syncCapabilities = " IMAP4rev2 UTF8=ACCEPT CONDSTORE QRESYNC ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY"
+const extCapabilities = " IMAP4rev2 UTF8=ACCEPT CONDSTORE QRESYNC ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY"
 
 // extensions records what the client turned on. Each only ever goes from off to on: RFC
 // 5161 has no DISABLE.

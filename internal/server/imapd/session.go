@@ -461,7 +461,7 @@ func (s *session) plaintextAllowed() bool {
 func (s *session) capabilities() string {
 	var b strings.Builder
 	b.WriteString("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE")
-	b.WriteString(syncCapabilities) // enable.go
+	b.WriteString(extCapabilities) // enable.go
 	b.WriteString(" APPENDLIMIT=")
 	b.WriteString(strconv.FormatInt(s.srv.cfg.AppendLimit, 10))
 	if s.state == stateNotAuth {
