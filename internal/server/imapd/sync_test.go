@@ -399,3 +399,33 @@ func TestIMAP4rev2AndBinary(t *testing.T) {
 		t.Error("UTF8 APPEND stored nothing")
 	}
 }
+
+// Under QRESYNC this session's own EXPUNGE and MOVE answer with VANISHED too (RFC 7162
+// §3.2.10, RFC 6851 §4.3).
+func TestQResyncOwnExpunges(t *testing.T) {
+	e := newEnv(t, Config{})
+	for range 3 {
+		e.deliver(t, "INBOX", msgA)
+	}
+	d := e.login(t)
+	e.run(t, d, `
+		C: a ENABLE QRESYNC
+		S: * ENABLED QRESYNC
+		S: a OK ENABLE completed
+		C: b SELECT INBOX
+		`+selectReply("INBOX", 3, 4, 1)+`
+		S: b OK [READ-WRITE] SELECT completed
+		C: c STORE 1 +FLAGS.SILENT (\Deleted)
+		S: * 1 FETCH (UID 1 MODSEQ ($$INBOX))
+		S: c OK STORE completed
+		C: d EXPUNGE
+		S: * VANISHED 1
+		S: d OK EXPUNGE completed
+		C: e MOVE 1:2 Trash
+		S: * OK [COPYUID $Trash 2:3 1:2] Moved
+		S: * VANISHED 2:3
+		S: e OK MOVE completed
+		C: f FETCH 1:* (UID)
+		S: f BAD No messages
+	`)
+}
