@@ -19,11 +19,7 @@ func skipUntil(t testing.TB, d *dialog.Dialog, prefix string) {
 // mailbox of 2,000 messages in which 20 changed flags and 20 were expunged since the MODSEQ
 // the device knew. The work is two store queries by MODSEQ and the message list.
 func BenchmarkQResyncSelect(b *testing.B) {
-	e := newEnv(b, Config{})
-	const n = 2000
-	for range n {
-		e.deliver(b, "INBOX", msgA)
-	}
+	e := inboxOf(b, 2000)
 	known := e.mailboxNow(b, "INBOX")
 	d := e.login(b)
 	d.Send("a SELECT INBOX")

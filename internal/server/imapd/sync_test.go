@@ -19,6 +19,16 @@ func (e *testEnv) modSeqOf(t testing.TB, mailbox string, uid uint32) uint64 {
 	return msgs[0].ModSeq
 }
 
+// inboxOf starts a server whose INBOX holds n copies of msgA.
+func inboxOf(t testing.TB, n int) *testEnv {
+	t.Helper()
+	e := newEnv(t, Config{})
+	for range n {
+		e.deliver(t, "INBOX", msgA)
+	}
+	return e
+}
+
 // mailboxNow returns one of alice's mailboxes as the store has it now.
 func (e *testEnv) mailboxNow(t testing.TB, mailbox string) store.Mailbox {
 	t.Helper()
@@ -127,10 +137,7 @@ func TestCondStore(t *testing.T) {
 // A device that was away reconnects with QRESYNC and learns exactly what another device
 // changed meanwhile: a flag, an expunge and a new message (RFC 7162 §3.2.5).
 func TestQResyncReconnect(t *testing.T) {
-	e := newEnv(t, Config{})
-	for range 3 {
-		e.deliver(t, "INBOX", msgA)
-	}
+	e := inboxOf(t, 3)
 	known := e.mailboxNow(t, "INBOX").HighestModSeq
 
 	// The other device, while the first is away.
@@ -201,10 +208,7 @@ func TestQResyncReconnect(t *testing.T) {
 }
 
 func TestESearchAndSearchRes(t *testing.T) {
-	e := newEnv(t, Config{})
-	for range 5 {
-		e.deliver(t, "INBOX", msgA)
-	}
+	e := inboxOf(t, 5)
 	d := e.login(t)
 	e.run(t, d, `
 		C: a SELECT INBOX
@@ -403,10 +407,7 @@ func TestIMAP4rev2AndBinary(t *testing.T) {
 // Under QRESYNC this session's own EXPUNGE and MOVE answer with VANISHED too (RFC 7162
 // §3.2.10, RFC 6851 §4.3).
 func TestQResyncOwnExpunges(t *testing.T) {
-	e := newEnv(t, Config{})
-	for range 3 {
-		e.deliver(t, "INBOX", msgA)
-	}
+	e := inboxOf(t, 3)
 	d := e.login(t)
 	e.run(t, d, `
 		C: a ENABLE QRESYNC
