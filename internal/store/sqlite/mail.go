@@ -160,6 +160,9 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 	var uidvalidity uint32
 	r := &request{size: int64(len(body)), delivery: true}
 	r.fn = func(t *tx) error {
+		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
+			return err
+		}
 		p := &d.Parsed
 		first := body[:min(blobChunkSize, len(body))]
 		res, err := t.exec(`INSERT INTO blobs (size, mail_from, received, message_id, subject, from_addr, date, envelope, structure, data)
@@ -170,6 +173,9 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 		}
 		blobID, err := res.LastInsertId()
 		if err != nil {
+			return err
+		}
+		if err := t.insertSearch(blobID, p); err != nil {
 			return err
 		}
 		for seq, off := 1, blobChunkSize; off < len(body); seq, off = seq+1, off+blobChunkSize {
