@@ -78,6 +78,8 @@ func (f *fakeDeliverer) Reaches(ctx context.Context, a address.Address, acct sto
 	return deliver.New(&fakeDir{}, slog.New(slog.DiscardHandler)).Reaches(ctx, a, acct)
 }
 
+func (f *fakeDeliverer) CheckQuota(context.Context, []store.Target, int64) error { return nil }
+
 func (f *fakeDeliverer) Deliver(ctx context.Context, env deliver.Envelope, body deliver.Body) (store.Delivered, error) {
 	if f.entered != nil {
 		f.entered <- struct{}{}
@@ -163,6 +165,7 @@ func (p *plainSASL) Account() store.Account { return p.acct }
 // fakeDir is the directory behind fakeDeliverer.Reaches: memStore's accounts, alice (1) and
 // bob (2), with an alias delivering to alice through another alias.
 type fakeDir struct{ memStore }
+
 
 func (*fakeDir) Alias(_ context.Context, addr string) (store.Alias, error) {
 	switch addr {
