@@ -166,7 +166,6 @@ func (p *plainSASL) Account() store.Account { return p.acct }
 // bob (2), with an alias delivering to alice through another alias.
 type fakeDir struct{ memStore }
 
-
 func (*fakeDir) Alias(_ context.Context, addr string) (store.Alias, error) {
 	switch addr {
 	case "team@example.test":
