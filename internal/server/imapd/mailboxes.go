@@ -54,6 +54,8 @@ func (s *session) storeError(err error) error {
 		return &Error{Kind: NO, Code: "CANNOT", Text: "Invalid mailbox name or operation"}
 	case errors.Is(err, store.ErrHasChildren):
 		return &Error{Kind: NO, Code: "HASCHILDREN", Text: "Mailbox has inferior mailboxes"}
+	case errors.Is(err, store.ErrOverQuota):
+		return errOverQuota
 	}
 	s.srv.log.Error("imap: store", "account", s.account.Address, "err", err)
 	return &Error{Kind: BYE, Code: "UNAVAILABLE", Text: "Internal error, try again later", Cause: err}
@@ -263,9 +265,15 @@ func (s *session) cmdStatus(c *Command) (done, error) {
 	}
 	for _, item := range c.StatusItems {
 		switch item {
-		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "RECENT", "SIZE":
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "RECENT", "SIZE", "DELETED-STORAGE":
 		default:
 			return done{}, badf("Unknown STATUS item " + item)
+		}
+	}
+	var deleted int64
+	if slices.Contains(c.StatusItems, "DELETED-STORAGE") {
+		if deleted, err = s.deletedStorage(mb); err != nil {
+			return done{}, err
 		}
 	}
 	w := s.out()
@@ -293,6 +301,8 @@ func (s *session) cmdStatus(c *Command) (done, error) {
 			w.num(0)
 		case "SIZE":
 			w.num64(mb.Size)
+		case "DELETED-STORAGE":
+			w.num64(deleted)
 		}
 	}
 	w.str(")\r\n")
@@ -342,7 +352,7 @@ func (s *session) cmdAppend(c *Command) (done, error) {
 	if err != nil {
 		return done{}, badf("Invalid flag")
 	}
-	parsed, err := message.Parse(io.NewSectionReader(spool, 0, spool.Size()))
+	parsed, err := message.ParseAt(spool, spool.Size())
 	if err != nil {
 		return done{}, err
 	}
