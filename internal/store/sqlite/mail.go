@@ -329,6 +329,12 @@ func (s *Store) mailboxExists(ctx context.Context, mailboxID int64) error {
 // Vanished implements store.Mail.
 func (s *Store) Vanished(ctx context.Context, mailboxID int64, f store.Filter) ([]uint32, error) {
 	query, args := selectFiltered(`t.uid`, "expunged", mailboxID, f)
+	return s.mailboxUIDs(ctx, mailboxID, query, args...)
+}
+
+// mailboxUIDs runs a query for UIDs of one mailbox; when it finds none, a mailbox that
+// does not exist is ErrNotFound.
+func (s *Store) mailboxUIDs(ctx context.Context, mailboxID int64, query string, args ...any) ([]uint32, error) {
 	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, err

@@ -80,18 +80,7 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, field store.SearchF
 			WHERE search MATCH ? AND m.mailbox_id = ? ORDER BY m.uid`
 		args = []any{q, mailboxID}
 	}
-	rows, err := s.query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	out, err := scanColumn[uint32](rows)
-	if err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, s.mailboxExists(ctx, mailboxID)
-	}
-	return out, nil
+	return s.mailboxUIDs(ctx, mailboxID, query, args...)
 }
 
 // Unindexed implements store.Index.

@@ -24,13 +24,16 @@ const (
 	searchWords      = 250    // words per message body (about 1.7 KB of text)
 	searchRareEvery  = 500    // every 500th message holds the rare word: 200 hits
 	searchRareWord   = "petrelbench"
+	// searchCorpusVersion changes when the schema of the newest migration changed during
+	// development, so that an old cached corpus is not used.
+	searchCorpusVersion = 2
 )
 
 // searchCorpusDir names the cached corpus after its parameters and the schema version, so
 // a change to either builds a new one.
 func searchCorpusDir() string {
-	return filepath.Join(os.TempDir(), fmt.Sprintf("petrel-bench-search-v%d-%d-%d-%d",
-		len(migrations), searchCorpusSize, searchVocabulary, searchWords))
+	return filepath.Join(os.TempDir(), fmt.Sprintf("petrel-bench-search-v%d.%d-%d-%d-%d",
+		len(migrations), searchCorpusVersion, searchCorpusSize, searchVocabulary, searchWords))
 }
 
 // searchText is message i's text: Zipf-distributed words from a fixed vocabulary, as in
@@ -159,6 +162,7 @@ func BenchmarkSearch100K(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			var hits int
+			cpu := cpuTime()
 			for b.Loop() {
 				uids, err := s.Search(ctx, box, store.FieldText, tc.word)
 				if err != nil {
@@ -166,6 +170,7 @@ func BenchmarkSearch100K(b *testing.B) {
 				}
 				hits = len(uids)
 			}
+			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N)/1000, "cpu-ms/op")
 			b.ReportMetric(float64(hits), "hits")
 			b.ReportMetric(float64(indexBytes)/searchCorpusSize, "index-B/msg")
 		})
