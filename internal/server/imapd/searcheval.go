@@ -59,9 +59,10 @@ func (s *session) searchIndex(k *SearchKey, hits textHits) error {
 	return nil
 }
 
-// candidates returns the UID ranges a program can match at all, from the text keys at its
-// top level (all of them must match); nil means every message may.
-func candidates(k *SearchKey, hits textHits) (ranges []store.UIDRange, restricted bool) {
+// candidates returns the UIDs a program can match at all, ascending: the common hits of
+// the text keys at its top level (all of them must match). restricted is false when there
+// is no such key and every message may match.
+func candidates(k *SearchKey, hits textHits) (common []uint32, restricted bool) {
 	top := []*SearchKey{k}
 	if k.Op == SearchAnd {
 		top = top[:0]
@@ -69,7 +70,6 @@ func candidates(k *SearchKey, hits textHits) (ranges []store.UIDRange, restricte
 			top = append(top, &k.Keys[i])
 		}
 	}
-	var common []uint32
 	for _, key := range top {
 		h, ok := hits[key]
 		switch {
@@ -80,14 +80,33 @@ func candidates(k *SearchKey, hits textHits) (ranges []store.UIDRange, restricte
 			common = intersect(common, h)
 		}
 	}
-	for _, u := range common {
+	return common, restricted
+}
+
+// uidRanges turns ascending UIDs into ranges.
+func uidRanges(uids []uint32) []store.UIDRange {
+	var ranges []store.UIDRange
+	for _, u := range uids {
 		if n := len(ranges); n > 0 && ranges[n-1].Last+1 == u {
 			ranges[n-1].Last = u
 		} else {
 			ranges = append(ranges, store.UIDRange{First: u, Last: u})
 		}
 	}
-	return ranges, restricted
+	return ranges
+}
+
+// needsRows reports whether evaluating k needs the messages' rows (flags, dates, sizes,
+// headers) rather than their UIDs and the index's answers alone.
+func needsRows(k *SearchKey) bool {
+	switch k.Op {
+	case SearchAnd, SearchOr, SearchNot:
+		return slices.ContainsFunc(k.Keys, func(k SearchKey) bool { return needsRows(&k) })
+	case SearchSeqSet, SearchUID, "ALL", "OLD", "NEW", "RECENT":
+		return false
+	}
+	_, text := textFields[k.Op]
+	return !text
 }
 
 // intersect returns the UIDs in both ascending lists.
@@ -123,39 +142,53 @@ func (s *session) cmdSearch(c *Command) (done, error) {
 	if err := s.searchIndex(&c.Search, text); err != nil {
 		return done{}, s.storeError(err)
 	}
-	var msgs []store.Message
-	var err error
-	switch ranges, restricted := candidates(&c.Search, text); {
-	case restricted && len(ranges) == 0:
-		// A text key at the top level found nothing: neither does the program.
-	case restricted:
-		msgs, err = s.messagesIn(ranges)
-	default:
-		msgs, err = s.messagesIn(nil)
-	}
-	if err != nil {
-		return done{}, err
-	}
 	sel := s.sel
 	maxSeq, maxUID := uint32(len(sel.uids)), uint32(0)
 	if maxSeq > 0 {
 		maxUID = sel.uids[maxSeq-1]
 	}
 	var hits []uint32
-	for _, m := range msgs {
+	eval := func(m store.Message) error {
 		sm := &searchMsg{seq: sel.seqOf(m.UID), m: m, text: text}
 		if sm.seq == 0 {
-			continue
+			return nil
 		}
 		ok, err := s.match(&c.Search, sm, maxSeq, maxUID)
+		switch {
+		case err != nil:
+			return err
+		case ok && c.UID:
+			hits = append(hits, m.UID)
+		case ok:
+			hits = append(hits, sm.seq)
+		}
+		return nil
+	}
+	common, restricted := candidates(&c.Search, text)
+	if !needsRows(&c.Search) {
+		// Text keys, sets and logic only: the UIDs are all there is to look at, and no
+		// message row is read (SEARCH TEXT of a common word in a large mailbox).
+		uids := sel.uids
+		if restricted {
+			uids = common
+		}
+		for _, u := range uids {
+			if err := eval(store.Message{UID: u}); err != nil {
+				return done{}, err
+			}
+		}
+	} else if !restricted || len(common) > 0 {
+		var ranges []store.UIDRange // nil: every message
+		if restricted {
+			ranges = uidRanges(common)
+		}
+		msgs, err := s.messagesIn(ranges)
 		if err != nil {
 			return done{}, err
 		}
-		if ok {
-			if c.UID {
-				hits = append(hits, m.UID)
-			} else {
-				hits = append(hits, sm.seq)
+		for _, m := range msgs {
+			if err := eval(m); err != nil {
+				return done{}, err
 			}
 		}
 	}
