@@ -24,6 +24,7 @@ func FuzzReadCommand(f *testing.F) {
 		"t LIST (SUBSCRIBED) \"\" (a b) RETURN (STATUS (MESSAGES))\r\n", "t STORE 1 +FLAGS.SILENT \\Deleted x\r\n",
 		"t ID (\"a\" NIL)\r\n", "t LOGIN {4294967295}\r\n", "t LOGIN {4294967295+}\r\n", "t SEARCH ((((((SEEN))))))\r\n",
 		"t NOOP\n", "\r\n", "t UID EXPUNGE $\r\n", "t ENABLE IMAP4rev2\r\n", "t STATUS x (MESSAGES UIDNEXT)\r\n",
+		"t GETQUOTA \"\"\r\n", "t GETQUOTAROOT INBOX\r\n", "t SETQUOTA \"\" (STORAGE 512 MESSAGE 10)\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
