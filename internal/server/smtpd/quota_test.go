@@ -44,6 +44,28 @@ func quotaServer(t *testing.T) (addr string, st *sqlite.Store, full, roomy store
 	return l.Addr().String(), st, full, roomy
 }
 
+// fillQuota delivers one message to full@example.test.
+func fillQuota(t *testing.T, addr string) {
+	t.Helper()
+	c := dial(t, addr)
+	c.Run(`
+		S: 220
+		C: EHLO client
+		S: 250
+		C: MAIL FROM:<x@elsewhere.example>
+		S: 250
+		C: RCPT TO:<full@example.test>
+		S: 250
+		C: DATA
+		S: 354
+		C: Subject: fill
+		C:
+		C: hello
+		C: .
+		S: 250
+	`)
+}
+
 func usage(t *testing.T, st *sqlite.Store, a store.Account) int64 {
 	t.Helper()
 	u, err := st.Usage(context.Background(), a.ID)
@@ -57,27 +79,8 @@ func usage(t *testing.T, st *sqlite.Store, a store.Account) int64 {
 // and the message still goes to the others of the transaction.
 func TestQuotaAtRcpt(t *testing.T) {
 	addr, st, full, roomy := quotaServer(t)
-	for range 2 {
-		c := dial(t, addr)
-		c.Run(`
-			S: 220
-			C: EHLO client
-			S: 250
-			C: MAIL FROM:<x@elsewhere.example>
-			S: 250
-			C: RCPT TO:<full@example.test>
-			S: 250
-			C: DATA
-			S: 354
-			C: Subject: fill
-			C:
-			C: hello
-			C: .
-			S: 250
-			C: QUIT
-			S: 221
-		`)
-	}
+	fillQuota(t, addr)
+	fillQuota(t, addr)
 	c := dial(t, addr)
 	c.Run(`
 		S: 220
@@ -134,26 +137,7 @@ func TestQuotaAtRcptSize(t *testing.T) {
 // client retries, and the retry reaches the other recipient.
 func TestQuotaAtCommit(t *testing.T) {
 	addr, st, full, roomy := quotaServer(t)
-	fill := func() {
-		c := dial(t, addr)
-		c.Run(`
-			S: 220
-			C: EHLO client
-			S: 250
-			C: MAIL FROM:<x@elsewhere.example>
-			S: 250
-			C: RCPT TO:<full@example.test>
-			S: 250
-			C: DATA
-			S: 354
-			C: Subject: fill
-			C:
-			C: hello
-			C: .
-			S: 250
-		`)
-	}
-	fill()
+	fillQuota(t, addr)
 	alone, both := dial(t, addr), dial(t, addr)
 	alone.Run(`
 		S: 220
@@ -175,7 +159,7 @@ func TestQuotaAtCommit(t *testing.T) {
 		C: RCPT TO:<roomy@example.test>
 		S: 250
 	`)
-	fill() // the second and last message full@ may have
+	fillQuota(t, addr) // the second and last message full@ may have
 	alone.Run(`
 		C: DATA
 		S: 354
