@@ -39,11 +39,14 @@ import (
 // OpenStore opens the embedded store of a data directory, creating the directory if needed.
 // The server and every management command use it, so both work on the same data at once.
 // It is the one place that knows which backend runs; everything else sees store.Store.
-func OpenStore(dataDir string, log *slog.Logger) (store.Store, error) {
+// The quota is the default of accounts without their own (config [quota]); the store
+// enforces it at every commit, so the management commands pass it too.
+func OpenStore(dataDir string, quota config.Quota, log *slog.Logger) (store.Store, error) {
 	if err := checkDataDir(dataDir); err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(filepath.Join(dataDir, "petrel.db"), sqlite.Options{Logger: log})
+	st, err := sqlite.Open(filepath.Join(dataDir, "petrel.db"), sqlite.Options{Logger: log,
+		DefaultQuota: store.QuotaLimits{Storage: quota.Storage, Messages: quota.Messages}})
 	if err != nil {
 		return nil, err // not a typed nil inside the interface
 	}
@@ -168,7 +171,7 @@ func (a *App) create(ctx context.Context, writeDevCert func() error) error {
 	if cfg.Dev && cfg.TLS.Cert == "" {
 		fmt.Fprintf(a.out, "petrel: TLS certificate %s (self-signed, development instance)\n", a.certs.certFile)
 	}
-	st, err := OpenStore(cfg.Data, a.log)
+	st, err := OpenStore(cfg.Data, cfg.Quota, a.log)
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", cfg.Data, err)
 	}
@@ -406,6 +409,16 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		}, a.log).run(trimCtx)
 	}()
 
+	// Bodies stored before the full-text index existed (an upgraded store) are indexed in
+	// the background; a stop interrupts it and the next start goes on.
+	indexDone := make(chan struct{})
+	go func() {
+		defer close(indexDone)
+		if _, err := deliver.IndexBacklog(trimCtx, a.store, a.log); err != nil && trimCtx.Err() == nil {
+			a.log.Error("full-text index: indexing older messages failed", "err", err)
+		}
+	}()
+
 	var runErr error
 loop:
 	for {
@@ -422,6 +435,7 @@ loop:
 
 	stopTrim()
 	<-trimDone
+	<-indexDone
 	a.log.Info("shutting down", "grace", a.Grace)
 	sctx, cancel := context.WithTimeout(context.Background(), a.Grace)
 	defer cancel()

@@ -119,7 +119,7 @@ func TestDataDirLock(t *testing.T) {
 		t.Fatalf("second server on the same data: %v", err)
 	}
 	// The management commands' way in is not locked.
-	st, err := OpenStore(filepath.Join(dir, "data"), log)
+	st, err := OpenStore(filepath.Join(dir, "data"), config.Quota{}, log)
 	if err != nil {
 		t.Fatalf("OpenStore while the server holds the lock: %v", err)
 	}
@@ -150,7 +150,7 @@ func TestDataDirMessages(t *testing.T) {
 	if err := os.Mkdir(dir, 0o500); err != nil {
 		t.Fatal(err)
 	}
-	_, err = OpenStore(dir, slog.New(slog.DiscardHandler))
+	_, err = OpenStore(dir, config.Quota{}, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "cannot open the data directory "+dir+": permission denied; run as the user that owns it") {
 		t.Errorf("read-only data directory: %v", err)
 	}

@@ -220,7 +220,7 @@ func (e *Env) openStore() (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := app.OpenStore(c.Data, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := app.OpenStore(c.Data, c.Quota, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return nil, err
 	}

@@ -43,6 +43,12 @@ func TestManagementCommands(t *testing.T) {
 		{"", []string{"account", "pop3-delete", "alice@example.org", "archive"}, "now archive"},
 		{"", []string{"account", "pop3-delete", "alice@example.org", "shred"}, ""},
 		{"", []string{"account", "list", "example.org"}, "alice@example.org\tpop3-delete=archive"},
+		{"", []string{"account", "quota", "alice@example.org"}, "storage 0 B of none (default)\tmessages 0 of none (default)"},
+		{"", []string{"account", "quota", "alice@example.org", "2MiB", "100"}, "storage 0 B of 2.0 MiB\tmessages 0 of 100"},
+		{"", []string{"account", "quota", "alice@example.org", "none"}, "storage 0 B of none\tmessages 0 of 100"},
+		{"", []string{"account", "quota", "alice@example.org", "default", "default"}, "of none (default)\tmessages 0 of none (default)"},
+		{"", []string{"account", "quota", "alice@example.org", "lots"}, ""},
+		{"", []string{"account", "quota", "nobody@example.org"}, ""},
 		{"new-secret-password\n", []string{"account", "passwd", "alice@example.org"}, "changed password"},
 		{"", []string{"domain", "del", "example.org"}, ""}, // accounts remain
 		{"", []string{"account", "del", "alice@example.org"}, "deleted account"},

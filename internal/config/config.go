@@ -44,6 +44,7 @@ type Config struct {
 	POP3   POP3   `toml:"pop3"`
 	IMAP   IMAP   `toml:"imap"`
 	Limits Limits `toml:"limits"`
+	Quota  Quota  `toml:"quota"`
 
 	// Dev marks the development instance: self-signed certificate in the data directory and a
 	// dev@<domain> account whose password is printed once.
@@ -117,6 +118,13 @@ type Limits struct {
 	LoginIdleTimeout Duration `toml:"login_idle_timeout"`
 	// login_timeout: a submission, POP3 or IMAP connection not logged in by then is closed, default 3m.
 	LoginTimeout Duration `toml:"login_timeout"`
+}
+
+// Quota is the default quota of every account (RFC 9208); `petrel account quota` sets an
+// account's own. The store enforces it at SMTP delivery, IMAP APPEND and COPY.
+type Quota struct {
+	Storage  int64 `toml:"storage"`  // bytes of messages an account may keep, default 0 (no limit)
+	Messages int64 `toml:"messages"` // number of messages, default 0 (no limit)
 }
 
 // Duration is a time.Duration written as "30s", "5m", "1h".
@@ -364,6 +372,12 @@ func (c *Config) validate() error {
 	}
 	if c.SMTP.MaxMessageBytes < 1024 {
 		return bad("smtp.max_message_bytes", "must be at least 1024")
+	}
+	if c.Quota.Storage < 0 {
+		return bad("quota.storage", "must be 0 (no limit) or a number of bytes")
+	}
+	if c.Quota.Messages < 0 {
+		return bad("quota.messages", "must be 0 (no limit) or a number of messages")
 	}
 	if c.SMTP.MaxRecipients < 1 {
 		return bad("smtp.max_recipients", "must be at least 1")

@@ -43,6 +43,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -62,7 +63,25 @@ var (
 	// ErrHasChildren means a mailbox cannot be deleted while it has inferior mailboxes (RFC
 	// 9051 §6.3.5 lets a server refuse; IMAP answers NO [HASCHILDREN], RFC 5530).
 	ErrHasChildren = errors.New("store: mailbox has inferior mailboxes")
+	// ErrOverQuota means a write would take an account beyond its quota (RFC 9208 §4.3:
+	// IMAP answers NO [OVERQUOTA], SMTP 552 4.2.2). Nothing of the write was committed. A
+	// delivery's error is a *QuotaError that names the accounts.
+	ErrOverQuota = errors.New("store: over quota")
 )
+
+// QuotaError is the error of a delivery refused because some of its targets' accounts are
+// over quota; errors.Is(err, ErrOverQuota) holds. The delivery committed nothing, not even
+// for the other targets: the caller decides (SMTP refuses those recipients at RCPT next
+// time and asks the client to retry the others).
+type QuotaError struct {
+	Accounts []int64 // the accounts over quota, ascending
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("store: over quota: accounts %v", e.Accounts)
+}
+
+func (e *QuotaError) Is(target error) bool { return target == ErrOverQuota }
 
 // Standard mailboxes created for every new account, each but INBOX with its RFC 6154
 // special-use attribute (DefaultSpecialUse).
@@ -205,6 +224,37 @@ type Usage struct {
 	Mailboxes int
 }
 
+// QuotaDefault in a field of an account's QuotaLimits means "the store's default" (the
+// configured one, sqlite.Options.DefaultQuota).
+const QuotaDefault int64 = -1
+
+// QuotaLimits are the limits on the two resources Petrel counts (RFC 9208 §5.1 STORAGE,
+// §5.2 MESSAGE); 0 is no limit. Storage is in bytes (IMAP reports KiB, rounding up).
+type QuotaLimits struct {
+	Storage  int64
+	Messages int64
+}
+
+// Quota is an account's quota: its own setting (fields may be QuotaDefault), the limits
+// in force (the setting with the defaults filled in) and what it uses.
+//
+// The rule every write that adds messages keeps, atomically with its commit: it is refused
+// when it would take the usage above a limit (usage + added > limit), so concurrent writes
+// near the limit never pass it together, not even by one message. Writes that remove or
+// keep the usage (expunge, move within the account, flag changes) are never refused, and
+// an account already above a lowered limit can still delete.
+type Quota struct {
+	Setting QuotaLimits
+	Limits  QuotaLimits
+	Usage   Usage
+}
+
+// Over reports whether adding messages of size bytes in all would exceed q's limits.
+func (q Quota) Over(messages, size int64) bool {
+	return q.Limits.Storage > 0 && q.Usage.Size+size > q.Limits.Storage ||
+		q.Limits.Messages > 0 && q.Usage.Messages+messages > q.Limits.Messages
+}
+
 // Message is one message in one mailbox. Bodies are shared: BlobID names the stored bytes.
 type Message struct {
 	ID           int64 // row id of this mailbox entry; unique across the store
@@ -240,7 +290,33 @@ type ParsedMessage struct {
 	Date      time.Time // Date header; zero if absent or unparseable
 	Envelope  []byte    // JSON
 	Structure []byte    // JSON
+	// Text is what the full-text index keeps of the message. It is given at delivery and
+	// append only (Parsed does not return it); nil indexes the Subject and From above alone.
+	Text *SearchText
 }
+
+// SearchText is the decoded text of a message for the full-text index (IMAP SEARCH TEXT,
+// BODY, SUBJECT, FROM, TO, CC, BCC): header values decoded from RFC 2047 and body parts
+// from their transfer encoding and charset, all UTF-8. Raw base64 or quoted-printable is
+// never indexed.
+type SearchText struct {
+	Subject, From, To, Cc, Bcc string
+	Header                     string // every other header field, "Name: value" per line
+	Body                       string // the text of the message's text parts
+}
+
+// SearchField names what a text search looks at (the IMAP search key of the same name).
+type SearchField int
+
+const (
+	FieldText    SearchField = iota + 1 // TEXT: header and body
+	FieldBody                           // BODY
+	FieldSubject                        // SUBJECT
+	FieldFrom                           // FROM
+	FieldTo                             // TO
+	FieldCc                             // CC
+	FieldBcc                            // BCC
+)
 
 // Delivery is one accepted message with all its local recipients. It is committed in one
 // transaction: either every target mailbox gets the message or none does.
@@ -404,6 +480,41 @@ type Mailboxes interface {
 	Usage(ctx context.Context, accountID int64) (Usage, error)
 }
 
+// Quotas holds the accounts' storage quotas (RFC 9208). The limits are enforced by the
+// store itself, inside the commit of Deliver, Append and Copy (ErrOverQuota), with the
+// rule of Quota.
+type Quotas interface {
+	// SetQuota sets an account's own limits; a field QuotaDefault follows the default.
+	SetQuota(ctx context.Context, accountID int64, l QuotaLimits) error
+	// Quota returns an account's setting, limits in force and usage.
+	Quota(ctx context.Context, accountID int64) (Quota, error)
+}
+
+// Index is the full-text index of message text, kept for IMAP SEARCH.
+//
+// What matches: the search text and the indexed text are split into words (runs of Unicode
+// letters and digits), compared without case and diacritics ("Café" matches "cafe"). The
+// words of the search text must follow each other in the field in that order; the last may
+// be the beginning of a word ("petr" finds "Petrel"), the others must be whole words. So
+// "hello wor" finds "Hello, World!", while "ello" does not find "hello": IMAP's substring
+// rule (RFC 9051 §6.4.4) is approximated by word prefixes, which its "fuzzy" allowance
+// permits and an index can answer without reading bodies. A search text without any letter
+// or digit matches every message.
+//
+// The index is written in the commit of the delivery (or append) that stores a body, and
+// a body leaves it when it is freed; expunged messages are never found.
+type Index interface {
+	// Search returns, ascending, the UIDs of a mailbox's messages whose field matches text.
+	// An unknown mailbox is ErrNotFound.
+	Search(ctx context.Context, mailboxID int64, field SearchField, text string) ([]uint32, error)
+	// Unindexed lists up to n bodies stored before the index existed (a store upgraded
+	// from an older version), lowest first; IndexBlob takes them out of the list.
+	Unindexed(ctx context.Context, n int) ([]int64, error)
+	// IndexBlob indexes a body that Unindexed listed; a body already indexed, or freed
+	// meanwhile, is left alone.
+	IndexBlob(ctx context.Context, blobID int64, text SearchText) error
+}
+
 // Mail holds messages. Mailboxes are named by ID here, as a session got them from Mailbox;
 // an ID that no longer exists is ErrNotFound.
 type Mail interface {
@@ -494,6 +605,8 @@ type Store interface {
 	Directory
 	Mailboxes
 	Mail
+	Quotas
+	Index
 	Changes
 	Close() error
 }

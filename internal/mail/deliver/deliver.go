@@ -60,6 +60,7 @@ type Store interface {
 	AccountByAddress(ctx context.Context, address string) (store.Account, error)
 	Alias(ctx context.Context, address string) (store.Alias, error)
 	Deliver(ctx context.Context, d *store.Delivery) (store.Delivered, error)
+	Quota(ctx context.Context, accountID int64) (store.Quota, error)
 }
 
 // Envelope is what delivery needs of an SMTP transaction.
@@ -261,8 +262,31 @@ func contains(l []string, s string) bool {
 	return false
 }
 
+// CheckQuota reports store.ErrOverQuota if a message of size bytes (0 when not known yet:
+// then one byte) would take the account of any target over its quota (RFC 9208). SMTP asks
+// at RCPT, so that a full mailbox is refused before the body is sent; the store checks again
+// in the commit, which is what makes the rule hold under concurrent deliveries.
+func (d *Deliverer) CheckQuota(ctx context.Context, targets []store.Target, size int64) error {
+	added := map[int64]int64{}
+	for _, t := range targets {
+		added[t.AccountID]++
+	}
+	for id, n := range added {
+		q, err := d.st.Quota(ctx, id)
+		if err != nil {
+			return fmt.Errorf("deliver: quota of account %d: %w", id, err)
+		}
+		if q.Over(n, n*max(size, 1)) {
+			return fmt.Errorf("deliver: account %d: %w", id, store.ErrOverQuota)
+		}
+	}
+	return nil
+}
+
 // Deliver parses body and commits it once for every target of env (duplicates removed).
-// It returns only after the store committed durably; on error nothing was delivered.
+// It returns only after the store committed durably; on error nothing was delivered. If an
+// account of a target is over quota, nothing is delivered and the error is a
+// *store.QuotaError naming the accounts (the store refuses the whole commit).
 // A body that does not parse is still delivered (the parse is best effort). Nothing reads
 // body after Deliver returns (the store reads a delivery's body during its Deliver), so the
 // caller may reuse its memory then.
@@ -282,7 +306,7 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 		return store.Delivered{}, errors.New("deliver: no targets")
 	}
 
-	parsed, err := message.Parse(io.NewSectionReader(body, 0, body.Size()))
+	parsed, err := message.ParseAt(body, body.Size())
 	if err != nil {
 		// Only reading the spool can fail here, and then storing it would fail as well.
 		return store.Delivered{}, fmt.Errorf("deliver: reading body: %w", err)

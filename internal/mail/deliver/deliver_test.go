@@ -26,6 +26,7 @@ type fakeStore struct {
 	aliases    map[string][]string
 	deliveries []fakeDelivery
 	fail       error // returned by Deliver
+	quotas     map[int64]store.Quota
 }
 
 type fakeDelivery struct {
@@ -64,6 +65,10 @@ func newFakeStore() *fakeStore {
 	fs.aliases["c4@example.test"] = []string{"alice@example.test"}
 	fs.aliases["sales@catch.test"] = []string{"dave@catch.test"}
 	return fs
+}
+
+func (f *fakeStore) Quota(_ context.Context, id int64) (store.Quota, error) {
+	return f.quotas[id], nil
 }
 
 func (f *fakeStore) Domain(_ context.Context, name string) (store.Domain, error) {
@@ -215,6 +220,8 @@ func TestResolveStoreError(t *testing.T) {
 }
 
 type errStore struct{ err error }
+
+func (e errStore) Quota(context.Context, int64) (store.Quota, error) { return store.Quota{}, e.err }
 
 func (e errStore) Domain(context.Context, string) (store.Domain, error) {
 	return store.Domain{Name: "example.test"}, nil
@@ -471,5 +478,44 @@ func TestSpoolPool(t *testing.T) {
 	io.WriteString(small, "s")
 	if got, _ := io.ReadAll(small.Reader()); string(got) != "s" {
 		t.Errorf("after a file spool: read %q", got)
+	}
+}
+
+// TestCheckQuota: a recipient is refused when the message (or, size unknown, one more
+// byte) would take its account over either limit; a target twice counts twice.
+func TestCheckQuota(t *testing.T) {
+	fs := newFakeStore()
+	fs.quotas = map[int64]store.Quota{
+		1: {Limits: store.QuotaLimits{Storage: 1000}, Usage: store.Usage{Size: 900}},
+		2: {Limits: store.QuotaLimits{Messages: 3}, Usage: store.Usage{Messages: 2}},
+		3: {Limits: store.QuotaLimits{Storage: 500}, Usage: store.Usage{Size: 500}},
+	}
+	d := New(fs, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	in := func(ids ...int64) []store.Target {
+		var out []store.Target
+		for _, id := range ids {
+			out = append(out, store.Target{AccountID: id, Mailbox: store.Inbox})
+		}
+		return out
+	}
+	for _, c := range []struct {
+		targets []store.Target
+		size    int64
+		over    bool
+	}{
+		{in(1), 100, false},
+		{in(1), 101, true},
+		{in(1), 0, false},
+		{in(2), 0, false},
+		{append(in(2), store.Target{AccountID: 2, Mailbox: "Archive"}), 10, true},
+		{in(3), 0, true},
+		{in(4), 1 << 30, false}, // no limits
+		{in(4, 1), 200, true},
+	} {
+		err := d.CheckQuota(ctx, c.targets, c.size)
+		if got := errors.Is(err, store.ErrOverQuota); got != c.over || (err != nil && !got) {
+			t.Errorf("CheckQuota(%v, %d) = %v, want over quota %v", c.targets, c.size, err, c.over)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func FuzzParse(f *testing.F) {
@@ -16,6 +17,15 @@ func FuzzParse(f *testing.F) {
 		pm, err := Parse(strings.NewReader(msg))
 		if err != nil {
 			t.Fatalf("Parse: %v", err)
+		}
+		at, err := ParseAt(strings.NewReader(msg), int64(len(msg)))
+		if err != nil || at.Text == nil || len(at.Text.Body) > MaxIndexText+1 {
+			t.Fatalf("ParseAt: %v (text %v)", err, at.Text != nil)
+		}
+		for _, s := range []string{at.Text.Subject, at.Text.From, at.Text.Header, at.Text.Body} {
+			if !utf8.ValidString(s) {
+				t.Fatalf("index text is not UTF-8: %q", s)
+			}
 		}
 		var root Part
 		if err := json.Unmarshal(pm.Structure, &root); err != nil {

@@ -87,11 +87,17 @@ type Part struct {
 // Parse reads a whole message and returns its cached parse. It only returns an error when
 // reading r fails; a malformed message is never an error.
 func Parse(r io.Reader) (store.ParsedMessage, error) {
+	pm, _, _, err := parseTree(r)
+	return pm, err
+}
+
+// parseTree is Parse, also returning the MIME tree and the top-level header.
+func parseTree(r io.Reader) (store.ParsedMessage, Part, header, error) {
 	p := newParser(r)
 	root, _ := p.parsePart(0, nil, "text/plain")
 	p.release()
 	if p.err != nil {
-		return store.ParsedMessage{}, p.err
+		return store.ParsedMessage{}, Part{}, nil, p.err
 	}
 	clamp(&root, 0, p.off)
 	env := envelope(p.rootHeader)
@@ -106,7 +112,7 @@ func Parse(r io.Reader) (store.ParsedMessage, error) {
 	if t, err := parseDate(p.rootHeader.get("date")); err == nil {
 		pm.Date = t
 	}
-	return pm, nil
+	return pm, root, p.rootHeader, nil
 }
 
 // parseDate is mail.ParseDate with a shortcut for the form nearly every mailer writes

@@ -48,6 +48,8 @@ type Command struct {
 
 	Atoms []string // ENABLE: capability names, upper-case
 
+	QuotaRoot string // GETQUOTA, SETQUOTA (RFC 9208)
+
 	ID    []string // ID: field, value pairs (a NIL value is ""); nil for "ID NIL"
 	IDNil bool
 
@@ -91,6 +93,7 @@ var argParsers = map[string]func(r *reader, c *Command) error{
 	},
 	"SELECT": selectArgs, "EXAMINE": selectArgs, "CREATE": mailboxArg, "DELETE": mailboxArg,
 	"SUBSCRIBE": mailboxArg, "UNSUBSCRIBE": mailboxArg,
+	"GETQUOTA": parseQuotaRoot, "GETQUOTAROOT": mailboxArg, "SETQUOTA": parseSetQuota, // quota.go
 	"RENAME": func(r *reader, c *Command) (err error) {
 		if c.Mailbox, err = r.mailbox(); err != nil {
 			return err

@@ -28,6 +28,7 @@ func FuzzReadCommand(f *testing.F) {
 		"t UID FETCH 1:* (FLAGS MODSEQ) (CHANGEDSINCE 12345 VANISHED)\r\n", "t STORE 1:5 (UNCHANGEDSINCE 0) +FLAGS.SILENT x\r\n",
 		"t SEARCH RETURN (MIN MAX COUNT ALL SAVE) MODSEQ \"/flags/\\\\draft\" all 620162338 $\r\n", "t FETCH $ (UID)\r\n",
 		"t APPEND INBOX UTF8 (~{3+}\r\nabc)\r\n", "t APPEND INBOX UTF8 ({3+}\r\nabc)\r\n", "t ENABLE UTF8=ACCEPT QRESYNC\r\n",
+		"t GETQUOTA \"\"\r\n", "t GETQUOTAROOT INBOX\r\n", "t SETQUOTA \"\" (STORAGE 512 MESSAGE 10)\r\n",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -95,7 +95,7 @@ func newEnv(t testing.TB, cfg Config) *testEnv {
 // deliver puts a message into one of alice's mailboxes, as SMTP delivery does.
 func (e *testEnv) deliver(t testing.TB, mailbox, msg string) {
 	t.Helper()
-	parsed, err := message.Parse(strings.NewReader(msg))
+	parsed, err := message.ParseAt(strings.NewReader(msg), int64(len(msg)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 func (s *session) statusItemsValid(items []string) error {
 	for _, item := range items {
 		switch item {
-		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "RECENT", "SIZE":
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "RECENT", "SIZE", "DELETED-STORAGE":
 		case "HIGHESTMODSEQ":
 			s.ext.condstore = true // RFC 7162 §3.1
 		default:
@@ -205,7 +205,9 @@ func (s *session) cmdList(c *Command) (done, error) {
 		}
 		s.writeListLine(resp, name, attrs, childInfo)
 		if o.status != nil && mb != nil {
-			s.writeStatus(*mb, o.status) // RFC 5819 §2: after the mailbox's LIST
+			if err := s.writeStatus(*mb, o.status); err != nil { // RFC 5819 §2: after the mailbox's LIST
+				return done{}, err
+			}
 		}
 	}
 	return done{}, nil

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -53,6 +54,8 @@ func (s *session) storeError(err error) error {
 		return &Error{Kind: NO, Code: "CANNOT", Text: "Invalid mailbox name or operation"}
 	case errors.Is(err, store.ErrHasChildren):
 		return &Error{Kind: NO, Code: "HASCHILDREN", Text: "Mailbox has inferior mailboxes"}
+	case errors.Is(err, store.ErrOverQuota):
+		return errOverQuota
 	}
 	s.srv.log.Error("imap: store", "account", s.account.Address, "err", err)
 	return &Error{Kind: BYE, Code: "UNAVAILABLE", Text: "Internal error, try again later", Cause: err}
@@ -158,12 +161,18 @@ func (s *session) cmdStatus(c *Command) (done, error) {
 	if err := s.statusItemsValid(c.StatusItems); err != nil {
 		return done{}, err
 	}
-	s.writeStatus(mb, c.StatusItems)
-	return done{}, nil
+	return done{}, s.writeStatus(mb, c.StatusItems)
 }
 
 // writeStatus writes "* STATUS name (items)" for items checked by statusItemsValid.
-func (s *session) writeStatus(mb store.Mailbox, items []string) {
+func (s *session) writeStatus(mb store.Mailbox, items []string) error {
+	var deleted int64
+	if slices.Contains(items, "DELETED-STORAGE") {
+		var err error
+		if deleted, err = s.deletedStorage(mb); err != nil {
+			return err
+		}
+	}
 	w := s.out()
 	w.str("* STATUS ")
 	w.mailbox(mb.Name)
@@ -191,9 +200,12 @@ func (s *session) writeStatus(mb store.Mailbox, items []string) {
 			w.num64(mb.Size)
 		case "HIGHESTMODSEQ":
 			w.num64u(mb.HighestModSeq)
+		case "DELETED-STORAGE":
+			w.num64(deleted)
 		}
 	}
 	w.str(")\r\n")
+	return nil
 }
 
 // cmdAppend adds a message (RFC 9051 §6.3.12). Its literal was announced but not read: its
@@ -243,7 +255,7 @@ func (s *session) cmdAppend(c *Command) (done, error) {
 	if err != nil {
 		return done{}, badf("Invalid flag")
 	}
-	parsed, err := message.Parse(io.NewSectionReader(spool, 0, spool.Size()))
+	parsed, err := message.ParseAt(spool, spool.Size())
 	if err != nil {
 		return done{}, err
 	}

@@ -2,12 +2,15 @@ package imapd
 
 // SEARCH (RFC 9051 §6.4.4) evaluated message by message over the selected mailbox.
 //
-// INTERIM: the text keys (BODY, TEXT) scan the stored bodies, and the header keys read each
-// message's header, because the full-text index of issue 10 does not exist yet. The scan is
-// bounded in memory (a streaming search) but not in time: a mailbox of 100,000 messages
-// takes as long as reading them. It matches raw octets, ASCII case-insensitively, so text in
-// base64 or quoted-printable parts is not found. The index will replace searchText and
-// searchHeader; the rest (flags, dates, sizes, sets) stays as it is.
+// The text keys (TEXT, BODY, SUBJECT, FROM, TO, CC, BCC) are answered by the store's
+// full-text index (store.Index, which documents what matches: word prefixes, without case
+// or diacritics, in the decoded text), one query per key before the evaluation; a message
+// then matches such a key when its UID is among the hits, so the keys combine with every
+// other key, NOT, OR and nesting as before. When the program is an AND with text keys at
+// its top level, only their common hits are listed and evaluated, so "SEARCH TEXT word"
+// in a large mailbox costs what the index finds, not the mailbox's size. HEADER and the
+// SENT* dates read each candidate's header; flags, dates, sizes and sets come from the
+// message rows.
 
 import (
 	"bytes"
@@ -27,6 +30,100 @@ type searchMsg struct {
 	m      store.Message
 	hdr    []byte // the header, read on first need
 	hdrErr error
+	text   textHits // the index's answers to the program's text keys
+}
+
+// textFields are the search keys the full-text index answers.
+var textFields = map[SearchOp]store.SearchField{
+	"TEXT": store.FieldText, "BODY": store.FieldBody, "SUBJECT": store.FieldSubject,
+	"FROM": store.FieldFrom, "TO": store.FieldTo, "CC": store.FieldCc, "BCC": store.FieldBcc,
+}
+
+// textHits holds, for each text key of a program, the UIDs the index found, ascending.
+type textHits map[*SearchKey][]uint32
+
+// searchIndex asks the index about every text key of k.
+func (s *session) searchIndex(k *SearchKey, hits textHits) error {
+	if f, ok := textFields[k.Op]; ok {
+		uids, err := s.srv.store.Search(s.ctx, s.sel.mb.ID, f, k.Text)
+		if err != nil {
+			return err
+		}
+		hits[k] = uids
+	}
+	for i := range k.Keys {
+		if err := s.searchIndex(&k.Keys[i], hits); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// candidates returns the UIDs a program can match at all, ascending: the common hits of
+// the text keys at its top level (all of them must match). restricted is false when there
+// is no such key and every message may match.
+func candidates(k *SearchKey, hits textHits) (common []uint32, restricted bool) {
+	top := []*SearchKey{k}
+	if k.Op == SearchAnd {
+		top = top[:0]
+		for i := range k.Keys {
+			top = append(top, &k.Keys[i])
+		}
+	}
+	for _, key := range top {
+		h, ok := hits[key]
+		switch {
+		case !ok:
+		case !restricted:
+			common, restricted = h, true
+		default:
+			common = intersect(common, h)
+		}
+	}
+	return common, restricted
+}
+
+// uidRanges turns ascending UIDs into ranges.
+func uidRanges(uids []uint32) []store.UIDRange {
+	var ranges []store.UIDRange
+	for _, u := range uids {
+		if n := len(ranges); n > 0 && ranges[n-1].Last+1 == u {
+			ranges[n-1].Last = u
+		} else {
+			ranges = append(ranges, store.UIDRange{First: u, Last: u})
+		}
+	}
+	return ranges
+}
+
+// needsRows reports whether evaluating k needs the messages' rows (flags, dates, sizes,
+// headers) rather than their UIDs and the index's answers alone.
+func needsRows(k *SearchKey) bool {
+	switch k.Op {
+	case SearchAnd, SearchOr, SearchNot:
+		return slices.ContainsFunc(k.Keys, func(k SearchKey) bool { return needsRows(&k) })
+	case SearchSeqSet, SearchUID, "ALL", "OLD", "NEW", "RECENT":
+		return false
+	}
+	_, text := textFields[k.Op]
+	return !text
+}
+
+// intersect returns the UIDs in both ascending lists.
+func intersect(a, b []uint32) []uint32 {
+	var out []uint32
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case a[i] > b[j]:
+			j++
+		default:
+			out = append(out, a[i])
+			i, j = i+1, j+1
+		}
+	}
+	return out
 }
 
 func (s *session) cmdSearch(c *Command) (done, error) {
@@ -38,9 +135,9 @@ func (s *session) cmdSearch(c *Command) (done, error) {
 	default:
 		return done{}, &Error{Kind: NO, Code: "BADCHARSET (UTF-8 US-ASCII)", Text: "Unsupported charset"} // RFC 9051 §6.4.4
 	}
-	msgs, err := s.messagesIn(nil)
-	if err != nil {
-		return done{}, err
+	text := textHits{}
+	if err := s.searchIndex(&c.Search, text); err != nil {
+		return done{}, s.storeError(err)
 	}
 	sel := s.sel
 	maxSeq, maxUID := uint32(len(sel.uids)), uint32(0)
@@ -49,22 +146,48 @@ func (s *session) cmdSearch(c *Command) (done, error) {
 	}
 	var hits []uint32
 	var modseqs []uint64 // of each hit, for CONDSTORE's MODSEQ in the result
-	for _, m := range msgs {
-		sm := &searchMsg{seq: sel.seqOf(m.UID), m: m}
+	eval := func(m store.Message) error {
+		sm := &searchMsg{seq: sel.seqOf(m.UID), m: m, text: text}
 		if sm.seq == 0 {
-			continue
+			return nil
 		}
 		ok, err := s.match(&c.Search, sm, maxSeq, maxUID)
+		switch {
+		case err != nil:
+			return err
+		case ok && c.UID:
+			hits, modseqs = append(hits, m.UID), append(modseqs, m.ModSeq)
+		case ok:
+			hits, modseqs = append(hits, sm.seq), append(modseqs, m.ModSeq)
+		}
+		return nil
+	}
+	common, restricted := candidates(&c.Search, text)
+	if !needsRows(&c.Search) {
+		// Text keys, sets and logic only: the UIDs are all there is to look at, and no
+		// message row is read (SEARCH TEXT of a common word in a large mailbox).
+		uids := sel.uids
+		if restricted {
+			uids = common
+		}
+		for _, u := range uids {
+			if err := eval(store.Message{UID: u}); err != nil {
+				return done{}, err
+			}
+		}
+	} else if !restricted || len(common) > 0 {
+		var ranges []store.UIDRange // nil: every message
+		if restricted {
+			ranges = uidRanges(common)
+		}
+		msgs, err := s.messagesIn(ranges)
 		if err != nil {
 			return done{}, err
 		}
-		if ok {
-			if c.UID {
-				hits = append(hits, m.UID)
-			} else {
-				hits = append(hits, sm.seq)
+		for _, m := range msgs {
+			if err := eval(m); err != nil {
+				return done{}, err
 			}
-			modseqs = append(modseqs, m.ModSeq)
 		}
 	}
 	s.searchResult(c, hits, modseqs) // esearch.go
@@ -151,11 +274,11 @@ func (s *session) match(k *SearchKey, sm *searchMsg, maxSeq, maxUID uint32) (boo
 			return d.Equal(k.Date), nil
 		}
 		return !d.Before(k.Date), nil
-	case "FROM", "TO", "CC", "BCC", "SUBJECT", "HEADER":
-		field := string(k.Op)
-		if k.Op == "HEADER" {
-			field = k.Field
-		}
+	case "TEXT", "BODY", "SUBJECT", "FROM", "TO", "CC", "BCC":
+		_, found := slices.BinarySearch(sm.text[k], m.UID)
+		return found, nil
+	case "HEADER":
+		field := k.Field
 		hdr, err := s.searchHeaderBytes(sm)
 		if err != nil {
 			return false, err
@@ -170,15 +293,13 @@ func (s *session) match(k *SearchKey, sm *searchMsg, maxSeq, maxUID uint32) (boo
 			}
 		}
 		return false, nil
-	case "BODY", "TEXT":
-		return s.searchBody(sm, k.Text, k.Op == "TEXT")
 	}
 	return false, badf("Unsupported search key " + string(k.Op))
 }
 
 var headerDecoder = &mime.WordDecoder{}
 
-// searchHeaderBytes returns the message's header, read once (INTERIM, see the file comment).
+// searchHeaderBytes returns the message's header, read once.
 func (s *session) searchHeaderBytes(sm *searchMsg) ([]byte, error) {
 	if sm.hdr != nil || sm.hdrErr != nil {
 		return sm.hdr, sm.hdrErr
@@ -221,61 +342,4 @@ func headerValues(hdr []byte, name string) []string {
 		vals = append(vals, val)
 	}
 	return vals
-}
-
-// searchBody looks for text in the body (or with all, the whole message) by streaming the
-// stored octets (INTERIM, see the file comment).
-func (s *session) searchBody(sm *searchMsg, text string, all bool) (bool, error) {
-	if text == "" {
-		return true, nil
-	}
-	rc, err := s.srv.store.OpenBlob(s.ctx, sm.m.BlobID)
-	if err != nil {
-		return false, err
-	}
-	defer rc.Close()
-	if !all {
-		hdr, err := s.searchHeaderBytes(sm)
-		if err != nil {
-			return false, err
-		}
-		if _, err := io.CopyN(io.Discard, rc, int64(len(hdr))+2); err != nil && err != io.EOF {
-			return false, err
-		}
-	}
-	return containsFold(rc, []byte(text))
-}
-
-// containsFold reports whether r holds needle, ASCII letters compared without case, reading
-// r in chunks and keeping len(needle)-1 octets of overlap.
-func containsFold(r io.Reader, needle []byte) (bool, error) {
-	needle = lowerASCII(bytes.Clone(needle))
-	buf := make([]byte, 32<<10+len(needle))
-	keep := 0
-	for {
-		n, err := r.Read(buf[keep:])
-		if n > 0 {
-			window := lowerASCII(buf[:keep+n])
-			if bytes.Contains(window, needle) {
-				return true, nil
-			}
-			keep = min(len(needle)-1, len(window))
-			copy(buf, window[len(window)-keep:])
-		}
-		if err == io.EOF {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-	}
-}
-
-func lowerASCII(b []byte) []byte {
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return b
 }

@@ -87,6 +87,8 @@ type Store interface {
 	Copy(ctx context.Context, from int64, uids []uint32, to int64) (store.Copied, error)
 	Move(ctx context.Context, from int64, uids []uint32, to int64) (store.Copied, error)
 	Subscribe(accountID int64) (changes <-chan store.Change, cancel func())
+	Quota(ctx context.Context, accountID int64) (store.Quota, error)                                     // quota.go
+	Search(ctx context.Context, mailboxID int64, field store.SearchField, text string) ([]uint32, error) // searcheval.go
 }
 
 // Authenticator checks logins; *auth.Service implements it.

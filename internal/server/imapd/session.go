@@ -74,6 +74,9 @@ var commands = map[string]struct {
 	"STORE":        {stateSelected, (*session).cmdStore},      // RFC 9051 §6.4.6
 	"COPY":         {stateSelected, (*session).cmdCopy},       // RFC 9051 §6.4.7, RFC 4315
 	"MOVE":         {stateSelected, (*session).cmdCopy},       // RFC 6851
+	"GETQUOTA":     {loggedIn, (*session).cmdGetQuota},        // RFC 9208 §3.1
+	"GETQUOTAROOT": {loggedIn, (*session).cmdGetQuotaRoot},    // RFC 9208 §3.2
+	"SETQUOTA":     {loggedIn, (*session).cmdSetQuota},        // RFC 9208 §3.3
 }
 
 // Errors that end a session.
@@ -464,6 +467,9 @@ func (s *session) capabilities() string {
 	b.WriteString(extCapabilities) // enable.go
 	b.WriteString(" APPENDLIMIT=")
 	b.WriteString(strconv.FormatInt(s.srv.cfg.AppendLimit, 10))
+	if s.state != stateNotAuth {
+		b.WriteString(quotaCapabilities) // quota.go: only a user has a quota
+	}
 	if s.state == stateNotAuth {
 		if s.srv.cfg.TLS != nil && !s.tls {
 			b.WriteString(" STARTTLS")

@@ -78,6 +78,8 @@ func (f *fakeDeliverer) Reaches(ctx context.Context, a address.Address, acct sto
 	return deliver.New(&fakeDir{}, slog.New(slog.DiscardHandler)).Reaches(ctx, a, acct)
 }
 
+func (f *fakeDeliverer) CheckQuota(context.Context, []store.Target, int64) error { return nil }
+
 func (f *fakeDeliverer) Deliver(ctx context.Context, env deliver.Envelope, body deliver.Body) (store.Delivered, error) {
 	if f.entered != nil {
 		f.entered <- struct{}{}

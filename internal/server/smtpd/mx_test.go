@@ -125,6 +125,8 @@ type memStore struct {
 	bodies     []string
 }
 
+func (*memStore) Quota(context.Context, int64) (store.Quota, error) { return store.Quota{}, nil }
+
 func (m *memStore) Domain(_ context.Context, name string) (store.Domain, error) {
 	if name != "example.test" {
 		return store.Domain{}, store.ErrNotFound

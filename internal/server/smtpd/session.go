@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,7 @@ type transaction struct {
 	from    string         // reverse-path, "" for the null sender
 	rcpts   []string       // accepted forward-paths
 	targets []store.Target // their resolved mailboxes
+	size    int64          // the SIZE of MAIL FROM (RFC 1870), 0 if not given
 	refused int            // recipients refused
 	lastErr string         // why the last recipient was refused, for the log
 	logOnce sync.Once
@@ -207,6 +209,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 		}
 	}
 	tx := &transaction{id: newID(), from: from}
+	if opts != nil {
+		tx.size = opts.Size
+	}
 	if refuse != nil {
 		s.logTx(tx, "rejected", refuse.Message, 0)
 		return refuse
@@ -259,6 +264,15 @@ func (s *session) resolve(tx *transaction, to string) *smtp.SMTPError {
 		s.srv.log.Warn("resolving recipient failed", "msgid", tx.id, "err", err)
 		return reply(451, 4, 3, 0, "temporary failure, try again later")
 	}
+	// A full mailbox is refused here, before the body is sent (RFC 3463 X.2.2); the store
+	// checks again when it commits.
+	switch err := s.srv.d.CheckQuota(s.srv.ctx, targets, tx.size); {
+	case errors.Is(err, store.ErrOverQuota):
+		return reply(552, 5, 2, 2, "mailbox full")
+	case err != nil:
+		s.srv.log.Warn("checking the quota of a recipient failed", "msgid", tx.id, "err", err)
+		return reply(451, 4, 3, 0, "temporary failure, try again later")
+	}
 	s.mu.Lock()
 	tx.rcpts = append(tx.rcpts, a.String())
 	tx.targets = append(tx.targets, targets...)
@@ -309,6 +323,16 @@ func (s *session) Data(r io.Reader) (err error) {
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.DataTimeout)
 	defer cancel()
 	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received}, spool)
+	if q := (*store.QuotaError)(nil); errors.As(err, &q) {
+		// A mailbox filled up between RCPT and now. The store committed nothing, and one
+		// reply must do for every recipient: if some could still take the message, the
+		// client retries, and at the next RCPT the full mailboxes are refused alone.
+		s.logTx(tx, "rejected", "mailbox full", n)
+		if overQuotaAll(targets, q.Accounts) {
+			return reply(552, 5, 2, 2, "mailbox full")
+		}
+		return reply(452, 4, 2, 2, "mailbox full for some recipients, try again later")
+	}
 	if err != nil {
 		s.srv.log.Error("delivery failed", "msgid", tx.id, "err", err)
 		s.logTx(tx, "failed", "store error", n)
@@ -317,6 +341,16 @@ func (s *session) Data(r io.Reader) (err error) {
 	s.logTx(tx, "delivered", "", n)
 	// go-smtp sends an SMTPError as the reply whatever its code: this is the 250.
 	return reply(250, 2, 0, 0, "OK id="+tx.id)
+}
+
+// overQuotaAll reports whether every target is in an account of over.
+func overQuotaAll(targets []store.Target, over []int64) bool {
+	for _, t := range targets {
+		if !slices.Contains(over, t.AccountID) {
+			return false
+		}
+	}
+	return true
 }
 
 // dataError maps a failure while receiving the body to the reply.

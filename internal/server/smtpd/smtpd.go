@@ -132,6 +132,7 @@ type Deliverer interface {
 	Resolve(ctx context.Context, rcpt address.Address) ([]store.Target, error)
 	Reaches(ctx context.Context, a address.Address, acct store.Account) (bool, error)
 	Deliver(ctx context.Context, env deliver.Envelope, body deliver.Body) (store.Delivered, error)
+	CheckQuota(ctx context.Context, targets []store.Target, size int64) error
 }
 
 // Authenticator runs SASL exchanges; *auth.Service implements it.

@@ -161,6 +161,8 @@ type committer struct {
 	// counters are the delivery counters (delivercache.go); they hold changes not yet
 	// written only inside runBatch.
 	counters counters
+	// defaultQuota is Options.DefaultQuota, for the accounts without limits of their own.
+	defaultQuota store.QuotaLimits
 }
 
 func (c *committer) stmt(query string) (*sql.Stmt, error) {
@@ -189,7 +191,8 @@ func (c *committer) do(query string) error {
 // committing everything that was queued.
 func (s *Store) commitLoop(garbage int64) {
 	c := &committer{ctx: context.Background(), conn: s.wc, stmts: map[string]*sql.Stmt{},
-		garbage: garbage, timer: time.NewTimer(time.Hour), counters: newCounters()}
+		garbage: garbage, timer: time.NewTimer(time.Hour), counters: newCounters(),
+		defaultQuota: s.opts.DefaultQuota}
 	c.timer.Stop()
 	defer func() {
 		s.reclaimAtClose(c)

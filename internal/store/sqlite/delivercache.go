@@ -3,6 +3,8 @@ package sqlite
 import (
 	"fmt"
 	"math"
+
+	"petrel/internal/store"
 )
 
 // The delivery counters.
@@ -39,8 +41,10 @@ type counters struct {
 
 type accountCount struct {
 	modseq uint64
-	added  counts // delivered since the row was written (messages, size)
-	dirty  bool   // not yet written
+	base   counts            // usage in the row (messages, size), as this committer last wrote or read it
+	added  counts            // delivered since the row was written (messages, size)
+	limits store.QuotaLimits // quota in force (quota.go)
+	dirty  bool              // not yet written
 }
 
 type mailboxCount struct {
@@ -108,6 +112,7 @@ func (c *committer) flushCounters() error {
 			int64(a.modseq), a.added.messages, a.added.size, id); err != nil {
 			return err
 		}
+		a.base.add(a.added)
 		a.dirty, a.added = false, counts{}
 	}
 	for id, m := range c.counters.mailboxes {
@@ -157,15 +162,9 @@ func (t *tx) deliveryModSeq(accountID int64) (uint64, error) {
 	if m, ok := t.modseq[accountID]; ok {
 		return m, nil
 	}
-	k := &t.c.counters
-	a, ok := k.accounts[accountID]
-	if !ok {
-		var m int64
-		if err := t.queryRow(`SELECT modseq FROM accounts WHERE id = ?`, []any{accountID}, &m); err != nil {
-			return 0, err
-		}
-		a = &accountCount{modseq: uint64(m)}
-		k.accounts[accountID] = a
+	a, err := t.deliveryAccount(accountID)
+	if err != nil {
+		return 0, err
 	}
 	if t.modseq == nil {
 		t.modseq = map[int64]uint64{}
@@ -173,6 +172,25 @@ func (t *tx) deliveryModSeq(accountID int64) (uint64, error) {
 	t.modseq[accountID] = a.modseq + 1
 	t.counted.modseq = t.modseq
 	return a.modseq + 1, nil
+}
+
+// deliveryAccount returns the committer's counters of an account, reading its row the
+// first time. A missing account is store.ErrNotFound.
+func (t *tx) deliveryAccount(accountID int64) (*accountCount, error) {
+	k := &t.c.counters
+	if a, ok := k.accounts[accountID]; ok {
+		return a, nil
+	}
+	var m int64
+	a := &accountCount{}
+	d := t.c.defaultQuota
+	if err := t.queryRow(`SELECT modseq, messages, size, coalesce(quota_storage, ?), coalesce(quota_messages, ?) FROM accounts WHERE id = ?`,
+		[]any{d.Storage, d.Messages, accountID}, &m, &a.base.messages, &a.base.size, &a.limits.Storage, &a.limits.Messages); err != nil {
+		return nil, err
+	}
+	a.modseq = uint64(m)
+	k.accounts[accountID] = a
+	return a, nil
 }
 
 // takeUID finds the mailbox a delivery target goes to (the named one or, with fallback and

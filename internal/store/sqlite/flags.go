@@ -254,6 +254,16 @@ func (t *tx) copyMessages(from int64, uids []uint32, to int64, move bool) (store
 	if len(msgs) == 0 {
 		return out, nil
 	}
+	if !move {
+		// A move keeps the account's usage; a copy adds to it (RFC 9208 §4.3).
+		q, err := t.quotaOf(acct)
+		if err != nil {
+			return store.Copied{}, err
+		}
+		if q.Over(delta.messages, delta.size) {
+			return store.Copied{}, fmt.Errorf("account %d: %w", acct, store.ErrOverQuota)
+		}
+	}
 	modseq, err := t.raiseModSeq(acct)
 	if err != nil {
 		return store.Copied{}, err

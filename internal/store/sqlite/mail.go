@@ -160,6 +160,9 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 	var uidvalidity uint32
 	r := &request{size: int64(len(body)), delivery: true}
 	r.fn = func(t *tx) error {
+		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
+			return err
+		}
 		p := &d.Parsed
 		first := body[:min(blobChunkSize, len(body))]
 		res, err := t.exec(`INSERT INTO blobs (size, mail_from, received, message_id, subject, from_addr, date, envelope, structure, data)
@@ -170,6 +173,9 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 		}
 		blobID, err := res.LastInsertId()
 		if err != nil {
+			return err
+		}
+		if err := t.insertSearch(blobID, p); err != nil {
 			return err
 		}
 		for seq, off := 1, blobChunkSize; off < len(body); seq, off = seq+1, off+blobChunkSize {
@@ -323,6 +329,12 @@ func (s *Store) mailboxExists(ctx context.Context, mailboxID int64) error {
 // Vanished implements store.Mail.
 func (s *Store) Vanished(ctx context.Context, mailboxID int64, f store.Filter) ([]uint32, error) {
 	query, args := selectFiltered(`t.uid`, "expunged", mailboxID, f)
+	return s.mailboxUIDs(ctx, mailboxID, query, args...)
+}
+
+// mailboxUIDs runs a query for UIDs of one mailbox; when it finds none, a mailbox that
+// does not exist is ErrNotFound.
+func (s *Store) mailboxUIDs(ctx context.Context, mailboxID int64, query string, args ...any) ([]uint32, error) {
 	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, err

@@ -359,3 +359,47 @@ func helperExpunge(path string) {
 	time.Sleep(30 * time.Second) // the parent kills us long before
 	os.Exit(3)
 }
+
+// TestReclaimLeavesIndex: a freed body leaves the full-text index (the trigger on blobs),
+// while a body still referenced by another mailbox stays in it.
+func TestReclaimLeavesIndex(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t, Options{})
+	a := setup(t, s, "a@example.org")
+	indexed := func(word string) int {
+		t.Helper()
+		var n int
+		if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM search WHERE search MATCH ?`, word).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, w := range []string{"alpha", "beta"} {
+		d := message("Subject: "+w+"\r\n\r\n"+w+"\r\n", a.ID)
+		d.Parsed.Text = &store.SearchText{Subject: w, Body: w}
+		if _, err := s.Deliver(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	box, err := s.Mailbox(ctx, a.ID, store.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch, err := s.Mailbox(ctx, a.ID, store.Archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Copy(ctx, box.ID, []uint32{2}, arch.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expunge(ctx, box.ID, []uint32{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitReclaimed(t)
+	if n := indexed("alpha"); n != 0 {
+		t.Errorf("the freed body is still indexed (%d rows)", n)
+	}
+	if n := indexed("beta"); n != 1 {
+		t.Errorf("the copied body has %d index rows, want 1", n)
+	}
+}

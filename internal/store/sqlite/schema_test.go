@@ -93,6 +93,28 @@ func TestUpgradeFromVersion2(t *testing.T) {
 		t.Errorf("subscriptions %q, %v; want %q", subs, err, want)
 	}
 
+	// The bodies stored before the full-text index wait to be indexed (the shared one
+	// once), are not found until they are, and are found after.
+	pending, err := s.Unindexed(ctx, 100)
+	if err != nil || len(pending) != 3 {
+		t.Fatalf("Unindexed after the upgrade = %v, %v; want the 3 bodies", pending, err)
+	}
+	bInbox := mailbox(b.ID, store.Inbox)
+	if got, err := s.Search(ctx, bInbox.ID, store.FieldBody, "22"); err != nil || len(got) != 0 {
+		t.Errorf("Search before indexing = %v, %v", got, err)
+	}
+	for _, id := range pending {
+		if err := s.IndexBlob(ctx, id, store.SearchText{Body: readBlob(t, s, id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.Search(ctx, bInbox.ID, store.FieldBody, "22"); err != nil || !slices.Equal(got, []uint32{1}) {
+		t.Errorf("Search after indexing = %v, %v; want UID 1", got, err)
+	}
+	if rest, err := s.Unindexed(ctx, 100); err != nil || len(rest) != 0 {
+		t.Errorf("Unindexed after indexing = %v, %v", rest, err)
+	}
+
 	// The upgraded store works: a delivery gets the next UID and MODSEQ, a flag change and
 	// an expunge keep the counts, and the expunge leaves a tombstone.
 	inbox := mailbox(a.ID, store.Inbox)

@@ -102,6 +102,9 @@ type Options struct {
 	MaxBatchBytes int64
 	// Logger receives commit failures and dropped subscribers. Default: discard.
 	Logger *slog.Logger
+	// DefaultQuota is the quota of every account without limits of its own (SetQuota);
+	// zero fields are no limit.
+	DefaultQuota store.QuotaLimits
 
 	// reclaimOff stops the background reclaim of freed bodies (tests: a store that died
 	// before reclaiming).

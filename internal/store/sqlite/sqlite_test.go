@@ -529,3 +529,27 @@ func BenchmarkDeliverParallel(b *testing.B) { benchmarkDeliver(b, Options{}) }
 
 // BenchmarkDeliverParallelNoGroup: the same with one fsync per message (MaxBatch=1).
 func BenchmarkDeliverParallelNoGroup(b *testing.B) { benchmarkDeliver(b, Options{MaxBatch: 1}) }
+
+// TestDefaultQuota: an account without limits of its own has Options.DefaultQuota, in
+// Quota and in the commit, and its own setting overrides it.
+func TestDefaultQuota(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t, Options{DefaultQuota: store.QuotaLimits{Messages: 1}})
+	a := setup(t, s, "a@example.org").ID
+	q, err := s.Quota(ctx, a)
+	if err != nil || q.Limits != (store.QuotaLimits{Messages: 1}) || q.Setting.Messages != store.QuotaDefault {
+		t.Fatalf("Quota = %+v, %v", q, err)
+	}
+	if _, err := s.Deliver(ctx, message("Subject: 1\r\n\r\n1\r\n", a)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Deliver(ctx, message("Subject: 2\r\n\r\n2\r\n", a)); !errors.Is(err, store.ErrOverQuota) {
+		t.Fatalf("second delivery: %v, want over quota", err)
+	}
+	if err := s.SetQuota(ctx, a, store.QuotaLimits{Storage: store.QuotaDefault, Messages: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Deliver(ctx, message("Subject: 2\r\n\r\n2\r\n", a)); err != nil {
+		t.Fatalf("delivery without a limit: %v", err)
+	}
+}

@@ -75,6 +75,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Changes", testChanges},
 		{"SlowSubscriber", testSlowSubscriber},
 		{"LockMaildrop", testLockMaildrop},
+		// quota.go
+		{"Quota", testQuota},
+		{"QuotaConcurrent", testQuotaConcurrent},
+		{"Search", testSearch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
