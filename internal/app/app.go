@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"petrel/internal/config"
@@ -91,8 +92,9 @@ type App struct {
 	certs    *certs
 	bound    []bound // every listener, bound by New before anything is written
 	bindings []binding
-	user     *runAs   // switch to this user in Run; nil: stay
-	lock     *os.File // holds the data directory's lock until Run ends
+	user     *runAs      // switch to this user in Run; nil: stay
+	lock     *os.File    // holds the data directory's lock until Run ends
+	ready    atomic.Bool // every listener is served and no shutdown has begun (/readyz)
 
 	// Grace bounds how long Run waits for transactions in flight at shutdown.
 	Grace time.Duration
@@ -304,6 +306,9 @@ func (a *App) prepare(ctx context.Context) error {
 	imaps := imapd.New(imapConf(true), a.store, au, a.log.With("listener", "imaps"))
 	add("imap", imap, imapBusy)
 	add("imaps", imaps, nil)
+	web, webs := a.webServers(a.webRoutes(), tlsConf)
+	add("http", web, busyLine("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+	add("https", webs, nil)
 	return nil
 }
 
@@ -391,6 +396,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 			}
 		}(b, listeners[i])
 	}
+	a.ready.Store(true)
 	a.log.Info("petrel started", "hostname", a.cfg.Hostname, "data", a.cfg.Data)
 
 	trimCtx, stopTrim := context.WithCancel(ctx)
@@ -420,6 +426,7 @@ loop:
 		}
 	}
 
+	a.ready.Store(false)
 	stopTrim()
 	<-trimDone
 	a.log.Info("shutting down", "grace", a.Grace)

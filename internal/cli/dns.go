@@ -2,8 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 
 	"petrel/internal/app"
@@ -84,7 +82,7 @@ func writeZone(e *Env, c *config.Config, d string, keys []msgauth.Key) error {
 		{"_pop3._tcp", 10, c.POP3.Listen, "POP3, STLS"},
 	}
 	for _, s := range services {
-		for _, port := range ports(s.addrs) {
+		for _, port := range app.ListenPorts(s.addrs) {
 			fmt.Fprintf(w, "%s.%s. IN SRV %d 1 %d %s ; %s\n", s.name, d, s.priority, port, host, s.why)
 		}
 	}
@@ -106,24 +104,4 @@ func writeZone(e *Env, c *config.Config, d string, keys []msgauth.Key) error {
 	}
 	fmt.Fprintln(w, "\n; MTA-STS (RFC 8461) records arrive with outbound delivery; nothing to publish for it yet.")
 	return nil
-}
-
-// ports returns the distinct ports of listen addresses ("host:port"), in order. Addresses
-// were validated when the configuration was loaded; one that does not parse is skipped.
-func ports(addrs []string) []int {
-	var out []int
-	seen := map[int]bool{}
-	for _, a := range addrs {
-		_, p, err := net.SplitHostPort(a)
-		if err != nil {
-			continue
-		}
-		n, err := strconv.Atoi(p)
-		if err != nil || seen[n] {
-			continue
-		}
-		seen[n] = true
-		out = append(out, n)
-	}
-	return out
 }
