@@ -2,10 +2,15 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 
+	"petrel/internal/config"
 	"petrel/internal/server/httpd"
 	"petrel/internal/store"
 )
@@ -24,7 +29,59 @@ func (a *App) webRoutes() *httpd.Routes {
 			return nil
 		}},
 	))
+	log := a.log.With("listener", "http")
+	// The ports actually bound (a configured port 0 is the kernel's choice).
+	ports := map[string][]int{}
+	for _, b := range a.bound {
+		ports[b.name] = append(ports[b.name], ListenPorts([]string{b.l.Addr().String()})...)
+	}
+	(&httpd.ClientSetup{Services: ClientServices(a.cfg.Hostname, ports), Domains: a.store, Log: log}).Register(mux)
+	if policy, _, ok := MTASTSPolicy(a.cfg); ok {
+		(&httpd.MTASTS{Policy: policy, Domains: a.store, Log: log}).Register(mux)
+	}
 	return mux
+}
+
+// ClientServices is what client set-up documents tell mail clients: the host name and the
+// ports of the listeners (by listener name: "imaps", "submission", ...), implicit TLS first
+// (RFC 8314 §3).
+func ClientServices(hostname string, ports map[string][]int) httpd.Services {
+	eps := func(implicit, starttls string) []httpd.Endpoint {
+		var out []httpd.Endpoint
+		for _, p := range ports[implicit] {
+			out = append(out, httpd.Endpoint{Port: p, TLS: true})
+		}
+		for _, p := range ports[starttls] {
+			out = append(out, httpd.Endpoint{Port: p})
+		}
+		return out
+	}
+	return httpd.Services{
+		Hostname:   strings.TrimSuffix(strings.ToLower(hostname), "."),
+		IMAP:       eps("imaps", "imap"),
+		POP3:       eps("pop3s", "pop3"),
+		Submission: eps("submissions", "submission"),
+	}
+}
+
+// MTASTSPolicy is the MTA-STS policy file of every hosted domain (RFC 8461 §3.2: the
+// configured mode and max_age, our host name as the only mx) and its id for the
+// _mta-sts TXT record, which changes whenever the policy does (a hash of it). ok is false
+// when http.mta_sts_mode is "off".
+func MTASTSPolicy(cfg *config.Config) (policy, id string, ok bool) {
+	mode := cfg.HTTP.MTASTSMode
+	if mode == "off" {
+		return "", "", false
+	}
+	host := strings.TrimSuffix(strings.ToLower(cfg.Hostname), ".")
+	policy = "version: STSv1\r\nmode: " + mode + "\r\n"
+	if mode != "none" {
+		policy += "mx: " + host + "\r\n"
+	}
+	policy += "max_age: " + strconv.Itoa(cfg.HTTP.MTASTSMaxAge) + "\r\n"
+	sum := sha256.Sum256([]byte(policy))
+	// RFC 8461 §3.1: id is 1 to 32 letters and digits.
+	return policy, hex.EncodeToString(sum[:16]), true
 }
 
 // storeAnswers is the readiness check of the store: a read that needs the database.

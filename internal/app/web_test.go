@@ -5,13 +5,20 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/xml"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
+
+	"petrel/internal/outbound/mx"
 )
 
 // runApp starts a development instance on free ports and serves it until the test ends
@@ -103,5 +110,106 @@ func TestWebListeners(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 503 || string(b) != "not ready: store\n" {
 		t.Errorf("readyz with a closed store: %d %q", resp.StatusCode, b)
+	}
+}
+
+// curl runs curl with args and returns the body and what -w printed after it (the status
+// code and content type); it skips without curl, but fails in CI, which installs it.
+func curl(t *testing.T, args ...string) (body, code, ctype string) {
+	t.Helper()
+	bin, err := exec.LookPath("curl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("curl is missing (.ci/run installs it)")
+		}
+		t.Skip("curl not installed")
+	}
+	out, err := exec.Command(bin, append([]string{"-sS", "-w", "\n%{http_code} %{content_type}"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("curl %v: %v", args, err)
+	}
+	s := string(out)
+	i := strings.LastIndex(s, "\n")
+	code, ctype, _ = strings.Cut(s[i+1:], " ")
+	return s[:i], code, ctype
+}
+
+// TestClientSetupWithCurl fetches every client set-up document from the development
+// instance with curl, as a client would, and checks them against its listeners.
+func TestClientSetupWithCurl(t *testing.T) {
+	a, c := runApp(t)
+	plain, secure := "http://"+a.addr(t, "http"), "https://"+a.addr(t, "https")
+	waitReady(t, c, plain+"/readyz")
+	cacert := filepath.Join(a.cfg.Data, "tls", "cert.pem")
+	port := func(name string) string {
+		_, p, _ := strings.Cut(a.addr(t, name), ":")
+		return p
+	}
+
+	for _, args := range [][]string{
+		{plain + "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=dev@example.test"},
+		{"-H", "Host: autoconfig.example.test", plain + "/mail/config-v1.1.xml"},
+		{"--cacert", cacert, secure + "/mail/config-v1.1.xml?emailaddress=dev%40example.test"},
+	} {
+		body, code, ctype := curl(t, args...)
+		if code != "200" || ctype != "application/xml; charset=utf-8" {
+			t.Fatalf("%v: %s %s\n%s", args, code, ctype, body)
+		}
+		var cc struct {
+			Incoming []struct {
+				Type   string `xml:"type,attr"`
+				Host   string `xml:"hostname"`
+				Port   string `xml:"port"`
+				Socket string `xml:"socketType"`
+			} `xml:"emailProvider>incomingServer"`
+			Outgoing []struct {
+				Port   string `xml:"port"`
+				Socket string `xml:"socketType"`
+			} `xml:"emailProvider>outgoingServer"`
+		}
+		if err := xml.Unmarshal([]byte(body), &cc); err != nil {
+			t.Fatal(err)
+		}
+		got := fmt.Sprint(cc.Incoming, cc.Outgoing)
+		want := fmt.Sprintf("[{imap localhost %s SSL} {imap localhost %s STARTTLS} {pop3 localhost %s SSL} {pop3 localhost %s STARTTLS}] [{%s SSL} {%s STARTTLS}]",
+			port("imaps"), port("imap"), port("pop3s"), port("pop3"), port("submissions"), port("submission"))
+		if got != want {
+			t.Errorf("%v: servers\n%s\nwant\n%s", args, got, want)
+		}
+	}
+
+	body, code, ctype := curl(t, "--cacert", cacert, secure+"/apple.mobileconfig?email=dev@example.test")
+	if code != "200" || ctype != "application/x-apple-aspen-config" ||
+		!regexp.MustCompile(`<key>IncomingMailServerPortNumber</key>\s*<integer>`+port("imaps")+`</integer>`).MatchString(body) {
+		t.Errorf("mobileconfig: %s %s\n%s", code, ctype, body)
+	}
+
+	body, code, _ = curl(t, "--cacert", cacert, "-H", "Content-Type: text/xml", "--data-binary",
+		`<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>dev@example.test</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>`,
+		secure+"/autodiscover/autodiscover.xml")
+	if code != "200" || !strings.Contains(body, "<Type>IMAP</Type>") || !strings.Contains(body, "<Port>"+port("imaps")+"</Port>") {
+		t.Errorf("autodiscover: %s\n%s", code, body)
+	}
+
+	// The MTA-STS policy parses as the outbound side parses policies, and names our host.
+	body, code, _ = curl(t, "--cacert", cacert, "-H", "Host: mta-sts.example.test", secure+"/.well-known/mta-sts.txt")
+	p, err := mx.ParsePolicy([]byte(body))
+	if code != "200" || err != nil || p.Mode != mx.ModeTesting || len(p.MX) != 1 || p.MX[0] != "localhost" || p.MaxAge != 7*24*time.Hour {
+		t.Errorf("mta-sts: %s %v %+v\n%q", code, err, p, body)
+	}
+	if want, _, _ := MTASTSPolicy(a.cfg); body != want {
+		t.Errorf("served policy %q, want %q", body, want)
+	}
+
+	// Someone else's domain gets nothing.
+	for _, args := range [][]string{
+		{plain + "/mail/config-v1.1.xml?emailaddress=dev@example.com"},
+		{"-H", "Host: autoconfig.example.com", plain + "/mail/config-v1.1.xml"},
+		{"--cacert", cacert, secure + "/apple.mobileconfig?email=dev@example.com"},
+		{"--cacert", cacert, "-H", "Host: mta-sts.example.com", secure + "/.well-known/mta-sts.txt"},
+	} {
+		if body, code, _ := curl(t, args...); code != "404" {
+			t.Errorf("%v: %s\n%s", args, code, body)
+		}
 	}
 }
