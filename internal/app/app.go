@@ -30,6 +30,7 @@ import (
 	"petrel/internal/lib/connlimit"
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/server/httpd"
 	"petrel/internal/server/imapd"
 	"petrel/internal/server/pop3d"
 	"petrel/internal/server/smtpd"
@@ -41,10 +42,14 @@ import (
 // The server and every management command use it, so both work on the same data at once.
 // It is the one place that knows which backend runs; everything else sees store.Store.
 func OpenStore(dataDir string, log *slog.Logger) (store.Store, error) {
+	return openStore(dataDir, sqlite.Options{Logger: log})
+}
+
+func openStore(dataDir string, opts sqlite.Options) (store.Store, error) {
 	if err := checkDataDir(dataDir); err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(filepath.Join(dataDir, "petrel.db"), sqlite.Options{Logger: log})
+	st, err := sqlite.Open(filepath.Join(dataDir, "petrel.db"), opts)
 	if err != nil {
 		return nil, err // not a typed nil inside the interface
 	}
@@ -95,6 +100,7 @@ type App struct {
 	user     *runAs      // switch to this user in Run; nil: stay
 	lock     *os.File    // holds the data directory's lock until Run ends
 	ready    atomic.Bool // every listener is served and no shutdown has begun (/readyz)
+	metrics  *httpd.Metrics
 
 	// Grace bounds how long Run waits for transactions in flight at shutdown.
 	Grace time.Duration
@@ -106,7 +112,7 @@ type App struct {
 // account or printed password behind. Then it creates the data directory, the store, the
 // domains and the development account, and the servers.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) (*App, error) {
-	a := &App{cfg: cfg, log: log, out: out, Grace: 30 * time.Second}
+	a := &App{cfg: cfg, log: log, out: out, Grace: 30 * time.Second, metrics: httpd.NewMetrics()}
 	writeDevCert, err := a.preflight()
 	if err != nil {
 		a.release()
@@ -170,7 +176,7 @@ func (a *App) create(ctx context.Context, writeDevCert func() error) error {
 	if cfg.Dev && cfg.TLS.Cert == "" {
 		fmt.Fprintf(a.out, "petrel: TLS certificate %s (self-signed, development instance)\n", a.certs.certFile)
 	}
-	st, err := OpenStore(cfg.Data, a.log)
+	st, err := openStore(cfg.Data, sqlite.Options{Logger: a.log, ObserveCommit: a.metrics.Commit})
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", cfg.Data, err)
 	}
@@ -220,7 +226,7 @@ func (a *App) prepare(ctx context.Context) error {
 		FailureDelay:    cfg.Limits.AuthFailureDelay.Duration,
 		MaxFailureDelay: cfg.Limits.AuthFailureMaxDelay.Duration,
 	}, a.log)
-	dl := deliver.New(a.store, a.log)
+	dl := countDeliveries{deliver.New(a.store, a.log), a.metrics}
 	spool := filepath.Join(cfg.Data, "spool")
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return err
@@ -229,8 +235,9 @@ func (a *App) prepare(ctx context.Context) error {
 	if cfg.SMTP.SenderPolicy == "any" {
 		senders = smtpd.SenderAny
 	}
-	smtpConf := func(role smtpd.Role, implicit bool) smtpd.Config {
+	smtpConf := func(name string, role smtpd.Role, implicit bool) smtpd.Config {
 		return smtpd.Config{
+			Metrics:           a.metrics.Listener(name),
 			Hostname:          cfg.Hostname,
 			Role:              role,
 			TLS:               tlsConf,
@@ -249,8 +256,9 @@ func (a *App) prepare(ctx context.Context) error {
 			MaxAuthFailures:   cfg.Limits.MaxAuthFailures,
 		}
 	}
-	pop3Conf := func(implicit bool) pop3d.Config {
+	pop3Conf := func(name string, implicit bool) pop3d.Config {
 		return pop3d.Config{
+			Metrics:            a.metrics.Listener(name),
 			Hostname:           cfg.Hostname,
 			TLS:                tlsConf,
 			ImplicitTLS:        implicit,
@@ -265,8 +273,9 @@ func (a *App) prepare(ctx context.Context) error {
 			MaxAuthFailures:    cfg.Limits.MaxAuthFailures,
 		}
 	}
-	imapConf := func(implicit bool) imapd.Config {
+	imapConf := func(name string, implicit bool) imapd.Config {
 		return imapd.Config{
+			Metrics:            a.metrics.Listener(name),
 			Hostname:           cfg.Hostname,
 			TLS:                tlsConf,
 			ImplicitTLS:        implicit,
@@ -292,18 +301,18 @@ func (a *App) prepare(ctx context.Context) error {
 			}
 		}
 	}
-	mx := smtpd.New(smtpConf(smtpd.RoleMX, false), dl, au, a.log.With("listener", "smtp"))
-	sub := smtpd.New(smtpConf(smtpd.RoleSubmission, false), dl, au, a.log.With("listener", "submission"))
-	subs := smtpd.New(smtpConf(smtpd.RoleSubmission, true), dl, au, a.log.With("listener", "submissions"))
-	pop := pop3d.New(pop3Conf(false), a.store, au, a.log.With("listener", "pop3"))
-	pops := pop3d.New(pop3Conf(true), a.store, au, a.log.With("listener", "pop3s"))
+	mx := smtpd.New(smtpConf("smtp", smtpd.RoleMX, false), dl, au, a.log.With("listener", "smtp"))
+	sub := smtpd.New(smtpConf("submission", smtpd.RoleSubmission, false), dl, au, a.log.With("listener", "submission"))
+	subs := smtpd.New(smtpConf("submissions", smtpd.RoleSubmission, true), dl, au, a.log.With("listener", "submissions"))
+	pop := pop3d.New(pop3Conf("pop3", false), a.store, au, a.log.With("listener", "pop3"))
+	pops := pop3d.New(pop3Conf("pop3s", true), a.store, au, a.log.With("listener", "pop3s"))
 	add("smtp", mx, smtpBusy)
 	add("submission", sub, smtpBusy)
 	add("submissions", subs, nil)
 	add("pop3", pop, pop3Busy)
 	add("pop3s", pops, nil)
-	imap := imapd.New(imapConf(false), a.store, au, a.log.With("listener", "imap"))
-	imaps := imapd.New(imapConf(true), a.store, au, a.log.With("listener", "imaps"))
+	imap := imapd.New(imapConf("imap", false), a.store, au, a.log.With("listener", "imap"))
+	imaps := imapd.New(imapConf("imaps", true), a.store, au, a.log.With("listener", "imaps"))
 	add("imap", imap, imapBusy)
 	add("imaps", imaps, nil)
 	web, webs := a.webServers(a.webRoutes(), tlsConf)
@@ -364,10 +373,29 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	defer a.store.Close() // after every server stopped
 	listeners := make([]net.Listener, 0, len(a.bindings))
 	limited := make([]*connlimit.Listener, 0, len(a.bindings))
+	byName := map[string][]*connlimit.Listener{}
+	var names []string
 	for _, b := range a.bindings {
 		cl := connlimit.New(b.l, a.cfg.Limits.MaxConnections, a.cfg.Limits.MaxConnectionsPerIP, b.reject)
 		listeners = append(listeners, cl)
 		limited = append(limited, cl)
+		if byName[b.name] == nil {
+			names = append(names, b.name)
+		}
+		byName[b.name] = append(byName[b.name], cl)
+	}
+	for _, name := range names {
+		ls := byName[name]
+		sum := func(f func(*connlimit.Listener) uint64) func() uint64 {
+			return func() uint64 {
+				var n uint64
+				for _, l := range ls {
+					n += f(l)
+				}
+				return n
+			}
+		}
+		a.metrics.Connections(name, sum((*connlimit.Listener).Accepted), sum((*connlimit.Listener).Closed))
 	}
 	if a.user != nil {
 		// The helper keeps root to read renewed key files; started before the switch.

@@ -7,10 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"petrel/internal/config"
+	"petrel/internal/mail/deliver"
 	"petrel/internal/server/httpd"
 	"petrel/internal/store"
 )
@@ -20,6 +23,13 @@ import (
 func (a *App) webRoutes() *httpd.Routes {
 	mux := httpd.NewRoutes()
 	mux.Handle("GET /healthz", httpd.Healthz())
+	var allow []netip.Prefix
+	for _, n := range a.cfg.HTTP.MetricsAllow {
+		if p, err := netip.ParsePrefix(n); err == nil { // validated with the config
+			allow = append(allow, p)
+		}
+	}
+	mux.Handle("GET /metrics", a.metrics.Handler(httpd.MetricsAccess{Allow: allow, Token: a.cfg.HTTP.MetricsToken}, a.log.With("listener", "http")))
 	mux.Handle("GET /readyz", httpd.Readyz(a.log.With("listener", "http"),
 		httpd.Check{Name: "store", Run: a.storeAnswers},
 		httpd.Check{Name: "listeners", Run: func(context.Context) error {
@@ -40,6 +50,20 @@ func (a *App) webRoutes() *httpd.Routes {
 		(&httpd.MTASTS{Policy: policy, Domains: a.store, Log: log}).Register(mux)
 	}
 	return mux
+}
+
+// countDeliveries is the deliverer the SMTP servers get: the real one, with each delivery
+// counted and timed for the metrics.
+type countDeliveries struct {
+	*deliver.Deliverer
+	m *httpd.Metrics
+}
+
+func (c countDeliveries) Deliver(ctx context.Context, env deliver.Envelope, body deliver.Body) (store.Delivered, error) {
+	start := time.Now()
+	d, err := c.Deliverer.Deliver(ctx, env, body)
+	c.m.Delivery(time.Since(start), err)
+	return d, err
 }
 
 // ClientServices is what client set-up documents tell mail clients: the host name and the

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"petrel/internal/mailtest"
 	"petrel/internal/outbound/mx"
 )
 
@@ -25,12 +28,21 @@ import (
 // (then checks that Run returned nil). It returns the app and a client that trusts the
 // instance's certificate.
 func runApp(t *testing.T) (*App, *http.Client) {
+	a, c, _ := runAppOut(t)
+	return a, c
+}
+
+// runAppOut is runApp that also returns what the start printed (the dev password).
+func runAppOut(t *testing.T) (*App, *http.Client, string) {
 	t.Helper()
 	cfg := devConfig(t.TempDir())
-	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), &bytes.Buffer{})
+	var out bytes.Buffer
+	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), &out)
 	if err != nil {
 		t.Fatal(err)
 	}
+	printed := out.String()
+	a.out = io.Discard // Run prints the listeners while the test reads
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx, nil) }()
@@ -48,7 +60,7 @@ func runApp(t *testing.T) (*App, *http.Client) {
 	pool.AppendCertsFromPEM(pem)
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	t.Cleanup(c.CloseIdleConnections)
-	return a, c
+	return a, c, printed
 }
 
 // addr is the address the listener called name is bound to.
@@ -211,5 +223,155 @@ func TestClientSetupWithCurl(t *testing.T) {
 		if body, code, _ := curl(t, args...); code != "404" {
 			t.Errorf("%v: %s\n%s", args, code, body)
 		}
+	}
+}
+
+// TestMetricsAfterKnownTraffic: a known sequence of SMTP transactions and POP3 logins and
+// commands against the running instance, then a scrape of /metrics that must count exactly
+// them.
+func TestMetricsAfterKnownTraffic(t *testing.T) {
+	a, c, out := runAppOut(t)
+	_, pw, ok := strings.Cut(out, "created account dev@example.test with password ")
+	if !ok {
+		t.Fatalf("no dev password in %q", out)
+	}
+	pw, _, _ = strings.Cut(pw, " ")
+	waitReady(t, c, "http://"+a.addr(t, "http")+"/readyz")
+
+	// Two SMTP connections: three messages accepted, one recipient refused as unknown.
+	send := func(rcpts []string, msgs int) {
+		sc, err := smtp.Dial(a.addr(t, "smtp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		for range msgs {
+			if err := sc.Mail("someone@example.net"); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rcpts {
+				err := sc.Rcpt(r)
+				if strings.HasPrefix(r, "nobody") != (err != nil) {
+					t.Fatalf("RCPT %s: %v", r, err)
+				}
+			}
+			w, err := sc.Data()
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(w, "Subject: metrics\r\n\r\nhello\r\n")
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := sc.Quit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send([]string{"nobody@example.test", "dev@example.test"}, 1)
+	send([]string{"dev@example.test"}, 2)
+
+	// POP3 over TLS: one failed login, one good one, STAT, QUIT.
+	pool := c.Transport.(*http.Transport).TLSClientConfig.RootCAs
+	pc, err := tls.Dial("tcp", a.addr(t, "pop3s"), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	r := bufio.NewReader(pc)
+	for _, step := range []struct{ send, want string }{
+		{"", "+OK"},
+		{"USER dev@example.test", "+OK"}, {"PASS wrong", "-ERR"},
+		{"USER dev@example.test", "+OK"}, {"PASS " + pw, "+OK"},
+		{"STAT", "+OK 3 "}, {"QUIT", "+OK"},
+	} {
+		if step.send != "" {
+			io.WriteString(pc, step.send+"\r\n")
+		}
+		line, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, step.want) {
+			t.Fatalf("%q: %q %v, want %s", step.send, line, err, step.want)
+		}
+	}
+
+	// IMAP over TLS: LOGIN, NOOP, LOGOUT.
+	ic, err := tls.Dial("tcp", a.addr(t, "imaps"), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ic.Close()
+	r = bufio.NewReader(ic)
+	for _, step := range []struct{ send, want string }{
+		{"", "* OK"},
+		{"a LOGIN dev@example.test " + pw, "a OK"},
+		{"b NOOP", "b OK"},
+		{"c LOGOUT", "* BYE"},
+	} {
+		if step.send != "" {
+			io.WriteString(ic, step.send+"\r\n")
+		}
+		line, err := r.ReadString('\n')
+		for err == nil && strings.HasPrefix(line, "* ") && !strings.HasPrefix(step.want, "*") {
+			line, err = r.ReadString('\n')
+		}
+		if err != nil || !strings.HasPrefix(line, step.want) {
+			t.Fatalf("%q: %q %v, want %s", step.send, line, err, step.want)
+		}
+	}
+
+	// Submission: STARTTLS, then a wrong password.
+	sc, err := smtp.Dial(a.addr(t, "submission"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if err := sc.StartTLS(&tls.Config{RootCAs: pool, ServerName: "localhost"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Auth(smtp.PlainAuth("", "dev@example.test", "wrong", "127.0.0.1")); err == nil {
+		t.Fatal("AUTH with a wrong password succeeded")
+	} else if !strings.HasPrefix(err.Error(), "535 ") {
+		t.Fatalf("AUTH with a wrong password: %v, want 535", err)
+	}
+
+	resp, err := c.Get("http://" + a.addr(t, "http") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("scrape: %d", resp.StatusCode)
+	}
+	got := mailtest.Scrape(t, resp.Body)
+	for series, want := range map[string]float64{
+		`petrel_smtp_replies_total{code="2.0.0",listener="smtp",stage="data"}`: 3,
+		`petrel_smtp_replies_total{code="5.1.1",listener="smtp",stage="rcpt"}`: 1,
+		`petrel_deliveries_total{result="ok"}`:                                 3,
+		`petrel_delivery_seconds_count`:                                        3,
+		`petrel_connections_total{listener="smtp"}`:                            2,
+		`petrel_connections_total{listener="pop3s"}`:                           1,
+		`petrel_auth_total{listener="pop3s",result="failure"}`:                 1,
+		`petrel_auth_total{listener="pop3s",result="success"}`:                 1,
+		`petrel_commands_total{command="USER",listener="pop3s"}`:               2,
+		`petrel_commands_total{command="PASS",listener="pop3s"}`:               2,
+		`petrel_commands_total{command="STAT",listener="pop3s"}`:               1,
+		`petrel_commands_total{command="QUIT",listener="pop3s"}`:               1,
+		`petrel_auth_total{listener="imaps",result="success"}`:                 1,
+		`petrel_commands_total{command="LOGIN",listener="imaps"}`:              1,
+		`petrel_commands_total{command="NOOP",listener="imaps"}`:               1,
+		`petrel_commands_total{command="LOGOUT",listener="imaps"}`:             1,
+		`petrel_auth_total{listener="submission",result="failure"}`:            1,
+		`petrel_connections_total{listener="submission"}`:                      1,
+	} {
+		if got[series] != want {
+			t.Errorf("%s = %v, want %v", series, got[series], want)
+		}
+	}
+	// Every delivery is a store commit; the start wrote too (domain, account).
+	if got["petrel_store_commit_requests_sum"] < 3 || got["petrel_store_commit_seconds_count"] < 1 {
+		t.Errorf("store commits: %v requests in %v batches", got["petrel_store_commit_requests_sum"], got["petrel_store_commit_seconds_count"])
+	}
+	if got[`petrel_auth_total{listener="submission",result="success"}`] != 0 || got["go_goroutines"] < 1 {
+		t.Errorf("unexpected series values: %v", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -143,6 +144,7 @@ func (a *saslServer) Next(response []byte) (challenge []byte, done bool, err err
 	}
 	log := a.s.srv.log.With("ip", a.s.remote, "mech", a.mech)
 	if err != nil {
+		a.s.srv.cfg.Metrics.Auth(false)
 		// The auth service already slept the throttling delay.
 		if a.s.c.authFailed() {
 			log.Info("authentication failed, closing connection")
@@ -164,6 +166,7 @@ func (a *saslServer) Next(response []byte) (challenge []byte, done bool, err err
 
 // succeed records the authenticated account in the session.
 func (a *saslServer) succeed() {
+	a.s.srv.cfg.Metrics.Auth(true)
 	acct := a.x.Account()
 	a.s.mu.Lock()
 	a.s.account = &acct
@@ -174,6 +177,7 @@ func (a *saslServer) succeed() {
 
 // Mail starts a transaction (RFC 5321 §4.1.1.2).
 func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
+	defer s.count("mail", &err)
 	defer s.recoverPanic(&err)
 	if s.c.isDraining() {
 		s.c.closeAfterReply()
@@ -222,6 +226,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 // (452 4.5.3, RFC 5321 §4.5.3.1.10) and stripped any source route, which RFC 5321
 // §4.1.1.3 tells servers to ignore: the mailbox alone decides where mail goes.
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
+	defer s.count("rcpt", &err)
 	defer s.recoverPanic(&err)
 	s.mu.Lock()
 	tx := s.tx
@@ -272,6 +277,7 @@ var errBareLineEnding = errors.New("bare CR or LF in message data")
 // Data receives the body (DATA, or all BDAT chunks) and delivers it. It returns success
 // only once the store committed (see the package invariants).
 func (s *session) Data(r io.Reader) (err error) {
+	defer s.count("data", &err)
 	defer s.recoverPanic(&err)
 	s.mu.Lock()
 	tx := s.tx
@@ -317,6 +323,24 @@ func (s *session) Data(r io.Reader) (err error) {
 	s.logTx(tx, "delivered", "", n)
 	// go-smtp sends an SMTPError as the reply whatever its code: this is the 250.
 	return reply(250, 2, 0, 0, "OK id="+tx.id)
+}
+
+// count reports the outcome of MAIL, RCPT or DATA to the metrics by the reply's enhanced
+// status code (the code alone when the reply has none); a nil error (MAIL or RCPT
+// accepted) is not counted, and an error that is no reply is counted as "error".
+func (s *session) count(stage string, err *error) {
+	var se *smtp.SMTPError
+	switch {
+	case *err == nil:
+		return
+	case errors.As(*err, &se) && se.EnhancedCode != smtp.EnhancedCodeNotSet && se.EnhancedCode != (smtp.EnhancedCode{}):
+		c := se.EnhancedCode
+		s.srv.cfg.Metrics.Message(stage, strconv.Itoa(c[0])+"."+strconv.Itoa(c[1])+"."+strconv.Itoa(c[2]))
+	case se != nil:
+		s.srv.cfg.Metrics.Message(stage, strconv.Itoa(se.Code))
+	default:
+		s.srv.cfg.Metrics.Message(stage, "error")
+	}
 }
 
 // dataError maps a failure while receiving the body to the reply.
