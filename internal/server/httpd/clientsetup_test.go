@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"reflect"
@@ -360,3 +361,19 @@ func TestMTASTS(t *testing.T) {
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// BenchmarkAutoconfig is the handler's cost for one config-v1.1.xml (store look-up faked).
+func BenchmarkAutoconfig(b *testing.B) {
+	mux := NewRoutes()
+	(&ClientSetup{Services: testServices, Domains: domains{"example.org": true}, Log: slog.New(slog.DiscardHandler)}).Register(mux)
+	h := secureHeaders(mux, 0)
+	req := httptest.NewRequest("GET", "/mail/config-v1.1.xml?emailaddress=alice@example.org", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+	}
+}

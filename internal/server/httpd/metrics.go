@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,7 +71,13 @@ func NewMetrics() *Metrics {
 
 // Listener returns the sink of one listener (smtp, submission, pop3s, imap, ...): what app
 // gives the listener's server as its Metrics.
-func (m *Metrics) Listener(name string) *Listener { return &Listener{m: m, name: name} }
+func (m *Metrics) Listener(name string) *Listener {
+	return &Listener{
+		m: m, name: name,
+		authOK:   m.auth.WithLabelValues(name, "success"),
+		authFail: m.auth.WithLabelValues(name, "failure"),
+	}
+}
 
 // Connections publishes a listener's connection counts: accepted (a counter) and open (a
 // gauge, accepted - closed), read when scraped. Call it once per listener name.
@@ -110,23 +117,35 @@ func (m *Metrics) Commit(d time.Duration, requests int) {
 // imapd. Its label values come from the servers' own tables (command names, enhanced status
 // codes), never from client input, so the number of series stays bounded.
 type Listener struct {
-	m    *Metrics
-	name string
+	m                *Metrics
+	name             string
+	authOK, authFail prometheus.Counter
+	// commands caches the series of each command name: WithLabelValues hashes the labels
+	// and takes the vector's lock on every call, for every command of every session
+	// (docs/benchmarks.md has both costs).
+	commands sync.Map // string -> prometheus.Counter
 }
 
 // Auth counts a login attempt.
 func (l *Listener) Auth(ok bool) {
-	result := "failure"
 	if ok {
-		result = "success"
+		l.authOK.Inc()
+	} else {
+		l.authFail.Inc()
 	}
-	l.m.auth.WithLabelValues(l.name, result).Inc()
 }
 
 // Command counts a POP3 or IMAP command.
-func (l *Listener) Command(name string) { l.m.commands.WithLabelValues(l.name, name).Inc() }
+func (l *Listener) Command(name string) {
+	c, ok := l.commands.Load(name)
+	if !ok {
+		c, _ = l.commands.LoadOrStore(name, l.m.commands.WithLabelValues(l.name, name))
+	}
+	c.(prometheus.Counter).Inc()
+}
 
-// Message counts an SMTP reply to MAIL, RCPT or DATA.
+// Message counts an SMTP reply to MAIL, RCPT or DATA. Once per transaction, next to a
+// delivery's commit: not worth a cache (whose key would cost an allocation).
 func (l *Listener) Message(stage, code string) { l.m.smtp.WithLabelValues(l.name, stage, code).Inc() }
 
 // MetricsAccess says who may read /metrics, which tells anyone the server's load, its
