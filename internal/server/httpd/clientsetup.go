@@ -102,6 +102,21 @@ func (c *ClientSetup) account(r *http.Request, email string) (*address.Address, 
 	return nil, d, err
 }
 
+// mailbox is account for the documents that need an address: none gets the status
+// missing, an unknown domain 404; ok is false when the answer has been sent.
+func (c *ClientSetup) mailbox(w http.ResponseWriter, r *http.Request, email string, missing int) (*address.Address, string, bool) {
+	if email == "" {
+		http.Error(w, strconv.Itoa(missing)+" the address is missing", missing)
+		return nil, "", false
+	}
+	a, d, err := c.account(r, email)
+	if err != nil {
+		notHosted(w, c.Log, err)
+		return nil, "", false
+	}
+	return a, d, true
+}
+
 // notHosted answers an error of hosted: 404 for a domain not hosted, 503 when the store
 // fails.
 func notHosted(w http.ResponseWriter, log *slog.Logger, err error) {
@@ -234,14 +249,8 @@ func (c *ClientSetup) autodiscover(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "404 response schema not offered", http.StatusNotFound)
 		return
 	}
-	email := strings.TrimSpace(req.Request.Email)
-	if email == "" {
-		http.Error(w, "404 no address in the request", http.StatusNotFound)
-		return
-	}
-	a, _, err := c.account(r, email)
-	if err != nil {
-		notHosted(w, c.Log, err)
+	a, _, ok := c.mailbox(w, r, strings.TrimSpace(req.Request.Email), http.StatusNotFound)
+	if !ok {
 		return
 	}
 	var resp adResponse
@@ -274,13 +283,8 @@ func (c *ClientSetup) mobileconfig(w http.ResponseWriter, r *http.Request) {
 	if email == "" {
 		email = q.Get("emailaddress")
 	}
-	if email == "" {
-		http.Error(w, "400 the address is missing: /apple.mobileconfig?email=ADDRESS", http.StatusBadRequest)
-		return
-	}
-	a, domain, err := c.account(r, email)
-	if err != nil {
-		notHosted(w, c.Log, err)
+	a, domain, ok := c.mailbox(w, r, email, http.StatusBadRequest)
+	if !ok {
 		return
 	}
 	s := c.Services

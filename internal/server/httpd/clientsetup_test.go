@@ -60,16 +60,8 @@ func do(t *testing.T, c *http.Client, req *http.Request, host string) (int, stri
 	if host != "" {
 		req.Host = host
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+	resp, body := fetch(t, c, req)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), body
 }
 
 // The test's own reading of config-v1.1.xml, written from the format's documentation
