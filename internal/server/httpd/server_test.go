@@ -274,3 +274,24 @@ func TestHealth(t *testing.T) {
 		t.Errorf("readyz failing: %d %q", resp.StatusCode, body)
 	}
 }
+
+func TestRequestHost(t *testing.T) {
+	for host, want := range map[string]string{
+		"Mail.Example.ORG.":     "mail.example.org",
+		"mail.example.org:8443": "mail.example.org",
+		"[::1]:8080":            "::1",
+		"[::1]":                 "::1",
+		"127.0.0.1":             "127.0.0.1",
+		"":                      "",
+		"evil.example/x?":       "",
+		"a b":                   "",
+		"b\u00fccher.example":   "",
+		"[::1":                  "",
+	} {
+		r, _ := http.NewRequest("GET", "http://x/", nil)
+		r.Host = host
+		if got := RequestHost(r); got != want {
+			t.Errorf("RequestHost(%q) = %q, want %q", host, got, want)
+		}
+	}
+}
