@@ -530,7 +530,8 @@ func BenchmarkDeliverParallel(b *testing.B) { benchmarkDeliver(b, Options{}) }
 // BenchmarkDeliverParallelNoGroup: the same with one fsync per message (MaxBatch=1).
 func BenchmarkDeliverParallelNoGroup(b *testing.B) { benchmarkDeliver(b, Options{MaxBatch: 1}) }
 
-// TestObserveCommit: the committer reports every write batch, with the requests in it.
+// TestObserveCommit: the committer reports every write batch, with the requests in it (the
+// store's own background writes may add some).
 func TestObserveCommit(t *testing.T) {
 	var mu sync.Mutex
 	var batches, requests int
@@ -558,10 +559,10 @@ func TestObserveCommit(t *testing.T) {
 		mu.Lock()
 		n, b := requests-before, batches
 		mu.Unlock()
-		if n == 5 && int64(b) == s.batches.Load() {
+		if n >= 5 && int64(b) == s.batches.Load() {
 			return
 		}
-		if n > 5 || time.Now().After(deadline) {
+		if time.Now().After(deadline) {
 			t.Fatalf("observed %d requests for 5 deliveries, %d batches of %d run", n, b, s.batches.Load())
 		}
 	}
