@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"petrel/internal/config"
@@ -29,6 +30,7 @@ import (
 	"petrel/internal/lib/connlimit"
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/server/httpd"
 	"petrel/internal/server/imapd"
 	"petrel/internal/server/pop3d"
 	"petrel/internal/server/smtpd"
@@ -42,11 +44,18 @@ import (
 // The quota is the default of accounts without their own (config [quota]); the store
 // enforces it at every commit, so the management commands pass it too.
 func OpenStore(dataDir string, quota config.Quota, log *slog.Logger) (store.Store, error) {
+	return openStore(dataDir, sqlite.Options{Logger: log, DefaultQuota: quotaLimits(quota)})
+}
+
+func quotaLimits(q config.Quota) store.QuotaLimits {
+	return store.QuotaLimits{Storage: q.Storage, Messages: q.Messages}
+}
+
+func openStore(dataDir string, opts sqlite.Options) (store.Store, error) {
 	if err := checkDataDir(dataDir); err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(filepath.Join(dataDir, "petrel.db"), sqlite.Options{Logger: log,
-		DefaultQuota: store.QuotaLimits{Storage: quota.Storage, Messages: quota.Messages}})
+	st, err := sqlite.Open(filepath.Join(dataDir, "petrel.db"), opts)
 	if err != nil {
 		return nil, err // not a typed nil inside the interface
 	}
@@ -94,8 +103,10 @@ type App struct {
 	certs    *certs
 	bound    []bound // every listener, bound by New before anything is written
 	bindings []binding
-	user     *runAs   // switch to this user in Run; nil: stay
-	lock     *os.File // holds the data directory's lock until Run ends
+	user     *runAs      // switch to this user in Run; nil: stay
+	lock     *os.File    // holds the data directory's lock until Run ends
+	ready    atomic.Bool // every listener is served and no shutdown has begun (/readyz)
+	metrics  *httpd.Metrics
 
 	// Grace bounds how long Run waits for transactions in flight at shutdown.
 	Grace time.Duration
@@ -107,7 +118,7 @@ type App struct {
 // account or printed password behind. Then it creates the data directory, the store, the
 // domains and the development account, and the servers.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) (*App, error) {
-	a := &App{cfg: cfg, log: log, out: out, Grace: 30 * time.Second}
+	a := &App{cfg: cfg, log: log, out: out, Grace: 30 * time.Second, metrics: httpd.NewMetrics()}
 	writeDevCert, err := a.preflight()
 	if err != nil {
 		a.release()
@@ -171,7 +182,7 @@ func (a *App) create(ctx context.Context, writeDevCert func() error) error {
 	if cfg.Dev && cfg.TLS.Cert == "" {
 		fmt.Fprintf(a.out, "petrel: TLS certificate %s (self-signed, development instance)\n", a.certs.certFile)
 	}
-	st, err := OpenStore(cfg.Data, cfg.Quota, a.log)
+	st, err := openStore(cfg.Data, sqlite.Options{Logger: a.log, ObserveCommit: a.metrics.Commit, DefaultQuota: quotaLimits(cfg.Quota)})
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", cfg.Data, err)
 	}
@@ -221,7 +232,7 @@ func (a *App) prepare(ctx context.Context) error {
 		FailureDelay:    cfg.Limits.AuthFailureDelay.Duration,
 		MaxFailureDelay: cfg.Limits.AuthFailureMaxDelay.Duration,
 	}, a.log)
-	dl := deliver.New(a.store, a.log)
+	dl := countDeliveries{deliver.New(a.store, a.log), a.metrics}
 	spool := filepath.Join(cfg.Data, "spool")
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return err
@@ -230,8 +241,9 @@ func (a *App) prepare(ctx context.Context) error {
 	if cfg.SMTP.SenderPolicy == "any" {
 		senders = smtpd.SenderAny
 	}
-	smtpConf := func(role smtpd.Role, implicit bool) smtpd.Config {
+	smtpConf := func(name string, role smtpd.Role, implicit bool) smtpd.Config {
 		return smtpd.Config{
+			Metrics:           a.metrics.Listener(name),
 			Hostname:          cfg.Hostname,
 			Role:              role,
 			TLS:               tlsConf,
@@ -250,8 +262,9 @@ func (a *App) prepare(ctx context.Context) error {
 			MaxAuthFailures:   cfg.Limits.MaxAuthFailures,
 		}
 	}
-	pop3Conf := func(implicit bool) pop3d.Config {
+	pop3Conf := func(name string, implicit bool) pop3d.Config {
 		return pop3d.Config{
+			Metrics:            a.metrics.Listener(name),
 			Hostname:           cfg.Hostname,
 			TLS:                tlsConf,
 			ImplicitTLS:        implicit,
@@ -266,8 +279,9 @@ func (a *App) prepare(ctx context.Context) error {
 			MaxAuthFailures:    cfg.Limits.MaxAuthFailures,
 		}
 	}
-	imapConf := func(implicit bool) imapd.Config {
+	imapConf := func(name string, implicit bool) imapd.Config {
 		return imapd.Config{
+			Metrics:            a.metrics.Listener(name),
 			Hostname:           cfg.Hostname,
 			TLS:                tlsConf,
 			ImplicitTLS:        implicit,
@@ -293,20 +307,23 @@ func (a *App) prepare(ctx context.Context) error {
 			}
 		}
 	}
-	mx := smtpd.New(smtpConf(smtpd.RoleMX, false), dl, au, a.log.With("listener", "smtp"))
-	sub := smtpd.New(smtpConf(smtpd.RoleSubmission, false), dl, au, a.log.With("listener", "submission"))
-	subs := smtpd.New(smtpConf(smtpd.RoleSubmission, true), dl, au, a.log.With("listener", "submissions"))
-	pop := pop3d.New(pop3Conf(false), a.store, au, a.log.With("listener", "pop3"))
-	pops := pop3d.New(pop3Conf(true), a.store, au, a.log.With("listener", "pop3s"))
+	mx := smtpd.New(smtpConf("smtp", smtpd.RoleMX, false), dl, au, a.log.With("listener", "smtp"))
+	sub := smtpd.New(smtpConf("submission", smtpd.RoleSubmission, false), dl, au, a.log.With("listener", "submission"))
+	subs := smtpd.New(smtpConf("submissions", smtpd.RoleSubmission, true), dl, au, a.log.With("listener", "submissions"))
+	pop := pop3d.New(pop3Conf("pop3", false), a.store, au, a.log.With("listener", "pop3"))
+	pops := pop3d.New(pop3Conf("pop3s", true), a.store, au, a.log.With("listener", "pop3s"))
 	add("smtp", mx, smtpBusy)
 	add("submission", sub, smtpBusy)
 	add("submissions", subs, nil)
 	add("pop3", pop, pop3Busy)
 	add("pop3s", pops, nil)
-	imap := imapd.New(imapConf(false), a.store, au, a.log.With("listener", "imap"))
-	imaps := imapd.New(imapConf(true), a.store, au, a.log.With("listener", "imaps"))
+	imap := imapd.New(imapConf("imap", false), a.store, au, a.log.With("listener", "imap"))
+	imaps := imapd.New(imapConf("imaps", true), a.store, au, a.log.With("listener", "imaps"))
 	add("imap", imap, imapBusy)
 	add("imaps", imaps, nil)
+	web, webs := a.webServers(a.webRoutes(), tlsConf)
+	add("http", web, busyLine("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+	add("https", webs, nil)
 	return nil
 }
 
@@ -362,10 +379,29 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	defer a.store.Close() // after every server stopped
 	listeners := make([]net.Listener, 0, len(a.bindings))
 	limited := make([]*connlimit.Listener, 0, len(a.bindings))
+	byName := map[string][]*connlimit.Listener{}
+	var names []string
 	for _, b := range a.bindings {
 		cl := connlimit.New(b.l, a.cfg.Limits.MaxConnections, a.cfg.Limits.MaxConnectionsPerIP, b.reject)
 		listeners = append(listeners, cl)
 		limited = append(limited, cl)
+		if byName[b.name] == nil {
+			names = append(names, b.name)
+		}
+		byName[b.name] = append(byName[b.name], cl)
+	}
+	for _, name := range names {
+		ls := byName[name]
+		sum := func(f func(*connlimit.Listener) uint64) func() uint64 {
+			return func() uint64 {
+				var n uint64
+				for _, l := range ls {
+					n += f(l)
+				}
+				return n
+			}
+		}
+		a.metrics.Connections(name, sum((*connlimit.Listener).Accepted), sum((*connlimit.Listener).Closed))
 	}
 	if a.user != nil {
 		// The helper keeps root to read renewed key files; started before the switch.
@@ -394,6 +430,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 			}
 		}(b, listeners[i])
 	}
+	a.ready.Store(true)
 	a.log.Info("petrel started", "hostname", a.cfg.Hostname, "data", a.cfg.Data)
 
 	trimCtx, stopTrim := context.WithCancel(ctx)
@@ -433,6 +470,7 @@ loop:
 		}
 	}
 
+	a.ready.Store(false)
 	stopTrim()
 	<-trimDone
 	<-indexDone

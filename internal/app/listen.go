@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -12,7 +13,7 @@ import (
 
 // bound is a listener New has bound, before the servers that will serve it exist.
 type bound struct {
-	name string // "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps"
+	name string // "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http", "https"
 	key  string // the config key that lists the address, for error messages
 	addr string
 	l    net.Listener
@@ -33,6 +34,8 @@ func bindAll(cfg *config.Config) ([]bound, error) {
 		{"pop3s", "pop3.listen_tls", cfg.POP3.ListenTLS},
 		{"imap", "imap.listen", cfg.IMAP.Listen},
 		{"imaps", "imap.listen_tls", cfg.IMAP.ListenTLS},
+		{"http", "http.listen", cfg.HTTP.Listen},
+		{"https", "http.listen_tls", cfg.HTTP.ListenTLS},
 	} {
 		for _, addr := range e.addrs {
 			l, err := net.Listen("tcp", addr)
@@ -65,11 +68,32 @@ func listenError(cfg *config.Config, name, key, addr string, err error) error {
 	todo := "stop what holds it or change " + key + " in " + cfg.File
 	if cfg.Dev {
 		var all []string
-		for _, l := range [][]string{cfg.SMTP.Listen, cfg.SMTP.Submission, cfg.SMTP.Submissions, cfg.POP3.Listen, cfg.POP3.ListenTLS, cfg.IMAP.Listen, cfg.IMAP.ListenTLS} {
+		for _, l := range [][]string{cfg.SMTP.Listen, cfg.SMTP.Submission, cfg.SMTP.Submissions, cfg.POP3.Listen, cfg.POP3.ListenTLS, cfg.IMAP.Listen, cfg.IMAP.ListenTLS, cfg.HTTP.Listen, cfg.HTTP.ListenTLS} {
 			all = append(all, l...)
 		}
 		todo = "the development instance always uses " + strings.Join(all, ", ") +
 			": stop what holds the port, or run petrel with a config file (-c FILE) that chooses other ports"
 	}
 	return fmt.Errorf("cannot listen on %s for %s: %s; %s", addr, name, why, todo)
+}
+
+// ListenPorts returns the distinct ports of listen addresses ("host:port"), in order: what
+// clients are told to connect to (`petrel dns`, client set-up). Addresses were validated
+// when the configuration was loaded; one that does not parse is skipped.
+func ListenPorts(addrs []string) []int {
+	var out []int
+	seen := map[int]bool{}
+	for _, a := range addrs {
+		_, p, err := net.SplitHostPort(a)
+		if err != nil {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || seen[n] {
+			continue
+		}
+		seen[n] = true
+		out = append(out, n)
+	}
+	return out
 }

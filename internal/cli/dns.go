@@ -2,8 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 
 	"petrel/internal/app"
@@ -19,8 +17,10 @@ func dnsCommands() []command {
 		more: `
 Prints, ready to paste into the zone of DOMAIN: the MX record (to the configured hostname), the
 SRV records that let mail clients find the submission, IMAP and POP3 services (RFC 6186,
-RFC 8314; only for the listeners configured, implicit TLS preferred), the autoconfig CNAME, and
-the TXT records for SPF, DKIM (every selector of the domain's keys) and DMARC. The hostname
+RFC 8314; only for the listeners configured, implicit TLS preferred, IMAP before POP3), the
+autoconfig CNAME and Autodiscover SRV record of the client set-up documents, the TXT records
+for SPF, DKIM (every selector of the domain's keys) and DMARC, and the MTA-STS records whose id
+matches the policy the HTTPS listener serves. The hostname
 itself needs A/AAAA records, which are not DOMAIN's to print. For the development instance the
 ports are its loopback ports and the records are for tests only.`,
 		run: dnsRecords,
@@ -78,20 +78,25 @@ func writeZone(e *Env, c *config.Config, d string, keys []msgauth.Key) error {
 	services := []srvService{
 		{"_submissions._tcp", 0, c.SMTP.Submissions, "submission, implicit TLS"},
 		{"_submission._tcp", 10, c.SMTP.Submission, "submission, STARTTLS"},
-		// IMAP has no listener yet: _imaps._tcp (993) and _imap._tcp (143) are printed once
-		// the configuration has one, like the services below.
-		{"_pop3s._tcp", 0, c.POP3.ListenTLS, "POP3, implicit TLS"},
-		{"_pop3._tcp", 10, c.POP3.Listen, "POP3, STLS"},
+		{"_imaps._tcp", 0, c.IMAP.ListenTLS, "IMAP, implicit TLS"},
+		{"_imap._tcp", 10, c.IMAP.Listen, "IMAP, STARTTLS"},
+		// RFC 6186 §3.4: priorities across _imap and _pop3 state the provider's preference;
+		// IMAP keeps several devices in sync, so it comes first.
+		{"_pop3s._tcp", 20, c.POP3.ListenTLS, "POP3, implicit TLS"},
+		{"_pop3._tcp", 30, c.POP3.Listen, "POP3, STLS"},
 	}
 	for _, s := range services {
-		for _, port := range ports(s.addrs) {
+		for _, port := range app.ListenPorts(s.addrs) {
 			fmt.Fprintf(w, "%s.%s. IN SRV %d 1 %d %s ; %s\n", s.name, d, s.priority, port, host, s.why)
 		}
 	}
-	fmt.Fprintln(w, "; No IMAP listener is configured, so no _imaps._tcp or _imap._tcp record.")
 
-	fmt.Fprintln(w, "\n; Thunderbird's autoconfig looks up autoconfig.DOMAIN (served with the HTTP listener of issue 10).")
+	fmt.Fprintln(w, "\n; Client set-up documents, served by the HTTP listener: Thunderbird asks autoconfig.DOMAIN,")
+	fmt.Fprintln(w, "; Outlook finds the Autodiscover host by SRV (the certificate must cover these names).")
 	fmt.Fprintf(w, "autoconfig.%s. IN CNAME %s\n", d, host)
+	for _, port := range app.ListenPorts(c.HTTP.ListenTLS) {
+		fmt.Fprintf(w, "_autodiscover._tcp.%s. IN SRV 0 1 %d %s\n", d, port, host)
+	}
 
 	recs, err := msgauth.Records(d, keys)
 	if err != nil {
@@ -104,26 +109,14 @@ func writeZone(e *Env, c *config.Config, d string, keys []msgauth.Key) error {
 	if len(keys) == 0 {
 		fmt.Fprintf(w, "; %s has no DKIM key yet: make one with `petrel dkim keygen %s`, then print these records again.\n", d, d)
 	}
-	fmt.Fprintln(w, "\n; MTA-STS (RFC 8461) records arrive with outbound delivery; nothing to publish for it yet.")
-	return nil
-}
-
-// ports returns the distinct ports of listen addresses ("host:port"), in order. Addresses
-// were validated when the configuration was loaded; one that does not parse is skipped.
-func ports(addrs []string) []int {
-	var out []int
-	seen := map[int]bool{}
-	for _, a := range addrs {
-		_, p, err := net.SplitHostPort(a)
-		if err != nil {
-			continue
-		}
-		n, err := strconv.Atoi(p)
-		if err != nil || seen[n] {
-			continue
-		}
-		seen[n] = true
-		out = append(out, n)
+	if _, id, ok := app.MTASTSPolicy(c); ok && len(c.HTTP.ListenTLS) > 0 {
+		fmt.Fprintln(w, "\n; MTA-STS (RFC 8461): senders fetch https://mta-sts.DOMAIN/.well-known/mta-sts.txt (served by")
+		fmt.Fprintln(w, "; the HTTPS listener on port 443; the certificate must cover mta-sts.DOMAIN); the id changes")
+		fmt.Fprintln(w, "; with the policy (http.mta_sts_mode, mta_sts_max_age, hostname): print these records again then.")
+		fmt.Fprintf(w, "mta-sts.%s. IN CNAME %s\n", d, host)
+		fmt.Fprintln(w, msgauth.ZoneTXT("_mta-sts."+d, "v=STSv1; id="+id))
+	} else {
+		fmt.Fprintln(w, "\n; MTA-STS is off (http.mta_sts_mode, or no HTTPS listener): no record to publish.")
 	}
-	return out
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"petrel/internal/app"
+	"petrel/internal/config"
 )
 
 // zoneTXT collects the TXT records of zone-file output, by owner name, with their
@@ -59,20 +60,24 @@ func TestDomainAddMakesKeysAndDNSPrintsThem(t *testing.T) {
 		"example.org. IN MX 10 localhost.",
 		"_submissions._tcp.example.org. IN SRV 0 1 2465 localhost.",
 		"_submission._tcp.example.org. IN SRV 10 1 2587 localhost.",
-		"_pop3s._tcp.example.org. IN SRV 0 1 2995 localhost.",
-		"_pop3._tcp.example.org. IN SRV 10 1 2110 localhost.",
+		"_imaps._tcp.example.org. IN SRV 0 1 2993 localhost.",
+		"_imap._tcp.example.org. IN SRV 10 1 2143 localhost.",
+		"_pop3s._tcp.example.org. IN SRV 20 1 2995 localhost.",
+		"_pop3._tcp.example.org. IN SRV 30 1 2110 localhost.",
 		"autoconfig.example.org. IN CNAME localhost.",
+		"_autodiscover._tcp.example.org. IN SRV 0 1 8443 localhost.",
+		"mta-sts.example.org. IN CNAME localhost.",
 		"loopback",
-		"MTA-STS",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dns output lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "_imap") && !strings.Contains(out, "no _imaps._tcp or _imap._tcp record") {
-		t.Errorf("IMAP SRV records without an IMAP listener:\n%s", out)
-	}
 	txt := zoneTXT(out)
+	// The id is the one of the policy the HTTPS listener serves.
+	if _, id, _ := app.MTASTSPolicy(config.Dev()); txt["_mta-sts.example.org"] != "v=STSv1; id="+id || len(id) != 32 {
+		t.Errorf("_mta-sts TXT %q, policy id %q", txt["_mta-sts.example.org"], id)
+	}
 	if txt["example.org"] != "v=spf1 mx -all" || txt["_dmarc.example.org"] != "v=DMARC1; p=quarantine" {
 		t.Errorf("SPF %q, DMARC %q", txt["example.org"], txt["_dmarc.example.org"])
 	}
@@ -134,8 +139,8 @@ func TestDKIMKeygen(t *testing.T) {
 			t.Errorf("dkim list lacks %s:\n%s", k.Selector, list)
 		}
 	}
-	if dns, _ := run(t, data, "", "dns", "example.org"); len(zoneTXT(dns)) != 6 {
-		t.Errorf("dns after rotation: want SPF, DMARC and 4 DKIM records:\n%s", dns)
+	if dns, _ := run(t, data, "", "dns", "example.org"); len(zoneTXT(dns)) != 7 {
+		t.Errorf("dns after rotation: want SPF, DMARC, MTA-STS and 4 DKIM records:\n%s", dns)
 	}
 }
 
@@ -187,8 +192,12 @@ listen_tls = ["0.0.0.0:995"]
 	for _, want := range []string{
 		"example.org. IN MX 10 mail.example.org.",
 		"_submissions._tcp.example.org. IN SRV 0 1 465 mail.example.org.",
-		"_pop3s._tcp.example.org. IN SRV 0 1 995 mail.example.org.",
+		"_imaps._tcp.example.org. IN SRV 0 1 993 mail.example.org.",
+		"_imap._tcp.example.org. IN SRV 10 1 143 mail.example.org.",
+		"_pop3s._tcp.example.org. IN SRV 20 1 995 mail.example.org.",
 		"autoconfig.example.org. IN CNAME mail.example.org.",
+		"_autodiscover._tcp.example.org. IN SRV 0 1 443 mail.example.org.",
+		"mta-sts.example.org. IN CNAME mail.example.org.",
 		"no DKIM key yet", // a configured domain is created by the server, keys by keygen
 	} {
 		if !strings.Contains(got, want) {

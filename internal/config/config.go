@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -43,6 +44,7 @@ type Config struct {
 	SMTP   SMTP   `toml:"smtp"`
 	POP3   POP3   `toml:"pop3"`
 	IMAP   IMAP   `toml:"imap"`
+	HTTP   HTTP   `toml:"http"`
 	Limits Limits `toml:"limits"`
 	Quota  Quota  `toml:"quota"`
 
@@ -105,6 +107,32 @@ type IMAP struct {
 	MaxCommandBytes    int      `toml:"max_command_bytes"`    // one command with its literals, APPEND's message aside, default 81920
 	AppendLimit        int64    `toml:"append_limit"`         // largest APPEND message (APPENDLIMIT), default 52428800 (smtp.max_message_bytes)
 	MaxAccountSessions int      `toml:"max_account_sessions"` // logged-in sessions per account on each of listen and listen_tls, default 100
+}
+
+// HTTP configures the web listener: client set-up (autoconfig), the MTA-STS policy, health
+// and metrics (and the webmail and admin pages when they come).
+type HTTP struct {
+	Listen    []string `toml:"listen"`     // plain HTTP, default ["0.0.0.0:80"]
+	ListenTLS []string `toml:"listen_tls"` // HTTPS, default ["0.0.0.0:443"]
+	// redirect_https: plain HTTP answers every path with a redirect to HTTPS except the ones
+	// that must work without TLS (client set-up, ACME challenges). Default true.
+	RedirectHTTPS bool `toml:"redirect_https"`
+	// hsts_max_age: Strict-Transport-Security max-age in seconds on HTTPS answers, 0: none.
+	// Default 31536000 (a year).
+	HSTSMaxAge        int      `toml:"hsts_max_age"`
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"` // TLS handshake and request header, default 10s
+	ReadTimeout       Duration `toml:"read_timeout"`        // the whole request, body included, default 5m
+	WriteTimeout      Duration `toml:"write_timeout"`       // the whole response, default 5m
+	IdleTimeout       Duration `toml:"idle_timeout"`        // keep-alive wait for the next request, default 2m
+	MaxHeaderBytes    int      `toml:"max_header_bytes"`    // request line and header, default 65536
+	// metrics_allow: client networks (CIDR) that may read /metrics besides loopback.
+	MetricsAllow []string `toml:"metrics_allow"`
+	// metrics_token: a bearer token that opens /metrics from anywhere ("" none). Default "".
+	MetricsToken string `toml:"metrics_token"`
+	// mta_sts_mode: the MTA-STS policy served at mta-sts.DOMAIN (RFC 8461): "testing"
+	// (default), "enforce", "none" (withdraws a published policy) or "off" (nothing served).
+	MTASTSMode   string `toml:"mta_sts_mode"`
+	MTASTSMaxAge int    `toml:"mta_sts_max_age"` // seconds, default 604800 (a week)
 }
 
 // Limits protect the server from floods and guessing.
@@ -181,6 +209,19 @@ func Default() *Config {
 			AppendLimit:        50 << 20,
 			MaxAccountSessions: 100,
 		},
+		HTTP: HTTP{
+			Listen:            []string{"0.0.0.0:80"},
+			ListenTLS:         []string{"0.0.0.0:443"},
+			RedirectHTTPS:     true,
+			HSTSMaxAge:        365 * 24 * 3600,
+			ReadHeaderTimeout: Duration{10 * time.Second},
+			ReadTimeout:       Duration{5 * time.Minute},
+			WriteTimeout:      Duration{5 * time.Minute},
+			IdleTimeout:       Duration{2 * time.Minute},
+			MaxHeaderBytes:    64 << 10,
+			MTASTSMode:        "testing",
+			MTASTSMaxAge:      7 * 24 * 3600,
+		},
 		Limits: Limits{
 			MaxConnections:      2000,
 			MaxConnectionsPerIP: 50,
@@ -210,6 +251,12 @@ func Dev() *Config {
 	c.POP3.ListenTLS = []string{"127.0.0.1:2995"}
 	c.IMAP.Listen = []string{"127.0.0.1:2143"}
 	c.IMAP.ListenTLS = []string{"127.0.0.1:2993"}
+	c.HTTP.Listen = []string{"127.0.0.1:8080"}
+	c.HTTP.ListenTLS = []string{"127.0.0.1:8443"}
+	// Plain HTTP serves everything on loopback, and no HSTS: a browser applies HSTS to the
+	// host name on every port, so it would turn every other http://localhost page into HTTPS.
+	c.HTTP.RedirectHTTPS = false
+	c.HTTP.HSTSMaxAge = 0
 	// A developer hammering the instance from one address should not be throttled like an
 	// attacker; the limits stay on, just wider.
 	c.Limits.MaxConnectionsPerIP = 1000
@@ -347,7 +394,8 @@ func (c *Config) validate() error {
 		"smtp.listen": c.SMTP.Listen, "smtp.submission": c.SMTP.Submission,
 		"smtp.submissions": c.SMTP.Submissions, "pop3.listen": c.POP3.Listen,
 		"pop3.listen_tls": c.POP3.ListenTLS, "imap.listen": c.IMAP.Listen,
-		"imap.listen_tls": c.IMAP.ListenTLS,
+		"imap.listen_tls": c.IMAP.ListenTLS, "http.listen": c.HTTP.Listen,
+		"http.listen_tls": c.HTTP.ListenTLS,
 	} {
 		for _, a := range addrs {
 			if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
@@ -402,6 +450,8 @@ func (c *Config) validate() error {
 		"pop3.idle_timeout": c.POP3.IdleTimeout, "pop3.command_timeout": c.POP3.CommandTimeout,
 		"limits.login_idle_timeout": c.Limits.LoginIdleTimeout, "limits.login_timeout": c.Limits.LoginTimeout,
 		"imap.idle_timeout": c.IMAP.IdleTimeout, "imap.command_timeout": c.IMAP.CommandTimeout,
+		"http.read_header_timeout": c.HTTP.ReadHeaderTimeout, "http.read_timeout": c.HTTP.ReadTimeout,
+		"http.write_timeout": c.HTTP.WriteTimeout, "http.idle_timeout": c.HTTP.IdleTimeout,
 	} {
 		if d.Duration <= 0 {
 			return bad(key, "must be positive")
@@ -427,6 +477,26 @@ func (c *Config) validate() error {
 	}
 	if c.IMAP.MaxAccountSessions < 1 {
 		return bad("imap.max_account_sessions", "must be at least 1")
+	}
+	if c.HTTP.MaxHeaderBytes < 4096 {
+		return bad("http.max_header_bytes", "must be at least 4096")
+	}
+	if c.HTTP.HSTSMaxAge < 0 {
+		return bad("http.hsts_max_age", "must not be negative")
+	}
+	for _, n := range c.HTTP.MetricsAllow {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return bad("http.metrics_allow", "%q is not a network such as 192.0.2.0/24", n)
+		}
+	}
+	switch c.HTTP.MTASTSMode {
+	case "testing", "enforce", "none", "off":
+	default:
+		return bad("http.mta_sts_mode", "must be testing, enforce, none or off, not %q", c.HTTP.MTASTSMode)
+	}
+	// RFC 8461 §3.2: max_age is at most 31557600 seconds; a day is the least that makes sense.
+	if c.HTTP.MTASTSMaxAge < 86400 || c.HTTP.MTASTSMaxAge > 31557600 {
+		return bad("http.mta_sts_max_age", "must be between 86400 (a day) and 31557600 (RFC 8461 §3.2)")
 	}
 	if c.Limits.MaxConnections < 1 || c.Limits.MaxConnectionsPerIP < 1 {
 		return bad("limits.max_connections", "limits.max_connections and max_connections_per_ip must be at least 1")

@@ -39,6 +39,10 @@ func TestParseGood(t *testing.T) {
 	if c.IMAP.Listen[0] != "0.0.0.0:143" || c.IMAP.ListenTLS[0] != "0.0.0.0:993" || c.IMAP.IdleTimeout.Duration != 30*time.Minute {
 		t.Errorf("imap defaults: %+v", c.IMAP)
 	}
+	if h := c.HTTP; h.Listen[0] != "0.0.0.0:80" || h.ListenTLS[0] != "0.0.0.0:443" || !h.RedirectHTTPS ||
+		h.HSTSMaxAge != 31536000 || h.ReadHeaderTimeout.Duration != 10*time.Second || h.MTASTSMode != "testing" {
+		t.Errorf("http defaults: %+v", h)
+	}
 	if c.POP3.Expire != "NEVER" || c.POP3.LoginDelay != 60 {
 		t.Errorf("pop3 = %+v", c.POP3)
 	}
@@ -74,6 +78,11 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"bad login idle", good + "\n[limits]\nlogin_idle_timeout = \"-1s\"\n", 18, "limits.login_idle_timeout: must be positive"},
 		{"imap idle below RFC", good + "\n[imap]\nidle_timeout = \"29m\"\n", 18, "imap.idle_timeout: must be at least 30m"},
 		{"imap command too short", good + "\n[imap]\nmax_command_bytes = 1000\n", 18, "imap.max_command_bytes"},
+		{"http bad network", good + "\n[http]\nmetrics_allow = [\"10.0.0.0/8\", \"nowhere\"]\n", 18, "http.metrics_allow: \"nowhere\""},
+		{"http bad sts mode", good + "\n[http]\nmta_sts_mode = \"strict\"\n", 18, "http.mta_sts_mode"},
+		{"http sts max_age", good + "\n[http]\nmta_sts_max_age = 40000000\n", 18, "RFC 8461"},
+		{"http small header", good + "\n[http]\nmax_header_bytes = 100\n", 18, "http.max_header_bytes"},
+		{"http timeout", good + "\n[http]\nidle_timeout = \"0s\"\n", 18, "http.idle_timeout: must be positive"},
 		{"no tls", "hostname = \"x\"\n", 0, "tls.cert"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,10 +106,13 @@ func TestDevIsValidAndLoopback(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range [][]string{c.SMTP.Listen, c.SMTP.Submission, c.SMTP.Submissions, c.POP3.Listen, c.POP3.ListenTLS, c.IMAP.Listen, c.IMAP.ListenTLS} {
+	for _, a := range [][]string{c.SMTP.Listen, c.SMTP.Submission, c.SMTP.Submissions, c.POP3.Listen, c.POP3.ListenTLS, c.IMAP.Listen, c.IMAP.ListenTLS, c.HTTP.Listen, c.HTTP.ListenTLS} {
 		if !strings.HasPrefix(a[0], "127.0.0.1:") {
 			t.Errorf("dev listener %s is not loopback", a[0])
 		}
+	}
+	if c.HTTP.Listen[0] != "127.0.0.1:8080" || c.HTTP.ListenTLS[0] != "127.0.0.1:8443" || c.HTTP.RedirectHTTPS || c.HTTP.HSTSMaxAge != 0 {
+		t.Errorf("dev http: %+v", c.HTTP)
 	}
 }
 

@@ -27,11 +27,17 @@ func TestDNSRecordsVerify(t *testing.T) {
 	out := in.mustPetrel("", "dns", "example.org")
 	_, subsPort, _ := net.SplitHostPort(in.Submissions)
 	_, popsPort, _ := net.SplitHostPort(in.POP3S)
+	_, imapsPort, _ := net.SplitHostPort(in.IMAPS)
+	_, httpsPort, _ := net.SplitHostPort(in.HTTPS)
 	for _, want := range []string{
 		"example.org. IN MX 10 mail.example.test.",
 		"_submissions._tcp.example.org. IN SRV 0 1 " + subsPort + " mail.example.test.",
-		"_pop3s._tcp.example.org. IN SRV 0 1 " + popsPort + " mail.example.test.",
+		"_imaps._tcp.example.org. IN SRV 0 1 " + imapsPort + " mail.example.test.",
+		"_pop3s._tcp.example.org. IN SRV 20 1 " + popsPort + " mail.example.test.",
 		"autoconfig.example.org. IN CNAME mail.example.test.",
+		"_autodiscover._tcp.example.org. IN SRV 0 1 " + httpsPort + " mail.example.test.",
+		"mta-sts.example.org. IN CNAME mail.example.test.",
+		`_mta-sts.example.org. IN TXT ( "v=STSv1; id=`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("petrel dns lacks %q:\n%s", want, out)

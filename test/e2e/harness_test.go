@@ -244,7 +244,7 @@ type instance struct {
 	certFP   [32]byte // fingerprint of the certificate the instance started with
 
 	// Listener addresses (host:port).
-	SMTP, Submission, Submissions, POP3, POP3S, IMAP, IMAPS string
+	SMTP, Submission, Submissions, POP3, POP3S, IMAP, IMAPS, HTTP, HTTPS string
 
 	// The running process; replaced by each start.
 	mu      sync.Mutex
@@ -285,6 +285,7 @@ func newInstance(t *testing.T, opts options) *instance {
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }
 	in.SMTP, in.Submission, in.Submissions, in.POP3, in.POP3S = addr(), addr(), addr(), addr(), addr()
 	in.IMAP, in.IMAPS = addr(), addr()
+	in.HTTP, in.HTTPS = addr(), addr()
 
 	base := options{
 		"": {
@@ -307,6 +308,10 @@ func newInstance(t *testing.T, opts options) *instance {
 			fmt.Sprintf("listen = [%q]", in.IMAP),
 			fmt.Sprintf("listen_tls = [%q]", in.IMAPS),
 		},
+		"http": {
+			fmt.Sprintf("listen = [%q]", in.HTTP),
+			fmt.Sprintf("listen_tls = [%q]", in.HTTPS),
+		},
 		// Tests log in wrongly on purpose; the default 1 s delay would only make them slow.
 		"limits": {`auth_failure_delay = "10ms"`, `auth_failure_max_delay = "50ms"`},
 	}
@@ -316,7 +321,7 @@ func newInstance(t *testing.T, opts options) *instance {
 
 func renderConfig(base, extra options) string {
 	var b strings.Builder
-	for _, table := range []string{"", "log", "tls", "smtp", "pop3", "imap", "limits"} {
+	for _, table := range []string{"", "log", "tls", "smtp", "pop3", "imap", "http", "limits"} {
 		lines := append([]string(nil), base[table]...)
 		for _, l := range extra[table] {
 			k := configKey(l)
@@ -357,7 +362,7 @@ func (in *instance) args() []string {
 }
 
 // listeners is how many "listening on" lines a started instance prints.
-const listeners = 7
+const listeners = 9
 
 // start runs `petrel serve` and waits until every listener is bound.
 func (in *instance) start() {

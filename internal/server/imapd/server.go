@@ -59,7 +59,20 @@ type Config struct {
 	SpoolDir           string        // where APPEND bodies above 1 MiB wait while they are parsed; "" is the system's
 	MaxAccountSessions int           // logged-in sessions per account, all listeners of this server together (default 100)
 	Limits             Limits        // what one command may hold (reader.go)
+	Metrics            Metrics       // counts logins and commands (default: none)
 }
+
+// Metrics counts what sessions do; internal/app passes one per listener (labelled with its
+// protocol), so nothing here knows how or where the counts are kept. nil counts nothing.
+type Metrics interface {
+	Auth(ok bool)        // the outcome of a login attempt (LOGIN or AUTHENTICATE)
+	Command(name string) // a command of the command table, about to run
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Auth(bool)      {}
+func (noMetrics) Command(string) {}
 
 // Defaults for the zero values of Config.
 const (
@@ -150,6 +163,9 @@ func New(cfg Config, st Store, au Authenticator, log *slog.Logger) *Server {
 	}
 	if cfg.MaxAuthFailures <= 0 {
 		cfg.MaxAuthFailures = DefaultMaxAuthFailures
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	if cfg.AppendLimit <= 0 {
 		cfg.AppendLimit = DefaultAppendLimit

@@ -299,6 +299,7 @@ func (s *session) command() error {
 	if !ok { // the parser knows no command the table lacks; this is a safety net
 		return s.commandError(cmd, badf("Unknown command"))
 	}
+	s.srv.cfg.Metrics.Command(cmd.Name)
 	if spec.states&s.state == 0 {
 		if cmd.Name == "APPEND" {
 			return s.commandError(cmd, badf("Command not valid in this state"))
@@ -568,6 +569,7 @@ func (s *session) cmdLogin(c *Command) (done, error) {
 // authFailed answers a failed login (RFC 5530: AUTHENTICATIONFAILED for bad credentials,
 // UNAVAILABLE for our own trouble) and ends the session after MaxAuthFailures.
 func (s *session) authFailed(err error) error {
+	s.srv.cfg.Metrics.Auth(false)
 	s.failures++
 	reply := &Error{Kind: NO, Code: "AUTHENTICATIONFAILED", Text: "Invalid credentials"}
 	if !errors.Is(err, auth.ErrInvalid) {
@@ -582,6 +584,7 @@ func (s *session) authFailed(err error) error {
 }
 
 func (s *session) login(acct store.Account) (done, error) {
+	s.srv.cfg.Metrics.Auth(true)
 	if !s.srv.admit(acct.ID) {
 		return done{}, &Error{Kind: NO, Code: "LIMIT", Text: "Too many sessions for this account"} // RFC 5530
 	}

@@ -60,7 +60,20 @@ type Config struct {
 	Expire             string        // CAPA EXPIRE argument: "" not advertised, else "NEVER" or a number of days
 	LoginDelay         int           // CAPA LOGIN-DELAY seconds, enforced per account; 0 = off
 	MaxAuthFailures    int           // failed logins before the connection is closed (default 3)
+	Metrics            Metrics       // counts logins and commands (default: none)
 }
+
+// Metrics counts what sessions do; internal/app passes one per listener (labelled with its
+// protocol), so nothing here knows how or where the counts are kept. nil counts nothing.
+type Metrics interface {
+	Auth(ok bool)        // the outcome of a login attempt (USER/PASS, APOP or AUTH)
+	Command(name string) // a command of the command table, about to run
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Auth(bool)      {}
+func (noMetrics) Command(string) {}
 
 // Defaults for the zero values of Config.
 const (
@@ -161,6 +174,9 @@ func New(cfg Config, st Store, au Authenticator, log *slog.Logger) *Server {
 	}
 	if cfg.MaxAuthFailures <= 0 {
 		cfg.MaxAuthFailures = DefaultMaxAuthFailures
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -269,6 +269,7 @@ func (s *session) dispatch(line []byte) error {
 	if !ok {
 		return s.err("unknown command")
 	}
+	s.srv.cfg.Metrics.Command(kw)
 	if cmd.states&s.state == 0 {
 		return s.err("command not valid in this state")
 	}
@@ -531,6 +532,7 @@ func (s *session) cmdPass(arg string) error {
 // authFailed answers a failed login (RFC 3206 §4: [AUTH] for bad credentials, [SYS/TEMP] for
 // our own trouble) and ends the session after MaxAuthFailures.
 func (s *session) authFailed(err error) error {
+	s.srv.cfg.Metrics.Auth(false)
 	s.failures++
 	if errors.Is(err, auth.ErrInvalid) {
 		s.err("[AUTH] invalid user name or password")
@@ -546,6 +548,7 @@ func (s *session) authFailed(err error) error {
 
 // login locks the maildrop and takes the snapshot message numbers refer to (RFC 1939 §4, §8).
 func (s *session) login(acct store.Account) error {
+	s.srv.cfg.Metrics.Auth(true)
 	s.name = acct.Address
 	unlock, err := s.srv.store.LockMaildrop(s.ctx, acct.ID)
 	if errors.Is(err, store.ErrLocked) {

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -145,6 +146,7 @@ func (a *saslServer) Next(response []byte) (challenge []byte, done bool, err err
 	}
 	log := a.s.srv.log.With("ip", a.s.remote, "mech", a.mech)
 	if err != nil {
+		a.s.srv.cfg.Metrics.Auth(false)
 		// The auth service already slept the throttling delay.
 		if a.s.c.authFailed() {
 			log.Info("authentication failed, closing connection")
@@ -166,6 +168,7 @@ func (a *saslServer) Next(response []byte) (challenge []byte, done bool, err err
 
 // succeed records the authenticated account in the session.
 func (a *saslServer) succeed() {
+	a.s.srv.cfg.Metrics.Auth(true)
 	acct := a.x.Account()
 	a.s.mu.Lock()
 	a.s.account = &acct
@@ -176,6 +179,7 @@ func (a *saslServer) succeed() {
 
 // Mail starts a transaction (RFC 5321 §4.1.1.2).
 func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
+	defer s.count("mail", &err)
 	defer s.recoverPanic(&err)
 	if s.c.isDraining() {
 		s.c.closeAfterReply()
@@ -227,6 +231,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 // (452 4.5.3, RFC 5321 §4.5.3.1.10) and stripped any source route, which RFC 5321
 // §4.1.1.3 tells servers to ignore: the mailbox alone decides where mail goes.
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
+	defer s.count("rcpt", &err)
 	defer s.recoverPanic(&err)
 	s.mu.Lock()
 	tx := s.tx
@@ -286,6 +291,7 @@ var errBareLineEnding = errors.New("bare CR or LF in message data")
 // Data receives the body (DATA, or all BDAT chunks) and delivers it. It returns success
 // only once the store committed (see the package invariants).
 func (s *session) Data(r io.Reader) (err error) {
+	defer s.count("data", &err)
 	defer s.recoverPanic(&err)
 	s.mu.Lock()
 	tx := s.tx
@@ -351,6 +357,24 @@ func overQuotaAll(targets []store.Target, over []int64) bool {
 		}
 	}
 	return true
+}
+
+// count reports the outcome of MAIL, RCPT or DATA to the metrics by the reply's enhanced
+// status code (the code alone when the reply has none); a nil error (MAIL or RCPT
+// accepted) is not counted, and an error that is no reply is counted as "error".
+func (s *session) count(stage string, err *error) {
+	var se *smtp.SMTPError
+	switch {
+	case *err == nil:
+		return
+	case errors.As(*err, &se) && se.EnhancedCode != smtp.EnhancedCodeNotSet && se.EnhancedCode != (smtp.EnhancedCode{}):
+		c := se.EnhancedCode
+		s.srv.cfg.Metrics.Message(stage, strconv.Itoa(c[0])+"."+strconv.Itoa(c[1])+"."+strconv.Itoa(c[2]))
+	case se != nil:
+		s.srv.cfg.Metrics.Message(stage, strconv.Itoa(se.Code))
+	default:
+		s.srv.cfg.Metrics.Message(stage, "error")
+	}
 }
 
 // dataError maps a failure while receiving the body to the reply.

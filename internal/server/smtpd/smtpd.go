@@ -93,7 +93,22 @@ type Config struct {
 	SpoolDir          string        // temporary files for large bodies; "" is the system default
 	SenderPolicy      SenderPolicy  // submission only; default SenderOwn
 	MaxAuthFailures   int           // failed AUTH attempts before the connection is closed; default 3
+	Metrics           Metrics       // counts logins and transaction outcomes; default: none
 }
+
+// Metrics counts what sessions do; internal/app passes one per listener (labelled with its
+// role), so nothing here knows how or where the counts are kept. nil counts nothing.
+type Metrics interface {
+	Auth(ok bool) // the outcome of an AUTH exchange
+	// Message counts the reply to MAIL or RCPT when it refuses, and every reply to DATA/BDAT
+	// (stage "mail", "rcpt", "data"): code is its enhanced status code ("2.0.0" accepted).
+	Message(stage, code string)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Auth(bool)              {}
+func (noMetrics) Message(string, string) {}
 
 // Defaults applied by New.
 const (
@@ -228,6 +243,9 @@ func New(cfg Config, d Deliverer, au Authenticator, log *slog.Logger) *Server {
 	}
 	if cfg.MaxAuthFailures <= 0 {
 		cfg.MaxAuthFailures = DefaultMaxAuthFailures
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = "localhost"

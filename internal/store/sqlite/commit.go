@@ -259,8 +259,12 @@ func (s *Store) commitLoop(garbage int64) {
 // A request therefore may run twice (see the package comment).
 func (s *Store) commitBatch(c *committer, batch []*request) {
 	s.batches.Add(1)
+	start := time.Now()
 	if !s.runBatch(c, batch, false) {
 		s.runBatch(c, batch, true)
+	}
+	if s.opts.ObserveCommit != nil {
+		s.opts.ObserveCommit(time.Since(start), len(batch))
 	}
 }
 

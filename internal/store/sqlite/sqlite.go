@@ -105,6 +105,10 @@ type Options struct {
 	// DefaultQuota is the quota of every account without limits of its own (SetQuota);
 	// zero fields are no limit.
 	DefaultQuota store.QuotaLimits
+	// ObserveCommit, if set, is called by the committer after each write batch with the time
+	// from BEGIN to the end of COMMIT (its fsync included) and the number of requests in it
+	// (metrics). It runs on the committer: it must return at once.
+	ObserveCommit func(d time.Duration, requests int)
 
 	// reclaimOff stops the background reclaim of freed bodies (tests: a store that died
 	// before reclaiming).

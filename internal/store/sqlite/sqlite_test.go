@@ -553,3 +553,41 @@ func TestDefaultQuota(t *testing.T) {
 		t.Fatalf("delivery without a limit: %v", err)
 	}
 }
+
+// TestObserveCommit: the committer reports every write batch, with the requests in it (the
+// store's own background writes may add some).
+func TestObserveCommit(t *testing.T) {
+	var mu sync.Mutex
+	var batches, requests int
+	s := openTemp(t, Options{ObserveCommit: func(d time.Duration, n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if d <= 0 || n < 1 {
+			t.Errorf("ObserveCommit(%v, %d)", d, n)
+		}
+		batches++
+		requests += n
+	}})
+	defer s.Close()
+	a := setup(t, s, "a@example.org")
+	mu.Lock()
+	before := requests
+	mu.Unlock()
+	for i := range 5 {
+		if _, err := s.Deliver(context.Background(), message(fmt.Sprintf("%d\r\n", i), a.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The committer answers a request before it reports the batch: wait for the report.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n, b := requests-before, batches
+		mu.Unlock()
+		if n >= 5 && int64(b) == s.batches.Load() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("observed %d requests for 5 deliveries, %d batches of %d run", n, b, s.batches.Load())
+		}
+	}
+}
