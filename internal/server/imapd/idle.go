@@ -1,23 +1,19 @@
 package imapd
 
-// What a session waiting for a command costs: as in pop3d (read pop3d/idle.go for the full
-// reasoning). A session that has had no input for moveOnAfter gives its read buffer back to
-// the pool, waits for the socket to become readable (a non-consuming MSG_PEEK, then the
-// runtime's poller) instead of inside a read, and continues on a fresh goroutine whose small
-// stack is all it keeps. Only a read timing out proves that nothing is buffered anywhere
-// (crypto/tls may hold a whole record the socket no longer shows), so the first wait is a
-// plain read with a deadline; crypto/tls treats a timeout as temporary.
+// What a session waiting for a command costs: as in pop3d. A session that has had no input
+// for moveOnAfter gives its read buffer back to the pool, waits for the socket to become
+// readable instead of inside a read, and continues on a fresh goroutine whose small stack
+// is all it keeps (netconn.Input has the reasoning). The path from serve's start to that
+// wait (run, waitCommand, waitInput, Input.Wait) must stay shallow: each frame on it counts
+// against the fresh goroutine's 2 KB stack.
 //
 // IDLE (RFC 2177) waits differently, since store changes must wake it too: see cmdIdle.
 
 import (
 	"bufio"
-	"errors"
-	"os"
 	"strings"
 	"time"
 
-	"petrel/internal/lib/netconn"
 	"petrel/internal/store"
 )
 
@@ -25,60 +21,30 @@ import (
 // last one before it continues on a fresh one.
 const moveOnAfter = 100 * time.Millisecond
 
-// waitInput waits up to wait for the first byte of the next command. On return without
-// error, the read buffer holds input or a read will not wait long. With moveAfter > 0 it
-// returns errMoveOn when nothing came within moveAfter, having given back the read buffer and
-// set the deadline for the rest of wait; the caller continues on a fresh goroutine and calls
-// waitInput again.
+// waitInput waits up to wait for the first byte of the next command (netconn.Input.Wait): on
+// return without error the command reader has its buffer; on errMoveOn the session continues
+// on a fresh goroutine and calls waitInput again.
 func (s *session) waitInput(wait, moveAfter time.Duration) error {
-	if s.movedOn {
-		s.movedOn = false
-		if err := netconn.WaitReadable(s.rc); err != nil {
-			return err
-		}
-		s.reader()
-		return nil
-	}
-	mayMove := s.rc != nil && moveAfter > 0 && moveAfter < wait
-	first := wait
-	if mayMove {
-		first = moveAfter
-	}
-	r := s.reader()
-	if err := s.setReadDeadline(first); err != nil {
+	err := s.in.Wait(wait, moveAfter, s)
+	if err == errMoveOn {
+		s.r.br = nil
 		return err
 	}
-	_, err := r.Peek(1)
-	if !mayMove || !errors.Is(err, os.ErrDeadlineExceeded) {
-		return err
-	}
-	s.releaseReader()
-	if err := s.setReadDeadline(wait - first); err != nil {
-		return err
-	}
-	s.movedOn = true
-	return errMoveOn
+	s.reader()
+	return err
 }
 
 // reader returns the session's read buffer, taking one from the pool if it has none.
 func (s *session) reader() *bufio.Reader {
-	if s.rd == nil {
-		s.rd = s.srv.readers.Get().(*bufio.Reader)
-		s.rd.Reset(s.conn)
-		s.r.br = s.rd
-	}
-	return s.rd
+	s.r.br = s.in.Reader()
+	return s.r.br
 }
 
 // releaseReader gives the read buffer back to the pool, dropping whatever it holds (callers
 // either found it empty or mean to discard it, as after STARTTLS).
 func (s *session) releaseReader() {
-	if s.rd != nil {
-		s.rd.Reset(nil)
-		s.srv.readers.Put(s.rd)
-		s.rd = nil
-		s.r.br = nil
-	}
+	s.in.Release()
+	s.r.br = nil
 }
 
 // cmdIdle waits for DONE while announcing changes as they happen (RFC 2177). A change to

@@ -5,7 +5,7 @@ package imapd
 //
 // Implementation notes (invariants a contributor must not break):
 //   - Every read and every write has a deadline. A read deadline is only ever set through
-//     session.setReadDeadline, which holds session.mu and checks Server.closing, so that a
+//     session.setReadDeadline, which holds session.mu and checks Server.conns.Closing, so that a
 //     concurrent Shutdown cannot be overwritten by a later deadline (see Shutdown).
 //   - A command must arrive whole within CommandTimeout of its first byte (literals
 //     included, APPEND's message aside, which gets CommandTimeout per read); the wait for a
@@ -37,9 +37,9 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"petrel/internal/lib/netconn"
 	"petrel/internal/mail/auth"
 	"petrel/internal/store"
 )
@@ -115,21 +115,14 @@ type Server struct {
 	auth  Authenticator
 	log   *slog.Logger
 
-	// ctx is the parent of every session's context; cancel ends it when Shutdown gives up.
-	ctx    context.Context
-	cancel context.CancelFunc
-
 	readers sync.Pool // *bufio.Reader of readBufferSize, lent to a session while it reads
 	writers sync.Pool // *bufio.Writer of writeBufferSize, lent to a session while it answers
 
-	closing atomic.Bool // Shutdown was called; read under session.mu by setReadDeadline
+	conns *netconn.Server[*session] // listeners, sessions, Shutdown
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	sessions  map[*session]struct{}
-	active    sync.WaitGroup     // one per tracked session; Add only under mu while !closing
-	perAcct   map[int64]int      // logged-in sessions per account ID
-	watchers  map[int64]*watcher // by account: the IDLE sessions and their shared subscription (idle.go)
+	mu       sync.Mutex
+	perAcct  map[int64]int      // logged-in sessions per account ID
+	watchers map[int64]*watcher // by account: the IDLE sessions and their shared subscription (idle.go)
 }
 
 // New returns a server. It does not listen; call Serve.
@@ -159,18 +152,14 @@ func New(cfg Config, st Store, au Authenticator, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:       cfg,
-		store:     st,
-		auth:      au,
-		log:       log,
-		ctx:       ctx,
-		cancel:    cancel,
-		listeners: make(map[net.Listener]struct{}),
-		sessions:  make(map[*session]struct{}),
-		perAcct:   make(map[int64]int),
-		watchers:  make(map[int64]*watcher),
+		cfg:      cfg,
+		store:    st,
+		auth:     au,
+		log:      log,
+		conns:    netconn.NewServer[*session]("imap", log),
+		perAcct:  make(map[int64]int),
+		watchers: make(map[int64]*watcher),
 	}
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, readBufferSize) }
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, writeBufferSize) }
@@ -184,36 +173,7 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return errors.New("imap: ImplicitTLS needs a TLS config")
 	}
-	if !s.trackListener(l) {
-		l.Close()
-		return nil
-	}
-	defer s.untrackListener(l)
-
-	var backoff time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if s.closing.Load() {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// Temporary failures such as EMFILE: back off like net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("imap: accept", "err", err, "retry_in", backoff)
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		sess := newSession(s, c)
-		if !s.trackSession(sess) {
-			c.Close()
-			return nil
-		}
-		go sess.serve()
-	}
+	return s.conns.Serve(l, func(c net.Conn) *session { return newSession(s, c) })
 }
 
 // Shutdown stops accepting and ends every session. A session waiting for a command (or in
@@ -221,78 +181,19 @@ func (s *Server) Serve(l net.Listener) error {
 // ends before all sessions are gone, the remaining connections are closed and ctx's error
 // is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing.Store(true)
-	for l := range s.listeners {
-		l.Close()
-	}
-	waiting := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		waiting = append(waiting, sess)
-	}
-	s.mu.Unlock()
-
-	for _, sess := range waiting {
-		sess.interrupt()
-	}
-
-	done := make(chan struct{})
-	go func() {
-		s.active.Wait() // no Add can follow: trackSession refuses once closing is set
-		close(done)
-	}()
-	select {
-	case <-done:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
-		s.cancel() // aborts store calls and auth delays of the remaining sessions
-		s.mu.Lock()
-		for sess := range s.sessions {
-			sess.raw.Close()
-		}
-		s.mu.Unlock()
-		return ctx.Err()
-	}
+	return s.conns.Shutdown(ctx)
 }
 
-func (s *Server) trackListener(l net.Listener) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.listeners[l] = struct{}{}
-	return true
-}
-
-func (s *Server) untrackListener(l net.Listener) {
-	s.mu.Lock()
-	delete(s.listeners, l)
-	s.mu.Unlock()
-}
-
-func (s *Server) trackSession(sess *session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.sessions[sess] = struct{}{}
-	s.active.Add(1)
-	return true
-}
-
+// untrackSession forgets a session that has ended.
 func (s *Server) untrackSession(sess *session) {
-	s.mu.Lock()
-	delete(s.sessions, sess)
 	if sess.state != stateNotAuth {
+		s.mu.Lock()
 		if s.perAcct[sess.account.ID]--; s.perAcct[sess.account.ID] <= 0 {
 			delete(s.perAcct, sess.account.ID)
 		}
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
-	s.active.Done()
+	s.conns.Done(sess)
 }
 
 // admit counts a login to an account, or reports false when the account has

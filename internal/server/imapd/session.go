@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"petrel/internal/lib/netconn"
@@ -85,7 +84,7 @@ var (
 	errMailboxGone  = errors.New("selected mailbox deleted")
 
 	// errMoveOn is not an end: the session continues on a fresh goroutine (see idle.go).
-	errMoveOn = errors.New("idle: continue on a fresh goroutine")
+	errMoveOn = netconn.ErrMoveOn
 )
 
 // tlsError is a failed STARTTLS handshake, after which the connection is closed.
@@ -99,10 +98,9 @@ type session struct {
 	srv    *Server
 	raw    net.Conn               // the accepted connection; closing it ends everything
 	conn   net.Conn               // raw, or the tls.Conn on top of it
-	rc     syscall.RawConn        // the socket under raw, to wait for input without a buffer; nil: none
 	dw     netconn.DeadlineWriter // writes to conn with a deadline per write
-	rd     *bufio.Reader          // pooled, reads conn; nil while waiting for a command (see idle.go)
-	r      reader                 // the command reader over rd
+	in     netconn.Input          // reads conn through a pooled buffer, held only while there is input (idle.go)
+	r      reader                 // the command reader over in's buffer
 	w      respWriter             // over a pooled bufio.Writer, non-nil only while answering
 	remote netip.Addr
 	ctx    context.Context
@@ -110,12 +108,11 @@ type session struct {
 	// loginDL ends the connection if it has not logged in by then (Config.LoginTimeout).
 	loginDL time.Time
 
-	// mu orders read deadlines against Shutdown: see setReadDeadline and interrupt.
+	// mu orders read deadlines against Shutdown: see setReadDeadline and Interrupt.
 	mu sync.Mutex
 
 	state    state
 	greeted  bool   // the greeting has been sent
-	movedOn  bool   // waitInput found no input buffered and continues on a fresh goroutine
 	tls      bool   // TLS is active (STARTTLS done or implicit)
 	name     string // the last login name tried, for the log
 	failures int    // failed logins
@@ -131,14 +128,14 @@ func newSession(srv *Server, c net.Conn) *session {
 	s := &session{
 		srv:    srv,
 		raw:    c,
-		rc:     netconn.RawConn(c),
 		remote: netconn.RemoteAddr(c),
-		ctx:    srv.ctx,
+		ctx:    srv.conns.Context(),
 		start:  time.Now(),
 		state:  stateNotAuth,
 	}
 	s.r = reader{lim: srv.cfg.Limits, cont: s.continuation}
 	s.loginDL = s.start.Add(srv.cfg.LoginTimeout)
+	s.in = netconn.NewInput(c, &srv.readers)
 	s.setConn(c)
 	return s
 }
@@ -149,11 +146,12 @@ func (s *session) setConn(c net.Conn) {
 	s.conn = c
 	s.dw = netconn.DeadlineWriter{Conn: c, Timeout: s.srv.cfg.CommandTimeout}
 	s.releaseReader()
+	s.in.SetConn(c)
 }
 
-// serve runs the session to its end on the connection's goroutine, except that a session
+// Serve runs the session to its end on the connection's goroutine, except that a session
 // idle for a moment continues on a fresh goroutine (see idle.go).
-func (s *session) serve() {
+func (s *session) Serve() {
 	result := "closed"
 	movedOn := false
 	defer func() {
@@ -181,7 +179,7 @@ func (s *session) serve() {
 	}()
 	result, movedOn = s.run()
 	if movedOn {
-		go s.serve()
+		go s.Serve()
 	}
 }
 
@@ -227,7 +225,7 @@ func (s *session) run() (result string, movedOn bool) {
 // waitCommand waits for the first byte of the next command, flushing the output first if no
 // command is buffered, then gives the command CommandTimeout to arrive whole.
 func (s *session) waitCommand() error {
-	if s.rd == nil || s.rd.Buffered() == 0 {
+	if s.in.Buffered() == 0 {
 		if err := s.flush(); err != nil {
 			return err
 		}
@@ -252,7 +250,7 @@ func (s *session) end(err error) string {
 		s.out().errorReply("", pe)
 		s.flush()
 		return "bye: " + pe.Text
-	case errors.Is(err, errShutdown) || s.srv.closing.Load() && isTimeout(err):
+	case errors.Is(err, errShutdown) || s.srv.conns.Closing() && isTimeout(err):
 		s.out().status("*", "BYE", "UNAVAILABLE", "Server shutting down")
 		s.flush()
 		return "shutdown"
@@ -401,7 +399,7 @@ func (s *session) continuation() error {
 func (s *session) setReadDeadline(d time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.srv.closing.Load() {
+	if s.srv.conns.Closing() {
 		return errShutdown
 	}
 	dl := time.Now().Add(d)
@@ -410,6 +408,12 @@ func (s *session) setReadDeadline(d time.Duration) error {
 	}
 	return s.raw.SetReadDeadline(dl)
 }
+
+// SetReadTimeout is setReadDeadline for netconn.Input.
+func (s *session) SetReadTimeout(d time.Duration) error { return s.setReadDeadline(d) }
+
+// Close closes the connection at once.
+func (s *session) Close() error { return s.raw.Close() }
 
 // idleTimeout is how long to wait for the next command: the autologout timer once logged in,
 // the shorter LoginIdleTimeout before.
@@ -420,8 +424,8 @@ func (s *session) idleTimeout() time.Duration {
 	return s.srv.cfg.IdleTimeout
 }
 
-// interrupt wakes a read the session is blocked in, so that it notices the shutdown.
-func (s *session) interrupt() {
+// Interrupt wakes a read the session is blocked in, so that it notices the shutdown.
+func (s *session) Interrupt() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.raw.SetReadDeadline(time.Unix(1, 0))
