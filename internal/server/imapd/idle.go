@@ -11,6 +11,7 @@ package imapd
 
 import (
 	"bufio"
+	"errors"
 	"strings"
 	"time"
 
@@ -26,12 +27,12 @@ const moveOnAfter = 100 * time.Millisecond
 // on a fresh goroutine and calls waitInput again.
 func (s *session) waitInput(wait, moveAfter time.Duration) error {
 	err := s.in.Wait(wait, moveAfter, s)
-	if err == errMoveOn {
-		s.r.br = nil
+	if err != nil {
+		s.r.br = nil // the next waitInput or reader sets it again
 		return err
 	}
 	s.reader()
-	return err
+	return nil
 }
 
 // reader returns the session's read buffer, taking one from the pool if it has none.
@@ -47,95 +48,163 @@ func (s *session) releaseReader() {
 	s.r.br = nil
 }
 
-// cmdIdle waits for DONE while announcing changes as they happen (RFC 2177). A change to
-// the selected mailbox wakes it (watch) and it polls (selected.go), so the announcements are
-// the same as at the end of any command. Events are a wake-up, not the record: poll reads
-// the state by MODSEQ, so a missed event costs nothing but a poll.
+// IDLE (RFC 2177) without a buffer or a second goroutine. cmdIdle answers "+ idling" and
+// returns errIdling; from then on run calls idleWait instead of reading commands until DONE
+// comes. idleWait waits as a session waiting for a command does (Input.Wait: a read buffer
+// only for the first moment, then the socket, on a fresh goroutine), so an idle session in
+// IDLE costs what any idle session costs. A change to the selected mailbox wakes it through
+// its watcher (wakeIdle, called by fanOut): the wake sets idleState.woken and expires the
+// read deadline, as Shutdown's interrupt does, and setReadDeadline refuses to set a deadline
+// while woken is set, so that no wake-up is lost between two waits. The woken session
+// polls (selected.go), so the announcements are the same as at the end of any command.
+// Events are a wake-up, not the record: poll reads the state by MODSEQ, so a missed event
+// costs nothing but a poll.
 //
-// The wait is bounded by IdleTimeout, after which the session ends as any idle one does
-// (RFC 9051 §5.4; clients re-issue IDLE well within it, RFC 2177 §3 suggests every 29
-// minutes).
-//
-// Left for later: an IDLE session holds its read buffer and two goroutines while it waits,
-// not the buffer-less wait of waitInput (issue 10 asks for under 24 KB per idle connection).
+// The wait is bounded by IdleTimeout from the IDLE command, after which the session ends as
+// any idle one does (RFC 9051 §5.4; clients re-issue IDLE well within it, RFC 2177 §3
+// suggests every 29 minutes).
+
+// errIdling is not an end: IDLE was accepted and run continues in idleWait.
+var errIdling = errors.New("idling")
+
+// errWoken: a store change interrupted the wait (see wakeIdle).
+var errWoken = errors.New("idle: woken by a change")
+
+// idleState is what a session in IDLE keeps besides its usual state.
+type idleState struct {
+	tag      string    // the IDLE command's tag, for its tagged OK after DONE
+	deadline time.Time // IdleTimeout after the IDLE command
+	stop     func()    // ends the watch
+	woken    bool      // a change came; guarded by session.mu
+}
+
 func (s *session) cmdIdle(c *Command) (done, error) {
-	mailboxID := int64(0)
-	if s.sel != nil {
-		mailboxID = s.sel.mb.ID
-	}
-	wake, stop := s.srv.watch(s.account.ID, mailboxID)
-	defer func() { stop() }()
+	s.idle = &idleState{tag: c.Tag, deadline: time.Now().Add(s.srv.cfg.IdleTimeout)}
+	s.idle.stop = s.srv.watch(s.account.ID, s.selectedID(), s.wakeIdle)
 	s.out().str("+ idling\r\n")
 	if s.sel != nil {
 		if err := s.poll(true); err != nil {
+			s.endIdle()
 			return done{}, err
 		}
 	}
+	return done{}, errIdling
+}
+
+func (s *session) selectedID() int64 {
+	if s.sel != nil {
+		return s.sel.mb.ID
+	}
+	return 0
+}
+
+// wakeIdle interrupts the IDLE wait because the mailbox changed (or a change may have been
+// missed). It runs on fanOut's goroutine.
+func (s *session) wakeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idle != nil && !s.idle.woken {
+		s.idle.woken = true
+		s.raw.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// idleWait waits in IDLE for DONE or a change, and answers either. It returns errMoveOn
+// when the session is to continue on a fresh goroutine, and nil once DONE has ended IDLE.
+func (s *session) idleWait() error {
 	if err := s.flush(); err != nil {
-		return done{}, err
+		return err
 	}
-	s.reader()
-	if err := s.setReadDeadline(s.srv.cfg.IdleTimeout); err != nil {
-		return done{}, err
+	err := s.waitInput(time.Until(s.idle.deadline), moveOnAfter)
+	if errors.Is(err, errMoveOn) {
+		return err
 	}
-	lineErr := make(chan error, 1)
-	go func() { lineErr <- s.r.readLine() }()
-	for {
-		select {
-		case err := <-lineErr:
-			if err != nil {
-				return done{}, err
-			}
-			if !strings.EqualFold(string(s.r.line), "DONE") {
-				return done{}, badf("Expected DONE")
-			}
-			return done{}, nil
-		case <-wake:
-			// Watch again: the wake-up may mean the watcher was cut off (see fanOut).
-			stop()
-			wake, stop = s.srv.watch(s.account.ID, mailboxID)
-			if s.sel != nil {
-				if err := s.poll(true); err != nil {
-					s.raw.Close() // ends the read goroutine
-					<-lineErr
-					return done{}, err
-				}
-			}
-			if err := s.flush(); err != nil {
-				s.raw.Close()
-				<-lineErr
-				return done{}, err
-			}
+	if err != nil && (errors.Is(err, errWoken) || isTimeout(err)) && s.takeWake() {
+		// Watch again: the wake-up may mean the watcher was cut off (see fanOut).
+		s.idle.stop()
+		s.idle.stop = s.srv.watch(s.account.ID, s.selectedID(), s.wakeIdle)
+		if s.sel != nil {
+			return s.poll(true)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.takeWake() // DONE ends IDLE anyway, with a poll; else the deadline below would be refused
+	if err := s.setReadDeadline(s.srv.cfg.CommandTimeout); err != nil {
+		return err
+	}
+	if err := s.r.readLine(); err != nil {
+		if isTimeout(err) {
+			return errCmdTimeout
+		}
+		return err
+	}
+	tag := s.idle.tag
+	s.endIdle()
+	if !strings.EqualFold(string(s.r.line), "DONE") {
+		s.out().errorReply(tag, badf("Expected DONE"))
+		return nil
+	}
+	if s.sel != nil {
+		if err := s.poll(true); err != nil {
+			return err
 		}
 	}
+	s.out().status(tag, "OK", "", "IDLE completed")
+	return nil
+}
+
+// takeWake reports whether a change woke the session, and clears the mark.
+func (s *session) takeWake() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	woken := s.idle.woken
+	s.idle.woken = false
+	return woken
+}
+
+// endIdle leaves IDLE: no more wake-ups.
+func (s *session) endIdle() {
+	if s.idle == nil {
+		return
+	}
+	s.idle.stop()
+	s.mu.Lock()
+	s.idle = nil
+	s.mu.Unlock()
 }
 
 // watcher shares one store subscription among the IDLE sessions of an account, so that a
 // session in IDLE holds a one-slot channel rather than a subscription buffer of its own.
 type watcher struct {
 	cancel  func()
-	waiters map[chan struct{}]int64 // wake-up channel → the mailbox its session has selected (0: none)
+	waiters map[*waiter]int64 // → the mailbox its session has selected (0: none)
 }
 
-// watch registers a session in IDLE: wake gets a value when the mailbox changes, or when a
-// change may have been missed. stop unregisters it; the account's subscription ends with its
-// last waiter.
-func (s *Server) watch(accountID, mailboxID int64) (wake chan struct{}, stop func()) {
-	wake = make(chan struct{}, 1)
+// waiter is one session in IDLE: wake is called (under Server.mu) when its mailbox changes.
+type waiter struct{ wake func() }
+
+// watch registers a session in IDLE: wake is called when the mailbox changes, or when a
+// change may have been missed, and must not block. stop unregisters it; the account's
+// subscription ends with its last waiter.
+func (s *Server) watch(accountID, mailboxID int64, wake func()) (stop func()) {
+	wt := &waiter{wake: wake}
 	s.mu.Lock()
 	w := s.watchers[accountID]
 	if w == nil {
 		ch, cancel := s.store.Subscribe(accountID)
-		w = &watcher{cancel: cancel, waiters: map[chan struct{}]int64{}}
+		w = &watcher{cancel: cancel, waiters: map[*waiter]int64{}}
 		s.watchers[accountID] = w
 		go s.fanOut(accountID, w, ch)
 	}
-	w.waiters[wake] = mailboxID
+	w.waiters[wt] = mailboxID
 	s.mu.Unlock()
-	return wake, func() {
+	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		delete(w.waiters, wake)
+		delete(w.waiters, wt)
 		if len(w.waiters) == 0 && s.watchers[accountID] == w {
 			delete(s.watchers, accountID)
 			w.cancel() // closes ch: fanOut returns
@@ -157,12 +226,9 @@ func (s *Server) fanOut(accountID int64, w *watcher, ch <-chan store.Change) {
 		if !ok {
 			delete(s.watchers, accountID)
 		}
-		for wake, mb := range w.waiters {
+		for wt, mb := range w.waiters {
 			if !ok || mb == c.MailboxID {
-				select {
-				case wake <- struct{}{}:
-				default: // already woken
-				}
+				wt.wake()
 			}
 		}
 		s.mu.Unlock()

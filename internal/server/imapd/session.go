@@ -119,6 +119,7 @@ type session struct {
 
 	account store.Account // set at login
 	sel     *selected     // the selected mailbox in the selected state, else nil
+	idle    *idleState    // in IDLE, else nil (idle.go); set and cleared by the session, under mu
 
 	// Counters for the session log line.
 	commands int
@@ -165,6 +166,7 @@ func (s *session) Serve() {
 			io.WriteString(s.conn, "* BYE [SERVERBUG] internal error\r\n")
 			result = "panic"
 		}
+		s.endIdle()
 		s.flush()
 		s.releaseReader()
 		s.conn.Close()
@@ -207,12 +209,14 @@ func (s *session) run() (result string, movedOn bool) {
 		s.out().status("*", "OK", "CAPABILITY "+s.capabilities(), text)
 	}
 	for {
-		err := s.waitCommand()
-		if err == nil {
+		var err error
+		if s.idle != nil {
+			err = s.idleWait()
+		} else if err = s.waitCommand(); err == nil {
 			err = s.command()
 		}
 		switch {
-		case err == nil:
+		case err == nil, errors.Is(err, errIdling):
 			continue
 		case errors.Is(err, errMoveOn):
 			return "", true
@@ -401,6 +405,9 @@ func (s *session) setReadDeadline(d time.Duration) error {
 	defer s.mu.Unlock()
 	if s.srv.conns.Closing() {
 		return errShutdown
+	}
+	if s.idle != nil && s.idle.woken {
+		return errWoken // keep the expired deadline of wakeIdle until idleWait has seen it
 	}
 	dl := time.Now().Add(d)
 	if s.state == stateNotAuth && s.loginDL.Before(dl) {
