@@ -29,15 +29,29 @@ func (s *session) waitInput(wait, moveAfter time.Duration) error {
 	err := s.in.Wait(wait, moveAfter, s)
 	if err != nil {
 		s.r.br = nil // the next waitInput or reader sets it again
+		if s.z != nil && errors.Is(err, errMoveOn) {
+			s.z.release() // found empty by inputBuffered
+		}
 		return err
 	}
 	s.reader()
 	return nil
 }
 
-// reader returns the session's read buffer, taking one from the pool if it has none.
+// inputBuffered reports whether input is buffered (or, compressed, may be), so that a read
+// does not wait.
+func (s *session) inputBuffered() bool {
+	return s.in.Buffered() > 0 || s.z != nil && s.z.buffered()
+}
+
+// reader returns the buffer commands are read from, taking one from the pool if it has none:
+// the read buffer, or with COMPRESS the buffer of decompressed input.
 func (s *session) reader() *bufio.Reader {
-	s.r.br = s.in.Reader()
+	if s.z != nil {
+		s.r.br = s.z.commandReader()
+	} else {
+		s.r.br = s.in.Reader()
+	}
 	return s.r.br
 }
 
@@ -45,6 +59,9 @@ func (s *session) reader() *bufio.Reader {
 // either found it empty or mean to discard it, as after STARTTLS).
 func (s *session) releaseReader() {
 	s.in.Release()
+	if s.z != nil {
+		s.z.release()
+	}
 	s.r.br = nil
 }
 
@@ -115,7 +132,12 @@ func (s *session) idleWait() error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	err := s.waitInput(time.Until(s.idle.deadline), moveOnAfter)
+	var err error
+	if s.inputBuffered() {
+		s.reader() // DONE came with IDLE, or right after it
+	} else {
+		err = s.waitInput(time.Until(s.idle.deadline), moveOnAfter)
+	}
 	if errors.Is(err, errMoveOn) {
 		return err
 	}

@@ -115,8 +115,9 @@ type Server struct {
 	auth  Authenticator
 	log   *slog.Logger
 
-	readers sync.Pool // *bufio.Reader of readBufferSize, lent to a session while it reads
-	writers sync.Pool // *bufio.Writer of writeBufferSize, lent to a session while it answers
+	readers   sync.Pool // *bufio.Reader of readBufferSize, lent to a session while it reads
+	writers   sync.Pool // *bufio.Writer of writeBufferSize, lent to a session while it answers
+	deflaters sync.Pool // *flate.Writer, lent to a COMPRESS session while it answers (compress.go)
 
 	conns *netconn.Server[*session] // listeners, sessions, Shutdown
 

@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"bufio"
+	"compress/flate"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -73,6 +74,7 @@ var commands = map[string]struct {
 	"STORE":        {stateSelected, (*session).cmdStore},      // RFC 9051 §6.4.6
 	"COPY":         {stateSelected, (*session).cmdCopy},       // RFC 9051 §6.4.7, RFC 4315
 	"MOVE":         {stateSelected, (*session).cmdCopy},       // RFC 6851
+	"COMPRESS":     {loggedIn, (*session).cmdCompress},        // RFC 4978 (compress.go)
 }
 
 // Errors that end a session.
@@ -120,6 +122,7 @@ type session struct {
 	account store.Account // set at login
 	sel     *selected     // the selected mailbox in the selected state, else nil
 	idle    *idleState    // in IDLE, else nil (idle.go); set and cleared by the session, under mu
+	z       *compression  // after COMPRESS DEFLATE (compress.go), else nil
 
 	// Counters for the session log line.
 	commands int
@@ -169,6 +172,9 @@ func (s *session) Serve() {
 		s.endIdle()
 		s.flush()
 		s.releaseReader()
+		if s.z != nil {
+			s.z.close()
+		}
 		s.conn.Close()
 		s.srv.untrackSession(s)
 		s.srv.log.Info("imap session",
@@ -216,7 +222,7 @@ func (s *session) run() (result string, movedOn bool) {
 			err = s.command()
 		}
 		switch {
-		case err == nil, errors.Is(err, errIdling):
+		case err == nil, errors.Is(err, errIdling), errors.Is(err, errCompressStarted):
 			continue
 		case errors.Is(err, errMoveOn):
 			return "", true
@@ -229,13 +235,15 @@ func (s *session) run() (result string, movedOn bool) {
 // waitCommand waits for the first byte of the next command, flushing the output first if no
 // command is buffered, then gives the command CommandTimeout to arrive whole.
 func (s *session) waitCommand() error {
-	if s.in.Buffered() == 0 {
+	if !s.inputBuffered() {
 		if err := s.flush(); err != nil {
 			return err
 		}
 		if err := s.waitInput(s.idleTimeout(), moveOnAfter); err != nil {
 			return err
 		}
+	} else {
+		s.reader()
 	}
 	return s.setReadDeadline(s.srv.cfg.CommandTimeout)
 }
@@ -274,6 +282,10 @@ func (s *session) end(err error) string {
 		s.out().status("*", "BYE", "", "Autologout; idle for too long") // RFC 9051 §5.4
 		s.flush()
 		return "timeout"
+	case errors.As(err, new(flate.CorruptInputError)):
+		s.out().status("*", "BYE", "", "Corrupt compressed input") // RFC 4978
+		s.flush()
+		return "error: " + err.Error()
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return "closed by client"
 	default:
@@ -442,7 +454,11 @@ func (s *session) Interrupt() {
 func (s *session) out() *respWriter {
 	if s.w.bw == nil {
 		bw := s.srv.writers.Get().(*bufio.Writer)
-		bw.Reset(&s.dw)
+		if s.z != nil {
+			bw.Reset(s.z.writer(&s.dw))
+		} else {
+			bw.Reset(&s.dw)
+		}
 		s.w.bw = bw
 	}
 	return &s.w
@@ -457,6 +473,9 @@ func (s *session) flush() error {
 	s.w.bw.Reset(nil)
 	s.srv.writers.Put(s.w.bw)
 	s.w.bw = nil
+	if s.z != nil {
+		err = errors.Join(err, s.z.flush())
+	}
 	return err
 }
 
@@ -471,6 +490,9 @@ func (s *session) plaintextAllowed() bool {
 func (s *session) capabilities() string {
 	var b strings.Builder
 	b.WriteString("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE")
+	if s.state != stateNotAuth && s.z == nil {
+		b.WriteString(" COMPRESS=DEFLATE") // RFC 4978; refused before login (compress.go)
+	}
 	b.WriteString(" APPENDLIMIT=")
 	b.WriteString(strconv.FormatInt(s.srv.cfg.AppendLimit, 10))
 	if s.state == stateNotAuth {
