@@ -38,6 +38,16 @@ func (s *session) waitInput(wait, moveAfter time.Duration) error {
 	return nil
 }
 
+// commandBuffered reports whether (decompressed) command input is buffered: pipelined
+// commands, whose answers may wait to go out with theirs.
+func (s *session) commandBuffered() bool {
+	if s.z != nil {
+		// Not z.buffered: that the inflater may hold more is no reason to hold answers back.
+		return s.z.cmd != nil && s.z.cmd.Buffered() > 0
+	}
+	return s.in.Buffered() > 0
+}
+
 // inputBuffered reports whether input is buffered (or, compressed, may be), so that a read
 // does not wait.
 func (s *session) inputBuffered() bool {
@@ -142,23 +152,17 @@ func (s *session) idleWait() error {
 		return err
 	}
 	if err != nil && (errors.Is(err, errWoken) || isTimeout(err)) && s.takeWake() {
-		// Watch again: the wake-up may mean the watcher was cut off (see fanOut).
-		s.idle.stop()
-		s.idle.stop = s.srv.watch(s.account.ID, s.selectedID(), s.wakeIdle)
-		if s.sel != nil {
-			return s.poll(true)
-		}
-		return nil
+		return s.idleWoken()
 	}
 	if err != nil {
 		return err
 	}
 	s.takeWake() // DONE ends IDLE anyway, with a poll; else the deadline below would be refused
-	if err := s.setReadDeadline(s.srv.cfg.CommandTimeout); err != nil {
+	if err := s.commandDeadline(time.Until(s.idle.deadline)); err != nil {
 		return err
 	}
 	if err := s.r.readLine(); err != nil {
-		if isTimeout(err) {
+		if isTimeout(err) && !s.awaitingCommand() {
 			return errCmdTimeout
 		}
 		return err
@@ -176,6 +180,19 @@ func (s *session) idleWait() error {
 	}
 	s.out().status(tag, "OK", "", "IDLE completed")
 	return nil
+}
+
+// idleWoken announces what changed: a change woke the session in IDLE.
+func (s *session) idleWoken() error {
+	// Watch again: the wake-up may mean the watcher was cut off (see fanOut).
+	s.idle.stop()
+	s.idle.stop = s.srv.watch(s.account.ID, s.selectedID(), s.wakeIdle)
+	if s.sel != nil {
+		if err := s.poll(true); err != nil {
+			return err
+		}
+	}
+	return s.flush()
 }
 
 // takeWake reports whether a change woke the session, and clears the mark.

@@ -2,7 +2,6 @@ package imapd
 
 import (
 	"bufio"
-	"compress/flate"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -235,17 +234,21 @@ func (s *session) run() (result string, movedOn bool) {
 // waitCommand waits for the first byte of the next command, flushing the output first if no
 // command is buffered, then gives the command CommandTimeout to arrive whole.
 func (s *session) waitCommand() error {
-	if !s.inputBuffered() {
+	if !s.commandBuffered() {
+		// Compressed, octets may be buffered that decode to no command (a client's flush):
+		// the answers go out before they are read.
 		if err := s.flush(); err != nil {
 			return err
 		}
+	}
+	if !s.inputBuffered() {
 		if err := s.waitInput(s.idleTimeout(), moveOnAfter); err != nil {
 			return err
 		}
 	} else {
 		s.reader()
 	}
-	return s.setReadDeadline(s.srv.cfg.CommandTimeout)
+	return s.commandDeadline(s.idleTimeout())
 }
 
 // end says goodbye as the error requires and returns the result to log.
@@ -282,7 +285,7 @@ func (s *session) end(err error) string {
 		s.out().status("*", "BYE", "", "Autologout; idle for too long") // RFC 9051 §5.4
 		s.flush()
 		return "timeout"
-	case errors.As(err, new(flate.CorruptInputError)):
+	case corruptInput(err):
 		s.out().status("*", "BYE", "", "Corrupt compressed input") // RFC 4978
 		s.flush()
 		return "error: " + err.Error()
@@ -361,7 +364,7 @@ func (s *session) command() error {
 func (s *session) commandError(cmd *Command, err error) error {
 	var pe *Error
 	if !errors.As(err, &pe) {
-		if isTimeout(err) {
+		if isTimeout(err) && !s.awaitingCommand() {
 			return errCmdTimeout
 		}
 		return err
@@ -490,7 +493,7 @@ func (s *session) plaintextAllowed() bool {
 func (s *session) capabilities() string {
 	var b strings.Builder
 	b.WriteString("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE")
-	if s.state != stateNotAuth && s.z == nil {
+	if s.srv.cfg.Compress && s.state != stateNotAuth && s.z == nil {
 		b.WriteString(" COMPRESS=DEFLATE") // RFC 4978; refused before login (compress.go)
 	}
 	b.WriteString(" APPENDLIMIT=")
