@@ -323,3 +323,104 @@ func mdaDir(t *testing.T) (dir, out, mda string) {
 	writeFile(t, mda, "#!/bin/sh\nexec cat > \"$(mktemp "+out+"/msg.XXXXXX)\"\n", 0o700)
 	return dir, out, mda
 }
+
+// pyThree: host imap_port pop_port cafile user password. Two IMAP sessions (imaplib) and a
+// POP3 session (poplib) on one INBOX of three messages; prints JSON with what each saw.
+const pyThree = `
+import imaplib, json, poplib, re, ssl, sys
+host, imap_port, pop_port, cafile, user, password = sys.argv[1:7]
+ctx = ssl.create_default_context(cafile=cafile)
+def imap():
+    m = imaplib.IMAP4_SSL(host, int(imap_port), ssl_context=ctx, timeout=20)
+    m.login(user, password)
+    m.select('INBOX')
+    return m
+def untagged(m, name):
+    return sorted(d.decode() if isinstance(d, bytes) else d[0].decode() for d in m.response(name)[1] if d)
+out = {}
+a, b = imap(), imap()
+# A flags message 2; B learns it at its next command (FETCH FLAGS, RFC 9051 §7.5.1).
+a.store('2', '+FLAGS', '(\\Flagged)')
+b.noop()
+out['b_sees_flag'] = untagged(b, 'FETCH')
+# B appends a message; A learns of it (EXISTS).
+b.append('INBOX', None, None, b'Subject: appended by b\r\n\r\nhi\r\n')
+a.noop()
+out['a_sees_append'] = max(int(n) for n in untagged(a, 'EXISTS'))  # imaplib keeps SELECT's too
+# POP3 logs in (4 messages now), deletes message 1 and quits: both IMAP sessions see the
+# expunge; the IMAP flag is invisible to POP3.
+p = poplib.POP3_SSL(host, int(pop_port), context=ctx, timeout=20)
+p.user(user); p.pass_(password)
+out['pop_count'] = p.stat()[0]
+p.dele(1)
+p.quit()
+a.noop()
+out['a_sees_pop_delete'] = untagged(a, 'EXPUNGE')
+b.noop()
+out['b_sees_pop_delete'] = untagged(b, 'EXPUNGE')
+# A POP3 session opens, then A expunges a message: the POP3 session keeps its snapshot
+# (RFC 1939), B sees the expunge, and the next POP3 session sees it gone.
+p = poplib.POP3_SSL(host, int(pop_port), context=ctx, timeout=20)
+p.user(user); p.pass_(password)
+before = p.stat()[0]
+a.store('2', '+FLAGS', '(\\Deleted)')
+a.expunge()
+out['pop_snapshot'] = [before, p.stat()[0]]
+p.quit()
+b.noop()
+out['b_sees_a_expunge'] = untagged(b, 'EXPUNGE')
+p = poplib.POP3_SSL(host, int(pop_port), context=ctx, timeout=20)
+p.user(user); p.pass_(password)
+out['pop_after'] = p.stat()[0]
+p.quit()
+out['a_left'] = a.search(None, 'ALL')[1][0].decode()
+out['b_left'] = b.search(None, 'ALL')[1][0].decode()
+out['b_flagged'] = b.search(None, 'FLAGGED')[1][0].decode()
+a.logout(); b.logout()
+print(json.dumps(out))
+`
+
+// TestPOP3AndTwoIMAPSessions: a POP3 session and two IMAP sessions share a mailbox and each
+// sees the others' changes, by the rule of docs/architecture.md (POP3 and IMAP on one
+// mailbox): an IMAP session learns of a flag, an append and an expunge by another session,
+// and of a POP3 deletion, at its next command; a POP3 session works on its snapshot and the
+// next one sees the changes.
+func TestPOP3AndTwoIMAPSessions(t *testing.T) {
+	t.Parallel()
+	requireTools(t, "python3")
+	in := startInstance(t, nil)
+	const user, pass = "tri@example.test", "shared-secret-3"
+	in.addAccount(user, pass)
+	for _, tok := range []string{"three-1", "three-2", "three-3"} {
+		mustDeliver(t, in, []string{user}, testMessage(tok, "sender@remote.example", user))
+	}
+	host, imapPort := splitAddr(t, in.IMAPS)
+	_, popPort := splitAddr(t, in.POP3S)
+	out := run(t, nil, nil, "python3", "-c", pyThree, host, imapPort, popPort, ca.File, user, pass)
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output: %v\n%s", err, out)
+	}
+	want := map[string]string{
+		"b_sees_flag":       `["2 (UID 2 FLAGS (\\Flagged))"]`,
+		"a_sees_append":     `4`,
+		"pop_count":         `4`,
+		"a_sees_pop_delete": `["1"]`,
+		"b_sees_pop_delete": `["1"]`,
+		"pop_snapshot":      `[3,3]`,
+		"b_sees_a_expunge":  `["2"]`,
+		"pop_after":         `2`,
+		"a_left":            `"1 2"`,
+		"b_left":            `"1 2"`,
+		"b_flagged":         `"1"`,
+	}
+	for k, w := range want {
+		g, _ := json.Marshal(got[k])
+		if string(g) != w {
+			t.Errorf("%s = %s, want %s", k, g, w)
+		}
+	}
+	if t.Failed() {
+		t.Logf("all: %s", out)
+	}
+}
