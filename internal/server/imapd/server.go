@@ -18,7 +18,8 @@ package imapd
 //   - Output is buffered and flushed before the session would block on a read, so a FETCH
 //     of many messages leaves in few TLS records. The write buffer comes from a pool while a
 //     command runs; the read buffer comes from a pool too and goes back once the session has
-//     waited moveOnAfter for a command, when it also moves to a fresh goroutine (idle.go).
+//     waited moveOnAfter for a command (or in IDLE), when it also moves to a fresh goroutine
+//     (idle.go). A wake-up in IDLE expires the read deadline; see wakeIdle.
 //   - Message sequence numbers are the session's own (RFC 9051 §2.3.1.2): they change only
 //     when this session announces EXISTS or EXPUNGE. Changes by others are read from the
 //     store by MODSEQ (selected.go) and announced before a command's tagged reply, never
