@@ -9,14 +9,14 @@ package imapd
 // understood and tested, COMPRESS stays off by default; the tests below run it on.
 //
 // Decisions:
-//   - Only after login (RFC 4978 §5 puts COMPRESS in command-auth). Before login a client is
+//   - Only after login (RFC 4978's grammar puts COMPRESS in command-auth). Before login a client is
 //     anonymous: compressing its credentials together with data an attacker may influence
 //     is the CRIME family of length oracles, and an inflater (~45 KB) and a deflater for
 //     every unauthenticated connection would be a cheap way to make the server spend memory.
 //   - Output: each response burst (what the session flushes before it would wait for input:
-//     a command's responses, IDLE's updates) ends with a sync flush (RFC 4978 §4: a client
-//     must not wait for data the server holds back), not each line, so a FETCH of many
-//     messages compresses as one stream. The compressor (compress/flate, BestSpeed: its
+//     a command's responses, IDLE's updates) ends with a sync flush (the client can act on
+//     nothing still held in the compressor), not each line, so a FETCH of many messages
+//     compresses as one stream. The compressor (compress/flate, BestSpeed: its
 //     reset is cheap and its cost per byte is low) is pooled and held only while answering,
 //     like the write buffer: after its sync flush it is reset, which starts new blocks that
 //     refer to nothing sent before, still one valid stream for the client's inflater. Each
@@ -38,7 +38,7 @@ package imapd
 //     Reader hands out what it decoded only at a stored block (a sync flush) or when its
 //     32 KB window fills, so a command a client sends with zlib's Z_PARTIAL_FLUSH (mbsync
 //     does) would sit in it while the client waits for the answer: a deadlock
-//     (go.dev/issue/31514, and the open go.dev/cl for #68130 names IMAP). klauspost's
+//     (go.dev/issue/31514; the open pull request golang/go#68130 names IMAP as the case). klauspost's
 //     WithPartialBlock returns what it has at the end of every block. The compressor stays
 //     the standard library's: its sync flush is what every inflater understands.
 //   - A corrupt stream from the client ends the session with BYE (compressed), never a panic.
@@ -48,6 +48,7 @@ import (
 	"compress/flate"
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	kflate "github.com/klauspost/compress/flate"
@@ -152,7 +153,7 @@ func (s *session) cmdCompress(c *Command) (done, error) {
 	if s.z != nil {
 		return done{}, &Error{Kind: NO, Code: "COMPRESSIONACTIVE", Text: "Compression is active already"}
 	}
-	if !equalFold(c.Mechanism, "DEFLATE") {
+	if !strings.EqualFold(c.Mechanism, "DEFLATE") {
 		return done{}, badf("Unknown compression mechanism")
 	}
 	s.out().status(c.Tag, "OK", "", "DEFLATE active")
@@ -172,26 +173,6 @@ func (s *session) cmdCompress(c *Command) (done, error) {
 func corruptInput(err error) bool {
 	var ce kflate.CorruptInputError
 	return errors.As(err, &ce)
-}
-
-// equalFold is strings.EqualFold for ASCII atoms.
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		x, y := a[i], b[i]
-		if 'a' <= x && x <= 'z' {
-			x -= 'a' - 'A'
-		}
-		if 'a' <= y && y <= 'z' {
-			y -= 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // commandReader returns the buffer of decompressed input, taking one from the pool.
