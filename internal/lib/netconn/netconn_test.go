@@ -11,21 +11,7 @@ import (
 )
 
 func TestWaitReadable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	client, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := tcpPair(t)
 	rc := RawConn(server)
 	if rc == nil {
 		t.Fatal("no raw conn under a TCP conn")
@@ -59,21 +45,7 @@ func (f deadlineFunc) SetReadTimeout(d time.Duration) error { return f(d) }
 // Input.Wait waits in a read first, then gives its buffer back (ErrMoveOn) and waits on the
 // socket; input that comes then is in a fresh buffer.
 func TestInputWait(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	client, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := tcpPair(t)
 	pool := &sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16) }}
 	in := NewInput(server, pool)
 	dl := deadlineFunc(func(d time.Duration) error { return server.SetReadDeadline(time.Now().Add(d)) })
@@ -99,4 +71,25 @@ func TestInputWait(t *testing.T) {
 	if in.Buffered() != 0 {
 		t.Error("SetConn kept the buffer")
 	}
+}
+
+// tcpPair returns both ends of a TCP connection on loopback, closed when the test ends.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }

@@ -36,16 +36,24 @@ func (c *deflateConn) Write(p []byte) (int, error) {
 	return len(p), c.zw.Flush()
 }
 
-// compressed logs in over STARTTLS, starts COMPRESS DEFLATE and returns a dialog over the
-// compressed stream.
-func (e *testEnv) compressed(t *testing.T) *dialog.Dialog {
+// compressedConn logs in over STARTTLS, starts COMPRESS DEFLATE and returns the connection,
+// whose octets from now on are compressed, with a deadline of 10 s.
+func (e *testEnv) compressedConn(t *testing.T) net.Conn {
 	t.Helper()
 	d := e.login(t)
 	e.run(t, d, `
 		C: z COMPRESS DEFLATE
 		S: z OK DEFLATE active
 	`)
-	return dialog.Start(t, dialog.New(newDeflateConn(d.NetConn()), dialog.Lines))
+	nc := d.NetConn()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	return nc
+}
+
+// compressed is compressedConn with a dialog over the compressed stream.
+func (e *testEnv) compressed(t *testing.T) *dialog.Dialog {
+	t.Helper()
+	return dialog.Start(t, dialog.New(newDeflateConn(e.compressedConn(t)), dialog.Lines))
 }
 
 // A compressed session works like any other: commands, literals, IDLE woken by a delivery,
@@ -128,13 +136,7 @@ func TestCompressBeforeLogin(t *testing.T) {
 // A corrupt compressed stream ends the session with BYE, compressed, and nothing else.
 func TestCompressCorrupt(t *testing.T) {
 	e := newEnv(t, Config{Compress: true})
-	d := e.login(t)
-	e.run(t, d, `
-		C: z COMPRESS DEFLATE
-		S: z OK DEFLATE active
-	`)
-	nc := d.NetConn()
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	nc := e.compressedConn(t)
 	if _, err := nc.Write([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}); err != nil { // block type 3: invalid
 		t.Fatal(err)
 	}
@@ -171,23 +173,7 @@ func FuzzCompressed(f *testing.F) {
 	e := newEnv(f, Config{AllowPlaintextAuth: true, Compress: true})
 	e.deliver(f, "INBOX", msgA)
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c, err := net.Dial("tcp", e.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(20 * time.Second))
-		go func() {
-			c.Write([]byte("a LOGIN alice@example.org " + alicePass + "\r\nb COMPRESS DEFLATE\r\n"))
-			c.Write(in)
-			c.(*net.TCPConn).CloseWrite()
-		}()
-		if _, err := io.Copy(io.Discard, c); err != nil {
-			t.Fatalf("session did not end with the input: %v", err)
-		}
-		if l := e.logs.Take(); strings.Contains(l, "imap: panic") {
-			t.Fatalf("panic:\n%s", l)
-		}
+		e.fuzzSession(t, "a LOGIN alice@example.org "+alicePass+"\r\nb COMPRESS DEFLATE\r\n", in)
 	})
 }
 
@@ -203,13 +189,7 @@ var partialFlushed = []string{
 
 func TestCompressPartialFlush(t *testing.T) {
 	e := newEnv(t, Config{Compress: true})
-	d := e.login(t)
-	e.run(t, d, `
-		C: z COMPRESS DEFLATE
-		S: z OK DEFLATE active
-	`)
-	nc := d.NetConn()
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	nc := e.compressedConn(t)
 	r := bufio.NewReader(flate.NewReader(nc))
 	want := [][]string{
 		{`* NAMESPACE (("" "/")) NIL NIL`, "3 OK NAMESPACE completed"},
@@ -250,13 +230,7 @@ var partialFlushedBurst = []string{
 func TestCompressPipelined(t *testing.T) {
 	e := newEnv(t, Config{Compress: true})
 	e.deliver(t, "INBOX", msgA)
-	d := e.login(t)
-	e.run(t, d, `
-		C: z COMPRESS DEFLATE
-		S: z OK DEFLATE active
-	`)
-	nc := d.NetConn()
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	nc := e.compressedConn(t)
 	r := bufio.NewReader(flate.NewReader(nc))
 	for i, h := range partialFlushedBurst {
 		b, _ := hex.DecodeString(h)

@@ -111,18 +111,7 @@ func TestWatchFanOut(t *testing.T) {
 func TestIdleWaitsWithoutBuffer(t *testing.T) {
 	e := newEnv(t, Config{})
 	d := e.login(t)
-	e.run(t, d, `
-		C: s SELECT INBOX
-		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
-		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
-		S: * 0 EXISTS
-		S: * 0 RECENT
-		S: * OK [UIDVALIDITY $INBOX] UIDs valid
-		S: * OK [UIDNEXT 1] Predicted next UID
-		S: s OK [READ-WRITE] SELECT completed
-		C: i IDLE
-		S: + idling
-	`)
+	e.run(t, d, selectEmptyAndIdle)
 	for n := 1; n <= 3; n++ {
 		waitOnSocket(t)
 		e.deliver(t, "INBOX", msgA)
@@ -147,18 +136,7 @@ func TestIdleWaitsWithoutBuffer(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	e := newEnv(t, Config{IdleTimeout: 300 * time.Millisecond})
 	d := e.login(t)
-	e.run(t, d, `
-		C: s SELECT INBOX
-		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
-		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
-		S: * 0 EXISTS
-		S: * 0 RECENT
-		S: * OK [UIDVALIDITY $INBOX] UIDs valid
-		S: * OK [UIDNEXT 1] Predicted next UID
-		S: s OK [READ-WRITE] SELECT completed
-		C: i IDLE
-		S: + idling
-	`)
+	e.run(t, d, selectEmptyAndIdle)
 	e.deliver(t, "INBOX", msgA)
 	e.run(t, d, `
 		S: * 1 EXISTS
@@ -186,3 +164,17 @@ func waitOnSocket(t *testing.T) {
 		}
 	}
 }
+
+// selectEmptyAndIdle selects an empty INBOX and enters IDLE.
+const selectEmptyAndIdle = `
+		C: s SELECT INBOX
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
+		S: * 0 EXISTS
+		S: * 0 RECENT
+		S: * OK [UIDVALIDITY $INBOX] UIDs valid
+		S: * OK [UIDNEXT 1] Predicted next UID
+		S: s OK [READ-WRITE] SELECT completed
+		C: i IDLE
+		S: + idling
+`
