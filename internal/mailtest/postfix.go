@@ -30,33 +30,9 @@ type Postfix struct {
 // privileges to mail_owner).
 func StartPostfix(t testing.TB, d *Dovecot) *Postfix {
 	t.Helper()
-	RequireBinary(t, "/usr/sbin/postfix")
-	if os.Getuid() != 0 {
-		t.Skip("postfix needs root")
-	}
-	dir, err := os.MkdirTemp("", "petrel-postfix")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := &Postfix{Dir: dir, Delivered: filepath.Join(dir, "delivered")}
-	if err := os.MkdirAll(p.Delivered, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(p.Delivered, 0o777)
-	certFile, keyFile, _ := WriteKeyPair(t, dir, "localhost")
-	p.CertFile = certFile
-	port := FreePort(t)
-	p.Submit = fmt.Sprintf("127.0.0.1:%d", port)
-	// The sink keeps the arrival order in the file names (a counter of the .eml files: the
-	// sink runs one delivery at a time, maxproc 1 below). It writes a hidden file and renames
-	// it, so that a reader never sees a message half written.
-	sink := filepath.Join(dir, "sink.sh")
-	script := fmt.Sprintf("#!/bin/sh\nset -e\nn=$(ls %[1]s | grep -c '\\.eml$' || true)\ncat > %[1]s/.incoming\nmv %[1]s/.incoming %[1]s/$(printf %%06d $n).eml\n", p.Delivered)
-	if err := os.WriteFile(sink, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	p, keyFile, sink := newPostfix(t, "petrel-postfix")
+	dir, certFile := p.Dir, p.CertFile
+	p.Submit = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	main := fmt.Sprintf(`
 compatibility_level = 3.6
 queue_directory = %[1]s/queue
@@ -91,7 +67,49 @@ alias_database =
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_tls_auth_only=yes
   -o smtpd_recipient_restrictions=reject_non_fqdn_recipient,permit_sasl_authenticated,reject
-pickup    unix  n       -       n       60      1       pickup
+%[3]ssink      unix  -       n       n       -       1       pipe
+  user=nobody argv=%[2]s
+`, p.Submit, sink, postfixServices)
+	runPostfix(t, dir, main, master, p.Submit)
+	return p
+}
+
+// newPostfix makes the directory of a private Postfix instance (removed by t.Cleanup): a
+// self-signed certificate for localhost (p.CertFile and the key's file) and a sink script
+// that writes each message a pipe transport hands it into p.Delivered, keeping the arrival
+// order in the file names (a counter of the .eml files: the transport runs one delivery at
+// a time). The sink writes a hidden file and renames it, so that a reader never sees a
+// message half written. It skips t unless Postfix is installed and the test runs as root
+// (the master drops privileges to mail_owner).
+func newPostfix(t testing.TB, prefix string) (p *Postfix, keyFile, sink string) {
+	t.Helper()
+	RequireBinary(t, "/usr/sbin/postfix")
+	if os.Getuid() != 0 {
+		t.Skip("postfix needs root")
+	}
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p = &Postfix{Dir: dir, Delivered: filepath.Join(dir, "delivered")}
+	if err := os.MkdirAll(p.Delivered, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p.Delivered, 0o777)
+	p.CertFile, keyFile, _ = WriteKeyPair(t, dir, "localhost")
+	sink = filepath.Join(dir, "sink.sh")
+	script := fmt.Sprintf("#!/bin/sh\nset -e\nn=$(ls %[1]s | grep -c '\\.eml$' || true)\ncat > %[1]s/.incoming\nmv %[1]s/.incoming %[1]s/$(printf %%06d $n).eml\n", p.Delivered)
+	if err := os.WriteFile(sink, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p, keyFile, sink
+}
+
+// postfixServices are the master.cf lines every private instance has besides its listener
+// and its sink transport.
+const postfixServices = `pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
@@ -110,9 +128,13 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-sink      unix  -       n       n       -       1       pipe
-  user=nobody argv=%[2]s
-`, p.Submit, sink)
+`
+
+// runPostfix writes main.cf and master.cf into dir/conf, runs Postfix's master daemon in
+// the foreground until t's cleanup (SIGTERM to its PID; the master stops its children) and
+// waits until addr accepts connections.
+func runPostfix(t testing.TB, dir, main, master, addr string) {
+	t.Helper()
 	conf := filepath.Join(dir, "conf")
 	os.MkdirAll(conf, 0o755)
 	if err := os.WriteFile(filepath.Join(conf, "main.cf"), []byte(main), 0o644); err != nil {
@@ -149,8 +171,7 @@ sink      unix  -       n       n       -       1       pipe
 			t.Logf("postfix log:\n%s", log)
 		}
 	})
-	WaitPort(t, p.Submit)
-	return p
+	WaitPort(t, addr)
 }
 
 // WaitPort waits until something accepts connections on addr.

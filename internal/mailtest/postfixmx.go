@@ -2,13 +2,8 @@ package mailtest
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // PostfixMX is a Postfix instance in the MX role: an smtpd on SMTP (127.0.0.1, a free
@@ -32,32 +27,13 @@ type PostfixMXOptions struct {
 // stops it. It needs root, like StartPostfix.
 func StartPostfixMX(t testing.TB, o PostfixMXOptions) *PostfixMX {
 	t.Helper()
-	RequireBinary(t, "/usr/sbin/postfix")
-	if os.Getuid() != 0 {
-		t.Skip("postfix needs root")
-	}
 	if o.Domain == "" {
 		o.Domain = "example.test"
 	}
-	dir, err := os.MkdirTemp("", "petrel-postfix-mx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := &PostfixMX{Postfix: Postfix{Dir: dir, Delivered: filepath.Join(dir, "delivered")}, Domain: o.Domain}
-	if err := os.MkdirAll(p.Delivered, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(p.Delivered, 0o777)
-	certFile, keyFile, _ := WriteKeyPair(t, dir, "localhost")
-	p.CertFile = certFile
+	base, keyFile, sink := newPostfix(t, "petrel-postfix-mx")
+	p := &PostfixMX{Postfix: *base, Domain: o.Domain}
+	dir, certFile := p.Dir, p.CertFile
 	p.SMTP = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	sink := filepath.Join(dir, "sink.sh")
-	script := fmt.Sprintf("#!/bin/sh\nn=$(ls %[1]s | wc -l)\ncat > %[1]s/$(printf %%06d $n).eml\n", p.Delivered)
-	if err := os.WriteFile(sink, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	var table []string
 	for _, r := range o.Recipients {
 		table = append(table, r+"=ok")
@@ -97,60 +73,9 @@ alias_database =
 %[4]s`, dir, certFile, keyFile, size, o.Domain, strings.Join(table, ", "))
 	master := fmt.Sprintf(`
 %[1]s inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-sink      unix  -       n       n       -       1       pipe
+%[3]ssink      unix  -       n       n       -       1       pipe
   flags=D user=nobody argv=%[2]s
-`, p.SMTP, sink)
-	conf := filepath.Join(dir, "conf")
-	os.MkdirAll(conf, 0o755)
-	if err := os.WriteFile(filepath.Join(conf, "main.cf"), []byte(main), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(conf, "master.cf"), []byte(master), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := makeQueue(dir); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("/usr/lib/postfix/sbin/master", "-c", conf, "-d")
-	cmd.Env = append(os.Environ(), "MAIL_CONFIG="+conf)
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "maillog"))
-			t.Logf("postfix log:\n%s", log)
-		}
-	})
-	WaitPort(t, p.SMTP)
+`, p.SMTP, sink, postfixServices)
+	runPostfix(t, dir, main, master, p.SMTP)
 	return p
 }

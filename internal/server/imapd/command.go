@@ -61,6 +61,7 @@ type Command struct {
 var argParsers = map[string]func(r *reader, c *Command) error{
 	"CAPABILITY": nil, "NOOP": nil, "LOGOUT": nil, "STARTTLS": nil, "CHECK": nil, "CLOSE": nil,
 	"UNSELECT": nil, "IDLE": nil, "NAMESPACE": nil,
+	"COMPRESS": compressArg, // RFC 4978 (compress.go)
 	"EXPUNGE": func(r *reader, c *Command) error {
 		if !c.UID {
 			return nil

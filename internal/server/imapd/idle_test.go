@@ -3,6 +3,7 @@ package imapd
 import (
 	"bytes"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -72,8 +73,9 @@ func (f *subStore) Subscribe(int64) (<-chan store.Change, func()) {
 func TestWatchFanOut(t *testing.T) {
 	st := &subStore{subs: make(chan chan store.Change, 4)}
 	srv := New(Config{}, st, nil, nil)
-	wakeA, stopA := srv.watch(1, 7)
-	wakeB, stopB := srv.watch(1, 8)
+	wakeA, wakeB := make(chan struct{}, 1), make(chan struct{}, 1)
+	stopA := srv.watch(1, 7, func() { wakeA <- struct{}{} })
+	stopB := srv.watch(1, 8, func() { wakeB <- struct{}{} })
 	ch := <-st.subs
 	if len(st.subs) != 0 {
 		t.Fatal("two subscriptions for one account")
@@ -95,7 +97,7 @@ func TestWatchFanOut(t *testing.T) {
 	srv.mu.Unlock()
 	stopA()
 	stopB()
-	_, stop := srv.watch(1, 7)
+	stop := srv.watch(1, 7, func() {})
 	<-st.subs // a fresh subscription
 	stop()
 	srv.mu.Lock()
@@ -104,3 +106,77 @@ func TestWatchFanOut(t *testing.T) {
 	}
 	srv.mu.Unlock()
 }
+
+// A session in IDLE waits on its socket without a buffer, is woken there by each change, goes
+// back to that wait, and leaves IDLE at DONE.
+func TestIdleWaitsWithoutBuffer(t *testing.T) {
+	e := newEnv(t, Config{})
+	d := e.login(t)
+	e.run(t, d, selectEmptyAndIdle)
+	for n := 1; n <= 3; n++ {
+		waitOnSocket(t)
+		e.deliver(t, "INBOX", msgA)
+		e.run(t, d, "S: * "+strconv.Itoa(n)+" EXISTS")
+	}
+	waitOnSocket(t)
+	e.run(t, d, `
+		C: DONE
+		S: i OK IDLE completed
+		C: f FETCH 3 (UID)
+		S: * 3 FETCH (UID 3)
+		S: f OK FETCH completed
+	`)
+	e.srv.mu.Lock()
+	defer e.srv.mu.Unlock()
+	if len(e.srv.watchers) != 0 {
+		t.Error("the account is still watched after DONE")
+	}
+}
+
+// IDLE ends with the autologout timer, counted from the IDLE command, changes or not.
+func TestIdleTimeout(t *testing.T) {
+	e := newEnv(t, Config{IdleTimeout: 300 * time.Millisecond})
+	d := e.login(t)
+	e.run(t, d, selectEmptyAndIdle)
+	e.deliver(t, "INBOX", msgA)
+	e.run(t, d, `
+		S: * 1 EXISTS
+		S: * BYE Autologout; idle for too long
+		CLOSED
+	`)
+	e.srv.mu.Lock()
+	defer e.srv.mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); len(e.srv.watchers) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the account is still watched after the session ended")
+		}
+		e.srv.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+		e.srv.mu.Lock()
+	}
+}
+
+// waitOnSocket waits until a session waits on its socket (netconn.WaitReadable).
+func waitOnSocket(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); waitingOnSocket() < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the session never moved to the buffer-less wait")
+		}
+	}
+}
+
+// selectEmptyAndIdle selects an empty INBOX and enters IDLE.
+const selectEmptyAndIdle = `
+		C: s SELECT INBOX
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
+		S: * 0 EXISTS
+		S: * 0 RECENT
+		S: * OK [UIDVALIDITY $INBOX] UIDs valid
+		S: * OK [UIDNEXT 1] Predicted next UID
+		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+		S: s OK [READ-WRITE] SELECT completed
+		C: i IDLE
+		S: + idling
+`

@@ -234,7 +234,7 @@ func (s *session) cmdAppend(c *Command) (done, error) {
 	}
 	spool := deliver.NewSpool(s.srv.cfg.SpoolDir, deliver.DefaultSpoolMemory)
 	defer spool.Close()
-	if _, err := spool.ReadFrom(io.LimitReader(s.rd, li.size)); err != nil {
+	if _, err := spool.ReadFrom(io.LimitReader(s.r.br, li.size)); err != nil {
 		return done{}, err
 	}
 	if spool.Size() != li.size {

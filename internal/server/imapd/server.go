@@ -5,7 +5,7 @@ package imapd
 //
 // Implementation notes (invariants a contributor must not break):
 //   - Every read and every write has a deadline. A read deadline is only ever set through
-//     session.setReadDeadline, which holds session.mu and checks Server.closing, so that a
+//     session.setReadDeadline, which holds session.mu and checks Server.conns.Closing, so that a
 //     concurrent Shutdown cannot be overwritten by a later deadline (see Shutdown).
 //   - A command must arrive whole within CommandTimeout of its first byte (literals
 //     included, APPEND's message aside, which gets CommandTimeout per read); the wait for a
@@ -18,7 +18,8 @@ package imapd
 //   - Output is buffered and flushed before the session would block on a read, so a FETCH
 //     of many messages leaves in few TLS records. The write buffer comes from a pool while a
 //     command runs; the read buffer comes from a pool too and goes back once the session has
-//     waited moveOnAfter for a command, when it also moves to a fresh goroutine (idle.go).
+//     waited moveOnAfter for a command (or in IDLE), when it also moves to a fresh goroutine
+//     (idle.go). A wake-up in IDLE expires the read deadline; see wakeIdle.
 //   - Message sequence numbers are the session's own (RFC 9051 §2.3.1.2): they change only
 //     when this session announces EXISTS or EXPUNGE. Changes by others are read from the
 //     store by MODSEQ (selected.go) and announced before a command's tagged reply, never
@@ -37,9 +38,9 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"petrel/internal/lib/netconn"
 	"petrel/internal/mail/auth"
 	"petrel/internal/store"
 )
@@ -58,6 +59,7 @@ type Config struct {
 	AppendLimit        int64         // largest APPEND message in octets (APPENDLIMIT, RFC 7889; default 64 MiB)
 	SpoolDir           string        // where APPEND bodies above 1 MiB wait while they are parsed; "" is the system's
 	MaxAccountSessions int           // logged-in sessions per account, all listeners of this server together (default 100)
+	Compress           bool          // offer COMPRESS=DEFLATE (RFC 4978); off by default until mbsync's second sync works over it (compress.go)
 	Limits             Limits        // what one command may hold (reader.go)
 	Metrics            Metrics       // counts logins and commands (default: none)
 }
@@ -130,21 +132,15 @@ type Server struct {
 	auth  Authenticator
 	log   *slog.Logger
 
-	// ctx is the parent of every session's context; cancel ends it when Shutdown gives up.
-	ctx    context.Context
-	cancel context.CancelFunc
+	readers   sync.Pool // *bufio.Reader of readBufferSize, lent to a session while it reads
+	writers   sync.Pool // *bufio.Writer of writeBufferSize, lent to a session while it answers
+	deflaters sync.Pool // *flate.Writer, lent to a COMPRESS session while it answers (compress.go)
 
-	readers sync.Pool // *bufio.Reader of readBufferSize, lent to a session while it reads
-	writers sync.Pool // *bufio.Writer of writeBufferSize, lent to a session while it answers
+	conns *netconn.Server[*session] // listeners, sessions, Shutdown
 
-	closing atomic.Bool // Shutdown was called; read under session.mu by setReadDeadline
-
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	sessions  map[*session]struct{}
-	active    sync.WaitGroup     // one per tracked session; Add only under mu while !closing
-	perAcct   map[int64]int      // logged-in sessions per account ID
-	watchers  map[int64]*watcher // by account: the IDLE sessions and their shared subscription (idle.go)
+	mu       sync.Mutex
+	perAcct  map[int64]int      // logged-in sessions per account ID
+	watchers map[int64]*watcher // by account: the IDLE sessions and their shared subscription (idle.go)
 }
 
 // New returns a server. It does not listen; call Serve.
@@ -177,18 +173,14 @@ func New(cfg Config, st Store, au Authenticator, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:       cfg,
-		store:     st,
-		auth:      au,
-		log:       log,
-		ctx:       ctx,
-		cancel:    cancel,
-		listeners: make(map[net.Listener]struct{}),
-		sessions:  make(map[*session]struct{}),
-		perAcct:   make(map[int64]int),
-		watchers:  make(map[int64]*watcher),
+		cfg:      cfg,
+		store:    st,
+		auth:     au,
+		log:      log,
+		conns:    netconn.NewServer[*session]("imap", log),
+		perAcct:  make(map[int64]int),
+		watchers: make(map[int64]*watcher),
 	}
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, readBufferSize) }
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, writeBufferSize) }
@@ -202,36 +194,7 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return errors.New("imap: ImplicitTLS needs a TLS config")
 	}
-	if !s.trackListener(l) {
-		l.Close()
-		return nil
-	}
-	defer s.untrackListener(l)
-
-	var backoff time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if s.closing.Load() {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// Temporary failures such as EMFILE: back off like net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("imap: accept", "err", err, "retry_in", backoff)
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		sess := newSession(s, c)
-		if !s.trackSession(sess) {
-			c.Close()
-			return nil
-		}
-		go sess.serve()
-	}
+	return s.conns.Serve(l, func(c net.Conn) *session { return newSession(s, c) })
 }
 
 // Shutdown stops accepting and ends every session. A session waiting for a command (or in
@@ -239,78 +202,19 @@ func (s *Server) Serve(l net.Listener) error {
 // ends before all sessions are gone, the remaining connections are closed and ctx's error
 // is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing.Store(true)
-	for l := range s.listeners {
-		l.Close()
-	}
-	waiting := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		waiting = append(waiting, sess)
-	}
-	s.mu.Unlock()
-
-	for _, sess := range waiting {
-		sess.interrupt()
-	}
-
-	done := make(chan struct{})
-	go func() {
-		s.active.Wait() // no Add can follow: trackSession refuses once closing is set
-		close(done)
-	}()
-	select {
-	case <-done:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
-		s.cancel() // aborts store calls and auth delays of the remaining sessions
-		s.mu.Lock()
-		for sess := range s.sessions {
-			sess.raw.Close()
-		}
-		s.mu.Unlock()
-		return ctx.Err()
-	}
+	return s.conns.Shutdown(ctx)
 }
 
-func (s *Server) trackListener(l net.Listener) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.listeners[l] = struct{}{}
-	return true
-}
-
-func (s *Server) untrackListener(l net.Listener) {
-	s.mu.Lock()
-	delete(s.listeners, l)
-	s.mu.Unlock()
-}
-
-func (s *Server) trackSession(sess *session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.sessions[sess] = struct{}{}
-	s.active.Add(1)
-	return true
-}
-
+// untrackSession forgets a session that has ended.
 func (s *Server) untrackSession(sess *session) {
-	s.mu.Lock()
-	delete(s.sessions, sess)
 	if sess.state != stateNotAuth {
+		s.mu.Lock()
 		if s.perAcct[sess.account.ID]--; s.perAcct[sess.account.ID] <= 0 {
 			delete(s.perAcct, sess.account.ID)
 		}
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
-	s.active.Done()
+	s.conns.Done(sess)
 }
 
 // admit counts a login to an account, or reports false when the account has

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"petrel/internal/lib/netconn"
@@ -77,6 +76,7 @@ var commands = map[string]struct {
 	"GETQUOTA":     {loggedIn, (*session).cmdGetQuota},        // RFC 9208 §3.1
 	"GETQUOTAROOT": {loggedIn, (*session).cmdGetQuotaRoot},    // RFC 9208 §3.2
 	"SETQUOTA":     {loggedIn, (*session).cmdSetQuota},        // RFC 9208 §3.3
+	"COMPRESS":     {loggedIn, (*session).cmdCompress},        // RFC 4978 (compress.go)
 }
 
 // Errors that end a session.
@@ -88,7 +88,7 @@ var (
 	errMailboxGone  = errors.New("selected mailbox deleted")
 
 	// errMoveOn is not an end: the session continues on a fresh goroutine (see idle.go).
-	errMoveOn = errors.New("idle: continue on a fresh goroutine")
+	errMoveOn = netconn.ErrMoveOn
 )
 
 // tlsError is a failed STARTTLS handshake, after which the connection is closed.
@@ -102,10 +102,9 @@ type session struct {
 	srv    *Server
 	raw    net.Conn               // the accepted connection; closing it ends everything
 	conn   net.Conn               // raw, or the tls.Conn on top of it
-	rc     syscall.RawConn        // the socket under raw, to wait for input without a buffer; nil: none
 	dw     netconn.DeadlineWriter // writes to conn with a deadline per write
-	rd     *bufio.Reader          // pooled, reads conn; nil while waiting for a command (see idle.go)
-	r      reader                 // the command reader over rd
+	in     netconn.Input          // reads conn through a pooled buffer, held only while there is input (idle.go)
+	r      reader                 // the command reader over in's buffer
 	w      respWriter             // over a pooled bufio.Writer, non-nil only while answering
 	remote netip.Addr
 	ctx    context.Context
@@ -113,12 +112,11 @@ type session struct {
 	// loginDL ends the connection if it has not logged in by then (Config.LoginTimeout).
 	loginDL time.Time
 
-	// mu orders read deadlines against Shutdown: see setReadDeadline and interrupt.
+	// mu orders read deadlines against Shutdown: see setReadDeadline and Interrupt.
 	mu sync.Mutex
 
 	state    state
 	greeted  bool   // the greeting has been sent
-	movedOn  bool   // waitInput found no input buffered and continues on a fresh goroutine
 	tls      bool   // TLS is active (STARTTLS done or implicit)
 	name     string // the last login name tried, for the log
 	failures int    // failed logins
@@ -126,6 +124,8 @@ type session struct {
 	account store.Account // set at login
 	sel     *selected     // the selected mailbox in the selected state, else nil
 	ext     extensions    // what ENABLE and CONDSTORE-enabling commands turned on (enable.go)
+	idle    *idleState    // in IDLE, else nil (idle.go); set and cleared by the session, under mu
+	z       *compression  // after COMPRESS DEFLATE (compress.go), else nil
 
 	// Counters for the session log line.
 	commands int
@@ -135,14 +135,14 @@ func newSession(srv *Server, c net.Conn) *session {
 	s := &session{
 		srv:    srv,
 		raw:    c,
-		rc:     netconn.RawConn(c),
 		remote: netconn.RemoteAddr(c),
-		ctx:    srv.ctx,
+		ctx:    srv.conns.Context(),
 		start:  time.Now(),
 		state:  stateNotAuth,
 	}
 	s.r = reader{lim: srv.cfg.Limits, cont: s.continuation}
 	s.loginDL = s.start.Add(srv.cfg.LoginTimeout)
+	s.in = netconn.NewInput(c, &srv.readers)
 	s.setConn(c)
 	return s
 }
@@ -153,11 +153,12 @@ func (s *session) setConn(c net.Conn) {
 	s.conn = c
 	s.dw = netconn.DeadlineWriter{Conn: c, Timeout: s.srv.cfg.CommandTimeout}
 	s.releaseReader()
+	s.in.SetConn(c)
 }
 
-// serve runs the session to its end on the connection's goroutine, except that a session
+// Serve runs the session to its end on the connection's goroutine, except that a session
 // idle for a moment continues on a fresh goroutine (see idle.go).
-func (s *session) serve() {
+func (s *session) Serve() {
 	result := "closed"
 	movedOn := false
 	defer func() {
@@ -171,8 +172,12 @@ func (s *session) serve() {
 			io.WriteString(s.conn, "* BYE [SERVERBUG] internal error\r\n")
 			result = "panic"
 		}
+		s.endIdle()
 		s.flush()
 		s.releaseReader()
+		if s.z != nil {
+			s.z.close()
+		}
 		s.conn.Close()
 		s.srv.untrackSession(s)
 		s.srv.log.Info("imap session",
@@ -185,7 +190,7 @@ func (s *session) serve() {
 	}()
 	result, movedOn = s.run()
 	if movedOn {
-		go s.serve()
+		go s.Serve()
 	}
 }
 
@@ -213,12 +218,14 @@ func (s *session) run() (result string, movedOn bool) {
 		s.out().status("*", "OK", "CAPABILITY "+s.capabilities(), text)
 	}
 	for {
-		err := s.waitCommand()
-		if err == nil {
+		var err error
+		if s.idle != nil {
+			err = s.idleWait()
+		} else if err = s.waitCommand(); err == nil {
 			err = s.command()
 		}
 		switch {
-		case err == nil:
+		case err == nil, errors.Is(err, errIdling), errors.Is(err, errCompressStarted):
 			continue
 		case errors.Is(err, errMoveOn):
 			return "", true
@@ -231,15 +238,21 @@ func (s *session) run() (result string, movedOn bool) {
 // waitCommand waits for the first byte of the next command, flushing the output first if no
 // command is buffered, then gives the command CommandTimeout to arrive whole.
 func (s *session) waitCommand() error {
-	if s.rd == nil || s.rd.Buffered() == 0 {
+	if !s.commandBuffered() {
+		// Compressed, octets may be buffered that decode to no command (a client's flush):
+		// the answers go out before they are read.
 		if err := s.flush(); err != nil {
 			return err
 		}
+	}
+	if !s.inputBuffered() {
 		if err := s.waitInput(s.idleTimeout(), moveOnAfter); err != nil {
 			return err
 		}
+	} else {
+		s.reader()
 	}
-	return s.setReadDeadline(s.srv.cfg.CommandTimeout)
+	return s.commandDeadline(s.idleTimeout())
 }
 
 // end says goodbye as the error requires and returns the result to log.
@@ -256,7 +269,7 @@ func (s *session) end(err error) string {
 		s.out().errorReply("", pe)
 		s.flush()
 		return "bye: " + pe.Text
-	case errors.Is(err, errShutdown) || s.srv.closing.Load() && isTimeout(err):
+	case errors.Is(err, errShutdown) || s.srv.conns.Closing() && isTimeout(err):
 		s.out().status("*", "BYE", "UNAVAILABLE", "Server shutting down")
 		s.flush()
 		return "shutdown"
@@ -276,6 +289,10 @@ func (s *session) end(err error) string {
 		s.out().status("*", "BYE", "", "Autologout; idle for too long") // RFC 9051 §5.4
 		s.flush()
 		return "timeout"
+	case corruptInput(err):
+		s.out().status("*", "BYE", "", "Corrupt compressed input") // RFC 4978
+		s.flush()
+		return "error: " + err.Error()
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return "closed by client"
 	default:
@@ -352,7 +369,7 @@ func (s *session) command() error {
 func (s *session) commandError(cmd *Command, err error) error {
 	var pe *Error
 	if !errors.As(err, &pe) {
-		if isTimeout(err) {
+		if isTimeout(err) && !s.awaitingCommand() {
 			return errCmdTimeout
 		}
 		return err
@@ -406,8 +423,11 @@ func (s *session) continuation() error {
 func (s *session) setReadDeadline(d time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.srv.closing.Load() {
+	if s.srv.conns.Closing() {
 		return errShutdown
+	}
+	if s.idle != nil && s.idle.woken {
+		return errWoken // keep the expired deadline of wakeIdle until idleWait has seen it
 	}
 	dl := time.Now().Add(d)
 	if s.state == stateNotAuth && s.loginDL.Before(dl) {
@@ -415,6 +435,12 @@ func (s *session) setReadDeadline(d time.Duration) error {
 	}
 	return s.raw.SetReadDeadline(dl)
 }
+
+// SetReadTimeout is setReadDeadline for netconn.Input.
+func (s *session) SetReadTimeout(d time.Duration) error { return s.setReadDeadline(d) }
+
+// Close closes the connection at once.
+func (s *session) Close() error { return s.raw.Close() }
 
 // idleTimeout is how long to wait for the next command: the autologout timer once logged in,
 // the shorter LoginIdleTimeout before.
@@ -425,8 +451,8 @@ func (s *session) idleTimeout() time.Duration {
 	return s.srv.cfg.IdleTimeout
 }
 
-// interrupt wakes a read the session is blocked in, so that it notices the shutdown.
-func (s *session) interrupt() {
+// Interrupt wakes a read the session is blocked in, so that it notices the shutdown.
+func (s *session) Interrupt() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.raw.SetReadDeadline(time.Unix(1, 0))
@@ -436,7 +462,11 @@ func (s *session) interrupt() {
 func (s *session) out() *respWriter {
 	if s.w.bw == nil {
 		bw := s.srv.writers.Get().(*bufio.Writer)
-		bw.Reset(&s.dw)
+		if s.z != nil {
+			bw.Reset(s.z.writer(&s.dw))
+		} else {
+			bw.Reset(&s.dw)
+		}
 		s.w.bw = bw
 	}
 	return &s.w
@@ -451,6 +481,9 @@ func (s *session) flush() error {
 	s.w.bw.Reset(nil)
 	s.srv.writers.Put(s.w.bw)
 	s.w.bw = nil
+	if s.z != nil {
+		err = errors.Join(err, s.z.flush())
+	}
 	return err
 }
 
@@ -466,6 +499,9 @@ func (s *session) capabilities() string {
 	var b strings.Builder
 	b.WriteString("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE")
 	b.WriteString(extCapabilities) // enable.go
+	if s.srv.cfg.Compress && s.state != stateNotAuth && s.z == nil {
+		b.WriteString(" COMPRESS=DEFLATE") // RFC 4978; refused before login (compress.go)
+	}
 	b.WriteString(" APPENDLIMIT=")
 	b.WriteString(strconv.FormatInt(s.srv.cfg.AppendLimit, 10))
 	if s.state != stateNotAuth {

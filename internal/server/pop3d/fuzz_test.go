@@ -88,13 +88,13 @@ func FuzzSession(f *testing.F) {
 
 		server, client := socketPair(t)
 		sess := newSession(srv, server)
-		if !srv.trackSession(sess) {
+		if !srv.conns.Track(sess) {
 			t.Fatal("not tracked")
 		}
 		ended := make(chan struct{})
-		go sess.serve()
+		go sess.Serve()
 		// Not serve's return: an idle session continues on another goroutine.
-		go func() { srv.active.Wait(); close(ended) }()
+		go func() { srv.conns.Wait(); close(ended) }()
 		go func() {
 			client.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			client.Write(input)

@@ -88,9 +88,7 @@ func measureIdleTLS(tb testing.TB, conns int) idleMemory {
 	case <-time.After(60 * time.Second):
 		tb.Fatal("clients not ready")
 	}
-	e.srv.mu.Lock()
-	n := len(e.srv.sessions)
-	e.srv.mu.Unlock()
+	n := e.srv.conns.Sessions()
 	if n != conns {
 		tb.Fatalf("%d sessions, want %d", n, conns)
 	}

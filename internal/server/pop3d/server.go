@@ -11,7 +11,7 @@
 //     dropped connection, a timeout, a panic or a shutdown leaves the maildrop untouched.
 //   - The maildrop lock is released when the session ends, whatever the reason.
 //   - Every read and every write has a deadline. A read deadline is only ever set through
-//     session.setReadDeadline, which holds session.mu and checks Server.closing, so that a
+//     session.setReadDeadline, which holds session.mu and checks Server.conns.Closing, so that a
 //     concurrent Shutdown cannot be overwritten by a later deadline (see Shutdown).
 //   - No client holds a connection by sending slowly: a command line must be complete within
 //     CommandTimeout of its first byte, however it drips; the wait for a command is
@@ -39,9 +39,9 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"petrel/internal/lib/netconn"
 	"petrel/internal/mail/auth"
 	"petrel/internal/store"
 )
@@ -138,20 +138,13 @@ type Server struct {
 	auth  Authenticator
 	log   *slog.Logger
 
-	// ctx is the parent of every session's context; cancel ends it when Shutdown gives up.
-	ctx    context.Context
-	cancel context.CancelFunc
-
 	readers  sync.Pool // *bufio.Reader of readBufferSize, lent to a session while it reads
 	writers  sync.Pool // *bufio.Writer of writeBufferSize, lent to a session while it answers
 	copyBufs sync.Pool // *[]byte of copyBufferSize, lent while a body is streamed
 
-	closing atomic.Bool // Shutdown was called; read under session.mu by setReadDeadline
+	conns *netconn.Server[*session] // listeners, sessions, Shutdown
 
 	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	sessions  map[*session]struct{}
-	active    sync.WaitGroup      // one per tracked session; Add only under mu while !closing
 	lastLogin map[int64]time.Time // account ID → last successful login, for LOGIN-DELAY
 }
 
@@ -187,16 +180,12 @@ func New(cfg Config, st Store, au Authenticator, log *slog.Logger) *Server {
 		log.Warn("pop3: invalid EXPIRE value, not advertised", "expire", cfg.Expire)
 		cfg.Expire = ""
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:       cfg,
 		store:     st,
 		auth:      au,
 		log:       log,
-		ctx:       ctx,
-		cancel:    cancel,
-		listeners: make(map[net.Listener]struct{}),
-		sessions:  make(map[*session]struct{}),
+		conns:     netconn.NewServer[*session]("pop3", log),
 		lastLogin: make(map[int64]time.Time),
 	}
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, readBufferSize) }
@@ -220,36 +209,7 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return errors.New("pop3: ImplicitTLS needs a TLS config")
 	}
-	if !s.trackListener(l) {
-		l.Close()
-		return nil
-	}
-	defer s.untrackListener(l)
-
-	var backoff time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if s.closing.Load() {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// Temporary failures such as EMFILE: back off like net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("pop3: accept", "err", err, "retry_in", backoff)
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		sess := newSession(s, c)
-		if !s.trackSession(sess) {
-			c.Close()
-			return nil
-		}
-		go sess.serve()
-	}
+	return s.conns.Serve(l, func(c net.Conn) *session { return newSession(s, c) })
 }
 
 // Shutdown stops accepting and ends every session without entering UPDATE, so nothing is
@@ -257,73 +217,7 @@ func (s *Server) Serve(l net.Listener) error {
 // a session running a command (say, writing a RETR) finishes it first. When ctx ends before
 // all sessions are gone, the remaining connections are closed and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing.Store(true)
-	for l := range s.listeners {
-		l.Close()
-	}
-	waiting := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		waiting = append(waiting, sess)
-	}
-	s.mu.Unlock()
-
-	for _, sess := range waiting {
-		sess.interrupt()
-	}
-
-	done := make(chan struct{})
-	go func() {
-		s.active.Wait() // no Add can follow: trackSession refuses once closing is set
-		close(done)
-	}()
-	select {
-	case <-done:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
-		s.cancel() // aborts store calls and auth delays of the remaining sessions
-		s.mu.Lock()
-		for sess := range s.sessions {
-			sess.raw.Close()
-		}
-		s.mu.Unlock()
-		return ctx.Err()
-	}
-}
-
-func (s *Server) trackListener(l net.Listener) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.listeners[l] = struct{}{}
-	return true
-}
-
-func (s *Server) untrackListener(l net.Listener) {
-	s.mu.Lock()
-	delete(s.listeners, l)
-	s.mu.Unlock()
-}
-
-func (s *Server) trackSession(sess *session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.sessions[sess] = struct{}{}
-	s.active.Add(1)
-	return true
-}
-
-func (s *Server) untrackSession(sess *session) {
-	s.mu.Lock()
-	delete(s.sessions, sess)
-	s.mu.Unlock()
-	s.active.Done()
+	return s.conns.Shutdown(ctx)
 }
 
 // loginAllowed enforces LOGIN-DELAY (RFC 2449 §6.5, §8.1.1) and records the login if it is

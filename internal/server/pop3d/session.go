@@ -14,7 +14,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"petrel/internal/lib/netconn"
@@ -63,7 +62,7 @@ var (
 	errLineTimeout  = errors.New("command line too slow")
 
 	// errMoveOn is not an end: the session continues on a fresh goroutine (see idle.go).
-	errMoveOn = errors.New("idle: continue on a fresh goroutine")
+	errMoveOn = netconn.ErrMoveOn
 )
 
 // tlsError is a failed STLS handshake, after which the connection is closed without a word.
@@ -77,9 +76,8 @@ type session struct {
 	srv    *Server
 	raw    net.Conn               // the accepted connection; closing it ends everything
 	conn   net.Conn               // raw, or the tls.Conn on top of it
-	rc     syscall.RawConn        // the socket under raw, to wait for input without a buffer; nil: none
 	dw     netconn.DeadlineWriter // writes to conn with a deadline per write
-	rd     *bufio.Reader          // pooled, reads conn; nil while waiting for a command (see idle.go)
+	in     netconn.Input          // reads conn through a pooled buffer, held only while there is input (idle.go)
 	bw     *bufio.Writer          // pooled, non-nil only between a command and the next blocking read
 	remote netip.Addr
 	ctx    context.Context
@@ -87,12 +85,11 @@ type session struct {
 	// loginDL ends the connection if it has not logged in by then (Config.LoginTimeout).
 	loginDL time.Time
 
-	// mu orders read deadlines against Shutdown: see setReadDeadline and interrupt.
+	// mu orders read deadlines against Shutdown: see setReadDeadline and Interrupt.
 	mu sync.Mutex
 
 	state    state
 	greeted  bool   // the greeting has been sent
-	movedOn  bool   // waitInput found no input buffered and continues on a fresh goroutine
 	tls      bool   // TLS is active (STLS done or implicit)
 	user     string // name from USER, waiting for PASS
 	name     string // the last login name tried, for the log
@@ -115,13 +112,13 @@ func newSession(srv *Server, c net.Conn) *session {
 	s := &session{
 		srv:    srv,
 		raw:    c,
-		rc:     netconn.RawConn(c),
 		remote: netconn.RemoteAddr(c),
-		ctx:    srv.ctx,
+		ctx:    srv.conns.Context(),
 		start:  time.Now(),
 		state:  stateAuthorization,
 	}
 	s.loginDL = s.start.Add(srv.cfg.LoginTimeout)
+	s.in = netconn.NewInput(c, &srv.readers)
 	s.setConn(c)
 	return s
 }
@@ -131,13 +128,13 @@ func newSession(srv *Server, c net.Conn) *session {
 func (s *session) setConn(c net.Conn) {
 	s.conn = c
 	s.dw = netconn.DeadlineWriter{Conn: c, Timeout: s.srv.cfg.CommandTimeout}
-	s.releaseReader()
+	s.in.SetConn(c)
 }
 
-// serve runs the session to its end on the connection's goroutine, except that a session that
+// Serve runs the session to its end on the connection's goroutine, except that a session that
 // has been idle for a moment continues on a fresh goroutine, so that it does not keep a stack
 // grown by a TLS handshake or a command while it waits (see idle.go).
-func (s *session) serve() {
+func (s *session) Serve() {
 	result := "closed"
 	movedOn := false
 	defer func() {
@@ -156,9 +153,9 @@ func (s *session) serve() {
 			s.srv.putWriter(s.bw)
 			s.bw = nil
 		}
-		s.releaseReader()
+		s.in.Release()
 		s.conn.Close()
-		s.srv.untrackSession(s)
+		s.srv.conns.Done(s)
 		s.srv.log.Info("pop3 session",
 			"remote", s.remote,
 			"user", s.accountName(),
@@ -171,7 +168,7 @@ func (s *session) serve() {
 	}()
 	result, movedOn = s.run()
 	if movedOn {
-		go s.serve()
+		go s.Serve()
 	}
 }
 
@@ -224,7 +221,7 @@ func (s *session) end(err error) string {
 	case errors.Is(err, errQuit), errors.Is(err, errUpdateFailed):
 		s.flush()
 		return err.Error()
-	case errors.Is(err, errShutdown) || s.srv.closing.Load() && isTimeout(err):
+	case errors.Is(err, errShutdown) || s.srv.conns.Closing() && isTimeout(err):
 		s.err("[SYS/TEMP] shutting down")
 		s.flush()
 		return "shutdown"
@@ -283,7 +280,7 @@ func (s *session) dispatch(line []byte) error {
 func (s *session) setReadDeadline(d time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.srv.closing.Load() {
+	if s.srv.conns.Closing() {
 		return errShutdown
 	}
 	dl := time.Now().Add(d)
@@ -292,6 +289,9 @@ func (s *session) setReadDeadline(d time.Duration) error {
 	}
 	return s.raw.SetReadDeadline(dl)
 }
+
+// SetReadTimeout is setReadDeadline for netconn.Input.
+func (s *session) SetReadTimeout(d time.Duration) error { return s.setReadDeadline(d) }
 
 // idleTimeout is how long to wait for the next command: the RFC 1939 §3 autologout timer
 // once logged in, the shorter LoginIdleTimeout before (see its default for why).
@@ -302,20 +302,24 @@ func (s *session) idleTimeout() time.Duration {
 	return s.srv.cfg.IdleTimeout
 }
 
-// interrupt wakes a read the session is blocked in, so that it notices the shutdown. A
+// Interrupt wakes a read the session is blocked in, so that it notices the shutdown. A
 // command that is writing is not affected: only reads get the expired deadline.
-func (s *session) interrupt() {
+func (s *session) Interrupt() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.raw.SetReadDeadline(time.Unix(1, 0))
 }
 
+// Close closes the connection at once.
+func (s *session) Close() error { return s.raw.Close() }
+
 // lineBuffered reports whether a whole line is already in the read buffer.
 func (s *session) lineBuffered() bool {
-	if s.rd == nil {
+	n := s.in.Buffered()
+	if n == 0 {
 		return false
 	}
-	buf, _ := s.rd.Peek(s.rd.Buffered())
+	buf, _ := s.in.Reader().Peek(n)
 	return bytes.IndexByte(buf, '\n') >= 0
 }
 
@@ -324,15 +328,15 @@ func (s *session) lineBuffered() bool {
 // sending a byte at a time cannot hold the connection. Before it could block, readLine flushes
 // the pending output (RFC 2449 §6.6: pipelined responses go out together). The returned slice
 // is valid until the next read. With moveAfter > 0, it returns errMoveOn if no input came within
-// moveAfter (see waitInput).
+// moveAfter (see netconn.Input.Wait).
 func (s *session) readLine(limit int, wait, moveAfter time.Duration) ([]byte, error) {
 	if !s.lineBuffered() {
 		if err := s.flush(); err != nil {
 			return nil, err
 		}
 	}
-	if s.rd == nil || s.rd.Buffered() == 0 {
-		if err := s.waitInput(wait, moveAfter); err != nil {
+	if s.in.Buffered() == 0 {
+		if err := s.in.Wait(wait, moveAfter, s); err != nil {
 			return nil, err
 		}
 	}
@@ -341,7 +345,7 @@ func (s *session) readLine(limit int, wait, moveAfter time.Duration) ([]byte, er
 	}
 	var long []byte // only used for lines longer than the read buffer
 	for {
-		frag, err := s.rd.ReadSlice('\n')
+		frag, err := s.in.Reader().ReadSlice('\n')
 		if len(long)+len(frag) > limit {
 			return nil, errLineTooLong
 		}
