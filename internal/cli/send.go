@@ -140,11 +140,7 @@ func queuedForLater(err error) bool {
 
 func dialer(e *Env, a *clientconf.Account) func() (outbox.Sender, error) {
 	return func() (outbox.Sender, error) {
-		pw, err := a.Password(e.Ctx)
-		if err != nil {
-			return nil, err
-		}
-		s, err := outbox.Dial(e.Ctx, a, pw)
+		s, err := outbox.DialAccount(e.Ctx, a, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -64,6 +64,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"petrel/internal/client/clientconf"
+	"petrel/internal/client/oauth"
 )
 
 // imapRun is one fetch of an account's IMAP folder.
@@ -122,11 +123,7 @@ func (r *imapRun) run(ctx context.Context) error {
 	defer unlock()
 	r.st = st
 
-	pass, err := r.a.Password(ctx)
-	if err != nil {
-		return err
-	}
-	if err := r.connect(ctx, pass); err != nil {
+	if err := oauth.Connect(ctx, r.a, r.o.Tokens, func(secret string) error { return r.connect(ctx, secret) }); err != nil {
 		return err
 	}
 	defer r.close()
@@ -315,6 +312,9 @@ func (r *imapRun) login(pass string) error {
 	offered := func(mech string) bool {
 		return slices.ContainsFunc(caps.AuthMechanisms(), func(m string) bool { return strings.EqualFold(m, mech) })
 	}
+	if r.a.UsesToken() {
+		return r.loginToken(pass, offered)
+	}
 	mech := r.m.Auth
 	if mech == "" {
 		switch {
@@ -349,6 +349,27 @@ func (r *imapRun) login(pass string) error {
 		return errors.New("the server disabled LOGIN (LOGINDISABLED) and offers no usable mechanism")
 	}
 	return r.c.Login(r.a.User, pass).Wait()
+}
+
+// loginToken authenticates with an OAuth access token: the configured mechanism, or
+// OAUTHBEARER when offered, else XOAUTH2. A bearer token is as good as a password: not
+// without TLS unless allow_plaintext.
+func (r *imapRun) loginToken(token string, offered func(string) bool) error {
+	if r.m.TLS == "plain" && !r.m.AllowPlaintext {
+		return errors.New("an OAuth token may not be sent unencrypted (allow_plaintext)")
+	}
+	mech := strings.ToUpper(r.m.Auth)
+	if mech == "" {
+		mech = wire.MechXOAuth2
+		if offered(wire.MechOAuthBearer) {
+			mech = wire.MechOAuthBearer
+		}
+	}
+	sc := wire.NewOAuthClient(mech, r.a.User, token, r.m.Host, r.m.Port)
+	r.ic.inAuth.Store(true)
+	err := r.c.Authenticate(sc)
+	r.ic.inAuth.Store(false)
+	return sc.Refused(err)
 }
 
 // do runs f, which sends commands and waits for their answers, with read deadlines armed.
