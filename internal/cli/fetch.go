@@ -21,7 +21,7 @@ import (
 func fetchCommands() []command {
 	return []command{
 		{noun: "fetch", args: "[--config F] [--account NAME] [--dry-run] [--quiet]",
-			help: "download POP3 and IMAP accounts into local archives (exit 0 ok, 1 an account failed, 2 usage/config, 3 local write error)",
+			help: "download POP3 and IMAP accounts into local archives (exit 0 ok, 1 an account failed, 2 usage/config, 3 local write error, 4 OAuth login needed)",
 			more: `
 Accounts are read from the client config (see docs/client-tools.md). A message is deleted on the
 server only once it is safely in the local archive, so an interrupted run loses nothing.`,
@@ -36,6 +36,7 @@ const (
 	ExitFailed  = 1 // an account (fetch) or a message (send) failed; retrying later may help
 	ExitUsage   = 2 // wrong command line or config file
 	ExitLocal   = 3 // fetch: the archive or state file could not be written: needs attention
+	ExitLogin   = 4 // an account's OAuth login is missing or revoked: run `petrel auth login` again
 	progressGap = 100 * time.Millisecond
 )
 
@@ -142,8 +143,8 @@ func fetchRun(e *Env, args []string) error {
 			var le *fetch.LocalError
 			if errors.As(err, &le) {
 				code = ExitLocal
-			} else if code == ExitOK {
-				code = ExitFailed
+			} else if code != ExitLocal {
+				code = max(code, loginOr(err, ExitFailed))
 			}
 		}
 		if e.Ctx.Err() != nil {
@@ -155,6 +156,8 @@ func fetchRun(e *Env, args []string) error {
 		return &ExitError{Code: code, Err: errors.New("fetch: the local archive or state could not be written")}
 	case ExitFailed:
 		return &ExitError{Code: code, Err: errors.New("fetch: some accounts failed")}
+	case ExitLogin:
+		return &ExitError{Code: code, Err: errors.New("fetch: log in again with `petrel auth login ACCOUNT`")}
 	}
 	return nil
 }

@@ -117,7 +117,7 @@ func sendRun(e *Env, args []string) error {
 				err, ob.Dir(), res.Remaining)
 			return nil
 		}
-		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%v; the message stays queued in %s", err, ob.Dir())}
+		return &ExitError{Code: loginOr(err, ExitFailed), Err: fmt.Errorf("%v; the message stays queued in %s", err, ob.Dir())}
 	}
 	for _, f := range res.Failed {
 		if f.ID == entry.ID {
@@ -187,7 +187,7 @@ func sendFlush(e *Env, cfg *clientconf.Config, only string) error {
 			fmt.Fprintf(e.Stderr, "petrel send: %s: %v\n", a.Name, err)
 		}
 		if err != nil || len(res.Failed) > 0 {
-			code = ExitFailed
+			code = max(code, loginOr(err, ExitFailed))
 		}
 	}
 	if code != ExitOK {

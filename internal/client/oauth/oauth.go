@@ -244,3 +244,18 @@ func Connect(ctx context.Context, a *clientconf.Account, t Tokens, connect func(
 	}
 	return connect(tok)
 }
+
+// TokenStatus is what `petrel auth status` shows; never the tokens themselves.
+type TokenStatus struct {
+	HasRefresh bool
+	Expiry     time.Time
+}
+
+// Status reads the token file at path.
+func Status(path string) (TokenStatus, error) {
+	st, err := load(path)
+	if err != nil {
+		return TokenStatus{}, err
+	}
+	return TokenStatus{HasRefresh: st.RefreshToken != "", Expiry: st.Expiry}, nil
+}
