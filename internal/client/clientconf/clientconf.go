@@ -245,12 +245,13 @@ func (o *OAuth) finish(k, name, tokenDir, base string, bad func(key, format stri
 			return bad(k+"."+key, "must be an https URL (http only on loopback)")
 		}
 	}
-	switch o.Flow {
-	case "":
+	if o.Flow == "" {
 		o.Flow = "browser"
 		if o.DeviceURL != "" {
 			o.Flow = "device"
 		}
+	}
+	switch o.Flow {
 	case "browser":
 		if o.AuthURL == "" {
 			return bad(k+".auth_url", "required for flow = \"browser\"")

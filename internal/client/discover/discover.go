@@ -182,9 +182,15 @@ func (f *Finder) fetchConfig(ctx context.Context, u, address, local, domain stri
 	if resp.StatusCode != http.StatusOK {
 		return nil, nil, fmt.Errorf("%s: %s", u, resp.Status)
 	}
+	return parseConfig(io.LimitReader(resp.Body, 1<<20), address, local, domain, "autoconfig "+u)
+}
+
+// parseConfig reads an autoconfig file; servers it cannot use (unknown types or socket types,
+// bad ports) are left out.
+func parseConfig(r io.Reader, address, local, domain, source string) (in, out []Server, err error) {
 	var cc clientConfig
-	if err := xml.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&cc); err != nil {
-		return nil, nil, fmt.Errorf("%s: %v", u, err)
+	if err := xml.NewDecoder(r).Decode(&cc); err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", source, err)
 	}
 	expand := strings.NewReplacer("%EMAILADDRESS%", address, "%EMAILLOCALPART%", local, "%EMAILDOMAIN%", domain)
 	conv := func(sc serverConfig) (Server, bool) {
@@ -198,7 +204,7 @@ func (f *Finder) fetchConfig(ctx context.Context, u, address, local, domain stri
 			user = address
 		}
 		return Server{Proto: proto, Host: strings.ToLower(expand.Replace(sc.Hostname)), Port: sc.Port, TLS: tlsMode, User: user,
-			OAuth: slices.Contains(sc.Auth, "OAuth2"), Source: "autoconfig " + u}, true
+			OAuth: slices.Contains(sc.Auth, "OAuth2"), Source: source}, true
 	}
 	for _, p := range cc.Providers {
 		for _, sc := range p.Incoming {
