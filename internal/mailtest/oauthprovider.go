@@ -188,3 +188,38 @@ func (p *OAuthProvider) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
 	}
 }
+
+// Clock is a settable clock that a test shares between a provider and a client's token source.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock starts at the real time.
+func NewClock() *Clock { return &Clock{t: time.Now()} }
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock on by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// ScriptedTokens is a TokenCheck for tests without a provider: the token "good" passes,
+// "narrow" lacks the scope (insufficient_scope), any other is expired (invalid_token).
+func ScriptedTokens(user, token string) string {
+	switch token {
+	case "good":
+		return ""
+	case "narrow":
+		return "insufficient_scope"
+	}
+	return "invalid_token"
+}

@@ -13,6 +13,7 @@ import (
 
 	"petrel/internal/client/clientconf"
 	"petrel/internal/client/oauth"
+	"petrel/internal/mailtest"
 )
 
 // dropProxy forwards connections to upstream and can cut all of them at once (a server
@@ -128,7 +129,7 @@ func TestIdlePetrel(t *testing.T) {
 	archive := filepath.Join(t.TempDir(), "Mail")
 	a := e.account(t, "imap", "", archive, "delete")
 	a.IMAP.Port = mustPort(t, proxy.addr)
-	clk := &fakeClock{t: time.Now()}
+	clk := mailtest.NewClock()
 	tokens := &oauth.FileTokens{Account: a.Name, Conf: a.OAuth, Now: clk.Now}
 	ir := startIdle(t, a, Options{Tokens: tokens})
 
@@ -185,18 +186,6 @@ func TestIdleLoginAgain(t *testing.T) {
 	if !errors.Is(err, oauth.ErrLoginAgain) {
 		t.Fatalf("Idle = %v, want ErrLoginAgain", err)
 	}
-}
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 func mustPort(t *testing.T, addr string) int {

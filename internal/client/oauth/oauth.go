@@ -30,7 +30,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -199,20 +198,12 @@ func Save(path string, tok *oauth2.Token) error {
 	return safefile.WriteAtomic(path, append(b, '\n'), 0o600)
 }
 
-// lock takes an exclusive lock on path (flock), waiting for another process's refresh.
+// lock takes an exclusive lock on path, waiting for another process's refresh.
 func lock(path string) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
+	return safefile.Lock(path)
 }
 
 // Connect runs connect with the account's secret: its password, or for an account with tokens

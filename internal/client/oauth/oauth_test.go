@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -181,25 +180,12 @@ func TestBrowserFlowForgedState(t *testing.T) {
 	checkStored(t, a.OAuth.TokenFile)
 }
 
-// clock is a settable clock shared by the provider and the token source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // TestRefresh: a stored token is used while it has more than Early to live, then refreshed;
 // a rotated refresh token is saved; a refused token is refreshed at once; a revoked refresh
 // token asks for a new login.
 func TestRefresh(t *testing.T) {
 	p := mailtest.StartOAuthProvider(t)
-	clk := &clock{t: time.Now()}
+	clk := mailtest.NewClock()
 	p.Now = clk.Now
 	a := account(t, p, "device")
 	if err := Login(t.Context(), a.Name, a.OAuth, LoginOptions{Out: io.Discard}); err != nil {

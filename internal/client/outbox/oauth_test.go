@@ -17,15 +17,7 @@ import (
 // TestSendOAuth submits with OAUTHBEARER and XOAUTH2 (token_command), and shows a refused
 // token's status; a token refused once is fetched again and the send goes on.
 func TestSendOAuth(t *testing.T) {
-	s := mailtest.StartOAuth(t, func(user, token string) string {
-		switch token {
-		case "good":
-			return ""
-		case "narrow":
-			return "insufficient_scope"
-		}
-		return "invalid_token"
-	})
+	s := mailtest.StartOAuth(t, mailtest.ScriptedTokens)
 	bob := s.AddAccount(t, "bob@example.org", password)
 	s.AddAccount(t, "alice@example.org", password)
 	_, port, _ := net.SplitHostPort(s.SubmissionAddr)

@@ -14,15 +14,7 @@ import (
 // TestLoginToken logs in with OAuth tokens over OAUTHBEARER and XOAUTH2, and sees the
 // provider's refusal decoded.
 func TestLoginToken(t *testing.T) {
-	s := mailtest.StartOAuth(t, func(user, token string) string {
-		switch token {
-		case "good":
-			return ""
-		case "narrow":
-			return "insufficient_scope"
-		}
-		return "invalid_token"
-	})
+	s := mailtest.StartOAuth(t, mailtest.ScriptedTokens)
 	s.AddAccount(t, "alice@example.org", "unused password")
 	for _, mech := range []string{MechAuto, wire.MechOAuthBearer, wire.MechXOAuth2} {
 		for _, tt := range []struct{ token, want string }{
