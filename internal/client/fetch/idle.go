@@ -190,8 +190,9 @@ func (r *imapRun) wait(ctx context.Context, opt IdleOptions) error {
 		if news {
 			return nil
 		}
-		// A re-arm: keep the token fresh for the next login (a refresh if it is due).
-		if r.o.Tokens != nil {
+		// A re-arm: keep a stored token fresh for the next login (a refresh if it is due).
+		// Not token_command: it runs at each login anyway, and it may prompt.
+		if _, stored := r.o.Tokens.(*oauth.FileTokens); stored {
 			if _, err := r.o.Tokens.Token(ctx); err != nil {
 				return err
 			}

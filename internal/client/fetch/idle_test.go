@@ -1,12 +1,14 @@
 package fetch
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,20 +73,24 @@ type report struct {
 type idleRun struct {
 	reports chan report
 	rearm   chan time.Time
+	poll    chan time.Time
 	done    chan error
 	cancel  func()
 }
 
 func startIdle(t *testing.T, a *clientconf.Account, o Options) *idleRun {
 	ctx, cancel := context.WithCancel(context.Background())
-	ir := &idleRun{reports: make(chan report, 100), rearm: make(chan time.Time), done: make(chan error, 1), cancel: cancel}
-	const rearm = time.Hour // only the test fires it
+	ir := &idleRun{reports: make(chan report, 100), rearm: make(chan time.Time), poll: make(chan time.Time), done: make(chan error, 1), cancel: cancel}
+	const rearm, poll = time.Hour, 2 * time.Hour // only the test fires them
 	opt := IdleOptions{
-		Rearm: rearm, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		Rearm: rearm, Poll: poll, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		Report: func(r Result, err error) { ir.reports <- report{r, err} },
 		After: func(d time.Duration) <-chan time.Time {
-			if d == rearm {
+			switch d {
+			case rearm:
 				return ir.rearm
+			case poll:
+				return ir.poll
 			}
 			return time.After(d)
 		},
@@ -165,6 +171,58 @@ func TestIdlePetrel(t *testing.T) {
 	}
 	if n := len(e.srv.Inbox(t, e.acct)); n != 0 {
 		t.Fatalf("%d messages left on the server in delete mode", n)
+	}
+}
+
+// TestIdleWithoutIDLE: a server that does not offer IDLE (a proxy removes it from the
+// capabilities) is polled with NOOP; a poll after a delivery brings the message.
+func TestIdleWithoutIDLE(t *testing.T) {
+	e := newOAuthEnv(t, 1)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", e.srv.IMAPAddr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(u)
+				for {
+					line, err := br.ReadString('\n')
+					if line != "" && strings.Contains(line, "CAPABILITY") {
+						line = strings.ReplaceAll(line, " IDLE", "")
+					}
+					if _, werr := io.WriteString(c, line); werr != nil || err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	archive := filepath.Join(t.TempDir(), "Mail")
+	a := e.account(t, "imap", "", archive, "keep")
+	a.IMAP.Port = mustPort(t, l.Addr().String())
+	ir := startIdle(t, a, Options{})
+	ir.until(t, "first sync")
+	e.srv.Deliver(t, e.acct, body(1))
+	select { // taken when the session waits for its poll
+	case ir.poll <- time.Now():
+	case <-time.After(time.Minute):
+		t.Fatal("the session never waited for a poll: did it IDLE?")
+	}
+	if r := ir.until(t, "after a NOOP"); r.Downloaded != 1 {
+		t.Fatalf("downloaded %d after the poll", r.Downloaded)
 	}
 }
 
