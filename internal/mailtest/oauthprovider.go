@@ -30,6 +30,9 @@ type OAuthProvider struct {
 	DevicePolls []string
 	// Refreshed receives each access token issued by a refresh (buffered; tests wait on it).
 	Refreshed chan string
+	// User is the username its token introspection (/introspect, RFC 7662) names for a valid
+	// token: what a server such as Dovecot's oauth2 passdb logs in.
+	User string
 
 	mu       sync.Mutex
 	access   map[string]time.Time // access token -> expiry
@@ -47,6 +50,7 @@ func StartOAuthProvider(t testing.TB) *OAuthProvider {
 	mux.HandleFunc("/authorize", p.authorize)
 	mux.HandleFunc("/token", p.token)
 	mux.HandleFunc("/device", p.device)
+	mux.HandleFunc("/introspect", p.introspect)
 	srv := httptest.NewServer(mux) // listens on 127.0.0.1
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
@@ -134,6 +138,16 @@ func (p *OAuthProvider) authorize(w http.ResponseWriter, r *http.Request) {
 	v.Set("state", q.Get("state"))
 	redirect.RawQuery = v.Encode()
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
+}
+
+func (p *OAuthProvider) introspect(w http.ResponseWriter, r *http.Request) {
+	tok := r.FormValue("token")
+	w.Header().Set("Content-Type", "application/json")
+	if p.Check(p.User, tok) != "" {
+		json.NewEncoder(w).Encode(map[string]any{"active": false})
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]any{"active": true, "username": p.User})
 }
 
 func (p *OAuthProvider) device(w http.ResponseWriter, r *http.Request) {
