@@ -14,7 +14,7 @@ import (
 	"petrel/internal/mailtest"
 )
 
-// TestOAuthDovecot: IMAP over TLS with OAUTHBEARER and XOAUTH2 against Dovecot's oauth2
+// TestOAuthDovecot: IMAP and POP3 over TLS with OAUTHBEARER and XOAUTH2 against Dovecot's oauth2
 // passdb, which checks each token at the test provider's introspection endpoint: a token the
 // provider forgot is refused by Dovecot, refreshed, and the run goes on; a revoked login
 // stops with ErrLoginAgain.
@@ -23,10 +23,16 @@ func TestOAuthDovecot(t *testing.T) {
 	prov := mailtest.StartOAuthProvider(t)
 	d := mailtest.StartDovecotOAuth(t, prov.URL+"/introspect")
 	prov.User = d.User
-	for i, auth := range []string{"oauthbearer", "xoauth2"} {
-		t.Run(auth, func(t *testing.T) {
+	for i, tt := range []struct{ proto, auth string }{
+		{"imap", "oauthbearer"}, {"imap", "xoauth2"}, {"pop3", "oauthbearer"}, {"pop3", "xoauth2"},
+	} {
+		t.Run(tt.proto+"/"+tt.auth, func(t *testing.T) {
 			archive := filepath.Join(t.TempDir(), "Mail")
-			_, port, _ := net.SplitHostPort(d.IMAPSAddr)
+			addr := d.IMAPSAddr
+			if tt.proto == "pop3" {
+				addr = d.POP3SAddr
+			}
+			_, port, _ := net.SplitHostPort(addr)
 			src := fmt.Sprintf(`
 outbox = "outbox"
 [accounts.test]
@@ -37,14 +43,14 @@ provider = "generic"
 client_id = %q
 token_url = "%s/token"
 device_url = "%s/device"
-[accounts.test.imap]
+[accounts.test.%s]
 host = "localhost"
 port = %s
 ca_file = %q
 auth = %q
 archive = %q
 mode = "keep"
-`, d.User, prov.ClientID, prov.URL, prov.URL, port, d.CertFile, auth, archive)
+`, d.User, prov.ClientID, prov.URL, prov.URL, tt.proto, port, d.CertFile, tt.auth, archive)
 			c, err := clientconf.Parse(filepath.Join(t.TempDir(), "client.toml"), []byte(src))
 			if err != nil {
 				t.Fatal(err)
