@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,15 +17,20 @@ import (
 
 	"petrel/internal/client/clientconf"
 	"petrel/internal/client/fetch"
+	"petrel/internal/client/oauth"
 )
 
 func fetchCommands() []command {
 	return []command{
-		{noun: "fetch", args: "[--config F] [--account NAME] [--dry-run] [--quiet]",
-			help: "download POP3 and IMAP accounts into local archives (exit 0 ok, 1 an account failed, 2 usage/config, 3 local write error)",
+		{noun: "fetch", args: "[--config F] [--account NAME] [--dry-run] [--quiet] [--idle] [--every DURATION]",
+			help: "download POP3 and IMAP accounts into local archives (exit 0 ok, 1 an account failed, 2 usage/config, 3 local write error, 4 OAuth login needed)",
 			more: `
 Accounts are read from the client config (see docs/client-tools.md). A message is deleted on the
-server only once it is safely in the local archive, so an interrupted run loses nothing.`,
+server only once it is safely in the local archive, so an interrupted run loses nothing.
+
+--idle keeps running: each IMAP account stays connected and its new mail is fetched as it
+arrives (IMAP IDLE; reconnecting after a drop); --every DURATION fetches the other accounts
+(POP3) again at that interval. Stop with Ctrl-C or SIGTERM.`,
 			flags: func() *flag.FlagSet { return fetchFlags(&fetchOptions{}) },
 			run:   fetchRun},
 	}
@@ -36,6 +42,7 @@ const (
 	ExitFailed  = 1 // an account (fetch) or a message (send) failed; retrying later may help
 	ExitUsage   = 2 // wrong command line or config file
 	ExitLocal   = 3 // fetch: the archive or state file could not be written: needs attention
+	ExitLogin   = 4 // an account's OAuth login is missing or revoked: run `petrel auth login` again
 	progressGap = 100 * time.Millisecond
 )
 
@@ -77,8 +84,10 @@ func loadClientConfig(path string) (*clientconf.Config, error) {
 }
 
 type fetchOptions struct {
-	config, account string
-	dryRun, quiet   bool
+	config, account     string
+	configure           string
+	dryRun, quiet, idle bool
+	every               time.Duration
 }
 
 func fetchFlags(o *fetchOptions) *flag.FlagSet {
@@ -87,6 +96,9 @@ func fetchFlags(o *fetchOptions) *flag.FlagSet {
 	fs.StringVar(&o.account, "account", "", "fetch only this account (`NAME`)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "connect and report what would be done, change nothing")
 	fs.BoolVar(&o.quiet, "quiet", false, "print nothing but errors")
+	fs.StringVar(&o.configure, "configure", "", "find the servers of `ADDRESS` (autoconfig, SRV, MX) and add an account to the config")
+	fs.BoolVar(&o.idle, "idle", false, "keep running: push from IMAP accounts over IDLE")
+	fs.DurationVar(&o.every, "every", 0, "keep running: fetch (POP3) accounts again every `DURATION`")
 	return fs
 }
 
@@ -96,10 +108,19 @@ func fetchRun(e *Env, args []string) error {
 	fs.SetOutput(e.Stderr)
 	confPath, only, dry, quiet := &o.config, &o.account, &o.dryRun, &o.quiet
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: petrel fetch [--config F] [--account NAME] [--dry-run] [--quiet]", ErrUsage)
+		return fmt.Errorf("%w: petrel fetch [--config F] [--account NAME] [--dry-run] [--quiet] [--idle] [--every DURATION]", ErrUsage)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("petrel fetch takes no arguments\n%w: petrel fetch [--config F] [--account NAME] [--dry-run] [--quiet]", ErrUsage)
+		return fmt.Errorf("petrel fetch takes no arguments\n%w: petrel fetch [--config F] [--account NAME] [--dry-run] [--quiet] [--idle] [--every DURATION]", ErrUsage)
+	}
+	if o.configure != "" {
+		return configure(e, o.config, o.configure, o.account, nil)
+	}
+	if (o.idle || o.every != 0) && o.dryRun {
+		return fmt.Errorf("%w: --dry-run runs once; not with --idle or --every", ErrUsage)
+	}
+	if o.every < 0 || (o.every > 0 && o.every < time.Minute) {
+		return fmt.Errorf("%w: --every must be at least 1m", ErrUsage)
 	}
 	cfg, err := loadClientConfig(*confPath)
 	if err != nil {
@@ -117,6 +138,10 @@ func fetchRun(e *Env, args []string) error {
 			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("no account %q with a [pop3] or [imap] table in %s", *only, cfg.File)}
 		}
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("no account with a [pop3] or [imap] table in %s", cfg.File)}
+	}
+
+	if o.idle || o.every > 0 {
+		return fetchForever(e, accounts, o)
 	}
 
 	var prog *progressLine
@@ -142,8 +167,8 @@ func fetchRun(e *Env, args []string) error {
 			var le *fetch.LocalError
 			if errors.As(err, &le) {
 				code = ExitLocal
-			} else if code == ExitOK {
-				code = ExitFailed
+			} else if code != ExitLocal {
+				code = max(code, loginOr(err, ExitFailed))
 			}
 		}
 		if e.Ctx.Err() != nil {
@@ -155,8 +180,80 @@ func fetchRun(e *Env, args []string) error {
 		return &ExitError{Code: code, Err: errors.New("fetch: the local archive or state could not be written")}
 	case ExitFailed:
 		return &ExitError{Code: code, Err: errors.New("fetch: some accounts failed")}
+	case ExitLogin:
+		return &ExitError{Code: code, Err: errors.New("fetch: log in again with `petrel auth login ACCOUNT`")}
 	}
 	return nil
+}
+
+// fetchForever runs until the context ends: IMAP accounts in IDLE (with --idle), the others
+// polled every o.every (once if it is 0). It returns with an error only when an account needs
+// the user (a local write error, a revoked OAuth login), after the other accounts stopped.
+func fetchForever(e *Env, accounts []*clientconf.Account, o fetchOptions) error {
+	var mu sync.Mutex // one account's lines at a time
+	show := func(a *clientconf.Account, res fetch.Result, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "petrel fetch: %s: %v\n", a.Name, err)
+			return
+		}
+		if !o.quiet && (res.Downloaded > 0 || res.Deleted > 0) {
+			fmt.Fprintf(e.Stdout, "%s %s\n", time.Now().Format(time.TimeOnly), summary(res))
+		}
+		for _, n := range res.Notes {
+			fmt.Fprintf(e.Stdout, "%s: note: %s\n", a.Name, n)
+		}
+	}
+	var wg sync.WaitGroup
+	codes := make([]int, len(accounts))
+	for i, a := range accounts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if o.idle && a.IMAP != nil {
+				err = fetch.Idle(e.Ctx, a, fetch.Options{}, fetch.IdleOptions{Report: func(r fetch.Result, err error) { show(a, r, err) }})
+			} else {
+				err = pollAccount(e, a, o.every, func(r fetch.Result, err error) { show(a, r, err) })
+			}
+			if err != nil {
+				show(a, fetch.Result{}, err)
+				var le *fetch.LocalError
+				codes[i] = loginOr(err, ExitFailed)
+				if errors.As(err, &le) {
+					codes[i] = ExitLocal
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	code := slices.Max(codes)
+	if code != ExitOK {
+		return &ExitError{Code: code, Err: errors.New("fetch: an account stopped; see above")}
+	}
+	return nil
+}
+
+// pollAccount fetches a every interval (once if 0) until the context ends; a failed run is
+// reported and retried at the next interval, unless only the user can mend it.
+func pollAccount(e *Env, a *clientconf.Account, every time.Duration, report func(fetch.Result, error)) error {
+	for {
+		res, err := fetch.Account(e.Ctx, a, fetch.Options{})
+		var le *fetch.LocalError
+		if errors.As(err, &le) || errors.Is(err, oauth.ErrLoginAgain) || every == 0 {
+			if err == nil {
+				report(res, nil)
+			}
+			return err
+		}
+		report(res, err)
+		select {
+		case <-e.Ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
 }
 
 func summary(r fetch.Result) string {

@@ -13,7 +13,7 @@ import (
 
 func sendCommands() []command {
 	return []command{
-		{noun: "send", args: "[--config F] [--account NAME] [-t] [-f FROM] [-i] [RCPT...] | --flush | --queue",
+		{noun: "send", args: "[--config F] [--account NAME] [-t] [-f FROM] [-i] [RCPT...] | --flush | --queue | --configure ADDRESS",
 			help: "submit a message from stdin (sendmail-compatible); queued in the outbox when offline (exit 0 sent/queued, 1 refused, 2 usage)",
 			more: `
 The message is read from stdin and submitted with the account's [smtp] table of the client
@@ -27,26 +27,27 @@ cannot be sent now is kept and sent, in order, by a later run or by --flush.
   -i, -oi          a line with a single dot does not end the message (always the case)
   RCPT...          the recipients
   --flush          send everything queued, in order
-  --queue          list the queued and the refused messages`,
+  --queue          list the queued and the refused messages
+  --configure ADDRESS  find the servers of ADDRESS and add an account to the config (as petrel fetch --configure)`,
 			run: sendRun},
 	}
 }
 
-const sendUsage = "petrel send [--config F] [--account NAME] [-t] [-f FROM] [-i] [RCPT...] | --flush | --queue"
+const sendUsage = "petrel send [--config F] [--account NAME] [-t] [-f FROM] [-i] [RCPT...] | --flush | --queue | --configure ADDRESS"
 
 // sendRun is a sendmail-compatible entry point. The message always goes through the outbox:
 // it is written durably first, then the queue is flushed in order. If the server cannot be
 // reached (or refuses for now, 4xx), the message stays queued and the command still succeeds,
 // like msmtpq; a permanent refusal (5xx) moves it to the outbox's failed/ and exits 1.
 func sendRun(e *Env, args []string) error {
-	var confPath, only string
+	var confPath, only, configureAddr string
 	var flush, list bool
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		key, val, hasVal := strings.Cut(arg, "=")
 		switch key {
-		case "--config", "--account":
+		case "--config", "--account", "--configure":
 			if !hasVal {
 				if i+1 >= len(args) {
 					return fmt.Errorf("%s needs a value\n%w: %s", key, ErrUsage, sendUsage)
@@ -54,10 +55,13 @@ func sendRun(e *Env, args []string) error {
 				i++
 				val = args[i]
 			}
-			if key == "--config" {
+			switch key {
+			case "--config":
 				confPath = val
-			} else {
+			case "--account":
 				only = val
+			default:
+				configureAddr = val
 			}
 		case "--flush":
 			flush = true
@@ -69,6 +73,9 @@ func sendRun(e *Env, args []string) error {
 		default:
 			rest = append(rest, arg)
 		}
+	}
+	if configureAddr != "" {
+		return configure(e, confPath, configureAddr, only, nil)
 	}
 	cfg, err := loadClientConfig(confPath)
 	if err != nil {
@@ -117,7 +124,7 @@ func sendRun(e *Env, args []string) error {
 				err, ob.Dir(), res.Remaining)
 			return nil
 		}
-		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%v; the message stays queued in %s", err, ob.Dir())}
+		return &ExitError{Code: loginOr(err, ExitFailed), Err: fmt.Errorf("%v; the message stays queued in %s", err, ob.Dir())}
 	}
 	for _, f := range res.Failed {
 		if f.ID == entry.ID {
@@ -140,11 +147,7 @@ func queuedForLater(err error) bool {
 
 func dialer(e *Env, a *clientconf.Account) func() (outbox.Sender, error) {
 	return func() (outbox.Sender, error) {
-		pw, err := a.Password(e.Ctx)
-		if err != nil {
-			return nil, err
-		}
-		s, err := outbox.Dial(e.Ctx, a, pw)
+		s, err := outbox.DialAccount(e.Ctx, a, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +194,7 @@ func sendFlush(e *Env, cfg *clientconf.Config, only string) error {
 			fmt.Fprintf(e.Stderr, "petrel send: %s: %v\n", a.Name, err)
 		}
 		if err != nil || len(res.Failed) > 0 {
-			code = ExitFailed
+			code = max(code, loginOr(err, ExitFailed))
 		}
 	}
 	if code != ExitOK {

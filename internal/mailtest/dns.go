@@ -39,6 +39,7 @@ type Zone struct {
 	TXT   map[string][]string // one string per TXT record (split into 255-byte pieces on the wire)
 	CNAME map[string]string
 	TLSA  map[string][]TLSA // e.g. "_25._tcp.mx.example.test"
+	SRV   map[string][]SRV  // e.g. "_imaps._tcp.example.test"
 
 	// Fail makes queries fail instead of answering. The key is a name (all types) or
 	// "TYPE name" (one type, e.g. "MX example.test").
@@ -62,6 +63,12 @@ type MX struct {
 type TLSA struct {
 	Usage, Selector, MatchingType uint8
 	Data                          []byte
+}
+
+// SRV is one SRV record (RFC 2782); Target "." says the service is not offered.
+type SRV struct {
+	Priority, Weight, Port uint16
+	Target                 string
 }
 
 // Failure is a way a query can fail.
@@ -285,10 +292,15 @@ func (d *DNS) records(name string, qtype uint16) ([]dns.RR, bool) {
 				MatchingType: r.MatchingType, Certificate: hex.EncodeToString(r.Data)})
 		}
 	}
+	for _, r := range z.SRV[name] {
+		if qtype == dns.TypeSRV {
+			out = append(out, &dns.SRV{Hdr: hdr(name, dns.TypeSRV), Priority: r.Priority, Weight: r.Weight, Port: r.Port, Target: dns.Fqdn(r.Target)})
+		}
+	}
 	if t, ok := z.CNAME[name]; ok && qtype == dns.TypeCNAME {
 		out = append(out, &dns.CNAME{Hdr: hdr(name, dns.TypeCNAME), Target: dns.Fqdn(norm(t))})
 	}
-	exists := len(z.MX[name])+len(z.A[name])+len(z.AAAA[name])+len(z.TXT[name])+len(z.TLSA[name]) > 0
+	exists := len(z.MX[name])+len(z.A[name])+len(z.AAAA[name])+len(z.TXT[name])+len(z.TLSA[name])+len(z.SRV[name]) > 0
 	if _, ok := z.CNAME[name]; ok {
 		exists = true
 	}

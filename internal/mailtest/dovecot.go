@@ -60,7 +60,17 @@ func FreePort(t testing.TB) int {
 }
 
 // StartDovecot runs `dovecot -F -c CONF` in a temporary directory; t.Cleanup stops it.
-func StartDovecot(t testing.TB) *Dovecot {
+func StartDovecot(t testing.TB) *Dovecot { t.Helper(); return startDovecot(t, "") }
+
+// StartDovecotOAuth is StartDovecot with an oauth2 passdb as well: OAUTHBEARER and XOAUTH2
+// logins are checked by token introspection (RFC 7662, POST) at introspectionURL, which must
+// answer {"active": true, "username": USER} for a valid token.
+func StartDovecotOAuth(t testing.TB, introspectionURL string) *Dovecot {
+	t.Helper()
+	return startDovecot(t, introspectionURL)
+}
+
+func startDovecot(t testing.TB, introspectionURL string) *Dovecot {
 	t.Helper()
 	RequireBinary(t, "/usr/sbin/dovecot")
 	dir, err := os.MkdirTemp("", "petrel-dovecot")
@@ -112,6 +122,16 @@ service imap-login {
 	passwd := fmt.Sprintf("%s:{PLAIN}%s:%d:%d::%s\n", d.User, d.Pass, d.uid, d.gid, d.Maildir)
 	if err := os.WriteFile(filepath.Join(dir, "passwd"), []byte(passwd), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	oauthConf := ""
+	if introspectionURL != "" {
+		ext := filepath.Join(dir, "dovecot-oauth2.conf.ext")
+		extConf := "introspection_mode = post\nintrospection_url = " + introspectionURL +
+			"\nusername_attribute = username\nactive_attribute = active\nactive_value = true\nforce_introspection = yes\n"
+		if err := os.WriteFile(ext, []byte(extConf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		oauthConf = "auth_mechanisms = plain login scram-sha-256 apop oauthbearer xoauth2\npassdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = " + ext + "\n}\n"
 	}
 	me, _ := user.Current()
 	conf := fmt.Sprintf(`
@@ -171,6 +191,7 @@ service stats {
   }
 }
 `, dir, os.Getpid(), me.Username, min(d.uid, 100), min(d.gid, 100), certFile, keyFile, pop3, pop3s, protocols, imapService)
+	conf += oauthConf
 	// As root, Dovecot's internal and login processes should not run as root.
 	if os.Getuid() == 0 {
 		conf = strings.Replace(conf, "default_internal_user = root", "default_internal_user = dovecot", 1)

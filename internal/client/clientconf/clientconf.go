@@ -40,6 +40,7 @@ package clientconf
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -49,6 +50,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,6 +89,13 @@ type Account struct {
 	// Exactly one of the two is required.
 	PasswordCommand string `toml:"password_command"`
 	PasswordEnv     string `toml:"password_env"`
+	// token_command: a shell command whose first line of output is an OAuth 2.0 access token,
+	// for users who keep their own helper; it runs before each login, and once more when the
+	// server refuses the token. Instead of a password; not with [oauth].
+	TokenCommand string `toml:"token_command"`
+	// [accounts.NAME.oauth]: log in with OAuth 2.0 tokens that `petrel auth login NAME`
+	// obtains and petrel refreshes by itself. Instead of a password; not with token_command.
+	OAuth *OAuth `toml:"oauth"`
 	// timeout: deadline of each network read and write, and of the password command.
 	// Default 1m.
 	Timeout config.Duration `toml:"timeout"`
@@ -118,7 +127,9 @@ type Endpoint struct {
 	Fingerprint string `toml:"fingerprint"`
 	// auth: the login mechanism; "" (default) picks the best offered: SCRAM-SHA-256, then
 	// PLAIN over TLS (POP3 also APOP and USER, IMAP also LOGIN). Values: "scram-sha-256",
-	// "plain", for POP3 "apop", "user", for IMAP "login".
+	// "plain", for POP3 "apop", "user", for IMAP "login". Accounts with OAuth tokens
+	// (token_command or [oauth]) use "oauthbearer" (RFC 7628) or "xoauth2"; "" picks
+	// OAUTHBEARER when offered, else XOAUTH2.
 	Auth string `toml:"auth"`
 }
 
@@ -161,6 +172,118 @@ type SMTP struct {
 	// else the From header of the message.
 	From string `toml:"from"`
 }
+
+// OAuth is how an account gets OAuth 2.0 tokens. A provider preset fills the endpoints and
+// scopes; each key overrides it. The client ID (and secret, for providers that want one even
+// from installed apps) come from the app the user or distributor registered.
+type OAuth struct {
+	// provider: "google", "microsoft" or "generic" (every URL given here). Required.
+	Provider string `toml:"provider"`
+	// client_id: the registered app's ID. Required.
+	ClientID string `toml:"client_id"`
+	// client_secret: the app's secret, if the provider issued one (Google does, for installed
+	// apps, and says it is not secret). Default: none.
+	ClientSecret string `toml:"client_secret"`
+	// auth_url, token_url, device_url: the authorization, token and device authorization
+	// (RFC 8628) endpoints. Default: the provider's.
+	AuthURL   string `toml:"auth_url"`
+	TokenURL  string `toml:"token_url"`
+	DeviceURL string `toml:"device_url"`
+	// scopes: the scopes asked for. Default: the provider's mail scopes.
+	Scopes []string `toml:"scopes"`
+	// flow: what `petrel auth login` runs: "browser" (authorization code with PKCE on a
+	// loopback redirect, RFC 8252) or "device" (RFC 8628: a code to type on another
+	// device). Default: "device" when a device_url is known, else "browser".
+	Flow string `toml:"flow"`
+	// token_file: where the refresh token is kept (mode 0600). Default:
+	// $XDG_DATA_HOME/petrel/tokens/NAME.json, beside the outbox.
+	TokenFile string `toml:"token_file"`
+}
+
+// Provider presets: endpoints and mail scopes of the big providers.
+var providers = map[string]OAuth{
+	"google": {
+		// Google's device flow does not grant the mail scope, hence no device_url.
+		AuthURL:  "https://accounts.google.com/o/oauth2/v2/auth",
+		TokenURL: "https://oauth2.googleapis.com/token",
+		Scopes:   []string{"https://mail.google.com/"},
+	},
+	"microsoft": {
+		AuthURL:   "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+		TokenURL:  "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+		DeviceURL: "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode",
+		Scopes: []string{"offline_access", "https://outlook.office.com/IMAP.AccessAsUser.All",
+			"https://outlook.office.com/POP.AccessAsUser.All", "https://outlook.office.com/SMTP.Send"},
+	},
+	"generic": {},
+}
+
+// finish applies the provider's preset and validates; name is the account's.
+func (o *OAuth) finish(k, name, tokenDir, base string, bad func(key, format string, args ...any) error) error {
+	p, ok := providers[o.Provider]
+	if !ok {
+		return bad(k+".provider", "must be \"google\", \"microsoft\" or \"generic\", not %q", o.Provider)
+	}
+	if o.ClientID == "" {
+		return bad(k+".client_id", "required: the ID of the app registered with the provider")
+	}
+	o.AuthURL = cmp.Or(o.AuthURL, p.AuthURL)
+	o.TokenURL = cmp.Or(o.TokenURL, p.TokenURL)
+	o.DeviceURL = cmp.Or(o.DeviceURL, p.DeviceURL)
+	if len(o.Scopes) == 0 {
+		o.Scopes = p.Scopes
+	}
+	if o.TokenURL == "" {
+		return bad(k+".token_url", "required with provider = %q", o.Provider)
+	}
+	for key, u := range map[string]string{"auth_url": o.AuthURL, "token_url": o.TokenURL, "device_url": o.DeviceURL} {
+		if u == "" {
+			continue
+		}
+		pu, err := url.Parse(u)
+		if err != nil || pu.Host == "" || (pu.Scheme != "https" && !(pu.Scheme == "http" && isLoopback(pu.Hostname()))) {
+			return bad(k+"."+key, "must be an https URL (http only on loopback)")
+		}
+	}
+	if o.Flow == "" {
+		o.Flow = "browser"
+		if o.DeviceURL != "" {
+			o.Flow = "device"
+		}
+	}
+	switch o.Flow {
+	case "browser":
+		if o.AuthURL == "" {
+			return bad(k+".auth_url", "required for flow = \"browser\"")
+		}
+	case "device":
+		if o.DeviceURL == "" {
+			return bad(k+".device_url", "required for flow = \"device\"")
+		}
+	default:
+		return bad(k+".flow", "must be \"browser\" or \"device\", not %q", o.Flow)
+	}
+	if o.TokenFile == "" {
+		o.TokenFile = filepath.Join(tokenDir, name+".json")
+	} else {
+		var err error
+		if o.TokenFile, err = config.ResolvePath(o.TokenFile, base); err != nil {
+			return bad(k+".token_file", "%v", err)
+		}
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// UsesToken reports whether the account logs in with OAuth 2.0 tokens instead of a password.
+func (a *Account) UsesToken() bool { return a.TokenCommand != "" || a.OAuth != nil }
 
 // Fetch modes.
 const (
@@ -243,9 +366,21 @@ func (c *Config) finish() error {
 		if a.User == "" {
 			return bad(key+".user", "required")
 		}
-		if (a.PasswordCommand == "") == (a.PasswordEnv == "") {
-			return bad(key+".password_command", "exactly one of password_command and password_env is required")
+		n := 0
+		for _, set := range []bool{a.PasswordCommand != "", a.PasswordEnv != "", a.TokenCommand != "", a.OAuth != nil} {
+			if set {
+				n++
+			}
 		}
+		if n != 1 {
+			return bad(key+".password_command", "exactly one of password_command, password_env, token_command and an [oauth] table is required")
+		}
+		if a.OAuth != nil {
+			if err := a.OAuth.finish(key+".oauth", name, filepath.Join(filepath.Dir(c.Outbox), "tokens"), base, bad); err != nil {
+				return err
+			}
+		}
+		oauthMechs := []string{"", "oauthbearer", "xoauth2"}
 		if a.Timeout.Duration == 0 {
 			a.Timeout.Duration = DefaultTimeout
 		}
@@ -260,7 +395,11 @@ func (c *Config) finish() error {
 		}
 		if p := a.POP3; p != nil {
 			k := key + ".pop3"
-			if err := p.Endpoint.finish(k, base, "tls", 995, 110, []string{"", "scram-sha-256", "plain", "apop", "user"}, bad); err != nil {
+			auths := []string{"", "scram-sha-256", "plain", "apop", "user"}
+			if a.UsesToken() {
+				auths = oauthMechs
+			}
+			if err := p.Endpoint.finish(k, base, "tls", 995, 110, auths, bad); err != nil {
 				return err
 			}
 			if err := p.Local.finish(k, ".petrel-fetch."+name, base, bad); err != nil {
@@ -269,7 +408,11 @@ func (c *Config) finish() error {
 		}
 		if m := a.IMAP; m != nil {
 			k := key + ".imap"
-			if err := m.Endpoint.finish(k, base, "tls", 993, 143, []string{"", "scram-sha-256", "plain", "login"}, bad); err != nil {
+			auths := []string{"", "scram-sha-256", "plain", "login"}
+			if a.UsesToken() {
+				auths = oauthMechs
+			}
+			if err := m.Endpoint.finish(k, base, "tls", 993, 143, auths, bad); err != nil {
 				return err
 			}
 			// A different default state file than POP3's: switching an account from [pop3] to
@@ -282,7 +425,11 @@ func (c *Config) finish() error {
 			}
 		}
 		if s := a.SMTP; s != nil {
-			if err := s.Endpoint.finish(key+".smtp", base, "starttls", 465, 587, []string{"", "scram-sha-256", "plain"}, bad); err != nil {
+			auths := []string{"", "scram-sha-256", "plain"}
+			if a.UsesToken() {
+				auths = oauthMechs
+			}
+			if err := s.Endpoint.finish(key+".smtp", base, "starttls", 465, 587, auths, bad); err != nil {
 				return err
 			}
 			if s.From == "" && strings.Contains(a.User, "@") {
@@ -465,20 +612,34 @@ func (a *Account) Password(ctx context.Context) (string, error) {
 		}
 		return pw, nil
 	}
+	if a.PasswordCommand == "" {
+		return "", fmt.Errorf("account %s logs in with OAuth tokens, not a password", a.Name)
+	}
+	return a.firstLine(ctx, "password_command", a.PasswordCommand)
+}
+
+// CommandToken runs token_command and returns the access token it prints.
+func (a *Account) CommandToken(ctx context.Context) (string, error) {
+	return a.firstLine(ctx, "token_command", a.TokenCommand)
+}
+
+// firstLine runs command (sh -c, bounded by the account's timeout) and returns the first line
+// of its output without the line ending.
+func (a *Account) firstLine(ctx context.Context, key, command string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.Timeout.Duration)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", a.PasswordCommand)
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdin = os.Stdin // pass, gpg and friends may prompt
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("account %s: password_command: %v: %s", a.Name, err, strings.TrimSpace(stderr.String()))
+		return "", fmt.Errorf("account %s: %s: %v: %s", a.Name, key, err, strings.TrimSpace(stderr.String()))
 	}
 	line, _, _ := strings.Cut(string(out), "\n")
 	line = strings.TrimSuffix(line, "\r")
 	if line == "" {
-		return "", fmt.Errorf("account %s: password_command printed no password", a.Name)
+		return "", fmt.Errorf("account %s: %s printed nothing", a.Name, key)
 	}
 	return line, nil
 }

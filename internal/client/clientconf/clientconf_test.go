@@ -268,3 +268,49 @@ archive = "/m/i"
 		t.Fatalf("plain allowed: %v", err)
 	}
 }
+
+// TestParseOAuth: provider presets fill the endpoints and scopes, keys override them, and the
+// token keys are checked.
+func TestParseOAuth(t *testing.T) {
+	head := "outbox = \"/ob\"\n[accounts.a]\nuser = \"u@gmail.com\"\n"
+	imapT := "[accounts.a.imap]\nhost = \"imap.gmail.com\"\narchive = \"/m\"\n"
+	c, err := Parse("/c/c.toml", []byte(head+"[accounts.a.oauth]\nprovider = \"google\"\nclient_id = \"id\"\n"+imapT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.Accounts["a"].OAuth
+	if o.TokenURL != providers["google"].TokenURL || o.Scopes[0] != "https://mail.google.com/" || o.Flow != "browser" || o.TokenFile != "/tokens/a.json" {
+		t.Fatalf("google preset: %+v", o)
+	}
+	if !c.Accounts["a"].UsesToken() {
+		t.Fatal("UsesToken false with [oauth]")
+	}
+	c, err = Parse("/c/c.toml", []byte(head+"[accounts.a.oauth]\nprovider = \"microsoft\"\nclient_id = \"id\"\nscopes = [\"x\"]\ntoken_file = \"t.json\"\n"+imapT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.Accounts["a"].OAuth; o.Flow != "device" || len(o.Scopes) != 1 || o.TokenFile != "/c/t.json" {
+		t.Fatalf("microsoft with overrides: %+v", o)
+	}
+	for _, tt := range []struct{ src, key string }{
+		{head + "password_env = \"X\"\ntoken_command = \"t\"\n" + imapT, "accounts.a.password_command"},
+		{head + "token_command = \"t\"\n" + imapT + "auth = \"plain\"\n", "accounts.a.imap.auth"},
+		{head + "password_env = \"X\"\n" + imapT + "auth = \"xoauth2\"\n", "accounts.a.imap.auth"},
+		{head + "[accounts.a.oauth]\nprovider = \"yahoo\"\nclient_id = \"id\"\n" + imapT, "accounts.a.oauth.provider"},
+		{head + "[accounts.a.oauth]\nprovider = \"google\"\n" + imapT, "accounts.a.oauth.client_id"},
+		{head + "[accounts.a.oauth]\nprovider = \"generic\"\nclient_id = \"id\"\n" + imapT, "accounts.a.oauth.token_url"},
+		{head + "[accounts.a.oauth]\nprovider = \"generic\"\nclient_id = \"id\"\ntoken_url = \"http://idp.example/t\"\n" + imapT, "accounts.a.oauth.token_url"},
+		{head + "[accounts.a.oauth]\nprovider = \"google\"\nclient_id = \"id\"\nflow = \"device\"\n" + imapT, "accounts.a.oauth.device_url"},
+		{head + "[accounts.a.oauth]\nprovider = \"generic\"\nclient_id = \"id\"\ntoken_url = \"https://idp.example/t\"\n" + imapT, "accounts.a.oauth.auth_url"},
+	} {
+		_, err := Parse("c.toml", []byte(tt.src))
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Key != tt.key {
+			t.Errorf("%q: got %v, want key %s", tt.src, err, tt.key)
+		}
+	}
+	// http on loopback is allowed (a local identity provider, and the tests).
+	if _, err := Parse("c.toml", []byte(head+"[accounts.a.oauth]\nprovider = \"generic\"\nclient_id = \"id\"\ntoken_url = \"http://127.0.0.1:9/t\"\nauth_url = \"http://[::1]:9/a\"\n"+imapT)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"petrel/internal/client/clientconf"
+	"petrel/internal/client/oauth"
 	"petrel/internal/client/pop3client"
 )
 
@@ -60,6 +61,9 @@ type Options struct {
 	BatchSize  int
 	BatchBytes int64
 	BatchTime  time.Duration
+	// Tokens gives the access tokens of an account that logs in with OAuth (default:
+	// oauth.For the account).
+	Tokens oauth.Tokens
 }
 
 // Progress reports the advance of one account's download.
@@ -166,11 +170,7 @@ func (r *run) run(ctx context.Context) error {
 	defer unlock()
 	r.st = st
 
-	pass, err := r.a.Password(ctx)
-	if err != nil {
-		return err
-	}
-	if err := r.connect(ctx, pass); err != nil {
+	if err := oauth.Connect(ctx, r.a, r.o.Tokens, func(secret string) error { return r.connect(ctx, secret) }); err != nil {
 		return err
 	}
 	defer r.c.Close() // without QUIT: after an error nothing is deleted
@@ -279,8 +279,14 @@ func (r *run) connect(ctx context.Context, pass string) error {
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", r.p.Addr(), err)
 	}
-	mech := map[string]string{"": pop3client.MechAuto, "scram-sha-256": pop3client.MechSCRAM, "plain": pop3client.MechPlain, "apop": pop3client.MechAPOP, "user": pop3client.MechUser}[r.p.Auth]
-	if err := c.Login(mech, r.a.User, pass, r.p.AllowPlaintext); err != nil {
+	mech := map[string]string{"": pop3client.MechAuto, "scram-sha-256": pop3client.MechSCRAM, "plain": pop3client.MechPlain, "apop": pop3client.MechAPOP, "user": pop3client.MechUser,
+		"oauthbearer": wire.MechOAuthBearer, "xoauth2": wire.MechXOAuth2}[r.p.Auth]
+	if r.a.UsesToken() {
+		err = c.LoginToken(mech, r.a.User, pass, r.p.Host, r.p.Port, r.p.AllowPlaintext)
+	} else {
+		err = c.Login(mech, r.a.User, pass, r.p.AllowPlaintext)
+	}
+	if err != nil {
 		c.Close()
 		return fmt.Errorf("login to %s as %s: %w", r.p.Addr(), r.a.User, err)
 	}

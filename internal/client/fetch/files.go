@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"petrel/internal/lib/safefile"
 )
 
 // LocalError is a failure of the local side: the archive or the state file could not be
@@ -34,18 +34,11 @@ func local(err error) error {
 // lockFile takes an exclusive flock on path (created if missing) without waiting.
 // The lock goes away with the process, so a killed run never leaves a stale lock.
 func lockFile(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
+	unlock, err = safefile.TryLock(path)
+	if errors.Is(err, safefile.ErrLocked) {
+		return nil, fmt.Errorf("%s is locked: another fetch of this account is running", path)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s is locked: another fetch of this account is running", path)
-		}
-		return nil, err
-	}
-	return func() { f.Close() }, nil
+	return unlock, err
 }
 
 // lineWriter converts CRLF line endings to LF (the convention of Maildir and mbox files on

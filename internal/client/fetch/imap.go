@@ -64,6 +64,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"petrel/internal/client/clientconf"
+	"petrel/internal/client/oauth"
 )
 
 // imapRun is one fetch of an account's IMAP folder.
@@ -81,6 +82,7 @@ type imapRun struct {
 	c       *imapclient.Client
 	stopCtx func() bool // ends the watch that closes conn when ctx is cancelled
 
+	wake      chan struct{}     // Idle: signalled when the server announces new messages; nil otherwise
 	validity  uint32            // UIDVALIDITY of the selected folder
 	uidPlus   bool              // the server has UID EXPUNGE (UIDPLUS or IMAP4rev2)
 	noUIDPlus bool              // tests: act as if the server lacked UIDPLUS
@@ -122,19 +124,25 @@ func (r *imapRun) run(ctx context.Context) error {
 	defer unlock()
 	r.st = st
 
-	pass, err := r.a.Password(ctx)
-	if err != nil {
-		return err
-	}
-	if err := r.connect(ctx, pass); err != nil {
+	if err := oauth.Connect(ctx, r.a, r.o.Tokens, func(secret string) error { return r.connect(ctx, secret) }); err != nil {
 		return err
 	}
 	defer r.close()
+	err = r.sync()
+	var refused *refusedError
+	if err == nil || errors.As(err, &refused) {
+		r.logout()
+	}
+	return err
+}
 
+// sync downloads what is new in the folder and removes what is due, on the open connection
+// (which it leaves open, the folder selected). It fills r.res.
+func (r *imapRun) sync() error {
 	// Mode keep and dry runs change nothing, not even \Recent: EXAMINE (RFC 9051 §6.3.3).
 	readOnly := r.m.Mode == clientconf.ModeKeep || r.o.DryRun
 	var sel *imap.SelectData
-	err = r.do(func() (err error) {
+	err := r.do(func() (err error) {
 		sel, err = r.c.Select(r.m.Folder, &imap.SelectOptions{ReadOnly: readOnly}).Wait()
 		return err
 	})
@@ -219,7 +227,6 @@ func (r *imapRun) run(ctx context.Context) error {
 			del += len(todo)
 		}
 		r.note("dry run: would download %d messages (%d bytes) and delete %d", len(todo), total, del)
-		r.logout()
 		return nil
 	}
 
@@ -235,7 +242,6 @@ func (r *imapRun) run(ctx context.Context) error {
 		r.note("%d archived messages are marked \\Deleted but not expunged: the server lacks UIDPLUS (RFC 4315) and other messages of %q are marked \\Deleted too, which EXPUNGE would also remove; a later run expunges them", len(r.flagged), r.m.Folder)
 	}
 	r.res.Kept = len(r.st.Seen) - r.res.Deleted
-	r.logout()
 	return err
 }
 
@@ -288,7 +294,22 @@ func (r *imapRun) connect(ctx context.Context, pass string) error {
 		// go-imap's client starts by reading a greeting; the server's came before TLS.
 		r.ic.prefix = []byte("* OK greeting received before STARTTLS\r\n")
 	}
-	r.c = imapclient.New(r.ic, nil)
+	var opts *imapclient.Options
+	if r.wake != nil {
+		// Idle: an EXISTS outside SELECT means new mail (RFC 9051 §7.4.1); the handler runs
+		// in the client's reader and must not block.
+		opts = &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					select {
+					case r.wake <- struct{}{}:
+					default:
+					}
+				}
+			},
+		}}
+	}
+	r.c = imapclient.New(r.ic, opts)
 	if err := r.c.WaitGreeting(); err != nil {
 		return fail("greeting of "+addr, err)
 	}
@@ -314,6 +335,9 @@ func (r *imapRun) login(pass string) error {
 	caps := r.c.Caps()
 	offered := func(mech string) bool {
 		return slices.ContainsFunc(caps.AuthMechanisms(), func(m string) bool { return strings.EqualFold(m, mech) })
+	}
+	if r.a.UsesToken() {
+		return r.loginToken(pass, offered)
 	}
 	mech := r.m.Auth
 	if mech == "" {
@@ -349,6 +373,27 @@ func (r *imapRun) login(pass string) error {
 		return errors.New("the server disabled LOGIN (LOGINDISABLED) and offers no usable mechanism")
 	}
 	return r.c.Login(r.a.User, pass).Wait()
+}
+
+// loginToken authenticates with an OAuth access token: the configured mechanism, or
+// OAUTHBEARER when offered, else XOAUTH2. A bearer token is as good as a password: not
+// without TLS unless allow_plaintext.
+func (r *imapRun) loginToken(token string, offered func(string) bool) error {
+	if r.m.TLS == "plain" && !r.m.AllowPlaintext {
+		return errors.New("an OAuth token may not be sent unencrypted (allow_plaintext)")
+	}
+	mech := strings.ToUpper(r.m.Auth)
+	if mech == "" {
+		mech = wire.MechXOAuth2
+		if offered(wire.MechOAuthBearer) {
+			mech = wire.MechOAuthBearer
+		}
+	}
+	sc := wire.NewOAuthClient(mech, r.a.User, token, r.m.Host, r.m.Port)
+	r.ic.inAuth.Store(true)
+	err := r.c.Authenticate(sc)
+	r.ic.inAuth.Store(false)
+	return sc.Refused(err)
 }
 
 // do runs f, which sends commands and waits for their answers, with read deadlines armed.

@@ -31,8 +31,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Envelope is the SMTP envelope of a message.
@@ -73,15 +71,7 @@ func (o *Outbox) Dir() string { return o.dir }
 
 // lock takes the queue's flock, waiting for a concurrent send or flush to finish.
 func (o *Outbox) lock() (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(o.dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
+	return safefile.Lock(filepath.Join(o.dir, ".lock"))
 }
 
 // Add queues a message: env plus the bytes of msg. It returns once the message is durable.

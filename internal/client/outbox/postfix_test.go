@@ -2,12 +2,14 @@ package outbox
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"petrel/internal/client/clientconf"
+	"petrel/internal/client/oauth"
 	"petrel/internal/mailtest"
 )
 
@@ -79,5 +81,59 @@ from = "carol@example.org"
 	}
 	if _, err := Dial(t.Context(), a, "wrong"); err == nil || !strings.Contains(err.Error(), "AUTH") {
 		t.Fatalf("bad password: %v", err)
+	}
+}
+
+// TestPostfixOAuth submits through Postfix whose SASL goes to Dovecot with an oauth2 passdb
+// (token introspection at the test provider), with OAUTHBEARER and XOAUTH2; a token the
+// provider forgot is refused, refreshed, and the message goes out.
+func TestPostfixOAuth(t *testing.T) {
+	prov := mailtest.StartOAuthProvider(t)
+	d := mailtest.StartDovecotOAuth(t, prov.URL+"/introspect")
+	prov.User = d.User
+	pf := mailtest.StartPostfix(t, d)
+	_, port, _ := net.SplitHostPort(pf.Submit)
+	for _, auth := range []string{"oauthbearer", "xoauth2"} {
+		dir := t.TempDir()
+		src := fmt.Sprintf(`
+outbox = "outbox"
+[accounts.pf]
+user = %q
+timeout = "10s"
+[accounts.pf.oauth]
+provider = "generic"
+client_id = %q
+token_url = "%s/token"
+device_url = "%s/device"
+[accounts.pf.smtp]
+host = "localhost"
+port = %s
+ca_file = %q
+auth = %q
+from = "carol@example.org"
+`, d.User, prov.ClientID, prov.URL, prov.URL, port, pf.CertFile, auth)
+		c, err := clientconf.Parse(filepath.Join(dir, "client.toml"), []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := c.Accounts["pf"]
+		if err := oauth.Login(t.Context(), a.Name, a.OAuth, oauth.LoginOptions{Out: io.Discard}); err != nil {
+			t.Fatal(err)
+		}
+		o, err := Open(filepath.Join(dir, "q"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dial := func() (Sender, error) { return DialAccount(t.Context(), a, nil) }
+		queue(t, o, []string{"dave@example.net"}, "From: carol@example.org\nSubject: oauth\n\nbody\n")
+		if res, err := o.Flush(dial); err != nil || len(res.Sent) != 1 {
+			t.Fatalf("%s: %+v %v", auth, res, err)
+		}
+		prov.ExpireAll()
+		before := len(prov.Refreshed)
+		queue(t, o, []string{"dave@example.net"}, "From: carol@example.org\nSubject: oauth 2\n\nbody\n")
+		if res, err := o.Flush(dial); err != nil || len(res.Sent) != 1 || len(prov.Refreshed) != before+1 {
+			t.Fatalf("%s after the provider forgot the token: %+v %v (%d refreshes)", auth, res, err, len(prov.Refreshed)-before)
+		}
 	}
 }

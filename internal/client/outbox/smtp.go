@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"petrel/internal/client/clientconf"
+	"petrel/internal/client/oauth"
+	"petrel/internal/client/wire"
 	"petrel/internal/lib/deadline"
 	"petrel/internal/lib/scram"
 )
@@ -40,8 +43,21 @@ type SMTPSender struct {
 	c *smtp.Client
 }
 
-// Dial connects to the account's submission server, checks TLS and logs in.
-func Dial(ctx context.Context, a *clientconf.Account, password string) (*SMTPSender, error) {
+// DialAccount is Dial with the account's secret: its password, or an OAuth access token from
+// tokens (oauth.For the account when nil), renewed once if the server refuses it.
+func DialAccount(ctx context.Context, a *clientconf.Account, tokens oauth.Tokens) (*SMTPSender, error) {
+	var s *SMTPSender
+	err := oauth.Connect(ctx, a, tokens, func(secret string) (err error) {
+		s, err = Dial(ctx, a, secret)
+		return err
+	})
+	return s, err
+}
+
+// Dial connects to the account's submission server, checks TLS and logs in with secret: the
+// password, or for an account with OAuth tokens (a.UsesToken) an access token.
+func Dial(ctx context.Context, a *clientconf.Account, secret string) (*SMTPSender, error) {
+	password := secret
 	s := a.SMTP
 	timeout := a.Timeout.Duration
 	tlsConf, err := s.TLSConfig()
@@ -82,7 +98,24 @@ func Dial(ctx context.Context, a *clientconf.Account, password string) (*SMTPSen
 	}
 	c.CommandTimeout, c.SubmissionTimeout = timeout, max(timeout, 2*time.Minute)
 	_, isTLS := c.TLSConnectionState()
-	if ok, _ := c.Extension("AUTH"); ok {
+	if a.UsesToken() {
+		// OAUTHBEARER when offered, else XOAUTH2 (which providers do not always list); a
+		// bearer token is as good as a password, so never in the clear unless allowed.
+		if !isTLS && !s.AllowPlaintext {
+			return fail(errors.New("refusing to send the OAuth token without TLS (allow_plaintext is false)"))
+		}
+		mech := strings.ToUpper(s.Auth)
+		if mech == "" {
+			mech = wire.MechXOAuth2
+			if c.SupportsAuth(wire.MechOAuthBearer) {
+				mech = wire.MechOAuthBearer
+			}
+		}
+		sc := wire.NewOAuthClient(mech, a.User, secret, s.Host, s.Port)
+		if err := c.Auth(sc); err != nil {
+			return fail(fmt.Errorf("AUTH: %w", sc.Refused(classify(err))))
+		}
+	} else if ok, _ := c.Extension("AUTH"); ok {
 		var mech sasl.Client
 		switch {
 		case (s.Auth == "" || s.Auth == "scram-sha-256") && c.SupportsAuth("SCRAM-SHA-256"):

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"petrel/internal/client/wire"
 	"petrel/internal/lib/scram"
 	"strings"
 
@@ -20,6 +21,31 @@ const (
 	MechAPOP  = "APOP"          // RFC 1939 §7
 	MechUser  = "USER"          // USER/PASS, RFC 1939 §7
 )
+
+// LoginToken authenticates with an OAuth 2.0 access token: mech is wire.MechOAuthBearer,
+// wire.MechXOAuth2 or MechAuto (OAUTHBEARER if CAPA lists it, else XOAUTH2, which Google and
+// Microsoft do not always list). host and port are the server's, for OAUTHBEARER. A refusal is
+// a *wire.TokenError with the provider's status, if it sent one. A bearer token is as good as
+// a password, so a plaintext connection needs allowPlaintext.
+func (c *Client) LoginToken(mech, user, token, host string, port int, allowPlaintext bool) error {
+	if !c.tls && !allowPlaintext {
+		return fmt.Errorf("%w: an OAuth token on a plaintext connection needs allow_plaintext", ErrNoMechanism)
+	}
+	if mech == MechAuto {
+		capa, err := c.Capabilities()
+		if err != nil {
+			return err
+		}
+		mech = wire.MechXOAuth2
+		for _, m := range strings.Fields(capa["SASL"]) {
+			if strings.EqualFold(m, wire.MechOAuthBearer) {
+				mech = wire.MechOAuthBearer
+			}
+		}
+	}
+	sc := wire.NewOAuthClient(mech, user, token, host, port)
+	return sc.Refused(c.Auth(sc))
+}
 
 // ErrNoMechanism is returned when no acceptable login method is available.
 var ErrNoMechanism = errors.New("pop3: no acceptable authentication mechanism")
