@@ -495,5 +495,6 @@ type Store interface {
 	Mailboxes
 	Mail
 	Changes
+	Sending
 	Close() error
 }
