@@ -93,6 +93,11 @@ type Config struct {
 	SpoolDir          string        // temporary files for large bodies; "" is the system default
 	SenderPolicy      SenderPolicy  // submission only; default SenderOwn
 	MaxAuthFailures   int           // failed AUTH attempts before the connection is closed; default 3
+
+	// Verify checks SPF, DKIM and DMARC of inbound mail (RoleMX; verify.go); nil: no checks.
+	Verify *Verification
+	// Sending enforces per-account sending limits (RoleSubmission; limits.go); nil: none.
+	Sending *SendingLimits
 }
 
 // Defaults applied by New.
@@ -230,6 +235,9 @@ func New(cfg Config, d Deliverer, au Authenticator, log *slog.Logger) *Server {
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = "localhost"
+	}
+	if cfg.Role != RoleMX || cfg.Verify != nil && cfg.Verify.Verifier == nil {
+		cfg.Verify = nil // authenticated submission is not checked as inbound mail
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
