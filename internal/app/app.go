@@ -290,9 +290,16 @@ func (a *App) prepare(ctx context.Context) error {
 			}
 		}
 	}
-	mx := smtpd.New(smtpConf(smtpd.RoleMX, false), dl, au, a.log.With("listener", "smtp"))
-	sub := smtpd.New(smtpConf(smtpd.RoleSubmission, false), dl, au, a.log.With("listener", "submission"))
-	subs := smtpd.New(smtpConf(smtpd.RoleSubmission, true), dl, au, a.log.With("listener", "submissions"))
+	mxConf, subConf, subsConf := smtpConf(smtpd.RoleMX, false), smtpConf(smtpd.RoleSubmission, false), smtpConf(smtpd.RoleSubmission, true)
+	verify, err := a.inboundVerification() // mailauth.go
+	if err != nil {
+		return err
+	}
+	mxConf.Verify = verify
+	subConf.Sending, subsConf.Sending = a.sendingLimits(), a.sendingLimits()
+	mx := smtpd.New(mxConf, dl, au, a.log.With("listener", "smtp"))
+	sub := smtpd.New(subConf, dl, au, a.log.With("listener", "submission"))
+	subs := smtpd.New(subsConf, dl, au, a.log.With("listener", "submissions"))
 	pop := pop3d.New(pop3Conf(false), a.store, au, a.log.With("listener", "pop3"))
 	pops := pop3d.New(pop3Conf(true), a.store, au, a.log.With("listener", "pop3s"))
 	add("smtp", mx, smtpBusy)
@@ -361,6 +368,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	limited := make([]*connlimit.Listener, 0, len(a.bindings))
 	for _, b := range a.bindings {
 		cl := connlimit.New(b.l, a.cfg.Limits.MaxConnections, a.cfg.Limits.MaxConnectionsPerIP, b.reject)
+		cl.LimitRate(connlimit.Rate{N: a.cfg.Limits.MaxConnectionRatePerIP})
 		listeners = append(listeners, cl)
 		limited = append(limited, cl)
 	}

@@ -45,6 +45,9 @@ type Config struct {
 	IMAP   IMAP   `toml:"imap"`
 	Limits Limits `toml:"limits"`
 
+	MailAuth MailAuth `toml:"mail_auth"` // checks of inbound mail (mailauth.go)
+	Sending  Sending  `toml:"sending"`   // per-account sending limits (mailauth.go)
+
 	// Dev marks the development instance: self-signed certificate in the data directory and a
 	// dev@<domain> account whose password is printed once.
 	Dev bool `toml:"-"`
@@ -117,6 +120,9 @@ type Limits struct {
 	LoginIdleTimeout Duration `toml:"login_idle_timeout"`
 	// login_timeout: a submission, POP3 or IMAP connection not logged in by then is closed, default 3m.
 	LoginTimeout Duration `toml:"login_timeout"`
+	// max_connection_rate_per_ip: new connections per minute per listener and client address
+	// (IPv6: per /64), with a burst of as many; 0 (default) for no limit.
+	MaxConnectionRatePerIP int `toml:"max_connection_rate_per_ip"`
 }
 
 // Duration is a time.Duration written as "30s", "5m", "1h".
@@ -182,6 +188,7 @@ func Default() *Config {
 			LoginIdleTimeout:    Duration{time.Minute},
 			LoginTimeout:        Duration{3 * time.Minute},
 		},
+		MailAuth: defaultMailAuth(),
 	}
 }
 
@@ -206,6 +213,9 @@ func Dev() *Config {
 	// attacker; the limits stay on, just wider.
 	c.Limits.MaxConnectionsPerIP = 1000
 	c.Limits.MaxConnections = 5000
+	// The development instance may run where DNS does not work (offline, a test's network
+	// namespace): it records temperror rather than turning mail away.
+	c.MailAuth.DeferTempError = false
 	return c
 }
 
@@ -331,6 +341,9 @@ func (c *Config) validate() error {
 	}
 	if c.Hostname == "" {
 		return bad("hostname", "must not be empty")
+	}
+	if err := c.validateMailAuth(); err != nil {
+		return err
 	}
 	if !c.Dev && (c.TLS.Cert == "" || c.TLS.Key == "") {
 		return bad("tls.cert", "tls.cert and tls.key are required: every listener offers TLS")

@@ -1,8 +1,10 @@
 package smtpd_test
 
 // Inbound verification on the MX port: SPF, DKIM and DMARC through a real DNS server
-// (mailtest.DNS) and the resolver the server uses in production (mx.NetResolver). An
-// external test package, since mailtest imports smtpd.
+// (mailtest.DNS), asked by Go's resolver (server/ may not import outbound/, where the
+// production resolver, mx.NetResolver, lives: its answers to broken DNS are tested there,
+// and the whole path in internal/app). An external test package, since mailtest imports
+// smtpd.
 
 import (
 	"context"
@@ -20,7 +22,6 @@ import (
 	"petrel/internal/mail/msgauth"
 	"petrel/internal/mailtest"
 	"petrel/internal/mailtest/dialog"
-	"petrel/internal/outbound/mx"
 	"petrel/internal/server/smtpd"
 	"petrel/internal/store"
 )
@@ -148,7 +149,10 @@ func verifyWorld(t testing.TB) (*mailtest.DNS, *msgauth.Signer) {
 // verifyingServer runs an MX whose verifier asks d.
 func verifyingServer(t testing.TB, d *mailtest.DNS, deferTemp bool) *testServer {
 	t.Helper()
-	res := &mx.NetResolver{DNS: &mx.DNSResolver{Servers: []string{d.Addr}, Timeout: 200 * time.Millisecond}}
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var dialer net.Dialer
+		return dialer.DialContext(ctx, network, d.Addr)
+	}}
 	v := &msgauth.Verifier{Resolver: res, AuthServID: "mx.example.test", Timeout: 3 * time.Second}
 	return startServer(t, smtpd.Config{Verify: &smtpd.Verification{Verifier: v, AuthServID: "mx.example.test", DeferTempError: deferTemp}}, nil)
 }
@@ -305,11 +309,12 @@ func TestVerifySPFResults(t *testing.T) {
 }
 
 // TestVerifyDNSFailures: a DNS failure where the sender's policy could ask for a refusal
-// is a temperror and a 451, whatever way DNS fails, and never a hang.
+// is a temperror and a 451, not a hang (a server that never answers is bounded by the
+// Verifier's timeout). Huge and looping answers: internal/app's TestInboundVerification.
 func TestVerifyDNSFailures(t *testing.T) {
 	d, _ := verifyWorld(t)
 	ts := verifyingServer(t, d, true)
-	for _, domain := range []string{"tempreject.test", "timeout.test", "huge.test", "loop.test"} {
+	for _, domain := range []string{"tempreject.test", "timeout.test"} {
 		from := "a@" + domain
 		got := sendMX(t, ts, from, message(from))
 		if !strings.HasPrefix(got, "451 4.4.3 ") {
@@ -319,13 +324,13 @@ func TestVerifyDNSFailures(t *testing.T) {
 	if n := len(ts.fd.delivered()); n != 0 {
 		t.Errorf("%d deliveries", n)
 	}
-	if logs := ts.logs.String(); strings.Count(logs, "spf=temperror") != 4 || strings.Count(logs, "dmarc=temperror") != 4 {
+	if logs := ts.logs.String(); strings.Count(logs, "spf=temperror") != 2 || strings.Count(logs, "dmarc=temperror") != 2 {
 		t.Errorf("log:\n%s", logs)
 	}
 
 	// With deferral off, the same message is accepted and says temperror.
 	ts = verifyingServer(t, d, false)
-	if got := sendMX(t, ts, "a@huge.test", message("a@huge.test")); !strings.HasPrefix(got, "250 ") {
+	if got := sendMX(t, ts, "a@tempreject.test", message("a@tempreject.test")); !strings.HasPrefix(got, "250 ") {
 		t.Fatalf("without deferral: %q", got)
 	}
 	if ar := authResults(lastDelivery(t, ts, 0).body); len(ar) != 1 || !strings.Contains(ar[0], "spf=temperror") || !strings.Contains(ar[0], "dmarc=temperror") {
