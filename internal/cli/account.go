@@ -15,6 +15,7 @@ func accountCommands() []command {
 		{noun: "account", verb: "del", args: "ADDRESS", help: "delete an account and all its mail", run: accountDel},
 		{noun: "account", verb: "passwd", args: "ADDRESS", help: "set a new password (from a prompt or stdin)", run: accountPasswd},
 		{noun: "account", verb: "pop3-delete", args: "ADDRESS delete|keep|archive", help: "what a POP3 deletion does for this account", run: accountPOP3Delete},
+		limitsCommand(), // limits.go
 	}
 }
 
