@@ -115,9 +115,9 @@ func (s *session) withAuthResults(spool *deliver.Spool, traceLen int64, ar strin
 	size := spool.Size()
 	return newPieces(
 		io.NewSectionReader(spool, 0, rpEnd),
-		bytes.NewReader([]byte(ar)),
+		bytesPart([]byte(ar)),
 		io.NewSectionReader(spool, rpEnd, traceLen-rpEnd),
-		bytes.NewReader(stripped),
+		bytesPart(stripped),
 		io.NewSectionReader(spool, traceLen+int64(len(hdr)), size-traceLen-int64(len(hdr))),
 	), nil
 }
@@ -157,16 +157,9 @@ type pieces struct {
 	size  int64
 }
 
-func newPieces(readers ...io.ReaderAt) *pieces {
+func newPieces(parts ...*io.SectionReader) *pieces {
 	p := &pieces{}
-	for _, r := range readers {
-		var sr *io.SectionReader
-		switch r := r.(type) {
-		case *io.SectionReader:
-			sr = r
-		case *bytes.Reader:
-			sr = io.NewSectionReader(r, 0, r.Size())
-		}
+	for _, sr := range parts {
 		if sr.Size() > 0 {
 			p.parts = append(p.parts, sr)
 			p.size += sr.Size()
@@ -176,6 +169,11 @@ func newPieces(readers ...io.ReaderAt) *pieces {
 }
 
 func (p *pieces) Size() int64 { return p.size }
+
+// bytesPart is b as a part of pieces.
+func bytesPart(b []byte) *io.SectionReader {
+	return io.NewSectionReader(bytes.NewReader(b), 0, int64(len(b)))
+}
 
 func (p *pieces) ReadAt(b []byte, off int64) (int, error) {
 	if off < 0 {
