@@ -70,10 +70,22 @@ func (s *Store) SendingUsage(ctx context.Context, accountID int64, now time.Time
 	if err := s.accountExists(ctx, accountID); err != nil {
 		return store.SendingUsage{}, err
 	}
-	rows, err := s.query(ctx, `SELECT period, start, messages, recipients FROM sending_usage WHERE account_id = ?`, accountID)
+	rows, err := s.query(ctx, usageQuery, accountID)
 	if err != nil {
 		return store.SendingUsage{}, err
 	}
+	u, err := readUsage(rows, now)
+	if err != nil {
+		return store.SendingUsage{}, err
+	}
+	return u.SendingUsage, nil
+}
+
+const usageQuery = `SELECT period, start, messages, recipients FROM sending_usage WHERE account_id = ?`
+
+// readUsage reads the counter rows of usageQuery into the usage of now's windows, and
+// closes the rows.
+func readUsage(rows *sql.Rows, now time.Time) (*usage, error) {
 	defer rows.Close()
 	u := newUsage(now)
 	for rows.Next() {
@@ -81,11 +93,11 @@ func (s *Store) SendingUsage(ctx context.Context, accountID int64, now time.Time
 		var start int64
 		var msgs, rcpts int
 		if err := rows.Scan(&period, &start, &msgs, &rcpts); err != nil {
-			return store.SendingUsage{}, err
+			return nil, err
 		}
 		u.add(period, start, msgs, rcpts)
 	}
-	return u.SendingUsage, rows.Err()
+	return u, rows.Err()
 }
 
 // ChargeSending implements store.Sending: the counters are read, checked and written in
@@ -96,23 +108,12 @@ func (s *Store) ChargeSending(ctx context.Context, accountID int64, now time.Tim
 		if err := t.accountExists(accountID); err != nil {
 			return err
 		}
-		rows, err := t.query(`SELECT period, start, messages, recipients FROM sending_usage WHERE account_id = ?`, accountID)
+		rows, err := t.query(usageQuery, accountID)
 		if err != nil {
 			return err
 		}
-		u := newUsage(now)
-		for rows.Next() {
-			var period string
-			var start int64
-			var msgs, rcpts int
-			if err := rows.Scan(&period, &start, &msgs, &rcpts); err != nil {
-				rows.Close()
-				return err
-			}
-			u.add(period, start, msgs, rcpts)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		u, err := readUsage(rows, now)
+		if err != nil {
 			return err
 		}
 		if lerr := limits.Exceeds(u.SendingUsage, messages, recipients); lerr != nil {
