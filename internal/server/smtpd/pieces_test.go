@@ -58,3 +58,53 @@ func TestPieces(t *testing.T) {
 		}
 	}
 }
+
+// FuzzWithAuthResults: whatever the message, the stored one is our Return-Path, the
+// Authentication-Results field, the rest of the trace, then the message with only fields
+// removed from its header section, and its body unchanged.
+func FuzzWithAuthResults(f *testing.F) {
+	for _, seed := range []string{
+		"Subject: a\r\n\r\nbody\r\n",
+		"Authentication-Results: mx.example.test; spf=pass\r\nX: y\r\n\r\nb\r\n",
+		"Authentication-Results: (c) MX.EXAMPLE.TEST;\r\n dkim=pass\r\n\r\n",
+		"\r\n",
+		"",
+		"no colon line\r\n\r\n",
+	} {
+		f.Add(seed)
+	}
+	const trace = "Return-Path: <a@b>\r\nReceived: from x\r\n\tby y; date\r\n"
+	const ar = "Authentication-Results: mx.example.test; spf=none\r\n"
+	s := &session{srv: &Server{cfg: Config{Verify: &Verification{AuthServID: "mx.example.test", MaxHeaderBytes: 4096}}}}
+	f.Fuzz(func(t *testing.T, msg string) {
+		sp := deliver.NewSpool("", 1<<20)
+		defer sp.Close()
+		io.WriteString(sp, trace+msg)
+		body, err := s.withAuthResults(sp, int64(len(trace)), ar)
+		if err != nil {
+			if !errors.Is(err, msgauth.ErrHeaderTooLarge) {
+				t.Fatal(err)
+			}
+			return
+		}
+		b, err := io.ReadAll(io.NewSectionReader(body, 0, body.Size()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := string(b)
+		prefix := "Return-Path: <a@b>\r\n" + ar + "Received: from x\r\n\tby y; date\r\n"
+		if !strings.HasPrefix(out, prefix) {
+			t.Fatalf("stored message starts %q", out[:min(len(out), len(prefix))])
+		}
+		hdr, bodyPart, found := strings.Cut(msg, "\r\n\r\n")
+		if strings.HasPrefix(msg, "\r\n") {
+			hdr, bodyPart, found = "", msg[2:], true
+		}
+		if found && !strings.HasSuffix(out, "\r\n\r\n"+bodyPart) && !(hdr == "" && strings.HasSuffix(out, "\r\n"+bodyPart)) {
+			t.Fatalf("body changed: stored %q from %q", out, msg)
+		}
+		if len(out)-len(prefix) > len(msg) {
+			t.Fatalf("the message grew: %q from %q", out, msg)
+		}
+	})
+}
