@@ -50,6 +50,8 @@ type Command struct {
 
 	ID    []string // ID: field, value pairs (a NIL value is ""); nil for "ID NIL"
 	IDNil bool
+
+	SyncArgs // CONDSTORE/QRESYNC parameters and modifiers (syncargs.go)
 }
 
 // argParsers parses the arguments of each command, after its name. A parser that takes no
@@ -87,7 +89,7 @@ var argParsers = map[string]func(r *reader, c *Command) error{
 		}
 		return err
 	},
-	"SELECT": mailboxArg, "EXAMINE": mailboxArg, "CREATE": mailboxArg, "DELETE": mailboxArg,
+	"SELECT": selectArgs, "EXAMINE": selectArgs, "CREATE": mailboxArg, "DELETE": mailboxArg,
 	"SUBSCRIBE": mailboxArg, "UNSUBSCRIBE": mailboxArg,
 	"RENAME": func(r *reader, c *Command) (err error) {
 		if c.Mailbox, err = r.mailbox(); err != nil {
@@ -144,6 +146,19 @@ var argParsers = map[string]func(r *reader, c *Command) error{
 				return err
 			}
 		}
+		if r.peek() != '{' && r.peek() != '~' {
+			// RFC 6855 §4: UTF8 "(" literal8 ")", a message with UTF-8 headers.
+			if r.keyword() != "UTF8" {
+				return badf("Expected a literal")
+			}
+			if err = r.sp(); err != nil {
+				return err
+			}
+			if err = r.expect('('); err != nil {
+				return err
+			}
+			r.utf8Append = true
+		}
 		c.Literal, err = r.appendLiteral()
 		return err
 	},
@@ -155,8 +170,10 @@ var argParsers = map[string]func(r *reader, c *Command) error{
 		if err = r.sp(); err != nil {
 			return err
 		}
-		c.Fetch, err = r.fetchAtts()
-		return err
+		if c.Fetch, err = r.fetchAtts(); err != nil {
+			return err
+		}
+		return r.fetchModifiers(c)
 	},
 	"STORE": func(r *reader, c *Command) (err error) {
 		if c.Seq, err = r.seqSet(); err != nil {
@@ -164,6 +181,11 @@ var argParsers = map[string]func(r *reader, c *Command) error{
 		}
 		if err = r.sp(); err != nil {
 			return err
+		}
+		if r.peek() == '(' {
+			if err = r.storeModifiers(c); err != nil {
+				return err
+			}
 		}
 		switch r.peek() {
 		case '+':
@@ -247,6 +269,13 @@ var uidCommands = map[string]bool{"FETCH": true, "STORE": true, "COPY": true, "M
 func mailboxArg(r *reader, c *Command) (err error) {
 	c.Mailbox, err = r.mailbox()
 	return err
+}
+
+func selectArgs(r *reader, c *Command) (err error) {
+	if c.Mailbox, err = r.mailbox(); err != nil {
+		return err
+	}
+	return r.selectParams(c)
 }
 
 func copyArgs(r *reader, c *Command) (err error) {
@@ -437,6 +466,11 @@ func (r *reader) readCommand() (cmd *Command, err error) {
 func (r *reader) appendDone() error {
 	if err := r.readLine(); err != nil {
 		return err
+	}
+	if r.utf8Append {
+		if err := r.expect(')'); err != nil {
+			return err
+		}
 	}
 	if !r.atEOL() {
 		return badf("MULTIAPPEND is not supported")

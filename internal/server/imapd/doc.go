@@ -12,5 +12,9 @@
 //   - The selected mailbox: selected.go (message numbers, and what other sessions changed,
 //     read from the store by MODSEQ), fetch.go (FETCH from the cached parse), update.go
 //     (STORE, COPY, MOVE), searcheval.go (SEARCH, with an interim body scan), mailboxes.go
-//     (CREATE, DELETE, RENAME, LIST, STATUS, APPEND).
+//     (CREATE, DELETE, RENAME, STATUS, APPEND), listext.go (LIST, LSUB, LIST-EXTENDED,
+//     LIST-STATUS), binary.go (BINARY).
+//   - Extensions a client turns on: enable.go (ENABLE and what it enabled), syncargs.go (the
+//     CONDSTORE/QRESYNC syntax), condstore.go, qresync.go, esearch.go (ESEARCH, SEARCHRES,
+//     MODSEQ in results), imap4rev2.go (where rev2 answers differently).
 package imapd

@@ -32,19 +32,28 @@ func (s *session) cmdFetch(c *Command) (done, error) {
 	if err != nil {
 		return done{}, err
 	}
-	atts := c.Fetch
+	atts, err := s.fetchSync(c)
+	if err != nil {
+		return done{}, err
+	}
 	setSeen := false
 	for _, a := range atts {
 		switch {
-		case a.Name == "BINARY" || a.Name == "BINARY.SIZE":
-			return done{}, badf("BINARY is not supported") // RFC 3516, not advertised yet
-		case a.Name == "BODY" && a.HasSection && !a.Peek, a.Name == "RFC822", a.Name == "RFC822.TEXT":
+		case a.Name == "BODY" && a.HasSection && !a.Peek, a.Name == "BINARY" && !a.Peek, a.Name == "RFC822", a.Name == "RFC822.TEXT":
 			setSeen = true // RFC 9051 §6.4.5: BODY[...] sets \Seen; RFC 3501 RFC822 too
 		}
 	}
-	msgs, err := s.messagesIn(ranges)
+	msgs, err := s.messagesChanged(ranges, c.ChangedSince)
 	if err != nil {
 		return done{}, err
+	}
+	if err := s.binaryCheck(msgs, atts); err != nil { // binary.go
+		return done{}, err
+	}
+	if c.Vanished {
+		if err := s.vanishedEarlier(ranges, c.ChangedSince); err != nil {
+			return done{}, err
+		}
 	}
 	// Messages whose \Seen this FETCH sets get FLAGS in their response (RFC 9051 §6.4.5).
 	var seenNow map[uint32]bool
@@ -65,7 +74,7 @@ func (s *session) cmdFetch(c *Command) (done, error) {
 			for _, ch := range res.Changed {
 				seenNow[ch.UID] = true
 				if i := slices.IndexFunc(msgs, func(m store.Message) bool { return m.UID == ch.UID }); i >= 0 {
-					msgs[i].Flags = ch.Flags
+					msgs[i].Flags, msgs[i].ModSeq = ch.Flags, res.ModSeq
 				}
 			}
 		}
@@ -122,9 +131,18 @@ func (s *session) fetchOne(n uint32, m store.Message, atts []FetchAtt, uid, flag
 		w.str(name)
 		w.sp()
 	}
-	if uid { // RFC 9051 §6.4.9: UID FETCH responses carry the UID
+	// RFC 7162 §3.1: under CONDSTORE a FETCH caused by a flag change (here, \Seen set by
+	// this FETCH) carries UID and MODSEQ.
+	syncFlags := flags && s.ext.condstore
+	if uid || syncFlags { // RFC 9051 §6.4.9: UID FETCH responses carry the UID
 		item("UID")
 		w.num(m.UID)
+	}
+	if syncFlags && !slices.ContainsFunc(atts, func(a FetchAtt) bool { return a.Name == "MODSEQ" }) {
+		if !first {
+			w.sp()
+		}
+		w.modSeq(m.ModSeq)
 	}
 	if flags && !slices.ContainsFunc(atts, func(a FetchAtt) bool { return a.Name == "FLAGS" }) {
 		item("FLAGS")
@@ -133,7 +151,7 @@ func (s *session) fetchOne(n uint32, m store.Message, atts []FetchAtt, uid, flag
 	for _, a := range atts {
 		switch a.Name {
 		case "UID":
-			if uid {
+			if uid || syncFlags {
 				continue
 			}
 			item("UID")
@@ -141,6 +159,12 @@ func (s *session) fetchOne(n uint32, m store.Message, atts []FetchAtt, uid, flag
 		case "FLAGS":
 			item("FLAGS")
 			w.flags(m.Flags)
+		case "MODSEQ": // RFC 7162 §3.1.4.1
+			if !first {
+				w.sp()
+			}
+			first = false
+			w.modSeq(m.ModSeq)
 		case "INTERNALDATE":
 			item("INTERNALDATE")
 			w.dateTime(m.InternalDate)
@@ -168,6 +192,10 @@ func (s *session) fetchOne(n uint32, m store.Message, atts []FetchAtt, uid, flag
 			}
 			item(a.Name)
 			s.writeBodyStructure(root, a.Name == "BODYSTRUCTURE")
+		case "BINARY", "BINARY.SIZE":
+			if err := s.fetchBinary(fm, a, item); err != nil {
+				return err
+			}
 		case "RFC822", "RFC822.HEADER", "RFC822.TEXT":
 			// RFC 3501: BODY[], BODY.PEEK[HEADER] and BODY[TEXT] under their old names.
 			b := FetchAtt{Name: "BODY", HasSection: true, Peek: a.Name == "RFC822.HEADER"}
@@ -190,23 +218,9 @@ func (s *session) fetchOne(n uint32, m store.Message, atts []FetchAtt, uid, flag
 // ok false when the message has no such part (RFC 9051 §6.4.5 then returns an empty string).
 // For HEADER.FIELDS it returns the extent of the header they are picked from.
 func sectionExtent(root *message.Part, size int64, sec Section) (start, length int64, ok bool) {
-	p := root
-	for i, num := range sec.Part {
-		if i > 0 {
-			if isMessagePart(p) {
-				p = &p.Children[0]
-			} else if p.Type != "multipart" {
-				return 0, 0, false
-			}
-		}
-		if p.Type == "multipart" {
-			if int(num) > len(p.Children) {
-				return 0, 0, false
-			}
-			p = &p.Children[num-1]
-		} else if num != 1 {
-			return 0, 0, false
-		}
+	p := findPart(root, sec.Part)
+	if p == nil {
+		return 0, 0, false
 	}
 	switch sec.Specifier {
 	case "":
@@ -229,6 +243,30 @@ func sectionExtent(root *message.Part, size int64, sec Section) (start, length i
 		return p.Offset + p.HeaderSize, p.Size, true
 	}
 	return p.Offset, p.HeaderSize, true
+}
+
+// findPart returns the part a section part number names ("1.2"; none: the message), or
+// nil when the message has no such part.
+func findPart(root *message.Part, part []uint32) *message.Part {
+	p := root
+	for i, num := range part {
+		if i > 0 {
+			if isMessagePart(p) {
+				p = &p.Children[0]
+			} else if p.Type != "multipart" {
+				return nil
+			}
+		}
+		if p.Type == "multipart" {
+			if int(num) > len(p.Children) {
+				return nil
+			}
+			p = &p.Children[num-1]
+		} else if num != 1 {
+			return nil
+		}
+	}
+	return p
 }
 
 func isMessagePart(p *message.Part) bool {

@@ -39,6 +39,7 @@ var fetchMacros = map[string][]string{
 var fetchSimple = map[string]bool{
 	"ENVELOPE": true, "FLAGS": true, "INTERNALDATE": true, "RFC822.SIZE": true, "RFC822": true,
 	"RFC822.HEADER": true, "RFC822.TEXT": true, "BODYSTRUCTURE": true, "UID": true,
+	"MODSEQ": true, // RFC 7162 §3.1.4
 }
 
 // fetchAtts reads ("ALL" / "FULL" / "FAST" / fetch-att / "(" fetch-att *(SP fetch-att) ")").

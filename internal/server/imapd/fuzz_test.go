@@ -24,6 +24,10 @@ func FuzzReadCommand(f *testing.F) {
 		"t LIST (SUBSCRIBED) \"\" (a b) RETURN (STATUS (MESSAGES))\r\n", "t STORE 1 +FLAGS.SILENT \\Deleted x\r\n",
 		"t ID (\"a\" NIL)\r\n", "t LOGIN {4294967295}\r\n", "t LOGIN {4294967295+}\r\n", "t SEARCH ((((((SEEN))))))\r\n",
 		"t NOOP\n", "\r\n", "t UID EXPUNGE $\r\n", "t ENABLE IMAP4rev2\r\n", "t STATUS x (MESSAGES UIDNEXT)\r\n",
+		"t SELECT INBOX (CONDSTORE QRESYNC (67890007 20050715194045000 41,43:211,214:541 (1:3 4:*)))\r\n",
+		"t UID FETCH 1:* (FLAGS MODSEQ) (CHANGEDSINCE 12345 VANISHED)\r\n", "t STORE 1:5 (UNCHANGEDSINCE 0) +FLAGS.SILENT x\r\n",
+		"t SEARCH RETURN (MIN MAX COUNT ALL SAVE) MODSEQ \"/flags/\\\\draft\" all 620162338 $\r\n", "t FETCH $ (UID)\r\n",
+		"t APPEND INBOX UTF8 (~{3+}\r\nabc)\r\n", "t APPEND INBOX UTF8 ({3+}\r\nabc)\r\n", "t ENABLE UTF8=ACCEPT QRESYNC\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -107,6 +111,9 @@ func FuzzSession(f *testing.F) {
 		"c APPEND INBOX {5+}\r\nhello\r\nd CREATE x/y\r\ne RENAME x z\r\nf LIST \"\" *\r\n",
 		"c COPY 1:2 Trash\r\nd MOVE 1 Archive\r\ne IDLE\r\nDONE\r\nf CLOSE\r\n",
 		"c STATUS INBOX (MESSAGES UNSEEN SIZE)\r\nd LOGIN {3}\r\nabc {2}\r\nxy\r\n", "c NOOP\r\n\x00\r\n",
+		"c ENABLE QRESYNC\r\nd SELECT INBOX (QRESYNC (1 1 1:* (1 1)))\r\ne UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\nf STORE 1 +FLAGS \\Deleted\r\ng EXPUNGE\r\n",
+		"c ENABLE IMAP4rev2\r\nd FETCH 1:* (BINARY[1]<0.3> BINARY.SIZE[2] BINARY.PEEK[])\r\ne LIST (SUBSCRIBED RECURSIVEMATCH) \"\" * RETURN (STATUS (SIZE))\r\n",
+		"c STORE 1:* (UNCHANGEDSINCE 1) FLAGS (\\Seen)\r\nd SEARCH RETURN (SAVE MIN) MODSEQ 1\r\ne MOVE $ Trash\r\nf UID SEARCH RETURN (ALL COUNT) $\r\n",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -122,3 +122,53 @@ func TestGoIMAPClient(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// The same client exercises CONDSTORE, ESEARCH, LIST-STATUS, IMAP4rev2 and
+// BINARY, parsing our responses with its own grammar.
+func TestGoIMAPClientExtensions(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.deliver(t, "INBOX", msgA)
+	e.deliver(t, "INBOX", msgBinary)
+	c, err := imapclient.DialStartTLS(e.addr, &imapclient.Options{TLSConfig: e.tls})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("alice@example.org", alicePass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, cp := range []imap.Cap{imap.CapIMAP4rev2, imap.CapCondStore, imap.CapESearch, imap.CapListStatus, imap.CapBinary} {
+		if !c.Caps().Has(cp) {
+			t.Errorf("capability %s not seen", cp)
+		}
+	}
+	sel, err := c.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait()
+	if err != nil || sel.HighestModSeq == 0 || sel.HighestModSeq != e.mailboxNow(t, "INBOX").HighestModSeq {
+		t.Fatalf("select: %+v, %v", sel, err)
+	}
+	if err := c.Store(imap.UIDSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.Fetch(imap.UIDSetNum(1, 2), &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: sel.HighestModSeq}).Collect()
+	if err != nil || len(msgs) != 1 || msgs[0].UID != 2 || msgs[0].ModSeq != e.modSeqOf(t, "INBOX", 2) {
+		t.Fatalf("fetch CHANGEDSINCE: %+v, %v", msgs, err)
+	}
+	res, err := c.UIDSearch(&imap.SearchCriteria{ModSeq: &imap.SearchCriteriaModSeq{ModSeq: 1}},
+		&imap.SearchOptions{ReturnMin: true, ReturnMax: true, ReturnCount: true, ReturnAll: true}).Wait()
+	if err != nil || res.Min != 1 || res.Max != 2 || res.Count != 2 || res.ModSeq != msgs[0].ModSeq {
+		t.Errorf("ESEARCH: %+v, %v", res, err)
+	}
+	// SEARCHRES is left to our own tests: this client (beta.8) does not send SAVE.
+	part := &imap.FetchItemBinarySection{Part: []int{1}, Peek: true}
+	msgs, err = c.Fetch(imap.UIDSetNum(2), &imap.FetchOptions{UID: true, BinarySection: []*imap.FetchItemBinarySection{part}}).Collect()
+	if err != nil || len(msgs) != 1 || msgs[0].UID != 2 || string(msgs[0].FindBinarySection(part)) != "café" {
+		t.Errorf("FETCH BINARY[1]: %+v, %v", msgs, err)
+	}
+	list, err := c.List("", "*", &imap.ListOptions{SelectSpecialUse: true, ReturnStatus: &imap.StatusOptions{NumMessages: true, Size: true}}).Collect()
+	if err != nil || len(list) != 5 || list[0].Status == nil || list[0].Status.NumMessages == nil {
+		t.Errorf("LIST-STATUS: %+v, %v", list, err)
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Error(err)
+	}
+}

@@ -139,29 +139,47 @@ func (e *testEnv) login(t testing.TB) *dialog.Dialog {
 }
 
 // run plays a transcript (dialog.Dialog.Run) after replacing each "$Name" (a mailbox name
-// up to the next "]" or space) with that mailbox's UIDVALIDITY, which the store chooses.
+// up to the next "]", ")" or space) with that mailbox's UIDVALIDITY, and each "$$Name" with
+// its HIGHESTMODSEQ, both of which the store chooses. A line with such a name is filled in
+// after its reply has been read, so a MODSEQ is the one the server answered with.
 func (e *testEnv) run(t testing.TB, d *dialog.Dialog, script string) {
 	t.Helper()
-	var lines []string
 	for _, line := range strings.Split(script, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if !strings.HasPrefix(trimmed, "S:") || !strings.Contains(trimmed, "$") {
+			d.Run(line)
+			continue
+		}
+		got := d.Line()
+		want := strings.TrimPrefix(strings.TrimPrefix(trimmed, "S:"), " ")
 		for {
-			i := strings.Index(line, "$")
-			if i < 0 || !strings.HasPrefix(strings.TrimSpace(line), "S:") {
+			i := strings.Index(want, "$")
+			if i < 0 {
 				break
 			}
-			end := strings.IndexAny(line[i:], "] ")
+			start := i + 1
+			modseq := strings.HasPrefix(want[start:], "$")
+			if modseq {
+				start++
+			}
+			end := strings.IndexAny(want[start:], "]) ")
 			if end < 0 {
-				end = len(line) - i
+				end = len(want) - start
 			}
-			mb, err := e.st.Mailbox(context.Background(), e.alice.ID, line[i+1:i+end])
+			mb, err := e.st.Mailbox(context.Background(), e.alice.ID, want[start:start+end])
 			if err != nil {
-				t.Fatalf("transcript names mailbox %q: %v", line[i+1:i+end], err)
+				t.Fatalf("transcript names mailbox %q: %v", want[start:start+end], err)
 			}
-			line = line[:i] + strconv.FormatUint(uint64(mb.UIDValidity), 10) + line[i+end:]
+			v := strconv.FormatUint(uint64(mb.UIDValidity), 10)
+			if modseq {
+				v = strconv.FormatUint(mb.HighestModSeq, 10)
+			}
+			want = want[:i] + v + want[start+end:]
 		}
-		lines = append(lines, line)
+		if got != want {
+			t.Fatalf("reply %q, want %q", got, want)
+		}
 	}
-	d.Run(strings.Join(lines, "\n"))
 }
 
 // testTLSConfig returns a server config with a fresh self-signed certificate for localhost.

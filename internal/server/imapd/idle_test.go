@@ -38,6 +38,7 @@ func TestIdleSessionContinues(t *testing.T) {
 		S: * OK [UNSEEN 1] First unseen
 		S: * OK [UIDVALIDITY $INBOX] UIDs valid
 		S: * OK [UIDNEXT 2] Predicted next UID
+		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
 		S: s OK [READ-ONLY] EXAMINE completed
 	`)
 	for deadline := time.Now().Add(10 * time.Second); waitingOnSocket() < 1; time.Sleep(10 * time.Millisecond) {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,7 +27,7 @@ const appendMinRate = 16 << 10
 // modified UTF-7 (RFC 3501 §5.1.3) are decoded; a name of raw UTF-8, which some IMAP4rev1
 // clients send, is taken as it is.
 func (s *session) mailboxName(name string) (string, error) {
-	if strings.Contains(name, "&") {
+	if strings.Contains(name, "&") && !s.ext.utf8 { // RFC 6855 §3: UTF-8 only once enabled
 		dec, ok := DecodeMUTF7(name)
 		if !ok {
 			return "", &Error{Kind: NO, Code: "CANNOT", Text: "Invalid mailbox name (modified UTF-7)"}
@@ -113,111 +112,6 @@ func (s *session) cmdSubscribe(c *Command) (done, error) {
 	return done{}, nil
 }
 
-// cmdList answers LIST and LSUB (RFC 9051 §6.3.9, RFC 3501 §6.3.9), with the special-use
-// attributes of RFC 6154 §2 and the child attributes of RFC 3348. The LIST-EXTENDED forms
-// the parser reads are honoured for SUBSCRIBED and otherwise ignored (not advertised).
-func (s *session) cmdList(c *Command) (done, error) {
-	w := s.out()
-	resp := "* " + c.Name + " "
-	ref, err := s.mailboxName(c.Mailbox)
-	if c.Mailbox == "" {
-		ref, err = "", nil
-	}
-	if err != nil {
-		return done{}, err
-	}
-	if len(c.Patterns) == 1 && c.Patterns[0] == "" {
-		// RFC 9051 §6.3.9: an empty pattern asks for the hierarchy delimiter.
-		w.str(resp)
-		w.str(`(\Noselect) "/" ""` + "\r\n")
-		return done{}, nil
-	}
-	var patterns []string
-	for _, p := range c.Patterns {
-		if strings.Contains(p, "&") {
-			dec, ok := DecodeMUTF7(p)
-			if !ok {
-				return done{}, badf("Invalid pattern (modified UTF-7)")
-			}
-			p = dec
-		}
-		p = ref + p
-		if len(p) > maxPattern {
-			return done{}, badf("Pattern too long")
-		}
-		patterns = append(patterns, p)
-	}
-	mbs, err := s.srv.store.Mailboxes(s.ctx, s.account.ID)
-	if err != nil {
-		return done{}, s.storeError(err)
-	}
-	subs, err := s.srv.store.Subscriptions(s.ctx, s.account.ID)
-	if err != nil {
-		return done{}, s.storeError(err)
-	}
-	onlySubscribed := c.Name == "LSUB" || slices.Contains(c.ListSelect, "SUBSCRIBED")
-	names := make(map[string]bool, len(mbs))
-	for _, mb := range mbs {
-		names[mb.Name] = true
-	}
-	hasChildren := func(name string) bool {
-		for n := range names {
-			if store.IsInferior(n, name) {
-				return true
-			}
-		}
-		return false
-	}
-	re, err := patternRegexp(patterns)
-	if err != nil {
-		return done{}, badf("Invalid pattern")
-	}
-	match := re.MatchString
-	write := func(name string, attrs []string) {
-		w.str(resp)
-		w.flags(attrs)
-		w.str(` "/" `)
-		w.mailbox(name)
-		w.crlf()
-	}
-	if onlySubscribed {
-		for _, name := range subs {
-			if !match(name) {
-				continue
-			}
-			attrs := []string{}
-			if c.Name == "LIST" {
-				attrs = append(attrs, `\Subscribed`)
-			}
-			if !names[name] {
-				attrs = append(attrs, `\NonExistent`) // RFC 5258 §3.4; LSUB: RFC 3501 says \Noselect
-				if c.Name == "LSUB" {
-					attrs[len(attrs)-1] = `\Noselect`
-				}
-			}
-			write(name, attrs)
-		}
-		return done{}, nil
-	}
-	for _, mb := range mbs {
-		if !match(mb.Name) {
-			continue
-		}
-		attrs := []string{`\HasNoChildren`}
-		if hasChildren(mb.Name) {
-			attrs[0] = `\HasChildren`
-		}
-		if mb.SpecialUse != "" {
-			attrs = append(attrs, string(mb.SpecialUse))
-		}
-		if slices.Contains(subs, mb.Name) && slices.Contains(c.ListReturn, "SUBSCRIBED") {
-			attrs = append(attrs, `\Subscribed`)
-		}
-		write(mb.Name, attrs)
-	}
-	return done{}, nil
-}
-
 // patternRegexp compiles LIST patterns: "*" matches anything, "%" anything but the
 // hierarchy separator (RFC 9051 §6.3.9), and a leading INBOX matches in any case. Go's
 // regexp runs in linear time, so no pattern makes matching blow up.
@@ -261,18 +155,20 @@ func (s *session) cmdStatus(c *Command) (done, error) {
 	if err != nil {
 		return done{}, s.storeError(err)
 	}
-	for _, item := range c.StatusItems {
-		switch item {
-		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "RECENT", "SIZE":
-		default:
-			return done{}, badf("Unknown STATUS item " + item)
-		}
+	if err := s.statusItemsValid(c.StatusItems); err != nil {
+		return done{}, err
 	}
+	s.writeStatus(mb, c.StatusItems)
+	return done{}, nil
+}
+
+// writeStatus writes "* STATUS name (items)" for items checked by statusItemsValid.
+func (s *session) writeStatus(mb store.Mailbox, items []string) {
 	w := s.out()
 	w.str("* STATUS ")
 	w.mailbox(mb.Name)
 	w.str(" (")
-	for i, item := range c.StatusItems {
+	for i, item := range items {
 		if i > 0 {
 			w.sp()
 		}
@@ -293,10 +189,11 @@ func (s *session) cmdStatus(c *Command) (done, error) {
 			w.num(0)
 		case "SIZE":
 			w.num64(mb.Size)
+		case "HIGHESTMODSEQ":
+			w.num64u(mb.HighestModSeq)
 		}
 	}
 	w.str(")\r\n")
-	return done{}, nil
 }
 
 // cmdAppend adds a message (RFC 9051 §6.3.12). Its literal was announced but not read: its
@@ -333,6 +230,10 @@ func (s *session) cmdAppend(c *Command) (done, error) {
 	}
 	if err := s.r.appendDone(); err != nil {
 		return done{}, err
+	}
+	if li.binary && !s.r.utf8Append && hasNUL(spool) { // binary.go
+		// RFC 3516 §4.4: bodies are served as stored, and a literal may not carry NUL.
+		return done{}, &Error{Kind: NO, Code: "UNKNOWN-CTE", Text: "Binary content with NUL octets cannot be stored"}
 	}
 	name, err := s.mailboxName(c.Mailbox)
 	if err != nil {

@@ -104,8 +104,9 @@ var (
 
 // literalInfo describes a literal announced at the end of a line: "{n}", "{n+}" or "{n-}".
 type literalInfo struct {
-	size int64
-	sync bool // "{n}": the client waits for a continuation request
+	size   int64
+	sync   bool // "{n}": the client waits for a continuation request
+	binary bool // literal8 "~{n}" (RFC 3516), only for APPEND
 }
 
 // trailingLiteral reports whether line (without its CRLF) ends with a literal announcement.
@@ -159,6 +160,8 @@ type reader struct {
 	used int    // octets of this command read so far, CRLFs and literals included
 
 	depth int // current nesting of lists and search keys
+	// utf8Append: APPEND's message came as UTF8 (literal8), whose ")" follows it (RFC 6855 §4)
+	utf8Append bool
 }
 
 func newReader(br *bufio.Reader, lim Limits, cont func() error) *reader {
@@ -169,6 +172,7 @@ func newReader(br *bufio.Reader, lim Limits, cont func() error) *reader {
 func (r *reader) begin() error {
 	r.used = 0
 	r.depth = 0
+	r.utf8Append = false
 	return r.readLine()
 }
 
@@ -256,9 +260,10 @@ func (r *reader) appendLiteral() (literalInfo, error) {
 	if !ok || rest[0] != '{' || bytes.IndexByte(rest, '}') != len(rest)-1 {
 		return li, badf("Expected a literal")
 	}
-	if binary {
-		return li, &Error{Kind: NO, Text: "BINARY APPEND is not supported"}
+	if r.utf8Append && !binary {
+		return li, badf("UTF8 takes a literal8") // RFC 6855 §4
 	}
+	li.binary = binary
 	if !valid {
 		if li.sync {
 			return li, errLiteralSync

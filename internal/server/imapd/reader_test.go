@@ -258,10 +258,15 @@ func TestLiterals(t *testing.T) {
 	if len(outs) != 2 || outs[0].err != nil || outs[0].cmd.Literal.size != 500 || outs[1].cmd.Tag != "b" {
 		t.Errorf("APPEND: %+v", outs)
 	}
-	// literal8 (BINARY) APPEND is refused and its octets skipped.
-	outs, _ = readAll(t, "a APPEND INBOX ~{10+}\r\nb LOGOUT\r\n\r\nc NOOP\r\n", lim)
-	if len(outs) != 2 || outs[0].err == nil || outs[0].err.Kind != NO || outs[1].cmd.Tag != "c" {
-		t.Errorf("APPEND literal8: %+v", outs)
+	// RFC 6855 UTF8 APPEND: a literal8 in parentheses.
+	outs, _ = readAll(t, "a APPEND INBOX UTF8 (~{3+}\r\nabc)\r\nb NOOP\r\n", lim)
+	if len(outs) != 2 || outs[0].err != nil || outs[0].cmd.Literal.size != 3 || outs[1].cmd.Tag != "b" {
+		t.Errorf("UTF8 APPEND: %+v", outs)
+	}
+	// UTF8 needs a literal8; the refused literal's octets are skipped.
+	outs, _ = readAll(t, "a APPEND INBOX UTF8 ({10+}\r\nb LOGOUT\r\n)\r\nc NOOP\r\n", lim)
+	if len(outs) != 2 || outs[0].err == nil || outs[0].err.Kind != BAD || outs[1].cmd.Tag != "c" {
+		t.Errorf("APPEND UTF8 without literal8: %+v", outs)
 	}
 }
 

@@ -26,12 +26,13 @@ type SearchKey struct {
 	Op SearchOp
 	// String arguments: BCC BODY CC FROM SUBJECT TEXT TO (Text), KEYWORD/UNKEYWORD (Text, a
 	// flag), HEADER (Field and Text).
-	Field string
-	Text  string
-	Date  time.Time // BEFORE ON SINCE SENTBEFORE SENTON SENTSINCE: a day, midnight UTC
-	Size  int64     // LARGER SMALLER
-	Seq   SeqSet    // SEQSET UID
-	Keys  []SearchKey
+	Field  string
+	Text   string
+	Date   time.Time // BEFORE ON SINCE SENTBEFORE SENTON SENTSINCE: a day, midnight UTC
+	Size   int64     // LARGER SMALLER
+	ModSeq uint64    // MODSEQ (RFC 7162 §3.1.5)
+	Seq    SeqSet    // SEQSET UID
+	Keys   []SearchKey
 }
 
 // Search keys by their argument.
@@ -118,6 +119,8 @@ func (r *reader) searchKey() (SearchKey, error) {
 		k.Size, err = r.number64()
 	case name == "UID":
 		k.Seq, err = r.seqSet()
+	case name == "MODSEQ":
+		k.ModSeq, err = r.searchModSeq()
 	case name == "NOT":
 		var sub SearchKey
 		sub, err = r.searchKey()

@@ -30,16 +30,13 @@ type searchMsg struct {
 }
 
 func (s *session) cmdSearch(c *Command) (done, error) {
+	if err := s.searchPrepare(c); err != nil { // esearch.go
+		return done{}, err
+	}
 	switch c.Charset {
 	case "", "UTF-8", "US-ASCII":
 	default:
 		return done{}, &Error{Kind: NO, Code: "BADCHARSET (UTF-8 US-ASCII)", Text: "Unsupported charset"} // RFC 9051 §6.4.4
-	}
-	if c.SearchReturn != nil {
-		return done{}, badf("SEARCH RETURN is not supported") // ESEARCH, not advertised yet
-	}
-	if usesSearchRes(c.Search) {
-		return done{}, badf("SEARCHRES is not supported")
 	}
 	msgs, err := s.messagesIn(nil)
 	if err != nil {
@@ -51,6 +48,7 @@ func (s *session) cmdSearch(c *Command) (done, error) {
 		maxUID = sel.uids[maxSeq-1]
 	}
 	var hits []uint32
+	var modseqs []uint64 // of each hit, for CONDSTORE's MODSEQ in the result
 	for _, m := range msgs {
 		sm := &searchMsg{seq: sel.seqOf(m.UID), m: m}
 		if sm.seq == 0 {
@@ -66,23 +64,11 @@ func (s *session) cmdSearch(c *Command) (done, error) {
 			} else {
 				hits = append(hits, sm.seq)
 			}
+			modseqs = append(modseqs, m.ModSeq)
 		}
 	}
-	w := s.out()
-	w.str("* SEARCH")
-	for _, h := range hits {
-		w.sp()
-		w.num(h)
-	}
-	w.crlf()
+	s.searchResult(c, hits, modseqs) // esearch.go
 	return done{}, nil
-}
-
-func usesSearchRes(k SearchKey) bool {
-	if (k.Op == SearchSeqSet || k.Op == SearchUID) && k.Seq.SearchRes {
-		return true
-	}
-	return slices.ContainsFunc(k.Keys, usesSearchRes)
 }
 
 // day is the calendar day of t in its own zone, as midnight UTC: RFC 9051 §6.4.4 compares
@@ -120,6 +106,8 @@ func (s *session) match(k *SearchKey, sm *searchMsg, maxSeq, maxUID uint32) (boo
 		return k.Seq.Contains(sm.seq, maxSeq), nil
 	case SearchUID:
 		return k.Seq.Contains(m.UID, maxUID), nil
+	case "MODSEQ":
+		return m.ModSeq >= k.ModSeq, nil // RFC 7162 §3.1.5
 	case "ALL", "OLD":
 		return true, nil // OLD: not \Recent, and nothing is (store package)
 	case "NEW", "RECENT":

@@ -12,6 +12,7 @@ package imapd
 
 import (
 	"errors"
+	"math"
 	"slices"
 
 	"petrel/internal/store"
@@ -30,6 +31,9 @@ type selected struct {
 	// expunged holds UIDs gone from the store whose EXPUNGE has not been sent yet, because
 	// the command running was FETCH, STORE or SEARCH (RFC 9051 §7.5.1).
 	expunged []uint32
+	// saved is the result of the last SEARCH RETURN (SAVE), as UIDs ascending (RFC 5182
+	// SEARCHRES "$"); a new SELECT starts empty.
+	saved []uint32
 }
 
 // seqOf returns the message sequence number of uid, or 0.
@@ -106,10 +110,16 @@ func (s *session) poll(allowExpunge bool) error {
 // Going from the highest number down means no number needs adjusting on the client's side
 // while it reads them (RFC 9051 §7.5.1: each EXPUNGE renumbers the messages after it).
 func (s *session) announceExpunged(uids []uint32) {
+	if s.ext.qresync {
+		s.announceVanished(uids)
+		return
+	}
 	sel := s.sel
 	w := s.out()
 	seqs := make([]uint32, 0, len(uids))
+	gone := make(map[uint32]bool, len(uids))
 	for _, uid := range uids {
+		gone[uid] = true
 		if n := sel.seqOf(uid); n != 0 {
 			seqs = append(seqs, n)
 		}
@@ -117,17 +127,13 @@ func (s *session) announceExpunged(uids []uint32) {
 	slices.Sort(seqs)
 	seqs = slices.Compact(seqs)
 	for i := len(seqs) - 1; i >= 0; i-- {
-		n := seqs[i]
-		sel.uids = slices.Delete(sel.uids, int(n-1), int(n))
 		w.str("* ")
-		w.num(n)
+		w.num(seqs[i])
 		w.str(" EXPUNGE\r\n")
 	}
-	for _, uid := range uids {
-		if i := slices.Index(sel.expunged, uid); i >= 0 {
-			sel.expunged = slices.Delete(sel.expunged, i, i+1)
-		}
-	}
+	// One pass over each list, so that expunging 100,000 messages stays linear.
+	sel.uids = slices.DeleteFunc(sel.uids, func(u uint32) bool { return gone[u] })
+	sel.expunged = slices.DeleteFunc(sel.expunged, func(u uint32) bool { return gone[u] })
 }
 
 // writeFlagsFetch writes an unsolicited "* n FETCH (UID u FLAGS (...))".
@@ -139,6 +145,10 @@ func (s *session) writeFlagsFetch(n uint32, m store.Message) {
 	w.num(m.UID)
 	w.str(" FLAGS ")
 	w.flags(m.Flags)
+	if s.ext.condstore { // RFC 7162 §3.1
+		w.sp()
+		w.modSeq(m.ModSeq)
+	}
 	w.str(")\r\n")
 }
 
@@ -148,7 +158,7 @@ func (s *session) writeFlagsFetch(n uint32, m store.Message) {
 func (s *session) uidsOf(set SeqSet, uid bool) ([]uint32, error) {
 	sel := s.sel
 	if set.SearchRes {
-		return nil, badf("SEARCHRES is not supported") // "$" needs SEARCH RETURN (SAVE), not offered
+		return s.savedUIDs(), nil
 	}
 	n := uint32(len(sel.uids))
 	var out []uint32
@@ -190,7 +200,11 @@ func (s *session) uidsOf(set SeqSet, uid bool) ([]uint32, error) {
 func (s *session) rangesOf(set SeqSet, uid bool) ([]store.UIDRange, error) {
 	sel := s.sel
 	if set.SearchRes {
-		return nil, badf("SEARCHRES is not supported")
+		if rs := s.savedRanges(); len(rs) > 0 {
+			return rs, nil
+		}
+		// No ranges would select every UID: this one selects none (UIDs stop below it).
+		return []store.UIDRange{{First: math.MaxUint32, Last: math.MaxUint32}}, nil
 	}
 	n := uint32(len(sel.uids))
 	var rs []store.UIDRange
@@ -219,7 +233,12 @@ func (s *session) rangesOf(set SeqSet, uid bool) ([]store.UIDRange, error) {
 // messagesIn returns the stored messages in the ranges (all for nil) that this session has
 // numbered, in UID order.
 func (s *session) messagesIn(ranges []store.UIDRange) ([]store.Message, error) {
-	msgs, err := s.srv.store.Messages(s.ctx, s.sel.mb.ID, store.Filter{UIDs: ranges})
+	return s.messagesChanged(ranges, 0)
+}
+
+// messagesChanged is messagesIn with only the messages changed after a MODSEQ (0: all).
+func (s *session) messagesChanged(ranges []store.UIDRange, since uint64) ([]store.Message, error) {
+	msgs, err := s.srv.store.Messages(s.ctx, s.sel.mb.ID, store.Filter{UIDs: ranges, ChangedSince: since})
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +248,9 @@ func (s *session) messagesIn(ranges []store.UIDRange) ([]store.Message, error) {
 // cmdSelect selects a mailbox (SELECT, EXAMINE: RFC 9051 §6.3.2, §6.3.3). A failed SELECT
 // leaves no mailbox selected.
 func (s *session) cmdSelect(c *Command) (done, error) {
+	if err := s.selectSync(c); err != nil {
+		return done{}, err
+	}
 	s.sel, s.state = nil, stateAuth
 	name, err := s.mailboxName(c.Mailbox)
 	if err != nil {
@@ -266,8 +288,10 @@ func (s *session) cmdSelect(c *Command) (done, error) {
 	w.str("* ")
 	w.num(uint32(len(sel.uids)))
 	w.str(" EXISTS\r\n")
-	w.str("* 0 RECENT\r\n") // RFC 3501 §6.3.1 requires it; \Recent is not kept (store package)
-	if firstUnseen != 0 {
+	if !s.ext.rev2 { // RFC 9051 removed RECENT and the UNSEEN code (Appendix E)
+		w.str("* 0 RECENT\r\n") // RFC 3501 §6.3.1 requires it; \Recent is not kept (store package)
+	}
+	if firstUnseen != 0 && !s.ext.rev2 {
 		w.str("* OK [UNSEEN ")
 		w.num(firstUnseen)
 		w.str("] First unseen\r\n")
@@ -277,7 +301,12 @@ func (s *session) cmdSelect(c *Command) (done, error) {
 	w.str("] UIDs valid\r\n* OK [UIDNEXT ")
 	w.num(mb.UIDNext)
 	w.str("] Predicted next UID\r\n")
+	s.writeHighestModSeq(mb)
+	s.selectRev2(mb)
 	s.sel, s.state = sel, stateSelected
+	if err := s.selectQResync(c, msgs); err != nil {
+		return done{}, err
+	}
 	if sel.readOnly {
 		return done{code: "READ-ONLY", text: c.Name + " completed"}, nil
 	}

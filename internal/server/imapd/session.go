@@ -122,6 +122,7 @@ type session struct {
 
 	account store.Account // set at login
 	sel     *selected     // the selected mailbox in the selected state, else nil
+	ext     extensions    // what ENABLE and CONDSTORE-enabling commands turned on (enable.go)
 
 	// Counters for the session log line.
 	commands int
@@ -460,6 +461,7 @@ func (s *session) plaintextAllowed() bool {
 func (s *session) capabilities() string {
 	var b strings.Builder
 	b.WriteString("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE")
+	b.WriteString(extCapabilities) // enable.go
 	b.WriteString(" APPENDLIMIT=")
 	b.WriteString(strconv.FormatInt(s.srv.cfg.AppendLimit, 10))
 	if s.state == stateNotAuth {
@@ -500,14 +502,6 @@ func (s *session) cmdLogout(c *Command) (done, error) {
 // than clients.
 func (s *session) cmdID(c *Command) (done, error) {
 	s.out().str("* ID (\"name\" \"Petrel\")\r\n")
-	return done{}, nil
-}
-
-// cmdEnable enables nothing yet: the extensions ENABLE exists for (CONDSTORE, QRESYNC,
-// UTF8=ACCEPT, IMAP4rev2) are not offered, and RFC 5161 §3.1 answers unknown ones with an
-// empty ENABLED list.
-func (s *session) cmdEnable(c *Command) (done, error) {
-	s.out().str("* ENABLED\r\n")
 	return done{}, nil
 }
 

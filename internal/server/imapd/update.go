@@ -4,6 +4,7 @@ package imapd
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"petrel/internal/store"
@@ -34,7 +35,7 @@ func (s *session) cmdStore(c *Command) (done, error) {
 	case -1:
 		mode = store.FlagsRemove
 	}
-	res, err := s.srv.store.SetFlags(s.ctx, s.sel.mb.ID, uids, store.FlagChange{Mode: mode, Flags: flags})
+	res, modified, err := s.storeSync(c, uids, store.FlagChange{Mode: mode, Flags: flags})
 	if err != nil {
 		return done{}, s.storeError(err)
 	}
@@ -42,7 +43,8 @@ func (s *session) cmdStore(c *Command) (done, error) {
 		s.sel.own[res.ModSeq] = true
 	}
 	if c.StoreSilent {
-		return done{}, nil
+		s.storeSilentSync(res)
+		return done{code: modified}, nil
 	}
 	ranges, err := s.rangesOf(c.Seq, c.UID)
 	if err != nil {
@@ -53,11 +55,11 @@ func (s *session) cmdStore(c *Command) (done, error) {
 		return done{}, err
 	}
 	for _, m := range msgs {
-		if n := s.sel.seqOf(m.UID); n != 0 {
+		if n := s.sel.seqOf(m.UID); n != 0 && !slices.Contains(res.Failed, m.UID) {
 			s.writeFlagsFetch(n, m)
 		}
 	}
-	return done{}, nil
+	return done{code: modified}, nil
 }
 
 // cmdCopy copies or moves messages to another mailbox of the account (RFC 9051 §6.4.7,
