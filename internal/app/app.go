@@ -307,9 +307,18 @@ func (a *App) prepare(ctx context.Context) error {
 			}
 		}
 	}
-	mx := smtpd.New(smtpConf("smtp", smtpd.RoleMX, false), dl, au, a.log.With("listener", "smtp"))
-	sub := smtpd.New(smtpConf("submission", smtpd.RoleSubmission, false), dl, au, a.log.With("listener", "submission"))
-	subs := smtpd.New(smtpConf("submissions", smtpd.RoleSubmission, true), dl, au, a.log.With("listener", "submissions"))
+	mxConf := smtpConf("smtp", smtpd.RoleMX, false)
+	subConf := smtpConf("submission", smtpd.RoleSubmission, false)
+	subsConf := smtpConf("submissions", smtpd.RoleSubmission, true)
+	verify, err := a.inboundVerification() // mailauth.go
+	if err != nil {
+		return err
+	}
+	mxConf.Verify = verify
+	subConf.Sending, subsConf.Sending = a.sendingLimits(), a.sendingLimits()
+	mx := smtpd.New(mxConf, dl, au, a.log.With("listener", "smtp"))
+	sub := smtpd.New(subConf, dl, au, a.log.With("listener", "submission"))
+	subs := smtpd.New(subsConf, dl, au, a.log.With("listener", "submissions"))
 	pop := pop3d.New(pop3Conf("pop3", false), a.store, au, a.log.With("listener", "pop3"))
 	pops := pop3d.New(pop3Conf("pop3s", true), a.store, au, a.log.With("listener", "pop3s"))
 	add("smtp", mx, smtpBusy)
@@ -383,6 +392,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	var names []string
 	for _, b := range a.bindings {
 		cl := connlimit.New(b.l, a.cfg.Limits.MaxConnections, a.cfg.Limits.MaxConnectionsPerIP, b.reject)
+		cl.LimitRate(connlimit.Rate{N: a.cfg.Limits.MaxConnectionRatePerIP})
 		listeners = append(listeners, cl)
 		limited = append(limited, cl)
 		if byName[b.name] == nil {

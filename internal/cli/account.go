@@ -16,6 +16,7 @@ func accountCommands() []command {
 		{noun: "account", verb: "passwd", args: "ADDRESS", help: "set a new password (from a prompt or stdin)", run: accountPasswd},
 		{noun: "account", verb: "pop3-delete", args: "ADDRESS delete|keep|archive", help: "what a POP3 deletion does for this account", run: accountPOP3Delete},
 		{noun: "account", verb: "quota", args: "ADDRESS [SIZE|none|default [COUNT|none|default]]", help: "show or set the account's storage and message quota", run: accountQuota},
+		limitsCommand(), // limits.go
 	}
 }
 

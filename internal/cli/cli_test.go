@@ -50,6 +50,13 @@ func TestManagementCommands(t *testing.T) {
 		{"", []string{"account", "quota", "alice@example.org", "lots"}, ""},
 		{"", []string{"account", "quota", "nobody@example.org"}, ""},
 		{"new-secret-password\n", []string{"account", "passwd", "alice@example.org"}, "changed password"},
+		{"", []string{"account", "limits", "alice@example.org"}, "hour-messages    0      default  0"},
+		{"", []string{"account", "limits", "alice@example.org", "--hour-messages", "10", "--day-recipients", "0"}, "hour-messages    10     account  0"},
+		{"", []string{"account", "limits", "--hour-recipients", "5", "alice@example.org"}, "hour-recipients  5      account  0"},
+		{"", []string{"account", "limits", "alice@example.org"}, "day-recipients   0      account  0"},
+		{"", []string{"account", "limits", "alice@example.org", "--hour-messages", "default"}, "hour-messages    0      default"},
+		{"", []string{"account", "limits", "alice@example.org", "--hour-messages", "-3"}, ""},
+		{"", []string{"account", "limits", "nobody@example.org"}, ""},
 		{"", []string{"domain", "del", "example.org"}, ""}, // accounts remain
 		{"", []string{"account", "del", "alice@example.org"}, "deleted account"},
 		{"", []string{"domain", "del", "example.org"}, "deleted domain"},

@@ -48,6 +48,9 @@ type Config struct {
 	Limits Limits `toml:"limits"`
 	Quota  Quota  `toml:"quota"`
 
+	MailAuth MailAuth `toml:"mail_auth"` // checks of inbound mail (mailauth.go)
+	Sending  Sending  `toml:"sending"`   // per-account sending limits (mailauth.go)
+
 	// Dev marks the development instance: self-signed certificate in the data directory and a
 	// dev@<domain> account whose password is printed once.
 	Dev bool `toml:"-"`
@@ -146,6 +149,9 @@ type Limits struct {
 	LoginIdleTimeout Duration `toml:"login_idle_timeout"`
 	// login_timeout: a submission, POP3 or IMAP connection not logged in by then is closed, default 3m.
 	LoginTimeout Duration `toml:"login_timeout"`
+	// max_connection_rate_per_ip: new connections per minute per listener and client address
+	// (IPv6: per /64), with a burst of as many; 0 (default) for no limit.
+	MaxConnectionRatePerIP int `toml:"max_connection_rate_per_ip"`
 }
 
 // Quota is the default quota of every account (RFC 9208); `petrel account quota` sets an
@@ -231,6 +237,7 @@ func Default() *Config {
 			LoginIdleTimeout:    Duration{time.Minute},
 			LoginTimeout:        Duration{3 * time.Minute},
 		},
+		MailAuth: defaultMailAuth(),
 	}
 }
 
@@ -261,6 +268,12 @@ func Dev() *Config {
 	// attacker; the limits stay on, just wider.
 	c.Limits.MaxConnectionsPerIP = 1000
 	c.Limits.MaxConnections = 5000
+	// The development instance may run where DNS does not work (offline, a test's network
+	// namespace): it records temperror rather than turning mail away.
+	c.MailAuth.DeferTempError = false
+	// ... and where a resolver that cannot reach the internet lets queries time out, a
+	// message should not wait the RFC's 20 s for each.
+	c.MailAuth.DNSTimeout = Duration{5 * time.Second}
 	return c
 }
 
@@ -386,6 +399,9 @@ func (c *Config) validate() error {
 	}
 	if c.Hostname == "" {
 		return bad("hostname", "must not be empty")
+	}
+	if err := c.validateMailAuth(); err != nil {
+		return err
 	}
 	if !c.Dev && (c.TLS.Cert == "" || c.TLS.Key == "") {
 		return bad("tls.cert", "tls.cert and tls.key are required: every listener offers TLS")

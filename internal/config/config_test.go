@@ -59,6 +59,29 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+func TestMailAuthAndSending(t *testing.T) {
+	c, err := Parse("petrel.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.MailAuth.Verify || !c.MailAuth.DeferTempError || c.MailAuth.Resolver != "" || c.MailAuth.DNSTimeout.Duration != 20*time.Second {
+		t.Errorf("mail_auth defaults: %+v", c.MailAuth)
+	}
+	if c.Sending != (Sending{}) || c.Limits.MaxConnectionRatePerIP != 0 {
+		t.Errorf("sending defaults: %+v, rate %d", c.Sending, c.Limits.MaxConnectionRatePerIP)
+	}
+	c, err = Parse("petrel.toml", []byte(good+"\n[mail_auth]\nverify = false\nresolver = \"127.0.0.1:53\"\n[sending]\nhour_messages = 10\nday_recipients = 500\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MailAuth.Verify || c.MailAuth.Resolver != "127.0.0.1:53" || c.Sending.HourMessages != 10 || c.Sending.DayRecipients != 500 {
+		t.Errorf("parsed %+v %+v", c.MailAuth, c.Sending)
+	}
+	if Dev().MailAuth.DeferTempError {
+		t.Error("the development instance defers mail when DNS fails")
+	}
+}
+
 func TestParseErrorsNameFileLineKey(t *testing.T) {
 	for _, tc := range []struct {
 		name, src string
@@ -84,6 +107,8 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"http small header", good + "\n[http]\nmax_header_bytes = 100\n", 18, "http.max_header_bytes"},
 		{"http timeout", good + "\n[http]\nidle_timeout = \"0s\"\n", 18, "http.idle_timeout: must be positive"},
 		{"no tls", "hostname = \"x\"\n", 0, "tls.cert"},
+		{"bad resolver", good + "\n[mail_auth]\nresolver = \"127.0.0.1\"\n", 18, "mail_auth.resolver"},
+		{"negative limit", good + "\n[sending]\nhour_messages = -1\n", 18, "sending.hour_messages: must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("petrel.toml", []byte(tc.src))

@@ -608,5 +608,6 @@ type Store interface {
 	Quotas
 	Index
 	Changes
+	Sending
 	Close() error
 }

@@ -19,6 +19,7 @@ type Listener struct {
 	max, maxPerIP int
 	// reject answers a refused connection before it is closed; nil closes silently.
 	reject func(net.Conn)
+	rate   *rateLimiter // new connections per client address; nil: no limit (rate.go)
 
 	accepted atomic.Uint64 // connections returned by Accept, ever
 	closed   atomic.Uint64 // of those, connections closed
@@ -34,6 +35,14 @@ func New(l net.Listener, max, maxPerIP int, reject func(net.Conn)) *Listener {
 	return &Listener{Listener: l, max: max, maxPerIP: maxPerIP, reject: reject, perIP: map[netip.Addr]int{}}
 }
 
+// LimitRate adds a limit on how often one client address may connect (see Rate). Call it
+// before the first Accept.
+func (l *Listener) LimitRate(r Rate) {
+	if r.N > 0 {
+		l.rate = newRateLimiter(r)
+	}
+}
+
 // Accept returns the next connection within the limits.
 func (l *Listener) Accept() (net.Conn, error) {
 	for {
@@ -42,7 +51,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		key := clientKey(c.RemoteAddr())
-		if l.acquire(key) {
+		if (l.rate == nil || l.rate.allow(key)) && l.acquire(key) {
 			l.accepted.Add(1)
 			return &conn{Conn: c, release: func() { l.release(key) }}, nil
 		}

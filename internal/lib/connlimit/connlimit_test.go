@@ -3,6 +3,7 @@ package connlimit
 import (
 	"bufio"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,59 @@ func TestCountersAndNetConn(t *testing.T) {
 		s.Close() // counted once
 		if got := l.Closed(); got != uint64(i+1) {
 			t.Errorf("Closed() = %d after closing %d connections", got, i+1)
+		}
+	}
+}
+
+func TestRate(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	r := newRateLimiter(Rate{N: 3, Per: time.Minute, Now: func() time.Time { return now }})
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	for i := range 3 {
+		if !r.allow(a) {
+			t.Fatalf("connection %d of a burst of 3 refused", i+1)
+		}
+	}
+	if r.allow(a) {
+		t.Error("fourth connection in the same instant allowed")
+	}
+	if !r.allow(b) {
+		t.Error("another address refused")
+	}
+	now = now.Add(20 * time.Second) // one token back
+	if !r.allow(a) || r.allow(a) {
+		t.Error("after 20 s exactly one more connection should be allowed")
+	}
+}
+
+func TestRateOnListener(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(raw, 100, 100, func(c net.Conn) { c.Write([]byte("slow down\r\n")) })
+	l.LimitRate(Rate{N: 2, Per: time.Hour})
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hello\r\n"))
+			c.Close()
+		}
+	}()
+	for i, want := range []string{"hello", "hello", "slow down"} {
+		c, err := net.Dial("tcp", raw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if strings.TrimSpace(line) != want {
+			t.Errorf("connection %d: %q, %v; want %q", i+1, line, err, want)
 		}
 	}
 }

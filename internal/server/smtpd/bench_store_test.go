@@ -42,6 +42,11 @@ func BenchmarkInboundSQLite100K(b *testing.B) {
 // startStoreServer runs an MX server backed by a fresh SQLite store with the accounts
 // user1..userN@example.test.
 func startStoreServer(b *testing.B, accounts int) string {
+	return startStoreServerConfig(b, accounts, Config{})
+}
+
+// startStoreServerConfig is startStoreServer with cfg (its Hostname is set).
+func startStoreServerConfig(b *testing.B, accounts int, cfg Config) string {
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	st, err := sqlite.Open(filepath.Join(b.TempDir(), "petrel.db"), sqlite.Options{Logger: log})
@@ -57,7 +62,8 @@ func startStoreServer(b *testing.B, accounts int) string {
 			b.Fatal(err)
 		}
 	}
-	srv := New(Config{Hostname: "mx.example.test"}, deliver.New(st, log), nil, log)
+	cfg.Hostname = "mx.example.test"
+	srv := New(cfg, deliver.New(st, log), nil, log)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

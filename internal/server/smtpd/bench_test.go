@@ -34,10 +34,17 @@ func discardDeliverer() *fakeDeliverer {
 // connections, one recipient each, taken from rcpts in turn. It reports msgs/s and the CPU
 // time of the whole process (client and server) per message.
 func benchInbound(b *testing.B, addr string, conns, size int, rcpts []string) {
-	body := "Subject: bench\r\n\r\n" + strings.Repeat(strings.Repeat("x", 62)+"\r\n", size/64) + ".\r\n"
+	body := "Subject: bench\r\n\r\n" + strings.Repeat(strings.Repeat("x", 62)+"\r\n", size/64)
+	benchInboundMessage(b, addr, conns, "bench@elsewhere.example", body, rcpts)
+}
+
+// benchInboundMessage is benchInbound with a given sender and message (CRLF line ends, not
+// dot-stuffed: no line may start with a dot).
+func benchInboundMessage(b *testing.B, addr string, conns int, from, body string, rcpts []string) {
+	body += ".\r\n"
 	msgs := make([]string, len(rcpts))
 	for i, r := range rcpts {
-		msgs[i] = "MAIL FROM:<bench@elsewhere.example>\r\nRCPT TO:<" + r + ">\r\nDATA\r\n"
+		msgs[i] = "MAIL FROM:<" + from + ">\r\nRCPT TO:<" + r + ">\r\nDATA\r\n"
 	}
 
 	var next atomic.Int64

@@ -24,6 +24,7 @@ import (
 	"petrel/internal/lib/address"
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/mail/msgauth"
 	"petrel/internal/store"
 )
 
@@ -48,13 +49,15 @@ type session struct {
 
 // transaction is one MAIL..DATA exchange.
 type transaction struct {
-	id      string         // transaction id: in the Received header, the 250 reply and logs
-	from    string         // reverse-path, "" for the null sender
-	rcpts   []string       // accepted forward-paths
-	targets []store.Target // their resolved mailboxes
-	size    int64          // the SIZE of MAIL FROM (RFC 1870), 0 if not given
-	refused int            // recipients refused
-	lastErr string         // why the last recipient was refused, for the log
+	id      string           // transaction id: in the Received header, the 250 reply and logs
+	from    string           // reverse-path, "" for the null sender
+	rcpts   []string         // accepted forward-paths
+	targets []store.Target   // their resolved mailboxes
+	size    int64            // the SIZE of MAIL FROM (RFC 1870), 0 if not given
+	refused int              // recipients refused
+	lastErr string           // why the last recipient was refused, for the log
+	verdict *msgauth.Verdict // inbound verification's, for the log; nil without it
+	sending sendingTx        // the account's sending limits and usage (limits.go)
 	logOnce sync.Once
 }
 
@@ -216,6 +219,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 	if opts != nil {
 		tx.size = opts.Size
 	}
+	if refuse == nil && acct != nil {
+		refuse = s.startSending(tx, *acct) // limits.go
+	}
 	if refuse != nil {
 		s.logTx(tx, "rejected", refuse.Message, 0)
 		return refuse
@@ -239,7 +245,10 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
 	if tx == nil {
 		return reply(503, 5, 5, 1, "need MAIL first")
 	}
-	refuse := s.resolve(tx, to)
+	refuse := s.checkRcptSending(tx) // limits.go
+	if refuse == nil {
+		refuse = s.resolve(tx, to)
+	}
 	if refuse != nil {
 		s.mu.Lock()
 		tx.refused++
@@ -312,6 +321,7 @@ func (s *session) Data(r io.Reader) (err error) {
 	spool := s.srv.spools.Get()
 	defer spool.Close() // after Deliver, which reads the spool only until it returns
 	s.writeTrace(spool, tx, rcpts, received)
+	traceLen := spool.Size()
 
 	// Only CRLF may end a line (RFC 5321 §2.3.8); anything else is refused whole so that no
 	// other MTA can read the message differently (SMTP smuggling).
@@ -328,11 +338,24 @@ func (s *session) Data(r io.Reader) (err error) {
 
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.DataTimeout)
 	defer cancel()
-	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received}, spool)
+	var body deliver.Body = spool
+	if s.srv.cfg.Verify != nil {
+		var refuse *smtp.SMTPError
+		if body, targets, refuse = s.verify(ctx, tx, spool, traceLen, targets); refuse != nil { // verify.go
+			s.logTx(tx, "rejected", refuse.Message, n)
+			return refuse
+		}
+	}
+	if refuse := s.chargeSending(ctx, tx, len(rcpts)); refuse != nil { // limits.go
+		s.logTx(tx, "rejected", refuse.Message, n)
+		return refuse
+	}
+	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received}, body)
 	if q := (*store.QuotaError)(nil); errors.As(err, &q) {
 		// A mailbox filled up between RCPT and now. The store committed nothing, and one
 		// reply must do for every recipient: if some could still take the message, the
 		// client retries, and at the next RCPT the full mailboxes are refused alone.
+		s.refundSending(tx)
 		s.logTx(tx, "rejected", "mailbox full", n)
 		if overQuotaAll(targets, q.Accounts) {
 			return reply(552, 5, 2, 2, "mailbox full")
@@ -341,6 +364,7 @@ func (s *session) Data(r io.Reader) (err error) {
 	}
 	if err != nil {
 		s.srv.log.Error("delivery failed", "msgid", tx.id, "err", err)
+		s.refundSending(tx)
 		s.logTx(tx, "failed", "store error", n)
 		return reply(451, 4, 3, 0, "temporary failure, try again later")
 	}
@@ -445,9 +469,14 @@ func (s *session) logTx(tx *transaction, result, reason string, size int64) {
 		if reason == "" {
 			reason = tx.lastErr
 		}
+		verdict := tx.verdict
 		s.mu.Unlock()
 		if reason != "" {
 			attrs = append(attrs, slog.String("reason", reason))
+		}
+		if v := verdict; v != nil {
+			attrs = append(attrs, slog.String("spf", string(v.SPF.Result)), slog.String("dmarc", string(v.DMARC.Result)),
+				slog.String("disposition", string(v.Disposition())))
 		}
 		s.srv.log.Info("smtp transaction", attrs...)
 	})

@@ -20,6 +20,11 @@
 //   - conn.Read only hangs up (421 on shutdown) while no transaction is open; a transaction
 //     in progress finishes, unless Shutdown's context ends first.
 //   - AUTH data and message contents are never logged.
+//   - On the MX port with Verify set, SPF/DKIM/DMARC run after the body is spooled and
+//     before the commit (verify.go): a refusal stores nothing, and the stored message is the
+//     spool with our Authentication-Results field added and forged ones removed.
+//   - On submission with Sending set, a message is counted against its account's limits
+//     before it is committed, never after (limits.go), so a crash cannot undercount.
 //   - Lock order: Server.mu before conn.mu; session.mu is never held while taking either.
 //
 // What go-smtp decides for us (read its conn.go and data.go, in third_party/go-smtp, before
@@ -94,6 +99,11 @@ type Config struct {
 	SenderPolicy      SenderPolicy  // submission only; default SenderOwn
 	MaxAuthFailures   int           // failed AUTH attempts before the connection is closed; default 3
 	Metrics           Metrics       // counts logins and transaction outcomes; default: none
+
+	// Verify checks SPF, DKIM and DMARC of inbound mail (RoleMX; verify.go); nil: no checks.
+	Verify *Verification
+	// Sending enforces per-account sending limits (RoleSubmission; limits.go); nil: none.
+	Sending *SendingLimits
 }
 
 // Metrics counts what sessions do; internal/app passes one per listener (labelled with its
@@ -249,6 +259,9 @@ func New(cfg Config, d Deliverer, au Authenticator, log *slog.Logger) *Server {
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = "localhost"
+	}
+	if cfg.Role != RoleMX || cfg.Verify != nil && cfg.Verify.Verifier == nil {
+		cfg.Verify = nil // authenticated submission is not checked as inbound mail
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{

@@ -191,6 +191,26 @@ CREATE TABLE search_pending (
 );
 INSERT INTO search_pending (blob_id) SELECT id FROM blobs WHERE id NOT IN (SELECT blob_id FROM garbage);
 `,
+	// 5: sending limits (issue 11): an account's own limits, and its counters for the
+	// current clock hour and UTC day (one row per window kind, reset when a new window
+	// starts), so that they survive a restart.
+	`
+CREATE TABLE sending_limits (
+	account_id      INTEGER PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+	hour_messages   INTEGER, -- NULL: the server's default
+	hour_recipients INTEGER,
+	day_messages    INTEGER,
+	day_recipients  INTEGER
+);
+CREATE TABLE sending_usage (
+	account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	period     TEXT NOT NULL,    -- 'hour' or 'day'
+	start      INTEGER NOT NULL, -- unix seconds, UTC start of the window
+	messages   INTEGER NOT NULL DEFAULT 0,
+	recipients INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (account_id, period)
+);
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

@@ -79,6 +79,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Quota", testQuota},
 		{"QuotaConcurrent", testQuotaConcurrent},
 		{"Search", testSearch},
+		// sending.go
+		{"SendingOverride", testSendingOverride},
+		{"ChargeSending", testChargeSending},
+		{"ChargeSendingConcurrent", testChargeSendingConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,6 +107,7 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		fn   func(*testing.T, func() *fixture)
 	}{
 		{"ExpungeDurable", testExpungeDurable},
+		{"SendingDurable", testSendingDurable},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,60 @@
+package app
+
+import (
+	"fmt"
+	"time"
+
+	"petrel/internal/mail/msgauth"
+	"petrel/internal/outbound/mx"
+	"petrel/internal/server/smtpd"
+	"petrel/internal/store"
+)
+
+// inboundVerification builds the SPF/DKIM/DMARC checks of the MX listener from
+// [mail_auth]: a resolver on the configured server (or /etc/resolv.conf) with an answer
+// cache, and one msgauth.Verifier for every session. nil when verification is off.
+func (a *App) inboundVerification() (*smtpd.Verification, error) {
+	cfg := a.cfg.MailAuth
+	if !cfg.Verify {
+		return nil, nil
+	}
+	dns := &mx.DNSResolver{Servers: []string{cfg.Resolver}}
+	if cfg.Resolver == "" {
+		sys, err := mx.SystemResolver()
+		switch {
+		case err != nil && !a.cfg.Dev:
+			return nil, fmt.Errorf("mail_auth: %v (set mail_auth.resolver)", err)
+		case err != nil:
+			// Lookups fail as temperror, which the development instance accepts.
+			a.log.Warn("inbound mail checks have no DNS resolver", "err", err)
+			dns = &mx.DNSResolver{}
+		default:
+			dns = sys
+		}
+	}
+	// A query gets a fifth of the message's DNS time, so that a server that does not answer
+	// leaves time for the other look-ups (each is tried twice).
+	dns.Timeout = max(time.Second, cfg.DNSTimeout.Duration/5)
+	res := &mx.NetResolver{DNS: dns, MaxEntries: cfg.DNSCache}
+	if cfg.DNSCache == 0 {
+		res.MaxTTL = -1
+	}
+	return &smtpd.Verification{
+		Verifier: &msgauth.Verifier{
+			Resolver:   res,
+			AuthServID: a.cfg.Hostname,
+			Timeout:    cfg.DNSTimeout.Duration,
+		},
+		AuthServID:     a.cfg.Hostname,
+		DeferTempError: cfg.DeferTempError,
+	}, nil
+}
+
+// sendingLimits is the [sending] default over the overrides and counters in the store.
+func (a *App) sendingLimits() *smtpd.SendingLimits {
+	s := a.cfg.Sending
+	return &smtpd.SendingLimits{Store: a.store, Default: store.SendingLimits{
+		HourMessages: s.HourMessages, HourRecipients: s.HourRecipients,
+		DayMessages: s.DayMessages, DayRecipients: s.DayRecipients,
+	}}
+}
