@@ -75,6 +75,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Changes", testChanges},
 		{"SlowSubscriber", testSlowSubscriber},
 		{"LockMaildrop", testLockMaildrop},
+		// queue.go
+		{"QueueWithDelivery", testQueueWithDelivery},
+		{"QueueClaim", testQueueClaim},
+		{"QueueDelete", testQueueDelete},
+		{"MTASTSCache", testMTASTSCache},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
