@@ -46,12 +46,14 @@ type session struct {
 
 // transaction is one MAIL..DATA exchange.
 type transaction struct {
-	id      string         // transaction id: in the Received header, the 250 reply and logs
-	from    string         // reverse-path, "" for the null sender
-	rcpts   []string       // accepted forward-paths
-	targets []store.Target // their resolved mailboxes
-	refused int            // recipients refused
-	lastErr string         // why the last recipient was refused, for the log
+	id      string                    // transaction id: in the Received header, the 250 reply and logs
+	from    string                    // reverse-path, "" for the null sender
+	rcpts   []string                  // accepted forward-paths
+	targets []store.Target            // their resolved mailboxes
+	remote  []store.OutboundRecipient // accepted recipients at other domains (relay.go)
+	dsn     dsnParams                 // RET and ENVID of MAIL (relay.go)
+	refused int                       // recipients refused
+	lastErr string                    // why the last recipient was refused, for the log
 	logOnce sync.Once
 }
 
@@ -206,7 +208,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 			}
 		}
 	}
-	tx := &transaction{id: newID(), from: from}
+	tx := &transaction{id: newID(), from: from, dsn: mailDSN(opts)}
 	if refuse != nil {
 		s.logTx(tx, "rejected", refuse.Message, 0)
 		return refuse
@@ -229,7 +231,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
 	if tx == nil {
 		return reply(503, 5, 5, 1, "need MAIL first")
 	}
-	refuse := s.resolve(tx, to)
+	refuse := s.resolve(tx, to, opts)
 	if refuse != nil {
 		s.mu.Lock()
 		tx.refused++
@@ -240,7 +242,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
 	return nil
 }
 
-func (s *session) resolve(tx *transaction, to string) *smtp.SMTPError {
+func (s *session) resolve(tx *transaction, to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 	// address.Parse refuses every routing trick: '%', '!', quoted '@', address literals.
 	a, err := address.Parse(to)
 	if err != nil {
@@ -250,6 +252,9 @@ func (s *session) resolve(tx *transaction, to string) *smtp.SMTPError {
 	switch {
 	case err == nil:
 	case errors.Is(err, deliver.ErrNotHosted):
+		if s.srv.pol.relay {
+			return s.addRemote(tx, a, opts)
+		}
 		return s.srv.pol.notHosted
 	case errors.Is(err, deliver.ErrUnknownUser):
 		return reply(550, 5, 1, 1, "no such user") // RFC 3463 X.1.1
@@ -277,9 +282,11 @@ func (s *session) Data(r io.Reader) (err error) {
 	tx := s.tx
 	var rcpts []string
 	var targets []store.Target
+	var remote []store.OutboundRecipient
 	if tx != nil {
 		rcpts = append(rcpts, tx.rcpts...)
 		targets = append(targets, tx.targets...)
+		remote = append(remote, tx.remote...)
 	}
 	s.mu.Unlock()
 	if tx == nil {
@@ -308,7 +315,8 @@ func (s *session) Data(r io.Reader) (err error) {
 
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.DataTimeout)
 	defer cancel()
-	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received}, spool)
+	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received,
+		Remote: remote, Ret: tx.dsn.ret, EnvID: tx.dsn.envID}, spool)
 	if err != nil {
 		s.srv.log.Error("delivery failed", "msgid", tx.id, "err", err)
 		s.logTx(tx, "failed", "store error", n)

@@ -93,6 +93,10 @@ type Config struct {
 	SpoolDir          string        // temporary files for large bodies; "" is the system default
 	SenderPolicy      SenderPolicy  // submission only; default SenderOwn
 	MaxAuthFailures   int           // failed AUTH attempts before the connection is closed; default 3
+	// Relay (submission only): recipients at other domains are accepted and queued for
+	// outbound delivery, with the DSN extension (RFC 3461) offered; without it they are
+	// refused. The MX role never relays, whatever this says.
+	Relay bool
 }
 
 // Defaults applied by New.
@@ -153,10 +157,14 @@ type policy struct {
 	checkSender bool            // MAIL FROM must belong to the user (SenderOwn)
 	notHosted   *smtp.SMTPError // RCPT reply for a domain that is not ours
 	nullSender  bool            // MAIL FROM:<> accepted
+	relay       bool            // recipients at other domains are queued (relay.go)
 }
 
 func policyFor(cfg Config) policy {
 	if cfg.Role == RoleSubmission {
+		if cfg.Relay {
+			return relayPolicy(cfg)
+		}
 		return policy{
 			offerAuth:   true,
 			requireAuth: true,
@@ -258,6 +266,7 @@ func New(cfg Config, d Deliverer, au Authenticator, log *slog.Logger) *Server {
 	ss.WriteTimeout = cfg.WriteTimeout
 	ss.AllowInsecureAuth = cfg.AllowInsecureAuth
 	ss.EnableSMTPUTF8 = true // RFC 6531; address.Parse accepts UTF-8
+	ss.EnableDSN = s.pol.relay
 	ss.ErrorLog = errorLog{log}
 	s.smtp = ss
 	return s
