@@ -29,6 +29,7 @@ import (
 	"petrel/internal/lib/connlimit"
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/outbound/queue"
 	"petrel/internal/server/imapd"
 	"petrel/internal/server/pop3d"
 	"petrel/internal/server/smtpd"
@@ -91,8 +92,9 @@ type App struct {
 	certs    *certs
 	bound    []bound // every listener, bound by New before anything is written
 	bindings []binding
-	user     *runAs   // switch to this user in Run; nil: stay
-	lock     *os.File // holds the data directory's lock until Run ends
+	user     *runAs       // switch to this user in Run; nil: stay
+	lock     *os.File     // holds the data directory's lock until Run ends
+	queue    *queue.Queue // the outbound queue; nil when outbound.enabled is false
 
 	// Grace bounds how long Run waits for transactions in flight at shutdown.
 	Grace time.Duration
@@ -219,6 +221,13 @@ func (a *App) prepare(ctx context.Context) error {
 		MaxFailureDelay: cfg.Limits.AuthFailureMaxDelay.Duration,
 	}, a.log)
 	dl := deliver.New(a.store, a.log)
+	if cfg.Outbound.Enabled {
+		q, err := a.newQueue(dl)
+		if err != nil {
+			return err
+		}
+		a.queue = q
+	}
 	spool := filepath.Join(cfg.Data, "spool")
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return err
@@ -245,6 +254,7 @@ func (a *App) prepare(ctx context.Context) error {
 			SpoolDir:          spool,
 			SenderPolicy:      senders,
 			MaxAuthFailures:   cfg.Limits.MaxAuthFailures,
+			Relay:             cfg.Outbound.Enabled, // submission only: the MX role never relays
 		}
 	}
 	pop3Conf := func(implicit bool) pop3d.Config {
@@ -392,6 +402,12 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		}(b, listeners[i])
 	}
 	a.log.Info("petrel started", "hostname", a.cfg.Hostname, "data", a.cfg.Data)
+	queueCtx, stopQueue := context.WithCancel(context.Background())
+	defer stopQueue()
+	waitQueue := func() {}
+	if a.queue != nil {
+		waitQueue = runQueue(queueCtx, a.queue, a)
+	}
 
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	trimDone := make(chan struct{})
@@ -440,6 +456,11 @@ loop:
 	}
 	swg.Wait()
 	wg.Wait()
+	// The queue stops after the servers (their last transactions may queue mail) and before
+	// the store closes; attempts in flight are cut short and their recipients stay leased
+	// until the next start releases them.
+	stopQueue()
+	waitQueue()
 	a.log.Info("stopped")
 	return runErr
 }
