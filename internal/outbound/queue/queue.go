@@ -224,11 +224,16 @@ func (q *Queue) schedule(ctx context.Context, wg *sync.WaitGroup) time.Duration 
 		}
 		q.mu.Unlock()
 	}
+	if free <= 0 {
+		return q.cfg.Poll // a worker's end wakes the scheduler
+	}
 	next, err := q.st.NextDue(ctx)
-	if err != nil || next.IsZero() {
+	if err != nil || next.IsZero() || !next.After(now) {
+		// Nothing queued, or what is due waits for a busy domain's worker to end (which
+		// wakes the scheduler): look again at the latest after Poll.
 		return q.cfg.Poll
 	}
-	return min(max(next.Sub(now), 10*time.Millisecond), q.cfg.Poll)
+	return min(next.Sub(now), q.cfg.Poll)
 }
 
 // work is one worker: one connection to g.Domain, g first, then more groups of that domain.

@@ -405,3 +405,52 @@ func TestSTSCache(t *testing.T) {
 		t.Errorf("Get = %+v, %v, %v", got, ok, err)
 	}
 }
+
+// TestStalledFarSide: a server that accepts and never greets ends as a retry with the reason,
+// within the attempt timeout, and the worker is free for the next attempt.
+func TestStalledFarSide(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	e := newEnv(t, Config{AttemptTimeout: 300 * time.Millisecond, Workers: 1, Schedule: Schedule{First: time.Hour}})
+	e.far.addr = netip.MustParseAddrPort(l.Addr().String())
+	e.start()
+	id := e.enqueue("alice@example.org", msg, "x@remote.test")
+	e.waitFor("the attempt to end", func() bool {
+		en, err := e.st.Entry(context.Background(), id)
+		return err == nil && en.Recipients[0].Attempts == 1
+	})
+	en, _ := e.st.Entry(context.Background(), id)
+	if r := en.Recipients[0]; !strings.HasPrefix(r.LastError, "4") || r.NextAttempt.Before(time.Now().Add(30*time.Minute)) {
+		t.Errorf("after a stalled attempt: %+v", r)
+	}
+	t.Logf("reason: %s", en.Recipients[0].LastError)
+	// The single worker is free again: another message gets its attempt.
+	id2 := e.enqueue("alice@example.org", msg, "y@remote.test")
+	e.waitFor("the second attempt", func() bool {
+		en, err := e.st.Entry(context.Background(), id2)
+		return err == nil && en.Recipients[0].Attempts == 1
+	})
+}
