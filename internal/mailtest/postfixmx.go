@@ -54,7 +54,10 @@ func StartPostfixMX(t testing.TB, o PostfixMXOptions) *PostfixMX {
 	p.CertFile = certFile
 	p.SMTP = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	sink := filepath.Join(dir, "sink.sh")
-	script := fmt.Sprintf("#!/bin/sh\nn=$(ls %[1]s | wc -l)\ncat > %[1]s/$(printf %%06d $n).eml\n", p.Delivered)
+	// Written under a temporary name and renamed, so that Messages never reads a message
+	// still being written; named by the time (and the PID, for two at once), so that the
+	// names sort in delivery order.
+	script := fmt.Sprintf("#!/bin/sh\nn=$(date +%%s%%N)-$$\ncat > %[1]s/$n.incoming && mv %[1]s/$n.incoming %[1]s/$n.eml\n", p.Delivered)
 	if err := os.WriteFile(sink, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

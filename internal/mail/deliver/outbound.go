@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"petrel/internal/store"
 )
@@ -39,11 +42,13 @@ func (d *Deliverer) outbound(ctx context.Context, env Envelope, body Body) (*sto
 	}
 	skip := returnPathLen(body)
 	size := body.Size() - skip
+	_, domain, _ := strings.Cut(env.MailFrom, "@")
+	domain = strings.ToLower(domain)
+	added := missingFields(io.NewSectionReader(body, skip, size), domain, env.ReceivedAt)
 	var sig string
 	if d.out.signer != nil && env.MailFrom != "" {
-		_, domain, _ := strings.Cut(env.MailFrom, "@")
 		var err error
-		sig, err = d.out.signer.Sign(ctx, strings.ToLower(domain), io.NewSectionReader(body, skip, size))
+		sig, err = d.out.signer.Sign(ctx, domain, io.MultiReader(strings.NewReader(added), io.NewSectionReader(body, skip, size)))
 		if err != nil {
 			// Unsigned mail would fail DMARC at the far side: better a retry by the client.
 			return nil, fmt.Errorf("deliver: %w", err)
@@ -54,9 +59,54 @@ func (d *Deliverer) outbound(ctx context.Context, env Envelope, body Body) (*sto
 		Ret:        env.Ret,
 		EnvID:      env.EnvID,
 		Recipients: env.Remote,
-		Body:       io.MultiReader(strings.NewReader(sig), io.NewSectionReader(body, skip, size)),
-		Size:       int64(len(sig)) + size,
+		Body:       io.MultiReader(strings.NewReader(sig+added), io.NewSectionReader(body, skip, size)),
+		Size:       int64(len(sig)+len(added)) + size,
 	}, nil
+}
+
+// missingFields returns the Date and Message-ID fields a submitted message lacks (RFC 6409
+// §8.2, §8.3: the submission server may add them), to go out with it. Added here, before
+// signing, they are covered by the signature; added by a relay later (Postfix does), they
+// would break it, since the signature covers their absence.
+func missingFields(r io.Reader, domain string, at time.Time) string {
+	br := bufio.NewReaderSize(r, 4096)
+	var date, msgID bool
+	for n := 0; n < maxHeaderScan; {
+		line, err := br.ReadSlice('\n')
+		n += len(line)
+		if len(bytes.TrimRight(line, "\r\n")) == 0 || err == io.EOF {
+			break
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return "" // unreadable: add nothing
+		}
+		date = date || hasName(line, "date:")
+		msgID = msgID || hasName(line, "message-id:")
+		for err == bufio.ErrBufferFull { // the rest of a long line
+			line, err = br.ReadSlice('\n')
+			n += len(line)
+		}
+	}
+	var b strings.Builder
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if !date {
+		b.WriteString("Date: " + at.Format(time.RFC1123Z) + "\r\n")
+	}
+	if !msgID && domain != "" {
+		var id [12]byte
+		rand.Read(id[:])
+		b.WriteString("Message-ID: <" + hex.EncodeToString(id[:]) + "@" + domain + ">\r\n")
+	}
+	return b.String()
+}
+
+// maxHeaderScan bounds the header section missingFields reads.
+const maxHeaderScan = 1 << 20
+
+func hasName(line []byte, name string) bool {
+	return len(line) >= len(name) && bytes.EqualFold(line[:len(name)], []byte(name))
 }
 
 // returnPathLen is the length of a leading Return-Path field (as the SMTP session writes

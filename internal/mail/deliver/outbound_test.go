@@ -30,7 +30,8 @@ func TestDeliverRemote(t *testing.T) {
 	sig := &fakeSigner{}
 	queued := 0
 	d.SetOutbound(sig, func() { queued++ })
-	const msg = "Return-Path: <alice@example.test>\r\nReceived: from x\r\n\tby y; now\r\nSubject: hi\r\n\r\nbody\r\n"
+	const msg = "Return-Path: <alice@example.test>\r\nReceived: from x\r\n\tby y; now\r\nSubject: hi\r\n" +
+		"Date: Mon, 07 Dec 2026 12:00:00 +0000\r\nMessage-ID: <1@example.test>\r\n\r\nbody\r\n"
 	remote := []store.OutboundRecipient{{Address: "x@remote.test", Domain: "remote.test", Notify: "FAILURE"}}
 	_, err := d.Deliver(context.Background(), Envelope{MailFrom: "alice@Example.TEST", Targets: inbox(2), Remote: remote,
 		Ret: "HDRS", EnvID: "e1"}, strings.NewReader(msg))
@@ -61,8 +62,11 @@ func TestDeliverRemote(t *testing.T) {
 		strings.NewReader("Subject: x\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	if got := fs.deliveries[1]; len(got.d.Targets) != 0 || !strings.HasSuffix(string(got.outBody), "\r\nSubject: x\r\n\r\n") {
-		t.Errorf("remote-only delivery %+v %q", got.d, got.outBody)
+	// It lacks Date and Message-ID: the queued copy gets them, under the signature.
+	if got := fs.deliveries[1]; len(got.d.Targets) != 0 || !strings.HasSuffix(string(got.outBody), "\r\nSubject: x\r\n\r\n") ||
+		!strings.Contains(string(got.outBody), "\r\nDate: ") || !strings.Contains(string(got.outBody), "\r\nMessage-ID: <") ||
+		!strings.HasPrefix(sig.signed, "Date: ") || !strings.Contains(sig.signed, "@example.test>\r\nSubject: x\r\n") {
+		t.Errorf("remote-only delivery %+v %q, signed %q", got.d, got.outBody, sig.signed)
 	}
 
 	// A signing failure refuses the message: nothing is stored.

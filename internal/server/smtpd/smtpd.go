@@ -169,8 +169,8 @@ func policyFor(cfg Config) policy {
 			offerAuth:   true,
 			requireAuth: true,
 			checkSender: cfg.SenderPolicy == SenderOwn,
-			// Outbound delivery does not exist yet: remote recipients are refused.
-			notHosted:  reply(550, 5, 7, 1, "relaying to remote domains is not available yet"),
+			// Outbound delivery is switched off (Config.Relay): remote recipients are refused.
+			notHosted:  reply(550, 5, 7, 1, "relaying to remote domains is not enabled here"),
 			nullSender: cfg.SenderPolicy == SenderAny,
 		}
 	}
