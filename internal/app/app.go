@@ -30,6 +30,7 @@ import (
 	"petrel/internal/lib/connlimit"
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/outbound/queue"
 	"petrel/internal/server/httpd"
 	"petrel/internal/server/imapd"
 	"petrel/internal/server/pop3d"
@@ -107,6 +108,7 @@ type App struct {
 	lock     *os.File    // holds the data directory's lock until Run ends
 	ready    atomic.Bool // every listener is served and no shutdown has begun (/readyz)
 	metrics  *httpd.Metrics
+	queue    *queue.Queue // the outbound queue; nil when outbound.enabled is false
 
 	// Grace bounds how long Run waits for transactions in flight at shutdown.
 	Grace time.Duration
@@ -233,6 +235,13 @@ func (a *App) prepare(ctx context.Context) error {
 		MaxFailureDelay: cfg.Limits.AuthFailureMaxDelay.Duration,
 	}, a.log)
 	dl := countDeliveries{deliver.New(a.store, a.log), a.metrics}
+	if cfg.Outbound.Enabled {
+		q, err := a.newQueue(dl.Deliverer)
+		if err != nil {
+			return err
+		}
+		a.queue = q
+	}
 	spool := filepath.Join(cfg.Data, "spool")
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return err
@@ -260,6 +269,7 @@ func (a *App) prepare(ctx context.Context) error {
 			SpoolDir:          spool,
 			SenderPolicy:      senders,
 			MaxAuthFailures:   cfg.Limits.MaxAuthFailures,
+			Relay:             cfg.Outbound.Enabled, // submission only: the MX role never relays
 		}
 	}
 	pop3Conf := func(name string, implicit bool) pop3d.Config {
@@ -442,6 +452,12 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	a.ready.Store(true)
 	a.log.Info("petrel started", "hostname", a.cfg.Hostname, "data", a.cfg.Data)
+	queueCtx, stopQueue := context.WithCancel(context.Background())
+	defer stopQueue()
+	waitQueue := func() {}
+	if a.queue != nil {
+		waitQueue = runQueue(queueCtx, a.queue, a)
+	}
 
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	trimDone := make(chan struct{})
@@ -502,6 +518,11 @@ loop:
 	}
 	swg.Wait()
 	wg.Wait()
+	// The queue stops after the servers (their last transactions may queue mail) and before
+	// the store closes; attempts in flight are cut short and their recipients stay leased
+	// until the next start releases them.
+	stopQueue()
+	waitQueue()
 	a.log.Info("stopped")
 	return runErr
 }

@@ -61,6 +61,7 @@ func commands() []command {
 	cs = append(cs, fetchCommands()...)
 	cs = append(cs, sendCommands()...)
 	cs = append(cs, authCommands()...)
+	cs = append(cs, queueCommands()...)
 	return cs
 }
 

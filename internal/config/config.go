@@ -51,6 +51,9 @@ type Config struct {
 	MailAuth MailAuth `toml:"mail_auth"` // checks of inbound mail (mailauth.go)
 	Sending  Sending  `toml:"sending"`   // per-account sending limits (mailauth.go)
 
+	// Outbound configures delivery to other domains: the queue, its schedule and its routes.
+	Outbound Outbound `toml:"outbound"`
+
 	// Dev marks the development instance: self-signed certificate in the data directory and a
 	// dev@<domain> account whose password is printed once.
 	Dev bool `toml:"-"`
@@ -161,6 +164,48 @@ type Quota struct {
 	Messages int64 `toml:"messages"` // number of messages, default 0 (no limit)
 }
 
+// Outbound configures the outbound queue (mail to other domains, bounces).
+type Outbound struct {
+	// enabled: submission accepts recipients at other domains and the queue delivers them.
+	// Default true; false refuses them at RCPT (550 5.7.1), as before outbound existed.
+	Enabled bool `toml:"enabled"`
+	// resolver: the DNS server (host:port) for MX, A/AAAA, TLSA and MTA-STS lookups. Default ""
+	// reads /etc/resolv.conf. DANE trusts its AD bit: point it at a validating resolver.
+	Resolver string `toml:"resolver"`
+	// port: the destination port of MX hosts. Default 25; other values are for test set-ups.
+	Port int `toml:"port"`
+	// smart_host: relay everything through this host:port (587 STARTTLS, or 465 implicit TLS)
+	// instead of MX lookups, with AUTH when smart_host_user is set. Default "" (direct).
+	SmartHost         string `toml:"smart_host"`
+	SmartHostUser     string `toml:"smart_host_user"`
+	SmartHostPassword string `toml:"smart_host_password"`
+	// ca_file: PEM certificates trusted for verified TLS (smart host, DANE-TA/MTA-STS
+	// fall back to the system roots when empty). Default "".
+	CAFile string `toml:"ca_file"`
+	// dane and mta_sts: apply DANE (RFC 7672) and MTA-STS (RFC 8461). Default true.
+	DANE   bool `toml:"dane"`
+	MTASTS bool `toml:"mta_sts"`
+	// dkim_sign: sign outgoing mail with the sender domain's DKIM keys. Default true.
+	DKIMSign bool `toml:"dkim_sign"`
+	// retry_first, retry_max: the wait after the first failed attempt, doubling up to
+	// retry_max. Default 5m and 4h.
+	RetryFirst Duration `toml:"retry_first"`
+	RetryMax   Duration `toml:"retry_max"`
+	// expire: give up and bounce after this long in the queue. Default 120h (5 days).
+	Expire Duration `toml:"expire"`
+	// delay_warning: tell the sender once when a message has waited this long. Default 0 (off).
+	DelayWarning Duration `toml:"delay_warning"`
+	// workers: delivery attempts at once; per_domain: connections at once to one domain;
+	// messages_per_connection: messages sent over one connection. Defaults 32, 4, 50.
+	Workers               int `toml:"workers"`
+	PerDomain             int `toml:"per_domain"`
+	MessagesPerConnection int `toml:"messages_per_connection"`
+	// attempt_timeout: bound on one connection set-up and on one message's transaction. Default 15m.
+	AttemptTimeout Duration `toml:"attempt_timeout"`
+	// postmaster: where double bounces go. Default postmaster@ the first of domains.
+	Postmaster string `toml:"postmaster"`
+}
+
 // Duration is a time.Duration written as "30s", "5m", "1h".
 type Duration struct{ time.Duration }
 
@@ -227,6 +272,20 @@ func Default() *Config {
 			MaxHeaderBytes:    64 << 10,
 			MTASTSMode:        "testing",
 			MTASTSMaxAge:      7 * 24 * 3600,
+		},
+		Outbound: Outbound{
+			Enabled:               true,
+			Port:                  25,
+			DANE:                  true,
+			MTASTS:                true,
+			DKIMSign:              true,
+			RetryFirst:            Duration{5 * time.Minute},
+			RetryMax:              Duration{4 * time.Hour},
+			Expire:                Duration{120 * time.Hour},
+			Workers:               32,
+			PerDomain:             4,
+			MessagesPerConnection: 50,
+			AttemptTimeout:        Duration{15 * time.Minute},
 		},
 		Limits: Limits{
 			MaxConnections:      2000,
@@ -519,6 +578,36 @@ func (c *Config) validate() error {
 	}
 	if c.Limits.MaxAuthFailures < 1 {
 		return bad("limits.max_auth_failures", "must be at least 1")
+	}
+	return c.Outbound.validate(bad)
+}
+
+func (o *Outbound) validate(bad func(key, format string, args ...any) error) error {
+	for key, a := range map[string]string{"outbound.resolver": o.Resolver, "outbound.smart_host": o.SmartHost} {
+		if a == "" {
+			continue
+		}
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			return bad(key, "%q is not host:port", a)
+		}
+	}
+	if o.Port < 1 || o.Port > 65535 {
+		return bad("outbound.port", "must be a port number, not %d", o.Port)
+	}
+	for key, d := range map[string]Duration{"outbound.retry_first": o.RetryFirst, "outbound.retry_max": o.RetryMax,
+		"outbound.expire": o.Expire, "outbound.attempt_timeout": o.AttemptTimeout} {
+		if d.Duration <= 0 {
+			return bad(key, "must be positive")
+		}
+	}
+	if o.DelayWarning.Duration < 0 {
+		return bad("outbound.delay_warning", "must not be negative")
+	}
+	if o.Workers < 1 || o.PerDomain < 1 || o.MessagesPerConnection < 1 {
+		return bad("outbound.workers", "outbound.workers, per_domain and messages_per_connection must be at least 1")
+	}
+	if o.SmartHostUser != "" && o.SmartHost == "" {
+		return bad("outbound.smart_host_user", "needs outbound.smart_host")
 	}
 	return nil
 }

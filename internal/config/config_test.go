@@ -50,6 +50,17 @@ func TestParseGood(t *testing.T) {
 		c.SMTP.DataMinRate != 500 || c.SMTP.DataTimeout.Duration != 5*time.Minute {
 		t.Errorf("slow-client defaults: %+v %+v", c.Limits, c.SMTP)
 	}
+	if o := c.Outbound; !o.Enabled || o.Port != 25 || !o.DANE || !o.MTASTS || !o.DKIMSign || o.RetryFirst.Duration != 5*time.Minute ||
+		o.Expire.Duration != 120*time.Hour || o.DelayWarning.Duration != 0 || o.Workers != 32 || o.PerDomain != 4 {
+		t.Errorf("outbound defaults: %+v", o)
+	}
+	c, err = Parse("petrel.toml", []byte(good+"\n[outbound]\nresolver = \"127.0.0.1:5353\"\nport = 2525\nsmart_host = \"relay.example:587\"\ndelay_warning = \"4h\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.Outbound; o.Resolver != "127.0.0.1:5353" || o.Port != 2525 || o.SmartHost != "relay.example:587" || o.DelayWarning.Duration != 4*time.Hour {
+		t.Errorf("outbound = %+v", o)
+	}
 	c, err = Parse("petrel.toml", []byte(good+"\n[limits]\nlogin_timeout = \"30s\"\nlogin_idle_timeout = \"10s\"\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -109,6 +120,10 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"no tls", "hostname = \"x\"\n", 0, "tls.cert"},
 		{"bad resolver", good + "\n[mail_auth]\nresolver = \"127.0.0.1\"\n", 18, "mail_auth.resolver"},
 		{"negative limit", good + "\n[sending]\nhour_messages = -1\n", 18, "sending.hour_messages: must not be negative"},
+		{"bad outbound resolver", good + "\n[outbound]\nresolver = \"127.0.0.1\"\n", 18, "outbound.resolver"},
+		{"bad outbound port", good + "\n[outbound]\nport = 0\n", 18, "outbound.port"},
+		{"zero expire", good + "\n[outbound]\nexpire = \"0s\"\n", 18, "outbound.expire: must be positive"},
+		{"user without smart host", good + "\n[outbound]\nsmart_host_user = \"me\"\n", 18, "outbound.smart_host_user"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("petrel.toml", []byte(tc.src))

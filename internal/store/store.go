@@ -328,6 +328,9 @@ type Delivery struct {
 	Parsed     ParsedMessage
 	ReceivedAt time.Time // the INTERNALDATE of the messages; zero: now
 	Flags      []string  // initial flags, e.g. \Seen for a copy into Sent
+	// Outbound, when set, queues the message for remote recipients in the same
+	// transaction (see Queue); Targets may then be empty.
+	Outbound *Outbound
 	// InboxFallback sends a target whose mailbox does not exist (renamed or deleted since the
 	// rule naming it was written) to the account's INBOX: the rule for mail arriving over
 	// SMTP, which must not bounce for a missing folder. Without it such a target fails the
@@ -609,5 +612,6 @@ type Store interface {
 	Index
 	Changes
 	Sending
+	Queue
 	Close() error
 }

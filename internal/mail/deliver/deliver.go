@@ -25,6 +25,9 @@
 //
 // Alias targets that are not local (another domain, or unknown) are skipped with a warning:
 // remote targets need outbound delivery, which does not exist yet.
+//
+// Remote recipients (Envelope.Remote, accepted by submission) are queued in the same store
+// commit as the local ones (store.Delivery.Outbound; outbound.go).
 package deliver
 
 import (
@@ -68,6 +71,10 @@ type Envelope struct {
 	MailFrom   string         // reverse-path, "" for the null sender
 	Targets    []store.Target // from Resolve, for all recipients; duplicates are fine
 	ReceivedAt time.Time
+	// Remote are recipients at other domains, queued for outbound delivery in the same
+	// commit; Ret and EnvID are the transaction's RFC 3461 parameters.
+	Remote     []store.OutboundRecipient
+	Ret, EnvID string
 }
 
 // Body is a spooled message body that can be read more than once (once to parse, once to
@@ -82,6 +89,7 @@ type Deliverer struct {
 	st    Store
 	log   *slog.Logger
 	cache *resolveCache // recent successful resolutions
+	out   outbound      // what queueing remote recipients needs (outbound.go)
 }
 
 // New returns a Deliverer over st.
@@ -302,7 +310,7 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 			targets = append(targets, t)
 		}
 	}
-	if len(targets) == 0 {
+	if len(targets) == 0 && len(env.Remote) == 0 {
 		return store.Delivered{}, errors.New("deliver: no targets")
 	}
 
@@ -315,7 +323,12 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 	if receivedAt.IsZero() {
 		receivedAt = time.Now()
 	}
+	out, err := d.outbound(ctx, env, body)
+	if err != nil {
+		return store.Delivered{}, err
+	}
 	delivered, err := d.st.Deliver(ctx, &store.Delivery{
+		Outbound:   out,
 		MailFrom:   env.MailFrom,
 		Targets:    targets,
 		Body:       io.NewSectionReader(body, 0, body.Size()),
@@ -328,6 +341,9 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 	})
 	if err != nil {
 		return store.Delivered{}, fmt.Errorf("deliver: store: %w", err)
+	}
+	if out != nil && d.out.queued != nil {
+		d.out.queued()
 	}
 	return delivered, nil
 }

@@ -30,8 +30,9 @@ type fakeStore struct {
 }
 
 type fakeDelivery struct {
-	d    store.Delivery
-	body []byte
+	d       store.Delivery
+	body    []byte
+	outBody []byte // the queued copy, if any
 }
 
 func newFakeStore() *fakeStore {
@@ -103,7 +104,16 @@ func (f *fakeStore) Deliver(_ context.Context, d *store.Delivery) (store.Deliver
 	if err != nil {
 		return store.Delivered{}, err
 	}
-	f.deliveries = append(f.deliveries, fakeDelivery{d: *d, body: body})
+	fd := fakeDelivery{d: *d, body: body}
+	if d.Outbound != nil {
+		if fd.outBody, err = io.ReadAll(d.Outbound.Body); err != nil {
+			return store.Delivered{}, err
+		}
+		if int64(len(fd.outBody)) != d.Outbound.Size {
+			return store.Delivered{}, fmt.Errorf("outbound size %d, body %d bytes", d.Outbound.Size, len(fd.outBody))
+		}
+	}
+	f.deliveries = append(f.deliveries, fd)
 	return store.Delivered{BlobID: int64(len(f.deliveries))}, nil
 }
 

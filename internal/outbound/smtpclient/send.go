@@ -47,7 +47,9 @@ func (s *Session) Send(ctx context.Context, msg *Message) Result {
 			res.Recipients[i] = tx.replies[i]
 		}
 		delivered := tx.delivered()
-		if delivered > 0 {
+		if delivered > 0 || (!tx.hostFailed && res.Host == "") {
+			// The host whose replies these are, also when it refused every recipient: the
+			// DSN names it as Remote-MTA (RFC 3464 §2.3.5).
 			res.Host, res.Addr, res.TLS, res.DSN = s.cur.host.Name, s.cur.addr, s.tlsDesc, s.dsn
 		}
 		// What goes again: recipients over the limit, those refused with 452 "too many

@@ -261,7 +261,7 @@ type Recipient struct {
 // Result of an attempt.
 type Result struct {
 	Recipients []Reply // one per Message.Recipients, same order
-	Host       string  // the host that took the transaction ("" if none did)
+	Host       string  // the host that answered the transaction ("" if none did)
 	Addr       netip.AddrPort
 	// TLS describes the connection ("" for plaintext), e.g. "TLS 1.3 TLS_AES_128_GCM_SHA256 verified (dane)".
 	TLS string

@@ -49,15 +49,17 @@ type session struct {
 
 // transaction is one MAIL..DATA exchange.
 type transaction struct {
-	id      string           // transaction id: in the Received header, the 250 reply and logs
-	from    string           // reverse-path, "" for the null sender
-	rcpts   []string         // accepted forward-paths
-	targets []store.Target   // their resolved mailboxes
-	size    int64            // the SIZE of MAIL FROM (RFC 1870), 0 if not given
-	refused int              // recipients refused
-	lastErr string           // why the last recipient was refused, for the log
-	verdict *msgauth.Verdict // inbound verification's, for the log; nil without it
-	sending sendingTx        // the account's sending limits and usage (limits.go)
+	id      string                    // transaction id: in the Received header, the 250 reply and logs
+	from    string                    // reverse-path, "" for the null sender
+	rcpts   []string                  // accepted forward-paths
+	targets []store.Target            // their resolved mailboxes
+	remote  []store.OutboundRecipient // accepted recipients at other domains (relay.go)
+	dsn     dsnParams                 // RET and ENVID of MAIL (relay.go)
+	size    int64                     // the SIZE of MAIL FROM (RFC 1870), 0 if not given
+	refused int                       // recipients refused
+	lastErr string                    // why the last recipient was refused, for the log
+	verdict *msgauth.Verdict          // inbound verification's, for the log; nil without it
+	sending sendingTx                 // the account's sending limits and usage (limits.go)
 	logOnce sync.Once
 }
 
@@ -215,7 +217,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 			}
 		}
 	}
-	tx := &transaction{id: newID(), from: from}
+	tx := &transaction{id: newID(), from: from, dsn: mailDSN(opts)}
 	if opts != nil {
 		tx.size = opts.Size
 	}
@@ -247,7 +249,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
 	}
 	refuse := s.checkRcptSending(tx) // limits.go
 	if refuse == nil {
-		refuse = s.resolve(tx, to)
+		refuse = s.resolve(tx, to, opts)
 	}
 	if refuse != nil {
 		s.mu.Lock()
@@ -259,7 +261,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
 	return nil
 }
 
-func (s *session) resolve(tx *transaction, to string) *smtp.SMTPError {
+func (s *session) resolve(tx *transaction, to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 	// address.Parse refuses every routing trick: '%', '!', quoted '@', address literals.
 	a, err := address.Parse(to)
 	if err != nil {
@@ -269,6 +271,9 @@ func (s *session) resolve(tx *transaction, to string) *smtp.SMTPError {
 	switch {
 	case err == nil:
 	case errors.Is(err, deliver.ErrNotHosted):
+		if s.srv.pol.relay {
+			return s.addRemote(tx, a, opts)
+		}
 		return s.srv.pol.notHosted
 	case errors.Is(err, deliver.ErrUnknownUser):
 		return reply(550, 5, 1, 1, "no such user") // RFC 3463 X.1.1
@@ -306,9 +311,11 @@ func (s *session) Data(r io.Reader) (err error) {
 	tx := s.tx
 	var rcpts []string
 	var targets []store.Target
+	var remote []store.OutboundRecipient
 	if tx != nil {
 		rcpts = append(rcpts, tx.rcpts...)
 		targets = append(targets, tx.targets...)
+		remote = append(remote, tx.remote...)
 	}
 	s.mu.Unlock()
 	if tx == nil {
@@ -350,7 +357,8 @@ func (s *session) Data(r io.Reader) (err error) {
 		s.logTx(tx, "rejected", refuse.Message, n)
 		return refuse
 	}
-	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received}, body)
+	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received,
+		Remote: remote, Ret: tx.dsn.ret, EnvID: tx.dsn.envID}, body)
 	if q := (*store.QuotaError)(nil); errors.As(err, &q) {
 		// A mailbox filled up between RCPT and now. The store committed nothing, and one
 		// reply must do for every recipient: if some could still take the message, the

@@ -104,6 +104,10 @@ type Config struct {
 	Verify *Verification
 	// Sending enforces per-account sending limits (RoleSubmission; limits.go); nil: none.
 	Sending *SendingLimits
+	// Relay (submission only): recipients at other domains are accepted and queued for
+	// outbound delivery, with the DSN extension (RFC 3461) offered; without it they are
+	// refused. The MX role never relays, whatever this says.
+	Relay bool
 }
 
 // Metrics counts what sessions do; internal/app passes one per listener (labelled with its
@@ -179,16 +183,20 @@ type policy struct {
 	checkSender bool            // MAIL FROM must belong to the user (SenderOwn)
 	notHosted   *smtp.SMTPError // RCPT reply for a domain that is not ours
 	nullSender  bool            // MAIL FROM:<> accepted
+	relay       bool            // recipients at other domains are queued (relay.go)
 }
 
 func policyFor(cfg Config) policy {
 	if cfg.Role == RoleSubmission {
+		if cfg.Relay {
+			return relayPolicy(cfg)
+		}
 		return policy{
 			offerAuth:   true,
 			requireAuth: true,
 			checkSender: cfg.SenderPolicy == SenderOwn,
-			// Outbound delivery does not exist yet: remote recipients are refused.
-			notHosted:  reply(550, 5, 7, 1, "relaying to remote domains is not available yet"),
+			// Outbound delivery is switched off (Config.Relay): remote recipients are refused.
+			notHosted:  reply(550, 5, 7, 1, "relaying to remote domains is not enabled here"),
 			nullSender: cfg.SenderPolicy == SenderAny,
 		}
 	}
@@ -290,6 +298,7 @@ func New(cfg Config, d Deliverer, au Authenticator, log *slog.Logger) *Server {
 	ss.WriteTimeout = cfg.WriteTimeout
 	ss.AllowInsecureAuth = cfg.AllowInsecureAuth
 	ss.EnableSMTPUTF8 = true // RFC 6531; address.Parse accepts UTF-8
+	ss.EnableDSN = s.pol.relay
 	ss.ErrorLog = errorLog{log}
 	s.smtp = ss
 	return s

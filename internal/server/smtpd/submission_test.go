@@ -58,7 +58,7 @@ func TestSubmission(t *testing.T) {
 		C: MAIL FROM:<team@example.test>
 		S: 250
 		C: RCPT TO:<friend@remote.example>
-		S: 550 5.7.1 relaying to remote domains is not available yet
+		S: 550 5.7.1 relaying to remote domains is not enabled here
 		C: RCPT TO:<bob@example.test>
 		S: 250
 		C: DATA

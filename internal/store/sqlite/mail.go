@@ -111,7 +111,7 @@ func (t *tx) addKeywords(mailboxID int64, flags []string) error {
 // Deliver implements store.Mail. The body is read into memory before the request is queued
 // (see the package comment) and written once, whatever the number of targets.
 func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered, error) {
-	if len(d.Targets) == 0 {
+	if len(d.Targets) == 0 && d.Outbound == nil {
 		return store.Delivered{}, errors.New("store: delivery without targets")
 	}
 	out, _, err := s.deliver(ctx, d)
@@ -141,9 +141,16 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 	if err != nil {
 		return store.Delivered{}, 0, fmt.Errorf("store: %w", err)
 	}
-	body, err := readBody(d.Body, d.Size)
-	if err != nil {
-		return store.Delivered{}, 0, err
+	var body, outBody []byte
+	if len(d.Targets) > 0 {
+		if body, err = readBody(d.Body, d.Size); err != nil {
+			return store.Delivered{}, 0, err
+		}
+	}
+	if d.Outbound != nil {
+		if outBody, err = readOutbound(d.Outbound); err != nil {
+			return store.Delivered{}, 0, err
+		}
 	}
 	received := d.ReceivedAt
 	if received.IsZero() {
@@ -158,31 +165,25 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 
 	var out store.Delivered
 	var uidvalidity uint32
-	r := &request{size: int64(len(body)), delivery: true}
+	r := &request{size: int64(len(body) + len(outBody)), delivery: true}
 	r.fn = func(t *tx) error {
 		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
 			return err
 		}
-		p := &d.Parsed
-		first := body[:min(blobChunkSize, len(body))]
-		res, err := t.exec(`INSERT INTO blobs (size, mail_from, received, message_id, subject, from_addr, date, envelope, structure, data)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			len(body), d.MailFrom, received.UnixNano(), p.MessageID, p.Subject, p.From, date, p.Envelope, p.Structure, first)
-		if err != nil {
-			return err
-		}
-		blobID, err := res.LastInsertId()
-		if err != nil {
-			return err
-		}
-		if err := t.insertSearch(blobID, p); err != nil {
-			return err
-		}
-		for seq, off := 1, blobChunkSize; off < len(body); seq, off = seq+1, off+blobChunkSize {
-			chunk := body[off:min(off+blobChunkSize, len(body))]
-			if _, err := t.exec(`INSERT INTO blob_chunks (blob_id, seq, data) VALUES (?, ?, ?)`, blobID, seq, chunk); err != nil {
+		if d.Outbound != nil {
+			if _, err := t.enqueue(d.Outbound, outBody, received); err != nil {
 				return err
 			}
+		}
+		if len(d.Targets) == 0 {
+			return nil
+		}
+		blobID, err := t.insertBlob(body, d.MailFrom, received, date, &d.Parsed)
+		if err != nil {
+			return err
+		}
+		if err := t.insertSearch(blobID, &d.Parsed); err != nil {
+			return err
 		}
 
 		out = store.Delivered{BlobID: blobID, Messages: make([]store.Message, len(d.Targets))}
@@ -230,6 +231,29 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 		return store.Delivered{}, 0, err
 	}
 	return out, uidvalidity, nil
+}
+
+// insertBlob stores a body with its metadata and returns its ID; date is the Date header in
+// unix nanoseconds, or nil.
+func (t *tx) insertBlob(body []byte, mailFrom string, received time.Time, date any, p *store.ParsedMessage) (int64, error) {
+	first := body[:min(blobChunkSize, len(body))]
+	res, err := t.exec(`INSERT INTO blobs (size, mail_from, received, message_id, subject, from_addr, date, envelope, structure, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		len(body), mailFrom, received.UnixNano(), p.MessageID, p.Subject, p.From, date, p.Envelope, p.Structure, first)
+	if err != nil {
+		return 0, err
+	}
+	blobID, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	for seq, off := 1, blobChunkSize; off < len(body); seq, off = seq+1, off+blobChunkSize {
+		chunk := body[off:min(off+blobChunkSize, len(body))]
+		if _, err := t.exec(`INSERT INTO blob_chunks (blob_id, seq, data) VALUES (?, ?, ?)`, blobID, seq, chunk); err != nil {
+			return 0, err
+		}
+	}
+	return blobID, nil
 }
 
 // readBody reads exactly size bytes; a body shorter or longer than announced is an error

@@ -211,6 +211,46 @@ CREATE TABLE sending_usage (
 	PRIMARY KEY (account_id, period)
 );
 `,
+	// 6: the outbound queue (issue 11, queue.go) and the MTA-STS policy cache.
+	`
+-- One row per queued message; its body is a blob of its own (no message row refers to it),
+-- listed as garbage when the entry goes.
+CREATE TABLE queue (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	blob_id      INTEGER NOT NULL,
+	mail_from    TEXT NOT NULL,
+	ret          TEXT NOT NULL DEFAULT '',
+	envid        TEXT NOT NULL DEFAULT '',
+	eight_bit    INTEGER NOT NULL DEFAULT 0,
+	utf8_headers INTEGER NOT NULL DEFAULT 0,
+	created      INTEGER NOT NULL, -- unix nanoseconds
+	held         INTEGER NOT NULL DEFAULT 0
+);
+
+-- One row per recipient whose fate is open; delivered and bounced ones are deleted.
+CREATE TABLE queue_rcpts (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	queue_id     INTEGER NOT NULL REFERENCES queue (id) ON DELETE CASCADE,
+	address      TEXT NOT NULL,
+	domain       TEXT NOT NULL,
+	notify       TEXT NOT NULL DEFAULT '',
+	orcpt        TEXT NOT NULL DEFAULT '',
+	orcpt_type   TEXT NOT NULL DEFAULT '',
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	next_attempt INTEGER NOT NULL, -- unix nanoseconds
+	lease_until  INTEGER NOT NULL DEFAULT 0, -- unix nanoseconds; claimed by an attempt until then
+	last_error   TEXT NOT NULL DEFAULT '',
+	warned       INTEGER NOT NULL DEFAULT 0,
+	bounce       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX queue_rcpts_due ON queue_rcpts (next_attempt);
+CREATE INDEX queue_rcpts_queue ON queue_rcpts (queue_id);
+
+CREATE TABLE mta_sts (
+	domain TEXT PRIMARY KEY,
+	policy BLOB NOT NULL
+);
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

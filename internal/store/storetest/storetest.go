@@ -83,6 +83,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SendingOverride", testSendingOverride},
 		{"ChargeSending", testChargeSending},
 		{"ChargeSendingConcurrent", testChargeSendingConcurrent},
+		// queue.go
+		{"QueueWithDelivery", testQueueWithDelivery},
+		{"QueueClaim", testQueueClaim},
+		{"QueueDelete", testQueueDelete},
+		{"MTASTSCache", testMTASTSCache},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,93 @@
+package app
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"petrel/internal/mail/deliver"
+	"petrel/internal/mail/msgauth"
+	"petrel/internal/outbound/mx"
+	"petrel/internal/outbound/queue"
+	"petrel/internal/outbound/smtpclient"
+)
+
+// newQueue builds the outbound queue of cfg: the router (resolver, MTA-STS with its cache in
+// the store, DANE), the delivery client (or the smart host) and the scheduler, and lets dl
+// sign and queue remote recipients.
+func (a *App) newQueue(dl *deliver.Deliverer) (*queue.Queue, error) {
+	cfg := a.cfg
+	o := cfg.Outbound
+	var roots *x509.CertPool
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("outbound.ca_file: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("outbound.ca_file %s: no PEM certificate", o.CAFile)
+		}
+	}
+	ccfg := smtpclient.Config{Hostname: cfg.Hostname, Port: o.Port, RootCAs: roots, Log: a.log.With("component", "smtpclient")}
+	if o.SmartHost != "" {
+		host, port, _ := net.SplitHostPort(o.SmartHost) // validated by config
+		p, _ := strconv.Atoi(port)
+		ccfg.SmartHost = &smtpclient.SmartHost{Host: host, Port: p, ImplicitTLS: p == 465,
+			Username: o.SmartHostUser, Password: o.SmartHostPassword}
+	} else {
+		var res *mx.DNSResolver
+		if o.Resolver != "" {
+			res = &mx.DNSResolver{Servers: []string{o.Resolver}}
+		} else {
+			var err error
+			if res, err = mx.SystemResolver(); err != nil {
+				// Not fatal: local mail works without DNS; remote recipients wait (and the
+				// log says why) until a resolver is configured.
+				a.log.Warn("outbound: no DNS resolver; mail to other domains will wait (set outbound.resolver)", "err", err)
+				res = &mx.DNSResolver{}
+			}
+		}
+		r := &mx.Router{Resolver: res, Port: o.Port, DANE: o.DANE, Self: []string{cfg.Hostname}, Log: a.log.With("component", "mx")}
+		if o.MTASTS {
+			r.STS = &mx.STS{Resolver: res, Cache: queue.STSCache{Store: a.store}, Log: r.Log}
+		}
+		ccfg.Router = r
+	}
+	postmaster := o.Postmaster
+	if postmaster == "" && len(cfg.Domains) > 0 {
+		postmaster = "postmaster@" + strings.ToLower(cfg.Domains[0])
+	}
+	q := queue.New(queue.Config{
+		Hostname:   cfg.Hostname,
+		Postmaster: postmaster,
+		Schedule: queue.Schedule{First: o.RetryFirst.Duration, Max: o.RetryMax.Duration, Expire: o.Expire.Duration,
+			DelayWarning: o.DelayWarning.Duration},
+		Workers:               o.Workers,
+		PerDomain:             o.PerDomain,
+		MessagesPerConnection: o.MessagesPerConnection,
+		AttemptTimeout:        o.AttemptTimeout.Duration,
+	}, a.store, smtpclient.New(ccfg), dl, a.log.With("component", "queue"))
+	var signer deliver.Signer
+	if o.DKIMSign {
+		signer = &msgauth.Signer{Keys: DKIMKeys(cfg.Data)}
+	}
+	dl.SetOutbound(signer, q.Kick)
+	return q, nil
+}
+
+// runQueue runs q until ctx ends; the returned function waits for it to stop.
+func runQueue(ctx context.Context, q *queue.Queue, a *App) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := q.Run(ctx); err != nil {
+			a.log.Error("outbound queue stopped", "err", err)
+		}
+	}()
+	return func() { <-done }
+}
