@@ -60,6 +60,7 @@ func commands() []command {
 	cs = append(cs, dnsCommands()...)
 	cs = append(cs, fetchCommands()...)
 	cs = append(cs, sendCommands()...)
+	cs = append(cs, backupCommands()...)
 	return cs
 }
 
