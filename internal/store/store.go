@@ -144,6 +144,20 @@ func (p POP3DeletePolicy) Valid() bool {
 	return p == POP3Delete || p == POP3Keep || p == POP3Archive
 }
 
+// POP3UIDLFormat says how POP3 UIDL unique-ids of an account's messages are written (RFC 1939
+// §7). Both are derived from UIDVALIDITY and UID, so they stay stable; the Dovecot format
+// serves accounts moved from Dovecot with their UIDs (petrel import), whose POP3 clients
+// remember Dovecot's unique-ids and would otherwise download everything again.
+type POP3UIDLFormat string
+
+const (
+	UIDLPetrel  POP3UIDLFormat = ""        // "%x.%x" of UIDVALIDITY and UID
+	UIDLDovecot POP3UIDLFormat = "dovecot" // Dovecot's default pop3_uidl_format %08Xu%08Xv
+)
+
+// Valid reports whether f is one of the known formats.
+func (f POP3UIDLFormat) Valid() bool { return f == UIDLPetrel || f == UIDLDovecot }
+
 // Domain is a domain Petrel accepts mail for.
 type Domain struct {
 	Name string // lower-case, IDNA A-label form
@@ -165,6 +179,7 @@ type Account struct {
 	Address     string // canonical login and primary address, lower-case local@domain
 	Credentials Credentials
 	POP3Delete  POP3DeletePolicy
+	POP3UIDL    POP3UIDLFormat
 	Created     time.Time
 }
 
@@ -358,6 +373,9 @@ type Directory interface {
 	AccountByID(ctx context.Context, id int64) (Account, error)
 	SetCredentials(ctx context.Context, accountID int64, cred Credentials) error
 	SetPOP3Delete(ctx context.Context, accountID int64, p POP3DeletePolicy) error
+	// SetPOP3UIDL sets how the account's POP3 unique-ids are written; an unknown format is
+	// ErrInvalid.
+	SetPOP3UIDL(ctx context.Context, accountID int64, f POP3UIDLFormat) error
 
 	AddAlias(ctx context.Context, address string, targets []string) error
 	DeleteAlias(ctx context.Context, address string) error
@@ -402,6 +420,13 @@ type Mailboxes interface {
 	Subscriptions(ctx context.Context, accountID int64) ([]string, error)
 	// Usage reports what the account stores (quota preparation, RFC 9208) without summing.
 	Usage(ctx context.Context, accountID int64) (Usage, error)
+	// AdoptUIDs gives a mailbox the UIDVALIDITY and UIDNEXT another server had, so that
+	// mail moved from it keeps its UIDs and clients in sync with the old server stay in
+	// sync (petrel import): the next message added gets UID uidNext. UIDNEXT only grows
+	// (a lower uidNext is ErrInvalid); UIDVALIDITY may change only while the mailbox has
+	// never held a message (UIDNEXT 1), else it is ErrInvalid, and a UIDVALIDITY another
+	// mailbox of the store has is ErrExists. uidValidity 0 keeps the mailbox's own.
+	AdoptUIDs(ctx context.Context, mailboxID int64, uidValidity, uidNext uint32) error
 }
 
 // Mail holds messages. Mailboxes are named by ID here, as a session got them from Mailbox;

@@ -727,6 +727,11 @@ func (s *session) cmdList(arg string) error {
 // uidl derives a unique-id (RFC 1939 §7: 1 to 70 characters in 0x21-0x7E) that stays the
 // same across sessions: UIDVALIDITY and UID identify a message in a mailbox for good.
 func (s *session) uidl(i int) string {
+	if s.account.POP3UIDL == store.UIDLDovecot {
+		// Dovecot's default pop3_uidl_format %08Xu%08Xv: an account moved from Dovecot with
+		// its UIDs keeps the unique-ids its clients remember.
+		return fmt.Sprintf("%08X%08X", s.msgs[i].UID, s.inbox.UIDValidity)
+	}
 	return fmt.Sprintf("%x.%x", s.inbox.UIDValidity, s.msgs[i].UID)
 }
 

@@ -158,6 +158,10 @@ UPDATE accounts SET
 -- them all.
 INSERT INTO subscriptions (account_id, name) SELECT account_id, name FROM mailboxes;
 `,
+	// 4: accounts moved from Dovecot keep its POP3 unique-ids (issue 16, petrel import).
+	`
+ALTER TABLE accounts ADD COLUMN pop3_uidl TEXT NOT NULL DEFAULT ''; -- store.POP3UIDLFormat
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is
