@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -123,24 +124,35 @@ func imapState(t *testing.T, addr, pass string) imapView {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return imapMailbox(t, c, devAddr, pass, "INBOX")
+}
+
+// imapMailbox logs in, reads what a client in sync knows of one mailbox, and logs out.
+func imapMailbox(t *testing.T, c *imapclient.Client, user, pass, mailbox string) imapView {
+	t.Helper()
 	defer c.Close()
-	if err := c.Login(devAddr, pass).Wait(); err != nil {
+	if err := c.Login(user, pass).Wait(); err != nil {
 		t.Fatalf("IMAP LOGIN: %v", err)
 	}
-	sel, err := c.Select("INBOX", nil).Wait()
+	sel, err := c.Select(mailbox, nil).Wait()
 	if err != nil {
-		t.Fatalf("IMAP SELECT: %v", err)
+		t.Fatalf("IMAP SELECT %s: %v", mailbox, err)
 	}
 	v := imapView{uidValidity: sel.UIDValidity, subjects: map[imap.UID]string{}}
 	if sel.NumMessages == 0 {
 		return v
 	}
-	msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Envelope: true}).Collect()
+	msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Envelope: true, Flags: true}).Collect()
 	if err != nil {
 		t.Fatalf("IMAP FETCH: %v", err)
 	}
 	for _, m := range msgs {
-		v.subjects[m.UID] = m.Envelope.Subject
+		flags := make([]string, len(m.Flags))
+		for i, f := range m.Flags {
+			flags[i] = string(f)
+		}
+		slices.Sort(flags)
+		v.subjects[m.UID] = m.Envelope.Subject + " " + strings.Join(flags, " ")
 	}
 	c.Logout().Wait()
 	return v
@@ -149,12 +161,17 @@ func imapState(t *testing.T, addr, pass string) imapView {
 // pop3UIDLs is what a POP3 client that leaves mail on the server remembers: UIDL and size.
 func pop3UIDLs(t *testing.T, addr, pass string) map[string]int64 {
 	t.Helper()
-	c, err := pop3client.Dial(context.Background(), addr, pop3client.Options{TLS: pop3client.NoTLS})
+	return pop3Listing(t, addr, pop3client.Options{TLS: pop3client.NoTLS}, devAddr, pass)
+}
+
+func pop3Listing(t *testing.T, addr string, o pop3client.Options, user, pass string) map[string]int64 {
+	t.Helper()
+	c, err := pop3client.Dial(context.Background(), addr, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.UserPass(devAddr, pass); err != nil {
+	if err := c.UserPass(user, pass); err != nil {
 		t.Fatal(err)
 	}
 	uids, err := c.UIDL()

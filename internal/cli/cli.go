@@ -61,6 +61,7 @@ func commands() []command {
 	cs = append(cs, fetchCommands()...)
 	cs = append(cs, sendCommands()...)
 	cs = append(cs, backupCommands()...)
+	cs = append(cs, moveCommands()...)
 	return cs
 }
 

@@ -16,7 +16,10 @@
 //     received or copied it. It is stored exactly as served: CRLF line endings, trace headers
 //     included.
 //   - Every mailbox has a UIDVALIDITY fixed at creation and never used by another mailbox
-//     (RFC 9051 §2.3.1.1), and a UIDNEXT that only grows: UIDs are never reused.
+//     (RFC 9051 §2.3.1.1), and a UIDNEXT that only grows: UIDs are never reused. The one
+//     exception is AdoptUIDs: mail moved from another server keeps that server's
+//     UIDVALIDITY, which a mailbox of another account may have too (they are unique per
+//     account, which is all IMAP and POP3 need).
 //   - Every write to mailboxes or messages raises its account's MODSEQ once (RFC 7162
 //     §3.1.1: one operation may give several changes the same mod-sequence); what changed
 //     stores the new value: the message (flags, arrival), the tombstone of an expunged
@@ -424,8 +427,11 @@ type Mailboxes interface {
 	// mail moved from it keeps its UIDs and clients in sync with the old server stay in
 	// sync (petrel import): the next message added gets UID uidNext. UIDNEXT only grows
 	// (a lower uidNext is ErrInvalid); UIDVALIDITY may change only while the mailbox has
-	// never held a message (UIDNEXT 1), else it is ErrInvalid, and a UIDVALIDITY another
-	// mailbox of the store has is ErrExists. uidValidity 0 keeps the mailbox's own.
+	// never held a message (UIDNEXT 1), else it is ErrInvalid. A UIDVALIDITY that another
+	// mailbox of the same account has is ErrExists, unless that mailbox too has never held
+	// a message: it then gets a fresh UIDVALIDITY (no client can hold UIDs of it), as the
+	// account's default mailboxes, created with the account, usually are. uidValidity 0
+	// keeps the mailbox's own.
 	AdoptUIDs(ctx context.Context, mailboxID int64, uidValidity, uidNext uint32) error
 }
 

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"petrel/internal/store"
@@ -30,16 +31,12 @@ func (s *Store) AdoptUIDs(ctx context.Context, mailboxID int64, uidValidity, uid
 			if curNext != 1 {
 				return fmt.Errorf("store: mailbox %d has held messages; its UIDVALIDITY stays %d: %w", mailboxID, curValidity, store.ErrInvalid)
 			}
-			var n int
-			if err := t.queryRow(`SELECT count(*) FROM mailboxes WHERE uidvalidity = ?`, []any{uidValidity}, &n); err != nil {
-				return err
-			}
-			if n > 0 {
-				return fmt.Errorf("store: UIDVALIDITY %d is another mailbox's: %w", uidValidity, store.ErrExists)
-			}
 			// Values given later come from the counter: keep it above the adopted one so that
 			// no mailbox created afterwards gets it.
 			if _, err := t.exec(`UPDATE counters SET value = max(value, ?) WHERE name = 'uidvalidity'`, int64(uidValidity)); err != nil {
+				return err
+			}
+			if err := t.freeUIDValidity(accountID, uidValidity); err != nil {
 				return err
 			}
 		}
@@ -57,4 +54,34 @@ func (s *Store) AdoptUIDs(ctx context.Context, mailboxID int64, uidValidity, uid
 		t.change(store.ChangeMailbox, accountID, mailboxID, modseq)
 		return nil
 	})
+}
+
+// freeUIDValidity makes sure no other mailbox of the account has uidValidity: one that has
+// never held a message gets a fresh value, any other is ErrExists.
+func (t *tx) freeUIDValidity(accountID int64, uidValidity uint32) error {
+	var otherID, otherNext int64
+	err := t.queryRow(`SELECT id, uidnext FROM mailboxes WHERE account_id = ? AND uidvalidity = ?`,
+		[]any{accountID, int64(uidValidity)}, &otherID, &otherNext)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if otherNext != 1 {
+		return fmt.Errorf("store: UIDVALIDITY %d is another mailbox's of the account: %w", uidValidity, store.ErrExists)
+	}
+	modseq, err := t.raiseModSeq(accountID)
+	if err != nil {
+		return err
+	}
+	var fresh int64
+	if err := t.queryRow(`UPDATE counters SET value = value + 1 WHERE name = 'uidvalidity' RETURNING value`, nil, &fresh); err != nil {
+		return err
+	}
+	if _, err := t.exec(`UPDATE mailboxes SET uidvalidity = ?, modseq = ? WHERE id = ?`, fresh, modseq, otherID); err != nil {
+		return err
+	}
+	t.change(store.ChangeMailbox, accountID, otherID, modseq)
+	return nil
 }

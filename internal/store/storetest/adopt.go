@@ -15,9 +15,28 @@ func testAdoptUIDs(t *testing.T, f *fixture) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The UIDVALIDITY of another mailbox of the account that has held mail is refused; one
+	// of a mailbox that never held mail is taken, and that mailbox gets a fresh one.
+	f.deliver("Subject: x\r\n\r\nx\r\n", store.Target{AccountID: a.ID})
 	inbox := f.mailbox(a.ID, store.Inbox)
-	// Another mailbox's UIDVALIDITY is refused.
 	wantErr(t, "AdoptUIDs with INBOX's UIDVALIDITY", f.s.AdoptUIDs(f.ctx, box.ID, inbox.UIDValidity, 1), store.ErrExists)
+	other, err := f.s.CreateMailbox(f.ctx, a.ID, "Other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := f.mailbox(a.ID, store.Junk)
+	if err := f.s.AdoptUIDs(f.ctx, other.ID, junk.UIDValidity, 1); err != nil {
+		t.Fatalf("AdoptUIDs with the UIDVALIDITY of the empty Junk: %v", err)
+	}
+	if got := f.mailbox(a.ID, store.Junk); got.UIDValidity == junk.UIDValidity || got.UIDValidity == 0 {
+		t.Errorf("Junk kept UIDVALIDITY %d, given to Other", got.UIDValidity)
+	}
+	// Another account's mailbox may have the same value: they are unique per account.
+	b := f.account("bob@example.org")
+	bInbox := f.mailbox(b.ID, store.Inbox)
+	if err := f.s.AdoptUIDs(f.ctx, bInbox.ID, inbox.UIDValidity, 1); err != nil {
+		t.Errorf("AdoptUIDs with another account's UIDVALIDITY: %v", err)
+	}
 	const validity = 1234567
 	if err := f.s.AdoptUIDs(f.ctx, box.ID, validity, 5); err != nil {
 		t.Fatal(err)
