@@ -324,3 +324,18 @@ func (v *verifier) accountUsage() error {
 	}
 	return rows.Err()
 }
+
+// SchemaVersions reads the schema version of the database at path without changing it, and
+// the version this binary brings it to.
+func SchemaVersions(ctx context.Context, path string) (have, want int, err error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, len(migrations), err
+	}
+	db, err := sql.Open("sqlite", path+fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=query_only(1)", busyTimeout.Milliseconds()))
+	if err != nil {
+		return 0, len(migrations), err
+	}
+	defer db.Close()
+	err = db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&have)
+	return have, len(migrations), err
+}
