@@ -63,6 +63,7 @@ func commands() []command {
 	cs = append(cs, backupCommands()...)
 	cs = append(cs, moveCommands()...)
 	cs = append(cs, checkCommands()...)
+	cs = append(cs, quickstartCommands()...)
 	return cs
 }
 
