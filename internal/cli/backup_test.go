@@ -50,15 +50,22 @@ var listeningLine = regexp.MustCompile(`petrel: (\S+) +listening on (\S+)`)
 // name ("smtp", "pop3", "imap", ...).
 func serveData(t *testing.T, data string) map[string]string {
 	t.Helper()
+	return serveDataLog(t, data, slog.New(slog.DiscardHandler))
+}
+
+// serveDataLog is serveData with the server's log.
+func serveDataLog(t *testing.T, data string, log *slog.Logger) map[string]string {
+	t.Helper()
 	cfg := config.Dev()
 	cfg.Data = data
 	for _, l := range []*[]string{&cfg.SMTP.Listen, &cfg.SMTP.Submission, &cfg.SMTP.Submissions,
 		&cfg.POP3.Listen, &cfg.POP3.ListenTLS, &cfg.IMAP.Listen, &cfg.IMAP.ListenTLS} {
 		*l = []string{"127.0.0.1:0"}
 	}
-	cfg.POP3.AllowPlaintextAuth, cfg.IMAP.AllowPlaintextAuth = true, true
+	cfg.POP3.AllowPlaintextAuth, cfg.IMAP.AllowPlaintextAuth, cfg.SMTP.AllowInsecureAuth = true, true, true
+	cfg.Limits.AuthFailureDelay, cfg.Limits.AuthFailureMaxDelay = config.Duration{Duration: time.Millisecond}, config.Duration{Duration: time.Millisecond}
 	out := &syncBuffer{}
-	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler), out)
+	a, err := app.New(context.Background(), cfg, log, out)
 	if err != nil {
 		t.Fatal(err)
 	}
