@@ -163,7 +163,8 @@ func backupRun(e *Env, args []string) error {
 	return nil
 }
 
-// copyFile copies src to dst/rel with its mode, syncs it and returns its manifest entry.
+// copyFile copies src to dst/rel with its mode, syncs it and returns the manifest entry of
+// the copy, read back from the disk.
 func copyFile(src, dst, rel string) (manifestFile, error) {
 	in, err := os.Open(src)
 	if err != nil {
@@ -182,8 +183,7 @@ func copyFile(src, dst, rel string) (manifestFile, error) {
 	if err != nil {
 		return manifestFile{}, err
 	}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(out, h), in)
+	_, err = io.Copy(out, in)
 	if err == nil {
 		err = out.Sync()
 	}
@@ -196,7 +196,7 @@ func copyFile(src, dst, rel string) (manifestFile, error) {
 	if err != nil {
 		return manifestFile{}, fmt.Errorf("copy %s: %w", src, err)
 	}
-	return manifestFile{Path: filepath.ToSlash(rel), Size: n, Mode: fi.Mode().Perm(), SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return hashFile(dst, rel)
 }
 
 // hashFile is the manifest entry of a file already in place.

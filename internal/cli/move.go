@@ -74,13 +74,18 @@ func importMaildir(e *Env, args []string) error {
 	return e.runImport(args[0], folders)
 }
 
-func importMbox(e *Env, args []string) error {
-	fset := mboxFlags()
+// parseFlags parses a command's flags and checks that n arguments follow them.
+func parseFlags(fset *flag.FlagSet, args []string, n int, usage string) error {
 	fset.SetOutput(io.Discard)
 	if err := fset.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
-	if err := exactArgs(fset.Args(), 2, "import mbox [--format mboxrd|mboxo] [--folder NAME] ADDRESS PATH"); err != nil {
+	return exactArgs(fset.Args(), n, usage)
+}
+
+func importMbox(e *Env, args []string) error {
+	fset := mboxFlags()
+	if err := parseFlags(fset, args, 2, "import mbox [--format mboxrd|mboxo] [--folder NAME] ADDRESS PATH"); err != nil {
 		return err
 	}
 	var format mailmove.MboxFormat

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/user"
@@ -49,11 +48,7 @@ func quickstartMark(addr string) string { return "# Written by `petrel quickstar
 
 func quickstartRun(e *Env, args []string) error {
 	fset := quickstartFlags()
-	fset.SetOutput(io.Discard)
-	if err := fset.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	if err := exactArgs(fset.Args(), 1, "quickstart [--hostname NAME] [--unit FILE] [--password-stdin] ADDRESS"); err != nil {
+	if err := parseFlags(fset, args, 1, "quickstart [--hostname NAME] [--unit FILE] [--password-stdin] ADDRESS"); err != nil {
 		return err
 	}
 	addr, err := normAddress(fset.Arg(0))

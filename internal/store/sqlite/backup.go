@@ -110,6 +110,21 @@ func (v *verifier) problem(format string, args ...any) {
 	v.r.Problems = append(v.r.Problems, fmt.Sprintf(format, args...))
 }
 
+// each runs a query in the verification's transaction and calls fn with each row's Scan.
+func (v *verifier) each(query string, fn func(scan func(...any) error) error, args ...any) error {
+	rows, err := v.tx.QueryContext(v.ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // treeRef finds the b-tree root page numbers in integrity_check messages ("Tree 7 page 12
 // cell 3: ...") so that they can be named.
 var treeRef = regexp.MustCompile(`\b[Tt]ree (\d+)\b`)
@@ -178,20 +193,15 @@ const messageWhere = `a.address, mb.name, m.uid`
 // missingBodies reports messages whose body is gone: no blob row, or a blob already listed
 // for the reclaim.
 func (v *verifier) missingBodies() error {
-	rows, err := v.tx.QueryContext(v.ctx, `SELECT `+messageWhere+`, m.blob_id, g.blob_id IS NOT NULL
+	return v.each(`SELECT `+messageWhere+`, m.blob_id, g.blob_id IS NOT NULL
 		FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN accounts a ON a.id = mb.account_id
 		LEFT JOIN blobs b ON b.id = m.blob_id LEFT JOIN garbage g ON g.blob_id = m.blob_id
-		WHERE b.id IS NULL OR g.blob_id IS NOT NULL ORDER BY a.address, mb.name, m.uid`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
+		WHERE b.id IS NULL OR g.blob_id IS NOT NULL ORDER BY a.address, mb.name, m.uid`, func(scan func(...any) error) error {
 		var addr, box string
 		var uid uint32
 		var blob int64
 		var garbage bool
-		if err := rows.Scan(&addr, &box, &uid, &blob, &garbage); err != nil {
+		if err := scan(&addr, &box, &uid, &blob, &garbage); err != nil {
 			return err
 		}
 		if garbage {
@@ -199,14 +209,14 @@ func (v *verifier) missingBodies() error {
 		} else {
 			v.problem("%s %s UID %d: body %d is missing", addr, box, uid, blob)
 		}
-	}
-	return rows.Err()
+		return nil
+	})
 }
 
 // bodies reports bodies whose stored bytes are not their size (a lost or cut chunk) and
 // messages whose size is not their body's.
 func (v *verifier) bodies() error {
-	rows, err := v.tx.QueryContext(v.ctx, `SELECT b.id, b.size, length(b.data) + coalesce(c.bytes, 0),
+	err := v.each(`SELECT b.id, b.size, length(b.data) + coalesce(c.bytes, 0),
 		coalesce(c.n, 0), coalesce(c.last, 0),
 		(SELECT a.address || ' ' || mb.name || ' UID ' || m.uid FROM messages m
 			JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN accounts a ON a.id = mb.account_id
@@ -215,15 +225,10 @@ func (v *verifier) bodies() error {
 			FROM blob_chunks GROUP BY blob_id) c ON c.blob_id = b.id
 		WHERE b.size != length(b.data) + coalesce(c.bytes, 0) OR coalesce(c.n, 0) != coalesce(c.last, 0)
 			OR (coalesce(c.n, 0) > 0 AND length(b.data) != ?)
-		ORDER BY b.id`, blobChunkSize)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
+		ORDER BY b.id`, func(scan func(...any) error) error {
 		var id, size, stored, chunks, last int64
 		var who sql.NullString
-		if err := rows.Scan(&id, &size, &stored, &chunks, &last, &who); err != nil {
-			rows.Close()
+		if err := scan(&id, &size, &stored, &chunks, &last, &who); err != nil {
 			return err
 		}
 		name := fmt.Sprintf("body %d", id)
@@ -232,56 +237,45 @@ func (v *verifier) bodies() error {
 		} else {
 			name += " (no message refers to it)"
 		}
-		switch {
-		case chunks != last:
+		if chunks != last {
 			v.problem("%s: %d of its %d chunks are missing (%d of %d bytes stored)", name, last-chunks, last+1, stored, size)
-		default:
+		} else {
 			v.problem("%s is truncated or damaged: %d bytes stored, %d expected", name, stored, size)
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows, err = v.tx.QueryContext(v.ctx, `SELECT `+messageWhere+`, m.size, b.size
-		FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN accounts a ON a.id = mb.account_id
-		JOIN blobs b ON b.id = m.blob_id WHERE m.size != b.size ORDER BY a.address, mb.name, m.uid`)
+		return nil
+	}, blobChunkSize)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
+	return v.each(`SELECT `+messageWhere+`, m.size, b.size
+		FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN accounts a ON a.id = mb.account_id
+		JOIN blobs b ON b.id = m.blob_id WHERE m.size != b.size ORDER BY a.address, mb.name, m.uid`, func(scan func(...any) error) error {
 		var addr, box string
 		var uid uint32
 		var msize, bsize int64
-		if err := rows.Scan(&addr, &box, &uid, &msize, &bsize); err != nil {
+		if err := scan(&addr, &box, &uid, &msize, &bsize); err != nil {
 			return err
 		}
 		v.problem("%s %s UID %d: size %d, but its body has %d bytes", addr, box, uid, msize, bsize)
-	}
-	return rows.Err()
+		return nil
+	})
 }
 
 // mailboxCounts compares each mailbox's kept counts with its messages, and its UIDNEXT and
 // MODSEQ with its messages and tombstones.
 func (v *verifier) mailboxCounts() error {
-	rows, err := v.tx.QueryContext(v.ctx, `SELECT a.address, mb.name, mb.messages, mb.unseen, mb.deleted, mb.size,
+	return v.each(`SELECT a.address, mb.name, mb.messages, mb.unseen, mb.deleted, mb.size,
 		mb.uidnext, mb.modseq, a.modseq,
 		count(m.id), coalesce(sum(instr(' ' || m.flags || ' ', ' \Seen ') = 0), 0),
 		coalesce(sum(instr(' ' || m.flags || ' ', ' \Deleted ') > 0), 0), coalesce(sum(m.size), 0),
 		max(coalesce(max(m.uid), 0), coalesce((SELECT max(uid) FROM expunged e WHERE e.mailbox_id = mb.id), 0)),
 		max(coalesce(max(m.modseq), 0), coalesce((SELECT max(modseq) FROM expunged e WHERE e.mailbox_id = mb.id), 0))
 		FROM mailboxes mb JOIN accounts a ON a.id = mb.account_id LEFT JOIN messages m ON m.mailbox_id = mb.id
-		GROUP BY mb.id ORDER BY a.address, mb.name`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
+		GROUP BY mb.id ORDER BY a.address, mb.name`, func(scan func(...any) error) error {
 		var addr, box string
 		var kept, real [4]int64
 		var uidnext, modseq, accModseq, maxUID, maxModseq int64
-		if err := rows.Scan(&addr, &box, &kept[0], &kept[1], &kept[2], &kept[3], &uidnext, &modseq, &accModseq,
+		if err := scan(&addr, &box, &kept[0], &kept[1], &kept[2], &kept[3], &uidnext, &modseq, &accModseq,
 			&real[0], &real[1], &real[2], &real[3], &maxUID, &maxModseq); err != nil {
 			return err
 		}
@@ -299,30 +293,25 @@ func (v *verifier) mailboxCounts() error {
 		if accModseq < modseq {
 			v.problem("%s %s: the account's MODSEQ %d is below the mailbox's %d", addr, box, accModseq, modseq)
 		}
-	}
-	return rows.Err()
+		return nil
+	})
 }
 
 // accountUsage compares each account's kept usage with its mailboxes' counts.
 func (v *verifier) accountUsage() error {
-	rows, err := v.tx.QueryContext(v.ctx, `SELECT a.address, a.messages, a.size,
+	return v.each(`SELECT a.address, a.messages, a.size,
 		coalesce(sum(mb.messages), 0), coalesce(sum(mb.size), 0)
-		FROM accounts a LEFT JOIN mailboxes mb ON mb.account_id = a.id GROUP BY a.id ORDER BY a.address`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
+		FROM accounts a LEFT JOIN mailboxes mb ON mb.account_id = a.id GROUP BY a.id ORDER BY a.address`, func(scan func(...any) error) error {
 		var addr string
 		var msgs, size, boxMsgs, boxSize int64
-		if err := rows.Scan(&addr, &msgs, &size, &boxMsgs, &boxSize); err != nil {
+		if err := scan(&addr, &msgs, &size, &boxMsgs, &boxSize); err != nil {
 			return err
 		}
 		if msgs != boxMsgs || size != boxSize {
 			v.problem("%s: usage says %d messages of %d bytes, its mailboxes hold %d of %d", addr, msgs, size, boxMsgs, boxSize)
 		}
-	}
-	return rows.Err()
+		return nil
+	})
 }
 
 // SchemaVersions reads the schema version of the database at path without changing it, and
