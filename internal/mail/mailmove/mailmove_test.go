@@ -15,7 +15,7 @@ import (
 	"petrel/internal/store/sqlite"
 )
 
-func openStore(t *testing.T) (store.Store, store.Account) {
+func openStore(t testing.TB) (store.Store, store.Account) {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "petrel.db"), sqlite.Options{})
 	if err != nil {
