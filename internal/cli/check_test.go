@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"petrel/internal/mailtest"
 )
 
 // writeCert writes a self-signed certificate for host valid until notAfter, and its key.
@@ -124,6 +126,36 @@ listen_tls = ["127.0.0.1:0"]
 			}
 		}
 	}
+	// --dns compares the published records with what petrel dns prints.
+	dnsConf := config("dns", goodCert, goodKey, "127.0.0.1:0", "")
+	if out, err := runConfig(t, dnsConf, "domain", "add", "example.net"); err != nil {
+		t.Fatal(out, err)
+	}
+	d := mailtest.StartDNS(t, mailtest.Zone{
+		MX:  map[string][]mailtest.MX{"example.org": {{Pref: 10, Host: "mail.example.org"}}},
+		A:   map[string][]string{"mail.example.org": {"192.0.2.1"}},
+		TXT: map[string][]string{"example.org": {"v=spf1 mx -all"}, "_dmarc.example.org": {"v=DMARC1; p=none"}},
+	})
+	out, err = runConfig(t, dnsConf, "check", "--dns", "--resolver", d.Addr)
+	if err == nil {
+		t.Errorf("check --dns with records missing passed:\n%s", out)
+	}
+	for _, want := range []string{
+		`problem: dns: TXT _dmarc.example.org is ["v=DMARC1; p=none"], petrel dns says "v=DMARC1; p=quarantine"`,
+		"problem: dns: MX of example.net is [] (no such name), want mail.example.org",
+		"problem: dns: TXT example.net is missing",
+		"._domainkey.example.net is missing",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check --dns lacks %q:\n%s", want, out)
+		}
+	}
+	for _, unwanted := range []string{"MX of example.org", "TXT example.org ", "A or AAAA"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("check --dns reports a record that is right (%q):\n%s", unwanted, out)
+		}
+	}
+
 	// A certificate that expires soon but is otherwise fine is a warning, not a failure.
 	soonCert2, soonKey2 := writeCert(t, dir, "soon2", "mail.example.org", time.Now().Add(5*24*time.Hour))
 	if out, err := runConfig(t, config("soon", soonCert2, soonKey2, "127.0.0.1:0", ""), "check"); err != nil || !strings.Contains(out, "warning: tls: "+soonCert2+" expires in 4 days") {
