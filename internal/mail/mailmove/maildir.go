@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -205,7 +206,7 @@ func readUIDList(dir string) (*uidlist, error) {
 			continue
 		}
 		uid, err := parseUint32(uidText)
-		if err != nil || uid == 0 {
+		if err != nil || uid == 0 || uid == math.MaxUint32 { // UIDs are 1 to 2^32-2: UIDNEXT must fit
 			return nil, fmt.Errorf("%s: bad line %q", f.Name(), line)
 		}
 		var name string
