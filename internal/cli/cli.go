@@ -62,6 +62,10 @@ func commands() []command {
 	cs = append(cs, sendCommands()...)
 	cs = append(cs, authCommands()...)
 	cs = append(cs, queueCommands()...)
+	cs = append(cs, backupCommands()...)
+	cs = append(cs, moveCommands()...)
+	cs = append(cs, checkCommands()...)
+	cs = append(cs, quickstartCommands()...)
 	return cs
 }
 

@@ -16,7 +16,10 @@
 //     received or copied it. It is stored exactly as served: CRLF line endings, trace headers
 //     included.
 //   - Every mailbox has a UIDVALIDITY fixed at creation and never used by another mailbox
-//     (RFC 9051 §2.3.1.1), and a UIDNEXT that only grows: UIDs are never reused.
+//     (RFC 9051 §2.3.1.1), and a UIDNEXT that only grows: UIDs are never reused. The one
+//     exception is AdoptUIDs: mail moved from another server keeps that server's
+//     UIDVALIDITY, which a mailbox of another account may have too (they are unique per
+//     account, which is all IMAP and POP3 need).
 //   - Every write to mailboxes or messages raises its account's MODSEQ once (RFC 7162
 //     §3.1.1: one operation may give several changes the same mod-sequence); what changed
 //     stores the new value: the message (flags, arrival), the tombstone of an expunged
@@ -163,6 +166,20 @@ func (p POP3DeletePolicy) Valid() bool {
 	return p == POP3Delete || p == POP3Keep || p == POP3Archive
 }
 
+// POP3UIDLFormat says how POP3 UIDL unique-ids of an account's messages are written (RFC 1939
+// §7). Both are derived from UIDVALIDITY and UID, so they stay stable; the Dovecot format
+// serves accounts moved from Dovecot with their UIDs (petrel import), whose POP3 clients
+// remember Dovecot's unique-ids and would otherwise download everything again.
+type POP3UIDLFormat string
+
+const (
+	UIDLPetrel  POP3UIDLFormat = ""        // "%x.%x" of UIDVALIDITY and UID
+	UIDLDovecot POP3UIDLFormat = "dovecot" // Dovecot's default pop3_uidl_format %08Xu%08Xv
+)
+
+// Valid reports whether f is one of the known formats.
+func (f POP3UIDLFormat) Valid() bool { return f == UIDLPetrel || f == UIDLDovecot }
+
 // Domain is a domain Petrel accepts mail for.
 type Domain struct {
 	Name string // lower-case, IDNA A-label form
@@ -184,6 +201,7 @@ type Account struct {
 	Address     string // canonical login and primary address, lower-case local@domain
 	Credentials Credentials
 	POP3Delete  POP3DeletePolicy
+	POP3UIDL    POP3UIDLFormat
 	Created     time.Time
 }
 
@@ -437,6 +455,9 @@ type Directory interface {
 	AccountByID(ctx context.Context, id int64) (Account, error)
 	SetCredentials(ctx context.Context, accountID int64, cred Credentials) error
 	SetPOP3Delete(ctx context.Context, accountID int64, p POP3DeletePolicy) error
+	// SetPOP3UIDL sets how the account's POP3 unique-ids are written; an unknown format is
+	// ErrInvalid.
+	SetPOP3UIDL(ctx context.Context, accountID int64, f POP3UIDLFormat) error
 
 	AddAlias(ctx context.Context, address string, targets []string) error
 	DeleteAlias(ctx context.Context, address string) error
@@ -481,6 +502,16 @@ type Mailboxes interface {
 	Subscriptions(ctx context.Context, accountID int64) ([]string, error)
 	// Usage reports what the account stores (quota preparation, RFC 9208) without summing.
 	Usage(ctx context.Context, accountID int64) (Usage, error)
+	// AdoptUIDs gives a mailbox the UIDVALIDITY and UIDNEXT another server had, so that
+	// mail moved from it keeps its UIDs and clients in sync with the old server stay in
+	// sync (petrel import): the next message added gets UID uidNext. UIDNEXT only grows
+	// (a lower uidNext is ErrInvalid); UIDVALIDITY may change only while the mailbox has
+	// never held a message (UIDNEXT 1), else it is ErrInvalid. A UIDVALIDITY that another
+	// mailbox of the same account has is ErrExists, unless that mailbox too has never held
+	// a message: it then gets a fresh UIDVALIDITY (no client can hold UIDs of it), as the
+	// account's default mailboxes, created with the account, usually are. uidValidity 0
+	// keeps the mailbox's own.
+	AdoptUIDs(ctx context.Context, mailboxID int64, uidValidity, uidNext uint32) error
 }
 
 // Quotas holds the accounts' storage quotas (RFC 9208). The limits are enforced by the

@@ -734,6 +734,13 @@ func (s *session) cmdList(arg string) error {
 // uidl derives a unique-id (RFC 1939 §7: 1 to 70 characters in 0x21-0x7E) that stays the
 // same across sessions: UIDVALIDITY and UID identify a message in a mailbox for good.
 func (s *session) uidl(i int) string {
+	if s.account.POP3UIDL == store.UIDLDovecot {
+		// Dovecot's default pop3_uidl_format %08Xu%08Xv, which Dovecot 2.3 writes in lower
+		// case ("0000001a6b16989b", seen from the real server in internal/cli's import
+		// test): an account moved from Dovecot with its UIDs keeps the unique-ids its
+		// clients remember.
+		return fmt.Sprintf("%08x%08x", s.msgs[i].UID, s.inbox.UIDValidity)
+	}
 	return fmt.Sprintf("%x.%x", s.inbox.UIDValidity, s.msgs[i].UID)
 }
 

@@ -227,16 +227,17 @@ func scanColumn[T any](rows *sql.Rows) ([]T, error) {
 	return out, rows.Err()
 }
 
-const accountColumns = `id, address, password_hash, scram_sha256, pop3_delete, created`
+const accountColumns = `id, address, password_hash, scram_sha256, pop3_delete, pop3_uidl, created`
 
 func scanAccount(sc interface{ Scan(...any) error }) (store.Account, error) {
 	var a store.Account
-	var policy string
+	var policy, uidl string
 	var created int64
-	if err := sc.Scan(&a.ID, &a.Address, &a.Credentials.PasswordHash, &a.Credentials.SCRAMSHA256, &policy, &created); err != nil {
+	if err := sc.Scan(&a.ID, &a.Address, &a.Credentials.PasswordHash, &a.Credentials.SCRAMSHA256, &policy, &uidl, &created); err != nil {
 		return store.Account{}, err
 	}
 	a.POP3Delete = store.POP3DeletePolicy(policy)
+	a.POP3UIDL = store.POP3UIDLFormat(uidl)
 	a.Created = time.Unix(0, created).UTC()
 	return a, nil
 }
@@ -283,6 +284,15 @@ func (s *Store) SetPOP3Delete(ctx context.Context, accountID int64, p store.POP3
 	}
 	return s.write(ctx, 0, func(t *tx) error {
 		return affected(t.exec(`UPDATE accounts SET pop3_delete = ? WHERE id = ?`, string(p), accountID))
+	})
+}
+
+func (s *Store) SetPOP3UIDL(ctx context.Context, accountID int64, f store.POP3UIDLFormat) error {
+	if !f.Valid() {
+		return fmt.Errorf("store: unknown POP3 UIDL format %q: %w", f, store.ErrInvalid)
+	}
+	return s.write(ctx, 0, func(t *tx) error {
+		return affected(t.exec(`UPDATE accounts SET pop3_uidl = ? WHERE id = ?`, string(f), accountID))
 	})
 }
 

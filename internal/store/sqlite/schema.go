@@ -251,6 +251,10 @@ CREATE TABLE mta_sts (
 	policy BLOB NOT NULL
 );
 `,
+	// 7: accounts moved from Dovecot keep its POP3 unique-ids (issue 16, petrel import).
+	`
+ALTER TABLE accounts ADD COLUMN pop3_uidl TEXT NOT NULL DEFAULT ''; -- store.POP3UIDLFormat
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

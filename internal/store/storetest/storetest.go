@@ -48,6 +48,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteMailbox", testDeleteMailbox},
 		{"SpecialUse", testSpecialUse},
 		{"Subscriptions", testSubscriptions},
+		// adopt.go
+		{"AdoptUIDs", testAdoptUIDs},
+		{"POP3UIDL", testPOP3UIDL},
 		// delivery.go
 		{"Deliver", testDeliver},
 		{"DeliverSharedBlob", testDeliverSharedBlob},

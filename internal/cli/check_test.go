@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"petrel/internal/mailtest"
+)
+
+// writeCert writes a self-signed certificate for host valid until notAfter, and its key.
+func writeCert(t *testing.T, dir, name, host string, notAfter time.Time) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
+}
+
+// runConfig runs a command with a config file.
+func runConfig(t *testing.T, conf string, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := Main(&Env{Ctx: context.Background(), ConfigFile: conf, Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out}, args)
+	return out.String(), err
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	goodCert, goodKey := writeCert(t, dir, "good", "mail.example.org", time.Now().Add(90*24*time.Hour))
+	_, otherKey := writeCert(t, dir, "other", "mail.example.org", time.Now().Add(90*24*time.Hour))
+	oldCert, oldKey := writeCert(t, dir, "old", "other.example.org", time.Now().Add(-time.Minute))
+
+	config := func(name, cert, key, smtp, extra string) string {
+		path := filepath.Join(dir, name+".toml")
+		body := fmt.Sprintf(`hostname = "mail.example.org"
+data = %q
+domains = ["example.org"]
+%s
+[tls]
+cert = %q
+key = %q
+[smtp]
+listen = [%q]
+submission = ["127.0.0.1:0"]
+submissions = ["127.0.0.1:0"]
+[pop3]
+listen = ["127.0.0.1:0"]
+listen_tls = ["127.0.0.1:0"]
+[imap]
+listen = ["127.0.0.1:0"]
+listen_tls = ["127.0.0.1:0"]
+`, filepath.Join(dir, name+"-data"), extra, cert, key, smtp)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+
+	good := config("good", goodCert, goodKey, "127.0.0.1:0", "")
+	if out, err := runConfig(t, good, "check"); err != nil || !strings.Contains(out, "ok: nothing in the way") {
+		t.Errorf("check of a good config: %v\n%s", err, out)
+	}
+	// With a store: DKIM keys are checked; a damaged key file is named.
+	if out, err := runConfig(t, good, "domain", "add", "example.net"); err != nil {
+		t.Fatal(out, err)
+	}
+	keys, _ := filepath.Glob(filepath.Join(dir, "good-data", "dkim", "example.net", "*.pem"))
+	if len(keys) == 0 {
+		t.Fatal("no DKIM keys made")
+	}
+	os.WriteFile(keys[0], []byte("not a key"), 0o600)
+	out, err := runConfig(t, good, "check")
+	if err == nil || !strings.Contains(out, "problem: dkim: example.net") || !strings.Contains(out, "warning: dkim: example.org has no signing key") {
+		t.Errorf("check with a damaged DKIM key: %v\n%s", err, out)
+	}
+
+	for _, tc := range []struct {
+		name, conf string
+		want       []string
+	}{
+		{"mismatch", config("mismatch", goodCert, otherKey, "127.0.0.1:0", ""), []string{"problem: tls: ", "private key does not match public key"}},
+		{"expired", config("expired", oldCert, oldKey, "127.0.0.1:0", ""), []string{"problem: tls: " + oldCert + " expired", "does not name the host name mail.example.org"}},
+		{"port", config("port", goodCert, goodKey, taken.Addr().String(), ""), []string{"problem: cannot listen on " + taken.Addr().String() + " for smtp: the port is in use"}},
+		{"user", config("user", goodCert, goodKey, "127.0.0.1:0", `user = "no-such-petrel-user"`), []string{`problem: user = "no-such-petrel-user"`}},
+	} {
+		out, err := runConfig(t, tc.conf, "check")
+		if err == nil {
+			t.Errorf("%s: check passed:\n%s", tc.name, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: output lacks %q:\n%s", tc.name, w, out)
+			}
+		}
+	}
+	// --dns compares the published records with what petrel dns prints.
+	dnsConf := config("dns", goodCert, goodKey, "127.0.0.1:0", "")
+	if out, err := runConfig(t, dnsConf, "domain", "add", "example.net"); err != nil {
+		t.Fatal(out, err)
+	}
+	d := mailtest.StartDNS(t, mailtest.Zone{
+		MX:  map[string][]mailtest.MX{"example.org": {{Pref: 10, Host: "mail.example.org"}}},
+		A:   map[string][]string{"mail.example.org": {"192.0.2.1"}},
+		TXT: map[string][]string{"example.org": {"v=spf1 mx -all"}, "_dmarc.example.org": {"v=DMARC1; p=none"}},
+	})
+	out, err = runConfig(t, dnsConf, "check", "--dns", "--resolver", d.Addr)
+	if err == nil {
+		t.Errorf("check --dns with records missing passed:\n%s", out)
+	}
+	for _, want := range []string{
+		`problem: dns: TXT _dmarc.example.org is ["v=DMARC1; p=none"], petrel dns says "v=DMARC1; p=quarantine"`,
+		"problem: dns: MX of example.net is [] (no such name), want mail.example.org",
+		"problem: dns: TXT example.net is missing",
+		"._domainkey.example.net is missing",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check --dns lacks %q:\n%s", want, out)
+		}
+	}
+	for _, unwanted := range []string{"MX of example.org", "TXT example.org ", "A or AAAA"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("check --dns reports a record that is right (%q):\n%s", unwanted, out)
+		}
+	}
+
+	// A certificate that expires soon but is otherwise fine is a warning, not a failure.
+	soonCert2, soonKey2 := writeCert(t, dir, "soon2", "mail.example.org", time.Now().Add(5*24*time.Hour))
+	if out, err := runConfig(t, config("soon", soonCert2, soonKey2, "127.0.0.1:0", ""), "check"); err != nil || !strings.Contains(out, "warning: tls: "+soonCert2+" expires in 4 days") {
+		t.Errorf("check with a certificate about to expire: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,330 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Backup and verification of the database file, for `petrel backup`, `restore` and `verify`.
+//
+// A backup is VACUUM INTO (https://www.sqlite.org/lang_vacuum.html#vacuuminto) from a
+// connection of its own: it reads the whole database inside one read transaction, so the
+// copy is the state of one commit, and in WAL mode that read blocks neither the committer
+// nor readers of the running server. Message bodies live in the database (blobs and
+// blob_chunks), so the one snapshot covers them too: no body can be missing from a copy
+// whose messages name it. A delivery acknowledged before the backup began is committed,
+// hence in the snapshot; one committed while the copy runs is not (it is in the next).
+// The output is a compact new database with nothing to replay: no WAL, no free pages.
+
+// Backup writes a consistent copy of the database at path into dst, which must not exist,
+// and syncs it to disk. It works while another process (the server) writes the database.
+func Backup(ctx context.Context, path, dst string) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	if _, err := os.Stat(dst); err == nil {
+		return fmt.Errorf("store: backup: %s exists", dst)
+	}
+	db, err := sql.Open("sqlite", path+fmt.Sprintf("?_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()))
+	if err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", dst); err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("store: backup of %s: %w", path, err)
+	}
+	// VACUUM INTO does not sync its output unless told to; sync it ourselves so that a
+	// finished backup survives a crash of the machine.
+	f, err := os.OpenFile(dst, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	return nil
+}
+
+// Report is what Verify found: the problems, each saying what and where in the operator's
+// terms (account, mailbox, UID, table), and what was checked.
+type Report struct {
+	Problems  []string
+	Accounts  int64
+	Mailboxes int64
+	Messages  int64
+	Bodies    int64
+	Bytes     int64 // of the bodies
+}
+
+// Verify checks the database at path without changing it: SQLite's own integrity check
+// (every page and index), that every message has its body, that every body has all its
+// bytes, and that the counts the store keeps agree with the messages (mailbox counts,
+// account usage, UIDNEXT above every UID, MODSEQs that only grow upwards). It runs in one
+// read transaction, so it may run beside the server and sees the state of one commit. An
+// error means the check itself could not run; what it found is in the Report.
+func Verify(ctx context.Context, path string) (Report, error) {
+	var r Report
+	if _, err := os.Stat(path); err != nil {
+		return r, fmt.Errorf("store: verify: %w", err)
+	}
+	db, err := sql.Open("sqlite", path+fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=query_only(1)", busyTimeout.Milliseconds()))
+	if err != nil {
+		return r, fmt.Errorf("store: verify: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return r, fmt.Errorf("store: verify %s: %w", path, err)
+	}
+	defer tx.Rollback()
+	v := &verifier{ctx: ctx, tx: tx, r: &r}
+	// The integrity check first: if pages are broken, the queries below may fail, and the
+	// operator learns which table is hit before any query error.
+	v.integrity()
+	for _, check := range []func() error{v.version, v.totals, v.missingBodies, v.bodies, v.mailboxCounts, v.accountUsage} {
+		if err := check(); err != nil {
+			r.Problems = append(r.Problems, "cannot check: "+err.Error())
+		}
+	}
+	return r, nil
+}
+
+type verifier struct {
+	ctx context.Context
+	tx  *sql.Tx
+	r   *Report
+}
+
+func (v *verifier) problem(format string, args ...any) {
+	v.r.Problems = append(v.r.Problems, fmt.Sprintf(format, args...))
+}
+
+// each runs a query in the verification's transaction and calls fn with each row's Scan.
+func (v *verifier) each(query string, fn func(scan func(...any) error) error, args ...any) error {
+	rows, err := v.tx.QueryContext(v.ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// treeRef finds the b-tree root page numbers in integrity_check messages ("Tree 7 page 12
+// cell 3: ...") so that they can be named.
+var treeRef = regexp.MustCompile(`\b[Tt]ree (\d+)\b`)
+
+// integrity runs PRAGMA integrity_check and reports its lines with the table or index each
+// damaged b-tree belongs to.
+func (v *verifier) integrity() {
+	names := map[string]string{}
+	if rows, err := v.tx.QueryContext(v.ctx, `SELECT type, name, rootpage FROM sqlite_schema WHERE rootpage > 0`); err == nil {
+		for rows.Next() {
+			var typ, name string
+			var root int64
+			if rows.Scan(&typ, &name, &root) == nil {
+				names[strconv.FormatInt(root, 10)] = typ + " " + name
+			}
+		}
+		rows.Close()
+	}
+	rows, err := v.tx.QueryContext(v.ctx, `PRAGMA integrity_check(100)`)
+	if err != nil {
+		v.problem("database is damaged: %v", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			v.problem("database is damaged: %v", err)
+			return
+		}
+		if line == "ok" {
+			continue
+		}
+		where := ""
+		if m := treeRef.FindStringSubmatch(line); m != nil && names[m[1]] != "" {
+			where = " (" + names[m[1]] + ")"
+		}
+		v.problem("database page damaged%s: %s", where, strings.TrimSpace(line))
+	}
+	if err := rows.Err(); err != nil {
+		v.problem("database is damaged: %v", err)
+	}
+}
+
+func (v *verifier) version() error {
+	var version int
+	if err := v.tx.QueryRowContext(v.ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	// An older version is no problem: the next Open migrates it.
+	if version > len(migrations) {
+		v.problem("schema version %d is newer than this binary knows (%d): verify with the newer petrel", version, len(migrations))
+	}
+	return nil
+}
+
+func (v *verifier) totals() error {
+	return v.tx.QueryRowContext(v.ctx, `SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM mailboxes),
+		(SELECT count(*) FROM messages), (SELECT count(*) FROM blobs), (SELECT coalesce(sum(size), 0) FROM blobs)`).
+		Scan(&v.r.Accounts, &v.r.Mailboxes, &v.r.Messages, &v.r.Bodies, &v.r.Bytes)
+}
+
+// where names a message for the operator.
+const messageWhere = `a.address, mb.name, m.uid`
+
+// missingBodies reports messages whose body is gone: no blob row, or a blob already listed
+// for the reclaim.
+func (v *verifier) missingBodies() error {
+	return v.each(`SELECT `+messageWhere+`, m.blob_id, g.blob_id IS NOT NULL
+		FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN accounts a ON a.id = mb.account_id
+		LEFT JOIN blobs b ON b.id = m.blob_id LEFT JOIN garbage g ON g.blob_id = m.blob_id
+		WHERE b.id IS NULL OR g.blob_id IS NOT NULL ORDER BY a.address, mb.name, m.uid`, func(scan func(...any) error) error {
+		var addr, box string
+		var uid uint32
+		var blob int64
+		var garbage bool
+		if err := scan(&addr, &box, &uid, &blob, &garbage); err != nil {
+			return err
+		}
+		if garbage {
+			v.problem("%s %s UID %d: body %d was freed while the message still refers to it", addr, box, uid, blob)
+		} else {
+			v.problem("%s %s UID %d: body %d is missing", addr, box, uid, blob)
+		}
+		return nil
+	})
+}
+
+// bodies reports bodies whose stored bytes are not their size (a lost or cut chunk) and
+// messages whose size is not their body's.
+func (v *verifier) bodies() error {
+	err := v.each(`SELECT b.id, b.size, length(b.data) + coalesce(c.bytes, 0),
+		coalesce(c.n, 0), coalesce(c.last, 0),
+		(SELECT a.address || ' ' || mb.name || ' UID ' || m.uid FROM messages m
+			JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN accounts a ON a.id = mb.account_id
+			WHERE m.blob_id = b.id ORDER BY m.id LIMIT 1)
+		FROM blobs b LEFT JOIN (SELECT blob_id, sum(length(data)) AS bytes, count(*) AS n, max(seq) AS last
+			FROM blob_chunks GROUP BY blob_id) c ON c.blob_id = b.id
+		WHERE b.size != length(b.data) + coalesce(c.bytes, 0) OR coalesce(c.n, 0) != coalesce(c.last, 0)
+			OR (coalesce(c.n, 0) > 0 AND length(b.data) != ?)
+		ORDER BY b.id`, func(scan func(...any) error) error {
+		var id, size, stored, chunks, last int64
+		var who sql.NullString
+		if err := scan(&id, &size, &stored, &chunks, &last, &who); err != nil {
+			return err
+		}
+		name := fmt.Sprintf("body %d", id)
+		if who.Valid {
+			name = who.String + ": " + name
+		} else {
+			name += " (no message refers to it)"
+		}
+		if chunks != last {
+			v.problem("%s: %d of its %d chunks are missing (%d of %d bytes stored)", name, last-chunks, last+1, stored, size)
+		} else {
+			v.problem("%s is truncated or damaged: %d bytes stored, %d expected", name, stored, size)
+		}
+		return nil
+	}, blobChunkSize)
+	if err != nil {
+		return err
+	}
+	return v.each(`SELECT `+messageWhere+`, m.size, b.size
+		FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN accounts a ON a.id = mb.account_id
+		JOIN blobs b ON b.id = m.blob_id WHERE m.size != b.size ORDER BY a.address, mb.name, m.uid`, func(scan func(...any) error) error {
+		var addr, box string
+		var uid uint32
+		var msize, bsize int64
+		if err := scan(&addr, &box, &uid, &msize, &bsize); err != nil {
+			return err
+		}
+		v.problem("%s %s UID %d: size %d, but its body has %d bytes", addr, box, uid, msize, bsize)
+		return nil
+	})
+}
+
+// mailboxCounts compares each mailbox's kept counts with its messages, and its UIDNEXT and
+// MODSEQ with its messages and tombstones.
+func (v *verifier) mailboxCounts() error {
+	return v.each(`SELECT a.address, mb.name, mb.messages, mb.unseen, mb.deleted, mb.size,
+		mb.uidnext, mb.modseq, a.modseq,
+		count(m.id), coalesce(sum(instr(' ' || m.flags || ' ', ' \Seen ') = 0), 0),
+		coalesce(sum(instr(' ' || m.flags || ' ', ' \Deleted ') > 0), 0), coalesce(sum(m.size), 0),
+		max(coalesce(max(m.uid), 0), coalesce((SELECT max(uid) FROM expunged e WHERE e.mailbox_id = mb.id), 0)),
+		max(coalesce(max(m.modseq), 0), coalesce((SELECT max(modseq) FROM expunged e WHERE e.mailbox_id = mb.id), 0))
+		FROM mailboxes mb JOIN accounts a ON a.id = mb.account_id LEFT JOIN messages m ON m.mailbox_id = mb.id
+		GROUP BY mb.id ORDER BY a.address, mb.name`, func(scan func(...any) error) error {
+		var addr, box string
+		var kept, real [4]int64
+		var uidnext, modseq, accModseq, maxUID, maxModseq int64
+		if err := scan(&addr, &box, &kept[0], &kept[1], &kept[2], &kept[3], &uidnext, &modseq, &accModseq,
+			&real[0], &real[1], &real[2], &real[3], &maxUID, &maxModseq); err != nil {
+			return err
+		}
+		for i, what := range []string{"messages", "unseen", "deleted", "size"} {
+			if kept[i] != real[i] {
+				v.problem("%s %s: %s count is %d, its messages say %d", addr, box, what, kept[i], real[i])
+			}
+		}
+		if uidnext <= maxUID {
+			v.problem("%s %s: UIDNEXT %d is not above UID %d, which it holds or held", addr, box, uidnext, maxUID)
+		}
+		if modseq < maxModseq {
+			v.problem("%s %s: HIGHESTMODSEQ %d is below the MODSEQ %d of a message in it", addr, box, modseq, maxModseq)
+		}
+		if accModseq < modseq {
+			v.problem("%s %s: the account's MODSEQ %d is below the mailbox's %d", addr, box, accModseq, modseq)
+		}
+		return nil
+	})
+}
+
+// accountUsage compares each account's kept usage with its mailboxes' counts.
+func (v *verifier) accountUsage() error {
+	return v.each(`SELECT a.address, a.messages, a.size,
+		coalesce(sum(mb.messages), 0), coalesce(sum(mb.size), 0)
+		FROM accounts a LEFT JOIN mailboxes mb ON mb.account_id = a.id GROUP BY a.id ORDER BY a.address`, func(scan func(...any) error) error {
+		var addr string
+		var msgs, size, boxMsgs, boxSize int64
+		if err := scan(&addr, &msgs, &size, &boxMsgs, &boxSize); err != nil {
+			return err
+		}
+		if msgs != boxMsgs || size != boxSize {
+			v.problem("%s: usage says %d messages of %d bytes, its mailboxes hold %d of %d", addr, msgs, size, boxMsgs, boxSize)
+		}
+		return nil
+	})
+}
+
+// SchemaVersions reads the schema version of the database at path without changing it, and
+// the version this binary brings it to.
+func SchemaVersions(ctx context.Context, path string) (have, want int, err error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, len(migrations), err
+	}
+	db, err := sql.Open("sqlite", path+fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=query_only(1)", busyTimeout.Milliseconds()))
+	if err != nil {
+		return 0, len(migrations), err
+	}
+	defer db.Close()
+	err = db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&have)
+	return have, len(migrations), err
+}

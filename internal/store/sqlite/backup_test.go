@@ -1,0 +1,148 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"petrel/internal/store"
+)
+
+// backupFixture is a store with three messages in alice's INBOX, the second one larger than
+// a chunk, backed up into a file of its own.
+func backupFixture(t *testing.T) (copyPath string, inbox store.Mailbox, msgs []store.Message) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openPath(t, filepath.Join(dir, "petrel.db"), Options{})
+	a := setup(t, s, "alice@example.org")
+	for i, size := range []int{100, blobChunkSize*2 + 17, 300} {
+		body := fmt.Sprintf("Subject: %d\r\n\r\n%s", i, strings.Repeat("x", size))
+		if _, err := s.Deliver(ctx, &store.Delivery{Targets: []store.Target{{AccountID: a.ID}},
+			Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inbox, err := s.Mailbox(ctx, a.ID, store.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err = s.Messages(ctx, inbox.ID, store.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	// The backup is taken while the store is open, as the server would have it.
+	copyPath = filepath.Join(dir, "copy.db")
+	if err := Backup(ctx, filepath.Join(dir, "petrel.db"), copyPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := Backup(ctx, filepath.Join(dir, "petrel.db"), copyPath); err == nil {
+		t.Error("Backup overwrote an existing file")
+	}
+	s.Close()
+	return copyPath, inbox, msgs
+}
+
+func TestBackupVerify(t *testing.T) {
+	copyPath, inbox, msgs := backupFixture(t)
+	ctx := context.Background()
+	r, err := Verify(ctx, copyPath)
+	if err != nil || len(r.Problems) > 0 {
+		t.Fatalf("Verify of a fresh backup: %v %q", err, r.Problems)
+	}
+	if r.Accounts != 1 || r.Messages != 3 || r.Bodies != 3 {
+		t.Errorf("Verify counted %+v, want 1 account, 3 messages, 3 bodies", r)
+	}
+	// The copy opens as a store with the same mailbox, UIDs and MODSEQs.
+	c := openPath(t, copyPath, Options{})
+	got, err := c.MailboxByID(ctx, inbox.ID)
+	if err != nil || got.UIDValidity != inbox.UIDValidity || got.UIDNext != inbox.UIDNext || got.HighestModSeq != inbox.HighestModSeq {
+		t.Errorf("copy's INBOX %+v, %v; want %+v", got, err, inbox)
+	}
+	again, _ := c.Messages(ctx, inbox.ID, store.Filter{})
+	if fmt.Sprint(again) != fmt.Sprint(msgs) {
+		t.Errorf("copy's messages %v, want %v", again, msgs)
+	}
+	c.Close()
+}
+
+// damage changes the backup copy with foreign keys off, as a disk or a hand would.
+func damage(t *testing.T, path, query string, args ...any) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(0)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVerifyFindsDamage(t *testing.T) {
+	ctx := context.Background()
+	want := func(t *testing.T, path string, wants ...string) {
+		t.Helper()
+		r, err := Verify(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := strings.Join(r.Problems, "\n")
+		for _, w := range wants {
+			if !strings.Contains(all, w) {
+				t.Errorf("Verify did not report %q; it reported:\n%s", w, all)
+			}
+		}
+	}
+	t.Run("removed body", func(t *testing.T) {
+		path, _, msgs := backupFixture(t)
+		damage(t, path, `DELETE FROM blobs WHERE id = ?`, msgs[0].BlobID)
+		want(t, path, fmt.Sprintf("alice@example.org INBOX UID %d: body %d is missing", msgs[0].UID, msgs[0].BlobID))
+	})
+	t.Run("truncated body", func(t *testing.T) {
+		path, _, msgs := backupFixture(t)
+		damage(t, path, `UPDATE blobs SET data = substr(data, 1, 10) WHERE id = ?`, msgs[2].BlobID)
+		want(t, path, fmt.Sprintf("alice@example.org INBOX UID %d: body %d is truncated or damaged: 10 bytes stored, %d expected",
+			msgs[2].UID, msgs[2].BlobID, msgs[2].Size))
+	})
+	t.Run("lost chunk", func(t *testing.T) {
+		path, _, msgs := backupFixture(t)
+		damage(t, path, `DELETE FROM blob_chunks WHERE blob_id = ? AND seq = 1`, msgs[1].BlobID)
+		want(t, path, fmt.Sprintf("alice@example.org INBOX UID %d: body %d: 1 of its 3 chunks are missing", msgs[1].UID, msgs[1].BlobID))
+	})
+	t.Run("counts", func(t *testing.T) {
+		path, _, _ := backupFixture(t)
+		damage(t, path, `UPDATE mailboxes SET unseen = unseen + 1, uidnext = 2 WHERE name = 'INBOX'`)
+		want(t, path, "alice@example.org INBOX: unseen count is 4, its messages say 3",
+			"alice@example.org INBOX: UIDNEXT 2 is not above UID 3")
+	})
+	t.Run("corrupted page", func(t *testing.T) {
+		path, _, _ := backupFixture(t)
+		// Overwrite the middle of the root page of the messages index with garbage (the
+		// file is a fresh VACUUM INTO: no WAL, so the page in the file is the page).
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var root, pageSize int64
+		if err := db.QueryRow(`SELECT rootpage FROM sqlite_schema WHERE name = 'messages_blob'`).Scan(&root); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRow(`PRAGMA page_size`).Scan(&pageSize); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte(strings.Repeat("\xff", 64)), (root-1)*pageSize+8); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		want(t, path, "database page damaged (index messages_blob)")
+	})
+}
