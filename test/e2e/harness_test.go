@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"petrel/internal/mailtest"
 	"regexp"
 	"strings"
 	"sync"
@@ -286,6 +287,7 @@ func newInstance(t *testing.T, opts options) *instance {
 	in.SMTP, in.Submission, in.Submissions, in.POP3, in.POP3S = addr(), addr(), addr(), addr(), addr()
 	in.IMAP, in.IMAPS = addr(), addr()
 	in.HTTP, in.HTTPS = addr(), addr()
+	noDNS := mailtest.StartDNS(t, mailtest.Zone{})
 
 	base := options{
 		"": {
@@ -314,9 +316,12 @@ func newInstance(t *testing.T, opts options) *instance {
 		},
 		// Tests log in wrongly on purpose; the default 1 s delay would only make them slow.
 		"limits": {`auth_failure_delay = "10ms"`, `auth_failure_max_delay = "50ms"`},
-		// The senders of these tests have no DNS (a network namespace has no resolver):
-		// their checks end as temperror, which must not turn their mail away.
-		"mail_auth": {`defer_temperror = false`},
+		// The senders of these tests have no DNS records. An empty DNS server on loopback
+		// answers every look-up at once with "no such name", wherever the tests run: the
+		// machine's own resolver may drop queries it cannot forward (a CI host with no
+		// internet), and each message would then wait out the DNS timeout.
+		"mail_auth": {`defer_temperror = false`, fmt.Sprintf("resolver = %q", noDNS.Addr)},
+		"outbound":  {fmt.Sprintf("resolver = %q", noDNS.Addr)},
 	}
 	writeFile(t, in.config, renderConfig(base, opts), 0o600)
 	return in
