@@ -286,6 +286,22 @@ func (e *Env) readPassword() (string, error) {
 	return checkPassword(strings.TrimRight(line, "\r\n"))
 }
 
+// confirm asks a yes/no question at the terminal; asked is false when stdin is not one
+// (a script), so that nothing is changed on an answer nobody gave.
+func (e *Env) confirm(question string) (yes, asked bool, err error) {
+	f, ok := e.Stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false, false, nil
+	}
+	fmt.Fprintf(e.Stderr, "%s [y/N] ", question)
+	line, err := bufio.NewReader(f).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, true, err
+	}
+	a := strings.ToLower(strings.TrimSpace(line))
+	return a == "y" || a == "yes", true, nil
+}
+
 func checkPassword(p string) (string, error) {
 	if len(p) < 8 {
 		return "", errors.New("password too short (at least 8 characters)")

@@ -86,6 +86,7 @@ func loadClientConfig(path string) (*clientconf.Config, error) {
 type fetchOptions struct {
 	config, account     string
 	configure           string
+	replace             bool
 	dryRun, quiet, idle bool
 	every               time.Duration
 }
@@ -97,6 +98,7 @@ func fetchFlags(o *fetchOptions) *flag.FlagSet {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "connect and report what would be done, change nothing")
 	fs.BoolVar(&o.quiet, "quiet", false, "print nothing but errors")
 	fs.StringVar(&o.configure, "configure", "", "find the servers of `ADDRESS` (autoconfig, SRV, MX) and add an account to the config")
+	fs.BoolVar(&o.replace, "replace", false, "with --configure: replace an existing account of that name without asking")
 	fs.BoolVar(&o.idle, "idle", false, "keep running: push from IMAP accounts over IDLE")
 	fs.DurationVar(&o.every, "every", 0, "keep running: fetch (POP3) accounts again every `DURATION`")
 	return fs
@@ -113,8 +115,11 @@ func fetchRun(e *Env, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("petrel fetch takes no arguments\n%w: petrel fetch [--config F] [--account NAME] [--dry-run] [--quiet] [--idle] [--every DURATION]", ErrUsage)
 	}
+	if o.replace && o.configure == "" {
+		return fmt.Errorf("%w: --replace goes with --configure", ErrUsage)
+	}
 	if o.configure != "" {
-		return configure(e, o.config, o.configure, o.account, nil)
+		return configure(e, configureRequest{confPath: o.config, address: o.configure, name: o.account, replace: o.replace})
 	}
 	if (o.idle || o.every != 0) && o.dryRun {
 		return fmt.Errorf("%w: --dry-run runs once; not with --idle or --every", ErrUsage)

@@ -13,7 +13,7 @@ import (
 
 func sendCommands() []command {
 	return []command{
-		{noun: "send", args: "[--config F] [--account NAME] [-t] [-f FROM] [-i] [RCPT...] | --flush | --queue | --configure ADDRESS",
+		{noun: "send", args: "[--config F] [--account NAME] [-t] [-f FROM] [-i] [RCPT...] | --flush | --queue | --configure ADDRESS [--replace]",
 			help: "submit a message from stdin (sendmail-compatible); queued in the outbox when offline (exit 0 sent/queued, 1 refused, 2 usage)",
 			more: `
 The message is read from stdin and submitted with the account's [smtp] table of the client
@@ -28,12 +28,13 @@ cannot be sent now is kept and sent, in order, by a later run or by --flush.
   RCPT...          the recipients
   --flush          send everything queued, in order
   --queue          list the queued and the refused messages
-  --configure ADDRESS  find the servers of ADDRESS and add an account to the config (as petrel fetch --configure)`,
+  --configure ADDRESS  find the servers of ADDRESS and add an account to the config (as petrel fetch --configure)
+  --replace            with --configure: replace an existing account of that name without asking`,
 			run: sendRun},
 	}
 }
 
-const sendUsage = "petrel send [--config F] [--account NAME] [-t] [-f FROM] [-i] [RCPT...] | --flush | --queue | --configure ADDRESS"
+const sendUsage = "petrel send [--config F] [--account NAME] [-t] [-f FROM] [-i] [RCPT...] | --flush | --queue | --configure ADDRESS [--replace]"
 
 // sendRun is a sendmail-compatible entry point. The message always goes through the outbox:
 // it is written durably first, then the queue is flushed in order. If the server cannot be
@@ -41,7 +42,7 @@ const sendUsage = "petrel send [--config F] [--account NAME] [-t] [-f FROM] [-i]
 // like msmtpq; a permanent refusal (5xx) moves it to the outbox's failed/ and exits 1.
 func sendRun(e *Env, args []string) error {
 	var confPath, only, configureAddr string
-	var flush, list bool
+	var flush, list, replace bool
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
@@ -65,6 +66,8 @@ func sendRun(e *Env, args []string) error {
 			}
 		case "--flush":
 			flush = true
+		case "--replace":
+			replace = true
 		case "--queue":
 			list = true
 		case "--":
@@ -74,8 +77,11 @@ func sendRun(e *Env, args []string) error {
 			rest = append(rest, arg)
 		}
 	}
+	if replace && configureAddr == "" {
+		return fmt.Errorf("--replace goes with --configure\n%w: %s", ErrUsage, sendUsage)
+	}
 	if configureAddr != "" {
-		return configure(e, confPath, configureAddr, only, nil)
+		return configure(e, configureRequest{confPath: confPath, address: configureAddr, name: only, replace: replace})
 	}
 	cfg, err := loadClientConfig(confPath)
 	if err != nil {
