@@ -276,7 +276,7 @@ func (a *App) prepare(ctx context.Context) error {
 		return pop3d.Config{
 			Metrics:            a.metrics.Listener(name),
 			Hostname:           cfg.Hostname,
-			TLS:                tlsConf,
+			TLS:                withALPN(tlsConf, "pop3"), // RFC 2595 (IANA ALPN registry)
 			ImplicitTLS:        implicit,
 			AllowPlaintextAuth: cfg.POP3.AllowPlaintextAuth,
 			IdleTimeout:        cfg.POP3.IdleTimeout.Duration,
@@ -293,7 +293,7 @@ func (a *App) prepare(ctx context.Context) error {
 		return imapd.Config{
 			Metrics:            a.metrics.Listener(name),
 			Hostname:           cfg.Hostname,
-			TLS:                tlsConf,
+			TLS:                withALPN(tlsConf, "imap"), // RFC 9051 (IANA ALPN registry)
 			ImplicitTLS:        implicit,
 			AllowPlaintextAuth: cfg.IMAP.AllowPlaintextAuth,
 			IdleTimeout:        cfg.IMAP.IdleTimeout.Duration,

@@ -77,6 +77,16 @@ func (c *certs) serverConfig() *tls.Config {
 	}
 }
 
+// withALPN is the TLS policy of a listener of one protocol: a client that offers ALPN gets the
+// protocol named (RFC 7301) or, if it offers only others, a no_application_protocol alert.
+// That refusal is the defence against cross-protocol attacks such as ALPACA, where a browser
+// is made to talk HTTPS to a mail port that shares the certificate.
+func withALPN(c *tls.Config, protos ...string) *tls.Config {
+	c = c.Clone()
+	c.NextProtos = protos
+	return c
+}
+
 // devCerts returns the development instance's certificate: the one in dir if there is one
 // (clients may have pinned it), else a new self-signed one that exists only in memory until
 // the returned function writes it into dir, once the start can no longer fail for other

@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -126,5 +128,50 @@ func TestSelfSignedKeptAndReloaded(t *testing.T) {
 	c.certFile, c.keyFile = nc, nk
 	if err := c.Reload(); err != nil || c.cur.Load() == before {
 		t.Errorf("reload: %v", err)
+	}
+}
+
+// TestALPN: each TLS listener names its own protocol to a client that offers ALPN and refuses
+// one that offers only another protocol (a browser sent to a mail port: ALPACA). The HTTP
+// listener's "h2" must not leak into the mail listeners' shared TLS policy, which made every
+// client offering "imap" fail.
+func TestALPN(t *testing.T) {
+	a, c := runApp(t)
+	waitReady(t, c, "http://"+a.addr(t, "http")+"/readyz")
+	pool := c.Transport.(*http.Transport).TLSClientConfig.RootCAs
+	for _, tc := range []struct {
+		listener string
+		offer    []string
+		want     string
+		refused  bool
+	}{
+		{"imaps", []string{"imap"}, "imap", false},
+		{"imaps", []string{"h2", "http/1.1"}, "", true},
+		{"pop3s", []string{"pop3"}, "pop3", false},
+		{"pop3s", []string{"http/1.1"}, "", true},
+		{"https", []string{"h2", "http/1.1"}, "h2", false},
+		{"https", []string{"imap"}, "", true},
+		// SMTP has no registered ALPN name: whatever a client offers, no protocol is named
+		// and the handshake goes on.
+		{"submissions", []string{"smtp"}, "", false},
+		{"submissions", nil, "", false},
+	} {
+		conn, err := tls.Dial("tcp", a.addr(t, tc.listener), &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: tc.offer})
+		switch {
+		case tc.refused:
+			if err == nil {
+				conn.Close()
+				t.Errorf("%s offered %q: handshake succeeded with %q, want a refusal", tc.listener, tc.offer, conn.ConnectionState().NegotiatedProtocol)
+			} else if !strings.Contains(err.Error(), "no application protocol") {
+				t.Errorf("%s offered %q: %v, want no_application_protocol", tc.listener, tc.offer, err)
+			}
+		case err != nil:
+			t.Errorf("%s offered %q: %v", tc.listener, tc.offer, err)
+		default:
+			if got := conn.ConnectionState().NegotiatedProtocol; got != tc.want {
+				t.Errorf("%s offered %q: negotiated %q, want %q", tc.listener, tc.offer, got, tc.want)
+			}
+			conn.Close()
+		}
 	}
 }

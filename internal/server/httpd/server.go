@@ -114,9 +114,11 @@ func New(cfg Config, h http.Handler, log *slog.Logger) *Server {
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	if cfg.TLS != nil {
-		// ServeTLS adds "h2" to a clone of this config; the certificate comes from
-		// GetCertificate, so a reload reaches new handshakes.
-		s.srv.TLSConfig = cfg.TLS
+		// A clone: net/http appends "h2" and "http/1.1" to the NextProtos of the config it is
+		// given, and the caller shares its config with the mail listeners, whose TLS would
+		// then refuse every client offering ALPN "imap" or "pop3". The certificate comes from
+		// GetCertificate, which the clone keeps, so a reload reaches new handshakes.
+		s.srv.TLSConfig = cfg.TLS.Clone()
 	}
 	return s
 }
