@@ -33,7 +33,7 @@ sleep 15   # let all 20 log in and settle into IDLE
 t0=$(awk '{print $14+$15}' /proc/$F/stat)
 sleep 30
 t1=$(awk '{print $14+$15}' /proc/$F/stat)
-echo "petrel fetch --idle, ${N:-20} accounts: $(grep VmRSS /proc/$F/status) ; CPU ticks in 30 s at rest: $((t1-t0)) ; threads $(grep Threads /proc/$F/status)"
+echo "petrel fetch --idle, ${N:-20} accounts: $(grep -E "VmRSS|RssAnon|RssFile" /proc/$F/status | tr -s "\t\n" "  ") ; CPU ticks in 30 s at rest: $((t1-t0)) ; threads $(grep Threads /proc/$F/status)"
 echo "established IMAP connections: $(ss -tn state established '( dport = :2143 )' | tail -n +2 | wc -l)"
 # one message pushed: check it arrives
 printf 'From: a@example.test\r\nTo: u1@example.test\r\nSubject: push\r\n\r\nhi\r\n' > m.eml

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -196,9 +197,18 @@ func fetchRun(e *Env, args []string) error {
 // the user (a local write error, a revoked OAuth login), after the other accounts stopped.
 func fetchForever(e *Env, accounts []*clientconf.Account, o fetchOptions) error {
 	var mu sync.Mutex // one account's lines at a time
+	// After a sync (a download, a login's handshake), give the memory it grew back to the
+	// system once every account has been quiet for restAfter. A run that waits for hours
+	// should hold its live data, not the peak of its last download; Go's background
+	// scavenger returns pages only slowly and only down to the GC's goal.
+	const restAfter = 2 * time.Second
+	rest := time.AfterFunc(time.Hour, debug.FreeOSMemory)
+	rest.Stop()
+	defer rest.Stop()
 	show := func(a *clientconf.Account, res fetch.Result, err error) {
 		mu.Lock()
 		defer mu.Unlock()
+		rest.Reset(restAfter)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "petrel fetch: %s: %v\n", a.Name, err)
 			return
