@@ -274,9 +274,24 @@ func route(n int, policy mx.TLSPolicy) *mx.Route {
 	return r
 }
 
-// testClient makes a client for route on port with short timeouts: a stalled server
-// costs a test a fraction of a second (nothing asserts on the time).
+// testClient makes a client for route on port, with timeouts generous enough that a test
+// machine under load never hits them: tests whose server stalls on purpose use stallClient.
 func testClient(route *mx.Route, port int) *Client {
+	const long = 30 * time.Second
+	return clientWith(route, port, Timeouts{Connect: long, Greeting: long, EHLO: long, StartTLS: long,
+		Mail: long, Rcpt: long, DataInit: long, DataBlock: long, DataEnd: long, Quit: long})
+}
+
+// stallClient is testClient with short timeouts for the steps the stall tests stop in: the
+// greeting, a DATA block, the reply to the final dot. Short, but not so short that a healthy
+// server on a loaded machine misses them (nothing asserts on the time).
+func stallClient(route *mx.Route, port int) *Client {
+	const long, short = 30 * time.Second, 2 * time.Second
+	return clientWith(route, port, Timeouts{Connect: long, Greeting: short, EHLO: long, StartTLS: long,
+		Mail: long, Rcpt: long, DataInit: long, DataBlock: short, DataEnd: short, Quit: short})
+}
+
+func clientWith(route *mx.Route, port int, t Timeouts) *Client {
 	return New(Config{
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
@@ -288,9 +303,7 @@ func testClient(route *mx.Route, port int) *Client {
 		Hostname: "client.test",
 		Router:   staticRouter{route},
 		Port:     port,
-		Timeouts: Timeouts{Connect: 2 * time.Second, Greeting: 500 * time.Millisecond, EHLO: 2 * time.Second,
-			StartTLS: 2 * time.Second, Mail: 2 * time.Second, Rcpt: 2 * time.Second, DataInit: 2 * time.Second,
-			DataBlock: 300 * time.Millisecond, DataEnd: 300 * time.Millisecond, Quit: 300 * time.Millisecond},
+		Timeouts: t,
 	})
 }
 

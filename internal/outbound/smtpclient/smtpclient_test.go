@@ -165,7 +165,7 @@ func TestStalls(t *testing.T) {
 	// Host 1 stops reading in the middle of DATA: nothing was delivered, host 2 gets it.
 	f1, f2 := &fake{stallData: true}, &fake{}
 	port := startFakes(t, f1, f2)
-	c := testClient(route(2, mx.TLSOpportunistic), port)
+	c := stallClient(route(2, mx.TLSOpportunistic), port)
 	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 998)+"\r\n", 2000) // 2 MB: fills the small socket buffers
 	res := c.Deliver(context.Background(), "example.test", message(big, "a@example.test"))
 	wantReplies(t, res, "250 2.0.0")
@@ -177,7 +177,7 @@ func TestStalls(t *testing.T) {
 	// no second host now.
 	f1, f2 = &fake{stallEnd: true}, &fake{}
 	port = startFakes(t, f1, f2)
-	c = testClient(route(2, mx.TLSOpportunistic), port)
+	c = stallClient(route(2, mx.TLSOpportunistic), port)
 	res = c.Deliver(context.Background(), "example.test", message(body7, "a@example.test"))
 	wantReplies(t, res, "451 4.4.2 after the end of DATA: timeout (the message may have been delivered)")
 	if f2.connections() != 0 {
@@ -187,7 +187,7 @@ func TestStalls(t *testing.T) {
 	// A server that never greets; a cancelled context ends an attempt at once.
 	f1 = &fake{greeting: "220-and more to come"}
 	port = startFakes(t, f1)
-	c = testClient(route(1, mx.TLSOpportunistic), port)
+	c = stallClient(route(1, mx.TLSOpportunistic), port)
 	wantReplies(t, c.Deliver(context.Background(), "example.test", message(body7, "a@example.test")), "451 4.4.2 greeting: timeout")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
