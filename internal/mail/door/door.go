@@ -44,6 +44,7 @@ type Action int
 const (
 	Accept   Action = iota // deliver as usual
 	Junk                   // deliver into the Junk mailbox
+	Discard                // answer 250 and store nothing (a filter asked for it)
 	TempFail               // 4xx: try again later
 	Reject                 // 5xx: refused
 )
@@ -52,6 +53,8 @@ func (a Action) String() string {
 	switch a {
 	case Junk:
 		return "junk"
+	case Discard:
+		return "discard"
 	case TempFail:
 		return "tempfail"
 	case Reject:
@@ -67,6 +70,8 @@ type Finding struct {
 	Score    float64 // added to the message's score
 	Reject   bool    // refuse whatever the score
 	TempFail bool    // answer 4xx whatever the score (unless something rejects)
+	Junk     bool    // file as junk whatever the score (a filter's quarantine or spam header)
+	Discard  bool    // accept and drop (a milter's discard)
 	Pass     bool    // an allow list vouches for the client: greylisting is skipped
 	Error    bool    // the check could not be made (DNS failure); scores nothing
 	// Reply is the text a refusal gives the client; "" for a generic one. Filters set it
@@ -81,6 +86,10 @@ func (f Finding) String() string {
 		s += "(reject)"
 	case f.TempFail:
 		s += "(tempfail)"
+	case f.Discard:
+		s += "(discard)"
+	case f.Junk:
+		s += "(junk)"
 	case f.Score != 0:
 		s += "(" + strconv.FormatFloat(f.Score, 'g', 4, 64) + ")"
 	}
@@ -116,9 +125,9 @@ func Decide(s Scores, findings []Finding) Decision {
 		s.Reject = DefaultRejectScore
 	}
 	var d Decision
-	reject, tempfail := false, false
+	reject, tempfail, junk, discard := false, false, false, false
 	for _, f := range findings {
-		if f.Error || f.Score != 0 || f.Reject || f.TempFail {
+		if f.Error || f.Score != 0 || f.Reject || f.TempFail || f.Junk || f.Discard {
 			d.Reasons = append(d.Reasons, f.String())
 		}
 		if f.Error {
@@ -133,15 +142,19 @@ func Decide(s Scores, findings []Finding) Decision {
 			tempfail = true
 			d.Reply = f.Reply
 		}
+		junk = junk || f.Junk
+		discard = discard || f.Discard
 	}
 	switch {
 	case reject:
 		d.Action = Reject
 	case tempfail:
 		d.Action = TempFail
+	case discard:
+		d.Action, d.Reply = Discard, ""
 	case d.Score >= s.Reject:
 		d.Action, d.Reply = Reject, ""
-	case d.Score >= s.Junk:
+	case junk || d.Score >= s.Junk:
 		d.Action, d.Reply = Junk, ""
 	default:
 		d.Reply = ""
