@@ -25,6 +25,11 @@ func doorResolver(d *mailtest.DNS) *mx.NetResolver {
 // session sends one message from 127.0.0.1 and returns the replies to MAIL, RCPT and the
 // end of data ("" for stages not reached).
 func session(t *testing.T, ts *testServer, helo string) (mail, rcpt, data string) {
+	return sessionMsg(t, ts, helo, message("sender@example.org"))
+}
+
+// sessionMsg is session with the message msg.
+func sessionMsg(t *testing.T, ts *testServer, helo, msg string) (mail, rcpt, data string) {
 	t.Helper()
 	c := dial(t, ts.addr)
 	c.Run("S: 220\nC: EHLO " + helo + "\nS: 250")
@@ -48,7 +53,7 @@ func session(t *testing.T, ts *testServer, helo string) (mail, rcpt, data string
 	if r := last(); !strings.HasPrefix(r, "354") {
 		t.Fatalf("DATA: %s", r)
 	}
-	c.Raw(message("sender@example.org") + ".\r\n")
+	c.Raw(msg + ".\r\n")
 	data = last()
 	return mail, rcpt, data
 }
