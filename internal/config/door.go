@@ -147,7 +147,7 @@ func (c *Config) validateDoor() error {
 	}
 	g := &d.Greylist
 	if g.MinDelay.Duration < 0 || g.RetryWindow.Duration <= g.MinDelay.Duration || g.Expiry.Duration <= 0 {
-		return bad("greylist", "needs 0 <= min_delay < retry_window and a positive expiry")
+		return bad("greylist.retry_window", "needs 0 <= min_delay < retry_window and a positive expiry")
 	}
 	for _, n := range g.PassNets {
 		if _, err := netip.ParsePrefix(n); err != nil {
