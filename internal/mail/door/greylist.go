@@ -34,7 +34,16 @@ type Greylister struct {
 
 	mu         sync.Mutex
 	lastExpiry time.Time
+	known      map[string]time.Time // client networks that passed, until when this is believed without asking the store
 }
+
+// knownFor is how long a passed network is believed without asking the store again: a busy
+// sender then costs one store read a minute instead of one per recipient, and a network
+// removed from the store (expired) is greylisted again at most this late.
+const knownFor = time.Minute
+
+// maxKnown bounds the memory of passed networks; a full map is emptied.
+const maxKnown = 10000
 
 // Defaults of Greylister.
 const (
@@ -110,6 +119,9 @@ func (g *Greylister) Check(ctx context.Context, ip netip.Addr, from, rcpt string
 	g.expire(ctx, now, expiry)
 
 	netKey := "ip|" + ClientNet(ip).String()
+	if g.isKnown(netKey, now) {
+		return GreyPass, nil
+	}
 	triKey := "t|" + ClientNet(ip).String() + "|" + strings.ToLower(from) + "|" + strings.ToLower(rcpt)
 	entries, err := g.Store.GreyGet(ctx, []string{netKey, triKey})
 	if err != nil {
@@ -136,6 +148,9 @@ func (g *Greylister) Check(ctx context.Context, ip netip.Addr, from, rcpt string
 				put = append(put, *e)
 			}
 		}
+		if fresh(netE) {
+			g.remember(netKey, now)
+		}
 		return GreyPass, g.Store.GreyPut(ctx, put)
 	case triE == nil || now.Sub(triE.First) > window || now.Before(triE.First):
 		// First attempt, or the last try came too late: start over.
@@ -147,7 +162,26 @@ func (g *Greylister) Check(ctx context.Context, ip netip.Addr, from, rcpt string
 		{Key: triKey, First: triE.First, Last: now, Passed: true},
 		{Key: netKey, First: now, Last: now, Passed: true},
 	})
+	if err == nil {
+		g.remember(netKey, now)
+	}
 	return GreyPassNew, err
+}
+
+func (g *Greylister) isKnown(key string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	until, ok := g.known[key]
+	return ok && now.Before(until) && !now.Before(until.Add(-knownFor))
+}
+
+func (g *Greylister) remember(key string, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.known == nil || len(g.known) >= maxKnown {
+		g.known = make(map[string]time.Time)
+	}
+	g.known[key] = now.Add(knownFor)
 }
 
 // expire deletes old entries at most once an hour, from whichever check comes first.

@@ -93,6 +93,7 @@ func benchPerConnection(b *testing.B, addr string, conns int, body string) {
 	var failed atomic.Value
 	b.SetBytes(int64(len(body)))
 	b.ResetTimer()
+	start := time.Now()
 	for range conns {
 		wg.Go(func() {
 			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
@@ -108,6 +109,7 @@ func benchPerConnection(b *testing.B, addr string, conns int, body string) {
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
 
 type sessionError string
