@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -50,10 +51,19 @@ type FilterHook struct {
 // DefaultFilterTimeout bounds each call to a filter.
 const DefaultFilterTimeout = 30 * time.Second
 
-// activeFilter is a filter's conversation in one transaction.
+// activeFilter is a filter's conversation in one transaction. mu guards sess: the
+// connection's end (Logout) may close it while a BDAT Data still runs.
 type activeFilter struct {
 	hook FilterHook
+	mu   sync.Mutex
 	sess door.FilterSession // nil once done
+}
+
+// session returns the conversation, nil once it is over.
+func (af *activeFilter) session() door.FilterSession {
+	af.mu.Lock()
+	defer af.mu.Unlock()
+	return af.sess
 }
 
 // connFindings runs the connection checks once per session.
@@ -92,7 +102,9 @@ func (s *session) doorMail(tx *transaction, authenticated bool) *smtp.SMTPError 
 			if err != nil {
 				return door.Verdict{}, err
 			}
+			af.mu.Lock()
 			af.sess = sess
+			af.mu.Unlock()
 			return sess.Mail(ctx, tx.from)
 		})
 		if refuse := s.filterVerdict(tx, af, v, err, "mail"); refuse != nil {
@@ -119,10 +131,11 @@ func (s *session) doorRcpt(tx *transaction, rcpt string, authenticated bool) *sm
 		}
 	}
 	for _, af := range tx.filters {
-		if af.sess == nil {
+		sess := af.session()
+		if sess == nil {
 			continue
 		}
-		v, err := af.call(ctx, func(ctx context.Context) (door.Verdict, error) { return af.sess.Rcpt(ctx, rcpt) })
+		v, err := af.call(ctx, func(ctx context.Context) (door.Verdict, error) { return sess.Rcpt(ctx, rcpt) })
 		if refuse := s.filterVerdict(tx, af, v, err, "rcpt"); refuse != nil {
 			return refuse
 		}
@@ -154,11 +167,12 @@ func (s *session) doorData(ctx context.Context, tx *transaction, spool *deliver.
 		}
 		bodyOff := traceLen + int64(len(hdr))
 		for _, af := range tx.filters {
-			if af.sess == nil {
+			sess := af.session()
+			if sess == nil {
 				continue
 			}
 			body := io.NewSectionReader(spool, bodyOff, spool.Size()-bodyOff)
-			v, err := af.call(ctx, func(ctx context.Context) (door.Verdict, error) { return af.sess.Data(ctx, hdr, body) })
+			v, err := af.call(ctx, func(ctx context.Context) (door.Verdict, error) { return sess.Data(ctx, hdr, body) })
 			if err == nil {
 				mods = append(mods, v.Mods...)
 			}
@@ -248,9 +262,12 @@ func (s *session) decided(tx *transaction, dec door.Decision) {
 }
 
 func (af *activeFilter) close() {
-	if af.sess != nil {
-		af.sess.Close()
-		af.sess = nil
+	af.mu.Lock()
+	sess := af.sess
+	af.sess = nil
+	af.mu.Unlock()
+	if sess != nil {
+		sess.Close()
 	}
 }
 
