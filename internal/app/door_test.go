@@ -1,9 +1,7 @@
 package app
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -23,25 +21,7 @@ func TestDoor(t *testing.T) {
 	cfg.Door.DNSBL = []config.DNSList{{Zone: "bl.example", Action: "junk"}}
 	cfg.Door.Greylist.Enabled = true
 	cfg.Door.Greylist.MinDelay.Duration = time.Millisecond // the retry below comes later than that
-	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mxAddr := ""
-	for _, b := range a.bound {
-		if b.name == "smtp" {
-			mxAddr = b.l.Addr().String()
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, nil) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	a, mxAddr := runMX(t, cfg)
 	rcpt := func() string {
 		c := dialog.DialTest(t, mxAddr, dialog.SMTP)
 		defer c.Send("QUIT")
