@@ -320,11 +320,12 @@ func (a *App) prepare(ctx context.Context) error {
 	mxConf := smtpConf("smtp", smtpd.RoleMX, false)
 	subConf := smtpConf("submission", smtpd.RoleSubmission, false)
 	subsConf := smtpConf("submissions", smtpd.RoleSubmission, true)
-	verify, err := a.inboundVerification() // mailauth.go
+	inboundDNS, err := a.inboundResolver() // mailauth.go
 	if err != nil {
 		return err
 	}
-	mxConf.Verify = verify
+	mxConf.Verify = a.inboundVerification(inboundDNS)
+	mxConf.Door = a.door(inboundDNS) // door.go
 	subConf.Sending, subsConf.Sending = a.sendingLimits(), a.sendingLimits()
 	mx := smtpd.New(mxConf, dl, au, a.log.With("listener", "smtp"))
 	sub := smtpd.New(subConf, dl, au, a.log.With("listener", "submission"))

@@ -10,14 +10,11 @@ import (
 	"petrel/internal/store"
 )
 
-// inboundVerification builds the SPF/DKIM/DMARC checks of the MX listener from
-// [mail_auth]: a resolver on the configured server (or /etc/resolv.conf) with an answer
-// cache, and one msgauth.Verifier for every session. nil when verification is off.
-func (a *App) inboundVerification() (*smtpd.Verification, error) {
+// inboundResolver is the DNS of the inbound checks (SPF/DKIM/DMARC and the door) from
+// [mail_auth]: the configured server (or /etc/resolv.conf) with an answer cache. Both
+// share it, so a client's PTR asked by the door is in the cache when SPF asks again.
+func (a *App) inboundResolver() (*mx.NetResolver, error) {
 	cfg := a.cfg.MailAuth
-	if !cfg.Verify {
-		return nil, nil
-	}
 	dns := &mx.DNSResolver{Servers: []string{cfg.Resolver}}
 	if cfg.Resolver == "" {
 		sys, err := mx.SystemResolver()
@@ -39,6 +36,16 @@ func (a *App) inboundVerification() (*smtpd.Verification, error) {
 	if cfg.DNSCache == 0 {
 		res.MaxTTL = -1
 	}
+	return res, nil
+}
+
+// inboundVerification builds the SPF/DKIM/DMARC checks of the MX listener: one
+// msgauth.Verifier for every session. nil when verification is off.
+func (a *App) inboundVerification(res *mx.NetResolver) *smtpd.Verification {
+	cfg := a.cfg.MailAuth
+	if !cfg.Verify {
+		return nil
+	}
 	return &smtpd.Verification{
 		Verifier: &msgauth.Verifier{
 			Resolver:   res,
@@ -47,7 +54,7 @@ func (a *App) inboundVerification() (*smtpd.Verification, error) {
 		},
 		AuthServID:     a.cfg.Hostname,
 		DeferTempError: cfg.DeferTempError,
-	}, nil
+	}
 }
 
 // sendingLimits is the [sending] default over the overrides and counters in the store.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"petrel/internal/config"
 	"petrel/internal/mailtest"
 	"petrel/internal/mailtest/dialog"
 )
@@ -33,25 +34,7 @@ func TestInboundVerification(t *testing.T) {
 	cfg.MailAuth.Resolver = d.Addr
 	cfg.MailAuth.DeferTempError = true
 	cfg.MailAuth.DNSTimeout.Duration = 5 * time.Second
-	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mxAddr := ""
-	for _, b := range a.bound {
-		if b.name == "smtp" {
-			mxAddr = b.l.Addr().String()
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, nil) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	a, mxAddr := runMX(t, cfg)
 
 	send := func(from string) string {
 		c := dialog.DialTest(t, mxAddr, dialog.SMTP)
@@ -92,4 +75,30 @@ func TestInboundVerification(t *testing.T) {
 	if err != nil || inbox.Messages != 1 {
 		t.Fatalf("INBOX %+v, %v; want the one good message", inbox, err)
 	}
+}
+
+// runMX starts an instance of cfg until the test ends and returns it with the address of
+// its MX listener.
+func runMX(t *testing.T, cfg *config.Config) (*App, string) {
+	t.Helper()
+	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mxAddr := ""
+	for _, b := range a.bound {
+		if b.name == "smtp" {
+			mxAddr = b.l.Addr().String()
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return a, mxAddr
 }

@@ -50,6 +50,7 @@ type Config struct {
 
 	MailAuth MailAuth `toml:"mail_auth"` // checks of inbound mail (mailauth.go)
 	Sending  Sending  `toml:"sending"`   // per-account sending limits (mailauth.go)
+	Door     Door     `toml:"door"`      // checks at the door of the MX port and external filters (door.go)
 
 	// Outbound configures delivery to other domains: the queue, its schedule and its routes.
 	Outbound Outbound `toml:"outbound"`
@@ -297,6 +298,7 @@ func Default() *Config {
 			LoginTimeout:        Duration{3 * time.Minute},
 		},
 		MailAuth: defaultMailAuth(),
+		Door:     defaultDoor(),
 	}
 }
 
@@ -458,6 +460,9 @@ func (c *Config) validate() error {
 	}
 	if c.Hostname == "" {
 		return bad("hostname", "must not be empty")
+	}
+	if err := c.validateDoor(); err != nil {
+		return err
 	}
 	if err := c.validateMailAuth(); err != nil {
 		return err

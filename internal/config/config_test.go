@@ -70,6 +70,51 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+func TestDoor(t *testing.T) {
+	c := Dev()
+	if d := c.Door; !d.Enabled || !d.HELO || !d.RDNS || d.Greylist.Enabled || len(d.DNSBL) != 0 || len(d.Milter) != 0 || d.Rspamd.URL != "" {
+		t.Errorf("door defaults: %+v", d)
+	}
+	c, err := Parse("petrel.toml", []byte(good+`
+[door]
+rdns = false
+junk_score = 4
+[[door.dnsbl]]
+zone = "zen.spamhaus.org"
+weight = 10
+codes = ["127.0.0.2"]
+[[door.dnsbl]]
+zone = "list.dnswl.org"
+weight = -5
+action = "pass"
+[door.greylist]
+enabled = true
+pass_networks = ["192.0.2.0/24", "2001:db8::1"]
+[[door.milter]]
+address = "inet:127.0.0.1:11332"
+fail = "closed"
+[[door.milter]]
+address = "unix:/run/clamav/milter.sock"
+[door.rspamd]
+url = "http://127.0.0.1:11333"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Door
+	if d.RDNS || !d.HELO || d.JunkScore != 4 || d.RejectScore != 10 || len(d.DNSBL) != 2 || *d.DNSBL[0].Weight != 10 ||
+		d.DNSBL[1].Action != "pass" || !d.Greylist.Enabled || d.Greylist.MinDelay.Duration != 5*time.Minute ||
+		len(d.Milter) != 2 || d.Milter[0].Fail != "closed" || d.Rspamd.URL != "http://127.0.0.1:11333" {
+		t.Errorf("parsed %+v", d)
+	}
+	for _, tc := range [][3]string{{"inet:127.0.0.1:11332", "tcp", "127.0.0.1:11332"}, {"inet6:[::1]:11332", "tcp", "[::1]:11332"},
+		{"unix:/run/m.sock", "unix", "/run/m.sock"}, {"local:/run/m.sock", "unix", "/run/m.sock"}} {
+		if n, a, err := MilterAddress(tc[0]); err != nil || n != tc[1] || a != tc[2] {
+			t.Errorf("MilterAddress(%s) = %s %s %v", tc[0], n, a, err)
+		}
+	}
+}
+
 func TestMailAuthAndSending(t *testing.T) {
 	c, err := Parse("petrel.toml", []byte(good))
 	if err != nil {
@@ -124,6 +169,14 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"bad outbound port", good + "\n[outbound]\nport = 0\n", 18, "outbound.port"},
 		{"zero expire", good + "\n[outbound]\nexpire = \"0s\"\n", 18, "outbound.expire: must be positive"},
 		{"user without smart host", good + "\n[outbound]\nsmart_host_user = \"me\"\n", 18, "outbound.smart_host_user"},
+		{"door scores", good + "\n[door]\njunk_score = 0\n", 18, "door.junk_score"},
+		{"dnsbl action", good + "\n[[door.dnsbl]]\nzone = \"bl.example\"\naction = \"drop\"\n", 0, "door.dnsbl[0].action"},
+		{"dnsbl code", good + "\n[[door.dnsbl]]\nzone = \"bl.example\"\ncodes = [\"::1\"]\n", 0, "door.dnsbl[0].codes"},
+		{"greylist window", good + "\n[door.greylist]\nmin_delay = \"2h\"\nretry_window = \"1h\"\n", 19, "door.greylist.retry_window"},
+		{"greylist pass", good + "\n[door.greylist]\npass_networks = [\"nowhere\"]\n", 18, "door.greylist.pass_networks"},
+		{"milter address", good + "\n[[door.milter]]\naddress = \"127.0.0.1:11332\"\n", 0, "door.milter[0].address"},
+		{"milter fail", good + "\n[[door.milter]]\naddress = \"unix:/run/m.sock\"\nfail = \"maybe\"\n", 0, "door.milter[0].fail"},
+		{"rspamd url", good + "\n[door.rspamd]\nurl = \"127.0.0.1:11333\"\n", 18, "door.rspamd.url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("petrel.toml", []byte(tc.src))

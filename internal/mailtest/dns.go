@@ -40,6 +40,9 @@ type Zone struct {
 	CNAME map[string]string
 	TLSA  map[string][]TLSA // e.g. "_25._tcp.mx.example.test"
 	SRV   map[string][]SRV  // e.g. "_imaps._tcp.example.test"
+	// PTR maps an IP address (textual, "192.0.2.1" or "2001:db8::1") to its names; queries
+	// for its reverse name (in-addr.arpa, ip6.arpa) find them.
+	PTR map[string][]string
 
 	// Fail makes queries fail instead of answering. The key is a name (all types) or
 	// "TYPE name" (one type, e.g. "MX example.test").
@@ -297,10 +300,16 @@ func (d *DNS) records(name string, qtype uint16) ([]dns.RR, bool) {
 			out = append(out, &dns.SRV{Hdr: hdr(name, dns.TypeSRV), Priority: r.Priority, Weight: r.Weight, Port: r.Port, Target: dns.Fqdn(r.Target)})
 		}
 	}
+	ptrs := z.PTR[reverseToAddr(name)]
+	for _, p := range ptrs {
+		if qtype == dns.TypePTR {
+			out = append(out, &dns.PTR{Hdr: hdr(name, dns.TypePTR), Ptr: dns.Fqdn(p)})
+		}
+	}
 	if t, ok := z.CNAME[name]; ok && qtype == dns.TypeCNAME {
 		out = append(out, &dns.CNAME{Hdr: hdr(name, dns.TypeCNAME), Target: dns.Fqdn(norm(t))})
 	}
-	exists := len(z.MX[name])+len(z.A[name])+len(z.AAAA[name])+len(z.TXT[name])+len(z.TLSA[name])+len(z.SRV[name]) > 0
+	exists := len(ptrs) > 0 || len(z.MX[name])+len(z.A[name])+len(z.AAAA[name])+len(z.TXT[name])+len(z.TLSA[name])+len(z.SRV[name]) > 0
 	if _, ok := z.CNAME[name]; ok {
 		exists = true
 	}
@@ -351,4 +360,39 @@ func split255(s string) []string {
 		s = s[255:]
 	}
 	return append(out, s)
+}
+
+// reverseToAddr turns a reverse-lookup name (RFC 1035 §3.5 in-addr.arpa, RFC 3596 §2.5
+// ip6.arpa) into the textual address it names, "" for any other name.
+func reverseToAddr(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".in-addr.arpa"):
+		o := strings.Split(strings.TrimSuffix(name, ".in-addr.arpa"), ".")
+		if len(o) != 4 {
+			return ""
+		}
+		a, err := netip.ParseAddr(o[3] + "." + o[2] + "." + o[1] + "." + o[0])
+		if err != nil {
+			return ""
+		}
+		return a.String()
+	case strings.HasSuffix(name, ".ip6.arpa"):
+		n := strings.Split(strings.TrimSuffix(name, ".ip6.arpa"), ".")
+		if len(n) != 32 {
+			return ""
+		}
+		var b strings.Builder
+		for i := 31; i >= 0; i-- {
+			b.WriteString(n[i])
+			if i%4 == 0 && i > 0 {
+				b.WriteByte(':')
+			}
+		}
+		a, err := netip.ParseAddr(b.String())
+		if err != nil {
+			return ""
+		}
+		return a.String()
+	}
+	return ""
 }

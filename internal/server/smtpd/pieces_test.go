@@ -80,7 +80,7 @@ func FuzzWithAuthResults(f *testing.F) {
 		sp := deliver.NewSpool("", 1<<20)
 		defer sp.Close()
 		io.WriteString(sp, trace+msg)
-		body, err := s.withAuthResults(sp, int64(len(trace)), ar)
+		body, err := s.withAuthResults(sp, int64(len(trace)), ar, nil)
 		if err != nil {
 			if !errors.Is(err, msgauth.ErrHeaderTooLarge) {
 				t.Fatal(err)

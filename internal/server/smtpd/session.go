@@ -24,6 +24,7 @@ import (
 	"petrel/internal/lib/address"
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/mail/door"
 	"petrel/internal/mail/msgauth"
 	"petrel/internal/store"
 )
@@ -35,16 +36,19 @@ import (
 // recipients → Data commits or refuses → Reset ends the transaction. Data runs in its own
 // goroutine for BDAT, so the transaction fields are guarded by mu.
 type session struct {
-	srv     *Server
-	c       *conn      // our wrapper under the go-smtp connection
-	remote  netip.Addr // client IP
-	helo    string     // HELO/EHLO argument
-	tls     bool       // the session runs over TLS (implicit or after STARTTLS)
-	tlsInfo string     // "TLS1.3 TLS_AES_128_GCM_SHA256", for the Received header
+	srv        *Server
+	c          *conn      // our wrapper under the go-smtp connection
+	remote     netip.Addr // client IP
+	helo       string     // HELO/EHLO argument
+	remotePort uint16     // client port, for filters
+	tls        bool       // the session runs over TLS (implicit or after STARTTLS)
+	tlsInfo    string     // "TLS1.3 TLS_AES_128_GCM_SHA256", for the Received header
 
-	mu      sync.Mutex
-	account *store.Account // authenticated user; nil before AUTH
-	tx      *transaction   // the open transaction, nil between transactions
+	mu       sync.Mutex
+	account  *store.Account // authenticated user; nil before AUTH
+	tx       *transaction   // the open transaction, nil between transactions
+	doorDone bool           // the connection checks ran (door.go)
+	doorConn []door.Finding // what they found
 }
 
 // transaction is one MAIL..DATA exchange.
@@ -60,7 +64,13 @@ type transaction struct {
 	lastErr string                    // why the last recipient was refused, for the log
 	verdict *msgauth.Verdict          // inbound verification's, for the log; nil without it
 	sending sendingTx                 // the account's sending limits and usage (limits.go)
-	logOnce sync.Once
+	// The door (door.go): the filters' conversations, their findings and greylisting's
+	// outcome; the decision, for the log.
+	filters  []*activeFilter
+	found    []door.Finding
+	greylist string
+	decision *door.Decision
+	logOnce  sync.Once
 }
 
 func (s *Server) newSession(sc *smtp.Conn) (smtp.Session, error) {
@@ -71,6 +81,7 @@ func (s *Server) newSession(sc *smtp.Conn) (smtp.Session, error) {
 	sess := &session{srv: s, c: c, helo: sanitizeHelo(sc.Hostname())}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		sess.remote = ap.Addr().Unmap()
+		sess.remotePort = ap.Port()
 	}
 	if cs, ok := sc.TLSConnectionState(); ok {
 		sess.tls = true
@@ -224,7 +235,11 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 	if refuse == nil && acct != nil {
 		refuse = s.startSending(tx, *acct) // limits.go
 	}
+	if refuse == nil && s.srv.cfg.Door != nil {
+		refuse = s.doorMail(tx, acct != nil) // door.go
+	}
 	if refuse != nil {
+		tx.closeFilters()
 		s.logTx(tx, "rejected", refuse.Message, 0)
 		return refuse
 	}
@@ -292,6 +307,14 @@ func (s *session) resolve(tx *transaction, to string, opts *smtp.RcptOptions) *s
 		s.srv.log.Warn("checking the quota of a recipient failed", "msgid", tx.id, "err", err)
 		return reply(451, 4, 3, 0, "temporary failure, try again later")
 	}
+	if s.srv.cfg.Door != nil {
+		s.mu.Lock()
+		authenticated := s.account != nil
+		s.mu.Unlock()
+		if refuse := s.doorRcpt(tx, a.String(), authenticated); refuse != nil { // door.go
+			return refuse
+		}
+	}
 	s.mu.Lock()
 	tx.rcpts = append(tx.rcpts, a.String())
 	tx.targets = append(tx.targets, targets...)
@@ -346,9 +369,41 @@ func (s *session) Data(r io.Reader) (err error) {
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.DataTimeout)
 	defer cancel()
 	var body deliver.Body = spool
+	var ar string // Authentication-Results
 	if s.srv.cfg.Verify != nil {
 		var refuse *smtp.SMTPError
-		if body, targets, refuse = s.verify(ctx, tx, spool, traceLen, targets); refuse != nil { // verify.go
+		if ar, targets, refuse = s.verify(ctx, tx, spool, traceLen, targets); refuse != nil { // verify.go
+			s.logTx(tx, "rejected", refuse.Message, n)
+			return refuse
+		}
+	}
+	var mods []door.HeaderMod
+	if s.srv.cfg.Door != nil {
+		action, m, refuse := s.doorData(ctx, tx, spool, traceLen) // door.go
+		if refuse != nil {
+			s.logTx(tx, "rejected", refuse.Message, n)
+			return refuse
+		}
+		switch action {
+		case door.Junk:
+			targets = toJunk(targets)
+		case door.Discard:
+			// A filter asked for the message to be dropped: the client is told it was
+			// accepted (milter SMFIR_DISCARD), nothing is stored.
+			s.logTx(tx, "discarded", "", n)
+			return reply(250, 2, 0, 0, "OK id="+tx.id)
+		}
+		mods = m
+	}
+	if ar != "" || len(mods) > 0 {
+		var err error
+		if body, err = s.withAuthResults(spool, traceLen, ar, mods); err != nil {
+			refuse := reply(451, 4, 3, 0, "temporary failure, try again later")
+			if errors.Is(err, msgauth.ErrHeaderTooLarge) {
+				refuse = reply(552, 5, 3, 4, "message header too large") // RFC 3463 X.3.4
+			} else {
+				s.srv.log.Warn("reading spooled message failed", "msgid", tx.id, "err", err)
+			}
 			s.logTx(tx, "rejected", refuse.Message, n)
 			return refuse
 		}
@@ -450,6 +505,7 @@ func (s *session) endTx(result string) {
 	s.tx = nil
 	s.mu.Unlock()
 	if tx != nil {
+		tx.closeFilters()
 		s.logTx(tx, result, "", 0)
 	}
 	s.c.setTx(false)
@@ -478,6 +534,7 @@ func (s *session) logTx(tx *transaction, result, reason string, size int64) {
 			reason = tx.lastErr
 		}
 		verdict := tx.verdict
+		decision, greylist := tx.decision, tx.greylist
 		s.mu.Unlock()
 		if reason != "" {
 			attrs = append(attrs, slog.String("reason", reason))
@@ -485,6 +542,13 @@ func (s *session) logTx(tx *transaction, result, reason string, size int64) {
 		if v := verdict; v != nil {
 			attrs = append(attrs, slog.String("spf", string(v.SPF.Result)), slog.String("dmarc", string(v.DMARC.Result)),
 				slog.String("disposition", string(v.Disposition())))
+		}
+		if greylist != "" {
+			attrs = append(attrs, slog.String("greylist", greylist))
+		}
+		if d := decision; d != nil {
+			attrs = append(attrs, slog.String("door", d.Action.String()), slog.Float64("score", d.Score),
+				slog.String("reasons", strings.Join(d.Reasons, " ")))
 		}
 		s.srv.log.Info("smtp transaction", attrs...)
 	})

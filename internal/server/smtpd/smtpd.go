@@ -102,6 +102,9 @@ type Config struct {
 
 	// Verify checks SPF, DKIM and DMARC of inbound mail (RoleMX; verify.go); nil: no checks.
 	Verify *Verification
+	// Door runs the checks at the door and the external filters (RoleMX; door.go); nil:
+	// none.
+	Door *Door
 	// Sending enforces per-account sending limits (RoleSubmission; limits.go); nil: none.
 	Sending *SendingLimits
 	// Relay (submission only): recipients at other domains are accepted and queued for
@@ -270,6 +273,9 @@ func New(cfg Config, d Deliverer, au Authenticator, log *slog.Logger) *Server {
 	}
 	if cfg.Role != RoleMX || cfg.Verify != nil && cfg.Verify.Verifier == nil {
 		cfg.Verify = nil // authenticated submission is not checked as inbound mail
+	}
+	if cfg.Role != RoleMX {
+		cfg.Door = nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{

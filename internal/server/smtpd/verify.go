@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"petrel/internal/mail/deliver"
+	"petrel/internal/mail/door"
 	"petrel/internal/mail/msgauth"
 	"petrel/internal/store"
 )
@@ -49,56 +50,50 @@ type Verification struct {
 }
 
 // verify checks the message in spool, which holds our trace fields (traceLen bytes, the
-// first line Return-Path) followed by the message. It returns the body to deliver and the
-// targets (moved to Junk on quarantine), or the reply refusing the message.
-func (s *session) verify(ctx context.Context, tx *transaction, spool *deliver.Spool, traceLen int64, targets []store.Target) (deliver.Body, []store.Target, *smtp.SMTPError) {
+// first line Return-Path) followed by the message. It returns the Authentication-Results
+// field to add and the targets (moved to Junk on quarantine), or the reply refusing the
+// message.
+func (s *session) verify(ctx context.Context, tx *transaction, spool *deliver.Spool, traceLen int64, targets []store.Target) (string, []store.Target, *smtp.SMTPError) {
 	v := s.srv.cfg.Verify
 	size := spool.Size()
 	msg := io.NewSectionReader(spool, traceLen, size-traceLen)
 	verdict, err := v.Verifier.Verify(ctx, msgauth.Envelope{RemoteIP: s.remote, Helo: s.helo, MailFrom: tx.from}, msg)
 	if err != nil {
 		if errors.Is(err, msgauth.ErrHeaderTooLarge) {
-			return nil, nil, reply(552, 5, 3, 4, "message header too large") // RFC 3463 X.3.4
+			return "", nil, reply(552, 5, 3, 4, "message header too large") // RFC 3463 X.3.4
 		}
 		s.srv.log.Warn("verifying message failed", "msgid", tx.id, "err", err)
-		return nil, nil, reply(451, 4, 3, 0, "temporary failure, try again later")
+		return "", nil, reply(451, 4, 3, 0, "temporary failure, try again later")
 	}
 	s.mu.Lock()
 	tx.verdict = verdict
 	s.mu.Unlock()
 	switch {
 	case verdict.Disposition() == msgauth.Reject:
-		return nil, nil, reply(550, 5, 7, 1, "message refused: DMARC policy of "+verdict.DMARC.From+" says reject") // RFC 7489 §7.3
+		return "", nil, reply(550, 5, 7, 1, "message refused: DMARC policy of "+verdict.DMARC.From+" says reject") // RFC 7489 §7.3
 	case verdict.DMARC.Result == msgauth.TempError && v.DeferTempError:
-		return nil, nil, reply(451, 4, 4, 3, "temporary DNS failure checking the sender's DMARC policy, try again later") // RFC 3463 X.4.3
+		return "", nil, reply(451, 4, 4, 3, "temporary DNS failure checking the sender's DMARC policy, try again later") // RFC 3463 X.4.3
 	case verdict.Disposition() == msgauth.Quarantine:
-		junk := make([]store.Target, len(targets))
-		for i, t := range targets {
-			junk[i] = store.Target{AccountID: t.AccountID, Mailbox: store.Junk}
-		}
-		targets = junk
+		targets = toJunk(targets)
 	}
+	return verdict.AuthResults, targets, nil
+}
 
-	body, err := s.withAuthResults(spool, traceLen, verdict.AuthResults)
-	if err != nil {
-		if errors.Is(err, msgauth.ErrHeaderTooLarge) {
-			return nil, nil, reply(552, 5, 3, 4, "message header too large")
-		}
-		s.srv.log.Warn("reading spooled message failed", "msgid", tx.id, "err", err)
-		return nil, nil, reply(451, 4, 3, 0, "temporary failure, try again later")
+// toJunk returns targets with every mailbox replaced by Junk.
+func toJunk(targets []store.Target) []store.Target {
+	junk := make([]store.Target, len(targets))
+	for i, t := range targets {
+		junk[i] = store.Target{AccountID: t.AccountID, Mailbox: store.Junk}
 	}
-	return body, targets, nil
+	return junk
 }
 
 // withAuthResults returns the message to store: spool's Return-Path line, the
-// Authentication-Results field ar, the rest of the trace, the header section without the
-// fields that claim our authserv-id, and the body.
-func (s *session) withAuthResults(spool *deliver.Spool, traceLen int64, ar string) (deliver.Body, error) {
-	v := s.srv.cfg.Verify
-	maxHeader := v.MaxHeaderBytes
-	if maxHeader <= 0 {
-		maxHeader = msgauth.DefaultMaxHeaderBytes
-	}
+// Authentication-Results field ar (if any), the rest of the trace, the header section
+// without the fields that claim our authserv-id (when verifying) and with the filters'
+// changes mods, and the body.
+func (s *session) withAuthResults(spool *deliver.Spool, traceLen int64, ar string, mods []door.HeaderMod) (deliver.Body, error) {
+	maxHeader := s.maxHeaderBytes()
 	// The first line of the trace is Return-Path (writeTrace).
 	var first [512]byte
 	n, _ := spool.ReadAt(first[:min(int64(len(first)), traceLen)], 0)
@@ -111,7 +106,11 @@ func (s *session) withAuthResults(spool *deliver.Spool, traceLen int64, ar strin
 	if err != nil {
 		return nil, err
 	}
-	stripped := msgauth.RemoveAuthResults(hdr, v.AuthServID)
+	stripped := hdr
+	if v := s.srv.cfg.Verify; v != nil {
+		stripped = msgauth.RemoveAuthResults(hdr, v.AuthServID)
+	}
+	stripped = door.ApplyHeaderMods(stripped, mods)
 	size := spool.Size()
 	return newPieces(
 		io.NewSectionReader(spool, 0, rpEnd),

@@ -255,6 +255,16 @@ CREATE TABLE mta_sts (
 	`
 ALTER TABLE accounts ADD COLUMN pop3_uidl TEXT NOT NULL DEFAULT ''; -- store.POP3UIDLFormat
 `,
+	// greylisting at the SMTP door (issue 13, store.Greylist).
+	`
+CREATE TABLE greylist (
+	key    TEXT PRIMARY KEY,
+	first  INTEGER NOT NULL, -- unix nanoseconds
+	last   INTEGER NOT NULL, -- unix nanoseconds
+	passed INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX greylist_last ON greylist (last);
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

@@ -591,3 +591,9 @@ func TestObserveCommit(t *testing.T) {
 		}
 	}
 }
+
+func TestConformanceGreylist(t *testing.T) {
+	s := openTemp(t, Options{})
+	t.Cleanup(func() { s.Close() })
+	storetest.RunGreylist(t, s)
+}

@@ -1,0 +1,200 @@
+package milter_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+
+	"petrel/internal/mail/door"
+	"petrel/internal/mail/milter"
+)
+
+// spamMilter is a milter written with go-milter's server side: it refuses a message whose
+// body holds "SPAM", tempfails the recipient "later@", quarantines "QUARANTINE", and adds
+// a header with what it saw.
+type spamMilter struct {
+	gomilter.NoOpMilter
+	mu   *sync.Mutex
+	log  *[]string
+	body bytes.Buffer
+	from string
+}
+
+func (m *spamMilter) record(s string) {
+	m.mu.Lock()
+	*m.log = append(*m.log, s)
+	m.mu.Unlock()
+}
+
+func (m *spamMilter) Connect(host, family string, port uint16, addr net.IP, _ *gomilter.Modifier) (gomilter.Response, error) {
+	m.record("connect " + host + " " + family + " " + addr.String())
+	return gomilter.RespContinue, nil
+}
+
+func (m *spamMilter) Helo(name string, _ *gomilter.Modifier) (gomilter.Response, error) {
+	m.record("helo " + name)
+	return gomilter.RespContinue, nil
+}
+
+func (m *spamMilter) MailFrom(from string, _ *gomilter.Modifier) (gomilter.Response, error) {
+	m.from = from
+	m.record("mail " + from)
+	return gomilter.RespContinue, nil
+}
+
+func (m *spamMilter) RcptTo(rcpt string, _ *gomilter.Modifier) (gomilter.Response, error) {
+	m.record("rcpt " + rcpt)
+	if strings.HasPrefix(rcpt, "later@") {
+		return gomilter.NewResponseStr('y', "451 4.7.1 come back later"), nil
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (m *spamMilter) Header(name, value string, _ *gomilter.Modifier) (gomilter.Response, error) {
+	m.record("header " + name + "=" + value)
+	return gomilter.RespContinue, nil
+}
+
+func (m *spamMilter) Headers(textproto.MIMEHeader, *gomilter.Modifier) (gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+func (m *spamMilter) BodyChunk(chunk []byte, _ *gomilter.Modifier) (gomilter.Response, error) {
+	m.body.Write(chunk)
+	return gomilter.RespContinue, nil
+}
+
+func (m *spamMilter) Body(mod *gomilter.Modifier) (gomilter.Response, error) {
+	body := m.body.String()
+	m.body.Reset()
+	m.record("body " + strings.TrimSpace(body))
+	switch {
+	case strings.Contains(body, "SPAM"):
+		return gomilter.NewResponseStr('y', "550 5.7.1 spam detected"), nil
+	case strings.Contains(body, "QUARANTINE"):
+		mod.Quarantine("looks odd")
+	}
+	mod.AddHeader("X-Milter", "seen "+m.from)
+	mod.ChangeHeader(1, "Subject", "[milter] hello")
+	return gomilter.RespAccept, nil
+}
+
+func startMilter(t *testing.T, log *[]string, mu *sync.Mutex) (network, addr string) {
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "milter.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &gomilter.Server{
+		NewMilter: func() gomilter.Milter { return &spamMilter{mu: mu, log: log} },
+		Actions:   gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return "unix", l.Addr().String()
+}
+
+const header = "From: <a@example.org>\r\nSubject: hello\r\n\tfolded\r\n\r\n"
+
+func conn() door.ConnInfo {
+	return door.ConnInfo{IP: netip.MustParseAddr("192.0.2.7"), Port: 4321, Helo: "client.example.org", QueueID: "q1", Ours: "mx.example.test"}
+}
+
+func run(t *testing.T, f door.Filter, rcpt, body string) (door.Verdict, door.Verdict, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := f.Begin(ctx, conn())
+	if err != nil {
+		t.Fatalf("Begin: %v", err)
+	}
+	defer s.Close()
+	if v, err := s.Mail(ctx, "a@example.org"); err != nil || v.Action != door.FilterContinue {
+		t.Fatalf("Mail: %+v %v", v, err)
+	}
+	rv, err := s.Rcpt(ctx, rcpt)
+	if err != nil {
+		t.Fatalf("Rcpt: %v", err)
+	}
+	dv, err := s.Data(ctx, []byte(header), strings.NewReader(body))
+	return rv, dv, err
+}
+
+func TestMilter(t *testing.T) {
+	var mu sync.Mutex
+	var log []string
+	network, addr := startMilter(t, &log, &mu)
+	f := milter.New("test", network, addr)
+	if f.Name() != "milter:test" {
+		t.Errorf("Name %q", f.Name())
+	}
+
+	rv, dv, err := run(t, f, "u@example.test", "Hello.\r\n")
+	if err != nil || rv.Action != door.FilterContinue || dv.Action != door.FilterAccept {
+		t.Fatalf("clean message: %+v %+v %v", rv, dv, err)
+	}
+	hdr := string(door.ApplyHeaderMods([]byte(header), dv.Mods))
+	if hdr != "From: <a@example.org>\r\nSubject: [milter] hello\r\nX-Milter: seen a@example.org\r\n\r\n" {
+		t.Errorf("modified header %q", hdr)
+	}
+	mu.Lock()
+	got := strings.Join(log, "|")
+	log = nil
+	mu.Unlock()
+	want := "connect [192.0.2.7] tcp4 192.0.2.7|helo client.example.org|mail a@example.org|rcpt u@example.test|" +
+		"header From=<a@example.org>|header Subject=hello\n\tfolded|body Hello."
+	if got != want {
+		t.Errorf("the milter saw\n%q\nwant\n%q", got, want)
+	}
+
+	_, dv, err = run(t, f, "u@example.test", "This is SPAM.\r\n")
+	if err != nil || dv.Action != door.FilterReject || dv.Code != 550 || dv.Text != "5.7.1 spam detected" {
+		t.Errorf("spam: %+v %v", dv, err)
+	}
+	_, dv, err = run(t, f, "u@example.test", "QUARANTINE me\r\n")
+	if err != nil || dv.Action != door.FilterQuarantine || dv.Result != "quarantine:looks odd" {
+		t.Errorf("quarantine: %+v %v", dv, err)
+	}
+	rv, _, _ = run(t, f, "later@example.test", "Hello.\r\n")
+	if rv.Action != door.FilterTempFail || rv.Text != "4.7.1 come back later" {
+		t.Errorf("tempfail at RCPT: %+v", rv)
+	}
+}
+
+// A milter that accepts connections and never answers: every stage ends with its context.
+func TestMilterSilent(t *testing.T) {
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "silent.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = milter.New("silent", "unix", l.Addr().String()).Begin(ctx, conn())
+	if err == nil {
+		t.Fatal("Begin succeeded against a milter that never answers")
+	}
+	// A milter that is not there at all.
+	_, err = milter.New("gone", "unix", filepath.Join(t.TempDir(), "none.sock")).Begin(context.Background(), conn())
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("absent milter: %v", err)
+	}
+}
