@@ -104,7 +104,7 @@ type App struct {
 	store    store.Store
 	certs    *certs
 	acme     *acme.Manager // keeps certs current from an ACME CA; nil: files or self-signed
-	bound    []bound // every listener, bound by New before anything is written
+	bound    []bound       // every listener, bound by New before anything is written
 	bindings []binding
 	user     *runAs      // switch to this user in Run; nil: stay
 	lock     *os.File    // holds the data directory's lock until Run ends
