@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -243,6 +244,8 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 	if received.IsZero() {
 		received = time.Now()
 	}
+	// Hashed here, by the caller's goroutine, not by the committer that every write waits for.
+	digest := sha256.Sum256(body)
 	var date any // NULL for a missing Date header
 	if !d.Parsed.Date.IsZero() {
 		date = d.Parsed.Date.UnixNano()
@@ -265,7 +268,7 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 		if len(d.Targets) == 0 {
 			return nil
 		}
-		blobID, err := t.insertBlob(body, d.MailFrom, received, date, &d.Parsed)
+		blobID, err := t.insertBlob(body, digest, d.MailFrom, received, date, &d.Parsed)
 		if err != nil {
 			return err
 		}
@@ -317,13 +320,13 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 	return r, func() (store.Delivered, uint32) { return out, uidvalidity }, nil
 }
 
-// insertBlob stores a body with its metadata and returns its ID; date is the Date header in
-// unix nanoseconds, or nil.
-func (t *tx) insertBlob(body []byte, mailFrom string, received time.Time, date any, p *store.ParsedMessage) (int64, error) {
+// insertBlob stores a body with its SHA-256 and metadata and returns its ID; date is the Date
+// header in unix nanoseconds, or nil.
+func (t *tx) insertBlob(body []byte, digest [sha256.Size]byte, mailFrom string, received time.Time, date any, p *store.ParsedMessage) (int64, error) {
 	first := body[:min(blobChunkSize, len(body))]
-	res, err := t.exec(`INSERT INTO blobs (size, mail_from, received, message_id, subject, from_addr, date, envelope, structure, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		len(body), mailFrom, received.UnixNano(), p.MessageID, p.Subject, p.From, date, p.Envelope, p.Structure, first)
+	res, err := t.exec(`INSERT INTO blobs (size, mail_from, received, message_id, subject, from_addr, date, envelope, structure, data, digest)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		len(body), mailFrom, received.UnixNano(), p.MessageID, p.Subject, p.From, date, p.Envelope, p.Structure, first, digest[:])
 	if err != nil {
 		return 0, err
 	}

@@ -255,6 +255,11 @@ CREATE TABLE mta_sts (
 	`
 ALTER TABLE accounts ADD COLUMN pop3_uidl TEXT NOT NULL DEFAULT ''; -- store.POP3UIDLFormat
 `,
+	// 8: each body's SHA-256, so that verify finds bytes changed on disk (issue 16). Bodies
+	// stored before it have none (NULL) and are checked by size only.
+	`
+ALTER TABLE blobs ADD COLUMN digest BLOB;
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is
