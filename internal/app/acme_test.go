@@ -1,12 +1,9 @@
 package app
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"io"
-	"log/slog"
 	"net"
 	"net/smtp"
 	"os"
@@ -53,19 +50,7 @@ func TestACMECertificateOnEveryListener(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	a, _ := runConfig(t, cfg)
 
 	roots := p.Roots(t)
 	handshakes := map[string]func() (*x509.Certificate, error){
