@@ -200,6 +200,7 @@ func (m *Manager) Run(ctx context.Context) {
 	for {
 		wait := recheck
 		names, err := m.cfg.Names(ctx)
+		names = normalize(names) // as ordered: "Mail.Example.org." is mail.example.org
 		if err == nil && len(names) == 0 {
 			err = errors.New("no host name")
 		}

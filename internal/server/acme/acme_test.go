@@ -235,3 +235,29 @@ func waitLeaf(t *testing.T, ls *listeners, old *x509.Certificate) *x509.Certific
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestDue: renewal is due when a third of the lifetime is left, at once without a certificate
+// or when it misses the host name; names are compared as Run orders them (lower case, no
+// trailing dot).
+func TestDue(t *testing.T) {
+	m := New(Config{})
+	now := time.Now()
+	names := normalize([]string{"Mail.Example.Test.", "autoconfig.example.test"})
+	if d := m.due(names, now); d != 0 {
+		t.Errorf("without a certificate: due in %v", d)
+	}
+	cert := mailtest.NewCA(t).Issue(t, "mail.example.test") // valid from an hour ago for a day
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert.Leaf = leaf
+	m.install(&cert)
+	want := leaf.NotAfter.Add(-leaf.NotAfter.Sub(leaf.NotBefore) / 3).Sub(now)
+	if d := m.due(names, now); d != want || d <= 0 {
+		t.Errorf("due in %v, want %v", d, want)
+	}
+	if d := m.due([]string{"other.example.test"}, now); d != 0 {
+		t.Errorf("a certificate without the host name: due in %v", d)
+	}
+}
