@@ -31,6 +31,7 @@ import (
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/deliver"
 	"petrel/internal/outbound/queue"
+	"petrel/internal/server/acme"
 	"petrel/internal/server/httpd"
 	"petrel/internal/server/imapd"
 	"petrel/internal/server/pop3d"
@@ -102,7 +103,8 @@ type App struct {
 	out      io.Writer // messages for the operator at start (paths, the dev password)
 	store    store.Store
 	certs    *certs
-	bound    []bound // every listener, bound by New before anything is written
+	acme     *acme.Manager // keeps certs current from an ACME CA; nil: files or self-signed
+	bound    []bound       // every listener, bound by New before anything is written
 	bindings []binding
 	user     *runAs      // switch to this user in Run; nil: stay
 	lock     *os.File    // holds the data directory's lock until Run ends
@@ -149,13 +151,20 @@ func (a *App) preflight() (writeDevCert func() error, err error) {
 			return nil, err
 		}
 	}
-	if cfg.Dev && cfg.TLS.Cert == "" {
+	switch {
+	case cfg.ACME.Enabled:
+		if a.certs, a.acme, err = a.acmeCerts(); err != nil { // acme.go
+			return nil, err
+		}
+	case cfg.Dev && cfg.TLS.Cert == "":
 		a.certs, writeDevCert, err = devCerts(filepath.Join(cfg.Data, "tls"), cfg.Hostname)
 		if err != nil {
 			return nil, fmt.Errorf("self-signed certificate: %w", err)
 		}
-	} else if a.certs, err = loadCerts(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
-		return nil, err
+	default:
+		if a.certs, err = loadCerts(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
+			return nil, err
+		}
 	}
 	if a.bound, err = bindAll(cfg); err != nil {
 		return nil, err
@@ -181,7 +190,7 @@ func (a *App) create(ctx context.Context, writeDevCert func() error) error {
 			return fmt.Errorf("self-signed certificate: %w", err)
 		}
 	}
-	if cfg.Dev && cfg.TLS.Cert == "" {
+	if cfg.Dev && cfg.TLS.Cert == "" && a.acme == nil {
 		fmt.Fprintf(a.out, "petrel: TLS certificate %s (self-signed, development instance)\n", a.certs.certFile)
 	}
 	st, err := openStore(cfg.Data, sqlite.Options{Logger: a.log, ObserveCommit: a.metrics.Commit, DefaultQuota: quotaLimits(cfg.Quota)})
@@ -341,7 +350,11 @@ func (a *App) prepare(ctx context.Context) error {
 	imaps := imapd.New(imapConf("imaps", true), a.store, au, a.log.With("listener", "imaps"))
 	add("imap", imap, imapBusy)
 	add("imaps", imaps, nil)
-	web, webs := a.webServers(a.webRoutes(), tlsConf)
+	webTLS := tlsConf
+	if a.acme != nil {
+		webTLS = a.acme.TLSConfig(tlsConf) // TLS-ALPN-01 is answered on the HTTPS listener
+	}
+	web, webs := a.webServers(a.webRoutes(), webTLS)
 	add("http", web, busyLine("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
 	add("https", webs, nil)
 	return nil
@@ -385,6 +398,10 @@ func randomPassword() string {
 
 // Reload re-reads what can change without a restart: the TLS certificate.
 func (a *App) Reload() error {
+	if a.acme != nil {
+		a.log.Info("reload: the certificate comes from the ACME CA; nothing to re-read")
+		return nil
+	}
 	if err := a.certs.Reload(); err != nil {
 		a.log.Error("reload failed, keeping the current certificate", "err", err)
 		return err
@@ -424,7 +441,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		}
 		a.metrics.Connections(name, sum((*connlimit.Listener).Accepted), sum((*connlimit.Listener).Closed))
 	}
-	if a.user != nil {
+	if a.user != nil && a.acme == nil {
 		// The helper keeps root to read renewed key files; started before the switch.
 		h, err := startKeyHelper(a.certs.certFile, a.certs.keyFile)
 		if err != nil {
@@ -432,6 +449,10 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		}
 		defer h.Close()
 		a.certs.load = h.load
+	}
+	if a.user != nil {
+		// The ACME account key and certificate are in the data directory, which the user
+		// gets here: renewals need no privileges.
 		if err := dropPrivileges(a.user, a.cfg.Data); err != nil {
 			return err
 		}
@@ -483,6 +504,14 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		}
 	}()
 
+	acmeDone := make(chan struct{})
+	go func() {
+		defer close(acmeDone)
+		if a.acme != nil {
+			a.acme.Run(trimCtx) // the listeners serve: the CA's challenges can come in
+		}
+	}()
+
 	var runErr error
 loop:
 	for {
@@ -501,6 +530,7 @@ loop:
 	stopTrim()
 	<-trimDone
 	<-indexDone
+	<-acmeDone
 	a.log.Info("shutting down", "grace", a.Grace)
 	sctx, cancel := context.WithTimeout(context.Background(), a.Grace)
 	defer cancel()

@@ -67,7 +67,15 @@ func Check(ctx context.Context, cfg *config.Config, now time.Time) []Finding {
 
 func checkCert(cfg *config.Config, now time.Time, problem, warn func(string, ...any)) {
 	certFile, keyFile := cfg.TLS.Cert, cfg.TLS.Key
-	if cfg.Dev && certFile == "" {
+	if cfg.ACME.Enabled {
+		// One file holds the chain and its key (server/acme); a renewal failing for weeks
+		// shows here as an expiry warning.
+		certFile = filepath.Join(cfg.Data, "acme", "certificate.pem")
+		keyFile = certFile
+		if _, err := os.Stat(certFile); err != nil {
+			return // ordered at the first start
+		}
+	} else if cfg.Dev && certFile == "" {
 		certFile, keyFile = filepath.Join(cfg.Data, "tls", "cert.pem"), filepath.Join(cfg.Data, "tls", "key.pem")
 		if _, err := os.Stat(certFile); err != nil {
 			return // made at the first start

@@ -34,17 +34,22 @@ type StoreReport struct {
 	Problems                              []string
 	Accounts, Mailboxes, Messages, Bodies int64
 	Bytes                                 int64
+	Undigested                            int64 // bodies from before digests: checked by size only
 }
 
 // Summary is one line for the operator.
 func (r StoreReport) Summary() string {
-	return fmt.Sprintf("%d accounts, %d mailboxes, %d messages, %d bodies (%.1f MB)",
+	s := fmt.Sprintf("%d accounts, %d mailboxes, %d messages, %d bodies (%.1f MB)",
 		r.Accounts, r.Mailboxes, r.Messages, r.Bodies, float64(r.Bytes)/1e6)
+	if r.Undigested > 0 {
+		s += fmt.Sprintf("; %d bodies stored before digests were kept are checked by size only", r.Undigested)
+	}
+	return s
 }
 
 // VerifyStore checks the store database at path without changing it.
 func VerifyStore(ctx context.Context, path string) (StoreReport, error) {
 	r, err := sqlite.Verify(ctx, path)
 	return StoreReport{Problems: r.Problems, Accounts: r.Accounts, Mailboxes: r.Mailboxes, Messages: r.Messages,
-		Bodies: r.Bodies, Bytes: r.Bytes}, err
+		Bodies: r.Bodies, Bytes: r.Bytes, Undigested: r.Undigested}, err
 }

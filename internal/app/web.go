@@ -14,6 +14,7 @@ import (
 
 	"petrel/internal/config"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/server/acme"
 	"petrel/internal/server/httpd"
 	"petrel/internal/store"
 )
@@ -46,6 +47,9 @@ func (a *App) webRoutes() *httpd.Routes {
 		ports[b.name] = append(ports[b.name], ListenPorts([]string{b.l.Addr().String()})...)
 	}
 	(&httpd.ClientSetup{Services: ClientServices(a.cfg.Hostname, ports), Domains: a.store, Log: log}).Register(mux)
+	if a.acme != nil {
+		mux.Handle("GET "+acme.HTTPPath, a.acme.HTTP01Handler()) // plain HTTP: never redirected
+	}
 	if policy, _, ok := MTASTSPolicy(a.cfg); ok {
 		(&httpd.MTASTS{Policy: policy, Domains: a.store, Log: log}).Register(mux)
 	}

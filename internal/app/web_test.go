@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"petrel/internal/config"
 	"petrel/internal/mailtest"
 	"petrel/internal/outbound/mx"
 )
@@ -36,12 +37,27 @@ func runApp(t *testing.T) (*App, *http.Client) {
 func runAppOut(t *testing.T) (*App, *http.Client, string) {
 	t.Helper()
 	cfg := devConfig(t.TempDir())
+	a, printed := runConfig(t, cfg)
+	pem, err := os.ReadFile(filepath.Join(cfg.Data, "tls", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	t.Cleanup(c.CloseIdleConnections)
+	return a, c, printed
+}
+
+// runConfig starts an instance of cfg, serving until the test ends (then checks that Run
+// returned nil), and returns it with what its start printed.
+func runConfig(t *testing.T, cfg *config.Config) (*App, string) {
+	t.Helper()
 	var out bytes.Buffer
 	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), &out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	printed := out.String()
 	a.out = io.Discard // Run prints the listeners while the test reads
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -52,15 +68,7 @@ func runAppOut(t *testing.T) (*App, *http.Client, string) {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	pem, err := os.ReadFile(filepath.Join(cfg.Data, "tls", "cert.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	t.Cleanup(c.CloseIdleConnections)
-	return a, c, printed
+	return a, out.String()
 }
 
 // addr is the address the listener called name is bound to.

@@ -105,6 +105,7 @@ func sendMX(addr, subject string) error {
 type imapView struct {
 	uidValidity uint32
 	subjects    map[imap.UID]string
+	dates       map[imap.UID]time.Time // INTERNALDATE
 }
 
 func imapState(t *testing.T, addr, pass string) imapView {
@@ -127,11 +128,11 @@ func imapMailbox(t *testing.T, c *imapclient.Client, user, pass, mailbox string)
 	if err != nil {
 		t.Fatalf("IMAP SELECT %s: %v", mailbox, err)
 	}
-	v := imapView{uidValidity: sel.UIDValidity, subjects: map[imap.UID]string{}}
+	v := imapView{uidValidity: sel.UIDValidity, subjects: map[imap.UID]string{}, dates: map[imap.UID]time.Time{}}
 	if sel.NumMessages == 0 {
 		return v
 	}
-	msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Envelope: true, Flags: true}).Collect()
+	msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Envelope: true, Flags: true, InternalDate: true}).Collect()
 	if err != nil {
 		t.Fatalf("IMAP FETCH: %v", err)
 	}
@@ -142,6 +143,7 @@ func imapMailbox(t *testing.T, c *imapclient.Client, user, pass, mailbox string)
 		}
 		slices.Sort(flags)
 		v.subjects[m.UID] = m.Envelope.Subject + " " + strings.Join(flags, " ")
+		v.dates[m.UID] = m.InternalDate
 	}
 	c.Logout().Wait()
 	return v

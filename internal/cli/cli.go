@@ -113,9 +113,14 @@ func Main(e *Env, args []string) error {
 		nounUsage(e.Stdout, same)
 		return nil
 	default:
+		verb := args[1]
+		rest = args[2:]
+		if args[0] == "import" && isIMAPURL(verb) { // petrel import imaps://USER@HOST ADDRESS
+			verb, rest = "imap", args[1:]
+		}
 		for i := range same {
-			if same[i].verb == args[1] {
-				cmd, rest = &same[i], args[2:]
+			if same[i].verb == verb {
+				cmd = &same[i]
 			}
 		}
 		if cmd == nil {

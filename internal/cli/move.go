@@ -32,6 +32,7 @@ there is skipped (by UID, else by content). Import before the account receives m
 their path without ".mbox" ("Work/2024.mbox" into Work/2024). The "From " line's date is
 the received date; Status, X-Status and X-Keywords become flags. Run it again after an
 interruption: messages already there are skipped by content.`},
+		importIMAPCommand(), // importimap.go
 		{noun: "export", verb: "maildir", args: "ADDRESS DIR", help: "write an account's mail as a Maildir++ tree Dovecot reads, UIDs and flags included", run: exportMaildir},
 		{noun: "export", verb: "mbox", args: "ADDRESS DIR", help: "write each mailbox of an account as an mboxrd file DIR/NAME.mbox, flags included", run: exportMbox},
 		{noun: "account", verb: "pop3-uidl", args: "ADDRESS petrel|dovecot", help: "set how POP3 unique-ids are written (dovecot: as Dovecot's default)", run: accountPOP3UIDL},

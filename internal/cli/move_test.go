@@ -3,6 +3,8 @@ package cli
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,11 +16,20 @@ import (
 	"petrel/internal/mailtest"
 )
 
-// TestImportFromDovecot: a Maildir written by a real Dovecot (folders, flags, keywords, UIDs
-// with gaps) imported into Petrel and served there shows an IMAP client the same
-// UIDVALIDITY, UIDs and flags, and a POP3 client the same UIDLs and sizes, so neither
-// downloads anything again. A second import adds nothing.
-func TestImportFromDovecot(t *testing.T) {
+// dovecotAccount is a real Dovecot with a mailbox written by its own tools: folders (one with
+// a non-ASCII name, one nested), flags, keywords, UIDs with gaps from moves and an expunge.
+// before is what an IMAP client sees there per folder, uidls what a POP3 client sees of INBOX;
+// folders maps Dovecot's folder names to Petrel's.
+type dovecotAccount struct {
+	d       *mailtest.Dovecot
+	total   int // messages in every folder
+	folders map[string]string
+	before  map[string]imapView
+	uidls   map[string]int64
+	tlsConf *tls.Config
+}
+
+func startDovecotAccount(t *testing.T) *dovecotAccount {
 	mailtest.RequireBinary(t, mailtest.IMAPBinary)
 	mailtest.RequireBinary(t, "/usr/bin/doveadm")
 	d := mailtest.StartDovecot(t)
@@ -39,50 +50,39 @@ func TestImportFromDovecot(t *testing.T) {
 	d.Doveadm(t, append([]string{"copy"}, append(u, "Entwürfe", "mailbox", "INBOX", "uid", "161")...)...)
 	d.Doveadm(t, append([]string{"expunge"}, append(u, "mailbox", "INBOX", "uid", "200:210")...)...)
 
-	tlsConf := &tls.Config{InsecureSkipVerify: true}
-	dovecotIMAP := func(mailbox string) imapView {
-		c, err := imapclient.DialTLS(d.IMAPSAddr, &imapclient.Options{TLSConfig: tlsConf})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return imapMailbox(t, c, d.User, d.Pass, mailbox)
+	da := &dovecotAccount{d: d, total: n - 11 + 10 + 1, tlsConf: &tls.Config{InsecureSkipVerify: true},
+		folders: map[string]string{"INBOX": "INBOX", "Work": "Work", "Lists.Go": "Lists/Go", "Entwürfe": "Entwürfe"}}
+	da.before = map[string]imapView{}
+	for dovecotName := range da.folders {
+		da.before[dovecotName] = da.view(t, dovecotName)
 	}
-	folders := map[string]string{"INBOX": "INBOX", "Work": "Work", "Lists.Go": "Lists/Go", "Entwürfe": "Entwürfe"}
-	before := map[string]imapView{}
-	for dovecotName := range folders {
-		before[dovecotName] = dovecotIMAP(dovecotName)
+	da.uidls = pop3Listing(t, d.POP3SAddr, pop3client.Options{TLS: pop3client.ImplicitTLS, TLSConf: da.tlsConf}, d.User, d.Pass)
+	if len(da.uidls) != n-50-11 || len(da.before["Work"].subjects) != 50 {
+		t.Fatalf("Dovecot has %d messages in INBOX and %d in Work", len(da.uidls), len(da.before["Work"].subjects))
 	}
-	uidls := pop3Listing(t, d.POP3SAddr, pop3client.Options{TLS: pop3client.ImplicitTLS, TLSConf: tlsConf}, d.User, d.Pass)
-	if len(uidls) != n-50-11 || len(before["Work"].subjects) != 50 {
-		t.Fatalf("Dovecot has %d messages in INBOX and %d in Work", len(uidls), len(before["Work"].subjects))
-	}
-	if _, err := os.Stat(filepath.Join(d.Maildir, "dovecot-uidlist")); err != nil {
-		t.Fatalf("Dovecot wrote no uidlist: %v", err)
-	}
+	return da
+}
 
-	data := filepath.Join(t.TempDir(), "data")
-	const pass = "carol-secret-password"
-	const carol = "carol@example.test"
-	if out, err := run(t, data, pass+"\n", "account", "add", carol); err != nil {
-		t.Fatal(out, err)
+// view is what an IMAP client sees of a Dovecot folder now.
+func (da *dovecotAccount) view(t *testing.T, folder string) imapView {
+	c, err := imapclient.DialTLS(da.d.IMAPSAddr, &imapclient.Options{TLSConfig: da.tlsConf})
+	if err != nil {
+		t.Fatal(err)
 	}
-	out, err := run(t, data, "", "import", "maildir", carol, d.Maildir)
-	if err != nil || !strings.Contains(out, fmt.Sprintf("imported %d messages", n-11+10+1)) {
-		t.Fatalf("import: %v\n%s", err, out)
-	}
-	t.Logf("import:\n%s", out)
-	if out, err := run(t, data, "", "import", "maildir", carol, d.Maildir); err != nil || !strings.Contains(out, "imported 0 messages") {
-		t.Errorf("second import: %v\n%s", err, out)
-	}
+	return imapMailbox(t, c, da.d.User, da.d.Pass, folder)
+}
 
-	addrs := serveData(t, data)
-	for dovecotName, name := range folders {
+// compare checks that IMAP and POP3 clients see in Petrel (addrs: serveData's) what they saw in
+// Dovecot: the same UIDVALIDITY, UIDs, subjects and flags (and received dates, if dates),
+// and the same POP3 UIDLs and sizes, so that neither downloads anything again.
+func (da *dovecotAccount) compare(t *testing.T, addrs map[string]string, user, pass string, dates bool) {
+	for dovecotName, name := range da.folders {
 		c, err := imapclient.DialInsecure(addrs["imap"], nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		after := imapMailbox(t, c, carol, pass, name)
-		b := before[dovecotName]
+		after := imapMailbox(t, c, user, pass, name)
+		b := da.before[dovecotName]
 		if after.uidValidity != b.uidValidity {
 			t.Errorf("%s: UIDVALIDITY %d in Petrel, %d in Dovecot", name, after.uidValidity, b.uidValidity)
 		}
@@ -95,17 +95,92 @@ func TestImportFromDovecot(t *testing.T) {
 			if got := strings.TrimSpace(after.subjects[uid]); got != s {
 				t.Errorf("%s UID %d: %q in Petrel, %q in Dovecot", name, uid, got, s)
 			}
+			if dates && !after.dates[uid].Equal(b.dates[uid]) {
+				t.Errorf("%s UID %d: received %v in Petrel, %v in Dovecot", name, uid, after.dates[uid], b.dates[uid])
+			}
 		}
 	}
-	got := pop3Listing(t, addrs["pop3"], pop3client.Options{TLS: pop3client.NoTLS}, carol, pass)
-	for uidl, size := range uidls {
+	got := pop3Listing(t, addrs["pop3"], pop3client.Options{TLS: pop3client.NoTLS}, user, pass)
+	for uidl, size := range da.uidls {
 		if got[uidl] != size {
 			t.Errorf("POP3 UIDL %s: size %d in Petrel, %d in Dovecot (a client would download it)", uidl, got[uidl], size)
 		}
 	}
-	if len(got) != len(uidls) {
-		t.Errorf("POP3: %d messages in Petrel, %d in Dovecot", len(got), len(uidls))
+	if len(got) != len(da.uidls) {
+		t.Errorf("POP3: %d messages in Petrel, %d in Dovecot", len(got), len(da.uidls))
 	}
+}
+
+// TestImportFromDovecot: a Maildir written by a real Dovecot (folders, flags, keywords, UIDs
+// with gaps) imported into Petrel and served there shows an IMAP client the same
+// UIDVALIDITY, UIDs and flags, and a POP3 client the same UIDLs and sizes, so neither
+// downloads anything again. A second import adds nothing.
+func TestImportFromDovecot(t *testing.T) {
+	da := startDovecotAccount(t)
+	if _, err := os.Stat(filepath.Join(da.d.Maildir, "dovecot-uidlist")); err != nil {
+		t.Fatalf("Dovecot wrote no uidlist: %v", err)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	const pass = "carol-secret-password"
+	const carol = "carol@example.test"
+	if out, err := run(t, data, pass+"\n", "account", "add", carol); err != nil {
+		t.Fatal(out, err)
+	}
+	out, err := run(t, data, "", "import", "maildir", carol, da.d.Maildir)
+	if err != nil || !strings.Contains(out, fmt.Sprintf("imported %d messages", da.total)) {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	t.Logf("import:\n%s", out)
+	if out, err := run(t, data, "", "import", "maildir", carol, da.d.Maildir); err != nil || !strings.Contains(out, "imported 0 messages") {
+		t.Errorf("second import: %v\n%s", err, out)
+	}
+	da.compare(t, serveData(t, data), carol, pass, false)
+}
+
+// TestImportIMAPFromDovecot: the same account copied over IMAP (imaps:// and imap:// with
+// STARTTLS) gives IMAP and POP3 clients the same view, received dates included; a rerun
+// copies nothing, and a rerun after new mail arrived on the source copies just that.
+func TestImportIMAPFromDovecot(t *testing.T) {
+	da := startDovecotAccount(t)
+	data := filepath.Join(t.TempDir(), "data")
+	const pass = "carol-secret-password"
+	const carol = "carol@example.test"
+	if out, err := run(t, data, pass+"\n", "account", "add", carol); err != nil {
+		t.Fatal(out, err)
+	}
+	_, imapsPort, _ := net.SplitHostPort(da.d.IMAPSAddr)
+	_, imapPort, _ := net.SplitHostPort(da.d.IMAPAddr)
+	imaps := (&url.URL{Scheme: "imaps", User: url.User(da.d.User), Host: "localhost:" + imapsPort}).String()
+	plain := (&url.URL{Scheme: "imap", User: url.User(da.d.User), Host: "localhost:" + imapPort}).String()
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte(da.d.Pass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// A wrong password fails the login and imports nothing.
+	if out, err := run(t, data, "wrong\n", "import", imaps, carol, "--ca-file", da.d.CertFile); err == nil {
+		t.Fatalf("import with a wrong password: %s", out)
+	}
+	out, err := run(t, data, da.d.Pass+"\n", "import", imaps, carol, "--ca-file", da.d.CertFile)
+	if err != nil || !strings.Contains(out, fmt.Sprintf("imported %d messages", da.total)) {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	t.Logf("import:\n%s", out)
+	if out, err := run(t, data, "", "import", "imap", "--password-file", pwFile, "--ca-file", da.d.CertFile, plain, carol); err != nil || !strings.Contains(out, "imported 0 messages") {
+		t.Errorf("second import (STARTTLS): %v\n%s", err, out)
+	}
+	addrs := serveData(t, data)
+	da.compare(t, addrs, carol, pass, true)
+
+	// New mail on the source: a rerun beside the running server copies it, and only it,
+	// with the source's UID.
+	da.d.Deliver(t, 1000, "From: late@example.net\r\nSubject: late\r\n\r\nlate\r\n")
+	da.before["INBOX"] = da.view(t, "INBOX")
+	da.uidls = pop3Listing(t, da.d.POP3SAddr, pop3client.Options{TLS: pop3client.ImplicitTLS, TLSConf: da.tlsConf}, da.d.User, da.d.Pass)
+	if out, err := run(t, data, da.d.Pass+"\n", "import", imaps, carol, "--ca-file", da.d.CertFile); err != nil || !strings.Contains(out, "imported 1 messages") {
+		t.Errorf("import after new mail: %v\n%s", err, out)
+	}
+	da.compare(t, addrs, carol, pass, true)
 }
 
 // TestImportExportCommands: mbox in, Maildir and mbox out, and the Maildir back into

@@ -41,6 +41,7 @@ type Config struct {
 
 	Log    Log    `toml:"log"`
 	TLS    TLS    `toml:"tls"`
+	ACME   ACME   `toml:"acme"`
 	SMTP   SMTP   `toml:"smtp"`
 	POP3   POP3   `toml:"pop3"`
 	IMAP   IMAP   `toml:"imap"`
@@ -72,6 +73,25 @@ type Log struct {
 type TLS struct {
 	Cert string `toml:"cert"` // PEM certificate chain; required unless the development instance
 	Key  string `toml:"key"`  // PEM private key
+}
+
+// ACME gets the certificate of every TLS listener from an ACME CA (RFC 8555) and renews it,
+// instead of [tls] cert and key. The names are the host name and autoconfig.<domain> and
+// mta-sts.<domain> of every hosted domain; the CA checks them on this server's port 443
+// (tls-alpn-01) or 80 (http-01), so those ports must be reachable from the Internet.
+type ACME struct {
+	Enabled bool `toml:"enabled"` // default false
+	// contact: e-mail address the CA may write to about the account (expiry notices).
+	// Default "" (none).
+	Contact string `toml:"contact"`
+	// directory: the CA's directory URL. Default Let's Encrypt's production directory.
+	Directory string `toml:"directory"`
+	// ca_file: PEM certificates trusted for the directory's HTTPS, for a private CA or a
+	// test CA. Default "": the system's roots.
+	CAFile string `toml:"ca_file"`
+	// challenge: "tls-alpn-01" (default; on the HTTPS listener) or "http-01" (on the plain
+	// HTTP listener), tried first; the other when the CA does not offer it.
+	Challenge string `toml:"challenge"`
 }
 
 // SMTP configures the three SMTP roles.
@@ -380,7 +400,7 @@ func Parse(path string, src []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	for key, p := range map[string]*string{"data": &c.Data, "tls.cert": &c.TLS.Cert, "tls.key": &c.TLS.Key} {
+	for key, p := range map[string]*string{"data": &c.Data, "tls.cert": &c.TLS.Cert, "tls.key": &c.TLS.Key, "acme.ca_file": &c.ACME.CAFile} {
 		if *p == "" {
 			continue
 		}
@@ -467,8 +487,18 @@ func (c *Config) validate() error {
 	if err := c.validateMailAuth(); err != nil {
 		return err
 	}
-	if !c.Dev && (c.TLS.Cert == "" || c.TLS.Key == "") {
-		return bad("tls.cert", "tls.cert and tls.key are required: every listener offers TLS")
+	switch {
+	case c.ACME.Enabled && c.TLS.Cert != "":
+		return bad("tls.cert", "set either tls.cert and tls.key or acme.enabled, not both")
+	case c.ACME.Enabled:
+		if c.ACME.Challenge != "" && c.ACME.Challenge != "tls-alpn-01" && c.ACME.Challenge != "http-01" {
+			return bad("acme.challenge", "%q is neither \"tls-alpn-01\" nor \"http-01\"", c.ACME.Challenge)
+		}
+		if c.ACME.Contact != "" && !strings.Contains(c.ACME.Contact, "@") {
+			return bad("acme.contact", "%q is not an e-mail address", c.ACME.Contact)
+		}
+	case !c.Dev && (c.TLS.Cert == "" || c.TLS.Key == ""):
+		return bad("tls.cert", "tls.cert and tls.key are required (or acme.enabled): every listener offers TLS")
 	}
 	for key, addrs := range map[string][]string{
 		"smtp.listen": c.SMTP.Listen, "smtp.submission": c.SMTP.Submission,

@@ -549,6 +549,27 @@ type Index interface {
 	IndexBlob(ctx context.Context, blobID int64, text SearchText) error
 }
 
+// BatchAppender appends a run of messages to one mailbox without a commit of its own for
+// each: imports, where one fsync per message would bound the rate to the disk's. It is apart
+// from Mail so that a backend can come without it (callers fall back to Append).
+type BatchAppender interface {
+	// AppendBatch appends msgs, in order, to an account's mailbox by name (which must
+	// exist, as for Append). Each message is committed whole or not at all; several share a
+	// commit. It returns once all are durable. On an error, the Appended of the messages
+	// before the failing one are returned and they are committed; messages after it may
+	// be committed as well (a rerun of an import finds them).
+	AppendBatch(ctx context.Context, accountID int64, mailbox string, msgs []BatchMessage) ([]Appended, error)
+}
+
+// BatchMessage is one message of AppendBatch.
+type BatchMessage struct {
+	AppendMessage
+	// UID, when not 0, is the UID the message is to take: the mailbox's UIDNEXT is raised to
+	// it first, as AdoptUIDs(mailbox, 0, UID) does. If UIDNEXT is already above it (a
+	// message arrived in between), the message takes the next UID; Appended says which.
+	UID uint32
+}
+
 // Mail holds messages. Mailboxes are named by ID here, as a session got them from Mailbox;
 // an ID that no longer exists is ErrNotFound.
 type Mail interface {

@@ -7,11 +7,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"petrel/internal/store"
 )
 
 // BenchmarkImportMaildir imports a Maildir of 2,000 messages of about 4 KB with a
 // dovecot-uidlist (UIDs kept) into a new account, the way `petrel import maildir` does:
-// one store commit per message. Reported: messages/s and MB/s of message bytes.
+// "batched" in runs of AppendBatch, "per-message" through a store without it (one Append,
+// so one commit, per message, as before AppendBatch). Reported: messages/s and MB/s of
+// message bytes.
 func BenchmarkImportMaildir(b *testing.B) {
 	const n = 2000
 	root := b.TempDir()
@@ -33,14 +37,29 @@ func BenchmarkImportMaildir(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(int64(bytes))
-	for b.Loop() {
-		b.StopTimer()
-		st, a := openStore(b)
-		b.StartTimer()
-		if _, err := Import(context.Background(), st, a.ID, folders, nil); err != nil {
-			b.Fatal(err)
+	for _, batched := range []bool{true, false} {
+		name := "batched"
+		if !batched {
+			name = "per-message"
 		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(bytes))
+			for b.Loop() {
+				b.StopTimer()
+				var st store.Store
+				st, a := openStore(b)
+				if !batched {
+					st = withoutBatch{st}
+				}
+				b.StartTimer()
+				if _, err := Import(context.Background(), st, a.ID, folders, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
 	}
-	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// withoutBatch hides a store's AppendBatch.
+type withoutBatch struct{ store.Store }

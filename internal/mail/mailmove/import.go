@@ -101,6 +101,8 @@ func importFolder(ctx context.Context, st store.Store, accountID int64, f Folder
 		}
 		next = mb.UIDNext
 	}
+	ap := &appender{ctx: ctx, st: st, accountID: accountID, mailbox: mb.Name, mailboxID: mb.ID, r: &r}
+	ap.batch, _ = st.(store.BatchAppender)
 	var rest []Message
 	for _, m := range f.Messages {
 		if !keep || m.UID == 0 {
@@ -118,24 +120,20 @@ func importFolder(ctx context.Context, st store.Store, accountID int64, f Folder
 			rest = append(rest, m)
 			continue
 		}
-		if m.UID > next {
-			if err := st.AdoptUIDs(ctx, mb.ID, 0, m.UID); err != nil {
-				return r, err
-			}
-		}
-		ap, err := appendMessage(ctx, st, accountID, mb.Name, m, nil, &r)
-		if err != nil {
+		if err := ap.add(m, m.UID, nil); err != nil {
 			return r, err
 		}
-		if ap.Message.UID != m.UID {
-			r.Notes = append(r.Notes, fmt.Sprintf("%s: got UID %d instead of %d (mail arrived in the mailbox during the import)", m.Name, ap.Message.UID, m.UID))
-		}
-		next = ap.Message.UID + 1
-		r.Imported++
+		next = m.UID + 1
+	}
+	if err := ap.flush(); err != nil {
+		return r, err
 	}
 	base := uint32(1)
 	if keep {
-		if f.UIDNext > next {
+		if mb, err = st.MailboxByID(ctx, mb.ID); err != nil {
+			return r, err
+		}
+		if f.UIDNext > mb.UIDNext {
 			if err := st.AdoptUIDs(ctx, mb.ID, 0, f.UIDNext); err != nil {
 				return r, err
 			}
@@ -147,45 +145,128 @@ func importFolder(ctx context.Context, st store.Store, accountID int64, f Folder
 	}
 	seen := newContentSet(ctx, st, have, base)
 	for _, m := range rest {
-		if _, err := appendMessage(ctx, st, accountID, mb.Name, m, seen, &r); errors.Is(err, errDuplicate) {
-			r.Skipped++
-			continue
-		} else if err != nil {
+		if err := ap.add(m, 0, seen); err != nil {
 			return r, err
 		}
-		r.Imported++
 	}
-	return r, nil
+	return r, ap.flush()
+}
+
+// Runs of messages go to the store in one AppendBatch, so that they share commits: up to
+// appendRun messages or appendRunBytes of bodies, which bounds the memory the run holds.
+const (
+	appendRun      = 200
+	appendRunBytes = 32 << 20
+)
+
+// appender appends the messages of one folder in runs, with AppendBatch when the store has
+// it, else one Append (and AdoptUIDs) each.
+type appender struct {
+	ctx       context.Context
+	st        store.Store
+	batch     store.BatchAppender // nil: the store has no AppendBatch
+	accountID int64
+	mailbox   string
+	mailboxID int64
+	r         *Result
+
+	run   []store.BatchMessage
+	names []string // of the messages in run
+	bytes int64
+}
+
+// add reads m and queues it to take uid (0: the next); with seen, a message whose content
+// the mailbox has is counted as skipped instead.
+func (a *appender) add(m Message, uid uint32, seen *contentSet) error {
+	am, err := readMessage(m, seen, a.r)
+	if errors.Is(err, errDuplicate) {
+		a.r.Skipped++
+		return nil
+	} else if err != nil {
+		return err
+	}
+	a.run = append(a.run, store.BatchMessage{AppendMessage: *am, UID: uid})
+	a.names = append(a.names, m.Name)
+	a.bytes += am.Size
+	if len(a.run) >= appendRun || a.bytes >= appendRunBytes {
+		return a.flush()
+	}
+	return nil
+}
+
+// flush appends the queued run.
+func (a *appender) flush() error {
+	if len(a.run) == 0 {
+		return nil
+	}
+	var got []store.Appended
+	var err error
+	if a.batch != nil {
+		got, err = a.batch.AppendBatch(a.ctx, a.accountID, a.mailbox, a.run)
+	} else {
+		got, err = a.appendEach()
+	}
+	for i, ap := range got {
+		if want := a.run[i].UID; want != 0 && ap.Message.UID != want {
+			a.r.Notes = append(a.r.Notes, fmt.Sprintf("%s: got UID %d instead of %d (mail arrived in the mailbox during the import)", a.names[i], ap.Message.UID, want))
+		}
+	}
+	a.r.Imported += len(got)
+	a.run, a.names, a.bytes = a.run[:0], a.names[:0], 0
+	return err
+}
+
+// appendEach is AppendBatch for a store without it: a commit per message.
+func (a *appender) appendEach() ([]store.Appended, error) {
+	var out []store.Appended
+	for _, m := range a.run {
+		if m.UID != 0 {
+			mb, err := a.st.MailboxByID(a.ctx, a.mailboxID)
+			if err != nil {
+				return out, err
+			}
+			if m.UID > mb.UIDNext {
+				if err := a.st.AdoptUIDs(a.ctx, a.mailboxID, 0, m.UID); err != nil {
+					return out, err
+				}
+			}
+		}
+		ap, err := a.st.Append(a.ctx, a.accountID, a.mailbox, &m.AppendMessage)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ap)
+	}
+	return out, nil
 }
 
 var errDuplicate = errors.New("already in the mailbox")
 
-// appendMessage reads a message, stores it with CRLF line ends, and appends it with its
-// flags and date; with seen set, a message whose content the mailbox has is skipped
-// (errDuplicate).
-func appendMessage(ctx context.Context, st store.Store, accountID int64, mailbox string, m Message, seen *contentSet, r *Result) (store.Appended, error) {
+// readMessage reads a message with CRLF line ends and parses it, ready to append with its
+// flags and date; with seen set, a message whose content the mailbox has is errDuplicate.
+func readMessage(m Message, seen *contentSet, r *Result) (*store.AppendMessage, error) {
 	rc, err := m.Open()
 	if err != nil {
-		return store.Appended{}, err
+		return nil, err
 	}
 	raw, err := io.ReadAll(rc)
 	rc.Close()
 	if err != nil {
-		return store.Appended{}, fmt.Errorf("%s: %w", m.Name, err)
+		return nil, fmt.Errorf("%s: %w", m.Name, err)
 	}
 	body := toCRLF(raw)
 	if seen != nil {
 		dup, err := seen.take(body)
 		if err != nil {
-			return store.Appended{}, err
+			return nil, err
 		}
 		if dup {
-			return store.Appended{}, errDuplicate
+			return nil, errDuplicate
 		}
 	}
 	parsed, err := message.Parse(bytes.NewReader(body))
 	if err != nil {
-		return store.Appended{}, err
+		return nil, err
 	}
 	var flags []string
 	for _, fl := range m.Flags {
@@ -195,8 +276,8 @@ func appendMessage(ctx context.Context, st store.Store, accountID int64, mailbox
 		}
 		flags = append(flags, fl)
 	}
-	return st.Append(ctx, accountID, mailbox, &store.AppendMessage{Body: bytes.NewReader(body), Size: int64(len(body)),
-		Parsed: parsed, Flags: flags, InternalDate: m.Date})
+	return &store.AppendMessage{Body: bytes.NewReader(body), Size: int64(len(body)),
+		Parsed: parsed, Flags: flags, InternalDate: m.Date}, nil
 }
 
 // toCRLF gives every line a CRLF end, as the store keeps messages (and IMAP and POP3 serve

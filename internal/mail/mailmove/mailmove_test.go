@@ -165,7 +165,13 @@ func writeMaildir(t *testing.T) string {
 	return root
 }
 
+// TestImportMaildir runs the import with AppendBatch and through a store without it.
 func TestImportMaildir(t *testing.T) {
+	t.Run("batched", func(t *testing.T) { testImportMaildir(t, false) })
+	t.Run("per-message", func(t *testing.T) { testImportMaildir(t, true) })
+}
+
+func testImportMaildir(t *testing.T, perMessage bool) {
 	root := writeMaildir(t)
 	folders, err := ReadMaildir(root)
 	if err != nil {
@@ -180,6 +186,9 @@ func TestImportMaildir(t *testing.T) {
 		t.Fatalf("folders %v, want %v", names, want)
 	}
 	st, a := openStore(t)
+	if perMessage {
+		st = withoutBatch{st}
+	}
 	ctx := context.Background()
 	res, err := Import(ctx, st, a.ID, folders, nil)
 	if err != nil {

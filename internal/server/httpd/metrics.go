@@ -97,6 +97,26 @@ func (m *Metrics) Connections(listener string, accepted, closed func() uint64) {
 	)
 }
 
+// Certificate publishes the served certificate's expiry (Unix seconds; 0: none from the CA
+// yet) and the failed renewals since the last success, read when scraped, so that an alert
+// can fire long before a failing renewal becomes an expired certificate.
+func (m *Metrics) Certificate(notAfter func() time.Time, failures func() int) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "petrel_tls_certificate_expiry_seconds", Help: "Expiry of the TLS certificate from the ACME CA, as a Unix time (0: none yet).",
+		}, func() float64 {
+			t := notAfter()
+			if t.IsZero() {
+				return 0
+			}
+			return float64(t.Unix())
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "petrel_acme_failures", Help: "Failed ACME certificate orders since the last certificate.",
+		}, func() float64 { return float64(failures()) }),
+	)
+}
+
 // Delivery counts one delivery attempt of a received message and its duration.
 func (m *Metrics) Delivery(d time.Duration, err error) {
 	if err != nil {

@@ -15,11 +15,20 @@ func (s *Store) AdoptUIDs(ctx context.Context, mailboxID int64, uidValidity, uid
 	if uidNext == 0 {
 		return fmt.Errorf("store: UIDNEXT 0: %w", store.ErrInvalid)
 	}
-	return s.write(ctx, 0, func(t *tx) error {
+	return s.write(ctx, 0, adoptUIDs(mailboxID, uidValidity, uidNext, false))
+}
+
+// adoptUIDs is the work of AdoptUIDs. With raiseOnly, a UIDNEXT at or below the mailbox's
+// is no error and changes nothing (AppendBatch: the message then takes the next UID).
+func adoptUIDs(mailboxID int64, uidValidity, uidNext uint32, raiseOnly bool) func(*tx) error {
+	return func(t *tx) error {
 		var accountID, curValidity, curNext int64
 		if err := t.queryRow(`SELECT account_id, uidvalidity, uidnext FROM mailboxes WHERE id = ?`, []any{mailboxID},
 			&accountID, &curValidity, &curNext); err != nil {
 			return fmt.Errorf("mailbox %d: %w", mailboxID, err)
+		}
+		if raiseOnly && int64(uidNext) <= curNext {
+			return nil
 		}
 		if int64(uidNext) < curNext {
 			return fmt.Errorf("store: UIDNEXT %d is below the mailbox's %d (UIDs are never reused): %w", uidNext, curNext, store.ErrInvalid)
@@ -53,7 +62,7 @@ func (s *Store) AdoptUIDs(ctx context.Context, mailboxID int64, uidValidity, uid
 		}
 		t.change(store.ChangeMailbox, accountID, mailboxID, modseq)
 		return nil
-	})
+	}
 }
 
 // freeUIDValidity makes sure no other mailbox of the account has uidValidity: one that has

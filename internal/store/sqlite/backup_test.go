@@ -108,6 +108,13 @@ func TestVerifyFindsDamage(t *testing.T) {
 		want(t, path, fmt.Sprintf("alice@example.org INBOX UID %d: body %d is truncated or damaged: 10 bytes stored, %d expected",
 			msgs[2].UID, msgs[2].BlobID, msgs[2].Size))
 	})
+	t.Run("changed bytes", func(t *testing.T) {
+		path, _, msgs := backupFixture(t)
+		// The same length, one byte different: only the digest can tell.
+		damage(t, path, `UPDATE blobs SET data = 'X' || substr(data, 2) WHERE id = ?`, msgs[2].BlobID)
+		want(t, path, fmt.Sprintf("alice@example.org INBOX UID %d: body %d is damaged: its bytes do not match its SHA-256",
+			msgs[2].UID, msgs[2].BlobID))
+	})
 	t.Run("lost chunk", func(t *testing.T) {
 		path, _, msgs := backupFixture(t)
 		damage(t, path, `DELETE FROM blob_chunks WHERE blob_id = ? AND seq = 1`, msgs[1].BlobID)

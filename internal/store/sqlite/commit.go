@@ -46,6 +46,15 @@ func (s *Store) write(ctx context.Context, size int64, fn func(*tx) error) error
 
 // submit is write for a request built by the caller.
 func (s *Store) submit(ctx context.Context, r *request) error {
+	if err := s.enqueue(ctx, r); err != nil {
+		return err
+	}
+	return s.await(ctx, r)
+}
+
+// enqueue hands r to the committer without waiting for its commit: requests enqueued one
+// after another by one goroutine run in that order, and share commits.
+func (s *Store) enqueue(ctx context.Context, r *request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -54,18 +63,20 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	// The read lock keeps Close from closing reqs while we send; the committer keeps
 	// draining reqs, so the send completes.
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
-		s.mu.RUnlock()
 		return errClosed
 	}
 	select {
 	case s.reqs <- r:
+		return nil
 	case <-ctx.Done():
-		s.mu.RUnlock()
 		return ctx.Err()
 	}
-	s.mu.RUnlock()
+}
 
+// await waits for the outcome of an enqueued request (see write).
+func (s *Store) await(ctx context.Context, r *request) error {
 	select {
 	case err := <-r.done:
 		return err

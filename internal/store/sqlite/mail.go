@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -120,7 +121,15 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 
 // Append implements store.Mail: a delivery to one mailbox that must exist.
 func (s *Store) Append(ctx context.Context, accountID int64, mailbox string, m *store.AppendMessage) (store.Appended, error) {
-	d := &store.Delivery{
+	out, uidvalidity, err := s.deliver(ctx, appendDelivery(accountID, mailbox, m))
+	if err != nil {
+		return store.Appended{}, err
+	}
+	return store.Appended{UIDValidity: uidvalidity, Message: out.Messages[0]}, nil
+}
+
+func appendDelivery(accountID int64, mailbox string, m *store.AppendMessage) *store.Delivery {
+	return &store.Delivery{
 		Targets:    []store.Target{{AccountID: accountID, Mailbox: mailbox}},
 		Body:       m.Body,
 		Size:       m.Size,
@@ -128,34 +137,115 @@ func (s *Store) Append(ctx context.Context, accountID int64, mailbox string, m *
 		ReceivedAt: m.InternalDate,
 		Flags:      m.Flags,
 	}
-	out, uidvalidity, err := s.deliver(ctx, d)
-	if err != nil {
-		return store.Appended{}, err
+}
+
+var _ store.BatchAppender = (*Store)(nil)
+
+// AppendBatch implements store.BatchAppender. Every message is a request of its own (and a
+// message with a UID one more, the adoption of its UID, before it), all enqueued before the
+// first is awaited: the committer takes them in order and gathers them into its batches
+// (Options.MaxBatch requests, MaxBatchBytes of bodies), so a run of messages costs a commit
+// per batch instead of one per message, and each message is still all or nothing.
+func (s *Store) AppendBatch(ctx context.Context, accountID int64, mailbox string, msgs []store.BatchMessage) ([]store.Appended, error) {
+	var mboxID int64
+	if slices.ContainsFunc(msgs, func(m store.BatchMessage) bool { return m.UID != 0 }) {
+		mb, err := s.Mailbox(ctx, accountID, mailbox)
+		if err != nil {
+			return nil, err
+		}
+		mboxID = mb.ID
 	}
-	return store.Appended{UIDValidity: uidvalidity, Message: out.Messages[0]}, nil
+	type queued struct {
+		adopt  *request // raises UIDNEXT to the message's UID; nil without one
+		r      *request
+		result func() (store.Delivered, uint32)
+	}
+	var q []queued
+	var qerr error
+	for i := range msgs {
+		m := &msgs[i]
+		var e queued
+		if m.UID != 0 {
+			e.adopt = &request{fn: adoptUIDs(mboxID, 0, m.UID, true)}
+			if qerr = s.enqueue(ctx, e.adopt); qerr != nil {
+				break
+			}
+		}
+		if e.r, e.result, qerr = deliveryRequest(appendDelivery(accountID, mailbox, &m.AppendMessage)); qerr != nil {
+			q = append(q, e) // its adoption, if any, is awaited below
+			break
+		}
+		if qerr = s.enqueue(ctx, e.r); qerr != nil {
+			e.r = nil
+			q = append(q, e)
+			break
+		}
+		q = append(q, e)
+	}
+	out := make([]store.Appended, 0, len(q))
+	var first error
+	for _, e := range q {
+		// After a failure, what the committer has not taken yet is withdrawn; what it took
+		// still has to be awaited before returning.
+		for _, r := range []*request{e.adopt, e.r} {
+			if r == nil {
+				continue
+			}
+			if first != nil && r.state.CompareAndSwap(pending, cancelled) {
+				continue
+			}
+			if err := s.await(ctx, r); err != nil && first == nil {
+				first = err
+			}
+		}
+		if first == nil && e.r != nil {
+			d, validity := e.result()
+			out = append(out, store.Appended{UIDValidity: validity, Message: d.Messages[0]})
+		}
+	}
+	if first == nil {
+		first = qerr
+	}
+	return out, first
 }
 
 // deliver commits d and also returns the UIDVALIDITY of its last target's mailbox.
 func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered, uint32, error) {
+	r, result, err := deliveryRequest(d)
+	if err != nil {
+		return store.Delivered{}, 0, err
+	}
+	if err := s.submit(ctx, r); err != nil {
+		return store.Delivered{}, 0, err
+	}
+	out, uidvalidity := result()
+	return out, uidvalidity, nil
+}
+
+// deliveryRequest reads d's body and makes the request that commits it; result tells what
+// the request did once it has run.
+func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delivered, uint32), err error) {
 	flags, err := store.NormalizeFlags(d.Flags)
 	if err != nil {
-		return store.Delivered{}, 0, fmt.Errorf("store: %w", err)
+		return nil, nil, fmt.Errorf("store: %w", err)
 	}
 	var body, outBody []byte
 	if len(d.Targets) > 0 {
 		if body, err = readBody(d.Body, d.Size); err != nil {
-			return store.Delivered{}, 0, err
+			return nil, nil, err
 		}
 	}
 	if d.Outbound != nil {
 		if outBody, err = readOutbound(d.Outbound); err != nil {
-			return store.Delivered{}, 0, err
+			return nil, nil, err
 		}
 	}
 	received := d.ReceivedAt
 	if received.IsZero() {
 		received = time.Now()
 	}
+	// Hashed here, by the caller's goroutine, not by the committer that every write waits for.
+	digest := sha256.Sum256(body)
 	var date any // NULL for a missing Date header
 	if !d.Parsed.Date.IsZero() {
 		date = d.Parsed.Date.UnixNano()
@@ -165,7 +255,7 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 
 	var out store.Delivered
 	var uidvalidity uint32
-	r := &request{size: int64(len(body) + len(outBody)), delivery: true}
+	r = &request{size: int64(len(body) + len(outBody)), delivery: true}
 	r.fn = func(t *tx) error {
 		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
 			return err
@@ -178,7 +268,7 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 		if len(d.Targets) == 0 {
 			return nil
 		}
-		blobID, err := t.insertBlob(body, d.MailFrom, received, date, &d.Parsed)
+		blobID, err := t.insertBlob(body, digest, d.MailFrom, received, date, &d.Parsed)
 		if err != nil {
 			return err
 		}
@@ -227,19 +317,16 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 		}
 		return nil
 	}
-	if err := s.submit(ctx, r); err != nil {
-		return store.Delivered{}, 0, err
-	}
-	return out, uidvalidity, nil
+	return r, func() (store.Delivered, uint32) { return out, uidvalidity }, nil
 }
 
-// insertBlob stores a body with its metadata and returns its ID; date is the Date header in
-// unix nanoseconds, or nil.
-func (t *tx) insertBlob(body []byte, mailFrom string, received time.Time, date any, p *store.ParsedMessage) (int64, error) {
+// insertBlob stores a body with its SHA-256 and metadata and returns its ID; date is the Date
+// header in unix nanoseconds, or nil.
+func (t *tx) insertBlob(body []byte, digest [sha256.Size]byte, mailFrom string, received time.Time, date any, p *store.ParsedMessage) (int64, error) {
 	first := body[:min(blobChunkSize, len(body))]
-	res, err := t.exec(`INSERT INTO blobs (size, mail_from, received, message_id, subject, from_addr, date, envelope, structure, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		len(body), mailFrom, received.UnixNano(), p.MessageID, p.Subject, p.From, date, p.Envelope, p.Structure, first)
+	res, err := t.exec(`INSERT INTO blobs (size, mail_from, received, message_id, subject, from_addr, date, envelope, structure, data, digest)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		len(body), mailFrom, received.UnixNano(), p.MessageID, p.Subject, p.From, date, p.Envelope, p.Structure, first, digest[:])
 	if err != nil {
 		return 0, err
 	}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -34,7 +35,7 @@ func readOutbound(o *store.Outbound) ([]byte, error) {
 
 // enqueue writes an entry with its body and recipients inside a request.
 func (t *tx) enqueue(o *store.Outbound, body []byte, now time.Time) (int64, error) {
-	blobID, err := t.insertBlob(body, o.MailFrom, now, nil, &store.ParsedMessage{})
+	blobID, err := t.insertBlob(body, sha256.Sum256(body), o.MailFrom, now, nil, &store.ParsedMessage{})
 	if err != nil {
 		return 0, err
 	}

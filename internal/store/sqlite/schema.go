@@ -255,7 +255,7 @@ CREATE TABLE mta_sts (
 	`
 ALTER TABLE accounts ADD COLUMN pop3_uidl TEXT NOT NULL DEFAULT ''; -- store.POP3UIDLFormat
 `,
-	// greylisting at the SMTP door (issue 13, store.Greylist).
+	// 8: greylisting at the SMTP door (issue 13, store.Greylist).
 	`
 CREATE TABLE greylist (
 	key    TEXT PRIMARY KEY,
@@ -264,6 +264,11 @@ CREATE TABLE greylist (
 	passed INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX greylist_last ON greylist (last);
+`,
+	// 9: each body's SHA-256, so that verify finds bytes changed on disk (issue 16). Bodies
+	// stored before it have none (NULL) and are checked by size only.
+	`
+ALTER TABLE blobs ADD COLUMN digest BLOB;
 `,
 }
 

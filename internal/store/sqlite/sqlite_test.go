@@ -597,3 +597,27 @@ func TestConformanceGreylist(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	storetest.RunGreylist(t, s)
 }
+
+func TestConformanceBatchAppender(t *testing.T) {
+	storetest.RunBatchAppender(t, func(t *testing.T) storetest.BatchStore { return openTemp(t, Options{}) })
+}
+
+// TestAppendBatchSharesCommits: a run of messages costs a commit per committer batch, not one
+// per message.
+func TestAppendBatchSharesCommits(t *testing.T) {
+	s := openTemp(t, Options{})
+	a := setup(t, s, "alice@example.org")
+	var msgs []store.BatchMessage
+	for i := range 200 {
+		body := fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i)
+		msgs = append(msgs, store.BatchMessage{UID: uint32(i + 1), AppendMessage: store.AppendMessage{Body: strings.NewReader(body), Size: int64(len(body))}})
+	}
+	before := s.batches.Load()
+	if _, err := s.AppendBatch(t.Context(), a.ID, store.Inbox, msgs); err != nil {
+		t.Fatal(err)
+	}
+	// 400 requests (an adoption and an append per message) in batches of at most 128.
+	if n := s.batches.Load() - before; n > 40 {
+		t.Errorf("%d commits for 200 messages", n)
+	}
+}
