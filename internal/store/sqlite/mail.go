@@ -152,6 +152,24 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 			return store.Delivered{}, 0, err
 		}
 	}
+	// Sieve's extra messages (redirects, vacation replies) and per-target flags.
+	moreBodies := make([][]byte, len(d.More))
+	moreSize := 0
+	for i, o := range d.More {
+		if moreBodies[i], err = readOutbound(o); err != nil {
+			return store.Delivered{}, 0, err
+		}
+		moreSize += len(moreBodies[i])
+	}
+	targetFlags := make([][]string, len(d.Targets))
+	for i := range d.Targets {
+		targetFlags[i] = flags
+		if i < len(d.TargetFlags) && d.TargetFlags[i] != nil {
+			if targetFlags[i], err = store.NormalizeFlags(d.TargetFlags[i]); err != nil {
+				return store.Delivered{}, 0, fmt.Errorf("store: %w", err)
+			}
+		}
+	}
 	received := d.ReceivedAt
 	if received.IsZero() {
 		received = time.Now()
@@ -165,13 +183,18 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 
 	var out store.Delivered
 	var uidvalidity uint32
-	r := &request{size: int64(len(body) + len(outBody)), delivery: true}
+	r := &request{size: int64(len(body) + len(outBody) + moreSize), delivery: true}
 	r.fn = func(t *tx) error {
 		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
 			return err
 		}
 		if d.Outbound != nil {
 			if _, err := t.enqueue(d.Outbound, outBody, received); err != nil {
+				return err
+			}
+		}
+		for i, o := range d.More {
+			if _, err := t.enqueue(o, moreBodies[i], received); err != nil {
 				return err
 			}
 		}
@@ -190,6 +213,12 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 		for i, tg := range d.Targets {
 			// The account's MODSEQ and the mailbox's UID come from the committer's counters
 			// (delivercache.go): this runs once per recipient per message.
+			flags := targetFlags[i]
+			flagText, msgCounts := flagText, msgCounts
+			if i < len(d.TargetFlags) && d.TargetFlags[i] != nil {
+				flagText = strings.Join(flags, " ")
+				msgCounts = countsOf(flagText, int64(len(body)))
+			}
 			modseq, err := t.deliveryModSeq(tg.AccountID)
 			if err != nil {
 				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)

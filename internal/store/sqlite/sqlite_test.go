@@ -591,3 +591,7 @@ func TestObserveCommit(t *testing.T) {
 		}
 	}
 }
+
+func TestSieveConformance(t *testing.T) {
+	storetest.RunSieve(t, func(t *testing.T) storetest.SieveStore { return openTemp(t, Options{}) })
+}
