@@ -30,6 +30,7 @@ import (
 	"petrel/internal/lib/connlimit"
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/mail/sieve"
 	"petrel/internal/outbound/queue"
 	"petrel/internal/server/httpd"
 	"petrel/internal/server/imapd"
@@ -235,6 +236,12 @@ func (a *App) prepare(ctx context.Context) error {
 		MaxFailureDelay: cfg.Limits.AuthFailureMaxDelay.Duration,
 	}, a.log)
 	dl := countDeliveries{deliver.New(a.store, a.log), a.metrics}
+	if sv, ok := a.store.(deliver.SieveStore); ok {
+		// Each account's active Sieve script runs at delivery (issue 13); redirects count
+		// against the [sending] limits like submitted mail.
+		dl.SetSieve(&deliver.SieveConfig{Store: sv, Limits: sieve.DefaultLimits(), Sending: a.sendingLimits().Default,
+			Hostname: cfg.Hostname})
+	}
 	if cfg.Outbound.Enabled {
 		q, err := a.newQueue(dl.Deliverer)
 		if err != nil {

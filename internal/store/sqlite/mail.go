@@ -111,7 +111,7 @@ func (t *tx) addKeywords(mailboxID int64, flags []string) error {
 // Deliver implements store.Mail. The body is read into memory before the request is queued
 // (see the package comment) and written once, whatever the number of targets.
 func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered, error) {
-	if len(d.Targets) == 0 && d.Outbound == nil {
+	if len(d.Targets) == 0 && d.Outbound == nil && len(d.More) == 0 {
 		return store.Delivered{}, errors.New("store: delivery without targets")
 	}
 	out, _, err := s.deliver(ctx, d)
