@@ -34,6 +34,7 @@ import (
 	"petrel/internal/outbound/queue"
 	"petrel/internal/server/httpd"
 	"petrel/internal/server/imapd"
+	"petrel/internal/server/managesieve"
 	"petrel/internal/server/pop3d"
 	"petrel/internal/server/smtpd"
 	"petrel/internal/store"
@@ -347,6 +348,20 @@ func (a *App) prepare(ctx context.Context) error {
 	imaps := imapd.New(imapConf("imaps", true), a.store, au, a.log.With("listener", "imaps"))
 	add("imap", imap, imapBusy)
 	add("imaps", imaps, nil)
+	if sv, ok := a.store.(managesieve.Store); ok {
+		ms := managesieve.New(managesieve.Config{
+			Hostname:           cfg.Hostname,
+			TLS:                tlsConf,
+			AllowPlaintextAuth: cfg.ManageSieve.AllowPlaintextAuth,
+			IdleTimeout:        cfg.ManageSieve.IdleTimeout.Duration,
+			CommandTimeout:     cfg.ManageSieve.CommandTimeout.Duration,
+			LoginIdleTimeout:   cfg.Limits.LoginIdleTimeout.Duration,
+			LoginTimeout:       cfg.Limits.LoginTimeout.Duration,
+			MaxScripts:         cfg.ManageSieve.MaxScripts,
+			MaxAuthFailures:    cfg.Limits.MaxAuthFailures,
+		}, sv, au, a.log.With("listener", "managesieve"))
+		add("managesieve", ms, busyLine("BYE (TRYLATER) \"Too many connections, try again later\"\r\n"))
+	}
 	web, webs := a.webServers(a.webRoutes(), tlsConf)
 	add("http", web, busyLine("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
 	add("https", webs, nil)
