@@ -58,6 +58,9 @@ type SieveConfig struct {
 	Sending  store.SendingLimits // the default sending limits, applied to redirects
 	Hostname string              // the Reporting-MTA of a rejection's DSN
 	Now      func() time.Time    // nil: time.Now
+	// ActiveTTL is how long an account's active script is used before it is read again
+	// (default one second; negative: read at every delivery).
+	ActiveTTL time.Duration
 }
 
 // RejectError is the error of a delivery a Sieve script rejected; nothing was delivered.
@@ -69,15 +72,65 @@ func (e *RejectError) Error() string { return "deliver: rejected by sieve: " + e
 
 // SetSieve makes Deliver run each recipient's active script.
 func (d *Deliverer) SetSieve(c *SieveConfig) {
-	d.sieve = &sieveRunner{cfg: *c, cache: map[string]*sieve.Script{}}
+	d.sieve = &sieveRunner{cfg: *c, cache: map[string]*sieve.Script{}, active: map[int64]activeEntry{}}
 }
 
 // sieveRunner keeps the parsed scripts: a script is parsed once per content, not per
-// delivery.
+// delivery; and each account's active script is looked up at most once per
+// activeCacheTTL, so that a change made over ManageSieve or the CLI applies within that
+// time (like a change of aliases at RCPT) and a busy inbox costs no store reads for it.
 type sieveRunner struct {
-	cfg   SieveConfig
-	mu    sync.Mutex
-	cache map[string]*sieve.Script // by content
+	cfg    SieveConfig
+	mu     sync.Mutex
+	cache  map[string]*sieve.Script // by content
+	active map[int64]activeEntry    // by account
+}
+
+// activeEntry is an account's active script as last read: none (script nil, no error),
+// or the script with its name and the account.
+type activeEntry struct {
+	acct    store.Account
+	name    string
+	content string
+	none    bool
+	read    time.Time // when it was read from the store
+}
+
+const activeCacheTTL = time.Second
+
+// activeScript returns the account's active script (none: ok false), through the cache.
+func (s *sieveRunner) activeScript(ctx context.Context, accountID int64) (activeEntry, error) {
+	now := time.Now()
+	ttl := s.cfg.ActiveTTL
+	if ttl == 0 {
+		ttl = activeCacheTTL
+	}
+	s.mu.Lock()
+	e, hit := s.active[accountID]
+	s.mu.Unlock()
+	if hit && now.Sub(e.read) < ttl {
+		return e, nil
+	}
+	e = activeEntry{read: now}
+	sc, err := s.cfg.Store.ActiveSieveScript(ctx, accountID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		e.none = true
+	case err != nil:
+		return e, err
+	default:
+		if e.acct, err = s.cfg.Store.AccountByID(ctx, accountID); err != nil {
+			return e, err
+		}
+		e.name, e.content = sc.Name, sc.Content
+	}
+	s.mu.Lock()
+	if len(s.active) >= maxCachedScripts {
+		s.active = map[int64]activeEntry{}
+	}
+	s.active[accountID] = e
+	s.mu.Unlock()
+	return e, nil
 }
 
 // maxCachedScripts bounds the parse cache; past it, the cache starts over.
@@ -161,17 +214,17 @@ func (d *Deliverer) runAccount(ctx context.Context, env Envelope, body Body, par
 	s := d.sieve
 	keep := []store.Target{{AccountID: accountID, Mailbox: store.Inbox}}
 	keepFlags := [][]string{nil}
-	active, err := s.cfg.Store.ActiveSieveScript(ctx, accountID)
-	if errors.Is(err, store.ErrNotFound) {
+	active, err := s.activeScript(ctx, accountID)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("deliver: sieve script of account %d: %w", accountID, err)
+	}
+	if active.none {
 		return keep, keepFlags, nil, nil
 	}
-	acct, aerr := s.cfg.Store.AccountByID(ctx, accountID)
-	if err != nil || aerr != nil {
-		return nil, nil, nil, fmt.Errorf("deliver: sieve script of account %d: %w", accountID, errors.Join(err, aerr))
-	}
-	script, err := s.script(active.Content)
+	acct := active.acct
+	script, err := s.script(active.content)
 	if err != nil {
-		d.log.Warn("sieve script does not parse; message kept", "account", acct.Address, "script", active.Name, "err", err)
+		d.log.Warn("sieve script does not parse; message kept", "account", acct.Address, "script", active.name, "err", err)
 		return keep, keepFlags, nil, nil
 	}
 	if *msg == nil {
@@ -180,7 +233,7 @@ func (d *Deliverer) runAccount(ctx context.Context, env Envelope, body Body, par
 	senv := sieve.Envelope{From: env.MailFrom, To: acct.Address}
 	res, err := script.Run(senv, *msg, s.cfg.Limits)
 	if err != nil {
-		d.log.Warn("sieve script failed; message kept", "account", acct.Address, "script", active.Name, "err", err)
+		d.log.Warn("sieve script failed; message kept", "account", acct.Address, "script", active.name, "err", err)
 		return keep, keepFlags, nil, nil
 	}
 

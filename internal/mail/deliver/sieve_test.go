@@ -19,7 +19,7 @@ import (
 
 // sieveWorld is a real store with accounts and a Deliverer running their scripts.
 type sieveWorld struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	st   *sqlite.Store
 	d    *Deliverer
@@ -27,7 +27,7 @@ type sieveWorld struct {
 	accs map[string]store.Account
 }
 
-func newSieveWorld(t *testing.T, sending store.SendingLimits) *sieveWorld {
+func newSieveWorld(t testing.TB, sending store.SendingLimits) *sieveWorld {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "petrel.db"), sqlite.Options{})
 	if err != nil {
@@ -47,7 +47,7 @@ func newSieveWorld(t *testing.T, sending store.SendingLimits) *sieveWorld {
 	}
 	w.d = New(st, slog.New(slog.DiscardHandler))
 	w.d.SetSieve(&SieveConfig{Store: st, Limits: sieve.DefaultLimits(), Sending: sending, Hostname: "mx.example.test",
-		Now: func() time.Time { return w.now }})
+		Now: func() time.Time { return w.now }, ActiveTTL: -1})
 	return w
 }
 
@@ -298,6 +298,30 @@ func TestSieveVacation(t *testing.T) {
 	// Every message was kept in INBOX (vacation does not cancel the implicit keep).
 	if got := w.box("ann@example.test", "INBOX"); len(got) != 8 {
 		t.Errorf("INBOX has %d messages, want 8", len(got))
+	}
+}
+
+// TestSieveActiveCache: with the cache on, a script activated after a delivery applies
+// once its TTL has passed, and not before.
+func TestSieveActiveCache(t *testing.T) {
+	w := newSieveWorld(t, store.SendingLimits{})
+	w.d.sieve.cfg.ActiveTTL = time.Hour
+	deliver := func() {
+		t.Helper()
+		if err := w.deliver("carl@remote.example", []string{"ann@example.test"}, plainMsg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver() // reads "no script" into the cache
+	w.script("ann@example.test", "discard;")
+	deliver()
+	if got := w.box("ann@example.test", "INBOX"); len(got) != 2 {
+		t.Fatalf("INBOX has %d, want 2 (the cached answer holds within the TTL)", len(got))
+	}
+	w.d.sieve.cfg.ActiveTTL = -1 // as if the TTL had passed
+	deliver()
+	if got := w.box("ann@example.test", "INBOX"); len(got) != 2 {
+		t.Fatalf("INBOX has %d, want 2 (discarded after the TTL)", len(got))
 	}
 }
 

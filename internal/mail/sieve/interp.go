@@ -30,6 +30,7 @@ type run struct {
 	res          Result
 	implicitKeep bool
 	rejectLine   int
+	addrs        map[string][]string // parsed address headers, by value: several tests read one header
 }
 
 // charge counts work and fails the run beyond MaxSteps.
@@ -505,12 +506,24 @@ func (t addressTest) eval(r *run) (bool, error) {
 			continue
 		}
 		for _, v := range r.msg.Header(n) {
-			for _, a := range parseAddresses(v) {
+			for _, a := range r.parseAddresses(v) {
 				values = append(values, addressPart(a, t.part))
 			}
 		}
 	}
 	return r.matchAny(t.m, values, t.keys)
+}
+
+func (r *run) parseAddresses(v string) []string {
+	if a, ok := r.addrs[v]; ok {
+		return a
+	}
+	if r.addrs == nil {
+		r.addrs = map[string][]string{}
+	}
+	a := parseAddresses(v)
+	r.addrs[v] = a
+	return a
 }
 
 // parseAddresses returns the addresses of a header value; a value that does not parse is
