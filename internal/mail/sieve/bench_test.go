@@ -1,30 +1,8 @@
 package sieve
 
 import (
-	"fmt"
-	"strings"
 	"testing"
 )
-
-// Rules20 is a realistic 20-rule script: list filing by header, sender rules by address,
-// a body test, flags and variables. Delivery benchmarks use it too.
-func Rules20() string {
-	var b strings.Builder
-	b.WriteString(`require ["fileinto", "imap4flags", "variables", "envelope", "body", "copy"];` + "\n")
-	for i := 0; i < 8; i++ {
-		fmt.Fprintf(&b, "if header :contains \"list-id\" \"list%d.example.org\" { fileinto \"Lists/%d\"; stop; }\n", i, i)
-	}
-	for i := 0; i < 6; i++ {
-		fmt.Fprintf(&b, "if address :domain :is \"from\" \"vendor%d.example\" { addflag \"$Vendor%d\"; }\n", i, i)
-	}
-	b.WriteString(`if header :matches "subject" "*[SPAM]*" { fileinto "Junk"; stop; }` + "\n")
-	b.WriteString(`if envelope :is "from" "" { fileinto "Bounces"; stop; }` + "\n")
-	b.WriteString(`if size :over 5M { addflag "$Big"; }` + "\n")
-	b.WriteString(`if body :contains "unsubscribe" { addflag "$Newsletter"; }` + "\n")
-	b.WriteString(`if header :matches "from" "*@*" { set "sender_domain" "${2}"; }` + "\n")
-	b.WriteString(`if anyof (header :contains "x-priority" "1", header :is "importance" "high") { addflag "\\Flagged"; }` + "\n")
-	return b.String()
-}
 
 const benchMessage = `Return-Path: <alice@remote.example>
 Received: from mx.remote.example by mx.example.test; Mon, 7 Dec 2026 12:00:00 +0000
