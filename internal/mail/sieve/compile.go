@@ -282,6 +282,22 @@ func (c *compiler) matchSpecs(specs map[string]tagSpec) map[string]tagSpec {
 	return specs
 }
 
+// matchArgs parses the arguments of a matching test: its own tags (specs), the comparator
+// and match type, then the positional arguments pos, of which the last is the key list.
+func (c *compiler) matchArgs(name string, line int, args []arg, specs map[string]tagSpec, pos ...argKind) (parsedArgs, matcher, []string, error) {
+	a, err := parseArgs(name, line, args, c.matchSpecs(specs), pos...)
+	if err != nil {
+		return a, matcher{}, nil, err
+	}
+	m, err := c.matcher(a, line)
+	if err != nil {
+		return a, m, nil, err
+	}
+	keys := a.pos[len(a.pos)-1].strs
+	m, err = c.keys(m, keys, line)
+	return a, m, keys, err
+}
+
 func (c *compiler) matcher(a parsedArgs, line int) (matcher, error) {
 	m := matcher{kind: "is", comparator: "i;ascii-casemap"}
 	for _, t := range matchTags {
@@ -381,7 +397,7 @@ func (c *compiler) test(rt *rawTest) (test, error) {
 				return nil, err
 			}
 		}
-		specs := c.matchSpecs(nil)
+		specs := map[string]tagSpec{}
 		if rt.name != "header" {
 			for _, p := range []string{"all", "localpart", "domain"} {
 				specs[p] = tagSpec{group: "address part"}
@@ -391,16 +407,8 @@ func (c *compiler) test(rt *rawTest) (test, error) {
 				specs["detail"] = tagSpec{group: "address part"}
 			}
 		}
-		a, err := parseArgs(rt.name, line, rt.args, specs, argStrings, argStrings)
+		a, m, keys, err := c.matchArgs(rt.name, line, rt.args, specs, argStrings, argStrings)
 		if err != nil {
-			return nil, err
-		}
-		m, err := c.matcher(a, line)
-		if err != nil {
-			return nil, err
-		}
-		keys := a.pos[1].strs
-		if m, err = c.keys(m, keys, line); err != nil {
 			return nil, err
 		}
 		names := a.pos[0].strs
@@ -425,20 +433,11 @@ func (c *compiler) test(rt *rawTest) (test, error) {
 		if err := c.need("body", line, "body"); err != nil {
 			return nil, err
 		}
-		specs := c.matchSpecs(map[string]tagSpec{
+		a, m, keys, err := c.matchArgs(rt.name, line, rt.args, map[string]tagSpec{
 			"raw": {group: "body transform"}, "text": {group: "body transform"},
 			"content": {group: "body transform", value: argStrings},
-		})
-		a, err := parseArgs(rt.name, line, rt.args, specs, argStrings)
+		}, argStrings)
 		if err != nil {
-			return nil, err
-		}
-		m, err := c.matcher(a, line)
-		if err != nil {
-			return nil, err
-		}
-		keys := a.pos[0].strs
-		if m, err = c.keys(m, keys, line); err != nil {
 			return nil, err
 		}
 		bt := bodyTest{m: m, keys: keys, transform: BodyText}
@@ -453,16 +452,8 @@ func (c *compiler) test(rt *rawTest) (test, error) {
 		if err := c.need("variables", line, "string"); err != nil {
 			return nil, err
 		}
-		a, err := parseArgs(rt.name, line, rt.args, c.matchSpecs(nil), argStrings, argStrings)
+		a, m, keys, err := c.matchArgs(rt.name, line, rt.args, nil, argStrings, argStrings)
 		if err != nil {
-			return nil, err
-		}
-		m, err := c.matcher(a, line)
-		if err != nil {
-			return nil, err
-		}
-		keys := a.pos[1].strs
-		if m, err = c.keys(m, keys, line); err != nil {
 			return nil, err
 		}
 		return stringTest{m: m, sources: a.pos[0].strs, keys: keys}, noTests()
@@ -485,16 +476,8 @@ func (c *compiler) test(rt *rawTest) (test, error) {
 			}
 			args = append(args[:n-2:n-2], args[n-1])
 		}
-		a, err := parseArgs(rt.name, line, args, c.matchSpecs(nil), argStrings)
+		_, m, keys, err := c.matchArgs(rt.name, line, args, nil, argStrings)
 		if err != nil {
-			return nil, err
-		}
-		m, err := c.matcher(a, line)
-		if err != nil {
-			return nil, err
-		}
-		keys := a.pos[0].strs
-		if m, err = c.keys(m, keys, line); err != nil {
 			return nil, err
 		}
 		return hasflagTest{m: m, vars: vars, keys: keys}, noTests()
