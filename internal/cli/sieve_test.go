@@ -52,7 +52,7 @@ func TestSieveCommands(t *testing.T) {
 	}
 	// The refusal names the line and the reason.
 	_, err := run(t, data, "require \"fileinto\";\n\nfileinto;\n", "sieve", "put", "ann@example.test", "bad")
-	if err == nil || !strings.Contains(err.Error(), "line 3: fileinto takes 1 positional arguments") {
+	if err == nil || !strings.Contains(err.Error(), "line 3: fileinto needs 1 argument after its tags, found 0") {
 		t.Errorf("refusal: %v", err)
 	}
 }

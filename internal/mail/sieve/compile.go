@@ -1,6 +1,7 @@
 package sieve
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 )
@@ -544,7 +545,7 @@ func parseArgs(name string, line int, args []arg, specs map[string]tagSpec, pos 
 				return out, errorf(r.line, "%s: tag :%s must come before the other arguments", name, r.tag)
 			}
 		}
-		return out, errorf(line, "%s takes %d positional arguments, not %d", name, len(pos), len(rest))
+		return out, errorf(line, "%s needs %s after its tags, found %d", name, count(len(pos), "argument"), len(rest))
 	}
 	for j, k := range pos {
 		if !fits(rest[j], k) {
@@ -553,6 +554,14 @@ func parseArgs(name string, line int, args []arg, specs map[string]tagSpec, pos 
 	}
 	out.pos = rest
 	return out, nil
+}
+
+// count says "1 argument", "2 arguments".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func fits(a arg, k argKind) bool {

@@ -191,7 +191,7 @@ func TestParseErrors(t *testing.T) {
 		{"\"x", 1, "string not closed"},
 		{"else { keep; }", 1, "else without if"},
 		{"if header :is :contains \"a\" \"b\" { keep; }", 1, "both a match type"},
-		{"if header \"a\" { keep; }", 1, "positional arguments"},
+		{"if header \"a\" { keep; }", 1, "needs 2 arguments after its tags, found 1"},
 		{"if size 3 { keep; }", 1, ":over or :under"},
 		{"frobnicate;", 1, "unknown command"},
 		{"if bogus { keep; }", 1, "unknown test"},

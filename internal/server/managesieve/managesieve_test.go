@@ -172,7 +172,7 @@ func TestDialog(t *testing.T) {
 		{`HAVESPACE "vacation" 500`, `OK "Putscript would succeed"`},
 		{`HAVESPACE "vacation" 99999999`, `NO (QUOTA/MAXSIZE)`},
 		{`PUTSCRIPT "vacation" ` + literal("require \"vacation\";\r\nvacation \"Away\";\r\n"), `OK "Putscript completed"`},
-		{`PUTSCRIPT "bad" ` + literal("require \"fileinto\";\r\n\r\nfileinto;\r\n"), `NO "line 3: fileinto takes 1 positional arguments, not 0"`},
+		{`PUTSCRIPT "bad" ` + literal("require \"fileinto\";\r\n\r\nfileinto;\r\n"), `NO "line 3: fileinto needs 1 argument after its tags, found 0"`},
 		{`CHECKSCRIPT ` + literal("if true { frob; }"), `NO "line 1: unknown command frob"`},
 		{`CHECKSCRIPT "keep;"`, `OK "Script is valid"`},
 		{`PUTSCRIPT "second" "discard;"`, `OK`},
