@@ -30,10 +30,12 @@ import (
 	"petrel/internal/lib/connlimit"
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/mail/sieve"
 	"petrel/internal/outbound/queue"
 	"petrel/internal/server/acme"
 	"petrel/internal/server/httpd"
 	"petrel/internal/server/imapd"
+	"petrel/internal/server/managesieve"
 	"petrel/internal/server/pop3d"
 	"petrel/internal/server/smtpd"
 	"petrel/internal/store"
@@ -244,6 +246,12 @@ func (a *App) prepare(ctx context.Context) error {
 		MaxFailureDelay: cfg.Limits.AuthFailureMaxDelay.Duration,
 	}, a.log)
 	dl := countDeliveries{deliver.New(a.store, a.log), a.metrics}
+	if sv, ok := a.store.(deliver.SieveStore); ok {
+		// Each account's active Sieve script runs at delivery (issue 13); redirects count
+		// against the [sending] limits like submitted mail.
+		dl.SetSieve(&deliver.SieveConfig{Store: sv, Limits: sieve.DefaultLimits(), Sending: a.sendingLimits().Default,
+			Hostname: cfg.Hostname})
+	}
 	if cfg.Outbound.Enabled {
 		q, err := a.newQueue(dl.Deliverer)
 		if err != nil {
@@ -350,6 +358,20 @@ func (a *App) prepare(ctx context.Context) error {
 	imaps := imapd.New(imapConf("imaps", true), a.store, au, a.log.With("listener", "imaps"))
 	add("imap", imap, imapBusy)
 	add("imaps", imaps, nil)
+	if sv, ok := a.store.(managesieve.Store); ok {
+		ms := managesieve.New(managesieve.Config{
+			Hostname:           cfg.Hostname,
+			TLS:                tlsConf,
+			AllowPlaintextAuth: cfg.ManageSieve.AllowPlaintextAuth,
+			IdleTimeout:        cfg.ManageSieve.IdleTimeout.Duration,
+			CommandTimeout:     cfg.ManageSieve.CommandTimeout.Duration,
+			LoginIdleTimeout:   cfg.Limits.LoginIdleTimeout.Duration,
+			LoginTimeout:       cfg.Limits.LoginTimeout.Duration,
+			MaxScripts:         cfg.ManageSieve.MaxScripts,
+			MaxAuthFailures:    cfg.Limits.MaxAuthFailures,
+		}, sv, au, a.log.With("listener", "managesieve"))
+		add("managesieve", ms, busyLine("BYE (TRYLATER) \"Too many connections, try again later\"\r\n"))
+	}
 	webTLS := tlsConf
 	if a.acme != nil {
 		webTLS = a.acme.TLSConfig(tlsConf) // TLS-ALPN-01 is answered on the HTTPS listener

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 func devConfig(dir string) *config.Config {
 	c := config.Dev()
 	c.Data = filepath.Join(dir, "data")
-	for _, l := range []*[]string{&c.SMTP.Listen, &c.SMTP.Submission, &c.SMTP.Submissions, &c.POP3.Listen, &c.POP3.ListenTLS, &c.IMAP.Listen, &c.IMAP.ListenTLS, &c.HTTP.Listen, &c.HTTP.ListenTLS} {
+	for _, l := range []*[]string{&c.SMTP.Listen, &c.SMTP.Submission, &c.SMTP.Submissions, &c.POP3.Listen, &c.POP3.ListenTLS, &c.IMAP.Listen, &c.IMAP.ListenTLS, &c.HTTP.Listen, &c.HTTP.ListenTLS, &c.ManageSieve.Listen} {
 		*l = []string{"127.0.0.1:0"}
 	}
 	return c

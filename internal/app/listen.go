@@ -13,7 +13,7 @@ import (
 
 // bound is a listener New has bound, before the servers that will serve it exist.
 type bound struct {
-	name string // "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http", "https"
+	name string // "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http", "https", "managesieve"
 	key  string // the config key that lists the address, for error messages
 	addr string
 	l    net.Listener
@@ -36,6 +36,7 @@ func bindAll(cfg *config.Config) ([]bound, error) {
 		{"imaps", "imap.listen_tls", cfg.IMAP.ListenTLS},
 		{"http", "http.listen", cfg.HTTP.Listen},
 		{"https", "http.listen_tls", cfg.HTTP.ListenTLS},
+		{"managesieve", "managesieve.listen", cfg.ManageSieve.Listen},
 	} {
 		for _, addr := range e.addrs {
 			l, err := net.Listen("tcp", addr)
@@ -68,7 +69,7 @@ func listenError(cfg *config.Config, name, key, addr string, err error) error {
 	todo := "stop what holds it or change " + key + " in " + cfg.File
 	if cfg.Dev {
 		var all []string
-		for _, l := range [][]string{cfg.SMTP.Listen, cfg.SMTP.Submission, cfg.SMTP.Submissions, cfg.POP3.Listen, cfg.POP3.ListenTLS, cfg.IMAP.Listen, cfg.IMAP.ListenTLS, cfg.HTTP.Listen, cfg.HTTP.ListenTLS} {
+		for _, l := range [][]string{cfg.SMTP.Listen, cfg.SMTP.Submission, cfg.SMTP.Submissions, cfg.POP3.Listen, cfg.POP3.ListenTLS, cfg.IMAP.Listen, cfg.IMAP.ListenTLS, cfg.HTTP.Listen, cfg.HTTP.ListenTLS, cfg.ManageSieve.Listen} {
 			all = append(all, l...)
 		}
 		todo = "the development instance always uses " + strings.Join(all, ", ") +

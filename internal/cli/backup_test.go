@@ -41,7 +41,7 @@ func serveDataLog(t *testing.T, data string, log *slog.Logger) map[string]string
 	cfg.Data = data
 	for _, l := range []*[]string{&cfg.SMTP.Listen, &cfg.SMTP.Submission, &cfg.SMTP.Submissions,
 		&cfg.POP3.Listen, &cfg.POP3.ListenTLS, &cfg.IMAP.Listen, &cfg.IMAP.ListenTLS,
-		&cfg.HTTP.Listen, &cfg.HTTP.ListenTLS} {
+		&cfg.HTTP.Listen, &cfg.HTTP.ListenTLS, &cfg.ManageSieve.Listen} {
 		*l = []string{"127.0.0.1:0"}
 	}
 	cfg.POP3.AllowPlaintextAuth, cfg.IMAP.AllowPlaintextAuth, cfg.SMTP.AllowInsecureAuth = true, true, true
@@ -65,7 +65,7 @@ func serveDataLog(t *testing.T, data string, log *slog.Logger) map[string]string
 		for _, m := range listeningLine.FindAllStringSubmatch(out.String(), -1) {
 			addrs[m[1]] = m[2]
 		}
-		if len(addrs) == 9 {
+		if len(addrs) == 10 { // every listener of the development instance
 			return addrs
 		}
 		if time.Now().After(deadline) {

@@ -82,6 +82,8 @@ listen_tls = ["127.0.0.1:0"]
 [imap]
 listen = ["127.0.0.1:0"]
 listen_tls = ["127.0.0.1:0"]
+[managesieve]
+listen = ["127.0.0.1:0"]
 `, filepath.Join(dir, name+"-data"), extra, cert, key, smtp)
 		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 			t.Fatal(err)

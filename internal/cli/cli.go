@@ -62,6 +62,7 @@ func commands() []command {
 	cs = append(cs, sendCommands()...)
 	cs = append(cs, authCommands()...)
 	cs = append(cs, queueCommands()...)
+	cs = append(cs, sieveCommands()...)
 	cs = append(cs, backupCommands()...)
 	cs = append(cs, moveCommands()...)
 	cs = append(cs, checkCommands()...)

@@ -240,5 +240,8 @@ listen_tls = ["0.0.0.0:995"]
 [imap]
 listen = ["0.0.0.0:143"]
 listen_tls = ["0.0.0.0:993"]
+
+[managesieve]
+listen = ["0.0.0.0:4190"]       # users' Sieve filters (RFC 5804), STARTTLS
 `
 }

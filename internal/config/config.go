@@ -39,15 +39,17 @@ type Config struct {
 	// directory is given to it). Default: "" (keep running as whoever started it).
 	User string `toml:"user"`
 
-	Log    Log    `toml:"log"`
-	TLS    TLS    `toml:"tls"`
-	ACME   ACME   `toml:"acme"`
-	SMTP   SMTP   `toml:"smtp"`
-	POP3   POP3   `toml:"pop3"`
-	IMAP   IMAP   `toml:"imap"`
-	HTTP   HTTP   `toml:"http"`
-	Limits Limits `toml:"limits"`
-	Quota  Quota  `toml:"quota"`
+	Log  Log  `toml:"log"`
+	TLS  TLS  `toml:"tls"`
+	ACME ACME `toml:"acme"`
+	SMTP SMTP `toml:"smtp"`
+	POP3 POP3 `toml:"pop3"`
+	IMAP IMAP `toml:"imap"`
+	HTTP HTTP `toml:"http"`
+	// ManageSieve configures the ManageSieve listener (RFC 5804) for users' Sieve scripts.
+	ManageSieve ManageSieve `toml:"managesieve"`
+	Limits      Limits      `toml:"limits"`
+	Quota       Quota       `toml:"quota"`
 
 	MailAuth MailAuth `toml:"mail_auth"` // checks of inbound mail (mailauth.go)
 	Sending  Sending  `toml:"sending"`   // per-account sending limits (mailauth.go)
@@ -122,6 +124,15 @@ type POP3 struct {
 	// expire: advertised in CAPA EXPIRE (RFC 2449 §6.7): "" (not advertised), "NEVER" or days.
 	Expire     string `toml:"expire"`
 	LoginDelay int    `toml:"login_delay"` // CAPA LOGIN-DELAY seconds, 0 = not advertised
+}
+
+// ManageSieve configures the ManageSieve listener (RFC 5804).
+type ManageSieve struct {
+	Listen             []string `toml:"listen"`               // STARTTLS, default ["0.0.0.0:4190"]; [] turns it off
+	AllowPlaintextAuth bool     `toml:"allow_plaintext_auth"` // AUTHENTICATE before STARTTLS, default false
+	IdleTimeout        Duration `toml:"idle_timeout"`         // wait for a command once logged in, default 10m
+	CommandTimeout     Duration `toml:"command_timeout"`      // one whole command (its script included), default 1m
+	MaxScripts         int      `toml:"max_scripts"`          // scripts per account, default 32
 }
 
 // IMAP configures the IMAP listeners.
@@ -281,6 +292,12 @@ func Default() *Config {
 			AppendLimit:        50 << 20,
 			MaxAccountSessions: 100,
 		},
+		ManageSieve: ManageSieve{
+			Listen:         []string{"0.0.0.0:4190"},
+			IdleTimeout:    Duration{10 * time.Minute},
+			CommandTimeout: Duration{time.Minute},
+			MaxScripts:     32,
+		},
 		HTTP: HTTP{
 			Listen:            []string{"0.0.0.0:80"},
 			ListenTLS:         []string{"0.0.0.0:443"},
@@ -341,6 +358,7 @@ func Dev() *Config {
 	c.IMAP.ListenTLS = []string{"127.0.0.1:2993"}
 	c.HTTP.Listen = []string{"127.0.0.1:8080"}
 	c.HTTP.ListenTLS = []string{"127.0.0.1:8443"}
+	c.ManageSieve.Listen = []string{"127.0.0.1:24190"}
 	// Plain HTTP serves everything on loopback, and no HSTS: a browser applies HSTS to the
 	// host name on every port, so it would turn every other http://localhost page into HTTPS.
 	c.HTTP.RedirectHTTPS = false
@@ -505,7 +523,7 @@ func (c *Config) validate() error {
 		"smtp.submissions": c.SMTP.Submissions, "pop3.listen": c.POP3.Listen,
 		"pop3.listen_tls": c.POP3.ListenTLS, "imap.listen": c.IMAP.Listen,
 		"imap.listen_tls": c.IMAP.ListenTLS, "http.listen": c.HTTP.Listen,
-		"http.listen_tls": c.HTTP.ListenTLS,
+		"http.listen_tls": c.HTTP.ListenTLS, "managesieve.listen": c.ManageSieve.Listen,
 	} {
 		for _, a := range addrs {
 			if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
@@ -562,10 +580,14 @@ func (c *Config) validate() error {
 		"imap.idle_timeout": c.IMAP.IdleTimeout, "imap.command_timeout": c.IMAP.CommandTimeout,
 		"http.read_header_timeout": c.HTTP.ReadHeaderTimeout, "http.read_timeout": c.HTTP.ReadTimeout,
 		"http.write_timeout": c.HTTP.WriteTimeout, "http.idle_timeout": c.HTTP.IdleTimeout,
+		"managesieve.idle_timeout": c.ManageSieve.IdleTimeout, "managesieve.command_timeout": c.ManageSieve.CommandTimeout,
 	} {
 		if d.Duration <= 0 {
 			return bad(key, "must be positive")
 		}
+	}
+	if c.ManageSieve.MaxScripts < 1 {
+		return bad("managesieve.max_scripts", "must be at least 1")
 	}
 	if c.SMTP.DataMinRate < 1 {
 		return bad("smtp.data_min_rate", "must be at least 1 (bytes per second)")

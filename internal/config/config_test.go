@@ -202,13 +202,16 @@ func TestDevIsValidAndLoopback(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range [][]string{c.SMTP.Listen, c.SMTP.Submission, c.SMTP.Submissions, c.POP3.Listen, c.POP3.ListenTLS, c.IMAP.Listen, c.IMAP.ListenTLS, c.HTTP.Listen, c.HTTP.ListenTLS} {
+	for _, a := range [][]string{c.SMTP.Listen, c.SMTP.Submission, c.SMTP.Submissions, c.POP3.Listen, c.POP3.ListenTLS, c.IMAP.Listen, c.IMAP.ListenTLS, c.HTTP.Listen, c.HTTP.ListenTLS, c.ManageSieve.Listen} {
 		if !strings.HasPrefix(a[0], "127.0.0.1:") {
 			t.Errorf("dev listener %s is not loopback", a[0])
 		}
 	}
 	if c.HTTP.Listen[0] != "127.0.0.1:8080" || c.HTTP.ListenTLS[0] != "127.0.0.1:8443" || c.HTTP.RedirectHTTPS || c.HTTP.HSTSMaxAge != 0 {
 		t.Errorf("dev http: %+v", c.HTTP)
+	}
+	if c.ManageSieve.Listen[0] != "127.0.0.1:24190" {
+		t.Errorf("dev managesieve: %v", c.ManageSieve.Listen)
 	}
 }
 

@@ -354,6 +354,12 @@ type Delivery struct {
 	// SMTP, which must not bounce for a missing folder. Without it such a target fails the
 	// delivery with ErrNotFound.
 	InboxFallback bool
+	// TargetFlags, when not nil, gives each target (same index) its own initial flags in
+	// place of Flags (a Sieve script's imap4flags, RFC 5232); a nil entry means Flags.
+	TargetFlags [][]string
+	// More are further messages for remote recipients committed with this one: Sieve
+	// redirects and vacation replies, each its own outbound entry.
+	More []*Outbound
 }
 
 // Target is one mailbox a delivery goes to.

@@ -23,6 +23,7 @@ const (
 	devIMAPS       = "127.0.0.1:2993"
 	devHTTP        = "127.0.0.1:8080"
 	devHTTPS       = "127.0.0.1:8443"
+	devManageSieve = "127.0.0.1:24190"
 )
 
 var (
@@ -35,7 +36,7 @@ var (
 // Not parallel: it uses the fixed ports of the development instance.
 func TestDevInstance(t *testing.T) {
 	requireTools(t, "python3", "swaks")
-	for _, a := range []string{devSMTP, devSubmission, devSubmissions, devPOP3, devPOP3S, devIMAP, devIMAPS, devHTTP, devHTTPS} {
+	for _, a := range []string{devSMTP, devSubmission, devSubmissions, devPOP3, devPOP3S, devIMAP, devIMAPS, devHTTP, devHTTPS, devManageSieve} {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
 			missing(t, "port %s of the development instance is in use: %v", a, err)
@@ -46,7 +47,7 @@ func TestDevInstance(t *testing.T) {
 	in := &instance{
 		t: t, dir: dir, data: filepath.Join(dir, "data"),
 		SMTP: devSMTP, Submission: devSubmission, Submissions: devSubmissions, POP3: devPOP3, POP3S: devPOP3S,
-		IMAP: devIMAP, IMAPS: devIMAPS, HTTP: devHTTP, HTTPS: devHTTPS,
+		IMAP: devIMAP, IMAPS: devIMAPS, HTTP: devHTTP, HTTPS: devHTTPS, ManageSieve: devManageSieve,
 	}
 	t.Cleanup(in.cleanup)
 	in.start()

@@ -245,7 +245,7 @@ type instance struct {
 	certFP   [32]byte // fingerprint of the certificate the instance started with
 
 	// Listener addresses (host:port).
-	SMTP, Submission, Submissions, POP3, POP3S, IMAP, IMAPS, HTTP, HTTPS string
+	SMTP, Submission, Submissions, POP3, POP3S, IMAP, IMAPS, HTTP, HTTPS, ManageSieve string
 
 	// The running process; replaced by each start.
 	mu      sync.Mutex
@@ -287,6 +287,7 @@ func newInstance(t *testing.T, opts options) *instance {
 	in.SMTP, in.Submission, in.Submissions, in.POP3, in.POP3S = addr(), addr(), addr(), addr(), addr()
 	in.IMAP, in.IMAPS = addr(), addr()
 	in.HTTP, in.HTTPS = addr(), addr()
+	in.ManageSieve = addr()
 	noDNS := mailtest.StartDNS(t, mailtest.Zone{})
 
 	base := options{
@@ -314,6 +315,7 @@ func newInstance(t *testing.T, opts options) *instance {
 			fmt.Sprintf("listen = [%q]", in.HTTP),
 			fmt.Sprintf("listen_tls = [%q]", in.HTTPS),
 		},
+		"managesieve": {fmt.Sprintf("listen = [%q]", in.ManageSieve)},
 		// Tests log in wrongly on purpose; the default 1 s delay would only make them slow.
 		"limits": {`auth_failure_delay = "10ms"`, `auth_failure_max_delay = "50ms"`},
 		// The senders of these tests have no DNS records. An empty DNS server on loopback
@@ -329,7 +331,7 @@ func newInstance(t *testing.T, opts options) *instance {
 
 func renderConfig(base, extra options) string {
 	var b strings.Builder
-	for _, table := range []string{"", "log", "tls", "smtp", "pop3", "imap", "http", "limits", "mail_auth", "outbound"} {
+	for _, table := range []string{"", "log", "tls", "smtp", "pop3", "imap", "http", "managesieve", "limits", "mail_auth", "outbound"} {
 		lines := append([]string(nil), base[table]...)
 		for _, l := range extra[table] {
 			k := configKey(l)
@@ -370,7 +372,7 @@ func (in *instance) args() []string {
 }
 
 // listeners is how many "listening on" lines a started instance prints.
-const listeners = 9
+const listeners = 10
 
 // start runs `petrel serve` and waits until every listener is bound.
 func (in *instance) start() {

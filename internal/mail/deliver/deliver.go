@@ -90,6 +90,7 @@ type Deliverer struct {
 	log   *slog.Logger
 	cache *resolveCache // recent successful resolutions
 	out   outbound      // what queueing remote recipients needs (outbound.go)
+	sieve *sieveRunner  // nil: no Sieve scripts run (sieve.go)
 }
 
 // New returns a Deliverer over st.
@@ -270,6 +271,24 @@ func contains(l []string, s string) bool {
 	return false
 }
 
+// dedupeFlagged removes repeated targets (the first one's flags win).
+func dedupeFlagged(targets []store.Target, flags [][]string) ([]store.Target, [][]string) {
+	var outT []store.Target
+	var outF [][]string
+	seen := make(map[store.Target]bool, len(targets))
+	for i, t := range targets {
+		if t.Mailbox == "" {
+			t.Mailbox = store.Inbox
+		}
+		if !seen[t] {
+			seen[t] = true
+			outT = append(outT, t)
+			outF = append(outF, flags[i])
+		}
+	}
+	return outT, outF
+}
+
 // CheckQuota reports store.ErrOverQuota if a message of size bytes (0 when not known yet:
 // then one byte) would take the account of any target over its quota (RFC 9208). SMTP asks
 // at RCPT, so that a full mailbox is refused before the body is sent; the store checks again
@@ -323,18 +342,33 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 	if receivedAt.IsZero() {
 		receivedAt = time.Now()
 	}
+	var targetFlags [][]string
+	var more []*store.Outbound
+	if d.sieve != nil && len(targets) > 0 {
+		o, err := d.applySieve(ctx, env, body, parsed, targets)
+		if err != nil {
+			return store.Delivered{}, err
+		}
+		targets, targetFlags = dedupeFlagged(o.targets, o.flags)
+		more = o.more
+	}
 	out, err := d.outbound(ctx, env, body)
 	if err != nil {
 		return store.Delivered{}, err
 	}
+	if len(targets) == 0 && out == nil && len(more) == 0 {
+		return store.Delivered{}, nil // every script discarded it
+	}
 	delivered, err := d.st.Deliver(ctx, &store.Delivery{
-		Outbound:   out,
-		MailFrom:   env.MailFrom,
-		Targets:    targets,
-		Body:       io.NewSectionReader(body, 0, body.Size()),
-		Size:       body.Size(),
-		Parsed:     parsed,
-		ReceivedAt: receivedAt,
+		TargetFlags: targetFlags,
+		More:        more,
+		Outbound:    out,
+		MailFrom:    env.MailFrom,
+		Targets:     targets,
+		Body:        io.NewSectionReader(body, 0, body.Size()),
+		Size:        body.Size(),
+		Parsed:      parsed,
+		ReceivedAt:  receivedAt,
 		// Mail from SMTP goes to INBOX when the mailbox a rule names has vanished: a
 		// missing folder must not bounce it.
 		InboxFallback: true,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"petrel/internal/mail/deliver"
+	"petrel/internal/mail/sieve"
 	"petrel/internal/store"
 	"petrel/internal/store/sqlite"
 )
@@ -39,6 +40,17 @@ func BenchmarkInboundSQLite100K(b *testing.B) {
 	benchInbound(b, addr, 8, 100<<10, rcpts)
 }
 
+// BenchmarkInboundSQLiteSieve is BenchmarkInboundSQLite with a 20-rule Sieve script
+// (sieve.Rules20) active in every account: what users' filters cost the inbound path.
+func BenchmarkInboundSQLiteSieve(b *testing.B) {
+	addr := startStore(b, 8, Config{}, sieve.Rules20())
+	rcpts := make([]string, 8)
+	for i := range rcpts {
+		rcpts[i] = fmt.Sprintf("user%d@example.test", i+1)
+	}
+	benchInbound(b, addr, 32, 2048, rcpts)
+}
+
 // startStoreServer runs an MX server backed by a fresh SQLite store with the accounts
 // user1..userN@example.test.
 func startStoreServer(b *testing.B, accounts int) string {
@@ -47,6 +59,12 @@ func startStoreServer(b *testing.B, accounts int) string {
 
 // startStoreServerConfig is startStoreServer with cfg (its Hostname is set).
 func startStoreServerConfig(b *testing.B, accounts int, cfg Config) string {
+	return startStore(b, accounts, cfg, "")
+}
+
+// startStore is startStoreServerConfig with a Sieve script active in every account ("":
+// none, and delivery runs no scripts).
+func startStore(b *testing.B, accounts int, cfg Config, script string) string {
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	st, err := sqlite.Open(filepath.Join(b.TempDir(), "petrel.db"), sqlite.Options{Logger: log})
@@ -57,13 +75,26 @@ func startStoreServerConfig(b *testing.B, accounts int, cfg Config) string {
 	if err := st.AddDomain(ctx, "example.test"); err != nil {
 		b.Fatal(err)
 	}
+	d := deliver.New(st, log)
+	if script != "" {
+		d.SetSieve(&deliver.SieveConfig{Store: st, Limits: sieve.DefaultLimits(), Hostname: "mx.example.test"})
+	}
 	for i := range accounts {
-		if _, err := st.AddAccount(ctx, fmt.Sprintf("user%d@example.test", i+1), store.Credentials{}); err != nil {
+		a, err := st.AddAccount(ctx, fmt.Sprintf("user%d@example.test", i+1), store.Credentials{})
+		if err != nil {
 			b.Fatal(err)
+		}
+		if script != "" {
+			if err := st.PutSieveScript(ctx, a.ID, "rules", script); err != nil {
+				b.Fatal(err)
+			}
+			if err := st.SetActiveSieveScript(ctx, a.ID, "rules"); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	cfg.Hostname = "mx.example.test"
-	srv := New(cfg, deliver.New(st, log), nil, log)
+	srv := New(cfg, d, nil, log)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"petrel/internal/mail/deliver"
 )
 
 func TestStoreFailure(t *testing.T) {
@@ -58,5 +60,31 @@ func TestPanicRecovered(t *testing.T) {
 	`)
 	if !strings.Contains(ts.logs.String(), "resolve exploded") {
 		t.Errorf("panic not logged:\n%s", ts.logs)
+	}
+}
+
+// TestSieveReject: a recipient's Sieve script refused the message (deliver.RejectError):
+// the client gets 550 5.7.1 with the script's reason, nothing was delivered.
+func TestSieveReject(t *testing.T) {
+	fd := newFakeDeliverer()
+	fd.fail = &deliver.RejectError{Reason: "not interested"}
+	ts := startServer(t, Config{}, fd)
+	c := dial(t, ts.addr)
+	c.Run(`
+		S: 220
+		C: HELO client
+		S: 250
+		C: MAIL FROM:<a@elsewhere.example>
+		S: 250
+		C: RCPT TO:<alice@example.test>
+		S: 250
+		C: DATA
+		S: 354
+		C: x
+		C: .
+		S: 550 5.7.1 not interested
+	`)
+	if !strings.Contains(ts.logs.String(), "sieve: not interested") {
+		t.Errorf("log:\n%s", ts.logs)
 	}
 }

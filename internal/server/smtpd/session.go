@@ -425,6 +425,13 @@ func (s *session) Data(r io.Reader) (err error) {
 		}
 		return reply(452, 4, 2, 2, "mailbox full for some recipients, try again later")
 	}
+	if re := (*deliver.RejectError)(nil); errors.As(err, &re) {
+		// The recipient's Sieve script refused it (RFC 5429 §2.1: at SMTP time when the
+		// message has this one recipient); nothing was delivered.
+		s.refundSending(tx)
+		s.logTx(tx, "rejected", "sieve: "+re.Reason, n)
+		return reply(550, 5, 7, 1, re.Reason)
+	}
 	if err != nil {
 		s.srv.log.Error("delivery failed", "msgid", tx.id, "err", err)
 		s.refundSending(tx)

@@ -112,7 +112,7 @@ func (t *tx) addKeywords(mailboxID int64, flags []string) error {
 // Deliver implements store.Mail. The body is read into memory before the request is queued
 // (see the package comment) and written once, whatever the number of targets.
 func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered, error) {
-	if len(d.Targets) == 0 && d.Outbound == nil {
+	if len(d.Targets) == 0 && d.Outbound == nil && len(d.More) == 0 {
 		return store.Delivered{}, errors.New("store: delivery without targets")
 	}
 	out, _, err := s.deliver(ctx, d)
@@ -240,6 +240,24 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 			return nil, nil, err
 		}
 	}
+	// Sieve's extra messages (redirects, vacation replies) and per-target flags.
+	moreBodies := make([][]byte, len(d.More))
+	moreSize := 0
+	for i, o := range d.More {
+		if moreBodies[i], err = readOutbound(o); err != nil {
+			return nil, nil, err
+		}
+		moreSize += len(moreBodies[i])
+	}
+	targetFlags := make([][]string, len(d.Targets))
+	for i := range d.Targets {
+		targetFlags[i] = flags
+		if i < len(d.TargetFlags) && d.TargetFlags[i] != nil {
+			if targetFlags[i], err = store.NormalizeFlags(d.TargetFlags[i]); err != nil {
+				return nil, nil, fmt.Errorf("store: %w", err)
+			}
+		}
+	}
 	received := d.ReceivedAt
 	if received.IsZero() {
 		received = time.Now()
@@ -255,13 +273,18 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 
 	var out store.Delivered
 	var uidvalidity uint32
-	r = &request{size: int64(len(body) + len(outBody)), delivery: true}
+	r = &request{size: int64(len(body) + len(outBody) + moreSize), delivery: true}
 	r.fn = func(t *tx) error {
 		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
 			return err
 		}
 		if d.Outbound != nil {
 			if _, err := t.enqueue(d.Outbound, outBody, received); err != nil {
+				return err
+			}
+		}
+		for i, o := range d.More {
+			if _, err := t.enqueue(o, moreBodies[i], received); err != nil {
 				return err
 			}
 		}
@@ -280,6 +303,12 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 		for i, tg := range d.Targets {
 			// The account's MODSEQ and the mailbox's UID come from the committer's counters
 			// (delivercache.go): this runs once per recipient per message.
+			flags := targetFlags[i]
+			flagText, msgCounts := flagText, msgCounts
+			if i < len(d.TargetFlags) && d.TargetFlags[i] != nil {
+				flagText = strings.Join(flags, " ")
+				msgCounts = countsOf(flagText, int64(len(body)))
+			}
 			modseq, err := t.deliveryModSeq(tg.AccountID)
 			if err != nil {
 				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)

@@ -270,6 +270,28 @@ CREATE INDEX greylist_last ON greylist (last);
 	`
 ALTER TABLE blobs ADD COLUMN digest BLOB;
 `,
+	// 10: Sieve scripts per account and the vacation log (issue 13, sieve.go).
+	`
+CREATE TABLE sieve_scripts (
+	account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	name       TEXT NOT NULL,
+	content    TEXT NOT NULL,
+	active     INTEGER NOT NULL DEFAULT 0,
+	updated    INTEGER NOT NULL, -- unix nanoseconds
+	PRIMARY KEY (account_id, name)
+);
+-- At most one active script per account, kept by the database itself.
+CREATE UNIQUE INDEX sieve_scripts_active ON sieve_scripts (account_id) WHERE active;
+
+-- When a vacation reply (handle, a hash) last went to a sender (lower-case).
+CREATE TABLE vacation_log (
+	account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	handle     TEXT NOT NULL,
+	sender     TEXT NOT NULL,
+	sent       INTEGER NOT NULL, -- unix nanoseconds
+	PRIMARY KEY (account_id, handle, sender)
+);
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

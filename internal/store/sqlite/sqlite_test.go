@@ -621,3 +621,7 @@ func TestAppendBatchSharesCommits(t *testing.T) {
 		t.Errorf("%d commits for 200 messages", n)
 	}
 }
+
+func TestSieveConformance(t *testing.T) {
+	storetest.RunSieve(t, func(t *testing.T) storetest.SieveStore { return openTemp(t, Options{}) })
+}
