@@ -55,6 +55,11 @@ func newFakeDeliverer() *fakeDeliverer {
 	}
 }
 
+func (f *fakeDeliverer) Route(ctx context.Context, a address.Address) (deliver.Route, error) {
+	t, err := f.Resolve(ctx, a)
+	return deliver.Route{Targets: t}, err
+}
+
 func (f *fakeDeliverer) Resolve(_ context.Context, a address.Address) ([]store.Target, error) {
 	if a.Key() == f.panicOn {
 		panic("resolve exploded")
