@@ -56,5 +56,5 @@ func (a *App) sendingLimits() *smtpd.SendingLimits {
 	return &smtpd.SendingLimits{Store: a.store, Default: store.SendingLimits{
 		HourMessages: s.HourMessages, HourRecipients: s.HourRecipients,
 		DayMessages: s.DayMessages, DayRecipients: s.DayRecipients,
-	}}
+	}, HardDaily: s.Policy == "hard"}
 }

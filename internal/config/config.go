@@ -306,6 +306,7 @@ func Default() *Config {
 			LoginTimeout:        Duration{3 * time.Minute},
 		},
 		MailAuth: defaultMailAuth(),
+		Sending:  Sending{Policy: "soft"},
 	}
 }
 

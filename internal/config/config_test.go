@@ -78,14 +78,15 @@ func TestMailAuthAndSending(t *testing.T) {
 	if !c.MailAuth.Verify || !c.MailAuth.DeferTempError || c.MailAuth.Resolver != "" || c.MailAuth.DNSTimeout.Duration != 20*time.Second {
 		t.Errorf("mail_auth defaults: %+v", c.MailAuth)
 	}
-	if c.Sending != (Sending{}) || c.Limits.MaxConnectionRatePerIP != 0 {
+	if c.Sending != (Sending{Policy: "soft"}) || c.Limits.MaxConnectionRatePerIP != 0 {
 		t.Errorf("sending defaults: %+v, rate %d", c.Sending, c.Limits.MaxConnectionRatePerIP)
 	}
-	c, err = Parse("petrel.toml", []byte(good+"\n[mail_auth]\nverify = false\nresolver = \"127.0.0.1:53\"\n[sending]\nhour_messages = 10\nday_recipients = 500\n"))
+	c, err = Parse("petrel.toml", []byte(good+"\n[mail_auth]\nverify = false\nresolver = \"127.0.0.1:53\"\n[sending]\nhour_messages = 10\nday_recipients = 500\npolicy = \"hard\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MailAuth.Verify || c.MailAuth.Resolver != "127.0.0.1:53" || c.Sending.HourMessages != 10 || c.Sending.DayRecipients != 500 {
+	if c.MailAuth.Verify || c.MailAuth.Resolver != "127.0.0.1:53" || c.Sending.HourMessages != 10 || c.Sending.DayRecipients != 500 ||
+		c.Sending.Policy != "hard" {
 		t.Errorf("parsed %+v %+v", c.MailAuth, c.Sending)
 	}
 	if Dev().MailAuth.DeferTempError {
@@ -107,6 +108,7 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"wrong type", strings.Replace(good, "max_recipients = 10", `max_recipients = "many"`, 1), 10, "smtp.max_recipients: incompatible types"},
 		{"idle below RFC", good + "idle_timeout = \"1m\"\n", 16, "pop3.idle_timeout"},
 		{"bad expire", strings.Replace(good, `"NEVER"`, `"sometimes"`, 1), 14, "pop3.expire"},
+		{"bad sending policy", good + "\n[sending]\npolicy = \"strict\"\n", 18, "sending.policy: must be \"soft\" or \"hard\""},
 		{"no data rate", strings.Replace(good, `read_timeout = "2m"`, "read_timeout = \"2m\"\ndata_min_rate = 0", 1), 12, "smtp.data_min_rate: must be at least 1"},
 		{"zero login timeout", good + "\n[limits]\nlogin_timeout = \"0s\"\n", 18, "limits.login_timeout: must be positive"},
 		{"bad login idle", good + "\n[limits]\nlogin_idle_timeout = \"-1s\"\n", 18, "limits.login_idle_timeout: must be positive"},

@@ -35,6 +35,10 @@ type Sending struct {
 	HourRecipients int `toml:"hour_recipients"` // recipients per clock hour, default 0
 	DayMessages    int `toml:"day_messages"`    // messages per UTC day, default 0
 	DayRecipients  int `toml:"day_recipients"`  // recipients per UTC day, default 0
+	// policy: "soft" answers 451 4.7.1 to a message over any limit (the client retries
+	// after the reset); "hard" answers 550 5.7.1 over a daily limit (the client gives up
+	// and tells the user), hourly ones stay 451. Default "soft".
+	Policy string `toml:"policy"`
 }
 
 func defaultMailAuth() MailAuth {
@@ -56,6 +60,9 @@ func (c *Config) validateMailAuth() error {
 	}
 	if c.MailAuth.DNSCache < 0 {
 		return bad("mail_auth.dns_cache", "must not be negative")
+	}
+	if p := c.Sending.Policy; p != "soft" && p != "hard" {
+		return bad("sending.policy", "must be \"soft\" or \"hard\", not %q", p)
 	}
 	for key, v := range map[string]int{
 		"sending.hour_messages": c.Sending.HourMessages, "sending.hour_recipients": c.Sending.HourRecipients,

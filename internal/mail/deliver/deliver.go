@@ -78,6 +78,10 @@ type Envelope struct {
 	Ret, EnvID string
 	// Forward are the forwards of the recipients (Route), queued in the same commit.
 	Forward []Forward
+	// Charge is the sender's sending-limit charge, made in the same commit
+	// (store.SendingCharge); over a limit nothing is delivered and the error is the
+	// *store.LimitError. nil: nothing to charge.
+	Charge *store.SendingCharge
 }
 
 // Body is a spooled message body that can be read more than once (once to parse, once to
@@ -355,6 +359,7 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 	}
 	delivered, err := d.st.Deliver(ctx, &store.Delivery{
 		Outbound:   out,
+		Charge:     env.Charge,
 		MailFrom:   env.MailFrom,
 		Targets:    targets,
 		Body:       io.NewSectionReader(body, 0, body.Size()),

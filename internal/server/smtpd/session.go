@@ -361,17 +361,18 @@ func (s *session) Data(r io.Reader) (err error) {
 			return refuse
 		}
 	}
-	if refuse := s.chargeSending(ctx, tx, len(rcpts)); refuse != nil { // limits.go
+	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received,
+		Remote: remote, Ret: tx.dsn.ret, EnvID: tx.dsn.envID, Forward: forward,
+		Charge: s.sendingCharge(tx, len(rcpts))}, body) // limits.go
+	if le := (*store.LimitError)(nil); errors.As(err, &le) {
+		refuse := s.limitReply(le)
 		s.logTx(tx, "rejected", refuse.Message, n)
 		return refuse
 	}
-	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received,
-		Remote: remote, Ret: tx.dsn.ret, EnvID: tx.dsn.envID, Forward: forward}, body)
 	if q := (*store.QuotaError)(nil); errors.As(err, &q) {
 		// A mailbox filled up between RCPT and now. The store committed nothing, and one
 		// reply must do for every recipient: if some could still take the message, the
 		// client retries, and at the next RCPT the full mailboxes are refused alone.
-		s.refundSending(tx)
 		s.logTx(tx, "rejected", "mailbox full", n)
 		if overQuotaAll(targets, q.Accounts) {
 			return reply(552, 5, 2, 2, "mailbox full")
@@ -380,17 +381,14 @@ func (s *session) Data(r io.Reader) (err error) {
 	}
 	switch {
 	case errors.Is(err, deliver.ErrForwardLoop):
-		s.refundSending(tx)
 		s.logTx(tx, "rejected", "forwarding loop", n)
 		return reply(554, 5, 4, 6, "routing loop detected: too many hops") // RFC 5321 §6.3
 	case errors.Is(err, deliver.ErrForwardRate):
-		s.refundSending(tx)
 		s.logTx(tx, "rejected", "forwarding rate", n)
 		return reply(451, 4, 7, 1, "forwarding rate of a recipient reached, try again later")
 	}
 	if err != nil {
 		s.srv.log.Error("delivery failed", "msgid", tx.id, "err", err)
-		s.refundSending(tx)
 		s.logTx(tx, "failed", "store error", n)
 		return reply(451, 4, 3, 0, "temporary failure, try again later")
 	}

@@ -170,6 +170,11 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
 			return err
 		}
+		if d.Charge != nil {
+			if _, err := t.chargeSending(d.Charge); err != nil {
+				return err
+			}
+		}
 		if d.Outbound != nil {
 			if _, err := t.enqueue(d.Outbound, outBody, received); err != nil {
 				return err
