@@ -49,16 +49,19 @@ func (a *App) newQueue(dl *deliver.Deliverer) (*queue.Queue, error) {
 			Username: o.SmartHostUser, Password: o.SmartHostPassword}
 	} else {
 		var res *mx.DNSResolver
-		if o.Resolver != "" {
-			res = &mx.DNSResolver{Servers: []string{o.Resolver}}
+		if addr := cfg.OutboundResolver(); addr != "" {
+			res = &mx.DNSResolver{Servers: []string{addr}}
 		} else {
 			var err error
 			if res, err = mx.SystemResolver(); err != nil {
 				// Not fatal: local mail works without DNS; remote recipients wait (and the
 				// log says why) until a resolver is configured.
-				a.log.Warn("outbound: no DNS resolver; mail to other domains will wait (set outbound.resolver)", "err", err)
+				a.log.Warn("outbound: no DNS resolver; mail to other domains will wait (set dns.resolver)", "err", err)
 				res = &mx.DNSResolver{}
 			}
+		}
+		if t := cfg.DNS.Timeout.Duration; t > 0 {
+			res.Timeout = t
 		}
 		r := &mx.Router{Resolver: res, Port: o.Port, DANE: o.DANE, Self: []string{cfg.Hostname}, Log: a.log.With("component", "mx")}
 		if o.MTASTS {

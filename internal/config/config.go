@@ -50,6 +50,8 @@ type Config struct {
 
 	MailAuth MailAuth `toml:"mail_auth"` // checks of inbound mail (mailauth.go)
 	Sending  Sending  `toml:"sending"`   // per-account sending limits (mailauth.go)
+	// DNS is the resolver every part uses unless its own section names one (mailauth.go).
+	DNS DNS `toml:"dns"`
 
 	// Outbound configures delivery to other domains: the queue, its schedule and its routes.
 	Outbound Outbound `toml:"outbound"`

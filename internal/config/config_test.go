@@ -70,6 +70,40 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+// TestDNSSection: [dns] resolver is what [mail_auth] and [outbound] use unless they name their
+// own (as configs written before [dns] do).
+func TestDNSSection(t *testing.T) {
+	for _, tc := range []struct {
+		extra              string
+		mailAuth, outbound string
+		timeout            time.Duration
+	}{
+		{"", "", "", 0},
+		{"\n[dns]\nresolver = \"127.0.0.1:5353\"\ntimeout = \"2s\"\n", "127.0.0.1:5353", "127.0.0.1:5353", 2 * time.Second},
+		{"\n[dns]\nresolver = \"127.0.0.1:5353\"\n[mail_auth]\nresolver = \"127.0.0.2:53\"\n", "127.0.0.2:53", "127.0.0.1:5353", 0},
+		{"\n[dns]\nresolver = \"127.0.0.1:5353\"\n[outbound]\nresolver = \"127.0.0.3:53\"\n", "127.0.0.1:5353", "127.0.0.3:53", 0},
+		{"\n[mail_auth]\nresolver = \"127.0.0.2:53\"\n[outbound]\nresolver = \"127.0.0.3:53\"\n", "127.0.0.2:53", "127.0.0.3:53", 0},
+	} {
+		c, err := Parse("petrel.toml", []byte(good+tc.extra))
+		if err != nil {
+			t.Errorf("%q: %v", tc.extra, err)
+			continue
+		}
+		if c.MailAuthResolver() != tc.mailAuth || c.OutboundResolver() != tc.outbound || c.DNS.Timeout.Duration != tc.timeout {
+			t.Errorf("%q: mail_auth %q, outbound %q, timeout %v; want %q, %q, %v", tc.extra,
+				c.MailAuthResolver(), c.OutboundResolver(), c.DNS.Timeout.Duration, tc.mailAuth, tc.outbound, tc.timeout)
+		}
+	}
+	for extra, want := range map[string]string{
+		"\n[dns]\nresolver = \"nowhere\"\n": "dns.resolver: \"nowhere\" is not host:port",
+		"\n[dns]\ntimeout = \"-1s\"\n":      "dns.timeout: must not be negative",
+	} {
+		if _, err := Parse("petrel.toml", []byte(good+extra)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", extra, err, want)
+		}
+	}
+}
+
 func TestMailAuthAndSending(t *testing.T) {
 	c, err := Parse("petrel.toml", []byte(good))
 	if err != nil {

@@ -33,11 +33,12 @@ func TestForwarding(t *testing.T) {
 	})
 	instance := func(host, addr string, domains string) *instance {
 		return startInstance(t, options{
-			"":          {fmt.Sprintf("hostname = %q", host), "domains = " + domains},
-			"smtp":      {fmt.Sprintf("listen = [\"%s:%d\"]", addr, port)},
-			"mail_auth": {fmt.Sprintf("resolver = %q", dns.Addr)},
-			"outbound": {fmt.Sprintf("resolver = %q", dns.Addr), fmt.Sprintf("port = %d", port),
-				`retry_first = "200ms"`, `retry_max = "1s"`},
+			"":     {fmt.Sprintf("hostname = %q", host), "domains = " + domains},
+			"smtp": {fmt.Sprintf("listen = [\"%s:%d\"]", addr, port)},
+			// One resolver for both, in [dns] (the harness's own per-section ones unset).
+			"dns":       {fmt.Sprintf("resolver = %q", dns.Addr)},
+			"mail_auth": {`resolver = ""`},
+			"outbound":  {`resolver = ""`, fmt.Sprintf("port = %d", port), `retry_first = "200ms"`, `retry_max = "1s"`},
 		})
 	}
 	a := instance("mx.a.test", "127.0.0.2", `["a.test"]`)
