@@ -78,6 +78,9 @@ type Envelope struct {
 	Ret, EnvID string
 	// Forward are the forwards of the recipients (Route), queued in the same commit.
 	Forward []Forward
+	// Submitted: the message came from one of our users (an authenticated submission), so
+	// its forwards may go out as it does, signed with its domain's key (forward.go).
+	Submitted bool
 	// Charge is the sender's sending-limit charge, made in the same commit
 	// (store.SendingCharge); over a limit nothing is delivered and the error is the
 	// *store.LimitError. nil: nothing to charge.

@@ -31,9 +31,11 @@ import (
 //     flood to one alias cannot make us a flood source. Forwards are never charged to any
 //     account's sending limits: nobody here sent them.
 //
-// A message submitted by one of our users (its sender at one of our domains), and a bounce
-// (null sender), keep their sender: SPF passes for them already, and a submitted message's
-// remote recipients and forwards then go out as one queue entry, signed as submitted mail is.
+// A message submitted by one of our users (an authenticated submission from an address of
+// ours) keeps its sender: SPF passes for it already, and its remote recipients and forwards go
+// out as one queue entry, signed as submitted mail is. Mail from the MX port is never signed
+// by us, even when its sender claims one of our domains: anyone can claim that. A bounce (null
+// sender) stays a bounce.
 
 var (
 	// ErrForgedSRS means a recipient looks like an SRS address of ours that we did not make.
@@ -159,8 +161,9 @@ func (d *Deliverer) reverseSRS(ctx context.Context, rcpt address.Address, depth 
 
 // outboundFor builds the one queued copy of a delivery: for the remote recipients of a
 // submission (outbound) and for the forwards. Forwards of mail from elsewhere go out as they
-// came, from an SRS address (forwardOutbound); forwards of mail whose sender is ours, or of
-// a submission with remote recipients of its own, join the submitted copy with its sender.
+// came, from an SRS address (forwardOutbound); forwards of a submission from one of our
+// addresses, or of one with remote recipients of its own, join the submitted copy with its
+// sender.
 func (d *Deliverer) outboundFor(ctx context.Context, env Envelope, body Body) (*store.Outbound, error) {
 	if len(env.Forward) == 0 {
 		return d.outbound(ctx, env, body)
@@ -169,7 +172,7 @@ func (d *Deliverer) outboundFor(ctx context.Context, env Envelope, body Body) (*
 		return nil, err
 	}
 	own := false
-	if _, domain, ok := strings.Cut(env.MailFrom, "@"); ok {
+	if _, domain, ok := strings.Cut(env.MailFrom, "@"); ok && env.Submitted {
 		_, err := d.st.Domain(ctx, strings.ToLower(domain))
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, fmt.Errorf("deliver: domain %s: %w", domain, err)

@@ -101,19 +101,26 @@ func TestDeliverForward(t *testing.T) {
 		t.Errorf("forwarded copy %q, want it unchanged (no signature, no added fields)", got.outBody)
 	}
 
-	// Our own user's mail keeps its sender and is signed like submitted mail.
-	if _, err := d.Deliver(ctx, Envelope{MailFrom: "bob@example.test", Forward: rt.Forward}, strings.NewReader(msg)); err != nil {
+	// Our own user's submission keeps its sender and is signed like submitted mail.
+	if _, err := d.Deliver(ctx, Envelope{MailFrom: "bob@example.test", Forward: rt.Forward, Submitted: true}, strings.NewReader(msg)); err != nil {
 		t.Fatal(err)
 	}
 	if out := fs.deliveries[1].d.Outbound; out.MailFrom != "bob@example.test" ||
 		!strings.HasPrefix(string(fs.deliveries[1].outBody), "DKIM-Signature:") {
 		t.Errorf("own sender: from %q, copy %q", out.MailFrom, fs.deliveries[1].outBody)
 	}
+	// The same sender claimed by mail from the MX port is not signed by us.
+	if _, err := d.Deliver(ctx, Envelope{MailFrom: "bob@example.test", Forward: rt.Forward}, strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if got := fs.deliveries[2].outBody; strings.Contains(string(got), "DKIM-Signature:") {
+		t.Errorf("unauthenticated mail claiming our domain was signed: %q", got)
+	}
 	// A bounce stays a bounce.
 	if _, err := d.Deliver(ctx, Envelope{Forward: rt.Forward}, strings.NewReader(msg)); err != nil {
 		t.Fatal(err)
 	}
-	if out := fs.deliveries[2].d.Outbound; out.MailFrom != "" {
+	if out := fs.deliveries[3].d.Outbound; out.MailFrom != "" {
 		t.Errorf("null sender forwarded from %q", out.MailFrom)
 	}
 }
