@@ -44,3 +44,5 @@ require (
 // go-smtp v0.25.1 with DATA read and written by runs instead of byte by byte; see
 // third_party/README.md for why and when to drop it.
 replace github.com/emersion/go-smtp => ./third_party/go-smtp
+
+replace github.com/emersion/go-msgauth => ./third_party/go-msgauth

@@ -12,6 +12,7 @@ here=$PWD
 # folder  module
 forks=(
 	"go-smtp github.com/emersion/go-smtp"
+	"go-msgauth github.com/emersion/go-msgauth"
 )
 
 tmp=$(mktemp -d)

@@ -15,12 +15,13 @@ import (
 // share it, so a client's PTR asked by the door is in the cache when SPF asks again.
 func (a *App) inboundResolver() (*mx.NetResolver, error) {
 	cfg := a.cfg.MailAuth
-	dns := &mx.DNSResolver{Servers: []string{cfg.Resolver}}
-	if cfg.Resolver == "" {
+	addr := a.cfg.MailAuthResolver()
+	dns := &mx.DNSResolver{Servers: []string{addr}}
+	if addr == "" {
 		sys, err := mx.SystemResolver()
 		switch {
 		case err != nil && !a.cfg.Dev:
-			return nil, fmt.Errorf("mail_auth: %v (set mail_auth.resolver)", err)
+			return nil, fmt.Errorf("mail_auth: %v (set dns.resolver)", err)
 		case err != nil:
 			// Lookups fail as temperror, which the development instance accepts.
 			a.log.Warn("inbound mail checks have no DNS resolver", "err", err)
@@ -32,6 +33,9 @@ func (a *App) inboundResolver() (*mx.NetResolver, error) {
 	// A query gets a fifth of the message's DNS time, so that a server that does not answer
 	// leaves time for the other look-ups (each is tried twice).
 	dns.Timeout = max(time.Second, cfg.DNSTimeout.Duration/5)
+	if t := a.cfg.DNS.Timeout.Duration; t > 0 {
+		dns.Timeout = t
+	}
 	res := &mx.NetResolver{DNS: dns, MaxEntries: cfg.DNSCache}
 	if cfg.DNSCache == 0 {
 		res.MaxTTL = -1
@@ -63,5 +67,5 @@ func (a *App) sendingLimits() *smtpd.SendingLimits {
 	return &smtpd.SendingLimits{Store: a.store, Default: store.SendingLimits{
 		HourMessages: s.HourMessages, HourRecipients: s.HourRecipients,
 		DayMessages: s.DayMessages, DayRecipients: s.DayRecipients,
-	}}
+	}, HardDaily: s.Policy == "hard"}
 }

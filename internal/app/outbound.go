@@ -2,15 +2,23 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
+	"petrel/internal/lib/safefile"
+
 	"petrel/internal/mail/deliver"
 	"petrel/internal/mail/msgauth"
+	"petrel/internal/mail/srs"
 	"petrel/internal/outbound/mx"
 	"petrel/internal/outbound/queue"
 	"petrel/internal/outbound/smtpclient"
@@ -41,16 +49,19 @@ func (a *App) newQueue(dl *deliver.Deliverer) (*queue.Queue, error) {
 			Username: o.SmartHostUser, Password: o.SmartHostPassword}
 	} else {
 		var res *mx.DNSResolver
-		if o.Resolver != "" {
-			res = &mx.DNSResolver{Servers: []string{o.Resolver}}
+		if addr := cfg.OutboundResolver(); addr != "" {
+			res = &mx.DNSResolver{Servers: []string{addr}}
 		} else {
 			var err error
 			if res, err = mx.SystemResolver(); err != nil {
 				// Not fatal: local mail works without DNS; remote recipients wait (and the
 				// log says why) until a resolver is configured.
-				a.log.Warn("outbound: no DNS resolver; mail to other domains will wait (set outbound.resolver)", "err", err)
+				a.log.Warn("outbound: no DNS resolver; mail to other domains will wait (set dns.resolver)", "err", err)
 				res = &mx.DNSResolver{}
 			}
+		}
+		if t := cfg.DNS.Timeout.Duration; t > 0 {
+			res.Timeout = t
 		}
 		r := &mx.Router{Resolver: res, Port: o.Port, DANE: o.DANE, Self: []string{cfg.Hostname}, Log: a.log.With("component", "mx")}
 		if o.MTASTS {
@@ -77,7 +88,43 @@ func (a *App) newQueue(dl *deliver.Deliverer) (*queue.Queue, error) {
 		signer = &msgauth.Signer{Keys: DKIMKeys(cfg.Data)}
 	}
 	dl.SetOutbound(signer, q.Kick)
+	if o.Forward {
+		key, err := srsKey(cfg.Data)
+		if err != nil {
+			return nil, err
+		}
+		dl.SetForwarding(deliver.Forwarding{SRS: &srs.Rewriter{Key: key}, Hostname: cfg.Hostname,
+			PerAliasHour: o.ForwardPerAliasHour})
+	}
 	return q, nil
+}
+
+// srsKeyName is the file in the data directory that holds the SRS key: made once, kept, so
+// that bounces of mail forwarded before a restart still find their way back. (Nodes sharing
+// a PostgreSQL store need the same file.)
+const srsKeyName = "srs.key"
+
+// srsKey returns the SRS key of the data directory, making it on first use.
+func srsKey(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, srsKeyName)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(key) < 16 {
+			return nil, fmt.Errorf("%s: not a hex key of at least 16 bytes; delete it to make a new one "+
+				"(bounces of mail forwarded until now then stop reaching their senders)", path)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	if err := safefile.WriteAtomic(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("making the SRS key: %w", err)
+	}
+	return key, nil
 }
 
 // runQueue runs q until ctx ends; the returned function waits for it to stop.

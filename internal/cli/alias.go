@@ -8,6 +8,7 @@ import (
 
 	"petrel/internal/lib/address"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/mail/srs"
 	"petrel/internal/store"
 )
 
@@ -80,18 +81,19 @@ func aliasAdd(e *Env, args []string) error {
 // uses (a fresh one: no cached answers), so "takes mail" means what delivery will do.
 func (e *Env) checkTargets(st store.Store, targets []string) error {
 	d := deliver.New(st, slog.New(slog.DiscardHandler))
+	// With forwarding, as serve runs it: a target that forwards elsewhere takes mail. The
+	// key does not matter, nothing is rewritten here.
+	d.SetForwarding(deliver.Forwarding{SRS: &srs.Rewriter{}})
 	for _, t := range targets {
 		a, err := address.Parse(t)
 		if err != nil {
 			return fmt.Errorf("invalid address %q: %v", t, err)
 		}
-		_, err = d.Resolve(e.Ctx, a)
+		_, err = d.Route(e.Ctx, a)
 		switch {
-		case err == nil:
+		case err == nil, errors.Is(err, deliver.ErrNotHosted):
+			// Another server's address is forwarded there (with SRS) through the queue.
 			continue
-		case errors.Is(err, deliver.ErrNotHosted):
-			return fmt.Errorf("%s is on another server, and forwarding there needs outbound delivery, which Petrel does not have yet; "+
-				"--force creates the alias anyway (that target gets nothing until then)", t)
 		case errors.Is(err, deliver.ErrUnknownUser):
 			return fmt.Errorf("%s does not exist (no account, alias or catch-all takes it), so mail to the alias would go nowhere; "+
 				"create it first, or pass --force to create the alias now for an address you will add later", t)

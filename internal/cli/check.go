@@ -44,6 +44,8 @@ func checkRun(e *Env, args []string) error {
 		var r *mx.DNSResolver
 		if addr := fset.Lookup("resolver").Value.String(); addr != "" {
 			r = &mx.DNSResolver{Servers: []string{addr}}
+		} else if addr := c.DNS.Resolver; addr != "" {
+			r = &mx.DNSResolver{Servers: []string{addr}}
 		} else if r, err = mx.SystemResolver(); err != nil {
 			return err
 		}

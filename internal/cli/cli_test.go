@@ -216,8 +216,9 @@ func TestAliasTargets(t *testing.T) {
 	}{
 		{[]string{"alias", "add", "a@example.org", "ghost@example.org"}, "ghost@example.org does not exist"},
 		{[]string{"alias", "add", "a@example.org", "bob@example.org", "ghost@example.org"}, "--force"},
-		{[]string{"alias", "add", "a@example.org", "friend@remote.example"}, "outbound delivery"},
 		{[]string{"alias", "add", "a@example.org", "bob+lists@example.org"}, ""},        // +tag of an account
+		{[]string{"alias", "add", "f@example.org", "friend@remote.example"}, ""},        // forwarded elsewhere
+		{[]string{"alias", "add", "g@example.org", "f@example.org"}, ""},                // an alias that forwards
 		{[]string{"alias", "add", "b@example.org", "a@example.org"}, ""},                // another alias
 		{[]string{"alias", "add", "c@example.org", "anyone@catch.org"}, ""},             // a catch-all takes it
 		{[]string{"alias", "add", "d@example.org", "ghost@example.org", "--force"}, ""}, // forced, flag last

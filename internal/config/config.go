@@ -54,6 +54,8 @@ type Config struct {
 	MailAuth MailAuth `toml:"mail_auth"` // checks of inbound mail (mailauth.go)
 	Sending  Sending  `toml:"sending"`   // per-account sending limits (mailauth.go)
 	Door     Door     `toml:"door"`      // checks at the door of the MX port and external filters (door.go)
+	// DNS is the resolver every part uses unless its own section names one (mailauth.go).
+	DNS DNS `toml:"dns"`
 
 	// Outbound configures delivery to other domains: the queue, its schedule and its routes.
 	Outbound Outbound `toml:"outbound"`
@@ -236,6 +238,13 @@ type Outbound struct {
 	AttemptTimeout Duration `toml:"attempt_timeout"`
 	// postmaster: where double bounces go. Default postmaster@ the first of domains.
 	Postmaster string `toml:"postmaster"`
+	// forward: aliases with targets at other domains forward there through the queue, the
+	// envelope sender rewritten by SRS (the key is srs.key in the data directory). Default
+	// true; false skips such targets, as before forwarding existed.
+	Forward bool `toml:"forward"`
+	// forward_per_alias_hour: messages one alias forwards per clock hour; more are deferred
+	// (451 4.7.1). Default 1000; 0 means no bound.
+	ForwardPerAliasHour int `toml:"forward_per_alias_hour"`
 }
 
 // Duration is a time.Duration written as "30s", "5m", "1h".
@@ -324,6 +333,8 @@ func Default() *Config {
 			PerDomain:             4,
 			MessagesPerConnection: 50,
 			AttemptTimeout:        Duration{15 * time.Minute},
+			Forward:               true,
+			ForwardPerAliasHour:   1000,
 		},
 		Limits: Limits{
 			MaxConnections:      2000,
@@ -336,6 +347,7 @@ func Default() *Config {
 		},
 		MailAuth: defaultMailAuth(),
 		Door:     defaultDoor(),
+		Sending:  Sending{Policy: "soft"},
 	}
 }
 
@@ -665,6 +677,9 @@ func (o *Outbound) validate(bad func(key, format string, args ...any) error) err
 	}
 	if o.SmartHostUser != "" && o.SmartHost == "" {
 		return bad("outbound.smart_host_user", "needs outbound.smart_host")
+	}
+	if o.ForwardPerAliasHour < 0 {
+		return bad("outbound.forward_per_alias_hour", "must not be negative")
 	}
 	return nil
 }

@@ -115,6 +115,40 @@ url = "http://127.0.0.1:11333"
 	}
 }
 
+// TestDNSSection: [dns] resolver is what [mail_auth] and [outbound] use unless they name their
+// own (as configs written before [dns] do).
+func TestDNSSection(t *testing.T) {
+	for _, tc := range []struct {
+		extra              string
+		mailAuth, outbound string
+		timeout            time.Duration
+	}{
+		{"", "", "", 0},
+		{"\n[dns]\nresolver = \"127.0.0.1:5353\"\ntimeout = \"2s\"\n", "127.0.0.1:5353", "127.0.0.1:5353", 2 * time.Second},
+		{"\n[dns]\nresolver = \"127.0.0.1:5353\"\n[mail_auth]\nresolver = \"127.0.0.2:53\"\n", "127.0.0.2:53", "127.0.0.1:5353", 0},
+		{"\n[dns]\nresolver = \"127.0.0.1:5353\"\n[outbound]\nresolver = \"127.0.0.3:53\"\n", "127.0.0.1:5353", "127.0.0.3:53", 0},
+		{"\n[mail_auth]\nresolver = \"127.0.0.2:53\"\n[outbound]\nresolver = \"127.0.0.3:53\"\n", "127.0.0.2:53", "127.0.0.3:53", 0},
+	} {
+		c, err := Parse("petrel.toml", []byte(good+tc.extra))
+		if err != nil {
+			t.Errorf("%q: %v", tc.extra, err)
+			continue
+		}
+		if c.MailAuthResolver() != tc.mailAuth || c.OutboundResolver() != tc.outbound || c.DNS.Timeout.Duration != tc.timeout {
+			t.Errorf("%q: mail_auth %q, outbound %q, timeout %v; want %q, %q, %v", tc.extra,
+				c.MailAuthResolver(), c.OutboundResolver(), c.DNS.Timeout.Duration, tc.mailAuth, tc.outbound, tc.timeout)
+		}
+	}
+	for extra, want := range map[string]string{
+		"\n[dns]\nresolver = \"nowhere\"\n": "dns.resolver: \"nowhere\" is not host:port",
+		"\n[dns]\ntimeout = \"-1s\"\n":      "dns.timeout: must not be negative",
+	} {
+		if _, err := Parse("petrel.toml", []byte(good+extra)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", extra, err, want)
+		}
+	}
+}
+
 func TestMailAuthAndSending(t *testing.T) {
 	c, err := Parse("petrel.toml", []byte(good))
 	if err != nil {
@@ -123,14 +157,15 @@ func TestMailAuthAndSending(t *testing.T) {
 	if !c.MailAuth.Verify || !c.MailAuth.DeferTempError || c.MailAuth.Resolver != "" || c.MailAuth.DNSTimeout.Duration != 20*time.Second {
 		t.Errorf("mail_auth defaults: %+v", c.MailAuth)
 	}
-	if c.Sending != (Sending{}) || c.Limits.MaxConnectionRatePerIP != 0 {
+	if c.Sending != (Sending{Policy: "soft"}) || c.Limits.MaxConnectionRatePerIP != 0 {
 		t.Errorf("sending defaults: %+v, rate %d", c.Sending, c.Limits.MaxConnectionRatePerIP)
 	}
-	c, err = Parse("petrel.toml", []byte(good+"\n[mail_auth]\nverify = false\nresolver = \"127.0.0.1:53\"\n[sending]\nhour_messages = 10\nday_recipients = 500\n"))
+	c, err = Parse("petrel.toml", []byte(good+"\n[mail_auth]\nverify = false\nresolver = \"127.0.0.1:53\"\n[sending]\nhour_messages = 10\nday_recipients = 500\npolicy = \"hard\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MailAuth.Verify || c.MailAuth.Resolver != "127.0.0.1:53" || c.Sending.HourMessages != 10 || c.Sending.DayRecipients != 500 {
+	if c.MailAuth.Verify || c.MailAuth.Resolver != "127.0.0.1:53" || c.Sending.HourMessages != 10 || c.Sending.DayRecipients != 500 ||
+		c.Sending.Policy != "hard" {
 		t.Errorf("parsed %+v %+v", c.MailAuth, c.Sending)
 	}
 	if Dev().MailAuth.DeferTempError {
@@ -152,6 +187,7 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"wrong type", strings.Replace(good, "max_recipients = 10", `max_recipients = "many"`, 1), 10, "smtp.max_recipients: incompatible types"},
 		{"idle below RFC", good + "idle_timeout = \"1m\"\n", 16, "pop3.idle_timeout"},
 		{"bad expire", strings.Replace(good, `"NEVER"`, `"sometimes"`, 1), 14, "pop3.expire"},
+		{"bad sending policy", good + "\n[sending]\npolicy = \"strict\"\n", 18, "sending.policy: must be \"soft\" or \"hard\""},
 		{"no data rate", strings.Replace(good, `read_timeout = "2m"`, "read_timeout = \"2m\"\ndata_min_rate = 0", 1), 12, "smtp.data_min_rate: must be at least 1"},
 		{"zero login timeout", good + "\n[limits]\nlogin_timeout = \"0s\"\n", 18, "limits.login_timeout: must be positive"},
 		{"bad login idle", good + "\n[limits]\nlogin_idle_timeout = \"-1s\"\n", 18, "limits.login_idle_timeout: must be positive"},

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -69,6 +70,10 @@ type LimitError struct {
 	ResetAt time.Time // when the window ends (UTC)
 }
 
+// Daily reports whether the limit is one of a day (it resets at midnight UTC, not within
+// the hour).
+func (e *LimitError) Daily() bool { return strings.HasSuffix(e.Limit, "per day") }
+
 func (e *LimitError) Error() string {
 	return fmt.Sprintf("sending limit of %d %s reached; it resets at %s", e.Max, e.Limit,
 		e.ResetAt.UTC().Format("2006-01-02 15:04 MST"))
@@ -113,4 +118,16 @@ type Sending interface {
 	// charge (a message that failed after being charged); counters never go below zero,
 	// and a charge of an earlier window is not given back.
 	ChargeSending(ctx context.Context, accountID int64, now time.Time, messages, recipients int, limits SendingLimits) (SendingUsage, error)
+}
+
+// SendingCharge is a sending-limit charge made in the commit of a delivery
+// (Delivery.Charge): the store adds Messages and Recipients to the account's counters for
+// Now's windows in the same transaction as the message, unless that would exceed Limits;
+// then it commits nothing of the delivery and returns the *LimitError. So a message is
+// counted if and only if it was accepted, even across a crash.
+type SendingCharge struct {
+	AccountID            int64
+	Now                  time.Time
+	Messages, Recipients int
+	Limits               SendingLimits
 }

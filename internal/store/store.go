@@ -349,6 +349,10 @@ type Delivery struct {
 	// Outbound, when set, queues the message for remote recipients in the same
 	// transaction (see Queue); Targets may then be empty.
 	Outbound *Outbound
+	// Charge, when set, is a sending-limit charge committed with the delivery (see
+	// SendingCharge): a backend that stores the counters (Sending) must apply it in the
+	// same transaction, and fail the delivery with the *LimitError it would exceed.
+	Charge *SendingCharge
 	// InboxFallback sends a target whose mailbox does not exist (renamed or deleted since the
 	// rule naming it was written) to the account's INBOX: the rule for mail arriving over
 	// SMTP, which must not bounce for a missing folder. Without it such a target fails the

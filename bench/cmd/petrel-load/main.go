@@ -6,7 +6,7 @@
 //
 //	petrel-load SCENARIO [flags]        (or: petrel-load -scenario SCENARIO [flags])
 //
-// Scenarios: smtp, pop3, wait, idle, imap-fetch, imap-idle, imap-mixed.
+// Scenarios: smtp, pop3, wait, idle, imap-fetch, imap-idle, imap-mixed, sink.
 // "petrel-load SCENARIO -h" lists the flags of one; bench/README.md has
 // examples.
 package main
@@ -59,6 +59,7 @@ var scenarios = []scenario{
 	{"imap-fetch", "-c clients log in, SELECT INBOX, UID FETCH 1:* (UID RFC822.SIZE BODY.PEEK[]) checked, LOGOUT", setupIMAPFetch},
 	{"imap-idle", "hold -n IMAP sessions logged in and in IDLE for -hold; with -pid, report server memory per connection", setupIMAPIdle},
 	{"imap-mixed", "-c IMAP sessions run SELECT, header FETCH, STORE, SEARCH, APPEND, EXPUNGE; reports commands/s", setupIMAPMixed},
+	{"sink", "be the far MX of a relay: listen on -listen, accept and count until -expect messages arrived; reports delivered msg/s", setupSink},
 }
 
 func usage(w io.Writer) {
@@ -349,6 +350,14 @@ func setupWait(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result,
 		}
 		return load.RunWait(ctx, cfg)
 	}
+}
+
+func setupSink(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {
+	var cfg load.SinkConfig
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:2525", "address to listen on, host:port (the MX the relay delivers to)")
+	fs.Int64Var(&cfg.Expect, "expect", 0, "messages to wait for")
+	fs.DurationVar(&cfg.Timeout, "wait-timeout", 10*time.Minute, "give up after this long")
+	return func(ctx context.Context) (*load.Result, error) { return load.RunSink(ctx, cfg) }
 }
 
 func setupIdle(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {

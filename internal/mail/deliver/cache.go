@@ -4,8 +4,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"petrel/internal/store"
 )
 
 const (
@@ -30,7 +28,7 @@ type resolveCache struct {
 }
 
 type cacheEntry struct {
-	targets []store.Target // never modified once stored
+	route   Route // never modified once stored
 	expires time.Time
 }
 
@@ -38,35 +36,39 @@ func newResolveCache(ttl time.Duration) *resolveCache {
 	return &resolveCache{ttl: ttl, now: time.Now, entries: make(map[string]cacheEntry)}
 }
 
-// get returns a copy of the targets cached for key, or nil.
-func (c *resolveCache) get(key string) []store.Target {
+// get returns a copy of the route cached for key, and whether there was one.
+func (c *resolveCache) get(key string) (Route, bool) {
 	if c.ttl <= 0 {
-		return nil
+		return Route{}, false
 	}
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
 	if !ok {
-		return nil
+		return Route{}, false
 	}
 	if !now.Before(e.expires) {
 		delete(c.entries, key)
-		return nil
+		return Route{}, false
 	}
-	return slices.Clone(e.targets)
+	return e.route.clone(), true
 }
 
-// put remembers targets for key; the caller keeps ownership of its slice.
-func (c *resolveCache) put(key string, targets []store.Target) {
+// put remembers rt for key; the caller keeps ownership of its slices.
+func (c *resolveCache) put(key string, rt Route) {
 	if c.ttl <= 0 {
 		return
 	}
-	e := cacheEntry{targets: slices.Clone(targets), expires: c.now().Add(c.ttl)}
+	e := cacheEntry{route: rt.clone(), expires: c.now().Add(c.ttl)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= resolveCacheMax {
 		clear(c.entries)
 	}
 	c.entries[key] = e
+}
+
+func (rt Route) clone() Route {
+	return Route{Targets: slices.Clone(rt.Targets), Forward: slices.Clone(rt.Forward)}
 }

@@ -23,8 +23,9 @@
 // an account by name (rules 2-4, without the catch-all)? So aliases, +tags, depth limits and
 // loops are known in one place only.
 //
-// Alias targets that are not local (another domain, or unknown) are skipped with a warning:
-// remote targets need outbound delivery, which does not exist yet.
+// Alias targets at other domains are forwarded through the outbound queue when forwarding is
+// on (SetForwarding; Route returns them; forward.go); otherwise, like unknown targets, they
+// are skipped with a warning.
 //
 // Remote recipients (Envelope.Remote, accepted by submission) are queued in the same store
 // commit as the local ones (store.Delivery.Outbound; outbound.go).
@@ -75,6 +76,15 @@ type Envelope struct {
 	// commit; Ret and EnvID are the transaction's RFC 3461 parameters.
 	Remote     []store.OutboundRecipient
 	Ret, EnvID string
+	// Forward are the forwards of the recipients (Route), queued in the same commit.
+	Forward []Forward
+	// Submitted: the message came from one of our users (an authenticated submission), so
+	// its forwards may go out as it does, signed with its domain's key (forward.go).
+	Submitted bool
+	// Charge is the sender's sending-limit charge, made in the same commit
+	// (store.SendingCharge); over a limit nothing is delivered and the error is the
+	// *store.LimitError. nil: nothing to charge.
+	Charge *store.SendingCharge
 }
 
 // Body is a spooled message body that can be read more than once (once to parse, once to
@@ -91,6 +101,7 @@ type Deliverer struct {
 	cache *resolveCache // recent successful resolutions
 	out   outbound      // what queueing remote recipients needs (outbound.go)
 	sieve *sieveRunner  // nil: no Sieve scripts run (sieve.go)
+	fwd   *forwarding   // nil: no forwarding (forward.go)
 }
 
 // New returns a Deliverer over st.
@@ -98,19 +109,33 @@ func New(st Store, log *slog.Logger) *Deliverer {
 	return &Deliverer{st: st, log: log, cache: newResolveCache(resolveCacheTTL)}
 }
 
-// Resolve maps one recipient to the mailboxes it delivers to (see the package comment for
-// the rules). The result has no duplicates and is never empty when err is nil.
+// Resolve maps one recipient to the local mailboxes it delivers to (see the package comment
+// for the rules). The result has no duplicates and is never empty when err is nil: a
+// recipient that only forwards elsewhere (Route) is ErrUnknownUser here.
 func (d *Deliverer) Resolve(ctx context.Context, rcpt address.Address) ([]store.Target, error) {
-	key := rcpt.Key()
-	if targets := d.cache.get(key); targets != nil {
-		return targets, nil
-	}
-	r := resolution{d: d, ctx: ctx, forDelivery: true}
-	if err := r.resolve(rcpt, 0, nil); err != nil {
+	rt, err := d.Route(ctx, rcpt)
+	if err != nil {
 		return nil, err
 	}
-	d.cache.put(key, r.targets)
-	return r.targets, nil
+	if len(rt.Targets) == 0 {
+		return nil, ErrUnknownUser
+	}
+	return rt.Targets, nil
+}
+
+// route resolves rcpt by the rules of the package comment, through the cache.
+func (d *Deliverer) route(ctx context.Context, rcpt address.Address) (Route, error) {
+	key := rcpt.Key()
+	if rt, ok := d.cache.get(key); ok {
+		return rt, nil
+	}
+	r := resolution{d: d, ctx: ctx, forDelivery: true, forward: d.forwards()}
+	if err := r.resolve(rcpt, 0, nil); err != nil {
+		return Route{}, err
+	}
+	rt := Route{Targets: r.targets, Forward: r.forwards}
+	d.cache.put(key, rt)
+	return rt, nil
 }
 
 // Reaches reports whether mail for a reaches acct by name: a is the account's address, an
@@ -148,6 +173,9 @@ type resolution struct {
 	// forDelivery: Resolve, which falls back to the domain's catch-all and warns about alias
 	// targets that take no mail; Reaches does neither.
 	forDelivery bool
+	// forward: alias targets at other domains are forwards (forward.go), collected here.
+	forward  bool
+	forwards []Forward
 }
 
 // resolve adds the targets of a to r. path holds the alias keys being expanded above this
@@ -219,7 +247,7 @@ func (r *resolution) resolveKey(key string, depth int, path []string) (found boo
 		return true, ErrAliasLoop
 	}
 	path = append(path[:len(path):len(path)], key)
-	before := len(r.targets)
+	before, fwdBefore := len(r.targets), len(r.forwards)
 	for _, t := range alias.Targets {
 		ta, err := address.Parse(t)
 		if err == nil {
@@ -227,6 +255,8 @@ func (r *resolution) resolveKey(key string, depth int, path []string) (found boo
 		}
 		switch {
 		case err == nil:
+		case r.forward && errors.Is(err, ErrNotHosted):
+			r.forwards = append(r.forwards, Forward{Address: ta.String(), Alias: key})
 		case errors.Is(err, ErrNotHosted), errors.Is(err, ErrUnknownUser), errors.Is(err, address.ErrSyntax):
 			// A dangling or remote target must not make the other targets lose mail.
 			if r.forDelivery {
@@ -236,7 +266,7 @@ func (r *resolution) resolveKey(key string, depth int, path []string) (found boo
 			return true, err
 		}
 	}
-	if len(r.targets) == before {
+	if len(r.targets) == before && len(r.forwards) == fwdBefore {
 		return true, ErrUnknownUser
 	}
 	return true, nil
@@ -329,8 +359,11 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 			targets = append(targets, t)
 		}
 	}
-	if len(targets) == 0 && len(env.Remote) == 0 {
+	if len(targets) == 0 && len(env.Remote) == 0 && len(env.Forward) == 0 {
 		return store.Delivered{}, errors.New("deliver: no targets")
+	}
+	if len(env.Forward) > 0 && !d.forwards() {
+		return store.Delivered{}, errors.New("deliver: forwards without forwarding")
 	}
 
 	parsed, err := message.ParseAt(body, body.Size())
@@ -352,7 +385,7 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 		targets, targetFlags = dedupeFlagged(o.targets, o.flags)
 		more = o.more
 	}
-	out, err := d.outbound(ctx, env, body)
+	out, err := d.outboundFor(ctx, env, body)
 	if err != nil {
 		return store.Delivered{}, err
 	}
@@ -363,6 +396,7 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 		TargetFlags: targetFlags,
 		More:        more,
 		Outbound:    out,
+		Charge:      env.Charge,
 		MailFrom:    env.MailFrom,
 		Targets:     targets,
 		Body:        io.NewSectionReader(body, 0, body.Size()),

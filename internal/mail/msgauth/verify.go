@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +64,21 @@ type Verifier struct {
 	Timeout time.Duration
 	// Rand returns a number in [0, n) for DMARC pct sampling; nil means math/rand/v2.IntN.
 	Rand func(n int) int
+
+	// keys keeps parsed DKIM public keys by key record, made on first use: parsing an
+	// RSA key costs half as much as checking a signature, and most mail comes from few
+	// keys. go-msgauth has no hook for it: third_party/go-msgauth adds one (its patch).
+	keysOnce sync.Once
+	keys     *dkim.KeyCache
+}
+
+// keyCacheSize is the DKIM key records a Verifier keeps parsed (a few MB at most for
+// RSA-4096 keys).
+const keyCacheSize = 4096
+
+func (v *Verifier) keyCache() *dkim.KeyCache {
+	v.keysOnce.Do(func() { v.keys = dkim.NewKeyCache(keyCacheSize) })
+	return v.keys
 }
 
 const (
@@ -211,6 +227,7 @@ func (v *Verifier) verifyDKIM(ctx context.Context, res Resolver, hdr []byte, fie
 	// ever look up more. Several signatures are verified in parallel goroutines.
 	var lookups atomic.Int32
 	opts := &dkim.VerifyOptions{
+		KeyCache:         v.keyCache(),
 		MaxVerifications: max,
 		LookupTXT: func(name string) ([]string, error) {
 			if int(lookups.Add(1)) > max {

@@ -59,9 +59,10 @@ type Store interface {
 	OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error)
 }
 
-// Local delivers DSNs to local senders; *deliver.Deliverer implements it.
+// Local delivers DSNs to local senders; *deliver.Deliverer implements it. Route reverses
+// the SRS address of a forwarded message to its original sender.
 type Local interface {
-	Resolve(ctx context.Context, rcpt address.Address) ([]store.Target, error)
+	Route(ctx context.Context, rcpt address.Address) (deliver.Route, error)
 	Deliver(ctx context.Context, env deliver.Envelope, body deliver.Body) (store.Delivered, error)
 }
 

@@ -172,20 +172,33 @@ func (q *Queue) send(ctx context.Context, to string, msg []byte) error {
 	if err != nil {
 		return fmt.Errorf("bad address %q: %w", to, err)
 	}
-	targets, err := q.local.Resolve(ctx, a)
+	rt, err := q.local.Route(ctx, a)
 	switch {
-	case err == nil:
-		_, err = q.local.Deliver(ctx, deliver.Envelope{Targets: targets, ReceivedAt: q.cfg.Now()}, bytes.NewReader(msg))
+	case err == nil && len(rt.Targets) > 0:
+		_, err = q.local.Deliver(ctx, deliver.Envelope{Targets: rt.Targets, ReceivedAt: q.cfg.Now()}, bytes.NewReader(msg))
 		return err
+	case err == nil && len(rt.Forward) > 0:
+		// The sender was an SRS address of ours: the DSN goes to the original sender.
+		if a, err = address.Parse(rt.Forward[0].Address); err != nil {
+			return fmt.Errorf("bad address %q: %w", rt.Forward[0].Address, err)
+		}
+		return q.enqueueDSN(ctx, a, msg)
 	case errors.Is(err, deliver.ErrNotHosted):
-		eightBit, utf8Headers, _ := smtpclient.Scan(bytes.NewReader(msg))
-		_, err = q.st.Enqueue(ctx, &store.Outbound{EightBit: eightBit, UTF8Headers: utf8Headers,
-			// A notice never asks for another (RFC 3461 §6.2).
-			Recipients: []store.OutboundRecipient{{Address: a.String(), Domain: a.Domain, Notify: "NEVER"}},
-			Body:       bytes.NewReader(msg), Size: int64(len(msg))})
-		q.Kick()
-		return err
+		return q.enqueueDSN(ctx, a, msg)
+	case err == nil:
+		return fmt.Errorf("%s takes no mail", to)
 	default:
 		return err
 	}
+}
+
+// enqueueDSN queues a DSN for a remote address.
+func (q *Queue) enqueueDSN(ctx context.Context, a address.Address, msg []byte) error {
+	eightBit, utf8Headers, _ := smtpclient.Scan(bytes.NewReader(msg))
+	_, err := q.st.Enqueue(ctx, &store.Outbound{EightBit: eightBit, UTF8Headers: utf8Headers,
+		// A notice never asks for another (RFC 3461 §6.2).
+		Recipients: []store.OutboundRecipient{{Address: a.String(), Domain: a.Domain, Notify: "NEVER"}},
+		Body:       bytes.NewReader(msg), Size: int64(len(msg))})
+	q.Kick()
+	return err
 }

@@ -37,6 +37,10 @@ type fakeDeliverer struct {
 	entered chan struct{} // receives once per Deliver call, when not nil
 	panicOn string        // Resolve panics for this key
 	discard bool          // do not read bodies (benchmark)
+	// sending, when set, charges env.Charge as a store does in the delivery commit.
+	sending interface {
+		ChargeSending(ctx context.Context, accountID int64, now time.Time, messages, recipients int, limits store.SendingLimits) (store.SendingUsage, error)
+	}
 }
 
 type delivered struct {
@@ -53,6 +57,11 @@ func newFakeDeliverer() *fakeDeliverer {
 			"team@example.test":  1, // an alias of alice, as far as delivery cares
 		},
 	}
+}
+
+func (f *fakeDeliverer) Route(ctx context.Context, a address.Address) (deliver.Route, error) {
+	t, err := f.Resolve(ctx, a)
+	return deliver.Route{Targets: t}, err
 }
 
 func (f *fakeDeliverer) Resolve(_ context.Context, a address.Address) ([]store.Target, error) {
@@ -102,6 +111,11 @@ func (f *fakeDeliverer) Deliver(ctx context.Context, env deliver.Envelope, body 
 	defer f.mu.Unlock()
 	if f.fail != nil {
 		return store.Delivered{}, f.fail
+	}
+	if c := env.Charge; c != nil && f.sending != nil {
+		if _, err := f.sending.ChargeSending(ctx, c.AccountID, c.Now, c.Messages, c.Recipients, c.Limits); err != nil {
+			return store.Delivered{}, err
+		}
 	}
 	f.msgs = append(f.msgs, delivered{env: env, body: string(b)})
 	return store.Delivered{BlobID: int64(len(f.msgs))}, nil

@@ -2,7 +2,6 @@ package smtpd
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -19,25 +18,27 @@ import (
 //     recipient limit: 451 4.7.1 (RFC 3463 X.7.1, a policy refusal the client may retry
 //     after the reset), with the limit and its reset time in the text. These early checks
 //     spare the client sending a body that would be refused.
-//   - The count itself is ChargeSending at the end of DATA, before the delivery commit:
-//     the store checks and adds in one commit, so concurrent sessions of one account
-//     cannot pass a limit together. Charging first means a crash between the two commits
-//     counts a message that was never accepted (the client retries it and it is counted
-//     again), never the reverse: the counters cannot undercount. A delivery that fails
-//     gives the charge back.
+//   - The count itself is a charge made in the delivery commit (deliver.Envelope.Charge,
+//     store.SendingCharge): the store checks and adds in the transaction that accepts the
+//     message, so concurrent sessions of one account cannot pass a limit together, and a
+//     message is counted exactly when it was accepted, crash or not.
+//   - With HardDaily, a daily limit is refused with 550 5.7.1 instead: the client gives up
+//     and tells its user rather than retrying until midnight.
 
-// SendingStore keeps the counters and overrides; store.Store implements it.
+// SendingStore keeps the counters and overrides; store.Store implements it. (The
+// charge itself goes with the delivery to the store's Deliver.)
 type SendingStore interface {
 	SendingOverride(ctx context.Context, accountID int64) (store.SendingLimits, error)
 	SendingUsage(ctx context.Context, accountID int64, now time.Time) (store.SendingUsage, error)
-	ChargeSending(ctx context.Context, accountID int64, now time.Time, messages, recipients int, limits store.SendingLimits) (store.SendingUsage, error)
 }
 
 // SendingLimits configures the limits of a RoleSubmission listener.
 type SendingLimits struct {
 	Store   SendingStore
 	Default store.SendingLimits // for accounts without an override; 0 fields: no limit
-	Now     func() time.Time    // the clock; nil means time.Now
+	// HardDaily refuses a message over a daily limit with 550 5.7.1 instead of 451 4.7.1.
+	HardDaily bool
+	Now       func() time.Time // the clock; nil means time.Now
 }
 
 func (l *SendingLimits) now() time.Time {
@@ -53,13 +54,14 @@ type sendingTx struct {
 	usage   store.SendingUsage // at MAIL
 	account int64
 	active  bool // limits apply to this transaction
-
-	chargedAt    time.Time // when DATA charged the counters; zero if it did not
-	chargedRcpts int
 }
 
-// limitReply is the refusal for a limit reached.
-func limitReply(le *store.LimitError) *smtp.SMTPError {
+// limitReply is the refusal for a limit reached: temporary (RFC 3463 X.7.1, the client may
+// retry after the reset), or permanent for a daily limit under HardDaily.
+func (s *session) limitReply(le *store.LimitError) *smtp.SMTPError {
+	if l := s.srv.cfg.Sending; l != nil && l.HardDaily && le.Daily() {
+		return reply(550, 5, 7, 1, le.Error())
+	}
 	return reply(451, 4, 7, 1, le.Error())
 }
 
@@ -81,7 +83,7 @@ func (s *session) startSending(tx *transaction, acct store.Account) *smtp.SMTPEr
 	}
 	tx.sending = sendingTx{limits: override.Apply(l.Default), usage: usage, account: acct.ID, active: true}
 	if le := tx.sending.limits.Exceeds(usage, 1, 0); le != nil {
-		return limitReply(le)
+		return s.limitReply(le)
 	}
 	return nil
 }
@@ -96,13 +98,14 @@ func (s *session) checkRcptSending(tx *transaction) *smtp.SMTPError {
 		return nil
 	}
 	if le := st.limits.Exceeds(st.usage, 0, n+1); le != nil {
-		return limitReply(le)
+		return s.limitReply(le)
 	}
 	return nil
 }
 
-// chargeSending counts the message and its recipients before the delivery commit.
-func (s *session) chargeSending(ctx context.Context, tx *transaction, rcpts int) *smtp.SMTPError {
+// sendingCharge is the charge of the message and its recipients, to be made in the delivery
+// commit; nil when no limits apply.
+func (s *session) sendingCharge(tx *transaction, rcpts int) *store.SendingCharge {
 	l := s.srv.cfg.Sending
 	s.mu.Lock()
 	st := tx.sending
@@ -110,35 +113,5 @@ func (s *session) chargeSending(ctx context.Context, tx *transaction, rcpts int)
 	if l == nil || !st.active {
 		return nil
 	}
-	now := l.now()
-	_, err := l.Store.ChargeSending(ctx, st.account, now, 1, rcpts, st.limits)
-	var le *store.LimitError
-	switch {
-	case errors.As(err, &le):
-		return limitReply(le)
-	case err != nil:
-		s.srv.log.Warn("counting a message for the sending limits failed", "msgid", tx.id, "err", err)
-		return reply(451, 4, 3, 0, "temporary failure, try again later")
-	}
-	s.mu.Lock()
-	tx.sending.chargedAt, tx.sending.chargedRcpts = now, rcpts
-	s.mu.Unlock()
-	return nil
-}
-
-// refundSending gives back the charge of a message whose delivery failed. A failure here
-// leaves the counters one message high, which errs on the safe side.
-func (s *session) refundSending(tx *transaction) {
-	l := s.srv.cfg.Sending
-	s.mu.Lock()
-	st := tx.sending
-	s.mu.Unlock()
-	if l == nil || st.chargedAt.IsZero() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := l.Store.ChargeSending(ctx, st.account, st.chargedAt, -1, -st.chargedRcpts, store.SendingLimits{}); err != nil {
-		s.srv.log.Warn("giving back a sending-limit charge failed", "msgid", tx.id, "err", err)
-	}
+	return &store.SendingCharge{AccountID: st.account, Now: l.now(), Messages: 1, Recipients: rcpts, Limits: st.limits}
 }

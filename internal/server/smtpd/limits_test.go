@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"petrel/internal/mailtest/dialog"
 	"petrel/internal/store"
 	"petrel/internal/store/sqlite"
 )
@@ -35,6 +36,14 @@ func openLimitStore(t *testing.T, dir string) *sqlite.Store {
 		}
 	}
 	return st
+}
+
+// chargingDeliverer is a fakeDeliverer that charges the sending limits in st, as the store
+// does in the delivery commit.
+func chargingDeliverer(st store.Store) *fakeDeliverer {
+	fd := newFakeDeliverer()
+	fd.sending = st
+	return fd
 }
 
 // submitLimited logs in as alice and submits one message to rcpts; it returns the replies
@@ -87,7 +96,7 @@ func TestSendingLimitSurvivesRestart(t *testing.T) {
 	clock := func() time.Time { return now }
 	serve := func(st store.Store) *testServer {
 		return startServer(t, Config{Role: RoleSubmission, AllowInsecureAuth: true,
-			Sending: &SendingLimits{Store: st, Default: store.SendingLimits{HourMessages: 10}, Now: clock}}, nil)
+			Sending: &SendingLimits{Store: st, Default: store.SendingLimits{HourMessages: 10}, Now: clock}}, chargingDeliverer(st))
 	}
 
 	st := openLimitStore(t, dir)
@@ -136,7 +145,7 @@ func TestSendingRecipientLimitAndOverride(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 7, 23, 30, 0, 0, time.UTC)
 	ts := startServer(t, Config{Role: RoleSubmission, AllowInsecureAuth: true,
-		Sending: &SendingLimits{Store: st, Default: store.SendingLimits{DayRecipients: 3}, Now: func() time.Time { return now }}}, nil)
+		Sending: &SendingLimits{Store: st, Default: store.SendingLimits{DayRecipients: 3}, Now: func() time.Time { return now }}}, chargingDeliverer(st))
 
 	r := submitLimited(t, ts.addr, "bob@example.test", "alice@example.test", "bob+x@example.test", "bob+y@example.test")
 	want := []string{"250", "250", "250", "250", "451 4.7.1 sending limit of 3 recipients per day reached; it resets at 2026-12-08 00:00 UTC"}
@@ -172,7 +181,7 @@ func TestSendingRecipientLimitAndOverride(t *testing.T) {
 func TestSendingChargeGivenBack(t *testing.T) {
 	st := openLimitStore(t, t.TempDir())
 	defer st.Close()
-	fd := newFakeDeliverer()
+	fd := chargingDeliverer(st)
 	fd.fail = fmt.Errorf("disk on fire")
 	now := time.Now()
 	ts := startServer(t, Config{Role: RoleSubmission, AllowInsecureAuth: true,
@@ -182,5 +191,68 @@ func TestSendingChargeGivenBack(t *testing.T) {
 	}
 	if u, err := st.SendingUsage(context.Background(), 1, now); err != nil || u.HourMessages != 0 || u.HourRecipients != 0 {
 		t.Errorf("usage after a failed delivery = %+v, %v", u, err)
+	}
+}
+
+// TestSendingHardDaily: with HardDaily, a daily limit is a permanent refusal at DATA (the
+// early check at MAIL too), an hourly one stays temporary.
+func TestSendingHardDaily(t *testing.T) {
+	st := openLimitStore(t, t.TempDir())
+	defer st.Close()
+	now := time.Date(2026, 12, 7, 11, 5, 0, 0, time.UTC)
+	ts := startServer(t, Config{Role: RoleSubmission, AllowInsecureAuth: true,
+		Sending: &SendingLimits{Store: st, Default: store.SendingLimits{DayMessages: 2, HourRecipients: 3}, HardDaily: true,
+			Now: func() time.Time { return now }}}, chargingDeliverer(st))
+	if r := submitLimited(t, ts.addr, "bob@example.test", "bob@example.test"); !strings.HasPrefix(r[len(r)-1], "250 ") {
+		t.Fatalf("first message: %q", r)
+	}
+	// Two more recipients pass the hourly recipient limit: temporary.
+	r := submitLimited(t, ts.addr, "bob@example.test", "bob@example.test")
+	if got := r[len(r)-1]; !strings.HasPrefix(got, "451 4.7.1 sending limit of 3 recipients per hour") {
+		t.Errorf("over the hourly limit: %q", r)
+	}
+	if r := submitLimited(t, ts.addr, "bob@example.test"); !strings.HasPrefix(r[len(r)-1], "250 ") {
+		t.Fatalf("second message: %q", r)
+	}
+	now = now.Add(time.Hour)
+	r = submitLimited(t, ts.addr, "bob@example.test")
+	if got := r[len(r)-1]; !strings.HasPrefix(got, "550 5.7.1 sending limit of 2 messages per day reached; it resets at 2026-12-08 00:00 UTC") {
+		t.Errorf("over the daily limit: %q", r)
+	}
+}
+
+// TestSendingChargeAtCommit: two sessions that both passed the check at MAIL cannot
+// together pass the limit: the charge in the delivery commit refuses the second.
+func TestSendingChargeAtCommit(t *testing.T) {
+	st := openLimitStore(t, t.TempDir())
+	defer st.Close()
+	now := time.Date(2026, 12, 7, 11, 5, 0, 0, time.UTC)
+	ts := startServer(t, Config{Role: RoleSubmission, AllowInsecureAuth: true,
+		Sending: &SendingLimits{Store: st, Default: store.SendingLimits{HourMessages: 1}, Now: func() time.Time { return now }}},
+		chargingDeliverer(st))
+	open := func() *dialog.Dialog {
+		c := dial(t, ts.addr)
+		c.Run(`
+			S: 220
+			C: EHLO laptop
+			S: 250
+			C: AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=
+			S: 235
+			C: MAIL FROM:<alice@example.test>
+			S: 250
+			C: RCPT TO:<bob@example.test>
+			S: 250
+			C: DATA
+			S: 354
+		`)
+		return c
+	}
+	first, second := open(), open()
+	first.Raw("Subject: one\r\n\r\nhello\r\n.\r\n")
+	first.Run(`S: 250`)
+	second.Raw("Subject: two\r\n\r\nhello\r\n.\r\n")
+	second.Run(`S: 451 4.7.1 sending limit of 1 messages per hour reached; it resets at 2026-12-07 12:00 UTC`)
+	if n := len(ts.fd.delivered()); n != 1 {
+		t.Errorf("%d deliveries, want 1", n)
 	}
 }

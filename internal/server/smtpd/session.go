@@ -58,6 +58,7 @@ type transaction struct {
 	rcpts   []string                  // accepted forward-paths
 	targets []store.Target            // their resolved mailboxes
 	remote  []store.OutboundRecipient // accepted recipients at other domains (relay.go)
+	forward []deliver.Forward         // where aliases among the recipients forward to
 	dsn     dsnParams                 // RET and ENVID of MAIL (relay.go)
 	size    int64                     // the SIZE of MAIL FROM (RFC 1870), 0 if not given
 	refused int                       // recipients refused
@@ -282,7 +283,8 @@ func (s *session) resolve(tx *transaction, to string, opts *smtp.RcptOptions) *s
 	if err != nil {
 		return reply(553, 5, 1, 3, "bad recipient address syntax") // RFC 3463 X.1.3
 	}
-	targets, err := s.srv.d.Resolve(s.srv.ctx, a)
+	route, err := s.srv.d.Route(s.srv.ctx, a)
+	targets := route.Targets
 	switch {
 	case err == nil:
 	case errors.Is(err, deliver.ErrNotHosted):
@@ -294,6 +296,9 @@ func (s *session) resolve(tx *transaction, to string, opts *smtp.RcptOptions) *s
 		return reply(550, 5, 1, 1, "no such user") // RFC 3463 X.1.1
 	case errors.Is(err, deliver.ErrAliasLoop):
 		return reply(550, 5, 4, 6, "routing loop detected") // RFC 3463 X.4.6
+	case errors.Is(err, deliver.ErrForgedSRS):
+		// A bounce to a forwarding address we did not make: we are no relay for it.
+		return reply(550, 5, 7, 1, "invalid or expired forwarding address") // RFC 3463 X.7.1
 	default:
 		s.srv.log.Warn("resolving recipient failed", "msgid", tx.id, "err", err)
 		return reply(451, 4, 3, 0, "temporary failure, try again later")
@@ -318,6 +323,7 @@ func (s *session) resolve(tx *transaction, to string, opts *smtp.RcptOptions) *s
 	s.mu.Lock()
 	tx.rcpts = append(tx.rcpts, a.String())
 	tx.targets = append(tx.targets, targets...)
+	tx.forward = append(tx.forward, route.Forward...)
 	s.mu.Unlock()
 	return nil
 }
@@ -335,10 +341,12 @@ func (s *session) Data(r io.Reader) (err error) {
 	var rcpts []string
 	var targets []store.Target
 	var remote []store.OutboundRecipient
+	var forward []deliver.Forward
 	if tx != nil {
 		rcpts = append(rcpts, tx.rcpts...)
 		targets = append(targets, tx.targets...)
 		remote = append(remote, tx.remote...)
+		forward = append(forward, tx.forward...)
 	}
 	s.mu.Unlock()
 	if tx == nil {
@@ -408,33 +416,41 @@ func (s *session) Data(r io.Reader) (err error) {
 			return refuse
 		}
 	}
-	if refuse := s.chargeSending(ctx, tx, len(rcpts)); refuse != nil { // limits.go
+	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received,
+		Remote: remote, Ret: tx.dsn.ret, EnvID: tx.dsn.envID, Forward: forward, Submitted: s.srv.pol.requireAuth,
+		Charge: s.sendingCharge(tx, len(rcpts))}, body) // limits.go
+	if le := (*store.LimitError)(nil); errors.As(err, &le) {
+		refuse := s.limitReply(le)
 		s.logTx(tx, "rejected", refuse.Message, n)
 		return refuse
 	}
-	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received,
-		Remote: remote, Ret: tx.dsn.ret, EnvID: tx.dsn.envID}, body)
 	if q := (*store.QuotaError)(nil); errors.As(err, &q) {
 		// A mailbox filled up between RCPT and now. The store committed nothing, and one
 		// reply must do for every recipient: if some could still take the message, the
 		// client retries, and at the next RCPT the full mailboxes are refused alone.
-		s.refundSending(tx)
 		s.logTx(tx, "rejected", "mailbox full", n)
 		if overQuotaAll(targets, q.Accounts) {
 			return reply(552, 5, 2, 2, "mailbox full")
 		}
 		return reply(452, 4, 2, 2, "mailbox full for some recipients, try again later")
 	}
-	if re := (*deliver.RejectError)(nil); errors.As(err, &re) {
+	var sieveReject *deliver.RejectError
+	switch {
+	case errors.Is(err, deliver.ErrForwardLoop):
+		s.logTx(tx, "rejected", "forwarding loop", n)
+		return reply(554, 5, 4, 6, "routing loop detected: too many hops") // RFC 5321 §6.3
+	case errors.Is(err, deliver.ErrForwardRate):
+		s.logTx(tx, "rejected", "forwarding rate", n)
+		return reply(451, 4, 7, 1, "forwarding rate of a recipient reached, try again later")
+	case errors.As(err, &sieveReject):
 		// The recipient's Sieve script refused it (RFC 5429 §2.1: at SMTP time when the
-		// message has this one recipient); nothing was delivered.
-		s.refundSending(tx)
-		s.logTx(tx, "rejected", "sieve: "+re.Reason, n)
-		return reply(550, 5, 7, 1, re.Reason)
+		// message has this one recipient); nothing was delivered, and nothing charged to
+		// the sending limits, which are charged in the delivery's commit.
+		s.logTx(tx, "rejected", "sieve: "+sieveReject.Reason, n)
+		return reply(550, 5, 7, 1, sieveReject.Reason)
 	}
 	if err != nil {
 		s.srv.log.Error("delivery failed", "msgid", tx.id, "err", err)
-		s.refundSending(tx)
 		s.logTx(tx, "failed", "store error", n)
 		return reply(451, 4, 3, 0, "temporary failure, try again later")
 	}

@@ -159,9 +159,10 @@ const DefaultMaxAuthFailures = 3
 
 // Deliverer resolves recipients and commits messages; *deliver.Deliverer implements it.
 // Reaches is the SenderOwn policy's test: whether mail for an address reaches the account
-// by name (its address, an alias of it, a +tag of either).
+// by name (its address, an alias of it, a +tag of either). Route gives local mailboxes and
+// forwards to other domains (deliver.Route).
 type Deliverer interface {
-	Resolve(ctx context.Context, rcpt address.Address) ([]store.Target, error)
+	Route(ctx context.Context, rcpt address.Address) (deliver.Route, error)
 	Reaches(ctx context.Context, a address.Address, acct store.Account) (bool, error)
 	Deliver(ctx context.Context, env deliver.Envelope, body deliver.Body) (store.Delivered, error)
 	CheckQuota(ctx context.Context, targets []store.Target, size int64) error

@@ -40,6 +40,11 @@ type delivered struct {
 
 func (r *recorder) CheckQuota(context.Context, []store.Target, int64) error { return nil }
 
+func (r *recorder) Route(ctx context.Context, a address.Address) (deliver.Route, error) {
+	t, err := r.Resolve(ctx, a)
+	return deliver.Route{Targets: t}, err
+}
+
 func (r *recorder) Resolve(_ context.Context, a address.Address) ([]store.Target, error) {
 	if a.Domain != "example.test" {
 		return nil, deliver.ErrNotHosted

@@ -278,6 +278,11 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
 			return err
 		}
+		if d.Charge != nil {
+			if _, err := t.chargeSending(d.Charge); err != nil {
+				return err
+			}
+		}
 		if d.Outbound != nil {
 			if _, err := t.enqueue(d.Outbound, outBody, received); err != nil {
 				return err

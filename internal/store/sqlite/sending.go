@@ -105,44 +105,51 @@ func readUsage(rows *sql.Rows, now time.Time) (*usage, error) {
 func (s *Store) ChargeSending(ctx context.Context, accountID int64, now time.Time, messages, recipients int, limits store.SendingLimits) (store.SendingUsage, error) {
 	var out store.SendingUsage
 	err := s.write(ctx, 0, func(t *tx) error {
-		if err := t.accountExists(accountID); err != nil {
-			return err
-		}
-		rows, err := t.query(usageQuery, accountID)
-		if err != nil {
-			return err
-		}
-		u, err := readUsage(rows, now)
-		if err != nil {
-			return err
-		}
-		if lerr := limits.Exceeds(u.SendingUsage, messages, recipients); lerr != nil {
-			out = u.SendingUsage
-			return lerr
-		}
-		u.HourMessages = max(0, u.HourMessages+messages)
-		u.HourRecipients = max(0, u.HourRecipients+recipients)
-		u.DayMessages = max(0, u.DayMessages+messages)
-		u.DayRecipients = max(0, u.DayRecipients+recipients)
-		for _, p := range []struct {
-			period      string
-			start       time.Time
-			msgs, rcpts int
-		}{
-			{"hour", u.HourStart, u.HourMessages, u.HourRecipients},
-			{"day", u.DayStart, u.DayMessages, u.DayRecipients},
-		} {
-			if _, err := t.exec(`INSERT INTO sending_usage (account_id, period, start, messages, recipients)
-				VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, period) DO UPDATE SET start = excluded.start,
-				messages = excluded.messages, recipients = excluded.recipients`,
-				accountID, p.period, p.start.Unix(), p.msgs, p.rcpts); err != nil {
-				return err
-			}
-		}
-		out = u.SendingUsage
-		return nil
+		var err error
+		out, err = t.chargeSending(&store.SendingCharge{AccountID: accountID, Now: now, Messages: messages,
+			Recipients: recipients, Limits: limits})
+		return err
 	})
 	return out, err
+}
+
+// chargeSending applies c inside a write transaction (ChargeSending's, or a delivery's:
+// store.Delivery.Charge).
+func (t *tx) chargeSending(c *store.SendingCharge) (store.SendingUsage, error) {
+	if err := t.accountExists(c.AccountID); err != nil {
+		return store.SendingUsage{}, err
+	}
+	rows, err := t.query(usageQuery, c.AccountID)
+	if err != nil {
+		return store.SendingUsage{}, err
+	}
+	u, err := readUsage(rows, c.Now)
+	if err != nil {
+		return store.SendingUsage{}, err
+	}
+	if lerr := c.Limits.Exceeds(u.SendingUsage, c.Messages, c.Recipients); lerr != nil {
+		return u.SendingUsage, lerr
+	}
+	u.HourMessages = max(0, u.HourMessages+c.Messages)
+	u.HourRecipients = max(0, u.HourRecipients+c.Recipients)
+	u.DayMessages = max(0, u.DayMessages+c.Messages)
+	u.DayRecipients = max(0, u.DayRecipients+c.Recipients)
+	for _, p := range []struct {
+		period      string
+		start       time.Time
+		msgs, rcpts int
+	}{
+		{"hour", u.HourStart, u.HourMessages, u.HourRecipients},
+		{"day", u.DayStart, u.DayMessages, u.DayRecipients},
+	} {
+		if _, err := t.exec(`INSERT INTO sending_usage (account_id, period, start, messages, recipients)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, period) DO UPDATE SET start = excluded.start,
+			messages = excluded.messages, recipients = excluded.recipients`,
+			c.AccountID, p.period, p.start.Unix(), p.msgs, p.rcpts); err != nil {
+			return store.SendingUsage{}, err
+		}
+	}
+	return u.SendingUsage, nil
 }
 
 // usage collects counter rows into the usage of now's windows.

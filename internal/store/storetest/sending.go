@@ -145,3 +145,60 @@ func testSendingDurable(t *testing.T, reopen func() *fixture) {
 		t.Error("the fifth message of the hour passed a limit of 4 after reopening")
 	}
 }
+
+// testDeliveryCharge: a charge made with a delivery (Delivery.Charge) counts exactly when
+// the delivery commits: over a limit nothing is delivered or queued and the error is the
+// *LimitError; a delivery that fails for another reason charges nothing.
+func testDeliveryCharge(t *testing.T, f *fixture) {
+	a := f.account("deliver-charge@a.example")
+	at := time.Date(2026, 12, 7, 11, 20, 0, 0, time.UTC)
+	limits := store.SendingLimits{HourMessages: 2}
+	charged := func(local bool) *store.Delivery {
+		d := &store.Delivery{Outbound: outbound("Out\r\n\r\nbody\r\n", "x@remote.test"),
+			Charge: &store.SendingCharge{AccountID: a.ID, Now: at, Messages: 1, Recipients: 2, Limits: limits}}
+		if local {
+			d = delivery(body1, inbox(a.ID))
+			d.Charge = &store.SendingCharge{AccountID: a.ID, Now: at, Messages: 1, Recipients: 2, Limits: limits}
+		}
+		return d
+	}
+	for i, local := range []bool{true, false} {
+		if _, err := f.s.Deliver(f.ctx, charged(local)); err != nil {
+			t.Fatalf("delivery %d: %v", i+1, err)
+		}
+	}
+	u, err := f.s.SendingUsage(f.ctx, a.ID, at)
+	if err != nil || u.HourMessages != 2 || u.HourRecipients != 4 {
+		t.Fatalf("usage after two charged deliveries = %+v, %v", u, err)
+	}
+	entries := func() int {
+		es, err := f.s.Entries(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	before, inboxBefore := entries(), len(f.messages(f.mailbox(a.ID, store.Inbox).ID))
+	for _, local := range []bool{true, false} {
+		_, err := f.s.Deliver(f.ctx, charged(local))
+		var le *store.LimitError
+		if !errors.As(err, &le) || le.Limit != "messages per hour" {
+			t.Errorf("delivery over the limit (local %v): %v, want a *LimitError", local, err)
+		}
+	}
+	if n := entries(); n != before {
+		t.Errorf("%d queue entries after refused deliveries, want %d", n, before)
+	}
+	if n := len(f.messages(f.mailbox(a.ID, store.Inbox).ID)); n != inboxBefore {
+		t.Errorf("%d messages in INBOX after refused deliveries, want %d", n, inboxBefore)
+	}
+	// A delivery failing for another reason (a missing account) charges nothing.
+	bad := delivery(body1, inbox(a.ID+1000))
+	bad.Charge = &store.SendingCharge{AccountID: a.ID, Now: at.Add(time.Hour), Messages: 1, Recipients: 1, Limits: limits}
+	if _, err := f.s.Deliver(f.ctx, bad); err == nil {
+		t.Fatal("delivery to a missing account succeeded")
+	}
+	if u, err := f.s.SendingUsage(f.ctx, a.ID, at.Add(time.Hour)); err != nil || u.HourMessages != 0 {
+		t.Errorf("usage after a failed delivery = %+v, %v", u, err)
+	}
+}

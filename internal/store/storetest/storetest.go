@@ -85,6 +85,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		// sending.go
 		{"SendingOverride", testSendingOverride},
 		{"ChargeSending", testChargeSending},
+		{"DeliveryCharge", testDeliveryCharge},
 		{"ChargeSendingConcurrent", testChargeSendingConcurrent},
 		// queue.go
 		{"QueueWithDelivery", testQueueWithDelivery},
