@@ -255,6 +255,31 @@ CREATE TABLE mta_sts (
 	`
 ALTER TABLE accounts ADD COLUMN pop3_uidl TEXT NOT NULL DEFAULT ''; -- store.POP3UIDLFormat
 `,
+	// 8: the junk classifier's counts per account (issue 13, store.JunkStats). Tokens are
+	// keyed by account first, so a delivery reads its own tokens' rows by the primary key;
+	// junk_trained remembers how each message (by content key) was trained, so that the
+	// same message is never counted twice and a correction takes the first verdict back.
+	`
+CREATE TABLE junk_accounts (
+	account_id INTEGER PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+	ham        INTEGER NOT NULL DEFAULT 0, -- messages trained as not junk
+	spam       INTEGER NOT NULL DEFAULT 0, -- messages trained as junk
+	threshold  REAL -- NULL: the server's default
+);
+CREATE TABLE junk_tokens (
+	account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	token      TEXT NOT NULL,
+	ham        INTEGER NOT NULL DEFAULT 0,
+	spam       INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (account_id, token)
+) WITHOUT ROWID;
+CREATE TABLE junk_trained (
+	account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	key        BLOB NOT NULL,
+	junk       INTEGER NOT NULL,
+	PRIMARY KEY (account_id, key)
+) WITHOUT ROWID;
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

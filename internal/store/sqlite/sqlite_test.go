@@ -591,3 +591,7 @@ func TestObserveCommit(t *testing.T) {
 		}
 	}
 }
+
+func TestJunkStats(t *testing.T) {
+	storetest.RunJunk(t, func(t *testing.T) storetest.JunkStore { return openTemp(t, Options{}) })
+}
