@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"petrel/internal/lib/address"
+	"petrel/internal/mail/junk"
 	"petrel/internal/mail/message"
 	"petrel/internal/store"
 )
@@ -75,6 +76,9 @@ type Envelope struct {
 	// commit; Ret and EnvID are the transaction's RFC 3461 parameters.
 	Remote     []store.OutboundRecipient
 	Ret, EnvID string
+	// Classify runs the junk classifier (SetJunk) for the local targets: mail from
+	// outside, the MX port. Submitted mail and our own notices are not classified.
+	Classify bool
 }
 
 // Body is a spooled message body that can be read more than once (once to parse, once to
@@ -90,6 +94,7 @@ type Deliverer struct {
 	log   *slog.Logger
 	cache *resolveCache // recent successful resolutions
 	out   outbound      // what queueing remote recipients needs (outbound.go)
+	junk  *junk.Filter  // classifies Envelope.Classify mail (junk.go); nil: none
 }
 
 // New returns a Deliverer over st.
@@ -299,17 +304,14 @@ func (d *Deliverer) CheckQuota(ctx context.Context, targets []store.Target, size
 // body after Deliver returns (the store reads a delivery's body during its Deliver), so the
 // caller may reuse its memory then.
 func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store.Delivered, error) {
-	var targets []store.Target
-	seen := make(map[store.Target]bool, len(env.Targets))
+	targets := make([]store.Target, 0, len(env.Targets))
 	for _, t := range env.Targets {
 		if t.Mailbox == "" {
 			t.Mailbox = store.Inbox
 		}
-		if !seen[t] {
-			seen[t] = true
-			targets = append(targets, t)
-		}
+		targets = append(targets, t)
 	}
+	targets = dedupe(targets)
 	if len(targets) == 0 && len(env.Remote) == 0 {
 		return store.Delivered{}, errors.New("deliver: no targets")
 	}
@@ -327,12 +329,17 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 	if err != nil {
 		return store.Delivered{}, err
 	}
+	var stored io.Reader = io.NewSectionReader(body, 0, body.Size())
+	size := body.Size()
+	if env.Classify && d.junk != nil && parsed.Text != nil && len(targets) > 0 {
+		targets, stored, size, parsed = d.classify(ctx, targets, stored, size, parsed) // junk.go
+	}
 	delivered, err := d.st.Deliver(ctx, &store.Delivery{
 		Outbound:   out,
 		MailFrom:   env.MailFrom,
 		Targets:    targets,
-		Body:       io.NewSectionReader(body, 0, body.Size()),
-		Size:       body.Size(),
+		Body:       stored,
+		Size:       size,
 		Parsed:     parsed,
 		ReceivedAt: receivedAt,
 		// Mail from SMTP goes to INBOX when the mailbox a rule names has vanished: a

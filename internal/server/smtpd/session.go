@@ -358,7 +358,7 @@ func (s *session) Data(r io.Reader) (err error) {
 		return refuse
 	}
 	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received,
-		Remote: remote, Ret: tx.dsn.ret, EnvID: tx.dsn.envID}, body)
+		Remote: remote, Ret: tx.dsn.ret, EnvID: tx.dsn.envID, Classify: s.srv.cfg.Role == RoleMX}, body)
 	if q := (*store.QuotaError)(nil); errors.As(err, &q) {
 		// A mailbox filled up between RCPT and now. The store committed nothing, and one
 		// reply must do for every recipient: if some could still take the message, the
