@@ -50,6 +50,7 @@ type Config struct {
 
 	MailAuth MailAuth `toml:"mail_auth"` // checks of inbound mail (mailauth.go)
 	Sending  Sending  `toml:"sending"`   // per-account sending limits (mailauth.go)
+	Junk     Junk     `toml:"junk"`      // the built-in junk classifier (junk.go)
 
 	// Outbound configures delivery to other domains: the queue, its schedule and its routes.
 	Outbound Outbound `toml:"outbound"`
@@ -297,6 +298,7 @@ func Default() *Config {
 			LoginTimeout:        Duration{3 * time.Minute},
 		},
 		MailAuth: defaultMailAuth(),
+		Junk:     defaultJunk(),
 	}
 }
 
@@ -460,6 +462,9 @@ func (c *Config) validate() error {
 		return bad("hostname", "must not be empty")
 	}
 	if err := c.validateMailAuth(); err != nil {
+		return err
+	}
+	if err := c.validateJunk(); err != nil {
 		return err
 	}
 	if !c.Dev && (c.TLS.Cert == "" || c.TLS.Key == "") {
