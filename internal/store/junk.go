@@ -18,6 +18,9 @@ type JunkState struct {
 	// Threshold is the account's own junk threshold (a score from 0 to 1), or a negative
 	// value when it follows the server's default.
 	Threshold float64
+	// Version changes whenever a count of the account changes, so that a reader may keep
+	// the token counts it read for as long as the version stays the same.
+	Version int64
 }
 
 // JunkStats keeps the junk classifier's counts. A missing account is ErrNotFound.

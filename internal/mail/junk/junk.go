@@ -36,12 +36,18 @@ type Store interface {
 	OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error)
 }
 
-// Filter classifies and trains against the counts in a store.
+// Filter classifies and trains against the counts in a store. It is safe for concurrent
+// use, and must not be copied once used.
 type Filter struct {
 	Store Store
 	// Threshold is the score from which a message is junk for accounts without their own;
 	// 0 means DefaultThreshold.
 	Threshold float64
+	// CacheTokens bounds the token counts kept in memory (cache.go); 0 means
+	// DefaultCacheTokens.
+	CacheTokens int
+
+	cache tokenCache
 }
 
 // Verdict is the outcome of classifying one message for one account.
@@ -71,7 +77,7 @@ func (v Verdict) Header() string {
 // Classify scores a decoded message for an account.
 func (f *Filter) Classify(ctx context.Context, accountID int64, text *store.SearchText) (Verdict, error) {
 	tokens := Tokens(text)
-	st, err := f.Store.JunkState(ctx, accountID, tokens)
+	st, err := f.state(ctx, accountID, tokens)
 	if err != nil {
 		return Verdict{}, fmt.Errorf("junk: %w", err)
 	}

@@ -244,3 +244,36 @@ func TestHeader(t *testing.T) {
 		t.Errorf("Header of a ham verdict = %q", h)
 	}
 }
+
+// TestCache: kept counts give the same verdicts as fresh reads, a training (here through
+// another Filter, as on another node) is seen at the next message, and the bound holds.
+func TestCache(t *testing.T) {
+	f, acct := openFilter(t)
+	ctx := context.Background()
+	other := &Filter{Store: f.Store}
+	f.CacheTokens = 300
+	msgs := corpus(21, 120)
+	for _, m := range msgs[:60] {
+		if _, err := other.TrainMessage(ctx, acct, m.raw, m.junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 2 {
+		for _, m := range msgs[60:] {
+			cached := classifyRaw(t, f, acct, m.raw)
+			fresh := classifyRaw(t, &Filter{Store: f.Store}, acct, m.raw)
+			if cached != fresh {
+				t.Fatalf("round %d: cached verdict %+v, fresh %+v", round, cached, fresh)
+			}
+			if f.cache.entries > f.CacheTokens {
+				t.Fatalf("%d tokens kept, bound %d", f.cache.entries, f.CacheTokens)
+			}
+		}
+		// Teach the test messages the wrong way round through the other filter.
+		for _, m := range msgs[60:] {
+			if _, err := other.TrainMessage(ctx, acct, m.raw, !m.junk); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

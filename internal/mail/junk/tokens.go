@@ -36,7 +36,7 @@ const (
 // Our own verdict fields (X-Spam-*) and trace fields are left out, so that training on a
 // stored message does not learn from the verdict it was filed with.
 func Tokens(t *store.SearchText) []string {
-	tk := tokenizer{seen: make(map[string]bool, 256)}
+	tk := tokenizer{seen: make(map[string]bool, 64)}
 	tk.words("s:", t.Subject)
 	tk.from(t.From)
 	for line := range strings.SplitSeq(t.Header, "\n") {
@@ -71,34 +71,63 @@ func (tk *tokenizer) add(tok string) {
 }
 
 // words adds the words of s with prefix. A word is a run of letters, digits and the marks
-// spam leans on ($, %, !), lower-cased.
+// spam leans on ($, %, !), lower-cased. ASCII, most of any mail, takes a byte loop; other
+// text goes through package unicode.
 func (tk *tokenizer) words(prefix, s string) {
-	for len(s) > 0 && len(tk.out) < MaxTokens {
-		start := strings.IndexFunc(s, isWordRune)
-		if start < 0 {
-			return
+	i := 0
+	for i < len(s) && len(tk.out) < MaxTokens {
+		// Skip to the next word.
+		for i < len(s) {
+			if c := s[i]; c < utf8.RuneSelf {
+				if isWordByte(c) {
+					break
+				}
+				i++
+				continue
+			}
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if isWordRune(r) {
+				break
+			}
+			i += n
 		}
-		s = s[start:]
-		end := strings.IndexFunc(s, func(r rune) bool { return !isWordRune(r) })
-		if end < 0 {
-			end = len(s)
+		start, runes, lower := i, 0, true
+		for i < len(s) {
+			if c := s[i]; c < utf8.RuneSelf {
+				if !isWordByte(c) {
+					break
+				}
+				if 'A' <= c && c <= 'Z' {
+					lower = false
+				}
+				i++
+			} else {
+				r, n := utf8.DecodeRuneInString(s[i:])
+				if !isWordRune(r) {
+					break
+				}
+				lower = false // let strings.ToLower decide
+				i += n
+			}
+			runes++
 		}
-		w := s[:end]
-		s = s[end:]
-		n := utf8.RuneCountInString(w)
-		switch {
-		case n < minWord:
-		case n > maxWord:
+		switch w := s[start:i]; {
+		case runes < minWord:
+		case runes > maxWord:
 			// Only how long: one token per ten runes (skip:3 is 30-39).
-			tk.add(prefix + "skip:" + itoa(min(n/10, 9)))
+			tk.add(prefix + "skip:" + itoa(min(runes/10, 9)))
+		case lower && prefix == "":
+			tk.add(w) // no copy
+		case lower:
+			tk.add(prefix + w)
 		default:
 			tk.add(prefix + strings.ToLower(w))
 		}
 	}
 }
 
-func isWordRune(r rune) bool {
-	return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '$' || r == '%' || r == '!'
+func isWordByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '$' || c == '%' || c == '!'
 }
 
 // from adds the From field's display name words and its domain.
@@ -192,3 +221,7 @@ func firstWord(s string) string {
 }
 
 func itoa(n int) string { return string(rune('0' + n)) }
+
+func isWordRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '$' || r == '%' || r == '!'
+}

@@ -63,6 +63,7 @@ func RunJunk(t *testing.T, open func(t *testing.T) JunkStore) {
 		t.Fatal("TrainJunk of new messages reported no change")
 	}
 	st := state(a.ID, "cheap", "pills", "now", "meeting", "absent")
+	version := st.Version
 	if st.Trained != (store.JunkCount{Ham: 1, Spam: 2}) {
 		t.Errorf("trained %+v, want 1 ham 2 spam", st.Trained)
 	}
@@ -76,11 +77,17 @@ func RunJunk(t *testing.T, open func(t *testing.T) JunkStore) {
 	if train(a.ID, "m1", true, "cheap", "pills", "now") {
 		t.Error("training m1 as junk twice reported a change")
 	}
+	if v := state(a.ID).Version; v != version {
+		t.Errorf("version %d after a training that changed nothing, was %d", v, version)
+	}
 	// A correction takes the first verdict back: m1 is now ham only.
 	if !train(a.ID, "m1", false, "cheap", "pills", "now") {
 		t.Error("correcting m1 reported no change")
 	}
 	st = state(a.ID, "cheap", "pills", "now")
+	if st.Version == version {
+		t.Errorf("version %d unchanged by a correction", version)
+	}
 	if st.Trained != (store.JunkCount{Ham: 2, Spam: 1}) {
 		t.Errorf("after the correction trained %+v, want 2 ham 1 spam", st.Trained)
 	}
