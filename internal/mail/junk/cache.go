@@ -3,6 +3,7 @@ package junk
 import (
 	"context"
 	"sync"
+	"time"
 
 	"petrel/internal/store"
 )
@@ -32,6 +33,53 @@ type accountCounts struct {
 	version int64
 	tokens  map[string]store.JunkCount
 	used    uint64
+	// The account's row as last read, and when: within Recheck of it, a message whose
+	// tokens are all kept needs no store read at all.
+	row     store.JunkState
+	checked time.Time
+}
+
+// DefaultRecheck is how long a Filter trusts an account's counts without asking the store
+// whether they changed: a training through this Filter is seen at once, one on another
+// node (or by the CLI) within this time, as with the recipient cache of delivery.
+const DefaultRecheck = time.Second
+
+func (f *Filter) recheck() time.Duration {
+	if f.Recheck != 0 {
+		return f.Recheck
+	}
+	return DefaultRecheck
+}
+
+// forget drops what is kept of an account (it was trained through this Filter).
+func (c *tokenCache) forget(accountID int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ac := c.accounts[accountID]; ac != nil {
+		c.entries -= len(ac.tokens)
+		delete(c.accounts, accountID)
+	}
+}
+
+// fresh returns the kept counts of tokens when all are kept and the account's row was
+// read within Recheck. Called with mu held.
+func (ac *accountCounts) fresh(tokens []string, recheck time.Duration) (store.JunkState, bool) {
+	if ac == nil || time.Since(ac.checked) >= recheck {
+		return store.JunkState{}, false
+	}
+	out := make(map[string]store.JunkCount, len(tokens))
+	for _, t := range tokens {
+		n, ok := ac.tokens[t]
+		if !ok {
+			return store.JunkState{}, false
+		}
+		if n != (store.JunkCount{}) {
+			out[t] = n
+		}
+	}
+	st := ac.row
+	st.Tokens = out
+	return st, true
 }
 
 // state returns the account's counts for tokens: the cached ones, and the others read.
@@ -39,6 +87,12 @@ func (f *Filter) state(ctx context.Context, accountID int64, tokens []string) (s
 	c := &f.cache
 	c.mu.Lock()
 	ac := c.accounts[accountID]
+	if st, ok := ac.fresh(tokens, f.recheck()); ok {
+		c.tick++
+		ac.used = c.tick
+		c.mu.Unlock()
+		return st, nil
+	}
 	var missing []string
 	if ac == nil {
 		missing = tokens
@@ -83,6 +137,8 @@ func (f *Filter) state(ctx context.Context, accountID int64, tokens []string) (s
 	}
 	c.tick++
 	ac.used = c.tick
+	ac.row = store.JunkState{Trained: st.Trained, Threshold: st.Threshold, Version: st.Version}
+	ac.checked = time.Now()
 	for _, t := range missing {
 		if _, ok := ac.tokens[t]; !ok {
 			ac.tokens[t] = st.Tokens[t]

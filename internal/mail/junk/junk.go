@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"petrel/internal/mail/message"
 	"petrel/internal/store"
@@ -46,6 +47,10 @@ type Filter struct {
 	// CacheTokens bounds the token counts kept in memory (cache.go); 0 means
 	// DefaultCacheTokens.
 	CacheTokens int
+	// Recheck is how long kept counts are used without asking the store whether the
+	// account trained meanwhile (cache.go); 0 means DefaultRecheck, negative asks at
+	// every message.
+	Recheck time.Duration
 
 	cache tokenCache
 }
@@ -102,6 +107,9 @@ func (f *Filter) threshold(st store.JunkState) float64 {
 func (f *Filter) Train(ctx context.Context, accountID int64, text *store.SearchText, junk bool) (bool, error) {
 	tokens := Tokens(text)
 	changed, err := f.Store.TrainJunk(ctx, accountID, Key(tokens), tokens, junk)
+	if changed {
+		f.cache.forget(accountID)
+	}
 	if err != nil {
 		return false, fmt.Errorf("junk: %w", err)
 	}

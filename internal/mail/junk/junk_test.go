@@ -252,6 +252,7 @@ func TestCache(t *testing.T) {
 	ctx := context.Background()
 	other := &Filter{Store: f.Store}
 	f.CacheTokens = 300
+	f.Recheck = -1 // the other filter's lessons must show at once
 	msgs := corpus(21, 120)
 	for _, m := range msgs[:60] {
 		if _, err := other.TrainMessage(ctx, acct, m.raw, m.junk); err != nil {
@@ -261,7 +262,7 @@ func TestCache(t *testing.T) {
 	for round := range 2 {
 		for _, m := range msgs[60:] {
 			cached := classifyRaw(t, f, acct, m.raw)
-			fresh := classifyRaw(t, &Filter{Store: f.Store}, acct, m.raw)
+			fresh := classifyRaw(t, &Filter{Store: f.Store, Recheck: -1}, acct, m.raw)
 			if cached != fresh {
 				t.Fatalf("round %d: cached verdict %+v, fresh %+v", round, cached, fresh)
 			}

@@ -52,17 +52,19 @@ func Score(st store.JunkState, tokens []string) float64 {
 		// Never exactly 0 or 1: one token must not decide alone, and logs stay finite.
 		probs = append(probs, min(max(f, 0.01), 0.99))
 	}
-	slices.SortFunc(probs, func(a, b float64) int {
-		da, db := math.Abs(a-0.5), math.Abs(b-0.5)
-		switch {
-		case da > db:
-			return -1
-		case da < db:
-			return 1
-		}
-		return 0
-	})
-	probs = probs[:min(len(probs), maxClues)]
+	if len(probs) > maxClues {
+		slices.SortFunc(probs, func(a, b float64) int {
+			da, db := math.Abs(a-0.5), math.Abs(b-0.5)
+			switch {
+			case da > db:
+				return -1
+			case da < db:
+				return 1
+			}
+			return 0
+		})
+		probs = probs[:maxClues]
+	}
 	var lnH, lnS float64
 	for _, p := range probs {
 		lnS += math.Log(1 - p)
