@@ -28,6 +28,9 @@
 //
 // Remote recipients (Envelope.Remote, accepted by submission) are queued in the same store
 // commit as the local ones (store.Delivery.Outbound; outbound.go).
+//
+// Mail from outside (Envelope.Classify) is scored by the junk classifier of each account it
+// reaches, and an account's INBOX targets become its Junk on a junk verdict (junk.go).
 package deliver
 
 import (
