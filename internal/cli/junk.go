@@ -53,15 +53,7 @@ func junkTrain(e *Env, args []string) error {
 			return err
 		}
 	}
-	return e.withStore(func(st store.Store) error {
-		js, ok := st.(junk.Store)
-		if !ok {
-			return errors.New("this store keeps no junk classifier")
-		}
-		acct, err := st.AccountByAddress(e.Ctx, addr)
-		if err != nil {
-			return noAccount(addr, err)
-		}
+	return e.withJunk(addr, func(js junk.Store, acct store.Account) error {
 		f := &junk.Filter{Store: js}
 		changed := 0
 		for _, name := range files {
@@ -103,15 +95,7 @@ func junkStats(e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return e.withStore(func(st store.Store) error {
-		js, ok := st.(store.JunkStats)
-		if !ok {
-			return errors.New("this store keeps no junk classifier")
-		}
-		acct, err := st.AccountByAddress(e.Ctx, addr)
-		if err != nil {
-			return noAccount(addr, err)
-		}
+	return e.withJunk(addr, func(js junk.Store, acct store.Account) error {
 		s, err := js.JunkState(e.Ctx, acct.ID, nil)
 		if err != nil {
 			return err
@@ -149,8 +133,15 @@ func junkThreshold(e *Env, args []string) error {
 			return fmt.Errorf("%q is not a score above 0 and at most 1, or default\n%w: petrel %s", args[1], ErrUsage, usage)
 		}
 	}
+	return e.withJunk(addr, func(js junk.Store, acct store.Account) error {
+		return js.SetJunkThreshold(e.Ctx, acct.ID, v)
+	})
+}
+
+// withJunk runs f with the store's junk counts and the account of addr.
+func (e *Env) withJunk(addr string, f func(js junk.Store, acct store.Account) error) error {
 	return e.withStore(func(st store.Store) error {
-		js, ok := st.(store.JunkStats)
+		js, ok := st.(junk.Store)
 		if !ok {
 			return errors.New("this store keeps no junk classifier")
 		}
@@ -158,6 +149,6 @@ func junkThreshold(e *Env, args []string) error {
 		if err != nil {
 			return noAccount(addr, err)
 		}
-		return js.SetJunkThreshold(e.Ctx, acct.ID, v)
+		return f(js, acct)
 	})
 }

@@ -21,14 +21,7 @@ func BenchmarkClassify(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	texts := make([]*store.SearchText, 0, 480)
-	for _, m := range msgs[720:] {
-		pm, err := parse(m.raw)
-		if err != nil {
-			b.Fatal(err)
-		}
-		texts = append(texts, pm.Text)
-	}
+	texts := decoded(b, msgs[720:])
 	b.ResetTimer()
 	cpu := cpuTime()
 	for i := range b.N {
@@ -49,14 +42,7 @@ func cpuTime() time.Duration {
 
 // BenchmarkTokens is the tokenizer alone on the same messages.
 func BenchmarkTokens(b *testing.B) {
-	var texts []*store.SearchText
-	for _, m := range corpus(13, 200) {
-		pm, err := parse(m.raw)
-		if err != nil {
-			b.Fatal(err)
-		}
-		texts = append(texts, pm.Text)
-	}
+	texts := decoded(b, corpus(13, 200))
 	b.ResetTimer()
 	cpu := cpuTime()
 	for i := range b.N {
@@ -81,4 +67,17 @@ func BenchmarkTrain(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// decoded returns the decoded text of each message.
+func decoded(b *testing.B, msgs []corpusMsg) []*store.SearchText {
+	texts := make([]*store.SearchText, 0, len(msgs))
+	for _, m := range msgs {
+		pm, err := parse(m.raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		texts = append(texts, pm.Text)
+	}
+	return texts
 }

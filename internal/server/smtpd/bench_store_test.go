@@ -62,8 +62,16 @@ func startStoreServerConfig(b *testing.B, accounts int, cfg Config) string {
 			b.Fatal(err)
 		}
 	}
+	return serveBench(b, cfg, deliver.New(st, log))
+}
+
+// serveBench runs an MX server delivering through d on a loopback port until the
+// benchmark ends, and returns its address.
+func serveBench(b *testing.B, cfg Config, d Deliverer) string {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
 	cfg.Hostname = "mx.example.test"
-	srv := New(cfg, deliver.New(st, log), nil, log)
+	srv := New(cfg, d, nil, log)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

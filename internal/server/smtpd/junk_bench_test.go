@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"petrel/internal/mail/deliver"
 	"petrel/internal/mail/junk"
@@ -109,16 +107,5 @@ func startJunkServer(b *testing.B, accounts int, on bool, words []string) string
 	if on {
 		d.SetJunk(f)
 	}
-	srv := New(Config{Hostname: "mx.example.test"}, d, nil, log)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.Serve(l)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return l.Addr().String()
+	return serveBench(b, Config{}, d)
 }
