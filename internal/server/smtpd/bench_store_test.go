@@ -47,9 +47,15 @@ func startStoreServer(b *testing.B, accounts int) string {
 
 // startStoreServerConfig is startStoreServer with cfg (its Hostname is set).
 func startStoreServerConfig(b *testing.B, accounts int, cfg Config) string {
+	st, _ := openBenchStore(b, accounts)
+	return serveBench(b, cfg, deliver.New(st, slog.New(slog.DiscardHandler)))
+}
+
+// openBenchStore opens a fresh SQLite store, closed when the benchmark ends, with the
+// accounts user1..userN@example.test.
+func openBenchStore(b *testing.B, accounts int) (*sqlite.Store, []store.Account) {
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	st, err := sqlite.Open(filepath.Join(b.TempDir(), "petrel.db"), sqlite.Options{Logger: log})
+	st, err := sqlite.Open(filepath.Join(b.TempDir(), "petrel.db"), sqlite.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,12 +63,15 @@ func startStoreServerConfig(b *testing.B, accounts int, cfg Config) string {
 	if err := st.AddDomain(ctx, "example.test"); err != nil {
 		b.Fatal(err)
 	}
+	var accts []store.Account
 	for i := range accounts {
-		if _, err := st.AddAccount(ctx, fmt.Sprintf("user%d@example.test", i+1), store.Credentials{}); err != nil {
+		a, err := st.AddAccount(ctx, fmt.Sprintf("user%d@example.test", i+1), store.Credentials{})
+		if err != nil {
 			b.Fatal(err)
 		}
+		accts = append(accts, a)
 	}
-	return serveBench(b, cfg, deliver.New(st, log))
+	return st, accts
 }
 
 // serveBench runs an MX server delivering through d on a loopback port until the

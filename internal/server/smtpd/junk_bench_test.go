@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"petrel/internal/mail/deliver"
 	"petrel/internal/mail/junk"
 	"petrel/internal/store"
-	"petrel/internal/store/sqlite"
 )
 
 // BenchmarkInboundJunk is BenchmarkInboundSQLite with a 2 KB message of words (the
@@ -73,23 +71,11 @@ func benchText(r *rand.Rand, words []string, width int) string {
 // junk, half not, from shifted word ranks), whose deliverer classifies when on.
 func startJunkServer(b *testing.B, accounts int, on bool, words []string) string {
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	st, err := sqlite.Open(filepath.Join(b.TempDir(), "petrel.db"), sqlite.Options{Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	if err := st.AddDomain(ctx, "example.test"); err != nil {
-		b.Fatal(err)
-	}
-	d := deliver.New(st, log)
+	st, accts := openBenchStore(b, accounts)
+	d := deliver.New(st, slog.New(slog.DiscardHandler))
 	f := &junk.Filter{Store: st}
 	r := rand.New(rand.NewPCG(7, 8))
-	for i := range accounts {
-		acct, err := st.AddAccount(ctx, fmt.Sprintf("user%d@example.test", i+1), store.Credentials{})
-		if err != nil {
-			b.Fatal(err)
-		}
+	for _, acct := range accts {
 		// Both runs train, so that the store (and the checkpoint its writes leave to do)
 		// is the same; only the classification differs.
 		for m := range 400 {
