@@ -252,6 +252,11 @@ func (a *App) prepare(ctx context.Context) error {
 		dl.SetSieve(&deliver.SieveConfig{Store: sv, Limits: sieve.DefaultLimits(), Sending: a.sendingLimits().Default,
 			Hostname: cfg.Hostname})
 	}
+	var trainer imapd.JunkTrainer
+	if jf := a.junkFilter(); jf != nil { // junk.go
+		dl.SetJunk(jf)
+		trainer = junkTrainer{jf}
+	}
 	if cfg.Outbound.Enabled {
 		q, err := a.newQueue(dl.Deliverer)
 		if err != nil {
@@ -322,6 +327,7 @@ func (a *App) prepare(ctx context.Context) error {
 			MaxAccountSessions: cfg.IMAP.MaxAccountSessions,
 			SpoolDir:           spool,
 			Limits:             imapd.Limits{MaxCommand: cfg.IMAP.MaxCommandBytes},
+			Junk:               trainer,
 		}
 	}
 	smtpBusy := busyLine("421 4.7.0 Too many connections, try again later\r\n")

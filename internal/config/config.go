@@ -55,7 +55,8 @@ type Config struct {
 	Sending  Sending  `toml:"sending"`   // per-account sending limits (mailauth.go)
 	Door     Door     `toml:"door"`      // checks at the door of the MX port and external filters (door.go)
 	// DNS is the resolver every part uses unless its own section names one (mailauth.go).
-	DNS DNS `toml:"dns"`
+	DNS  DNS  `toml:"dns"`
+	Junk Junk `toml:"junk"` // the built-in junk classifier (junk.go)
 
 	// Outbound configures delivery to other domains: the queue, its schedule and its routes.
 	Outbound Outbound `toml:"outbound"`
@@ -348,6 +349,7 @@ func Default() *Config {
 		MailAuth: defaultMailAuth(),
 		Door:     defaultDoor(),
 		Sending:  Sending{Policy: "soft"},
+		Junk:     defaultJunk(),
 	}
 }
 
@@ -515,6 +517,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateMailAuth(); err != nil {
+		return err
+	}
+	if err := c.validateJunk(); err != nil {
 		return err
 	}
 	switch {

@@ -171,6 +171,13 @@ func TestMailAuthAndSending(t *testing.T) {
 	if Dev().MailAuth.DeferTempError {
 		t.Error("the development instance defers mail when DNS fails")
 	}
+	if j := Default().Junk; !j.Enabled || j.Threshold != 0.9 {
+		t.Errorf("junk defaults: %+v", j)
+	}
+	c, err = Parse("petrel.toml", []byte(good+"\n[junk]\nenabled = false\nthreshold = 0.75\n"))
+	if err != nil || c.Junk.Enabled || c.Junk.Threshold != 0.75 {
+		t.Errorf("[junk] parsed as %+v, %v", c.Junk, err)
+	}
 }
 
 func TestParseErrorsNameFileLineKey(t *testing.T) {
@@ -202,6 +209,7 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"tls and acme", good + "\n[acme]\nenabled = true\n", 6, "not both"},
 		{"acme challenge", "hostname = \"x\"\n[acme]\nenabled = true\nchallenge = \"dns-01\"\n", 4, "acme.challenge"},
 		{"acme contact", "hostname = \"x\"\n[acme]\nenabled = true\ncontact = \"me\"\n", 4, "acme.contact"},
+		{"junk threshold", good + "\n[junk]\nthreshold = 1.5\n", 18, "junk.threshold"},
 		{"bad resolver", good + "\n[mail_auth]\nresolver = \"127.0.0.1\"\n", 18, "mail_auth.resolver"},
 		{"negative limit", good + "\n[sending]\nhour_messages = -1\n", 18, "sending.hour_messages: must not be negative"},
 		{"bad outbound resolver", good + "\n[outbound]\nresolver = \"127.0.0.1\"\n", 18, "outbound.resolver"},

@@ -322,8 +322,9 @@ func newInstance(t *testing.T, opts options) *instance {
 		// answers every look-up at once with "no such name", wherever the tests run: the
 		// machine's own resolver may drop queries it cannot forward (a CI host with no
 		// internet), and each message would then wait out the DNS timeout.
-		"mail_auth": {`defer_temperror = false`, fmt.Sprintf("resolver = %q", noDNS.Addr)},
-		"outbound":  {fmt.Sprintf("resolver = %q", noDNS.Addr)},
+		// A test with records of its own sets [dns] (or a section's resolver) to its server.
+		"mail_auth": {`defer_temperror = false`},
+		"dns":       {fmt.Sprintf("resolver = %q", noDNS.Addr)},
 	}
 	writeFile(t, in.config, renderConfig(base, opts), 0o600)
 	return in

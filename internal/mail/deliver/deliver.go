@@ -29,6 +29,9 @@
 //
 // Remote recipients (Envelope.Remote, accepted by submission) are queued in the same store
 // commit as the local ones (store.Delivery.Outbound; outbound.go).
+//
+// Mail from outside (Envelope.Classify) is scored by the junk classifier of each account it
+// reaches, and an account's INBOX targets become its Junk on a junk verdict (junk.go).
 package deliver
 
 import (
@@ -41,6 +44,7 @@ import (
 	"time"
 
 	"petrel/internal/lib/address"
+	"petrel/internal/mail/junk"
 	"petrel/internal/mail/message"
 	"petrel/internal/store"
 )
@@ -85,6 +89,9 @@ type Envelope struct {
 	// (store.SendingCharge); over a limit nothing is delivered and the error is the
 	// *store.LimitError. nil: nothing to charge.
 	Charge *store.SendingCharge
+	// Classify runs the junk classifier (SetJunk) for the local targets: mail from
+	// outside, the MX port. Submitted mail and our own notices are not classified.
+	Classify bool
 }
 
 // Body is a spooled message body that can be read more than once (once to parse, once to
@@ -102,6 +109,7 @@ type Deliverer struct {
 	out   outbound      // what queueing remote recipients needs (outbound.go)
 	sieve *sieveRunner  // nil: no Sieve scripts run (sieve.go)
 	fwd   *forwarding   // nil: no forwarding (forward.go)
+	junk  *junk.Filter  // classifies Envelope.Classify mail (junk.go); nil: none
 }
 
 // New returns a Deliverer over st.
@@ -348,17 +356,14 @@ func (d *Deliverer) CheckQuota(ctx context.Context, targets []store.Target, size
 // body after Deliver returns (the store reads a delivery's body during its Deliver), so the
 // caller may reuse its memory then.
 func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store.Delivered, error) {
-	var targets []store.Target
-	seen := make(map[store.Target]bool, len(env.Targets))
+	targets := make([]store.Target, 0, len(env.Targets))
 	for _, t := range env.Targets {
 		if t.Mailbox == "" {
 			t.Mailbox = store.Inbox
 		}
-		if !seen[t] {
-			seen[t] = true
-			targets = append(targets, t)
-		}
+		targets = append(targets, t)
 	}
+	targets = dedupe(targets)
 	if len(targets) == 0 && len(env.Remote) == 0 && len(env.Forward) == 0 {
 		return store.Delivered{}, errors.New("deliver: no targets")
 	}
@@ -374,6 +379,15 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 	receivedAt := env.ReceivedAt
 	if receivedAt.IsZero() {
 		receivedAt = time.Now()
+	}
+	// The junk classifier first, as a spam filter runs before the user's rules: it moves
+	// INBOX targets to Junk, and a Sieve fileinto still decides where the message goes.
+	// Sieve reads the message as it came (body, parsed); stored and storedParsed carry the
+	// classifier's X-Spam fields.
+	var stored io.Reader = io.NewSectionReader(body, 0, body.Size())
+	size, storedParsed := body.Size(), parsed
+	if env.Classify && d.junk != nil && parsed.Text != nil && len(targets) > 0 {
+		targets, stored, size, storedParsed = d.classify(ctx, targets, stored, size, parsed) // junk.go
 	}
 	var targetFlags [][]string
 	var more []*store.Outbound
@@ -399,9 +413,9 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 		Charge:      env.Charge,
 		MailFrom:    env.MailFrom,
 		Targets:     targets,
-		Body:        io.NewSectionReader(body, 0, body.Size()),
-		Size:        body.Size(),
-		Parsed:      parsed,
+		Body:        stored,
+		Size:        size,
+		Parsed:      storedParsed,
 		ReceivedAt:  receivedAt,
 		// Mail from SMTP goes to INBOX when the mailbox a rule names has vanished: a
 		// missing folder must not bounce it.

@@ -14,6 +14,7 @@ package message
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime"
 	"net/mail"
@@ -279,4 +280,28 @@ func parseHeader(raw []byte) header {
 		h[i].value = strings.TrimSpace(h[i].value)
 	}
 	return h
+}
+
+// Prepended returns the parse of the message pm describes with n octets of header fields
+// put into its top-level header (delivery adds its verdict fields after parsing, since it
+// classifies what the parse decoded): the top-level header grows by n and every part
+// below it starts n octets later. Only the structure holds offsets.
+func Prepended(pm store.ParsedMessage, n int64) (store.ParsedMessage, error) {
+	var root Part
+	if err := json.Unmarshal(pm.Structure, &root); err != nil {
+		return pm, fmt.Errorf("message: cached structure: %w", err)
+	}
+	root.HeaderSize += n
+	for i := range root.Children {
+		shift(&root.Children[i], n)
+	}
+	pm.Structure = mustJSON(root)
+	return pm, nil
+}
+
+func shift(p *Part, n int64) {
+	p.Offset += n
+	for i := range p.Children {
+		shift(&p.Children[i], n)
+	}
 }

@@ -268,3 +268,32 @@ func TestReadError(t *testing.T) {
 		t.Errorf("err = %v, want boom", err)
 	}
 }
+
+// TestPrepended: the parse of a message with fields put before it equals the parse of the
+// message as stored, so FETCH of a section reads the right octets after delivery adds
+// its verdict.
+func TestPrepended(t *testing.T) {
+	msg := "From: a@example.org\r\nSubject: parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n" +
+		"Subject: inner\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--c--\r\n" +
+		"--b--\r\n"
+	extra := "X-Spam-Status: No, score=0.10\r\nX-Spam-Score: 0.100\r\n"
+	pm, err := ParseAt(strings.NewReader(msg), int64(len(msg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Prepended(pm, int64(len(extra)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Parse(strings.NewReader(extra + msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Structure) != string(want.Structure) {
+		t.Errorf("Prepended structure\n%s\nwant\n%s", got.Structure, want.Structure)
+	}
+	if string(got.Structure) == string(pm.Structure) {
+		t.Error("Prepended changed nothing")
+	}
+}

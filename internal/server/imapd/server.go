@@ -62,6 +62,7 @@ type Config struct {
 	Compress           bool          // offer COMPRESS=DEFLATE (RFC 4978); off by default until mbsync's second sync works over it (compress.go)
 	Limits             Limits        // what one command may hold (reader.go)
 	Metrics            Metrics       // counts logins and commands (default: none)
+	Junk               JunkTrainer   // learns from messages filed into and out of Junk (junk.go); nil: none
 }
 
 // Metrics counts what sessions do; internal/app passes one per listener (labelled with its

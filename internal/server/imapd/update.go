@@ -39,6 +39,10 @@ func (s *session) cmdStore(c *Command) (done, error) {
 	if err != nil {
 		return done{}, s.storeError(err)
 	}
+	if teach, junk := keywordLesson(mode, flags); teach && s.srv.cfg.Junk != nil { // junk.go
+		stored := slices.DeleteFunc(slices.Clone(uids), func(u uint32) bool { return slices.Contains(res.Failed, u) })
+		s.teachJunk(s.blobsOf(stored), stored, junk)
+	}
 	if res.ModSeq != 0 {
 		s.sel.own[res.ModSeq] = true
 	}
@@ -86,6 +90,12 @@ func (s *session) cmdCopy(c *Command) (done, error) {
 	if len(uids) == 0 {
 		return done{}, nil
 	}
+	teach, junk := s.copyLesson(dest) // junk.go
+	var blobs map[uint32]int64
+	if teach {
+		// Before a MOVE, which takes them from this mailbox.
+		blobs = s.blobsOf(uids)
+	}
 	var res store.Copied
 	if c.Name == "MOVE" {
 		res, err = s.srv.store.Move(s.ctx, s.sel.mb.ID, uids, dest.ID)
@@ -97,6 +107,9 @@ func (s *session) cmdCopy(c *Command) (done, error) {
 	}
 	if len(res.From) == 0 {
 		return done{}, nil
+	}
+	if teach {
+		s.teachJunk(blobs, res.From, junk)
 	}
 	code := "COPYUID " + utoa(res.UIDValidity) + " " + uidSet(res.From) + " " + uidSet(res.To)
 	if c.Name == "MOVE" {

@@ -6,11 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"petrel/internal/mail/sieve"
 	"testing"
 	"time"
 
 	"petrel/internal/mail/deliver"
-	"petrel/internal/mail/sieve"
 	"petrel/internal/store"
 	"petrel/internal/store/sqlite"
 )
@@ -65,26 +65,12 @@ func startStoreServerConfig(b *testing.B, accounts int, cfg Config) string {
 // startStore is startStoreServerConfig with a Sieve script active in every account ("":
 // none, and delivery runs no scripts).
 func startStore(b *testing.B, accounts int, cfg Config, script string) string {
-	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	st, err := sqlite.Open(filepath.Join(b.TempDir(), "petrel.db"), sqlite.Options{Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	if err := st.AddDomain(ctx, "example.test"); err != nil {
-		b.Fatal(err)
-	}
-	d := deliver.New(st, log)
+	st, accts := openBenchStore(b, accounts)
+	d := deliver.New(st, slog.New(slog.DiscardHandler))
 	if script != "" {
 		d.SetSieve(&deliver.SieveConfig{Store: st, Limits: sieve.DefaultLimits(), Hostname: "mx.example.test"})
-	}
-	for i := range accounts {
-		a, err := st.AddAccount(ctx, fmt.Sprintf("user%d@example.test", i+1), store.Credentials{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if script != "" {
+		ctx := context.Background()
+		for _, a := range accts {
 			if err := st.PutSieveScript(ctx, a.ID, "rules", script); err != nil {
 				b.Fatal(err)
 			}
@@ -93,6 +79,37 @@ func startStore(b *testing.B, accounts int, cfg Config, script string) string {
 			}
 		}
 	}
+	return serveBench(b, cfg, d)
+}
+
+// openBenchStore opens a fresh SQLite store, closed when the benchmark ends, with the
+// accounts user1..userN@example.test.
+func openBenchStore(b *testing.B, accounts int) (*sqlite.Store, []store.Account) {
+	ctx := context.Background()
+	st, err := sqlite.Open(filepath.Join(b.TempDir(), "petrel.db"), sqlite.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	if err := st.AddDomain(ctx, "example.test"); err != nil {
+		b.Fatal(err)
+	}
+	var accts []store.Account
+	for i := range accounts {
+		a, err := st.AddAccount(ctx, fmt.Sprintf("user%d@example.test", i+1), store.Credentials{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		accts = append(accts, a)
+	}
+	return st, accts
+}
+
+// serveBench runs an MX server delivering through d on a loopback port until the
+// benchmark ends, and returns its address.
+func serveBench(b *testing.B, cfg Config, d Deliverer) string {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
 	cfg.Hostname = "mx.example.test"
 	srv := New(cfg, d, nil, log)
 	l, err := net.Listen("tcp", "127.0.0.1:0")

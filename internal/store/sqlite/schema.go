@@ -292,6 +292,36 @@ CREATE TABLE vacation_log (
 	PRIMARY KEY (account_id, handle, sender)
 );
 `,
+	// 11: the junk classifier's counts per account (issue 13, store.JunkStats). A delivery
+	// reads its own tokens' rows by the primary key;
+	// junk_trained remembers how each message (by content key) was trained, so that the
+	// same message is never counted twice and a correction takes the first verdict back.
+	`
+CREATE TABLE junk_accounts (
+	account_id INTEGER PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+	ham        INTEGER NOT NULL DEFAULT 0, -- messages trained as not junk
+	spam       INTEGER NOT NULL DEFAULT 0, -- messages trained as junk
+	threshold  REAL, -- NULL: the server's default
+	version    INTEGER NOT NULL DEFAULT 0 -- raised by every change of a count (store.JunkState)
+);
+-- A token row is keyed by a 63-bit hash of its account and text (junk.go, tokenID): a
+-- delivery's read is then one integer probe per token, the cheapest lookup SQLite has,
+-- and the text is not stored. Two tokens that collide share their counts, which a
+-- classifier of hundreds of tokens per message does not notice.
+CREATE TABLE junk_tokens (
+	id         INTEGER PRIMARY KEY,
+	account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	ham        INTEGER NOT NULL DEFAULT 0,
+	spam       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX junk_tokens_account ON junk_tokens (account_id);
+CREATE TABLE junk_trained (
+	account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	key        BLOB NOT NULL,
+	junk       INTEGER NOT NULL,
+	PRIMARY KEY (account_id, key)
+) WITHOUT ROWID;
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

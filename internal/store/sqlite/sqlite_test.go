@@ -625,3 +625,7 @@ func TestAppendBatchSharesCommits(t *testing.T) {
 func TestSieveConformance(t *testing.T) {
 	storetest.RunSieve(t, func(t *testing.T) storetest.SieveStore { return openTemp(t, Options{}) })
 }
+
+func TestJunkStats(t *testing.T) {
+	storetest.RunJunk(t, func(t *testing.T) storetest.JunkStore { return openTemp(t, Options{}) })
+}

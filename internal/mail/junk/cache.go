@@ -1,0 +1,184 @@
+package junk
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"petrel/internal/store"
+)
+
+// DefaultCacheTokens bounds the token counts a Filter keeps in memory, all accounts
+// together: at about 100 bytes each, some 20 MB.
+const DefaultCacheTokens = 200_000
+
+// tokenCache keeps the token counts deliveries read, per account, for as long as the
+// account's counts keep their version (store.JunkState.Version): a delivery then reads
+// the account's row (its version, totals and threshold) and only the tokens not seen
+// since the last training. Without it every token is a B-tree probe, and on a store that
+// is committing deliveries meanwhile those probes mostly miss SQLite's page cache (which
+// every commit invalidates): hundreds of microseconds a message. Absent tokens are kept
+// too, as zero counts: most of a message's words were never trained.
+//
+// The version makes the cache right with several nodes on one store: a training anywhere
+// changes the version, which the next delivery reads.
+type tokenCache struct {
+	mu       sync.Mutex
+	accounts map[int64]*accountCounts
+	entries  int    // tokens kept, all accounts
+	tick     uint64 // use counter, for eviction
+}
+
+type accountCounts struct {
+	version int64
+	tokens  map[string]store.JunkCount
+	used    uint64
+	// The account's row as last read, and when: within Recheck of it, a message whose
+	// tokens are all kept needs no store read at all.
+	row     store.JunkState
+	checked time.Time
+}
+
+// DefaultRecheck is how long a Filter trusts an account's counts without asking the store
+// whether they changed: a training through this Filter is seen at once, one on another
+// node (or by the CLI) within this time, as with the recipient cache of delivery.
+const DefaultRecheck = time.Second
+
+func (f *Filter) recheck() time.Duration {
+	if f.Recheck != 0 {
+		return f.Recheck
+	}
+	return DefaultRecheck
+}
+
+// forget drops what is kept of an account (it was trained through this Filter).
+func (c *tokenCache) forget(accountID int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ac := c.accounts[accountID]; ac != nil {
+		c.entries -= len(ac.tokens)
+		delete(c.accounts, accountID)
+	}
+}
+
+// fresh returns the kept counts of tokens when all are kept and the account's row was
+// read within Recheck. Called with mu held.
+func (ac *accountCounts) fresh(tokens []string, recheck time.Duration) (store.JunkState, bool) {
+	if ac == nil || time.Since(ac.checked) >= recheck {
+		return store.JunkState{}, false
+	}
+	out := make(map[string]store.JunkCount, len(tokens))
+	for _, t := range tokens {
+		n, ok := ac.tokens[t]
+		if !ok {
+			return store.JunkState{}, false
+		}
+		if n != (store.JunkCount{}) {
+			out[t] = n
+		}
+	}
+	st := ac.row
+	st.Tokens = out
+	return st, true
+}
+
+// state returns the account's counts for tokens: the cached ones, and the others read.
+func (f *Filter) state(ctx context.Context, accountID int64, tokens []string) (store.JunkState, error) {
+	c := &f.cache
+	c.mu.Lock()
+	ac := c.accounts[accountID]
+	if st, ok := ac.fresh(tokens, f.recheck()); ok {
+		c.tick++
+		ac.used = c.tick
+		c.mu.Unlock()
+		return st, nil
+	}
+	var missing []string
+	if ac == nil {
+		missing = tokens
+	} else {
+		for _, t := range tokens {
+			if _, ok := ac.tokens[t]; !ok {
+				missing = append(missing, t)
+			}
+		}
+	}
+	c.mu.Unlock()
+
+	st, err := f.Store.JunkState(ctx, accountID, missing)
+	if err != nil {
+		return st, err
+	}
+	if st.Trained == (store.JunkCount{}) {
+		return st, nil // nothing to keep: every message scores 0.5
+	}
+	if ac == nil || ac.version != st.Version {
+		if len(missing) < len(tokens) {
+			// Trained meanwhile: what was kept is stale; read everything again.
+			if st, err = f.Store.JunkState(ctx, accountID, tokens); err != nil {
+				return st, err
+			}
+		}
+		missing = tokens
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.accounts == nil {
+		c.accounts = make(map[int64]*accountCounts)
+	}
+	ac = c.accounts[accountID]
+	if ac == nil || ac.version != st.Version {
+		if ac != nil {
+			c.entries -= len(ac.tokens)
+		}
+		ac = &accountCounts{version: st.Version, tokens: make(map[string]store.JunkCount, len(tokens))}
+		c.accounts[accountID] = ac
+	}
+	c.tick++
+	ac.used = c.tick
+	ac.row = store.JunkState{Trained: st.Trained, Threshold: st.Threshold, Version: st.Version}
+	ac.checked = time.Now()
+	for _, t := range missing {
+		if _, ok := ac.tokens[t]; !ok {
+			ac.tokens[t] = st.Tokens[t]
+			c.entries++
+		}
+	}
+	out := make(map[string]store.JunkCount, len(tokens))
+	for _, t := range tokens {
+		if n := ac.tokens[t]; n != (store.JunkCount{}) {
+			out[t] = n
+		}
+	}
+	st.Tokens = out
+	c.evict(f.cacheTokens())
+	return st, nil
+}
+
+func (f *Filter) cacheTokens() int {
+	if f.CacheTokens > 0 {
+		return f.CacheTokens
+	}
+	return DefaultCacheTokens
+}
+
+// evict drops the least recently used accounts until at most three quarters of max
+// tokens are kept, when more than max are. Called with mu held.
+func (c *tokenCache) evict(max int) {
+	if c.entries <= max {
+		return
+	}
+	for c.entries > max*3/4 && len(c.accounts) > 0 {
+		var oldest int64
+		var used uint64
+		first := true
+		for id, ac := range c.accounts {
+			if first || ac.used < used {
+				oldest, used, first = id, ac.used, false
+			}
+		}
+		c.entries -= len(c.accounts[oldest].tokens)
+		delete(c.accounts, oldest)
+	}
+}

@@ -1,0 +1,40 @@
+package store
+
+import "context"
+
+// The junk classifier's state (issue 13 point 1): per account, how many messages were
+// trained as junk and as not junk, and for each token in how many of each it occurred.
+// The classifier (internal/mail/junk) is pure; this is only where its counts live, so that
+// they scale out with the store. A delivery reads only the rows of its own tokens.
+
+// JunkCount is a pair of counts: messages (or messages holding a token) trained as not
+// junk (Ham) and as junk (Spam).
+type JunkCount struct{ Ham, Spam int64 }
+
+// JunkState is what classifying one message needs of an account's training.
+type JunkState struct {
+	Trained JunkCount            // messages trained in all
+	Tokens  map[string]JunkCount // the asked tokens that occurred in trained messages
+	// Threshold is the account's own junk threshold (a score from 0 to 1), or a negative
+	// value when it follows the server's default.
+	Threshold float64
+	// Version changes whenever a count of the account changes, so that a reader may keep
+	// the token counts it read for as long as the version stays the same.
+	Version int64
+}
+
+// JunkStats keeps the junk classifier's counts. A missing account is ErrNotFound.
+type JunkStats interface {
+	// JunkState returns the account's message counts, threshold, and the counts of those
+	// of tokens that have any.
+	JunkState(ctx context.Context, accountID int64, tokens []string) (JunkState, error)
+	// TrainJunk counts a message with these (distinct) tokens as junk or not, in one
+	// durable commit. key identifies the message's content (the same message moved twice
+	// has the same key): a message already trained the same way changes nothing (false); one
+	// trained the other way is first taken out of the other count, so that a correction
+	// does not leave the first verdict behind.
+	TrainJunk(ctx context.Context, accountID int64, key []byte, tokens []string, junk bool) (changed bool, err error)
+	// SetJunkThreshold sets the account's own threshold; a negative value returns it to
+	// the server's default.
+	SetJunkThreshold(ctx context.Context, accountID int64, threshold float64) error
+}
