@@ -541,8 +541,9 @@ type Index interface {
 	// Search returns, ascending, the UIDs of a mailbox's messages whose field matches text.
 	// An unknown mailbox is ErrNotFound.
 	Search(ctx context.Context, mailboxID int64, field SearchField, text string) ([]uint32, error)
-	// Unindexed lists up to n bodies stored before the index existed (a store upgraded
-	// from an older version), lowest first; IndexBlob takes them out of the list.
+	// Unindexed lists up to n bodies that were not indexed when the store opened (stored
+	// before the index existed, or by a process that stopped before indexing them), lowest
+	// first; IndexBlob takes them out of the list.
 	Unindexed(ctx context.Context, n int) ([]int64, error)
 	// IndexBlob indexes a body that Unindexed listed; a body already indexed, or freed
 	// meanwhile, is left alone.

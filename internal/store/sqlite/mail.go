@@ -182,7 +182,7 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 		if err != nil {
 			return err
 		}
-		if err := t.insertSearch(blobID, &d.Parsed); err != nil {
+		if err := t.searchLater(blobID, &d.Parsed); err != nil {
 			return err
 		}
 

@@ -16,12 +16,14 @@ import (
 // in one mailbox through the messages_blob index. The unicode61 tokenizer folds case and
 // (remove_diacritics 2) diacritics of every script; words are runs of letters and digits.
 //
-// A delivery writes the row in its own request, in the transaction of its commit, so the
-// index is never behind the messages and a crash loses neither. Expunged messages drop out
-// of results at once (no message row refers to the body any more); the row itself goes
-// when the reclaim frees the body (a trigger on blobs), so an expunge costs the index
-// nothing. Bodies stored before the index existed are listed in search_pending by the
-// migration that made it; the server indexes them in the background (Unindexed and
+// A delivery does not write the row in its commit: it lists the body in search_pending, and
+// the background indexer (indexer.go) indexes the bodies that queued in batches, one
+// transaction each; a search first indexes what is queued for its mailbox, so it never
+// misses a committed message. Expunged messages drop out of results at once (no message
+// row refers to the body any more); the row itself goes when the reclaim frees the body (a
+// trigger on blobs), so an expunge costs the index nothing. Bodies listed in search_pending
+// when the store opens (stored before the index existed, or queued by a process that
+// stopped before indexing them) are the server's to index in the background (Unindexed and
 // IndexBlob), since only the mail layer can decode MIME.
 
 // searchColumns maps a field to the columns it searches ("" for all of them).
@@ -33,6 +35,23 @@ var searchColumns = map[store.SearchField]string{
 	store.FieldTo:      "hto",
 	store.FieldCc:      "hcc",
 	store.FieldBcc:     "hbcc",
+}
+
+// searchLater lists a body for the background indexer (indexer.go), or indexes it at once
+// when the indexer's queue is full.
+func (t *tx) searchLater(blobID int64, p *store.ParsedMessage) error {
+	text := store.SearchText{Subject: p.Subject, From: p.From}
+	if p.Text != nil {
+		text = *p.Text
+	}
+	if t.c.index.full(textSize(&text)) {
+		return t.insertSearch(blobID, p)
+	}
+	if _, err := t.exec(`INSERT INTO search_pending (blob_id) VALUES (?)`, blobID); err != nil {
+		return err
+	}
+	t.indexed = append(t.indexed, queuedText{blobID: blobID, text: text})
+	return nil
 }
 
 // insertSearch indexes a body inside the request that stores it.
@@ -74,6 +93,11 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, field store.SearchF
 	if err != nil {
 		return nil, err
 	}
+	if ok {
+		if err := s.indexFor(ctx, mailboxID); err != nil {
+			return nil, err
+		}
+	}
 	query, args := `SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid`, []any{mailboxID}
 	if ok {
 		query = `SELECT m.uid FROM search CROSS JOIN messages m ON m.blob_id = search.rowid
@@ -85,7 +109,7 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, field store.SearchF
 
 // Unindexed implements store.Index.
 func (s *Store) Unindexed(ctx context.Context, n int) ([]int64, error) {
-	rows, err := s.query(ctx, `SELECT blob_id FROM search_pending ORDER BY blob_id LIMIT ?`, n)
+	rows, err := s.query(ctx, `SELECT blob_id FROM search_pending WHERE blob_id <= ? ORDER BY blob_id LIMIT ?`, s.backlogMax, n)
 	if err != nil {
 		return nil, err
 	}
