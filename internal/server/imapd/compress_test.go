@@ -148,7 +148,7 @@ func TestCompressCorrupt(t *testing.T) {
 	if string(out) != "* BYE Corrupt compressed input\r\n" {
 		t.Fatalf("server said %q", out)
 	}
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.logs.String(), `result="error: flate: corrupt input`); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.logs.String(), `result="error: inflate: corrupt input`); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no session log line for the corrupt input:\n%s", e.logs)
 		}

@@ -184,6 +184,7 @@ func (s *session) Serve() {
 			"remote", s.remote,
 			"user", s.accountName(),
 			"tls", s.tls,
+			"compress", s.z != nil,
 			"commands", s.commands,
 			"duration", time.Since(s.start).Round(time.Millisecond),
 			"result", result)
