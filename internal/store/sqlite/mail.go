@@ -135,21 +135,97 @@ func (s *Store) Append(ctx context.Context, accountID int64, mailbox string, m *
 	return store.Appended{UIDValidity: uidvalidity, Message: out.Messages[0]}, nil
 }
 
+var _ store.MultiAppender = (*Store)(nil)
+
+// AppendMany implements store.MultiAppender: one delivery request that writes every message,
+// so they share the commit (and its rollback).
+func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string, msgs []*store.AppendMessage) (store.AppendedMany, error) {
+	if len(msgs) == 0 {
+		return store.AppendedMany{}, fmt.Errorf("store: no message to append: %w", store.ErrInvalid)
+	}
+	ps := make([]*prepared, len(msgs))
+	var size int64
+	for i, m := range msgs {
+		p, err := s.prepare(&store.Delivery{
+			Targets:    []store.Target{{AccountID: accountID, Mailbox: mailbox}},
+			Body:       m.Body,
+			Size:       m.Size,
+			Parsed:     m.Parsed,
+			ReceivedAt: m.InternalDate,
+			Flags:      m.Flags,
+		})
+		if err != nil {
+			return store.AppendedMany{}, err
+		}
+		ps[i] = p
+		size += p.size
+	}
+	var bodies int64
+	for _, m := range msgs {
+		bodies += m.Size
+	}
+	fn := func(t *tx) error {
+		// Each message's own check sees the usage before this request: check them together.
+		over, err := t.overQuota(accountID, int64(len(ps)), bodies)
+		if err != nil {
+			return err
+		}
+		if over {
+			return &store.QuotaError{Accounts: []int64{accountID}}
+		}
+		for _, p := range ps {
+			if err := p.fn(t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := s.submit(ctx, &request{fn: fn, size: size, delivery: true}); err != nil {
+		return store.AppendedMany{}, err
+	}
+	out := store.AppendedMany{UIDValidity: ps[0].uidvalidity, Messages: make([]store.Message, len(ps))}
+	for i, p := range ps {
+		out.Messages[i] = p.out.Messages[0]
+	}
+	return out, nil
+}
+
 // deliver commits d and also returns the UIDVALIDITY of its last target's mailbox.
 func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered, uint32, error) {
+	p, err := s.prepare(d)
+	if err != nil {
+		return store.Delivered{}, 0, err
+	}
+	if err := s.submit(ctx, &request{fn: p.fn, size: p.size, delivery: true}); err != nil {
+		return store.Delivered{}, 0, err
+	}
+	return p.out, p.uidvalidity, nil
+}
+
+// prepared is a delivery read and ready to commit: fn, run in a delivery request, writes it
+// and fills out and uidvalidity (of the last target's mailbox).
+type prepared struct {
+	fn          func(*tx) error
+	size        int64
+	out         store.Delivered
+	uidvalidity uint32
+}
+
+// prepare reads d's body and returns the work of committing it.
+func (s *Store) prepare(d *store.Delivery) (*prepared, error) {
 	flags, err := store.NormalizeFlags(d.Flags)
 	if err != nil {
-		return store.Delivered{}, 0, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	var body, outBody []byte
 	if len(d.Targets) > 0 {
 		if body, err = readBody(d.Body, d.Size); err != nil {
-			return store.Delivered{}, 0, err
+			return nil, err
 		}
 	}
 	if d.Outbound != nil {
 		if outBody, err = readOutbound(d.Outbound); err != nil {
-			return store.Delivered{}, 0, err
+			return nil, err
 		}
 	}
 	received := d.ReceivedAt
@@ -163,10 +239,9 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 	flagText := strings.Join(flags, " ")
 	msgCounts := countsOf(flagText, int64(len(body)))
 
-	var out store.Delivered
-	var uidvalidity uint32
-	r := &request{size: int64(len(body) + len(outBody)), delivery: true}
-	r.fn = func(t *tx) error {
+	p := &prepared{size: int64(len(body) + len(outBody))}
+	p.fn = func(t *tx) error {
+		out, uidvalidity := &p.out, &p.uidvalidity
 		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
 			return err
 		}
@@ -186,7 +261,7 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 			return err
 		}
 
-		out = store.Delivered{BlobID: blobID, Messages: make([]store.Message, len(d.Targets))}
+		*out = store.Delivered{BlobID: blobID, Messages: make([]store.Message, len(d.Targets))}
 		for i, tg := range d.Targets {
 			// The account's MODSEQ and the mailbox's UID come from the committer's counters
 			// (delivercache.go): this runs once per recipient per message.
@@ -198,7 +273,7 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 			if err != nil {
 				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)
 			}
-			uidvalidity = validity
+			*uidvalidity = validity
 			res, err := t.exec(`INSERT INTO messages (mailbox_id, uid, blob_id, size, internal_date, flags, modseq)
 				VALUES (?, ?, ?, ?, ?, ?, ?)`, mboxID, uid, blobID, len(body), received.UnixNano(), flagText, modseq)
 			if err != nil {
@@ -227,10 +302,7 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 		}
 		return nil
 	}
-	if err := s.submit(ctx, r); err != nil {
-		return store.Delivered{}, 0, err
-	}
-	return out, uidvalidity, nil
+	return p, nil
 }
 
 // insertBlob stores a body with its metadata and returns its ID; date is the Date header in

@@ -595,3 +595,7 @@ func TestObserveCommit(t *testing.T) {
 		}
 	}
 }
+
+func TestMultiAppend(t *testing.T) {
+	storetest.RunMultiAppend(t, func(t *testing.T) store.Store { return openTemp(t, Options{}) })
+}
