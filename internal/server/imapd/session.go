@@ -503,6 +503,9 @@ func (s *session) capabilities() string {
 	if s.srv.cfg.Compress && s.state != stateNotAuth && s.z == nil {
 		b.WriteString(" COMPRESS=DEFLATE") // RFC 4978; refused before login (compress.go)
 	}
+	if _, ok := s.srv.store.(store.MultiAppender); ok {
+		b.WriteString(" MULTIAPPEND") // RFC 3502 (mailboxes.go)
+	}
 	b.WriteString(" APPENDLIMIT=")
 	b.WriteString(strconv.FormatInt(s.srv.cfg.AppendLimit, 10))
 	if s.state != stateNotAuth {
