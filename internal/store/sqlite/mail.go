@@ -120,7 +120,16 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 
 // Append implements store.Mail: a delivery to one mailbox that must exist.
 func (s *Store) Append(ctx context.Context, accountID int64, mailbox string, m *store.AppendMessage) (store.Appended, error) {
-	d := &store.Delivery{
+	out, uidvalidity, err := s.deliver(ctx, appendDelivery(accountID, mailbox, m))
+	if err != nil {
+		return store.Appended{}, err
+	}
+	return store.Appended{UIDValidity: uidvalidity, Message: out.Messages[0]}, nil
+}
+
+// appendDelivery is an appended message as a delivery to one mailbox.
+func appendDelivery(accountID int64, mailbox string, m *store.AppendMessage) *store.Delivery {
+	return &store.Delivery{
 		Targets:    []store.Target{{AccountID: accountID, Mailbox: mailbox}},
 		Body:       m.Body,
 		Size:       m.Size,
@@ -128,11 +137,6 @@ func (s *Store) Append(ctx context.Context, accountID int64, mailbox string, m *
 		ReceivedAt: m.InternalDate,
 		Flags:      m.Flags,
 	}
-	out, uidvalidity, err := s.deliver(ctx, d)
-	if err != nil {
-		return store.Appended{}, err
-	}
-	return store.Appended{UIDValidity: uidvalidity, Message: out.Messages[0]}, nil
 }
 
 var _ store.MultiAppender = (*Store)(nil)
@@ -146,14 +150,7 @@ func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string,
 	ps := make([]*prepared, len(msgs))
 	var size int64
 	for i, m := range msgs {
-		p, err := s.prepare(&store.Delivery{
-			Targets:    []store.Target{{AccountID: accountID, Mailbox: mailbox}},
-			Body:       m.Body,
-			Size:       m.Size,
-			Parsed:     m.Parsed,
-			ReceivedAt: m.InternalDate,
-			Flags:      m.Flags,
-		})
+		p, err := s.prepare(appendDelivery(accountID, mailbox, m))
 		if err != nil {
 			return store.AppendedMany{}, err
 		}
