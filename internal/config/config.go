@@ -148,6 +148,7 @@ type IMAP struct {
 	MaxCommandBytes    int      `toml:"max_command_bytes"`    // one command with its literals, APPEND's message aside, default 81920
 	AppendLimit        int64    `toml:"append_limit"`         // largest APPEND message (APPENDLIMIT), default 52428800 (smtp.max_message_bytes)
 	MaxAccountSessions int      `toml:"max_account_sessions"` // logged-in sessions per account on each of listen and listen_tls, default 100
+	Compress           bool     `toml:"compress"`             // offer COMPRESS=DEFLATE (RFC 4978) after login, default true
 }
 
 // HTTP configures the web listener: client set-up (autoconfig), the MTA-STS policy, health
@@ -301,6 +302,7 @@ func Default() *Config {
 			MaxCommandBytes:    80 << 10,
 			AppendLimit:        50 << 20,
 			MaxAccountSessions: 100,
+			Compress:           true,
 		},
 		ManageSieve: ManageSieve{
 			Listen:         []string{"0.0.0.0:4190"},

@@ -393,6 +393,22 @@ type Appended struct {
 	Message     Message
 }
 
+// MultiAppender adds several messages to one mailbox at once (IMAP MULTIAPPEND, RFC 3502).
+// It is separate from Mail so that a backend can come without it.
+type MultiAppender interface {
+	// AppendMany appends msgs, in order, to an account's mailbox by name in one commit: all
+	// of them or none (RFC 3502 §6.3.11 of RFC 9051's APPEND, made atomic). They get
+	// consecutive UIDs. Errors are Append's; on any, nothing was added.
+	AppendMany(ctx context.Context, accountID int64, mailbox string, msgs []*AppendMessage) (AppendedMany, error)
+}
+
+// AppendedMany reports where AppendMany put the messages, in their order (APPENDUID with a
+// UID set, RFC 4315 §3).
+type AppendedMany struct {
+	UIDValidity uint32
+	Messages    []Message
+}
+
 // FlagMode says how SetFlags combines its flags with a message's (IMAP STORE FLAGS, +FLAGS,
 // -FLAGS).
 type FlagMode int
@@ -551,8 +567,9 @@ type Index interface {
 	// Search returns, ascending, the UIDs of a mailbox's messages whose field matches text.
 	// An unknown mailbox is ErrNotFound.
 	Search(ctx context.Context, mailboxID int64, field SearchField, text string) ([]uint32, error)
-	// Unindexed lists up to n bodies stored before the index existed (a store upgraded
-	// from an older version), lowest first; IndexBlob takes them out of the list.
+	// Unindexed lists up to n bodies that were not indexed when the store opened (stored
+	// before the index existed, or by a process that stopped before indexing them), lowest
+	// first; IndexBlob takes them out of the list.
 	Unindexed(ctx context.Context, n int) ([]int64, error)
 	// IndexBlob indexes a body that Unindexed listed; a body already indexed, or freed
 	// meanwhile, is left alone.

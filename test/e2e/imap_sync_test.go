@@ -158,6 +158,13 @@ SyncState *
 		t.Errorf("local INBOX has %d messages after the second sync, want 4 (sync-3 came down)", n)
 	}
 
+	// mbsync (isync) uses COMPRESS=DEFLATE whenever the server offers it, as Petrel does by
+	// default: the syncs above ran compressed (its second sync once hung there: see
+	// internal/lib/inflate).
+	if n := strings.Count(in.stderr.String(), "compress=true"); n < 2 {
+		t.Errorf("%d compressed IMAP sessions in the server log, want the syncs' (at least 2)", n)
+	}
+
 	// A third run finds nothing to do: the same state on both sides.
 	mbsync()
 	if again := imapState(t, in, user, pass, "INBOX"); len(again["INBOX"]) != 4 {

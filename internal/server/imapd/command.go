@@ -134,37 +134,7 @@ var argParsers = map[string]func(r *reader, c *Command) error{
 		if err = r.sp(); err != nil {
 			return err
 		}
-		if r.peek() == '(' {
-			if c.Flags, err = r.flagList(); err != nil {
-				return err
-			}
-			if err = r.sp(); err != nil {
-				return err
-			}
-		}
-		if r.peek() == '"' {
-			if c.Date, err = r.dateTime(); err != nil {
-				return err
-			}
-			if err = r.sp(); err != nil {
-				return err
-			}
-		}
-		if r.peek() != '{' && r.peek() != '~' {
-			// RFC 6855 §4: UTF8 "(" literal8 ")", a message with UTF-8 headers.
-			if r.keyword() != "UTF8" {
-				return badf("Expected a literal")
-			}
-			if err = r.sp(); err != nil {
-				return err
-			}
-			if err = r.expect('('); err != nil {
-				return err
-			}
-			r.utf8Append = true
-		}
-		c.Literal, err = r.appendLiteral()
-		return err
+		return parseAppendMessage(r, c)
 	},
 	"SEARCH": parseSearch,
 	"FETCH": func(r *reader, c *Command) (err error) {
@@ -465,19 +435,61 @@ func (r *reader) readCommand() (cmd *Command, err error) {
 	return cmd, r.end()
 }
 
-// appendDone reads what follows APPEND's message literal once the session has consumed it:
-// the end of the command.
-func (r *reader) appendDone() error {
-	if err := r.readLine(); err != nil {
-		return err
-	}
-	if r.utf8Append {
-		if err := r.expect(')'); err != nil {
+// parseAppendMessage parses one message of APPEND up to its literal's announcement:
+// [flag-list SP] [date-time SP] literal, or UTF8 "(" literal8 (RFC 6855 §4). c.Literal
+// gets the announcement; the literal itself is the session's to read.
+func parseAppendMessage(r *reader, c *Command) (err error) {
+	c.Flags, c.Date = nil, time.Time{}
+	if r.peek() == '(' {
+		if c.Flags, err = r.flagList(); err != nil {
+			return err
+		}
+		if err = r.sp(); err != nil {
 			return err
 		}
 	}
-	if !r.atEOL() {
-		return badf("MULTIAPPEND is not supported")
+	if r.peek() == '"' {
+		if c.Date, err = r.dateTime(); err != nil {
+			return err
+		}
+		if err = r.sp(); err != nil {
+			return err
+		}
 	}
-	return nil
+	r.utf8Append = false
+	if r.peek() != '{' && r.peek() != '~' {
+		if r.keyword() != "UTF8" {
+			return badf("Expected a literal")
+		}
+		if err = r.sp(); err != nil {
+			return err
+		}
+		if err = r.expect('('); err != nil {
+			return err
+		}
+		r.utf8Append = true
+	}
+	c.Literal, err = r.appendLiteral()
+	return err
+}
+
+// appendNext reads what follows a message literal of APPEND once the session has consumed
+// it: the end of the command (false), or the next message of a MULTIAPPEND (RFC 3502),
+// parsed into c up to its literal's announcement (true).
+func (r *reader) appendNext(c *Command) (bool, error) {
+	if err := r.readLine(); err != nil {
+		return false, err
+	}
+	if r.utf8Append {
+		if err := r.expect(')'); err != nil {
+			return false, err
+		}
+	}
+	if r.atEOL() {
+		return false, nil
+	}
+	if err := r.sp(); err != nil {
+		return false, err
+	}
+	return true, parseAppendMessage(r, c)
 }

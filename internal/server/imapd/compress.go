@@ -3,15 +3,12 @@ package imapd
 // COMPRESS=DEFLATE (RFC 4978): after the tagged OK of "COMPRESS DEFLATE", both directions
 // are a raw DEFLATE stream (RFC 1951, no zlib header) for the rest of the connection.
 //
-// Not offered unless Config.Compress is set: with it, mbsync 1.4.4 (isync) completes a
-// first sync but its second one (flags, APPEND, UID FETCH pipelined after partial flushes)
-// hangs, the server waiting inside the inflater for the rest of a block. Until that is
-// understood and tested, COMPRESS stays off by default; the tests below run it on.
+// Offered after login unless Config.Compress is off ([imap] compress).
 //
 // Decisions:
 //   - Only after login (RFC 4978's grammar puts COMPRESS in command-auth). Before login a client is
 //     anonymous: compressing its credentials together with data an attacker may influence
-//     is the CRIME family of length oracles, and an inflater (~45 KB) and a deflater for
+//     is the CRIME family of length oracles, and an inflater (~34 KB) and a deflater for
 //     every unauthenticated connection would be a cheap way to make the server spend memory.
 //   - Output: each response burst (what the session flushes before it would wait for input:
 //     a command's responses, IDLE's updates) ends with a sync flush (the client can act on
@@ -23,7 +20,7 @@ package imapd
 //     burst thus compresses on its own (a little less well than with a window kept across
 //     bursts), and an idle compressed session keeps no compressor (one is about 500 KB).
 //   - Input: the inflater must keep the client's window for the whole session, so it stays
-//     (~45 KB per compressed session, idle or not). Under it the raw read buffer still
+//     (~34 KB per compressed session, idle or not). Under it the raw read buffer still
 //     comes from netconn.Input and goes back while idle; above it the command reader has a
 //     pooled buffer of its own, which goes back too when nothing decompressed is pending.
 //     A read that times out inside the inflater would break it (flate errors are sticky),
@@ -34,13 +31,17 @@ package imapd
 //     once a decompressed octet of the command arrives; a change that wakes an IDLE session
 //     waiting there is announced from inside the read (rawSource), which then goes on
 //     waiting, since the deadline's expiry must not reach the inflater.
-//   - The inflater is klauspost/compress's, not the standard library's: compress/flate's
-//     Reader hands out what it decoded only at a stored block (a sync flush) or when its
-//     32 KB window fills, so a command a client sends with zlib's Z_PARTIAL_FLUSH (mbsync
-//     does) would sit in it while the client waits for the answer: a deadlock
-//     (go.dev/issue/31514; the open pull request golang/go#68130 names IMAP as the case). klauspost's
-//     WithPartialBlock returns what it has at the end of every block. The compressor stays
-//     the standard library's: its sync flush is what every inflater understands.
+//   - The inflater is our own (internal/lib/inflate), not compress/flate's nor
+//     klauspost/compress's: both read, inside a dynamic Huffman block, the bits of the
+//     smallest possible next block before they decode the end of the current one. A client
+//     that flushes with zlib's Z_PARTIAL_FLUSH (mbsync does) ends a burst with an empty
+//     fixed block that is partly still in its bit buffer, so those decoders waited for
+//     octets the client sends only after its answer: mbsync's second sync, whose pipelined
+//     STORE, APPEND and FETCH make a dynamic block, hung. The standard library's also hands
+//     out what it decoded only at a stored block or a full window (go.dev/issue/31514).
+//     inflate reads no bit before it needs it and returns what it has before it would wait.
+//     The compressor stays the standard library's: its sync flush is what every inflater
+//     understands.
 //   - A corrupt stream from the client ends the session with BYE (compressed), never a panic.
 
 import (
@@ -51,7 +52,7 @@ import (
 	"strings"
 	"time"
 
-	kflate "github.com/klauspost/compress/flate"
+	"petrel/internal/lib/inflate"
 )
 
 // errCompressStarted is not an end: COMPRESS answered already and the session goes on.
@@ -60,8 +61,8 @@ var errCompressStarted = errors.New("compression started")
 // compression is a session's compressed layer, set once COMPRESS DEFLATE succeeded.
 type compression struct {
 	s       *session
-	inflate io.ReadCloser // reads rawSource; lives as long as the session
-	cmd     *bufio.Reader // pooled: the decompressed command stream, nil while idle
+	inflate *inflate.Reader // reads rawSource; lives as long as the session
+	cmd     *bufio.Reader   // pooled: the decompressed command stream, nil while idle
 	// pending: the last read from inflate filled the buffer it was given, so it may hold more
 	// decompressed octets (flate returns what it has, and less than asked only when it has
 	// nothing more without reading).
@@ -76,14 +77,8 @@ type compression struct {
 // when needed (the inflater keeps this value, while the buffer comes and goes).
 type rawSource struct{ s *session }
 
-func (r rawSource) Read(p []byte) (int, error) {
-	for {
-		n, err := r.s.in.Reader().Read(p)
-		if err == nil || !r.s.wakeInRead(err) {
-			return n, err
-		}
-	}
-}
+// Buffered is what the inflater may read without waiting for the client.
+func (r rawSource) Buffered() int { return r.s.in.Buffered() }
 
 func (r rawSource) ReadByte() (byte, error) {
 	for {
@@ -163,7 +158,7 @@ func (s *session) cmdCompress(c *Command) (done, error) {
 	z := &compression{s: s}
 	// Octets after the command line in the raw buffer are compressed already: the inflater
 	// reads them from there.
-	z.inflate = kflate.NewReaderOpts(rawSource{s}, kflate.WithPartialBlock())
+	z.inflate = inflate.NewReader(rawSource{s})
 	s.z = z
 	s.reader()
 	return done{}, errCompressStarted
@@ -171,8 +166,7 @@ func (s *session) cmdCompress(c *Command) (done, error) {
 
 // corruptInput reports whether err is the inflater's verdict on a corrupt stream.
 func corruptInput(err error) bool {
-	var ce kflate.CorruptInputError
-	return errors.As(err, &ce)
+	return errors.Is(err, inflate.ErrCorrupt)
 }
 
 // commandReader returns the buffer of decompressed input, taking one from the pool.
@@ -231,5 +225,4 @@ func (z *compression) close() {
 		z.s.srv.deflaters.Put(z.zw)
 		z.zw = nil
 	}
-	z.inflate.Close()
 }

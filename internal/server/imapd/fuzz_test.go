@@ -43,11 +43,13 @@ func FuzzReadCommand(f *testing.F) {
 			}
 			cmd, err := r.readCommand()
 			if err == nil && cmd.Name == "APPEND" {
-				r.takeAppendLiteral()
-				if _, err = io.CopyN(io.Discard, br, cmd.Literal.size); err != nil {
-					return
+				for more := true; more && err == nil; {
+					r.takeAppendLiteral()
+					if _, err = io.CopyN(io.Discard, br, cmd.Literal.size); err != nil {
+						return
+					}
+					more, err = r.appendNext(cmd)
 				}
-				err = r.appendDone()
 			}
 			if r.used > lim.MaxCommand {
 				t.Fatalf("command used %d octets, limit %d", r.used, lim.MaxCommand)

@@ -214,65 +214,118 @@ func (s *session) writeStatus(mb store.Mailbox, items []string) error {
 // be skipped cheaply and ends the connection, RFC 7888 §4). The body is spooled (memory up
 // to 1 MiB, then an unlinked file) and parsed once for the cached parse.
 func (s *session) cmdAppend(c *Command) (done, error) {
-	li := c.Literal
-	if li.size > s.srv.cfg.AppendLimit {
-		if li.sync {
-			return done{}, &Error{Kind: NO, Code: "TOOBIG", Text: "Message too large"}
+	var msgs []*store.AppendMessage
+	var total int64
+	defer func() {
+		for _, m := range msgs {
+			m.Body.(*appendBody).spool.Close()
 		}
-		return done{}, &Error{Kind: BYE, Code: "TOOBIG", Text: "Message too large"}
-	}
-	s.r.takeAppendLiteral()
-	if li.sync {
-		if err := s.continuation(); err != nil {
+	}()
+	for {
+		li := c.Literal
+		total += li.size
+		if li.size > s.srv.cfg.AppendLimit || len(msgs) > 0 && (total > s.srv.cfg.AppendLimit || len(msgs) == maxMultiAppend) {
+			if li.sync {
+				return done{}, &Error{Kind: NO, Code: "TOOBIG", Text: "Message too large"}
+			}
+			return done{}, &Error{Kind: BYE, Code: "TOOBIG", Text: "Message too large"}
+		}
+		m, err := s.appendMessage(c)
+		if err != nil {
 			return done{}, err
 		}
-	}
-	// The message must arrive at appendMinRate at least, besides CommandTimeout: a client
-	// dripping it cannot hold the connection for longer than its size justifies.
-	if err := s.setReadDeadline(s.srv.cfg.CommandTimeout + time.Duration(li.size/appendMinRate)*time.Second); err != nil {
-		return done{}, err
-	}
-	spool := deliver.NewSpool(s.srv.cfg.SpoolDir, deliver.DefaultSpoolMemory)
-	defer spool.Close()
-	if _, err := spool.ReadFrom(io.LimitReader(s.r.br, li.size)); err != nil {
-		return done{}, err
-	}
-	if spool.Size() != li.size {
-		return done{}, io.ErrUnexpectedEOF
-	}
-	if err := s.r.appendDone(); err != nil {
-		return done{}, err
-	}
-	if li.binary && !s.r.utf8Append && hasNUL(spool) { // binary.go
-		// RFC 3516 §4.4: bodies are served as stored, and a literal may not carry NUL.
-		return done{}, &Error{Kind: NO, Code: "UNKNOWN-CTE", Text: "Binary content with NUL octets cannot be stored"}
+		msgs = append(msgs, m)
+		binary := li.binary && !s.r.utf8Append
+		more, err := s.r.appendNext(c)
+		if err != nil {
+			return done{}, err
+		}
+		if binary && hasNUL(m.Body.(*appendBody).spool) { // binary.go
+			// RFC 3516 §4.4: bodies are served as stored, and a literal may not carry NUL.
+			return done{}, &Error{Kind: NO, Code: "UNKNOWN-CTE", Text: "Binary content with NUL octets cannot be stored"}
+		}
+		if !more {
+			break
+		}
+		if _, ok := s.srv.store.(store.MultiAppender); !ok {
+			return done{}, badf("MULTIAPPEND is not supported")
+		}
 	}
 	name, err := s.mailboxName(c.Mailbox)
 	if err != nil {
 		return done{}, err
 	}
-	flags, err := store.NormalizeFlags(c.Flags)
-	if err != nil {
-		return done{}, badf("Invalid flag")
+	for _, m := range msgs {
+		if m.Flags, err = store.NormalizeFlags(m.Flags); err != nil {
+			return done{}, badf("Invalid flag")
+		}
+		if m.Parsed, err = message.ParseAt(m.Body.(*appendBody).spool, m.Size); err != nil {
+			return done{}, err
+		}
 	}
-	parsed, err := message.ParseAt(spool, spool.Size())
-	if err != nil {
-		return done{}, err
+	var validity uint32
+	var uids []uint32
+	if len(msgs) == 1 {
+		var res store.Appended
+		res, err = s.srv.store.Append(s.ctx, s.account.ID, name, msgs[0])
+		validity, uids = res.UIDValidity, []uint32{res.Message.UID}
+	} else {
+		// RFC 3502 §6.3.11: all of them or none.
+		var res store.AppendedMany
+		res, err = s.srv.store.(store.MultiAppender).AppendMany(s.ctx, s.account.ID, name, msgs)
+		validity = res.UIDValidity
+		for _, m := range res.Messages {
+			uids = append(uids, m.UID)
+		}
 	}
-	am := &store.AppendMessage{
-		Body:         io.NewSectionReader(spool, 0, spool.Size()),
-		Size:         spool.Size(),
-		Parsed:       parsed,
-		Flags:        flags,
-		InternalDate: c.Date,
-	}
-	res, err := s.srv.store.Append(s.ctx, s.account.ID, name, am)
 	if errors.Is(err, store.ErrNotFound) {
 		return done{}, &Error{Kind: NO, Code: "TRYCREATE", Text: "No such mailbox"} // RFC 9051 §6.3.12
 	}
 	if err != nil {
 		return done{}, s.storeError(err)
 	}
-	// APPENDUID (RFC 4315 §3).
-	return done{code: "APPENDUID " + utoa(res.UIDValidity) + " " + utoa(res.Message.UID), text: "APPEND completed"}, nil
+	// APPENDUID (RFC 4315 §3), with a UID set for MULTIAPPEND.
+	return done{code: "APPENDUID " + utoa(validity) + " " + uidSet(uids), text: "APPEND completed"}, nil
+}
+
+// maxMultiAppend bounds the messages of one MULTIAPPEND (their sum is bounded by
+// APPENDLIMIT as well: they are committed together).
+const maxMultiAppend = 1000
+
+// appendBody is an appended message's spool, read by the store through a section reader.
+type appendBody struct {
+	*io.SectionReader
+	spool *deliver.Spool
+}
+
+// appendMessage reads the literal of one message of APPEND, announced in c.Literal, and
+// returns it with c's flags and date (normalized and parsed by the caller).
+func (s *session) appendMessage(c *Command) (*store.AppendMessage, error) {
+	li := c.Literal
+	s.r.takeAppendLiteral()
+	if li.sync {
+		if err := s.continuation(); err != nil {
+			return nil, err
+		}
+	}
+	// The message must arrive at appendMinRate at least, besides CommandTimeout: a client
+	// dripping it cannot hold the connection for longer than its size justifies.
+	if err := s.setReadDeadline(s.srv.cfg.CommandTimeout + time.Duration(li.size/appendMinRate)*time.Second); err != nil {
+		return nil, err
+	}
+	spool := deliver.NewSpool(s.srv.cfg.SpoolDir, deliver.DefaultSpoolMemory)
+	if _, err := spool.ReadFrom(io.LimitReader(s.r.br, li.size)); err != nil {
+		spool.Close()
+		return nil, err
+	}
+	if spool.Size() != li.size {
+		spool.Close()
+		return nil, io.ErrUnexpectedEOF
+	}
+	return &store.AppendMessage{
+		Body:         &appendBody{io.NewSectionReader(spool, 0, spool.Size()), spool},
+		Size:         spool.Size(),
+		Flags:        c.Flags,
+		InternalDate: c.Date,
+	}, nil
 }

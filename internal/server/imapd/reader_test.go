@@ -29,11 +29,13 @@ func readAll(t *testing.T, in string, lim Limits) (outs []outcome, conts int) {
 		}
 		if err == nil && cmd.Name == "APPEND" {
 			// Play the session: take the message, then the end of the command.
-			r.takeAppendLiteral()
-			if _, err := io.CopyN(io.Discard, br, cmd.Literal.size); err != nil {
-				return outs, conts
+			for more := true; more && err == nil; {
+				r.takeAppendLiteral()
+				if _, err := io.CopyN(io.Discard, br, cmd.Literal.size); err != nil {
+					return outs, conts
+				}
+				more, err = r.appendNext(cmd)
 			}
-			err = r.appendDone()
 		}
 		var e *Error
 		if err != nil && !errors.As(err, &e) {

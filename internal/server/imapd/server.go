@@ -59,7 +59,7 @@ type Config struct {
 	AppendLimit        int64         // largest APPEND message in octets (APPENDLIMIT, RFC 7889; default 64 MiB)
 	SpoolDir           string        // where APPEND bodies above 1 MiB wait while they are parsed; "" is the system's
 	MaxAccountSessions int           // logged-in sessions per account, all listeners of this server together (default 100)
-	Compress           bool          // offer COMPRESS=DEFLATE (RFC 4978); off by default until mbsync's second sync works over it (compress.go)
+	Compress           bool          // offer COMPRESS=DEFLATE (RFC 4978) after login (compress.go)
 	Limits             Limits        // what one command may hold (reader.go)
 	Metrics            Metrics       // counts logins and commands (default: none)
 	Junk               JunkTrainer   // learns from messages filed into and out of Junk (junk.go); nil: none

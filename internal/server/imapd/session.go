@@ -184,6 +184,7 @@ func (s *session) Serve() {
 			"remote", s.remote,
 			"user", s.accountName(),
 			"tls", s.tls,
+			"compress", s.z != nil,
 			"commands", s.commands,
 			"duration", time.Since(s.start).Round(time.Millisecond),
 			"result", result)
@@ -501,6 +502,9 @@ func (s *session) capabilities() string {
 	b.WriteString(extCapabilities) // enable.go
 	if s.srv.cfg.Compress && s.state != stateNotAuth && s.z == nil {
 		b.WriteString(" COMPRESS=DEFLATE") // RFC 4978; refused before login (compress.go)
+	}
+	if _, ok := s.srv.store.(store.MultiAppender); ok {
+		b.WriteString(" MULTIAPPEND") // RFC 3502 (mailboxes.go)
 	}
 	b.WriteString(" APPENDLIMIT=")
 	b.WriteString(strconv.FormatInt(s.srv.cfg.AppendLimit, 10))

@@ -96,6 +96,7 @@ type tx struct {
 	modseq  map[int64]uint64 // accounts whose MODSEQ this request already raised
 	garbage int64            // blobs this request listed for the reclaim (markGarbage)
 	counted counted          // what a delivery took from the counters (delivercache.go)
+	indexed []queuedText     // bodies for the indexer once this request committed (indexer.go)
 }
 
 func (t *tx) exec(query string, args ...any) (sql.Result, error) {
@@ -174,6 +175,8 @@ type committer struct {
 	counters counters
 	// defaultQuota is Options.DefaultQuota, for the accounts without limits of their own.
 	defaultQuota store.QuotaLimits
+	// index is the store's background indexer, whose queue a delivery joins (indexer.go).
+	index *indexer
 }
 
 func (c *committer) stmt(query string) (*sql.Stmt, error) {
@@ -203,7 +206,7 @@ func (c *committer) do(query string) error {
 func (s *Store) commitLoop(garbage int64) {
 	c := &committer{ctx: context.Background(), conn: s.wc, stmts: map[string]*sql.Stmt{},
 		garbage: garbage, timer: time.NewTimer(time.Hour), counters: newCounters(),
-		defaultQuota: s.opts.DefaultQuota}
+		defaultQuota: s.opts.DefaultQuota, index: s.index}
 	c.timer.Stop()
 	defer func() {
 		s.reclaimAtClose(c)
@@ -366,6 +369,9 @@ func (s *Store) runBatch(c *committer, batch []*request, savepoints bool) bool {
 	for i, r := range batch {
 		if t := txs[i]; t != nil {
 			c.garbage += t.garbage
+			if len(t.indexed) > 0 {
+				s.index.add(t.indexed)
+			}
 			for _, ch := range t.changes {
 				s.changes.publish(ch)
 			}

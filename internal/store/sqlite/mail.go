@@ -139,6 +139,54 @@ func appendDelivery(accountID int64, mailbox string, m *store.AppendMessage) *st
 	}
 }
 
+var _ store.MultiAppender = (*Store)(nil)
+
+// AppendMany implements store.MultiAppender: one delivery request that writes every message,
+// so they share the commit (and its rollback).
+func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string, msgs []*store.AppendMessage) (store.AppendedMany, error) {
+	if len(msgs) == 0 {
+		return store.AppendedMany{}, fmt.Errorf("store: no message to append: %w", store.ErrInvalid)
+	}
+	rs := make([]*request, len(msgs))
+	results := make([]func() (store.Delivered, uint32), len(msgs))
+	var size, bodies int64
+	for i, m := range msgs {
+		r, result, err := deliveryRequest(appendDelivery(accountID, mailbox, m))
+		if err != nil {
+			return store.AppendedMany{}, err
+		}
+		rs[i], results[i] = r, result
+		size += r.size
+		bodies += m.Size
+	}
+	fn := func(t *tx) error {
+		// Each message's own check sees the usage before this request: check them together.
+		over, err := t.overQuota(accountID, int64(len(rs)), bodies)
+		if err != nil {
+			return err
+		}
+		if over {
+			return &store.QuotaError{Accounts: []int64{accountID}}
+		}
+		for _, r := range rs {
+			if err := r.fn(t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := s.submit(ctx, &request{fn: fn, size: size, delivery: true}); err != nil {
+		return store.AppendedMany{}, err
+	}
+	var out store.AppendedMany
+	out.Messages = make([]store.Message, len(rs))
+	for i, result := range results {
+		d, validity := result()
+		out.Messages[i], out.UIDValidity = d.Messages[0], validity
+	}
+	return out, nil
+}
+
 var _ store.BatchAppender = (*Store)(nil)
 
 // AppendBatch implements store.BatchAppender. Every message is a request of its own (and a
@@ -300,7 +348,7 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 		if err != nil {
 			return err
 		}
-		if err := t.insertSearch(blobID, &d.Parsed); err != nil {
+		if err := t.searchLater(blobID, &d.Parsed); err != nil {
 			return err
 		}
 

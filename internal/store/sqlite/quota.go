@@ -89,6 +89,18 @@ func (t *tx) quotaOf(accountID int64) (store.Quota, error) {
 // checkDeliveryQuota refuses a delivery whose targets would take an account over its
 // quota, before anything is written: every target adds one message of size bytes to its
 // account. It names every account over quota (store.QuotaError).
+// overQuota reports whether adding n messages of size bytes in all would pass an account's
+// quota, as the delivery counters see its usage.
+func (t *tx) overQuota(accountID, n, size int64) (bool, error) {
+	a, err := t.deliveryAccount(accountID)
+	if err != nil {
+		return false, fmt.Errorf("delivery target account %d: %w", accountID, err)
+	}
+	q := store.Quota{Limits: a.limits,
+		Usage: store.Usage{Messages: a.base.messages + a.added.messages, Size: a.base.size + a.added.size}}
+	return q.Over(n, size), nil
+}
+
 func (t *tx) checkDeliveryQuota(targets []store.Target, size int64) error {
 	added := map[int64]int64{}
 	for _, tg := range targets {
@@ -96,13 +108,11 @@ func (t *tx) checkDeliveryQuota(targets []store.Target, size int64) error {
 	}
 	var over []int64
 	for id, n := range added {
-		a, err := t.deliveryAccount(id)
+		o, err := t.overQuota(id, n, n*size)
 		if err != nil {
-			return fmt.Errorf("delivery target account %d: %w", id, err)
+			return err
 		}
-		q := store.Quota{Limits: a.limits,
-			Usage: store.Usage{Messages: a.base.messages + a.added.messages, Size: a.base.size + a.added.size}}
-		if q.Over(n, n*size) {
+		if o {
 			over = append(over, id)
 		}
 	}

@@ -381,6 +381,10 @@ func TestReclaimLeavesIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Both bodies in the index first (the background indexer may not have run yet).
+	if err := s.IndexQueued(ctx); err != nil {
+		t.Fatal(err)
+	}
 	box, err := s.Mailbox(ctx, a.ID, store.Inbox)
 	if err != nil {
 		t.Fatal(err)

@@ -141,19 +141,26 @@ type Store struct {
 	reads sync.Map // string -> *sql.Stmt
 	opts  Options
 
-	mu      sync.RWMutex // guards closed and sending on reqs (see write)
-	closed  bool
-	reqs    chan *request
-	stopped chan struct{} // closed when the committer has exited
+	closeIndex sync.Once
+	mu         sync.RWMutex // guards closed and sending on reqs (see write)
+	closed     bool
+	reqs       chan *request
+	stopped    chan struct{} // closed when the committer has exited
 
 	changes *broker
+
+	index *indexer // the background full-text indexer (indexer.go)
+	// backlogMax is the highest body in search_pending at Open: the bodies up to it are the
+	// mail layer's to index (Unindexed), those above it the indexer's.
+	backlogMax int64
 
 	ckdb   *sql.DB       // one connection for background checkpoints
 	ckWake chan struct{} // buffered(1); closed by Close after the committer stopped
 	ckDone chan struct{} // closed when the checkpointer has exited
 
-	batches   atomic.Int64 // write batches the committer ran, for tests
-	reclaimed atomic.Int64 // blobs the background reclaim freed, for tests
+	batches     atomic.Int64 // write batches the committer ran, for tests
+	reclaimed   atomic.Int64 // blobs the background reclaim freed, for tests
+	indexWrites atomic.Int64 // write requests of the background indexer, for tests
 
 	lockMu   sync.Mutex
 	locked   map[int64]bool // accounts whose POP3 maildrop this Store holds (lock.go)
@@ -260,6 +267,13 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 
+	var backlogMax int64
+	if err := wc.QueryRowContext(ctx, "SELECT coalesce(max(blob_id), 0) FROM search_pending").Scan(&backlogMax); err != nil {
+		wc.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+
 	rdb, err := sql.Open("sqlite", path+common+"&_pragma=query_only(1)")
 	if err != nil {
 		wc.Close()
@@ -300,15 +314,24 @@ func Open(path string, opts Options) (*Store, error) {
 		ckDone:   make(chan struct{}),
 		locked:   map[int64]bool{},
 		lockFile: lockFile,
+
+		index:      newIndexer(),
+		backlogMax: backlogMax,
 	}
 	go s.commitLoop(garbage)
 	go s.checkpointLoop()
+	go s.indexLoop()
 	return s, nil
 }
 
 // Close waits for queued writes to commit, stops the committer, closes every subscription
 // and the database. Calling it again does nothing.
 func (s *Store) Close() error {
+	s.closeIndex.Do(func() {
+		// The indexer writes what is queued through the committer, so it stops first.
+		close(s.index.stop)
+		<-s.index.done
+	})
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

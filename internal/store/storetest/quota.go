@@ -220,3 +220,64 @@ func testSearch(t *testing.T, f *fixture) {
 	search(store.FieldBody, "replaced")
 	search(store.FieldBody, "noon", 2)
 }
+
+// testSearchRightAfterCommit: a search finds a message as soon as the commit that stored it
+// returned, whether it came by delivery, APPEND or COPY, however the backend defers the work
+// of its index (the SQLite store indexes in the background); and while deliveries keep
+// arriving, every one of them is found by the search that follows it.
+func testSearchRightAfterCommit(t *testing.T, f *fixture) {
+	a := f.account("a@example.org")
+	box := f.mailbox(a.ID, store.Inbox)
+	arch := f.mailbox(a.ID, store.Archive)
+	search := func(mailboxID int64, word string, want ...uint32) {
+		t.Helper()
+		got, err := f.s.Search(f.ctx, mailboxID, store.FieldText, word)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("Search(%q) = %v, %v; want %v", word, got, err, want)
+		}
+	}
+
+	if _, err := f.s.Deliver(f.ctx, searchDelivery(store.SearchText{Subject: "first", Body: "delivered aardvark"}, inbox(a.ID))); err != nil {
+		t.Fatal(err)
+	}
+	search(box.ID, "aardvark", 1)
+
+	text := store.SearchText{Subject: "draft", Body: "appended bandicoot"}
+	body := "Subject: draft\r\n\r\nappended bandicoot\r\n"
+	ap, err := f.s.Append(f.ctx, a.ID, store.Inbox, &store.AppendMessage{Body: strings.NewReader(body), Size: int64(len(body)),
+		Parsed: store.ParsedMessage{Subject: "draft", Text: &text}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	search(box.ID, "bandicoot", ap.Message.UID)
+
+	// A body copied before anything searched its first mailbox is found in the copy's.
+	if _, err := f.s.Deliver(f.ctx, searchDelivery(store.SearchText{Subject: "third", Body: "copied capybara"}, inbox(a.ID))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Copy(f.ctx, box.ID, []uint32{3}, arch.ID); err != nil {
+		t.Fatal(err)
+	}
+	search(arch.ID, "capybara", 1)
+	search(box.ID, "capybara", 3)
+
+	// Searches between a stream of deliveries from another goroutine.
+	const n = 50
+	delivered := make(chan uint32, n)
+	go func() {
+		defer close(delivered)
+		for i := range n {
+			d, err := f.s.Deliver(f.ctx, searchDelivery(store.SearchText{Subject: "stream", Body: fmt.Sprintf("stream dugong%d", i)}, inbox(a.ID)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			delivered <- d.Messages[0].UID
+		}
+	}()
+	i := 0
+	for uid := range delivered {
+		search(box.ID, fmt.Sprintf("dugong%d", i), uid)
+		i++
+	}
+}

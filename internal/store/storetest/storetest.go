@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Quota", testQuota},
 		{"QuotaConcurrent", testQuotaConcurrent},
 		{"Search", testSearch},
+		{"SearchRightAfterCommit", testSearchRightAfterCommit},
 		// sending.go
 		{"SendingOverride", testSendingOverride},
 		{"ChargeSending", testChargeSending},
