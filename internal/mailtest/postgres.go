@@ -43,8 +43,8 @@ var (
 
 // Postgres is a running cluster of the tests.
 type Postgres struct {
-	Dir string // its temporary directory: data/, the socket and the log
-	DSN string // connection string of its postgres database (superuser, no password)
+	Dir    string // its temporary directory: data/, the socket and the log
+	DSN    string // connection string of its postgres database (superuser, no password)
 	cmd    *exec.Cmd
 	exited chan error // the postmaster's exit
 }
