@@ -119,8 +119,8 @@ func (s *Store) SetFlags(ctx context.Context, mailboxID int64, uids []uint32, c 
 	return out, nil
 }
 
-// Expunge implements store.Mail. Bodies left without a message are gone for readers when
-// Expunge returns and freed in the background (reclaim.go).
+// Expunge implements store.Mail. Bodies left without a message are freed in its
+// transaction (freeBlobs).
 func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) (store.Expunged, error) {
 	list := int64s(uids)
 	var out store.Expunged

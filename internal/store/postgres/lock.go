@@ -56,7 +56,7 @@ func (s *Store) LockMaildrop(ctx context.Context, accountID int64) (func(), erro
 		once.Do(func() {
 			s.lockMu.Lock()
 			defer s.lockMu.Unlock()
-			if s.locked[accountID] != gen {
+			if g, ok := s.locked[accountID]; !ok || g != gen {
 				return // its session ended already, and the lock with it
 			}
 			delete(s.locked, accountID)

@@ -111,8 +111,8 @@ func (t *tx) addKeywords(mailboxID int64, flags []string) error {
 	return err
 }
 
-// Deliver implements store.Mail. The body is read into memory before the request is queued
-// (see the package comment) and written once, whatever the number of targets.
+// Deliver implements store.Mail. The body is read into memory before the transaction
+// begins, so a slow client holds no lock, and written once, whatever the number of targets.
 func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered, error) {
 	if len(d.Targets) == 0 && d.Outbound == nil {
 		return store.Delivered{}, errors.New("store: delivery without targets")
@@ -342,9 +342,8 @@ func readBody(r io.Reader, size int64) ([]byte, error) {
 // selectFiltered returns the query and arguments that select columns of a table (messages
 // or expunged, as t) of one mailbox by a filter, in UID order. It has three shapes, each
 // served by the (mailbox_id, uid) index: every UID; one range (IMAP's "1:*" and a single
-// UID are one); several ranges, which go in as one JSON parameter of [first, last] pairs
-// and drive the search (CROSS JOIN keeps json_each the outer loop), so that any number of
-// them is one statement. CHANGEDSINCE is checked on the rows the UIDs select: there is no
+// UID are one); several ranges, which go in as two array parameters (firsts, lasts), so
+// that any number of them is one statement. CHANGEDSINCE is checked on the rows the UIDs select: there is no
 // index on MODSEQ, which every delivery would have to write.
 func selectFiltered(columns, table string, mailboxID int64, f store.Filter) (string, []any) {
 	args := []any{mailboxID, int64(f.ChangedSince)}

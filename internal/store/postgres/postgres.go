@@ -178,10 +178,7 @@ func (s *Store) Close() error {
 		s.notifier.stop()
 		s.changes.closeAll()
 		s.lockMu.Lock()
-		if s.lockConn != nil {
-			s.lockConn.Release()
-			s.lockConn = nil
-		}
+		s.dropLockConn() // closing its session releases the maildrop locks
 		s.lockMu.Unlock()
 		s.pool.Close()
 	})

@@ -13,8 +13,10 @@ import (
 )
 
 // The outbound queue (store.Queue). Entries and their recipients are rows; the body is a
-// blob that no message refers to, listed as garbage in the commit that removes the entry so
-// that the reclaim frees it like any other body. Due is served by the index on
+// blob that no message refers to, freed in the commit that removes the entry like any
+// other body. Claim locks the entry's row (FOR UPDATE), so two nodes never lease one
+// recipient to two attempts; a lease that runs out (a node died mid-attempt) makes the
+// recipient due again for any node. Due is served by the index on
 // next_attempt; the number of open recipients is small next to the messages, so Due reads
 // and filters them without more indexes.
 
@@ -33,7 +35,7 @@ func readOutbound(o *store.Outbound) ([]byte, error) {
 	return readBody(o.Body, o.Size)
 }
 
-// enqueue writes an entry with its body and recipients inside a request.
+// enqueue writes an entry with its body and recipients inside a write.
 func (t *tx) enqueue(o *store.Outbound, body []byte, now time.Time) (int64, error) {
 	blobID, err := t.insertBlob(body, o.MailFrom, now, nil, &store.ParsedMessage{})
 	if err != nil {
@@ -156,7 +158,7 @@ func (s *Store) Record(ctx context.Context, entryID int64, updates []store.Queue
 	})
 }
 
-// removeIfEmpty removes an entry without recipients and lists its body as garbage.
+// removeIfEmpty removes an entry without recipients and frees its body.
 func (t *tx) removeIfEmpty(entryID int64) error {
 	var blobID int64
 	err := t.queryRow(`DELETE FROM queue WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM queue_rcpts WHERE queue_id = ?1)
@@ -206,7 +208,7 @@ func scanRecipient(sc scanner) (int64, store.QueueRecipient, error) {
 	return entry, r, err
 }
 
-// entry reads one entry with its recipients inside a request.
+// entry reads one entry with its recipients inside a write.
 func (t *tx) entry(id int64) (store.QueueEntry, error) {
 	// FOR UPDATE: claims and changes of one entry, from any node, run one at a time, so a
 	// recipient is leased to one attempt only.

@@ -11,8 +11,8 @@ import (
 
 // Quotas (RFC 9208). An account row carries its own limits (NULL: the default of
 // Options.DefaultQuota, 0: none) next to its usage, which every commit keeps. The check is
-// made inside the write request that adds messages, against the usage as that request
-// sees it, so it is atomic with the commit: every write that adds messages holds the
+// made inside the write that adds messages, against the usage as that write sees it,
+// so it is atomic with the commit: every write that adds messages holds the
 // account's row lock from the check to its commit (checkDeliveryQuota, lockAccount), so
 // two deliveries near the limit, on any nodes, never both pass it (store.Quota).
 
@@ -75,8 +75,8 @@ func (s *Store) Quota(ctx context.Context, accountID int64) (store.Quota, error)
 	return q, nil
 }
 
-// quotaOf reads an account's limits in force and usage inside a write request that is not
-// a delivery (its rows are current: the committer flushed its counters before it).
+// quotaOf reads an account's limits in force and usage inside a write that holds the
+// account's row lock, so they stay until its commit.
 func (t *tx) quotaOf(accountID int64) (store.Quota, error) {
 	var q store.Quota
 	d := t.s.opts.DefaultQuota
