@@ -260,11 +260,11 @@ func TestSchemaVersion(t *testing.T) {
 	if _, err := Open(ctx, dsn, Options{NoMigrate: true}); err == nil {
 		t.Fatal("Open with NoMigrate of an empty database succeeded")
 	}
-	from, to, err := Migrate(ctx, dsn)
+	from, to, err := Migrate(ctx, dsn, "")
 	if err != nil || from != 0 || to != SchemaVersion() {
 		t.Fatalf("Migrate = %d, %d, %v; want 0, %d", from, to, err, SchemaVersion())
 	}
-	if from, to, err := Migrate(ctx, dsn); err != nil || from != to {
+	if from, to, err := Migrate(ctx, dsn, ""); err != nil || from != to {
 		t.Fatalf("Migrate of a current database = %d, %d, %v", from, to, err)
 	}
 	s := openDSN(t, dsn, Options{NoMigrate: true})

@@ -68,6 +68,9 @@ type Options struct {
 	// ObserveCommit, if set, is called after each write transaction with the time it took
 	// (COMMIT included) and 1 (the requests in it, as the embedded store reports batches).
 	ObserveCommit func(d time.Duration, requests int)
+	// Password, if set, is the password to log in with; otherwise the connection string's
+	// or the environment's (PGPASSWORD, ~/.pgpass), as libpq has it.
+	Password string
 	// NoMigrate makes Open refuse a database whose schema is not current instead of
 	// migrating it (petrel serve with migrations left to `petrel migrate`).
 	NoMigrate bool
@@ -96,7 +99,7 @@ var _ store.Store = (*Store)(nil)
 // its schema up to date (unless opts.NoMigrate) and starts listening for the changes of
 // other nodes.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
-	pool, err := newPool(ctx, dsn, opts.PoolSize)
+	pool, err := newPool(ctx, dsn, opts.PoolSize, opts.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -120,8 +123,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 
 // Migrate brings the schema of the database named by dsn up to date and reports the
 // versions before and after (petrel migrate).
-func Migrate(ctx context.Context, dsn string) (from, to int, err error) {
-	pool, err := newPool(ctx, dsn, 1)
+func Migrate(ctx context.Context, dsn, password string) (from, to int, err error) {
+	pool, err := newPool(ctx, dsn, 1, password)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -129,11 +132,14 @@ func Migrate(ctx context.Context, dsn string) (from, to int, err error) {
 	return migrate(ctx, pool)
 }
 
-func newPool(ctx context.Context, dsn string, size int) (*pgxpool.Pool, error) {
+func newPool(ctx context.Context, dsn string, size int, password string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// The error may quote the DSN, password included: say only what is wrong.
 		return nil, errors.New("store: bad PostgreSQL connection string")
+	}
+	if password != "" {
+		cfg.ConnConfig.Password = password
 	}
 	if size > 0 {
 		cfg.MaxConns = int32(size)
