@@ -155,6 +155,23 @@ func newPool(ctx context.Context, dsn string, size int, password string) (*pgxpo
 	return pool, nil
 }
 
+// SchemaVersions reports the schema version of the database named by dsn (0 for one
+// without Petrel's tables) and the one this binary writes, without changing anything
+// (petrel check).
+func SchemaVersions(ctx context.Context, dsn, password string) (have, want int, err error) {
+	pool, err := newPool(ctx, dsn, 1, password)
+	if err != nil {
+		return 0, len(migrations), err
+	}
+	defer pool.Close()
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('schema_version') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return 0, len(migrations), err
+	}
+	err = pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&have)
+	return have, len(migrations), err
+}
+
 // checkVersion is nil when the schema is the one this binary writes.
 func checkVersion(ctx context.Context, pool *pgxpool.Pool) error {
 	conn, err := pool.Acquire(ctx)
