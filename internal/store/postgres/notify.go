@@ -158,7 +158,7 @@ func (n *notifier) listen(ctx context.Context, ready chan struct{}, reconnect bo
 		if c.Origin == n.origin {
 			continue
 		}
-		n.s.changes.publish(store.Change{Kind: store.ChangeKind(c.Kind), AccountID: c.AccountID,
+		n.s.changes.Publish(store.Change{Kind: store.ChangeKind(c.Kind), AccountID: c.AccountID,
 			MailboxID: c.MailboxID, UIDs: c.UIDs, ModSeq: c.ModSeq})
 	}
 }
@@ -166,7 +166,7 @@ func (n *notifier) listen(ctx context.Context, ready chan struct{}, reconnect bo
 // catchUp cuts off the subscribers of every account that changed beyond what this Store
 // published (see above).
 func (n *notifier) catchUp(ctx context.Context, conn *pgx.Conn) error {
-	seen := n.s.changes.seen()
+	seen := n.s.changes.Seen()
 	for accountID, modseq := range seen {
 		var now uint64
 		err := conn.QueryRow(ctx, `SELECT modseq FROM accounts WHERE id = $1`, accountID).Scan(&now)
@@ -174,7 +174,7 @@ func (n *notifier) catchUp(ctx context.Context, conn *pgx.Conn) error {
 			return err
 		}
 		if err == pgx.ErrNoRows || now > modseq {
-			n.s.changes.cutOff(accountID)
+			n.s.changes.CutOff(accountID)
 		}
 	}
 	return nil

@@ -55,6 +55,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"petrel/internal/store"
+	"petrel/internal/store/broker"
 )
 
 // Options tune the store. The zero value is ready to use.
@@ -82,7 +83,7 @@ type Store struct {
 	pool *pgxpool.Pool
 	opts Options
 
-	changes  *broker
+	changes  *broker.Broker
 	notifier *notifier
 
 	lockMu   sync.Mutex
@@ -116,7 +117,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{log: log, pool: pool, opts: opts, changes: newBroker(log), locked: map[int64]uint64{}}
+	s := &Store{log: log, pool: pool, opts: opts, changes: broker.New(log), locked: map[int64]uint64{}}
 	s.notifier = startNotifier(s)
 	return s, nil
 }
@@ -199,7 +200,7 @@ func checkVersion(ctx context.Context, pool *pgxpool.Pool) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.notifier.stop()
-		s.changes.closeAll()
+		s.changes.CloseAll()
 		s.lockMu.Lock()
 		s.dropLockConn() // closing its session releases the maildrop locks
 		s.lockMu.Unlock()
@@ -321,7 +322,7 @@ func (s *Store) write(ctx context.Context, fn func(*tx) error) error {
 				s.opts.ObserveCommit(time.Since(start), 1)
 			}
 			for _, c := range t.changes {
-				s.changes.publish(c)
+				s.changes.Publish(c)
 			}
 			return nil
 		}

@@ -356,7 +356,7 @@ func (s *Store) runBatch(c *committer, batch []*request, savepoints bool) bool {
 		if t := txs[i]; t != nil {
 			c.garbage += t.garbage
 			for _, ch := range t.changes {
-				s.changes.publish(ch)
+				s.changes.Publish(ch)
 			}
 		}
 		r.done <- results[i]

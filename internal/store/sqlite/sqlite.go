@@ -90,6 +90,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"petrel/internal/store"
+	"petrel/internal/store/broker"
 )
 
 // Options tune the store. The zero value is ready to use.
@@ -146,7 +147,7 @@ type Store struct {
 	reqs    chan *request
 	stopped chan struct{} // closed when the committer has exited
 
-	changes *broker
+	changes *broker.Broker
 
 	ckdb   *sql.DB       // one connection for background checkpoints
 	ckWake chan struct{} // buffered(1); closed by Close after the committer stopped
@@ -294,7 +295,7 @@ func Open(path string, opts Options) (*Store, error) {
 		opts:     opts,
 		reqs:     make(chan *request, queueLen),
 		stopped:  make(chan struct{}),
-		changes:  newBroker(log),
+		changes:  broker.New(log),
 		ckdb:     ckdb,
 		ckWake:   make(chan struct{}, 1),
 		ckDone:   make(chan struct{}),
@@ -321,6 +322,6 @@ func (s *Store) Close() error {
 	<-s.stopped
 	close(s.ckWake) // only the committer sends on it
 	<-s.ckDone
-	s.changes.closeAll()
+	s.changes.CloseAll()
 	return errors.Join(s.wc.Close(), s.wdb.Close(), s.rdb.Close(), s.ckdb.Close(), s.lockFile.Close())
 }
