@@ -21,8 +21,6 @@ const (
 	// blobChunkSize is the size of the slices a body is read in, so that reading a large
 	// message streams instead of loading it whole.
 	blobChunkSize = 256 << 10
-	// maxBodySize bounds what Deliver accepts; callers enforce far smaller message limits.
-	maxBodySize = 1 << 30
 )
 
 // counts are what messages add to the counts of a mailbox (all four) or an account
@@ -146,12 +144,12 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 	}
 	var body, outBody []byte
 	if len(d.Targets) > 0 {
-		if body, err = readBody(d.Body, d.Size); err != nil {
+		if body, err = store.ReadBody(d.Body, d.Size); err != nil {
 			return store.Delivered{}, 0, err
 		}
 	}
 	if d.Outbound != nil {
-		if outBody, err = readOutbound(d.Outbound); err != nil {
+		if outBody, err = store.ReadOutbound(d.Outbound); err != nil {
 			return store.Delivered{}, 0, err
 		}
 	}
@@ -311,32 +309,6 @@ func (t *tx) freeBlobs(ids []int64) error {
 		return err
 	}
 	return sp.Commit(t.ctx)
-}
-
-// readBody reads exactly size bytes; a body shorter or longer than announced is an error
-// rather than a silently truncated message.
-func readBody(r io.Reader, size int64) ([]byte, error) {
-	if size < 0 || size > maxBodySize {
-		return nil, fmt.Errorf("store: invalid body size %d", size)
-	}
-	if r == nil {
-		if size == 0 {
-			return nil, nil
-		}
-		return nil, errors.New("store: delivery without body")
-	}
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, fmt.Errorf("store: reading body of %d bytes: %w", size, err)
-	}
-	var one [1]byte
-	switch n, err := io.ReadFull(r, one[:]); {
-	case n > 0:
-		return nil, fmt.Errorf("store: body is longer than its size %d", size)
-	case err != io.EOF:
-		return nil, fmt.Errorf("store: reading body: %w", err)
-	}
-	return buf, nil
 }
 
 // selectFiltered returns the query and arguments that select columns of a table (messages
