@@ -25,6 +25,11 @@ import (
 // those subscribers off, and they resync from the store by MODSEQ as store.Changes says
 // (an IMAP session in IDLE polls and subscribes again). Since the LISTEN came first, every
 // change after the catch-up read is notified: nothing falls in between.
+//
+// The price: PostgreSQL commits transactions that notified one at a time (it holds a
+// database-wide lock from before their commit record until after its flush), so they do
+// not share WAL flushes. docs/benchmarks.md measures it and names the alternative (notify
+// after the commit, from a batching sender).
 
 // notifyChannel is the channel of change notifications.
 const notifyChannel = "petrel_changes"

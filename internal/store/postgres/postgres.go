@@ -8,7 +8,8 @@
 // nil only after COMMIT, which PostgreSQL makes durable before answering
 // (synchronous_commit on). There is no committer goroutine of our own: PostgreSQL already
 // groups the WAL flushes of concurrent commits (commit_delay, and a flush covers every
-// commit queued behind it), and several nodes could not share one committer anyway.
+// commit queued behind it; but see notify.go for the transactions that notify), and
+// several nodes could not share one committer anyway.
 //
 // Concurrency across nodes rests on row locks, taken in one order:
 //  1. accounts rows, ascending ID (a delivery to several accounts locks them all first);
