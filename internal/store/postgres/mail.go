@@ -230,19 +230,17 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 // UID and counts it there: c holds the message's counts, which the account's usage gains
 // too. The caller holds the account's row lock (raiseModSeq).
 func (t *tx) takeUID(accountID int64, name string, fallback bool, modseq uint64, c counts) (mailboxID int64, uidvalidity, uid uint32, err error) {
-	query := `SELECT id FROM mailboxes WHERE account_id = ? AND name = ?`
+	// One statement finds the mailbox and takes the UID.
+	target := `SELECT id FROM mailboxes WHERE account_id = ?6 AND name = ?7`
 	if fallback {
-		query = `SELECT id FROM mailboxes WHERE account_id = ? AND name IN (?, 'INBOX')
+		target = `SELECT id FROM mailboxes WHERE account_id = ?6 AND name IN (?7, 'INBOX')
 			ORDER BY name = 'INBOX' LIMIT 1`
 	}
-	if err := t.queryRow(query, []any{accountID, name}, &mailboxID); err != nil {
-		return 0, 0, 0, fmt.Errorf("mailbox %q: %w", name, err)
-	}
 	var next int64
-	if err := t.queryRow(`UPDATE mailboxes SET uidnext = uidnext + 1, messages = messages + ?, unseen = unseen + ?,
-		deleted = deleted + ?, size = size + ?, modseq = ? WHERE id = ? RETURNING uidvalidity, uidnext - 1`,
-		[]any{c.messages, c.unseen, c.deleted, c.size, modseq, mailboxID}, &uidvalidity, &next); err != nil {
-		return 0, 0, 0, err
+	if err := t.queryRow(`UPDATE mailboxes SET uidnext = uidnext + 1, messages = messages + ?1, unseen = unseen + ?2,
+		deleted = deleted + ?3, size = size + ?4, modseq = ?5 WHERE id = (`+target+`) RETURNING id, uidvalidity, uidnext - 1`,
+		[]any{c.messages, c.unseen, c.deleted, c.size, modseq, accountID, name}, &mailboxID, &uidvalidity, &next); err != nil {
+		return 0, 0, 0, fmt.Errorf("mailbox %q: %w", name, err)
 	}
 	if next <= 0 || next >= math.MaxUint32 {
 		return 0, 0, 0, fmt.Errorf("mailbox %d: UIDs exhausted (UIDNEXT %d)", mailboxID, next)

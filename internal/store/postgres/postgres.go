@@ -345,11 +345,16 @@ func (t *tx) lockAccount(accountID int64) error {
 	if err := t.queryRow(`SELECT 1 FROM accounts WHERE id = ? FOR UPDATE`, []any{accountID}, &one); err != nil {
 		return fmt.Errorf("account %d: %w", accountID, err)
 	}
+	t.markLocked(accountID)
+	return nil
+}
+
+// markLocked records that this transaction holds an account's row lock.
+func (t *tx) markLocked(accountID int64) {
 	if t.locked == nil {
 		t.locked = map[int64]bool{}
 	}
 	t.locked[accountID] = true
-	return nil
 }
 
 // raiseModSeq raises the MODSEQ of an account once per write and returns the new value
@@ -367,10 +372,7 @@ func (t *tx) raiseModSeq(accountID int64) (uint64, error) {
 		t.modseq = map[int64]uint64{}
 	}
 	t.modseq[accountID] = m
-	if t.locked == nil {
-		t.locked = map[int64]bool{}
-	}
-	t.locked[accountID] = true
+	t.markLocked(accountID)
 	return m, nil
 }
 

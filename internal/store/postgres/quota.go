@@ -98,13 +98,15 @@ func (t *tx) checkDeliveryQuota(targets []store.Target, size int64) error {
 	ids := slices.Sorted(maps.Keys(added))
 	var over []int64
 	for _, id := range ids {
-		if err := t.lockAccount(id); err != nil {
-			return fmt.Errorf("delivery target %w", err)
-		}
-		q, err := t.quotaOf(id)
+		// Locked and read in one statement: a round trip less per delivery.
+		var q store.Quota
+		d := t.s.opts.DefaultQuota
+		err := t.queryRow(`SELECT messages, size, coalesce(quota_storage, ?), coalesce(quota_messages, ?) FROM accounts WHERE id = ? FOR UPDATE`,
+			[]any{d.Storage, d.Messages, id}, &q.Usage.Messages, &q.Usage.Size, &q.Limits.Storage, &q.Limits.Messages)
 		if err != nil {
 			return fmt.Errorf("delivery target account %d: %w", id, err)
 		}
+		t.markLocked(id)
 		if q.Over(added[id], added[id]*size) {
 			over = append(over, id)
 		}
