@@ -44,7 +44,8 @@ import (
 
 // OpenStore opens the embedded store of a data directory, creating the directory if needed.
 // The server and every management command use it, so both work on the same data at once.
-// It is the one place that knows which backend runs; everything else sees store.Store.
+// It and OpenConfiguredStore (pgstore.go) are the one place that knows which backend
+// runs; everything else sees store.Store.
 // The quota is the default of accounts without their own (config [quota]); the store
 // enforces it at every commit, so the management commands pass it too.
 func OpenStore(dataDir string, quota config.Quota, log *slog.Logger) (store.Store, error) {
@@ -195,8 +196,11 @@ func (a *App) create(ctx context.Context, writeDevCert func() error) error {
 	if cfg.Dev && cfg.TLS.Cert == "" && a.acme == nil {
 		fmt.Fprintf(a.out, "petrel: TLS certificate %s (self-signed, development instance)\n", a.certs.certFile)
 	}
-	st, err := openStore(cfg.Data, sqlite.Options{Logger: a.log, ObserveCommit: a.metrics.Commit, DefaultQuota: quotaLimits(cfg.Quota)})
+	st, err := openConfigured(ctx, cfg, a.log, a.metrics.Commit)
 	if err != nil {
+		if cfg.Store.Backend == "postgres" {
+			return fmt.Errorf("open store: %w", err)
+		}
 		return fmt.Errorf("open store in %s: %w", cfg.Data, err)
 	}
 	a.store = st

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"petrel/internal/config"
+	"petrel/internal/store/postgres"
 	"petrel/internal/store/sqlite"
 )
 
@@ -124,10 +125,27 @@ func serverRunning(dir string) bool {
 
 func checkStore(ctx context.Context, cfg *config.Config, problem, warn func(string, ...any)) {
 	path := StorePath(cfg.Data)
-	have, want, err := sqlite.SchemaVersions(ctx, path)
+	var have, want int
+	var err error
+	if cfg.Store.Backend == "postgres" {
+		path = "PostgreSQL database"
+		var pw string
+		if pw, err = storePassword(cfg.Store); err == nil {
+			have, want, err = postgres.SchemaVersions(ctx, cfg.Store.DSN, pw)
+		}
+		if err == nil && have == 0 {
+			err = fs.ErrNotExist
+		}
+	} else {
+		have, want, err = sqlite.SchemaVersions(ctx, path)
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		warn("no store in %s yet: the first start creates it", cfg.Data)
+		where := cfg.Data
+		if cfg.Store.Backend == "postgres" {
+			where = "the PostgreSQL database"
+		}
+		warn("no store in %s yet: the first start (or petrel migrate) creates it", where)
 		return
 	case err != nil:
 		problem("store %s: %v", path, err)
@@ -139,7 +157,7 @@ func checkStore(ctx context.Context, cfg *config.Config, problem, warn func(stri
 		warn("store %s has schema version %d: the next start migrates it to %d (run `petrel verify` and `petrel backup` first)", path, have, want)
 		return
 	}
-	st, err := OpenStore(cfg.Data, cfg.Quota, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := OpenConfiguredStore(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		problem("store %s: %v", path, err)
 		return

@@ -21,10 +21,10 @@ import (
 func CheckDNS(ctx context.Context, cfg *config.Config, r mx.Resolver) []Finding {
 	var found []Finding
 	problem := func(format string, args ...any) { found = append(found, Finding{true, fmt.Sprintf(format, args...)}) }
-	if _, err := os.Stat(StorePath(cfg.Data)); err != nil {
+	if _, err := os.Stat(StorePath(cfg.Data)); err != nil && cfg.Store.Backend != "postgres" {
 		return []Finding{{false, "dns: no store yet, so no hosted domains to check"}}
 	}
-	st, err := OpenStore(cfg.Data, cfg.Quota, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := OpenConfiguredStore(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return []Finding{{true, fmt.Sprintf("dns: cannot list the domains: %v", err)}}
 	}

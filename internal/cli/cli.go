@@ -66,6 +66,7 @@ func commands() []command {
 	cs = append(cs, backupCommands()...)
 	cs = append(cs, moveCommands()...)
 	cs = append(cs, checkCommands()...)
+	cs = append(cs, migrateCommands()...)
 	cs = append(cs, quickstartCommands()...)
 	cs = append(cs, junkCommands()...)
 	return cs
@@ -233,7 +234,7 @@ func (e *Env) openStore() (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := app.OpenStore(c.Data, c.Quota, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := app.OpenConfiguredStore(e.Ctx, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return nil, err
 	}

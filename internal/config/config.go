@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -50,6 +51,7 @@ type Config struct {
 	ManageSieve ManageSieve `toml:"managesieve"`
 	Limits      Limits      `toml:"limits"`
 	Quota       Quota       `toml:"quota"`
+	Store       Store       `toml:"store"`
 
 	MailAuth MailAuth `toml:"mail_auth"` // checks of inbound mail (mailauth.go)
 	Sending  Sending  `toml:"sending"`   // per-account sending limits (mailauth.go)
@@ -200,6 +202,28 @@ type Quota struct {
 	Messages int64 `toml:"messages"` // number of messages, default 0 (no limit)
 }
 
+// Store chooses where Petrel keeps accounts and mail.
+type Store struct {
+	// backend: "sqlite" (default), the embedded store in the data directory, or "postgres",
+	// a PostgreSQL database that several Petrel nodes can share.
+	Backend string `toml:"backend"`
+	// dsn: the PostgreSQL connection string, key=value ("host=db1 dbname=petrel user=petrel")
+	// or a URL ("postgres://petrel@db1/petrel"). Required for postgres. It must not hold the
+	// password: give that in password_file, or in the environment (PGPASSWORD, or libpq's
+	// ~/.pgpass), so that the config file can be world-readable and kept in version control.
+	DSN string `toml:"dsn"`
+	// password_file: a file whose first line is the PostgreSQL password. Default "": the
+	// environment's, if any.
+	PasswordFile string `toml:"password_file"`
+	// pool_size: connections a node opens to PostgreSQL at most. Default 0: pgx's default
+	// (the number of CPUs, at least 4), plus one for change notifications and one while POP3
+	// sessions hold maildrop locks.
+	PoolSize int `toml:"pool_size"`
+	// migrate: bring the database schema up to date at start. Default true; false leaves it
+	// to ` + "`petrel migrate`" + ` and makes serve refuse a schema that is not current.
+	Migrate bool `toml:"migrate"`
+}
+
 // Outbound configures the outbound queue (mail to other domains, bounces).
 type Outbound struct {
 	// enabled: submission accepts recipients at other domains and the queue delivers them.
@@ -275,6 +299,7 @@ func Default() *Config {
 		Hostname: host,
 		Data:     "petrel-data",
 		Log:      Log{Format: "text", Level: "info"},
+		Store:    Store{Backend: "sqlite", Migrate: true},
 		SMTP: SMTP{
 			Listen:          []string{"0.0.0.0:25"},
 			Submission:      []string{"0.0.0.0:587"},
@@ -434,7 +459,8 @@ func Parse(path string, src []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	for key, p := range map[string]*string{"data": &c.Data, "tls.cert": &c.TLS.Cert, "tls.key": &c.TLS.Key, "acme.ca_file": &c.ACME.CAFile} {
+	for key, p := range map[string]*string{"data": &c.Data, "tls.cert": &c.TLS.Cert, "tls.key": &c.TLS.Key, "acme.ca_file": &c.ACME.CAFile,
+		"store.password_file": &c.Store.PasswordFile} {
 		if *p == "" {
 			continue
 		}
@@ -573,6 +599,9 @@ func (c *Config) validate() error {
 	}
 	if c.Quota.Messages < 0 {
 		return bad("quota.messages", "must be 0 (no limit) or a number of messages")
+	}
+	if err := c.Store.validate(bad); err != nil {
+		return err
 	}
 	if c.SMTP.MaxRecipients < 1 {
 		return bad("smtp.max_recipients", "must be at least 1")
@@ -720,4 +749,46 @@ func LineOf(src []byte, key []string) int {
 		}
 	}
 	return 0
+}
+
+func (s *Store) validate(bad func(key, format string, args ...any) error) error {
+	switch s.Backend {
+	case "sqlite":
+		if s.DSN != "" || s.PasswordFile != "" {
+			return bad("store.dsn", "is for backend = \"postgres\"")
+		}
+		return nil
+	case "postgres":
+	default:
+		return bad("store.backend", "must be \"sqlite\" or \"postgres\", not %q", s.Backend)
+	}
+	if s.DSN == "" {
+		return bad("store.dsn", "is required with backend = \"postgres\"")
+	}
+	if dsnHasPassword(s.DSN) {
+		return bad("store.dsn", "must not hold the password: use store.password_file or PGPASSWORD")
+	}
+	if s.PoolSize < 0 {
+		return bad("store.pool_size", "must be 0 (the default) or a number of connections")
+	}
+	return nil
+}
+
+// dsnHasPassword reports whether a libpq connection string (URL or key=value) carries a
+// password.
+func dsnHasPassword(dsn string) bool {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return strings.Contains(dsn, "password")
+		}
+		_, set := u.User.Password()
+		return set || u.Query().Has("password")
+	}
+	for _, f := range strings.Fields(dsn) {
+		if k, _, ok := strings.Cut(f, "="); ok && strings.TrimSpace(k) == "password" {
+			return true
+		}
+	}
+	return strings.Contains(dsn, "password =")
 }

@@ -281,3 +281,33 @@ func TestPathsRelativeToFile(t *testing.T) {
 		t.Errorf("data %q, cert %q", c.Data, c.TLS.Cert)
 	}
 }
+
+func TestStoreConfig(t *testing.T) {
+	c, err := Parse("/etc/petrel/petrel.toml", []byte(good))
+	if err != nil || c.Store.Backend != "sqlite" || !c.Store.Migrate {
+		t.Fatalf("default store = %+v, %v; want sqlite, migrating", c.Store, err)
+	}
+	c, err = Parse("/etc/petrel/petrel.toml", []byte(good+"\n[store]\nbackend = \"postgres\"\ndsn = \"host=db1 dbname=petrel user=petrel\"\npassword_file = \"pgpass\"\npool_size = 16\nmigrate = false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Store{Backend: "postgres", DSN: "host=db1 dbname=petrel user=petrel", PasswordFile: "/etc/petrel/pgpass", PoolSize: 16}
+	if c.Store != want {
+		t.Errorf("store = %+v, want %+v", c.Store, want)
+	}
+	for _, bad := range []struct{ src, key string }{
+		{"backend = \"mysql\"", "store.backend"},
+		{"backend = \"postgres\"", "store.dsn"},
+		{"backend = \"postgres\"\ndsn = \"host=db1 password=secret\"", "store.dsn"},
+		{"backend = \"postgres\"\ndsn = \"postgres://petrel:secret@db1/petrel\"", "store.dsn"},
+		{"backend = \"postgres\"\ndsn = \"postgres://db1/petrel?password=secret\"", "store.dsn"},
+		{"backend = \"postgres\"\ndsn = \"host=db1\"\npool_size = -1", "store.pool_size"},
+		{"dsn = \"host=db1\"", "store.dsn"},
+	} {
+		_, err := Parse("petrel.toml", []byte(good+"\n[store]\n"+bad.src+"\n"))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != bad.key {
+			t.Errorf("[store] %q: error %v, want one about %s", bad.src, err, bad.key)
+		}
+	}
+}

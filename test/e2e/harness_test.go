@@ -88,7 +88,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: test CA:", err)
 		return 1
 	}
-	return m.Run()
+	return mailtest.PostgresMain(m) // m.Run, then stop the PostgreSQL cluster if a test started one
 }
 
 func moduleRoot() (string, error) {
@@ -332,7 +332,7 @@ func newInstance(t *testing.T, opts options) *instance {
 
 func renderConfig(base, extra options) string {
 	var b strings.Builder
-	for _, table := range []string{"", "log", "tls", "smtp", "pop3", "imap", "http", "managesieve", "limits", "mail_auth", "dns", "outbound"} {
+	for _, table := range []string{"", "log", "tls", "smtp", "pop3", "imap", "http", "managesieve", "limits", "mail_auth", "dns", "outbound", "store"} {
 		lines := append([]string(nil), base[table]...)
 		for _, l := range extra[table] {
 			k := configKey(l)

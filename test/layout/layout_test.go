@@ -108,7 +108,7 @@ func rule(f file, imp string) string {
 				return "the store interface imports only lib/"
 			}
 		case ours && !within(imp, "internal/store") && !within(imp, "internal/lib") &&
-			!(f.test && within(imp, "internal/mail")):
+			!(f.test && (within(imp, "internal/mail") || within(imp, "internal/mailtest"))):
 			return "store backends import only store and lib/"
 		case isLibrary(imp, "go-smtp") || isLibrary(imp, "go-imap"):
 			return "the store sees no protocol library types"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"petrel/internal/store"
+	"petrel/internal/store/storetest"
 )
 
 // pop3Corpus creates n accounts with perBox messages of size bytes in each INBOX, delivered
@@ -160,4 +161,12 @@ func BenchmarkOpenBlob(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// BenchmarkDeliver is storetest.BenchDeliveries with 32 writers (compare with the
+// PostgreSQL store's benchmark of the same name).
+func BenchmarkDeliver(b *testing.B) {
+	s := openTemp(b, Options{})
+	defer s.Close()
+	storetest.BenchDeliveries(b, s, 32)
 }

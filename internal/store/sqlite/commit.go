@@ -373,7 +373,7 @@ func (s *Store) runBatch(c *committer, batch []*request, savepoints bool) bool {
 				s.index.add(t.indexed)
 			}
 			for _, ch := range t.changes {
-				s.changes.publish(ch)
+				s.changes.Publish(ch)
 			}
 		}
 		r.done <- results[i]

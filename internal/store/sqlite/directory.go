@@ -15,24 +15,6 @@ import (
 // Directory methods. Names are lower-cased here even though callers pass normalized
 // values: the store is the last place that can keep "A@x" and "a@x" from becoming two rows.
 
-// splitAddress returns the lower-cased address and its domain.
-func splitAddress(address string) (addr, domain string, err error) {
-	addr = strings.ToLower(strings.TrimSpace(address))
-	at := strings.LastIndexByte(addr, '@')
-	if at <= 0 || at == len(addr)-1 || strings.ContainsAny(addr, " \t\r\n") {
-		return "", "", fmt.Errorf("store: invalid address %q", address)
-	}
-	return addr, addr[at+1:], nil
-}
-
-func checkDomainName(name string) (string, error) {
-	name = strings.ToLower(strings.TrimSpace(name))
-	if name == "" || strings.ContainsAny(name, "@ \t\r\n") {
-		return "", fmt.Errorf("store: invalid domain name %q", name)
-	}
-	return name, nil
-}
-
 // domainExists is store.ErrNotFound (wrapped) when the domain is not hosted.
 func (t *tx) domainExists(name string) error {
 	var one int
@@ -61,7 +43,7 @@ func affected(res sql.Result, err error) error {
 }
 
 func (s *Store) AddDomain(ctx context.Context, name string) error {
-	name, err := checkDomainName(name)
+	name, err := store.CheckDomainName(name)
 	if err != nil {
 		return err
 	}
@@ -120,7 +102,7 @@ func (s *Store) SetCatchAll(ctx context.Context, domain, target string) error {
 	domain = strings.ToLower(domain)
 	var catchAll any // NULL clears
 	if target != "" {
-		addr, _, err := splitAddress(target)
+		addr, _, err := store.SplitAddress(target)
 		if err != nil {
 			return err
 		}
@@ -144,7 +126,7 @@ func (s *Store) SetCatchAll(ctx context.Context, domain, target string) error {
 // AddAccount implements store.Directory. An address is either an account or an alias,
 // never both (ErrExists), so that delivery never has to choose.
 func (s *Store) AddAccount(ctx context.Context, address string, cred store.Credentials) (store.Account, error) {
-	addr, domain, err := splitAddress(address)
+	addr, domain, err := store.SplitAddress(address)
 	if err != nil {
 		return store.Account{}, err
 	}
@@ -299,7 +281,7 @@ func (s *Store) SetPOP3UIDL(ctx context.Context, accountID int64, f store.POP3UI
 // AddAlias implements store.Directory. The alias's domain must be hosted, and the address
 // must not be an account (ErrExists).
 func (s *Store) AddAlias(ctx context.Context, address string, targets []string) error {
-	addr, domain, err := splitAddress(address)
+	addr, domain, err := store.SplitAddress(address)
 	if err != nil {
 		return err
 	}
@@ -308,7 +290,7 @@ func (s *Store) AddAlias(ctx context.Context, address string, targets []string) 
 	}
 	norm := make([]string, len(targets))
 	for i, tg := range targets {
-		if norm[i], _, err = splitAddress(tg); err != nil {
+		if norm[i], _, err = store.SplitAddress(tg); err != nil {
 			return err
 		}
 	}

@@ -19,8 +19,6 @@ const (
 	// blobChunkSize is the size of the rows a body is split into, so that reading a large
 	// message streams chunk by chunk instead of loading it whole.
 	blobChunkSize = 256 << 10
-	// maxBodySize bounds what Deliver accepts; callers enforce far smaller message limits.
-	maxBodySize = 1 << 30
 )
 
 // counts are what messages add to the counts of a mailbox (all four) or an account
@@ -279,12 +277,12 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 	}
 	var body, outBody []byte
 	if len(d.Targets) > 0 {
-		if body, err = readBody(d.Body, d.Size); err != nil {
+		if body, err = store.ReadBody(d.Body, d.Size); err != nil {
 			return nil, nil, err
 		}
 	}
 	if d.Outbound != nil {
-		if outBody, err = readOutbound(d.Outbound); err != nil {
+		if outBody, err = store.ReadOutbound(d.Outbound); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -292,7 +290,7 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 	moreBodies := make([][]byte, len(d.More))
 	moreSize := 0
 	for i, o := range d.More {
-		if moreBodies[i], err = readOutbound(o); err != nil {
+		if moreBodies[i], err = store.ReadOutbound(o); err != nil {
 			return nil, nil, err
 		}
 		moreSize += len(moreBodies[i])
@@ -423,32 +421,6 @@ func (t *tx) insertBlob(body []byte, digest [sha256.Size]byte, mailFrom string, 
 		}
 	}
 	return blobID, nil
-}
-
-// readBody reads exactly size bytes; a body shorter or longer than announced is an error
-// rather than a silently truncated message.
-func readBody(r io.Reader, size int64) ([]byte, error) {
-	if size < 0 || size > maxBodySize {
-		return nil, fmt.Errorf("store: invalid body size %d", size)
-	}
-	if r == nil {
-		if size == 0 {
-			return nil, nil
-		}
-		return nil, errors.New("store: delivery without body")
-	}
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, fmt.Errorf("store: reading body of %d bytes: %w", size, err)
-	}
-	var one [1]byte
-	switch n, err := io.ReadFull(r, one[:]); {
-	case n > 0:
-		return nil, fmt.Errorf("store: body is longer than its size %d", size)
-	case err != io.EOF:
-		return nil, fmt.Errorf("store: reading body: %w", err)
-	}
-	return buf, nil
 }
 
 // selectFiltered returns the query and arguments that select columns of a table (messages

@@ -20,19 +20,6 @@ import (
 
 var _ store.Queue = (*Store)(nil)
 
-// readOutbound reads the body of an outbound message and checks its recipients.
-func readOutbound(o *store.Outbound) ([]byte, error) {
-	if len(o.Recipients) == 0 {
-		return nil, errors.New("store: outbound message without recipients")
-	}
-	for _, r := range o.Recipients {
-		if r.Address == "" || r.Domain == "" {
-			return nil, fmt.Errorf("store: outbound recipient %q without address or domain: %w", r.Address, store.ErrInvalid)
-		}
-	}
-	return readBody(o.Body, o.Size)
-}
-
 // enqueue writes an entry with its body and recipients inside a request.
 func (t *tx) enqueue(o *store.Outbound, body []byte, now time.Time) (int64, error) {
 	blobID, err := t.insertBlob(body, sha256.Sum256(body), o.MailFrom, now, nil, &store.ParsedMessage{})
@@ -63,7 +50,7 @@ func (t *tx) enqueue(o *store.Outbound, body []byte, now time.Time) (int64, erro
 
 // Enqueue implements store.Queue.
 func (s *Store) Enqueue(ctx context.Context, o *store.Outbound) (int64, error) {
-	body, err := readOutbound(o)
+	body, err := store.ReadOutbound(o)
 	if err != nil {
 		return 0, err
 	}

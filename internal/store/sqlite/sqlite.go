@@ -90,6 +90,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"petrel/internal/store"
+	"petrel/internal/store/broker"
 )
 
 // Options tune the store. The zero value is ready to use.
@@ -147,7 +148,7 @@ type Store struct {
 	reqs       chan *request
 	stopped    chan struct{} // closed when the committer has exited
 
-	changes *broker
+	changes *broker.Broker
 
 	index *indexer // the background full-text indexer (indexer.go)
 	// backlogMax is the highest body in search_pending at Open: the bodies up to it are the
@@ -308,7 +309,7 @@ func Open(path string, opts Options) (*Store, error) {
 		opts:     opts,
 		reqs:     make(chan *request, queueLen),
 		stopped:  make(chan struct{}),
-		changes:  newBroker(log),
+		changes:  broker.New(log),
 		ckdb:     ckdb,
 		ckWake:   make(chan struct{}, 1),
 		ckDone:   make(chan struct{}),
@@ -344,6 +345,6 @@ func (s *Store) Close() error {
 	<-s.stopped
 	close(s.ckWake) // only the committer sends on it
 	<-s.ckDone
-	s.changes.closeAll()
+	s.changes.CloseAll()
 	return errors.Join(s.wc.Close(), s.wdb.Close(), s.rdb.Close(), s.ckdb.Close(), s.lockFile.Close())
 }

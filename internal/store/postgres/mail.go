@@ -1,0 +1,466 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"petrel/internal/store"
+)
+
+const (
+	// blobChunkSize is the size of the slices a body is read in, so that reading a large
+	// message streams instead of loading it whole.
+	blobChunkSize = 256 << 10
+)
+
+// counts are what messages add to the counts of a mailbox (all four) or an account
+// (messages and size).
+type counts struct {
+	messages, unseen, deleted int64
+	size                      int64
+}
+
+// countsOf returns the counts of one message with the given stored flag string.
+func countsOf(flags string, size int64) counts {
+	c := counts{messages: 1, unseen: 1, size: size}
+	if hasFlag(flags, store.FlagSeen) {
+		c.unseen = 0
+	}
+	if hasFlag(flags, store.FlagDeleted) {
+		c.deleted = 1
+	}
+	return c
+}
+
+// hasFlag reports whether a stored flag string (sorted, space separated) holds flag.
+func hasFlag(flags, flag string) bool {
+	for flags != "" {
+		var f string
+		f, flags, _ = strings.Cut(flags, " ")
+		if f == flag {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *counts) add(d counts) {
+	c.messages += d.messages
+	c.unseen += d.unseen
+	c.deleted += d.deleted
+	c.size += d.size
+}
+
+func (c *counts) sub(d counts) {
+	c.messages -= d.messages
+	c.unseen -= d.unseen
+	c.deleted -= d.deleted
+	c.size -= d.size
+}
+
+// adjustMailbox adds d to a mailbox's counts and gives it modseq.
+func (t *tx) adjustMailbox(mailboxID int64, d counts, modseq uint64) error {
+	_, err := t.exec(`UPDATE mailboxes SET messages = messages + ?, unseen = unseen + ?, deleted = deleted + ?,
+		size = size + ?, modseq = ? WHERE id = ?`, d.messages, d.unseen, d.deleted, d.size, int64(modseq), mailboxID)
+	return err
+}
+
+// adjustUsage adds d to an account's usage.
+func (t *tx) adjustUsage(accountID int64, d counts) error {
+	if d.messages == 0 && d.size == 0 {
+		return nil
+	}
+	_, err := t.exec(`UPDATE accounts SET messages = messages + ?, size = size + ? WHERE id = ?`, d.messages, d.size, accountID)
+	return err
+}
+
+// addKeywords makes the keywords among flags part of a mailbox's keyword list.
+func (t *tx) addKeywords(mailboxID int64, flags []string) error {
+	if !slices.ContainsFunc(flags, store.IsKeyword) {
+		return nil
+	}
+	var stored string
+	if err := t.queryRow(`SELECT keywords FROM mailboxes WHERE id = ?`, []any{mailboxID}, &stored); err != nil {
+		return err
+	}
+	kw := strings.Fields(stored)
+	n := len(kw)
+	for _, f := range flags {
+		// Keywords are case-insensitive (RFC 9051 §2.3.2): the first spelling stays.
+		if store.IsKeyword(f) && !slices.ContainsFunc(kw, func(k string) bool { return strings.EqualFold(k, f) }) {
+			kw = append(kw, f)
+		}
+	}
+	if len(kw) == n {
+		return nil
+	}
+	slices.Sort(kw)
+	_, err := t.exec(`UPDATE mailboxes SET keywords = ? WHERE id = ?`, strings.Join(kw, " "), mailboxID)
+	return err
+}
+
+// Deliver implements store.Mail. The body is read into memory before the transaction
+// begins, so a slow client holds no lock, and written once, whatever the number of targets.
+func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered, error) {
+	if len(d.Targets) == 0 && d.Outbound == nil {
+		return store.Delivered{}, errors.New("store: delivery without targets")
+	}
+	if len(d.More) > 0 || len(d.TargetFlags) > 0 {
+		// Sieve's parts of a delivery: this store does not implement store.Sieve yet, so
+		// delivery never asks for them; refuse rather than drop a redirect silently.
+		return store.Delivered{}, fmt.Errorf("store: Sieve deliveries are not supported by the PostgreSQL store yet: %w", store.ErrInvalid)
+	}
+	out, _, err := s.deliver(ctx, d)
+	return out, err
+}
+
+// Append implements store.Mail: a delivery to one mailbox that must exist.
+func (s *Store) Append(ctx context.Context, accountID int64, mailbox string, m *store.AppendMessage) (store.Appended, error) {
+	d := &store.Delivery{
+		Targets:    []store.Target{{AccountID: accountID, Mailbox: mailbox}},
+		Body:       m.Body,
+		Size:       m.Size,
+		Parsed:     m.Parsed,
+		ReceivedAt: m.InternalDate,
+		Flags:      m.Flags,
+	}
+	out, uidvalidity, err := s.deliver(ctx, d)
+	if err != nil {
+		return store.Appended{}, err
+	}
+	return store.Appended{UIDValidity: uidvalidity, Message: out.Messages[0]}, nil
+}
+
+// deliver commits d and also returns the UIDVALIDITY of its last target's mailbox.
+func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered, uint32, error) {
+	flags, err := store.NormalizeFlags(d.Flags)
+	if err != nil {
+		return store.Delivered{}, 0, fmt.Errorf("store: %w", err)
+	}
+	var body, outBody []byte
+	if len(d.Targets) > 0 {
+		if body, err = store.ReadBody(d.Body, d.Size); err != nil {
+			return store.Delivered{}, 0, err
+		}
+	}
+	if d.Outbound != nil {
+		if outBody, err = store.ReadOutbound(d.Outbound); err != nil {
+			return store.Delivered{}, 0, err
+		}
+	}
+	received := d.ReceivedAt
+	if received.IsZero() {
+		received = time.Now()
+	}
+	var date any // NULL for a missing Date header
+	if !d.Parsed.Date.IsZero() {
+		date = d.Parsed.Date.UnixNano()
+	}
+	flagText := strings.Join(flags, " ")
+	msgCounts := countsOf(flagText, int64(len(body)))
+
+	var out store.Delivered
+	var uidvalidity uint32
+	err = s.write(ctx, func(t *tx) error {
+		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
+			return err
+		}
+		if d.Charge != nil {
+			if _, err := t.chargeSending(d.Charge); err != nil {
+				return err
+			}
+		}
+		if d.Outbound != nil {
+			if _, err := t.enqueue(d.Outbound, outBody, received); err != nil {
+				return err
+			}
+		}
+		if len(d.Targets) == 0 {
+			return nil
+		}
+		blobID, err := t.insertBlob(body, d.MailFrom, received, date, &d.Parsed)
+		if err != nil {
+			return err
+		}
+		if err := t.insertSearch(blobID, &d.Parsed); err != nil {
+			return err
+		}
+
+		out = store.Delivered{BlobID: blobID, Messages: make([]store.Message, len(d.Targets))}
+		for i, tg := range d.Targets {
+			modseq, err := t.raiseModSeq(tg.AccountID)
+			if err != nil {
+				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)
+			}
+			mboxID, validity, uid, err := t.takeUID(tg.AccountID, store.LookupMailboxName(tg.Mailbox), d.InboxFallback, modseq, msgCounts)
+			if err != nil {
+				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)
+			}
+			uidvalidity = validity
+			var id int64
+			if err := t.queryRow(`INSERT INTO messages (mailbox_id, uid, blob_id, size, internal_date, flags, modseq)
+				VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, []any{mboxID, uid, blobID, len(body), received.UnixNano(), flagText, modseq}, &id); err != nil {
+				return err
+			}
+			if err := t.addKeywords(mboxID, flags); err != nil {
+				return err
+			}
+			out.Messages[i] = store.Message{
+				ID:           id,
+				MailboxID:    mboxID,
+				UID:          uid,
+				BlobID:       blobID,
+				Size:         int64(len(body)),
+				InternalDate: time.Unix(0, received.UnixNano()).UTC(),
+				Flags:        slices.Clone(flags),
+				ModSeq:       modseq,
+			}
+			t.change(store.ChangeAdd, tg.AccountID, mboxID, modseq, uid)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Delivered{}, 0, err
+	}
+	return out, uidvalidity, nil
+}
+
+// takeUID finds the mailbox a delivery target goes to (the named one or, with fallback and
+// when it does not exist, INBOX: store.Delivery.InboxFallback), gives the message its next
+// UID and counts it there: c holds the message's counts, which the account's usage gains
+// too. The caller holds the account's row lock (raiseModSeq).
+func (t *tx) takeUID(accountID int64, name string, fallback bool, modseq uint64, c counts) (mailboxID int64, uidvalidity, uid uint32, err error) {
+	// One statement finds the mailbox and takes the UID.
+	target := `SELECT id FROM mailboxes WHERE account_id = ?6 AND name = ?7`
+	if fallback {
+		target = `SELECT id FROM mailboxes WHERE account_id = ?6 AND name IN (?7, 'INBOX')
+			ORDER BY name = 'INBOX' LIMIT 1`
+	}
+	var next int64
+	if err := t.queryRow(`UPDATE mailboxes SET uidnext = uidnext + 1, messages = messages + ?1, unseen = unseen + ?2,
+		deleted = deleted + ?3, size = size + ?4, modseq = ?5 WHERE id = (`+target+`) RETURNING id, uidvalidity, uidnext - 1`,
+		[]any{c.messages, c.unseen, c.deleted, c.size, modseq, accountID, name}, &mailboxID, &uidvalidity, &next); err != nil {
+		return 0, 0, 0, fmt.Errorf("mailbox %q: %w", name, err)
+	}
+	if next <= 0 || next >= math.MaxUint32 {
+		return 0, 0, 0, fmt.Errorf("mailbox %d: UIDs exhausted (UIDNEXT %d)", mailboxID, next)
+	}
+	if err := t.adjustUsage(accountID, c); err != nil {
+		return 0, 0, 0, err
+	}
+	return mailboxID, uidvalidity, uint32(next), nil
+}
+
+// insertBlob stores a body with its metadata and returns its ID; date is the Date header in
+// unix nanoseconds, or nil. The bytes are written only if no blob has the same content;
+// ON CONFLICT DO UPDATE (not DO NOTHING) locks an existing row, so that a concurrent
+// freeBlobs cannot delete it before this transaction commits.
+func (t *tx) insertBlob(body []byte, mailFrom string, received time.Time, date any, p *store.ParsedMessage) (int64, error) {
+	digest := sha256.Sum256(body)
+	if _, err := t.exec(`INSERT INTO blob_data (digest, data) VALUES (?, ?)
+		ON CONFLICT (digest) DO UPDATE SET digest = excluded.digest`, digest[:], body); err != nil {
+		return 0, err
+	}
+	var blobID int64
+	err := t.queryRow(`INSERT INTO blobs (digest, size, mail_from, received, message_id, subject, from_addr, date, envelope, structure)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		[]any{digest[:], len(body), mailFrom, received.UnixNano(), p.MessageID, p.Subject, p.From, date, p.Envelope, p.Structure}, &blobID)
+	return blobID, err
+}
+
+// freeBlobs deletes those of the given blobs that no message or queue entry refers to any
+// more, and the bytes no blob points at any more, inside the write that removed their
+// last reference. The blob rows are locked first, in ID order: two accounts expunging
+// their copies of one body at once then decide one after the other, and the second sees
+// the first's message gone.
+func (t *tx) freeBlobs(ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := t.exec(`SELECT id FROM blobs WHERE id = ANY(?) ORDER BY id FOR UPDATE`, ids); err != nil {
+		return err
+	}
+	r, err := t.query(`DELETE FROM blobs WHERE id = ANY(?)
+		AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = blobs.id)
+		AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_id = blobs.id) RETURNING digest`, ids)
+	if err != nil {
+		return err
+	}
+	digests, err := scanColumn[[]byte](r)
+	if err != nil || len(digests) == 0 {
+		return err
+	}
+	// A delivery of the same content may have taken the bytes meanwhile (insertBlob locks
+	// them): then the foreign key refuses, inside a savepoint, and the bytes stay.
+	sp, err := t.tx.Begin(t.ctx)
+	if err != nil {
+		return err
+	}
+	_, err = sp.Exec(t.ctx, `DELETE FROM blob_data WHERE digest = ANY($1)
+		AND NOT EXISTS (SELECT 1 FROM blobs WHERE digest = blob_data.digest)`, digests)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23503" {
+		return sp.Rollback(t.ctx)
+	}
+	if err != nil {
+		sp.Rollback(t.ctx)
+		return err
+	}
+	return sp.Commit(t.ctx)
+}
+
+// selectFiltered returns the query and arguments that select columns of a table (messages
+// or expunged, as t) of one mailbox by a filter, in UID order. It has three shapes, each
+// served by the (mailbox_id, uid) index: every UID; one range (IMAP's "1:*" and a single
+// UID are one); several ranges, which go in as two array parameters (firsts, lasts), so
+// that any number of them is one statement. CHANGEDSINCE is checked on the rows the UIDs select: there is no
+// index on MODSEQ, which every delivery would have to write.
+func selectFiltered(columns, table string, mailboxID int64, f store.Filter) (string, []any) {
+	args := []any{mailboxID, int64(f.ChangedSince)}
+	ranges := store.MergeUIDRanges(f.UIDs)
+	switch len(ranges) {
+	case 0:
+		return `SELECT ` + columns + ` FROM ` + table + ` t WHERE t.mailbox_id = ?1 AND t.modseq > ?2 ORDER BY t.uid`, args
+	case 1:
+		return `SELECT ` + columns + ` FROM ` + table + ` t WHERE t.mailbox_id = ?1 AND t.uid BETWEEN ?3 AND ?4
+			AND t.modseq > ?2 ORDER BY t.uid`, append(args, ranges[0].First, ranges[0].Last)
+	}
+	firsts, lasts := make([]int64, len(ranges)), make([]int64, len(ranges))
+	for i, r := range ranges {
+		firsts[i], lasts[i] = int64(r.First), int64(r.Last)
+	}
+	return `SELECT ` + columns + ` FROM unnest(?3::bigint[], ?4::bigint[]) r(first, last) JOIN ` + table + ` t
+		ON t.mailbox_id = ?1 AND t.uid BETWEEN r.first AND r.last
+		WHERE t.modseq > ?2 ORDER BY t.uid`, append(args, firsts, lasts)
+}
+
+// Messages implements store.Mail.
+func (s *Store) Messages(ctx context.Context, mailboxID int64, f store.Filter) ([]store.Message, error) {
+	query, args := selectFiltered(`t.id, t.uid, t.blob_id, t.size, t.internal_date, t.flags, t.modseq`, "messages", mailboxID, f)
+	rows, err := s.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Message
+	for rows.Next() {
+		m := store.Message{MailboxID: mailboxID}
+		var date int64
+		var flags string
+		if err := rows.Scan(&m.ID, &m.UID, &m.BlobID, &m.Size, &date, &flags, &m.ModSeq); err != nil {
+			return nil, err
+		}
+		m.InternalDate = time.Unix(0, date).UTC()
+		m.Flags = strings.Fields(flags)
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, s.mailboxExists(ctx, mailboxID)
+	}
+	return out, nil
+}
+
+// mailboxExists is nil for an existing mailbox and ErrNotFound for any other ID.
+func (s *Store) mailboxExists(ctx context.Context, mailboxID int64) error {
+	var one int
+	if err := s.queryRow(ctx, `SELECT 1 FROM mailboxes WHERE id = ?`, mailboxID).Scan(&one); err != nil {
+		return fmt.Errorf("mailbox %d: %w", mailboxID, notFound(err))
+	}
+	return nil
+}
+
+// Vanished implements store.Mail.
+func (s *Store) Vanished(ctx context.Context, mailboxID int64, f store.Filter) ([]uint32, error) {
+	query, args := selectFiltered(`t.uid`, "expunged", mailboxID, f)
+	return s.mailboxUIDs(ctx, mailboxID, query, args...)
+}
+
+// mailboxUIDs runs a query for UIDs of one mailbox; when it finds none, a mailbox that
+// does not exist is ErrNotFound.
+func (s *Store) mailboxUIDs(ctx context.Context, mailboxID int64, query string, args ...any) ([]uint32, error) {
+	rows, err := s.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	out, err := scanColumn[uint32](rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, s.mailboxExists(ctx, mailboxID)
+	}
+	return out, nil
+}
+
+// OpenBlob implements store.Mail. The reader fetches one slice of blobChunkSize bytes at a
+// time (blob_data is stored uncompressed, so substring reads only that slice) and holds no
+// connection between reads.
+func (s *Store) OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error) {
+	r := &blobReader{ctx: ctx, s: s}
+	err := s.queryRow(ctx, `SELECT size, digest FROM blobs WHERE id = ?`, blobID).Scan(&r.size, &r.digest)
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return r, nil
+}
+
+type blobReader struct {
+	ctx    context.Context
+	s      *Store
+	digest []byte
+	size   int64  // total bytes of the blob
+	read   int64  // bytes fetched so far
+	buf    []byte // rest of the current slice
+}
+
+func (r *blobReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.read >= r.size {
+			return 0, io.EOF
+		}
+		// substring counts from 1.
+		err := r.s.queryRow(r.ctx, `SELECT substring(data FROM ?::int FOR ?::int) FROM blob_data WHERE digest = ?`,
+			r.read+1, blobChunkSize, r.digest).Scan(&r.buf)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && len(r.buf) == 0 {
+			// Expunged by someone else while we were reading it.
+			return 0, fmt.Errorf("store: blob gone while reading: %w", io.ErrUnexpectedEOF)
+		}
+		if err != nil {
+			return 0, err
+		}
+		r.read += int64(len(r.buf))
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+func (r *blobReader) Close() error { return nil }
+
+// Parsed implements store.Mail.
+func (s *Store) Parsed(ctx context.Context, blobID int64) (store.ParsedMessage, error) {
+	var p store.ParsedMessage
+	var date *int64
+	err := s.queryRow(ctx, `SELECT message_id, subject, from_addr, date, envelope, structure FROM blobs WHERE id = ?`,
+		blobID).Scan(&p.MessageID, &p.Subject, &p.From, &date, &p.Envelope, &p.Structure)
+	if err != nil {
+		return store.ParsedMessage{}, notFound(err)
+	}
+	if date != nil {
+		p.Date = time.Unix(0, *date).UTC()
+	}
+	return p, nil
+}

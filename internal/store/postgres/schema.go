@@ -1,0 +1,256 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"petrel/internal/store"
+)
+
+// migrations[i] brings the schema from version i to i+1; the one row of schema_version
+// holds the version. Never edit a released migration: append a new one. The first one is
+// the whole schema of the embedded store as of this backend's creation, in PostgreSQL's
+// types: the two backends keep the same rows, so a store can move between them.
+var migrations = []string{
+	// 1: initial schema.
+	`
+-- UIDVALIDITY values come from a sequence: never reused, and taking one locks nothing, so
+-- concurrent mailbox creations on several nodes do not queue behind one counter row. It
+-- starts at the creation time so that a database rebuilt from scratch does not repeat
+-- values clients may have cached.
+CREATE SEQUENCE uidvalidity MINVALUE 1 MAXVALUE 4294967295;
+SELECT setval('uidvalidity', extract(epoch FROM now())::bigint);
+
+CREATE TABLE accounts (
+	id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	address        text NOT NULL UNIQUE,
+	domain         text NOT NULL,
+	password_hash  text NOT NULL DEFAULT '',
+	scram_sha256   text NOT NULL DEFAULT '',
+	pop3_delete    text NOT NULL DEFAULT 'delete',
+	pop3_uidl      text NOT NULL DEFAULT '',
+	created        bigint NOT NULL, -- unix nanoseconds
+	-- Highest MODSEQ of the account (RFC 7162). Every write to the account's mailboxes
+	-- raises it with UPDATE ... RETURNING, so the row lock orders the writers of one
+	-- account across every node: MODSEQs and UIDs are never given twice.
+	modseq         bigint NOT NULL DEFAULT 0,
+	messages       bigint NOT NULL DEFAULT 0, -- usage, kept by every commit
+	size           bigint NOT NULL DEFAULT 0,
+	quota_storage  bigint, -- NULL: the configured default
+	quota_messages bigint
+);
+CREATE INDEX accounts_domain ON accounts (domain);
+
+CREATE TABLE domains (
+	name      text PRIMARY KEY,
+	catch_all text REFERENCES accounts (address) ON DELETE SET NULL
+);
+ALTER TABLE accounts ADD FOREIGN KEY (domain) REFERENCES domains (name);
+
+CREATE TABLE aliases (
+	address text PRIMARY KEY,
+	domain  text NOT NULL REFERENCES domains (name) ON DELETE CASCADE,
+	targets text NOT NULL -- JSON array of addresses
+);
+CREATE INDEX aliases_domain ON aliases (domain);
+
+CREATE TABLE mailboxes (
+	id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	account_id  bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	name        text NOT NULL,
+	uidvalidity bigint NOT NULL,
+	uidnext     bigint NOT NULL DEFAULT 1,
+	modseq      bigint NOT NULL DEFAULT 0,
+	messages    bigint NOT NULL DEFAULT 0,
+	unseen      bigint NOT NULL DEFAULT 0,
+	deleted     bigint NOT NULL DEFAULT 0,
+	size        bigint NOT NULL DEFAULT 0,
+	special_use text NOT NULL DEFAULT '',
+	keywords    text NOT NULL DEFAULT '', -- sorted, space separated
+	UNIQUE (account_id, name)
+);
+
+-- Message bytes, once per distinct body (SHA-256): the same message arriving twice (a
+-- mailing list and a direct copy) is stored once. EXTERNAL storage keeps it uncompressed
+-- out of line, so reading a large body in slices (substring) fetches only those slices.
+CREATE TABLE blob_data (
+	digest bytea PRIMARY KEY,
+	data   bytea NOT NULL
+);
+ALTER TABLE blob_data ALTER COLUMN data SET STORAGE EXTERNAL;
+
+-- One row per delivery: the cached parse and envelope facts, pointing at the bytes.
+CREATE TABLE blobs (
+	id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	digest     bytea NOT NULL REFERENCES blob_data (digest),
+	size       bigint NOT NULL,
+	mail_from  text NOT NULL,
+	received   bigint NOT NULL, -- unix nanoseconds
+	message_id text NOT NULL,
+	subject    text NOT NULL,
+	from_addr  text NOT NULL,
+	date       bigint, -- unix nanoseconds; NULL when the Date header was missing or bad
+	envelope   bytea,
+	structure  bytea
+);
+CREATE INDEX blobs_digest ON blobs (digest);
+
+CREATE TABLE messages (
+	id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	mailbox_id    bigint NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+	uid           bigint NOT NULL,
+	blob_id       bigint NOT NULL REFERENCES blobs (id),
+	size          bigint NOT NULL,
+	internal_date bigint NOT NULL, -- unix nanoseconds
+	flags         text NOT NULL DEFAULT '', -- sorted, space separated
+	modseq        bigint NOT NULL,
+	UNIQUE (mailbox_id, uid)
+);
+CREATE INDEX messages_blob ON messages (blob_id, mailbox_id, uid);
+
+-- Tombstones of expunged messages (QRESYNC VANISHED, RFC 7162 §3.2.5).
+CREATE TABLE expunged (
+	mailbox_id bigint NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+	uid        bigint NOT NULL,
+	modseq     bigint NOT NULL,
+	PRIMARY KEY (mailbox_id, uid)
+);
+
+CREATE TABLE subscriptions (
+	account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	name       text NOT NULL,
+	PRIMARY KEY (account_id, name)
+);
+
+-- The full-text index: one row per body, one tsvector per field, all under one GIN index.
+-- The words are split, case-folded and stripped of diacritics by Petrel (search.go), so
+-- PostgreSQL's 'simple' configuration only has to keep them.
+CREATE TABLE search (
+	blob_id bigint PRIMARY KEY REFERENCES blobs (id) ON DELETE CASCADE,
+	subject tsvector NOT NULL,
+	hfrom   tsvector NOT NULL,
+	hto     tsvector NOT NULL,
+	hcc     tsvector NOT NULL,
+	hbcc    tsvector NOT NULL,
+	header  tsvector NOT NULL,
+	body    tsvector NOT NULL
+);
+CREATE INDEX search_words ON search USING gin (subject, hfrom, hto, hcc, hbcc, header, body);
+CREATE TABLE search_pending (
+	blob_id bigint PRIMARY KEY REFERENCES blobs (id) ON DELETE CASCADE
+);
+
+CREATE TABLE sending_limits (
+	account_id      bigint PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+	hour_messages   bigint,
+	hour_recipients bigint,
+	day_messages    bigint,
+	day_recipients  bigint
+);
+CREATE TABLE sending_usage (
+	account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	period     text NOT NULL,
+	start      bigint NOT NULL,
+	messages   bigint NOT NULL DEFAULT 0,
+	recipients bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (account_id, period)
+);
+
+CREATE TABLE queue (
+	id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	blob_id      bigint NOT NULL REFERENCES blobs (id),
+	mail_from    text NOT NULL,
+	ret          text NOT NULL DEFAULT '',
+	envid        text NOT NULL DEFAULT '',
+	eight_bit    boolean NOT NULL DEFAULT false,
+	utf8_headers boolean NOT NULL DEFAULT false,
+	created      bigint NOT NULL,
+	held         boolean NOT NULL DEFAULT false
+);
+CREATE TABLE queue_rcpts (
+	id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	queue_id     bigint NOT NULL REFERENCES queue (id) ON DELETE CASCADE,
+	address      text NOT NULL,
+	domain       text NOT NULL,
+	notify       text NOT NULL DEFAULT '',
+	orcpt        text NOT NULL DEFAULT '',
+	orcpt_type   text NOT NULL DEFAULT '',
+	attempts     bigint NOT NULL DEFAULT 0,
+	next_attempt bigint NOT NULL,
+	lease_until  bigint NOT NULL DEFAULT 0,
+	last_error   text NOT NULL DEFAULT '',
+	warned       boolean NOT NULL DEFAULT false,
+	bounce       boolean NOT NULL DEFAULT false
+);
+CREATE INDEX queue_rcpts_due ON queue_rcpts (next_attempt);
+CREATE INDEX queue_rcpts_queue ON queue_rcpts (queue_id);
+
+CREATE TABLE mta_sts (
+	domain text PRIMARY KEY,
+	policy bytea NOT NULL
+);
+`,
+}
+
+// migrationLock is the key of the advisory lock that serializes migrations, so that
+// several nodes starting at once against a new database do not run the same migration.
+var migrationLock = func() int64 {
+	h := fnv.New64a()
+	h.Write([]byte("petrel schema migration"))
+	return int64(h.Sum64() >> 1)
+}()
+
+// SchemaVersion is the schema version this binary writes.
+func SchemaVersion() int { return len(migrations) }
+
+// migrate brings the database to the newest schema, each migration in its own transaction
+// with the version row, under an advisory lock. It returns the versions before and after.
+func migrate(ctx context.Context, pool *pgxpool.Pool) (from, to int, err error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+		return 0, 0, fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)`); err != nil {
+		return 0, 0, fmt.Errorf("migrate: %w", err)
+	}
+	from, err = readVersion(ctx, conn.Conn())
+	if err != nil {
+		return 0, 0, err
+	}
+	for v := from; v < len(migrations); v++ {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, migrations[v]); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `DELETE FROM schema_version; INSERT INTO schema_version (version) VALUES (`+fmt.Sprint(v+1)+`)`)
+			return err
+		})
+		if err != nil {
+			return from, v, fmt.Errorf("migrate to version %d: %w", v+1, err)
+		}
+	}
+	return from, len(migrations), nil
+}
+
+// readVersion reads the schema version (0 for an empty database); one newer than this
+// binary knows is store.ErrSchemaTooNew.
+func readVersion(ctx context.Context, conn *pgx.Conn) (int, error) {
+	var version int
+	err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&version)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	if version > len(migrations) {
+		return 0, fmt.Errorf("database schema version %d, this binary knows %d: %w", version, len(migrations), store.ErrSchemaTooNew)
+	}
+	return version, nil
+}

@@ -1,0 +1,142 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
+
+	"petrel/internal/store"
+)
+
+// The full-text index (store.Index) is the search table: one row per body, one tsvector
+// per field, all under one multi-column GIN index, so that a search on one field or on all
+// of them (TEXT) is served by the same index.
+//
+// PostgreSQL's own parser knows e-mail addresses, URLs, hyphenated words and file paths,
+// and would split "ann@example.net" differently from the words store.Index defines. So
+// Petrel splits the text itself into words (runs of letters and digits), folds case and
+// diacritics (NFD, combining marks removed), and hands PostgreSQL words separated by
+// spaces under the 'simple' configuration, which keeps each as it is. A search text goes
+// through the same folding and becomes a phrase query whose words must follow each other
+// (<->) and whose last word is a prefix (:*), as the embedded store's FTS5 query does.
+//
+// Limits PostgreSQL sets: a tsvector holds positions up to 16383, so in a field of more
+// words than that, a phrase beyond them is not found (single words still are); and a
+// tsvector is at most 1 MB, so each field is indexed up to maxIndexed bytes of words.
+
+// maxIndexed bounds the folded text indexed per field.
+const maxIndexed = 256 << 10
+
+// searchColumns maps a field to the columns it searches (several for TEXT).
+var searchColumns = map[store.SearchField][]string{
+	store.FieldText:    {"subject", "hfrom", "hto", "hcc", "hbcc", "header", "body"},
+	store.FieldBody:    {"body"},
+	store.FieldSubject: {"subject"},
+	store.FieldFrom:    {"hfrom"},
+	store.FieldTo:      {"hto"},
+	store.FieldCc:      {"hcc"},
+	store.FieldBcc:     {"hbcc"},
+}
+
+// foldWords returns the words of s, case and diacritics folded, separated by single
+// spaces, at most max bytes.
+func foldWords(s string, max int) string {
+	folder := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+	folded, _, err := transform.String(folder, strings.ToLower(s))
+	if err != nil {
+		folded = strings.ToLower(s)
+	}
+	var b strings.Builder
+	for w := range strings.FieldsFuncSeq(folded, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) }) {
+		if b.Len()+len(w)+1 > max {
+			break
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(w)
+	}
+	return b.String()
+}
+
+// insertSearch indexes a body inside the write that stores it.
+func (t *tx) insertSearch(blobID int64, p *store.ParsedMessage) error {
+	text := store.SearchText{Subject: p.Subject, From: p.From}
+	if p.Text != nil {
+		text = *p.Text
+	}
+	args := []any{blobID}
+	for _, f := range []string{text.Subject, text.From, text.To, text.Cc, text.Bcc, text.Header, text.Body} {
+		args = append(args, foldWords(f, maxIndexed))
+	}
+	_, err := t.exec(`INSERT INTO search (blob_id, subject, hfrom, hto, hcc, hbcc, header, body) VALUES (?,
+		to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?),
+		to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?))`, args...)
+	return err
+}
+
+// matchQuery turns a search text into a tsquery text (for to_tsquery('simple', ...)) and
+// the condition on the field's columns. ok is false when text has no word at all, which
+// matches every message.
+func matchQuery(field store.SearchField, text string) (q, cond string, ok bool, err error) {
+	cols, known := searchColumns[field]
+	if !known {
+		return "", "", false, fmt.Errorf("store: search field %d: %w", field, store.ErrInvalid)
+	}
+	words := strings.Fields(foldWords(text, maxIndexed))
+	if len(words) == 0 {
+		return "", "", false, nil
+	}
+	// Folded words hold only letters and digits, nothing tsquery would read as syntax.
+	q = strings.Join(words, " <-> ") + ":*"
+	conds := make([]string, len(cols))
+	for i, c := range cols {
+		conds[i] = "s." + c + " @@ q"
+	}
+	return q, strings.Join(conds, " OR "), true, nil
+}
+
+// Search implements store.Index.
+func (s *Store) Search(ctx context.Context, mailboxID int64, field store.SearchField, text string) ([]uint32, error) {
+	q, cond, ok, err := matchQuery(field, text)
+	if err != nil {
+		return nil, err
+	}
+	query, args := `SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid`, []any{mailboxID}
+	if ok {
+		// The conditions are constants of searchColumns, so the query text is bounded.
+		query = `SELECT m.uid FROM to_tsquery('simple', ?1) q, search s JOIN messages m ON m.blob_id = s.blob_id
+			WHERE m.mailbox_id = ?2 AND (` + cond + `) ORDER BY m.uid`
+		args = []any{q, mailboxID}
+	}
+	return s.mailboxUIDs(ctx, mailboxID, query, args...)
+}
+
+// Unindexed implements store.Index. Every body of this backend is indexed at delivery;
+// search_pending serves bodies copied in from a store that had not indexed them yet.
+func (s *Store) Unindexed(ctx context.Context, n int) ([]int64, error) {
+	rows, err := s.query(ctx, `SELECT blob_id FROM search_pending ORDER BY blob_id LIMIT ?`, n)
+	if err != nil {
+		return nil, err
+	}
+	return scanColumn[int64](rows)
+}
+
+// IndexBlob implements store.Index.
+func (s *Store) IndexBlob(ctx context.Context, blobID int64, text store.SearchText) error {
+	return s.write(ctx, func(t *tx) error {
+		res, err := t.exec(`DELETE FROM search_pending WHERE blob_id = ?`, blobID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err // indexed already, or freed
+		}
+		return t.insertSearch(blobID, &store.ParsedMessage{Text: &text})
+	})
+}

@@ -1,0 +1,183 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/jackc/pgx/v5"
+	"time"
+
+	"petrel/internal/store"
+)
+
+// Sending limits: the tables of migration 4. An override is one row of sending_limits
+// (NULL columns inherit the default); the counters are one sending_usage row per account
+// and period ('hour', 'day'), holding the start of the window they count. A row whose
+// window has passed counts as zero and is overwritten by the next charge.
+
+var _ store.Sending = (*Store)(nil)
+
+// SendingOverride implements store.Sending.
+func (s *Store) SendingOverride(ctx context.Context, accountID int64) (store.SendingLimits, error) {
+	if err := s.accountExists(ctx, accountID); err != nil {
+		return store.SendingLimits{}, err
+	}
+	var v [4]*int64
+	err := s.queryRow(ctx, `SELECT hour_messages, hour_recipients, day_messages, day_recipients
+		FROM sending_limits WHERE account_id = ?`, accountID).Scan(&v[0], &v[1], &v[2], &v[3])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.NoOverride, nil
+	}
+	if err != nil {
+		return store.SendingLimits{}, err
+	}
+	get := func(n *int64) int {
+		if n == nil {
+			return store.Inherit
+		}
+		return int(*n)
+	}
+	return store.SendingLimits{HourMessages: get(v[0]), HourRecipients: get(v[1]), DayMessages: get(v[2]), DayRecipients: get(v[3])}, nil
+}
+
+// SetSendingOverride implements store.Sending.
+func (s *Store) SetSendingOverride(ctx context.Context, accountID int64, o store.SendingLimits) error {
+	val := func(v int) any {
+		if v < 0 {
+			return nil
+		}
+		return int64(v)
+	}
+	return s.write(ctx, func(t *tx) error {
+		if err := t.accountExists(accountID); err != nil {
+			return err
+		}
+		if o == store.NoOverride {
+			_, err := t.exec(`DELETE FROM sending_limits WHERE account_id = ?`, accountID)
+			return err
+		}
+		_, err := t.exec(`INSERT INTO sending_limits (account_id, hour_messages, hour_recipients, day_messages, day_recipients)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET hour_messages = excluded.hour_messages,
+			hour_recipients = excluded.hour_recipients, day_messages = excluded.day_messages,
+			day_recipients = excluded.day_recipients`,
+			accountID, val(o.HourMessages), val(o.HourRecipients), val(o.DayMessages), val(o.DayRecipients))
+		return err
+	})
+}
+
+// SendingUsage implements store.Sending.
+func (s *Store) SendingUsage(ctx context.Context, accountID int64, now time.Time) (store.SendingUsage, error) {
+	if err := s.accountExists(ctx, accountID); err != nil {
+		return store.SendingUsage{}, err
+	}
+	rows, err := s.query(ctx, usageQuery, accountID)
+	if err != nil {
+		return store.SendingUsage{}, err
+	}
+	u, err := readUsage(rows, now)
+	if err != nil {
+		return store.SendingUsage{}, err
+	}
+	return u.SendingUsage, nil
+}
+
+const usageQuery = `SELECT period, start, messages, recipients FROM sending_usage WHERE account_id = ?`
+
+// readUsage reads the counter rows of usageQuery into the usage of now's windows, and
+// closes the rows.
+func readUsage(rows rows, now time.Time) (*usage, error) {
+	defer rows.Close()
+	u := newUsage(now)
+	for rows.Next() {
+		var period string
+		var start int64
+		var msgs, rcpts int
+		if err := rows.Scan(&period, &start, &msgs, &rcpts); err != nil {
+			return nil, err
+		}
+		u.add(period, start, msgs, rcpts)
+	}
+	return u, rows.Err()
+}
+
+// ChargeSending implements store.Sending: the counters are read, checked and written in
+// one write transaction, under the account's row lock.
+func (s *Store) ChargeSending(ctx context.Context, accountID int64, now time.Time, messages, recipients int, limits store.SendingLimits) (store.SendingUsage, error) {
+	var out store.SendingUsage
+	err := s.write(ctx, func(t *tx) error {
+		var err error
+		out, err = t.chargeSending(&store.SendingCharge{AccountID: accountID, Now: now, Messages: messages,
+			Recipients: recipients, Limits: limits})
+		return err
+	})
+	return out, err
+}
+
+// chargeSending applies c inside a write transaction (ChargeSending's, or a delivery's:
+// store.Delivery.Charge). Over a limit it changes nothing and returns the *store.LimitError
+// with the usage.
+func (t *tx) chargeSending(c *store.SendingCharge) (store.SendingUsage, error) {
+	// The account's row lock orders the chargers of one account across nodes.
+	if err := t.lockAccount(c.AccountID); err != nil {
+		return store.SendingUsage{}, err
+	}
+	rows, err := t.query(usageQuery, c.AccountID)
+	if err != nil {
+		return store.SendingUsage{}, err
+	}
+	u, err := readUsage(rows, c.Now)
+	if err != nil {
+		return store.SendingUsage{}, err
+	}
+	if lerr := c.Limits.Exceeds(u.SendingUsage, c.Messages, c.Recipients); lerr != nil {
+		return u.SendingUsage, lerr
+	}
+	u.HourMessages = max(0, u.HourMessages+c.Messages)
+	u.HourRecipients = max(0, u.HourRecipients+c.Recipients)
+	u.DayMessages = max(0, u.DayMessages+c.Messages)
+	u.DayRecipients = max(0, u.DayRecipients+c.Recipients)
+	for _, p := range []struct {
+		period      string
+		start       time.Time
+		msgs, rcpts int
+	}{
+		{"hour", u.HourStart, u.HourMessages, u.HourRecipients},
+		{"day", u.DayStart, u.DayMessages, u.DayRecipients},
+	} {
+		if _, err := t.exec(`INSERT INTO sending_usage (account_id, period, start, messages, recipients)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, period) DO UPDATE SET start = excluded.start,
+			messages = excluded.messages, recipients = excluded.recipients`,
+			c.AccountID, p.period, p.start.Unix(), p.msgs, p.rcpts); err != nil {
+			return store.SendingUsage{}, err
+		}
+	}
+	return u.SendingUsage, nil
+}
+
+// usage collects counter rows into the usage of now's windows.
+type usage struct{ store.SendingUsage }
+
+func newUsage(now time.Time) *usage {
+	hour, day := store.SendingWindows(now)
+	return &usage{store.SendingUsage{HourStart: hour, DayStart: day}}
+}
+
+// add counts a row if it belongs to the current window of its period.
+func (u *usage) add(period string, start int64, msgs, rcpts int) {
+	switch {
+	case period == "hour" && start == u.HourStart.Unix():
+		u.HourMessages, u.HourRecipients = msgs, rcpts
+	case period == "day" && start == u.DayStart.Unix():
+		u.DayMessages, u.DayRecipients = msgs, rcpts
+	}
+}
+
+// accountExists is ErrNotFound for an account that does not exist, read outside a write.
+func (s *Store) accountExists(ctx context.Context, accountID int64) error {
+	var one int
+	err := s.queryRow(ctx, `SELECT 1 FROM accounts WHERE id = ?`, accountID).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("account %d: %w", accountID, store.ErrNotFound)
+	}
+	return err
+}
