@@ -32,6 +32,7 @@ import (
 	"petrel/internal/mail/deliver"
 	"petrel/internal/outbound/queue"
 	"petrel/internal/server/httpd"
+	"petrel/internal/server/httpd/webmail"
 	"petrel/internal/server/imapd"
 	"petrel/internal/server/pop3d"
 	"petrel/internal/server/smtpd"
@@ -109,6 +110,7 @@ type App struct {
 	ready    atomic.Bool // every listener is served and no shutdown has begun (/readyz)
 	metrics  *httpd.Metrics
 	queue    *queue.Queue // the outbound queue; nil when outbound.enabled is false
+	webmail  *webmail.Webmail
 
 	// Grace bounds how long Run waits for transactions in flight at shutdown.
 	Grace time.Duration
@@ -340,7 +342,7 @@ func (a *App) prepare(ctx context.Context) error {
 	imaps := imapd.New(imapConf("imaps", true), a.store, au, a.log.With("listener", "imaps"))
 	add("imap", imap, imapBusy)
 	add("imaps", imaps, nil)
-	web, webs := a.webServers(a.webRoutes(), tlsConf)
+	web, webs := a.webServers(a.webRoutes(au, sub), tlsConf)
 	add("http", web, busyLine("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
 	add("https", webs, nil)
 	return nil
