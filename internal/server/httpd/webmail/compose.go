@@ -282,4 +282,3 @@ func domainOf(addr string) string {
 	}
 	return "localhost"
 }
-

@@ -215,7 +215,9 @@ func mailPolicy() *bluemonday.Policy {
 
 var policy = mailPolicy()
 
-func sanitize(b []byte) string { return string(policy.SanitizeBytes(bytes.ToValidUTF8(b, []byte("\uFFFD")))) }
+func sanitize(b []byte) string {
+	return string(policy.SanitizeBytes(bytes.ToValidUTF8(b, []byte("\uFFFD"))))
+}
 
 var remoteImage = regexp.MustCompile(`(?i)<img[^>]+src="(https?:)?//`)
 
