@@ -36,8 +36,7 @@ type appPage struct {
 
 // index is the login page, or the mail page for a logged-in browser.
 func (wm *Webmail) index(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Security-Policy", PageCSP)
-	w.Header().Set("Cache-Control", "no-store")
+	pageHeaders(w)
 	if ses, _ := wm.current(r); ses != nil {
 		render(w, "app.html", appPage{Address: ses.account.Address, CSRF: ses.csrf})
 		return
@@ -50,10 +49,20 @@ func (wm *Webmail) index(w http.ResponseWriter, r *http.Request) {
 func (wm *Webmail) loginForm(w http.ResponseWriter, r *http.Request, user, msg string, code int) {
 	tok := randomToken()
 	setCookie(w, r, loginCookieName(r), tok, 3600)
-	w.Header().Set("Content-Security-Policy", PageCSP)
-	w.Header().Set("Cache-Control", "no-store")
+	pageHeaders(w)
 	w.WriteHeader(code)
 	render(w, "login.html", loginPage{CSRF: tok, Error: msg, User: user})
+}
+
+// pageHeaders are the headers of our own pages: their policy, no caching (a page holds the
+// session's CSRF token), and a referrer policy that names our origin to ourselves only, so
+// that the browser sends Origin with our own form posts (with "no-referrer" it sends
+// "Origin: null") and nothing to other sites.
+func pageHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", PageCSP)
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "same-origin")
 }
 
 func render(w http.ResponseWriter, name string, data any) {

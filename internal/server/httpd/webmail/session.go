@@ -162,12 +162,15 @@ func remoteAddr(r *http.Request) netip.Addr {
 }
 
 // sameOrigin refuses a request that another site made the browser send. Sec-Fetch-Site
-// (every current browser sends it) says so directly; Origin, when present, must name this
-// host. SameSite=Strict already keeps the session cookie out of such requests; this also
-// covers the login form, which has no session yet.
+// (every current browser sends it) says so directly and is trusted when present; Origin,
+// when present and not "null", must name this host. A request with neither comes from no
+// browser (curl, a script): nothing forged it. SameSite=Strict already keeps the session
+// cookie out of cross-site requests; this also covers the login form, which has no session.
 func sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
+	case "same-origin", "none":
+		return true
+	case "":
 	default:
 		return false
 	}
@@ -176,7 +179,7 @@ func sameOrigin(r *http.Request) bool {
 		return true
 	}
 	u, err := url.Parse(o)
-	return err == nil && o != "null" && strings.EqualFold(u.Host, r.Host)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
 
 func (wm *Webmail) checkOrigin(h http.Handler) http.Handler {
