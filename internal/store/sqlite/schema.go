@@ -255,6 +255,10 @@ CREATE TABLE mta_sts (
 	`
 ALTER TABLE accounts ADD COLUMN pop3_uidl TEXT NOT NULL DEFAULT ''; -- store.POP3UIDLFormat
 `,
+	// 8: operators of the web admin (issue 14, store.Admins).
+	`
+ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

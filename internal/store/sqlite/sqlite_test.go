@@ -591,3 +591,7 @@ func TestObserveCommit(t *testing.T) {
 		}
 	}
 }
+
+func TestAdmins(t *testing.T) {
+	storetest.RunAdmins(t, openTemp(t, Options{}))
+}
