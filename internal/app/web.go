@@ -56,6 +56,15 @@ func (a *App) webRoutes(au webmail.Authenticator, sub webmail.Submitter) *httpd.
 	return mux
 }
 
+// SetManage turns on the web admin (for accounts the store marks as admins): run is the
+// CLI's own entry point, given by `petrel serve`, so that every action of the web admin is
+// the command an operator would type. Call it before Run.
+func (a *App) SetManage(run webmail.ManageFunc) {
+	if adm, ok := a.store.(store.Admins); ok && a.webmail != nil {
+		a.webmail.SetAdmin(adm, run)
+	}
+}
+
 // countDeliveries is the deliverer the SMTP servers get: the real one, with each delivery
 // counted and timed for the metrics.
 type countDeliveries struct {

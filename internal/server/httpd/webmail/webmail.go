@@ -83,6 +83,8 @@ type Webmail struct {
 	submit   Submitter
 	log      *slog.Logger
 	Sessions *Sessions
+	admins   Admins     // nil: no admin pages (SetAdmin)
+	manage   ManageFunc // runs a management command for the admin pages
 }
 
 //go:embed static
@@ -136,6 +138,11 @@ func (w *Webmail) Register(mux Mux) {
 	mux.Handle("POST /api/mailboxes/{mb}/delete", w.authed(w.apiDelete))
 	mux.Handle("POST /api/send", w.authed(w.apiSend))
 	mux.Handle("GET /api/events", w.authed(w.apiEvents))
+
+	// The web admin (admin.go): admins only; the pages exist for everyone, so that a
+	// user's session meets a 403, not a 404 that looks like a missing page.
+	mux.Handle("GET /admin/{$}", w.adminOnly(w.adminIndex))
+	mux.Handle("POST /admin/run", w.adminOnly(w.adminRun))
 }
 
 // staticHandler serves the embedded files with a cache header; the files are part of the
