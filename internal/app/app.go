@@ -34,6 +34,7 @@ import (
 	"petrel/internal/outbound/queue"
 	"petrel/internal/server/acme"
 	"petrel/internal/server/httpd"
+	"petrel/internal/server/httpd/webmail"
 	"petrel/internal/server/imapd"
 	"petrel/internal/server/managesieve"
 	"petrel/internal/server/pop3d"
@@ -114,6 +115,7 @@ type App struct {
 	ready    atomic.Bool // every listener is served and no shutdown has begun (/readyz)
 	metrics  *httpd.Metrics
 	queue    *queue.Queue // the outbound queue; nil when outbound.enabled is false
+	webmail  *webmail.Webmail
 
 	// Grace bounds how long Run waits for transactions in flight at shutdown.
 	Grace time.Duration
@@ -387,7 +389,7 @@ func (a *App) prepare(ctx context.Context) error {
 	if a.acme != nil {
 		webTLS = a.acme.TLSConfig(tlsConf) // TLS-ALPN-01 is answered on the HTTPS listener
 	}
-	web, webs := a.webServers(a.webRoutes(), webTLS)
+	web, webs := a.webServers(a.webRoutes(au, sub), webTLS)
 	add("http", web, busyLine("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
 	add("https", webs, nil)
 	return nil

@@ -16,12 +16,14 @@ import (
 	"petrel/internal/mail/deliver"
 	"petrel/internal/server/acme"
 	"petrel/internal/server/httpd"
+	"petrel/internal/server/httpd/webmail"
 	"petrel/internal/store"
 )
 
-// webRoutes is the URL space of the HTTP listeners. The webmail and admin pages will be
-// registered here too; httpd gives every route the same timeouts and security headers.
-func (a *App) webRoutes() *httpd.Routes {
+// webRoutes is the URL space of the HTTP listeners; httpd gives every route the same
+// timeouts and security headers. The webmail logs in through au (the throttle of SMTP,
+// POP3 and IMAP) and sends through sub, the submission listener's own path.
+func (a *App) webRoutes(au webmail.Authenticator, sub webmail.Submitter) *httpd.Routes {
 	mux := httpd.NewRoutes()
 	mux.Handle("GET /healthz", httpd.Healthz())
 	var allow []netip.Prefix
@@ -53,7 +55,18 @@ func (a *App) webRoutes() *httpd.Routes {
 	if policy, _, ok := MTASTSPolicy(a.cfg); ok {
 		(&httpd.MTASTS{Policy: policy, Domains: a.store, Log: log}).Register(mux)
 	}
+	a.webmail = webmail.New(webmail.Config{MaxUpload: a.cfg.HTTP.MaxUpload}, a.store, au, sub, log.With("component", "webmail"))
+	a.webmail.Register(mux)
 	return mux
+}
+
+// SetManage turns on the web admin (for accounts the store marks as admins): run is the
+// CLI's own entry point, given by `petrel serve`, so that every action of the web admin is
+// the command an operator would type. Call it before Run.
+func (a *App) SetManage(run webmail.ManageFunc) {
+	if adm, ok := a.store.(store.Admins); ok && a.webmail != nil {
+		a.webmail.SetAdmin(adm, run)
+	}
 }
 
 // countDeliveries is the deliverer the SMTP servers get: the real one, with each delivery

@@ -16,6 +16,7 @@ func accountCommands() []command {
 		{noun: "account", verb: "passwd", args: "ADDRESS", help: "set a new password (from a prompt or stdin)", run: accountPasswd},
 		{noun: "account", verb: "pop3-delete", args: "ADDRESS delete|keep|archive", help: "what a POP3 deletion does for this account", run: accountPOP3Delete},
 		{noun: "account", verb: "quota", args: "ADDRESS [SIZE|none|default [COUNT|none|default]]", help: "show or set the account's storage and message quota", run: accountQuota},
+		{noun: "account", verb: "admin", args: "ADDRESS [on|off]", help: "show or set whether the account may use the web admin", run: accountAdmin},
 		limitsCommand(), // limits.go
 	}
 }
@@ -168,6 +169,43 @@ func accountPOP3Delete(e *Env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.Stdout, "POP3 deletions of %s now %s\n", addr, p)
+		return nil
+	})
+}
+
+// accountAdmin shows or sets the admin role (store.Admins): an admin may use the web admin
+// at /admin/ with the account's own login.
+func accountAdmin(e *Env, args []string) error {
+	if len(args) != 1 && len(args) != 2 || len(args) == 2 && args[1] != "on" && args[1] != "off" {
+		return fmt.Errorf("%w: petrel account admin ADDRESS [on|off]", ErrUsage)
+	}
+	addr, err := normAddress(args[0])
+	if err != nil {
+		return err
+	}
+	return e.withStore(func(st store.Store) error {
+		adm, ok := st.(store.Admins)
+		if !ok {
+			return errors.New("this store keeps no admin role")
+		}
+		a, err := st.AccountByAddress(e.Ctx, addr)
+		if err != nil {
+			return noAccount(addr, err)
+		}
+		if len(args) == 2 {
+			if err := adm.SetAdmin(e.Ctx, a.ID, args[1] == "on"); err != nil {
+				return noAccount(addr, err)
+			}
+		}
+		on, err := adm.IsAdmin(e.Ctx, a.ID)
+		if err != nil {
+			return noAccount(addr, err)
+		}
+		state := "off"
+		if on {
+			state = "on"
+		}
+		fmt.Fprintf(e.Stdout, "admin %s for %s\n", state, addr)
 		return nil
 	})
 }

@@ -57,6 +57,12 @@ func TestManagementCommands(t *testing.T) {
 		{"", []string{"account", "limits", "alice@example.org", "--hour-messages", "default"}, "hour-messages    0      default"},
 		{"", []string{"account", "limits", "alice@example.org", "--hour-messages", "-3"}, ""},
 		{"", []string{"account", "limits", "nobody@example.org"}, ""},
+		{"", []string{"account", "admin", "alice@example.org"}, "admin off for alice@example.org"},
+		{"", []string{"account", "admin", "alice@example.org", "on"}, "admin on for alice@example.org"},
+		{"", []string{"account", "admin", "alice@example.org"}, "admin on for alice@example.org"},
+		{"", []string{"account", "admin", "alice@example.org", "off"}, "admin off for alice@example.org"},
+		{"", []string{"account", "admin", "alice@example.org", "maybe"}, ""},
+		{"", []string{"account", "admin", "nobody@example.org", "on"}, ""},
 		{"", []string{"domain", "del", "example.org"}, ""}, // accounts remain
 		{"", []string{"account", "del", "alice@example.org"}, "deleted account"},
 		{"", []string{"domain", "del", "example.org"}, "deleted domain"},

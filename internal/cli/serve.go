@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 
 	"petrel/internal/app"
 	"petrel/internal/config"
@@ -74,6 +77,14 @@ func runServe(e *Env, args []string) (err error) {
 	if err != nil {
 		return err
 	}
+	// The web admin runs management commands through Main itself, with this server's
+	// config and data directory: the same code as `petrel NOUN VERB` in a shell.
+	a.SetManage(func(ctx context.Context, args []string, stdin string) (string, error) {
+		var out bytes.Buffer
+		err := Main(&Env{Ctx: ctx, DataDir: e.DataDir, ConfigFile: e.ConfigFile,
+			Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &out}, args)
+		return out.String(), err
+	})
 	return a.Run(e.Ctx, e.Reload)
 }
 

@@ -177,6 +177,9 @@ type HTTP struct {
 	// (default), "enforce", "none" (withdraws a published policy) or "off" (nothing served).
 	MTASTSMode   string `toml:"mta_sts_mode"`
 	MTASTSMaxAge int    `toml:"mta_sts_max_age"` // seconds, default 604800 (a week)
+	// max_upload: the largest message the webmail accepts from the browser (text and
+	// attachments), in bytes, default 26214400 (25 MiB); the submission size limit applies too.
+	MaxUpload int64 `toml:"max_upload"`
 }
 
 // Limits protect the server from floods and guessing.
@@ -347,6 +350,7 @@ func Default() *Config {
 			MaxHeaderBytes:    64 << 10,
 			MTASTSMode:        "testing",
 			MTASTSMaxAge:      7 * 24 * 3600,
+			MaxUpload:         25 << 20,
 		},
 		Outbound: Outbound{
 			Enabled:               true,
@@ -660,6 +664,9 @@ func (c *Config) validate() error {
 	}
 	if c.HTTP.MaxHeaderBytes < 4096 {
 		return bad("http.max_header_bytes", "must be at least 4096")
+	}
+	if c.HTTP.MaxUpload < 1<<16 {
+		return bad("http.max_upload", "must be at least 65536")
 	}
 	if c.HTTP.HSTSMaxAge < 0 {
 		return bad("http.hsts_max_age", "must not be negative")

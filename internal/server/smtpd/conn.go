@@ -323,6 +323,9 @@ func (c *conn) drain() {
 
 // startBody gives reads the deadline of a message body (see the type comment) until endBody.
 func (c *conn) startBody() {
+	if c == nil { // a submission without a connection (Server.Submit)
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inBody = true
@@ -367,6 +370,9 @@ func (c *conn) bodyTimedOut() bool {
 
 // endBody gives reads go-smtp's deadline back.
 func (c *conn) endBody() {
+	if c == nil { // a submission without a connection (Server.Submit)
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inBody = false
@@ -383,6 +389,9 @@ func (c *conn) loggedIn() {
 
 // setTx records whether a transaction is open.
 func (c *conn) setTx(open bool) {
+	if c == nil { // a submission without a connection (Server.Submit)
+		return
+	}
 	c.mu.Lock()
 	c.inTx = open
 	c.mu.Unlock()
@@ -390,6 +399,9 @@ func (c *conn) setTx(open bool) {
 
 // isDraining reports whether Shutdown was called.
 func (c *conn) isDraining() bool {
+	if c == nil { // a submission without a connection (Server.Submit)
+		return false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.draining
@@ -398,6 +410,9 @@ func (c *conn) isDraining() bool {
 // closeAfterReply makes the next read end the connection; used after a reply that says
 // the connection is closing (421).
 func (c *conn) closeAfterReply() {
+	if c == nil { // a submission without a connection (Server.Submit)
+		return
+	}
 	c.mu.Lock()
 	c.hangup = true
 	c.mu.Unlock()

@@ -322,6 +322,10 @@ CREATE TABLE junk_trained (
 	PRIMARY KEY (account_id, key)
 ) WITHOUT ROWID;
 `,
+	// 12: operators of the web admin (issue 14, store.Admins).
+	`
+ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

@@ -637,3 +637,7 @@ func TestJunkStats(t *testing.T) {
 func TestMultiAppend(t *testing.T) {
 	storetest.RunMultiAppend(t, func(t *testing.T) store.Store { return openTemp(t, Options{}) })
 }
+
+func TestAdmins(t *testing.T) {
+	storetest.RunAdmins(t, openTemp(t, Options{}))
+}

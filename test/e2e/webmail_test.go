@@ -1,0 +1,357 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// The webmail in a real browser: headless Chromium from Debian, driven by chromedp, against
+// the built binary. One scenario, in the order a user would go: log in, read, search, send
+// to another local account, answer with an attachment, file a message, see a flag set over
+// IMAP appear without a reload; and the security checks that need a browser to mean
+// anything (a hostile message does nothing, a cross-site form is refused, the session
+// cookie is out of the page's reach).
+
+// pyIMAPFlag: host port cafile user password subject-word — sets \Flagged on the INBOX messages
+// whose subject has the word, as another mail client would.
+const pyIMAPFlag = `
+import imaplib, ssl, sys
+host, port, cafile, user, password, word = sys.argv[1:7]
+c = imaplib.IMAP4_SSL(host, int(port), ssl_context=ssl.create_default_context(cafile=cafile))
+c.login(user, password)
+c.select('INBOX')
+typ, data = c.uid('SEARCH', None, 'SUBJECT', word)
+uids = data[0].split()
+assert uids, 'no message with ' + word
+for u in uids:
+    c.uid('STORE', u, '+FLAGS', '(\\Flagged)')
+c.logout()
+print(len(uids))
+`
+
+// screenshots is where the screens of the scenario are kept (PETREL_ARTEFACTS, or a
+// directory under the system's temporary directory that outlives the test).
+func screenshots(t *testing.T) string {
+	dir := os.Getenv("PETREL_ARTEFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "petrel-artefacts")
+	}
+	dir = filepath.Join(dir, "webmail")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// evilServer counts the requests a hostile message manages to make.
+type evilServer struct {
+	mu   sync.Mutex
+	hits []string
+	url  string
+}
+
+func startEvil(t *testing.T, body string) *evilServer {
+	e := &evilServer{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		e.hits = append(e.hits, r.URL.Path)
+		e.mu.Unlock()
+		if r.URL.Path == "/attack.html" {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprint(w, body)
+			return
+		}
+		w.Header().Set("Content-Type", "image/gif")
+		w.Write([]byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;"))
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	e.url = "http://" + l.Addr().String()
+	return e
+}
+
+func (e *evilServer) got() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.hits...)
+}
+
+func TestWebmailBrowser(t *testing.T) {
+	requireTools(t, "chromium", "python3")
+	chromium, _ := exec.LookPath("chromium")
+	in := startInstance(t, options{"http": {"redirect_https = false"}})
+	in.addAccount("alice@example.test", "alice-password")
+	in.addAccount("bob@example.test", "bob-password")
+	_, httpPort, _ := net.SplitHostPort(in.HTTP)
+	// The page is opened as localhost and the attacker's page as 127.0.0.1: two sites, so
+	// the browser treats a form from one to the other as cross-site, as it would on the net.
+	base := "http://localhost:" + httpPort
+
+	evil := startEvil(t, "")
+	hostile := fmt.Sprintf(`From: Mallory <mallory@evil.example>
+To: alice@example.test
+Subject: hostile offer
+MIME-Version: 1.0
+Content-Type: text/html; charset=utf-8
+
+<html><head><style>body { background: url(%[1]s/css-style) }</style>
+<script>fetch('%[1]s/script'); alert('script')</script></head>
+<body><p>Dear Alice, <b>hello</b>.</p>
+<img src="%[1]s/pixel.gif" width="20" height="20" alt="pixel">
+<img src="x" onerror="fetch('%[1]s/onerror'); alert('onerror')">
+<div style="background-image: url(%[1]s/css-attr)">styled</div>
+<a id="js" href="javascript:fetch('%[1]s/javascript')">click me</a>
+</body></html>
+`, evil.url)
+	deliverSMTP(t, in.SMTP, "carol@elsewhere.example", "alice@example.test", "Subject: albatross plans\r\nFrom: carol@elsewhere.example\r\nTo: alice@example.test\r\n\r\nThe albatross sails at noon.\r\n")
+	deliverSMTP(t, in.SMTP, "dave@elsewhere.example", "alice@example.test", "Subject: lunch\r\nFrom: dave@elsewhere.example\r\nTo: alice@example.test\r\n\r\nSoup today.\r\n")
+	deliverSMTP(t, in.SMTP, "mallory@evil.example", "alice@example.test", strings.ReplaceAll(hostile, "\n", "\r\n"))
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 860), chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	defer cancelCtx()
+	var dialogs []string
+	var dmu sync.Mutex
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			dmu.Lock()
+			dialogs = append(dialogs, d.Message)
+			dmu.Unlock()
+			go chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}
+	}); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	dir := screenshots(t)
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			buf, err := chromedp.CaptureScreenshot()(ctx, tg)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644)
+		})
+	}
+	must := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		// Each step has its own bound (the browser's context must have none: it would
+		// stop the browser).
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			// What the page showed, for the log: a failed step is otherwise a bare timeout.
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			loc, _ := chromedp.Run(sctx, chromedp.Location())
+			text, _ := chromedp.Run(sctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ''`))
+			chromedp.Do(sctx, shot("failed"))
+			t.Fatalf("%s: %v\npage %s:\n%s", what, err, loc, tail(text, 40))
+		}
+	}
+	// eval runs a script for its effect; evalTo returns its value.
+	eval := func(js string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[any](js)(ctx, tg)
+			return err
+		})
+	}
+	// poll waits until a script's value is true (the page updates itself). A poll that a
+	// navigation interrupts (a form just submitted) starts again on the new page.
+	poll := func(js string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			for {
+				_, err := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(30*time.Second))(ctx, tg)
+				if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "navigated") && !strings.Contains(err.Error(), "Cannot find context") {
+					return err
+				}
+			}
+		})
+	}
+	login := func(user, pass string) {
+		t.Helper()
+		must("log in as "+user,
+			chromedp.Navigate(base+"/"),
+			chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
+			chromedp.SendKeys(chromedp.CSS(`input[name=username]`), user),
+			chromedp.SendKeys(chromedp.CSS(`input[name=password]`), pass),
+			chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#folder-list li`)),
+		)
+	}
+	// clickItem clicks the first element of sel whose text has text, in one script: the
+	// page re-renders its lists on live updates, so a node found by one protocol call may be
+	// gone by the next.
+	clickItem := func(sel, text string) chromedp.Action[chromedp.Void] {
+		return poll(fmt.Sprintf(`(() => { const el = [...document.querySelectorAll(%q)].find(e => e.textContent.includes(%q)); if (!el) return false; el.click(); return true; })()`, sel, text))
+	}
+	// waitText polls the page's text of sel until it contains want (the page updates itself).
+	waitText := func(what, sel, want string) {
+		t.Helper()
+		must(what, poll(fmt.Sprintf(`!!(document.querySelector(%q) && document.querySelector(%q).textContent.includes(%q))`, sel, sel, want)))
+	}
+
+	must("login page", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)), shot("login"))
+	login("alice@example.test", "alice-password")
+	waitText("inbox lists the messages", "#messages", "albatross plans")
+	must("inbox screenshot", shot("inbox"))
+
+	// The session cookie is HttpOnly: the page's script cannot read it.
+	cookies, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(cookies, "petrel-session") {
+		t.Errorf("the page can read the session cookie: %q", cookies)
+	}
+
+	// Open a message.
+	must("open", clickItem("#messages li", "albatross plans"))
+	waitText("message text", "#m-text", "The albatross sails at noon.")
+	must("message screenshot", shot("message"))
+
+	// Search a word: only the matching message stays.
+	must("search", chromedp.SendKeys(chromedp.CSS(`#q`), "albatross\n"))
+	waitText("search title", "#list-title", "Search: albatross")
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#messages li').length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("search for albatross lists %d messages", n)
+	}
+	must("search screenshot", shot("search"))
+
+	// A hostile message does nothing: no script, no handler, no CSS or remote load, no dialog.
+	must("clear search", eval(`document.querySelector('#folder-list li').click()`))
+	waitText("inbox again", "#messages", "hostile offer")
+	must("open hostile", clickItem("#messages li", "hostile offer"), chromedp.WaitVisible(chromedp.CSS(`#m-images`)))
+	// Allowing remote images loads the pixel, and only it: proof that the frame loaded and
+	// that the blocking, not chance, kept the rest out.
+	must("show images", chromedp.Click(chromedp.CSS(`#load-images`)))
+	if !waitFor(30*time.Second, func() bool { return strings.Contains(strings.Join(evil.got(), " "), "/pixel.gif") }) {
+		t.Errorf("the allowed image never loaded; requests: %q", evil.got())
+	}
+	must("hostile screenshot", shot("hostile-images-allowed"))
+	for _, p := range evil.got() {
+		if p != "/pixel.gif" {
+			t.Errorf("the hostile message made a request to %s", p)
+		}
+	}
+	dmu.Lock()
+	if len(dialogs) > 0 {
+		t.Errorf("the hostile message opened dialogs: %q", dialogs)
+	}
+	dmu.Unlock()
+
+	// Compose and send to bob.
+	must("compose", chromedp.Click(chromedp.CSS(`#compose-btn`)), chromedp.WaitVisible(chromedp.CSS(`#c-to`)),
+		chromedp.SendKeys(chromedp.CSS(`#c-to`), "bob@example.test"),
+		chromedp.SendKeys(chromedp.CSS(`#c-subject`), "kittiwake meeting"),
+		chromedp.SendKeys(chromedp.CSS(`#c-body`), "Shall we meet on Tuesday?"),
+		shot("compose"),
+		chromedp.Click(chromedp.CSS(`#c-send`)))
+	waitText("sent", "#status", "Sent")
+
+	// Bob sees it in his inbox, and answers with an attachment.
+	must("logout", chromedp.Click(chromedp.CSS(`#logout`)), chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)))
+	login("bob@example.test", "bob-password")
+	waitText("bob's inbox", "#messages", "kittiwake meeting")
+	attachment := filepath.Join(t.TempDir(), "agenda.txt")
+	writeFile(t, attachment, "1. gulls\n2. terns\n", 0o644)
+	must("reply", clickItem("#messages li", "kittiwake meeting"),
+		chromedp.WaitVisible(chromedp.CSS(`#m-text`)),
+		chromedp.Click(chromedp.CSS(`button[data-view=reply]`)), chromedp.WaitVisible(chromedp.CSS(`#c-body`)),
+		chromedp.SendKeys(chromedp.CSS(`#c-body`), "Tuesday is fine, agenda attached."),
+		chromedp.SetUploadFiles(chromedp.CSS(`#c-files`), []string{attachment}),
+		chromedp.Click(chromedp.CSS(`#c-send`)))
+	waitText("reply sent", "#status", "Sent")
+
+	// Alice gets the reply with its attachment and files it in Archive.
+	must("logout bob", chromedp.Click(chromedp.CSS(`#logout`)), chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)))
+	login("alice@example.test", "alice-password")
+	waitText("the reply arrived", "#messages", "Re: kittiwake meeting")
+	must("open reply", clickItem("#messages li", "Re: kittiwake meeting"))
+	waitText("attachment listed", "#m-attachments", "agenda.txt")
+	// Choose Archive in the message's "Move to" list, as a user would.
+	must("move to Archive", eval(`(() => { const s = document.getElementById('view-move');
+		s.value = [...s.options].find(o => o.textContent === 'Archive').value;
+		s.dispatchEvent(new Event('change')); })()`))
+	waitText("moved", "#status", "Moved 1")
+	must("open Archive", clickItem("#folder-list li", "Archive"))
+	waitText("in Archive", "#messages", "Re: kittiwake meeting")
+	must("archive screenshot", shot("archive"))
+
+	// A flag set over IMAP appears in the open page without a reload.
+	must("back to inbox", eval(`document.querySelector('#folder-list li').click()`))
+	waitText("inbox", "#messages", "lunch")
+	must("mark the page", eval(`window.notReloaded = true`))
+	host, port := splitAddr(t, in.IMAPS)
+	run(t, nil, nil, "python3", "-c", pyIMAPFlag, host, port, ca.File, "alice@example.test", "alice-password", "lunch")
+	must("flag shows", poll(`!!(document.querySelector('#messages li.flagged') && document.querySelector('#messages li.flagged').textContent.includes('lunch'))`))
+	same, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.notReloaded === true`))
+	if err != nil || !same {
+		t.Errorf("the page was reloaded (%v)", err)
+	}
+	must("flag screenshot", shot("flagged-over-imap"))
+
+	// A form on another site that posts to the webmail is refused, and changes nothing.
+	inboxID, err := chromedp.Run(ctx, chromedp.Evaluate[int](`Number(document.querySelector('#folder-list li').dataset.id)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	attack := startEvil(t, fmt.Sprintf(`<form id=f method=post action="%s/api/mailboxes/%d/delete"><input name=uids value=1></form><script>document.getElementById('f').submit()</script>`, base, inboxID))
+	must("cross-site post", chromedp.Navigate(attack.url+"/attack.html"),
+		poll(`!!(document.body && document.body.innerText.includes('error'))`))
+	answer, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(answer, "not logged in") && !strings.Contains(answer, "refused") {
+		t.Errorf("cross-site POST answered %q", answer)
+	}
+	must("the message is still there", chromedp.Navigate(base+"/"))
+	waitText("still there", "#messages", "albatross plans")
+
+	// An admin URL with a user's session is refused.
+	must("admin as a user", chromedp.Navigate(base+"/admin/"), poll(`!!(document.body && document.body.innerText.includes('403'))`))
+
+	// The operator makes bob an admin from the shell; bob's web admin adds an account, and
+	// the CLI sees it: one code path for both.
+	in.mustPetrel("", "account", "admin", "bob@example.test", "on")
+	must("logout alice", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`#logout`)), chromedp.Click(chromedp.CSS(`#logout`)), chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)))
+	login("bob@example.test", "bob-password")
+	must("admin page", chromedp.Navigate(base+"/admin/"), chromedp.WaitReady(chromedp.CSS(`input[value=account-add]`)),
+		eval(`(() => { const f = document.querySelector('input[name=action][value=account-add]').form;
+			f.address.value = 'erin@example.test'; f.password.value = 'erin-password'; f.submit(); })()`))
+	waitText("account added", "#result", "added account erin@example.test")
+	must("admin screenshot", shot("admin"))
+	if out := in.mustPetrel("", "account", "list"); !strings.Contains(out, "erin@example.test") {
+		t.Errorf("the CLI does not list the account the web admin added:\n%s", out)
+	}
+	t.Logf("screenshots in %s", dir)
+}
+
+// deliverSMTP hands a message to the MX port, as another server would.
+func deliverSMTP(t *testing.T, addr, from, to, msg string) {
+	t.Helper()
+	pySend(t, addr, "plain", "", "", from, []string{to}, []byte(msg))
+}
