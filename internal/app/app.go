@@ -384,6 +384,8 @@ func (a *App) prepare(ctx context.Context) error {
 			MaxAuthFailures:    cfg.Limits.MaxAuthFailures,
 		}, sv, au, a.log.With("listener", "managesieve"))
 		add("managesieve", ms, busyLine("BYE (TRYLATER) \"Too many connections, try again later\"\r\n"))
+	} else if len(cfg.ManageSieve.Listen) > 0 {
+		a.log.Warn("ManageSieve not served: the store keeps no Sieve scripts", "listen", cfg.ManageSieve.Listen)
 	}
 	webTLS := tlsConf
 	if a.acme != nil {

@@ -16,7 +16,7 @@ func TestSubmit(t *testing.T) {
 	st := openLimitStore(t, t.TempDir())
 	defer st.Close()
 	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
-	fd := newFakeDeliverer()
+	fd := chargingDeliverer(st) // charges the limits in the "commit", as the store does
 	ts := startServer(t, Config{Role: RoleSubmission, AllowInsecureAuth: true,
 		Sending: &SendingLimits{Store: st, Default: store.SendingLimits{HourMessages: 1}, Now: func() time.Time { return now }}}, fd)
 	alice := store.Account{ID: 1, Address: "alice@example.test"}
