@@ -8,6 +8,7 @@ import (
 	"net/smtp"
 	"os"
 	"path/filepath"
+	"petrel/internal/mailtest"
 	"regexp"
 	"slices"
 	"strings"
@@ -45,6 +46,9 @@ func serveDataLog(t *testing.T, data string, log *slog.Logger) map[string]string
 		*l = []string{"127.0.0.1:0"}
 	}
 	cfg.POP3.AllowPlaintextAuth, cfg.IMAP.AllowPlaintextAuth, cfg.SMTP.AllowInsecureAuth = true, true, true
+	// An empty DNS server on loopback answers the inbound checks at once; the machine's own
+	// resolver may drop queries (CI), and every delivery would wait out the DNS timeout.
+	cfg.DNS.Resolver = mailtest.StartDNS(t, mailtest.Zone{}).Addr
 	cfg.Limits.AuthFailureDelay, cfg.Limits.AuthFailureMaxDelay = config.Duration{Duration: time.Millisecond}, config.Duration{Duration: time.Millisecond}
 	out := &syncBuffer{}
 	a, err := app.New(context.Background(), cfg, log, out)
