@@ -131,3 +131,43 @@ type SendingCharge struct {
 	Messages, Recipients int
 	Limits               SendingLimits
 }
+
+// SendingRow is one stored counter of an account: a period ("hour" or "day") that started at
+// Start (unix seconds). Both backends keep these rows and share the arithmetic below.
+type SendingRow struct {
+	Period               string
+	Start                int64
+	Messages, Recipients int
+}
+
+// UsageOf is the usage in now's windows given an account's stored rows; rows of an older
+// window count for nothing.
+func UsageOf(rows []SendingRow, now time.Time) SendingUsage {
+	hour, day := SendingWindows(now)
+	u := SendingUsage{HourStart: hour, DayStart: day}
+	for _, r := range rows {
+		switch {
+		case r.Period == "hour" && r.Start == hour.Unix():
+			u.HourMessages, u.HourRecipients = r.Messages, r.Recipients
+		case r.Period == "day" && r.Start == day.Unix():
+			u.DayMessages, u.DayRecipients = r.Messages, r.Recipients
+		}
+	}
+	return u
+}
+
+// Apply charges c to the usage u: over a limit it returns u and the *LimitError; else the new
+// usage and the rows to store.
+func (c *SendingCharge) Apply(u SendingUsage) (SendingUsage, []SendingRow, error) {
+	if lerr := c.Limits.Exceeds(u, c.Messages, c.Recipients); lerr != nil {
+		return u, nil, lerr
+	}
+	u.HourMessages = max(0, u.HourMessages+c.Messages)
+	u.HourRecipients = max(0, u.HourRecipients+c.Recipients)
+	u.DayMessages = max(0, u.DayMessages+c.Messages)
+	u.DayRecipients = max(0, u.DayRecipients+c.Recipients)
+	return u, []SendingRow{
+		{"hour", u.HourStart.Unix(), u.HourMessages, u.HourRecipients},
+		{"day", u.DayStart.Unix(), u.DayMessages, u.DayRecipients},
+	}, nil
+}

@@ -78,26 +78,24 @@ func (s *Store) SendingUsage(ctx context.Context, accountID int64, now time.Time
 	if err != nil {
 		return store.SendingUsage{}, err
 	}
-	return u.SendingUsage, nil
+	return u, nil
 }
 
 const usageQuery = `SELECT period, start, messages, recipients FROM sending_usage WHERE account_id = ?`
 
 // readUsage reads the counter rows of usageQuery into the usage of now's windows, and
 // closes the rows.
-func readUsage(rows rows, now time.Time) (*usage, error) {
+func readUsage(rows rows, now time.Time) (store.SendingUsage, error) {
 	defer rows.Close()
-	u := newUsage(now)
+	var stored []store.SendingRow
 	for rows.Next() {
-		var period string
-		var start int64
-		var msgs, rcpts int
-		if err := rows.Scan(&period, &start, &msgs, &rcpts); err != nil {
-			return nil, err
+		var r store.SendingRow
+		if err := rows.Scan(&r.Period, &r.Start, &r.Messages, &r.Recipients); err != nil {
+			return store.SendingUsage{}, err
 		}
-		u.add(period, start, msgs, rcpts)
+		stored = append(stored, r)
 	}
-	return u, rows.Err()
+	return store.UsageOf(stored, now), rows.Err()
 }
 
 // ChargeSending implements store.Sending: the counters are read, checked and written in
@@ -129,47 +127,19 @@ func (t *tx) chargeSending(c *store.SendingCharge) (store.SendingUsage, error) {
 	if err != nil {
 		return store.SendingUsage{}, err
 	}
-	if lerr := c.Limits.Exceeds(u.SendingUsage, c.Messages, c.Recipients); lerr != nil {
-		return u.SendingUsage, lerr
+	u, counters, err := c.Apply(u)
+	if err != nil {
+		return u, err
 	}
-	u.HourMessages = max(0, u.HourMessages+c.Messages)
-	u.HourRecipients = max(0, u.HourRecipients+c.Recipients)
-	u.DayMessages = max(0, u.DayMessages+c.Messages)
-	u.DayRecipients = max(0, u.DayRecipients+c.Recipients)
-	for _, p := range []struct {
-		period      string
-		start       time.Time
-		msgs, rcpts int
-	}{
-		{"hour", u.HourStart, u.HourMessages, u.HourRecipients},
-		{"day", u.DayStart, u.DayMessages, u.DayRecipients},
-	} {
+	for _, r := range counters {
 		if _, err := t.exec(`INSERT INTO sending_usage (account_id, period, start, messages, recipients)
 			VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, period) DO UPDATE SET start = excluded.start,
 			messages = excluded.messages, recipients = excluded.recipients`,
-			c.AccountID, p.period, p.start.Unix(), p.msgs, p.rcpts); err != nil {
+			c.AccountID, r.Period, r.Start, r.Messages, r.Recipients); err != nil {
 			return store.SendingUsage{}, err
 		}
 	}
-	return u.SendingUsage, nil
-}
-
-// usage collects counter rows into the usage of now's windows.
-type usage struct{ store.SendingUsage }
-
-func newUsage(now time.Time) *usage {
-	hour, day := store.SendingWindows(now)
-	return &usage{store.SendingUsage{HourStart: hour, DayStart: day}}
-}
-
-// add counts a row if it belongs to the current window of its period.
-func (u *usage) add(period string, start int64, msgs, rcpts int) {
-	switch {
-	case period == "hour" && start == u.HourStart.Unix():
-		u.HourMessages, u.HourRecipients = msgs, rcpts
-	case period == "day" && start == u.DayStart.Unix():
-		u.DayMessages, u.DayRecipients = msgs, rcpts
-	}
+	return u, nil
 }
 
 // accountExists is ErrNotFound for an account that does not exist, read outside a write.
