@@ -311,13 +311,7 @@ func (s *Store) write(ctx context.Context, fn func(*tx) error) error {
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		t := &tx{ctx: ctx, s: s}
-		err := pgx.BeginFunc(ctx, s.pool, func(ptx pgx.Tx) error {
-			t.tx = ptx
-			if err := fn(t); err != nil {
-				return err
-			}
-			return s.notifier.send(t)
-		})
+		err := s.runTx(t, fn)
 		if err == nil {
 			if s.opts.ObserveCommit != nil {
 				s.opts.ObserveCommit(time.Since(start), 1)
@@ -333,6 +327,29 @@ func (s *Store) write(ctx context.Context, fn func(*tx) error) error {
 		}
 		return err
 	}
+}
+
+// runTx runs fn in a transaction on a pooled connection and commits it, with the NOTIFY
+// of its changes sent in the same round trip right after the COMMIT (notify.go says why
+// not inside the transaction).
+func (s *Store) runTx(t *tx, fn func(*tx) error) error {
+	conn, err := s.pool.Acquire(t.ctx)
+	if err != nil {
+		return err
+	}
+	// A connection left inside a transaction (a failure between BEGIN and COMMIT) is
+	// closed by Release rather than reused.
+	defer conn.Release()
+	ptx, err := conn.Begin(t.ctx)
+	if err != nil {
+		return err
+	}
+	t.tx = ptx
+	if err := fn(t); err != nil {
+		ptx.Rollback(t.ctx)
+		return err
+	}
+	return s.notifier.commit(t, conn.Conn())
 }
 
 // lockAccount locks an account's row until the end of the transaction (see the package
