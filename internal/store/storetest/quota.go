@@ -261,13 +261,15 @@ func testSearchRightAfterCommit(t *testing.T, f *fixture) {
 	search(arch.ID, "capybara", 1)
 	search(box.ID, "capybara", 3)
 
-	// Searches between a stream of deliveries from another goroutine.
+	// Searches between a stream of deliveries from another goroutine, which may be ahead:
+	// each word ends in a letter, so that no word is a prefix of a later one ("dugong1"
+	// would find "dugong10" as a prefix).
 	const n = 50
 	delivered := make(chan uint32, n)
 	go func() {
 		defer close(delivered)
 		for i := range n {
-			d, err := f.s.Deliver(f.ctx, searchDelivery(store.SearchText{Subject: "stream", Body: fmt.Sprintf("stream dugong%d", i)}, inbox(a.ID)))
+			d, err := f.s.Deliver(f.ctx, searchDelivery(store.SearchText{Subject: "stream", Body: fmt.Sprintf("stream dugong%dz", i)}, inbox(a.ID)))
 			if err != nil {
 				t.Error(err)
 				return
@@ -277,7 +279,7 @@ func testSearchRightAfterCommit(t *testing.T, f *fixture) {
 	}()
 	i := 0
 	for uid := range delivered {
-		search(box.ID, fmt.Sprintf("dugong%d", i), uid)
+		search(box.ID, fmt.Sprintf("dugong%dz", i), uid)
 		i++
 	}
 }
