@@ -170,7 +170,13 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 
 	var out store.Delivered
 	var uidvalidity uint32
-	err = s.write(ctx, func(t *tx) error {
+	// Inbound mail (no sending charge, no remote copy, no keywords to add to the mailbox)
+	// is one batch: BEGIN goes in it (writePipelined).
+	write := s.write
+	if d.Charge == nil && d.Outbound == nil && len(d.Targets) > 0 && !slices.ContainsFunc(flags, store.IsKeyword) {
+		write = s.writePipelined
+	}
+	err = write(ctx, func(t *tx) error {
 		if d.Charge != nil || d.Outbound != nil {
 			// Submission: lock and check the targets' accounts first (the lock order), then
 			// charge the sender and queue the remote copy, a few round trips more.
@@ -247,7 +253,10 @@ func (t *tx) deliverTargets(d *store.Delivery, body []byte, flags []string, rece
 			c.messages, c.unseen, c.deleted, c.size, received.UnixNano(), tg.AccountID, store.LookupMailboxName(tg.Mailbox), flagText)
 	}
 
-	br := t.tx.SendBatch(t.ctx, b)
+	br, err := t.sendBatch(b)
+	if err != nil {
+		return store.Delivered{}, 0, err
+	}
 	defer br.Close()
 	var over []int64
 	for _, id := range ids {

@@ -89,20 +89,28 @@ func (n *notifier) stop() {
 	<-n.done
 }
 
-// commit commits t's transaction on conn and, in the same round trip, notifies its
+// commit commits t's transaction and, in the same round trip, notifies its
 // changes. An error means the COMMIT failed (nothing was committed, the connection lost
 // during COMMIT aside); a failed NOTIFY after a good COMMIT is only logged: the write
 // happened, and the other nodes' sessions see it at their next command.
-func (n *notifier) commit(t *tx, conn *pgx.Conn) error {
-	if conn.PgConn().TxStatus() != 'T' {
+func (n *notifier) commit(t *tx) error {
+	conn := t.conn
+	switch conn.PgConn().TxStatus() {
+	case 'T':
+	case 'I':
+		if t.tx == nil && len(t.changes) == 0 {
+			return nil // writePipelined whose function sent nothing
+		}
+		return errors.New("store: no transaction to commit")
+	default:
 		// A statement failed and fn went on (it should not): COMMIT would answer ROLLBACK,
 		// and the NOTIFY behind it would announce what did not happen.
-		t.tx.Rollback(t.ctx)
+		t.rollback()
 		return errors.New("store: transaction failed before COMMIT")
 	}
 	payloads, err := n.payloads(t.changes)
 	if err != nil {
-		t.tx.Rollback(t.ctx)
+		t.rollback()
 		return err
 	}
 	b := &pgx.Batch{}
