@@ -78,6 +78,11 @@ func TestThreeNodesOnPostgres(t *testing.T) {
 	nodes := postgresNodes(t, 3)
 	a, b, c3 := nodes[0], nodes[1], nodes[2]
 	a.addAccount("alice@example.test", "password-alice")
+	for i, in := range nodes {
+		if code, body := readiness(t, in); code != 200 || body != "ok\n" {
+			t.Errorf("node %d: /readyz %d %q, want 200 ok", i, code, body)
+		}
+	}
 
 	// Delivered on A, read over POP3 on B.
 	msg := testMessage("node-a-1", "sender@remote.example", "alice@example.test")

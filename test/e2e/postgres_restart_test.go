@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,6 +76,11 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged (%d before the restart), %d deferred or dropped", nacked.Load(), atRestart, deferred.Load())
+	for i, in := range nodes {
+		if code, body := readiness(t, in); code != http.StatusOK {
+			t.Errorf("node %d after the restart: /readyz %d %q, want 200", i, code, body)
+		}
+	}
 
 	msgs := mustFetchAll(t, nodes[1], user, pass, false)
 	count := map[int]int{}
@@ -178,4 +184,21 @@ func sendOne(s *smtpConn, id int, to string) (int, error) {
 func isNetErr(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) || strings.Contains(err.Error(), "connection reset")
+}
+
+// readiness asks an instance's /readyz (the store answers, its schema is current, the
+// listeners serve) and returns the status and body.
+func readiness(t *testing.T, in *instance) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: ca.tlsConfig()}}
+	resp, err := c.Get("https://" + in.HTTPS + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET /readyz: %v", err)
+	}
+	return resp.StatusCode, string(b)
 }

@@ -468,3 +468,14 @@ func int64s(uids []uint32) []int64 {
 	}
 	return out
 }
+
+var _ store.SchemaChecker = (*Store)(nil)
+
+// SchemaCurrent implements store.SchemaChecker: the database answers and its schema is the
+// version this binary writes (a newer node may have migrated it since Open).
+func (s *Store) SchemaCurrent(ctx context.Context) error {
+	if err := checkVersion(ctx, s.pool); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
