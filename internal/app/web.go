@@ -33,15 +33,18 @@ func (a *App) webRoutes(au webmail.Authenticator, sub webmail.Submitter) *httpd.
 		}
 	}
 	mux.Handle("GET /metrics", a.metrics.Handler(httpd.MetricsAccess{Allow: allow, Token: a.cfg.HTTP.MetricsToken}, a.log.With("listener", "http")))
-	mux.Handle("GET /readyz", httpd.Readyz(a.log.With("listener", "http"),
-		httpd.Check{Name: "store", Run: a.storeAnswers},
-		httpd.Check{Name: "listeners", Run: func(context.Context) error {
-			if !a.ready.Load() {
-				return errors.New("not serving (starting or shutting down)")
-			}
-			return nil
-		}},
-	))
+	checks := []httpd.Check{{Name: "store", Run: a.storeAnswers}}
+	if sc, ok := a.store.(store.SchemaChecker); ok {
+		// Several nodes on one database: a newer node may have migrated it past us.
+		checks = append(checks, httpd.Check{Name: "store schema", Run: sc.SchemaCurrent})
+	}
+	checks = append(checks, httpd.Check{Name: "listeners", Run: func(context.Context) error {
+		if !a.ready.Load() {
+			return errors.New("not serving (starting or shutting down)")
+		}
+		return nil
+	}})
+	mux.Handle("GET /readyz", httpd.Readyz(a.log.With("listener", "http"), checks...))
 	log := a.log.With("listener", "http")
 	// The ports actually bound (a configured port 0 is the kernel's choice).
 	ports := map[string][]int{}

@@ -47,6 +47,9 @@ type Postgres struct {
 	DSN    string // connection string of its postgres database (superuser, no password)
 	cmd    *exec.Cmd
 	exited chan error // the postmaster's exit
+
+	server, data string              // the postgres program and the data directory
+	cred         *syscall.Credential // the user it runs as (nil: ours)
 }
 
 // PostgresMain runs the tests of m and then stops the shared cluster if they started one.
@@ -170,29 +173,38 @@ func StartPostgres() (*Postgres, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
-	logFile, err := os.Create(filepath.Join(dir, "postgres.log"))
-	if err != nil {
+	p.server, p.data, p.cred = server, data, cred
+	p.DSN = "host=" + dir + " user=postgres dbname=postgres sslmode=disable"
+	if err := p.run(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	return p, nil
+}
+
+// run starts the postmaster of an initdb'd cluster and waits until it accepts connections.
+func (p *Postgres) run() error {
+	logFile, err := os.OpenFile(filepath.Join(p.Dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
 	defer logFile.Close()
-	if cred != nil {
-		os.Chown(logFile.Name(), int(cred.Uid), int(cred.Gid))
+	if p.cred != nil {
+		os.Chown(logFile.Name(), int(p.cred.Uid), int(p.cred.Gid))
 	}
 	// No TCP at all (listen_addresses empty): the socket in dir is the only way in.
-	p.cmd = exec.Command(server, "-D", data, "-k", dir, "-c", "listen_addresses=",
+	p.cmd = exec.Command(p.server, "-D", p.data, "-k", p.Dir, "-c", "listen_addresses=",
 		"-c", "max_connections=300", "-c", "shared_buffers=64MB")
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	// SIGQUIT is PostgreSQL's immediate shutdown: a cluster whose test binary died goes too.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+		return err
 	}
-	p.DSN = "host=" + dir + " user=postgres dbname=postgres sslmode=disable"
 	exited := make(chan error, 1)
 	p.exited = exited
-	go func() { exited <- p.cmd.Wait() }()
+	cmd := p.cmd
+	go func() { exited <- cmd.Wait() }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -200,28 +212,57 @@ func StartPostgres() (*Postgres, error) {
 		cancel()
 		if err == nil {
 			conn.Close(context.Background())
-			break
+			return nil
 		}
 		select {
 		case werr := <-exited:
 			log, _ := os.ReadFile(logFile.Name())
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("postgres exited: %v\n%s", werr, log)
+			return fmt.Errorf("postgres exited: %v\n%s", werr, log)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			p.cmd.Process.Kill()
 			<-exited
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("postgres did not accept connections within a minute: %v", err)
+			return fmt.Errorf("postgres did not accept connections within a minute: %v", err)
 		}
 	}
-	return p, nil
+}
+
+// Restart stops the cluster (fast shutdown: every session is ended, as in a failover) and
+// starts it again on the same data and socket.
+func (p *Postgres) Restart() error {
+	p.shutdown()
+	return p.run()
+}
+
+// PostgresCluster starts a cluster of the test's own (for a test that stops or restarts
+// it), stopped when the test ends. Without PostgreSQL's binaries it skips the test, or
+// fails it when CI is set.
+func PostgresCluster(t testing.TB) *Postgres {
+	t.Helper()
+	p, err := StartPostgres()
+	if errors.Is(err, errNoPostgres) {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL is required in CI (apt-get install postgresql): %v", err)
+		}
+		t.Skipf("PostgreSQL not installed (%v)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
 }
 
 // Stop shuts the cluster down (fast shutdown: SIGINT to its postmaster, by PID) and removes
 // its directory.
 func (p *Postgres) Stop() {
+	p.shutdown()
+	os.RemoveAll(p.Dir)
+}
+
+// shutdown stops the postmaster (fast shutdown, by PID) and waits for it.
+func (p *Postgres) shutdown() {
 	p.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-p.exited:
@@ -229,5 +270,4 @@ func (p *Postgres) Stop() {
 		p.cmd.Process.Kill()
 		<-p.exited
 	}
-	os.RemoveAll(p.Dir)
 }

@@ -11,17 +11,20 @@ import (
 	"petrel/internal/mailtest/dialog"
 )
 
-// Two petrel nodes on one PostgreSQL database (issue 12): mail accepted by one is read on
-// the other, an IMAP session in IDLE on one wakes for a delivery on the other, and the POP3
-// maildrop lock holds across them.
+// Three petrel nodes on one PostgreSQL database (issue 12): mail accepted by one is read on
+// another, an IMAP session in IDLE on one wakes for a delivery on another, a flag set on one
+// reaches a QRESYNC client of the third, the POP3 maildrop lock holds across them, and
+// killing one under SMTP load loses no acknowledged message (nodes_kill_test.go).
 
-// postgresNodes starts two instances sharing one new database.
-func postgresNodes(t *testing.T) (a, b *instance) {
+// postgresNodes starts n instances sharing one new database.
+func postgresNodes(t *testing.T, n int) []*instance {
 	t.Helper()
 	store := []string{`backend = "postgres"`, fmt.Sprintf("dsn = %q", mailtest.PostgresDSN(t))}
-	a = startInstance(t, options{"store": store})
-	b = startInstance(t, options{"store": store})
-	return a, b
+	nodes := make([]*instance, n)
+	for i := range nodes {
+		nodes[i] = startInstance(t, options{"store": store})
+	}
+	return nodes
 }
 
 // imapConn is a minimal IMAP client: tagged commands, untagged lines collected.
@@ -70,9 +73,16 @@ func (c *imapConn) run(t *testing.T, cmd string) []string {
 
 var existsRe = regexp.MustCompile(`^\* (\d+) EXISTS$`)
 
-func TestTwoNodesOnPostgres(t *testing.T) {
-	a, b := postgresNodes(t)
+func TestThreeNodesOnPostgres(t *testing.T) {
+	t.Parallel()
+	nodes := postgresNodes(t, 3)
+	a, b, c3 := nodes[0], nodes[1], nodes[2]
 	a.addAccount("alice@example.test", "password-alice")
+	for i, in := range nodes {
+		if code, body := readiness(t, in); code != 200 || body != "ok\n" {
+			t.Errorf("node %d: /readyz %d %q, want 200 ok", i, code, body)
+		}
+	}
 
 	// Delivered on A, read over POP3 on B.
 	msg := testMessage("node-a-1", "sender@remote.example", "alice@example.test")
@@ -141,4 +151,49 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 	if l, err := c.ReadLine(); err != nil || !strings.HasPrefix(l, "idle OK") {
 		t.Fatalf("IDLE end: %q, %v", l, err)
 	}
+
+	// A flag set on A reaches a QRESYNC client of C (RFC 7162 §3.2.5): reselecting with the
+	// HIGHESTMODSEQ it knew, it is told about that message's flags and nothing else.
+	qc := dialIMAPS(t, c3.IMAPS)
+	qc.run(t, "LOGIN alice@example.test password-alice")
+	qc.run(t, "ENABLE QRESYNC")
+	validity, modseq := selectState(t, qc.run(t, "SELECT INBOX"))
+	qc.run(t, "UNSELECT")
+	ac := dialIMAPS(t, a.IMAPS)
+	ac.run(t, "LOGIN alice@example.test password-alice")
+	ac.run(t, "SELECT INBOX")
+	ac.run(t, "UID STORE 1 +FLAGS (\\Flagged)")
+	lines := qc.run(t, fmt.Sprintf("SELECT INBOX (QRESYNC (%s %s))", validity, modseq))
+	var fetched []string
+	for _, l := range lines {
+		if strings.Contains(l, " FETCH ") {
+			fetched = append(fetched, l)
+		}
+	}
+	if len(fetched) != 1 || !strings.HasPrefix(fetched[0], "* 1 FETCH ") || !strings.Contains(fetched[0], "\\Flagged") ||
+		!strings.Contains(fetched[0], "UID 1") {
+		t.Errorf("QRESYNC on node c after a flag set on node a: FETCH lines %q, want one for UID 1 with \\Flagged", fetched)
+	}
+}
+
+var (
+	uidValidityRe   = regexp.MustCompile(`\[UIDVALIDITY (\d+)\]`)
+	highestModSeqRe = regexp.MustCompile(`\[HIGHESTMODSEQ (\d+)\]`)
+)
+
+// selectState returns UIDVALIDITY and HIGHESTMODSEQ from the untagged lines of a SELECT.
+func selectState(t *testing.T, lines []string) (uidvalidity, modseq string) {
+	t.Helper()
+	for _, l := range lines {
+		if m := uidValidityRe.FindStringSubmatch(l); m != nil {
+			uidvalidity = m[1]
+		}
+		if m := highestModSeqRe.FindStringSubmatch(l); m != nil {
+			modseq = m[1]
+		}
+	}
+	if uidvalidity == "" || modseq == "" {
+		t.Fatalf("SELECT without UIDVALIDITY or HIGHESTMODSEQ: %q", lines)
+	}
+	return uidvalidity, modseq
 }

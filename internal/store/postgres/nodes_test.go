@@ -16,7 +16,7 @@ import (
 // Tests of what only a shared database has: several Stores (nodes) on one database.
 
 // twoNodes opens two Stores on one new database, with example.org and one account.
-func twoNodes(t *testing.T) (a, b *Store, acct store.Account) {
+func twoNodes(t testing.TB) (a, b *Store, acct store.Account) {
 	t.Helper()
 	dsn := mailtest.PostgresDSN(t)
 	a = openDSN(t, dsn, Options{})

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,22 +15,32 @@ import (
 
 // Change events across nodes.
 //
-// A write sends its changes with NOTIFY in its own transaction (PostgreSQL delivers them at
-// COMMIT, in commit order, and drops them on rollback), tagged with the sending Store's
-// origin. Every Store LISTENs on one connection of its own and publishes to its subscribers
-// the changes of other origins; its own it has published already, right after the commit.
+// A write sends its changes with NOTIFY right after its COMMIT, in the same pipelined round
+// trip (runTx, commit below): the COMMIT and the NOTIFY leave in one write to the socket,
+// the server runs the NOTIFY only if the COMMIT succeeded, so an event never announces
+// something that did not happen, and a node killed after that write has sent both.
+// Notifications are tagged with the sending Store's origin. Every Store LISTENs on one
+// connection of its own and publishes to its subscribers the changes of other origins; its
+// own it has published already, right after the commit.
 //
-// A notification can be lost only with the listening connection. After the notifier has
-// reconnected and LISTENs again it catches up by MODSEQ: for each account with
-// subscribers, if the account's MODSEQ is above the highest this Store published, it cuts
-// those subscribers off, and they resync from the store by MODSEQ as store.Changes says
-// (an IMAP session in IDLE polls and subscribes again). Since the LISTEN came first, every
-// change after the catch-up read is notified: nothing falls in between.
+// Why not NOTIFY inside the writing transaction, which PostgreSQL would deliver at COMMIT
+// for free: a transaction that notified commits under a database-wide lock held from
+// before its commit record until after the WAL flush, so such transactions commit one
+// flush at a time and lose PostgreSQL's group commit (docs/benchmarks.md measures it).
+// The NOTIFY after the COMMIT runs in a transaction of its own that writes no WAL and so
+// waits for no flush: it holds that lock for microseconds. The price is order: two nodes'
+// notifications may arrive in another order than their commits. That is harmless because
+// a change is a wake-up (store.Changes): a subscriber reads what changed from the store by
+// MODSEQ, and the catch-up below compares with the highest MODSEQ published.
 //
-// The price: PostgreSQL commits transactions that notified one at a time (it holds a
-// database-wide lock from before their commit record until after its flush), so they do
-// not share WAL flushes. docs/benchmarks.md measures it and names the alternative (notify
-// after the commit, from a batching sender).
+// A notification can be lost only with the listening connection, or with the server (a
+// crash between the COMMIT and the NOTIFY), which ends every listening connection too.
+// After the notifier has reconnected and LISTENs again it catches up by MODSEQ: for each
+// account with subscribers, if the account's MODSEQ is above the highest this Store
+// published, it cuts those subscribers off, and they resync from the store by MODSEQ as
+// store.Changes says (an IMAP session in IDLE polls and subscribes again). Since the
+// LISTEN came first, every change after the catch-up read is notified: nothing falls in
+// between.
 
 // notifyChannel is the channel of change notifications.
 const notifyChannel = "petrel_changes"
@@ -78,13 +89,57 @@ func (n *notifier) stop() {
 	<-n.done
 }
 
-// send queues the changes of t for NOTIFY at its commit.
-func (n *notifier) send(t *tx) error {
-	if len(t.changes) == 0 {
-		return nil
+// commit commits t's transaction and, in the same round trip, notifies its
+// changes. An error means the COMMIT failed (nothing was committed, the connection lost
+// during COMMIT aside); a failed NOTIFY after a good COMMIT is only logged: the write
+// happened, and the other nodes' sessions see it at their next command.
+func (n *notifier) commit(t *tx) error {
+	conn := t.conn
+	switch conn.PgConn().TxStatus() {
+	case 'T':
+	case 'I':
+		if t.tx == nil && len(t.changes) == 0 {
+			return nil // writePipelined whose function sent nothing
+		}
+		return errors.New("store: no transaction to commit")
+	default:
+		// A statement failed and fn went on (it should not): COMMIT would answer ROLLBACK,
+		// and the NOTIFY behind it would announce what did not happen.
+		t.rollback()
+		return errors.New("store: transaction failed before COMMIT")
 	}
+	payloads, err := n.payloads(t.changes)
+	if err != nil {
+		t.rollback()
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue("COMMIT")
+	if len(payloads) > 0 {
+		b.Queue(`SELECT pg_notify($1, p) FROM unnest($2::text[]) p`, notifyChannel, payloads)
+	}
+	br := conn.SendBatch(t.ctx, b)
+	tag, err := br.Exec()
+	if err == nil && tag.String() != "COMMIT" {
+		err = pgx.ErrTxCommitRollback
+	}
+	if err != nil {
+		br.Close()
+		return err
+	}
+	if len(payloads) > 0 {
+		if _, err := br.Exec(); err != nil {
+			n.s.log.Warn("store: notifying other nodes of a commit", "err", err)
+		}
+	}
+	br.Close()
+	return nil
+}
+
+// payloads encodes changes as notification payloads.
+func (n *notifier) payloads(changes []store.Change) ([]string, error) {
 	var payloads []string
-	for _, c := range t.changes {
+	for _, c := range changes {
 		uids := c.UIDs
 		for first := true; first || len(uids) > 0; first = false {
 			part := uids[:min(len(uids), uidsPerNotification)]
@@ -92,13 +147,12 @@ func (n *notifier) send(t *tx) error {
 			p, err := json.Marshal(notice{Origin: n.origin, Kind: int(c.Kind), AccountID: c.AccountID,
 				MailboxID: c.MailboxID, ModSeq: c.ModSeq, UIDs: part})
 			if err != nil {
-				return err
+				return nil, err
 			}
 			payloads = append(payloads, string(p))
 		}
 	}
-	_, err := t.tx.Exec(t.ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) p`, notifyChannel, payloads)
-	return err
+	return payloads, nil
 }
 
 // run listens until ctx ends, reconnecting after a lost connection.

@@ -271,8 +271,11 @@ func notFound(err error) error {
 // tx is what a write sees: its transaction, plus the changes it will publish if it
 // commits.
 type tx struct {
-	ctx     context.Context
+	ctx context.Context
+	// tx is the transaction; nil only in a write started with writePipelined, whose
+	// function begins it inside its one batch (sendBatch) and runs nothing else.
 	tx      pgx.Tx
+	conn    *pgx.Conn // the connection tx runs on
 	s       *Store
 	changes []store.Change
 	modseq  map[int64]uint64 // accounts whose MODSEQ this write already raised
@@ -304,6 +307,17 @@ const maxAttempts = 5
 // which no client of a database can tell). fn may run more than once; it sets its results
 // and keeps no other state.
 func (s *Store) write(ctx context.Context, fn func(*tx) error) error {
+	return s.writeTx(ctx, false, fn)
+}
+
+// writePipelined is write for a function that sends all its statements as one batch with
+// t.sendBatch and nothing else: the BEGIN then goes in that batch instead of a round trip
+// of its own (a delivery is then two round trips: the batch, and COMMIT with NOTIFY).
+func (s *Store) writePipelined(ctx context.Context, fn func(*tx) error) error {
+	return s.writeTx(ctx, true, fn)
+}
+
+func (s *Store) writeTx(ctx context.Context, pipelined bool, fn func(*tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -311,13 +325,7 @@ func (s *Store) write(ctx context.Context, fn func(*tx) error) error {
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		t := &tx{ctx: ctx, s: s}
-		err := pgx.BeginFunc(ctx, s.pool, func(ptx pgx.Tx) error {
-			t.tx = ptx
-			if err := fn(t); err != nil {
-				return err
-			}
-			return s.notifier.send(t)
-		})
+		err := s.runTx(t, pipelined, fn)
 		if err == nil {
 			if s.opts.ObserveCommit != nil {
 				s.opts.ObserveCommit(time.Since(start), 1)
@@ -333,6 +341,54 @@ func (s *Store) write(ctx context.Context, fn func(*tx) error) error {
 		}
 		return err
 	}
+}
+
+// runTx runs fn in a transaction on a pooled connection and commits it, with the NOTIFY
+// of its changes sent in the same round trip right after the COMMIT (notify.go says why
+// not inside the transaction). With pipelined, fn begins the transaction (sendBatch).
+func (s *Store) runTx(t *tx, pipelined bool, fn func(*tx) error) error {
+	conn, err := s.pool.Acquire(t.ctx)
+	if err != nil {
+		return err
+	}
+	// A connection left inside a transaction (a failure between BEGIN and COMMIT) is
+	// closed by Release rather than reused.
+	defer conn.Release()
+	t.conn = conn.Conn()
+	if !pipelined {
+		if t.tx, err = t.conn.Begin(t.ctx); err != nil {
+			return err
+		}
+	}
+	if err := fn(t); err != nil {
+		t.rollback()
+		return err
+	}
+	return s.notifier.commit(t)
+}
+
+// rollback ends the transaction without committing it.
+func (t *tx) rollback() {
+	if t.tx != nil {
+		t.tx.Rollback(t.ctx)
+	} else if t.conn.PgConn().TxStatus() != 'I' {
+		t.conn.Exec(t.ctx, "ROLLBACK")
+	}
+}
+
+// sendBatch sends b inside the transaction, beginning it first in the same round trip
+// if it has not begun (writePipelined).
+func (t *tx) sendBatch(b *pgx.Batch) (pgx.BatchResults, error) {
+	if t.tx != nil {
+		return t.tx.SendBatch(t.ctx, b), nil
+	}
+	b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: "BEGIN"}}, b.QueuedQueries...)
+	br := t.conn.SendBatch(t.ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return nil, err
+	}
+	return br, nil
 }
 
 // lockAccount locks an account's row until the end of the transaction (see the package
@@ -411,4 +467,15 @@ func int64s(uids []uint32) []int64 {
 		out[i] = int64(u)
 	}
 	return out
+}
+
+var _ store.SchemaChecker = (*Store)(nil)
+
+// SchemaCurrent implements store.SchemaChecker: the database answers and its schema is the
+// version this binary writes (a newer node may have migrated it since Open).
+func (s *Store) SchemaCurrent(ctx context.Context) error {
+	if err := checkVersion(ctx, s.pool); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
 }

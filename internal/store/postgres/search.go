@@ -66,18 +66,24 @@ func foldWords(s string, max int) string {
 
 // insertSearch indexes a body inside the write that stores it.
 func (t *tx) insertSearch(blobID int64, p *store.ParsedMessage) error {
+	_, err := t.exec(`INSERT INTO search (blob_id, subject, hfrom, hto, hcc, hbcc, header, body) VALUES (?,
+		to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?),
+		to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?))`, append([]any{blobID}, searchWords(p)...)...)
+	return err
+}
+
+// searchWords returns the folded words of a message's indexed fields, in the order of the
+// search table's columns: subject, hfrom, hto, hcc, hbcc, header, body.
+func searchWords(p *store.ParsedMessage) []any {
 	text := store.SearchText{Subject: p.Subject, From: p.From}
 	if p.Text != nil {
 		text = *p.Text
 	}
-	args := []any{blobID}
+	var words []any
 	for _, f := range []string{text.Subject, text.From, text.To, text.Cc, text.Bcc, text.Header, text.Body} {
-		args = append(args, foldWords(f, maxIndexed))
+		words = append(words, foldWords(f, maxIndexed))
 	}
-	_, err := t.exec(`INSERT INTO search (blob_id, subject, hfrom, hto, hcc, hbcc, header, body) VALUES (?,
-		to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?),
-		to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?))`, args...)
-	return err
+	return words
 }
 
 // matchQuery turns a search text into a tsquery text (for to_tsquery('simple', ...)) and

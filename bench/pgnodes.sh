@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# pgnodes.sh: inbound SMTP through whole Petrel nodes, embedded store against PostgreSQL with
+# 1, 2 and 3 nodes on one database, in one run on one machine (issue 12's figures).
+#
+#   sudo unshare -n bash -c 'ip link set lo up; bash bench/pgnodes.sh'
+#
+# Environment: N messages per configuration (default 3000), C connections in all (default
+# 16, split over the nodes), SIZE bytes per message (default 4096). Needs root (PostgreSQL
+# runs as the postgres user) and the Debian postgresql package. A throwaway cluster on a
+# unix socket in a temporary directory, durable defaults (fsync, synchronous_commit on);
+# the nodes listen on 127.0.0.1 only, so run it in a network namespace of its own.
+#
+# For each configuration it prints delivered/s (N over the wall time of the slowest load
+# process), and CPU seconds per 1000 messages of the Petrel nodes together and of
+# PostgreSQL's processes (utime+stime from /proc).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+N=${N:-3000} C=${C:-16} SIZE=${SIZE:-4096}
+WORK=$(mktemp -d)
+chmod 755 "$WORK" # PostgreSQL runs as postgres and must reach its directory
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+cd "$ROOT"
+go build -o "$WORK/petrel" ./cmd/petrel
+go build -o "$WORK/petrel-load" ./bench/cmd/petrel-load
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
+	-days 2 -subj /CN=localhost 2>/dev/null
+
+mkdir "$WORK/pg" && chown postgres: "$WORK/pg"
+setpriv --reuid postgres --regid postgres --clear-groups -- "$PGBIN/initdb" -D "$WORK/pg/data" -U postgres -A trust \
+	-E UTF8 --locale=C --no-sync >/dev/null
+setpriv --reuid postgres --regid postgres --clear-groups -- "$PGBIN/postgres" -D "$WORK/pg/data" -k "$WORK/pg" \
+	-c listen_addresses= -c max_connections=300 -c shared_buffers=64MB >"$WORK/pg/log" 2>&1 &
+PG=$!
+PIDS+=("$PG")
+until "$PGBIN/pg_isready" -q -h "$WORK/pg"; do sleep 0.2; done
+
+# cpu PID...: utime+stime of the processes, in clock ticks.
+cpu() {
+	local t=0 p
+	for p in "$@"; do
+		[ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo "$t"
+}
+# pgcpu: utime+stime of every PostgreSQL process, the exited backends' included (cutime of
+# the postmaster).
+pgcpu() {
+	local t
+	t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$PG/stat")
+	for p in $(pgrep -P "$PG"); do t=$((t + $(cpu "$p"))); done
+	echo "$t"
+}
+
+# run LABEL NODES STORE-TOML: start NODES nodes, deliver N messages over C connections
+# split among them, print the figures, stop the nodes.
+run() {
+	local label=$1 nodes=$2 storeconf=$3 i base nodepids=() loadpids=() start end
+	for i in $(seq 1 "$nodes"); do
+		base=$((31000 + 100 * i))
+		mkdir -p "$WORK/$label/n$i"
+		cat >"$WORK/$label/n$i/petrel.toml" <<EOF
+hostname = "localhost"
+data = "$WORK/$label/n$i/data"
+domains = ["example.test"]
+[log]
+level = "warn"
+[tls]
+cert = "$WORK/cert.pem"
+key = "$WORK/key.pem"
+[smtp]
+listen = ["127.0.0.1:$base"]
+submission = ["127.0.0.1:$((base + 1))"]
+submissions = ["127.0.0.1:$((base + 2))"]
+[pop3]
+listen = ["127.0.0.1:$((base + 3))"]
+listen_tls = ["127.0.0.1:$((base + 4))"]
+[imap]
+listen = ["127.0.0.1:$((base + 5))"]
+listen_tls = ["127.0.0.1:$((base + 6))"]
+[http]
+listen = ["127.0.0.1:$((base + 7))"]
+listen_tls = ["127.0.0.1:$((base + 8))"]
+[managesieve]
+listen = ["127.0.0.1:$((base + 9))"]
+[limits]
+max_connections_per_ip = 20000
+[mail_auth]
+verify = false
+[store]
+$storeconf
+EOF
+	done
+	for u in $(seq 1 16); do
+		printf 'bench-pw-1\n' | "$WORK/petrel" -c "$WORK/$label/n1/petrel.toml" account add "user$u@example.test" >/dev/null
+	done
+	for i in $(seq 1 "$nodes"); do
+		"$WORK/petrel" -c "$WORK/$label/n$i/petrel.toml" serve >"$WORK/$label/n$i/out" 2>&1 &
+		nodepids+=("$!")
+		PIDS+=("$!")
+	done
+	for i in $(seq 1 "$nodes"); do
+		until grep -q "listening on 127.0.0.1:$((31000 + 100 * i))\b" "$WORK/$label/n$i/out" 2>/dev/null; do sleep 0.2; done
+	done
+	local c0 p0
+	c0=$(cpu "${nodepids[@]}")
+	p0=$(pgcpu)
+	start=$(date +%s.%N)
+	for i in $(seq 1 "$nodes"); do
+		"$WORK/petrel-load" smtp -addr "127.0.0.1:$((31000 + 100 * i))" -n $((N / nodes)) -c $((C / nodes)) -size "$SIZE" \
+			-to 'user{n}@example.test' -mailboxes 16 -json >"$WORK/$label/load$i.json" &
+		loadpids+=("$!")
+	done
+	for p in "${loadpids[@]}"; do wait "$p"; done
+	end=$(date +%s.%N)
+	local c1 p1 tick
+	c1=$(cpu "${nodepids[@]}")
+	p1=$(pgcpu)
+	tick=$(getconf CLK_TCK)
+	awk -v l="$label" -v n="$N" -v s="$start" -v e="$end" -v pc=$((c1 - c0)) -v gc=$((p1 - p0)) -v tk="$tick" -v nodes="$nodes" \
+		'BEGIN { printf "%-12s nodes=%d delivered/s=%7.0f  petrel CPU s/1000 msgs=%5.2f  postgres CPU s/1000 msgs=%5.2f\n", l, nodes, n / (e - s), pc / tk / n * 1000, gc / tk / n * 1000 }'
+	for p in "${nodepids[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
+}
+
+db() { psql -q -h "$WORK/pg" -U postgres -d postgres -c "CREATE DATABASE $1"; echo "backend = \"postgres\""$'\n'"dsn = \"host=$WORK/pg user=postgres dbname=$1 sslmode=disable\""; }
+
+uptime
+run embedded 1 'backend = "sqlite"'
+run postgres1 1 "$(db run1)"
+run postgres2 2 "$(db run2)"
+run postgres3 3 "$(db run3)"
+run embedded2 1 'backend = "sqlite"'
+uptime
