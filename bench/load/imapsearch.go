@@ -56,18 +56,12 @@ func RunIMAPAppend(ctx context.Context, cfg IMAPAppendConfig) (*Result, error) {
 		wg.Go(func() {
 			var mine []time.Duration
 			defer func() { lat.merge(mine) }()
-			t0 := time.Now()
-			c, err := dialIMAP(ctx, cfg.Target)
+			c, err := loginIMAP(ctx, cfg.Target, cfg.Account, cfg.Auth, &conn)
 			if err != nil {
 				errs.add("%v", err)
 				return
 			}
 			defer c.Close()
-			if err := c.login(cfg.Account, cfg.Auth); err != nil {
-				errs.add("%v", err)
-				return
-			}
-			conn.merge([]time.Duration{time.Since(t0)})
 			if err := c.createMailbox(cfg.Mailbox); err != nil {
 				errs.add("%v", err)
 				return
@@ -91,7 +85,7 @@ func RunIMAPAppend(ctx context.Context, cfg IMAPAppendConfig) (*Result, error) {
 					msgs = append(msgs, b.Bytes())
 				}
 				t1 := time.Now()
-				if err := c.appendMany(cfg.Mailbox, msgs); err != nil {
+				if err := c.appendMany(cfg.Mailbox, msgs, nil); err != nil {
 					errs.add("%s: messages %d..%d: %v", cfg.Account.User, first, first+n-1, err)
 					var se *imapStatusError
 					if !errors.As(err, &se) {
@@ -128,6 +122,21 @@ func RunIMAPAppend(ctx context.Context, cfg IMAPAppendConfig) (*Result, error) {
 	return res, nil
 }
 
+// loginIMAP connects and logs in, and adds the time it took to conn.
+func loginIMAP(ctx context.Context, t Target, a Account, how IMAPAuth, conn *samples) (*imapClient, error) {
+	t0 := time.Now()
+	c, err := dialIMAP(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.login(a, how); err != nil {
+		c.Close()
+		return nil, err
+	}
+	conn.merge([]time.Duration{time.Since(t0)})
+	return c, nil
+}
+
 // createMailbox creates mailbox unless it exists (INBOX always does).
 func (c *imapClient) createMailbox(mailbox string) error {
 	if strings.EqualFold(mailbox, "INBOX") {
@@ -156,9 +165,10 @@ func (c *imapClient) createMailbox(mailbox string) error {
 }
 
 // appendMany appends msgs to mailbox in one command: APPEND for one message, MULTIAPPEND
-// (RFC 3502) for more. Literals are non-synchronizing when the server has LITERAL+ (RFC
-// 7888), else each waits for its continuation request.
-func (c *imapClient) appendMany(mailbox string, msgs [][]byte) error {
+// (RFC 3502) for more, each with the \Seen flag. Literals are non-synchronizing when the
+// server has LITERAL+ (RFC 7888), else each waits for its continuation request. Untagged
+// responses go to each (which may be nil).
+func (c *imapClient) appendMany(mailbox string, msgs [][]byte, each func(*imapResponse) error) error {
 	q, err := quote(mailbox)
 	if err != nil {
 		return err
@@ -187,7 +197,7 @@ func (c *imapClient) appendMany(mailbox string, msgs [][]byte) error {
 	if err := c.w.Flush(); err != nil {
 		return fmt.Errorf("APPEND: %w", err)
 	}
-	_, err = c.finish("APPEND", tag, nil)
+	_, err = c.finish("APPEND", tag, each)
 	return err
 }
 
@@ -266,18 +276,12 @@ func RunIMAPSearch(ctx context.Context, cfg IMAPSearchConfig) (*Result, error) {
 		wg.Go(func() {
 			var mine []time.Duration
 			defer func() { lat.merge(mine) }()
-			t0 := time.Now()
-			c, err := dialIMAP(ctx, cfg.Target)
+			c, err := loginIMAP(ctx, cfg.Target, cfg.Account, cfg.Auth, &conn)
 			if err != nil {
 				errs.add("%v", err)
 				return
 			}
 			defer c.Close()
-			if err := c.login(cfg.Account, cfg.Auth); err != nil {
-				errs.add("%v", err)
-				return
-			}
-			conn.merge([]time.Duration{time.Since(t0)})
 			exists, err := c.selectMailbox(cfg.Mailbox)
 			if err != nil {
 				errs.add("%v", err)

@@ -504,20 +504,27 @@ func setupIMAPAppend(fs *flag.FlagSet, c *common) func(context.Context) (*load.R
 	fs.IntVar(&cfg.Batch, "batch", 100, "messages per MULTIAPPEND command (1, or a server without MULTIAPPEND: one APPEND each)")
 	return func(ctx context.Context) (*load.Result, error) {
 		var err error
-		if cfg.Target, err = c.target(); err != nil {
-			return nil, err
-		}
-		accounts, err := acc.accounts()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Account = accounts[0]
-		if cfg.Auth, err = imf.mode(); err != nil {
+		if cfg.Target, cfg.Account, cfg.Auth, err = oneIMAPAccount(c, acc, imf); err != nil {
 			return nil, err
 		}
 		cfg.Mailbox = imf.mailbox
 		return load.RunIMAPAppend(ctx, cfg)
 	}
+}
+
+// oneIMAPAccount is what the scenarios working in one account's mailbox take from the
+// flags: the target, the first account and how to log in.
+func oneIMAPAccount(c *common, acc *accountFlags, imf *imapFlags) (load.Target, load.Account, load.IMAPAuth, error) {
+	t, err := c.target()
+	if err != nil {
+		return t, load.Account{}, 0, err
+	}
+	accounts, err := acc.accounts()
+	if err != nil {
+		return t, load.Account{}, 0, err
+	}
+	how, err := imf.mode()
+	return t, accounts[0], how, err
 }
 
 func setupIMAPSearch(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {
@@ -537,15 +544,7 @@ func setupIMAPSearch(fs *flag.FlagSet, c *common) func(context.Context) (*load.R
 	fs.IntVar(&cfg.Warmup, "warmup", 1, "untimed searches of each word per session first")
 	return func(ctx context.Context) (*load.Result, error) {
 		var err error
-		if cfg.Target, err = c.target(); err != nil {
-			return nil, err
-		}
-		accounts, err := acc.accounts()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Account = accounts[0]
-		if cfg.Auth, err = imf.mode(); err != nil {
+		if cfg.Target, cfg.Account, cfg.Auth, err = oneIMAPAccount(c, acc, imf); err != nil {
 			return nil, err
 		}
 		cfg.Mailbox = imf.mailbox

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"testing"
 
 	"petrel/internal/mail/deliver"
@@ -18,13 +17,7 @@ import (
 // (sqlite.Options.IndexInCommit). msgs/s is what a sender sees; indexed-cpu-µs/msg adds the
 // indexing still queued when the last message was accepted, so deferring it hides nothing.
 func BenchmarkInboundIndex(b *testing.B) {
-	words := benchWords(rand.New(rand.NewPCG(1, 2)), 4000)
-	body := "From: \"News Desk\" <news@letters.example>\r\nSubject: " + benchText(rand.New(rand.NewPCG(3, 4)), words, 60) +
-		"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-	r := rand.New(rand.NewPCG(5, 6))
-	for len(body) < 2048 {
-		body += benchText(r, words, 70) + "\r\n"
-	}
+	_, body := wordyMessage()
 	rcpts := make([]string, 8)
 	for i := range rcpts {
 		rcpts[i] = fmt.Sprintf("user%d@example.test", i+1)
