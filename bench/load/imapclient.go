@@ -484,35 +484,9 @@ func (c *imapClient) done(tag string) error {
 	return err
 }
 
-// appendMessage appends msg to mailbox with a synchronizing literal, or a
-// non-synchronizing one when the server has LITERAL+ (RFC 7888). Untagged
-// responses go to each.
+// appendMessage appends msg to mailbox (appendMany), handing untagged responses to each.
 func (c *imapClient) appendMessage(mailbox string, msg []byte, each func(*imapResponse) error) error {
-	q, err := quote(mailbox)
-	if err != nil {
-		return err
-	}
-	plus := c.caps["LITERAL+"]
-	mark := ""
-	if plus {
-		mark = "+"
-	}
-	tag, err := c.send("APPEND %s (\\Seen) {%d%s}", q, len(msg), mark)
-	if err != nil {
-		return fmt.Errorf("APPEND: %w", err)
-	}
-	if !plus {
-		if err := c.waitContinuation("APPEND", tag); err != nil {
-			return err
-		}
-	}
-	c.w.Write(msg)
-	c.w.WriteString("\r\n")
-	if err := c.w.Flush(); err != nil {
-		return fmt.Errorf("APPEND: %w", err)
-	}
-	_, err = c.finish("APPEND", tag, each)
-	return err
+	return c.appendMany(mailbox, [][]byte{msg}, each)
 }
 
 // command sends a command line and reads its completion, handing untagged

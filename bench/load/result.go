@@ -70,9 +70,10 @@ type Result struct {
 	FirstErrors []string `json:"first_errors"`
 	Stopped     string   `json:"stopped,omitempty"` // why the run ended early (timeout, interrupt)
 
-	Delivery *Delivery   `json:"delivery,omitempty"` // smtp -wait-pop3 and wait
-	Idle     *IdleReport `json:"idle,omitempty"`     // idle, imap-idle
-	Mixed    MixedReport `json:"mixed,omitempty"`    // imap-mixed: latency per kind of command
+	Delivery *Delivery     `json:"delivery,omitempty"` // smtp -wait-pop3 and wait
+	Idle     *IdleReport   `json:"idle,omitempty"`     // idle, imap-idle
+	Mixed    MixedReport   `json:"mixed,omitempty"`    // imap-mixed: latency per kind of command
+	Search   *SearchReport `json:"search,omitempty"`   // imap-search: hits per word
 }
 
 func (r *Result) finish(elapsed time.Duration) {
@@ -136,6 +137,12 @@ func (r *Result) WriteText(w io.Writer) error {
 	for _, k := range stepNames {
 		if s, ok := r.Mixed[k]; ok {
 			row("  "+k, "%s", lat(s))
+		}
+	}
+	if sr := r.Search; sr != nil {
+		row("mailbox", "%d messages", sr.Exists)
+		for w, n := range sr.Hits {
+			row("  hits", "%s: %d", w, n)
 		}
 	}
 	if r.Stopped != "" {

@@ -109,7 +109,8 @@ service pop3 {
   process_limit = 10000
 }
 service imap {
-  process_limit = 10000
+  # One process per session: imap-idle holds 10,000.
+  process_limit = 12000
 }
 protocol imap {
   # The idle IMAP scenario spreads 2,000 sessions over the user accounts, 20 or more per

@@ -49,6 +49,8 @@ EOF
 [imap]
 listen = ["127.0.0.1:$P_IMAP_PORT"]
 listen_tls = ["127.0.0.1:$P_IMAPS_PORT"]
+# imap-idle holds 100 sessions on each account (10,000 over 100), the shipped limit.
+max_account_sessions = 1000
 EOF
 	fi
 	if [ "$http" = 1 ]; then

@@ -6,7 +6,8 @@
 //
 //	petrel-load SCENARIO [flags]        (or: petrel-load -scenario SCENARIO [flags])
 //
-// Scenarios: smtp, pop3, wait, idle, imap-fetch, imap-idle, imap-mixed, sink.
+// Scenarios: smtp, pop3, wait, idle, imap-fetch, imap-idle, imap-mixed, imap-append,
+// imap-search, sink.
 // "petrel-load SCENARIO -h" lists the flags of one; bench/README.md has
 // examples.
 package main
@@ -59,6 +60,8 @@ var scenarios = []scenario{
 	{"imap-fetch", "-c clients log in, SELECT INBOX, UID FETCH 1:* (UID RFC822.SIZE BODY.PEEK[]) checked, LOGOUT", setupIMAPFetch},
 	{"imap-idle", "hold -n IMAP sessions logged in and in IDLE for -hold; with -pid, report server memory per connection", setupIMAPIdle},
 	{"imap-mixed", "-c IMAP sessions run SELECT, header FETCH, STORE, SEARCH, APPEND, EXPUNGE; reports commands/s", setupIMAPMixed},
+	{"imap-append", "fill a mailbox with the search corpus (-n messages of words, the same for every server): -c sessions, MULTIAPPEND of -batch", setupIMAPAppend},
+	{"imap-search", "-c sessions with a mailbox selected send UID SEARCH TEXT for -word (or the corpus word of -rank) in turn; reports latency and hits", setupIMAPSearch},
 	{"sink", "be the far MX of a relay: listen on -listen, accept and count until -expect messages arrived; reports delivered msg/s", setupSink},
 }
 
@@ -488,6 +491,72 @@ func setupIMAPMixed(fs *flag.FlagSet, c *common) func(context.Context) (*load.Re
 		}
 		cfg.Mailbox = imf.mailbox
 		return load.RunIMAPMixed(ctx, cfg)
+	}
+}
+
+func setupIMAPAppend(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {
+	var cfg load.IMAPAppendConfig
+	acc := registerAccounts(fs)
+	imf := registerIMAP(fs)
+	fs.IntVar(&cfg.Clients, "c", 4, "concurrent sessions, all on the first account")
+	fs.IntVar(&cfg.Messages, "n", 10000, "corpus messages to append (messages 0..n-1 of the corpus)")
+	fs.IntVar(&cfg.Words, "words", 250, "words of text per message (about 9 bytes each)")
+	fs.IntVar(&cfg.Batch, "batch", 100, "messages per MULTIAPPEND command (1, or a server without MULTIAPPEND: one APPEND each)")
+	return func(ctx context.Context) (*load.Result, error) {
+		var err error
+		if cfg.Target, cfg.Account, cfg.Auth, err = oneIMAPAccount(c, acc, imf); err != nil {
+			return nil, err
+		}
+		cfg.Mailbox = imf.mailbox
+		return load.RunIMAPAppend(ctx, cfg)
+	}
+}
+
+// oneIMAPAccount is what the scenarios working in one account's mailbox take from the
+// flags: the target, the first account and how to log in.
+func oneIMAPAccount(c *common, acc *accountFlags, imf *imapFlags) (load.Target, load.Account, load.IMAPAuth, error) {
+	t, err := c.target()
+	if err != nil {
+		return t, load.Account{}, 0, err
+	}
+	accounts, err := acc.accounts()
+	if err != nil {
+		return t, load.Account{}, 0, err
+	}
+	how, err := imf.mode()
+	return t, accounts[0], how, err
+}
+
+func setupIMAPSearch(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {
+	var (
+		cfg   load.IMAPSearchConfig
+		words string
+		rank  int
+	)
+	acc := registerAccounts(fs)
+	imf := registerIMAP(fs)
+	fs.IntVar(&cfg.Clients, "c", 1, "concurrent sessions, all on the first account")
+	fs.StringVar(&words, "word", "", "words to search for, comma-separated, in turn")
+	fs.IntVar(&rank, "rank", 0, "also search the imap-append corpus's word of this frequency rank (1: the most frequent)")
+	fs.StringVar(&cfg.Key, "key", "TEXT", "SEARCH key taking a string: TEXT, BODY, SUBJECT, ...")
+	fs.IntVar(&cfg.Searches, "n", 0, "stop after this many searches (0: run for -duration)")
+	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "stop starting searches after this long (each word is searched once at least)")
+	fs.IntVar(&cfg.Warmup, "warmup", 1, "untimed searches of each word per session first")
+	return func(ctx context.Context) (*load.Result, error) {
+		var err error
+		if cfg.Target, cfg.Account, cfg.Auth, err = oneIMAPAccount(c, acc, imf); err != nil {
+			return nil, err
+		}
+		cfg.Mailbox = imf.mailbox
+		for _, w := range strings.Split(words, ",") {
+			if w = strings.TrimSpace(w); w != "" {
+				cfg.Words = append(cfg.Words, w)
+			}
+		}
+		if rank > 0 {
+			cfg.Words = append(cfg.Words, load.CorpusWord(rank))
+		}
+		return load.RunIMAPSearch(ctx, cfg)
 	}
 }
 

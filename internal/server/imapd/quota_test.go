@@ -153,6 +153,15 @@ func TestSearchIndex(t *testing.T) {
 		C: r SEARCH SUBJECT "!!"
 		S: * SEARCH 1 2
 		S: r OK SEARCH completed
+		C: s SEARCH TEXT office
+		S: * SEARCH 2
+		S: s OK SEARCH completed
+		C: t SEARCH TEXT office SUBJECT party FROM fay
+		S: * SEARCH 2
+		S: t OK SEARCH completed
+		C: u UID SEARCH TEXT office SUBJECT plans
+		S: * SEARCH
+		S: u OK UID SEARCH completed
 	`)
 	if strings.Contains(e.logs.String(), "level=ERROR") {
 		t.Errorf("errors logged:\n%s", e.logs)

@@ -109,6 +109,21 @@ func needsRows(k *SearchKey) bool {
 	return !text
 }
 
+// onlyText reports whether k is a text key or an AND of text keys only: then the common
+// hits of candidates are exactly the messages it matches.
+func onlyText(k *SearchKey) bool {
+	if k.Op != SearchAnd {
+		_, ok := textFields[k.Op]
+		return ok
+	}
+	for i := range k.Keys {
+		if _, ok := textFields[k.Keys[i].Op]; !ok {
+			return false
+		}
+	}
+	return len(k.Keys) > 0
+}
+
 // intersect returns the UIDs in both ascending lists.
 func intersect(a, b []uint32) []uint32 {
 	var out []uint32
@@ -163,7 +178,28 @@ func (s *session) cmdSearch(c *Command) (done, error) {
 		return nil
 	}
 	common, restricted := candidates(&c.Search, text)
-	if !needsRows(&c.Search) {
+	if restricted && onlyText(&c.Search) {
+		// Every candidate matches: number them in one walk along the session's UIDs instead
+		// of a binary search and an evaluation per hit (a common word has tens of thousands).
+		j := 0
+		for _, u := range common {
+			for j < len(sel.uids) && sel.uids[j] < u {
+				j++
+			}
+			if j == len(sel.uids) {
+				break
+			}
+			if sel.uids[j] != u {
+				continue // not in this session's view yet
+			}
+			if c.UID {
+				hits = append(hits, u)
+			} else {
+				hits = append(hits, uint32(j+1))
+			}
+			modseqs = append(modseqs, 0) // as eval does without message rows
+		}
+	} else if !needsRows(&c.Search) {
 		// Text keys, sets and logic only: the UIDs are all there is to look at, and no
 		// message row is read (SEARCH TEXT of a common word in a large mailbox).
 		uids := sel.uids

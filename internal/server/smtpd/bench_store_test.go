@@ -100,8 +100,14 @@ func startSQLiteServer(b *testing.B, accounts int, cfg Config) (string, *sqlite.
 // openBenchStore opens a fresh SQLite store, closed when the benchmark ends, with the
 // accounts user1..userN@example.test.
 func openBenchStore(b *testing.B, accounts int) (*sqlite.Store, []store.Account) {
+	return openBenchStoreOptions(b, accounts, sqlite.Options{})
+}
+
+// openBenchStoreOptions is openBenchStore with store options (the logger is set).
+func openBenchStoreOptions(b *testing.B, accounts int, opts sqlite.Options) (*sqlite.Store, []store.Account) {
 	ctx := context.Background()
-	st, err := sqlite.Open(filepath.Join(b.TempDir(), "petrel.db"), sqlite.Options{Logger: slog.New(slog.DiscardHandler)})
+	opts.Logger = slog.New(slog.DiscardHandler)
+	st, err := sqlite.Open(filepath.Join(b.TempDir(), "petrel.db"), opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,13 +18,7 @@ import (
 // and 8 accounts that each trained 400 such messages, with the built-in junk classifier
 // off and on: the budget compares the two in the same run.
 func BenchmarkInboundJunk(b *testing.B) {
-	words := benchWords(rand.New(rand.NewPCG(1, 2)), 4000)
-	body := "From: \"News Desk\" <news@letters.example>\r\nSubject: " + benchText(rand.New(rand.NewPCG(3, 4)), words, 60) +
-		"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-	r := rand.New(rand.NewPCG(5, 6))
-	for len(body) < 2048 {
-		body += benchText(r, words, 70) + "\r\n"
-	}
+	words, body := wordyMessage()
 	rcpts := make([]string, 8)
 	for i := range rcpts {
 		rcpts[i] = fmt.Sprintf("user%d@example.test", i+1)
@@ -35,6 +29,19 @@ func BenchmarkInboundJunk(b *testing.B) {
 			benchInboundMessage(b, addr, 32, "bench@elsewhere.example", body, rcpts)
 		})
 	}
+}
+
+// wordyMessage returns the vocabulary and a 2 KB message of its words, the same on every
+// call.
+func wordyMessage() (words []string, body string) {
+	words = benchWords(rand.New(rand.NewPCG(1, 2)), 4000)
+	body = "From: \"News Desk\" <news@letters.example>\r\nSubject: " + benchText(rand.New(rand.NewPCG(3, 4)), words, 60) +
+		"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+	r := rand.New(rand.NewPCG(5, 6))
+	for len(body) < 2048 {
+		body += benchText(r, words, 70) + "\r\n"
+	}
+	return words, body
 }
 
 // benchWords makes n distinct lower-case words of 3 to 10 letters.

@@ -177,6 +177,8 @@ type committer struct {
 	defaultQuota store.QuotaLimits
 	// index is the store's background indexer, whose queue a delivery joins (indexer.go).
 	index *indexer
+	// indexInCommit is Options.IndexInCommit: no delivery joins the indexer's queue.
+	indexInCommit bool
 }
 
 func (c *committer) stmt(query string) (*sql.Stmt, error) {
@@ -206,7 +208,7 @@ func (c *committer) do(query string) error {
 func (s *Store) commitLoop(garbage int64) {
 	c := &committer{ctx: context.Background(), conn: s.wc, stmts: map[string]*sql.Stmt{},
 		garbage: garbage, timer: time.NewTimer(time.Hour), counters: newCounters(),
-		defaultQuota: s.opts.DefaultQuota, index: s.index}
+		defaultQuota: s.opts.DefaultQuota, index: s.index, indexInCommit: s.opts.IndexInCommit}
 	c.timer.Stop()
 	defer func() {
 		s.reclaimAtClose(c)

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -42,13 +41,13 @@ var searchColumns = map[store.SearchField]string{
 }
 
 // searchLater lists a body for the background indexer (indexer.go), or indexes it at once
-// when the indexer's queue is full.
+// when the indexer's queue is full (or Options.IndexInCommit says so).
 func (t *tx) searchLater(blobID int64, p *store.ParsedMessage) error {
 	text := store.SearchText{Subject: p.Subject, From: p.From}
 	if p.Text != nil {
 		text = *p.Text
 	}
-	if t.c.index.full(textSize(&text)) {
+	if t.c.indexInCommit || t.c.index.full(textSize(&text)) {
 		return t.insertSearch(blobID, p)
 	}
 	if _, err := t.exec(`INSERT INTO search_pending (blob_id) VALUES (?)`, blobID); err != nil {
@@ -89,9 +88,10 @@ func matchQuery(field store.SearchField, text string) (q string, ok bool, err er
 	return q, true, nil
 }
 
-// Search implements store.Index. The FTS5 match drives the query (CROSS JOIN keeps it the
-// outer loop), so its cost follows the number of bodies that hold the words, not the size
-// of the mailbox. The UIDs come back as one group_concat string rather than a row each:
+// Search implements store.Index. A word in many bodies is answered from the mailbox's map of
+// bodies to UIDs (searchmap.go). Otherwise the FTS5 match drives the query (CROSS JOIN keeps
+// it the outer loop), so its cost follows the number of bodies that hold the words, not the
+// size of the mailbox. The UIDs come back as one group_concat string rather than a row each:
 // for a word in most of a mailbox, database/sql's per-row work cost more than SQLite's
 // (88 against 49 ms of CPU for 75,000 hits, docs/benchmarks.md).
 func (s *Store) Search(ctx context.Context, mailboxID int64, field store.SearchField, text string) ([]uint32, error) {
@@ -104,6 +104,9 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, field store.SearchF
 	}
 	if err := s.indexFor(ctx, mailboxID); err != nil {
 		return nil, err
+	}
+	if uids, ok, err := s.searchMany(ctx, mailboxID, q); err != nil || ok {
+		return uids, err
 	}
 	var list sql.RawBytes
 	rows, err := s.query(ctx, `SELECT group_concat(m.uid) FROM search CROSS JOIN messages m ON m.blob_id = search.rowid
@@ -133,27 +136,16 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, field store.SearchF
 // parseUIDList parses a comma-separated list of UIDs and returns it sorted: the query
 // yields them in body order, which is UID order unless messages were copied in.
 func parseUIDList(b []byte) ([]uint32, error) {
-	if len(b) == 0 {
-		return nil, nil
+	ids, err := parseIDs(b)
+	if err != nil {
+		return nil, fmt.Errorf("store: bad UID list from the index")
 	}
-	out := make([]uint32, 0, bytes.Count(b, []byte{','})+1)
-	var n uint64
-	digits := 0
-	for i := 0; i <= len(b); i++ {
-		if i == len(b) || b[i] == ',' {
-			if digits == 0 || n > math.MaxUint32 {
-				return nil, fmt.Errorf("store: bad UID list from the index")
-			}
-			out = append(out, uint32(n))
-			n, digits = 0, 0
-			continue
-		}
-		c := b[i]
-		if c < '0' || c > '9' || digits > 10 {
+	out := make([]uint32, len(ids))
+	for i, id := range ids {
+		if id > math.MaxUint32 {
 			return nil, fmt.Errorf("store: bad UID list from the index")
 		}
-		n = n*10 + uint64(c-'0')
-		digits++
+		out[i] = uint32(id)
 	}
 	if !slices.IsSorted(out) {
 		slices.Sort(out)

@@ -110,6 +110,10 @@ type Options struct {
 	// from BEGIN to the end of COMMIT (its fsync included) and the number of requests in it
 	// (metrics). It runs on the committer: it must return at once.
 	ObserveCommit func(d time.Duration, requests int)
+	// IndexInCommit writes each body's full-text index row in the commit that stores the
+	// body, as before the background indexer (indexer.go): benchmarks set it to measure what
+	// the indexer gains. `petrel serve` never does.
+	IndexInCommit bool
 
 	// reclaimOff stops the background reclaim of freed bodies (tests: a store that died
 	// before reclaiming).
@@ -151,6 +155,8 @@ type Store struct {
 	changes *broker.Broker
 
 	index *indexer // the background full-text indexer (indexer.go)
+	// searchMaps maps index hits to UIDs for searches with many hits (searchmap.go).
+	searchMaps searchMapCache
 	// backlogMax is the highest body in search_pending at Open: the bodies up to it are the
 	// mail layer's to index (Unindexed), those above it the indexer's.
 	backlogMax int64
@@ -318,6 +324,7 @@ func Open(path string, opts Options) (*Store, error) {
 
 		index:      newIndexer(),
 		backlogMax: backlogMax,
+		searchMaps: searchMapCache{min: searchMapMin},
 	}
 	go s.commitLoop(garbage)
 	go s.checkpointLoop()
