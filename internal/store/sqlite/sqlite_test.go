@@ -641,3 +641,7 @@ func TestMultiAppend(t *testing.T) {
 func TestAdmins(t *testing.T) {
 	storetest.RunAdmins(t, openTemp(t, Options{}))
 }
+
+func TestSorter(t *testing.T) {
+	storetest.RunSorter(t, func(t *testing.T) storetest.SorterStore { return openTemp(t, Options{}) })
+}
