@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
+	"errors"
 	"strings"
 	"time"
 
@@ -17,32 +19,83 @@ import (
 
 var _ store.Sorter = (*Store)(nil)
 
+// Flags of the first octet of packed keys.
+const (
+	keysReply   = 1 << 0 // SortKeys.Reply
+	keysHasDate = 1 << 1 // a varint of the Date in unix nanoseconds follows
+)
+
+// packSortKeys encodes keys for the sort_keys row: a flags octet, the date if any, then
+// Subject, From, To, Cc, DisplayFrom, DisplayTo, MessageID and the References joined by
+// spaces (message IDs hold none), each a uvarint length and its octets.
+func packSortKeys(k *store.SortKeys) []byte {
+	refs := strings.Join(k.References, " ")
+	fields := [...]string{k.Subject, k.From, k.To, k.Cc, k.DisplayFrom, k.DisplayTo, k.MessageID, refs}
+	n := 1 + binary.MaxVarintLen64
+	for _, f := range fields {
+		n += binary.MaxVarintLen64 + len(f)
+	}
+	b := make([]byte, 1, n)
+	if k.Reply {
+		b[0] |= keysReply
+	}
+	if !k.Date.IsZero() {
+		b[0] |= keysHasDate
+		b = binary.AppendVarint(b, k.Date.UnixNano())
+	}
+	for _, f := range fields {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+var errBadKeys = errors.New("store: damaged sort keys")
+
+// unpackSortKeys decodes packSortKeys's encoding. The strings share one allocation.
+func unpackSortKeys(raw []byte) (*store.SortKeys, error) {
+	if len(raw) == 0 {
+		return nil, errBadKeys
+	}
+	s := string(raw)
+	k := &store.SortKeys{Reply: s[0]&keysReply != 0}
+	pos := 1
+	if s[0]&keysHasDate != 0 {
+		d, n := binary.Varint(raw[pos:])
+		if n <= 0 {
+			return nil, errBadKeys
+		}
+		k.Date, pos = time.Unix(0, d).UTC(), pos+n
+	}
+	var refs string
+	for _, f := range [...]*string{&k.Subject, &k.From, &k.To, &k.Cc, &k.DisplayFrom, &k.DisplayTo, &k.MessageID, &refs} {
+		l, n := binary.Uvarint(raw[pos:])
+		if n <= 0 || uint64(len(s)-pos-n) < l {
+			return nil, errBadKeys
+		}
+		pos += n
+		*f, pos = s[pos:pos+int(l)], pos+int(l)
+	}
+	if refs != "" {
+		k.References = strings.Split(refs, " ")
+	}
+	return k, nil
+}
+
 // insertSortKeys stores a body's keys, if the body exists and has none yet; nil keys (a
 // queued message, a caller that computed none) leave no row.
 func (t *tx) insertSortKeys(blobID int64, k *store.SortKeys) error {
 	if k == nil {
 		return nil
 	}
-	_, err := t.exec(`INSERT OR IGNORE INTO sort_keys (blob_id, date, subject, reply, from_key, to_key, cc_key,
-		display_from, display_to, message_id, refs) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
-		WHERE EXISTS (SELECT 1 FROM blobs WHERE id = ?1)`,
-		blobID, nullTime(k.Date), k.Subject, k.Reply, k.From, k.To, k.Cc, k.DisplayFrom, k.DisplayTo,
-		k.MessageID, strings.Join(k.References, " "))
+	_, err := t.exec(`INSERT OR IGNORE INTO sort_keys (blob_id, keys) SELECT ?1, ?2
+		WHERE EXISTS (SELECT 1 FROM blobs WHERE id = ?1)`, blobID, packSortKeys(k))
 	return err
-}
-
-// nullTime is a time in unix nanoseconds, or NULL for the zero time.
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixNano()
 }
 
 // SortRows implements store.Sorter.
 func (s *Store) SortRows(ctx context.Context, mailboxID int64) ([]store.SortRow, error) {
-	rows, err := s.query(ctx, `SELECT m.uid, m.blob_id, m.size, m.internal_date, k.blob_id, k.date, k.subject,
-		k.reply, k.from_key, k.to_key, k.cc_key, k.display_from, k.display_to, k.message_id, k.refs
+	rows, err := s.query(ctx, `SELECT m.uid, m.blob_id, m.size, m.internal_date, k.keys
 		FROM messages m LEFT JOIN sort_keys k ON k.blob_id = m.blob_id
 		WHERE m.mailbox_id = ? ORDER BY m.uid`, mailboxID)
 	if err != nil {
@@ -50,40 +103,19 @@ func (s *Store) SortRows(ctx context.Context, mailboxID int64) ([]store.SortRow,
 	}
 	defer rows.Close()
 	var out []store.SortRow
-	// The same address or subject comes back in many rows of a mailbox: one string each.
-	intern := map[string]string{}
-	str := func(ns sql.NullString) string {
-		if v, ok := intern[ns.String]; ok {
-			return v
-		}
-		intern[ns.String] = ns.String
-		return ns.String
-	}
-	var (
-		internal          int64
-		keyed, date       sql.NullInt64
-		reply             sql.NullBool
-		subject, from, to sql.NullString
-		cc, dFrom, dTo    sql.NullString
-		messageID, refs   sql.NullString
-	)
+	var internal int64
+	var keys sql.RawBytes
 	for rows.Next() {
 		var r store.SortRow
-		if err := rows.Scan(&r.UID, &r.BlobID, &r.Size, &internal, &keyed, &date, &subject, &reply,
-			&from, &to, &cc, &dFrom, &dTo, &messageID, &refs); err != nil {
+		if err := rows.Scan(&r.UID, &r.BlobID, &r.Size, &internal, &keys); err != nil {
 			return nil, err
 		}
 		r.InternalDate = time.Unix(0, internal).UTC()
-		if keyed.Valid {
-			k := &store.SortKeys{Subject: str(subject), Reply: reply.Bool, From: str(from), To: str(to),
-				Cc: str(cc), DisplayFrom: str(dFrom), DisplayTo: str(dTo), MessageID: messageID.String}
-			if date.Valid {
-				k.Date = time.Unix(0, date.Int64).UTC()
+		if keys != nil {
+			if r.Keys, err = unpackSortKeys(keys); err != nil {
+				// Computed again from the header by the caller, and not stored over.
+				r.Keys = nil
 			}
-			if refs.String != "" {
-				k.References = strings.Fields(refs.String)
-			}
-			r.Keys = k
 		}
 		out = append(out, r)
 	}
