@@ -141,6 +141,7 @@ func BenchmarkSort100K(b *testing.B) {
 		srv.Shutdown(ctx)
 	})
 	d := dialog.DialTest(b, l.Addr().String(), dialog.Lines)
+	d.Timeout = 10 * time.Minute // a reply of 100,000 numbers on a loaded machine
 	d.Line()
 	d.Send("l LOGIN " + sortCorpusAccount + " " + alicePass)
 	for !strings.HasPrefix(d.Line(), "l OK") {
