@@ -102,6 +102,7 @@ type sortMsg struct {
 	size     int64
 	arrival  int64 // INTERNALDATE, unix nanoseconds
 	date     int64 // the sent date: the Date header, or INTERNALDATE without one (RFC 5256 §3)
+	modseq   uint64
 	k        *store.SortKeys
 }
 
@@ -113,55 +114,28 @@ func (s *session) sorter() store.Sorter {
 }
 
 func (s *session) cmdSort(c *Command) (done, error) {
-	so := s.sorter()
-	if so == nil {
-		return done{}, badf("Unknown command")
-	}
-	if err := s.searchPrepare(c); err != nil { // esearch.go: RETURN options, "$"
-		return done{}, err
-	}
-	hits, modseqs, err := s.searchMatches(c)
+	msgs, err := s.sortSearch(c)
 	if err != nil {
 		return done{}, err
-	}
-	msgs, err := s.sortMsgs(so, hits)
-	if err != nil {
-		return done{}, err
-	}
-	modseqOf := make(map[uint32]uint64, len(hits))
-	for i, u := range hits {
-		modseqOf[u] = modseqs[i]
 	}
 	sortMessages(msgs, c.Sort)
 	ordered := make([]uint32, len(msgs))
+	modseqs := make([]uint64, len(msgs))
 	for i, m := range msgs {
-		ordered[i] = m.seq
+		ordered[i], modseqs[i] = m.seq, m.modseq
 		if c.UID {
 			ordered[i] = m.uid
 		}
-		modseqs[i] = modseqOf[m.uid]
 	}
 	s.searchResult(c, ordered, modseqs) // esearch.go
 	return done{}, nil
 }
 
 func (s *session) cmdThread(c *Command) (done, error) {
-	so := s.sorter()
-	if so == nil {
-		return done{}, badf("Unknown command")
-	}
-	if !threadAlgorithms[c.Thread] {
+	if s.sorter() != nil && !threadAlgorithms[c.Thread] {
 		return done{}, badf("Unknown threading algorithm")
 	}
-	s.resolveSearchRes(&c.Search) // "$" (RFC 5182 §2.1)
-	if usesModSeq(c.Search) {
-		s.ext.condstore = true // RFC 7162 §3.1
-	}
-	hits, _, err := s.searchMatches(c)
-	if err != nil {
-		return done{}, err
-	}
-	msgs, err := s.sortMsgs(so, hits)
+	msgs, err := s.sortSearch(c)
 	if err != nil {
 		return done{}, err
 	}
@@ -181,12 +155,30 @@ func (s *session) cmdThread(c *Command) (done, error) {
 	return done{}, nil
 }
 
+// sortSearch runs the search of a SORT or THREAD and returns the messages it found with
+// their keys, in mailbox order.
+func (s *session) sortSearch(c *Command) ([]sortMsg, error) {
+	so := s.sorter()
+	if so == nil {
+		return nil, badf("Unknown command")
+	}
+	if err := s.searchPrepare(c); err != nil { // esearch.go: RETURN options, "$"
+		return nil, err
+	}
+	hits, modseqs, err := s.searchMatches(c)
+	if err != nil || len(hits) == 0 {
+		return nil, err
+	}
+	msgs, err := s.sortMsgs(so, hits)
+	for i := range msgs {
+		msgs[i].modseq = modseqs[i]
+	}
+	return msgs, err
+}
+
 // sortMsgs returns the messages of hits (UIDs, ascending) with their keys, in that order.
 // Keys the store lacks are computed from the header and stored.
 func (s *session) sortMsgs(so store.Sorter, hits []uint32) ([]sortMsg, error) {
-	if len(hits) == 0 {
-		return nil, nil
-	}
 	rows, err := so.SortRows(s.ctx, s.sel.mb.ID)
 	if err != nil {
 		return nil, s.storeError(err)

@@ -3,9 +3,7 @@ package imapd
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +13,6 @@ import (
 
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/message"
-	"petrel/internal/mailtest/dialog"
 	"petrel/internal/store"
 	"petrel/internal/store/sqlite"
 )
@@ -128,27 +125,7 @@ func buildSortCorpus(b *testing.B, st *sqlite.Store) {
 // threading, and the response (100,000 numbers) over a loopback connection.
 func BenchmarkSort100K(b *testing.B) {
 	st := openSortCorpus(b)
-	log := slog.New(slog.DiscardHandler)
-	srv := New(Config{Hostname: "test.example", AllowPlaintextAuth: true}, st, auth.New(st, auth.Config{}, log), log)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.Serve(l)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	d := dialog.DialTest(b, l.Addr().String(), dialog.Lines)
-	d.Timeout = 10 * time.Minute // a reply of 100,000 numbers on a loaded machine
-	d.Line()
-	d.Send("l LOGIN " + sortCorpusAccount + " " + alicePass)
-	for !strings.HasPrefix(d.Line(), "l OK") {
-	}
-	d.Send("s SELECT INBOX")
-	for !strings.HasPrefix(d.Line(), "s OK") {
-	}
+	d := benchSession(b, st, sortCorpusAccount)
 	for _, tc := range []struct{ name, cmd, reply string }{
 		{"date", "SORT (DATE) UTF-8 ALL", "* SORT "},
 		{"reverse-arrival", "SORT (REVERSE ARRIVAL) UTF-8 ALL", "* SORT "},
