@@ -47,9 +47,9 @@ type SortRow struct {
 // reading or parsing a body. It is apart from Store so that a backend can come without it;
 // the IMAP server offers SORT and THREAD only with a store that has it.
 type Sorter interface {
-	// SortRows lists a mailbox's messages in UID order with their keys. An unknown mailbox
-	// is ErrNotFound.
-	SortRows(ctx context.Context, mailboxID int64) ([]SortRow, error)
+	// SortRows lists a mailbox's messages with UIDs in the ranges (all of them when uids
+	// is empty), in UID order, with their keys. An unknown mailbox is ErrNotFound.
+	SortRows(ctx context.Context, mailboxID int64, uids []UIDRange) ([]SortRow, error)
 	// SetSortKeys stores keys for bodies that had none (ParsedMessage.Sort was nil when
 	// they were stored). Keys a body already has are kept; a freed body is skipped.
 	SetSortKeys(ctx context.Context, keys map[int64]*SortKeys) error

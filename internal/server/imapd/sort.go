@@ -179,7 +179,7 @@ func (s *session) sortSearch(c *Command) ([]sortMsg, error) {
 // sortMsgs returns the messages of hits (UIDs, ascending) with their keys, in that order.
 // Keys the store lacks are computed from the header and stored.
 func (s *session) sortMsgs(so store.Sorter, hits []uint32) ([]sortMsg, error) {
-	rows, err := so.SortRows(s.ctx, s.sel.mb.ID)
+	rows, err := so.SortRows(s.ctx, s.sel.mb.ID, uidRanges(hits))
 	if err != nil {
 		return nil, s.storeError(err)
 	}

@@ -134,6 +134,7 @@ func BenchmarkSort100K(b *testing.B) {
 		{"displayfrom", "SORT (DISPLAYFROM) UTF-8 ALL", "* SORT "},
 		{"esort-minmax", "SORT RETURN (MIN MAX COUNT) (DATE) UTF-8 ALL", "* ESEARCH "},
 		{"date-unseen", "SORT (DATE) UTF-8 UNSEEN", "* SORT "},
+		{"date-1000", "SORT (DATE) UTF-8 UID 50000:50999", "* SORT "},
 		{"thread-references", "THREAD REFERENCES UTF-8 ALL", "* THREAD ("},
 		{"thread-orderedsubject", "THREAD ORDEREDSUBJECT UTF-8 ALL", "* THREAD ("},
 	} {

@@ -257,7 +257,7 @@ func TestSortComputesMissingKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rows, err := e.st.SortRows(context.Background(), e.inbox(t).ID)
+	rows, err := e.st.SortRows(context.Background(), e.inbox(t).ID, nil)
 	if err != nil || len(rows) != len(sortCorpus) || rows[0].Keys != nil {
 		t.Fatalf("before: %+v, %v; want rows without keys", rows, err)
 	}
@@ -270,7 +270,7 @@ func TestSortComputesMissingKeys(t *testing.T) {
 		S: * THREAD (1 (2 4)(5))(3 6)(7)
 		S: a OK THREAD completed
 	`)
-	rows, err = e.st.SortRows(context.Background(), e.inbox(t).ID)
+	rows, err = e.st.SortRows(context.Background(), e.inbox(t).ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

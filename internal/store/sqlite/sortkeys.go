@@ -94,10 +94,12 @@ func (t *tx) insertSortKeys(blobID int64, k *store.SortKeys) error {
 }
 
 // SortRows implements store.Sorter.
-func (s *Store) SortRows(ctx context.Context, mailboxID int64) ([]store.SortRow, error) {
-	rows, err := s.query(ctx, `SELECT m.uid, m.blob_id, m.size, m.internal_date, k.keys
-		FROM messages m LEFT JOIN sort_keys k ON k.blob_id = m.blob_id
-		WHERE m.mailbox_id = ? ORDER BY m.uid`, mailboxID)
+// Its cost follows the UIDs asked for: a SORT whose search found few messages reads only
+// theirs (selectFiltered).
+func (s *Store) SortRows(ctx context.Context, mailboxID int64, uids []store.UIDRange) ([]store.SortRow, error) {
+	query, args := selectFiltered(`t.uid, t.blob_id, t.size, t.internal_date,
+		(SELECT k.keys FROM sort_keys k WHERE k.blob_id = t.blob_id)`, "messages", mailboxID, store.Filter{UIDs: uids})
+	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

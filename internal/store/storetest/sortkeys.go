@@ -3,7 +3,9 @@ package storetest
 import (
 	"context"
 	"errors"
+	"math"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -38,7 +40,7 @@ func RunSorter(t *testing.T, open func(t *testing.T) SorterStore) {
 	}
 	d2 := f.deliver("Subject: old\r\n\r\ntwo\r\n", to) // no keys: a body stored before they were kept
 
-	rows, err := s.SortRows(f.ctx, inbox.ID)
+	rows, err := s.SortRows(f.ctx, inbox.ID, nil)
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("SortRows = %+v, %v; want 2 rows", rows, err)
 	}
@@ -51,13 +53,32 @@ func RunSorter(t *testing.T, open func(t *testing.T) SorterStore) {
 		t.Errorf("row without keys = %+v; want UID %d, no keys", rows[1], m2.UID)
 	}
 
+	// UID ranges select rows: one, several, none.
+	for _, tc := range []struct {
+		uids []store.UIDRange
+		want []uint32
+	}{
+		{[]store.UIDRange{{First: m2.UID, Last: m2.UID}}, []uint32{m2.UID}},
+		{[]store.UIDRange{{First: m2.UID, Last: math.MaxUint32}, {First: 1, Last: m1.UID}}, []uint32{m1.UID, m2.UID}},
+		{[]store.UIDRange{{First: m2.UID + 1, Last: m2.UID + 5}}, nil},
+	} {
+		rows, err := s.SortRows(f.ctx, inbox.ID, tc.uids)
+		var got []uint32
+		for _, r := range rows {
+			got = append(got, r.UID)
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("SortRows(%v) = UIDs %v, %v; want %v", tc.uids, got, err, tc.want)
+		}
+	}
+
 	// SetSortKeys fills the missing keys and keeps the ones a body has; an unknown body
 	// is skipped.
 	late := &store.SortKeys{Subject: "OLD"}
 	if err := s.SetSortKeys(f.ctx, map[int64]*store.SortKeys{m2.BlobID: late, m1.BlobID: late, 1 << 40: late}); err != nil {
 		t.Fatal(err)
 	}
-	rows, err = s.SortRows(f.ctx, inbox.ID)
+	rows, err = s.SortRows(f.ctx, inbox.ID, nil)
 	if err != nil || len(rows) != 2 || !reflect.DeepEqual(rows[0].Keys, keys) || !reflect.DeepEqual(rows[1].Keys, late) {
 		t.Errorf("after SetSortKeys: %+v, %v", rows, err)
 	}
@@ -68,18 +89,18 @@ func RunSorter(t *testing.T, open func(t *testing.T) SorterStore) {
 		t.Fatal(err)
 	}
 	f.expunge(inbox.ID, m1.UID)
-	if rows, err := s.SortRows(f.ctx, archive.ID); err != nil || len(rows) != 1 || !reflect.DeepEqual(rows[0].Keys, keys) {
+	if rows, err := s.SortRows(f.ctx, archive.ID, nil); err != nil || len(rows) != 1 || !reflect.DeepEqual(rows[0].Keys, keys) {
 		t.Errorf("SortRows of the copy = %+v, %v", rows, err)
 	}
-	if rows, err := s.SortRows(f.ctx, inbox.ID); err != nil || len(rows) != 1 || rows[0].UID != m2.UID {
+	if rows, err := s.SortRows(f.ctx, inbox.ID, nil); err != nil || len(rows) != 1 || rows[0].UID != m2.UID {
 		t.Errorf("SortRows after the expunge = %+v, %v", rows, err)
 	}
 
 	// An empty mailbox has no rows; an unknown one is ErrNotFound.
-	if rows, err := s.SortRows(f.ctx, f.mailbox(a.ID, store.Junk).ID); err != nil || len(rows) != 0 {
+	if rows, err := s.SortRows(f.ctx, f.mailbox(a.ID, store.Junk).ID, nil); err != nil || len(rows) != 0 {
 		t.Errorf("SortRows(empty) = %+v, %v", rows, err)
 	}
-	if _, err := s.SortRows(f.ctx, 1<<40); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.SortRows(f.ctx, 1<<40, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("SortRows(unknown) = %v, want ErrNotFound", err)
 	}
 }
