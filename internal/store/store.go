@@ -311,6 +311,9 @@ type ParsedMessage struct {
 	// Text is what the full-text index keeps of the message. It is given at delivery and
 	// append only (Parsed does not return it); nil indexes the Subject and From above alone.
 	Text *SearchText
+	// Sort are the keys of IMAP SORT and THREAD (store.Sorter). Like Text they are given at
+	// delivery and append only; a store that keeps them stores nil as "not known yet".
+	Sort *SortKeys
 }
 
 // SearchText is the decoded text of a message for the full-text index (IMAP SEARCH TEXT,

@@ -109,6 +109,7 @@ func parseTree(r io.Reader) (store.ParsedMessage, Part, header, error) {
 		From:      formatFirst(env.From),
 		Envelope:  mustJSON(env),
 		Structure: mustJSON(root),
+		Sort:      sortKeys(p.rootHeader, env),
 	}
 	if t, err := parseDate(p.rootHeader.get("date")); err == nil {
 		pm.Date = t

@@ -29,9 +29,12 @@ type Command struct {
 	Seq   SeqSet     // FETCH STORE COPY MOVE SEARCH(no) UID EXPUNGE
 	Fetch []FetchAtt // FETCH
 
-	Search       SearchKey // SEARCH
-	Charset      string    // SEARCH CHARSET, upper-case; "" if absent
-	SearchReturn []string  // SEARCH RETURN (...) options, upper-case (RFC 4731, RFC 5182); nil if absent
+	Search       SearchKey // SEARCH SORT THREAD
+	Charset      string    // SEARCH CHARSET, SORT and THREAD charset, upper-case; "" if absent
+	SearchReturn []string  // SEARCH and SORT RETURN (...) options, upper-case (RFC 4731, RFC 5182, RFC 5267); nil if absent
+
+	Sort   []SortCriterion // SORT (RFC 5256 §3, RFC 5957)
+	Thread string          // THREAD algorithm, upper-case (RFC 5256 §3)
 
 	StoreMode   int      // STORE: +1 add, -1 remove, 0 replace
 	StoreSilent bool     // STORE .SILENT
@@ -137,6 +140,7 @@ var argParsers = map[string]func(r *reader, c *Command) error{
 		return parseAppendMessage(r, c)
 	},
 	"SEARCH": parseSearch,
+	"SORT":   parseSort, "THREAD": parseThread, // sort.go
 	"FETCH": func(r *reader, c *Command) (err error) {
 		if c.Seq, err = r.seqSet(); err != nil {
 			return err
@@ -238,7 +242,8 @@ var argParsers = map[string]func(r *reader, c *Command) error{
 }
 
 // uidCommands may follow "UID " (RFC 9051 §6.4.9, RFC 4315 §2.1, RFC 6851 §3.2).
-var uidCommands = map[string]bool{"FETCH": true, "STORE": true, "COPY": true, "MOVE": true, "SEARCH": true, "EXPUNGE": true}
+var uidCommands = map[string]bool{"FETCH": true, "STORE": true, "COPY": true, "MOVE": true, "SEARCH": true, "EXPUNGE": true,
+	"SORT": true, "THREAD": true} // RFC 5256 §3
 
 func mailboxArg(r *reader, c *Command) (err error) {
 	c.Mailbox, err = r.mailbox()
@@ -343,27 +348,10 @@ func parseList(r *reader, c *Command) (err error) {
 // parseSearch reads SEARCH [SP "RETURN" SP "(" options ")"] [SP "CHARSET" SP astring] SP
 // search-key *(SP search-key).
 func parseSearch(r *reader, c *Command) error {
-	save := r.pos
-	if r.keyword() == "RETURN" && r.peek() == ' ' {
-		r.pos++
-		c.SearchReturn = []string{}
-		if err := r.list(true, func() error {
-			k := r.keyword()
-			if k == "" {
-				return badf("Expected a return option")
-			}
-			c.SearchReturn = append(c.SearchReturn, k)
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := r.sp(); err != nil {
-			return err
-		}
-	} else {
-		r.pos = save
+	if err := r.searchReturn(c); err != nil {
+		return err
 	}
-	save = r.pos
+	save := r.pos
 	if r.keyword() == "CHARSET" && r.peek() == ' ' {
 		r.pos++
 		cs, err := r.astring()
@@ -380,6 +368,29 @@ func parseSearch(r *reader, c *Command) error {
 	var err error
 	c.Search, err = r.searchKeys()
 	return err
+}
+
+// searchReturn reads an optional "RETURN" SP "(" [option *(SP option)] ")" SP (RFC 4731
+// SEARCH, RFC 5267 ESORT) into c.SearchReturn.
+func (r *reader) searchReturn(c *Command) error {
+	save := r.pos
+	if r.keyword() != "RETURN" || r.peek() != ' ' {
+		r.pos = save
+		return nil
+	}
+	r.pos++
+	c.SearchReturn = []string{}
+	if err := r.list(true, func() error {
+		k := r.keyword()
+		if k == "" {
+			return badf("Expected a return option")
+		}
+		c.SearchReturn = append(c.SearchReturn, k)
+		return nil
+	}); err != nil {
+		return err
+	}
+	return r.sp()
 }
 
 // readCommand reads one command. On error, cmd still carries the tag when it was read (the

@@ -77,16 +77,20 @@ func usesModSeq(k SearchKey) bool {
 }
 
 // searchResult answers a SEARCH that found hits (message numbers, or UIDs for UID SEARCH,
-// ascending) whose MODSEQs are modseqs.
+// ascending) whose MODSEQs are modseqs, or a SORT with its hits in the sort order (RFC
+// 5256 §4.1 SORT; RFC 5267 §3.2 ESORT, whose MIN and MAX are the first and last in that
+// order, and ALL lists them in it).
 func (s *session) searchResult(c *Command, hits []uint32, modseqs []uint64) {
 	w := s.out()
 	withModSeq := usesModSeq(c.Search)
 	opts := c.SearchReturn
-	if opts == nil && s.ext.rev2 {
+	if opts == nil && s.ext.rev2 && c.Name == "SEARCH" {
 		opts = []string{} // RFC 9051 §6.4.4: IMAP4rev2 answers SEARCH with ESEARCH
 	}
 	if opts == nil {
-		w.str("* SEARCH")
+		w.str("* ")
+		w.str(c.Name) // SEARCH or SORT
+
 		for _, h := range hits {
 			w.sp()
 			w.num(h)
@@ -124,6 +128,7 @@ func (s *session) searchResult(c *Command, hits []uint32, modseqs []uint64) {
 			}
 			s.sel.saved = append(s.sel.saved, h)
 		}
+		slices.Sort(s.sel.saved) // a SORT's hits come in its order; "$" is a set
 		if len(opts) == 1 {
 			return // RFC 5182 §2.4: SAVE alone answers nothing but the tagged OK
 		}

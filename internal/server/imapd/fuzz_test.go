@@ -29,6 +29,8 @@ func FuzzReadCommand(f *testing.F) {
 		"t SEARCH RETURN (MIN MAX COUNT ALL SAVE) MODSEQ \"/flags/\\\\draft\" all 620162338 $\r\n", "t FETCH $ (UID)\r\n",
 		"t APPEND INBOX UTF8 (~{3+}\r\nabc)\r\n", "t APPEND INBOX UTF8 ({3+}\r\nabc)\r\n", "t ENABLE UTF8=ACCEPT QRESYNC\r\n",
 		"t GETQUOTA \"\"\r\n", "t GETQUOTAROOT INBOX\r\n", "t SETQUOTA \"\" (STORAGE 512 MESSAGE 10)\r\n",
+		"t UID SORT RETURN (MIN COUNT) (REVERSE DATE SUBJECT DISPLAYFROM) UTF-8 OR FROM {1}\r\nx 1:*\r\n",
+		"t SORT (ARRIVAL) US-ASCII ALL\r\n", "t THREAD REFERENCES UTF-8 (SEEN NOT $)\r\n", "t UID THREAD ORDEREDSUBJECT {5+}\r\nUTF-8 ALL\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -117,6 +119,7 @@ func FuzzSession(f *testing.F) {
 		"c ENABLE QRESYNC\r\nd SELECT INBOX (QRESYNC (1 1 1:* (1 1)))\r\ne UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\nf STORE 1 +FLAGS \\Deleted\r\ng EXPUNGE\r\n",
 		"c ENABLE IMAP4rev2\r\nd FETCH 1:* (BINARY[1]<0.3> BINARY.SIZE[2] BINARY.PEEK[])\r\ne LIST (SUBSCRIBED RECURSIVEMATCH) \"\" * RETURN (STATUS (SIZE))\r\n",
 		"c STORE 1:* (UNCHANGEDSINCE 1) FLAGS (\\Seen)\r\nd SEARCH RETURN (SAVE MIN) MODSEQ 1\r\ne MOVE $ Trash\r\nf UID SEARCH RETURN (ALL COUNT) $\r\n",
+		"c SORT RETURN (SAVE ALL) (REVERSE SIZE CC) UTF-8 TEXT a\r\nd THREAD REFERENCES UTF-8 $\r\ne UID THREAD ORDEREDSUBJECT US-ASCII 1:*\r\n",
 	} {
 		f.Add([]byte(seed))
 	}

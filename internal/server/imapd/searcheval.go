@@ -145,37 +145,55 @@ func (s *session) cmdSearch(c *Command) (done, error) {
 	if err := s.searchPrepare(c); err != nil { // esearch.go
 		return done{}, err
 	}
-	switch c.Charset {
+	hits, modseqs, err := s.searchMatches(c)
+	if err != nil {
+		return done{}, err
+	}
+	if !c.UID {
+		for i, u := range hits {
+			hits[i] = s.sel.seqOf(u) // ascending UIDs have ascending numbers
+		}
+	}
+	s.searchResult(c, hits, modseqs) // esearch.go
+	return done{}, nil
+}
+
+// checkCharset refuses a search charset other than UTF-8 and its subset US-ASCII ("": none
+// given), the two every server must know (RFC 9051 §6.4.4, RFC 5256 §3).
+func checkCharset(cs string) error {
+	switch cs {
 	case "", "UTF-8", "US-ASCII":
-	default:
-		return done{}, &Error{Kind: NO, Code: "BADCHARSET (UTF-8 US-ASCII)", Text: "Unsupported charset"} // RFC 9051 §6.4.4
+		return nil
+	}
+	return &Error{Kind: NO, Code: "BADCHARSET (UTF-8 US-ASCII)", Text: "Unsupported charset"}
+}
+
+// searchMatches evaluates c's search program (SEARCH, and SORT and THREAD, which search
+// first) over the messages this session numbers, and returns the UIDs that match,
+// ascending, with the MODSEQ of each.
+func (s *session) searchMatches(c *Command) (hits []uint32, modseqs []uint64, err error) {
+	if err := checkCharset(c.Charset); err != nil {
+		return nil, nil, err
 	}
 	text := textHits{}
 	if err := s.searchIndex(&c.Search, text); err != nil {
-		return done{}, s.storeError(err)
+		return nil, nil, s.storeError(err)
 	}
 	sel := s.sel
 	maxSeq, maxUID := uint32(len(sel.uids)), uint32(0)
 	if maxSeq > 0 {
 		maxUID = sel.uids[maxSeq-1]
 	}
-	var hits []uint32
-	var modseqs []uint64 // of each hit, for CONDSTORE's MODSEQ in the result
 	eval := func(m store.Message) error {
 		sm := &searchMsg{seq: sel.seqOf(m.UID), m: m, text: text}
 		if sm.seq == 0 {
 			return nil
 		}
 		ok, err := s.match(&c.Search, sm, maxSeq, maxUID)
-		switch {
-		case err != nil:
-			return err
-		case ok && c.UID:
+		if ok {
 			hits, modseqs = append(hits, m.UID), append(modseqs, m.ModSeq)
-		case ok:
-			hits, modseqs = append(hits, sm.seq), append(modseqs, m.ModSeq)
 		}
-		return nil
+		return err
 	}
 	common, restricted := candidates(&c.Search, text)
 	if restricted && onlyText(&c.Search) {
@@ -208,7 +226,7 @@ func (s *session) cmdSearch(c *Command) (done, error) {
 		}
 		for _, u := range uids {
 			if err := eval(store.Message{UID: u}); err != nil {
-				return done{}, err
+				return nil, nil, err
 			}
 		}
 	} else if !restricted || len(common) > 0 {
@@ -218,16 +236,15 @@ func (s *session) cmdSearch(c *Command) (done, error) {
 		}
 		msgs, err := s.messagesIn(ranges)
 		if err != nil {
-			return done{}, err
+			return nil, nil, err
 		}
 		for _, m := range msgs {
 			if err := eval(m); err != nil {
-				return done{}, err
+				return nil, nil, err
 			}
 		}
 	}
-	s.searchResult(c, hits, modseqs) // esearch.go
-	return done{}, nil
+	return hits, modseqs, nil
 }
 
 // day is the calendar day of t in its own zone, as midnight UTC: RFC 9051 §6.4.4 compares

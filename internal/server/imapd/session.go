@@ -69,6 +69,8 @@ var commands = map[string]struct {
 	"UNSELECT":     {stateSelected, (*session).cmdClose},      // RFC 3691
 	"EXPUNGE":      {stateSelected, (*session).cmdExpunge},    // RFC 9051 §6.4.3, RFC 4315 §2.1
 	"SEARCH":       {stateSelected, (*session).cmdSearch},     // RFC 9051 §6.4.4
+	"SORT":         {stateSelected, (*session).cmdSort},       // RFC 5256, RFC 5267 (sort.go)
+	"THREAD":       {stateSelected, (*session).cmdThread},     // RFC 5256 (sort.go)
 	"FETCH":        {stateSelected, (*session).cmdFetch},      // RFC 9051 §6.4.5
 	"STORE":        {stateSelected, (*session).cmdStore},      // RFC 9051 §6.4.6
 	"COPY":         {stateSelected, (*session).cmdCopy},       // RFC 9051 §6.4.7, RFC 4315
@@ -398,11 +400,11 @@ func (s *session) skipRest() error {
 	return err
 }
 
-// expungeAllowed: EXPUNGE responses must not be sent while answering FETCH, STORE or SEARCH,
-// whose replies use message numbers (RFC 9051 §7.5.1); their UID forms may.
+// expungeAllowed: EXPUNGE responses must not be sent while answering FETCH, STORE, SEARCH,
+// SORT or THREAD, whose replies use message numbers (RFC 9051 §7.5.1); their UID forms may.
 func expungeAllowed(c *Command) bool {
 	switch c.Name {
-	case "FETCH", "STORE", "SEARCH":
+	case "FETCH", "STORE", "SEARCH", "SORT", "THREAD":
 		return c.UID
 	}
 	return true
@@ -505,6 +507,9 @@ func (s *session) capabilities() string {
 	}
 	if _, ok := s.srv.store.(store.MultiAppender); ok {
 		b.WriteString(" MULTIAPPEND") // RFC 3502 (mailboxes.go)
+	}
+	if s.sorter() != nil {
+		b.WriteString(sortCapabilities) // RFC 5256, 5267, 5957 (sort.go)
 	}
 	b.WriteString(" APPENDLIMIT=")
 	b.WriteString(strconv.FormatInt(s.srv.cfg.AppendLimit, 10))

@@ -349,6 +349,9 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 		if err := t.searchLater(blobID, &d.Parsed); err != nil {
 			return err
 		}
+		if err := t.insertSortKeys(blobID, d.Parsed.Sort); err != nil {
+			return err
+		}
 
 		out = store.Delivered{BlobID: blobID, Messages: make([]store.Message, len(d.Targets))}
 		for i, tg := range d.Targets {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -640,4 +641,28 @@ func TestMultiAppend(t *testing.T) {
 
 func TestAdmins(t *testing.T) {
 	storetest.RunAdmins(t, openTemp(t, Options{}))
+}
+
+func TestSorter(t *testing.T) {
+	storetest.RunSorter(t, func(t *testing.T) storetest.SorterStore { return openTemp(t, Options{}) })
+}
+
+func TestPackSortKeys(t *testing.T) {
+	for _, k := range []*store.SortKeys{
+		{},
+		{Date: time.Date(1969, 7, 20, 20, 17, 0, 0, time.UTC), Subject: "MOON", Reply: true, From: "A", To: "B", Cc: "C",
+			DisplayFrom: "NEIL", DisplayTo: "HOUSTON", MessageID: "1@x", References: []string{"0@x", "a@b"}},
+		{Subject: strings.Repeat("é", 300), References: []string{"x"}},
+	} {
+		got, err := unpackSortKeys(packSortKeys(k))
+		if err != nil || !reflect.DeepEqual(got, k) {
+			t.Errorf("unpack(pack(%+v)) = %+v, %v", k, got, err)
+		}
+	}
+	packed := packSortKeys(&store.SortKeys{Subject: "HELLO", MessageID: "x"})
+	for _, bad := range [][]byte{nil, packed[:len(packed)-1], {keysHasDate}, append([]byte{0}, 0xff, 0xff, 0xff)} {
+		if k, err := unpackSortKeys(bad); err == nil {
+			t.Errorf("unpack(%q) = %+v, want an error", bad, k)
+		}
+	}
 }
