@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"petrel/internal/cli"
+	"petrel/internal/lib/priority"
 )
 
 func main() {
@@ -48,7 +49,7 @@ func main() {
 	err := cli.Main(&cli.Env{
 		Ctx: ctx, DataDir: g.data, ConfigFile: g.config,
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		Reload: reload,
+		Reload: reload, Yield: priority.Lower,
 	}, g.args)
 	if err != nil {
 		os.Exit(report(err))

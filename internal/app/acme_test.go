@@ -1,14 +1,18 @@
 package app
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"net"
 	"net/smtp"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,9 +22,9 @@ import (
 )
 
 // TestACMECertificateOnEveryListener runs a server whose certificate comes from Pebble: the
-// first certificate reaches IMAPS, SMTP STARTTLS and HTTPS; a forced renewal while clients
-// handshake on all three in a loop fails none of them, and each listener serves the new
-// certificate without a restart.
+// first certificate reaches IMAPS, SMTP STARTTLS, ManageSieve STARTTLS and HTTPS; a forced
+// renewal while clients handshake on all four in a loop fails none of them, and each
+// listener serves the new certificate without a restart.
 func TestACMECertificateOnEveryListener(t *testing.T) {
 	mailtest.RequireBinary(t, mailtest.PebbleBinary)
 	const host = "mail.example.test"
@@ -72,6 +76,9 @@ func TestACMECertificateOnEveryListener(t *testing.T) {
 			st, _ := c.TLSConnectionState()
 			c.Quit()
 			return st.PeerCertificates[0], nil
+		},
+		"managesieve": func() (*x509.Certificate, error) {
+			return sieveStartTLS(a.addr(t, "managesieve"), &tls.Config{RootCAs: roots, ServerName: host})
 		},
 	}
 	// The first certificate: until it comes, the listeners serve a self-signed one that
@@ -145,6 +152,47 @@ func tlsLeaf(addr string, conf *tls.Config) (*x509.Certificate, error) {
 	}
 	defer c.Close()
 	return c.ConnectionState().PeerCertificates[0], nil
+}
+
+// sieveStartTLS connects to a ManageSieve listener, upgrades with STARTTLS (RFC 5804 §2.2)
+// and returns the server's leaf certificate.
+func sieveStartTLS(addr string, conf *tls.Config) (*x509.Certificate, error) {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	// The greeting is capability lines ending with OK; STARTTLS is answered with one OK line.
+	untilOK := func() error {
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return err
+			}
+			switch {
+			case strings.HasPrefix(line, "OK"):
+				return nil
+			case strings.HasPrefix(line, "NO"), strings.HasPrefix(line, "BYE"):
+				return fmt.Errorf("managesieve: %q", line)
+			}
+		}
+	}
+	if err := untilOK(); err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(c, "STARTTLS\r\n"); err != nil {
+		return nil, err
+	}
+	if err := untilOK(); err != nil {
+		return nil, err
+	}
+	tc := tls.Client(c, conf)
+	if err := tc.Handshake(); err != nil {
+		return nil, err
+	}
+	return tc.ConnectionState().PeerCertificates[0], nil
 }
 
 // waitServed polls hs until it verifies a certificate other than old.

@@ -29,7 +29,8 @@ func backupCommands() []command {
 			more: `The store is copied as one consistent snapshot (every message acknowledged before the
 backup began is in it, with its body), then the other files of the data directory and
 the config file. The copy is verified before the manifest that completes it is written.
-DIR must not exist or be empty.`},
+DIR must not exist or be empty. It runs at the lowest CPU and I/O priority (nice 19, idle
+class) and writes the copy to disk in steps, so that the server's deliveries keep their pace.`},
 		{noun: "restore", args: "DIR", help: "restore the backup in DIR into an empty data directory", run: restoreRun,
 			more: `The backup is verified first. The data directory (--data, or data in the config file) must
 not exist or be empty. Accounts, mailboxes, flags, UIDs, UIDVALIDITY and MODSEQs come back
@@ -98,6 +99,13 @@ func backupRun(e *Env, args []string) error {
 	}
 	if err := os.MkdirAll(dst, 0o700); err != nil {
 		return err
+	}
+	if e.Yield != nil {
+		// The copy and its verification take minutes of CPU and disk on a large store;
+		// the server's deliveries come first (measured in docs/benchmarks.md).
+		if err := e.Yield(); err != nil {
+			fmt.Fprintf(e.Stderr, "petrel: backup at normal priority: %v\n", err)
+		}
 	}
 	start := time.Now()
 	m := manifest{Format: 1, Created: start.UTC(), Source: c.Data}

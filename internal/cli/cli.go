@@ -32,6 +32,10 @@ type Env struct {
 	Stderr     io.Writer
 	// Signals delivers SIGHUP (reload) to serve; nil in tests.
 	Reload <-chan struct{}
+	// Yield lowers the process's CPU and I/O priority before a long job that runs beside
+	// the server (backup), so that the server's deliveries keep their pace. nil: not
+	// lowered (tests, which run the server in the same process).
+	Yield func() error
 }
 
 // command is one `petrel noun verb` (or one `petrel noun`, when verb is ""). Its usage lives

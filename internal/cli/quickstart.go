@@ -3,10 +3,12 @@ package cli
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -17,18 +19,26 @@ import (
 	"petrel/internal/config"
 	"petrel/internal/lib/safefile"
 	"petrel/internal/mail/auth"
+	"petrel/internal/server/acme"
 	"petrel/internal/store"
 )
 
 func quickstartCommands() []command {
 	return []command{
-		{noun: "quickstart", args: "[--hostname NAME] [--unit FILE] [--password-stdin] ADDRESS", run: quickstartRun, flags: quickstartFlags,
-			help: "set up a real instance for ADDRESS's domain: config, domain, account, DKIM key, DNS records, systemd unit",
+		{noun: "quickstart", args: quickstartUsage, run: quickstartRun, flags: quickstartFlags,
+			help: "set up a real instance for ADDRESS's domain: config, certificates, domain, account, DKIM key, DNS records, systemd unit",
 			more: `Writes a commented config (-c, default ` + app.InstalledConfig + `) for the host name (default
-mail.DOMAIN) with a self-signed certificate next to it until a CA-signed one replaces it,
-creates the data directory (--data, default ` + app.InstalledData + `), the domain, the
+mail.DOMAIN), creates the data directory (--data, default ` + app.InstalledData + `), the domain, the
 account ADDRESS (its password printed once, or read from stdin with --password-stdin) and
 its DKIM keys, writes the hardened systemd unit, and prints every DNS record to publish.
+
+Certificates come from Let's Encrypt (ACME, the [acme] section): the CA checks the names
+by connecting to port 443 of this host, so publish the A/AAAA records first and let 443 in.
+--acme-contact is the address the CA writes to about expiry (default ADDRESS);
+--acme-directory another ACME CA (a private one: with --acme-ca-file, the PEM roots of its
+HTTPS). A host that no CA can reach (no public port 443, a closed network) takes --no-acme:
+a self-signed certificate next to the config until you point [tls] at one of your own.
+
 It refuses to overwrite an existing config or data directory; run again on what it made,
 it changes nothing and says so.`},
 	}
@@ -39,7 +49,62 @@ func quickstartFlags() *flag.FlagSet {
 	fs.String("hostname", "", "the mail host name (default mail.DOMAIN)")
 	fs.String("unit", app.UnitPath, `where to write the systemd unit ("-": nowhere)`)
 	fs.Bool("password-stdin", false, "read the account's password from stdin instead of making one")
+	fs.String("acme-contact", "", "the address the ACME CA writes to about the certificates (default ADDRESS)")
+	fs.String("acme-directory", acme.LetsEncrypt, "the ACME CA's directory URL")
+	fs.String("acme-ca-file", "", "PEM certificates to trust for the ACME directory's HTTPS (a private CA)")
+	fs.Bool("no-acme", false, "no ACME: a self-signed certificate, for a host no CA can reach")
 	return fs
+}
+
+const quickstartUsage = "[--hostname NAME] [--unit FILE] [--password-stdin] [--acme-contact ADDRESS] [--acme-directory URL] [--acme-ca-file FILE | --no-acme] ADDRESS"
+
+// acmeChoice is what quickstart writes into [acme]; a nil one means a self-signed
+// certificate in [tls] instead.
+type acmeChoice struct {
+	contact, directory, caFile string
+}
+
+// quickstartACME reads and checks the ACME flags before anything is written.
+func quickstartACME(fset *flag.FlagSet, addr string) (*acmeChoice, error) {
+	get := func(name string) string { return fset.Lookup(name).Value.String() }
+	if get("no-acme") == "true" {
+		for _, name := range []string{"acme-contact", "acme-ca-file"} {
+			if get(name) != "" {
+				return nil, fmt.Errorf("%w: --%s and --no-acme", ErrUsage, name)
+			}
+		}
+		if get("acme-directory") != acme.LetsEncrypt {
+			return nil, fmt.Errorf("%w: --acme-directory and --no-acme", ErrUsage)
+		}
+		return nil, nil
+	}
+	c := &acmeChoice{contact: addr, directory: get("acme-directory")}
+	if v := get("acme-contact"); v != "" {
+		contact, err := normAddress(v)
+		if err != nil {
+			return nil, fmt.Errorf("--acme-contact: %w", err)
+		}
+		c.contact = contact
+	}
+	// RFC 8555 §6.1: every request goes over HTTPS.
+	if u, err := url.Parse(c.directory); err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("%w: --acme-directory %q is not an https:// URL", ErrUsage, c.directory)
+	}
+	if v := get("acme-ca-file"); v != "" {
+		abs, err := filepath.Abs(v)
+		if err != nil {
+			return nil, err
+		}
+		b, err := os.ReadFile(abs)
+		if err != nil {
+			return nil, fmt.Errorf("--acme-ca-file: %w", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--acme-ca-file: no PEM certificate in %s", abs)
+		}
+		c.caFile = abs
+	}
+	return c, nil
 }
 
 // quickstartMark is the first line of a config quickstart wrote, naming the address: a
@@ -48,10 +113,14 @@ func quickstartMark(addr string) string { return "# Written by `petrel quickstar
 
 func quickstartRun(e *Env, args []string) error {
 	fset := quickstartFlags()
-	if err := parseFlags(fset, args, 1, "quickstart [--hostname NAME] [--unit FILE] [--password-stdin] ADDRESS"); err != nil {
+	if err := parseFlags(fset, args, 1, "quickstart "+quickstartUsage); err != nil {
 		return err
 	}
 	addr, err := normAddress(fset.Arg(0))
+	if err != nil {
+		return err
+	}
+	acmeConf, err := quickstartACME(fset, addr)
 	if err != nil {
 		return err
 	}
@@ -111,23 +180,33 @@ func quickstartRun(e *Env, args []string) error {
 
 	// Now write: certificate, config, store, keys, unit.
 	confDir := filepath.Dir(confFile)
-	certFile, keyFile := filepath.Join(confDir, "tls", "cert.pem"), filepath.Join(confDir, "tls", "key.pem")
-	if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
-		if err := app.WriteSelfSigned(certFile, keyFile, hostname); err != nil {
-			return err
+	var certFile, keyFile string // a self-signed certificate; none with ACME
+	if acmeConf == nil {
+		certFile, keyFile = filepath.Join(confDir, "tls", "cert.pem"), filepath.Join(confDir, "tls", "key.pem")
+		if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
+			if err := app.WriteSelfSigned(certFile, keyFile, hostname); err != nil {
+				return err
+			}
 		}
 	}
 	if err := os.MkdirAll(confDir, 0o755); err != nil {
 		return err
 	}
-	if err := safefile.WriteAtomic(confFile, []byte(quickstartConfig(addr, hostname, domain, data, certFile, keyFile)), 0o644); err != nil {
+	if err := safefile.WriteAtomic(confFile, []byte(quickstartConfig(addr, hostname, domain, data, certFile, keyFile, acmeConf)), 0o644); err != nil {
 		return err
 	}
 	c, err := config.Load(confFile)
 	if err != nil {
 		return fmt.Errorf("the config quickstart wrote does not load (a bug): %w", err)
 	}
-	fmt.Fprintf(e.Stdout, "wrote %s (host name %s; certificate %s is self-signed: replace it with a CA-signed one)\n", confFile, hostname, certFile)
+	if acmeConf == nil {
+		fmt.Fprintf(e.Stdout, "wrote %s (host name %s; certificate %s is self-signed: replace it with a CA-signed one)\n", confFile, hostname, certFile)
+	} else {
+		fmt.Fprintf(e.Stdout, "wrote %s (host name %s; certificates from the ACME CA %s, contact %s)\n", confFile, hostname, acmeConf.directory, acmeConf.contact)
+		fmt.Fprintf(e.Stdout, "The CA checks %s, autoconfig.%s and mta-sts.%s by connecting to port 443 of this host:\n"+
+			"publish their A/AAAA records and let port 443 in before the first start (until then, and for\n"+
+			"a name it could not check, the server uses a self-signed certificate and tries again).\n", hostname, domain, domain)
+	}
 	e.ConfigFile, e.DataDir = confFile, ""
 	err = e.withStore(func(st store.Store) error {
 		if _, err := st.AddAccount(e.Ctx, addr, cred); err != nil {
@@ -155,7 +234,7 @@ func quickstartRun(e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := giveToServiceUser(c.Data, keyFile); err != nil {
+	if err := giveToServiceUser(c.Data, keyFile); err != nil { // keyFile "": ACME's is in the data directory
 		return err
 	}
 	if unit != "-" {
@@ -198,7 +277,7 @@ func giveToServiceUser(data, keyFile string) error {
 		}
 		return os.Lchown(path, uid, gid)
 	})
-	if err != nil {
+	if err != nil || keyFile == "" {
 		return err
 	}
 	// The key stays root's, readable by the group.
@@ -208,10 +287,11 @@ func giveToServiceUser(data, keyFile string) error {
 	return os.Chmod(keyFile, 0o640)
 }
 
-func quickstartConfig(addr, hostname, domain, data, certFile, keyFile string) string {
+func quickstartConfig(addr, hostname, domain, data, certFile, keyFile string, ac *acmeChoice) string {
 	return quickstartMark(addr) + `
-# Every key is optional except tls.cert and tls.key; the README's configuration reference
-# lists them all with their defaults. After a change: petrel -c THIS-FILE check.
+# Every key is optional except the certificate: [acme] enabled, or tls.cert and tls.key. The
+# README's configuration reference lists them all with their defaults. After a change:
+# petrel -c THIS-FILE check.
 
 hostname = "` + hostname + `"   # greeting, Received headers, MX target; needs A/AAAA records
 data = "` + data + `"           # store, DKIM keys; back it up with petrel backup
@@ -222,12 +302,7 @@ domains = ["` + domain + `"]    # created at start if absent; more with petrel d
 format = "text"                 # or "json"
 level = "info"
 
-[tls]
-# Self-signed until you have a certificate from a CA (e.g. certbot certonly for ` + hostname + `);
-# then point these at it and send SIGHUP (systemctl reload petrel).
-cert = "` + certFile + `"
-key = "` + keyFile + `"
-
+` + quickstartTLS(addr, hostname, domain, certFile, keyFile, ac) + `
 [smtp]
 listen = ["0.0.0.0:25"]         # inbound MX for the hosted domains
 submission = ["0.0.0.0:587"]    # mail clients: STARTTLS, then AUTH
@@ -243,5 +318,46 @@ listen_tls = ["0.0.0.0:993"]
 
 [managesieve]
 listen = ["0.0.0.0:4190"]       # users' Sieve filters (RFC 5804), STARTTLS
+
+[http]
+listen = ["0.0.0.0:80"]         # client set-up, MTA-STS policy, ACME http-01; redirects to HTTPS
+listen_tls = ["0.0.0.0:443"]    # webmail, admin, autoconfig, MTA-STS, ACME tls-alpn-01
+`
+}
+
+// quickstartTLS is the certificate part of the config: [acme], or [tls] with the
+// self-signed files and [acme] commented out, ready to be switched on.
+func quickstartTLS(addr, hostname, domain, certFile, keyFile string, ac *acmeChoice) string {
+	names := hostname + ", autoconfig." + domain + " and mta-sts." + domain
+	if ac == nil {
+		return `[tls]
+# Self-signed until you have a certificate from a CA; then point these at it and send SIGHUP
+# (systemctl reload petrel). Or let Petrel get and renew one itself: remove [tls] and
+# uncomment [acme] (the CA connects to port 443 of this host to check ` + names + `).
+cert = "` + certFile + `"
+key = "` + keyFile + `"
+
+# [acme]
+# enabled = true
+# contact = "` + addr + `"
+# directory = "` + acme.LetsEncrypt + `"
+`
+	}
+	caFile := `# ca_file = ""                  # PEM roots for the directory's HTTPS (a private CA); default the system's`
+	if ac.caFile != "" {
+		caFile = `ca_file = ` + strconv.Quote(ac.caFile) + `  # PEM roots for the directory's HTTPS`
+	}
+	return `[acme]
+# Certificates for ` + names + `,
+# renewed in the background a third of their lifetime before expiry and taken by every TLS
+# listener (ManageSieve included) without a restart. The CA checks each
+# name by connecting to port 443 of this host (http.listen_tls), so publish A/AAAA records for
+# them and let 443 in. State: ` + "`acme/`" + ` in the data directory.
+# Cannot be reached from the Internet? Remove this section and set [tls] cert and key.
+enabled = true
+contact = ` + strconv.Quote(ac.contact) + `  # the CA writes here about expiry and problems
+directory = ` + strconv.Quote(ac.directory) + `
+` + caFile + `
+challenge = "tls-alpn-01"       # on port 443; "http-01" checks on port 80 (http.listen) instead
 `
 }

@@ -87,7 +87,8 @@ func TestDebianPackage(t *testing.T) {
 	}
 	conf := "/etc/petrel/petrel.toml"
 	t.Cleanup(func() { os.RemoveAll("/etc/petrel"); os.RemoveAll("/var/lib/petrel") })
-	run("/usr/bin/petrel", "-c", conf, "quickstart", "--unit", "-", "admin@example.org")
+	// --no-acme: CI reaches no CA (the ACME set-up is tested in internal/cli and internal/app).
+	run("/usr/bin/petrel", "-c", conf, "quickstart", "--unit", "-", "--no-acme", "admin@example.org")
 	// The start as the unit does it, on loopback: SMTP on port 25 needs the capability.
 	c, err := os.ReadFile(conf)
 	if err != nil {

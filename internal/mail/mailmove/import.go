@@ -121,11 +121,12 @@ func importFolder(ctx context.Context, st store.Store, accountID int64, f Folder
 			continue
 		}
 		if err := ap.add(m, m.UID, nil); err != nil {
+			ap.wait()
 			return r, err
 		}
 		next = m.UID + 1
 	}
-	if err := ap.flush(); err != nil {
+	if err := ap.finish(); err != nil {
 		return r, err
 	}
 	base := uint32(1)
@@ -146,21 +147,27 @@ func importFolder(ctx context.Context, st store.Store, accountID int64, f Folder
 	seen := newContentSet(ctx, st, have, base)
 	for _, m := range rest {
 		if err := ap.add(m, 0, seen); err != nil {
+			ap.wait()
 			return r, err
 		}
 	}
-	return r, ap.flush()
+	err = ap.finish() // before r is read: it counts what the last run did
+	return r, err
 }
 
 // Runs of messages go to the store in one AppendBatch, so that they share commits: up to
 // appendRun messages or appendRunBytes of bodies, which bounds the memory the run holds.
+// One run is committed while the next is read and parsed (so at most two are held): the
+// store's commits wait on the disk and the reading on the CPU, and apart they took turns.
 const (
 	appendRun      = 200
 	appendRunBytes = 32 << 20
 )
 
 // appender appends the messages of one folder in runs, with AppendBatch when the store has
-// it, else one Append (and AdoptUIDs) each.
+// it, else one Append (and AdoptUIDs) each. add and flush run in the importing goroutine;
+// a run's store calls in a goroutine of their own, awaited before the next run starts, so
+// runs commit in order.
 type appender struct {
 	ctx       context.Context
 	st        store.Store
@@ -173,6 +180,16 @@ type appender struct {
 	run   []store.BatchMessage
 	names []string // of the messages in run
 	bytes int64
+
+	inFlight chan runResult // the run being committed; nil: none
+}
+
+// runResult is what a run's commit gave back.
+type runResult struct {
+	run   []store.BatchMessage
+	names []string
+	got   []store.Appended
+	err   error
 }
 
 // add reads m and queues it to take uid (0: the next); with seen, a message whose content
@@ -194,32 +211,55 @@ func (a *appender) add(m Message, uid uint32, seen *contentSet) error {
 	return nil
 }
 
-// flush appends the queued run.
+// flush waits for the run in flight, then starts committing the queued one.
 func (a *appender) flush() error {
-	if len(a.run) == 0 {
+	if err := a.wait(); err != nil || len(a.run) == 0 {
+		return err
+	}
+	run, names := a.run, a.names
+	a.run, a.names, a.bytes = nil, nil, 0
+	done := make(chan runResult, 1)
+	a.inFlight = done
+	go func() {
+		res := runResult{run: run, names: names}
+		if a.batch != nil {
+			res.got, res.err = a.batch.AppendBatch(a.ctx, a.accountID, a.mailbox, run)
+		} else {
+			res.got, res.err = a.appendEach(run)
+		}
+		done <- res
+	}()
+	return nil
+}
+
+// finish commits what is queued and waits for it.
+func (a *appender) finish() error {
+	if err := a.flush(); err != nil {
+		return err
+	}
+	return a.wait()
+}
+
+// wait waits for the run in flight, if any, and counts what it did.
+func (a *appender) wait() error {
+	if a.inFlight == nil {
 		return nil
 	}
-	var got []store.Appended
-	var err error
-	if a.batch != nil {
-		got, err = a.batch.AppendBatch(a.ctx, a.accountID, a.mailbox, a.run)
-	} else {
-		got, err = a.appendEach()
-	}
-	for i, ap := range got {
-		if want := a.run[i].UID; want != 0 && ap.Message.UID != want {
-			a.r.Notes = append(a.r.Notes, fmt.Sprintf("%s: got UID %d instead of %d (mail arrived in the mailbox during the import)", a.names[i], ap.Message.UID, want))
+	res := <-a.inFlight
+	a.inFlight = nil
+	for i, ap := range res.got {
+		if want := res.run[i].UID; want != 0 && ap.Message.UID != want {
+			a.r.Notes = append(a.r.Notes, fmt.Sprintf("%s: got UID %d instead of %d (mail arrived in the mailbox during the import)", res.names[i], ap.Message.UID, want))
 		}
 	}
-	a.r.Imported += len(got)
-	a.run, a.names, a.bytes = a.run[:0], a.names[:0], 0
-	return err
+	a.r.Imported += len(res.got)
+	return res.err
 }
 
 // appendEach is AppendBatch for a store without it: a commit per message.
-func (a *appender) appendEach() ([]store.Appended, error) {
+func (a *appender) appendEach(run []store.BatchMessage) ([]store.Appended, error) {
 	var out []store.Appended
-	for _, m := range a.run {
+	for _, m := range run {
 		if m.UID != 0 {
 			mb, err := a.st.MailboxByID(a.ctx, a.mailboxID)
 			if err != nil {

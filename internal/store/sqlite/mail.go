@@ -192,6 +192,13 @@ var _ store.BatchAppender = (*Store)(nil)
 // first is awaited: the committer takes them in order and gathers them into its batches
 // (Options.MaxBatch requests, MaxBatchBytes of bodies), so a run of messages costs a commit
 // per batch instead of one per message, and each message is still all or nothing.
+//
+// A message whose UID follows the previous message's needs no adoption: the append gives it
+// that UID anyway (or, if a delivery took it in between, the next, as the adoption would
+// have). Leaving it out matters beyond the request: an adoption is not a delivery, so the
+// committer writes its in-memory UID and MODSEQ counters before it and reads them back
+// after (commit.go); with one before every message, a run of kept UIDs (a Dovecot Maildir
+// without gaps) lost the two-statement delivery path.
 func (s *Store) AppendBatch(ctx context.Context, accountID int64, mailbox string, msgs []store.BatchMessage) ([]store.Appended, error) {
 	var mboxID int64
 	if slices.ContainsFunc(msgs, func(m store.BatchMessage) bool { return m.UID != 0 }) {
@@ -211,7 +218,7 @@ func (s *Store) AppendBatch(ctx context.Context, accountID int64, mailbox string
 	for i := range msgs {
 		m := &msgs[i]
 		var e queued
-		if m.UID != 0 {
+		if m.UID != 0 && (i == 0 || msgs[i-1].UID == 0 || m.UID != msgs[i-1].UID+1) {
 			e.adopt = &request{fn: adoptUIDs(mboxID, 0, m.UID, true)}
 			if qerr = s.enqueue(ctx, e.adopt); qerr != nil {
 				break

@@ -105,6 +105,36 @@ func testAppendBatch(t *testing.T, f *fixture, b store.BatchAppender) {
 	}
 	f.checkCounts(a.ID)
 
+	// Runs of consecutive UIDs (a Maildir without expunges) between gaps and messages
+	// without one: each takes the UID it asks for, UIDNEXT ends after the last, and the
+	// mailbox's and account's MODSEQs are above every message's.
+	runs := f.create(a.ID, "Runs")
+	var wantRuns []uint32
+	msgs = msgs[:0]
+	for i, uid := range []uint32{7, 8, 9, 10, 0, 12, 13, 40, 41, 42, 0, 0, 45, 46, 100} {
+		msgs = append(msgs, batchMessage(4000+i, uid))
+		if uid == 0 {
+			uid = wantRuns[len(wantRuns)-1] + 1
+		}
+		wantRuns = append(wantRuns, uid)
+	}
+	if got, err = b.AppendBatch(f.ctx, a.ID, "Runs", msgs); err != nil || len(got) != len(msgs) {
+		t.Fatalf("runs of UIDs: %v, %d appended", err, len(got))
+	}
+	listed = f.messages(runs.ID)
+	var maxModSeq uint64
+	for i, m := range listed {
+		if m.UID != wantRuns[i] || got[i].Message.UID != wantRuns[i] {
+			t.Fatalf("runs of UIDs: message %d has UID %d (appended %d), want %d", i, m.UID, got[i].Message.UID, wantRuns[i])
+		}
+		maxModSeq = max(maxModSeq, m.ModSeq)
+	}
+	mb, err := f.s.MailboxByID(f.ctx, runs.ID)
+	if err != nil || mb.UIDNext != 101 || mb.HighestModSeq < maxModSeq {
+		t.Fatalf("runs of UIDs: mailbox %+v %v, want UIDNEXT 101 and HIGHESTMODSEQ >= %d", mb, err, maxModSeq)
+	}
+	f.checkCounts(a.ID)
+
 	_, err = b.AppendBatch(f.ctx, a.ID, "Nowhere", []store.BatchMessage{batchMessage(3000, 7)})
 	wantErr(t, "AppendBatch to a missing mailbox", err, store.ErrNotFound)
 	_, err = b.AppendBatch(f.ctx, a.ID, "Nowhere", []store.BatchMessage{batchMessage(3001, 0)})
