@@ -160,7 +160,7 @@ EOF
 	if [ -n "${SINK_PORT:-}" ]; then
 		# 70-outbound.sh: the sink domains go to the sink, without DNS.
 		local i routes=""
-		for i in $(seq 10); do routes="$routes${routes:+, }sink$i.test = smtp:[127.0.0.1]:$SINK_PORT"; done
+		for i in $(seq 10); do routes="$routes${routes:+, }sink$i.test=smtp:[127.0.0.1]:$SINK_PORT"; done
 		cat >>"$d/postfix/etc/main.cf" <<EOF
 transport_maps = inline:{ $routes }
 smtp_dns_support_level = disabled
