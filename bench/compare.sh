@@ -87,8 +87,10 @@ if with_anchor; then install_anchor; fi
 # ---------------------------------------------------------------- work directory, cleanup
 WORK=$(mktemp -d /tmp/petrel-compare.XXXXXX)
 STARTED_TARGETS=()
+BG_PIDS=() # helpers a scenario file starts for the whole run (70-outbound.sh's DNS server)
 cleanup() {
 	local t
+	[ ${#BG_PIDS[@]} = 0 ] || kill "${BG_PIDS[@]}" 2>/dev/null || true
 	for t in "${STARTED_TARGETS[@]}"; do
 		"${t}_stop" || true
 		[ -d "${OUT:-}/logs" ] && "${t}_logs" >"$OUT/logs/server-$t.log" 2>&1 || true

@@ -27,8 +27,9 @@ func TestCompareSmokePetrel(t *testing.T) {
 	out := t.TempDir()
 	// A bound against a hang, not a performance check: on a loaded 2-core machine the build
 	// alone takes two minutes and the quick rounds as long again (it takes about one minute
-	// when the machine is quiet).
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	// when the machine is quiet); at a load average of 60 the run with its profiles took
+	// more than 12 minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "compare.sh", "--quick", "--profile", "--targets", "petrel",
 		"--users", "5", "--out", out)
@@ -67,8 +68,8 @@ func TestCompareSmokePetrel(t *testing.T) {
 	for _, r := range table.Rows {
 		c := r.Targets["petrel"]
 		seen[r.Scenario] = true
-		// imap-search waits for the full-text index (issue 10); outbound for the queue.
-		placeholder := r.Scenario == "imap-search" || r.Scenario == "outbound"
+		// imap-search waits for the full-text index (issue 10).
+		placeholder := r.Scenario == "imap-search"
 		switch {
 		case placeholder && c.NA == "":
 			t.Errorf("%s %s: %+v, want n/a", r.Scenario, r.Metric, c)

@@ -93,7 +93,7 @@ func RunIMAPMixed(ctx context.Context, cfg IMAPMixedConfig) (*Result, error) {
 	if cfg.Window <= 0 {
 		cfg.Window = 50
 	}
-	run := &imapMixedRun{cfg: &cfg, msgs: newMessageMaker("load@example.test", cfg.Size)}
+	run := &imapMixedRun{cfg: &cfg, msgs: newMessageMaker("load@example.test", cfg.Size, nil)}
 	start := time.Now()
 	var stopAt time.Time
 	if cfg.Duration > 0 {

@@ -42,7 +42,7 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestMessageSizes(t *testing.T) {
-	m := newMessageMaker("load@example.test", 0)
+	m := newMessageMaker("load@example.test", 0, nil)
 	hdrLen := len(m.header(1, []string{"a@example.test"}))
 	for _, size := range []int{0, hdrLen, hdrLen + 1, hdrLen + 2, hdrLen + 81, 1000, 4096, 100_003} {
 		m.size = size
@@ -80,7 +80,7 @@ func TestMessageSizes(t *testing.T) {
 			t.Errorf("To: %v, %v", to, err)
 		}
 	}
-	if a, b := newMessageMaker("x@y", 1).token(1), newMessageMaker("x@y", 1).token(1); a == b {
+	if a, b := newMessageMaker("x@y", 1, nil).token(1), newMessageMaker("x@y", 1, nil).token(1); a == b {
 		t.Errorf("two runs share token %q", a)
 	}
 }

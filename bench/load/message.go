@@ -15,13 +15,14 @@ import (
 type messageMaker struct {
 	run  string // random id of this run, part of every token
 	from string
-	size int // wanted size in bytes, CRLF line endings
+	size int         // wanted size in bytes, CRLF line endings (without a DKIM-Signature field)
+	sign *DKIMSigner // nil: unsigned
 }
 
-func newMessageMaker(from string, size int) messageMaker {
+func newMessageMaker(from string, size int, sign *DKIMSigner) messageMaker {
 	var b [6]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return messageMaker{run: hex.EncodeToString(b[:]), from: from, size: size}
+	return messageMaker{run: hex.EncodeToString(b[:]), from: from, size: size, sign: sign}
 }
 
 // Token is the unique token of message seq: it is in the Subject and the
@@ -48,21 +49,35 @@ func (m messageMaker) header(seq int, to []string) []byte {
 	b.WriteString("\r\n")
 	fmt.Fprintf(&b, "Subject: petrel-load %s\r\n", tok)
 	fmt.Fprintf(&b, "Message-ID: <%s@petrel-load.invalid>\r\n", tok)
-	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
+	b.WriteString(commonHeader)
 	return []byte(b.String())
 }
 
+// commonHeader ends every message's header section (DKIMSigner signs it).
+const commonHeader = "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+
 // write writes message seq and returns its size. The message is exactly
-// m.size bytes unless that is smaller than the header section (then it is
+// m.size bytes (plus the DKIM-Signature field when signing) unless that is smaller than the header section (then it is
 // the header and one empty body line).
 func (m messageMaker) write(w io.Writer, seq int, to []string) (int64, error) {
 	hdr := m.header(seq, to)
+	bodyLen := max(m.size-len(hdr), 0)
+	var sig int
+	if m.sign != nil {
+		f, err := m.sign.field(m.from, bodyLen)
+		if err != nil {
+			return 0, err
+		}
+		if sig, err = io.WriteString(w, f); err != nil {
+			return int64(sig), err
+		}
+	}
 	n, err := w.Write(hdr)
 	if err != nil {
-		return int64(n), err
+		return int64(sig + n), err
 	}
-	bn, err := writeBody(w, max(m.size-len(hdr), 0))
-	return int64(n) + bn, err
+	bn, err := writeBody(w, bodyLen)
+	return int64(sig+n) + bn, err
 }
 
 // bodyLine is the text of body lines; it never starts with "." so the SMTP

@@ -33,6 +33,8 @@ type SMTPConfig struct {
 	// of it, which spreads the messages over Mailboxes mailboxes.
 	To        []string
 	Mailboxes int
+	// Sign, if set, DKIM-signs every message (the signed-mail mode).
+	Sign *DKIMSigner
 
 	// Wait, if set, polls the recipients' mailboxes over POP3 after sending
 	// and reports end-to-end delivery in Result.Delivery. Its Accounts may
@@ -112,7 +114,7 @@ func RunSMTP(ctx context.Context, cfg SMTPConfig) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	run := &smtpRun{cfg: &cfg, msg: newMessageMaker(cfg.From, cfg.Size), delivered: map[string]int64{}}
+	run := &smtpRun{cfg: &cfg, msg: newMessageMaker(cfg.From, cfg.Size, cfg.Sign), delivered: map[string]int64{}}
 
 	// Messages already in the mailboxes do not count as delivered.
 	var w *waiter

@@ -43,6 +43,15 @@ max_connections_per_ip = 20000
 [mail_auth]
 verify = false
 EOF
+	if [ -n "${SINK_PORT:-}" ]; then
+		# 70-outbound.sh: remote mail goes to the sink, found through its DNS server.
+		cat <<EOF
+
+[outbound]
+resolver = "127.0.0.1:$OUT_DNS_PORT"
+port = $SINK_PORT
+EOF
+	fi
 	if [ "$imap" = 1 ]; then
 		cat <<EOF
 
@@ -149,6 +158,7 @@ petrel_use() {
 	T_NAME=petrel
 	T_LABEL=$petrel_label
 	T_CAPS="smtp submission pop3"
+	[ -z "${SINK_PORT:-}" ] || T_CAPS="$T_CAPS outbound"
 	T_SMTP=127.0.0.1:$P_SMTP_PORT
 	T_SUBMISSION=127.0.0.1:$P_SUB_PORT
 	T_POP3=127.0.0.1:$P_POP3_PORT

@@ -62,6 +62,7 @@ var scenarios = []scenario{
 	{"imap-mixed", "-c IMAP sessions run SELECT, header FETCH, STORE, SEARCH, APPEND, EXPUNGE; reports commands/s", setupIMAPMixed},
 	{"imap-append", "fill a mailbox with the search corpus (-n messages of words, the same for every server): -c sessions, MULTIAPPEND of -batch", setupIMAPAppend},
 	{"imap-search", "-c sessions with a mailbox selected send UID SEARCH TEXT for -word (or the corpus word of -rank) in turn; reports latency and hits", setupIMAPSearch},
+	{"dns", "answer A, MX and TXT questions from -record NAME TYPE VALUE (repeatable) on -listen, UDP and TCP, until -timeout or a signal", setupDNS},
 	{"sink", "be the far MX of a relay: listen on -listen, accept and count until -expect messages arrived; reports delivered msg/s", setupSink},
 }
 
@@ -261,6 +262,8 @@ func setupSMTP(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result,
 		waitTimeout time.Duration
 		poll        time.Duration
 		waitConns   int
+		dkimKey     string
+		dkimSel     string
 	)
 	fs.IntVar(&cfg.Messages, "n", 1000, "messages to send (with -duration: at most; 0 for no limit)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "stop starting messages after this long")
@@ -278,12 +281,20 @@ func setupSMTP(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result,
 	fs.DurationVar(&waitTimeout, "wait-timeout", time.Minute, "how long to wait for delivery after sending")
 	fs.DurationVar(&poll, "poll", 200*time.Millisecond, "pause between POP3 polls")
 	fs.IntVar(&waitConns, "wait-c", 4, "concurrent POP3 sessions per poll")
+	fs.StringVar(&dkimKey, "dkim-key", "", "DKIM-sign every message with this PEM private `file` (RSA or Ed25519; d= is -from's domain)")
+	fs.StringVar(&dkimSel, "dkim-selector", "bench", "the s= selector of -dkim-key")
 	return func(ctx context.Context) (*load.Result, error) {
 		t, err := c.target()
 		if err != nil {
 			return nil, err
 		}
 		cfg.Target = t
+		if dkimKey != "" {
+			_, domain, _ := strings.Cut(cfg.From, "@")
+			if cfg.Sign, err = load.LoadDKIMKey(dkimKey, domain, dkimSel); err != nil {
+				return nil, err
+			}
+		}
 		if auth != "" {
 			user, pass, ok := strings.Cut(auth, ":")
 			if !ok {
@@ -361,6 +372,19 @@ func setupSink(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result,
 	fs.Int64Var(&cfg.Expect, "expect", 0, "messages to wait for")
 	fs.DurationVar(&cfg.Timeout, "wait-timeout", 10*time.Minute, "give up after this long")
 	return func(ctx context.Context) (*load.Result, error) { return load.RunSink(ctx, cfg) }
+}
+
+func setupDNS(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {
+	var cfg load.DNSConfig
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:5353", "address to answer on, host:port (UDP and TCP)")
+	fs.Func("record", "a record, \"NAME A|MX|TXT VALUE\" (MX: \"PREF HOST\"); repeat the flag for more", func(v string) error {
+		if _, err := load.ParseRecord(v); err != nil {
+			return err
+		}
+		cfg.Records = append(cfg.Records, v)
+		return nil
+	})
+	return func(ctx context.Context) (*load.Result, error) { return load.RunDNS(ctx, cfg) }
 }
 
 func setupIdle(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result, error) {

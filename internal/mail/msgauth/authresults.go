@@ -1,6 +1,7 @@
 package msgauth
 
 import (
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -50,6 +51,19 @@ func formatAuthResults(authservID string, v *Verdict) string {
 		dm.Reason = reason(v.DMARC.Err)
 	}
 	results = append(results, dm)
+
+	// RFC 8617 §10.1: the arc method; the chain's length for the reader.
+	ar := &authres.GenericResult{Method: "arc", Value: authres.ResultValue(v.ARC.Status), Params: map[string]string{}}
+	if ar.Value == "" {
+		ar.Value = authres.ResultNone
+	}
+	if v.ARC.Instances > 0 {
+		ar.Params["reason"] = "sets=" + strconv.Itoa(v.ARC.Instances)
+		if v.ARC.Err != nil {
+			ar.Params["reason"] += " " + reason(v.ARC.Err)
+		}
+	}
+	results = append(results, ar)
 
 	var b strings.Builder
 	b.WriteString("Authentication-Results: " + authservID)

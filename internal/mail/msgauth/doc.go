@@ -55,8 +55,10 @@
 //
 // # Not here
 //
-// ARC (RFC 8617) is neither verified nor sealed: go-msgauth has no ARC, and reading
-// ARC-Authentication-Results without verifying the chain would trust whatever a sender
-// wrote. DMARC reports (rua/ruf) are not sent. The DKIM signature time (t=) and expiry
+// ARC (RFC 8617) chains are validated by internal/mail/arc while DKIM hashes the body
+// (Verdict.ARC, "arc=" in Authentication-Results); the result is reported and decides
+// nothing: DMARC does not consult it (RFC 8617 §7.2 leaves that to local policy). Sealing
+// forwarded mail is not done yet (arc.Signer exists; the forwarding path does not call
+// it). DMARC reports (rua/ruf) are not sent. The DKIM signature time (t=) and expiry
 // check (x=) use go-msgauth's own clock, which cannot be injected; Petrel signs without x=.
 package msgauth

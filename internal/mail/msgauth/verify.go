@@ -16,6 +16,8 @@ import (
 
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/dkim"
+
+	"petrel/internal/mail/arc"
 )
 
 // Result is a method's result, with the names RFC 8601 §2.7 registers.
@@ -122,6 +124,9 @@ type Verdict struct {
 	SPF   SPFResult
 	DKIM  []DKIMResult // in header order; empty when the message carries no signature
 	DMARC DMARCResult
+	// ARC is the validation of the message's ARC chain (RFC 8617 §5.2): none without
+	// ARC sets. It is reported, and decides nothing here: DMARC does not consult it.
+	ARC arc.Result
 	// AuthResults is the Authentication-Results field (RFC 8601) for these results under our
 	// authserv-id, folded, ending in CRLF: prepend it to the stored message.
 	AuthResults string
@@ -167,7 +172,41 @@ func (v *Verifier) Verify(ctx context.Context, env Envelope, msg io.Reader) (*Ve
 	go func() { spfDone <- checkSPF(ctx, res, env) }()
 
 	verdict := &Verdict{}
-	verdict.DKIM, err = v.verifyDKIM(ctx, res, hdr, fields, br)
+	var body io.Reader = br
+	var arcDone chan arcOutcome
+	if hasARC(fields) {
+		// ARC hashes the body too (the newest ARC-Message-Signature): it reads a
+		// copy of what DKIM reads, in its own goroutine, and whatever DKIM leaves
+		// is copied to it below.
+		pr, pw := io.Pipe()
+		body = io.TeeReader(br, pw)
+		arcDone = make(chan arcOutcome, 1)
+		go func() {
+			r, err := arc.Verify(ctx, hdr, pr, res.LookupTXT)
+			io.Copy(io.Discard, pr) // a chain refused early reads nothing: keep the writer going
+			arcDone <- arcOutcome{r, err}
+		}()
+		defer func() {
+			if arcDone != nil { // an early return: let the goroutine end
+				pw.CloseWithError(io.ErrUnexpectedEOF)
+				<-arcDone
+			}
+		}()
+		verdict.DKIM, err = v.verifyDKIM(ctx, res, hdr, fields, body)
+		if err == nil {
+			_, err = io.Copy(io.Discard, body)
+		}
+		pw.CloseWithError(err)
+		out := <-arcDone
+		arcDone = nil
+		if err == nil {
+			err = out.err
+		}
+		verdict.ARC = out.res
+	} else {
+		verdict.DKIM, err = v.verifyDKIM(ctx, res, hdr, fields, body)
+		verdict.ARC = arc.Result{Status: arc.None}
+	}
 	verdict.SPF = <-spfDone
 	if err != nil {
 		return nil, err
@@ -288,6 +327,22 @@ func describeSignature(v string) DKIMResult {
 		}
 	}
 	return r
+}
+
+// arcOutcome is what the ARC goroutine of Verify hands back.
+type arcOutcome struct {
+	res arc.Result
+	err error
+}
+
+// hasARC reports whether the header has an ARC field of any kind.
+func hasARC(fields []field) bool {
+	for _, f := range fields {
+		if len(f.name) > 4 && strings.EqualFold(f.name[:4], "ARC-") {
+			return true
+		}
+	}
+	return false
 }
 
 // randIntN is the default Rand.

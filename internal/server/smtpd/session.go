@@ -563,7 +563,16 @@ func (s *session) logTx(tx *transaction, result, reason string, size int64) {
 			attrs = append(attrs, slog.String("reason", reason))
 		}
 		if v := verdict; v != nil {
-			attrs = append(attrs, slog.String("spf", string(v.SPF.Result)), slog.String("dmarc", string(v.DMARC.Result)),
+			attrs = append(attrs, slog.String("spf", string(v.SPF.Result)))
+			if len(v.DKIM) > 0 {
+				// One result per signature, in header order: "pass", "fail,pass".
+				rs := make([]string, len(v.DKIM))
+				for i, r := range v.DKIM {
+					rs[i] = string(r.Result)
+				}
+				attrs = append(attrs, slog.String("dkim", strings.Join(rs, ",")))
+			}
+			attrs = append(attrs, slog.String("dmarc", string(v.DMARC.Result)),
 				slog.String("disposition", string(v.Disposition())))
 		}
 		if greylist != "" {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/ioutil"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -459,8 +458,48 @@ func stripWhitespace(s string) string {
 	}, s)
 }
 
-var sigRegex = regexp.MustCompile(`(b\s*=)[^;]+`)
-
+// removeSignature empties the value of every "b=" in a signature field, as
+// the regular expression `(b\s*=)[^;]+` replaced by "$1" did (leftmost
+// matches, not overlapping, \s being [\t\n\f\r ]). It scans the string
+// once instead: the regular expression was about a tenth of the cost of a
+// verification. removeSignatureRegexp in the tests is the reference.
 func removeSignature(s string) string {
-	return sigRegex.ReplaceAllString(s, "$1")
+	var out strings.Builder
+	last := 0 // s[last:] is not yet copied to out
+	for i := 0; i < len(s); i++ {
+		k := strings.IndexByte(s[i:], 'b')
+		if k < 0 {
+			break
+		}
+		i += k
+		j := i + 1
+		for j < len(s) && isRegexpSpace(s[j]) {
+			j++
+		}
+		if j+1 >= len(s) || s[j] != '=' || s[j+1] == ';' {
+			continue // no match here: "b", spaces, "=" and one octet other than ';'
+		}
+		end := strings.IndexByte(s[j+1:], ';')
+		if end < 0 {
+			end = len(s)
+		} else {
+			end += j + 1
+		}
+		if out.Len() == 0 {
+			out.Grow(len(s))
+		}
+		out.WriteString(s[last : j+1])
+		last = end
+		i = end - 1
+	}
+	if last == 0 {
+		return s
+	}
+	out.WriteString(s[last:])
+	return out.String()
+}
+
+// isRegexpSpace reports whether c is in the class \s of Go's regexp syntax.
+func isRegexpSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'
 }
