@@ -213,3 +213,40 @@ func TestWithDeliver(t *testing.T) {
 		t.Errorf("body = %q", ms.bodies[0])
 	}
 }
+
+// TestMXEnvelopeTo: the delivery learns, per account, the recipient address that reached
+// it (the alias, the +tag), which Sieve's envelope "to" tests (RFC 5228 §5.4).
+func TestMXEnvelopeTo(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	c := dial(t, ts.addr)
+	c.Run(`
+		S: 220
+		C: EHLO client.example.org
+		S: 250
+		C: MAIL FROM:<carl@remote.example>
+		S: 250
+		C: RCPT TO:<Team@example.test>
+		S: 250
+		C: RCPT TO:<bob+lists@example.test>
+		S: 250
+		C: RCPT TO:<alice@example.test>
+		S: 250
+		C: DATA
+		S: 354
+		C: Subject: hello
+		C:
+		C: hi
+		C: .
+		S: 250
+		C: QUIT
+		S: 221
+	`)
+	msgs := ts.fd.delivered()
+	if len(msgs) != 1 {
+		t.Fatalf("%d deliveries, want 1", len(msgs))
+	}
+	want := map[int64]string{1: "Team@example.test", 2: "bob+lists@example.test"}
+	if got := msgs[0].env.To; len(got) != 2 || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("Envelope.To = %v, want %v (the first recipient that reached each account)", got, want)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -57,6 +58,7 @@ type transaction struct {
 	from    string                    // reverse-path, "" for the null sender
 	rcpts   []string                  // accepted forward-paths
 	targets []store.Target            // their resolved mailboxes
+	to      map[int64]string          // per account, the first recipient that reached it (deliver.Envelope.To)
 	remote  []store.OutboundRecipient // accepted recipients at other domains (relay.go)
 	forward []deliver.Forward         // where aliases among the recipients forward to
 	dsn     dsnParams                 // RET and ENVID of MAIL (relay.go)
@@ -322,6 +324,14 @@ func (s *session) resolve(tx *transaction, to string, opts *smtp.RcptOptions) *s
 	}
 	s.mu.Lock()
 	tx.rcpts = append(tx.rcpts, a.String())
+	for _, t := range targets {
+		if _, ok := tx.to[t.AccountID]; !ok {
+			if tx.to == nil {
+				tx.to = map[int64]string{}
+			}
+			tx.to[t.AccountID] = a.String()
+		}
+	}
 	tx.targets = append(tx.targets, targets...)
 	tx.forward = append(tx.forward, route.Forward...)
 	s.mu.Unlock()
@@ -342,7 +352,9 @@ func (s *session) Data(r io.Reader) (err error) {
 	var targets []store.Target
 	var remote []store.OutboundRecipient
 	var forward []deliver.Forward
+	var to map[int64]string
 	if tx != nil {
+		to = maps.Clone(tx.to)
 		rcpts = append(rcpts, tx.rcpts...)
 		targets = append(targets, tx.targets...)
 		remote = append(remote, tx.remote...)
@@ -418,7 +430,7 @@ func (s *session) Data(r io.Reader) (err error) {
 	}
 	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received,
 		Remote: remote, Ret: tx.dsn.ret, EnvID: tx.dsn.envID, Forward: forward, Submitted: s.srv.pol.requireAuth,
-		Charge: s.sendingCharge(tx, len(rcpts)), Classify: s.srv.cfg.Role == RoleMX}, body) // limits.go
+		Charge: s.sendingCharge(tx, len(rcpts)), Classify: s.srv.cfg.Role == RoleMX, To: to}, body) // limits.go
 	if le := (*store.LimitError)(nil); errors.As(err, &le) {
 		refuse := s.limitReply(le)
 		s.logTx(tx, "rejected", refuse.Message, n)
