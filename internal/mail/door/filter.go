@@ -151,6 +151,28 @@ func ApplyHeaderMods(hdr []byte, mods []HeaderMod) []byte {
 	return append(bytes.Join(fields, nil), end...)
 }
 
+// StripSpamFields returns the header section hdr without the fields named X-Spam or
+// X-Spam-*. Those are the verdicts spam filters write (ours, SpamAssassin's, rspamd's) and
+// that mail clients and Sieve rules believe, so a sender's own "X-Spam-Flag: NO" or
+// "X-Spam-Status: No" must not reach the mailbox: the MX port removes them from every
+// message before the filters and the classifier add theirs.
+func StripSpamFields(hdr []byte) []byte {
+	if !bytes.Contains(bytes.ToLower(hdr), []byte("x-spam")) {
+		return hdr
+	}
+	fields, end := splitFields(hdr)
+	out := make([]byte, 0, len(hdr))
+	for _, f := range fields {
+		name, _, _ := bytes.Cut(f, []byte(":"))
+		name = bytes.ToLower(bytes.TrimRight(name, " \t"))
+		if string(name) == "x-spam" || bytes.HasPrefix(name, []byte("x-spam-")) {
+			continue
+		}
+		out = append(out, f...)
+	}
+	return append(out, end...)
+}
+
 // splitFields cuts a header section into its fields (each with its continuation lines and
 // final CRLF) and what follows them (the empty line).
 func splitFields(hdr []byte) (fields [][]byte, end []byte) {

@@ -415,7 +415,7 @@ func (s *session) Data(r io.Reader) (err error) {
 		}
 		mods = m
 	}
-	if ar != "" || len(mods) > 0 {
+	if ar != "" || len(mods) > 0 || s.srv.cfg.Role == RoleMX {
 		var err error
 		if body, err = s.withAuthResults(spool, traceLen, ar, mods); err != nil {
 			refuse := reply(451, 4, 3, 0, "temporary failure, try again later")
