@@ -198,3 +198,85 @@ func TestMilterSilent(t *testing.T) {
 		t.Errorf("absent milter: %v", err)
 	}
 }
+
+// recordingListener keeps the octets every accepted connection reads: what the MTA sent.
+type recordingListener struct {
+	net.Listener
+	mu  sync.Mutex
+	got bytes.Buffer
+}
+
+func (l *recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	return &recordingConn{Conn: c, l: l}, err
+}
+
+type recordingConn struct {
+	net.Conn
+	l *recordingListener
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.l.mu.Lock()
+	c.l.got.Write(p[:n])
+	c.l.mu.Unlock()
+	return n, err
+}
+
+// codes lists the command codes of the packets sent to the milter, macros as "D"+stage.
+func (l *recordingListener) codes() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.got.Bytes()
+	var out []string
+	for len(b) >= 5 {
+		n := int(b[0])<<24 | int(b[1])<<16 | int(b[2])<<8 | int(b[3])
+		if n < 1 || 4+n > len(b) {
+			break
+		}
+		code := string(b[4])
+		if code == "D" && n > 1 {
+			code += string(b[5])
+		}
+		out = append(out, code)
+		b = b[4+n:]
+	}
+	return strings.Join(out, " ")
+}
+
+// TestMilterDataEvent: the milter gets every event in protocol order, the DATA event
+// (SMFIC_DATA) between the last recipient and the first header field; a milter that asks
+// for no DATA event (SMFIP_NODATA) gets none.
+func TestMilterDataEvent(t *testing.T) {
+	for _, tc := range []struct {
+		protocol gomilter.OptProtocol
+		want     string
+	}{
+		{0, "O DC C H DM M DR R T L L N B E"},
+		{gomilter.OptNoData, "O DC C H DM M DR R L L N B E"},
+	} {
+		inner, err := net.Listen("unix", filepath.Join(t.TempDir(), "milter.sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := &recordingListener{Listener: inner}
+		var mu sync.Mutex
+		var log []string
+		srv := &gomilter.Server{
+			NewMilter: func() gomilter.Milter { return &spamMilter{mu: &mu, log: &log} },
+			Actions:   gomilter.OptAddHeader,
+			Protocol:  tc.protocol,
+		}
+		go srv.Serve(l)
+		rv, dv, err := run(t, milter.New("rec", "unix", inner.Addr().String()), "u@example.test", "Hello.\r\n")
+		srv.Close()
+		if err != nil || rv.Action != door.FilterContinue || dv.Action != door.FilterAccept {
+			t.Fatalf("protocol %#x: %+v %+v %v", tc.protocol, rv, dv, err)
+		}
+		// Close sends abort or quit after the end of message; only the message matters here.
+		if got := l.codes(); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("protocol %#x: the milter got %q, want %q first", tc.protocol, got, tc.want)
+		}
+	}
+}
