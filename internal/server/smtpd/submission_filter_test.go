@@ -27,9 +27,13 @@ func (f *verdictFilter) Begin(_ context.Context, c door.ConnInfo) (door.FilterSe
 	return f, nil
 }
 
-func (f *verdictFilter) Mail(context.Context, string) (door.Verdict, error) { return door.Verdict{}, nil }
-func (f *verdictFilter) Rcpt(context.Context, string) (door.Verdict, error) { return door.Verdict{}, nil }
-func (f *verdictFilter) Close() error                                       { return nil }
+func (f *verdictFilter) Mail(context.Context, string) (door.Verdict, error) {
+	return door.Verdict{}, nil
+}
+func (f *verdictFilter) Rcpt(context.Context, string) (door.Verdict, error) {
+	return door.Verdict{}, nil
+}
+func (f *verdictFilter) Close() error { return nil }
 
 func (f *verdictFilter) Data(_ context.Context, _ []byte, body io.Reader) (door.Verdict, error) {
 	io.Copy(io.Discard, body)
