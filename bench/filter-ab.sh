@@ -18,10 +18,16 @@ ROUNDS=${1:-3} SECS=${2:-10} CONNS=${3:-16}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/petrel-filter-ab.XXXXXX)
 PASS=load-password
-PIDS=()
+# The servers' PIDs are written to $WORK/*.pid (setup runs in a command substitution, a
+# subshell); at exit each gets SIGTERM (a graceful stop writes its profile) and is waited for.
 cleanup() {
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	local p
+	for f in "$WORK"/*.pid; do
+		[ -e "$f" ] || continue
+		p=$(cat "$f")
+		kill -TERM "$p" 2>/dev/null || continue
+		for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	done
 }
 trap cleanup EXIT
 
@@ -128,7 +134,7 @@ EOF
 	local prof=()
 	if [ "${PROFILE:-0}" = 1 ]; then prof=(--cpuprofile "$WORK/$1.cpu"); fi
 	"$WORK/petrel" -c "$d/petrel.toml" serve "${prof[@]}" >"$d/stdout.log" 2>"$d/petrel.log" &
-	PIDS+=($!)
+	echo $! >"$WORK/$1.pid"
 	wait_port "$smtp"
 	echo "$smtp"
 }

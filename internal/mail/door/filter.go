@@ -43,6 +43,14 @@ type FilterSession interface {
 	Close() error
 }
 
+// UnknownCommander is an optional interface of a FilterSession: a filter that wants to see
+// the SMTP commands the server does not know (a milter's SMFIC_UNKNOWN), within a
+// transaction. The server answers such a command 500 whatever the filter says; what it
+// finds otherwise (an error under its fail policy, a quarantine) counts for the message.
+type UnknownCommander interface {
+	Unknown(ctx context.Context, line string) (Verdict, error)
+}
+
 // FilterAction is what a filter asks for.
 type FilterAction int
 

@@ -190,6 +190,38 @@ func (s *session) Data(ctx context.Context, header []byte, body io.Reader) (door
 	return withMods(v, mods), nil
 }
 
+// codeUnknown is SMFIC_UNKNOWN (protocol version 3 on), which go-milter does not name.
+const codeUnknown = 'U'
+
+var _ door.UnknownCommander = (*session)(nil)
+
+// Unknown implements door.UnknownCommander: SMFIC_UNKNOWN with the command line as the
+// client sent it. go-milter's client has no call for it (see dataEvent). A milter that
+// asked for none (SMFIP_NOUNKNOWN) gets none; one that answers none (SMFIP_NR_UNKN) is not
+// waited for.
+func (s *session) Unknown(ctx context.Context, line string) (door.Verdict, error) {
+	return s.stage(ctx, func() (*milter.Action, error) {
+		if s.cs.ProtocolOption(milter.OptNoUnknown) {
+			return &milter.Action{Code: milter.ActContinue}, nil
+		}
+		line = strings.Map(func(r rune) rune {
+			if r == 0 {
+				return ' ' // a NUL would end the milter's C string early
+			}
+			return r
+		}, line)
+		pkt := binary.BigEndian.AppendUint32(nil, uint32(len(line)+2))
+		pkt = append(append(append(pkt, codeUnknown), line...), 0)
+		if _, err := s.conn.Write(pkt); err != nil {
+			return nil, fmt.Errorf("milter: unknown: %w", err)
+		}
+		if s.cs.ProtocolOption(milter.OptNoUnknownReply) {
+			return &milter.Action{Code: milter.ActContinue}, nil
+		}
+		return readAction(s.conn)
+	})
+}
+
 // dataEvent sends SMFIC_DATA, the DATA command (protocol version 4 on): the recipients are
 // complete, the header comes next. go-milter's client has no call for it, so the packet is
 // written and its answer read here, on the connection go-milter uses (it buffers nothing

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"net/textproto"
@@ -278,5 +279,126 @@ func TestMilterDataEvent(t *testing.T) {
 		if got := l.codes(); !strings.HasPrefix(got, tc.want) {
 			t.Errorf("protocol %#x: the milter got %q, want %q first", tc.protocol, got, tc.want)
 		}
+	}
+}
+
+// rawMilter is a milter written on the wire protocol itself, for the events go-milter's
+// server side does not take (SMFIC_UNKNOWN): it negotiates protocol version 6 with the
+// given protocol flags, answers every event with continue and SMFIC_UNKNOWN with the given
+// reply, and records the packets it got as "code data".
+func rawMilter(t *testing.T, protocol uint32, unknownReply []byte) (addr string, got func() []string) {
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "raw.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var mu sync.Mutex
+	var seen []string
+	packet := func(c net.Conn, code byte, data []byte) {
+		n := uint32(len(data) + 1)
+		c.Write(append([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n), code}, data...))
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				for {
+					var hdr [4]byte
+					if _, err := io.ReadFull(c, hdr[:]); err != nil {
+						return
+					}
+					pkt := make([]byte, int(hdr[0])<<24|int(hdr[1])<<16|int(hdr[2])<<8|int(hdr[3]))
+					if _, err := io.ReadFull(c, pkt); err != nil || len(pkt) == 0 {
+						return
+					}
+					mu.Lock()
+					seen = append(seen, string(pkt[0])+" "+string(pkt[1:]))
+					mu.Unlock()
+					switch pkt[0] {
+					case 'O':
+						packet(c, 'O', []byte{0, 0, 0, 6, 0, 0, 0, 0, byte(protocol >> 24), byte(protocol >> 16), byte(protocol >> 8), byte(protocol)})
+					case 'D', 'A':
+					case 'Q':
+						return
+					case 'U':
+						if protocol&uint32(gomilter.OptNoUnknownReply) == 0 {
+							packet(c, unknownReply[0], unknownReply[1:])
+						}
+					default:
+						packet(c, 'c', nil)
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
+	}
+}
+
+// TestMilterUnknown: an unknown SMTP command reaches the milter as SMFIC_UNKNOWN, the line
+// NUL-terminated, and its reply becomes a verdict; SMFIP_NOUNKNOWN keeps it away and
+// SMFIP_NR_UNKN is not waited for.
+func TestMilterUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		protocol uint32
+		reply    []byte
+		sent     bool
+		want     door.FilterAction
+	}{
+		{"continue", 0, []byte("c"), true, door.FilterContinue},
+		{"reply code", 0, []byte("y550 5.7.1 go away\x00"), true, door.FilterReject},
+		{"progress first", 0, []byte("p"), true, -1}, // only progress, then nothing: the stage ends with its context
+		{"not wanted", uint32(gomilter.OptNoUnknown), nil, false, door.FilterContinue},
+		{"no reply", uint32(gomilter.OptNoUnknownReply), nil, true, door.FilterContinue},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, got := rawMilter(t, tc.protocol, tc.reply)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s, err := milter.New("raw", "unix", addr).Begin(ctx, conn())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := s.Mail(ctx, "a@example.org"); err != nil {
+				t.Fatal(err)
+			}
+			uctx := ctx
+			if tc.want < 0 {
+				var c context.CancelFunc
+				uctx, c = context.WithTimeout(ctx, 200*time.Millisecond)
+				defer c()
+			}
+			v, err := s.(door.UnknownCommander).Unknown(uctx, "XYZZY plugh\x00")
+			switch {
+			case tc.want < 0 && err == nil:
+				t.Errorf("a milter that only reports progress: %+v, want an error when the stage ends", v)
+			case tc.want >= 0 && (err != nil || v.Action != tc.want):
+				t.Errorf("Unknown = %+v, %v; want action %d", v, err, tc.want)
+			}
+			if tc.want >= 0 {
+				// An event with a reply: once it is answered, the milter has read the one before.
+				if _, err := s.Rcpt(ctx, "u@example.test"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sent := false
+			for _, p := range got() {
+				if p == "U XYZZY plugh \x00" {
+					sent = true
+				}
+			}
+			if sent != tc.sent {
+				t.Errorf("SMFIC_UNKNOWN sent: %v, want %v (the milter got %q)", sent, tc.sent, got())
+			}
+		})
 	}
 }

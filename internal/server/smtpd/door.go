@@ -154,6 +154,20 @@ func (s *session) doorRcpt(tx *transaction, rcpt string, authenticated bool) *sm
 	return nil
 }
 
+// doorUnknown passes a command the server did not know to the filters of the open
+// transaction that want it (door.UnknownCommander; a milter's SMFIC_UNKNOWN). go-smtp
+// answers it 500 whatever they say.
+func (s *session) doorUnknown(tx *transaction, line string) {
+	for _, af := range tx.filters {
+		uc, ok := af.session().(door.UnknownCommander)
+		if !ok {
+			continue
+		}
+		v, err := af.call(s.srv.ctx, func(ctx context.Context) (door.Verdict, error) { return uc.Unknown(ctx, line) })
+		s.filterVerdict(tx, af, v, err, "unknown")
+	}
+}
+
 // vouched reports whether an allow list listed the client.
 func (s *session) vouched() bool {
 	s.mu.Lock()
@@ -263,6 +277,9 @@ func (s *session) filterVerdict(tx *transaction, af *activeFilter, v door.Verdic
 	}
 	if !ok {
 		return nil
+	}
+	if stage == "unknown" && (f.Reject || f.TempFail) {
+		return nil // the command is refused anyway (500); the message is not
 	}
 	if stage == "rcpt" && (f.Reject || f.TempFail) {
 		// A refused recipient is that recipient's business; the message goes on.

@@ -521,6 +521,26 @@ func (s *session) dataError(err error) *smtp.SMTPError {
 }
 
 // Reset ends the transaction (RSET, EHLO, after DATA; RFC 5321 §4.1.1.5).
+var _ smtp.UnknownCommandSession = (*session)(nil)
+
+// UnknownCommand implements smtp.UnknownCommandSession (third_party/go-smtp): a command
+// go-smtp does not know goes to the filters of the open transaction (door.go), which may
+// count it; go-smtp answers it 500 either way. Outside a transaction no filter is open.
+func (s *session) UnknownCommand(cmd, arg string) {
+	defer s.recoverPanic(nil)
+	s.mu.Lock()
+	tx := s.tx
+	s.mu.Unlock()
+	if tx == nil || s.srv.cfg.Door == nil {
+		return
+	}
+	line := cmd
+	if arg != "" {
+		line += " " + arg
+	}
+	s.doorUnknown(tx, line)
+}
+
 func (s *session) Reset() {
 	defer s.recoverPanic(nil)
 	s.endTx("aborted")
