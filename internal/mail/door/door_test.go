@@ -214,7 +214,7 @@ func TestDNSListsNegativeCache(t *testing.T) {
 	// A generous timeout: a query lost to a loaded machine would read as an error finding.
 	res := &mx.NetResolver{DNS: &mx.DNSResolver{Servers: []string{d.Addr}, Timeout: 30 * time.Second},
 		MaxNegativeTTL: 10 * time.Minute, Now: func() time.Time { return now }}
-	c := &door.Checks{Resolver: res, Zones: []door.Zone{
+	c := &door.Checks{Resolver: res, Timeout: time.Minute, Zones: []door.Zone{
 		{Name: "bl.example", Weight: 4},
 		{Name: "wl.example", Weight: -3, Action: door.ZonePass},
 	}}
