@@ -356,6 +356,7 @@ func (a *App) prepare(ctx context.Context) error {
 	}
 	mxConf.Verify = a.inboundVerification(inboundDNS)
 	mxConf.Door = a.door(inboundDNS) // door.go
+	subConf.Door, subsConf.Door = a.submissionDoor(), a.submissionDoor()
 	subConf.Sending, subsConf.Sending = a.sendingLimits(), a.sendingLimits()
 	mx := smtpd.New(mxConf, dl, au, a.log.With("listener", "smtp"))
 	sub := smtpd.New(subConf, dl, au, a.log.With("listener", "submission"))

@@ -65,20 +65,40 @@ func (a *App) door(res *mx.NetResolver) *smtpd.Door {
 			d.Greylist = gl
 		}
 	}
-	for _, m := range cfg.Milter {
+	d.Filters = filterHooks(cfg.Milter, cfg.Rspamd)
+	return d
+}
+
+// submissionDoor builds the filters of the submission listeners from [submission_filter]:
+// only external filters (the client has logged in), with [door]'s scores and the spam
+// policy. nil when no filter is configured.
+func (a *App) submissionDoor() *smtpd.Door {
+	cfg := a.cfg.SubmissionFilter
+	hooks := filterHooks(cfg.Milter, cfg.Rspamd)
+	if len(hooks) == 0 {
+		return nil
+	}
+	return &smtpd.Door{Filters: hooks, Scores: door.Scores{Junk: a.cfg.Door.JunkScore, Reject: a.cfg.Door.RejectScore},
+		SpamAccept: cfg.Spam == "accept"}
+}
+
+// filterHooks are the milters and rspamd of a config section, in its order.
+func filterHooks(milters []config.Milter, r config.Rspamd) []smtpd.FilterHook {
+	var hooks []smtpd.FilterHook
+	for _, m := range milters {
 		network, addr, _ := config.MilterAddress(m.Address) // validated by config
 		name := m.Name
 		if name == "" {
 			name = m.Address
 		}
-		d.Filters = append(d.Filters, smtpd.FilterHook{Filter: milter.New(name, network, addr),
+		hooks = append(hooks, smtpd.FilterHook{Filter: milter.New(name, network, addr),
 			Timeout: m.Timeout.Duration, FailOpen: m.Fail != "closed"})
 	}
-	if r := cfg.Rspamd; r.URL != "" {
-		d.Filters = append(d.Filters, smtpd.FilterHook{Filter: rspamd.New(r.URL, r.Password, nil),
+	if r.URL != "" {
+		hooks = append(hooks, smtpd.FilterHook{Filter: rspamd.New(r.URL, r.Password, nil),
 			Timeout: r.Timeout.Duration, FailOpen: r.Fail != "closed"})
 	}
-	return d
+	return hooks
 }
 
 // ownIPs are the specific addresses the MX listens on (not the wildcards).

@@ -56,6 +56,8 @@ type Config struct {
 	MailAuth MailAuth `toml:"mail_auth"` // checks of inbound mail (mailauth.go)
 	Sending  Sending  `toml:"sending"`   // per-account sending limits (mailauth.go)
 	Door     Door     `toml:"door"`      // checks at the door of the MX port and external filters (door.go)
+	// SubmissionFilter: external filters on the submission ports (door.go)
+	SubmissionFilter SubmissionFilter `toml:"submission_filter"`
 	// DNS is the resolver every part uses unless its own section names one (mailauth.go).
 	DNS  DNS  `toml:"dns"`
 	Junk Junk `toml:"junk"` // the built-in junk classifier (junk.go)
@@ -377,10 +379,11 @@ func Default() *Config {
 			LoginIdleTimeout:    Duration{time.Minute},
 			LoginTimeout:        Duration{3 * time.Minute},
 		},
-		MailAuth: defaultMailAuth(),
-		Door:     defaultDoor(),
-		Sending:  Sending{Policy: "soft"},
-		Junk:     defaultJunk(),
+		MailAuth:         defaultMailAuth(),
+		Door:             defaultDoor(),
+		SubmissionFilter: SubmissionFilter{Spam: "reject"},
+		Sending:          Sending{Policy: "soft"},
+		Junk:             defaultJunk(),
 	}
 }
 
@@ -544,6 +547,9 @@ func (c *Config) validate() error {
 	}
 	if c.Hostname == "" {
 		return bad("hostname", "must not be empty")
+	}
+	if err := c.validateSubmissionFilter(); err != nil {
+		return err
 	}
 	if err := c.validateDoor(); err != nil {
 		return err

@@ -101,6 +101,9 @@ url = "http://127.0.0.1:11333"
 	if err != nil {
 		t.Fatal(err)
 	}
+	if f := c.SubmissionFilter; f.Spam != "reject" || len(f.Milter) != 0 || f.Rspamd.URL != "" {
+		t.Errorf("default [submission_filter] %+v, want no filters and spam = reject", f)
+	}
 	d := c.Door
 	if d.RDNS || !d.HELO || d.JunkScore != 4 || d.RejectScore != 10 || len(d.DNSBL) != 2 || *d.DNSBL[0].Weight != 10 ||
 		d.DNSBL[1].Action != "pass" || !d.Greylist.Enabled || d.Greylist.MinDelay.Duration != 5*time.Minute ||
@@ -224,6 +227,8 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"milter address", good + "\n[[door.milter]]\naddress = \"127.0.0.1:11332\"\n", 0, "door.milter[0].address"},
 		{"milter fail", good + "\n[[door.milter]]\naddress = \"unix:/run/m.sock\"\nfail = \"maybe\"\n", 0, "door.milter[0].fail"},
 		{"rspamd url", good + "\n[door.rspamd]\nurl = \"127.0.0.1:11333\"\n", 18, "door.rspamd.url"},
+		{"submission spam", good + "\n[submission_filter]\nspam = \"junk\"\n", 18, "submission_filter.spam"},
+		{"submission milter", good + "\n[[submission_filter.milter]]\naddress = \"127.0.0.1:11332\"\n", 0, "submission_filter.milter[0].address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("petrel.toml", []byte(tc.src))

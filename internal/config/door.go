@@ -156,7 +156,13 @@ func (c *Config) validateDoor() error {
 			}
 		}
 	}
-	for i, m := range d.Milter {
+	return validateFilters(bad, d.Milter, d.Rspamd)
+}
+
+// validateFilters checks milters and rspamd, of [door] or [submission_filter]; bad names
+// the key.
+func validateFilters(bad func(key, format string, args ...any) error, milters []Milter, r Rspamd) error {
+	for i, m := range milters {
 		if _, _, err := MilterAddress(m.Address); err != nil {
 			return bad(fmt.Sprintf("milter[%d].address", i), "%v", err)
 		}
@@ -167,7 +173,7 @@ func (c *Config) validateDoor() error {
 			return bad(fmt.Sprintf("milter[%d].fail", i), "%q is not open or closed", m.Fail)
 		}
 	}
-	if r := d.Rspamd; r.URL != "" {
+	if r.URL != "" {
 		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return bad("rspamd.url", "%q is not an http(s) URL", r.URL)
 		}
@@ -179,4 +185,34 @@ func (c *Config) validateDoor() error {
 		}
 	}
 	return nil
+}
+
+// SubmissionFilter configures external filters on the submission ports (smtp.submission,
+// smtp.submissions): our own users' mail on its way out, which the MX port's door does not
+// see. No DNS lists, HELO checks or greylisting there: the client has logged in.
+type SubmissionFilter struct {
+	// milter: milters consulted for submitted mail ([[submission_filter.milter]], in order),
+	// with their own addresses and policies (an outbound rspamd, OpenDKIM, ...). Default
+	// none.
+	Milter []Milter `toml:"milter"`
+	// rspamd: rspamd's HTTP protocol for submitted mail; the authenticated user is sent as
+	// its User header, so rspamd applies its rules for outgoing mail. Off while url is "".
+	Rspamd Rspamd `toml:"rspamd"`
+	// spam: what happens to a submitted message a filter calls spam without refusing it
+	// (rspamd's "add header" or "rewrite subject", a milter's quarantine): "reject" (550
+	// 5.7.1, logged with the account; default: an account sending spam is usually a stolen
+	// password, and what is refused cannot harm the domain's reputation) or "accept" (sent
+	// anyway, logged). A filter's own reject or tempfail is always obeyed.
+	Spam string `toml:"spam"`
+}
+
+func (c *Config) validateSubmissionFilter() error {
+	f := &c.SubmissionFilter
+	bad := func(key, format string, args ...any) error {
+		return &Error{File: c.File, Key: "submission_filter." + key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if f.Spam != "reject" && f.Spam != "accept" {
+		return bad("spam", "%q is not reject or accept", f.Spam)
+	}
+	return validateFilters(bad, f.Milter, f.Rspamd)
 }

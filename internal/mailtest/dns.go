@@ -53,6 +53,11 @@ type Zone struct {
 	// AllAuthentic makes every name authentic.
 	Authentic    map[string]bool
 	AllAuthentic bool
+	// NegativeTTL, when set, puts an SOA record into the authority section of every
+	// negative answer (NXDOMAIN and NODATA), with this MINIMUM and this TTL, as an
+	// authoritative server's answer carries one (RFC 2308 §3); a resolver caches the
+	// negative answer for that long. Zero: negative answers carry no SOA.
+	NegativeTTL uint32
 }
 
 // MX is one MX record.
@@ -261,6 +266,14 @@ func (d *DNS) answer(m *dns.Msg, q dns.Question, name string, huge bool) bool {
 	m.Answer = append(m.Answer, rrs...)
 	if !exists && len(m.Answer) == 0 {
 		m.Rcode = dns.RcodeNameError // NXDOMAIN
+	}
+	if len(rrs) == 0 && z.NegativeTTL > 0 {
+		// The SOA of the zone the name would be in: "test." stands for every test zone.
+		m.Ns = append(m.Ns, &dns.SOA{
+			Hdr: dns.RR_Header{Name: "test.", Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: z.NegativeTTL},
+			Ns:  "ns.test.", Mbox: "hostmaster.test.", Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400,
+			Minttl: z.NegativeTTL,
+		})
 	}
 	return authentic
 }

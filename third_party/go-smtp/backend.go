@@ -65,6 +65,16 @@ type Session interface {
 	Data(r io.Reader) error
 }
 
+// UnknownCommandSession is an add-on interface for Session. It can be
+// implemented by servers that want to learn of the commands the server does
+// not know, for instance to pass them to a mail filter (the milter protocol's
+// SMFIC_UNKNOWN). The server answers such a command with 500 as before.
+type UnknownCommandSession interface {
+	// UnknownCommand is called with the command's verb, upper case, and its
+	// argument before the server answers it.
+	UnknownCommand(cmd, arg string)
+}
+
 // LMTPSession is an add-on interface for Session. It can be implemented by
 // LMTP servers to provide extra functionality.
 type LMTPSession interface {

@@ -145,6 +145,9 @@ func (c *Conn) handle(cmd string, arg string) {
 	case "STARTTLS":
 		c.handleStartTLS()
 	default:
+		if s, ok := c.Session().(UnknownCommandSession); ok {
+			s.UnknownCommand(cmd, arg)
+		}
 		msg := fmt.Sprintf("Syntax errors, %v command unrecognized", cmd)
 		c.protocolError(500, EnhancedCode{5, 5, 2}, msg)
 	}

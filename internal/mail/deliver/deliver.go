@@ -92,6 +92,20 @@ type Envelope struct {
 	// Classify runs the junk classifier (SetJunk) for the local targets: mail from
 	// outside, the MX port. Submitted mail and our own notices are not classified.
 	Classify bool
+	// To maps an account to the recipient address (RCPT TO) through which the message
+	// reached it, the first one when several did: Sieve's envelope "to" (RFC 5228 §5.4) is
+	// that address, an alias or a +tag, not the account's own, and vacation counts it as
+	// one of the account's addresses (RFC 5230 §4.5). An account missing here was reached
+	// by its own address.
+	To map[int64]string
+}
+
+// recipient is the envelope recipient through which the message reached acct (Envelope.To).
+func (env *Envelope) recipient(acct store.Account) string {
+	if to := env.To[acct.ID]; to != "" {
+		return to
+	}
+	return acct.Address
 }
 
 // Body is a spooled message body that can be read more than once (once to parse, once to

@@ -230,7 +230,7 @@ func (d *Deliverer) runAccount(ctx context.Context, env Envelope, body Body, par
 	if *msg == nil {
 		*msg = newSieveMessage(body, parsed)
 	}
-	senv := sieve.Envelope{From: env.MailFrom, To: acct.Address}
+	senv := sieve.Envelope{From: env.MailFrom, To: env.recipient(acct)}
 	res, err := script.Run(senv, *msg, s.cfg.Limits)
 	if err != nil {
 		d.log.Warn("sieve script failed; message kept", "account", acct.Address, "script", active.name, "err", err)
@@ -330,8 +330,9 @@ func (d *Deliverer) redirects(ctx context.Context, env Envelope, body Body, acct
 // vacation decides whether a vacation reply goes out and builds it.
 func (d *Deliverer) vacation(ctx context.Context, env Envelope, acct store.Account, v *sieve.Vacation, msg *sieve.HeaderMessage) (*store.Outbound, error) {
 	s := d.sieve
-	own := append([]string{acct.Address}, v.Addresses...)
-	if why := sieve.VacationCheck(sieve.Envelope{From: env.MailFrom, To: acct.Address}, msg, own); why != "" {
+	to := env.recipient(acct)
+	own := append([]string{acct.Address, to}, v.Addresses...)
+	if why := sieve.VacationCheck(sieve.Envelope{From: env.MailFrom, To: to}, msg, own); why != "" {
 		d.log.Info("sieve: no vacation reply", "account", acct.Address, "reason", why)
 		return nil, nil
 	}

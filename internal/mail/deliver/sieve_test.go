@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"petrel/internal/lib/address"
 	"petrel/internal/mail/sieve"
 	"petrel/internal/store"
 	"petrel/internal/store/sqlite"
@@ -336,5 +337,45 @@ func TestSieveBrokenScriptKeeps(t *testing.T) {
 	}
 	if got := w.box("ann@example.test", "INBOX"); len(got) != 1 {
 		t.Fatalf("INBOX: %v", got)
+	}
+}
+
+// TestSieveEnvelopeToAlias: a message that reached ann through an alias shows the alias as
+// envelope "to" (RFC 5228 §5.4), not ann's own address, and vacation answers mail sent
+// to the alias (RFC 5230 §4.5: the envelope recipient is one of the user's addresses).
+func TestSieveEnvelopeToAlias(t *testing.T) {
+	w := newSieveWorld(t, store.SendingLimits{})
+	if err := w.st.AddAlias(w.ctx, "sales@example.test", []string{"ann@example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	w.script("ann@example.test", `require ["envelope", "fileinto", "mailbox", "vacation"];
+		if envelope :is "to" "sales@example.test" { fileinto :create "Sales"; }
+		vacation :days 1 "Away.";`)
+	a, err := address.Parse("Sales@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := w.d.Resolve(w.ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := w.accs["ann@example.test"].ID
+	msg := strings.ReplaceAll(strings.Replace(plainMsg, "To: ann@", "To: sales@", 1), "\n", "\r\n")
+	env := Envelope{MailFrom: "carl@remote.example", Targets: targets, ReceivedAt: w.now, To: map[int64]string{ann: "sales@example.test"}}
+	if _, err := w.d.Deliver(w.ctx, env, memBody{bytes.NewReader([]byte(msg))}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.box("ann@example.test", "Sales"); len(got) != 1 {
+		t.Errorf("Sales has %d messages, want 1 (envelope to is the alias)", len(got))
+	}
+	if envs, _ := w.queue(); len(envs) != 1 {
+		t.Errorf("vacation replies: %v, want one to carl (the alias is ann's address)", envs)
+	}
+	// Sent to ann's own address, the same script keeps the message in INBOX.
+	if err := w.deliver("dora@remote.example", []string{"ann@example.test"}, plainMsg); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.box("ann@example.test", "INBOX"); len(got) != 1 {
+		t.Errorf("INBOX has %d messages, want 1", len(got))
 	}
 }

@@ -203,3 +203,69 @@ func TestReasonsHaveNoSecrets(t *testing.T) {
 		t.Errorf("%+v", d)
 	}
 }
+
+// TestDNSListsNegativeCache: a client nobody lists is answered NXDOMAIN by every zone, and
+// the answer is kept for the SOA's negative TTL (RFC 2308 §5), so the next connections from
+// that client ask nothing; once it ran out, or past MaxNegativeTTL, the zones are asked
+// again, and a new listing is seen.
+func TestDNSListsNegativeCache(t *testing.T) {
+	d := mailtest.StartDNS(t, mailtest.Zone{NegativeTTL: 300})
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	// A generous timeout: a query lost to a loaded machine would read as an error finding.
+	res := &mx.NetResolver{DNS: &mx.DNSResolver{Servers: []string{d.Addr}, Timeout: 30 * time.Second},
+		MaxNegativeTTL: 10 * time.Minute, Now: func() time.Time { return now }}
+	c := &door.Checks{Resolver: res, Timeout: time.Minute, Zones: []door.Zone{
+		{Name: "bl.example", Weight: 4},
+		{Name: "wl.example", Weight: -3, Action: door.ZonePass},
+	}}
+	client := netip.MustParseAddr("127.0.0.9")
+	asked := func() (bl, wl int) {
+		for _, q := range d.Queries() {
+			switch q {
+			case "A 9.0.0.127.bl.example":
+				bl++
+			case "A 9.0.0.127.wl.example":
+				wl++
+			}
+		}
+		return bl, wl
+	}
+	for range 5 {
+		if fs := c.Connection(context.Background(), client, ""); len(fs) != 0 {
+			t.Fatalf("unlisted client: %s", door.Reasons(fs))
+		}
+	}
+	if bl, wl := asked(); bl != 1 || wl != 1 {
+		t.Errorf("five connections within the negative TTL asked the zones %d and %d times, want once each", bl, wl)
+	}
+
+	// The listing appears; the cached "not listed" holds until the SOA's 300 s are over.
+	d.Update(func(z *mailtest.Zone) { z.A = map[string][]string{"9.0.0.127.bl.example": {"127.0.0.2"}} })
+	now = now.Add(299 * time.Second)
+	if fs := c.Connection(context.Background(), client, ""); len(fs) != 0 {
+		t.Errorf("within the negative TTL: %s, want the cached answer", door.Reasons(fs))
+	}
+	now = now.Add(2 * time.Second)
+	if got := door.Reasons(c.Connection(context.Background(), client, "")); got != "dnsbl:bl.example=127.0.0.2(4)" {
+		t.Errorf("after the negative TTL: %q, want the new listing", got)
+	}
+	if bl, _ := asked(); bl != 2 {
+		t.Errorf("the list was asked %d times, want 2", bl)
+	}
+
+	// A zone whose SOA asks for a day is kept no longer than MaxNegativeTTL.
+	d.Update(func(z *mailtest.Zone) { z.NegativeTTL = 86400 })
+	other := netip.MustParseAddr("127.0.0.10")
+	c.Connection(context.Background(), other, "")
+	now = now.Add(10*time.Minute + time.Second)
+	c.Connection(context.Background(), other, "")
+	n := 0
+	for _, q := range d.Queries() {
+		if q == "A 10.0.0.127.bl.example" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("a day's negative TTL: asked %d times across MaxNegativeTTL, want 2", n)
+	}
+}

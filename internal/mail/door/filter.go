@@ -43,6 +43,14 @@ type FilterSession interface {
 	Close() error
 }
 
+// UnknownCommander is an optional interface of a FilterSession: a filter that wants to see
+// the SMTP commands the server does not know (a milter's SMFIC_UNKNOWN), within a
+// transaction. The server answers such a command 500 whatever the filter says; what it
+// finds otherwise (an error under its fail policy, a quarantine) counts for the message.
+type UnknownCommander interface {
+	Unknown(ctx context.Context, line string) (Verdict, error)
+}
+
 // FilterAction is what a filter asks for.
 type FilterAction int
 
@@ -149,6 +157,28 @@ func ApplyHeaderMods(hdr []byte, mods []HeaderMod) []byte {
 		}
 	}
 	return append(bytes.Join(fields, nil), end...)
+}
+
+// StripSpamFields returns the header section hdr without the fields named X-Spam or
+// X-Spam-*. Those are the verdicts spam filters write (ours, SpamAssassin's, rspamd's) and
+// that mail clients and Sieve rules believe, so a sender's own "X-Spam-Flag: NO" or
+// "X-Spam-Status: No" must not reach the mailbox: the MX port removes them from every
+// message before the filters and the classifier add theirs.
+func StripSpamFields(hdr []byte) []byte {
+	if !bytes.Contains(bytes.ToLower(hdr), []byte("x-spam")) {
+		return hdr
+	}
+	fields, end := splitFields(hdr)
+	out := make([]byte, 0, len(hdr))
+	for _, f := range fields {
+		name, _, _ := bytes.Cut(f, []byte(":"))
+		name = bytes.ToLower(bytes.TrimRight(name, " \t"))
+		if string(name) == "x-spam" || bytes.HasPrefix(name, []byte("x-spam-")) {
+			continue
+		}
+		out = append(out, f...)
+	}
+	return append(out, end...)
 }
 
 // splitFields cuts a header section into its fields (each with its continuation lines and

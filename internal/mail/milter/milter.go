@@ -25,6 +25,7 @@ package milter
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -67,6 +68,9 @@ func (f *Filter) Begin(ctx context.Context, c door.ConnInfo) (door.FilterSession
 		Dialer: d,
 		// Per packet; the stage's context bounds the whole (boundConn).
 		ReadTimeout: time.Hour, WriteTimeout: time.Hour,
+		// No protocol steps are offered for leaving out: go-milter's client refuses to talk
+		// to a milter of a version before 6 when any flag of version 6 is offered. What a
+		// milter asks for anyway (SMFIP_NODATA, ...) is honoured.
 		ActionMask: actions,
 	})
 	cs, err := cl.Session()
@@ -162,13 +166,17 @@ func (s *session) Data(ctx context.Context, header []byte, body io.Reader) (door
 	}
 	var mods []milter.ModifyAction
 	v, err := s.stage(ctx, func() (*milter.Action, error) {
+		act, err := s.dataEvent()
+		if err != nil || act.Code != milter.ActContinue {
+			return act, err
+		}
 		for _, f := range fields(header) {
 			act, err := s.cs.HeaderField(f[0], f[1])
 			if err != nil || act.Code != milter.ActContinue {
 				return act, err
 			}
 		}
-		act, err := s.cs.HeaderEnd()
+		act, err = s.cs.HeaderEnd()
 		if err != nil || act.Code != milter.ActContinue {
 			return act, err
 		}
@@ -180,6 +188,97 @@ func (s *session) Data(ctx context.Context, header []byte, body io.Reader) (door
 		return v, err
 	}
 	return withMods(v, mods), nil
+}
+
+// codeUnknown is SMFIC_UNKNOWN (protocol version 3 on), which go-milter does not name.
+const codeUnknown = 'U'
+
+var _ door.UnknownCommander = (*session)(nil)
+
+// Unknown implements door.UnknownCommander: SMFIC_UNKNOWN with the command line as the
+// client sent it. go-milter's client has no call for it (see dataEvent). A milter that
+// asked for none (SMFIP_NOUNKNOWN) gets none; one that answers none (SMFIP_NR_UNKN) is not
+// waited for.
+func (s *session) Unknown(ctx context.Context, line string) (door.Verdict, error) {
+	return s.stage(ctx, func() (*milter.Action, error) {
+		if s.cs.ProtocolOption(milter.OptNoUnknown) {
+			return &milter.Action{Code: milter.ActContinue}, nil
+		}
+		line = strings.Map(func(r rune) rune {
+			if r == 0 {
+				return ' ' // a NUL would end the milter's C string early
+			}
+			return r
+		}, line)
+		pkt := binary.BigEndian.AppendUint32(nil, uint32(len(line)+2))
+		pkt = append(append(append(pkt, codeUnknown), line...), 0)
+		if _, err := s.conn.Write(pkt); err != nil {
+			return nil, fmt.Errorf("milter: unknown: %w", err)
+		}
+		if s.cs.ProtocolOption(milter.OptNoUnknownReply) {
+			return &milter.Action{Code: milter.ActContinue}, nil
+		}
+		return readAction(s.conn)
+	})
+}
+
+// dataEvent sends SMFIC_DATA, the DATA command (protocol version 4 on): the recipients are
+// complete, the header comes next. go-milter's client has no call for it, so the packet is
+// written and its answer read here, on the connection go-milter uses (it buffers nothing
+// between packets). go-smtp answers 354 before the session sees the body, so a milter's
+// refusal here refuses the message at the end of DATA, which is when every later stage's
+// refusal counts too. A milter that asked for no DATA event (SMFIP_NODATA) does not get it;
+// one that asked to send no reply to it (SMFIP_NR_DATA) is not waited for.
+func (s *session) dataEvent() (*milter.Action, error) {
+	if s.cs.ProtocolOption(milter.OptNoData) {
+		return &milter.Action{Code: milter.ActContinue}, nil
+	}
+	if _, err := s.conn.Write([]byte{0, 0, 0, 1, byte(milter.CodeData)}); err != nil {
+		return nil, fmt.Errorf("milter: data: %w", err)
+	}
+	if s.cs.ProtocolOption(milter.OptNoDataReply) {
+		return &milter.Action{Code: milter.ActContinue}, nil
+	}
+	return readAction(s.conn)
+}
+
+// maxReply bounds a reply packet we read ourselves; a reply is a code and an SMTP line.
+const maxReply = 64 << 10
+
+// readAction reads a milter's reply to an event (skipping progress packets, SMFIR_PROGRESS)
+// as go-milter's client does for the events it sends.
+func readAction(r io.Reader) (*milter.Action, error) {
+	for {
+		var hdr [4]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return nil, fmt.Errorf("milter: reading reply: %w", err)
+		}
+		n := binary.BigEndian.Uint32(hdr[:])
+		if n == 0 || n > maxReply {
+			return nil, fmt.Errorf("milter: reply packet of %d bytes", n)
+		}
+		pkt := make([]byte, n)
+		if _, err := io.ReadFull(r, pkt); err != nil {
+			return nil, fmt.Errorf("milter: reading reply: %w", err)
+		}
+		switch code := milter.ActionCode(pkt[0]); code {
+		case 'p': // progress: the milter is still working
+			continue
+		case milter.ActAccept, milter.ActContinue, milter.ActDiscard, milter.ActReject, milter.ActTempFail:
+			return &milter.Action{Code: code}, nil
+		case milter.ActReplyCode:
+			// "nnn text" and a NUL (SMFIR_REPLYCODE).
+			line := strings.TrimRight(string(pkt[1:]), "\x00")
+			c, text, _ := strings.Cut(line, " ")
+			smtpCode, err := strconv.Atoi(c)
+			if err != nil || len(c) != 3 {
+				return nil, fmt.Errorf("milter: malformed reply code %q", c)
+			}
+			return &milter.Action{Code: code, SMTPCode: smtpCode, SMTPText: text}, nil
+		default:
+			return nil, fmt.Errorf("milter: unexpected reply %q", rune(code))
+		}
+	}
 }
 
 // Close implements door.FilterSession.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"net/textproto"
@@ -196,5 +197,208 @@ func TestMilterSilent(t *testing.T) {
 	_, err = milter.New("gone", "unix", filepath.Join(t.TempDir(), "none.sock")).Begin(context.Background(), conn())
 	if err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("absent milter: %v", err)
+	}
+}
+
+// recordingListener keeps the octets every accepted connection reads: what the MTA sent.
+type recordingListener struct {
+	net.Listener
+	mu  sync.Mutex
+	got bytes.Buffer
+}
+
+func (l *recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	return &recordingConn{Conn: c, l: l}, err
+}
+
+type recordingConn struct {
+	net.Conn
+	l *recordingListener
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.l.mu.Lock()
+	c.l.got.Write(p[:n])
+	c.l.mu.Unlock()
+	return n, err
+}
+
+// codes lists the command codes of the packets sent to the milter, macros as "D"+stage.
+func (l *recordingListener) codes() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.got.Bytes()
+	var out []string
+	for len(b) >= 5 {
+		n := int(b[0])<<24 | int(b[1])<<16 | int(b[2])<<8 | int(b[3])
+		if n < 1 || 4+n > len(b) {
+			break
+		}
+		code := string(b[4])
+		if code == "D" && n > 1 {
+			code += string(b[5])
+		}
+		out = append(out, code)
+		b = b[4+n:]
+	}
+	return strings.Join(out, " ")
+}
+
+// TestMilterDataEvent: the milter gets every event in protocol order, the DATA event
+// (SMFIC_DATA) between the last recipient and the first header field; a milter that asks
+// for no DATA event (SMFIP_NODATA) gets none.
+func TestMilterDataEvent(t *testing.T) {
+	for _, tc := range []struct {
+		protocol gomilter.OptProtocol
+		want     string
+	}{
+		{0, "O DC C H DM M DR R T L L N B E"},
+		{gomilter.OptNoData, "O DC C H DM M DR R L L N B E"},
+	} {
+		inner, err := net.Listen("unix", filepath.Join(t.TempDir(), "milter.sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := &recordingListener{Listener: inner}
+		var mu sync.Mutex
+		var log []string
+		srv := &gomilter.Server{
+			NewMilter: func() gomilter.Milter { return &spamMilter{mu: &mu, log: &log} },
+			Actions:   gomilter.OptAddHeader,
+			Protocol:  tc.protocol,
+		}
+		go srv.Serve(l)
+		rv, dv, err := run(t, milter.New("rec", "unix", inner.Addr().String()), "u@example.test", "Hello.\r\n")
+		srv.Close()
+		if err != nil || rv.Action != door.FilterContinue || dv.Action != door.FilterAccept {
+			t.Fatalf("protocol %#x: %+v %+v %v", tc.protocol, rv, dv, err)
+		}
+		// Close sends abort or quit after the end of message; only the message matters here.
+		if got := l.codes(); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("protocol %#x: the milter got %q, want %q first", tc.protocol, got, tc.want)
+		}
+	}
+}
+
+// rawMilter is a milter written on the wire protocol itself, for the events go-milter's
+// server side does not take (SMFIC_UNKNOWN): it negotiates protocol version 6 with the
+// given protocol flags, answers every event with continue and SMFIC_UNKNOWN with the given
+// reply, and records the packets it got as "code data".
+func rawMilter(t *testing.T, protocol uint32, unknownReply []byte) (addr string, got func() []string) {
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "raw.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var mu sync.Mutex
+	var seen []string
+	packet := func(c net.Conn, code byte, data []byte) {
+		n := uint32(len(data) + 1)
+		c.Write(append([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n), code}, data...))
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				for {
+					var hdr [4]byte
+					if _, err := io.ReadFull(c, hdr[:]); err != nil {
+						return
+					}
+					pkt := make([]byte, int(hdr[0])<<24|int(hdr[1])<<16|int(hdr[2])<<8|int(hdr[3]))
+					if _, err := io.ReadFull(c, pkt); err != nil || len(pkt) == 0 {
+						return
+					}
+					mu.Lock()
+					seen = append(seen, string(pkt[0])+" "+string(pkt[1:]))
+					mu.Unlock()
+					switch pkt[0] {
+					case 'O':
+						packet(c, 'O', []byte{0, 0, 0, 6, 0, 0, 0, 0, byte(protocol >> 24), byte(protocol >> 16), byte(protocol >> 8), byte(protocol)})
+					case 'D', 'A':
+					case 'Q':
+						return
+					case 'U':
+						if protocol&uint32(gomilter.OptNoUnknownReply) == 0 {
+							packet(c, unknownReply[0], unknownReply[1:])
+						}
+					default:
+						packet(c, 'c', nil)
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
+	}
+}
+
+// TestMilterUnknown: an unknown SMTP command reaches the milter as SMFIC_UNKNOWN, the line
+// NUL-terminated, and its reply becomes a verdict; SMFIP_NOUNKNOWN keeps it away and
+// SMFIP_NR_UNKN is not waited for.
+func TestMilterUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		protocol uint32
+		reply    []byte
+		sent     bool
+		want     door.FilterAction
+	}{
+		{"continue", 0, []byte("c"), true, door.FilterContinue},
+		{"reply code", 0, []byte("y550 5.7.1 go away\x00"), true, door.FilterReject},
+		{"progress first", 0, []byte("p"), true, -1}, // only progress, then nothing: the stage ends with its context
+		{"not wanted", uint32(gomilter.OptNoUnknown), nil, false, door.FilterContinue},
+		{"no reply", uint32(gomilter.OptNoUnknownReply), nil, true, door.FilterContinue},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, got := rawMilter(t, tc.protocol, tc.reply)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s, err := milter.New("raw", "unix", addr).Begin(ctx, conn())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := s.Mail(ctx, "a@example.org"); err != nil {
+				t.Fatal(err)
+			}
+			uctx := ctx
+			if tc.want < 0 {
+				var c context.CancelFunc
+				uctx, c = context.WithTimeout(ctx, 200*time.Millisecond)
+				defer c()
+			}
+			v, err := s.(door.UnknownCommander).Unknown(uctx, "XYZZY plugh\x00")
+			switch {
+			case tc.want < 0 && err == nil:
+				t.Errorf("a milter that only reports progress: %+v, want an error when the stage ends", v)
+			case tc.want >= 0 && (err != nil || v.Action != tc.want):
+				t.Errorf("Unknown = %+v, %v; want action %d", v, err, tc.want)
+			}
+			if tc.want >= 0 {
+				// An event with a reply: once it is answered, the milter has read the one before.
+				if _, err := s.Rcpt(ctx, "u@example.test"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sent := false
+			for _, p := range got() {
+				if p == "U XYZZY plugh \x00" {
+					sent = true
+				}
+			}
+			if sent != tc.sent {
+				t.Errorf("SMFIC_UNKNOWN sent: %v, want %v (the milter got %q)", sent, tc.sent, got())
+			}
+		})
 	}
 }

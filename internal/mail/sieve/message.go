@@ -21,14 +21,15 @@ const maxHeaderFields = 1000
 func NewHeaderMessage(raw []byte, size int64) *HeaderMessage {
 	m := &HeaderMessage{fields: map[string][]string{}, size: size}
 	var name string
-	var value []byte
+	var value []byte // the field's value; it points into raw until a continuation line comes
+	folded := false
 	n := 0
 	flush := func() {
 		if name != "" && n < maxHeaderFields {
 			m.fields[name] = append(m.fields[name], strings.TrimSpace(string(value)))
 			n++
 		}
-		name, value = "", nil
+		name, value, folded = "", nil, false
 	}
 	for len(raw) > 0 {
 		line := raw
@@ -43,6 +44,9 @@ func NewHeaderMessage(raw []byte, size int64) *HeaderMessage {
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if name != "" {
+				if !folded {
+					value, folded = append([]byte(nil), value...), true // a copy: raw stays as it is
+				}
 				value = append(value, line...) // RFC 5322 §2.2.3: unfold by removing CRLF
 			}
 			continue
@@ -50,7 +54,7 @@ func NewHeaderMessage(raw []byte, size int64) *HeaderMessage {
 		flush()
 		if i := bytes.IndexByte(line, ':'); i > 0 {
 			name = strings.ToLower(strings.TrimSpace(string(line[:i])))
-			value = append([]byte(nil), line[i+1:]...)
+			value = line[i+1:]
 		}
 	}
 	flush()

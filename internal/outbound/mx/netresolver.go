@@ -20,13 +20,21 @@ import (
 //
 // Errors follow net's convention: a name that does not exist, or has no record of the
 // type, is IsNotFound; every other failure (timeout, SERVFAIL, a CNAME loop, a truncated
-// or malformed answer, an answer of more than MaxRecords records) is IsTemporary. Only
-// answers with records are cached: negative answers are asked again (RFC 2308 §5 caches
-// them for the SOA's minimum, which the answer's form here does not carry), failures too.
+// or malformed answer, an answer of more than MaxRecords records) is IsTemporary. Answers
+// with records are cached for their TTL; negative answers (NXDOMAIN, NODATA) for the
+// negative TTL of the SOA in their authority section (RFC 2308 §5), capped by
+// MaxNegativeTTL, and not at all without an SOA; failures are never cached. The negative
+// cache matters to DNS lists: nearly every client is not listed, so nearly every DNSBL and
+// DNSWL query of the door is answered NXDOMAIN, and without it each connection of a busy
+// sender would ask every zone again.
 type NetResolver struct {
 	DNS *DNSResolver
 	// MaxTTL caps how long an answer is kept; 0 means 1 hour. Negative: no cache.
 	MaxTTL time.Duration
+	// MaxNegativeTTL caps how long a negative answer is kept; 0 means 15 minutes (a DNS
+	// list's new listing is seen within that time whatever its SOA says). Negative: negative
+	// answers are not cached.
+	MaxNegativeTTL time.Duration
 	// MaxEntries bounds the cache; 0 means 10000. A full cache drops its expired entries,
 	// and all of them if none has expired.
 	MaxEntries int
@@ -48,7 +56,8 @@ type cacheKey struct {
 }
 
 type cacheEntry struct {
-	value   any // []string, []*net.MX or []net.IPAddr
+	value   any           // []string, []*net.MX or []net.IPAddr; nil for a negative answer
+	err     *net.DNSError // a negative answer's error (IsNotFound), returned as a copy
 	expires time.Time
 }
 
@@ -159,18 +168,22 @@ func (r *NetResolver) cached(ctx context.Context, name string, qtype uint16, con
 		e, ok := r.cache[key]
 		r.mu.Unlock()
 		if ok && now.Before(e.expires) {
+			if e.err != nil {
+				err := *e.err
+				return nil, &err
+			}
 			return e.value, nil
 		}
 	}
-	rrs, _, err := r.DNS.lookup(ctx, name, qtype)
+	rrs, res, err := r.DNS.lookup(ctx, name, qtype)
 	typ := dns.TypeToString[qtype]
 	switch {
 	case IsNotFound(err):
-		return nil, &net.DNSError{Err: "no such domain", Name: name, IsNotFound: true}
+		return nil, r.negative(key, now, res, &net.DNSError{Err: "no such domain", Name: name, IsNotFound: true})
 	case err != nil:
 		return nil, &net.DNSError{Err: err.Error(), Name: name, IsTemporary: true}
 	case len(rrs) == 0:
-		return nil, &net.DNSError{Err: "no " + typ + " record", Name: name, IsNotFound: true}
+		return nil, r.negative(key, now, res, &net.DNSError{Err: "no " + typ + " record", Name: name, IsNotFound: true})
 	}
 	maxRecords := r.MaxRecords
 	if maxRecords <= 0 {
@@ -181,21 +194,38 @@ func (r *NetResolver) cached(ctx context.Context, name string, qtype uint16, con
 	}
 	value := conv(rrs)
 	if r.MaxTTL >= 0 {
-		r.store(key, value, now, rrs)
+		ttl := r.MaxTTL
+		if ttl == 0 {
+			ttl = time.Hour
+		}
+		for _, rr := range rrs {
+			ttl = min(ttl, time.Duration(rr.Header().Ttl)*time.Second)
+		}
+		r.store(key, cacheEntry{value: value, expires: now.Add(ttl)}, now)
 	}
 	return value, nil
 }
 
-// store keeps value until the smallest TTL of its records runs out (capped by MaxTTL).
-func (r *NetResolver) store(key cacheKey, value any, now time.Time, rrs []dns.RR) {
-	ttl := r.MaxTTL
-	if ttl == 0 {
-		ttl = time.Hour
+// negative caches the negative answer err for its SOA's negative TTL (RFC 2308 §5), capped
+// by MaxNegativeTTL and MaxTTL, and returns it.
+func (r *NetResolver) negative(key cacheKey, now time.Time, res Result, err *net.DNSError) error {
+	limit := r.MaxNegativeTTL
+	if limit == 0 {
+		limit = 15 * time.Minute
 	}
-	for _, rr := range rrs {
-		ttl = min(ttl, time.Duration(rr.Header().Ttl)*time.Second)
+	if r.MaxTTL > 0 {
+		limit = min(limit, r.MaxTTL)
 	}
-	if ttl <= 0 {
+	if r.MaxTTL >= 0 && limit > 0 && res.NegativeTTL > 0 {
+		kept := *err
+		r.store(key, cacheEntry{err: &kept, expires: now.Add(min(res.NegativeTTL, limit))}, now)
+	}
+	return err
+}
+
+// store keeps e until it expires; an entry that expires at once is not kept.
+func (r *NetResolver) store(key cacheKey, e cacheEntry, now time.Time) {
+	if !now.Before(e.expires) {
 		return
 	}
 	maxEntries := r.MaxEntries
@@ -217,7 +247,7 @@ func (r *NetResolver) store(key cacheKey, value any, now time.Time, rrs []dns.RR
 			clear(r.cache)
 		}
 	}
-	r.cache[key] = cacheEntry{value: value, expires: now.Add(ttl)}
+	r.cache[key] = e
 }
 
 // isNetNotFound reads net's convention.

@@ -99,3 +99,47 @@ func TestNetResolverErrors(t *testing.T) {
 		t.Errorf("LookupTXT after the failure ended = %q, %v", txt, err)
 	}
 }
+
+// TestNetResolverNegativeCache: NXDOMAIN and NODATA are cached for the SOA's negative TTL
+// (RFC 2308 §5), an answer without an SOA is not cached, and MaxNegativeTTL < 0 turns it off.
+func TestNetResolverNegativeCache(t *testing.T) {
+	r, d, now := newNetResolver(t, mailtest.Zone{
+		TXT:         map[string][]string{"exists.test": {"x"}},
+		NegativeTTL: 60,
+	})
+	r.DNS.Timeout = 30 * time.Second // every query here is answered; none may be lost to load
+	ctx := context.Background()
+	for range 3 {
+		if _, err := r.LookupTXT(ctx, "nowhere.test"); !isNetNotFound(err) {
+			t.Fatalf("LookupTXT(nowhere.test) = %v, want not found", err)
+		}
+		if _, err := r.LookupMX(ctx, "exists.test"); !isNetNotFound(err) {
+			t.Fatalf("LookupMX(exists.test) = %v, want not found", err)
+		}
+	}
+	if n, m := count(d.Queries(), "TXT nowhere.test"), count(d.Queries(), "MX exists.test"); n != 1 || m != 1 {
+		t.Errorf("NXDOMAIN asked %d times, NODATA %d times within the negative TTL, want 1 each", n, m)
+	}
+	*now = now.Add(61 * time.Second)
+	r.LookupTXT(ctx, "nowhere.test")
+	if n := count(d.Queries(), "TXT nowhere.test"); n != 2 {
+		t.Errorf("NXDOMAIN asked %d times after the negative TTL, want 2", n)
+	}
+
+	d.Update(func(z *mailtest.Zone) { z.NegativeTTL = 0 }) // no SOA: nothing to cache by
+	for range 2 {
+		r.LookupTXT(ctx, "gone.test")
+	}
+	if n := count(d.Queries(), "TXT gone.test"); n != 2 {
+		t.Errorf("NXDOMAIN without SOA asked %d times, want 2 (not cached)", n)
+	}
+
+	d.Update(func(z *mailtest.Zone) { z.NegativeTTL = 60 })
+	r.MaxNegativeTTL = -1
+	for range 2 {
+		r.LookupTXT(ctx, "off.test")
+	}
+	if n := count(d.Queries(), "TXT off.test"); n != 2 {
+		t.Errorf("with MaxNegativeTTL < 0 NXDOMAIN asked %d times, want 2", n)
+	}
+}

@@ -43,6 +43,11 @@ type Result struct {
 	Authentic bool
 	// Canonical is the name after following CNAMEs (the queried name when there were none).
 	Canonical string
+	// NegativeTTL is how long a negative answer (NXDOMAIN or NODATA) may be cached: the
+	// smaller of the TTL and the MINIMUM field of the SOA record in its authority section
+	// (RFC 2308 §5). Zero when the answer had records or carried no SOA, which RFC 2308
+	// §5 says must not be cached.
+	NegativeTTL time.Duration
 }
 
 // LookupError is a failed lookup.
@@ -233,13 +238,27 @@ func (r *DNSResolver) lookup(ctx context.Context, name string, qtype uint16) ([]
 			return out, res, nil
 		case m.Rcode == dns.RcodeNameError:
 			// After a CNAME the rcode speaks of the last name of the chain (RFC 6604 §3).
+			res.NegativeTTL = negativeTTL(m)
 			return fail(true, nil)
 		case cur != queried:
 			continue // the answer stopped at a CNAME: ask for its target
 		}
 		res.Canonical = strings.TrimSuffix(cur, ".")
+		res.NegativeTTL = negativeTTL(m)
 		return nil, res, nil // NODATA
 	}
+}
+
+// negativeTTL is the cache lifetime of the negative answer m (RFC 2308 §5): the smaller of
+// the SOA record's own TTL and its MINIMUM field; 0 without an SOA in the authority
+// section.
+func negativeTTL(m *dns.Msg) time.Duration {
+	for _, rr := range m.Ns {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return time.Duration(min(soa.Hdr.Ttl, soa.Minttl)) * time.Second
+		}
+	}
+	return 0
 }
 
 // exchange asks each server in turn, over UDP first and over TCP when the answer is

@@ -33,12 +33,18 @@ import (
 // policy: fail-open forgets the filter for the rest of the transaction (logged), fail-closed
 // answers 451. Either way the session answers in time.
 
-// Door configures the door of a RoleMX listener.
+// Door configures the door of a RoleMX listener, or the filters of a submission listener:
+// there only Filters, Scores and SpamAccept count (the client has logged in: no connection
+// checks, no greylisting).
 type Door struct {
 	Checks   *door.Checks     // connection checks; nil: none
 	Greylist *door.Greylister // nil: no greylisting
 	Scores   door.Scores      // Decide's thresholds
 	Filters  []FilterHook     // external filters, consulted in order
+	// SpamAccept, on a submission listener: a message the filters call spam (Decide's
+	// Junk) is sent anyway and logged; otherwise it is refused with 550 5.7.1. Outgoing
+	// mail has no Junk mailbox to go to: the sender's own account is what sends it.
+	SpamAccept bool
 }
 
 // FilterHook is an external filter with its policy.
@@ -85,7 +91,7 @@ func (s *session) connFindings(ctx context.Context) []door.Finding {
 func (s *session) doorMail(tx *transaction, authenticated bool) *smtp.SMTPError {
 	d := s.srv.cfg.Door
 	ctx := s.srv.ctx
-	if !authenticated {
+	if !authenticated && d.Checks != nil {
 		if fs := s.connFindings(ctx); len(fs) > 0 {
 			if dec := door.Decide(d.Scores, fs); dec.Action == door.Reject {
 				s.decided(tx, dec)
@@ -94,6 +100,11 @@ func (s *session) doorMail(tx *transaction, authenticated bool) *smtp.SMTPError 
 		}
 	}
 	ci := door.ConnInfo{IP: s.remote, Port: s.remotePort, Helo: s.helo, QueueID: tx.id, Ours: s.srv.cfg.Hostname}
+	s.mu.Lock()
+	if s.account != nil {
+		ci.User = s.account.Address // rspamd applies its outbound rules to an authenticated user
+	}
+	s.mu.Unlock()
 	for _, h := range d.Filters {
 		af := &activeFilter{hook: h}
 		tx.filters = append(tx.filters, af)
@@ -141,6 +152,20 @@ func (s *session) doorRcpt(tx *transaction, rcpt string, authenticated bool) *sm
 		}
 	}
 	return nil
+}
+
+// doorUnknown passes a command the server did not know to the filters of the open
+// transaction that want it (door.UnknownCommander; a milter's SMFIC_UNKNOWN). go-smtp
+// answers it 500 whatever they say.
+func (s *session) doorUnknown(tx *transaction, line string) {
+	for _, af := range tx.filters {
+		uc, ok := af.session().(door.UnknownCommander)
+		if !ok {
+			continue
+		}
+		v, err := af.call(s.srv.ctx, func(ctx context.Context) (door.Verdict, error) { return uc.Unknown(ctx, line) })
+		s.filterVerdict(tx, af, v, err, "unknown")
+	}
 }
 
 // vouched reports whether an allow list listed the client.
@@ -195,6 +220,23 @@ func (s *session) doorData(ctx context.Context, tx *transaction, spool *deliver.
 		return 0, nil, filterReply(550, 5, 7, 1, dec.Reply, "message refused as spam")
 	case door.TempFail:
 		return 0, nil, filterReply(451, 4, 7, 1, dec.Reply, "message deferred, try again later")
+	case door.Junk:
+		if s.srv.cfg.Role != RoleMX {
+			// Outgoing spam: refused (the account is probably not in its owner's hands), or
+			// sent as the operator chose; either way the log line names the account.
+			s.mu.Lock()
+			user := ""
+			if s.account != nil {
+				user = s.account.Address
+			}
+			s.mu.Unlock()
+			s.srv.log.Warn("submitted message called spam by the filters", "msgid", tx.id, "account", user,
+				"reasons", door.Reasons(fs), "sent", d.SpamAccept)
+			if !d.SpamAccept {
+				return 0, nil, reply(550, 5, 7, 1, "message refused as spam")
+			}
+			return door.Accept, mods, nil
+		}
 	}
 	return dec.Action, mods, nil
 }
@@ -235,6 +277,9 @@ func (s *session) filterVerdict(tx *transaction, af *activeFilter, v door.Verdic
 	}
 	if !ok {
 		return nil
+	}
+	if stage == "unknown" && (f.Reject || f.TempFail) {
+		return nil // the command is refused anyway (500); the message is not
 	}
 	if stage == "rcpt" && (f.Reject || f.TempFail) {
 		// A refused recipient is that recipient's business; the message goes on.

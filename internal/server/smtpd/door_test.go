@@ -273,3 +273,55 @@ func TestDoorFilters(t *testing.T) {
 		})
 	}
 }
+
+// unknownFilter is fakeFilter whose sessions also take unknown commands.
+type unknownFilter struct{ fakeFilter }
+
+func (f *unknownFilter) Begin(ctx context.Context, c door.ConnInfo) (door.FilterSession, error) {
+	f.record("connect " + c.IP.String() + " " + c.Helo)
+	return &unknownSession{fakeFilterSession{&f.fakeFilter}}, nil
+}
+
+type unknownSession struct{ fakeFilterSession }
+
+func (s *unknownSession) Unknown(_ context.Context, line string) (door.Verdict, error) {
+	s.f.record("unknown " + line)
+	return door.Verdict{Action: door.FilterReject}, nil
+}
+
+// TestDoorUnknownCommand: a command the server does not know, sent within a transaction,
+// reaches the filters that take it (a milter's SMFIC_UNKNOWN); the client still gets 500,
+// and the filter's refusal of the command does not refuse the message.
+func TestDoorUnknownCommand(t *testing.T) {
+	f := &unknownFilter{}
+	ts := startServer(t, smtpd.Config{Door: &smtpd.Door{Filters: []smtpd.FilterHook{{Filter: f}}}}, nil)
+	c := dial(t, ts.addr)
+	c.Run(`
+		S: 220
+		C: EHLO client.example.org
+		S: 250
+		C: XYZW before any transaction
+		S: 500
+		C: MAIL FROM:<sender@example.org>
+		S: 250
+		C: XYZW plugh
+		S: 500 5.5.2
+		C: RCPT TO:<alice@example.test>
+		S: 250
+		C: DATA
+		S: 354
+		C: Subject: hi
+		C:
+		C: Hello.
+		C: .
+		S: 250
+		C: QUIT
+		S: 221
+	`)
+	f.mu.Lock()
+	seen := strings.Join(f.seen, "; ")
+	f.mu.Unlock()
+	if !strings.Contains(seen, "mail sender@example.org; unknown XYZW plugh; rcpt alice@example.test") || strings.Contains(seen, "before") {
+		t.Errorf("the filter saw %s", seen)
+	}
+}

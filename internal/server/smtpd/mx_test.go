@@ -213,3 +213,82 @@ func TestWithDeliver(t *testing.T) {
 		t.Errorf("body = %q", ms.bodies[0])
 	}
 }
+
+// TestMXEnvelopeTo: the delivery learns, per account, the recipient address that reached
+// it (the alias, the +tag), which Sieve's envelope "to" tests (RFC 5228 §5.4).
+func TestMXEnvelopeTo(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	c := dial(t, ts.addr)
+	c.Run(`
+		S: 220
+		C: EHLO client.example.org
+		S: 250
+		C: MAIL FROM:<carl@remote.example>
+		S: 250
+		C: RCPT TO:<Team@example.test>
+		S: 250
+		C: RCPT TO:<bob+lists@example.test>
+		S: 250
+		C: RCPT TO:<alice@example.test>
+		S: 250
+		C: DATA
+		S: 354
+		C: Subject: hello
+		C:
+		C: hi
+		C: .
+		S: 250
+		C: QUIT
+		S: 221
+	`)
+	msgs := ts.fd.delivered()
+	if len(msgs) != 1 {
+		t.Fatalf("%d deliveries, want 1", len(msgs))
+	}
+	want := map[int64]string{1: "Team@example.test", 2: "bob+lists@example.test"}
+	if got := msgs[0].env.To; len(got) != 2 || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("Envelope.To = %v, want %v (the first recipient that reached each account)", got, want)
+	}
+}
+
+// TestMXStripsSpamFields: a sender's own X-Spam verdict never reaches the mailbox from the
+// MX port (folded or not, any case); other fields and the body stay byte for byte.
+func TestMXStripsSpamFields(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	c := dial(t, ts.addr)
+	c.Run(`
+		S: 220
+		C: EHLO client.example.org
+		S: 250
+		C: MAIL FROM:<carl@remote.example>
+		S: 250
+		C: RCPT TO:<alice@example.test>
+		S: 250
+		C: DATA
+		S: 354
+		C: X-Spam-Flag: NO
+		C: Subject: cheap
+		C: x-spam-status: No, score=-100
+		C:   required=5.0
+		C: X-Spam: No
+		C: X-Spammy-Name: kept
+		C:
+		C: X-Spam-Flag: NO in the body stays
+		C: .
+		S: 250
+		C: QUIT
+		S: 221
+	`)
+	msgs := ts.fd.delivered()
+	if len(msgs) != 1 {
+		t.Fatalf("%d deliveries, want 1", len(msgs))
+	}
+	_, msg, _ := strings.Cut(msgs[0].body, "\r\nSubject: ")
+	want := "cheap\r\nX-Spammy-Name: kept\r\n\r\nX-Spam-Flag: NO in the body stays\r\n"
+	if msg != want {
+		t.Errorf("stored message after the trace:\n%q\nwant\n%q", msg, want)
+	}
+	if strings.Contains(strings.ToLower(msgs[0].body), "x-spam-flag: no\r\nsubject") {
+		t.Errorf("forged field kept:\n%s", msgs[0].body)
+	}
+}

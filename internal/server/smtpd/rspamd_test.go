@@ -53,6 +53,32 @@ func TestRspamd(t *testing.T) {
 		}
 	}
 
+	// rspamd's milter takes the DATA and UNKNOWN events (SMFIC_DATA is sent in every
+	// transaction above): an unknown command within the transaction reaches it, the client
+	// gets 500, and the conversation goes on to refuse GTUBE.
+	ts := server(hooks["milter"](time.Minute, false))
+	c := dial(t, ts.addr)
+	c.Run(`
+		S: 220
+		C: EHLO client.example.org
+		S: 250
+		C: MAIL FROM:<sender@example.org>
+		S: 250
+		C: XYZW plugh
+		S: 500
+		C: RCPT TO:<alice@example.test>
+		S: 250
+		C: DATA
+		S: 354
+	`)
+	c.Raw(strings.ReplaceAll(spam, "\r\n.", "\r\n..") + ".\r\n")
+	if lines, err := c.ReadReply(); err != nil || !strings.HasPrefix(lines[len(lines)-1], "550 5.7.1") {
+		t.Errorf("milter with an unknown command: GTUBE answered %q, %v; want 550 5.7.1", lines, err)
+	}
+	if logs := ts.logs.String(); strings.Contains(logs, "filter failed") {
+		t.Errorf("rspamd's milter failed on the unknown command:\n%s", logs)
+	}
+
 	// Frozen: rspamd's sockets accept, nothing answers. The stage's deadline ends the wait.
 	rs.Pause()
 	for _, kind := range []string{"milter", "http"} {

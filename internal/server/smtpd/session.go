@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -57,6 +58,7 @@ type transaction struct {
 	from    string                    // reverse-path, "" for the null sender
 	rcpts   []string                  // accepted forward-paths
 	targets []store.Target            // their resolved mailboxes
+	to      map[int64]string          // per account, the first recipient that reached it (deliver.Envelope.To)
 	remote  []store.OutboundRecipient // accepted recipients at other domains (relay.go)
 	forward []deliver.Forward         // where aliases among the recipients forward to
 	dsn     dsnParams                 // RET and ENVID of MAIL (relay.go)
@@ -322,6 +324,14 @@ func (s *session) resolve(tx *transaction, to string, opts *smtp.RcptOptions) *s
 	}
 	s.mu.Lock()
 	tx.rcpts = append(tx.rcpts, a.String())
+	for _, t := range targets {
+		if _, ok := tx.to[t.AccountID]; !ok {
+			if tx.to == nil {
+				tx.to = map[int64]string{}
+			}
+			tx.to[t.AccountID] = a.String()
+		}
+	}
 	tx.targets = append(tx.targets, targets...)
 	tx.forward = append(tx.forward, route.Forward...)
 	s.mu.Unlock()
@@ -342,7 +352,9 @@ func (s *session) Data(r io.Reader) (err error) {
 	var targets []store.Target
 	var remote []store.OutboundRecipient
 	var forward []deliver.Forward
+	var to map[int64]string
 	if tx != nil {
+		to = maps.Clone(tx.to)
 		rcpts = append(rcpts, tx.rcpts...)
 		targets = append(targets, tx.targets...)
 		remote = append(remote, tx.remote...)
@@ -403,7 +415,7 @@ func (s *session) Data(r io.Reader) (err error) {
 		}
 		mods = m
 	}
-	if ar != "" || len(mods) > 0 {
+	if ar != "" || len(mods) > 0 || s.srv.cfg.Role == RoleMX {
 		var err error
 		if body, err = s.withAuthResults(spool, traceLen, ar, mods); err != nil {
 			refuse := reply(451, 4, 3, 0, "temporary failure, try again later")
@@ -418,7 +430,7 @@ func (s *session) Data(r io.Reader) (err error) {
 	}
 	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received,
 		Remote: remote, Ret: tx.dsn.ret, EnvID: tx.dsn.envID, Forward: forward, Submitted: s.srv.pol.requireAuth,
-		Charge: s.sendingCharge(tx, len(rcpts)), Classify: s.srv.cfg.Role == RoleMX}, body) // limits.go
+		Charge: s.sendingCharge(tx, len(rcpts)), Classify: s.srv.cfg.Role == RoleMX, To: to}, body) // limits.go
 	if le := (*store.LimitError)(nil); errors.As(err, &le) {
 		refuse := s.limitReply(le)
 		s.logTx(tx, "rejected", refuse.Message, n)
@@ -509,6 +521,26 @@ func (s *session) dataError(err error) *smtp.SMTPError {
 }
 
 // Reset ends the transaction (RSET, EHLO, after DATA; RFC 5321 §4.1.1.5).
+var _ smtp.UnknownCommandSession = (*session)(nil)
+
+// UnknownCommand implements smtp.UnknownCommandSession (third_party/go-smtp): a command
+// go-smtp does not know goes to the filters of the open transaction (door.go), which may
+// count it; go-smtp answers it 500 either way. Outside a transaction no filter is open.
+func (s *session) UnknownCommand(cmd, arg string) {
+	defer s.recoverPanic(nil)
+	s.mu.Lock()
+	tx := s.tx
+	s.mu.Unlock()
+	if tx == nil || s.srv.cfg.Door == nil {
+		return
+	}
+	line := cmd
+	if arg != "" {
+		line += " " + arg
+	}
+	s.doorUnknown(tx, line)
+}
+
 func (s *session) Reset() {
 	defer s.recoverPanic(nil)
 	s.endTx("aborted")

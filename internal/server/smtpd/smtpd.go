@@ -102,8 +102,8 @@ type Config struct {
 
 	// Verify checks SPF, DKIM and DMARC of inbound mail (RoleMX; verify.go); nil: no checks.
 	Verify *Verification
-	// Door runs the checks at the door and the external filters (RoleMX; door.go); nil:
-	// none.
+	// Door runs the checks at the door and the external filters (RoleMX; door.go), or
+	// only the filters (RoleSubmission: Door.Filters and SpamAccept); nil: none.
 	Door *Door
 	// Sending enforces per-account sending limits (RoleSubmission; limits.go); nil: none.
 	Sending *SendingLimits
@@ -275,8 +275,14 @@ func New(cfg Config, d Deliverer, au Authenticator, log *slog.Logger) *Server {
 	if cfg.Role != RoleMX || cfg.Verify != nil && cfg.Verify.Verifier == nil {
 		cfg.Verify = nil // authenticated submission is not checked as inbound mail
 	}
-	if cfg.Role != RoleMX {
-		cfg.Door = nil
+	if cfg.Role != RoleMX && cfg.Door != nil {
+		// Submission: the filters alone (door.go); the client has logged in.
+		d := *cfg.Door
+		d.Checks, d.Greylist = nil, nil
+		cfg.Door = &d
+		if len(d.Filters) == 0 {
+			cfg.Door = nil
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{

@@ -90,8 +90,9 @@ func toJunk(targets []store.Target) []store.Target {
 
 // withAuthResults returns the message to store: spool's Return-Path line, the
 // Authentication-Results field ar (if any), the rest of the trace, the header section
-// without the fields that claim our authserv-id (when verifying) and with the filters'
-// changes mods, and the body.
+// without the fields that claim our authserv-id (when verifying) and, on the MX port,
+// without X-Spam fields, with the filters' changes mods, and the body. The spool itself
+// when none of that changes anything.
 func (s *session) withAuthResults(spool *deliver.Spool, traceLen int64, ar string, mods []door.HeaderMod) (deliver.Body, error) {
 	maxHeader := s.maxHeaderBytes()
 	// The first line of the trace is Return-Path (writeTrace).
@@ -110,7 +111,15 @@ func (s *session) withAuthResults(spool *deliver.Spool, traceLen int64, ar strin
 	if v := s.srv.cfg.Verify; v != nil {
 		stripped = msgauth.RemoveAuthResults(hdr, v.AuthServID)
 	}
+	if s.srv.cfg.Role == RoleMX {
+		// A sender's own spam verdict is a forgery (door.StripSpamFields); the filters'
+		// changes below and the classifier's fields (deliver) come after.
+		stripped = door.StripSpamFields(stripped)
+	}
 	stripped = door.ApplyHeaderMods(stripped, mods)
+	if ar == "" && len(stripped) == len(hdr) && len(mods) == 0 {
+		return spool, nil // nothing removed, nothing added
+	}
 	size := spool.Size()
 	return newPieces(
 		io.NewSectionReader(spool, 0, rpEnd),
