@@ -112,13 +112,8 @@ func (t *tx) addKeywords(mailboxID int64, flags []string) error {
 // Deliver implements store.Mail. The body is read into memory before the transaction
 // begins, so a slow client holds no lock, and written once, whatever the number of targets.
 func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered, error) {
-	if len(d.Targets) == 0 && d.Outbound == nil {
+	if len(d.Targets) == 0 && d.Outbound == nil && len(d.More) == 0 {
 		return store.Delivered{}, errors.New("store: delivery without targets")
-	}
-	if len(d.More) > 0 || len(d.TargetFlags) > 0 {
-		// Sieve's parts of a delivery: this store does not implement store.Sieve yet, so
-		// delivery never asks for them; refuse rather than drop a redirect silently.
-		return store.Delivered{}, fmt.Errorf("store: Sieve deliveries are not supported by the PostgreSQL store yet: %w", store.ErrInvalid)
 	}
 	out, _, err := s.deliver(ctx, d)
 	return out, err
@@ -158,6 +153,10 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 			return store.Delivered{}, 0, err
 		}
 	}
+	moreBodies, targetFlags, err := readSieveParts(d)
+	if err != nil {
+		return store.Delivered{}, 0, err
+	}
 	received := d.ReceivedAt
 	if received.IsZero() {
 		received = time.Now()
@@ -185,6 +184,9 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 				return err
 			}
 		}
+		if err := t.enqueueMore(d.More, moreBodies, received); err != nil {
+			return err
+		}
 		if len(d.Targets) == 0 {
 			return nil
 		}
@@ -198,6 +200,11 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 
 		out = store.Delivered{BlobID: blobID, Messages: make([]store.Message, len(d.Targets))}
 		for i, tg := range d.Targets {
+			flags, flagText, msgCounts := flags, flagText, msgCounts
+			if targetFlags[i] != nil { // a Sieve script's imap4flags
+				flags, flagText = targetFlags[i], strings.Join(targetFlags[i], " ")
+				msgCounts = countsOf(flagText, int64(len(body)))
+			}
 			modseq, err := t.raiseModSeq(tg.AccountID)
 			if err != nil {
 				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)
