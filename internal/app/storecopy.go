@@ -69,11 +69,21 @@ type CopyResult struct {
 	Indexed int              // bodies indexed for search in the destination
 }
 
+// CopyOptions tune CopyStore.
+type CopyOptions struct {
+	// Progress, if set, is called as tables advance.
+	Progress func(table string, rows int64)
+	// Live skips the comparison with the source after the copy and the index rebuild: the
+	// source is a running server's store (a backup), which may change meanwhile, and the
+	// destination an intermediate file.
+	Live bool
+}
+
 // CopyStore copies the configured store into the empty store at loc (toLoc) or the store
-// at loc into the configured one, which must then be empty. progress is called as tables
-// advance. The source should not change meanwhile (stop the server): the copy is one
-// snapshot of it, and the comparison after the copy reads the source again.
-func CopyStore(ctx context.Context, c *config.Config, loc string, toLoc bool, progress func(table string, rows int64)) (CopyResult, error) {
+// at loc into the configured one, which must then be empty. Unless opts.Live, the source
+// should not change meanwhile (stop the server): the copy is one snapshot of it, and the
+// comparison after the copy reads the source again.
+func CopyStore(ctx context.Context, c *config.Config, loc string, toLoc bool, opts CopyOptions) (CopyResult, error) {
 	var res CopyResult
 	configured, err := openConfiguredCopy(ctx, c)
 	if err != nil {
@@ -88,11 +98,11 @@ func CopyStore(ctx context.Context, c *config.Config, loc string, toLoc bool, pr
 	if !toLoc {
 		from, to = other, configured
 	}
-	err = copyAndCompare(ctx, from, to, &res, progress)
+	err = copyAndCompare(ctx, from, to, &res, opts)
 	// The embedded store lists the bodies to index when it opens: both are closed, and
 	// the destination opened again.
 	err = errors.Join(err, configured.Close(), other.Close())
-	if err != nil {
+	if err != nil || opts.Live {
 		return res, err
 	}
 	if toLoc {
@@ -108,14 +118,17 @@ func CopyStore(ctx context.Context, c *config.Config, loc string, toLoc bool, pr
 	return res, err
 }
 
-func copyAndCompare(ctx context.Context, from, to copyStore, res *CopyResult, progress func(table string, rows int64)) error {
+func copyAndCompare(ctx context.Context, from, to copyStore, res *CopyResult, opts CopyOptions) error {
 	var err error
-	res.Rows, err = store.CopyStore(ctx, from, to, progress)
+	res.Rows, err = store.CopyStore(ctx, from, to, opts.Progress)
 	if errors.Is(err, store.ErrExists) {
 		return fmt.Errorf("%w (a copy goes into an empty store only; a copy that failed half way must be emptied first)", err)
 	}
 	if err != nil {
 		return fmt.Errorf("%w (the destination holds part of the copy: empty it before trying again)", err)
+	}
+	if opts.Live {
+		return nil
 	}
 	if err := store.CompareStores(ctx, from, to); err != nil {
 		return fmt.Errorf("after the copy: %w (did the source change meanwhile?)", err)

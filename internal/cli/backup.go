@@ -87,7 +87,7 @@ func backupRun(e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(app.StorePath(c.Data)); err != nil {
+	if _, err := os.Stat(app.StorePath(c.Data)); err != nil && !app.IsPostgres(c) {
 		return fmt.Errorf("no store to back up in %s: %w", c.Data, err)
 	}
 	if err := emptyDir(dst, "backup directory"); err != nil {
@@ -104,7 +104,7 @@ func backupRun(e *Env, args []string) error {
 	// The store first: its snapshot is the point in time of the backup. Files written
 	// afterwards (a DKIM key made meanwhile) may be newer; none of them is referred to by
 	// the store.
-	if err := app.BackupStore(e.Ctx, c.Data, app.StorePath(dst)); err != nil {
+	if err := app.BackupConfiguredStore(e.Ctx, c, app.StorePath(dst)); err != nil {
 		return err
 	}
 	f, err := hashFile(dst, filepath.Base(app.StorePath(dst)))
@@ -114,6 +114,9 @@ func backupRun(e *Env, args []string) error {
 	m.Files = append(m.Files, f)
 	err = filepath.WalkDir(c.Data, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
+			if path == c.Data && errors.Is(err, fs.ErrNotExist) && app.IsPostgres(c) {
+				return nil // a node that keeps nothing of its own yet
+			}
 			return err
 		}
 		rel, _ := filepath.Rel(c.Data, path)
@@ -158,8 +161,12 @@ func backupRun(e *Env, args []string) error {
 	if err := safefile.WriteAtomic(filepath.Join(dst, manifestName), append(b, '\n'), 0o600); err != nil {
 		return err
 	}
+	what := c.Data
+	if app.IsPostgres(c) {
+		what = "the PostgreSQL store (one snapshot, as an embedded store file) and " + c.Data
+	}
 	fmt.Fprintf(e.Stdout, "backed up %s into %s in %s: %s, %d files; verified\n",
-		c.Data, dst, time.Since(start).Round(time.Millisecond), r.Summary(), len(m.Files))
+		what, dst, time.Since(start).Round(time.Millisecond), r.Summary(), len(m.Files))
 	return nil
 }
 
@@ -297,6 +304,13 @@ func restoreRun(e *Env, args []string) error {
 	for _, f := range files {
 		if m.Config != "" && f.Path == m.Config {
 			continue // the config stays in the backup: the operator decides
+		}
+		if app.IsPostgres(c) && f.Path == filepath.Base(app.StorePath("")) {
+			// Into the PostgreSQL database, which must be empty, and compared after.
+			if _, err := app.RestoreConfiguredStore(e.Ctx, c, filepath.Join(src, filepath.FromSlash(f.Path))); err != nil {
+				return fmt.Errorf("restore of the store into PostgreSQL: %w", err)
+			}
+			continue
 		}
 		got, err := copyFile(filepath.Join(src, filepath.FromSlash(f.Path)), c.Data, filepath.FromSlash(f.Path))
 		if err != nil {

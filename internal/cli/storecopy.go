@@ -51,12 +51,12 @@ func storeCopy(e *Env, args []string) error {
 	}
 	loc := to + from
 	last := ""
-	res, err := app.CopyStore(e.Ctx, c, loc, to != "", func(table string, rows int64) {
+	res, err := app.CopyStore(e.Ctx, c, loc, to != "", app.CopyOptions{Progress: func(table string, rows int64) {
 		if table != last {
 			fmt.Fprintf(e.Stdout, "copying %s\n", table)
 			last = table
 		}
-	})
+	}})
 	if err != nil {
 		return err
 	}
