@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"petrel/internal/config"
+	"petrel/internal/store"
 
 	"petrel/internal/store/sqlite"
 )
@@ -113,4 +114,17 @@ func copyPlainFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// VerifyConfiguredStore checks the configured PostgreSQL store from one snapshot
+// (store.VerifyExport); an embedded store is checked by VerifyStore on its file.
+func VerifyConfiguredStore(ctx context.Context, c *config.Config) (StoreReport, error) {
+	st, err := openConfiguredCopy(ctx, c)
+	if err != nil {
+		return StoreReport{}, err
+	}
+	defer st.Close()
+	r, err := store.VerifyExport(ctx, st)
+	return StoreReport{Problems: r.Problems, Accounts: r.Accounts, Mailboxes: r.Mailboxes, Messages: r.Messages,
+		Bodies: r.Bodies, Bytes: r.Bytes}, err
 }

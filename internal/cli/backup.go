@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"petrel/internal/app"
+	"petrel/internal/config"
 	"petrel/internal/lib/safefile"
 )
 
@@ -349,6 +350,9 @@ func verifyRun(e *Env, args []string) error {
 		if err != nil {
 			return err
 		}
+		if app.IsPostgres(c) {
+			return verifyPostgres(e, c)
+		}
 		dir = c.Data
 	}
 	var problems []string
@@ -371,5 +375,22 @@ func verifyRun(e *Env, args []string) error {
 		return fmt.Errorf("%s: %d problems found", dir, len(problems))
 	}
 	fmt.Fprintf(e.Stdout, "%s: ok: %s\n", dir, r.Summary())
+	return nil
+}
+
+// verifyPostgres checks the configured PostgreSQL store (the node's data directory holds
+// no store; a backup DIR is checked as any other).
+func verifyPostgres(e *Env, c *config.Config) error {
+	r, err := app.VerifyConfiguredStore(e.Ctx, c)
+	if err != nil {
+		return err
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintln(e.Stdout, p)
+	}
+	if len(r.Problems) > 0 {
+		return fmt.Errorf("the PostgreSQL store: %d problems found", len(r.Problems))
+	}
+	fmt.Fprintf(e.Stdout, "the PostgreSQL store: ok: %s\n", r.Summary())
 	return nil
 }

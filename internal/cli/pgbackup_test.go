@@ -145,6 +145,9 @@ func TestBackupRestorePostgres(t *testing.T) {
 	if out, err := runB("", "restore", backup); err != nil || !strings.Contains(out, "restored") {
 		t.Fatalf("restore: %q, %v", out, err)
 	}
+	if out, err := runB("", "verify"); err != nil || !strings.Contains(out, "the PostgreSQL store: ok") {
+		t.Fatalf("verify of the restored database: %q, %v", out, err)
+	}
 	if out, err := runB("", "restore", backup); err == nil {
 		t.Fatalf("restore into a used database: %q", out)
 	}
