@@ -3,8 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"petrel/internal/store"
@@ -147,10 +145,6 @@ func (t *tx) appendItems(accountID int64, mailbox string, items []appendItem) ([
 	if q.Over(int64(len(items)), total) {
 		return nil, &store.QuotaError{Accounts: []int64{accountID}}
 	}
-	modseq, err := t.raiseModSeq(accountID)
-	if err != nil {
-		return nil, err
-	}
 	out := make([]store.Appended, len(items))
 	for i, it := range items {
 		if it.uid != 0 {
@@ -169,24 +163,11 @@ func (t *tx) appendItems(accountID int64, mailbox string, items []appendItem) ([
 		if err := t.insertSearch(blobID, it.parsed); err != nil {
 			return nil, err
 		}
-		flagText := strings.Join(it.flags, " ")
-		_, validity, uid, err := t.takeUID(accountID, name, false, modseq, countsOf(flagText, int64(len(it.body))))
+		m, validity, err := t.insertMessage(accountID, name, false, blobID, int64(len(it.body)), it.received, it.flags)
 		if err != nil {
 			return nil, err
 		}
-		var id int64
-		if err := t.queryRow(`INSERT INTO messages (mailbox_id, uid, blob_id, size, internal_date, flags, modseq)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, []any{mboxID, uid, blobID, len(it.body), it.received.UnixNano(), flagText, modseq}, &id); err != nil {
-			return nil, err
-		}
-		if err := t.addKeywords(mboxID, it.flags); err != nil {
-			return nil, err
-		}
-		out[i] = store.Appended{UIDValidity: validity, Message: store.Message{
-			ID: id, MailboxID: mboxID, UID: uid, BlobID: blobID, Size: int64(len(it.body)),
-			InternalDate: time.Unix(0, it.received.UnixNano()).UTC(), Flags: slices.Clone(it.flags), ModSeq: modseq,
-		}}
-		t.change(store.ChangeAdd, accountID, mboxID, modseq, uid)
+		out[i] = store.Appended{UIDValidity: validity, Message: m}
 	}
 	return out, nil
 }

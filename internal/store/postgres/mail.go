@@ -115,6 +115,11 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 	if len(d.Targets) == 0 && d.Outbound == nil && len(d.More) == 0 {
 		return store.Delivered{}, errors.New("store: delivery without targets")
 	}
+	if len(d.More) > 0 || len(d.TargetFlags) > 0 {
+		// What a Sieve script adds (redirects, vacation replies, per-target flags): a
+		// transaction of its own shape (sieve.go), so that this path stays the plain one.
+		return s.deliverSieve(ctx, d)
+	}
 	out, _, err := s.deliver(ctx, d)
 	return out, err
 }
@@ -153,10 +158,6 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 			return store.Delivered{}, 0, err
 		}
 	}
-	moreBodies, targetFlags, err := readSieveParts(d)
-	if err != nil {
-		return store.Delivered{}, 0, err
-	}
 	received := d.ReceivedAt
 	if received.IsZero() {
 		received = time.Now()
@@ -184,9 +185,6 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 				return err
 			}
 		}
-		if err := t.enqueueMore(d.More, moreBodies, received); err != nil {
-			return err
-		}
 		if len(d.Targets) == 0 {
 			return nil
 		}
@@ -200,11 +198,6 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 
 		out = store.Delivered{BlobID: blobID, Messages: make([]store.Message, len(d.Targets))}
 		for i, tg := range d.Targets {
-			flags, flagText, msgCounts := flags, flagText, msgCounts
-			if targetFlags[i] != nil { // a Sieve script's imap4flags
-				flags, flagText = targetFlags[i], strings.Join(targetFlags[i], " ")
-				msgCounts = countsOf(flagText, int64(len(body)))
-			}
 			modseq, err := t.raiseModSeq(tg.AccountID)
 			if err != nil {
 				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)

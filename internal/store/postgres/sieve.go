@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -193,34 +194,119 @@ func (s *Store) VacationReply(ctx context.Context, accountID int64, handle, send
 	return due, err
 }
 
-// readSieveParts reads what a Sieve script adds to a delivery, before its transaction:
-// the bodies of the further outbound messages (Delivery.More: redirects, vacation
-// replies) and each target's own flags (Delivery.TargetFlags, normalized; nil where the
-// target takes Delivery.Flags).
-func readSieveParts(d *store.Delivery) (moreBodies [][]byte, targetFlags [][]string, err error) {
-	moreBodies = make([][]byte, len(d.More))
-	for i, o := range d.More {
-		if moreBodies[i], err = store.ReadOutbound(o); err != nil {
-			return nil, nil, err
-		}
+// deliverSieve commits a delivery that a Sieve script shaped: as Deliver, plus the further
+// outbound messages of Delivery.More (redirects, vacation replies), each its own queue
+// entry in the same transaction, and each target's own flags (Delivery.TargetFlags,
+// imap4flags). Such deliveries are few, so this path favours plainness over round trips.
+func (s *Store) deliverSieve(ctx context.Context, d *store.Delivery) (store.Delivered, error) {
+	flags, err := store.NormalizeFlags(d.Flags)
+	if err != nil {
+		return store.Delivered{}, fmt.Errorf("store: %w", err)
 	}
-	targetFlags = make([][]string, len(d.Targets))
+	targetFlags := make([][]string, len(d.Targets))
 	for i := range d.Targets {
+		targetFlags[i] = flags
 		if i < len(d.TargetFlags) && d.TargetFlags[i] != nil {
 			if targetFlags[i], err = store.NormalizeFlags(d.TargetFlags[i]); err != nil {
-				return nil, nil, fmt.Errorf("store: %w", err)
+				return store.Delivered{}, fmt.Errorf("store: %w", err)
 			}
 		}
 	}
-	return moreBodies, targetFlags, nil
-}
-
-// enqueueMore queues a delivery's further outbound messages in its transaction.
-func (t *tx) enqueueMore(more []*store.Outbound, bodies [][]byte, received time.Time) error {
-	for i, o := range more {
-		if _, err := t.enqueue(o, bodies[i], received); err != nil {
-			return err
+	var body, outBody []byte
+	if len(d.Targets) > 0 {
+		if body, err = store.ReadBody(d.Body, d.Size); err != nil {
+			return store.Delivered{}, err
 		}
 	}
-	return nil
+	if d.Outbound != nil {
+		if outBody, err = store.ReadOutbound(d.Outbound); err != nil {
+			return store.Delivered{}, err
+		}
+	}
+	more := make([][]byte, len(d.More))
+	for i, o := range d.More {
+		if more[i], err = store.ReadOutbound(o); err != nil {
+			return store.Delivered{}, err
+		}
+	}
+	received := d.ReceivedAt
+	if received.IsZero() {
+		received = time.Now()
+	}
+	var date any // NULL for a missing Date header
+	if !d.Parsed.Date.IsZero() {
+		date = d.Parsed.Date.UnixNano()
+	}
+	var out store.Delivered
+	err = s.write(ctx, func(t *tx) error {
+		out = store.Delivered{}
+		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
+			return err
+		}
+		if d.Charge != nil {
+			if _, err := t.chargeSending(d.Charge); err != nil {
+				return err
+			}
+		}
+		if d.Outbound != nil {
+			if _, err := t.enqueue(d.Outbound, outBody, received); err != nil {
+				return err
+			}
+		}
+		for i, o := range d.More {
+			if _, err := t.enqueue(o, more[i], received); err != nil {
+				return err
+			}
+		}
+		if len(d.Targets) == 0 {
+			return nil
+		}
+		blobID, err := t.insertBlob(body, d.MailFrom, received, date, &d.Parsed)
+		if err != nil {
+			return err
+		}
+		if err := t.insertSearch(blobID, &d.Parsed); err != nil {
+			return err
+		}
+		out = store.Delivered{BlobID: blobID, Messages: make([]store.Message, len(d.Targets))}
+		for i, tg := range d.Targets {
+			out.Messages[i], _, err = t.insertMessage(tg.AccountID, store.LookupMailboxName(tg.Mailbox), d.InboxFallback,
+				blobID, int64(len(body)), received, targetFlags[i])
+			if err != nil {
+				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Delivered{}, err
+	}
+	return out, nil
+}
+
+// insertMessage adds a message with a stored body to an account's mailbox by name (or, with
+// fallback, INBOX when that mailbox is gone): the account's MODSEQ raised once per write,
+// the mailbox's next UID, its counts, its keywords. It returns the message and the
+// mailbox's UIDVALIDITY.
+func (t *tx) insertMessage(accountID int64, name string, fallback bool, blobID, size int64, received time.Time, flags []string) (store.Message, uint32, error) {
+	modseq, err := t.raiseModSeq(accountID)
+	if err != nil {
+		return store.Message{}, 0, err
+	}
+	flagText := strings.Join(flags, " ")
+	mboxID, validity, uid, err := t.takeUID(accountID, name, fallback, modseq, countsOf(flagText, size))
+	if err != nil {
+		return store.Message{}, 0, err
+	}
+	var id int64
+	if err := t.queryRow(`INSERT INTO messages (mailbox_id, uid, blob_id, size, internal_date, flags, modseq)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, []any{mboxID, uid, blobID, size, received.UnixNano(), flagText, modseq}, &id); err != nil {
+		return store.Message{}, 0, err
+	}
+	if err := t.addKeywords(mboxID, flags); err != nil {
+		return store.Message{}, 0, err
+	}
+	t.change(store.ChangeAdd, accountID, mboxID, modseq, uid)
+	return store.Message{ID: id, MailboxID: mboxID, UID: uid, BlobID: blobID, Size: size,
+		InternalDate: time.Unix(0, received.UnixNano()).UTC(), Flags: slices.Clone(flags), ModSeq: modseq}, validity, nil
 }
