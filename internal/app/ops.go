@@ -3,14 +3,19 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
+
+	"petrel/internal/config"
+	"petrel/internal/store"
 
 	"petrel/internal/store/sqlite"
 )
 
 // What the operations commands (backup, restore, verify, check) need of the store backend.
-// Only the embedded store exists; with the PostgreSQL store, backup will say what it covers
-// and leave the database to PostgreSQL's own tools.
+// A backup's store is always an embedded store file; the PostgreSQL store is backed up into
+// one and restored from one (BackupConfiguredStore, RestoreConfiguredStore).
 
 // StoreFiles are the names in a data directory that belong to the embedded store and are
 // copied only through BackupStore (the database with its WAL, shared memory and lock files)
@@ -52,4 +57,74 @@ func VerifyStore(ctx context.Context, path string) (StoreReport, error) {
 	r, err := sqlite.Verify(ctx, path)
 	return StoreReport{Problems: r.Problems, Accounts: r.Accounts, Mailboxes: r.Mailboxes, Messages: r.Messages,
 		Bodies: r.Bodies, Bytes: r.Bytes, Undigested: r.Undigested}, err
+}
+
+// IsPostgres reports whether the config's store is a PostgreSQL database.
+func IsPostgres(c *config.Config) bool { return c.Store.Backend == "postgres" }
+
+// BackupConfiguredStore writes a consistent copy of the configured store into the embedded
+// store database file dst while the server may run and deliver. A PostgreSQL store is
+// copied from one REPEATABLE READ snapshot (every commit before it began, nothing after)
+// into an embedded store, so that a backup has one form whatever the backend: it is
+// verified, restored and even served like any other (see RestoreConfiguredStore). The
+// intermediate database is then compacted into dst as an embedded backup is.
+func BackupConfiguredStore(ctx context.Context, c *config.Config, dst string) error {
+	if !IsPostgres(c) {
+		return BackupStore(ctx, c.Data, dst)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dst), ".petrel-backup-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if _, err := CopyStore(ctx, c, tmp, true, CopyOptions{Live: true}); err != nil {
+		return err
+	}
+	return sqlite.Backup(ctx, StorePath(tmp), dst)
+}
+
+// RestoreConfiguredStore copies the store database of a backup (checked by the caller)
+// into the configured PostgreSQL store, which must be empty, and compares the two; the
+// backup itself is left as it was (a copy of its file is opened, since opening may migrate
+// it).
+func RestoreConfiguredStore(ctx context.Context, c *config.Config, backupDB string) (CopyResult, error) {
+	tmp, err := os.MkdirTemp("", "petrel-restore-")
+	if err != nil {
+		return CopyResult{}, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := copyPlainFile(backupDB, StorePath(tmp)); err != nil {
+		return CopyResult{}, err
+	}
+	return CopyStore(ctx, c, tmp, false, CopyOptions{})
+}
+
+func copyPlainFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// VerifyConfiguredStore checks the configured PostgreSQL store from one snapshot
+// (store.VerifyExport); an embedded store is checked by VerifyStore on its file.
+func VerifyConfiguredStore(ctx context.Context, c *config.Config) (StoreReport, error) {
+	st, err := openConfiguredCopy(ctx, c)
+	if err != nil {
+		return StoreReport{}, err
+	}
+	defer st.Close()
+	r, err := store.VerifyExport(ctx, st)
+	return StoreReport{Problems: r.Problems, Accounts: r.Accounts, Mailboxes: r.Mailboxes, Messages: r.Messages,
+		Bodies: r.Bodies, Bytes: r.Bytes}, err
 }

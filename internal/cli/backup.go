@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"petrel/internal/app"
+	"petrel/internal/config"
 	"petrel/internal/lib/safefile"
 )
 
@@ -88,7 +89,7 @@ func backupRun(e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(app.StorePath(c.Data)); err != nil {
+	if _, err := os.Stat(app.StorePath(c.Data)); err != nil && !app.IsPostgres(c) {
 		return fmt.Errorf("no store to back up in %s: %w", c.Data, err)
 	}
 	if err := emptyDir(dst, "backup directory"); err != nil {
@@ -112,7 +113,7 @@ func backupRun(e *Env, args []string) error {
 	// The store first: its snapshot is the point in time of the backup. Files written
 	// afterwards (a DKIM key made meanwhile) may be newer; none of them is referred to by
 	// the store.
-	if err := app.BackupStore(e.Ctx, c.Data, app.StorePath(dst)); err != nil {
+	if err := app.BackupConfiguredStore(e.Ctx, c, app.StorePath(dst)); err != nil {
 		return err
 	}
 	f, err := hashFile(dst, filepath.Base(app.StorePath(dst)))
@@ -122,6 +123,9 @@ func backupRun(e *Env, args []string) error {
 	m.Files = append(m.Files, f)
 	err = filepath.WalkDir(c.Data, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
+			if path == c.Data && errors.Is(err, fs.ErrNotExist) && app.IsPostgres(c) {
+				return nil // a node that keeps nothing of its own yet
+			}
 			return err
 		}
 		rel, _ := filepath.Rel(c.Data, path)
@@ -166,8 +170,12 @@ func backupRun(e *Env, args []string) error {
 	if err := safefile.WriteAtomic(filepath.Join(dst, manifestName), append(b, '\n'), 0o600); err != nil {
 		return err
 	}
+	what := c.Data
+	if app.IsPostgres(c) {
+		what = "the PostgreSQL store (one snapshot, as an embedded store file) and " + c.Data
+	}
 	fmt.Fprintf(e.Stdout, "backed up %s into %s in %s: %s, %d files; verified\n",
-		c.Data, dst, time.Since(start).Round(time.Millisecond), r.Summary(), len(m.Files))
+		what, dst, time.Since(start).Round(time.Millisecond), r.Summary(), len(m.Files))
 	return nil
 }
 
@@ -306,6 +314,13 @@ func restoreRun(e *Env, args []string) error {
 		if m.Config != "" && f.Path == m.Config {
 			continue // the config stays in the backup: the operator decides
 		}
+		if app.IsPostgres(c) && f.Path == filepath.Base(app.StorePath("")) {
+			// Into the PostgreSQL database, which must be empty, and compared after.
+			if _, err := app.RestoreConfiguredStore(e.Ctx, c, filepath.Join(src, filepath.FromSlash(f.Path))); err != nil {
+				return fmt.Errorf("restore of the store into PostgreSQL: %w", err)
+			}
+			continue
+		}
 		got, err := copyFile(filepath.Join(src, filepath.FromSlash(f.Path)), c.Data, filepath.FromSlash(f.Path))
 		if err != nil {
 			return err
@@ -343,6 +358,9 @@ func verifyRun(e *Env, args []string) error {
 		if err != nil {
 			return err
 		}
+		if app.IsPostgres(c) {
+			return verifyPostgres(e, c)
+		}
 		dir = c.Data
 	}
 	var problems []string
@@ -365,5 +383,22 @@ func verifyRun(e *Env, args []string) error {
 		return fmt.Errorf("%s: %d problems found", dir, len(problems))
 	}
 	fmt.Fprintf(e.Stdout, "%s: ok: %s\n", dir, r.Summary())
+	return nil
+}
+
+// verifyPostgres checks the configured PostgreSQL store (the node's data directory holds
+// no store; a backup DIR is checked as any other).
+func verifyPostgres(e *Env, c *config.Config) error {
+	r, err := app.VerifyConfiguredStore(e.Ctx, c)
+	if err != nil {
+		return err
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintln(e.Stdout, p)
+	}
+	if len(r.Problems) > 0 {
+		return fmt.Errorf("the PostgreSQL store: %d problems found", len(r.Problems))
+	}
+	fmt.Fprintf(e.Stdout, "the PostgreSQL store: ok: %s\n", r.Summary())
 	return nil
 }

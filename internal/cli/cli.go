@@ -71,6 +71,7 @@ func commands() []command {
 	cs = append(cs, moveCommands()...)
 	cs = append(cs, checkCommands()...)
 	cs = append(cs, migrateCommands()...)
+	cs = append(cs, storeCommands()...)
 	cs = append(cs, quickstartCommands()...)
 	cs = append(cs, junkCommands()...)
 	return cs

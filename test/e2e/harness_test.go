@@ -380,15 +380,6 @@ func (in *instance) args() []string {
 // listeners is how many "listening on" lines a started instance prints.
 const listeners = 10
 
-// want is how many "listening on" lines this instance prints: ManageSieve is not served on a
-// store that keeps no Sieve scripts (the PostgreSQL store, for now).
-func (in *instance) want() int {
-	if in.postgres {
-		return listeners - 1
-	}
-	return listeners
-}
-
 // start runs `petrel serve` and waits until every listener is bound.
 func (in *instance) start() {
 	t := in.t
@@ -414,7 +405,7 @@ func (in *instance) start() {
 	// App.Run prints one line per listener after binding all of them, so once the last line
 	// is out every port accepts.
 	deadline := time.Now().Add(20 * time.Second)
-	for strings.Count(stdout.String(), " listening on ") < in.want() {
+	for strings.Count(stdout.String(), " listening on ") < listeners {
 		select {
 		case <-done:
 			t.Fatalf("petrel exited during start: %v\nstdout:\n%s\nstderr:\n%s", in.exitErr, stdout, tail(stderr.String(), 40))

@@ -113,13 +113,13 @@ func (t *tx) addKeywords(mailboxID int64, flags []string) error {
 // Deliver implements store.Mail. The body is read into memory before the transaction
 // begins, so a slow client holds no lock, and written once, whatever the number of targets.
 func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered, error) {
-	if len(d.Targets) == 0 && d.Outbound == nil {
+	if len(d.Targets) == 0 && d.Outbound == nil && len(d.More) == 0 {
 		return store.Delivered{}, errors.New("store: delivery without targets")
 	}
 	if len(d.More) > 0 || len(d.TargetFlags) > 0 {
-		// Sieve's parts of a delivery: this store does not implement store.Sieve yet, so
-		// delivery never asks for them; refuse rather than drop a redirect silently.
-		return store.Delivered{}, fmt.Errorf("store: Sieve deliveries are not supported by the PostgreSQL store yet: %w", store.ErrInvalid)
+		// What a Sieve script adds (redirects, vacation replies, per-target flags): a
+		// transaction of its own shape (sieve.go), so that this path stays the plain one.
+		return s.deliverSieve(ctx, d)
 	}
 	out, _, err := s.deliver(ctx, d)
 	return out, err

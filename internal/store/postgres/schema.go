@@ -194,6 +194,61 @@ CREATE TABLE mta_sts (
 	policy bytea NOT NULL
 );
 `,
+	// 2: what the embedded store gained since (its migrations 8, 10, 11 and 12): greylisting,
+	// Sieve scripts and the vacation log, the junk classifier's counts, and web admins.
+	`
+CREATE TABLE greylist (
+	key    text PRIMARY KEY,
+	first  bigint NOT NULL, -- unix nanoseconds
+	last   bigint NOT NULL, -- unix nanoseconds
+	passed boolean NOT NULL DEFAULT false
+);
+CREATE INDEX greylist_last ON greylist (last);
+
+CREATE TABLE sieve_scripts (
+	account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	name       text NOT NULL,
+	content    text NOT NULL,
+	active     boolean NOT NULL DEFAULT false,
+	updated    bigint NOT NULL, -- unix nanoseconds
+	PRIMARY KEY (account_id, name)
+);
+-- At most one active script per account, kept by the database itself.
+CREATE UNIQUE INDEX sieve_scripts_active ON sieve_scripts (account_id) WHERE active;
+
+-- When a vacation reply (handle, a hash) last went to a sender (lower-case).
+CREATE TABLE vacation_log (
+	account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	handle     text NOT NULL,
+	sender     text NOT NULL,
+	sent       bigint NOT NULL, -- unix nanoseconds
+	PRIMARY KEY (account_id, handle, sender)
+);
+
+CREATE TABLE junk_accounts (
+	account_id bigint PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+	ham        bigint NOT NULL DEFAULT 0, -- messages trained as not junk
+	spam       bigint NOT NULL DEFAULT 0, -- messages trained as junk
+	threshold  double precision, -- NULL: the server's default
+	version    bigint NOT NULL DEFAULT 0 -- raised by every change of a count (store.JunkState)
+);
+-- Keyed by store.JunkTokenID (a 63-bit hash of account and token), as in the embedded store.
+CREATE TABLE junk_tokens (
+	id         bigint PRIMARY KEY,
+	account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	ham        bigint NOT NULL DEFAULT 0,
+	spam       bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX junk_tokens_account ON junk_tokens (account_id);
+CREATE TABLE junk_trained (
+	account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	key        bytea NOT NULL,
+	junk       boolean NOT NULL,
+	PRIMARY KEY (account_id, key)
+);
+
+ALTER TABLE accounts ADD COLUMN admin boolean NOT NULL DEFAULT false;
+`,
 }
 
 // migrationLock is the key of the advisory lock that serializes migrations, so that

@@ -3,10 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
 
@@ -20,16 +18,6 @@ import (
 
 var _ store.JunkStats = (*Store)(nil)
 
-// tokenID is the key of a token's row: FNV-1a of the account and the token, 63 bits.
-func tokenID(accountID int64, token string) int64 {
-	h := fnv.New64a()
-	var acct [8]byte
-	binary.LittleEndian.PutUint64(acct[:], uint64(accountID))
-	h.Write(acct[:])
-	h.Write([]byte(token))
-	return int64(h.Sum64() >> 1)
-}
-
 // tokenIDs returns the keys of tokens as a JSON array.
 func tokenIDs(accountID int64, tokens []string) string {
 	b := make([]byte, 0, 2+20*len(tokens))
@@ -38,7 +26,7 @@ func tokenIDs(accountID int64, tokens []string) string {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = strconv.AppendInt(b, tokenID(accountID, t), 10)
+		b = strconv.AppendInt(b, store.JunkTokenID(accountID, t), 10)
 	}
 	return string(append(b, ']'))
 }

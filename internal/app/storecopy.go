@@ -1,0 +1,137 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"petrel/internal/config"
+	"petrel/internal/mail/deliver"
+	"petrel/internal/store"
+	"petrel/internal/store/postgres"
+	"petrel/internal/store/sqlite"
+)
+
+// Copying a whole store between the embedded and the PostgreSQL backend (petrel store
+// copy): the rows go over as they are (store.CopyStore), then the copy is compared with
+// the source and its full-text index is rebuilt from the bodies.
+
+// IsPostgresDSN reports whether a store location is a PostgreSQL connection string (a
+// postgres:// URL or libpq key=value words) rather than a data directory.
+func IsPostgresDSN(loc string) bool {
+	return strings.HasPrefix(loc, "postgres://") || strings.HasPrefix(loc, "postgresql://") || strings.Contains(loc, "=")
+}
+
+// copyStore is a store that a whole-store copy reads or writes.
+type copyStore interface {
+	store.Store
+	store.Exporter
+	store.Importer
+}
+
+// openLocation opens the store at a location: a PostgreSQL database (its schema brought up
+// to date; the password from the connection string or the environment) or the embedded
+// store of a data directory.
+func openLocation(ctx context.Context, loc string, quota config.Quota) (copyStore, error) {
+	if IsPostgresDSN(loc) {
+		return postgres.Open(ctx, loc, postgres.Options{DefaultQuota: quotaLimits(quota)})
+	}
+	if err := os.MkdirAll(loc, 0o700); err != nil {
+		return nil, dataDirError(loc, err)
+	}
+	st, err := openStore(loc, sqlite.Options{DefaultQuota: quotaLimits(quota)})
+	if err != nil {
+		return nil, err
+	}
+	return st.(*sqlite.Store), nil
+}
+
+// openConfiguredCopy opens the store the config names, for a copy.
+func openConfiguredCopy(ctx context.Context, c *config.Config) (copyStore, error) {
+	st, err := OpenConfiguredStore(ctx, c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	cs, ok := st.(copyStore)
+	if !ok {
+		st.Close()
+		return nil, errors.New("this store cannot be copied")
+	}
+	return cs, nil
+}
+
+// CopyResult is what CopyStore did.
+type CopyResult struct {
+	Rows    map[string]int64 // copied, per table
+	Indexed int              // bodies indexed for search in the destination
+}
+
+// CopyOptions tune CopyStore.
+type CopyOptions struct {
+	// Progress, if set, is called as tables advance.
+	Progress func(table string, rows int64)
+	// Live skips the comparison with the source after the copy and the index rebuild: the
+	// source is a running server's store (a backup), which may change meanwhile, and the
+	// destination an intermediate file.
+	Live bool
+}
+
+// CopyStore copies the configured store into the empty store at loc (toLoc) or the store
+// at loc into the configured one, which must then be empty. Unless opts.Live, the source
+// should not change meanwhile (stop the server): the copy is one snapshot of it, and the
+// comparison after the copy reads the source again.
+func CopyStore(ctx context.Context, c *config.Config, loc string, toLoc bool, opts CopyOptions) (CopyResult, error) {
+	var res CopyResult
+	configured, err := openConfiguredCopy(ctx, c)
+	if err != nil {
+		return res, err
+	}
+	other, err := openLocation(ctx, loc, c.Quota)
+	if err != nil {
+		configured.Close()
+		return res, err
+	}
+	from, to := copyStore(configured), other
+	if !toLoc {
+		from, to = other, configured
+	}
+	err = copyAndCompare(ctx, from, to, &res, opts)
+	// The embedded store lists the bodies to index when it opens: both are closed, and
+	// the destination opened again.
+	err = errors.Join(err, configured.Close(), other.Close())
+	if err != nil || opts.Live {
+		return res, err
+	}
+	if toLoc {
+		to, err = openLocation(ctx, loc, c.Quota)
+	} else {
+		to, err = openConfiguredCopy(ctx, c)
+	}
+	if err != nil {
+		return res, err
+	}
+	defer to.Close()
+	res.Indexed, err = deliver.IndexBacklog(ctx, to, slog.New(slog.DiscardHandler))
+	return res, err
+}
+
+func copyAndCompare(ctx context.Context, from, to copyStore, res *CopyResult, opts CopyOptions) error {
+	var err error
+	res.Rows, err = store.CopyStore(ctx, from, to, opts.Progress)
+	if errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("%w (a copy goes into an empty store only; a copy that failed half way must be emptied first)", err)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (the destination holds part of the copy: empty it before trying again)", err)
+	}
+	if opts.Live {
+		return nil
+	}
+	if err := store.CompareStores(ctx, from, to); err != nil {
+		return fmt.Errorf("after the copy: %w (did the source change meanwhile?)", err)
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"petrel/internal/app"
+	"petrel/internal/config"
+	"petrel/internal/mailtest"
+	"petrel/internal/store"
+	"petrel/internal/store/postgres"
+	"petrel/internal/store/sqlite"
+)
+
+// TestStoreCopy moves an embedded store into PostgreSQL and from there into a new data
+// directory: accounts, UIDVALIDITY, UIDs, MODSEQs, flags and Sieve scripts come along, the
+// last copy holds the same rows as the first store, and the full-text index is rebuilt.
+func TestStoreCopy(t *testing.T) {
+	ctx := context.Background()
+	dataA, dataB := t.TempDir(), t.TempDir()
+	dsn := mailtest.PostgresDSN(t)
+	if out, err := run(t, dataA, "password-alice\n", "account", "add", "alice@example.test"); err != nil {
+		t.Fatalf("account add: %q, %v", out, err)
+	}
+	if out, err := run(t, dataA, "keep;\r\n", "sieve", "put", "alice@example.test", "rules"); err != nil {
+		t.Fatalf("sieve put: %q, %v", out, err)
+	}
+	st, err := app.OpenStore(dataA, config.Quota{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, err := st.AccountByAddress(ctx, "alice@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, subject := range []string{"first", "petrel copies", "third"} {
+		body := "Subject: " + subject + "\r\n\r\nbody\r\n"
+		if _, err := st.Append(ctx, acct.ID, store.Inbox, &store.AppendMessage{Body: strings.NewReader(body), Size: int64(len(body)),
+			Parsed: store.ParsedMessage{Subject: subject, Text: &store.SearchText{Subject: subject}}, Flags: []string{store.FlagSeen}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inbox, err := st.Mailbox(ctx, acct.ID, store.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Expunge(ctx, inbox.ID, []uint32{1}); err != nil {
+		t.Fatal(err)
+	}
+	if inbox, err = st.Mailbox(ctx, acct.ID, store.Inbox); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	out, err := run(t, dataA, "", "store", "copy", "--to", dsn)
+	if err != nil || !strings.Contains(out, "same rows as the source") || !strings.Contains(out, "messages 2") {
+		t.Fatalf("store copy --to: %q, %v", out, err)
+	}
+	if out, err := run(t, dataA, "", "store", "copy", "--to", dsn); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("store copy into a used database: %q, %v", out, err)
+	}
+
+	pg, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pg.Mailbox(ctx, acct.ID, store.Inbox)
+	if err != nil || (got.UIDValidity != inbox.UIDValidity || got.UIDNext != inbox.UIDNext || got.HighestModSeq != inbox.HighestModSeq) {
+		t.Fatalf("INBOX in PostgreSQL: %+v, %v; want %+v", got, err, inbox)
+	}
+	msgs, err := pg.Messages(ctx, got.ID, store.Filter{})
+	if err != nil || len(msgs) != 2 || msgs[0].UID != 2 || msgs[1].UID != 3 || strings.Join(msgs[0].Flags, " ") != store.FlagSeen {
+		t.Fatalf("messages in PostgreSQL: %+v, %v", msgs, err)
+	}
+	if uids, err := pg.Vanished(ctx, got.ID, store.Filter{}); err != nil || len(uids) != 1 || uids[0] != 1 {
+		t.Fatalf("tombstones in PostgreSQL: %v, %v", uids, err)
+	}
+	if uids, err := pg.Search(ctx, got.ID, store.FieldSubject, "copies"); err != nil || len(uids) != 1 || uids[0] != 2 {
+		t.Fatalf("search in PostgreSQL: %v, %v (the index is rebuilt by the copy)", uids, err)
+	}
+	if sc, err := pg.SieveScript(ctx, acct.ID, "rules"); err != nil || sc.Content != "keep;\r\n" {
+		t.Fatalf("Sieve script in PostgreSQL: %+v, %v", sc, err)
+	}
+	pg.Close()
+
+	// And back, into a new data directory, with the config naming the embedded store.
+	if out, err := run(t, dataB, "", "store", "copy", "--from", dsn); err != nil || !strings.Contains(out, "same rows") {
+		t.Fatalf("store copy --from: %q, %v", out, err)
+	}
+	a, err := sqlite.Open(app.StorePath(dataA), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := sqlite.Open(app.StorePath(dataB), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := store.CompareStores(ctx, a, b); err != nil {
+		t.Fatal(err)
+	}
+	if uids, err := b.Search(ctx, inbox.ID, store.FieldSubject, "copies"); err != nil || len(uids) != 1 || uids[0] != 2 {
+		t.Fatalf("search after the copy back: %v, %v", uids, err)
+	}
+	if out, err := run(t, dataB, "", "store", "copy"); err == nil {
+		t.Fatalf("store copy without a location: %q", out)
+	}
+}

@@ -1,0 +1,333 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Moving a whole store from one backend to another (petrel store copy, and the backup and
+// restore of the PostgreSQL store, which go through an embedded store file): the two
+// backends keep the same rows, so a copy is row for row, IDs included, and keeps what no
+// Store method could set: UIDVALIDITY, UIDs, MODSEQs, tombstones, counts, queue leases,
+// junk counts and the rest. CopyTables describes those rows in terms both backends map to
+// their own tables; the full-text index is not copied (its form differs) but rebuilt from
+// the bodies by the destination (Index.Unindexed lists every copied body).
+
+// ColumnKind is the type of a column's values in a copy: every backend exports a value of
+// that Go type (or nil for NULL) and accepts it on import.
+type ColumnKind int
+
+const (
+	Int   ColumnKind = iota + 1 // int64
+	Text                        // string
+	Bytes                       // []byte
+	Bool                        // bool
+	Float                       // float64
+)
+
+// CopyColumn is one column of a CopyTable.
+type CopyColumn struct {
+	Name string
+	Kind ColumnKind
+}
+
+// CopyTable is one table of a copy. Rows are exported in the order of their first Key
+// columns (byte order for text), so that two stores' exports can be compared row by row.
+type CopyTable struct {
+	Name    string
+	Columns []CopyColumn
+	Key     int
+}
+
+func cols(spec string) []CopyColumn {
+	var out []CopyColumn
+	for _, f := range strings.Fields(spec) {
+		name, kind, _ := strings.Cut(f, ":")
+		k := Int
+		switch kind {
+		case "t":
+			k = Text
+		case "b":
+			k = Bytes
+		case "bool":
+			k = Bool
+		case "f":
+			k = Float
+		}
+		out = append(out, CopyColumn{Name: name, Kind: k})
+	}
+	return out
+}
+
+// CopyTables lists the tables of a copy in an order where each comes after those it
+// refers to. Two are not tables of their own: domain_catch_all is the catch_all column of
+// domains (which refers to accounts, which refer to domains), and the data column of blobs
+// is the whole body, however a backend stores it.
+var CopyTables = []CopyTable{
+	{"domains", cols("name:t"), 1},
+	{"accounts", cols(`id address:t domain:t password_hash:t scram_sha256:t pop3_delete:t pop3_uidl:t created
+		modseq messages size quota_storage quota_messages admin:bool`), 1},
+	{"domain_catch_all", cols("name:t catch_all:t"), 1},
+	{"aliases", cols("address:t domain:t targets:t"), 1},
+	{"mailboxes", cols("id account_id name:t uidvalidity uidnext modseq messages unseen deleted size special_use:t keywords:t"), 1},
+	{"blobs", cols("id digest:b size mail_from:t received message_id:t subject:t from_addr:t date envelope:b structure:b data:b"), 1},
+	{"messages", cols("id mailbox_id uid blob_id size internal_date flags:t modseq"), 1},
+	{"expunged", cols("mailbox_id uid modseq"), 2},
+	{"subscriptions", cols("account_id name:t"), 2},
+	{"sending_limits", cols("account_id hour_messages hour_recipients day_messages day_recipients"), 1},
+	{"sending_usage", cols("account_id period:t start messages recipients"), 2},
+	{"queue", cols("id blob_id mail_from:t ret:t envid:t eight_bit:bool utf8_headers:bool created held:bool"), 1},
+	{"queue_rcpts", cols(`id queue_id address:t domain:t notify:t orcpt:t orcpt_type:t attempts next_attempt
+		lease_until last_error:t warned:bool bounce:bool`), 1},
+	{"mta_sts", cols("domain:t policy:b"), 1},
+	{"greylist", cols("key:t first last passed:bool"), 1},
+	{"sieve_scripts", cols("account_id name:t content:t active:bool updated"), 2},
+	{"vacation_log", cols("account_id handle:t sender:t sent"), 3},
+	{"junk_accounts", cols("account_id ham spam threshold:f version"), 1},
+	{"junk_tokens", cols("id account_id ham spam"), 1},
+	{"junk_trained", cols("account_id key:b junk:bool"), 2},
+}
+
+// Exporter reads a whole store for a copy.
+type Exporter interface {
+	// Export reads every table of CopyTables in one consistent snapshot (a read
+	// transaction: every commit before it began, nothing after) and calls fn for each row,
+	// table by table in the order of CopyTables, rows in key order. A row's values follow
+	// the table's columns, each of its column's kind or nil. fn may keep neither row nor
+	// its byte slices.
+	Export(ctx context.Context, fn func(table string, row []any) error) error
+}
+
+// Importer writes a copy into a new store.
+type Importer interface {
+	// BeginImport checks that the store is empty (no domain, no account): ErrExists if not.
+	BeginImport(ctx context.Context) error
+	// ImportRows writes rows of one table, as Export gives them, durably.
+	ImportRows(ctx context.Context, table string, rows [][]any) error
+	// FinishImport makes the store ready for use after the last rows: counters and
+	// sequences above every imported ID and UIDVALIDITY, every body listed for the
+	// full-text index.
+	FinishImport(ctx context.Context) error
+}
+
+// importBatch bounds the rows and body bytes CopyStore hands to one ImportRows.
+const (
+	importRows  = 1000
+	importBytes = 16 << 20
+)
+
+// CopyStore copies everything of from into to, which must be empty. progress, if not nil,
+// is called after each batch with the table and the rows of it copied so far. It returns
+// the rows copied per table.
+func CopyStore(ctx context.Context, from Exporter, to Importer, progress func(table string, rows int64)) (map[string]int64, error) {
+	if err := to.BeginImport(ctx); err != nil {
+		return nil, err
+	}
+	counts := map[string]int64{}
+	var table string
+	var batch [][]any
+	size := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := to.ImportRows(ctx, table, batch); err != nil {
+			return fmt.Errorf("copy %s: %w", table, err)
+		}
+		counts[table] += int64(len(batch))
+		if progress != nil {
+			progress(table, counts[table])
+		}
+		batch, size = batch[:0], 0
+		return nil
+	}
+	err := from.Export(ctx, func(t string, row []any) error {
+		if t != table || len(batch) >= importRows || size >= importBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+			table = t
+		}
+		own := make([]any, len(row))
+		for i, v := range row {
+			if b, ok := v.([]byte); ok {
+				v = slices.Clone(b)
+				size += len(b)
+			}
+			own[i] = v
+		}
+		batch = append(batch, own)
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return counts, err
+	}
+	return counts, to.FinishImport(ctx)
+}
+
+// TableDigest sums up a table's rows as exported: their number and a SHA-256 over every
+// value in order.
+type TableDigest struct {
+	Rows int64
+	Sum  [sha256.Size]byte
+}
+
+// DigestStore returns the digest of each table of a store's export (tables without rows
+// included), so that two stores can be compared without holding either: equal digests
+// mean equal rows, in every column, IDs included.
+func DigestStore(ctx context.Context, e Exporter) (map[string]TableDigest, error) {
+	out := map[string]TableDigest{}
+	var cur string
+	h := sha256.New()
+	var n int64
+	done := func() {
+		if cur != "" {
+			d := TableDigest{Rows: n}
+			h.Sum(d.Sum[:0])
+			out[cur] = d
+		}
+	}
+	var buf []byte
+	err := e.Export(ctx, func(table string, row []any) error {
+		if table != cur {
+			done()
+			cur, n = table, 0
+			h.Reset()
+		}
+		n++
+		buf = buf[:0]
+		for _, v := range row {
+			buf = appendValue(buf, v)
+		}
+		h.Write(buf)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	done()
+	for _, t := range CopyTables {
+		if _, ok := out[t.Name]; !ok {
+			out[t.Name] = TableDigest{Sum: sha256.Sum256(nil)}
+		}
+	}
+	return out, nil
+}
+
+// appendValue encodes a value unambiguously: a type octet, then a length where the value
+// has one. A NULL and an empty byte string are the same (backends differ in which an
+// empty column gives back).
+func appendValue(b []byte, v any) []byte {
+	switch v := v.(type) {
+	case nil:
+		return append(b, 'b', 0, 0, 0, 0)
+	case int64:
+		return binary.BigEndian.AppendUint64(append(b, 'i'), uint64(v))
+	case float64:
+		return binary.BigEndian.AppendUint64(append(b, 'f'), math.Float64bits(v))
+	case bool:
+		if v {
+			return append(b, 'T')
+		}
+		return append(b, 'F')
+	case string:
+		return append(binary.BigEndian.AppendUint32(append(b, 's'), uint32(len(v))), v...)
+	case []byte:
+		return append(binary.BigEndian.AppendUint32(append(b, 'b'), uint32(len(v))), v...)
+	}
+	return fmt.Appendf(append(b, '?'), "%T%v", v, v)
+}
+
+// CompareStores reports every table whose rows differ between two stores; nil when the
+// two hold the same rows.
+func CompareStores(ctx context.Context, a, b Exporter) error {
+	da, err := DigestStore(ctx, a)
+	if err != nil {
+		return err
+	}
+	db, err := DigestStore(ctx, b)
+	if err != nil {
+		return err
+	}
+	var diff []string
+	for _, t := range CopyTables {
+		if da[t.Name] != db[t.Name] {
+			diff = append(diff, fmt.Sprintf("%s (%d rows and %d rows)", t.Name, da[t.Name].Rows, db[t.Name].Rows))
+		}
+	}
+	if len(diff) > 0 {
+		return fmt.Errorf("store: the copies differ in %s", strings.Join(diff, ", "))
+	}
+	return nil
+}
+
+// ColumnNames lists the table's column names in order.
+func (t CopyTable) ColumnNames() []string {
+	out := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		out[i] = c.Name
+	}
+	return out
+}
+
+// Normalize converts a value a database driver gave for column c to the Go type of its
+// kind (integers for booleans, text as bytes and the reverse are what drivers of loosely
+// typed databases give); a value it cannot convert is an error.
+func (c CopyColumn) Normalize(v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch c.Kind {
+	case Int:
+		if n, ok := v.(int64); ok {
+			return n, nil
+		}
+	case Float:
+		switch n := v.(type) {
+		case float64:
+			return n, nil
+		case int64:
+			return float64(n), nil
+		}
+	case Bool:
+		switch n := v.(type) {
+		case bool:
+			return n, nil
+		case int64:
+			return n != 0, nil
+		}
+	case Text:
+		switch s := v.(type) {
+		case string:
+			return s, nil
+		case []byte:
+			return string(s), nil
+		}
+	case Bytes:
+		switch s := v.(type) {
+		case []byte:
+			return s, nil
+		case string:
+			return []byte(s), nil
+		}
+	}
+	return nil, fmt.Errorf("store: column %s: unexpected value of type %T", c.Name, v)
+}
+
+// CopyTableNamed returns the table of CopyTables with that name.
+func CopyTableNamed(name string) (CopyTable, bool) {
+	for _, t := range CopyTables {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return CopyTable{}, false
+}

@@ -1,0 +1,160 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"petrel/internal/store"
+)
+
+// Copying a whole store in and out (store.Exporter, store.Importer): petrel store copy,
+// and backup and restore, which go through an embedded store file.
+
+var (
+	_ store.Exporter = (*Store)(nil)
+	_ store.Importer = (*Store)(nil)
+)
+
+// identityTables are the tables whose id column is GENERATED ALWAYS AS IDENTITY: an import
+// writes their IDs (OVERRIDING SYSTEM VALUE) and then moves their sequences past them.
+var identityTables = []string{"accounts", "mailboxes", "blobs", "messages", "queue", "queue_rcpts"}
+
+// exportQuery selects a copy table's rows in key order; text keys are compared byte by
+// byte (COLLATE "C"), as the embedded store orders them, whatever the database's locale.
+func exportQuery(t store.CopyTable) string {
+	var order []string
+	for _, c := range t.Columns[:t.Key] {
+		o := c.Name
+		if c.Kind == store.Text {
+			o += ` COLLATE "C"`
+		}
+		order = append(order, o)
+	}
+	by := " ORDER BY " + strings.Join(order, ", ")
+	switch t.Name {
+	case "domain_catch_all":
+		return `SELECT name, catch_all FROM domains WHERE catch_all IS NOT NULL` + by
+	case "blobs":
+		names := t.ColumnNames()
+		for i, n := range names {
+			names[i] = "b." + n
+		}
+		names[len(names)-1] = "d.data"
+		return `SELECT ` + strings.Join(names, ", ") + ` FROM blobs b JOIN blob_data d ON d.digest = b.digest ORDER BY b.id`
+	}
+	return `SELECT ` + strings.Join(t.ColumnNames(), ", ") + ` FROM ` + t.Name + by
+}
+
+// Export implements store.Exporter: every table is read in one REPEATABLE READ, read-only
+// transaction, so the copy is the state of one moment, every commit before it included,
+// while the nodes go on delivering.
+func (s *Store) Export(ctx context.Context, fn func(table string, row []any) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	for _, t := range store.CopyTables {
+		if err := exportTable(ctx, tx, t, fn); err != nil {
+			return fmt.Errorf("export %s: %w", t.Name, err)
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+func exportTable(ctx context.Context, tx pgx.Tx, t store.CopyTable, fn func(table string, row []any) error) error {
+	rows, err := tx.Query(ctx, exportQuery(t))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			return err
+		}
+		for i, c := range t.Columns {
+			if vals[i], err = c.Normalize(vals[i]); err != nil {
+				return err
+			}
+		}
+		if err := fn(t.Name, vals); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// BeginImport implements store.Importer.
+func (s *Store) BeginImport(ctx context.Context) error {
+	var used bool
+	if err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domains) OR EXISTS (SELECT 1 FROM accounts)`).Scan(&used); err != nil {
+		return err
+	}
+	if used {
+		return fmt.Errorf("store: the destination database is not empty: %w", store.ErrExists)
+	}
+	return nil
+}
+
+// ImportRows implements store.Importer: one transaction per call.
+func (s *Store) ImportRows(ctx context.Context, table string, rows [][]any) error {
+	t, ok := store.CopyTableNamed(table)
+	if !ok {
+		return fmt.Errorf("store: no table %q in a copy: %w", table, store.ErrInvalid)
+	}
+	names := t.ColumnNames()
+	var query string
+	switch table {
+	case "domain_catch_all":
+		query = `UPDATE domains SET catch_all = $2 WHERE name = $1`
+	case "blobs":
+		names = names[:len(names)-1] // data goes to blob_data
+		fallthrough
+	default:
+		override := ""
+		for _, it := range identityTables {
+			if it == table {
+				override = " OVERRIDING SYSTEM VALUE"
+			}
+		}
+		params := make([]string, len(names))
+		for i := range params {
+			params[i] = fmt.Sprintf("$%d", i+1)
+		}
+		query = `INSERT INTO ` + table + ` (` + strings.Join(names, ", ") + `)` + override +
+			` VALUES (` + strings.Join(params, ", ") + `)`
+	}
+	return s.write(ctx, func(tx *tx) error {
+		b := &pgx.Batch{}
+		for _, r := range rows {
+			if table == "blobs" {
+				b.Queue(`INSERT INTO blob_data (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING`, r[1], r[len(r)-1])
+				b.Queue(query, r[:len(r)-1]...)
+				// The index's form differs between backends: the body is indexed again.
+				b.Queue(`INSERT INTO search_pending (blob_id) VALUES ($1)`, r[0])
+				continue
+			}
+			b.Queue(query, r...)
+		}
+		return tx.tx.SendBatch(tx.ctx, b).Close()
+	})
+}
+
+// FinishImport implements store.Importer: the identity sequences continue after the
+// imported IDs, and the UIDVALIDITY sequence after every imported UIDVALIDITY.
+func (s *Store) FinishImport(ctx context.Context) error {
+	return s.write(ctx, func(t *tx) error {
+		for _, name := range identityTables {
+			if _, err := t.exec(`SELECT setval(pg_get_serial_sequence('` + name + `', 'id'), coalesce(max(id), 0) + 1, false) FROM ` + name); err != nil {
+				return err
+			}
+		}
+		_, err := t.exec(`SELECT setval('uidvalidity', greatest((SELECT last_value FROM uidvalidity),
+			(SELECT coalesce(max(uidvalidity), 1) FROM mailboxes)))`)
+		return err
+	})
+}

@@ -1,0 +1,203 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"petrel/internal/store"
+)
+
+// Copying a whole store in and out (store.Exporter, store.Importer): petrel store copy
+// between the embedded and the PostgreSQL store, and the backup of a PostgreSQL store into
+// an embedded store file.
+
+var (
+	_ store.Exporter = (*Store)(nil)
+	_ store.Importer = (*Store)(nil)
+)
+
+// exportQuery selects a copy table's rows in key order (SQLite compares text byte by byte).
+func exportQuery(t store.CopyTable) string {
+	by := " ORDER BY " + strings.Join(t.ColumnNames()[:t.Key], ", ")
+	switch t.Name {
+	case "domain_catch_all":
+		return `SELECT name, catch_all FROM domains WHERE catch_all IS NOT NULL` + by
+	case "blobs":
+		// A body is its first chunk (blobs.data) and the rows of blob_chunks, joined here
+		// and put together by exportBlobs. Bodies listed for the reclaim are gone already.
+		names := t.ColumnNames()
+		for i, n := range names {
+			names[i] = "b." + n
+		}
+		return `SELECT ` + strings.Join(names, ", ") + `, c.data FROM blobs b LEFT JOIN blob_chunks c ON c.blob_id = b.id
+			WHERE b.id NOT IN (SELECT blob_id FROM garbage) ORDER BY b.id, c.seq`
+	}
+	return `SELECT ` + strings.Join(t.ColumnNames(), ", ") + ` FROM ` + t.Name + by
+}
+
+// Export implements store.Exporter: every table is read in one read transaction, which in
+// WAL mode sees the database as of its first read and blocks no writer.
+func (s *Store) Export(ctx context.Context, fn func(table string, row []any) error) error {
+	tx, err := s.rdb.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, t := range store.CopyTables {
+		if err := exportTable(ctx, tx, t, fn); err != nil {
+			return fmt.Errorf("export %s: %w", t.Name, err)
+		}
+	}
+	return tx.Commit()
+}
+
+func exportTable(ctx context.Context, tx *sql.Tx, t store.CopyTable, fn func(table string, row []any) error) error {
+	rows, err := tx.QueryContext(ctx, exportQuery(t))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	n := len(t.Columns)
+	if t.Name == "blobs" {
+		n++ // the chunk after the first
+	}
+	vals := make([]any, n)
+	ptrs := make([]any, n)
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	var blob []any // the body being put together
+	emit := func() error {
+		if blob == nil {
+			return nil
+		}
+		data := blob[len(blob)-1].([]byte)
+		if blob[1] == nil { // stored before digests were kept
+			sum := sha256.Sum256(data)
+			blob[1] = sum[:]
+		}
+		err := fn(t.Name, blob)
+		blob = nil
+		return err
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		if t.Name == "blobs" {
+			if blob != nil && blob[0] == vals[0] {
+				blob[len(blob)-1] = append(blob[len(blob)-1].([]byte), toBytes(vals[n-1])...)
+				continue
+			}
+			if err := emit(); err != nil {
+				return err
+			}
+		}
+		row := make([]any, len(t.Columns))
+		for i, c := range t.Columns {
+			if row[i], err = c.Normalize(vals[i]); err != nil {
+				return err
+			}
+		}
+		if t.Name != "blobs" {
+			if err := fn(t.Name, row); err != nil {
+				return err
+			}
+			continue
+		}
+		data := append([]byte(nil), toBytes(row[len(row)-1])...)
+		row[len(row)-1] = append(data, toBytes(vals[n-1])...)
+		blob = row
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return emit()
+}
+
+func toBytes(v any) []byte {
+	switch v := v.(type) {
+	case []byte:
+		return v
+	case string:
+		return []byte(v)
+	}
+	return nil
+}
+
+// BeginImport implements store.Importer.
+func (s *Store) BeginImport(ctx context.Context) error {
+	var used bool
+	if err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domains) OR EXISTS (SELECT 1 FROM accounts)`).Scan(&used); err != nil {
+		return err
+	}
+	if used {
+		return fmt.Errorf("store: the destination store is not empty: %w", store.ErrExists)
+	}
+	return nil
+}
+
+// ImportRows implements store.Importer: one write request per call.
+func (s *Store) ImportRows(ctx context.Context, table string, rows [][]any) error {
+	t, ok := store.CopyTableNamed(table)
+	if !ok {
+		return fmt.Errorf("store: no table %q in a copy: %w", table, store.ErrInvalid)
+	}
+	names := t.ColumnNames()
+	query := `INSERT INTO ` + table + ` (` + strings.Join(names, ", ") + `) VALUES (?` + strings.Repeat(", ?", len(names)-1) + `)`
+	if table == "domain_catch_all" {
+		query = `UPDATE domains SET catch_all = ?2 WHERE name = ?1`
+	}
+	var size int64
+	for _, r := range rows {
+		for _, v := range r {
+			size += int64(len(toBytes(v)))
+		}
+	}
+	return s.write(ctx, size, func(tx *tx) error {
+		for _, r := range rows {
+			if table == "blobs" {
+				if err := tx.importBlob(query, r); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := tx.exec(query, r...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// importBlob writes a body as Deliver does: the first chunk in the blobs row, the rest in
+// blob_chunks; and lists it for the full-text index, whose form differs between backends.
+func (t *tx) importBlob(query string, r []any) error {
+	data := toBytes(r[len(r)-1])
+	row := append([]any(nil), r...)
+	row[len(row)-1] = data[:min(blobChunkSize, len(data))]
+	if _, err := t.exec(query, row...); err != nil {
+		return err
+	}
+	for seq, off := 1, blobChunkSize; off < len(data); seq, off = seq+1, off+blobChunkSize {
+		if _, err := t.exec(`INSERT INTO blob_chunks (blob_id, seq, data) VALUES (?, ?, ?)`, r[0], seq, data[off:min(off+blobChunkSize, len(data))]); err != nil {
+			return err
+		}
+	}
+	_, err := t.exec(`INSERT INTO search_pending (blob_id) VALUES (?)`, r[0])
+	return err
+}
+
+// FinishImport implements store.Importer: the UIDVALIDITY counter continues after every
+// imported UIDVALIDITY (AUTOINCREMENT already continues after the imported IDs). The
+// bodies listed for the index are indexed once the store is opened again (Unindexed).
+func (s *Store) FinishImport(ctx context.Context) error {
+	return s.write(ctx, 0, func(t *tx) error {
+		_, err := t.exec(`UPDATE counters SET value = max(value, (SELECT coalesce(max(uidvalidity), 0) FROM mailboxes))
+			WHERE name = 'uidvalidity'`)
+		return err
+	})
+}
