@@ -53,8 +53,14 @@ func runAppOut(t *testing.T) (*App, *http.Client, string) {
 // returned nil), and returns it with what its start printed.
 func runConfig(t *testing.T, cfg *config.Config) (*App, string) {
 	t.Helper()
+	return runConfigLog(t, cfg, slog.New(slog.DiscardHandler))
+}
+
+// runConfigLog is runConfig with the instance logging to log.
+func runConfigLog(t *testing.T, cfg *config.Config, log *slog.Logger) (*App, string) {
+	t.Helper()
 	var out bytes.Buffer
-	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), &out)
+	a, err := New(context.Background(), cfg, log, &out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"petrel/internal/lib/connid"
 	"strconv"
 	"strings"
 	"time"
@@ -112,6 +113,9 @@ func New(cfg Config, h http.Handler, log *slog.Logger) *Server {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		// Failed handshakes and broken clients are routine on a public port: debug level.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// Every request of a connection carries the connection's id for the handlers' logs
+		// (lib/connid), as every mail session's lines do.
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context { return connid.With(ctx, connid.New()) },
 	}
 	if cfg.TLS != nil {
 		// A clone: net/http appends "h2" and "http/1.1" to the NextProtos of the config it is

@@ -102,7 +102,7 @@ func (wm *Webmail) isAdmin(r *http.Request, ses *session) bool {
 	}
 	ok, err := wm.admins.IsAdmin(r.Context(), ses.account.ID)
 	if err != nil && !errors.Is(err, context.Canceled) {
-		wm.log.Warn("webmail: admin check failed", "user", ses.account.Address, "err", err)
+		wm.logFor(r).Warn("webmail: admin check failed", "user", ses.account.Address, "err", err)
 	}
 	return err == nil && ok
 }
@@ -111,7 +111,7 @@ func (wm *Webmail) isAdmin(r *http.Request, ses *session) bool {
 func (wm *Webmail) adminOnly(h func(http.ResponseWriter, *http.Request, *session)) http.Handler {
 	return wm.authed(func(w http.ResponseWriter, r *http.Request, ses *session) {
 		if !wm.isAdmin(r, ses) {
-			wm.log.Info("webmail: admin page refused", "user", ses.account.Address, "path", r.URL.Path)
+			wm.logFor(r).Info("webmail: admin page refused", "user", ses.account.Address, "path", r.URL.Path)
 			http.Error(w, "403 this account is not an admin", http.StatusForbidden)
 			return
 		}
@@ -165,7 +165,7 @@ func (wm *Webmail) adminRun(w http.ResponseWriter, r *http.Request, ses *session
 	if err != nil {
 		out += "error: " + err.Error()
 	}
-	wm.log.Info("webmail: admin action", "user", ses.account.Address, "command", strings.Join(args[:min(2, len(args))], " "), "ok", err == nil)
+	wm.logFor(r).Info("webmail: admin action", "user", ses.account.Address, "command", strings.Join(args[:min(2, len(args))], " "), "ok", err == nil)
 	if err == nil && (name == "account-passwd" || name == "account-del") {
 		// A new password or a deleted account ends the account's web sessions too.
 		wm.revokeAddress(r.Context(), v["address"])

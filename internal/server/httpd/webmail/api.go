@@ -35,7 +35,7 @@ func (wm *Webmail) storeError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, store.ErrExists):
 		apiError(w, http.StatusConflict, "already exists")
 	default:
-		wm.log.Error("webmail: store error", "path", r.URL.Path, "err", err)
+		wm.logFor(r).Error("webmail: store error", "path", r.URL.Path, "err", err)
 		apiError(w, http.StatusInternalServerError, "internal error")
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"net/netip"
 	"time"
 
+	"petrel/internal/lib/connid"
 	"petrel/internal/store"
 )
 
@@ -109,6 +110,13 @@ func New(cfg Config, st Store, au Authenticator, sub Submitter, log *slog.Logger
 	}
 	return &Webmail{cfg: cfg, st: st, auth: au, submit: sub, log: log,
 		Sessions: NewSessions(cfg.SessionIdle, cfg.SessionMax, cfg.Now)}
+}
+
+// logFor is the log of one request: with the id of its connection ("conn"), which the
+// listener gives every connection (httpd.Server), so that one browser connection's lines,
+// and the SMTP submission's, can be found together.
+func (wm *Webmail) logFor(r *http.Request) *slog.Logger {
+	return wm.log.With("conn", connid.From(r.Context()))
 }
 
 // Mux is where Register adds its routes (an http.ServeMux).
