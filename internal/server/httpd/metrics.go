@@ -29,6 +29,10 @@ type Metrics struct {
 	delivery   prometheus.Histogram
 	commit     prometheus.Histogram
 	batch      prometheus.Histogram
+	tlsOK      *prometheus.CounterVec // by listener and version (tlsmetrics.go)
+	tlsFail    *prometheus.CounterVec // by listener
+	queue      *prometheus.CounterVec // outbound attempts by result (queue.go)
+	dsns       *prometheus.CounterVec // delivery status notifications by action
 }
 
 // latencyBuckets span a fast commit (a fraction of a millisecond) to a stuck disk.
@@ -63,8 +67,21 @@ func NewMetrics() *Metrics {
 			Name: "petrel_store_commit_requests", Help: "Write requests per store commit (group commit).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 .. 256
 		}),
+		tlsOK: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "petrel_tls_handshakes_total", Help: "TLS handshakes the server completed, by listener and protocol version (resumptions included).",
+		}, []string{"listener", "version"}),
+		tlsFail: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "petrel_tls_handshake_failures_total", Help: "TLS handshakes the server refused or lost after the client's hello (version, cipher suites, ALPN, a client gone), by listener.",
+		}, []string{"listener"}),
+		queue: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "petrel_queue_attempts_total",
+			Help: "Outbound delivery attempts per recipient, by result (delivered, deferred, bounced: refused for good, expired: gave up).",
+		}, []string{"result"}),
+		dsns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "petrel_queue_dsns_total", Help: "Delivery status notifications sent by the queue, by action (failed, delayed, delivered, relayed).",
+		}, []string{"action"}),
 	}
-	m.reg.MustRegister(m.auth, m.commands, m.smtp, m.deliveries, m.delivery, m.commit, m.batch,
+	m.reg.MustRegister(m.auth, m.commands, m.smtp, m.deliveries, m.delivery, m.commit, m.batch, m.tlsOK, m.tlsFail, m.queue, m.dsns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -215,4 +232,57 @@ func (a MetricsAccess) admits(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// Attempt counts one outbound recipient's attempt by result (queue.Metrics).
+func (m *Metrics) Attempt(result string) { m.queue.WithLabelValues(result).Inc() }
+
+// DSN counts a delivery status notification the queue sent (queue.Metrics).
+func (m *Metrics) DSN(action string) { m.dsns.WithLabelValues(action).Inc() }
+
+// QueueStats is the outbound queue's size at one moment.
+type QueueStats struct {
+	Messages, Recipients int
+	Oldest               time.Time // the oldest entry's creation; zero when empty
+}
+
+// queueStatsEvery bounds how often a scrape reads the queue: reading it lists every entry,
+// and a scraper, a dashboard and a second scraper should not each pay for it.
+const queueStatsEvery = 10 * time.Second
+
+// Queue publishes the outbound queue's size (messages, recipients, age of the oldest),
+// read when scraped, at most every queueStatsEvery; a failed read keeps the last values.
+func (m *Metrics) Queue(read func() (QueueStats, error)) {
+	var (
+		mu   sync.Mutex
+		last QueueStats
+		at   time.Time
+	)
+	get := func() QueueStats {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) >= queueStatsEvery {
+			if s, err := read(); err == nil {
+				last = s
+			}
+			at = time.Now()
+		}
+		return last
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "petrel_queue_messages", Help: "Messages in the outbound queue.",
+		}, func() float64 { return float64(get().Messages) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "petrel_queue_recipients", Help: "Recipients waiting in the outbound queue.",
+		}, func() float64 { return float64(get().Recipients) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "petrel_queue_oldest_seconds", Help: "Age of the oldest message in the outbound queue (0: empty).",
+		}, func() float64 {
+			if o := get().Oldest; !o.IsZero() {
+				return time.Since(o).Seconds()
+			}
+			return 0
+		}),
+	)
 }
