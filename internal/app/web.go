@@ -56,6 +56,7 @@ func (a *App) webRoutes(au webmail.Authenticator, sub webmail.Submitter) *httpd.
 		(&httpd.MTASTS{Policy: policy, Domains: a.store, Log: log}).Register(mux)
 	}
 	a.webmail = webmail.New(webmail.Config{MaxUpload: a.cfg.HTTP.MaxUpload}, a.store, au, sub, log.With("component", "webmail"))
+	a.webmail.SetLive(func() (any, error) { return a.metrics.Live() })
 	a.webmail.Register(mux)
 	return mux
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics is the Prometheus registry of one Petrel instance (series named petrel_*): what
@@ -285,4 +286,53 @@ func (m *Metrics) Queue(read func() (QueueStats, error)) {
 			return 0
 		}),
 	)
+}
+
+// Live is what the admin dashboard shows and refreshes: read from the registry, so the
+// page and a Prometheus scrape never disagree.
+type Live struct {
+	Connections   map[string]int     `json:"connections"`    // open now, by listener
+	Deliveries    float64            `json:"deliveries"`     // received messages committed since the start
+	Failures      float64            `json:"failures"`       // deliveries that failed at commit
+	QueueMessages float64            `json:"queue_messages"` // messages in the outbound queue
+	QueueOldest   float64            `json:"queue_oldest"`   // age of the oldest, seconds
+	Outbound      map[string]float64 `json:"outbound"`       // outbound attempts by result
+}
+
+// Live reads the dashboard's figures from the registry now.
+func (m *Metrics) Live() (Live, error) {
+	fams, err := m.reg.Gather()
+	if err != nil {
+		return Live{}, err
+	}
+	l := Live{Connections: map[string]int{}, Outbound: map[string]float64{}}
+	label := func(mt *dto.Metric, name string) string {
+		for _, lp := range mt.GetLabel() {
+			if lp.GetName() == name {
+				return lp.GetValue()
+			}
+		}
+		return ""
+	}
+	for _, f := range fams {
+		for _, mt := range f.GetMetric() {
+			switch f.GetName() {
+			case "petrel_connections_open":
+				l.Connections[label(mt, "listener")] = int(mt.GetGauge().GetValue())
+			case "petrel_deliveries_total":
+				if label(mt, "result") == "ok" {
+					l.Deliveries = mt.GetCounter().GetValue()
+				} else {
+					l.Failures += mt.GetCounter().GetValue()
+				}
+			case "petrel_queue_messages":
+				l.QueueMessages = mt.GetGauge().GetValue()
+			case "petrel_queue_oldest_seconds":
+				l.QueueOldest = mt.GetGauge().GetValue()
+			case "petrel_queue_attempts_total":
+				l.Outbound[label(mt, "result")] = mt.GetCounter().GetValue()
+			}
+		}
+	}
+	return l, nil
 }

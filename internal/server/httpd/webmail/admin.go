@@ -17,6 +17,30 @@ type Admins interface {
 	IsAdmin(ctx context.Context, accountID int64) (bool, error)
 }
 
+// LiveFunc reads the dashboard's live figures (open connections by listener, deliveries,
+// the queue) now; app passes the metrics registry's reader, so the page shows what a
+// Prometheus scrape would.
+type LiveFunc func() (any, error)
+
+// SetLive gives the admin dashboard its live panels (GET /admin/live, polled by the page).
+// Call it before serving.
+func (wm *Webmail) SetLive(f LiveFunc) { wm.live = f }
+
+// adminLive answers the live figures as JSON, with the web sessions open now.
+func (wm *Webmail) adminLive(w http.ResponseWriter, r *http.Request, ses *session) {
+	if wm.live == nil {
+		apiError(w, http.StatusNotFound, "no live figures on this server")
+		return
+	}
+	v, err := wm.live()
+	if err != nil {
+		wm.logFor(r).Warn("webmail: reading live figures", "err", err)
+		apiError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	writeJSON(w, map[string]any{"time": wm.cfg.Now().UTC(), "web_sessions": wm.Sessions.Count(), "live": v})
+}
+
 // SetAdmin turns the admin pages on: adm says who is an admin (checked at every request,
 // so `petrel account admin ADDRESS off` takes effect at once), run runs the commands.
 // Call it before serving.

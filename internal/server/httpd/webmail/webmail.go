@@ -86,6 +86,7 @@ type Webmail struct {
 	Sessions *Sessions
 	admins   Admins     // nil: no admin pages (SetAdmin)
 	manage   ManageFunc // runs a management command for the admin pages
+	live     LiveFunc   // the dashboard's live figures; nil: none (SetLive)
 }
 
 //go:embed static
@@ -151,6 +152,7 @@ func (w *Webmail) Register(mux Mux) {
 	// user's session meets a 403, not a 404 that looks like a missing page.
 	mux.Handle("GET /admin/{$}", w.adminOnly(w.adminIndex))
 	mux.Handle("POST /admin/run", w.adminOnly(w.adminRun))
+	mux.Handle("GET /admin/live", w.adminOnly(w.adminLive))
 }
 
 // staticHandler serves the embedded files with a cache header; the files are part of the
