@@ -396,6 +396,8 @@ func (a *App) prepare(ctx context.Context) error {
 	// config hands each handshake a copy of this one (httpd.Metrics.TLS).
 	webTLS = a.metrics.TLS("https", withALPN(webTLS, "h2", "http/1.1"))
 	web, webs := a.webServers(a.webRoutes(au, sub), webTLS)
+	web.OnShutdown(a.webmail.CloseStreams) // event streams taken over from net/http
+	webs.OnShutdown(a.webmail.CloseStreams)
 	add("http", web, busyLine("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
 	add("https", webs, nil)
 	return nil

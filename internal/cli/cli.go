@@ -69,6 +69,7 @@ func commands() []command {
 	cs = append(cs, migrateCommands()...)
 	cs = append(cs, quickstartCommands()...)
 	cs = append(cs, junkCommands()...)
+	cs = append(cs, webmailCommands()...)
 	return cs
 }
 

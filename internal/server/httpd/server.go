@@ -141,6 +141,10 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
+// OnShutdown registers f to run when Shutdown begins: for connections a handler took over
+// (webmail event streams), which net/http no longer tracks.
+func (s *Server) OnShutdown(f func()) { s.srv.RegisterOnShutdown(f) }
+
 // Shutdown stops accepting, closes idle connections, and waits for requests in flight until
 // ctx ends; then it closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {

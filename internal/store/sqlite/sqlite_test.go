@@ -641,3 +641,7 @@ func TestMultiAppend(t *testing.T) {
 func TestAdmins(t *testing.T) {
 	storetest.RunAdmins(t, openTemp(t, Options{}))
 }
+
+func TestWebSessions(t *testing.T) {
+	storetest.RunWebSessions(t, openTemp(t, Options{}))
+}

@@ -93,7 +93,12 @@ func (wm *Webmail) login(w http.ResponseWriter, r *http.Request) {
 		wm.loginForm(w, r, user, msg, code)
 		return
 	}
-	tok, _ := wm.Sessions.create(acct, remoteAddr(r))
+	tok, _, err := wm.Sessions.create(acct, remoteAddr(r))
+	if err != nil {
+		wm.logFor(r).Error("webmail: recording a session failed", "user", acct.Address, "err", err)
+		wm.loginForm(w, r, user, "Login is not possible right now. Please try again later.", http.StatusServiceUnavailable)
+		return
+	}
 	setCookie(w, r, sessionCookieName(r), tok, int(wm.cfg.SessionMax.Seconds()))
 	setCookie(w, r, loginCookieName(r), "", -1)
 	wm.logFor(r).Info("webmail login", "user", acct.Address, "ip", remoteAddr(r))

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"petrel/internal/lib/connid"
@@ -87,6 +88,9 @@ type Webmail struct {
 	admins   Admins     // nil: no admin pages (SetAdmin)
 	manage   ManageFunc // runs a management command for the admin pages
 	live     LiveFunc   // the dashboard's live figures; nil: none (SetLive)
+
+	streamsMu   sync.Mutex
+	streamsStop chan struct{} // closed by CloseStreams: taken-over event streams end (events.go)
 }
 
 //go:embed static
