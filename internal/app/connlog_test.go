@@ -2,7 +2,6 @@ package app
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,30 +9,16 @@ import (
 	"net/http"
 	"net/smtp"
 	"net/url"
+	"petrel/internal/mailtest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-// syncBuffer is a log destination that the servers' goroutines write while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// lines are the JSON log records written so far.
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// logRecords are the JSON log records written to buf so far.
+func logRecords(t *testing.T, buf *mailtest.SyncBuffer) []map[string]any {
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		if l == "" {
 			continue
 		}
@@ -50,7 +35,7 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 // connection's lines share it and different connections' differ, so that grepping for one
 // id finds one connection.
 func TestConnectionIDsInLogs(t *testing.T) {
-	var buf syncBuffer
+	var buf mailtest.SyncBuffer
 	a, printed := runConfigLog(t, devConfig(t.TempDir()), slog.New(slog.NewJSONHandler(&buf, nil)))
 	_, pw, _ := strings.Cut(printed, "created account dev@example.test with password ")
 	pw, _, _ = strings.Cut(pw, " ")
@@ -115,7 +100,7 @@ func TestConnectionIDsInLogs(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		byMsg = map[string][]string{}
-		for _, l := range buf.lines(t) {
+		for _, l := range logRecords(t, &buf) {
 			msg, _ := l["msg"].(string)
 			for _, w := range want {
 				if strings.HasPrefix(msg, w) {
@@ -128,7 +113,7 @@ func TestConnectionIDsInLogs(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("log lines after 60 s: %v\n%s", byMsg, buf.b.String())
+			t.Fatalf("log lines after 60 s: %v\n%s", byMsg, buf.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
