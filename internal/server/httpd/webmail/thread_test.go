@@ -93,3 +93,26 @@ func TestThreadsInPage(t *testing.T) {
 		t.Errorf("thread keys %v", keys)
 	}
 }
+
+// FuzzThreadKeys: header values from the network never crash the threading, and every
+// message gets a key.
+func FuzzThreadKeys(f *testing.F) {
+	f.Add("<a@x>", "<a@x> <b@y>", "Re: [list] Fwd: hello (fwd)", "hello")
+	f.Add("", "<", "[", "re:re:")
+	f.Fuzz(func(t *testing.T, inReplyTo, references, subject1, subject2 string) {
+		items := []threadItem{
+			{messageID: "m1", inReplyTo: msgIDs(inReplyTo), references: msgIDs(references), subject: subject1},
+			{messageID: "m2", subject: subject2},
+			{subject: subject1},
+		}
+		keys := threadKeys(items)
+		if len(keys) != len(items) {
+			t.Fatalf("%d keys for %d items", len(keys), len(items))
+		}
+		for i, k := range keys {
+			if k == "" {
+				t.Errorf("item %d without a key", i)
+			}
+		}
+	})
+}
