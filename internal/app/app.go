@@ -206,6 +206,7 @@ func (a *App) create(ctx context.Context, writeDevCert func() error) error {
 		return fmt.Errorf("open store in %s: %w", cfg.Data, err)
 	}
 	a.store = st
+	a.metrics.Queue(a.queueStats)
 	if err := a.prepare(ctx); err != nil {
 		st.Close()
 		return err
@@ -283,7 +284,7 @@ func (a *App) prepare(ctx context.Context) error {
 			Metrics:           a.metrics.Listener(name),
 			Hostname:          cfg.Hostname,
 			Role:              role,
-			TLS:               tlsConf,
+			TLS:               a.metrics.TLS(name, tlsConf),
 			ImplicitTLS:       implicit,
 			AllowInsecureAuth: cfg.SMTP.AllowInsecureAuth,
 			MaxMessageBytes:   cfg.SMTP.MaxMessageBytes,
@@ -304,7 +305,7 @@ func (a *App) prepare(ctx context.Context) error {
 		return pop3d.Config{
 			Metrics:            a.metrics.Listener(name),
 			Hostname:           cfg.Hostname,
-			TLS:                withALPN(tlsConf, "pop3"), // RFC 2595 (IANA ALPN registry)
+			TLS:                a.metrics.TLS(name, withALPN(tlsConf, "pop3")), // RFC 2595 (IANA ALPN registry)
 			ImplicitTLS:        implicit,
 			AllowPlaintextAuth: cfg.POP3.AllowPlaintextAuth,
 			IdleTimeout:        cfg.POP3.IdleTimeout.Duration,
@@ -321,7 +322,7 @@ func (a *App) prepare(ctx context.Context) error {
 		return imapd.Config{
 			Metrics:            a.metrics.Listener(name),
 			Hostname:           cfg.Hostname,
-			TLS:                withALPN(tlsConf, "imap"), // RFC 9051 (IANA ALPN registry)
+			TLS:                a.metrics.TLS(name, withALPN(tlsConf, "imap")), // RFC 9051 (IANA ALPN registry)
 			ImplicitTLS:        implicit,
 			AllowPlaintextAuth: cfg.IMAP.AllowPlaintextAuth,
 			IdleTimeout:        cfg.IMAP.IdleTimeout.Duration,
@@ -375,7 +376,7 @@ func (a *App) prepare(ctx context.Context) error {
 	if sv, ok := a.store.(managesieve.Store); ok {
 		ms := managesieve.New(managesieve.Config{
 			Hostname:           cfg.Hostname,
-			TLS:                tlsConf,
+			TLS:                a.metrics.TLS("managesieve", tlsConf),
 			AllowPlaintextAuth: cfg.ManageSieve.AllowPlaintextAuth,
 			IdleTimeout:        cfg.ManageSieve.IdleTimeout.Duration,
 			CommandTimeout:     cfg.ManageSieve.CommandTimeout.Duration,
@@ -392,7 +393,12 @@ func (a *App) prepare(ctx context.Context) error {
 	if a.acme != nil {
 		webTLS = a.acme.TLSConfig(tlsConf) // TLS-ALPN-01 is answered on the HTTPS listener
 	}
+	// The protocols net/http would add to its own copy are named here: the counting
+	// config hands each handshake a copy of this one (httpd.Metrics.TLS).
+	webTLS = a.metrics.TLS("https", withALPN(webTLS, "h2", "http/1.1"))
 	web, webs := a.webServers(a.webRoutes(au, sub), webTLS)
+	web.OnShutdown(a.webmail.CloseStreams) // event streams taken over from net/http
+	webs.OnShutdown(a.webmail.CloseStreams)
 	add("http", web, busyLine("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
 	add("https", webs, nil)
 	return nil

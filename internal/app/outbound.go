@@ -13,8 +13,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"petrel/internal/lib/safefile"
+	"petrel/internal/server/httpd"
 
 	"petrel/internal/mail/deliver"
 	"petrel/internal/mail/msgauth"
@@ -82,6 +84,7 @@ func (a *App) newQueue(dl *deliver.Deliverer) (*queue.Queue, error) {
 		PerDomain:             o.PerDomain,
 		MessagesPerConnection: o.MessagesPerConnection,
 		AttemptTimeout:        o.AttemptTimeout.Duration,
+		Metrics:               a.metrics,
 	}, a.store, smtpclient.New(ccfg), dl, a.log.With("component", "queue"))
 	var signer deliver.Signer
 	if o.DKIMSign {
@@ -137,4 +140,24 @@ func runQueue(ctx context.Context, q *queue.Queue, a *App) (wait func()) {
 		}
 	}()
 	return func() { <-done }
+}
+
+// queueStats is the outbound queue's size for the metrics: the store's own listing (what
+// `petrel queue list` shows), read at most every few seconds by httpd.Metrics.Queue.
+func (a *App) queueStats() (httpd.QueueStats, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	es, err := a.store.Entries(ctx)
+	if err != nil {
+		return httpd.QueueStats{}, err
+	}
+	var s httpd.QueueStats
+	for _, e := range es {
+		s.Messages++
+		s.Recipients += len(e.Recipients)
+		if s.Oldest.IsZero() || e.Created.Before(s.Oldest) {
+			s.Oldest = e.Created
+		}
+	}
+	return s, nil
 }

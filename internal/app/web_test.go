@@ -53,8 +53,14 @@ func runAppOut(t *testing.T) (*App, *http.Client, string) {
 // returned nil), and returns it with what its start printed.
 func runConfig(t *testing.T, cfg *config.Config) (*App, string) {
 	t.Helper()
+	return runConfigLog(t, cfg, slog.New(slog.DiscardHandler))
+}
+
+// runConfigLog is runConfig with the instance logging to log.
+func runConfigLog(t *testing.T, cfg *config.Config, log *slog.Logger) (*App, string) {
+	t.Helper()
 	var out bytes.Buffer
-	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), &out)
+	a, err := New(context.Background(), cfg, log, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,15 +348,35 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		t.Fatalf("AUTH with a wrong password: %v, want 535", err)
 	}
 
-	resp, err := c.Get("http://" + a.addr(t, "http") + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	// Two handshakes the server refuses: a client that speaks only TLS 1.1 and one that
+	// wants another protocol than IMAP (ALPN, the ALPACA defence).
+	for _, bad := range []*tls.Config{
+		{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11},
+		{RootCAs: pool, ServerName: "localhost", NextProtos: []string{"h2"}},
+	} {
+		if bc, err := tls.Dial("tcp", a.addr(t, "imaps"), bad); err == nil {
+			bc.Close()
+			t.Fatalf("a handshake the server should refuse succeeded: %+v", bad)
+		}
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("scrape: %d", resp.StatusCode)
+
+	scrape := func() map[string]float64 {
+		resp, err := c.Get("http://" + a.addr(t, "http") + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("scrape: %d", resp.StatusCode)
+		}
+		return mailtest.Scrape(t, resp.Body)
 	}
-	got := mailtest.Scrape(t, resp.Body)
+	// The server sees the failed handshake end after the client has given up: wait for it.
+	got := scrape()
+	for deadline := time.Now().Add(30 * time.Second); got[`petrel_tls_handshake_failures_total{listener="imaps"}`] < 2 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		got = scrape()
+	}
 	for series, want := range map[string]float64{
 		`petrel_smtp_replies_total{code="2.0.0",listener="smtp",stage="data"}`: 3,
 		`petrel_smtp_replies_total{code="5.1.1",listener="smtp",stage="rcpt"}`: 1,
@@ -370,6 +396,13 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		`petrel_commands_total{command="LOGOUT",listener="imaps"}`:             1,
 		`petrel_auth_total{listener="submission",result="failure"}`:            1,
 		`petrel_connections_total{listener="submission"}`:                      1,
+		`petrel_tls_handshakes_total{listener="pop3s",version="TLS1.3"}`:       1,
+		`petrel_tls_handshakes_total{listener="imaps",version="TLS1.3"}`:       1,
+		`petrel_tls_handshakes_total{listener="submission",version="TLS1.3"}`:  1,
+		`petrel_tls_handshake_failures_total{listener="imaps"}`:                2,
+		`petrel_tls_handshake_failures_total{listener="pop3s"}`:                0,
+		`petrel_queue_messages`:                                                0,
+		`petrel_queue_recipients`:                                              0,
 	} {
 		if got[series] != want {
 			t.Errorf("%s = %v, want %v", series, got[series], want)

@@ -74,6 +74,7 @@ func commands() []command {
 	cs = append(cs, storeCommands()...)
 	cs = append(cs, quickstartCommands()...)
 	cs = append(cs, junkCommands()...)
+	cs = append(cs, webmailCommands()...)
 	return cs
 }
 

@@ -256,7 +256,6 @@ type instance struct {
 	exitErr error         // valid once done is closed
 	stopped bool          // we stopped it on purpose (kill, stop); no complaint at cleanup
 
-	postgres bool // [store] backend = "postgres"
 }
 
 // options adjust the generated config: lines per TOML table ("" is the top level). A line
@@ -283,9 +282,6 @@ func newInstance(t *testing.T, opts options) *instance {
 		config:   filepath.Join(dir, "petrel.toml"),
 		certFile: filepath.Join(dir, "cert.pem"),
 		keyFile:  filepath.Join(dir, "key.pem"),
-	}
-	for _, l := range opts["store"] {
-		in.postgres = in.postgres || strings.Contains(l, `"postgres"`)
 	}
 	in.certFP = ca.leaf(t, in.certFile, in.keyFile)
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }

@@ -10,7 +10,8 @@ import (
 // TestSieveOnPostgresNodes: with the PostgreSQL store, ManageSieve is served and Sieve runs
 // at delivery; a script stored through one node files the mail another node accepts.
 func TestSieveOnPostgresNodes(t *testing.T) {
-	a, b := postgresNodes(t)
+	nodes := postgresNodes(t, 2)
+	a, b := nodes[0], nodes[1]
 	a.addAccount("alice@example.test", "password-alice")
 
 	// ManageSieve answers on B (RFC 5804 §1.7: capabilities, then OK).

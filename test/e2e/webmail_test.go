@@ -94,7 +94,6 @@ func (e *evilServer) got() []string {
 
 func TestWebmailBrowser(t *testing.T) {
 	requireTools(t, "chromium", "python3")
-	chromium, _ := exec.LookPath("chromium")
 	in := startInstance(t, options{"http": {"redirect_https = false"}})
 	in.addAccount("alice@example.test", "alice-password")
 	in.addAccount("bob@example.test", "bob-password")
@@ -123,91 +122,9 @@ Content-Type: text/html; charset=utf-8
 	deliverSMTP(t, in.SMTP, "dave@elsewhere.example", "alice@example.test", "Subject: lunch\r\nFrom: dave@elsewhere.example\r\nTo: alice@example.test\r\n\r\nSoup today.\r\n")
 	deliverSMTP(t, in.SMTP, "mallory@evil.example", "alice@example.test", strings.ReplaceAll(hostile, "\n", "\r\n"))
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 860), chromedp.Flag("disable-dev-shm-usage", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	defer cancelCtx()
-	var dialogs []string
-	var dmu sync.Mutex
-	if err := chromedp.Listen(ctx, func(ev any) {
-		if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
-			dmu.Lock()
-			dialogs = append(dialogs, d.Message)
-			dmu.Unlock()
-			go chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
-		}
-	}); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	dir := screenshots(t)
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			buf, err := chromedp.CaptureScreenshot()(ctx, tg)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644)
-		})
-	}
-	must := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		// Each step has its own bound (the browser's context must have none: it would
-		// stop the browser).
-		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			// What the page showed, for the log: a failed step is otherwise a bare timeout.
-			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			loc, _ := chromedp.Run(sctx, chromedp.Location())
-			text, _ := chromedp.Run(sctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ''`))
-			chromedp.Do(sctx, shot("failed"))
-			t.Fatalf("%s: %v\npage %s:\n%s", what, err, loc, tail(text, 40))
-		}
-	}
-	// eval runs a script for its effect; evalTo returns its value.
-	eval := func(js string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := chromedp.Evaluate[any](js)(ctx, tg)
-			return err
-		})
-	}
-	// poll waits until a script's value is true (the page updates itself). A poll that a
-	// navigation interrupts (a form just submitted) starts again on the new page.
-	poll := func(js string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			for {
-				_, err := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(30*time.Second))(ctx, tg)
-				if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "navigated") && !strings.Contains(err.Error(), "Cannot find context") {
-					return err
-				}
-			}
-		})
-	}
-	login := func(user, pass string) {
-		t.Helper()
-		must("log in as "+user,
-			chromedp.Navigate(base+"/"),
-			chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
-			chromedp.SendKeys(chromedp.CSS(`input[name=username]`), user),
-			chromedp.SendKeys(chromedp.CSS(`input[name=password]`), pass),
-			chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-			chromedp.WaitVisible(chromedp.CSS(`#folder-list li`)),
-		)
-	}
-	// clickItem clicks the first element of sel whose text has text, in one script: the
-	// page re-renders its lists on live updates, so a node found by one protocol call may be
-	// gone by the next.
-	clickItem := func(sel, text string) chromedp.Action[chromedp.Void] {
-		return poll(fmt.Sprintf(`(() => { const el = [...document.querySelectorAll(%q)].find(e => e.textContent.includes(%q)); if (!el) return false; el.click(); return true; })()`, sel, text))
-	}
-	// waitText polls the page's text of sel until it contains want (the page updates itself).
-	waitText := func(what, sel, want string) {
-		t.Helper()
-		must(what, poll(fmt.Sprintf(`!!(document.querySelector(%q) && document.querySelector(%q).textContent.includes(%q))`, sel, sel, want)))
-	}
+	bp := startBrowser(t, base, chromedp.WindowSize(1280, 860))
+	ctx, dir := bp.ctx, bp.dir
+	must, eval, poll, shot, login, clickItem, waitText := bp.must, bp.eval, bp.poll, bp.shot, bp.login, bp.clickItem, bp.waitText
 
 	must("login page", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)), shot("login"))
 	login("alice@example.test", "alice-password")
@@ -260,11 +177,9 @@ Content-Type: text/html; charset=utf-8
 			t.Errorf("the hostile message made a request to %s", p)
 		}
 	}
-	dmu.Lock()
-	if len(dialogs) > 0 {
-		t.Errorf("the hostile message opened dialogs: %q", dialogs)
+	if d := bp.dialogs(); len(d) > 0 {
+		t.Errorf("the hostile message opened dialogs: %q", d)
 	}
-	dmu.Unlock()
 
 	// Compose and send to bob.
 	must("compose", chromedp.Click(chromedp.CSS(`#compose-btn`)), chromedp.WaitVisible(chromedp.CSS(`#c-to`)),
@@ -358,4 +273,135 @@ Content-Type: text/html; charset=utf-8
 func deliverSMTP(t *testing.T, addr, from, to, msg string) {
 	t.Helper()
 	pySend(t, addr, "plain", "", "", from, []string{to}, []byte(msg))
+}
+
+// browserPage is one headless Chromium with one tab on the webmail, and the steps the
+// browser tests are written in.
+type browserPage struct {
+	t    *testing.T
+	ctx  context.Context
+	base string // the webmail's URL
+	dir  string // where screenshots go
+
+	mu   sync.Mutex
+	seen []string // messages of the JavaScript dialogs the page opened
+}
+
+// startBrowser starts Chromium (stopped when the test ends) with extra allocator options
+// (the window size).
+func startBrowser(t *testing.T, base string, extra ...chromedp.ExecAllocatorOption) *browserPage {
+	chromium, _ := exec.LookPath("chromium")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true))
+	opts = append(opts, extra...)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(cancelCtx)
+	bp := &browserPage{t: t, ctx: ctx, base: base, dir: screenshots(t)}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			bp.mu.Lock()
+			bp.seen = append(bp.seen, d.Message)
+			bp.mu.Unlock()
+			go chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}
+	}); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return bp
+}
+
+func (bp *browserPage) dialogs() []string {
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	return append([]string(nil), bp.seen...)
+}
+
+// shot saves a screenshot of the page as name.png.
+func (bp *browserPage) shot(name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		buf, err := chromedp.CaptureScreenshot()(ctx, tg)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(bp.dir, name+".png"), buf, 0o644)
+	})
+}
+
+// must runs the steps or fails the test with what the page showed.
+func (bp *browserPage) must(what string, actions ...chromedp.Action[chromedp.Void]) {
+	bp.t.Helper()
+	// Each step has its own bound (the browser's context must have none: it would stop
+	// the browser).
+	sctx, cancel := context.WithTimeout(bp.ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		// What the page showed, for the log: a failed step is otherwise a bare timeout.
+		sctx, cancel := context.WithTimeout(bp.ctx, 10*time.Second)
+		defer cancel()
+		loc, _ := chromedp.Run(sctx, chromedp.Location())
+		text, _ := chromedp.Run(sctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ''`))
+		chromedp.Do(sctx, bp.shot("failed"))
+		bp.t.Fatalf("%s: %v\npage %s:\n%s", what, err, loc, tail(text, 40))
+	}
+}
+
+// eval runs a script for its effect.
+func (bp *browserPage) eval(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](js)(ctx, tg)
+		return err
+	})
+}
+
+// value returns a script's value.
+func evalTo[T any](bp *browserPage, js string) T {
+	bp.t.Helper()
+	sctx, cancel := context.WithTimeout(bp.ctx, time.Minute)
+	defer cancel()
+	v, err := chromedp.Run(sctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		bp.t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
+// poll waits until a script's value is true (the page updates itself). A poll that a
+// navigation interrupts (a form just submitted) starts again on the new page.
+func (bp *browserPage) poll(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for {
+			_, err := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(30*time.Second))(ctx, tg)
+			if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "navigated") && !strings.Contains(err.Error(), "Cannot find context") {
+				return err
+			}
+		}
+	})
+}
+
+func (bp *browserPage) login(user, pass string) {
+	bp.t.Helper()
+	bp.must("log in as "+user,
+		chromedp.Navigate(bp.base+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), user),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), pass),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		// Ready, not visible: on a phone-sized screen the folder pane is hidden.
+		chromedp.WaitReady(chromedp.CSS(`#folder-list li`)),
+	)
+}
+
+// clickItem clicks the first element of sel whose text has text, in one script: the page
+// re-renders its lists on live updates, so a node found by one protocol call may be gone
+// by the next.
+func (bp *browserPage) clickItem(sel, text string) chromedp.Action[chromedp.Void] {
+	return bp.poll(fmt.Sprintf(`(() => { const el = [...document.querySelectorAll(%q)].find(e => e.textContent.includes(%q)); if (!el) return false; el.click(); return true; })()`, sel, text))
+}
+
+// waitText polls the page's text of sel until it contains want.
+func (bp *browserPage) waitText(what, sel, want string) {
+	bp.t.Helper()
+	bp.must(what, bp.poll(fmt.Sprintf(`!!(document.querySelector(%q) && document.querySelector(%q).textContent.includes(%q))`, sel, sel, want)))
 }

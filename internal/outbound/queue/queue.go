@@ -71,8 +71,23 @@ type Client interface {
 	Open(ctx context.Context, domain string, plaintextFallback bool) (*smtpclient.Session, error)
 }
 
+// Metrics counts what the queue does (httpd.Metrics in the server); nil counts nothing.
+type Metrics interface {
+	// Attempt counts one recipient's attempt by its result: delivered, deferred, bounced
+	// (refused for good) or expired (given up).
+	Attempt(result string)
+	// DSN counts one delivery status notification sent, by its action (RFC 3464).
+	DSN(action string)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Attempt(string) {}
+func (noMetrics) DSN(string)     {}
+
 // Config configures a Queue. Zero values take the defaults.
 type Config struct {
+	Metrics    Metrics
 	Hostname   string // Reporting-MTA and the From of DSNs (MAILER-DAEMON@Hostname)
 	Postmaster string // where double bounces go; default postmaster@Hostname
 	Schedule   Schedule
@@ -116,6 +131,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
 	}
 	if c.Postmaster == "" {
 		c.Postmaster = "postmaster@" + c.Hostname

@@ -251,8 +251,23 @@ func TestDeliverOneTransaction(t *testing.T) {
 	}
 }
 
+// countMetrics records what the queue counts.
+type countMetrics struct {
+	mu               sync.Mutex
+	attempts, notice map[string]int
+}
+
+func (c *countMetrics) Attempt(r string) { c.mu.Lock(); c.attempts[r]++; c.mu.Unlock() }
+func (c *countMetrics) DSN(a string)     { c.mu.Lock(); c.notice[a]++; c.mu.Unlock() }
+func (c *countMetrics) get(m map[string]int, k string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return m[k]
+}
+
 func TestPermanentFailureBounces(t *testing.T) {
-	e := newEnv(t, Config{})
+	m := &countMetrics{attempts: map[string]int{}, notice: map[string]int{}}
+	e := newEnv(t, Config{Metrics: m})
 	e.start()
 	e.enqueue("alice@example.org", msg, "bad@remote.test", "y@remote.test")
 	e.waitFor("the DSN", func() bool { return len(e.inbox(e.alice)) == 1 })
@@ -271,6 +286,12 @@ func TestPermanentFailureBounces(t *testing.T) {
 	if got := e.far.messages(); len(got) != 1 || !strings.Contains(got[0], "-> y@remote.test:") {
 		t.Errorf("far side got %q", got)
 	}
+	// Counted before the attempt is recorded, so known once the queue is empty.
+	m.mu.Lock()
+	if m.attempts["delivered"] != 1 || m.attempts["bounced"] != 1 || len(m.attempts) != 2 || m.notice["failed"] != 1 || len(m.notice) != 1 {
+		t.Errorf("metrics: attempts %v, DSNs %v", m.attempts, m.notice)
+	}
+	m.mu.Unlock()
 }
 
 func TestNullSenderBounceGoesToPostmaster(t *testing.T) {
@@ -287,7 +308,8 @@ func TestNullSenderBounceGoesToPostmaster(t *testing.T) {
 }
 
 func TestDownThenUp(t *testing.T) {
-	e := newEnv(t, Config{Schedule: Schedule{First: 50 * time.Millisecond, Max: 100 * time.Millisecond}, Poll: 20 * time.Millisecond})
+	m := &countMetrics{attempts: map[string]int{}, notice: map[string]int{}}
+	e := newEnv(t, Config{Metrics: m, Schedule: Schedule{First: 50 * time.Millisecond, Max: 100 * time.Millisecond}, Poll: 20 * time.Millisecond})
 	e.down.Store(true)
 	e.start()
 	id := e.enqueue("alice@example.org", msg, "x@remote.test")
@@ -303,6 +325,9 @@ func TestDownThenUp(t *testing.T) {
 	e.waitFor("the queue to empty", e.queueEmpty)
 	if len(e.inbox(e.alice)) != 0 {
 		t.Error("a DSN although delivered")
+	}
+	if d, f := m.get(m.attempts, "delivered"), m.get(m.attempts, "deferred"); d != 1 || f < 2 {
+		t.Errorf("metrics: %d delivered, %d deferred; want 1 and at least 2", d, f)
 	}
 }
 

@@ -58,6 +58,7 @@ func (q *Queue) record(ctx context.Context, e store.QueueEntry, body []byte, sen
 		case rep.Delivered():
 			updates = append(updates, store.QueueUpdate{RecipientID: r.ID, Done: true})
 			log.Info("queue: delivered", "tls", res.TLS)
+			q.cfg.Metrics.Attempt("delivered")
 			if notify&dsn.NotifySuccess != 0 {
 				rec.Action = dsn.Delivered
 				if !res.DSN {
@@ -70,6 +71,7 @@ func (q *Queue) record(ctx context.Context, e store.QueueEntry, body []byte, sen
 		case rep.Permanent():
 			updates = append(updates, store.QueueUpdate{RecipientID: r.ID, Done: true})
 			log.Info("queue: bounced")
+			q.cfg.Metrics.Attempt("bounced")
 			rec.Action = dsn.Failed
 			if notify.Wants(dsn.Failed) {
 				failed = append(failed, rec)
@@ -79,6 +81,7 @@ func (q *Queue) record(ctx context.Context, e store.QueueEntry, body []byte, sen
 			if expired {
 				updates = append(updates, store.QueueUpdate{RecipientID: r.ID, Done: true})
 				log.Info("queue: expired")
+				q.cfg.Metrics.Attempt("expired")
 				rec.Action = dsn.Failed
 				rec.Status = "5.4.7" // RFC 3463: delivery time expired (class 5: it failed)
 				rec.Reason = "gave up after " + age(now.Sub(e.Created)) + "; last error: " + rep.String()
@@ -90,6 +93,7 @@ func (q *Queue) record(ctx context.Context, e store.QueueEntry, body []byte, sen
 			}
 			u := store.QueueUpdate{RecipientID: r.ID, NextAttempt: next, LastError: rep.String(), Warned: r.Warned}
 			log.Info("queue: deferred", "next", next)
+			q.cfg.Metrics.Attempt("deferred")
 			if !r.Warned && q.cfg.Schedule.Warn(e.Created, now) && notify.Wants(dsn.Delayed) {
 				rec.Action = dsn.Delayed
 				rec.WillRetryUntil = e.Created.Add(q.cfg.Schedule.Expire)
@@ -162,6 +166,7 @@ func (q *Queue) notify(ctx context.Context, e store.QueueEntry, body []byte, hdr
 		q.log.Error("queue: sending a DSN", "entry", e.ID, "to", to, "err", err)
 		return
 	}
+	q.cfg.Metrics.DSN(string(recips[0].Action))
 	q.log.Info("queue: DSN sent", "entry", e.ID, "to", to, "action", string(recips[0].Action), "recipients", len(recips))
 }
 

@@ -27,6 +27,7 @@ import (
 	"strings"
 
 	"petrel/internal/lib/address"
+	"petrel/internal/lib/connid"
 	"petrel/internal/store"
 )
 
@@ -111,7 +112,7 @@ func (c *ClientSetup) mailbox(w http.ResponseWriter, r *http.Request, email stri
 	}
 	a, d, err := c.account(r, email)
 	if err != nil {
-		notHosted(w, c.Log, err)
+		notHosted(w, r, c.Log, err)
 		return nil, "", false
 	}
 	return a, d, true
@@ -119,12 +120,12 @@ func (c *ClientSetup) mailbox(w http.ResponseWriter, r *http.Request, email stri
 
 // notHosted answers an error of hosted: 404 for a domain not hosted, 503 when the store
 // fails.
-func notHosted(w http.ResponseWriter, log *slog.Logger, err error) {
+func notHosted(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	if errors.Is(err, errNotHosted) {
 		http.Error(w, "404 no mail service for this domain here", http.StatusNotFound)
 		return
 	}
-	log.Error("domain lookup failed", "err", err)
+	log.Error("domain lookup failed", "conn", connid.From(r.Context()), "err", err)
 	http.Error(w, "503 try again later", http.StatusServiceUnavailable)
 }
 
@@ -156,7 +157,7 @@ type tbServer struct {
 func (c *ClientSetup) autoconfig(w http.ResponseWriter, r *http.Request) {
 	_, domain, err := c.account(r, r.URL.Query().Get("emailaddress"))
 	if err != nil {
-		notHosted(w, c.Log, err)
+		notHosted(w, r, c.Log, err)
 		return
 	}
 	s := c.Services

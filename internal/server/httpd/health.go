@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"petrel/internal/lib/connid"
 	"strings"
 	"time"
 )
@@ -37,7 +38,7 @@ func Readyz(log *slog.Logger, checks ...Check) http.Handler {
 		var failed []string
 		for _, c := range checks {
 			if err := c.Run(ctx); err != nil {
-				log.Warn("readiness check failed", "check", c.Name, "err", err)
+				log.Warn("readiness check failed", "conn", connid.From(r.Context()), "check", c.Name, "err", err)
 				failed = append(failed, c.Name)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics is the Prometheus registry of one Petrel instance (series named petrel_*): what
@@ -29,6 +30,10 @@ type Metrics struct {
 	delivery   prometheus.Histogram
 	commit     prometheus.Histogram
 	batch      prometheus.Histogram
+	tlsOK      *prometheus.CounterVec // by listener and version (tlsmetrics.go)
+	tlsFail    *prometheus.CounterVec // by listener
+	queue      *prometheus.CounterVec // outbound attempts by result (queue.go)
+	dsns       *prometheus.CounterVec // delivery status notifications by action
 }
 
 // latencyBuckets span a fast commit (a fraction of a millisecond) to a stuck disk.
@@ -63,8 +68,21 @@ func NewMetrics() *Metrics {
 			Name: "petrel_store_commit_requests", Help: "Write requests per store commit (group commit).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 .. 256
 		}),
+		tlsOK: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "petrel_tls_handshakes_total", Help: "TLS handshakes the server completed, by listener and protocol version (resumptions included).",
+		}, []string{"listener", "version"}),
+		tlsFail: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "petrel_tls_handshake_failures_total", Help: "TLS handshakes the server refused or lost after the client's hello (version, cipher suites, ALPN, a client gone), by listener.",
+		}, []string{"listener"}),
+		queue: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "petrel_queue_attempts_total",
+			Help: "Outbound delivery attempts per recipient, by result (delivered, deferred, bounced: refused for good, expired: gave up).",
+		}, []string{"result"}),
+		dsns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "petrel_queue_dsns_total", Help: "Delivery status notifications sent by the queue, by action (failed, delayed, delivered, relayed).",
+		}, []string{"action"}),
 	}
-	m.reg.MustRegister(m.auth, m.commands, m.smtp, m.deliveries, m.delivery, m.commit, m.batch,
+	m.reg.MustRegister(m.auth, m.commands, m.smtp, m.deliveries, m.delivery, m.commit, m.batch, m.tlsOK, m.tlsFail, m.queue, m.dsns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -215,4 +233,106 @@ func (a MetricsAccess) admits(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// Attempt counts one outbound recipient's attempt by result (queue.Metrics).
+func (m *Metrics) Attempt(result string) { m.queue.WithLabelValues(result).Inc() }
+
+// DSN counts a delivery status notification the queue sent (queue.Metrics).
+func (m *Metrics) DSN(action string) { m.dsns.WithLabelValues(action).Inc() }
+
+// QueueStats is the outbound queue's size at one moment.
+type QueueStats struct {
+	Messages, Recipients int
+	Oldest               time.Time // the oldest entry's creation; zero when empty
+}
+
+// queueStatsEvery bounds how often a scrape reads the queue: reading it lists every entry,
+// and a scraper, a dashboard and a second scraper should not each pay for it.
+const queueStatsEvery = 10 * time.Second
+
+// Queue publishes the outbound queue's size (messages, recipients, age of the oldest),
+// read when scraped, at most every queueStatsEvery; a failed read keeps the last values.
+func (m *Metrics) Queue(read func() (QueueStats, error)) {
+	var (
+		mu   sync.Mutex
+		last QueueStats
+		at   time.Time
+	)
+	get := func() QueueStats {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) >= queueStatsEvery {
+			if s, err := read(); err == nil {
+				last = s
+			}
+			at = time.Now()
+		}
+		return last
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "petrel_queue_messages", Help: "Messages in the outbound queue.",
+		}, func() float64 { return float64(get().Messages) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "petrel_queue_recipients", Help: "Recipients waiting in the outbound queue.",
+		}, func() float64 { return float64(get().Recipients) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "petrel_queue_oldest_seconds", Help: "Age of the oldest message in the outbound queue (0: empty).",
+		}, func() float64 {
+			if o := get().Oldest; !o.IsZero() {
+				return time.Since(o).Seconds()
+			}
+			return 0
+		}),
+	)
+}
+
+// Live is what the admin dashboard shows and refreshes: read from the registry, so the
+// page and a Prometheus scrape never disagree.
+type Live struct {
+	Connections   map[string]int     `json:"connections"`    // open now, by listener
+	Deliveries    float64            `json:"deliveries"`     // received messages committed since the start
+	Failures      float64            `json:"failures"`       // deliveries that failed at commit
+	QueueMessages float64            `json:"queue_messages"` // messages in the outbound queue
+	QueueOldest   float64            `json:"queue_oldest"`   // age of the oldest, seconds
+	Outbound      map[string]float64 `json:"outbound"`       // outbound attempts by result
+}
+
+// Live reads the dashboard's figures from the registry now.
+func (m *Metrics) Live() (Live, error) {
+	fams, err := m.reg.Gather()
+	if err != nil {
+		return Live{}, err
+	}
+	l := Live{Connections: map[string]int{}, Outbound: map[string]float64{}}
+	label := func(mt *dto.Metric, name string) string {
+		for _, lp := range mt.GetLabel() {
+			if lp.GetName() == name {
+				return lp.GetValue()
+			}
+		}
+		return ""
+	}
+	for _, f := range fams {
+		for _, mt := range f.GetMetric() {
+			switch f.GetName() {
+			case "petrel_connections_open":
+				l.Connections[label(mt, "listener")] = int(mt.GetGauge().GetValue())
+			case "petrel_deliveries_total":
+				if label(mt, "result") == "ok" {
+					l.Deliveries = mt.GetCounter().GetValue()
+				} else {
+					l.Failures += mt.GetCounter().GetValue()
+				}
+			case "petrel_queue_messages":
+				l.QueueMessages = mt.GetGauge().GetValue()
+			case "petrel_queue_oldest_seconds":
+				l.QueueOldest = mt.GetGauge().GetValue()
+			case "petrel_queue_attempts_total":
+				l.Outbound[label(mt, "result")] = mt.GetCounter().GetValue()
+			}
+		}
+	}
+	return l, nil
 }

@@ -136,3 +136,21 @@ func BenchmarkWithLabelValues(b *testing.B) {
 		m.commands.WithLabelValues("imaps", "FETCH").Inc()
 	}
 }
+
+// TestLive: the dashboard's figures are the registry's series.
+func TestLive(t *testing.T) {
+	m := NewMetrics()
+	m.Connections("imaps", func() uint64 { return 5 }, func() uint64 { return 2 })
+	m.Delivery(time.Millisecond, nil)
+	m.Delivery(time.Millisecond, nil)
+	m.Delivery(time.Millisecond, errors.New("disk full"))
+	m.Attempt("deferred")
+	m.Queue(func() (QueueStats, error) { return QueueStats{Messages: 4, Recipients: 6}, nil })
+	l, err := m.Live()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Connections["imaps"] != 3 || l.Deliveries != 2 || l.Failures != 1 || l.QueueMessages != 4 || l.Outbound["deferred"] != 1 {
+		t.Errorf("Live = %+v", l)
+	}
+}

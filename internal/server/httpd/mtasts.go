@@ -30,7 +30,7 @@ func (m *MTASTS) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := hosted(r.Context(), m.Domains, domain); err != nil {
-		notHosted(w, m.Log, err)
+		notHosted(w, r, m.Log, err)
 		return
 	}
 	// RFC 8461 §3.3: media type text/plain; the policy is ASCII.

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"petrel/internal/lib/connid"
 	"strconv"
 	"strings"
 	"time"
@@ -112,6 +113,9 @@ func New(cfg Config, h http.Handler, log *slog.Logger) *Server {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		// Failed handshakes and broken clients are routine on a public port: debug level.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// Every request of a connection carries the connection's id for the handlers' logs
+		// (lib/connid), as every mail session's lines do.
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context { return connid.With(ctx, connid.New()) },
 	}
 	if cfg.TLS != nil {
 		// A clone: net/http appends "h2" and "http/1.1" to the NextProtos of the config it is
@@ -136,6 +140,10 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	return err
 }
+
+// OnShutdown registers f to run when Shutdown begins: for connections a handler took over
+// (webmail event streams), which net/http no longer tracks.
+func (s *Server) OnShutdown(f func()) { s.srv.RegisterOnShutdown(f) }
 
 // Shutdown stops accepting, closes idle connections, and waits for requests in flight until
 // ctx ends; then it closes what is left.

@@ -51,7 +51,7 @@ func keywordLesson(mode store.FlagMode, flags []string) (teach, junk bool) {
 func (s *session) blobsOf(uids []uint32) map[uint32]int64 {
 	msgs, err := s.srv.store.Messages(s.ctx, s.sel.mb.ID, store.Filter{UIDs: uidRanges(uids)})
 	if err != nil {
-		s.srv.log.Warn("junk training: listing messages failed", "err", err)
+		s.log.Warn("junk training: listing messages failed", "err", err)
 		return nil
 	}
 	out := make(map[uint32]int64, len(msgs))
@@ -73,6 +73,6 @@ func (s *session) teachJunk(blobs map[uint32]int64, uids []uint32, junk bool) {
 		return
 	}
 	if err := s.srv.cfg.Junk.TrainJunk(s.ctx, s.account.ID, ids, junk); err != nil {
-		s.srv.log.Warn("junk training failed", "account", s.account.Address, "err", err)
+		s.log.Warn("junk training failed", "account", s.account.Address, "err", err)
 	}
 }

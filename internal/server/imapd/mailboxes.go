@@ -57,7 +57,7 @@ func (s *session) storeError(err error) error {
 	case errors.Is(err, store.ErrOverQuota):
 		return errOverQuota
 	}
-	s.srv.log.Error("imap: store", "account", s.account.Address, "err", err)
+	s.log.Error("imap: store", "account", s.account.Address, "err", err)
 	return &Error{Kind: BYE, Code: "UNAVAILABLE", Text: "Internal error, try again later", Cause: err}
 }
 

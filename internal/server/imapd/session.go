@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"petrel/internal/lib/connid"
 	"petrel/internal/lib/netconn"
 	"petrel/internal/mail/auth"
 	"petrel/internal/store"
@@ -102,6 +104,7 @@ func (e tlsError) Unwrap() error { return e.err }
 // session is one IMAP connection.
 type session struct {
 	srv    *Server
+	log    *slog.Logger           // the server's, with the connection's id ("conn", lib/connid)
 	raw    net.Conn               // the accepted connection; closing it ends everything
 	conn   net.Conn               // raw, or the tls.Conn on top of it
 	dw     netconn.DeadlineWriter // writes to conn with a deadline per write
@@ -136,6 +139,7 @@ type session struct {
 func newSession(srv *Server, c net.Conn) *session {
 	s := &session{
 		srv:    srv,
+		log:    srv.log.With("conn", connid.New()),
 		raw:    c,
 		remote: netconn.RemoteAddr(c),
 		ctx:    srv.conns.Context(),
@@ -168,7 +172,7 @@ func (s *session) Serve() {
 			return
 		}
 		if r := recover(); r != nil {
-			s.srv.log.Error("imap: panic", "remote", s.remote, "panic", r, "stack", string(debug.Stack()))
+			s.log.Error("imap: panic", "remote", s.remote, "panic", r, "stack", string(debug.Stack()))
 			s.w.bw = nil // may hold half a response; the pooled writer is simply not returned
 			s.raw.SetWriteDeadline(time.Now().Add(time.Second))
 			io.WriteString(s.conn, "* BYE [SERVERBUG] internal error\r\n")
@@ -182,7 +186,7 @@ func (s *session) Serve() {
 		}
 		s.conn.Close()
 		s.srv.untrackSession(s)
-		s.srv.log.Info("imap session",
+		s.log.Info("imap session",
 			"remote", s.remote,
 			"user", s.accountName(),
 			"tls", s.tls,
@@ -618,7 +622,7 @@ func (s *session) authFailed(err error) error {
 	s.failures++
 	reply := &Error{Kind: NO, Code: "AUTHENTICATIONFAILED", Text: "Invalid credentials"}
 	if !errors.Is(err, auth.ErrInvalid) {
-		s.srv.log.Warn("imap: authentication", "remote", s.remote, "err", err)
+		s.log.Warn("imap: authentication", "remote", s.remote, "err", err)
 		reply = &Error{Kind: NO, Code: "UNAVAILABLE", Text: "Authentication failed, try again later"}
 	}
 	if s.failures >= s.srv.cfg.MaxAuthFailures {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"petrel/internal/lib/connid"
 	"petrel/internal/lib/netconn"
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/sieve"
@@ -51,8 +53,9 @@ var (
 // session is one ManageSieve connection.
 type session struct {
 	srv    *Server
-	raw    net.Conn // the accepted connection
-	conn   net.Conn // raw, or the tls.Conn over it
+	log    *slog.Logger // the server's, with the connection's id ("conn", lib/connid)
+	raw    net.Conn     // the accepted connection
+	conn   net.Conn     // raw, or the tls.Conn over it
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	remote netip.Addr
@@ -71,7 +74,7 @@ type session struct {
 }
 
 func newSession(srv *Server, c net.Conn) *session {
-	s := &session{srv: srv, raw: c, remote: netconn.RemoteAddr(c), ctx: srv.conns.Context(), start: time.Now()}
+	s := &session{srv: srv, log: srv.log.With("conn", connid.New()), raw: c, remote: netconn.RemoteAddr(c), ctx: srv.conns.Context(), start: time.Now()}
 	s.loginDL = s.start.Add(srv.cfg.LoginTimeout)
 	s.setConn(c)
 	return s
@@ -113,14 +116,14 @@ func (s *session) Serve() {
 	result := "closed"
 	defer func() {
 		if r := recover(); r != nil {
-			s.srv.log.Error("managesieve: panic", "remote", s.remote, "panic", r, "stack", string(debug.Stack()))
+			s.log.Error("managesieve: panic", "remote", s.remote, "panic", r, "stack", string(debug.Stack()))
 			s.raw.SetWriteDeadline(time.Now().Add(time.Second))
 			io.WriteString(s.conn, "BYE \"internal error\"\r\n")
 			result = "panic"
 		}
 		s.conn.Close()
 		s.srv.conns.Done(s)
-		s.srv.log.Info("managesieve session", "remote", s.remote, "user", s.account.Address, "tls", s.tls,
+		s.log.Info("managesieve session", "remote", s.remote, "user", s.account.Address, "tls", s.tls,
 			"scripts_stored", s.puts, "duration", time.Since(s.start).Round(time.Millisecond), "result", result)
 	}()
 	result = s.run()
@@ -391,7 +394,7 @@ func (s *session) authFailed(err error) error {
 	if errors.Is(err, auth.ErrInvalid) {
 		s.no("", "invalid user name or password")
 	} else {
-		s.srv.log.Warn("managesieve: authentication", "remote", s.remote, "err", err)
+		s.log.Warn("managesieve: authentication", "remote", s.remote, "err", err)
 		s.no("TRYLATER", "authentication failed, try again later")
 	}
 	if s.failures >= s.srv.cfg.MaxAuthFailures {
@@ -441,7 +444,7 @@ func (s *session) storeError(err error) error {
 	case errors.Is(err, store.ErrInvalid):
 		s.no("", "invalid script name")
 	default:
-		s.srv.log.Error("managesieve: store", "user", s.account.Address, "err", err)
+		s.log.Error("managesieve: store", "user", s.account.Address, "err", err)
 		s.no("TRYLATER", "internal error, try again later")
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"petrel/internal/lib/connid"
 	"petrel/internal/lib/netconn"
 	"petrel/internal/mail/auth"
 	"petrel/internal/store"
@@ -74,6 +76,7 @@ func (e tlsError) Unwrap() error { return e.err }
 // session is one POP3 connection.
 type session struct {
 	srv    *Server
+	log    *slog.Logger           // the server's, with the connection's id ("conn", lib/connid)
 	raw    net.Conn               // the accepted connection; closing it ends everything
 	conn   net.Conn               // raw, or the tls.Conn on top of it
 	dw     netconn.DeadlineWriter // writes to conn with a deadline per write
@@ -111,6 +114,7 @@ type session struct {
 func newSession(srv *Server, c net.Conn) *session {
 	s := &session{
 		srv:    srv,
+		log:    srv.log.With("conn", connid.New()),
 		raw:    c,
 		remote: netconn.RemoteAddr(c),
 		ctx:    srv.conns.Context(),
@@ -142,7 +146,7 @@ func (s *session) Serve() {
 			return
 		}
 		if r := recover(); r != nil {
-			s.srv.log.Error("pop3: panic", "remote", s.remote, "panic", r, "stack", string(debug.Stack()))
+			s.log.Error("pop3: panic", "remote", s.remote, "panic", r, "stack", string(debug.Stack()))
 			s.bw = nil // may hold half a response; the pooled writer is simply not returned
 			s.raw.SetWriteDeadline(time.Now().Add(time.Second))
 			io.WriteString(s.conn, "-ERR [SYS/TEMP] internal error\r\n")
@@ -156,7 +160,7 @@ func (s *session) Serve() {
 		s.in.Release()
 		s.conn.Close()
 		s.srv.conns.Done(s)
-		s.srv.log.Info("pop3 session",
+		s.log.Info("pop3 session",
 			"remote", s.remote,
 			"user", s.accountName(),
 			"tls", s.tls,
@@ -447,7 +451,7 @@ func (s *session) cmdQuit(arg string) error {
 		// at once (fetchmail, mpop, scripts) must not find its own old session holding it.
 		s.releaseLock()
 		if err != nil {
-			s.srv.log.Error("pop3: update", "remote", s.remote, "user", s.account.Address, "err", err)
+			s.log.Error("pop3: update", "remote", s.remote, "user", s.account.Address, "err", err)
 			s.err("[SYS/TEMP] some deleted messages not removed")
 			return errUpdateFailed
 		}
@@ -541,7 +545,7 @@ func (s *session) authFailed(err error) error {
 	if errors.Is(err, auth.ErrInvalid) {
 		s.err("[AUTH] invalid user name or password")
 	} else {
-		s.srv.log.Warn("pop3: authentication", "remote", s.remote, "err", err)
+		s.log.Warn("pop3: authentication", "remote", s.remote, "err", err)
 		s.err("[SYS/TEMP] authentication failed, try again later")
 	}
 	if s.failures >= s.srv.cfg.MaxAuthFailures {
@@ -559,7 +563,7 @@ func (s *session) login(acct store.Account) error {
 		return s.err("[IN-USE] maildrop already locked") // RFC 2449 §8.1.2
 	}
 	if err != nil {
-		s.srv.log.Error("pop3: lock maildrop", "account", acct.Address, "err", err)
+		s.log.Error("pop3: lock maildrop", "account", acct.Address, "err", err)
 		return s.err("[SYS/TEMP] cannot open maildrop")
 	}
 	s.unlock = unlock // from here on, the session's end releases it whatever happens
@@ -574,7 +578,7 @@ func (s *session) login(acct store.Account) error {
 	}
 	if err != nil {
 		s.releaseLock()
-		s.srv.log.Error("pop3: open maildrop", "account", acct.Address, "err", err)
+		s.log.Error("pop3: open maildrop", "account", acct.Address, "err", err)
 		return s.err("[SYS/TEMP] cannot open maildrop")
 	}
 	s.account, s.inbox, s.msgs = acct, inbox, msgs
@@ -796,7 +800,7 @@ func (s *session) sendBody(i, lines int) error {
 	m := s.msgs[i]
 	blob, err := s.srv.store.OpenBlob(s.ctx, m.BlobID)
 	if err != nil {
-		s.srv.log.Warn("pop3: open message", "account", s.account.Address, "uid", m.UID, "err", err)
+		s.log.Warn("pop3: open message", "account", s.account.Address, "uid", m.UID, "err", err)
 		if errors.Is(err, store.ErrNotFound) {
 			return s.err("message is gone") // removed by another session since login
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"petrel/internal/lib/connid"
 	"sync"
 	"time"
 )
@@ -43,6 +44,7 @@ import (
 type conn struct {
 	net.Conn         // the accepted connection
 	srv      *Server // for untracking at Close
+	id       string  // the connection's id in the logs (lib/connid)
 
 	mu        sync.Mutex
 	readDL    time.Time     // the read deadline go-smtp asked for, capped by lineLimit
@@ -74,7 +76,7 @@ type conn struct {
 const maxPending = 4096
 
 func newConn(nc net.Conn, s *Server) *conn {
-	c := &conn{Conn: nc, srv: s}
+	c := &conn{Conn: nc, srv: s, id: connid.New()}
 	if s.pol.requireAuth {
 		c.lineLimit = s.cfg.LoginIdleTimeout
 		c.loginDL = time.Now().Add(s.cfg.LoginTimeout)

@@ -132,7 +132,7 @@ func (s *session) doorRcpt(tx *transaction, rcpt string, authenticated bool) *sm
 	if g := d.Greylist; g != nil && !authenticated && !s.vouched() {
 		res, err := g.Check(ctx, s.remote, tx.from, rcpt)
 		if err != nil {
-			s.srv.log.Warn("greylisting failed, passing the message", "msgid", tx.id, "err", err)
+			s.log.Warn("greylisting failed, passing the message", "msgid", tx.id, "err", err)
 		}
 		s.mu.Lock()
 		tx.greylist = res.String()
@@ -261,7 +261,7 @@ func (af *activeFilter) call(ctx context.Context, stage func(context.Context) (d
 func (s *session) filterVerdict(tx *transaction, af *activeFilter, v door.Verdict, err error, stage string) *smtp.SMTPError {
 	name := af.hook.Filter.Name()
 	if err != nil {
-		s.srv.log.Warn("filter failed", "msgid", tx.id, "filter", name, "stage", stage, "err", err, "fail_open", af.hook.FailOpen)
+		s.log.Warn("filter failed", "msgid", tx.id, "filter", name, "stage", stage, "err", err, "fail_open", af.hook.FailOpen)
 		af.close()
 		if af.hook.FailOpen {
 			tx.found = append(tx.found, door.Finding{Check: name, Result: "error", Error: true})

@@ -78,7 +78,7 @@ func (s *session) startSending(tx *transaction, acct store.Account) *smtp.SMTPEr
 		usage, err = l.Store.SendingUsage(s.srv.ctx, acct.ID, l.now())
 	}
 	if err != nil {
-		s.srv.log.Warn("reading sending limits failed", "user", acct.Address, "err", err)
+		s.log.Warn("reading sending limits failed", "user", acct.Address, "err", err)
 		return reply(451, 4, 3, 0, "temporary failure, try again later")
 	}
 	tx.sending = sendingTx{limits: override.Apply(l.Default), usage: usage, account: acct.ID, active: true}

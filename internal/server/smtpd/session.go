@@ -38,12 +38,13 @@ import (
 // goroutine for BDAT, so the transaction fields are guarded by mu.
 type session struct {
 	srv        *Server
-	c          *conn      // our wrapper under the go-smtp connection
-	remote     netip.Addr // client IP
-	helo       string     // HELO/EHLO argument
-	remotePort uint16     // client port, for filters
-	tls        bool       // the session runs over TLS (implicit or after STARTTLS)
-	tlsInfo    string     // "TLS1.3 TLS_AES_128_GCM_SHA256", for the Received header
+	c          *conn        // our wrapper under the go-smtp connection
+	log        *slog.Logger // the server's, with the connection's id ("conn")
+	remote     netip.Addr   // client IP
+	helo       string       // HELO/EHLO argument
+	remotePort uint16       // client port, for filters
+	tls        bool         // the session runs over TLS (implicit or after STARTTLS)
+	tlsInfo    string       // "TLS1.3 TLS_AES_128_GCM_SHA256", for the Received header
 
 	mu       sync.Mutex
 	account  *store.Account // authenticated user; nil before AUTH
@@ -81,7 +82,7 @@ func (s *Server) newSession(sc *smtp.Conn) (smtp.Session, error) {
 	if c == nil {
 		return nil, errors.New("smtpd: unknown connection type")
 	}
-	sess := &session{srv: s, c: c, helo: sanitizeHelo(sc.Hostname())}
+	sess := &session{srv: s, c: c, log: s.log.With("conn", c.id), helo: sanitizeHelo(sc.Hostname())}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		sess.remote = ap.Addr().Unmap()
 		sess.remotePort = ap.Port()
@@ -107,7 +108,7 @@ func newID() string {
 // but not in Logout, and without our logger.
 func (s *session) recoverPanic(err *error) {
 	if v := recover(); v != nil {
-		s.srv.log.Error("panic in SMTP session", "ip", s.remote, "panic", v, "stack", string(debug.Stack()))
+		s.log.Error("panic in SMTP session", "ip", s.remote, "panic", v, "stack", string(debug.Stack()))
 		s.c.closeAfterReply()
 		if err != nil {
 			*err = reply(421, 4, 3, 0, "internal error, closing connection")
@@ -163,7 +164,7 @@ func (a *saslServer) Next(response []byte) (challenge []byte, done bool, err err
 		a.final = true
 		return challenge, false, nil
 	}
-	log := a.s.srv.log.With("ip", a.s.remote, "mech", a.mech)
+	log := a.s.log.With("ip", a.s.remote, "mech", a.mech)
 	if err != nil {
 		a.s.srv.cfg.Metrics.Auth(false)
 		// The auth service already slept the throttling delay.
@@ -193,7 +194,7 @@ func (a *saslServer) succeed() {
 	a.s.account = &acct
 	a.s.mu.Unlock()
 	a.s.c.loggedIn()
-	a.s.srv.log.Info("authenticated", "ip", a.s.remote, "mech", a.mech, "user", acct.Address)
+	a.s.log.Info("authenticated", "ip", a.s.remote, "mech", a.mech, "user", acct.Address)
 }
 
 // Mail starts a transaction (RFC 5321 §4.1.1.2).
@@ -224,7 +225,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 		if pol.checkSender {
 			ok, err := s.srv.d.Reaches(s.srv.ctx, a, *acct)
 			if err != nil {
-				s.srv.log.Warn("sender check failed", "err", err)
+				s.log.Warn("sender check failed", "err", err)
 				refuse = reply(451, 4, 3, 0, "temporary failure, try again later")
 			} else if !ok {
 				refuse = reply(553, 5, 7, 1, "not allowed to send as <"+a.String()+">")
@@ -302,7 +303,7 @@ func (s *session) resolve(tx *transaction, to string, opts *smtp.RcptOptions) *s
 		// A bounce to a forwarding address we did not make: we are no relay for it.
 		return reply(550, 5, 7, 1, "invalid or expired forwarding address") // RFC 3463 X.7.1
 	default:
-		s.srv.log.Warn("resolving recipient failed", "msgid", tx.id, "err", err)
+		s.log.Warn("resolving recipient failed", "msgid", tx.id, "err", err)
 		return reply(451, 4, 3, 0, "temporary failure, try again later")
 	}
 	// A full mailbox is refused here, before the body is sent (RFC 3463 X.2.2); the store
@@ -311,7 +312,7 @@ func (s *session) resolve(tx *transaction, to string, opts *smtp.RcptOptions) *s
 	case errors.Is(err, store.ErrOverQuota):
 		return reply(552, 5, 2, 2, "mailbox full")
 	case err != nil:
-		s.srv.log.Warn("checking the quota of a recipient failed", "msgid", tx.id, "err", err)
+		s.log.Warn("checking the quota of a recipient failed", "msgid", tx.id, "err", err)
 		return reply(451, 4, 3, 0, "temporary failure, try again later")
 	}
 	if s.srv.cfg.Door != nil {
@@ -422,7 +423,7 @@ func (s *session) Data(r io.Reader) (err error) {
 			if errors.Is(err, msgauth.ErrHeaderTooLarge) {
 				refuse = reply(552, 5, 3, 4, "message header too large") // RFC 3463 X.3.4
 			} else {
-				s.srv.log.Warn("reading spooled message failed", "msgid", tx.id, "err", err)
+				s.log.Warn("reading spooled message failed", "msgid", tx.id, "err", err)
 			}
 			s.logTx(tx, "rejected", refuse.Message, n)
 			return refuse
@@ -462,7 +463,7 @@ func (s *session) Data(r io.Reader) (err error) {
 		return reply(550, 5, 7, 1, sieveReject.Reason)
 	}
 	if err != nil {
-		s.srv.log.Error("delivery failed", "msgid", tx.id, "err", err)
+		s.log.Error("delivery failed", "msgid", tx.id, "err", err)
 		s.logTx(tx, "failed", "store error", n)
 		return reply(451, 4, 3, 0, "temporary failure, try again later")
 	}
@@ -614,7 +615,7 @@ func (s *session) logTx(tx *transaction, result, reason string, size int64) {
 			attrs = append(attrs, slog.String("door", d.Action.String()), slog.Float64("score", d.Score),
 				slog.String("reasons", strings.Join(d.Reasons, " ")))
 		}
-		s.srv.log.Info("smtp transaction", attrs...)
+		s.log.Info("smtp transaction", attrs...)
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"petrel/internal/lib/connid"
 	"petrel/internal/store"
 )
 
@@ -51,7 +52,8 @@ func (s *Server) Submit(acct store.Account, remote netip.Addr, helo string, over
 	if len(rcpts) > s.cfg.MaxRecipients {
 		return "", &SubmitError{Code: 452, EnhancedCode: [3]int{4, 5, 3}, Message: "too many recipients"}
 	}
-	ses := &session{srv: s, remote: remote, helo: helo, tls: overTLS, tlsInfo: "HTTPS", account: &acct}
+	// No connection of ours: the session gets an id of its own for its log lines.
+	ses := &session{srv: s, log: s.log.With("conn", connid.New()), remote: remote, helo: helo, tls: overTLS, tlsInfo: "HTTPS", account: &acct}
 	defer ses.endTx("aborted")
 	if err := ses.Mail(from, nil); err != nil {
 		return "", submitError(err, "")

@@ -62,7 +62,7 @@ func (s *session) verify(ctx context.Context, tx *transaction, spool *deliver.Sp
 		if errors.Is(err, msgauth.ErrHeaderTooLarge) {
 			return "", nil, reply(552, 5, 3, 4, "message header too large") // RFC 3463 X.3.4
 		}
-		s.srv.log.Warn("verifying message failed", "msgid", tx.id, "err", err)
+		s.log.Warn("verifying message failed", "msgid", tx.id, "err", err)
 		return "", nil, reply(451, 4, 3, 0, "temporary failure, try again later")
 	}
 	s.mu.Lock()

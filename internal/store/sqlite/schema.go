@@ -341,6 +341,18 @@ CREATE TRIGGER blobs_sort_keys_delete AFTER DELETE ON blobs BEGIN
 	DELETE FROM sort_keys WHERE blob_id = old.id;
 END;
 `,
+	// 14: the webmail's sessions, so that the CLI can list and revoke them (issue 14,
+	// store.WebSessions). Deleting an account deletes its sessions.
+	`
+CREATE TABLE web_sessions (
+	id         TEXT PRIMARY KEY,
+	account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	created    INTEGER NOT NULL,
+	seen       INTEGER NOT NULL,
+	remote     TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX web_sessions_account ON web_sessions(account_id);
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

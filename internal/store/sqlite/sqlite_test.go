@@ -666,3 +666,7 @@ func TestPackSortKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestWebSessions(t *testing.T) {
+	storetest.RunWebSessions(t, openTemp(t, Options{}))
+}

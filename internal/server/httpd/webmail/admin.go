@@ -17,6 +17,30 @@ type Admins interface {
 	IsAdmin(ctx context.Context, accountID int64) (bool, error)
 }
 
+// LiveFunc reads the dashboard's live figures (open connections by listener, deliveries,
+// the queue) now; app passes the metrics registry's reader, so the page shows what a
+// Prometheus scrape would.
+type LiveFunc func() (any, error)
+
+// SetLive gives the admin dashboard its live panels (GET /admin/live, polled by the page).
+// Call it before serving.
+func (wm *Webmail) SetLive(f LiveFunc) { wm.live = f }
+
+// adminLive answers the live figures as JSON, with the web sessions open now.
+func (wm *Webmail) adminLive(w http.ResponseWriter, r *http.Request, ses *session) {
+	if wm.live == nil {
+		apiError(w, http.StatusNotFound, "no live figures on this server")
+		return
+	}
+	v, err := wm.live()
+	if err != nil {
+		wm.logFor(r).Warn("webmail: reading live figures", "err", err)
+		apiError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	writeJSON(w, map[string]any{"time": wm.cfg.Now().UTC(), "web_sessions": wm.Sessions.Count(), "live": v})
+}
+
 // SetAdmin turns the admin pages on: adm says who is an admin (checked at every request,
 // so `petrel account admin ADDRESS off` takes effect at once), run runs the commands.
 // Call it before serving.
@@ -102,7 +126,7 @@ func (wm *Webmail) isAdmin(r *http.Request, ses *session) bool {
 	}
 	ok, err := wm.admins.IsAdmin(r.Context(), ses.account.ID)
 	if err != nil && !errors.Is(err, context.Canceled) {
-		wm.log.Warn("webmail: admin check failed", "user", ses.account.Address, "err", err)
+		wm.logFor(r).Warn("webmail: admin check failed", "user", ses.account.Address, "err", err)
 	}
 	return err == nil && ok
 }
@@ -111,7 +135,7 @@ func (wm *Webmail) isAdmin(r *http.Request, ses *session) bool {
 func (wm *Webmail) adminOnly(h func(http.ResponseWriter, *http.Request, *session)) http.Handler {
 	return wm.authed(func(w http.ResponseWriter, r *http.Request, ses *session) {
 		if !wm.isAdmin(r, ses) {
-			wm.log.Info("webmail: admin page refused", "user", ses.account.Address, "path", r.URL.Path)
+			wm.logFor(r).Info("webmail: admin page refused", "user", ses.account.Address, "path", r.URL.Path)
 			http.Error(w, "403 this account is not an admin", http.StatusForbidden)
 			return
 		}
@@ -165,7 +189,7 @@ func (wm *Webmail) adminRun(w http.ResponseWriter, r *http.Request, ses *session
 	if err != nil {
 		out += "error: " + err.Error()
 	}
-	wm.log.Info("webmail: admin action", "user", ses.account.Address, "command", strings.Join(args[:min(2, len(args))], " "), "ok", err == nil)
+	wm.logFor(r).Info("webmail: admin action", "user", ses.account.Address, "command", strings.Join(args[:min(2, len(args))], " "), "ok", err == nil)
 	if err == nil && (name == "account-passwd" || name == "account-del") {
 		// A new password or a deleted account ends the account's web sessions too.
 		wm.revokeAddress(r.Context(), v["address"])

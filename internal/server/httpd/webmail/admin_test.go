@@ -2,6 +2,7 @@ package webmail
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -136,5 +137,61 @@ func TestAdminPages(t *testing.T) {
 	e.st.SetAdmin(context.Background(), e.alice.ID, false)
 	if r, _ := admin.c.Get(e.url + "/admin/"); r.StatusCode != http.StatusForbidden {
 		t.Errorf("after admin off: %s", r.Status)
+	}
+}
+
+// TestAdminLive: the dashboard's live figures are read at each request (a change shows at
+// the next poll), for admins only.
+func TestAdminLive(t *testing.T) {
+	e := newEnv(t)
+	e.wm.SetAdmin(e.st, (&fakeManage{}).run)
+	var mu sync.Mutex
+	deliveries := 0
+	e.wm.SetLive(func() (any, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return map[string]any{"deliveries": deliveries, "connections": map[string]int{"smtp": 2}}, nil
+	})
+	if err := e.st.SetAdmin(context.Background(), e.alice.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	user, _ := e.login("bob@example.test", "secret-bob@example.test")
+	admin, _ := e.login("alice@example.test", "secret-alice@example.test")
+	if r, _ := user.c.Get(e.url + "/admin/live"); r.StatusCode != http.StatusForbidden {
+		t.Errorf("GET /admin/live as a user: %s", r.Status)
+	}
+	read := func() (n float64, sessions float64) {
+		resp, err := admin.c.Get(e.url + "/admin/live")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v struct {
+			Sessions float64 `json:"web_sessions"`
+			Live     struct {
+				Deliveries  float64        `json:"deliveries"`
+				Connections map[string]int `json:"connections"`
+			} `json:"live"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET /admin/live: %s %v", resp.Status, err)
+		}
+		if v.Live.Connections["smtp"] != 2 {
+			t.Errorf("connections %v", v.Live.Connections)
+		}
+		return v.Live.Deliveries, v.Sessions
+	}
+	if n, s := read(); n != 0 || s != 2 {
+		t.Errorf("first read: %v deliveries, %v sessions; want 0 and 2", n, s)
+	}
+	mu.Lock()
+	deliveries = 7
+	mu.Unlock()
+	if n, _ := read(); n != 7 {
+		t.Errorf("second read: %v deliveries, want 7", n)
+	}
+	// The page loads the script that polls it; the script is served.
+	if r, _ := admin.c.Get(e.url + "/static/admin.js"); r.StatusCode != 200 {
+		t.Errorf("admin.js: %s", r.Status)
 	}
 }

@@ -35,7 +35,7 @@ func (wm *Webmail) storeError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, store.ErrExists):
 		apiError(w, http.StatusConflict, "already exists")
 	default:
-		wm.log.Error("webmail: store error", "path", r.URL.Path, "err", err)
+		wm.logFor(r).Error("webmail: store error", "path", r.URL.Path, "err", err)
 		apiError(w, http.StatusInternalServerError, "internal error")
 	}
 }
@@ -145,6 +145,9 @@ type summaryJSON struct {
 	Date    time.Time `json:"date"`
 	Size    int64     `json:"size"`
 	Flags   []string  `json:"flags"`
+	// Thread is the conversation's key (thread.go): messages with the same key, on this
+	// page or another, belong together.
+	Thread string `json:"thread"`
 }
 
 type pageJSON struct {
@@ -208,6 +211,7 @@ func (wm *Webmail) apiMessages(w http.ResponseWriter, r *http.Request, ses *sess
 // more than n tells that an older page exists.
 func (wm *Webmail) writePage(w http.ResponseWriter, r *http.Request, mb store.Mailbox, page []store.Message, n int) {
 	out := pageJSON{Mailbox: toMailboxJSON(mb), Messages: []summaryJSON{}}
+	var items []threadItem
 	if len(page) > n {
 		page = page[:n]
 		out.Next = page[n-1].UID
@@ -227,6 +231,10 @@ func (wm *Webmail) writePage(w http.ResponseWriter, r *http.Request, mb store.Ma
 			flags = []string{}
 		}
 		out.Messages = append(out.Messages, summaryJSON{UID: m.UID, Subject: p.Subject, From: p.From, Date: d, Size: m.Size, Flags: flags})
+		items = append(items, wm.threadItem(r, m, p))
+	}
+	for i, k := range threadKeys(items) {
+		out.Messages[i].Thread = k
 	}
 	writeJSON(w, out)
 }
@@ -429,4 +437,24 @@ func (wm *Webmail) specialMailbox(r *http.Request, ses *session, use store.Speci
 		}
 	}
 	return store.Mailbox{}, store.ErrNotFound
+}
+
+// threadItem is what threading needs of a message: the cached parse has the Message-ID,
+// the subject and In-Reply-To (in the envelope); References is read from the stored
+// header only for a reply (a message without In-Reply-To practically never has
+// References), so a page of originals opens no blob.
+func (wm *Webmail) threadItem(r *http.Request, m store.Message, p store.ParsedMessage) threadItem {
+	it := threadItem{messageID: p.MessageID, subject: p.Subject}
+	var env struct {
+		InReplyTo string `json:"in_reply_to"`
+	}
+	if json.Unmarshal(p.Envelope, &env) == nil {
+		it.inReplyTo = msgIDs(env.InReplyTo)
+	}
+	if len(it.inReplyTo) > 0 {
+		if h, err := wm.header(r, m.BlobID); err == nil {
+			it.references = msgIDs(h.Get("References"))
+		}
+	}
+	return it
 }

@@ -99,7 +99,7 @@ func (wm *Webmail) apiSend(w http.ResponseWriter, r *http.Request, ses *session)
 		}
 		id, err := wm.submit.Submit(ses.account, remoteAddr(r), "webmail", r.TLS != nil, ses.account.Address, rcpts, bytes.NewReader(raw))
 		if err != nil {
-			wm.log.Info("webmail: sending refused", "user", ses.account.Address, "err", err)
+			wm.logFor(r).Info("webmail: sending refused", "user", ses.account.Address, "err", err)
 			apiError(w, http.StatusUnprocessableEntity, "not sent: "+err.Error())
 			return
 		}
@@ -126,7 +126,7 @@ func (wm *Webmail) apiSend(w http.ResponseWriter, r *http.Request, ses *session)
 			wm.storeError(w, r, err)
 			return
 		}
-		wm.log.Warn("webmail: keeping the sent copy failed", "user", ses.account.Address, "err", err)
+		wm.logFor(r).Warn("webmail: keeping the sent copy failed", "user", ses.account.Address, "err", err)
 	}
 	if draft {
 		// The draft saved replaces the one it was edited from.

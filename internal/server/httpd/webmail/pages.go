@@ -86,17 +86,22 @@ func (wm *Webmail) login(w http.ResponseWriter, r *http.Request) {
 		msg := "Wrong address or password."
 		code := http.StatusUnauthorized
 		if !errors.Is(err, auth.ErrInvalid) {
-			wm.log.Warn("webmail login failed", "user", user, "err", err)
+			wm.logFor(r).Warn("webmail login failed", "user", user, "err", err)
 			msg, code = "Login is not possible right now. Please try again later.", http.StatusServiceUnavailable
 		}
-		wm.log.Info("webmail login refused", "user", user, "ip", remoteAddr(r))
+		wm.logFor(r).Info("webmail login refused", "user", user, "ip", remoteAddr(r))
 		wm.loginForm(w, r, user, msg, code)
 		return
 	}
-	tok, _ := wm.Sessions.create(acct, remoteAddr(r))
+	tok, _, err := wm.Sessions.create(acct, remoteAddr(r))
+	if err != nil {
+		wm.logFor(r).Error("webmail: recording a session failed", "user", acct.Address, "err", err)
+		wm.loginForm(w, r, user, "Login is not possible right now. Please try again later.", http.StatusServiceUnavailable)
+		return
+	}
 	setCookie(w, r, sessionCookieName(r), tok, int(wm.cfg.SessionMax.Seconds()))
 	setCookie(w, r, loginCookieName(r), "", -1)
-	wm.log.Info("webmail login", "user", acct.Address, "ip", remoteAddr(r))
+	wm.logFor(r).Info("webmail login", "user", acct.Address, "ip", remoteAddr(r))
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 

@@ -1,10 +1,12 @@
 package webmail
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -22,6 +24,9 @@ import (
 type Sessions struct {
 	idle, max time.Duration
 	now       func() time.Time
+	// persist records the sessions in the store (Persist), so that `petrel webmail
+	// sessions` in another process lists and revokes them; nil keeps them in memory only.
+	persist store.WebSessions
 
 	mu   sync.Mutex
 	byID map[[32]byte]*session
@@ -29,6 +34,8 @@ type Sessions struct {
 
 // session is one logged-in browser.
 type session struct {
+	id      string    // the store's handle (store.WebSession.ID): hex of the hash's first half
+	touched time.Time // when seen was last written to the store
 	account store.Account
 	csrf    string // the token every state-changing request must carry
 	created time.Time
@@ -47,19 +54,61 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// create starts a session for acct and returns its token.
-func (s *Sessions) create(acct store.Account, remote netip.Addr) (string, *session) {
-	tok := randomToken()
-	now := s.now()
-	ses := &session{account: acct, csrf: randomToken(), created: now, seen: now, remote: remote}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pruneLocked(now)
-	s.byID[sha256.Sum256([]byte(tok))] = ses
-	return tok, ses
+// storeTimeout bounds one store call of the session table.
+const storeTimeout = 10 * time.Second
+
+// Persist records sessions in st from now on, and forgets the ones it recorded before:
+// sessions live in this process's memory, so those of an earlier run are dead. Call it
+// before serving.
+func (s *Sessions) Persist(ctx context.Context, st store.WebSessions) error {
+	if _, err := st.RevokeWebSessions(ctx, 0, ""); err != nil {
+		return err
+	}
+	s.persist = st
+	return nil
 }
 
-// get returns the live session of a token, and marks it used.
+func (s *Sessions) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), storeTimeout)
+}
+
+// create starts a session for acct and returns its token; with a store, the session is
+// recorded before the token is handed out.
+func (s *Sessions) create(acct store.Account, remote netip.Addr) (string, *session, error) {
+	tok := randomToken()
+	now := s.now()
+	key := sha256.Sum256([]byte(tok))
+	ses := &session{id: hex.EncodeToString(key[:16]), account: acct, csrf: randomToken(), created: now, seen: now, touched: now, remote: remote}
+	if s.persist != nil {
+		ctx, cancel := s.storeCtx()
+		defer cancel()
+		if err := s.persist.AddWebSession(ctx, store.WebSession{ID: ses.id, AccountID: acct.ID, Created: now, Seen: now, Remote: remote.String()}); err != nil {
+			return "", nil, err
+		}
+	}
+	s.mu.Lock()
+	expired := s.pruneLocked(now)
+	s.byID[key] = ses
+	s.mu.Unlock()
+	s.forget(expired)
+	return tok, ses, nil
+}
+
+// forget removes ended sessions from the store.
+func (s *Sessions) forget(ids []string) {
+	if s.persist == nil {
+		return
+	}
+	ctx, cancel := s.storeCtx()
+	defer cancel()
+	for _, id := range ids {
+		s.persist.RevokeWebSessions(ctx, 0, id) // a failure leaves a dead row: nothing it opens
+	}
+}
+
+// get returns the live session of a token, and marks it used. With a store, the session
+// must still be recorded there (a revocation by `petrel webmail revoke` ends it at the next
+// request); a store that cannot answer refuses the session rather than trust it.
 func (s *Sessions) get(tok string) *session {
 	if tok == "" {
 		return nil
@@ -67,31 +116,55 @@ func (s *Sessions) get(tok string) *session {
 	key := sha256.Sum256([]byte(tok))
 	now := s.now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	ses := s.byID[key]
 	if ses == nil {
+		s.mu.Unlock()
 		return nil
 	}
 	if now.Sub(ses.seen) > s.idle || now.Sub(ses.created) > s.max {
 		delete(s.byID, key)
+		s.mu.Unlock()
+		s.forget([]string{ses.id})
 		return nil
 	}
 	ses.seen = now
+	touch := now.Sub(ses.touched) >= time.Minute
+	if touch {
+		ses.touched = now
+	}
+	s.mu.Unlock()
+	if s.persist == nil {
+		return ses
+	}
+	ctx, cancel := s.storeCtx()
+	defer cancel()
+	if ok, err := s.persist.WebSessionExists(ctx, ses.id); err != nil || !ok {
+		if err == nil {
+			s.mu.Lock()
+			delete(s.byID, key)
+			s.mu.Unlock()
+		}
+		return nil
+	}
+	if touch {
+		s.persist.TouchWebSession(ctx, ses.id, now) // for the list only
+	}
 	return ses
 }
 
 // end removes one session (logout).
 func (s *Sessions) end(tok string) {
+	key := sha256.Sum256([]byte(tok))
 	s.mu.Lock()
-	delete(s.byID, sha256.Sum256([]byte(tok)))
+	delete(s.byID, key)
 	s.mu.Unlock()
+	s.forget([]string{hex.EncodeToString(key[:16])})
 }
 
 // Revoke ends every session of an account (password reset, account disabled, or the
 // operator's wish) and reports how many there were.
 func (s *Sessions) Revoke(accountID int64) int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	n := 0
 	for k, ses := range s.byID {
 		if ses.account.ID == accountID {
@@ -99,23 +172,35 @@ func (s *Sessions) Revoke(accountID int64) int {
 			n++
 		}
 	}
+	s.mu.Unlock()
+	if s.persist != nil {
+		ctx, cancel := s.storeCtx()
+		defer cancel()
+		s.persist.RevokeWebSessions(ctx, accountID, "")
+	}
 	return n
 }
 
 // Count is the number of live sessions (dashboard).
 func (s *Sessions) Count() int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pruneLocked(s.now())
-	return len(s.byID)
+	expired := s.pruneLocked(s.now())
+	n := len(s.byID)
+	s.mu.Unlock()
+	s.forget(expired)
+	return n
 }
 
-func (s *Sessions) pruneLocked(now time.Time) {
+// pruneLocked drops the expired sessions and returns their ids.
+func (s *Sessions) pruneLocked(now time.Time) []string {
+	var ids []string
 	for k, ses := range s.byID {
 		if now.Sub(ses.seen) > s.idle || now.Sub(ses.created) > s.max {
 			delete(s.byID, k)
+			ids = append(ids, ses.id)
 		}
 	}
+	return ids
 }
 
 // Cookie names. Over HTTPS the session cookie has the __Host- prefix, which a browser

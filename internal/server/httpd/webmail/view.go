@@ -165,7 +165,7 @@ func (wm *Webmail) apiMessage(w http.ResponseWriter, r *http.Request, ses *sessi
 		return nil
 	})
 	if err != nil {
-		wm.log.Warn("webmail: reading a message", "uid", m.UID, "err", err)
+		wm.logFor(r).Warn("webmail: reading a message", "uid", m.UID, "err", err)
 	}
 	if out.Text == "" {
 		out.Text = htmlText

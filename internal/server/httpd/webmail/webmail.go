@@ -27,8 +27,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
+	"petrel/internal/lib/connid"
 	"petrel/internal/store"
 )
 
@@ -85,6 +87,10 @@ type Webmail struct {
 	Sessions *Sessions
 	admins   Admins     // nil: no admin pages (SetAdmin)
 	manage   ManageFunc // runs a management command for the admin pages
+	live     LiveFunc   // the dashboard's live figures; nil: none (SetLive)
+
+	streamsMu   sync.Mutex
+	streamsStop chan struct{} // closed by CloseStreams: taken-over event streams end (events.go)
 }
 
 //go:embed static
@@ -109,6 +115,13 @@ func New(cfg Config, st Store, au Authenticator, sub Submitter, log *slog.Logger
 	}
 	return &Webmail{cfg: cfg, st: st, auth: au, submit: sub, log: log,
 		Sessions: NewSessions(cfg.SessionIdle, cfg.SessionMax, cfg.Now)}
+}
+
+// logFor is the log of one request: with the id of its connection ("conn"), which the
+// listener gives every connection (httpd.Server), so that one browser connection's lines,
+// and the SMTP submission's, can be found together.
+func (wm *Webmail) logFor(r *http.Request) *slog.Logger {
+	return wm.log.With("conn", connid.From(r.Context()))
 }
 
 // Mux is where Register adds its routes (an http.ServeMux).
@@ -143,6 +156,7 @@ func (w *Webmail) Register(mux Mux) {
 	// user's session meets a 403, not a 404 that looks like a missing page.
 	mux.Handle("GET /admin/{$}", w.adminOnly(w.adminIndex))
 	mux.Handle("POST /admin/run", w.adminOnly(w.adminRun))
+	mux.Handle("GET /admin/live", w.adminOnly(w.adminLive))
 }
 
 // staticHandler serves the embedded files with a cache header; the files are part of the

@@ -113,6 +113,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	srv := httpd.New(httpd.Config{}, mux, log)
+	srv.OnShutdown(e.wm.CloseStreams)
 	go srv.Serve(l)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -584,4 +585,36 @@ func TestEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	read(fmt.Sprintf(`"kind":"flags","mailbox":%d,"uids":[%d]`, inbox, uid))
+}
+
+// TestSessionRevokedInStore: with sessions recorded in the store, removing the row (what
+// `petrel webmail revoke` does from another process) logs the browser out at its next
+// request, and a logout removes the row.
+func TestSessionRevokedInStore(t *testing.T) {
+	e := newEnv(t)
+	if err := e.wm.Sessions.Persist(context.Background(), e.st); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := e.login("alice@example.test", "secret-alice@example.test")
+	if r := b.getJSON("/api/session", &sessionJSON{}); r.StatusCode != 200 {
+		t.Fatalf("before revoking: %s", r.Status)
+	}
+	list, err := e.st.ListWebSessions(context.Background())
+	if err != nil || len(list) != 1 || list[0].Address != "alice@example.test" || list[0].Remote != "127.0.0.1" {
+		t.Fatalf("recorded sessions %+v, %v", list, err)
+	}
+	if n, err := e.st.RevokeWebSessions(context.Background(), 0, list[0].ID); n != 1 || err != nil {
+		t.Fatalf("revoke: %d %v", n, err)
+	}
+	if r := b.getJSON("/api/session", &sessionJSON{}); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("after revoking: %s, want 401", r.Status)
+	}
+	// A logout forgets the row.
+	b2, _ := e.login("bob@example.test", "secret-bob@example.test")
+	if r := b2.post("/logout", nil, nil); r.StatusCode >= 400 {
+		t.Fatalf("logout: %s", r.Status)
+	}
+	if list, _ := e.st.ListWebSessions(context.Background()); len(list) != 0 {
+		t.Errorf("sessions after logout: %+v", list)
+	}
 }

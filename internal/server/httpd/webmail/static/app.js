@@ -5,7 +5,25 @@
 (function () {
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const $ = (id) => document.getElementById(id);
-  const state = { mailboxes: [], mailbox: null, messages: [], next: 0, cursor: -1, open: null, query: "", selected: new Set() };
+  const state = { mailboxes: [], mailbox: null, messages: [], next: 0, cursor: -1, open: null, query: "", selected: new Set(),
+    threads: localStorage.getItem("petrel-threads") === "1" };
+
+  // visible is the list as shown: newest first, or, with conversations on, each
+  // conversation together (ordered by its newest message), by the server's thread keys,
+  // which join messages across the pages loaded.
+  function visible() {
+    if (!state.threads) return state.messages;
+    const groups = new Map();
+    for (const m of state.messages) {
+      const k = m.thread || "uid:" + m.uid;
+      if (!groups.has(k)) groups.set(k, []);
+      groups.get(k).push(m);
+    }
+    return Array.from(groups.values()).flat();
+  }
+  function conversation(m) {
+    return m.thread ? state.messages.filter((x) => x.thread === m.thread) : [m];
+  }
 
   async function api(path, opts) {
     opts = opts || {};
@@ -82,8 +100,10 @@
   function renderList() {
     const ul = $("messages");
     ul.replaceChildren();
-    state.messages.forEach((m, i) => {
+    const shown = visible();
+    shown.forEach((m, i) => {
       const li = el("li");
+      if (state.threads && i > 0 && m.thread && shown[i - 1].thread === m.thread) li.classList.add("in-thread");
       li.dataset.uid = m.uid;
       if (!m.flags.includes("\\Seen")) li.classList.add("unseen");
       if (m.flags.includes("\\Flagged")) li.classList.add("flagged");
@@ -92,11 +112,15 @@
       box.type = "checkbox";
       box.checked = state.selected.has(m.uid);
       box.addEventListener("click", (e) => { e.stopPropagation(); toggleSelect(m.uid); });
-      li.append(box, el("span", "from", m.from || "(no sender)"), el("span", "date", new Date(m.date).toLocaleString()), el("span", "subject", m.subject || "(no subject)"));
+      const size = state.threads && !li.classList.contains("in-thread") ? conversation(m).length : 1;
+      const from = el("span", "from", m.from || "(no sender)");
+      if (size > 1) from.append(el("span", "thread-count", String(size)));
+      li.append(box, from, el("span", "date", new Date(m.date).toLocaleString()), el("span", "subject", m.subject || "(no subject)"));
       li.addEventListener("click", () => { state.cursor = i; openMessage(m.uid); });
       ul.append(li);
     });
     $("more").hidden = !state.next;
+    $("threads").checked = state.threads;
   }
 
   function toggleSelect(uid) {
@@ -139,6 +163,17 @@
       $("m-text").textContent = m.text;
       $("m-images").hidden = true;
     }
+    const conv = $("m-thread");
+    conv.replaceChildren();
+    const others = conversation(state.messages.find((x) => x.uid === uid) || { uid: uid });
+    $("m-conversation").hidden = others.length < 2;
+    for (const o of others) {
+      const li = el("li", o.uid === uid ? "current" : "");
+      li.dataset.uid = o.uid;
+      li.append(el("span", "from", o.from || "(no sender)"), document.createTextNode(" · "), el("span", "date", new Date(o.date).toLocaleString()));
+      if (o.uid !== uid) li.addEventListener("click", () => openMessage(o.uid));
+      conv.append(li);
+    }
     show("view");
     renderList();
     if (!m.flags.includes("\\Seen")) {
@@ -148,7 +183,7 @@
 
   function targets() {
     if (state.selected.size) return Array.from(state.selected);
-    if (state.cursor >= 0 && state.messages[state.cursor]) return [state.messages[state.cursor].uid];
+    if (state.cursor >= 0 && visible()[state.cursor]) return [visible()[state.cursor].uid];
     return state.open ? [state.open.uid] : [];
   }
 
@@ -248,9 +283,10 @@
       return;
     }
     if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const shown = visible();
     const move = (d) => {
-      if (!state.messages.length) return;
-      state.cursor = Math.max(0, Math.min(state.messages.length - 1, state.cursor + d));
+      if (!shown.length) return;
+      state.cursor = Math.max(0, Math.min(shown.length - 1, state.cursor + d));
       renderList();
       const li = $("messages").children[state.cursor];
       if (li) li.scrollIntoView({ block: "nearest" });
@@ -262,11 +298,12 @@
     }
     const keys = {
       j: () => move(1), k: () => move(-1),
-      o: () => state.messages[state.cursor] && openMessage(state.messages[state.cursor].uid),
-      Enter: () => state.messages[state.cursor] && openMessage(state.messages[state.cursor].uid),
+      o: () => shown[state.cursor] && openMessage(shown[state.cursor].uid),
+      Enter: () => shown[state.cursor] && openMessage(shown[state.cursor].uid),
       c: () => compose("new"), r: () => state.open && compose("reply"), a: () => state.open && compose("replyall"),
       f: () => state.open && compose("forward"), s: () => act("flag"), u: () => act("unread"),
-      x: () => state.messages[state.cursor] && toggleSelect(state.messages[state.cursor].uid),
+      x: () => shown[state.cursor] && toggleSelect(shown[state.cursor].uid),
+      t: () => setThreads(!state.threads),
       "#": () => act("delete"), Delete: () => act("delete"),
       e: () => { const a = state.mailboxes.find((m) => m.special_use === "\\Archive"); if (a) act("move", a.id); },
       "/": () => $("q").focus(), "?": () => $("help").showModal(), g: () => { gPrefix = true; },
@@ -289,6 +326,13 @@
     renderList();
   });
   $("more").addEventListener("click", () => loadList(true));
+  function setThreads(on) {
+    state.threads = on;
+    localStorage.setItem("petrel-threads", on ? "1" : "0");
+    state.cursor = -1;
+    renderList();
+  }
+  $("threads").addEventListener("change", (e) => setThreads(e.target.checked));
   $("search").addEventListener("submit", (e) => {
     e.preventDefault();
     state.query = $("q").value.trim();
