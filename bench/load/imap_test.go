@@ -135,7 +135,7 @@ func TestIMAPFetch(t *testing.T) {
 			srv := newFakeIMAP(t, fakeIMAPOptions{pass: "pw", starttls: tc.mode == StartTLS, implicit: tc.mode == ImplicitTLS},
 				ExpandPattern("user{n}@example.test", 3), msgs)
 			res, err := RunIMAPFetch(testCtx(t), IMAPFetchConfig{
-				Target:   Target{Addr: srv.addr, TLS: tc.mode, Insecure: true, Timeout: 5 * time.Second},
+				Target:   Target{Addr: srv.addr, TLS: tc.mode, Insecure: true, Timeout: 30 * time.Second},
 				Accounts: accounts, Auth: tc.auth, Clients: 2, Sessions: 5, Batch: tc.batch,
 			})
 			if err != nil {
@@ -167,7 +167,7 @@ func TestIMAPFetchChecks(t *testing.T) {
 		srv := newFakeIMAP(t, fakeIMAPOptions{pass: "pw"}, []string{"u@x"},
 			[][]byte{[]byte("Subject: ok\r\n\r\nok\r\n"), []byte("Subject: bad\n\nbare\n")})
 		res, _ := RunIMAPFetch(testCtx(t), IMAPFetchConfig{
-			Target:   Target{Addr: srv.addr, Timeout: 5 * time.Second},
+			Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
 			Accounts: []Account{{"u@x", "pw"}}, Clients: 1,
 		})
 		// The good message counts, the bad one is an error, and the session
@@ -179,7 +179,7 @@ func TestIMAPFetchChecks(t *testing.T) {
 	t.Run("wrong password", func(t *testing.T) {
 		srv := newFakeIMAP(t, fakeIMAPOptions{pass: "other"}, []string{"u@x"}, imapMessages())
 		res, _ := RunIMAPFetch(testCtx(t), IMAPFetchConfig{
-			Target:   Target{Addr: srv.addr, Timeout: 5 * time.Second},
+			Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
 			Accounts: []Account{{"u@x", "pw"}}, Clients: 1, Auth: IMAPPlain,
 		})
 		if res.Errors != 1 || res.Ops != 0 || !strings.Contains(res.FirstErrors[0], "AUTHENTICATE: NO") {
@@ -189,7 +189,7 @@ func TestIMAPFetchChecks(t *testing.T) {
 	t.Run("empty mailbox", func(t *testing.T) {
 		srv := newFakeIMAP(t, fakeIMAPOptions{pass: "pw"}, []string{"u@x"}, nil)
 		res, _ := RunIMAPFetch(testCtx(t), IMAPFetchConfig{
-			Target:   Target{Addr: srv.addr, Timeout: 5 * time.Second},
+			Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
 			Accounts: []Account{{"u@x", "pw"}}, Clients: 1,
 		})
 		if res.Errors != 1 || !strings.Contains(res.FirstErrors[0], "INBOX is empty") {
@@ -241,7 +241,7 @@ func TestIMAPFetchParsing(t *testing.T) {
 			"a3 OK fetched\r\n",
 		"* BYE bye\r\na4 OK bye\r\n")
 	res, _ := RunIMAPFetch(testCtx(t), IMAPFetchConfig{
-		Target:   Target{Addr: addr, Timeout: 5 * time.Second},
+		Target:   Target{Addr: addr, Timeout: 30 * time.Second},
 		Accounts: []Account{{"u@x", `p"w\`}}, Clients: 1,
 	})
 	if res.Ops != 1 || res.Bytes != int64(len(body)) || res.Sessions != 1 {
@@ -264,7 +264,7 @@ func TestIMAPIdle(t *testing.T) {
 			srv := newFakeIMAP(t, fakeIMAPOptions{pass: "pw", implicit: mode == ImplicitTLS, starttls: mode == StartTLS},
 				ExpandPattern("u{n}@x", 3), imapMessages()[:1])
 			res, err := RunIdle(testCtx(t), IdleConfig{
-				Target:   Target{Addr: srv.addr, TLS: mode, Insecure: true, Timeout: 5 * time.Second},
+				Target:   Target{Addr: srv.addr, TLS: mode, Insecure: true, Timeout: 30 * time.Second},
 				IMAP:     true,
 				Conns:    12,
 				Dialers:  4,
@@ -300,7 +300,7 @@ func TestIMAPIdleLost(t *testing.T) {
 		"+ idling\r\n",
 		"* BYE going away\r\n")
 	res, _ := RunIdle(testCtx(t), IdleConfig{
-		Target: Target{Addr: addr, Timeout: 5 * time.Second},
+		Target: Target{Addr: addr, Timeout: 30 * time.Second},
 		IMAP:   true, Conns: 1, Hold: 10 * time.Millisecond, Accounts: []Account{{"u@x", "pw"}},
 	})
 	if res.Idle.Opened != 1 || res.Idle.OpenAfterHold != 0 || res.Errors != 1 {
@@ -318,7 +318,7 @@ func TestIMAPMixed(t *testing.T) {
 			}
 			srv := newFakeIMAP(t, fakeIMAPOptions{pass: "pw", literalPlus: lp}, users, msgs)
 			res, err := RunIMAPMixed(testCtx(t), IMAPMixedConfig{
-				Target:   Target{Addr: srv.addr, Timeout: 5 * time.Second},
+				Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
 				Accounts: PatternAccounts("u{n}@x", "pw", 2),
 				Clients:  4, // two sessions per account: each sees the other's EXPUNGEs
 				Commands: 400,

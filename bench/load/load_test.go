@@ -111,7 +111,7 @@ func TestPatternsAndAccounts(t *testing.T) {
 func TestSMTP(t *testing.T) {
 	srv := newFakeSMTP(t, fakeSMTPOptions{})
 	res, err := RunSMTP(testCtx(t), SMTPConfig{
-		Target:    Target{Addr: srv.addr, Timeout: 5 * time.Second},
+		Target:    Target{Addr: srv.addr, Timeout: 30 * time.Second},
 		Messages:  50,
 		Size:      2000,
 		Conns:     4,
@@ -164,7 +164,7 @@ func TestSMTPTLSAndAuth(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			srv := newFakeSMTP(t, fakeSMTPOptions{auth: login, tls: mode == StartTLS, implicit: mode == ImplicitTLS})
 			res, err := RunSMTP(testCtx(t), SMTPConfig{
-				Target:   Target{Addr: srv.addr, TLS: mode, Insecure: true, Timeout: 5 * time.Second},
+				Target:   Target{Addr: srv.addr, TLS: mode, Insecure: true, Timeout: 30 * time.Second},
 				Messages: 10, Size: 500, Conns: 2, Auth: login,
 				From: "dev@example.test", To: []string{"dev@example.test"},
 			})
@@ -182,7 +182,7 @@ func TestSMTPTLSAndAuth(t *testing.T) {
 	t.Run("verified certificate", func(t *testing.T) {
 		srv := newFakeSMTP(t, fakeSMTPOptions{tls: true})
 		res, _ := RunSMTP(testCtx(t), SMTPConfig{
-			Target:   Target{Addr: srv.addr, TLS: StartTLS, RootCAs: trust(t, srv.tls), Timeout: 5 * time.Second},
+			Target:   Target{Addr: srv.addr, TLS: StartTLS, RootCAs: trust(t, srv.tls), Timeout: 30 * time.Second},
 			Messages: 3, Size: 500, Conns: 1, From: "a@x", To: []string{"b@x"},
 		})
 		if res.Errors != 0 || res.Ops != 3 {
@@ -192,7 +192,7 @@ func TestSMTPTLSAndAuth(t *testing.T) {
 	t.Run("unverified certificate", func(t *testing.T) {
 		srv := newFakeSMTP(t, fakeSMTPOptions{implicit: true})
 		res, _ := RunSMTP(testCtx(t), SMTPConfig{
-			Target:   Target{Addr: srv.addr, TLS: ImplicitTLS, Timeout: 5 * time.Second},
+			Target:   Target{Addr: srv.addr, TLS: ImplicitTLS, Timeout: 30 * time.Second},
 			Messages: 3, Size: 500, Conns: 1, From: "a@x", To: []string{"b@x"},
 		})
 		if res.Errors != 3 || res.Ops != 0 || !strings.Contains(res.FirstErrors[0], "certificate") {
@@ -202,7 +202,7 @@ func TestSMTPTLSAndAuth(t *testing.T) {
 	t.Run("wrong password", func(t *testing.T) {
 		srv := newFakeSMTP(t, fakeSMTPOptions{auth: login})
 		res, _ := RunSMTP(testCtx(t), SMTPConfig{
-			Target:   Target{Addr: srv.addr, Timeout: 5 * time.Second},
+			Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
 			Messages: 4, Size: 500, Conns: 2, Auth: &Account{User: login.User, Pass: "wrong"},
 			From: "a@x", To: []string{"b@x"},
 		})
@@ -217,7 +217,7 @@ func TestSMTPRefusedRecipients(t *testing.T) {
 	// One connection, so that "the session survives" has one meaning
 	// whatever the scheduler does: every message on it, none reconnecting.
 	cfg := SMTPConfig{
-		Target:   Target{Addr: srv.addr, Timeout: 5 * time.Second},
+		Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
 		Messages: 8, Size: 500, Conns: 1, PerConn: 0,
 		From: "a@example.test", To: []string{"reject@example.test"},
 	}
@@ -287,7 +287,7 @@ func TestSMTPSilentServer(t *testing.T) {
 		Target:   Target{Addr: ln.Addr().String(), Timeout: 100 * time.Millisecond},
 		Messages: 2, Size: 100, Conns: 2, From: "a@x", To: []string{"b@x"},
 	})
-	if res.Errors != 2 || time.Since(start) > 5*time.Second {
+	if res.Errors != 2 || time.Since(start) > 30*time.Second {
 		t.Errorf("per-operation timeout: %d errors after %v: %v", res.Errors, time.Since(start), res.FirstErrors)
 	}
 
@@ -333,7 +333,7 @@ func TestPOP3(t *testing.T) {
 				}
 			}
 			res, err := RunPOP3(testCtx(t), POP3Config{
-				Target:   Target{Addr: srv.addr, TLS: tc.mode, Insecure: true, Timeout: 5 * time.Second},
+				Target:   Target{Addr: srv.addr, TLS: tc.mode, Insecure: true, Timeout: 30 * time.Second},
 				Accounts: accounts, Clients: 2, Delete: true,
 			})
 			if err != nil {
@@ -372,7 +372,7 @@ func TestPOP3Checks(t *testing.T) {
 				srv.add("u@x", m)
 			}
 			res, _ := RunPOP3(testCtx(t), POP3Config{
-				Target:   Target{Addr: srv.addr, Timeout: 5 * time.Second},
+				Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
 				Accounts: []Account{{"u@x", "pw"}}, Clients: 1,
 			})
 			if res.Errors == 0 || !strings.Contains(strings.Join(res.FirstErrors, "\n"), tc.want) {
@@ -390,7 +390,7 @@ func TestPOP3SharedAccounts(t *testing.T) {
 		srv.add(a.User, popMessages()[0])
 	}
 	res, _ := RunPOP3(testCtx(t), POP3Config{
-		Target:   Target{Addr: srv.addr, Timeout: 5 * time.Second},
+		Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
 		Accounts: accounts, Clients: 4, Sessions: 30,
 	})
 	if res.Errors != 0 || res.Sessions != 30 || res.Ops != 30 {
@@ -399,7 +399,7 @@ func TestPOP3SharedAccounts(t *testing.T) {
 
 	start := time.Now()
 	res, _ = RunPOP3(testCtx(t), POP3Config{
-		Target:   Target{Addr: srv.addr, Timeout: 5 * time.Second},
+		Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
 		Accounts: accounts, Clients: 2, Duration: 150 * time.Millisecond,
 	})
 	if d := time.Since(start); d < 150*time.Millisecond || d > 3*time.Second || res.Sessions == 0 || res.Errors != 0 {
@@ -418,8 +418,8 @@ func TestWait(t *testing.T) {
 		}
 	}()
 	res, err := RunWait(testCtx(t), WaitConfig{
-		Target:   Target{Addr: srv.addr, Timeout: 5 * time.Second},
-		Accounts: accounts, Expect: 6, Poll: 20 * time.Millisecond, Timeout: 5 * time.Second,
+		Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
+		Accounts: accounts, Expect: 6, Poll: 20 * time.Millisecond, Timeout: 30 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -431,7 +431,7 @@ func TestWait(t *testing.T) {
 	checkJSON(t, res)
 
 	res, _ = RunWait(testCtx(t), WaitConfig{
-		Target:   Target{Addr: srv.addr, Timeout: 5 * time.Second},
+		Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
 		Accounts: accounts, Expect: 100, Poll: 20 * time.Millisecond, Timeout: 200 * time.Millisecond,
 	})
 	if !res.Delivery.TimedOut || res.Errors != 1 || res.Delivery.Seen != 6 {
@@ -448,11 +448,11 @@ func TestSMTPWaitPOP3(t *testing.T) {
 		time.AfterFunc(50*time.Millisecond, func() { pop.add(rcpt, msg) })
 	}})
 	res, err := RunSMTP(testCtx(t), SMTPConfig{
-		Target:   Target{Addr: srv.addr, Timeout: 5 * time.Second},
+		Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
 		Messages: 20, Size: 1000, Conns: 2,
 		From: "a@example.test", To: []string{"user{n}@example.test"}, Mailboxes: 4,
-		Wait: &WaitConfig{Target: Target{Addr: pop.addr, Timeout: 5 * time.Second}, Pass: "pw",
-			Poll: 20 * time.Millisecond, Timeout: 5 * time.Second},
+		Wait: &WaitConfig{Target: Target{Addr: pop.addr, Timeout: 30 * time.Second}, Pass: "pw",
+			Poll: 20 * time.Millisecond, Timeout: 30 * time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -470,7 +470,7 @@ func TestSMTPWaitPOP3(t *testing.T) {
 func TestIdle(t *testing.T) {
 	srv := newFakePOP3(t, fakePOP3Options{pass: "pw", implicit: true})
 	res, err := RunIdle(testCtx(t), IdleConfig{
-		Target:   Target{Addr: srv.addr, TLS: ImplicitTLS, Insecure: true, Timeout: 5 * time.Second},
+		Target:   Target{Addr: srv.addr, TLS: ImplicitTLS, Insecure: true, Timeout: 30 * time.Second},
 		Conns:    20,
 		Dialers:  4,
 		Hold:     50 * time.Millisecond,
@@ -502,7 +502,7 @@ func TestIdle(t *testing.T) {
 func TestIdleDropped(t *testing.T) {
 	srv := newFakePOP3(t, fakePOP3Options{pass: "pw", tls: true, dropAt: 5})
 	res, _ := RunIdle(testCtx(t), IdleConfig{
-		Target: Target{Addr: srv.addr, TLS: StartTLS, Insecure: true, Timeout: 5 * time.Second},
+		Target: Target{Addr: srv.addr, TLS: StartTLS, Insecure: true, Timeout: 30 * time.Second},
 		Conns:  5,
 		Hold:   50 * time.Millisecond,
 	})
@@ -627,7 +627,7 @@ func TestDescendantsAndChildren(t *testing.T) {
 
 	srv := newFakePOP3(t, fakePOP3Options{pass: "pw", implicit: true})
 	res, err := RunIdle(testCtx(t), IdleConfig{
-		Target:   Target{Addr: srv.addr, TLS: ImplicitTLS, Insecure: true, Timeout: 5 * time.Second},
+		Target:   Target{Addr: srv.addr, TLS: ImplicitTLS, Insecure: true, Timeout: 30 * time.Second},
 		Conns:    3,
 		Hold:     10 * time.Millisecond,
 		PIDs:     []int{os.Getpid()},
@@ -672,7 +672,7 @@ func TestPairSamples(t *testing.T) {
 func TestSMTPDuration(t *testing.T) {
 	srv := newFakeSMTP(t, fakeSMTPOptions{})
 	res, err := RunSMTP(testCtx(t), SMTPConfig{
-		Target:    Target{Addr: srv.addr, Timeout: 5 * time.Second},
+		Target:    Target{Addr: srv.addr, Timeout: 30 * time.Second},
 		Duration:  300 * time.Millisecond,
 		Size:      500,
 		Conns:     2,
@@ -695,7 +695,7 @@ func TestSMTPDuration(t *testing.T) {
 
 	// A count reached before the duration ends the run first.
 	res, err = RunSMTP(testCtx(t), SMTPConfig{
-		Target: Target{Addr: srv.addr, Timeout: 5 * time.Second}, Messages: 5, Duration: time.Minute,
+		Target: Target{Addr: srv.addr, Timeout: 30 * time.Second}, Messages: 5, Duration: time.Minute,
 		Size: 500, Conns: 2, From: "load@example.test", To: []string{"a@example.test"},
 	})
 	if err != nil || res.Ops != 5 || res.ElapsedS > 10 {

@@ -39,7 +39,7 @@ func dialPetrel(t *testing.T, s *mailtest.Server, mode TLSMode) *Client {
 	if mode == ImplicitTLS {
 		addr = s.TLSAddr
 	}
-	c, err := Dial(context.Background(), addr, Options{TLS: mode, TLSConf: caConf(t, s), Timeout: 5 * time.Second})
+	c, err := Dial(context.Background(), addr, Options{TLS: mode, TLSConf: caConf(t, s), Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestAPOP(t *testing.T) {
 		}
 		return true
 	})
-	c := dialFake(t, f, 5*time.Second)
+	c := dialFake(t, f, 30*time.Second)
 	// RFC 1939 §7's example digest.
 	if hex.EncodeToString(want[:]) != "c4c9334bac560ecc979e58001b3e22fb" {
 		t.Fatal("digest differs from RFC 1939 example")
@@ -257,7 +257,7 @@ func TestDotUnstuffing(t *testing.T) {
 		}
 		return true
 	})
-	c := dialFake(t, f, 5*time.Second)
+	c := dialFake(t, f, 30*time.Second)
 	var b bytes.Buffer
 	if _, err := c.Retr(1, &b); err != nil {
 		t.Fatal(err)
@@ -282,7 +282,7 @@ func TestErrorCodesAndProtocolErrors(t *testing.T) {
 		}
 		return true
 	})
-	c := dialFake(t, f, 5*time.Second)
+	c := dialFake(t, f, 30*time.Second)
 	err := c.UserPass("a", "b")
 	var pe *Error
 	if !errors.As(err, &pe) || pe.Code != "IN-USE" || !pe.Temporary() || pe.Text != "maildrop locked" {
@@ -369,7 +369,7 @@ func TestSCRAMImpostor(t *testing.T) {
 		}
 		return true
 	})
-	c := dialFake(t, f, 5*time.Second)
+	c := dialFake(t, f, 30*time.Second)
 	if err := c.Auth(scram.NewClient("u", "p")); err == nil || !strings.Contains(err.Error(), "proving") {
 		t.Fatalf("Auth: %v", err)
 	}
@@ -383,7 +383,7 @@ func TestUIDLDuplicateAndMissing(t *testing.T) {
 		}
 		return true
 	})
-	c := dialFake(t, f, 5*time.Second)
+	c := dialFake(t, f, 30*time.Second)
 	if _, err := c.UIDL(); !errors.Is(err, ErrProtocol) {
 		t.Fatalf("duplicate unique-ids: %v", err)
 	}
@@ -391,7 +391,7 @@ func TestUIDLDuplicateAndMissing(t *testing.T) {
 		io.WriteString(w, "-ERR unknown command\r\n")
 		return true
 	})
-	c = dialFake(t, f, 5*time.Second)
+	c = dialFake(t, f, 30*time.Second)
 	if _, err := c.UIDL(); !errors.Is(err, ErrNoUIDL) {
 		t.Fatalf("no UIDL: %v", err)
 	}
