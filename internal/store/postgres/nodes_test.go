@@ -112,7 +112,7 @@ func TestChangesCatchUpAfterReconnect(t *testing.T) {
 	// Service resumes: a new subscription hears the next change.
 	ch2, cancel2 := b.Subscribe(acct.ID)
 	defer cancel2()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		d := deliverTo(t, a, acct.ID, "Subject: y\r\n\r\nagain\r\n")
 		select {
@@ -128,7 +128,7 @@ func TestChangesCatchUpAfterReconnect(t *testing.T) {
 			// The listener may still be reconnecting; deliver again.
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("node b hears no change 30 s after its listener reconnected")
+			t.Fatal("node b hears no change 2 minutes after its listener reconnected")
 		}
 	}
 }
