@@ -197,8 +197,8 @@ func (s *session) searchMatches(c *Command) (hits []uint32, modseqs []uint64, er
 	}
 	common, restricted := candidates(&c.Search, text)
 	if restricted && onlyText(&c.Search) {
-		// Every candidate matches: number them in one walk along the session's UIDs instead
-		// of a binary search and an evaluation per hit (a common word has tens of thousands).
+		// Every candidate matches: keep those in the session's view in one walk along its
+		// UIDs instead of an evaluation per hit (a common word has tens of thousands).
 		j := 0
 		for _, u := range common {
 			for j < len(sel.uids) && sel.uids[j] < u {
@@ -210,11 +210,7 @@ func (s *session) searchMatches(c *Command) (hits []uint32, modseqs []uint64, er
 			if sel.uids[j] != u {
 				continue // not in this session's view yet
 			}
-			if c.UID {
-				hits = append(hits, u)
-			} else {
-				hits = append(hits, uint32(j+1))
-			}
+			hits = append(hits, u)       // UIDs: the caller numbers them
 			modseqs = append(modseqs, 0) // as eval does without message rows
 		}
 	} else if !needsRows(&c.Search) {
