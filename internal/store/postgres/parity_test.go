@@ -39,3 +39,7 @@ func TestAdmins(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	storetest.RunAdmins(t, s)
 }
+
+func TestSubscriptionChanges(t *testing.T) {
+	storetest.RunSubscriptionChanges(t, func(t *testing.T) store.Store { return openTest(t) })
+}

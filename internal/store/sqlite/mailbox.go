@@ -319,21 +319,39 @@ func (s *Store) SetSpecialUse(ctx context.Context, accountID int64, name string,
 
 // SetSubscribed implements store.Mailboxes.
 func (s *Store) SetSubscribed(ctx context.Context, accountID int64, name string, subscribed bool) error {
-	name, err := store.CanonicalMailboxName(name)
+	_, err := s.SetSubscribedNotify(ctx, accountID, name, subscribed)
+	return err
+}
+
+// SetSubscribedNotify implements store.SubscriptionChanges.
+func (s *Store) SetSubscribedNotify(ctx context.Context, accountID int64, name string, subscribed bool) (changed bool, err error) {
+	name, err = store.CanonicalMailboxName(name)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return false, fmt.Errorf("store: %w", err)
 	}
-	return s.write(ctx, 0, func(t *tx) error {
+	err = s.write(ctx, 0, func(t *tx) error {
+		changed = false // a retried transaction starts again
 		if err := t.accountExists(accountID); err != nil {
 			return err
 		}
+		var res interface{ RowsAffected() (int64, error) }
+		var err error
 		if subscribed {
-			_, err = t.exec(`INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)`, accountID, name)
+			res, err = t.exec(`INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)`, accountID, name)
 		} else {
-			_, err = t.exec(`DELETE FROM subscriptions WHERE account_id = ? AND name = ?`, accountID, name)
+			res, err = t.exec(`DELETE FROM subscriptions WHERE account_id = ? AND name = ?`, accountID, name)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		changed = true
+		t.change(store.ChangeSubscription, accountID, 0, 0)
+		return nil
 	})
+	return changed, err
 }
 
 // accountExists is ErrNotFound (wrapped) for an unknown account.

@@ -670,3 +670,7 @@ func TestPackSortKeys(t *testing.T) {
 func TestWebSessions(t *testing.T) {
 	storetest.RunWebSessions(t, openTemp(t, Options{}))
 }
+
+func TestSubscriptionChanges(t *testing.T) {
+	storetest.RunSubscriptionChanges(t, func(t *testing.T) store.Store { return openTemp(t, Options{}) })
+}
