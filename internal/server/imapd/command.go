@@ -56,6 +56,8 @@ type Command struct {
 	ID    []string // ID: field, value pairs (a NIL value is ""); nil for "ID NIL"
 	IDNil bool
 
+	Notify *NotifySet // NOTIFY (RFC 5465, notify.go)
+
 	SyncArgs // CONDSTORE/QRESYNC parameters and modifiers (syncargs.go)
 }
 
@@ -65,6 +67,7 @@ var argParsers = map[string]func(r *reader, c *Command) error{
 	"CAPABILITY": nil, "NOOP": nil, "LOGOUT": nil, "STARTTLS": nil, "CHECK": nil, "CLOSE": nil,
 	"UNSELECT": nil, "IDLE": nil, "NAMESPACE": nil,
 	"COMPRESS": compressArg, // RFC 4978 (compress.go)
+	"NOTIFY":   parseNotify, // RFC 5465 (notify.go)
 	"EXPUNGE": func(r *reader, c *Command) error {
 		if !c.UID {
 			return nil

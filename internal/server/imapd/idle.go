@@ -115,6 +115,10 @@ func (s *session) cmdIdle(c *Command) (done, error) {
 			return done{}, err
 		}
 	}
+	if err := s.deliver(true, ""); err != nil { // NOTIFY (notify.go)
+		s.endIdle()
+		return done{}, err
+	}
 	return done{}, errIdling
 }
 
@@ -143,15 +147,20 @@ func (s *session) idleWait() error {
 		return err
 	}
 	var err error
+	notified := false // NOTIFY's changes woke the session (notify.go)
 	if s.inputBuffered() {
 		s.reader() // DONE came with IDLE, or right after it
 	} else {
+		if !s.notifyArm() {
+			return s.idleWoken()
+		}
 		err = s.waitInput(time.Until(s.idle.deadline), moveOnAfter)
+		if errors.Is(err, errMoveOn) {
+			return err // still armed
+		}
+		notified = s.notifyDisarm()
 	}
-	if errors.Is(err, errMoveOn) {
-		return err
-	}
-	if err != nil && (errors.Is(err, errWoken) || isTimeout(err)) && s.takeWake() {
+	if err != nil && (errors.Is(err, errWoken) || isTimeout(err)) && (s.takeWake() || notified) {
 		return s.idleWoken()
 	}
 	if err != nil {
@@ -192,6 +201,9 @@ func (s *session) idleWoken() error {
 			return err
 		}
 	}
+	if err := s.deliver(true, ""); err != nil {
+		return err
+	}
 	return s.flush()
 }
 
@@ -222,14 +234,28 @@ type watcher struct {
 	waiters map[*waiter]int64 // → the mailbox its session has selected (0: none)
 }
 
-// waiter is one session in IDLE: wake is called (under Server.mu) when its mailbox changes.
-type waiter struct{ wake func() }
+// waiter is one session in IDLE: wake is called (under Server.mu) when its mailbox changes;
+// or one with NOTIFY: all is called (under Server.mu) with every change of the account.
+type waiter struct {
+	wake func()
+	all  func(c store.Change, ok bool)
+}
 
 // watch registers a session in IDLE: wake is called when the mailbox changes, or when a
 // change may have been missed, and must not block. stop unregisters it; the account's
 // subscription ends with its last waiter.
 func (s *Server) watch(accountID, mailboxID int64, wake func()) (stop func()) {
-	wt := &waiter{wake: wake}
+	return s.addWaiter(accountID, mailboxID, &waiter{wake: wake})
+}
+
+// watchAll registers a session with NOTIFY (notify.go): all gets every change of the
+// account, and ok false once when the subscription was cut off (the session then watches
+// again). all must not block.
+func (s *Server) watchAll(accountID int64, all func(c store.Change, ok bool)) (stop func()) {
+	return s.addWaiter(accountID, 0, &waiter{all: all})
+}
+
+func (s *Server) addWaiter(accountID, mailboxID int64, wt *waiter) (stop func()) {
 	s.mu.Lock()
 	w := s.watchers[accountID]
 	if w == nil {
@@ -266,7 +292,10 @@ func (s *Server) fanOut(accountID int64, w *watcher, ch <-chan store.Change) {
 			delete(s.watchers, accountID)
 		}
 		for wt, mb := range w.waiters {
-			if !ok || mb == c.MailboxID {
+			switch {
+			case wt.all != nil:
+				wt.all(c, ok)
+			case !ok || mb == c.MailboxID:
 				wt.wake()
 			}
 		}

@@ -76,13 +76,13 @@ func (s *session) poll(allowExpunge bool) error {
 		if len(sel.uids) > 0 {
 			last = sel.uids[len(sel.uids)-1]
 		}
-		added := false
+		var added []uint32
 		for _, m := range changed {
 			switch {
 			case m.UID > last:
 				sel.uids = append(sel.uids, m.UID)
 				last = m.UID
-				added = true
+				added = append(added, m.UID)
 			case sel.own[m.ModSeq]:
 			default:
 				if n := sel.seqOf(m.UID); n != 0 && !slices.Contains(sel.expunged, m.UID) {
@@ -92,12 +92,15 @@ func (s *session) poll(allowExpunge bool) error {
 		}
 		sel.mb, sel.modseq = mb, mb.HighestModSeq
 		clear(sel.own)
-		if added {
+		if len(added) > 0 {
 			// EXISTS counts messages still pending EXPUNGE: they keep their numbers until
 			// it is sent.
 			w.str("* ")
 			w.num(uint32(len(sel.uids)))
 			w.str(" EXISTS\r\n")
+			if err := s.notifyFetch(added); err != nil { // NOTIFY MessageNew (notify.go)
+				return err
+			}
 		}
 	}
 	if allowExpunge && len(sel.expunged) > 0 {

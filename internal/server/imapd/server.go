@@ -60,6 +60,7 @@ type Config struct {
 	SpoolDir           string        // where APPEND bodies above 1 MiB wait while they are parsed; "" is the system's
 	MaxAccountSessions int           // logged-in sessions per account, all listeners of this server together (default 100)
 	Compress           bool          // offer COMPRESS=DEFLATE (RFC 4978) after login (compress.go)
+	MaxNotifyPending   int           // mailboxes with unreported changes a NOTIFY session may hold before NOTIFICATIONOVERFLOW (default 1000, notify.go)
 	Limits             Limits        // what one command may hold (reader.go)
 	Metrics            Metrics       // counts logins and commands (default: none)
 	Junk               JunkTrainer   // learns from messages filed into and out of Junk (junk.go); nil: none
@@ -88,6 +89,9 @@ const (
 	// A person's devices each open a few connections (Thunderbird up to 5 per account); 100
 	// leaves room for many devices and stops a leaked password from exhausting the server.
 	DefaultMaxAccountSessions = 100
+	// A NOTIFY session's record of changed mailboxes: one entry per mailbox, so an account
+	// with fewer mailboxes never overflows; more would be a client not reading.
+	DefaultMaxNotifyPending = 1000
 )
 
 // Store is the part of store.Store the IMAP server uses.
@@ -169,6 +173,9 @@ func New(cfg Config, st Store, au Authenticator, log *slog.Logger) *Server {
 	}
 	if cfg.MaxAccountSessions <= 0 {
 		cfg.MaxAccountSessions = DefaultMaxAccountSessions
+	}
+	if cfg.MaxNotifyPending <= 0 {
+		cfg.MaxNotifyPending = DefaultMaxNotifyPending
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	if log == nil {

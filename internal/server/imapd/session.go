@@ -81,6 +81,7 @@ var commands = map[string]struct {
 	"GETQUOTAROOT": {loggedIn, (*session).cmdGetQuotaRoot},    // RFC 9208 §3.2
 	"SETQUOTA":     {loggedIn, (*session).cmdSetQuota},        // RFC 9208 §3.3
 	"COMPRESS":     {loggedIn, (*session).cmdCompress},        // RFC 4978 (compress.go)
+	"NOTIFY":       {loggedIn, (*session).cmdNotify},          // RFC 5465 (notify.go)
 }
 
 // Errors that end a session.
@@ -131,6 +132,7 @@ type session struct {
 	ext     extensions    // what ENABLE and CONDSTORE-enabling commands turned on (enable.go)
 	idle    *idleState    // in IDLE, else nil (idle.go); set and cleared by the session, under mu
 	z       *compression  // after COMPRESS DEFLATE (compress.go), else nil
+	notify  *notifyState  // after NOTIFY SET (notify.go), else nil; set under mu
 
 	// Counters for the session log line.
 	commands int
@@ -179,6 +181,7 @@ func (s *session) Serve() {
 			result = "panic"
 		}
 		s.endIdle()
+		s.notifyOff()
 		s.flush()
 		s.releaseReader()
 		if s.z != nil {
@@ -232,7 +235,7 @@ func (s *session) run() (result string, movedOn bool) {
 			err = s.command()
 		}
 		switch {
-		case err == nil, errors.Is(err, errIdling), errors.Is(err, errCompressStarted):
+		case err == nil, errors.Is(err, errIdling), errors.Is(err, errCompressStarted), errors.Is(err, errNotified):
 			continue
 		case errors.Is(err, errMoveOn):
 			return "", true
@@ -246,6 +249,11 @@ func (s *session) run() (result string, movedOn bool) {
 // command is buffered, then gives the command CommandTimeout to arrive whole.
 func (s *session) waitCommand() error {
 	if !s.commandBuffered() {
+		if s.notify != nil { // notify.go: what changed since the last command
+			if err := s.deliver(true, ""); err != nil {
+				return err
+			}
+		}
 		// Compressed, octets may be buffered that decode to no command (a client's flush):
 		// the answers go out before they are read.
 		if err := s.flush(); err != nil {
@@ -253,7 +261,19 @@ func (s *session) waitCommand() error {
 		}
 	}
 	if !s.inputBuffered() {
-		if err := s.waitInput(s.idleTimeout(), moveOnAfter); err != nil {
+		if !s.notifyArm() {
+			return errNotified
+		}
+		err := s.waitInput(s.idleTimeout(), moveOnAfter)
+		if errors.Is(err, errMoveOn) {
+			return err // still armed: the fresh goroutine waits on
+		}
+		// Woken with a command there too: the command goes first, the changes after it.
+		woken := s.notifyDisarm()
+		if err != nil && woken && (errors.Is(err, errWoken) || isTimeout(err)) {
+			return errNotified
+		}
+		if err != nil {
 			return err
 		}
 	} else {
@@ -358,6 +378,11 @@ func (s *session) command() error {
 			return err
 		}
 	}
+	if s.notify != nil {
+		if err := s.deliver(false, cmd.Name); err != nil {
+			return err
+		}
+	}
 	if pe != nil {
 		s.out().errorReply(cmd.Tag, pe)
 		return nil
@@ -433,7 +458,7 @@ func (s *session) setReadDeadline(d time.Duration) error {
 	if s.srv.conns.Closing() {
 		return errShutdown
 	}
-	if s.idle != nil && s.idle.woken {
+	if s.idle != nil && s.idle.woken || s.notify != nil && s.notify.woken {
 		return errWoken // keep the expired deadline of wakeIdle until idleWait has seen it
 	}
 	dl := time.Now().Add(d)
@@ -512,6 +537,7 @@ func (s *session) capabilities() string {
 	if _, ok := s.srv.store.(store.MultiAppender); ok {
 		b.WriteString(" MULTIAPPEND") // RFC 3502 (mailboxes.go)
 	}
+	b.WriteString(" NOTIFY") // RFC 5465 (notify.go)
 	if s.sorter() != nil {
 		b.WriteString(sortCapabilities) // RFC 5256, 5267, 5957 (sort.go)
 	}

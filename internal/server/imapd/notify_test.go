@@ -1,0 +1,255 @@
+package imapd
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"petrel/internal/store"
+)
+
+// notifyOn sends NOTIFY SET and reads its tagged OK.
+func notifyOn(t *testing.T, d interface {
+	Send(string)
+	Line() string
+}, args string) {
+	t.Helper()
+	d.Send("n NOTIFY " + args)
+	if l := d.Line(); l != "n OK NOTIFY completed" {
+		t.Fatalf("NOTIFY %s: %q", args, l)
+	}
+}
+
+// A session with NOTIFY on INBOXES learns of mail arriving in INBOX while it has another
+// mailbox selected, between commands, without sending one; and in IDLE.
+func TestNotifyInboxesStatus(t *testing.T) {
+	e := newEnv(t, Config{})
+	a := e.login(t)
+	a.Run(`
+		C: s SELECT Drafts
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
+		S: * 0 EXISTS
+		S: * 0 RECENT
+	`)
+	for !strings.HasPrefix(a.Line(), "s OK") {
+	}
+	notifyOn(t, a, "SET (INBOXES (MessageNew MessageExpunge))")
+
+	e.deliver(t, "INBOX", msgA)
+	e.deliver(t, "Sent", msgA) // not watched: no STATUS
+	e.run(t, a, `
+		S: * STATUS INBOX (MESSAGES 1 UIDNEXT 2 UIDVALIDITY $INBOX UNSEEN 1)
+		C: i IDLE
+		S: + idling
+	`)
+	e.deliver(t, "INBOX", msgB)
+	e.run(t, a, `
+		S: * STATUS INBOX (MESSAGES 2 UIDNEXT 3 UIDVALIDITY $INBOX UNSEEN 2)
+		C: DONE
+		S: i OK IDLE completed
+	`)
+
+	// Another session expunges: MessageExpunge is a STATUS too, with HIGHESTMODSEQ once
+	// CONDSTORE is on.
+	a.Run(`
+		C: c ENABLE CONDSTORE
+		S: * ENABLED CONDSTORE
+		S: c OK ENABLE completed
+	`)
+	b := e.login(t)
+	b.Run(`
+		C: x SELECT INBOX
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+	`)
+	for !strings.HasPrefix(b.Line(), "x OK") {
+	}
+	b.Run(`
+		C: y STORE 1 +FLAGS.SILENT (\Deleted)
+		S: y OK STORE completed
+		C: z EXPUNGE
+		S: * 1 EXPUNGE
+		S: z OK EXPUNGE completed
+	`)
+	e.run(t, a, `
+		S: * STATUS INBOX (MESSAGES 1 UIDNEXT 3 UIDVALIDITY $INBOX UNSEEN 1 HIGHESTMODSEQ $$INBOX)
+		C: o NOOP
+		S: o OK NOOP completed
+	`)
+}
+
+// MessageNew for the selected mailbox brings the FETCH the client asked for after EXISTS;
+// NOTIFY SET STATUS reports the watched mailboxes at once.
+func TestNotifySelectedFetch(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.deliver(t, "Sent", msgA)
+	a := e.login(t)
+	a.Send("s SELECT INBOX")
+	for !strings.HasPrefix(a.Line(), "s OK") {
+	}
+	e.run(t, a, `
+		C: n NOTIFY SET STATUS (SELECTED (MessageNew (UID FLAGS RFC822.SIZE) MessageExpunge FlagChange)) (MAILBOXES (Sent Junk) (MessageNew MessageExpunge))
+		S: * STATUS Sent (MESSAGES 1 UIDNEXT 2 UIDVALIDITY $Sent UNSEEN 1)
+		S: * STATUS Junk (MESSAGES 0 UIDNEXT 1 UIDVALIDITY $Junk UNSEEN 0)
+		S: n OK NOTIFY completed
+	`)
+	e.deliver(t, "INBOX", msgA)
+	a.Run(`
+		S: * 1 EXISTS
+		S: * 1 FETCH (UID 1 FLAGS () RFC822.SIZE 149)
+	`)
+	// SELECTED-DELAYED: an expunge by another session waits for a command that may carry it.
+	a.Run(`
+		C: d NOTIFY SET (SELECTED-DELAYED (MessageNew MessageExpunge))
+		S: d OK NOTIFY completed
+	`)
+	b := e.login(t)
+	b.Send("x SELECT INBOX")
+	for !strings.HasPrefix(b.Line(), "x OK") {
+	}
+	b.Run(`
+		C: y STORE 1 +FLAGS.SILENT (\Deleted)
+		S: y OK STORE completed
+	`)
+	a.Run(`S: * 1 FETCH (UID 1 FLAGS (\Deleted))`) // between commands, as the flags changed
+	b.Run(`
+		C: z EXPUNGE
+		S: * 1 EXPUNGE
+		S: z OK EXPUNGE completed
+	`)
+	// The expunged message is still number 1 for a, but gone: FETCH has nothing to say.
+	a.Run(`
+		C: f FETCH 1 (UID)
+		S: f OK FETCH completed
+		C: o NOOP
+		S: * 1 EXPUNGE
+		S: o OK NOOP completed
+	`)
+}
+
+// Mailbox creation, renaming and deletion and subscription changes by another session come
+// as LIST responses (RFC 5465 §5.4, §5.5).
+func TestNotifyMailboxName(t *testing.T) {
+	e := newEnv(t, Config{})
+	a := e.login(t)
+	notifyOn(t, a, "SET (PERSONAL (MailboxName SubscriptionChange))")
+	b := e.login(t)
+	b.Run(`
+		C: 1 CREATE Lists
+		S: 1 OK CREATE completed
+	`)
+	a.Run(`S: * LIST () "/" Lists`)
+	b.Run(`
+		C: 2 RENAME Lists Projects
+		S: 2 OK RENAME completed
+	`)
+	a.Run(`S: * LIST () "/" Projects ("OLDNAME" (Lists))`)
+	b.Run(`
+		C: 3 SUBSCRIBE Projects
+		S: 3 OK SUBSCRIBE completed
+	`)
+	a.Run(`S: * LIST (\Subscribed) "/" Projects`)
+	b.Run(`
+		C: 4 UNSUBSCRIBE Projects
+		S: 4 OK UNSUBSCRIBE completed
+	`)
+	a.Run(`S: * LIST () "/" Projects`)
+	b.Run(`
+		C: 5 DELETE Projects
+		S: 5 OK DELETE completed
+	`)
+	a.Run(`
+		S: * LIST (\NonExistent) "/" Projects
+		C: o NOOP
+		S: o OK NOOP completed
+		C: n NOTIFY NONE
+		S: n OK NOTIFY completed
+	`)
+	b.Run(`
+		C: 6 CREATE Quiet
+		S: 6 OK CREATE completed
+	`)
+	a.Run(`
+		C: o NOOP
+		S: o OK NOOP completed
+	`)
+}
+
+// What the RFC forbids is BAD, what Petrel does not support is NO [BADEVENT], and a LIST
+// command is not interleaved with notification LIST responses.
+func TestNotifyErrors(t *testing.T) {
+	e := newEnv(t, Config{})
+	a := e.login(t)
+	a.Run(`
+		C: 1 NOTIFY SET (PERSONAL (AnnotationChange))
+		S: 1 NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)] Unsupported event
+		C: 2 NOTIFY SET (PERSONAL (MessageNew))
+		S: 2 BAD MessageNew and MessageExpunge go together
+		C: 3 NOTIFY SET (PERSONAL (FlagChange))
+		S: 3 BAD FlagChange needs MessageNew and MessageExpunge
+		C: 4 NOTIFY SET (SELECTED (MailboxName))
+		S: 4 BAD Only message events for the selected mailbox
+		C: 5 NOTIFY SET (INBOXES (MessageNew (UID) MessageExpunge))
+		S: 5 BAD FETCH attributes only for the selected mailbox
+		C: 6 NOTIFY SET (SELECTED NONE) (SELECTED-DELAYED NONE)
+		S: 6 BAD Only one SELECTED or SELECTED-DELAYED group
+		C: 7 NOTIFY SET (NOWHERE (MessageNew MessageExpunge))
+		S: 7 BAD Unknown NOTIFY mailbox filter
+		C: 8 NOTIFY SET
+		S: 8 BAD Expected a space
+		C: 9 NOTIFY
+		S: 9 BAD Expected a space
+		C: 10 NOTIFY SET (SUBTREE (Lists Work) (MessageNew MessageExpunge FlagChange MailboxName)) (SUBSCRIBED NONE)
+		S: 10 OK NOTIFY completed
+	`)
+}
+
+// A session that cannot report its changes in time (here: in the middle of an APPEND)
+// overflows its bound: NOTIFICATIONOVERFLOW, and NOTIFY is off (RFC 5465 §5.8).
+func TestNotifyOverflow(t *testing.T) {
+	e := newEnv(t, Config{MaxNotifyPending: 1})
+	a := e.login(t)
+	notifyOn(t, a, "SET (PERSONAL (MessageNew MessageExpunge))")
+	seen := make(chan store.Change, 16)
+	stop := e.srv.watchAll(e.alice.ID, func(c store.Change, ok bool) {
+		if ok {
+			seen <- c
+		}
+	})
+	defer stop()
+	a.Run(`
+		C: a APPEND Drafts {5}
+		S: + Ready for literal data
+	`)
+	e.deliver(t, "INBOX", msgA)
+	e.deliver(t, "Sent", msgA)
+	e.deliver(t, "Junk", msgA)
+	// The feed calls its watchers one change at a time: once this watcher has the third
+	// change, the session has had the first two, one more than it may hold.
+	junk, err := e.st.Mailbox(context.Background(), e.alice.ID, "Junk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.After(60 * time.Second); ; {
+		select {
+		case c := <-seen:
+			if c.MailboxID != junk.ID {
+				continue
+			}
+		case <-deadline:
+			t.Fatal("the third delivery never reached the change feed")
+		}
+		break
+	}
+	a.Send("hello")
+	e.run(t, a, `
+		S: * OK [NOTIFICATIONOVERFLOW] Too many changes; NOTIFY is off
+		S: a OK [APPENDUID $Drafts 1] APPEND completed
+	`)
+	e.deliver(t, "INBOX", msgB)
+	a.Run(`
+		C: o NOOP
+		S: o OK NOOP completed
+	`)
+}
