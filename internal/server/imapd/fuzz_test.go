@@ -30,6 +30,8 @@ func FuzzReadCommand(f *testing.F) {
 		"t APPEND INBOX UTF8 (~{3+}\r\nabc)\r\n", "t APPEND INBOX UTF8 ({3+}\r\nabc)\r\n", "t ENABLE UTF8=ACCEPT QRESYNC\r\n",
 		"t GETQUOTA \"\"\r\n", "t GETQUOTAROOT INBOX\r\n", "t SETQUOTA \"\" (STORAGE 512 MESSAGE 10)\r\n",
 		"t UID SORT RETURN (MIN COUNT) (REVERSE DATE SUBJECT DISPLAYFROM) UTF-8 OR FROM {1}\r\nx 1:*\r\n",
+		"t NOTIFY SET STATUS (SELECTED (MessageNew (UID BODY.PEEK[HEADER.FIELDS (From)]) MessageExpunge)) (SUBTREE (a {1}\r\nb) (MessageNew MessageExpunge FlagChange)) (MAILBOXES x NONE)\r\n",
+		"t NOTIFY NONE\r\n", "t NOTIFY SET (PERSONAL (MailboxName SubscriptionChange)) (INBOXES (MessageNew MessageExpunge))\r\n",
 		"t SORT (ARRIVAL) US-ASCII ALL\r\n", "t THREAD REFERENCES UTF-8 (SEEN NOT $)\r\n", "t UID THREAD ORDEREDSUBJECT {5+}\r\nUTF-8 ALL\r\n",
 	} {
 		f.Add([]byte(seed))
@@ -59,6 +61,9 @@ func FuzzReadCommand(f *testing.F) {
 			if err == nil {
 				if cmd.Tag == "" || cmd.Name == "" || len(cmd.Seq.Ranges) > lim.MaxSeqRanges || len(cmd.Flags) > lim.MaxListItems {
 					t.Fatalf("bad command %+v", cmd)
+				}
+				if n := cmd.Notify; n != nil && (n.None == (len(n.Groups) > 0) || len(n.Groups) > lim.MaxListItems) {
+					t.Fatalf("bad NOTIFY %+v", n)
 				}
 				continue
 			}

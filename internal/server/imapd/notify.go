@@ -205,6 +205,9 @@ type notifyState struct {
 	known      map[int64]string // mailbox ID → name, as last reported (MailboxName)
 	subscribed map[string]bool  // as last reported (SubscriptionChange, SUBSCRIBED)
 	stop       func()           // ends the watch
+	// autologout is when the session ends if no command comes (Config.IdleTimeout after
+	// the last one): notifications keep the connection busy, not the client present.
+	autologout time.Time
 
 	// Guarded by session.mu; notice marks them, deliver takes them.
 	watched    map[int64]notifyEvent // mailboxes other than the selected one, with their events
@@ -234,19 +237,23 @@ func (s *session) cmdNotify(c *Command) (done, error) {
 	if err != nil {
 		return done{}, err
 	}
+	n.max = s.srv.cfg.MaxNotifyPending
+	n.selID = s.selectedID()
+	s.notifyOff() // a new NOTIFY replaces the last one (§3)
+	// Watch first, then read: a mailbox created in between is then seen by the diff.
+	s.mu.Lock()
+	s.notify = n
+	s.mu.Unlock()
+	n.stop = s.srv.watchAll(s.account.ID, s.notice)
 	if n.known, err = s.mailboxIDs(); err != nil {
 		return done{}, err
 	}
 	if n.subscribed, err = s.subscriptionSet(); err != nil {
 		return done{}, err
 	}
-	n.max = s.srv.cfg.MaxNotifyPending
-	n.watched = n.watch()
-	n.selID = s.selectedID()
-	s.notifyOff() // a new NOTIFY replaces the last one (§3)
-	n.stop = s.srv.watchAll(s.account.ID, s.notice)
+	watched := n.watch()
 	s.mu.Lock()
-	s.notify = n
+	n.watched = watched
 	s.mu.Unlock()
 	if c.Notify.Status { // §3: STATUS of each watched mailbox, at once
 		for _, id := range sortedIDs(n.watched) {
@@ -382,10 +389,12 @@ func (s *session) notice(c store.Change, ok bool) {
 	switch {
 	case !ok:
 		n.resync = true
-	case c.Kind == store.ChangeMailbox:
-		n.names = true
-	case c.Kind == store.ChangeSubscription:
-		n.subs = true
+	case c.Kind == store.ChangeMailbox || c.Kind == store.ChangeSubscription:
+		if len(n.filters) == 0 {
+			return // only SELECTED: names and subscriptions do not matter
+		}
+		n.names = n.names || c.Kind == store.ChangeMailbox
+		n.subs = n.subs || c.Kind == store.ChangeSubscription
 	case c.MailboxID == n.selID:
 		if n.selEvents == 0 {
 			return // announced at the next command, as without NOTIFY

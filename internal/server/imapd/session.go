@@ -264,7 +264,11 @@ func (s *session) waitCommand() error {
 		if !s.notifyArm() {
 			return errNotified
 		}
-		err := s.waitInput(s.idleTimeout(), moveOnAfter)
+		wait := s.idleTimeout()
+		if s.notify != nil {
+			wait = time.Until(s.notify.autologout)
+		}
+		err := s.waitInput(wait, moveOnAfter)
 		if errors.Is(err, errMoveOn) {
 			return err // still armed: the fresh goroutine waits on
 		}
@@ -379,6 +383,7 @@ func (s *session) command() error {
 		}
 	}
 	if s.notify != nil {
+		s.notify.autologout = time.Now().Add(s.srv.cfg.IdleTimeout)
 		if err := s.deliver(false, cmd.Name); err != nil {
 			return err
 		}
