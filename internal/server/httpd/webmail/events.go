@@ -17,14 +17,14 @@ const keepAlive = 25 * time.Second
 
 // changeJSON is one event of /api/events.
 type changeJSON struct {
-	Kind    string   `json:"kind"` // "add", "flags", "expunge", "mailbox"
+	Kind    string   `json:"kind"` // "add", "flags", "expunge", "mailbox", "subscription"
 	Mailbox int64    `json:"mailbox"`
 	UIDs    []uint32 `json:"uids,omitempty"`
 	ModSeq  uint64   `json:"modseq"`
 }
 
 var kinds = map[store.ChangeKind]string{store.ChangeAdd: "add", store.ChangeFlags: "flags",
-	store.ChangeExpunge: "expunge", store.ChangeMailbox: "mailbox"}
+	store.ChangeExpunge: "expunge", store.ChangeMailbox: "mailbox", store.ChangeSubscription: "subscription"}
 
 // apiEvents streams the account's store changes as server-sent events, so that a flag set
 // over IMAP, a delivery or a move shows in an open page without a reload. The events are
