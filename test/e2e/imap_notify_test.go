@@ -5,9 +5,7 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"reflect"
-	"regexp"
 	"testing"
 )
 
@@ -70,17 +68,13 @@ func TestIMAPNotifyPython(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("imaplib output: %v\n%s", err, out)
 	}
-	status, _ := got["status"].([]any)
-	if len(status) != 1 || !regexp.MustCompile(`^INBOX \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ UNSEEN 1\)$`).MatchString(fmt.Sprint(status[0])) {
-		t.Errorf("STATUS %v", got["status"])
-	}
 	want := map[string]any{
 		"caps":   true,
+		"status": []any{"INBOX (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"},
 		"exists": []any{"1"},
 		"fetch":  []any{"1 (UID 1 RFC822.SIZE 21)"},
 		"list":   []any{`() "/" Projects ("OLDNAME" (Lists))`},
 	}
-	delete(got, "status")
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("imaplib saw %v, want %v", got, want)
 	}

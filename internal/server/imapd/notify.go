@@ -260,7 +260,7 @@ func (s *session) cmdNotify(c *Command) (done, error) {
 			if n.watched[id]&(evMessage|evFlags) == 0 {
 				continue
 			}
-			if err := s.notifyStatus(id); err != nil {
+			if err := s.notifyStatus(id, evMessage|evFlags, true); err != nil {
 				return done{}, err
 			}
 		}
@@ -505,7 +505,7 @@ func (s *session) deliver(between bool, cmd string) error {
 		if id == s.selectedID() || pending[id] == 0 {
 			continue
 		}
-		if err := s.notifyStatus(id); err != nil {
+		if err := s.notifyStatus(id, pending[id], false); err != nil {
 			return err
 		}
 	}
@@ -588,10 +588,11 @@ func (s *session) deliverNames(names, subs bool) error {
 	return nil
 }
 
-// notifyStatus writes the STATUS of a mailbox that is not selected (RFC 5465 §5.2, §5.3,
-// §5.4): MESSAGES UIDNEXT UIDVALIDITY UNSEEN, and HIGHESTMODSEQ once CONDSTORE is on (RFC
-// 7162 §3.1). A mailbox gone meanwhile is left to MailboxName.
-func (s *session) notifyStatus(id int64) error {
+// notifyStatus writes the STATUS of a mailbox that is not selected (RFC 5465 §5.2-§5.4):
+// MESSAGES UIDNEXT UNSEEN for new and expunged messages, UNSEEN for flag changes, with
+// UIDVALIDITY too for NOTIFY SET STATUS (initial), and HIGHESTMODSEQ once CONDSTORE is on
+// (RFC 7162 §3.1). A mailbox gone meanwhile is left to MailboxName.
+func (s *session) notifyStatus(id int64, ev notifyEvent, initial bool) error {
 	mb, err := s.srv.store.MailboxByID(s.ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -599,7 +600,15 @@ func (s *session) notifyStatus(id int64) error {
 	if err != nil {
 		return err
 	}
-	items := []string{"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"}
+	var items []string
+	switch {
+	case initial:
+		items = []string{"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"}
+	case ev&evMessage != 0:
+		items = []string{"MESSAGES", "UIDNEXT", "UNSEEN"}
+	default:
+		items = []string{"UNSEEN"}
+	}
 	if s.ext.condstore {
 		items = append(items, "HIGHESTMODSEQ")
 	}

@@ -40,13 +40,13 @@ func TestNotifyInboxesStatus(t *testing.T) {
 	e.deliver(t, "INBOX", msgA)
 	e.deliver(t, "Sent", msgA) // not watched: no STATUS
 	e.run(t, a, `
-		S: * STATUS INBOX (MESSAGES 1 UIDNEXT 2 UIDVALIDITY $INBOX UNSEEN 1)
+		S: * STATUS INBOX (MESSAGES 1 UIDNEXT 2 UNSEEN 1)
 		C: i IDLE
 		S: + idling
 	`)
 	e.deliver(t, "INBOX", msgB)
 	e.run(t, a, `
-		S: * STATUS INBOX (MESSAGES 2 UIDNEXT 3 UIDVALIDITY $INBOX UNSEEN 2)
+		S: * STATUS INBOX (MESSAGES 2 UIDNEXT 3 UNSEEN 2)
 		C: DONE
 		S: i OK IDLE completed
 	`)
@@ -73,10 +73,27 @@ func TestNotifyInboxesStatus(t *testing.T) {
 		S: z OK EXPUNGE completed
 	`)
 	e.run(t, a, `
-		S: * STATUS INBOX (MESSAGES 1 UIDNEXT 3 UIDVALIDITY $INBOX UNSEEN 1 HIGHESTMODSEQ $$INBOX)
+		S: * STATUS INBOX (MESSAGES 1 UIDNEXT 3 UNSEEN 1 HIGHESTMODSEQ $$INBOX)
 		C: o NOOP
 		S: o OK NOOP completed
 	`)
+}
+
+// FlagChange on a mailbox that is not selected: its UNSEEN.
+func TestNotifyFlagChange(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.deliver(t, "Sent", msgA)
+	a := e.login(t)
+	notifyOn(t, a, "SET (MAILBOXES Sent (MessageNew MessageExpunge FlagChange))")
+	b := e.login(t)
+	b.Send("x SELECT Sent")
+	for !strings.HasPrefix(b.Line(), "x OK") {
+	}
+	b.Run(`
+		C: y STORE 1 +FLAGS.SILENT (\Seen)
+		S: y OK STORE completed
+	`)
+	a.Run(`S: * STATUS Sent (UNSEEN 0)`)
 }
 
 // MessageNew for the selected mailbox brings the FETCH the client asked for after EXISTS;
