@@ -21,20 +21,23 @@ func notifyOn(t *testing.T, d interface {
 	}
 }
 
+// selectBox selects a mailbox and skips SELECT's responses.
+func selectBox(t *testing.T, d interface {
+	Send(string)
+	Line() string
+}, name string) {
+	t.Helper()
+	d.Send("sel SELECT " + name)
+	for l := d.Line(); !strings.HasPrefix(l, "sel "); l = d.Line() {
+	}
+}
+
 // A session with NOTIFY on INBOXES learns of mail arriving in INBOX while it has another
 // mailbox selected, between commands, without sending one; and in IDLE.
 func TestNotifyInboxesStatus(t *testing.T) {
 	e := newEnv(t, Config{})
 	a := e.login(t)
-	a.Run(`
-		C: s SELECT Drafts
-		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
-		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
-		S: * 0 EXISTS
-		S: * 0 RECENT
-	`)
-	for !strings.HasPrefix(a.Line(), "s OK") {
-	}
+	selectBox(t, a, "Drafts")
 	notifyOn(t, a, "SET (INBOXES (MessageNew MessageExpunge))")
 
 	e.deliver(t, "INBOX", msgA)
@@ -59,12 +62,7 @@ func TestNotifyInboxesStatus(t *testing.T) {
 		S: c OK ENABLE completed
 	`)
 	b := e.login(t)
-	b.Run(`
-		C: x SELECT INBOX
-		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
-	`)
-	for !strings.HasPrefix(b.Line(), "x OK") {
-	}
+	selectBox(t, b, "INBOX")
 	b.Run(`
 		C: y STORE 1 +FLAGS.SILENT (\Deleted)
 		S: y OK STORE completed
@@ -86,9 +84,7 @@ func TestNotifyFlagChange(t *testing.T) {
 	a := e.login(t)
 	notifyOn(t, a, "SET (MAILBOXES Sent (MessageNew MessageExpunge FlagChange))")
 	b := e.login(t)
-	b.Send("x SELECT Sent")
-	for !strings.HasPrefix(b.Line(), "x OK") {
-	}
+	selectBox(t, b, "Sent")
 	b.Run(`
 		C: y STORE 1 +FLAGS.SILENT (\Seen)
 		S: y OK STORE completed
@@ -102,9 +98,7 @@ func TestNotifySelectedFetch(t *testing.T) {
 	e := newEnv(t, Config{})
 	e.deliver(t, "Sent", msgA)
 	a := e.login(t)
-	a.Send("s SELECT INBOX")
-	for !strings.HasPrefix(a.Line(), "s OK") {
-	}
+	selectBox(t, a, "INBOX")
 	e.run(t, a, `
 		C: n NOTIFY SET STATUS (SELECTED (MessageNew (UID FLAGS RFC822.SIZE) MessageExpunge FlagChange)) (MAILBOXES (Sent Junk) (MessageNew MessageExpunge))
 		S: * STATUS Sent (MESSAGES 1 UIDNEXT 2 UIDVALIDITY $Sent UNSEEN 1)
@@ -122,9 +116,7 @@ func TestNotifySelectedFetch(t *testing.T) {
 		S: d OK NOTIFY completed
 	`)
 	b := e.login(t)
-	b.Send("x SELECT INBOX")
-	for !strings.HasPrefix(b.Line(), "x OK") {
-	}
+	selectBox(t, b, "INBOX")
 	b.Run(`
 		C: y STORE 1 +FLAGS.SILENT (\Deleted)
 		S: y OK STORE completed
