@@ -490,7 +490,7 @@ func (s *session) deliver(between bool, cmd string) error {
 		// The feed was cut off: watch again, and report every watched mailbox.
 		n.stop()
 		n.stop = s.srv.watchAll(s.account.ID, s.notice)
-		names, subs, selChanged = true, true, true
+		names, subs, selChanged = true, true, n.selEvents != 0
 		pending = map[int64]notifyEvent{}
 		for id, ev := range n.watched {
 			pending[id] = ev & (evMessage | evFlags)

@@ -262,3 +262,40 @@ func TestNotifyOverflow(t *testing.T) {
 		S: o OK NOOP completed
 	`)
 }
+
+// A NOTIFY session's watcher gets every change of the account, whatever its mailbox, and
+// is told (ok false) when the store cuts the subscription off, so that it rereads.
+func TestWatchAllCutOff(t *testing.T) {
+	st := &subStore{subs: make(chan chan store.Change, 4)}
+	srv := New(Config{}, st, nil, nil)
+	type note struct {
+		c  store.Change
+		ok bool
+	}
+	got := make(chan note, 4)
+	stop := srv.watchAll(1, func(c store.Change, ok bool) { got <- note{c, ok} })
+	defer stop()
+	ch := <-st.subs
+	next := func() note {
+		t.Helper()
+		select {
+		case n := <-got:
+			return n
+		case <-time.After(30 * time.Second):
+			t.Fatal("the watcher was not called")
+			return note{}
+		}
+	}
+	ch <- store.Change{Kind: store.ChangeSubscription, AccountID: 1}
+	ch <- store.Change{Kind: store.ChangeAdd, AccountID: 1, MailboxID: 9}
+	if n := next(); !n.ok || n.c.Kind != store.ChangeSubscription {
+		t.Errorf("first call %+v", n)
+	}
+	if n := next(); !n.ok || n.c.MailboxID != 9 {
+		t.Errorf("second call %+v", n)
+	}
+	close(ch)
+	if n := next(); n.ok {
+		t.Errorf("after the cut-off: %+v, want ok false", n)
+	}
+}
