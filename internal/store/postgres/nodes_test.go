@@ -286,3 +286,18 @@ func TestSchemaVersion(t *testing.T) {
 		}
 	}
 }
+
+// A subscription change on one node reaches the other's subscribers (IMAP NOTIFY's
+// SubscriptionChange across nodes).
+func TestSubscriptionChangeReachesOtherNode(t *testing.T) {
+	a, b, acct := twoNodes(t)
+	ch, cancel := b.Subscribe(acct.ID)
+	defer cancel()
+	changed, err := a.SetSubscribedNotify(context.Background(), acct.ID, "Lists/Go", true)
+	if err != nil || !changed {
+		t.Fatalf("SetSubscribedNotify = %v, %v", changed, err)
+	}
+	if c, ok := nextChange(t, ch); !ok || c.Kind != store.ChangeSubscription || c.AccountID != acct.ID || c.MailboxID != 0 {
+		t.Fatalf("node b got %+v (open %v), want a subscription change", c, ok)
+	}
+}
