@@ -174,12 +174,14 @@ const (
 	evSubs                            // SubscriptionChange
 )
 
-// notifyEventNames maps the supported events to their bits; their names in this order go in
-// BADEVENT (§4).
-var notifyEventNames = []struct {
+type eventName struct {
 	name string
 	ev   notifyEvent
-}{
+}
+
+// notifyEventNames maps the supported events to their bits; their names in this order go in
+// BADEVENT (§4).
+var notifyEventNames = []eventName{
 	{"MessageNew", evMessage}, {"MessageExpunge", evMessage}, {"FlagChange", evFlags},
 	{"MailboxName", evName}, {"SubscriptionChange", evSubs},
 }
@@ -278,12 +280,7 @@ func (s *session) notifyFrom(set *NotifySet) (*notifyState, error) {
 		var ev notifyEvent
 		newSeen, expungeSeen := false, false
 		for _, name := range g.Events {
-			i := slices.IndexFunc(notifyEventNames, func(e struct {
-				name string
-				ev   notifyEvent
-			}) bool {
-				return strings.EqualFold(e.name, name)
-			})
+			i := slices.IndexFunc(notifyEventNames, func(e eventName) bool { return strings.EqualFold(e.name, name) })
 			if i < 0 || notifyEventNames[i].ev == evSubs && !subsOK {
 				return nil, s.badEvent()
 			}
@@ -463,7 +460,7 @@ func (s *session) notifyOff() {
 	n := s.notify
 	s.notify = nil
 	s.mu.Unlock()
-	if n != nil {
+	if n != nil && n.stop != nil {
 		n.stop() // takes Server.mu: never under session.mu (lock order)
 	}
 }
