@@ -39,3 +39,15 @@ func TestAdmins(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	storetest.RunAdmins(t, s)
 }
+
+func TestPulls(t *testing.T) {
+	storetest.RunPulls(t, func(t *testing.T) storetest.PullStore { return openTest(t) })
+}
+
+// Nodes on one database claiming one due source at once: exactly one polls it.
+func TestPullClaimsAcrossNodes(t *testing.T) {
+	dsn := mailtest.PostgresDSN(t)
+	a, b := openDSN(t, dsn, Options{}), openDSN(t, dsn, Options{})
+	t.Cleanup(func() { a.Close(); b.Close() })
+	storetest.RunPullClaims(t, a, b)
+}

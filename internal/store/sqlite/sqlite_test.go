@@ -670,3 +670,8 @@ func TestPackSortKeys(t *testing.T) {
 func TestWebSessions(t *testing.T) {
 	storetest.RunWebSessions(t, openTemp(t, Options{}))
 }
+
+func TestPulls(t *testing.T) {
+	storetest.RunPulls(t, func(t *testing.T) storetest.PullStore { return openTemp(t, Options{}) })
+	storetest.RunPullClaims(t, openTemp(t, Options{}))
+}
