@@ -280,7 +280,10 @@ func (a *App) prepare(ctx context.Context) error {
 	if ps, ok := a.store.(store.Pulls); ok && cfg.Pull.Enabled {
 		// Outside mailboxes come in through dl, like SMTP: junk filter and Sieve apply.
 		a.pull = pull.New(ps, dl, pull.Options{KeyFile: cfg.PullKeyFile(), Check: cfg.Pull.Check.Duration,
-			Workers: cfg.Pull.Workers, Timeout: cfg.Pull.Timeout.Duration, SpoolDir: spool, Log: a.log})
+			Workers: cfg.Pull.Workers, Timeout: cfg.Pull.Timeout.Duration, SpoolDir: spool, Log: a.log,
+			// The embedded store has one server (the data directory lock); PostgreSQL nodes
+			// let a crashed node's leases run out.
+			ReleaseLeases: cfg.Store.Backend != "postgres"})
 	}
 	senders := smtpd.SenderOwn
 	if cfg.SMTP.SenderPolicy == "any" {

@@ -55,6 +55,9 @@ type Options struct {
 	DialTimeout time.Duration
 	Log         *slog.Logger
 	Now         func() time.Time // default time.Now
+	// ReleaseLeases: Run first ends every lease, because this process is the only poller of
+	// the store (the embedded store) and a lease can only be a crashed run's.
+	ReleaseLeases bool
 }
 
 // Poller polls the due pull sources of a store.
@@ -98,6 +101,11 @@ func (p *Poller) lease() time.Duration { return p.o.Timeout + time.Minute }
 // the cancellation cuts short (a POP3 session without QUIT deletes nothing; what was
 // delivered is recorded).
 func (p *Poller) Run(ctx context.Context) {
+	if p.o.ReleaseLeases {
+		if err := p.st.ReleasePullLeases(ctx); err != nil {
+			p.o.Log.Error("pull: release the leases of a previous run", "err", err)
+		}
+	}
 	t := time.NewTicker(p.o.Check)
 	defer t.Stop()
 	for {
@@ -157,12 +165,13 @@ type Result struct {
 
 // poll polls src under its lease and records the outcome.
 func (p *Poller) poll(ctx context.Context, src store.PullSource) {
+	log := p.o.Log.With("source", src.ID, "account", src.AccountID, "server", src.Protocol+"://"+src.User+"@"+src.Addr)
+	log.Debug("pull: polling")
 	pctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 	res, err := p.Poll(pctx, src)
 	cancel()
 	now := p.o.Now()
 	o := store.PullOutcome{Polled: now, NextPoll: now.Add(src.Every)}
-	log := p.o.Log.With("source", src.ID, "account", src.AccountID, "server", src.Protocol+"://"+src.User+"@"+src.Addr)
 	if err != nil {
 		o.Failures = src.Failures + 1
 		o.LastError = err.Error()

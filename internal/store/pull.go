@@ -73,6 +73,9 @@ type Pulls interface {
 	// no longer src's (it ran out and another took the source, or the source was removed)
 	// is ErrNotFound, and nothing is changed.
 	FinishPull(ctx context.Context, src PullSource, o PullOutcome) error
+	// ReleasePullLeases ends every lease: only for the start of the one process that polls
+	// the store (the embedded store's data directory lock), whose leases a crash left.
+	ReleasePullLeases(ctx context.Context) error
 
 	// PulledUIDs returns the unique-ids recorded for a source, with when each was recorded.
 	PulledUIDs(ctx context.Context, sourceID int64) (map[string]time.Time, error)

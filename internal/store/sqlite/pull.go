@@ -129,6 +129,14 @@ func (s *Store) FinishPull(ctx context.Context, p store.PullSource, o store.Pull
 		WHERE id = ? AND lease_until = ?`, o.NextPoll.UnixNano(), o.Polled.UnixNano(), o.LastError, o.Failures, p.ID, p.Lease.UnixNano())
 }
 
+// ReleasePullLeases implements store.Pulls.
+func (s *Store) ReleasePullLeases(ctx context.Context) error {
+	return s.write(ctx, 0, func(t *tx) error {
+		_, err := t.exec(`UPDATE pull_sources SET lease_until = 0 WHERE lease_until != 0`)
+		return err
+	})
+}
+
 // PulledUIDs implements store.Pulls.
 func (s *Store) PulledUIDs(ctx context.Context, sourceID int64) (map[string]time.Time, error) {
 	rows, err := s.query(ctx, `SELECT uid, seen FROM pull_seen WHERE source_id = ?`, sourceID)

@@ -84,6 +84,21 @@ func RunPulls(t *testing.T, open func(t *testing.T) PullStore) {
 	if _, err := st.ClaimPull(ctx, t0.Add(5*time.Minute), time.Minute); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("claim before the next poll: %v", err)
 	}
+	// A lease left by a crash ends with ReleasePullLeases.
+	if err := st.PullNow(ctx, a.ID, id2); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.ClaimPull(ctx, t0, time.Hour); err != nil || got.ID != id2 {
+		t.Fatalf("claim of the second source: %+v, %v", got, err)
+	}
+	if err := st.ReleasePullLeases(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.ClaimPull(ctx, t0, time.Hour); err != nil || got.ID != id2 {
+		t.Fatalf("claim after ReleasePullLeases: %+v, %v", got, err)
+	} else if err := st.FinishPull(ctx, got, store.PullOutcome{Polled: t0, NextPoll: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	// PullNow makes it due; another account cannot.
 	wantErr(t, "PullNow of another account's source", st.PullNow(ctx, b.ID, id1), store.ErrNotFound)
 	if err := st.PullNow(ctx, a.ID, id1); err != nil {
