@@ -4,38 +4,26 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/textproto"
-	"os"
 	"strings"
 
+	"petrel/internal/client/clientconf"
 	"petrel/internal/client/pop3client"
 	"petrel/internal/mail/deliver"
 )
 
-// tlsConfig is the TLS client policy of a source: the host name verified against the system
-// roots, or against the source's CA file.
+// tlsConfig is the TLS client policy of a source, the client tools' own: the host name
+// verified against the system roots, or against the source's CA file.
 func tlsConfig(addr, caFile string) (*tls.Config, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
-	c := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("CA file: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s: no PEM certificate", caFile)
-		}
-	}
-	return c, nil
+	return (&clientconf.Endpoint{Host: host, CAFile: caFile}).TLSConfig()
 }
 
 // pop3 polls a POP3 mailbox (RFC 1939): LIST and UIDL, RETR and deliver what is new, DELE

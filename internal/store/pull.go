@@ -85,3 +85,24 @@ type Pulls interface {
 	// the state does not grow forever.
 	ForgetPulled(ctx context.Context, sourceID int64, uids []string) error
 }
+
+// PullColumns are the columns of a pull source in both backends' pull_sources table, in the
+// order ScanPullSource reads them.
+const PullColumns = `id, account_id, protocol, addr, tls, ca_file, username, secret, keep, every, folder,
+	next_poll, last_poll, last_error, failures, lease_until`
+
+// ScanPullSource reads a row of PullColumns (times in unix nanoseconds, 0 for none) with scan.
+func ScanPullSource(scan func(dest ...any) error) (PullSource, error) {
+	var p PullSource
+	var every, next, last, lease int64
+	err := scan(&p.ID, &p.AccountID, &p.Protocol, &p.Addr, &p.TLS, &p.CAFile, &p.User, &p.Secret, &p.Keep,
+		&every, &p.Folder, &next, &last, &p.LastError, &p.Failures, &lease)
+	p.Every, p.NextPoll = time.Duration(every), time.Unix(0, next)
+	if last != 0 {
+		p.LastPoll = time.Unix(0, last)
+	}
+	if lease != 0 {
+		p.Lease = time.Unix(0, lease)
+	}
+	return p, err
+}

@@ -12,24 +12,6 @@ import (
 
 var _ store.Pulls = (*Store)(nil)
 
-const pullColumns = `id, account_id, protocol, addr, tls, ca_file, username, secret, keep, every, folder,
-	next_poll, last_poll, last_error, failures, lease_until`
-
-func scanPull(sc scanner) (store.PullSource, error) {
-	var p store.PullSource
-	var every, next, last, lease int64
-	err := sc.Scan(&p.ID, &p.AccountID, &p.Protocol, &p.Addr, &p.TLS, &p.CAFile, &p.User, &p.Secret, &p.Keep,
-		&every, &p.Folder, &next, &last, &p.LastError, &p.Failures, &lease)
-	p.Every, p.NextPoll = time.Duration(every), time.Unix(0, next)
-	if last != 0 {
-		p.LastPoll = time.Unix(0, last)
-	}
-	if lease != 0 {
-		p.Lease = time.Unix(0, lease)
-	}
-	return p, err
-}
-
 // AddPullSource implements store.Pulls.
 func (s *Store) AddPullSource(ctx context.Context, p store.PullSource) (int64, error) {
 	var id int64
@@ -50,14 +32,14 @@ func (s *Store) AddPullSource(ctx context.Context, p store.PullSource) (int64, e
 
 // PullSources implements store.Pulls.
 func (s *Store) PullSources(ctx context.Context, accountID int64) ([]store.PullSource, error) {
-	rows, err := s.query(ctx, `SELECT `+pullColumns+` FROM pull_sources WHERE account_id = ? ORDER BY id`, accountID)
+	rows, err := s.query(ctx, `SELECT `+store.PullColumns+` FROM pull_sources WHERE account_id = ? ORDER BY id`, accountID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []store.PullSource
 	for rows.Next() {
-		p, err := scanPull(rows)
+		p, err := store.ScanPullSource(rows.Scan)
 		if err != nil {
 			return nil, err
 		}
@@ -101,7 +83,7 @@ func (s *Store) ClaimPull(ctx context.Context, now time.Time, lease time.Duratio
 	err := s.write(ctx, func(t *tx) error {
 		rows, err := t.query(`UPDATE pull_sources SET lease_until = ?1
 			WHERE id = (SELECT id FROM pull_sources WHERE next_poll <= ?2 AND lease_until <= ?2 ORDER BY next_poll, id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)
-			RETURNING `+pullColumns, until, now.UnixNano())
+			RETURNING `+store.PullColumns, until, now.UnixNano())
 		if err != nil {
 			return err
 		}
@@ -112,7 +94,7 @@ func (s *Store) ClaimPull(ctx context.Context, now time.Time, lease time.Duratio
 			}
 			return store.ErrNotFound
 		}
-		p, err = scanPull(rows)
+		p, err = store.ScanPullSource(rows.Scan)
 		return err
 	})
 	return p, err
