@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -178,6 +179,9 @@ func pullAdd(e *Env, addr string, args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := shareKey(cfg.PullKeyFile(), cfg.Data); err != nil {
+			return err
+		}
 		src.AccountID = acct.ID
 		src.Secret = sealer.Seal(pass, acct.ID, src.Protocol, src.Addr, src.User)
 		id, err := ps.AddPullSource(e.Ctx, src)
@@ -227,4 +231,25 @@ func pullList(e *Env, ps store.Pulls, acct store.Account) error {
 			strings.ReplaceAll(lastErr, "\n", " "))
 	}
 	return w.Flush()
+}
+
+// shareKey lets the server read the pull key that root made: when root runs this command and
+// the data directory belongs to another user (the one the server runs as), the key stays
+// root's and becomes readable by that user's group (0640), like the TLS key of quickstart.
+func shareKey(keyFile, data string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(data)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil
+	}
+	if err := os.Chown(keyFile, 0, int(st.Gid)); err != nil {
+		return err
+	}
+	return os.Chmod(keyFile, 0o640)
 }
