@@ -32,6 +32,7 @@ import (
 	"petrel/internal/mail/deliver"
 	"petrel/internal/mail/sieve"
 	"petrel/internal/outbound/queue"
+	"petrel/internal/pull"
 	"petrel/internal/server/acme"
 	"petrel/internal/server/httpd"
 	"petrel/internal/server/httpd/webmail"
@@ -115,6 +116,7 @@ type App struct {
 	ready    atomic.Bool // every listener is served and no shutdown has begun (/readyz)
 	metrics  *httpd.Metrics
 	queue    *queue.Queue // the outbound queue; nil when outbound.enabled is false
+	pull     *pull.Poller // polls outside mailboxes into accounts; nil when off or the store has no Pulls
 	webmail  *webmail.Webmail
 
 	// Grace bounds how long Run waits for transactions in flight at shutdown.
@@ -274,6 +276,14 @@ func (a *App) prepare(ctx context.Context) error {
 	spool := filepath.Join(cfg.Data, "spool")
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return err
+	}
+	if ps, ok := a.store.(store.Pulls); ok && cfg.Pull.Enabled {
+		// Outside mailboxes come in through dl, like SMTP: junk filter and Sieve apply.
+		a.pull = pull.New(ps, dl, pull.Options{KeyFile: cfg.PullKeyFile(), Check: cfg.Pull.Check.Duration,
+			Workers: cfg.Pull.Workers, Timeout: cfg.Pull.Timeout.Duration, SpoolDir: spool, Log: a.log,
+			// The embedded store has one server (the data directory lock); PostgreSQL nodes
+			// let a crashed node's leases run out.
+			ReleaseLeases: cfg.Store.Backend != "postgres"})
 	}
 	senders := smtpd.SenderOwn
 	if cfg.SMTP.SenderPolicy == "any" {
@@ -524,6 +534,16 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	if a.queue != nil {
 		waitQueue = runQueue(queueCtx, a.queue, a)
 	}
+	// The poller stops with the queue: after the servers, before the store closes. A poll
+	// cut short delivers nothing twice (its unique-ids commit with its messages) and a POP3
+	// session ended without QUIT deletes nothing.
+	pullDone := make(chan struct{})
+	go func() {
+		defer close(pullDone)
+		if a.pull != nil {
+			a.pull.Run(queueCtx)
+		}
+	}()
 
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	trimDone := make(chan struct{})
@@ -598,6 +618,7 @@ loop:
 	// until the next start releases them.
 	stopQueue()
 	waitQueue()
+	<-pullDone
 	a.log.Info("stopped")
 	return runErr
 }

@@ -18,6 +18,7 @@ func accountCommands() []command {
 		{noun: "account", verb: "quota", args: "ADDRESS [SIZE|none|default [COUNT|none|default]]", help: "show or set the account's storage and message quota", run: accountQuota},
 		{noun: "account", verb: "admin", args: "ADDRESS [on|off]", help: "show or set whether the account may use the web admin", run: accountAdmin},
 		limitsCommand(), // limits.go
+		pullCommand(),   // pull.go
 	}
 }
 

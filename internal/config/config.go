@@ -64,6 +64,8 @@ type Config struct {
 
 	// Outbound configures delivery to other domains: the queue, its schedule and its routes.
 	Outbound Outbound `toml:"outbound"`
+	// Pull configures the polling of outside mailboxes into accounts (`petrel account pull`).
+	Pull Pull `toml:"pull"`
 
 	// Dev marks the development instance: self-signed certificate in the data directory and a
 	// dev@<domain> account whose password is printed once.
@@ -229,6 +231,36 @@ type Store struct {
 	Migrate bool `toml:"migrate"`
 }
 
+// Pull configures the polling of outside POP3 and IMAP mailboxes into accounts.
+type Pull struct {
+	// enabled: the server polls the pull sources of its accounts. Default true.
+	Enabled bool `toml:"enabled"`
+	// key_file: the AES-256 key that seals the sources' passwords in the store (created, mode
+	// 0600, by the first `petrel account pull add`). It must not be inside the data
+	// directory, or a copy of that directory would carry the key with the passwords. Default:
+	// pull.key next to the config file; for the development instance, DATA.pull-key beside
+	// the data directory.
+	KeyFile string `toml:"key_file"`
+	// check: how often the server looks for due sources. Default "15s".
+	Check Duration `toml:"check"`
+	// workers: sources polled at once. Default 2.
+	Workers int `toml:"workers"`
+	// timeout: the longest one poll may last; a source is leased to one node for a minute
+	// more. Default "10m".
+	Timeout Duration `toml:"timeout"`
+}
+
+// PullKeyFile is the key file of [pull], with its default.
+func (c *Config) PullKeyFile() string {
+	if c.Pull.KeyFile != "" {
+		return c.Pull.KeyFile
+	}
+	if c.File != "" {
+		return filepath.Join(filepath.Dir(c.File), "pull.key")
+	}
+	return filepath.Clean(c.Data) + ".pull-key"
+}
+
 // Outbound configures the outbound queue (mail to other domains, bounces).
 type Outbound struct {
 	// enabled: submission accepts recipients at other domains and the queue delivers them.
@@ -354,6 +386,7 @@ func Default() *Config {
 			MTASTSMaxAge:      7 * 24 * 3600,
 			MaxUpload:         25 << 20,
 		},
+		Pull: Pull{Enabled: true, Check: Duration{15 * time.Second}, Workers: 2, Timeout: Duration{10 * time.Minute}},
 		Outbound: Outbound{
 			Enabled:               true,
 			Port:                  25,
@@ -467,7 +500,7 @@ func Parse(path string, src []byte) (*Config, error) {
 		return nil, err
 	}
 	for key, p := range map[string]*string{"data": &c.Data, "tls.cert": &c.TLS.Cert, "tls.key": &c.TLS.Key, "acme.ca_file": &c.ACME.CAFile,
-		"store.password_file": &c.Store.PasswordFile} {
+		"store.password_file": &c.Store.PasswordFile, "pull.key_file": &c.Pull.KeyFile} {
 		if *p == "" {
 			continue
 		}
@@ -550,6 +583,14 @@ func (c *Config) validate() error {
 	}
 	if err := c.validateSubmissionFilter(); err != nil {
 		return err
+	}
+	switch {
+	case c.Pull.Check.Duration <= 0:
+		return bad("pull.check", "must be positive")
+	case c.Pull.Workers < 1:
+		return bad("pull.workers", "must be at least 1")
+	case c.Pull.Timeout.Duration < time.Second:
+		return bad("pull.timeout", "must be at least 1s")
 	}
 	if err := c.validateDoor(); err != nil {
 		return err

@@ -1,7 +1,6 @@
 package mailtest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -30,7 +29,9 @@ type Dovecot struct {
 	User, Pass string
 	Maildir    string
 	uid, gid   int
-	cmd        *exec.Cmd
+	cmd        *exec.Cmd     // the running dovecot; nil when stopped
+	done       chan struct{} // closed when cmd has exited
+	out        SyncBuffer    // its output, over every start
 }
 
 // IMAPBinary is Dovecot's IMAP server (Debian package dovecot-imapd): StartDovecot serves IMAP
@@ -202,40 +203,69 @@ service stats {
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	d.cmd = exec.Command("/usr/sbin/dovecot", "-F", "-c", confFile)
-	d.cmd.Stdout, d.cmd.Stderr = &out, &out
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { d.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+		d.stop()
 		if t.Failed() {
 			log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
-			t.Logf("dovecot output:\n%s\nlog:\n%s", out.String(), log)
+			t.Logf("dovecot output:\n%s\nlog:\n%s", d.out.String(), log)
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	d.Start(t)
+	return d
+}
+
+// Start starts Dovecot (again, after Stop: same ports, same mail) and waits until it accepts
+// connections. StartDovecot calls it; t.Cleanup stops it.
+func (d *Dovecot) Start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command("/usr/sbin/dovecot", "-F", "-c", d.Conf)
+	cmd.Stdout, cmd.Stderr = &d.out, &d.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	d.cmd, d.done = cmd, done
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		err := dialAll(d.POP3SAddr, d.IMAPSAddr)
 		if err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
-			t.Fatalf("dovecot did not start: %v\n%s\n%s", err, out.String(), log)
+			log, _ := os.ReadFile(filepath.Join(d.Dir, "dovecot.log"))
+			t.Fatalf("dovecot did not start: %v\n%s\n%s", err, d.out.String(), log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return d
+}
+
+// Stop stops Dovecot (as a server going away would) until Start; its ports refuse
+// connections once Stop returns.
+func (d *Dovecot) Stop(t testing.TB) {
+	t.Helper()
+	d.stop()
+	for deadline := time.Now().Add(30 * time.Second); dialAll(d.POP3SAddr) == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("dovecot still accepts connections after its stop")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop ends the dovecot process group: SIGTERM, then SIGKILL after a while.
+func (d *Dovecot) stop() {
+	if d.cmd == nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-d.done
+	}
+	d.cmd, d.done = nil, nil
 }
 
 // dialAll checks that the addresses (but "") accept connections.

@@ -367,6 +367,10 @@ type Delivery struct {
 	// More are further messages for remote recipients committed with this one: Sieve
 	// redirects and vacation replies, each its own outbound entry.
 	More []*Outbound
+	// Pulled, when set, is the message of a pull source this delivery brings in: a backend
+	// that implements Pulls records its unique-id in the same transaction, and fails the
+	// delivery with ErrExists, delivering nothing, when it was recorded before.
+	Pulled *PulledMessage
 }
 
 // Target is one mailbox a delivery goes to.

@@ -333,7 +333,7 @@ func newInstance(t *testing.T, opts options) *instance {
 
 func renderConfig(base, extra options) string {
 	var b strings.Builder
-	for _, table := range []string{"", "log", "tls", "smtp", "pop3", "imap", "http", "managesieve", "limits", "mail_auth", "dns", "outbound", "store"} {
+	for _, table := range []string{"", "log", "tls", "smtp", "pop3", "imap", "http", "managesieve", "limits", "mail_auth", "dns", "outbound", "store", "pull"} {
 		lines := append([]string(nil), base[table]...)
 		for _, l := range extra[table] {
 			k := configKey(l)

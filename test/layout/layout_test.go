@@ -26,6 +26,7 @@ var rooms = map[string]string{
 	"server":   "one package per protocol server",
 	"mail":     "protocol-neutral mail logic",
 	"outbound": "the outbound queue and its delivery",
+	"pull":     "the server's polling of outside mailboxes into accounts",
 	"store":    "the store interface, its implementations and their shared suite",
 	"client":   "the client tools",
 	"lib":      "small leaf helpers",
@@ -100,6 +101,15 @@ func rule(f file, imp string) string {
 			return "outbound/ gets its settings from app and shares nothing with the servers or the client tools"
 		case isStoreBackend(imp) && !f.test:
 			return "outbound/ talks to store.Store, never to a backend"
+		}
+	case f.in("internal/pull"):
+		// The one server-side user of the client tools: their POP3 and IMAP clients in, the
+		// delivery path out. config only for the client tools' duration type.
+		switch {
+		case within(imp, "internal/server"):
+			return "pull/ delivers through mail/deliver, not through a protocol server"
+		case isStoreBackend(imp) && !f.test:
+			return "pull/ talks to store.Pulls, never to a backend"
 		}
 	case f.in("internal/store"):
 		switch {

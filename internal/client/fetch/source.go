@@ -230,3 +230,38 @@ func (s *Source) Body(f *SourceFolder, uid uint32) ([]byte, error) {
 
 // ErrGone is a message expunged on the server between the listing and the download.
 var ErrGone = errors.New("the message is gone from the server")
+
+// Folder lists one folder, by its name on the server ("" is INBOX), with its messages.
+func (s *Source) Folder(name string) (SourceFolder, error) {
+	if name == "" {
+		name = "INBOX"
+	}
+	f := SourceFolder{Name: name, remote: name}
+	return f, s.listFolder(&f)
+}
+
+// Delete removes messages of f from the server, as a fetch in mode delete does: it opens f
+// read-write, marks them \Deleted, and expunges them with UID EXPUNGE (UIDPLUS); without
+// UIDPLUS a plain EXPUNGE is sent only when no other message of the folder is marked
+// \Deleted (it would remove those too), else the messages stay marked for the next time.
+func (s *Source) Delete(f *SourceFolder, uids []uint32) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	err := s.r.do(func() error {
+		_, err := s.r.c.Select(f.remote, nil).Wait()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("open folder %q: %w", f.remote, err)
+	}
+	s.selected, s.cache = "", nil // opened read-write now: Body examines again
+	if s.r.flagged == nil {
+		s.r.flagged = map[imap.UID]bool{}
+	}
+	list := make([]imap.UID, len(uids))
+	for i, u := range uids {
+		list[i] = imap.UID(u)
+	}
+	return s.r.remove(list)
+}

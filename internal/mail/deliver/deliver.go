@@ -98,6 +98,9 @@ type Envelope struct {
 	// one of the account's addresses (RFC 5230 §4.5). An account missing here was reached
 	// by its own address.
 	To map[int64]string
+	// Pulled names the message of a pull source this is (internal/pull): the store records
+	// its unique-id in the same commit and refuses it a second time (store.Delivery.Pulled).
+	Pulled *store.PulledMessage
 }
 
 // recipient is the envelope recipient through which the message reached acct (Envelope.To).
@@ -425,6 +428,7 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 		More:        more,
 		Outbound:    out,
 		Charge:      env.Charge,
+		Pulled:      env.Pulled,
 		MailFrom:    env.MailFrom,
 		Targets:     targets,
 		Body:        stored,

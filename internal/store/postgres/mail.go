@@ -173,10 +173,15 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 	// Inbound mail (no sending charge, no remote copy, no keywords to add to the mailbox)
 	// is one batch: BEGIN goes in it (writePipelined).
 	write := s.write
-	if d.Charge == nil && d.Outbound == nil && len(d.Targets) > 0 && !slices.ContainsFunc(flags, store.IsKeyword) {
+	if d.Charge == nil && d.Outbound == nil && d.Pulled == nil && len(d.Targets) > 0 && !slices.ContainsFunc(flags, store.IsKeyword) {
 		write = s.writePipelined
 	}
 	err = write(ctx, func(t *tx) error {
+		if d.Pulled != nil {
+			if err := t.recordPulled(d.Pulled, received); err != nil {
+				return err
+			}
+		}
 		if d.Charge != nil || d.Outbound != nil {
 			// Submission: lock and check the targets' accounts first (the lock order), then
 			// charge the sender and queue the remote copy, a few round trips more.

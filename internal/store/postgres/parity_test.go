@@ -43,3 +43,15 @@ func TestAdmins(t *testing.T) {
 func TestSubscriptionChanges(t *testing.T) {
 	storetest.RunSubscriptionChanges(t, func(t *testing.T) store.Store { return openTest(t) })
 }
+
+func TestPulls(t *testing.T) {
+	storetest.RunPulls(t, func(t *testing.T) storetest.PullStore { return openTest(t) })
+}
+
+// Nodes on one database claiming one due source at once: exactly one polls it.
+func TestPullClaimsAcrossNodes(t *testing.T) {
+	dsn := mailtest.PostgresDSN(t)
+	a, b := openDSN(t, dsn, Options{}), openDSN(t, dsn, Options{})
+	t.Cleanup(func() { a.Close(); b.Close() })
+	storetest.RunPullClaims(t, a, b)
+}

@@ -249,6 +249,36 @@ CREATE TABLE junk_trained (
 
 ALTER TABLE accounts ADD COLUMN admin boolean NOT NULL DEFAULT false;
 `,
+	// The pull sources (issue 16, store.Pulls): outside mailboxes the server polls into an
+	// account, and the unique-ids of the messages each delivered.
+	`
+CREATE TABLE pull_sources (
+	id          bigserial PRIMARY KEY,
+	account_id  bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	protocol    text NOT NULL,
+	addr        text NOT NULL,
+	tls         text NOT NULL,
+	ca_file     text NOT NULL,
+	username    text NOT NULL,
+	secret      bytea NOT NULL,
+	keep        boolean NOT NULL,
+	every       bigint NOT NULL, -- nanoseconds
+	folder      text NOT NULL,
+	next_poll   bigint NOT NULL, -- unix nanoseconds
+	last_poll   bigint NOT NULL DEFAULT 0,
+	last_error  text NOT NULL DEFAULT '',
+	failures    integer NOT NULL DEFAULT 0,
+	lease_until bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX pull_sources_account ON pull_sources (account_id);
+CREATE INDEX pull_sources_due ON pull_sources (next_poll);
+CREATE TABLE pull_seen (
+	source_id bigint NOT NULL REFERENCES pull_sources (id) ON DELETE CASCADE,
+	uid       text NOT NULL,
+	seen      bigint NOT NULL, -- unix nanoseconds
+	PRIMARY KEY (source_id, uid)
+);
+`,
 }
 
 // migrationLock is the key of the advisory lock that serializes migrations, so that

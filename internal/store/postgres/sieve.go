@@ -240,6 +240,11 @@ func (s *Store) deliverSieve(ctx context.Context, d *store.Delivery) (store.Deli
 	var out store.Delivered
 	err = s.write(ctx, func(t *tx) error {
 		out = store.Delivered{}
+		if d.Pulled != nil {
+			if err := t.recordPulled(d.Pulled, received); err != nil {
+				return err
+			}
+		}
 		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
 			return err
 		}

@@ -328,6 +328,11 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 	var uidvalidity uint32
 	r = &request{size: int64(len(body) + len(outBody) + moreSize), delivery: true}
 	r.fn = func(t *tx) error {
+		if d.Pulled != nil {
+			if err := t.recordPulled(d.Pulled, received); err != nil {
+				return err
+			}
+		}
 		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
 			return err
 		}

@@ -353,6 +353,35 @@ CREATE TABLE web_sessions (
 ) WITHOUT ROWID;
 CREATE INDEX web_sessions_account ON web_sessions(account_id);
 `,
+	// 15: pull sources, outside mailboxes the server polls into an account, and the
+	// unique-ids of the messages each delivered (issue 16, store.Pulls).
+	`
+CREATE TABLE pull_sources (
+	id          INTEGER PRIMARY KEY,
+	account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	protocol    TEXT NOT NULL,
+	addr        TEXT NOT NULL,
+	tls         TEXT NOT NULL,
+	ca_file     TEXT NOT NULL,
+	username    TEXT NOT NULL,
+	secret      BLOB NOT NULL,
+	keep        INTEGER NOT NULL,
+	every       INTEGER NOT NULL, -- nanoseconds
+	folder      TEXT NOT NULL,
+	next_poll   INTEGER NOT NULL, -- unix nanoseconds
+	last_poll   INTEGER NOT NULL DEFAULT 0,
+	last_error  TEXT NOT NULL DEFAULT '',
+	failures    INTEGER NOT NULL DEFAULT 0,
+	lease_until INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX pull_sources_account ON pull_sources(account_id);
+CREATE TABLE pull_seen (
+	source_id INTEGER NOT NULL REFERENCES pull_sources(id) ON DELETE CASCADE,
+	uid       TEXT NOT NULL,
+	seen      INTEGER NOT NULL, -- unix nanoseconds
+	PRIMARY KEY (source_id, uid)
+) WITHOUT ROWID;
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

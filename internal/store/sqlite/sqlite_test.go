@@ -674,3 +674,8 @@ func TestWebSessions(t *testing.T) {
 func TestSubscriptionChanges(t *testing.T) {
 	storetest.RunSubscriptionChanges(t, func(t *testing.T) store.Store { return openTemp(t, Options{}) })
 }
+
+func TestPulls(t *testing.T) {
+	storetest.RunPulls(t, func(t *testing.T) storetest.PullStore { return openTemp(t, Options{}) })
+	storetest.RunPullClaims(t, openTemp(t, Options{}))
+}

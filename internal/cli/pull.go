@@ -1,0 +1,255 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"petrel/internal/pull"
+	"petrel/internal/store"
+)
+
+// `petrel account pull`: outside POP3 and IMAP mailboxes the server polls into an account
+// (issue 16; internal/pull).
+
+const pullUsage = `account pull add ADDRESS --pop3|--imap HOST:PORT --user USER [--tls implicit|starttls|plain] [--keep|--delete] [--every DURATION] [--folder FOLDER] [--ca-file PEM]
+       petrel account pull list ADDRESS
+       petrel account pull remove ADDRESS ID
+       petrel account pull now ADDRESS ID`
+
+func pullCommand() command {
+	return command{
+		noun: "account", verb: "pull",
+		args: "add|list|remove|now ADDRESS ...",
+		help: "outside POP3/IMAP mailboxes the server polls into an account",
+		more: `add: the server polls the mailbox every DURATION (default 10m) and delivers what is new
+into ADDRESS's INBOX through the normal delivery path (junk filter, Sieve). The outside
+password is read from a prompt or the first line of stdin; it is stored sealed (AES-256-GCM)
+with the key of [pull] key_file, which stays outside the data directory. --delete (the
+default) removes messages from the outside mailbox once they are delivered; --keep leaves
+them. TLS is verified (--ca-file for a private CA); "plain" sends the password in clear text.
+list: the sources with their last poll, next poll and last error.
+remove: removes a source and what it remembers; now: polls it at the server's next check.`,
+		flags: func() *flag.FlagSet { return pullFlags(&pullOptions{}) },
+		run:   accountPull,
+	}
+}
+
+type pullOptions struct {
+	pop3, imap, user, tls, folder, caFile string
+	keep, del                             bool
+	every                                 time.Duration
+}
+
+func pullFlags(o *pullOptions) *flag.FlagSet {
+	fs := flag.NewFlagSet("petrel account pull add", flag.ContinueOnError)
+	fs.StringVar(&o.pop3, "pop3", "", "a POP3 mailbox at `HOST:PORT`")
+	fs.StringVar(&o.imap, "imap", "", "an IMAP mailbox at `HOST:PORT`")
+	fs.StringVar(&o.user, "user", "", "the `USER` name on the outside server")
+	fs.StringVar(&o.tls, "tls", "implicit", "`implicit` TLS, starttls, or plain (no TLS: the password goes in clear text)")
+	fs.BoolVar(&o.keep, "keep", false, "leave pulled messages on the outside server")
+	fs.BoolVar(&o.del, "delete", false, "delete pulled messages from the outside server (the default)")
+	fs.DurationVar(&o.every, "every", 10*time.Minute, "how often to poll (`DURATION`, at least 1m)")
+	fs.StringVar(&o.folder, "folder", "", "IMAP: the `FOLDER` to pull (default INBOX)")
+	fs.StringVar(&o.caFile, "ca-file", "", "`PEM` file of the CA certificates to trust instead of the system's")
+	return fs
+}
+
+func accountPull(e *Env, args []string) error {
+	if len(args) < 2 {
+		return fmt.Errorf("%w: petrel %s", ErrUsage, pullUsage)
+	}
+	verb, addrArg, rest := args[0], args[1], args[2:]
+	addr, err := normAddress(addrArg)
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "add":
+		return pullAdd(e, addr, rest)
+	case "list":
+		if len(rest) != 0 {
+			return fmt.Errorf("%w: petrel %s", ErrUsage, pullUsage)
+		}
+		return withPulls(e, addr, func(ps store.Pulls, acct store.Account) error { return pullList(e, ps, acct) })
+	case "remove", "now":
+		if len(rest) != 1 {
+			return fmt.Errorf("%w: petrel %s", ErrUsage, pullUsage)
+		}
+		id, err := strconv.ParseInt(rest[0], 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: source ID %q is not a number (`petrel account pull list %s` shows them)", ErrUsage, rest[0], addr)
+		}
+		return withPulls(e, addr, func(ps store.Pulls, acct store.Account) error {
+			f, done := ps.RemovePullSource, "removed"
+			if verb == "now" {
+				f, done = ps.PullNow, "due now (the server polls it at its next check):"
+			}
+			if err := f(e.Ctx, acct.ID, id); errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("%s has no pull source %d (`petrel account pull list %s` shows them)", addr, id, addr)
+			} else if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "%s pull source %d of %s\n", done, id, addr)
+			return nil
+		})
+	}
+	return fmt.Errorf("%w: petrel %s", ErrUsage, pullUsage)
+}
+
+// withPulls runs f with the store's pull sources and the account addr.
+func withPulls(e *Env, addr string, f func(store.Pulls, store.Account) error) error {
+	return e.withStore(func(st store.Store) error {
+		ps, ok := st.(store.Pulls)
+		if !ok {
+			return errors.New("this store does not keep pull sources")
+		}
+		acct, err := st.AccountByAddress(e.Ctx, addr)
+		if err != nil {
+			return noAccount(addr, err)
+		}
+		return f(ps, acct)
+	})
+}
+
+func pullAdd(e *Env, addr string, args []string) error {
+	var o pullOptions
+	fs := pullFlags(&o)
+	fs.SetOutput(e.Stderr)
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+		return fmt.Errorf("%w: petrel %s", ErrUsage, pullUsage)
+	}
+	src := store.PullSource{User: o.user, Keep: o.keep, Every: o.every, Folder: o.folder, NextPoll: time.Now()}
+	switch {
+	case (o.pop3 == "") == (o.imap == ""):
+		return fmt.Errorf("%w: give one of --pop3 and --imap", ErrUsage)
+	case o.pop3 != "":
+		src.Protocol, src.Addr = "pop3", o.pop3
+	default:
+		src.Protocol, src.Addr = "imap", o.imap
+	}
+	if host, port, err := net.SplitHostPort(src.Addr); err != nil || host == "" || port == "" {
+		return fmt.Errorf("%w: %s wants HOST:PORT, not %q", ErrUsage, src.Protocol, src.Addr)
+	}
+	var ok bool
+	if src.TLS, ok = map[string]string{"implicit": "tls", "tls": "tls", "starttls": "starttls", "plain": "plain"}[o.tls]; !ok {
+		return fmt.Errorf("%w: --tls is implicit, starttls or plain, not %q", ErrUsage, o.tls)
+	}
+	switch {
+	case o.keep && o.del:
+		return fmt.Errorf("%w: --keep or --delete, not both", ErrUsage)
+	case o.user == "":
+		return fmt.Errorf("%w: --user is required", ErrUsage)
+	case o.every < time.Minute:
+		return fmt.Errorf("%w: --every is at least 1m", ErrUsage)
+	case o.folder != "" && src.Protocol != "imap":
+		return fmt.Errorf("%w: --folder is for --imap", ErrUsage)
+	}
+	if o.caFile != "" {
+		p, err := filepath.Abs(o.caFile)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("--ca-file: %w", err)
+		}
+		src.CAFile = p
+	}
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	return withPulls(e, addr, func(ps store.Pulls, acct store.Account) error {
+		pass, err := e.readSecret("", "Password of "+o.user+" at "+src.Addr+": ")
+		if err != nil {
+			return err
+		}
+		if pass == "" {
+			return errors.New("empty password")
+		}
+		sealer, err := pull.LoadKey(cfg.PullKeyFile(), true)
+		if err != nil {
+			return err
+		}
+		if err := shareKey(cfg.PullKeyFile(), cfg.Data); err != nil {
+			return err
+		}
+		src.AccountID = acct.ID
+		src.Secret = sealer.Seal(pass, acct.ID, src.Protocol, src.Addr, src.User)
+		id, err := ps.AddPullSource(e.Ctx, src)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.Stdout, "added pull source %d of %s: %s://%s@%s (password sealed with %s)\n", id, addr, src.Protocol, src.User, src.Addr, cfg.PullKeyFile())
+		return nil
+	})
+}
+
+func pullList(e *Env, ps store.Pulls, acct store.Account) error {
+	list, err := ps.PullSources(e.Ctx, acct.ID)
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(e.Stdout, "%s has no pull sources\n", acct.Address)
+		return nil
+	}
+	w := tabwriter.NewWriter(e.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tSOURCE\tTLS\tMODE\tEVERY\tLAST POLL\tNEXT POLL\tFAILURES\tLAST ERROR")
+	stamp := func(t time.Time) string {
+		if t.IsZero() || t.Unix() == 0 {
+			return "-"
+		}
+		return t.Local().Format("2006-01-02 15:04:05")
+	}
+	for _, s := range list {
+		mode := "delete"
+		if s.Keep {
+			mode = "keep"
+		}
+		where := s.Protocol + "://" + s.User + "@" + s.Addr
+		if s.Folder != "" {
+			where += "/" + s.Folder
+		}
+		next := stamp(s.NextPoll)
+		if s.NextPoll.Unix() <= 0 || !s.NextPoll.After(time.Now()) {
+			next = "now"
+		}
+		lastErr := s.LastError
+		if lastErr == "" {
+			lastErr = "-"
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.ID, where, s.TLS, mode, s.Every, stamp(s.LastPoll), next, s.Failures,
+			strings.ReplaceAll(lastErr, "\n", " "))
+	}
+	return w.Flush()
+}
+
+// shareKey lets the server read the pull key that root made: when root runs this command and
+// the data directory belongs to another user (the one the server runs as), the key stays
+// root's and becomes readable by that user's group (0640), like the TLS key of quickstart.
+func shareKey(keyFile, data string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(data)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil
+	}
+	if err := os.Chown(keyFile, 0, int(st.Gid)); err != nil {
+		return err
+	}
+	return os.Chmod(keyFile, 0o640)
+}

@@ -1,0 +1,114 @@
+package pull
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Sealing the passwords of pull sources.
+//
+// The store keeps a source's password sealed with AES-256-GCM under a key that lives in a
+// file outside the data directory ([pull] key_file: by default beside the config file). A
+// sealed secret is version byte 1, the 12-byte random nonce, then the ciphertext and tag. The
+// additional data binds it to the account, the server and the user it was made for, so that
+// someone who can write the database but not read the key cannot move a sealed password to
+// another source, one pointing at a server of theirs, and have the poller send it there.
+//
+// What it protects against: a copy of the data directory alone (a backup, a stolen disk of
+// the database, a PostgreSQL dump) does not reveal the outside passwords. What it does not:
+// anyone who can read the key file as well, which includes the server's own user and root on
+// the host, since the server must log in with the password; nor a memory dump of the running
+// server.
+
+const sealVersion = 1
+
+// keySize is an AES-256 key.
+const keySize = 32
+
+// Sealer seals and opens passwords with one key.
+type Sealer struct{ aead cipher.AEAD }
+
+// LoadKey reads the key file at path (the key in hex, one line). create makes a new random
+// key there (mode 0600, its directory 0700 if missing) when the file does not exist.
+func LoadKey(path string, create bool) (*Sealer, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && create {
+		key := make([]byte, keySize)
+		rand.Read(key)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		// O_EXCL: two commands creating the key at once must not end with two keys.
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			return LoadKey(path, false)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pull key: %w", err)
+		}
+		_, err = f.WriteString(hex.EncodeToString(key) + "\n")
+		if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
+			os.Remove(path)
+			return nil, fmt.Errorf("pull key: %w", err)
+		}
+		return NewSealer(key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pull key: %w", err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) != keySize {
+		return nil, fmt.Errorf("pull key %s: want %d bytes in hex on one line", path, keySize)
+	}
+	return NewSealer(key)
+}
+
+// NewSealer returns a Sealer with key (32 bytes).
+func NewSealer(key []byte) (*Sealer, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{aead}, nil
+}
+
+// binding is the additional data of a source's sealed password.
+func binding(accountID int64, protocol, addr, user string) []byte {
+	return fmt.Appendf(nil, "petrel pull v1\x00%d\x00%s\x00%s\x00%s", accountID, protocol, addr, user)
+}
+
+// Seal seals password for the source of accountID at protocol, addr and user.
+func (s *Sealer) Seal(password string, accountID int64, protocol, addr, user string) []byte {
+	nonce := make([]byte, s.aead.NonceSize())
+	rand.Read(nonce)
+	out := append([]byte{sealVersion}, nonce...)
+	return s.aead.Seal(out, nonce, []byte(password), binding(accountID, protocol, addr, user))
+}
+
+// ErrSealed is a sealed password that does not open: another key, or a secret moved to
+// another source or altered.
+var ErrSealed = errors.New("the stored password does not open with this key (another key file, or the database was altered)")
+
+// Open returns the password sealed in sealed for the source.
+func (s *Sealer) Open(sealed []byte, accountID int64, protocol, addr, user string) (string, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < 1+n || sealed[0] != sealVersion {
+		return "", ErrSealed
+	}
+	pw, err := s.aead.Open(nil, sealed[1:1+n], sealed[1+n:], binding(accountID, protocol, addr, user))
+	if err != nil {
+		return "", ErrSealed
+	}
+	return string(pw), nil
+}

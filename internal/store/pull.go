@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Pull sources: outside POP3 or IMAP mailboxes the server polls and delivers into an account
+// (issue 16; internal/pull). Each source has its own state: the unique-ids (POP3 UIDL, IMAP
+// UIDVALIDITY/UID) of the messages already delivered, and when it is next due.
+//
+// This is an interface of its own rather than part of Store, so that a backend can be written
+// against Store first; the app finds it by a type assertion. A backend that implements it also
+// honours Delivery.Pulled: the unique-id is recorded in the commit of the delivery, and a
+// unique-id recorded before fails the delivery with ErrExists (nothing is delivered). So a
+// message is delivered at most once per source, whatever crashes or how many nodes poll.
+
+// PullSource is one outside mailbox of an account.
+type PullSource struct {
+	ID        int64
+	AccountID int64
+	Protocol  string // "pop3" or "imap"
+	Addr      string // host:port
+	TLS       string // "tls" (implicit), "starttls" or "plain"
+	CAFile    string // PEM CA certificates to trust instead of the system's; "" for the system's
+	User      string
+	// Secret is the sealed password (internal/pull seals and opens it); the store never sees
+	// the password itself.
+	Secret []byte
+	Keep   bool          // leave messages on the server; else delete them once delivered
+	Every  time.Duration // the polling interval
+	Folder string        // IMAP: the folder to pull; "" is INBOX
+	// The schedule and the outcome of the last poll.
+	NextPoll  time.Time
+	LastPoll  time.Time // zero: never polled
+	LastError string    // "" after a successful poll
+	Failures  int       // polls failed in a row
+	// Lease is the claim of the node polling the source now (ClaimPull), zero when none does;
+	// FinishPull must present it.
+	Lease time.Time
+}
+
+// PullOutcome is what a poll reports to FinishPull.
+type PullOutcome struct {
+	Polled    time.Time
+	NextPoll  time.Time
+	LastError string
+	Failures  int
+}
+
+// PulledMessage names a message of a source in a Delivery (Delivery.Pulled).
+type PulledMessage struct {
+	SourceID int64
+	UID      string
+}
+
+// Pulls keeps pull sources and their state. A missing account or source is ErrNotFound.
+type Pulls interface {
+	// AddPullSource stores a new source (its ID is ignored), due at once, and returns its ID.
+	AddPullSource(ctx context.Context, src PullSource) (int64, error)
+	// PullSources lists an account's sources by ID.
+	PullSources(ctx context.Context, accountID int64) ([]PullSource, error)
+	// RemovePullSource removes a source of the account with its state.
+	RemovePullSource(ctx context.Context, accountID, id int64) error
+	// PullNow makes a source of the account due at once.
+	PullNow(ctx context.Context, accountID, id int64) error
+
+	// ClaimPull leases one source that is due at now and not leased (or whose lease ran
+	// out) until now+lease, and returns it with its Lease set. Two callers, on one node or
+	// several, never get the same source while its lease runs. None due is ErrNotFound.
+	ClaimPull(ctx context.Context, now time.Time, lease time.Duration) (PullSource, error)
+	// FinishPull records the outcome of the poll of src and ends its lease; a lease that is
+	// no longer src's (it ran out and another took the source, or the source was removed)
+	// is ErrNotFound, and nothing is changed.
+	FinishPull(ctx context.Context, src PullSource, o PullOutcome) error
+	// ReleasePullLeases ends every lease: only for the start of the one process that polls
+	// the store (the embedded store's data directory lock), whose leases a crash left.
+	ReleasePullLeases(ctx context.Context) error
+
+	// PulledUIDs returns the unique-ids recorded for a source, with when each was recorded.
+	PulledUIDs(ctx context.Context, sourceID int64) (map[string]time.Time, error)
+	// MarkPulled records unique-ids (those recorded already keep their time).
+	MarkPulled(ctx context.Context, sourceID int64, uids []string, now time.Time) error
+	// ForgetPulled removes unique-ids (messages that left the outside mailbox), so that
+	// the state does not grow forever.
+	ForgetPulled(ctx context.Context, sourceID int64, uids []string) error
+}
+
+// PullColumns are the columns of a pull source in both backends' pull_sources table, in the
+// order ScanPullSource reads them.
+const PullColumns = `id, account_id, protocol, addr, tls, ca_file, username, secret, keep, every, folder,
+	next_poll, last_poll, last_error, failures, lease_until`
+
+// ScanPullSource reads a row of PullColumns (times in unix nanoseconds, 0 for none) with scan.
+func ScanPullSource(scan func(dest ...any) error) (PullSource, error) {
+	var p PullSource
+	var every, next, last, lease int64
+	err := scan(&p.ID, &p.AccountID, &p.Protocol, &p.Addr, &p.TLS, &p.CAFile, &p.User, &p.Secret, &p.Keep,
+		&every, &p.Folder, &next, &last, &p.LastError, &p.Failures, &lease)
+	p.Every, p.NextPoll = time.Duration(every), time.Unix(0, next)
+	if last != 0 {
+		p.LastPoll = time.Unix(0, last)
+	}
+	if lease != 0 {
+		p.Lease = time.Unix(0, lease)
+	}
+	return p, err
+}
