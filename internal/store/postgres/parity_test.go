@@ -39,3 +39,13 @@ func TestAdmins(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	storetest.RunAdmins(t, s)
 }
+
+func TestSorter(t *testing.T) {
+	storetest.RunSorter(t, func(t *testing.T) storetest.SorterStore { return openTest(t) })
+}
+
+func TestWebSessions(t *testing.T) {
+	s := openTest(t)
+	t.Cleanup(func() { s.Close() })
+	storetest.RunWebSessions(t, s)
+}

@@ -249,6 +249,27 @@ CREATE TABLE junk_trained (
 
 ALTER TABLE accounts ADD COLUMN admin boolean NOT NULL DEFAULT false;
 `,
+	// 3: the keys of IMAP SORT and THREAD (store.Sorter, the embedded store's migration 13):
+	// one row per body, written in the delivery's statement, deleted with the body. The keys
+	// are one bytea (store.PackSortKeys), read in one piece by a SORT.
+	`
+CREATE TABLE sort_keys (
+	blob_id bigint PRIMARY KEY REFERENCES blobs (id) ON DELETE CASCADE,
+	keys    bytea NOT NULL
+);
+`,
+	// 4: the webmail's sessions (store.WebSessions, the embedded store's migration 14), in the
+	// shared database so that every node knows every session and a revocation ends it on all.
+	`
+CREATE TABLE web_sessions (
+	id         text PRIMARY KEY,
+	account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	created    bigint NOT NULL, -- unix seconds
+	seen       bigint NOT NULL, -- unix seconds
+	remote     text NOT NULL
+);
+CREATE INDEX web_sessions_account ON web_sessions (account_id);
+`,
 }
 
 // migrationLock is the key of the advisory lock that serializes migrations, so that
