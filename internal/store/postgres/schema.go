@@ -270,6 +270,15 @@ CREATE TABLE web_sessions (
 );
 CREATE INDEX web_sessions_account ON web_sessions (account_id);
 `,
+	// 5: how far an unfinished petrel store copy into this database got (store.Importer),
+	// written with each batch it imports, so that the copy resumes there after a crash;
+	// deleted when the copy finishes.
+	`
+CREATE TABLE copy_state (
+	id    integer PRIMARY KEY CHECK (id = 1),
+	state bytea NOT NULL
+);
+`,
 }
 
 // migrationLock is the key of the advisory lock that serializes migrations, so that

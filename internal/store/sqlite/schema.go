@@ -353,6 +353,15 @@ CREATE TABLE web_sessions (
 ) WITHOUT ROWID;
 CREATE INDEX web_sessions_account ON web_sessions(account_id);
 `,
+	// 15: how far an unfinished petrel store copy into this store got (store.Importer), written
+	// with each batch it imports, so that the copy resumes there after a crash; deleted when
+	// the copy finishes.
+	`
+CREATE TABLE copy_state (
+	id    INTEGER PRIMARY KEY CHECK (id = 1),
+	state BLOB NOT NULL
+);
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

@@ -670,3 +670,10 @@ func TestPackSortKeys(t *testing.T) {
 func TestWebSessions(t *testing.T) {
 	storetest.RunWebSessions(t, openTemp(t, Options{}))
 }
+
+// TestCopyResume interrupts a copy between two embedded stores and runs it again until it
+// finishes (the PostgreSQL store's tests do the same across backends).
+func TestCopyResume(t *testing.T) {
+	open := func(t *testing.T) storetest.CopyStore { return openTemp(t, Options{}) }
+	storetest.RunCopyResume(t, open, open)
+}
