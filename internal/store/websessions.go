@@ -23,6 +23,10 @@ type WebSessions interface {
 	AddWebSession(ctx context.Context, s WebSession) error
 	// WebSessionExists reports whether the session id is recorded (not revoked).
 	WebSessionExists(ctx context.Context, id string) (bool, error)
+	// WebSession returns the recorded session id with its address (ErrNotFound when it is
+	// not recorded), so that a node that did not start it (several nodes on one database,
+	// or one restarted since) can take it up.
+	WebSession(ctx context.Context, id string) (WebSession, error)
 	TouchWebSession(ctx context.Context, id string, seen time.Time) error
 	// ListWebSessions lists every recorded session, oldest first, with its address.
 	ListWebSessions(ctx context.Context) ([]WebSession, error)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"petrel/internal/store"
@@ -26,6 +27,19 @@ func (s *Store) WebSessionExists(ctx context.Context, id string) (bool, error) {
 	var ok bool
 	err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM web_sessions WHERE id = ?)`, id).Scan(&ok)
 	return ok, err
+}
+
+// WebSession implements store.WebSessions.
+func (s *Store) WebSession(ctx context.Context, id string) (store.WebSession, error) {
+	ws := store.WebSession{ID: id}
+	var created, seen int64
+	err := s.queryRow(ctx, `SELECT w.account_id, a.address, w.created, w.seen, w.remote
+		FROM web_sessions w JOIN accounts a ON a.id = w.account_id WHERE w.id = ?`, id).Scan(&ws.AccountID, &ws.Address, &created, &seen, &ws.Remote)
+	if err != nil {
+		return store.WebSession{}, fmt.Errorf("web session: %w", notFound(err))
+	}
+	ws.Created, ws.Seen = time.Unix(created, 0), time.Unix(seen, 0)
+	return ws, nil
 }
 
 // TouchWebSession implements store.WebSessions.
