@@ -103,6 +103,9 @@ type CopyOptions struct {
 	// AfterBatch, if set, is called after each batch written; an error stops the copy
 	// there as a crash would (tests).
 	AfterBatch func(store.CopyProgress) error
+	// Source names the source as the destination records it, for resuming (by default
+	// its location: locationName).
+	Source string
 	// Live skips the comparison with the source after the copy and the index rebuild: the
 	// source is a running server's store (a backup), which may change meanwhile, and the
 	// destination an intermediate file.
@@ -129,6 +132,9 @@ func CopyStore(ctx context.Context, c *config.Config, loc string, toLoc bool, op
 	if !toLoc {
 		from, to = other, configured
 		source = locationName(loc)
+	}
+	if opts.Source != "" {
+		source = opts.Source
 	}
 	err = copyAndCompare(ctx, from, to, source, &res, opts)
 	// The embedded store lists the bodies to index when it opens: both are closed, and
