@@ -121,3 +121,21 @@ func UnpackSortKeys(raw []byte) (*SortKeys, error) {
 	}
 	return k, nil
 }
+
+// ScanSortRow reads a SortRow from a row of uid, blob_id, size, internal_date (unix
+// nanoseconds) and the packed keys (NULL when the body has none), as both backends select
+// it; scan is the row's Scan. Damaged keys count as none: the caller computes them again
+// from the header, and they are not stored over.
+func ScanSortRow(scan func(dest ...any) error) (SortRow, error) {
+	var r SortRow
+	var internal int64
+	var keys []byte
+	if err := scan(&r.UID, &r.BlobID, &r.Size, &internal, &keys); err != nil {
+		return SortRow{}, err
+	}
+	r.InternalDate = time.Unix(0, internal).UTC()
+	if keys != nil {
+		r.Keys, _ = UnpackSortKeys(keys)
+	}
+	return r, nil
+}

@@ -34,3 +34,19 @@ type WebSessions interface {
 	// accountID when it is not 0, else every session; it returns how many it removed.
 	RevokeWebSessions(ctx context.Context, accountID int64, id string) (int, error)
 }
+
+// WebSessionColumns are the columns, from web_sessions w joined to accounts a, that
+// ScanWebSession reads: both backends keep the same rows.
+const WebSessionColumns = `w.id, w.account_id, a.address, w.created, w.seen, w.remote`
+
+// ScanWebSession reads a session from a row of WebSessionColumns (the times in unix
+// seconds); scan is the row's Scan.
+func ScanWebSession(scan func(dest ...any) error) (WebSession, error) {
+	var ws WebSession
+	var created, seen int64
+	if err := scan(&ws.ID, &ws.AccountID, &ws.Address, &created, &seen, &ws.Remote); err != nil {
+		return WebSession{}, err
+	}
+	ws.Created, ws.Seen = time.Unix(created, 0), time.Unix(seen, 0)
+	return ws, nil
+}

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"slices"
-	"time"
 
 	"petrel/internal/store"
 )
@@ -26,19 +25,10 @@ func (s *Store) SortRows(ctx context.Context, mailboxID int64, uids []store.UIDR
 	}
 	defer rows.Close()
 	var out []store.SortRow
-	var internal int64
-	var keys []byte
 	for rows.Next() {
-		var r store.SortRow
-		if err := rows.Scan(&r.UID, &r.BlobID, &r.Size, &internal, &keys); err != nil {
+		r, err := store.ScanSortRow(rows.Scan)
+		if err != nil {
 			return nil, err
-		}
-		r.InternalDate = time.Unix(0, internal).UTC()
-		if keys != nil {
-			if r.Keys, err = store.UnpackSortKeys(keys); err != nil {
-				// Computed again from the header by the caller, and not stored over.
-				r.Keys = nil
-			}
 		}
 		out = append(out, r)
 	}

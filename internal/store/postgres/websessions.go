@@ -31,14 +31,11 @@ func (s *Store) WebSessionExists(ctx context.Context, id string) (bool, error) {
 
 // WebSession implements store.WebSessions.
 func (s *Store) WebSession(ctx context.Context, id string) (store.WebSession, error) {
-	ws := store.WebSession{ID: id}
-	var created, seen int64
-	err := s.queryRow(ctx, `SELECT w.account_id, a.address, w.created, w.seen, w.remote
-		FROM web_sessions w JOIN accounts a ON a.id = w.account_id WHERE w.id = ?`, id).Scan(&ws.AccountID, &ws.Address, &created, &seen, &ws.Remote)
+	ws, err := store.ScanWebSession(s.queryRow(ctx, `SELECT `+store.WebSessionColumns+`
+		FROM web_sessions w JOIN accounts a ON a.id = w.account_id WHERE w.id = ?`, id).Scan)
 	if err != nil {
 		return store.WebSession{}, fmt.Errorf("web session: %w", notFound(err))
 	}
-	ws.Created, ws.Seen = time.Unix(created, 0), time.Unix(seen, 0)
 	return ws, nil
 }
 
@@ -52,7 +49,7 @@ func (s *Store) TouchWebSession(ctx context.Context, id string, seen time.Time) 
 
 // ListWebSessions implements store.WebSessions.
 func (s *Store) ListWebSessions(ctx context.Context) ([]store.WebSession, error) {
-	rows, err := s.query(ctx, `SELECT w.id, w.account_id, a.address, w.created, w.seen, w.remote
+	rows, err := s.query(ctx, `SELECT `+store.WebSessionColumns+`
 		FROM web_sessions w JOIN accounts a ON a.id = w.account_id ORDER BY w.created, w.id COLLATE "C"`)
 	if err != nil {
 		return nil, err
@@ -60,12 +57,10 @@ func (s *Store) ListWebSessions(ctx context.Context) ([]store.WebSession, error)
 	defer rows.Close()
 	var out []store.WebSession
 	for rows.Next() {
-		var ws store.WebSession
-		var created, seen int64
-		if err := rows.Scan(&ws.ID, &ws.AccountID, &ws.Address, &created, &seen, &ws.Remote); err != nil {
+		ws, err := store.ScanWebSession(rows.Scan)
+		if err != nil {
 			return nil, err
 		}
-		ws.Created, ws.Seen = time.Unix(created, 0), time.Unix(seen, 0)
 		out = append(out, ws)
 	}
 	return out, rows.Err()

@@ -40,7 +40,7 @@ func (s *Store) SortRows(ctx context.Context, mailboxID int64, uids []store.UIDR
 	defer rows.Close()
 	var out []store.SortRow
 	var internal int64
-	var keys sql.RawBytes
+	var keys sql.RawBytes // not store.ScanSortRow: no copy of the keys before unpacking them
 	for rows.Next() {
 		var r store.SortRow
 		if err := rows.Scan(&r.UID, &r.BlobID, &r.Size, &internal, &keys); err != nil {
