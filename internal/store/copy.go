@@ -173,7 +173,8 @@ func (p CopyProgress) String() string {
 }
 
 // copyState is what a copy records in the destination with each batch: where it is. It
-// is JSON; the key values are decoded by the kinds of the table's key columns.
+// is JSON; a key value is a number (an integer column) or base64 (text and bytes columns,
+// as octets: a JSON string would not carry text that is not UTF-8).
 type copyState struct {
 	Source string            `json:"source"`
 	Table  string            `json:"table"` // the table of the last batch
@@ -182,51 +183,82 @@ type copyState struct {
 	Counts map[string]int64  `json:"counts"`
 }
 
-// after reports whether a row of table t with key columns key comes after the state's
-// last row in the export order: it is still to be copied.
-func (st *copyState) after(t CopyTable, ti int, key []any) (bool, error) {
-	si := slices.IndexFunc(CopyTables, func(c CopyTable) bool { return c.Name == st.Table })
-	if si < 0 {
-		return false, fmt.Errorf("store: the copy state names no table of a copy (%q)", st.Table)
+// resumePoint is a copyState's last row, decoded once.
+type resumePoint struct {
+	table int   // index in CopyTables
+	key   []any // int64 or []byte per key column
+}
+
+// point decodes where the state says the copy got.
+func (st *copyState) point() (resumePoint, error) {
+	ti := slices.IndexFunc(CopyTables, func(c CopyTable) bool { return c.Name == st.Table })
+	if ti < 0 {
+		return resumePoint{}, fmt.Errorf("store: the copy state names no table of a copy (%q)", st.Table)
 	}
-	if ti != si {
-		return ti > si, nil
-	}
+	t := CopyTables[ti]
 	if len(st.Key) != t.Key {
-		return false, fmt.Errorf("store: the copy state's key of %s is damaged", t.Name)
+		return resumePoint{}, fmt.Errorf("store: the copy state's key of %s is damaged", t.Name)
 	}
+	p := resumePoint{table: ti}
 	for i, c := range t.Columns[:t.Key] {
-		var cmp int
+		var err error
 		switch c.Kind {
 		case Int:
-			var last int64
-			if err := json.Unmarshal(st.Key[i], &last); err != nil {
-				return false, fmt.Errorf("store: the copy state's key of %s: %w", t.Name, err)
-			}
-			v, _ := key[i].(int64)
-			cmp = cmpInt(v, last)
-		case Text:
-			var last string
-			if err := json.Unmarshal(st.Key[i], &last); err != nil {
-				return false, fmt.Errorf("store: the copy state's key of %s: %w", t.Name, err)
-			}
-			v, _ := key[i].(string)
-			cmp = strings.Compare(v, last)
-		case Bytes:
-			var last []byte
-			if err := json.Unmarshal(st.Key[i], &last); err != nil {
-				return false, fmt.Errorf("store: the copy state's key of %s: %w", t.Name, err)
-			}
-			v, _ := key[i].([]byte)
-			cmp = bytes.Compare(v, last)
+			var n int64
+			err = json.Unmarshal(st.Key[i], &n)
+			p.key = append(p.key, n)
+		case Text, Bytes:
+			var b []byte
+			err = json.Unmarshal(st.Key[i], &b)
+			p.key = append(p.key, b)
 		default:
-			return false, fmt.Errorf("store: %s is keyed by a column of kind %d", t.Name, c.Kind)
+			err = fmt.Errorf("keyed by a column of kind %d", c.Kind)
 		}
-		if cmp != 0 {
-			return cmp > 0, nil
+		if err != nil {
+			return resumePoint{}, fmt.Errorf("store: the copy state's key of %s: %w", t.Name, err)
 		}
 	}
-	return false, nil // the last row itself
+	return p, nil
+}
+
+// stateKey encodes the key columns of a row for copyState.
+func stateKey(t CopyTable, row []any) ([]json.RawMessage, error) {
+	var out []json.RawMessage
+	for _, v := range row[:t.Key] {
+		if s, ok := v.(string); ok {
+			v = []byte(s)
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// after reports whether a row of the table at index ti of CopyTables comes after the
+// resume point in the export order (tables in order, rows by key, text and bytes by
+// octets): it is still to be copied.
+func (p resumePoint) after(ti int, row []any) bool {
+	if ti != p.table {
+		return ti > p.table
+	}
+	for i, last := range p.key {
+		var cmp int
+		switch v := row[i].(type) {
+		case int64:
+			cmp = cmpInt(v, last.(int64))
+		case string:
+			cmp = strings.Compare(v, string(last.([]byte)))
+		case []byte:
+			cmp = bytes.Compare(v, last.([]byte))
+		}
+		if cmp != 0 {
+			return cmp > 0
+		}
+	}
+	return false // the last row itself
 }
 
 func cmpInt(a, b int64) int {
@@ -253,6 +285,7 @@ func CopyStore(ctx context.Context, from Exporter, to Importer, opts CopyOptions
 		return nil, err
 	}
 	var resume *copyState
+	var from0 resumePoint
 	if raw != nil {
 		resume = &copyState{}
 		if err := json.Unmarshal(raw, resume); err != nil {
@@ -260,6 +293,9 @@ func CopyStore(ctx context.Context, from Exporter, to Importer, opts CopyOptions
 		}
 		if resume.Source != opts.Source {
 			return nil, fmt.Errorf("%w (%s, not %s)", ErrOtherCopy, resume.Source, opts.Source)
+		}
+		if from0, err = resume.point(); err != nil {
+			return nil, err
 		}
 	} else if used {
 		return nil, fmt.Errorf("store: the destination is not empty and holds no unfinished copy: %w", ErrExists)
@@ -301,12 +337,9 @@ func CopyStore(ctx context.Context, from Exporter, to Importer, opts CopyOptions
 		t := CopyTables[ti]
 		counts[table] += int64(len(batch))
 		st := copyState{Source: opts.Source, Table: table, Rows: counts[table], Counts: counts}
-		for _, v := range batch[len(batch)-1][:t.Key] {
-			b, err := json.Marshal(v)
-			if err != nil {
-				return err
-			}
-			st.Key = append(st.Key, b)
+		var err error
+		if st.Key, err = stateKey(t, batch[len(batch)-1]); err != nil {
+			return err
 		}
 		raw, err := json.Marshal(st)
 		if err != nil {
@@ -344,14 +377,8 @@ func CopyStore(ctx context.Context, from Exporter, to Importer, opts CopyOptions
 				return err
 			}
 		}
-		if resume != nil {
-			after, err := resume.after(CopyTables[ti], ti, row)
-			if err != nil {
-				return err
-			}
-			if !after {
-				return nil // written by the earlier run
-			}
+		if resume != nil && !from0.after(ti, row) {
+			return nil // written by the earlier run
 		}
 		own := make([]any, len(row))
 		for i, v := range row {
