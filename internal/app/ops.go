@@ -96,7 +96,9 @@ func RestoreConfiguredStore(ctx context.Context, c *config.Config, backupDB stri
 	if err := copyPlainFile(backupDB, StorePath(tmp)); err != nil {
 		return CopyResult{}, err
 	}
-	return CopyStore(ctx, c, tmp, false, CopyOptions{})
+	// Recorded as the backup file's, not the temporary copy's: a restore interrupted part
+	// way resumes when run again with the same backup.
+	return CopyStore(ctx, c, tmp, false, CopyOptions{Source: "backup " + locationName(backupDB)})
 }
 
 func copyPlainFile(src, dst string) error {

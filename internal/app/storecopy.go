@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"petrel/internal/config"
 	"petrel/internal/mail/deliver"
@@ -23,6 +26,30 @@ import (
 // postgres:// URL or libpq key=value words) rather than a data directory.
 func IsPostgresDSN(loc string) bool {
 	return strings.HasPrefix(loc, "postgres://") || strings.HasPrefix(loc, "postgresql://") || strings.Contains(loc, "=")
+}
+
+// locationName names a store location as a copy records its source: a data directory by
+// its absolute path, a database by user, host, port and name (never the password).
+func locationName(loc string) string {
+	if !IsPostgresDSN(loc) {
+		if abs, err := filepath.Abs(loc); err == nil {
+			return abs
+		}
+		return loc
+	}
+	cfg, err := pgconn.ParseConfig(loc)
+	if err != nil {
+		return "postgres (unparsable connection string)"
+	}
+	return fmt.Sprintf("postgres://%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}
+
+// configuredName names the store of the config as locationName names a location.
+func configuredName(c *config.Config) string {
+	if c.Store.Backend == "postgres" {
+		return locationName(c.Store.DSN)
+	}
+	return locationName(c.Data)
 }
 
 // copyStore is a store that a whole-store copy reads or writes.
@@ -71,8 +98,14 @@ type CopyResult struct {
 
 // CopyOptions tune CopyStore.
 type CopyOptions struct {
-	// Progress, if set, is called as tables advance.
-	Progress func(table string, rows int64)
+	// Progress, if set, is called as tables advance (store.CopyOptions).
+	Progress func(store.CopyProgress)
+	// AfterBatch, if set, is called after each batch written; an error stops the copy
+	// there as a crash would (tests).
+	AfterBatch func(store.CopyProgress) error
+	// Source names the source as the destination records it, for resuming (by default
+	// its location: locationName).
+	Source string
 	// Live skips the comparison with the source after the copy and the index rebuild: the
 	// source is a running server's store (a backup), which may change meanwhile, and the
 	// destination an intermediate file.
@@ -95,10 +128,15 @@ func CopyStore(ctx context.Context, c *config.Config, loc string, toLoc bool, op
 		return res, err
 	}
 	from, to := copyStore(configured), other
+	source := configuredName(c)
 	if !toLoc {
 		from, to = other, configured
+		source = locationName(loc)
 	}
-	err = copyAndCompare(ctx, from, to, &res, opts)
+	if opts.Source != "" {
+		source = opts.Source
+	}
+	err = copyAndCompare(ctx, from, to, source, &res, opts)
 	// The embedded store lists the bodies to index when it opens: both are closed, and
 	// the destination opened again.
 	err = errors.Join(err, configured.Close(), other.Close())
@@ -118,14 +156,17 @@ func CopyStore(ctx context.Context, c *config.Config, loc string, toLoc bool, op
 	return res, err
 }
 
-func copyAndCompare(ctx context.Context, from, to copyStore, res *CopyResult, opts CopyOptions) error {
+func copyAndCompare(ctx context.Context, from, to copyStore, source string, res *CopyResult, opts CopyOptions) error {
 	var err error
-	res.Rows, err = store.CopyStore(ctx, from, to, opts.Progress)
+	res.Rows, err = store.CopyStore(ctx, from, to, store.CopyOptions{Source: source, Progress: opts.Progress, AfterBatch: opts.AfterBatch})
 	if errors.Is(err, store.ErrExists) {
-		return fmt.Errorf("%w (a copy goes into an empty store only; a copy that failed half way must be emptied first)", err)
+		return fmt.Errorf("%w (a copy goes into an empty store, or resumes its own unfinished copy)", err)
+	}
+	if errors.Is(err, store.ErrOtherCopy) {
+		return fmt.Errorf("%w: finish that copy, or empty the destination", err)
 	}
 	if err != nil {
-		return fmt.Errorf("%w (the destination holds part of the copy: empty it before trying again)", err)
+		return fmt.Errorf("%w (the destination holds part of the copy: run the same copy again to resume it)", err)
 	}
 	if opts.Live {
 		return nil

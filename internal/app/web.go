@@ -59,8 +59,9 @@ func (a *App) webRoutes(au webmail.Authenticator, sub webmail.Submitter) *httpd.
 		(&httpd.MTASTS{Policy: policy, Domains: a.store, Log: log}).Register(mux)
 	}
 	a.webmail = webmail.New(webmail.Config{MaxUpload: a.cfg.HTTP.MaxUpload}, a.store, au, sub, log.With("component", "webmail"))
-	if ws, ok := a.store.(store.WebSessions); ok {
-		// Recorded in the store, so that `petrel webmail sessions|revoke` reaches them.
+	if ws, ok := a.store.(webmail.PersistStore); ok {
+		// Recorded in the store, so that `petrel webmail sessions|revoke` reaches them, and
+		// every node on a shared PostgreSQL knows them.
 		if err := a.webmail.Sessions.Persist(context.Background(), ws); err != nil {
 			log.Error("webmail sessions are kept in memory only: the store refused them", "err", err)
 		}

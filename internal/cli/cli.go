@@ -36,6 +36,9 @@ type Env struct {
 	// the server (backup), so that the server's deliveries keep their pace. nil: not
 	// lowered (tests, which run the server in the same process).
 	Yield func() error
+	// copyAfterBatch, if set, is called by store copy after each batch it writes; an error
+	// stops the copy there as a crash would (tests of resuming).
+	copyAfterBatch func(store.CopyProgress) error
 }
 
 // command is one `petrel noun verb` (or one `petrel noun`, when verb is ""). Its usage lives

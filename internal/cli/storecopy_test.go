@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -54,9 +56,23 @@ func TestStoreCopy(t *testing.T) {
 	}
 	st.Close()
 
+	// A copy that stops after its third batch (as a crash would) resumes when run again.
+	var stopped bytes.Buffer
+	batches := 0
+	err = Main(&Env{Ctx: ctx, DataDir: dataA, Stdin: strings.NewReader(""), Stdout: &stopped, Stderr: &stopped,
+		copyAfterBatch: func(p store.CopyProgress) error {
+			if batches++; batches == 3 {
+				return errors.New("stopped by the test")
+			}
+			return nil
+		}}, []string{"store", "copy", "--to", dsn})
+	if err == nil || !strings.Contains(err.Error(), "run the same copy again") || !strings.Contains(stopped.String(), "copying: domains done") {
+		t.Fatalf("store copy --to, stopped: %q, %v", stopped.String(), err)
+	}
 	out, err := run(t, dataA, "", "store", "copy", "--to", dsn)
-	if err != nil || !strings.Contains(out, "same rows as the source") || !strings.Contains(out, "messages 2") {
-		t.Fatalf("store copy --to: %q, %v", out, err)
+	if err != nil || !strings.Contains(out, "resuming an interrupted copy") || !strings.Contains(out, "same rows as the source") ||
+		!strings.Contains(out, "messages 2") {
+		t.Fatalf("store copy --to, resumed: %q, %v", out, err)
 	}
 	if out, err := run(t, dataA, "", "store", "copy", "--to", dsn); err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Fatalf("store copy into a used database: %q, %v", out, err)

@@ -1,10 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -101,17 +105,26 @@ type Exporter interface {
 	// the table's columns, each of its column's kind or nil. fn may keep neither row nor
 	// its byte slices.
 	Export(ctx context.Context, fn func(table string, row []any) error) error
+	// ExportCounts returns the number of rows Export gives for each table (those without
+	// rows may be left out), for a copy to say how far it is.
+	ExportCounts(ctx context.Context) (map[string]int64, error)
 }
 
-// Importer writes a copy into a new store.
+// Importer writes a copy into a store. A copy is a series of ImportRows, each one
+// transaction that also records how far the copy got (its state, opaque to the store), so
+// that a copy interrupted at any point, even by kill -9, goes on from the last batch
+// written: no row twice, none missing.
 type Importer interface {
-	// BeginImport checks that the store is empty (no domain, no account): ErrExists if not.
-	BeginImport(ctx context.Context) error
-	// ImportRows writes rows of one table, as Export gives them, durably.
-	ImportRows(ctx context.Context, table string, rows [][]any) error
+	// ImportState returns the state the last ImportRows recorded (nil when none: no copy
+	// began, or the last one finished), and whether the store holds any data (a domain or
+	// an account).
+	ImportState(ctx context.Context) (state []byte, used bool, err error)
+	// ImportRows writes rows of one table, as Export gives them, and records state, in
+	// one transaction, durably.
+	ImportRows(ctx context.Context, table string, rows [][]any, state []byte) error
 	// FinishImport makes the store ready for use after the last rows: counters and
 	// sequences above every imported ID and UIDVALIDITY, every body listed for the
-	// full-text index.
+	// full-text index; and it forgets the state. Running it twice does no harm.
 	FinishImport(ctx context.Context) error
 }
 
@@ -121,37 +134,251 @@ const (
 	importBytes = 16 << 20
 )
 
-// CopyStore copies everything of from into to, which must be empty. progress, if not nil,
-// is called after each batch with the table and the rows of it copied so far. It returns
-// the rows copied per table.
-func CopyStore(ctx context.Context, from Exporter, to Importer, progress func(table string, rows int64)) (map[string]int64, error) {
-	if err := to.BeginImport(ctx); err != nil {
+// CopyOptions tune CopyStore.
+type CopyOptions struct {
+	// Source names the source store (a data directory, a database); a copy resumes only
+	// into a destination whose unfinished copy came from the same source.
+	Source string
+	// Progress, if set, is called after each batch written (and once at the start of a
+	// resumed copy) with how far the copy is.
+	Progress func(CopyProgress)
+	// BatchRows bounds the rows of one batch; 0 is 1000.
+	BatchRows int
+	// AfterBatch, if set, is called after each batch written; an error stops the copy
+	// there, as a crash would (for tests of resuming).
+	AfterBatch func(CopyProgress) error
+}
+
+// CopyProgress says how far a copy is.
+type CopyProgress struct {
+	Table   string           // the table being copied
+	Rows    int64            // its rows written so far
+	Total   map[string]int64 // rows per table in the source
+	Done    []string         // the tables written completely, in order
+	Resumed bool             // the copy went on from an earlier, interrupted one
+	// ResumedRows is the number of rows of the earlier copy found in the destination.
+	ResumedRows int64
+}
+
+// String says how far the copy is, for an operator: "accounts done, messages 41000/100000".
+func (p CopyProgress) String() string {
+	var parts []string
+	if len(p.Done) > 0 {
+		parts = append(parts, strings.Join(p.Done, ", ")+" done")
+	}
+	if p.Table != "" && !slices.Contains(p.Done, p.Table) {
+		parts = append(parts, fmt.Sprintf("%s %d/%d", p.Table, p.Rows, p.Total[p.Table]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// copyState is what a copy records in the destination with each batch: where it is. It
+// is JSON; a key value is a number (an integer column) or base64 (text and bytes columns,
+// as octets: a JSON string would not carry text that is not UTF-8).
+type copyState struct {
+	Source string            `json:"source"`
+	Table  string            `json:"table"` // the table of the last batch
+	Rows   int64             `json:"rows"`  // rows of it written
+	Key    []json.RawMessage `json:"key"`   // the key of its last row
+	Counts map[string]int64  `json:"counts"`
+}
+
+// resumePoint is a copyState's last row, decoded once.
+type resumePoint struct {
+	table int   // index in CopyTables
+	key   []any // int64 or []byte per key column
+}
+
+// point decodes where the state says the copy got.
+func (st *copyState) point() (resumePoint, error) {
+	ti := slices.IndexFunc(CopyTables, func(c CopyTable) bool { return c.Name == st.Table })
+	if ti < 0 {
+		return resumePoint{}, fmt.Errorf("store: the copy state names no table of a copy (%q)", st.Table)
+	}
+	t := CopyTables[ti]
+	if len(st.Key) != t.Key {
+		return resumePoint{}, fmt.Errorf("store: the copy state's key of %s is damaged", t.Name)
+	}
+	p := resumePoint{table: ti}
+	for i, c := range t.Columns[:t.Key] {
+		var err error
+		switch c.Kind {
+		case Int:
+			var n int64
+			err = json.Unmarshal(st.Key[i], &n)
+			p.key = append(p.key, n)
+		case Text, Bytes:
+			var b []byte
+			err = json.Unmarshal(st.Key[i], &b)
+			p.key = append(p.key, b)
+		default:
+			err = fmt.Errorf("keyed by a column of kind %d", c.Kind)
+		}
+		if err != nil {
+			return resumePoint{}, fmt.Errorf("store: the copy state's key of %s: %w", t.Name, err)
+		}
+	}
+	return p, nil
+}
+
+// stateKey encodes the key columns of a row for copyState.
+func stateKey(t CopyTable, row []any) ([]json.RawMessage, error) {
+	var out []json.RawMessage
+	for _, v := range row[:t.Key] {
+		if s, ok := v.(string); ok {
+			v = []byte(s)
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// after reports whether a row of the table at index ti of CopyTables comes after the
+// resume point in the export order (tables in order, rows by key, text and bytes by
+// octets): it is still to be copied.
+func (p resumePoint) after(ti int, row []any) bool {
+	if ti != p.table {
+		return ti > p.table
+	}
+	for i, last := range p.key {
+		var cmp int
+		switch v := row[i].(type) {
+		case int64:
+			cmp = cmpInt(v, last.(int64))
+		case string:
+			cmp = strings.Compare(v, string(last.([]byte)))
+		case []byte:
+			cmp = bytes.Compare(v, last.([]byte))
+		}
+		if cmp != 0 {
+			return cmp > 0
+		}
+	}
+	return false // the last row itself
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// ErrOtherCopy is the refusal to resume a copy into a destination that holds part of a
+// copy from another source.
+var ErrOtherCopy = errors.New("store: the destination holds part of a copy from another source")
+
+// CopyStore copies everything of from into to, which must be empty or hold part of an
+// earlier copy from the same source (opts.Source), interrupted: that one is resumed after
+// the last batch it wrote. A destination with other data is ErrExists. It returns the
+// rows copied per table (those of the earlier run included).
+func CopyStore(ctx context.Context, from Exporter, to Importer, opts CopyOptions) (map[string]int64, error) {
+	raw, used, err := to.ImportState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var resume *copyState
+	var from0 resumePoint
+	if raw != nil {
+		resume = &copyState{}
+		if err := json.Unmarshal(raw, resume); err != nil {
+			return nil, fmt.Errorf("store: the destination's copy state is damaged: %w", err)
+		}
+		if resume.Source != opts.Source {
+			return nil, fmt.Errorf("%w (%s, not %s)", ErrOtherCopy, resume.Source, opts.Source)
+		}
+		if from0, err = resume.point(); err != nil {
+			return nil, err
+		}
+	} else if used {
+		return nil, fmt.Errorf("store: the destination is not empty and holds no unfinished copy: %w", ErrExists)
+	}
+	total, err := from.ExportCounts(ctx)
+	if err != nil {
 		return nil, err
 	}
 	counts := map[string]int64{}
+	p := CopyProgress{Total: total}
+	if resume != nil {
+		maps.Copy(counts, resume.Counts)
+		p.Resumed, p.Table, p.Rows = true, resume.Table, counts[resume.Table]
+		for _, t := range CopyTables {
+			if t.Name == resume.Table {
+				break
+			}
+			p.Done = append(p.Done, t.Name)
+		}
+		for _, n := range counts {
+			p.ResumedRows += n
+		}
+		if opts.Progress != nil {
+			opts.Progress(p)
+		}
+	}
+	maxRows := opts.BatchRows
+	if maxRows <= 0 {
+		maxRows = importRows
+	}
 	var table string
+	var ti int
 	var batch [][]any
 	size := 0
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := to.ImportRows(ctx, table, batch); err != nil {
+		t := CopyTables[ti]
+		counts[table] += int64(len(batch))
+		st := copyState{Source: opts.Source, Table: table, Rows: counts[table], Counts: counts}
+		var err error
+		if st.Key, err = stateKey(t, batch[len(batch)-1]); err != nil {
+			return err
+		}
+		raw, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		if err := to.ImportRows(ctx, table, batch, raw); err != nil {
+			counts[table] -= int64(len(batch))
 			return fmt.Errorf("copy %s: %w", table, err)
 		}
-		counts[table] += int64(len(batch))
-		if progress != nil {
-			progress(table, counts[table])
+		p.Table, p.Rows = table, counts[table]
+		if opts.Progress != nil {
+			opts.Progress(p)
 		}
 		batch, size = batch[:0], 0
+		if opts.AfterBatch != nil {
+			return opts.AfterBatch(p)
+		}
 		return nil
 	}
-	err := from.Export(ctx, func(t string, row []any) error {
-		if t != table || len(batch) >= importRows || size >= importBytes {
+	err = from.Export(ctx, func(name string, row []any) error {
+		if name != table {
 			if err := flush(); err != nil {
 				return err
 			}
-			table = t
+			if table != "" && !slices.Contains(p.Done, table) {
+				p.Done = append(p.Done, table)
+			}
+			table = name
+			ti = slices.IndexFunc(CopyTables, func(c CopyTable) bool { return c.Name == name })
+			if ti < 0 {
+				return fmt.Errorf("store: an export gave rows of %q, no table of a copy", name)
+			}
+		} else if len(batch) >= maxRows || size >= importBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if resume != nil && !from0.after(ti, row) {
+			return nil // written by the earlier run
 		}
 		own := make([]any, len(row))
 		for i, v := range row {

@@ -69,7 +69,7 @@ func BenchmarkCopyFromEmbedded(b *testing.B) {
 		b.StopTimer()
 		dst := openDSN(b, mailtest.PostgresDSN(b), Options{})
 		b.StartTimer()
-		if _, err := store.CopyStore(context.Background(), src, dst, nil); err != nil {
+		if _, err := store.CopyStore(context.Background(), src, dst, store.CopyOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

@@ -88,20 +88,32 @@ func exportTable(ctx context.Context, tx pgx.Tx, t store.CopyTable, fn func(tabl
 	return rows.Err()
 }
 
-// BeginImport implements store.Importer.
-func (s *Store) BeginImport(ctx context.Context) error {
-	var used bool
-	if err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domains) OR EXISTS (SELECT 1 FROM accounts)`).Scan(&used); err != nil {
-		return err
+// ImportState implements store.Importer.
+func (s *Store) ImportState(ctx context.Context) (state []byte, used bool, err error) {
+	err = s.queryRow(ctx, `SELECT (SELECT state FROM copy_state), EXISTS (SELECT 1 FROM domains) OR EXISTS (SELECT 1 FROM accounts)`).Scan(&state, &used)
+	return state, used, err
+}
+
+// ExportCounts implements store.Exporter.
+func (s *Store) ExportCounts(ctx context.Context) (map[string]int64, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
 	}
-	if used {
-		return fmt.Errorf("store: the destination database is not empty: %w", store.ErrExists)
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	out := map[string]int64{}
+	for _, t := range store.CopyTables {
+		var n int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM (`+exportQuery(t)+`) q`).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count %s: %w", t.Name, err)
+		}
+		out[t.Name] = n
 	}
-	return nil
+	return out, tx.Commit(ctx)
 }
 
 // ImportRows implements store.Importer: one transaction per call.
-func (s *Store) ImportRows(ctx context.Context, table string, rows [][]any) error {
+func (s *Store) ImportRows(ctx context.Context, table string, rows [][]any, state []byte) error {
 	t, ok := store.CopyTableNamed(table)
 	if !ok {
 		return fmt.Errorf("store: no table %q in a copy: %w", table, store.ErrInvalid)
@@ -140,12 +152,14 @@ func (s *Store) ImportRows(ctx context.Context, table string, rows [][]any) erro
 			}
 			b.Queue(query, r...)
 		}
+		b.Queue(`INSERT INTO copy_state (id, state) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET state = excluded.state`, state)
 		return tx.tx.SendBatch(tx.ctx, b).Close()
 	})
 }
 
 // FinishImport implements store.Importer: the identity sequences continue after the
-// imported IDs, and the UIDVALIDITY sequence after every imported UIDVALIDITY.
+// imported IDs, and the UIDVALIDITY sequence after every imported UIDVALIDITY; the copy's
+// state goes.
 func (s *Store) FinishImport(ctx context.Context) error {
 	return s.write(ctx, func(t *tx) error {
 		for _, name := range identityTables {
@@ -153,8 +167,11 @@ func (s *Store) FinishImport(ctx context.Context) error {
 				return err
 			}
 		}
-		_, err := t.exec(`SELECT setval('uidvalidity', greatest((SELECT last_value FROM uidvalidity),
-			(SELECT coalesce(max(uidvalidity), 1) FROM mailboxes)))`)
+		if _, err := t.exec(`SELECT setval('uidvalidity', greatest((SELECT last_value FROM uidvalidity),
+			(SELECT coalesce(max(uidvalidity), 1) FROM mailboxes)))`); err != nil {
+			return err
+		}
+		_, err := t.exec(`DELETE FROM copy_state`)
 		return err
 	})
 }

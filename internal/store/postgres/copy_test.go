@@ -27,3 +27,9 @@ func TestCopyEmbeddedToPostgres(t *testing.T) {
 func TestCopyPostgresToEmbedded(t *testing.T) {
 	storetest.RunCopy(t, openCopyPG, openCopySQLite)
 }
+
+// TestCopyResume interrupts copies both ways and runs them again until they finish.
+func TestCopyResume(t *testing.T) {
+	t.Run("to postgres", func(t *testing.T) { storetest.RunCopyResume(t, openCopySQLite, openCopyPG) })
+	t.Run("from postgres", func(t *testing.T) { storetest.RunCopyResume(t, openCopyPG, openCopySQLite) })
+}

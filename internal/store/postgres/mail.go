@@ -351,8 +351,9 @@ func (t *tx) insertBlob(body []byte, mailFrom string, received time.Time, date a
 }
 
 // blobInsert returns the statement that stores a body (insertBlob) and, with index, its
-// row in the search index; it returns the blob's ID. PostgreSQL checks the foreign keys
-// between the three inserts at the end of the statement, when all three rows exist.
+// row in the search index, and its sort keys if it has them; it returns the blob's ID.
+// PostgreSQL checks the foreign keys between the inserts at the end of the statement,
+// when all the rows exist.
 func blobInsert(body []byte, mailFrom string, received time.Time, date any, p *store.ParsedMessage, index bool) (string, []any) {
 	digest := sha256.Sum256(body)
 	query := `WITH data AS (INSERT INTO blob_data (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO UPDATE SET digest = excluded.digest),
@@ -364,6 +365,11 @@ func blobInsert(body []byte, mailFrom string, received time.Time, date any, p *s
 			SELECT id, to_tsvector('simple', $12), to_tsvector('simple', $13), to_tsvector('simple', $14), to_tsvector('simple', $15),
 				to_tsvector('simple', $16), to_tsvector('simple', $17), to_tsvector('simple', $18) FROM blob)`
 		args = append(args, searchWords(p)...)
+	}
+	if p.Sort != nil {
+		// The keys of SORT and THREAD in the same statement (sortkeys.go).
+		args = append(args, store.PackSortKeys(p.Sort))
+		query += fmt.Sprintf(`, keys AS (INSERT INTO sort_keys (blob_id, keys) SELECT id, $%d FROM blob)`, len(args))
 	}
 	return query + ` SELECT id FROM blob`, args
 }

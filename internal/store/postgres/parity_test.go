@@ -55,3 +55,13 @@ func TestPullClaimsAcrossNodes(t *testing.T) {
 	t.Cleanup(func() { a.Close(); b.Close() })
 	storetest.RunPullClaims(t, a, b)
 }
+
+func TestSorter(t *testing.T) {
+	storetest.RunSorter(t, func(t *testing.T) storetest.SorterStore { return openTest(t) })
+}
+
+func TestWebSessions(t *testing.T) {
+	s := openTest(t)
+	t.Cleanup(func() { s.Close() })
+	storetest.RunWebSessions(t, s)
+}

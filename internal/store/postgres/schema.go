@@ -249,7 +249,7 @@ CREATE TABLE junk_trained (
 
 ALTER TABLE accounts ADD COLUMN admin boolean NOT NULL DEFAULT false;
 `,
-	// The pull sources (issue 16, store.Pulls): outside mailboxes the server polls into an
+	// 3: the pull sources (issue 16, store.Pulls): outside mailboxes the server polls into an
 	// account, and the unique-ids of the messages each delivered.
 	`
 CREATE TABLE pull_sources (
@@ -277,6 +277,36 @@ CREATE TABLE pull_seen (
 	uid       text NOT NULL,
 	seen      bigint NOT NULL, -- unix nanoseconds
 	PRIMARY KEY (source_id, uid)
+);
+`,
+	// 4: the keys of IMAP SORT and THREAD (store.Sorter, the embedded store's migration 13):
+	// one row per body, written in the delivery's statement, deleted with the body. The keys
+	// are one bytea (store.PackSortKeys), read in one piece by a SORT.
+	`
+CREATE TABLE sort_keys (
+	blob_id bigint PRIMARY KEY REFERENCES blobs (id) ON DELETE CASCADE,
+	keys    bytea NOT NULL
+);
+`,
+	// 5: the webmail's sessions (store.WebSessions, the embedded store's migration 14), in the
+	// shared database so that every node knows every session and a revocation ends it on all.
+	`
+CREATE TABLE web_sessions (
+	id         text PRIMARY KEY,
+	account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	created    bigint NOT NULL, -- unix seconds
+	seen       bigint NOT NULL, -- unix seconds
+	remote     text NOT NULL
+);
+CREATE INDEX web_sessions_account ON web_sessions (account_id);
+`,
+	// 6: how far an unfinished petrel store copy into this database got (store.Importer),
+	// written with each batch it imports, so that the copy resumes there after a crash;
+	// deleted when the copy finishes.
+	`
+CREATE TABLE copy_state (
+	id    integer PRIMARY KEY CHECK (id = 1),
+	state bytea NOT NULL
 );
 `,
 }

@@ -128,20 +128,36 @@ func toBytes(v any) []byte {
 	return nil
 }
 
-// BeginImport implements store.Importer.
-func (s *Store) BeginImport(ctx context.Context) error {
-	var used bool
-	if err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domains) OR EXISTS (SELECT 1 FROM accounts)`).Scan(&used); err != nil {
-		return err
+// ImportState implements store.Importer.
+func (s *Store) ImportState(ctx context.Context) (state []byte, used bool, err error) {
+	err = s.queryRow(ctx, `SELECT (SELECT state FROM copy_state), EXISTS (SELECT 1 FROM domains) OR EXISTS (SELECT 1 FROM accounts)`).Scan(&state, &used)
+	return state, used, err
+}
+
+// ExportCounts implements store.Exporter.
+func (s *Store) ExportCounts(ctx context.Context) (map[string]int64, error) {
+	tx, err := s.rdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
 	}
-	if used {
-		return fmt.Errorf("store: the destination store is not empty: %w", store.ErrExists)
+	defer tx.Rollback()
+	out := map[string]int64{}
+	for _, t := range store.CopyTables {
+		q := `SELECT count(*) FROM (` + exportQuery(t) + `)`
+		if t.Name == "blobs" { // its export has a row per chunk
+			q = `SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM garbage)`
+		}
+		var n int64
+		if err := tx.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count %s: %w", t.Name, err)
+		}
+		out[t.Name] = n
 	}
-	return nil
+	return out, tx.Commit()
 }
 
 // ImportRows implements store.Importer: one write request per call.
-func (s *Store) ImportRows(ctx context.Context, table string, rows [][]any) error {
+func (s *Store) ImportRows(ctx context.Context, table string, rows [][]any, state []byte) error {
 	t, ok := store.CopyTableNamed(table)
 	if !ok {
 		return fmt.Errorf("store: no table %q in a copy: %w", table, store.ErrInvalid)
@@ -169,7 +185,8 @@ func (s *Store) ImportRows(ctx context.Context, table string, rows [][]any) erro
 				return err
 			}
 		}
-		return nil
+		_, err := tx.exec(`INSERT INTO copy_state (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state`, state)
+		return err
 	})
 }
 
@@ -196,8 +213,11 @@ func (t *tx) importBlob(query string, r []any) error {
 // bodies listed for the index are indexed once the store is opened again (Unindexed).
 func (s *Store) FinishImport(ctx context.Context) error {
 	return s.write(ctx, 0, func(t *tx) error {
-		_, err := t.exec(`UPDATE counters SET value = max(value, (SELECT coalesce(max(uidvalidity), 0) FROM mailboxes))
-			WHERE name = 'uidvalidity'`)
+		if _, err := t.exec(`UPDATE counters SET value = max(value, (SELECT coalesce(max(uidvalidity), 0) FROM mailboxes))
+			WHERE name = 'uidvalidity'`); err != nil {
+			return err
+		}
+		_, err := t.exec(`DELETE FROM copy_state`)
 		return err
 	})
 }

@@ -330,7 +330,7 @@ ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
 	// Bodies stored before have no row; the IMAP server computes theirs from the header at
 	// their first SORT or THREAD and stores them (SetSortKeys).
 	`
--- The keys are one BLOB (packSortKeys in sortkeys.go) rather than a column each: a SORT
+-- The keys are one BLOB (store.PackSortKeys) rather than a column each: a SORT
 -- reads them for every message of the mailbox, and the driver costs a lock round per
 -- column read, which made eleven columns three times slower to read than one.
 CREATE TABLE sort_keys (
@@ -381,6 +381,16 @@ CREATE TABLE pull_seen (
 	seen      INTEGER NOT NULL, -- unix nanoseconds
 	PRIMARY KEY (source_id, uid)
 ) WITHOUT ROWID;
+);
+`,
+	// 16: how far an unfinished petrel store copy into this store got (store.Importer), written
+	// with each batch it imports, so that the copy resumes there after a crash; deleted when
+	// the copy finishes.
+	`
+CREATE TABLE copy_state (
+	id    INTEGER PRIMARY KEY CHECK (id = 1),
+	state BLOB NOT NULL
+);
 `,
 }
 

@@ -3,9 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
-	"errors"
-	"strings"
 	"time"
 
 	"petrel/internal/store"
@@ -19,69 +16,6 @@ import (
 
 var _ store.Sorter = (*Store)(nil)
 
-// Flags of the first octet of packed keys.
-const (
-	keysReply   = 1 << 0 // SortKeys.Reply
-	keysHasDate = 1 << 1 // a varint of the Date in unix nanoseconds follows
-)
-
-// packSortKeys encodes keys for the sort_keys row: a flags octet, the date if any, then
-// Subject, From, To, Cc, DisplayFrom, DisplayTo, MessageID and the References joined by
-// spaces (message IDs hold none), each a uvarint length and its octets.
-func packSortKeys(k *store.SortKeys) []byte {
-	refs := strings.Join(k.References, " ")
-	fields := [...]string{k.Subject, k.From, k.To, k.Cc, k.DisplayFrom, k.DisplayTo, k.MessageID, refs}
-	n := 1 + binary.MaxVarintLen64
-	for _, f := range fields {
-		n += binary.MaxVarintLen64 + len(f)
-	}
-	b := make([]byte, 1, n)
-	if k.Reply {
-		b[0] |= keysReply
-	}
-	if !k.Date.IsZero() {
-		b[0] |= keysHasDate
-		b = binary.AppendVarint(b, k.Date.UnixNano())
-	}
-	for _, f := range fields {
-		b = binary.AppendUvarint(b, uint64(len(f)))
-		b = append(b, f...)
-	}
-	return b
-}
-
-var errBadKeys = errors.New("store: damaged sort keys")
-
-// unpackSortKeys decodes packSortKeys's encoding. The strings share one allocation.
-func unpackSortKeys(raw []byte) (*store.SortKeys, error) {
-	if len(raw) == 0 {
-		return nil, errBadKeys
-	}
-	s := string(raw)
-	k := &store.SortKeys{Reply: s[0]&keysReply != 0}
-	pos := 1
-	if s[0]&keysHasDate != 0 {
-		d, n := binary.Varint(raw[pos:])
-		if n <= 0 {
-			return nil, errBadKeys
-		}
-		k.Date, pos = time.Unix(0, d).UTC(), pos+n
-	}
-	var refs string
-	for _, f := range [...]*string{&k.Subject, &k.From, &k.To, &k.Cc, &k.DisplayFrom, &k.DisplayTo, &k.MessageID, &refs} {
-		l, n := binary.Uvarint(raw[pos:])
-		if n <= 0 || uint64(len(s)-pos-n) < l {
-			return nil, errBadKeys
-		}
-		pos += n
-		*f, pos = s[pos:pos+int(l)], pos+int(l)
-	}
-	if refs != "" {
-		k.References = strings.Split(refs, " ")
-	}
-	return k, nil
-}
-
 // insertSortKeys stores a body's keys, if the body exists and has none yet; nil keys (a
 // queued message, a caller that computed none) leave no row.
 func (t *tx) insertSortKeys(blobID int64, k *store.SortKeys) error {
@@ -89,7 +23,7 @@ func (t *tx) insertSortKeys(blobID int64, k *store.SortKeys) error {
 		return nil
 	}
 	_, err := t.exec(`INSERT OR IGNORE INTO sort_keys (blob_id, keys) SELECT ?1, ?2
-		WHERE EXISTS (SELECT 1 FROM blobs WHERE id = ?1)`, blobID, packSortKeys(k))
+		WHERE EXISTS (SELECT 1 FROM blobs WHERE id = ?1)`, blobID, store.PackSortKeys(k))
 	return err
 }
 
@@ -106,7 +40,7 @@ func (s *Store) SortRows(ctx context.Context, mailboxID int64, uids []store.UIDR
 	defer rows.Close()
 	var out []store.SortRow
 	var internal int64
-	var keys sql.RawBytes
+	var keys sql.RawBytes // not store.ScanSortRow: no copy of the keys before unpacking them
 	for rows.Next() {
 		var r store.SortRow
 		if err := rows.Scan(&r.UID, &r.BlobID, &r.Size, &internal, &keys); err != nil {
@@ -114,7 +48,7 @@ func (s *Store) SortRows(ctx context.Context, mailboxID int64, uids []store.UIDR
 		}
 		r.InternalDate = time.Unix(0, internal).UTC()
 		if keys != nil {
-			if r.Keys, err = unpackSortKeys(keys); err != nil {
+			if r.Keys, err = store.UnpackSortKeys(keys); err != nil {
 				// Computed again from the header by the caller, and not stored over.
 				r.Keys = nil
 			}

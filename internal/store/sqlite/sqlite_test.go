@@ -654,14 +654,14 @@ func TestPackSortKeys(t *testing.T) {
 			DisplayFrom: "NEIL", DisplayTo: "HOUSTON", MessageID: "1@x", References: []string{"0@x", "a@b"}},
 		{Subject: strings.Repeat("é", 300), References: []string{"x"}},
 	} {
-		got, err := unpackSortKeys(packSortKeys(k))
+		got, err := store.UnpackSortKeys(store.PackSortKeys(k))
 		if err != nil || !reflect.DeepEqual(got, k) {
 			t.Errorf("unpack(pack(%+v)) = %+v, %v", k, got, err)
 		}
 	}
-	packed := packSortKeys(&store.SortKeys{Subject: "HELLO", MessageID: "x"})
-	for _, bad := range [][]byte{nil, packed[:len(packed)-1], {keysHasDate}, append([]byte{0}, 0xff, 0xff, 0xff)} {
-		if k, err := unpackSortKeys(bad); err == nil {
+	packed := store.PackSortKeys(&store.SortKeys{Subject: "HELLO", MessageID: "x"})
+	for _, bad := range [][]byte{nil, packed[:len(packed)-1], {2 /* has a date, and none follows */}, append([]byte{0}, 0xff, 0xff, 0xff)} {
+		if k, err := store.UnpackSortKeys(bad); err == nil {
 			t.Errorf("unpack(%q) = %+v, want an error", bad, k)
 		}
 	}
@@ -678,4 +678,11 @@ func TestSubscriptionChanges(t *testing.T) {
 func TestPulls(t *testing.T) {
 	storetest.RunPulls(t, func(t *testing.T) storetest.PullStore { return openTemp(t, Options{}) })
 	storetest.RunPullClaims(t, openTemp(t, Options{}))
+}
+
+// TestCopyResume interrupts a copy between two embedded stores and runs it again until it
+// finishes (the PostgreSQL store's tests do the same across backends).
+func TestCopyResume(t *testing.T) {
+	open := func(t *testing.T) storetest.CopyStore { return openTemp(t, Options{}) }
+	storetest.RunCopyResume(t, open, open)
 }

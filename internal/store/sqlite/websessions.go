@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"petrel/internal/store"
@@ -25,6 +26,16 @@ func (s *Store) WebSessionExists(ctx context.Context, id string) (bool, error) {
 	return n > 0, err
 }
 
+// WebSession implements store.WebSessions.
+func (s *Store) WebSession(ctx context.Context, id string) (store.WebSession, error) {
+	ws, err := store.ScanWebSession(s.queryRow(ctx, `SELECT `+store.WebSessionColumns+`
+		FROM web_sessions w JOIN accounts a ON a.id = w.account_id WHERE w.id = ?`, id).Scan)
+	if err != nil {
+		return store.WebSession{}, fmt.Errorf("web session: %w", notFound(err))
+	}
+	return ws, nil
+}
+
 // TouchWebSession implements store.WebSessions.
 func (s *Store) TouchWebSession(ctx context.Context, id string, seen time.Time) error {
 	return s.write(ctx, 0, func(t *tx) error {
@@ -35,7 +46,7 @@ func (s *Store) TouchWebSession(ctx context.Context, id string, seen time.Time) 
 
 // ListWebSessions implements store.WebSessions.
 func (s *Store) ListWebSessions(ctx context.Context) ([]store.WebSession, error) {
-	rows, err := s.query(ctx, `SELECT w.id, w.account_id, a.address, w.created, w.seen, w.remote
+	rows, err := s.query(ctx, `SELECT `+store.WebSessionColumns+`
 		FROM web_sessions w JOIN accounts a ON a.id = w.account_id ORDER BY w.created, w.id`)
 	if err != nil {
 		return nil, err
@@ -43,12 +54,10 @@ func (s *Store) ListWebSessions(ctx context.Context) ([]store.WebSession, error)
 	defer rows.Close()
 	var out []store.WebSession
 	for rows.Next() {
-		var ws store.WebSession
-		var created, seen int64
-		if err := rows.Scan(&ws.ID, &ws.AccountID, &ws.Address, &created, &seen, &ws.Remote); err != nil {
+		ws, err := store.ScanWebSession(rows.Scan)
+		if err != nil {
 			return nil, err
 		}
-		ws.Created, ws.Seen = time.Unix(created, 0), time.Unix(seen, 0)
 		out = append(out, ws)
 	}
 	return out, rows.Err()

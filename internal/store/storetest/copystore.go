@@ -50,7 +50,7 @@ func RunCopy(t *testing.T, open1, open2 func(t *testing.T) CopyStore) {
 		from, to CopyStore
 	}{{"there", src, mid}, {"back", mid, back}} {
 		var last string
-		counts, err := store.CopyStore(ctx, step.from, step.to, func(table string, rows int64) { last = table })
+		counts, err := store.CopyStore(ctx, step.from, step.to, store.CopyOptions{Source: step.name, Progress: func(p store.CopyProgress) { last = p.Table }})
 		if err != nil {
 			t.Fatalf("copy %s: %v (last table %q)", step.name, err, last)
 		}
@@ -63,7 +63,7 @@ func RunCopy(t *testing.T, open1, open2 func(t *testing.T) CopyStore) {
 		compareState(t, step.from, step.to)
 	}
 	// A copy goes only into an empty store.
-	if _, err := store.CopyStore(ctx, src, mid, nil); !errors.Is(err, store.ErrExists) {
+	if _, err := store.CopyStore(ctx, src, mid, store.CopyOptions{Source: "there"}); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("copy into a used store: %v, want ErrExists", err)
 	}
 
@@ -260,4 +260,90 @@ func compareState(t *testing.T, a, b CopyStore) {
 	slices.SortFunc(ga, func(x, y store.GreyEntry) int { return strings.Compare(x.Key, y.Key) })
 	slices.SortFunc(gb, func(x, y store.GreyEntry) int { return strings.Compare(x.Key, y.Key) })
 	same("greylist", ga, gb, err1, err2)
+}
+
+// errInterrupted stops a copy in RunCopyResume, as a crash would.
+var errInterrupted = errors.New("interrupted")
+
+// RunCopyResume checks that an interrupted store.CopyStore resumes: a copy from a store
+// of open1 into one of open2 is stopped after a batch in each of several tables (small
+// batches, so that each table takes several) and run again until it finishes. The
+// result holds the same rows as the source, none twice and none missing; the progress
+// says where each run went on. A copy from another source is refused, and so is a copy
+// into a store with data of its own.
+func RunCopyResume(t *testing.T, open1, open2 func(t *testing.T) CopyStore) {
+	ctx := context.Background()
+	src, dst := open1(t), open2(t)
+	defer src.Close()
+	defer dst.Close()
+	FillForCopy(t, src)
+	// Stop in the middle of these tables, then at their ends: the state then names a
+	// table whose last row was written, and the next run starts with the next table.
+	stops := []string{"accounts", "mailboxes", "blobs", "messages", "messages", "expunged", "queue_rcpts", "junk_tokens"}
+	var total map[string]int64
+	runs := 0
+	for {
+		runs++
+		if runs > 100 {
+			t.Fatal("the copy does not finish")
+		}
+		var first *store.CopyProgress
+		written := 0
+		opts := store.CopyOptions{Source: "src", BatchRows: 7,
+			Progress: func(p store.CopyProgress) {
+				if first == nil {
+					first = &p
+				}
+				total = p.Total
+			},
+			AfterBatch: func(p store.CopyProgress) error {
+				written++
+				if len(stops) > 0 && p.Table == stops[0] && (written > 1 || p.Rows == p.Total[p.Table]) {
+					stops = stops[1:]
+					return errInterrupted
+				}
+				return nil
+			}}
+		counts, err := store.CopyStore(ctx, src, dst, opts)
+		if runs > 1 && (first == nil || !first.Resumed || first.ResumedRows == 0) {
+			t.Fatalf("run %d: first progress %+v, want a resumed copy", runs, first)
+		}
+		if errors.Is(err, errInterrupted) {
+			if _, err := store.CopyStore(ctx, src, dst, store.CopyOptions{Source: "another"}); !errors.Is(err, store.ErrOtherCopy) {
+				t.Fatalf("resuming from another source: %v, want ErrOtherCopy", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("run %d: %v", runs, err)
+		}
+		if len(stops) > 0 {
+			t.Fatalf("the copy finished without passing through %v", stops)
+		}
+		if !reflect.DeepEqual(counts, nonZero(total)) {
+			t.Errorf("rows copied %v, want the source's %v", counts, total)
+		}
+		break
+	}
+	if runs < 5 {
+		t.Fatalf("%d runs: the copy was not interrupted", runs)
+	}
+	if err := store.CompareStores(ctx, src, dst); err != nil {
+		t.Fatalf("after %d runs: %v", runs, err)
+	}
+	compareState(t, src, dst)
+	// Finished: neither resumed nor repeated.
+	if _, err := store.CopyStore(ctx, src, dst, store.CopyOptions{Source: "src"}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("copy into a finished copy: %v, want ErrExists", err)
+	}
+}
+
+func nonZero(m map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
 }

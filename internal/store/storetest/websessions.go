@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -43,6 +44,13 @@ func RunWebSessions(t *testing.T, st interface {
 	}
 	exists("s1", true)
 	exists("nope", false)
+	if ws, err := st.WebSession(ctx, "s3"); err != nil || ws.AccountID != b.ID || ws.Address != "b@web.test" ||
+		!ws.Created.Equal(t0.Add(2*time.Minute)) || !ws.Seen.Equal(t0.Add(2*time.Minute)) || ws.Remote != "2001:db8::1" || ws.ID != "s3" {
+		t.Errorf("WebSession(s3) = %+v, %v", ws, err)
+	}
+	if _, err := st.WebSession(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("WebSession(nope) = %v, want ErrNotFound", err)
+	}
 	if err := st.TouchWebSession(ctx, "s1", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -18,15 +19,19 @@ import (
 )
 
 // Sessions are kept in memory, by the SHA-256 of their token (a token is never stored, so
-// a dump of the table logs nobody in). Keeping them in memory makes revocation immediate
-// and needs no schema; the price is that a restart logs everybody out, which for a mail
-// page is a login, not a loss of work (drafts are saved to the store).
+// a dump of the table logs nobody in). With a store (Persist), each is also recorded there
+// and checked there on every request: a revocation from the CLI, on any node, takes effect
+// at the next request, and a node that did not start a session (another node on the same
+// PostgreSQL, or this one before a restart) takes it up from the record. That works
+// because nothing of a session is secret but its token: the CSRF token is derived from it
+// (csrfToken), the account is read by ID.
 type Sessions struct {
 	idle, max time.Duration
 	now       func() time.Time
 	// persist records the sessions in the store (Persist), so that `petrel webmail
-	// sessions` in another process lists and revokes them; nil keeps them in memory only.
-	persist store.WebSessions
+	// sessions` in another process lists and revokes them and other nodes know them; nil
+	// keeps them in memory only.
+	persist PersistStore
 
 	mu   sync.Mutex
 	byID map[[32]byte]*session
@@ -57,15 +62,45 @@ func randomToken() string {
 // storeTimeout bounds one store call of the session table.
 const storeTimeout = 10 * time.Second
 
-// Persist records sessions in st from now on, and forgets the ones it recorded before:
-// sessions live in this process's memory, so those of an earlier run are dead. Call it
-// before serving.
-func (s *Sessions) Persist(ctx context.Context, st store.WebSessions) error {
-	if _, err := st.RevokeWebSessions(ctx, 0, ""); err != nil {
+// PersistStore is what Persist needs of a store: the session records, and the accounts
+// to take up a session that another node started.
+type PersistStore interface {
+	store.WebSessions
+	AccountByID(ctx context.Context, id int64) (store.Account, error)
+}
+
+// Persist records sessions in st from now on, and takes up the ones recorded there (by
+// another node, or by this one before a restart) as their tokens come in. It deletes the
+// records that expired meanwhile. Call it before serving.
+func (s *Sessions) Persist(ctx context.Context, st PersistStore) error {
+	list, err := st.ListWebSessions(ctx)
+	if err != nil {
 		return err
+	}
+	now := s.now()
+	for _, ws := range list {
+		if s.expired(ws.Created, ws.Seen, now) {
+			if _, err := st.RevokeWebSessions(ctx, 0, ws.ID); err != nil {
+				return err
+			}
+		}
 	}
 	s.persist = st
 	return nil
+}
+
+// expired reports whether a session created and last seen then is over at now. A record's
+// seen is written at most once a minute (get), so a session used on another node may live
+// up to a minute past its idle time here.
+func (s *Sessions) expired(created, seen, now time.Time) bool {
+	return now.Sub(seen) > s.idle || now.Sub(created) > s.max
+}
+
+// csrfToken derives a session's CSRF token from its session token: a hash, so that the page
+// that shows it gives nothing of the session token away, and any node can compute it.
+func csrfToken(tok string) string {
+	sum := sha256.Sum256([]byte("petrel webmail csrf\x00" + tok))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 func (s *Sessions) storeCtx() (context.Context, context.CancelFunc) {
@@ -78,7 +113,7 @@ func (s *Sessions) create(acct store.Account, remote netip.Addr) (string, *sessi
 	tok := randomToken()
 	now := s.now()
 	key := sha256.Sum256([]byte(tok))
-	ses := &session{id: hex.EncodeToString(key[:16]), account: acct, csrf: randomToken(), created: now, seen: now, touched: now, remote: remote}
+	ses := &session{id: hex.EncodeToString(key[:16]), account: acct, csrf: csrfToken(tok), created: now, seen: now, touched: now, remote: remote}
 	if s.persist != nil {
 		ctx, cancel := s.storeCtx()
 		defer cancel()
@@ -107,8 +142,9 @@ func (s *Sessions) forget(ids []string) {
 }
 
 // get returns the live session of a token, and marks it used. With a store, the session
-// must still be recorded there (a revocation by `petrel webmail revoke` ends it at the next
-// request); a store that cannot answer refuses the session rather than trust it.
+// must still be recorded there (a revocation by `petrel webmail revoke` on any node ends
+// it at the next request); a session this process does not know is taken up from its
+// record; a store that cannot answer refuses the session rather than trust it.
 func (s *Sessions) get(tok string) *session {
 	if tok == "" {
 		return nil
@@ -117,38 +153,69 @@ func (s *Sessions) get(tok string) *session {
 	now := s.now()
 	s.mu.Lock()
 	ses := s.byID[key]
+	s.mu.Unlock()
+	var seen time.Time // the record's last use, on any node
+	if s.persist != nil {
+		ctx, cancel := s.storeCtx()
+		defer cancel()
+		rec, err := s.persist.WebSession(ctx, hex.EncodeToString(key[:16]))
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				s.mu.Lock()
+				delete(s.byID, key)
+				s.mu.Unlock()
+			}
+			return nil
+		}
+		if ses == nil {
+			if ses = s.takeUp(ctx, key, tok, rec); ses == nil {
+				return nil
+			}
+		}
+		seen = rec.Seen
+	}
 	if ses == nil {
-		s.mu.Unlock()
 		return nil
 	}
-	if now.Sub(ses.seen) > s.idle || now.Sub(ses.created) > s.max {
+	s.mu.Lock()
+	if seen.After(ses.seen) {
+		ses.seen = seen
+	}
+	if s.expired(ses.created, ses.seen, now) {
 		delete(s.byID, key)
 		s.mu.Unlock()
 		s.forget([]string{ses.id})
 		return nil
 	}
 	ses.seen = now
-	touch := now.Sub(ses.touched) >= time.Minute
+	touch := s.persist != nil && now.Sub(ses.touched) >= time.Minute
 	if touch {
 		ses.touched = now
 	}
 	s.mu.Unlock()
-	if s.persist == nil {
-		return ses
+	if touch {
+		ctx, cancel := s.storeCtx()
+		defer cancel()
+		s.persist.TouchWebSession(ctx, ses.id, now) // for the list and the other nodes' idle check
 	}
-	ctx, cancel := s.storeCtx()
-	defer cancel()
-	if ok, err := s.persist.WebSessionExists(ctx, ses.id); err != nil || !ok {
-		if err == nil {
-			s.mu.Lock()
-			delete(s.byID, key)
-			s.mu.Unlock()
-		}
+	return ses
+}
+
+// takeUp makes the in-memory session of a recorded one that another node started (or this
+// one before a restart), for the account as it is now.
+func (s *Sessions) takeUp(ctx context.Context, key [32]byte, tok string, rec store.WebSession) *session {
+	acct, err := s.persist.AccountByID(ctx, rec.AccountID)
+	if err != nil {
 		return nil
 	}
-	if touch {
-		s.persist.TouchWebSession(ctx, ses.id, now) // for the list only
+	remote, _ := netip.ParseAddr(rec.Remote)
+	ses := &session{id: rec.ID, account: acct, csrf: csrfToken(tok), created: rec.Created, seen: rec.Seen, touched: rec.Seen, remote: remote}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur := s.byID[key]; cur != nil {
+		return cur // taken up by a concurrent request
 	}
+	s.byID[key] = ses
 	return ses
 }
 
@@ -195,7 +262,7 @@ func (s *Sessions) Count() int {
 func (s *Sessions) pruneLocked(now time.Time) []string {
 	var ids []string
 	for k, ses := range s.byID {
-		if now.Sub(ses.seen) > s.idle || now.Sub(ses.created) > s.max {
+		if s.expired(ses.created, ses.seen, now) {
 			delete(s.byID, k)
 			ids = append(ids, ses.id)
 		}

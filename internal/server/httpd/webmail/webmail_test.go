@@ -102,6 +102,13 @@ func newEnv(t testing.TB) *env {
 			t.Fatal(err)
 		}
 	}
+	e.serve()
+	return e
+}
+
+// serve starts a webmail server on e.st (another node on the same store, the second time).
+func (e *env) serve() {
+	t, st := e.t, e.st
 	log := slog.New(slog.DiscardHandler)
 	au := auth.New(st, auth.Config{FailureDelay: time.Millisecond, MaxFailureDelay: time.Millisecond}, log)
 	e.sub = &localSubmitter{d: deliver.New(st, log)}
@@ -121,7 +128,6 @@ func newEnv(t testing.TB) *env {
 		srv.Shutdown(ctx)
 	})
 	e.url = "http://" + l.Addr().String()
-	return e
 }
 
 // deliver puts a raw message (LF or CRLF) into an account's mailbox.
@@ -616,5 +622,48 @@ func TestSessionRevokedInStore(t *testing.T) {
 	}
 	if list, _ := e.st.ListWebSessions(context.Background()); len(list) != 0 {
 		t.Errorf("sessions after logout: %+v", list)
+	}
+}
+
+// TestSessionOnAnotherNode: with sessions in a shared store, a session started on one
+// server (node) is taken up by another at its first request there, CSRF token included,
+// and a revocation in the store ends it on both.
+func TestSessionOnAnotherNode(t *testing.T) {
+	a := newEnv(t)
+	b := *a
+	b.serve() // a second webmail on the same store
+	for _, e := range []*env{a, &b} {
+		if err := e.wm.Sessions.Persist(context.Background(), e.st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onA, _ := a.login("alice@example.test", "secret-alice@example.test")
+	// The cookie jar ignores ports: the same browser, now talking to node b.
+	onB := &browser{e: &b, c: onA.c, csrf: onA.csrf}
+	var got sessionJSON
+	if r := onB.getJSON("/api/session", &got); r.StatusCode != 200 || got.Address != "alice@example.test" || got.CSRF != onA.csrf {
+		t.Fatalf("session on node b: %s %+v, want alice's with node a's CSRF token", r.Status, got)
+	}
+	if r := onB.post("/api/mailboxes", map[string]string{"name": "Made on B"}, nil); r.StatusCode >= 400 {
+		t.Fatalf("state-changing request on node b: %s", r.Status)
+	}
+	if n, err := a.st.RevokeWebSessions(context.Background(), a.alice.ID, ""); n != 1 || err != nil {
+		t.Fatalf("revoke: %d, %v", n, err)
+	}
+	for name, br := range map[string]*browser{"a": onA, "b": onB} {
+		if r := br.getJSON("/api/session", &sessionJSON{}); r.StatusCode != http.StatusUnauthorized {
+			t.Errorf("node %s after the revocation: %s, want 401", name, r.Status)
+		}
+	}
+	// A token no node issued is refused by both.
+	req, _ := http.NewRequest("GET", b.url+"/api/session", nil)
+	req.AddCookie(&http.Cookie{Name: "petrel-session", Value: "not-a-token"})
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("forged token: %s, want 401", r.Status)
 	}
 }
