@@ -95,6 +95,9 @@ var CopyTables = []CopyTable{
 	{"junk_accounts", cols("account_id ham spam threshold:f version"), 1},
 	{"junk_tokens", cols("id account_id ham spam"), 1},
 	{"junk_trained", cols("account_id key:b junk:bool"), 2},
+	{"pull_sources", cols(`id account_id protocol:t addr:t tls:t ca_file:t username:t secret:b keep:bool every folder:t
+		next_poll last_poll last_error:t failures lease_until`), 1},
+	{"pull_seen", cols("source_id uid:t seen"), 2},
 }
 
 // Exporter reads a whole store for a copy.
@@ -514,8 +517,11 @@ func (c CopyColumn) Normalize(v any) (any, error) {
 	}
 	switch c.Kind {
 	case Int:
-		if n, ok := v.(int64); ok {
+		switch n := v.(type) {
+		case int64:
 			return n, nil
+		case int32: // a PostgreSQL integer column (pull_sources.failures)
+			return int64(n), nil
 		}
 	case Float:
 		switch n := v.(type) {

@@ -20,7 +20,8 @@ var (
 
 // identityTables are the tables whose id column is GENERATED ALWAYS AS IDENTITY: an import
 // writes their IDs (OVERRIDING SYSTEM VALUE) and then moves their sequences past them.
-var identityTables = []string{"accounts", "mailboxes", "blobs", "messages", "queue", "queue_rcpts"}
+// pull_sources' id is a bigserial, which takes the same two steps.
+var identityTables = []string{"accounts", "mailboxes", "blobs", "messages", "queue", "queue_rcpts", "pull_sources"}
 
 // exportQuery selects a copy table's rows in key order; text keys are compared byte by
 // byte (COLLATE "C"), as the embedded store orders them, whatever the database's locale.

@@ -381,7 +381,6 @@ CREATE TABLE pull_seen (
 	seen      INTEGER NOT NULL, -- unix nanoseconds
 	PRIMARY KEY (source_id, uid)
 ) WITHOUT ROWID;
-);
 `,
 	// 16: how far an unfinished petrel store copy into this store got (store.Importer), written
 	// with each batch it imports, so that the copy resumes there after a crash; deleted when

@@ -23,6 +23,7 @@ type CopyStore interface {
 	store.JunkStats
 	store.Greylist
 	store.Admins
+	store.Pulls
 }
 
 // RunCopy checks store.CopyStore between two backends: a store filled through its methods
@@ -181,6 +182,10 @@ func FillForCopy(t *testing.T, s CopyStore) {
 	now := time.Now()
 	must(s.GreyPut(ctx, []store.GreyEntry{{Key: "192.0.2.0/24 a@b c@d", First: now.Add(-time.Hour), Last: now, Passed: true},
 		{Key: "pass:example.net", First: now, Last: now}}))
+	src, err := s.AddPullSource(ctx, store.PullSource{AccountID: bob.ID, Protocol: "pop3", Addr: "pop.far.example:995",
+		TLS: "tls", User: "bob", Secret: []byte("sealed"), Keep: true, Every: 10 * time.Minute})
+	must(err)
+	must(s.MarkPulled(ctx, src, []string{"uidl-1", "uidl-2"}, now))
 }
 
 // compareState checks through the Store methods that b shows what a shows.
