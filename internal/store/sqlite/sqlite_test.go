@@ -670,3 +670,11 @@ func TestPackSortKeys(t *testing.T) {
 func TestWebSessions(t *testing.T) {
 	storetest.RunWebSessions(t, openTemp(t, Options{}))
 }
+
+func TestBlobBatch(t *testing.T) {
+	storetest.RunBlobBatch(t, func(t *testing.T) storetest.BlobBatchStore { return openTemp(t, Options{}) })
+}
+
+func TestFlagSearch(t *testing.T) {
+	storetest.RunFlagSearch(t, func(t *testing.T) storetest.FlagSearchStore { return openTemp(t, Options{}) })
+}
