@@ -82,7 +82,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,11 +211,6 @@ func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows
 	return st.QueryContext(ctx, args...)
 }
 
-// readMmapSize is how much of the database file each read connection maps; beyond it,
-// pages are read with pread. It is address space, not memory: 8 readers on a 64-bit system
-// map the same file pages.
-const readMmapSize = 1 << 30
-
 // Open opens (creating if needed) the database at path, runs pending schema migrations and
 // starts the committer.
 func Open(path string, opts Options) (*Store, error) {
@@ -287,12 +281,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 
-	// The read connections map the database file (mmap_size): a page read is then a memory
-	// access instead of a pread system call and a copy into the connection's page cache,
-	// which made a third of IMAP FETCH's CPU per message (docs/benchmarks.md). Writes still
-	// go through the write connection's write() and fsync, so durability is as before.
-	// The mapped pages show in the process's RSS as file pages the kernel can drop.
-	rdb, err := sql.Open("sqlite", path+common+"&_pragma=query_only(1)&_pragma=mmap_size("+strconv.Itoa(readMmapSize)+")")
+	rdb, err := sql.Open("sqlite", path+common+"&_pragma=query_only(1)")
 	if err != nil {
 		wc.Close()
 		wdb.Close()
