@@ -259,19 +259,59 @@ cpu_ticks() {
 	awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
 }
 
-# measure ROUND TARGET ID [FILE]: one measurement; the JSON goes to raw/ (or FILE). How busy
-# the CPUs were meanwhile (server and load tool together) goes to the manifest: near 100%
-# means the run was CPU-bound on this machine.
+# server_ticks TARGET prints the CPU ticks (user and system) spent so far by the target's
+# POP3/IMAP servers: every process of the trees of ${TARGET}_pids, each with the ticks of
+# the children it has waited for. Dovecot's per-session processes that ended are then
+# counted in their parent (the master), those still running in themselves, none twice.
+server_ticks() {
+	local pids
+	pids=$("${1}_pids" 2>/dev/null | tr ',' ' ') || true
+	[ -n "$pids" ] || { echo 0; return; }
+	ps -e -o pid=,ppid= | awk -v roots="$pids" '
+		{ parent[$1] = $2; n++; pid[n] = $1 }
+		END {
+			split(roots, r, " "); for (i in r) keep[r[i]] = 1
+			do {
+				added = 0
+				for (i = 1; i <= n; i++) if (!(pid[i] in keep) && (parent[pid[i]] in keep)) { keep[pid[i]] = 1; added = 1 }
+			} while (added)
+			for (p in keep) print p
+		}' | while read -r p; do
+		# The command name (field 2) may hold spaces: count the fields after its ")".
+		sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }'
+	done | awk '{ t += $1 } END { print t + 0 }'
+}
+
+# add_server_cpu FILE TICKS adds the servers' CPU over the run to petrel-load's JSON in FILE:
+# server_cpu_s, and server_cpu_us_per_op (CPU per message or command). Unlike the rates it
+# does not depend on how much of the machine each server got, so it compares them fairly
+# on a loaded machine.
+add_server_cpu() {
+	local f=$1 ticks=$2 hz ops
+	hz=$(getconf CLK_TCK)
+	ops=$(sed -n 's/^  "ops": \([0-9]*\),$/\1/p' "$f")
+	[ -n "$ops" ] && [ "$ops" -gt 0 ] || return 0
+	awk -v t="$ticks" -v hz="$hz" -v ops="$ops" '
+		/^  "ops": / { printf "  \"server_cpu_s\": %.3f,\n  \"server_cpu_us_per_op\": %.2f,\n", t / hz, t / hz * 1e6 / ops }
+		{ print }' "$f" >"$f.tmp" && mv "$f.tmp" "$f"
+}
+
+# measure ROUND TARGET ID [FILE]: one measurement; the JSON goes to raw/ (or FILE), with the
+# servers' CPU added (add_server_cpu). How busy the CPUs were meanwhile (server and load
+# tool together) goes to the manifest: near 100% means the run was CPU-bound on this machine.
 measure() {
 	local round=$1 t=$2 id=$3
 	local out=${4:-$OUT/raw/r$round-$t-$id.json}
 	"${t}_use"
-	local t0=$SECONDS b0 n0 b1 n1
+	local t0=$SECONDS b0 n0 b1 n1 s0 s1
 	echo "== round $round $t $id: ${SC_CMD[$id]}" >>"$OUT/logs/load.log"
 	read -r b0 n0 < <(cpu_ticks)
+	s0=$(server_ticks "$t")
 	if ! eval "${SC_CMD[$id]}" >"$out" 2>>"$OUT/logs/load.log"; then
 		log "round $round $t $id: petrel-load failed (see logs/load.log)"
 	fi
+	s1=$(server_ticks "$t")
+	add_server_cpu "$out" $((s1 - s0))
 	read -r b1 n1 < <(cpu_ticks)
 	if [ "$round" != profile ] && [ "$n1" -gt "$n0" ]; then
 		printf 'cpu\t%s\t%s\t%s\t%s\n' "$id" "$t" "$round" "$(((b1 - b0) * 100 / (n1 - n0)))" >>"$MANIFEST"

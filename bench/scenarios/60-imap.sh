@@ -26,6 +26,7 @@ prepare imap-fetch imap_corpus
 metric imap-fetch ops_per_sec "fetched msg/s" higher ">=3"
 metric imap-fetch mb_per_sec "MB/s" higher
 metric imap-fetch connect.p50_ms "p50 connect+TLS+login ms" lower
+metric imap-fetch server_cpu_us_per_op "server CPU µs per msg" lower
 profile imap-fetch
 
 # Mixed IMAP load: 10 sessions over implicit TLS on the imapN accounts (two accounts have two
@@ -40,6 +41,7 @@ scenario imap-mixed "IMAP mixed load (select, fetch, flag, search, append, expun
 prepare imap-mixed imap_corpus
 metric imap-mixed ops_per_sec "commands/s" higher ">=3"
 metric imap-mixed latency.p99_ms "p99 command ms" lower
+metric imap-mixed server_cpu_us_per_op "server CPU µs per command" lower
 profile imap-mixed
 
 # Memory per idle IMAP session: 10,000 connections (500 in --quick mode) over implicit TLS,

@@ -54,7 +54,7 @@ func (s *session) binaryCheck(msgs []store.Message, atts []FetchAtt) error {
 func (s *session) binaryData(fm *fetchMsg, sec Section) ([]byte, error) {
 	m := fm.m
 	if len(sec.Part) == 0 {
-		return s.readRange(m.BlobID, 0, m.Size)
+		return s.readRange(fm, 0, m.Size)
 	}
 	root, err := s.loadParsed(fm)
 	if err != nil {
@@ -65,7 +65,7 @@ func (s *session) binaryData(fm *fetchMsg, sec Section) ([]byte, error) {
 		return nil, nil
 	}
 	start, length, _ := sectionExtent(root, m.Size, Section{Part: sec.Part})
-	raw, err := s.readRange(m.BlobID, start, length)
+	raw, err := s.readRange(fm, start, length)
 	if err != nil {
 		return nil, err
 	}

@@ -625,7 +625,7 @@ func (s *session) notifyFetch(uids []uint32) error {
 	}
 	for _, m := range msgs {
 		if seq := s.sel.seqOf(m.UID); seq != 0 && slices.Contains(uids, m.UID) {
-			if err := s.fetchOne(seq, m, n.fetch, false, false); err != nil {
+			if err := s.fetchOne(seq, &fetchMsg{m: m}, n.fetch, false, false); err != nil {
 				return err
 			}
 		}

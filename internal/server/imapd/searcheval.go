@@ -109,6 +109,21 @@ func needsRows(k *SearchKey) bool {
 	return !text
 }
 
+// systemFlagKey reports whether k is one key on a system flag (SEEN, UNSEEN, FLAGGED...,
+// alone or as an AND of one key), and which flag it wants present or absent.
+func systemFlagKey(k *SearchKey) (flag string, has, ok bool) {
+	for k.Op == SearchAnd && len(k.Keys) == 1 {
+		k = &k.Keys[0]
+	}
+	switch k.Op {
+	case "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN":
+		return `\` + string(k.Op), true, true
+	case "UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN":
+		return `\` + string(k.Op[2:]), false, true
+	}
+	return "", false, false
+}
+
 // onlyText reports whether k is a text key or an AND of text keys only: then the common
 // hits of candidates are exactly the messages it matches.
 func onlyText(k *SearchKey) bool {
@@ -196,7 +211,19 @@ func (s *session) searchMatches(c *Command) (hits []uint32, modseqs []uint64, er
 		return err
 	}
 	common, restricted := candidates(&c.Search, text)
-	if restricted && onlyText(&c.Search) {
+	if flag, has, ok := systemFlagKey(&c.Search); ok && s.flagSearch() != nil {
+		// One system flag (UNSEEN, FLAGGED, DELETED...): the store lists the UIDs, and no
+		// message row is read. No MODSEQ key, so the MODSEQs are not used (esearch.go).
+		uids, err := s.flagSearch().UIDsByFlag(s.ctx, sel.mb.ID, nil, flag, has)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, u := range uids {
+			if sel.seqOf(u) != 0 {
+				hits, modseqs = append(hits, u), append(modseqs, 0)
+			}
+		}
+	} else if restricted && onlyText(&c.Search) {
 		// Every candidate matches: keep those in the session's view in one walk along its
 		// UIDs instead of an evaluation per hit (a common word has tens of thousands).
 		j := 0

@@ -263,17 +263,32 @@ func (s *session) cmdSelect(c *Command) (done, error) {
 	if err != nil {
 		return done{}, s.storeError(err)
 	}
-	msgs, err := s.srv.store.Messages(s.ctx, mb.ID, store.Filter{})
-	if err != nil {
-		return done{}, err
-	}
 	sel := &selected{mb: mb, readOnly: c.Name == "EXAMINE", modseq: mb.HighestModSeq, own: map[uint64]bool{}}
-	sel.uids = make([]uint32, len(msgs))
+	var msgs []store.Message // read only for QRESYNC, which needs each message's MODSEQ
 	firstUnseen := uint32(0)
-	for i, m := range msgs {
-		sel.uids[i] = m.UID
-		if firstUnseen == 0 && !slices.Contains(m.Flags, store.FlagSeen) {
-			firstUnseen = uint32(i + 1)
+	if fs := s.flagSearch(); fs != nil && c.QResync == nil {
+		if sel.uids, err = fs.UIDsByFlag(s.ctx, mb.ID, nil, "", false); err != nil {
+			return done{}, s.storeError(err)
+		}
+		if !s.ext.rev2 && len(sel.uids) > 0 {
+			unseen, err := fs.UIDsByFlag(s.ctx, mb.ID, nil, store.FlagSeen, false)
+			if err != nil {
+				return done{}, s.storeError(err)
+			}
+			if len(unseen) > 0 {
+				firstUnseen = sel.seqOf(unseen[0])
+			}
+		}
+	} else {
+		if msgs, err = s.srv.store.Messages(s.ctx, mb.ID, store.Filter{}); err != nil {
+			return done{}, err
+		}
+		sel.uids = make([]uint32, len(msgs))
+		for i, m := range msgs {
+			sel.uids[i] = m.UID
+			if firstUnseen == 0 && !slices.Contains(m.Flags, store.FlagSeen) {
+				firstUnseen = uint32(i + 1)
+			}
 		}
 	}
 	w := s.out()
@@ -316,6 +331,12 @@ func (s *session) cmdSelect(c *Command) (done, error) {
 	return done{code: "READ-WRITE", text: c.Name + " completed"}, nil
 }
 
+// flagSearch is the store's FlagSearch, or nil when it has none.
+func (s *session) flagSearch() store.FlagSearch {
+	fs, _ := s.srv.store.(store.FlagSearch)
+	return fs
+}
+
 // cmdClose ends the selected state; CLOSE first removes the messages marked \Deleted,
 // silently, unless the mailbox is read-only (RFC 9051 §6.4.1); UNSELECT does not (RFC 3691).
 func (s *session) cmdClose(c *Command) (done, error) {
@@ -335,6 +356,13 @@ func (s *session) cmdClose(c *Command) (done, error) {
 // deletedUIDs lists the messages of the selected mailbox flagged \Deleted, within the
 // ranges (all for nil).
 func (s *session) deletedUIDs(ranges []store.UIDRange) ([]uint32, error) {
+	if fs := s.flagSearch(); fs != nil {
+		uids, err := fs.UIDsByFlag(s.ctx, s.sel.mb.ID, ranges, store.FlagDeleted, true)
+		if err != nil {
+			return nil, err
+		}
+		return slices.DeleteFunc(uids, func(u uint32) bool { return s.sel.seqOf(u) == 0 }), nil
+	}
 	msgs, err := s.messagesIn(ranges)
 	if err != nil {
 		return nil, err

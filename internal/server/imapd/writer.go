@@ -104,6 +104,12 @@ func (w *respWriter) literalString(s string) {
 	w.str(s)
 }
 
+// literalBytes writes b as a literal.
+func (w *respWriter) literalBytes(b []byte) {
+	w.literalHeader(int64(len(b)))
+	w.bw.Write(b)
+}
+
 // literalHeader writes "{n}" CRLF; n octets must follow.
 func (w *respWriter) literalHeader(n int64) {
 	w.byte('{')

@@ -186,6 +186,8 @@ func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string,
 }
 
 var _ store.BatchAppender = (*Store)(nil)
+var _ store.BlobBatch = (*Store)(nil)
+var _ store.FlagSearch = (*Store)(nil)
 
 // AppendBatch implements store.BatchAppender. Every message is a request of its own (and a
 // message with a UID one more, the adoption of its UID, before it), all enqueued before the
@@ -604,4 +606,67 @@ func uidList(uids []uint32) string {
 		b = strconv.AppendUint(b, uint64(u), 10)
 	}
 	return string(append(b, ']'))
+}
+
+// ReadBlobs implements store.BlobBatch: one query for all of ids, reading only bodies that
+// are whole in their blobs row (the first chunk), so a body never needs a second query.
+// Bodies are scanned as sql.RawBytes, so database/sql adds no copy of its own.
+func (s *Store) ReadBlobs(ctx context.Context, ids []int64, maxSize int64, fn func(id int64, body []byte) error) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := s.query(ctx, `SELECT b.id, b.data FROM blobs b
+		WHERE b.id IN (SELECT value FROM json_each(?1)) AND b.size <= ?2
+		AND NOT EXISTS (SELECT 1 FROM garbage g WHERE g.blob_id = b.id)`,
+		idList(ids), min(maxSize, blobChunkSize))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var body sql.RawBytes
+		if err := rows.Scan(&id, &body); err != nil {
+			return err
+		}
+		if err := fn(id, body); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// idList encodes IDs as a JSON array for json_each, like uidList.
+func idList(ids []int64) string {
+	b := make([]byte, 0, 2+len(ids)*8)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// UIDsByFlag implements store.FlagSearch. SQLite checks the flags on each row of the
+// (mailbox_id, uid) index range and returns only the UIDs, so a listing costs the store's
+// walk along the rows and no Message per row.
+func (s *Store) UIDsByFlag(ctx context.Context, mailboxID int64, ranges []store.UIDRange, flag string, has bool) ([]uint32, error) {
+	pairs := "[[0,4294967295]]"
+	if merged := store.MergeUIDRanges(ranges); len(merged) > 0 {
+		b := []byte{'['}
+		for i, r := range merged {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = fmt.Appendf(b, "[%d,%d]", r.First, r.Last)
+		}
+		pairs = string(append(b, ']'))
+	}
+	// Flags are stored separated by single spaces (Deliver, SetFlags).
+	return s.mailboxUIDs(ctx, mailboxID, `SELECT t.uid FROM json_each(?2) r CROSS JOIN messages t
+		ON t.mailbox_id = ?1 AND t.uid BETWEEN r.value->>0 AND r.value->>1
+		WHERE ?3 = '' OR (instr(lower(' ' || t.flags || ' '), lower(' ' || ?3 || ' ')) > 0) = ?4
+		ORDER BY t.uid`, mailboxID, pairs, flag, has)
 }

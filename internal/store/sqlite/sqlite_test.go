@@ -686,3 +686,11 @@ func TestCopyResume(t *testing.T) {
 	open := func(t *testing.T) storetest.CopyStore { return openTemp(t, Options{}) }
 	storetest.RunCopyResume(t, open, open)
 }
+
+func TestBlobBatch(t *testing.T) {
+	storetest.RunBlobBatch(t, func(t *testing.T) storetest.BlobBatchStore { return openTemp(t, Options{}) })
+}
+
+func TestFlagSearch(t *testing.T) {
+	storetest.RunFlagSearch(t, func(t *testing.T) storetest.FlagSearchStore { return openTemp(t, Options{}) })
+}

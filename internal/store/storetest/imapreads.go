@@ -1,0 +1,145 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"petrel/internal/store"
+)
+
+// BlobBatchStore is a store that reads many bodies in one go.
+type BlobBatchStore interface {
+	store.Store
+	store.BlobBatch
+}
+
+// RunBlobBatch tests a store's BlobBatch: open returns a new, empty store, which the test
+// closes.
+func RunBlobBatch(t *testing.T, open func(t *testing.T) BlobBatchStore) {
+	s := open(t)
+	defer s.Close()
+	f := &fixture{t: t, s: s, ctx: context.Background()}
+	a := f.account("a@example.org")
+	inbox := f.mailbox(a.ID, store.Inbox)
+	to := store.Target{AccountID: a.ID}
+
+	small := f.deliver("Subject: one\r\n\r\nsmall\r\n", to).Messages[0]
+	other := f.deliver("Subject: two\r\n\r\nanother\r\n", to).Messages[0]
+	// Larger than one chunk of any store: whole bodies of this size may be skipped.
+	bigBody := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcde\n", 40<<10)
+	big := f.deliver(bigBody, to).Messages[0]
+	gone := f.deliver("Subject: gone\r\n\r\nexpunged\r\n", to).Messages[0]
+	f.expunge(inbox.ID, gone.UID)
+
+	read := func(ids []int64, maxSize int64) map[int64]string {
+		t.Helper()
+		got := map[int64]string{}
+		err := s.ReadBlobs(f.ctx, ids, maxSize, func(id int64, body []byte) error {
+			if _, dup := got[id]; dup {
+				t.Errorf("ReadBlobs gave body %d twice", id)
+			}
+			got[id] = string(body)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("ReadBlobs(%v, %d): %v", ids, maxSize, err)
+		}
+		return got
+	}
+
+	// Every body asked for, whole, each once (an ID twice in the list gives it once); an
+	// expunged body and an unknown ID are skipped.
+	got := read([]int64{other.BlobID, small.BlobID, small.BlobID, gone.BlobID, 1 << 40}, 1<<20)
+	if len(got) != 2 || got[small.BlobID] != f.blob(small.BlobID) || got[other.BlobID] != f.blob(other.BlobID) {
+		t.Errorf("ReadBlobs = %v; want the two stored bodies", got)
+	}
+	if _, ok := got[gone.BlobID]; ok {
+		t.Error("ReadBlobs gave an expunged body")
+	}
+
+	// maxSize skips larger bodies; a body it returns is whole.
+	got = read([]int64{small.BlobID, other.BlobID}, small.Size)
+	if len(got) != 1 || got[small.BlobID] != f.blob(small.BlobID) {
+		t.Errorf("ReadBlobs with maxSize %d = %v; want only the small body", small.Size, got)
+	}
+	got = read([]int64{big.BlobID}, 1<<30)
+	if b, ok := got[big.BlobID]; ok && b != bigBody {
+		t.Errorf("ReadBlobs of a %d-octet body gave %d octets", len(bigBody), len(b))
+	}
+
+	// No IDs: nothing, no error.
+	if got := read(nil, 1<<20); len(got) != 0 {
+		t.Errorf("ReadBlobs(nil) = %v", got)
+	}
+
+	// An error from fn stops the reading and comes back.
+	stop := errors.New("stop")
+	calls := 0
+	err := s.ReadBlobs(f.ctx, []int64{small.BlobID, other.BlobID}, 1<<20, func(int64, []byte) error {
+		calls++
+		return stop
+	})
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("ReadBlobs with a failing fn = %v after %d calls; want %v after 1", err, calls, stop)
+	}
+}
+
+// FlagSearchStore is a store that lists UIDs by flag.
+type FlagSearchStore interface {
+	store.Store
+	store.FlagSearch
+}
+
+// RunFlagSearch tests a store's FlagSearch: open returns a new, empty store, which the test
+// closes.
+func RunFlagSearch(t *testing.T, open func(t *testing.T) FlagSearchStore) {
+	s := open(t)
+	defer s.Close()
+	f := &fixture{t: t, s: s, ctx: context.Background()}
+	a := f.account("a@example.org")
+	inbox := f.mailbox(a.ID, store.Inbox)
+	empty := f.create(a.ID, "Empty")
+	to := store.Target{AccountID: a.ID}
+	var uids []uint32
+	for i := range 6 {
+		uids = append(uids, f.deliver(fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i), to).Messages[0].UID)
+	}
+	f.setFlags(inbox.ID, []uint32{uids[0], uids[2]}, store.FlagsAdd, store.FlagSeen)
+	f.setFlags(inbox.ID, []uint32{uids[2], uids[3]}, store.FlagsAdd, store.FlagDeleted, "$Seenish")
+	f.expunge(inbox.ID, uids[3])
+	all := []uint32{uids[0], uids[1], uids[2], uids[4], uids[5]}
+
+	for _, tc := range []struct {
+		name   string
+		ranges []store.UIDRange
+		flag   string
+		has    bool
+		want   []uint32
+	}{
+		{"every message", nil, "", false, all},
+		{"every message, has ignored", nil, "", true, all},
+		{"seen", nil, store.FlagSeen, true, []uint32{uids[0], uids[2]}},
+		{"unseen", nil, store.FlagSeen, false, []uint32{uids[1], uids[4], uids[5]}},
+		{"seen in any case", nil, `\SEEN`, true, []uint32{uids[0], uids[2]}},
+		{"deleted, expunged left out", nil, store.FlagDeleted, true, []uint32{uids[2]}},
+		{"a keyword is not a prefix match", nil, "$Seen", true, nil},
+		{"keyword", nil, "$seenish", true, []uint32{uids[2]}},
+		{"ranges", []store.UIDRange{{First: uids[4], Last: uids[5]}, {First: 1, Last: uids[1]}}, store.FlagSeen, false, []uint32{uids[1], uids[4], uids[5]}},
+		{"one range", []store.UIDRange{{First: uids[1], Last: uids[2]}}, "", false, []uint32{uids[1], uids[2]}},
+		{"a range of none", []store.UIDRange{{First: uids[5] + 1, Last: uids[5] + 9}}, "", false, nil},
+	} {
+		got, err := s.UIDsByFlag(f.ctx, inbox.ID, tc.ranges, tc.flag, tc.has)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: UIDsByFlag(%v, %q, %v) = %v, %v; want %v", tc.name, tc.ranges, tc.flag, tc.has, got, err, tc.want)
+		}
+	}
+	if got, err := s.UIDsByFlag(f.ctx, empty.ID, nil, "", false); err != nil || len(got) != 0 {
+		t.Errorf("UIDsByFlag of an empty mailbox = %v, %v", got, err)
+	}
+	_, err := s.UIDsByFlag(f.ctx, empty.ID+1000, nil, "", false)
+	wantErr(t, "UIDsByFlag of a missing mailbox", err, store.ErrNotFound)
+}
