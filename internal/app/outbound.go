@@ -91,6 +91,10 @@ func (a *App) newQueue(dl *deliver.Deliverer) (*queue.Queue, error) {
 		signer = &msgauth.Signer{Keys: DKIMKeys(cfg.Data)}
 	}
 	dl.SetOutbound(signer, q.Kick)
+	if o.DKIMSign {
+		// Forwarded copies of verified mail get an ARC set with the forwarding domain's key.
+		dl.SetSealer(&msgauth.Sealer{Keys: DKIMKeys(cfg.Data), AuthServID: cfg.Hostname})
+	}
 	if o.Forward {
 		key, err := srsKey(cfg.Data)
 		if err != nil {

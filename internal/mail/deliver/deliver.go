@@ -82,6 +82,9 @@ type Envelope struct {
 	Ret, EnvID string
 	// Forward are the forwards of the recipients (Route), queued in the same commit.
 	Forward []Forward
+	// Verified is what inbound verification found (mail from the MX port): a forwarded
+	// copy carries it in an ARC set (SetSealer). nil: not verified, no ARC set.
+	Verified *Verified
 	// Submitted: the message came from one of our users (an authenticated submission), so
 	// its forwards may go out as it does, signed with its domain's key (forward.go).
 	Submitted bool
@@ -123,6 +126,7 @@ type Deliverer struct {
 	out   outbound      // what queueing remote recipients needs (outbound.go)
 	sieve *sieveRunner  // nil: no Sieve scripts run (sieve.go)
 	fwd   *forwarding   // nil: no forwarding (forward.go)
+	seal  Sealer        // adds ARC sets to forwarded copies (arc.go); nil: none
 	junk  *junk.Filter  // classifies Envelope.Classify mail (junk.go); nil: none
 }
 
