@@ -224,6 +224,7 @@ done
 #   NAME_restart      restart the servers (fresh processes)
 #   NAME_use          set T_NAME, T_LABEL, T_CAPS and the T_* addresses for the scenarios
 #   NAME_pids         print the PIDs whose process trees serve POP3/IMAP (memory figures)
+#   NAME_cpu_pids     print the PIDs whose process trees do the target's work (server CPU)
 #   NAME_logs         print what its logs hold worth keeping (warnings, errors)
 for f in "$BENCH"/targets/*.sh; do
 	# shellcheck source=/dev/null
@@ -259,15 +260,31 @@ cpu_ticks() {
 	awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
 }
 
+# tree_cpu PID...: the CPU ticks (user and system, with those of reaped children) of the
+# processes and all their descendants: a server's own CPU, without the load tool's. A child
+# that exits moves its ticks into its parent's reaped-children count, so a difference of two
+# readings counts it once.
+tree_cpu() {
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v roots="$*" '
+		{ pid = $1; line = $0; sub(/^.*\) /, "", line); split(line, f, " ")
+		  ppid[pid] = f[2]; ticks[pid] = f[12] + f[13] + f[14] + f[15] }
+		END {
+			n = split(roots, r, " "); for (i = 1; i <= n; i++) in_tree[r[i]] = 1
+			for (grew = 1; grew; ) { grew = 0; for (p in ppid) if (!(p in in_tree) && (ppid[p] in in_tree)) { in_tree[p] = 1; grew = 1 } }
+			s = 0; for (p in in_tree) s += ticks[p]; print s }'
+}
+
 # measure ROUND TARGET ID [FILE]: one measurement; the JSON goes to raw/ (or FILE). How busy
 # the CPUs were meanwhile (server and load tool together) goes to the manifest: near 100%
-# means the run was CPU-bound on this machine.
+# means the run was CPU-bound on this machine. The target's own CPU time (NAME_cpu_pids)
+# goes to server-cpu.tsv: scenario, target, round, milliseconds.
 measure() {
 	local round=$1 t=$2 id=$3
 	local out=${4:-$OUT/raw/r$round-$t-$id.json}
 	"${t}_use"
-	local t0=$SECONDS b0 n0 b1 n1
+	local t0=$SECONDS b0 n0 b1 n1 s0= s1
 	echo "== round $round $t $id: ${SC_CMD[$id]}" >>"$OUT/logs/load.log"
+	if declare -F "${t}_cpu_pids" >/dev/null; then s0=$(tree_cpu $("${t}_cpu_pids")); fi
 	read -r b0 n0 < <(cpu_ticks)
 	if ! eval "${SC_CMD[$id]}" >"$out" 2>>"$OUT/logs/load.log"; then
 		log "round $round $t $id: petrel-load failed (see logs/load.log)"
@@ -275,6 +292,12 @@ measure() {
 	read -r b1 n1 < <(cpu_ticks)
 	if [ "$round" != profile ] && [ "$n1" -gt "$n0" ]; then
 		printf 'cpu\t%s\t%s\t%s\t%s\n' "$id" "$t" "$round" "$(((b1 - b0) * 100 / (n1 - n0)))" >>"$MANIFEST"
+	fi
+	if [ -n "$s0" ]; then
+		s1=$(tree_cpu $("${t}_cpu_pids"))
+		printf '%s\t%s\t%s\t%s\n' "$id" "$t" "$round" "$(((s1 - s0) * 1000 / $(getconf CLK_TCK)))" >>"$OUT/server-cpu.tsv"
+		log "round $round $t $id: $((SECONDS - t0)) s, server CPU $(((s1 - s0) * 1000 / $(getconf CLK_TCK))) ms"
+		return
 	fi
 	log "round $round $t $id: $((SECONDS - t0)) s"
 }

@@ -172,6 +172,7 @@ petrel_use() {
 }
 
 petrel_pids() { echo "$P_PID"; }
+petrel_cpu_pids() { echo "$P_PID"; }
 
 # petrel_logs prints what the server logged that is worth keeping: warnings and errors, and
 # the last lines.

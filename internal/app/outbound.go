@@ -65,6 +65,8 @@ func (a *App) newQueue(dl *deliver.Deliverer) (*queue.Queue, error) {
 		if t := cfg.DNS.Timeout.Duration; t > 0 {
 			res.Timeout = t
 		}
+		// Answers are kept for their TTL: every message to a domain asks the same names.
+		res.Cache = &mx.LookupCache{}
 		r := &mx.Router{Resolver: res, Port: o.Port, DANE: o.DANE, Self: []string{cfg.Hostname}, Log: a.log.With("component", "mx")}
 		if o.MTASTS {
 			r.STS = &mx.STS{Resolver: res, Cache: queue.STSCache{Store: a.store}, Log: r.Log}
