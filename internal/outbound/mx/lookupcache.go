@@ -110,15 +110,6 @@ func (c *LookupCache) put(name string, qtype uint16, rrs []dns.RR, res Result, e
 	if c.m == nil {
 		c.m = make(map[cacheKey]lookupEntry)
 	}
-	if len(c.m) >= maxEntries {
-		for k, old := range c.m {
-			if !now.Before(old.expires) {
-				delete(c.m, k)
-			}
-		}
-		if len(c.m) >= maxEntries {
-			clear(c.m)
-		}
-	}
+	makeRoom(c.m, maxEntries, now, func(e lookupEntry) time.Time { return e.expires })
 	c.m[lookupKey(name, qtype)] = e
 }
