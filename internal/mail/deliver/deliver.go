@@ -389,10 +389,15 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 		return store.Delivered{}, errors.New("deliver: forwards without forwarding")
 	}
 
-	parsed, err := message.ParseAt(body, body.Size())
-	if err != nil {
-		// Only reading the spool can fail here, and then storing it would fail as well.
-		return store.Delivered{}, fmt.Errorf("deliver: reading body: %w", err)
+	// The parse is for local copies (the store's cached parse, the classifier, Sieve): a
+	// message only queued for other servers (a submission to remote recipients) needs none.
+	var parsed store.ParsedMessage
+	if len(targets) > 0 {
+		var err error
+		if parsed, err = message.ParseAt(body, body.Size()); err != nil {
+			// Only reading the spool can fail here, and then storing it would fail as well.
+			return store.Delivered{}, fmt.Errorf("deliver: reading body: %w", err)
+		}
 	}
 	receivedAt := env.ReceivedAt
 	if receivedAt.IsZero() {
