@@ -224,6 +224,7 @@ done
 #   NAME_restart      restart the servers (fresh processes)
 #   NAME_use          set T_NAME, T_LABEL, T_CAPS and the T_* addresses for the scenarios
 #   NAME_pids         print the PIDs whose process trees serve POP3/IMAP (memory figures)
+#   NAME_cpu_pids     print the PIDs whose process trees do the target's work (server CPU)
 #   NAME_logs         print what its logs hold worth keeping (warnings, errors)
 for f in "$BENCH"/targets/*.sh; do
 	# shellcheck source=/dev/null
@@ -260,12 +261,12 @@ cpu_ticks() {
 }
 
 # server_ticks TARGET prints the CPU ticks (user and system) spent so far by the target's
-# POP3/IMAP servers: every process of the trees of ${TARGET}_pids, each with the ticks of
+# servers: every process of the trees of ${TARGET}_cpu_pids, each with the ticks of
 # the children it has waited for. Dovecot's per-session processes that ended are then
 # counted in their parent (the master), those still running in themselves, none twice.
 server_ticks() {
 	local pids
-	pids=$("${1}_pids" 2>/dev/null | tr ',' ' ') || true
+	pids=$("${1}_cpu_pids" 2>/dev/null | tr '\n,' '  ') || true
 	[ -n "$pids" ] || { echo 0; return; }
 	ps -e -o pid=,ppid= | awk -v roots="$pids" '
 		{ parent[$1] = $2; n++; pid[n] = $1 }
@@ -299,11 +300,12 @@ add_server_cpu() {
 # measure ROUND TARGET ID [FILE]: one measurement; the JSON goes to raw/ (or FILE), with the
 # servers' CPU added (add_server_cpu). How busy the CPUs were meanwhile (server and load
 # tool together) goes to the manifest: near 100% means the run was CPU-bound on this machine.
+# The servers' CPU time also goes to server-cpu.tsv: scenario, target, round, milliseconds.
 measure() {
 	local round=$1 t=$2 id=$3
 	local out=${4:-$OUT/raw/r$round-$t-$id.json}
 	"${t}_use"
-	local t0=$SECONDS b0 n0 b1 n1 s0 s1
+	local t0=$SECONDS b0 n0 b1 n1 s0 s1 ms
 	echo "== round $round $t $id: ${SC_CMD[$id]}" >>"$OUT/logs/load.log"
 	read -r b0 n0 < <(cpu_ticks)
 	s0=$(server_ticks "$t")
@@ -316,7 +318,9 @@ measure() {
 	if [ "$round" != profile ] && [ "$n1" -gt "$n0" ]; then
 		printf 'cpu\t%s\t%s\t%s\t%s\n' "$id" "$t" "$round" "$(((b1 - b0) * 100 / (n1 - n0)))" >>"$MANIFEST"
 	fi
-	log "round $round $t $id: $((SECONDS - t0)) s"
+	ms=$(((s1 - s0) * 1000 / $(getconf CLK_TCK)))
+	printf '%s\t%s\t%s\t%s\n' "$id" "$t" "$round" "$ms" >>"$OUT/server-cpu.tsv"
+	log "round $round $t $id: $((SECONDS - t0)) s, server CPU $ms ms"
 }
 
 # ---------------------------------------------------------------- machine

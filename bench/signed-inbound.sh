@@ -11,11 +11,13 @@
 #   unshare -n bench/signed-inbound.sh /tmp/petrel-load /tmp/petrel [/tmp/petrel-other ...]
 # Prints, per binary and mode, the median over ROUNDS (default 3) of the server's CPU time per
 # message (utime + stime of the process, from /proc) and of the accepted messages per second.
+# MODES (default "off unsigned rsa ed25519") picks the modes; PROFILE=DIR writes each server's
+# CPU profile to DIR/BINARY-MODE.prof.
 set -euo pipefail
 LOAD=${1:?usage: signed-inbound.sh PETREL-LOAD PETREL...}
 shift
 [ $# -gt 0 ] || { echo "usage: signed-inbound.sh PETREL-LOAD PETREL..." >&2; exit 2; }
-N=${N:-5000} ROUNDS=${ROUNDS:-3}
+N=${N:-5000} ROUNDS=${ROUNDS:-3} MODES=${MODES:-off unsigned rsa ed25519}
 ip link set lo up
 W=$(mktemp -d)
 DNS_PID=
@@ -69,7 +71,9 @@ one() {
 	esac
 	config "$d/data" "$verify" >"$d/petrel.toml"
 	for i in $(seq 8); do echo "bench-pw-1" | "$bin" -c "$d/petrel.toml" account add "user$i@example.test" >/dev/null; done
-	"$bin" -c "$d/petrel.toml" serve >"$d/serve.log" 2>&1 &
+	local prof=()
+	[ -z "${PROFILE:-}" ] || prof=(--cpuprofile "$PROFILE/$(basename "$bin")-$mode.prof")
+	"$bin" -c "$d/petrel.toml" serve "${prof[@]}" >"$d/serve.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 300); do (echo >/dev/tcp/127.0.0.1/2525) 2>/dev/null && break; sleep 0.1; done
 	t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
@@ -83,7 +87,7 @@ one() {
 
 declare -A CPU RATE
 for r in $(seq "$ROUNDS"); do
-	for mode in off unsigned rsa ed25519; do
+	for mode in $MODES; do
 		for bin in "$@"; do
 			read -r c s < <(one "$bin" "$mode")
 			CPU[$bin $mode]+="$c " RATE[$bin $mode]+="$s "
@@ -94,7 +98,7 @@ done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf '%-28s %-9s %12s %10s\n' binary mode "cpu µs/msg" "msg/s"
 for bin in "$@"; do
-	for mode in off unsigned rsa ed25519; do
+	for mode in $MODES; do
 		printf '%-28s %-9s %12s %10s\n' "$bin" "$mode" "$(echo "${CPU[$bin $mode]}" | median)" "$(echo "${RATE[$bin $mode]}" | median)"
 	done
 done

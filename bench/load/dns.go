@@ -121,6 +121,12 @@ func (s *DNSServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			m.Answer = append(m.Answer, c)
 		}
 	}
+	if len(m.Answer) == 0 {
+		// A negative answer carries the zone's SOA (RFC 2308 §3), as any authoritative
+		// server's does: resolvers keep it for the SOA's negative TTL.
+		m.Ns = append(m.Ns, &dns.SOA{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 300},
+			Ns: "ns.invalid.", Mbox: "hostmaster.invalid.", Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 300})
+	}
 	if w.RemoteAddr().Network() == "udp" {
 		size := dns.MinMsgSize
 		if o := req.IsEdns0(); o != nil {

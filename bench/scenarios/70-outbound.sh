@@ -31,3 +31,4 @@ outbound() { # MESSAGES
 
 scenario outbound "Outbound relay: submission to a loopback MX, 2 KB, C=8" "outbound" outbound "$(scale 3000)"
 metric outbound delivery.per_sec "delivered msg/s (first to last arrival at the sink)" higher ">=3"
+profile outbound

@@ -270,6 +270,14 @@ anchor_pids() {
 	cat "$WORK/anchor/dovecot/run/master.pid"
 }
 
+# anchor_cpu_pids prints the roots of the process trees that do the anchor's work: Postfix's
+# master (smtpd, cleanup, qmgr, smtp ... are its children) and Dovecot's (auth for
+# submission, LMTP, POP3, IMAP).
+anchor_cpu_pids() {
+	head -1 "$WORK/anchor/postfix/spool/pid/master.pid" | tr -d ' '
+	cat "$WORK/anchor/dovecot/run/master.pid"
+}
+
 # anchor_logs prints what Postfix and Dovecot logged that is worth keeping.
 anchor_logs() {
 	local d="$WORK/anchor" f

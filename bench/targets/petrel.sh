@@ -107,6 +107,11 @@ petrel_setup() {
 	# The domain may exist already (opening the store creates the configured domains); the
 	# account additions below fail if it does not.
 	"$PETREL" -c "$d/petrel.toml" domain add example.test >/dev/null 2>&1 || true
+	# A domain from the config file has no DKIM keys (domain add makes them, and fails when
+	# the domain exists): Petrel signs what it relays (70-outbound.sh) only with keys.
+	if ! "$PETREL" -c "$d/petrel.toml" dkim list example.test 2>/dev/null | grep -q rsa; then
+		"$PETREL" -c "$d/petrel.toml" dkim keygen example.test >/dev/null || return 1
+	fi
 	# Two at a time: each hashes the password with argon2id.
 	all_accounts | xargs -P "$(nproc)" -I{} sh -c \
 		'printf "%s\n" "$1" | "$2" -c "$3" account add "$4" >/dev/null' _ "$PASS" "$PETREL" "$d/petrel.toml" {} ||
@@ -172,6 +177,7 @@ petrel_use() {
 }
 
 petrel_pids() { echo "$P_PID"; }
+petrel_cpu_pids() { echo "$P_PID"; }
 
 # petrel_logs prints what the server logged that is worth keeping: warnings and errors, and
 # the last lines.

@@ -65,6 +65,8 @@ func (a *App) newQueue(dl *deliver.Deliverer) (*queue.Queue, error) {
 		if t := cfg.DNS.Timeout.Duration; t > 0 {
 			res.Timeout = t
 		}
+		// Answers are kept for their TTL: every message to a domain asks the same names.
+		res.Cache = &mx.LookupCache{}
 		r := &mx.Router{Resolver: res, Port: o.Port, DANE: o.DANE, Self: []string{cfg.Hostname}, Log: a.log.With("component", "mx")}
 		if o.MTASTS {
 			r.STS = &mx.STS{Resolver: res, Cache: queue.STSCache{Store: a.store}, Log: r.Log}
@@ -91,6 +93,10 @@ func (a *App) newQueue(dl *deliver.Deliverer) (*queue.Queue, error) {
 		signer = &msgauth.Signer{Keys: DKIMKeys(cfg.Data)}
 	}
 	dl.SetOutbound(signer, q.Kick)
+	if o.DKIMSign {
+		// Forwarded copies of verified mail get an ARC set with the forwarding domain's key.
+		dl.SetSealer(&msgauth.Sealer{Keys: DKIMKeys(cfg.Data), AuthServID: cfg.Hostname})
+	}
 	if o.Forward {
 		key, err := srsKey(cfg.Data)
 		if err != nil {

@@ -51,22 +51,14 @@ func TestDNSRecordsVerify(t *testing.T) {
 		TXT: map[string][]string{},
 	}
 	mxLine := regexp.MustCompile(`^(\S+)\. IN MX (\d+) (\S+)\.$`)
-	txtLine := regexp.MustCompile(`^(\S+)\. IN TXT \((.*)\)$`)
-	quoted := regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
 	for _, l := range strings.Split(out, "\n") {
 		if m := mxLine.FindStringSubmatch(l); m != nil {
 			var pref uint16
 			fmt.Sscan(m[2], &pref)
 			zone.MX[m[1]] = append(zone.MX[m[1]], mailtest.MX{Pref: pref, Host: m[3]})
 		}
-		if m := txtLine.FindStringSubmatch(l); m != nil {
-			var b strings.Builder
-			for _, s := range quoted.FindAllStringSubmatch(m[2], -1) {
-				b.WriteString(strings.NewReplacer(`\\`, `\`, `\"`, `"`).Replace(s[1]))
-			}
-			zone.TXT[m[1]] = append(zone.TXT[m[1]], b.String())
-		}
 	}
+	zone.TXT = printedTXT(out)
 	dns := mailtest.StartDNS(t, zone)
 	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
@@ -105,4 +97,22 @@ func TestDNSRecordsVerify(t *testing.T) {
 			t.Errorf("changed body: DKIM %s %s, want fail", d.Selector, d.Result)
 		}
 	}
+}
+
+// printedTXT reads the TXT records `petrel dns` prints (zone-file lines, the text cut into
+// quoted strings), joined again as a resolver joins them, by name.
+func printedTXT(out string) map[string][]string {
+	txtLine := regexp.MustCompile(`^(\S+)\. IN TXT \((.*)\)$`)
+	quoted := regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
+	txt := map[string][]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if m := txtLine.FindStringSubmatch(l); m != nil {
+			var b strings.Builder
+			for _, s := range quoted.FindAllStringSubmatch(m[2], -1) {
+				b.WriteString(strings.NewReplacer(`\\`, `\`, `\"`, `"`).Replace(s[1]))
+			}
+			txt[m[1]] = append(txt[m[1]], b.String())
+		}
+	}
+	return txt
 }

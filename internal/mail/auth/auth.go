@@ -150,7 +150,12 @@ func (s *Service) checkPassword(ctx context.Context, login, password string) (st
 	if !found {
 		hash = s.dummyHash()
 	}
-	ok, err := s.verifyHash(ctx, hash, pw)
+	// A client that opens several connections at once logs in on each at the same moment:
+	// the first to get a hash slot verifies, the others find its result in the cache when
+	// their turn comes, instead of each paying argon2id for the same password.
+	ok, err := s.verifyHash(ctx, hash, pw, func() bool {
+		return found && s.cache.match(acct.ID, acct.Credentials.PasswordHash, pw, s.now())
+	})
 	if err != nil {
 		return store.Account{}, err
 	}
@@ -174,13 +179,16 @@ func (s *Service) account(ctx context.Context, login string) (acct store.Account
 }
 
 // verifyHash runs argon2id once a slot is free.
-func (s *Service) verifyHash(ctx context.Context, hash argonParams, pw string) (bool, error) {
+func (s *Service) verifyHash(ctx context.Context, hash argonParams, pw string, cached func() bool) (bool, error) {
 	select {
 	case s.hashSem <- struct{}{}:
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
 	defer func() { <-s.hashSem }()
+	if cached() { // verified by another login while this one waited for a slot
+		return true, nil
+	}
 	return hash.verify(pw), nil
 }
 

@@ -223,3 +223,35 @@ func TestMechanisms(t *testing.T) {
 		t.Errorf("NewSASL(CRAM-MD5) = %v, want ErrMechanism", err)
 	}
 }
+
+// TestCheckPasswordCacheWhileWaiting: a login that waits for a hashing slot takes the result
+// of a concurrent login of the same password when the slot comes, rather than hashing again.
+// The stored hash here is of another password, so only the cache can let "pencil" in: a
+// second argon2id run would refuse it.
+func TestCheckPasswordCacheWhileWaiting(t *testing.T) {
+	s, dir := newTestService(t)
+	dir.setCredentials("user@example.com", credOther())
+	checked := make(chan struct{})
+	var once sync.Once
+	s.now = func() time.Time {
+		once.Do(func() { close(checked) }) // the first cache look, before the slot
+		return time.Now()
+	}
+	for range cap(s.hashSem) {
+		s.hashSem <- struct{}{}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.CheckPassword(context.Background(), "user@example.com", "pencil", testRemote)
+		done <- err
+	}()
+	<-checked
+	acct, _ := dir.AccountByAddress(context.Background(), "user@example.com")
+	s.cache.add(acct.ID, acct.Credentials.PasswordHash, "pencil", time.Now()) // the other login's result
+	for range cap(s.hashSem) {
+		<-s.hashSem
+	}
+	if err := <-done; err != nil {
+		t.Errorf("login that waited for a slot: %v, want the cached result", err)
+	}
+}

@@ -82,6 +82,9 @@ type Envelope struct {
 	Ret, EnvID string
 	// Forward are the forwards of the recipients (Route), queued in the same commit.
 	Forward []Forward
+	// Verified is what inbound verification found (mail from the MX port): a forwarded
+	// copy carries it in an ARC set (SetSealer). nil: not verified, no ARC set.
+	Verified *Verified
 	// Submitted: the message came from one of our users (an authenticated submission), so
 	// its forwards may go out as it does, signed with its domain's key (forward.go).
 	Submitted bool
@@ -126,6 +129,7 @@ type Deliverer struct {
 	out   outbound      // what queueing remote recipients needs (outbound.go)
 	sieve *sieveRunner  // nil: no Sieve scripts run (sieve.go)
 	fwd   *forwarding   // nil: no forwarding (forward.go)
+	seal  Sealer        // adds ARC sets to forwarded copies (arc.go); nil: none
 	junk  *junk.Filter  // classifies Envelope.Classify mail (junk.go); nil: none
 }
 
@@ -388,10 +392,15 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 		return store.Delivered{}, errors.New("deliver: forwards without forwarding")
 	}
 
-	parsed, err := message.ParseAt(body, body.Size())
-	if err != nil {
-		// Only reading the spool can fail here, and then storing it would fail as well.
-		return store.Delivered{}, fmt.Errorf("deliver: reading body: %w", err)
+	// The parse is for local copies (the store's cached parse, the classifier, Sieve): a
+	// message only queued for other servers (a submission to remote recipients) needs none.
+	var parsed store.ParsedMessage
+	if len(targets) > 0 {
+		var err error
+		if parsed, err = message.ParseAt(body, body.Size()); err != nil {
+			// Only reading the spool can fail here, and then storing it would fail as well.
+			return store.Delivered{}, fmt.Errorf("deliver: reading body: %w", err)
+		}
 	}
 	receivedAt := env.ReceivedAt
 	if receivedAt.IsZero() {

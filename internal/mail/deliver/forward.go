@@ -180,7 +180,7 @@ func (d *Deliverer) outboundFor(ctx context.Context, env Envelope, body Body) (*
 		own = err == nil
 	}
 	if len(env.Remote) == 0 && !own {
-		return d.forwardOutbound(env, body), nil
+		return d.forwardOutbound(ctx, env, body), nil
 	}
 	// One entry has one sender: rewriting it for the forwards would rewrite it for the
 	// submitted recipients too, whose SPF it already passes or fails as submitted.
@@ -196,19 +196,25 @@ func (d *Deliverer) outboundFor(ctx context.Context, env Envelope, body Body) (*
 
 // forwardOutbound builds the queued copy for env's forwards when they do not go with the
 // submitted copy (see the comment at the top): the message as it came, minus the
-// Return-Path, from the SRS address of the first forwarding alias's domain.
-func (d *Deliverer) forwardOutbound(env Envelope, body Body) *store.Outbound {
+// Return-Path, from the SRS address of the first forwarding alias's domain, with an ARC set
+// of that domain when the message was verified on arrival (arc.go).
+func (d *Deliverer) forwardOutbound(ctx context.Context, env Envelope, body Body) *store.Outbound {
 	skip := returnPathLen(body)
 	from := env.MailFrom
-	if from != "" && env.Forward[0].Alias != "" {
-		_, domain, _ := strings.Cut(env.Forward[0].Alias, "@")
+	var domain string
+	if env.Forward[0].Alias != "" {
+		_, domain, _ = strings.Cut(env.Forward[0].Alias, "@")
+	}
+	if from != "" && domain != "" {
 		from = d.fwd.cfg.SRS.Forward(from, domain)
 	}
+	size := body.Size() - skip
+	out, outSize := d.sealed(ctx, env, domain, func() io.Reader { return io.NewSectionReader(body, skip, size) }, size)
 	return &store.Outbound{
 		MailFrom:   from,
 		Recipients: forwardRecipients(env.Forward),
-		Body:       io.NewSectionReader(body, skip, body.Size()-skip),
-		Size:       body.Size() - skip,
+		Body:       out,
+		Size:       outSize,
 	}
 }
 

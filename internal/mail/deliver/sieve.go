@@ -32,7 +32,9 @@ import (
 //   - reject: a message for that account alone is refused at SMTP time (*RejectError: the
 //     session answers 550 5.7.1, RFC 5429 §2.1); with other recipients, that account's copy
 //     is dropped and a DSN goes to the sender (none to the null sender).
-//   - redirect keeps the original envelope sender (RFC 5228 §4.2) and is charged to the
+//   - redirect keeps the original envelope sender (RFC 5228 §4.2), except that verified
+//     mail from outside leaves from an SRS address of the account's domain with an ARC set
+//     (forward.go, arc.go) when forwarding is on, and is charged to the
 //     account's sending limits; over them, the redirects are dropped and the message is
 //     kept. A copy carries "Delivered-To: <account>" and a message that already carries the
 //     account's Delivered-To is not redirected again, which ends redirect loops between
@@ -319,11 +321,22 @@ func (d *Deliverer) redirects(ctx context.Context, env Envelope, body Body, acct
 	skip := returnPathLen(body)
 	size := body.Size() - skip
 	mark := "Delivered-To: " + acct.Address + "\r\n"
+	from := env.MailFrom
+	_, domain, _ := strings.Cut(acct.Address, "@")
+	if env.Verified != nil && from != "" && d.forwards() {
+		// Mail from outside leaves from an SRS address of the account's domain, as an
+		// alias's forward does, so that SPF passes at the next hop and a bounce comes back
+		// through Route (RFC 5228 §4.2 lets the implementation choose the envelope sender).
+		from = d.fwd.cfg.SRS.Forward(from, domain)
+	}
+	out, outSize := d.sealed(ctx, env, domain, func() io.Reader {
+		return io.MultiReader(strings.NewReader(mark), io.NewSectionReader(body, skip, size))
+	}, int64(len(mark))+size)
 	return &store.Outbound{
-		MailFrom:   env.MailFrom,
+		MailFrom:   from,
 		Recipients: rcpts,
-		Body:       io.MultiReader(strings.NewReader(mark), io.NewSectionReader(body, skip, size)),
-		Size:       int64(len(mark)) + size,
+		Body:       out,
+		Size:       outSize,
 	}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -230,13 +231,25 @@ func (s StaticKeys) SigningKeys(_ context.Context, domain string) ([]Key, error)
 // Rotation: Add a key with a new selector, publish its record, wait for it to propagate,
 // then remove the old key's file; during the overlap both sign, and a verifier that cannot
 // find the new record yet still verifies the old signature (RFC 6376 §6.1: a message passes
-// when any signature does). Parsed keys are cached and re-read when a file changes, so a
-// key added by the CLI while the server runs is used at once.
+// when any signature does). Parsed keys are cached and re-read when a file changes, and a
+// domain's list of keys is read again once it is keyDirTTL old, so a key added or removed by
+// the CLI while the server runs is used within a second (reading the directory and every
+// file's status for each message was 3% of relaying one).
 type KeyDir struct {
 	dir string
 
 	mu    sync.Mutex
-	cache map[string]cachedKey // by file path
+	cache map[string]cachedKey  // by file path
+	lists map[string]cachedList // by domain directory
+	now   func() time.Time      // nil: time.Now
+}
+
+// keyDirTTL is how long KeyDir reuses a domain's list of keys.
+const keyDirTTL = time.Second
+
+type cachedList struct {
+	keys []Key
+	read time.Time
 }
 
 type cachedKey struct {
@@ -247,7 +260,7 @@ type cachedKey struct {
 
 // NewKeyDir returns the key directory at dir; it need not exist yet.
 func NewKeyDir(dir string) *KeyDir {
-	return &KeyDir{dir: dir, cache: map[string]cachedKey{}}
+	return &KeyDir{dir: dir, cache: map[string]cachedKey{}, lists: map[string]cachedList{}}
 }
 
 // domainDir is the directory of domain's keys. Domains are lower-cased, and a name that
@@ -293,6 +306,28 @@ func (d *KeyDir) SigningKeys(_ context.Context, domain string) ([]Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := time.Now()
+	if d.now != nil {
+		now = d.now()
+	}
+	d.mu.Lock()
+	l, ok := d.lists[dir]
+	d.mu.Unlock()
+	if ok && now.Sub(l.read) < keyDirTTL && !now.Before(l.read) {
+		return slices.Clone(l.keys), nil
+	}
+	keys, err := d.readKeys(dir)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.lists[dir] = cachedList{keys: slices.Clone(keys), read: now}
+	d.mu.Unlock()
+	return keys, nil
+}
+
+// readKeys reads the keys of a domain directory, sorted by selector.
+func (d *KeyDir) readKeys(dir string) ([]Key, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

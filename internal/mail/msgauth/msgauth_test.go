@@ -739,6 +739,27 @@ func TestKeyPEMAndKeyDir(t *testing.T) {
 	if sig, err := (&Signer{Keys: kd}).Sign(context.Background(), "other.test", strings.NewReader(plainMessage)); err != nil || sig != "" {
 		t.Errorf("unsigned domain: %q %v", sig, err)
 	}
+
+	// A key added while the server runs signs once the domain's list is keyDirTTL old.
+	now := time.Now()
+	kd.now = func() time.Time { return now }
+	if keys, _ := kd.SigningKeys(context.Background(), "example.org"); len(keys) != 2 {
+		t.Fatalf("%d keys", len(keys))
+	}
+	added, err := GenerateKey("example.org", "e2", Ed25519, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kd.Add(added); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := kd.SigningKeys(context.Background(), "example.org"); len(keys) != 2 {
+		t.Errorf("%d keys within keyDirTTL of the last read, want the 2 read then", len(keys))
+	}
+	now = now.Add(keyDirTTL)
+	if keys, _ := kd.SigningKeys(context.Background(), "example.org"); len(keys) != 3 || keys[1].Selector != "e2" {
+		t.Errorf("after keyDirTTL: %+v, want the added key too", keys)
+	}
 }
 
 func mustTime(t *testing.T, s string) time.Time {

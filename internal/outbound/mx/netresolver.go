@@ -237,17 +237,25 @@ func (r *NetResolver) store(key cacheKey, e cacheEntry, now time.Time) {
 	if r.cache == nil {
 		r.cache = make(map[cacheKey]cacheEntry)
 	}
-	if len(r.cache) >= maxEntries {
-		for k, e := range r.cache {
-			if !now.Before(e.expires) {
-				delete(r.cache, k)
-			}
-		}
-		if len(r.cache) >= maxEntries {
-			clear(r.cache)
+	makeRoom(r.cache, maxEntries, now, func(e cacheEntry) time.Time { return e.expires })
+	r.cache[key] = e
+}
+
+// makeRoom keeps a cache under max entries: when full, it drops the expired ones, and all
+// of them if none has expired (a cache full of live entries is being flooded with names;
+// starting over is cheaper than choosing).
+func makeRoom[E any](m map[cacheKey]E, max int, now time.Time, expires func(E) time.Time) {
+	if len(m) < max {
+		return
+	}
+	for k, e := range m {
+		if !now.Before(expires(e)) {
+			delete(m, k)
 		}
 	}
-	r.cache[key] = e
+	if len(m) >= max {
+		clear(m)
+	}
 }
 
 // isNetNotFound reads net's convention.

@@ -82,6 +82,9 @@ type DNSResolver struct {
 	Servers []string
 	// Timeout bounds one query to one server (default 5s); each server is tried twice.
 	Timeout time.Duration
+	// Cache, if set, keeps answers for their TTL (lookupcache.go). Outbound delivery asks the
+	// same MX, address and MTA-STS names for every message to a domain.
+	Cache *LookupCache
 }
 
 // SystemResolver reads the servers of /etc/resolv.conf (RFC 7672 and DESIGN: DANE trusts
@@ -187,9 +190,22 @@ func (r *DNSResolver) LookupAddrs(ctx context.Context, name string) ([]netip.Add
 	return nil, result, nil
 }
 
-// lookup asks for qtype at name and follows CNAMEs, inside one answer (as recursive
-// resolvers return the chain) and by asking again where an answer ends with a CNAME.
+// lookup answers from the cache (if any) or asks (resolve).
 func (r *DNSResolver) lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, Result, error) {
+	if r.Cache == nil {
+		return r.resolve(ctx, name, qtype)
+	}
+	if rrs, res, err, ok := r.Cache.get(name, qtype); ok {
+		return rrs, res, err
+	}
+	rrs, res, err := r.resolve(ctx, name, qtype)
+	r.Cache.put(name, qtype, rrs, res, err)
+	return rrs, res, err
+}
+
+// resolve asks for qtype at name and follows CNAMEs, inside one answer (as recursive
+// resolvers return the chain) and by asking again where an answer ends with a CNAME.
+func (r *DNSResolver) resolve(ctx context.Context, name string, qtype uint16) ([]dns.RR, Result, error) {
 	typ := dns.TypeToString[qtype]
 	cur := strings.ToLower(dns.Fqdn(name))
 	res := Result{Authentic: true}

@@ -27,15 +27,30 @@ import (
 // farSide is a go-smtp server standing in for a remote MX. Recipients starting with "bad"
 // are refused with 550, "later" with 451; everything else is accepted.
 type farSide struct {
-	mu    sync.Mutex
-	got   []string // "from -> to1,to2: body"
-	conns atomic.Int32
-	addr  netip.AddrPort
+	mu      sync.Mutex
+	got     []string // "from -> to1,to2: body"
+	open    []*smtp.Conn
+	conns   atomic.Int32
+	logouts atomic.Int32 // sessions ended (QUIT or a closed connection)
+	addr    netip.AddrPort
 }
 
-func (f *farSide) NewSession(*smtp.Conn) (smtp.Session, error) {
+func (f *farSide) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	f.conns.Add(1)
+	f.mu.Lock()
+	f.open = append(f.open, c)
+	f.mu.Unlock()
 	return &farSession{f: f}, nil
+}
+
+// dropAll closes every connection, as a server that times idle clients out does.
+func (f *farSide) dropAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.open {
+		c.Close()
+	}
+	f.open = nil
 }
 
 type farSession struct {
@@ -45,7 +60,7 @@ type farSession struct {
 }
 
 func (s *farSession) Reset()        { s.from, s.rcpts = "", nil }
-func (s *farSession) Logout() error { return nil }
+func (s *farSession) Logout() error { s.f.logouts.Add(1); return nil }
 func (s *farSession) Mail(from string, _ *smtp.MailOptions) error {
 	s.from = from
 	return nil

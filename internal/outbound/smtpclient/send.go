@@ -98,6 +98,16 @@ func (s *Session) Send(ctx context.Context, msg *Message) Result {
 // Usable reports whether the session still has a connection for another message.
 func (s *Session) Usable() bool { return s.conn != nil }
 
+// Ready checks a session that waited idle before it carries another message: the server
+// must answer RSET (RFC 5321 §4.1.1.5) with 250. A server may close an idle connection at
+// any time (RFC 5321 §4.5.3.2.7 gives it 5 minutes; many take less), and a message sent into
+// a closed one would fail its host for this attempt; after one round trip the caller knows
+// to open a new session instead. A session that fails is closed.
+func (s *Session) Ready() bool {
+	s.reset()
+	return s.conn != nil
+}
+
 // precheck refuses what no server can take (addresses that would break the command line)
 // and returns the indexes of the other recipients.
 func (s *Session) precheck(msg *Message, replies []Reply) []int {

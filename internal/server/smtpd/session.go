@@ -431,7 +431,8 @@ func (s *session) Data(r io.Reader) (err error) {
 	}
 	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received,
 		Remote: remote, Ret: tx.dsn.ret, EnvID: tx.dsn.envID, Forward: forward, Submitted: s.srv.pol.requireAuth,
-		Charge: s.sendingCharge(tx, len(rcpts)), Classify: s.srv.cfg.Role == RoleMX, To: to}, body) // limits.go
+		Charge: s.sendingCharge(tx, len(rcpts)), Classify: s.srv.cfg.Role == RoleMX, To: to,
+		Verified: verified(tx.verdict)}, body) // limits.go
 	if le := (*store.LimitError)(nil); errors.As(err, &le) {
 		refuse := s.limitReply(le)
 		s.logTx(tx, "rejected", refuse.Message, n)

@@ -79,6 +79,14 @@ func (s *session) verify(ctx context.Context, tx *transaction, spool *deliver.Sp
 	return verdict.AuthResults, targets, nil
 }
 
+// verified is what a forwarded copy's ARC set repeats of the verdict; nil without one.
+func verified(v *msgauth.Verdict) *deliver.Verified {
+	if v == nil {
+		return nil
+	}
+	return &deliver.Verified{Results: v.Results(), Chain: v.ARC}
+}
+
 // toJunk returns targets with every mailbox replaced by Junk.
 func toJunk(targets []store.Target) []store.Target {
 	junk := make([]store.Target, len(targets))
