@@ -39,3 +39,7 @@ func TestAdmins(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	storetest.RunAdmins(t, s)
 }
+
+func TestFields(t *testing.T) {
+	storetest.RunFields(t, func(t *testing.T) storetest.FieldsStore { return openTest(t) })
+}

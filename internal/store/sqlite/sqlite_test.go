@@ -670,3 +670,7 @@ func TestPackSortKeys(t *testing.T) {
 func TestWebSessions(t *testing.T) {
 	storetest.RunWebSessions(t, openTemp(t, Options{}))
 }
+
+func TestFields(t *testing.T) {
+	storetest.RunFields(t, func(t *testing.T) storetest.FieldsStore { return openTemp(t, Options{}) })
+}
