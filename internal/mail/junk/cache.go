@@ -25,8 +25,31 @@ const DefaultCacheTokens = 200_000
 type tokenCache struct {
 	mu       sync.Mutex
 	accounts map[int64]*accountCounts
-	entries  int    // tokens kept, all accounts
-	tick     uint64 // use counter, for eviction
+	whole    map[int64]*wholeCounts // accounts held whole (store.JunkVocabulary)
+	entries  int                    // tokens kept, all accounts, both maps
+	tick     uint64                 // use counter, for eviction
+}
+
+// wholeCounts is every count of an account whose training is small, read in one snapshot: a token not in it has no counts, so a
+// message with words never trained (most mail has some) needs no store read at all while
+// the row is fresh, and one cheap read of the row (its version) when it is not. counts is
+// nil for an account with more rows than Filter.WholeTokens; the per-token cache serves it.
+type wholeCounts struct {
+	row     store.JunkState // without Tokens
+	counts  map[int64]store.JunkCount
+	checked time.Time
+	used    uint64
+}
+
+// DefaultWholeTokens is how many token rows an account may have to be held whole: some
+// hundreds of trained messages.
+const DefaultWholeTokens = 20_000
+
+func (f *Filter) wholeTokens() int {
+	if f.WholeTokens > 0 {
+		return f.WholeTokens
+	}
+	return DefaultWholeTokens
 }
 
 type accountCounts struct {
@@ -59,6 +82,90 @@ func (c *tokenCache) forget(accountID int64) {
 		c.entries -= len(ac.tokens)
 		delete(c.accounts, accountID)
 	}
+	if w := c.whole[accountID]; w != nil {
+		c.entries -= len(w.counts)
+		delete(c.whole, accountID)
+	}
+}
+
+// stateWhole answers state from the account's whole counts (store.JunkVocabulary); ok is
+// false for an account too large to hold whole.
+func (f *Filter) stateWhole(ctx context.Context, v store.JunkVocabulary, accountID int64, tokens []string) (st store.JunkState, ok bool, err error) {
+	c := &f.cache
+	c.mu.Lock()
+	w := c.whole[accountID]
+	fresh := w != nil && time.Since(w.checked) < f.recheck()
+	if fresh {
+		c.tick++
+		w.used = c.tick
+		st, ok = w.state(accountID, tokens)
+		c.mu.Unlock()
+		return st, ok, nil
+	}
+	c.mu.Unlock()
+
+	if w != nil {
+		// Stale: the row alone (its version) says whether the counts changed.
+		row, err := f.Store.JunkState(ctx, accountID, nil)
+		if err != nil {
+			return row, false, err
+		}
+		if row.Version == w.row.Version {
+			c.mu.Lock()
+			w.row, w.checked = store.JunkState{Trained: row.Trained, Threshold: row.Threshold, Version: row.Version}, time.Now()
+			c.tick++
+			w.used = c.tick
+			st, ok = w.state(accountID, tokens)
+			c.mu.Unlock()
+			return st, ok, nil
+		}
+	}
+	row, counts, complete, err := v.JunkTokens(ctx, accountID, f.wholeTokens())
+	if err != nil {
+		return row, false, err
+	}
+	if row.Trained == (store.JunkCount{}) {
+		return row, true, nil // nothing to keep: every message scores 0.5
+	}
+	w = &wholeCounts{row: row, checked: time.Now()}
+	if complete {
+		w.counts = counts
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.whole == nil {
+		c.whole = make(map[int64]*wholeCounts)
+	}
+	if old := c.whole[accountID]; old != nil {
+		c.entries -= len(old.counts)
+	}
+	c.whole[accountID] = w
+	c.entries += len(w.counts)
+	c.tick++
+	w.used = c.tick
+	st, ok = w.state(accountID, tokens)
+	c.evict(f.cacheTokens())
+	return st, ok, nil
+}
+
+// state is the account's counts of tokens; ok is false without whole counts. Called with
+// mu held.
+func (w *wholeCounts) state(accountID int64, tokens []string) (store.JunkState, bool) {
+	if w.counts == nil {
+		return store.JunkState{}, false
+	}
+	st := w.row
+	st.Tokens = make(map[string]store.JunkCount, min(len(tokens), len(w.counts)))
+	if len(w.counts) == 0 {
+		return st, true
+	}
+	for _, t := range tokens {
+		if n, ok := w.counts[store.JunkTokenID(accountID, t)]; ok {
+			// Two tokens of a message that collide share their counts, as in the store.
+			st.Tokens[t] = n
+		}
+	}
+	return st, true
 }
 
 // fresh returns the kept counts of tokens when all are kept and the account's row was
@@ -82,8 +189,14 @@ func (ac *accountCounts) fresh(tokens []string, recheck time.Duration) (store.Ju
 	return st, true
 }
 
-// state returns the account's counts for tokens: the cached ones, and the others read.
+// state returns the account's counts for tokens: from its whole counts when the store can
+// give them and the account is small enough, else the cached ones and the others read.
 func (f *Filter) state(ctx context.Context, accountID int64, tokens []string) (store.JunkState, error) {
+	if v, ok := f.Store.(store.JunkVocabulary); ok && f.recheck() > 0 {
+		if st, ok, err := f.stateWhole(ctx, v, accountID, tokens); err != nil || ok {
+			return st, err
+		}
+	}
 	c := &f.cache
 	c.mu.Lock()
 	ac := c.accounts[accountID]
@@ -169,14 +282,24 @@ func (c *tokenCache) evict(max int) {
 	if c.entries <= max {
 		return
 	}
-	for c.entries > max*3/4 && len(c.accounts) > 0 {
+	for c.entries > max*3/4 && len(c.accounts)+len(c.whole) > 0 {
 		var oldest int64
 		var used uint64
-		first := true
+		first, inWhole := true, false
 		for id, ac := range c.accounts {
 			if first || ac.used < used {
 				oldest, used, first = id, ac.used, false
 			}
+		}
+		for id, w := range c.whole {
+			if first || w.used < used {
+				oldest, used, first, inWhole = id, w.used, false, true
+			}
+		}
+		if inWhole {
+			c.entries -= len(c.whole[oldest].counts)
+			delete(c.whole, oldest)
+			continue
 		}
 		c.entries -= len(c.accounts[oldest].tokens)
 		delete(c.accounts, oldest)

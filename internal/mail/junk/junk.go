@@ -51,6 +51,9 @@ type Filter struct {
 	// account trained meanwhile (cache.go); 0 means DefaultRecheck, negative asks at
 	// every message.
 	Recheck time.Duration
+	// WholeTokens is how many token rows an account may have to be held whole (cache.go);
+	// 0 means DefaultWholeTokens.
+	WholeTokens int
 
 	cache tokenCache
 }

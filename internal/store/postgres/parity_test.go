@@ -43,3 +43,7 @@ func TestAdmins(t *testing.T) {
 func TestFields(t *testing.T) {
 	storetest.RunFields(t, func(t *testing.T) storetest.FieldsStore { return openTest(t) })
 }
+
+func TestJunkVocabulary(t *testing.T) {
+	storetest.RunJunkVocabulary(t, func(t *testing.T) storetest.JunkVocabularyStore { return openTest(t) })
+}

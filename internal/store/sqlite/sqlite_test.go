@@ -674,3 +674,7 @@ func TestWebSessions(t *testing.T) {
 func TestFields(t *testing.T) {
 	storetest.RunFields(t, func(t *testing.T) storetest.FieldsStore { return openTemp(t, Options{}) })
 }
+
+func TestJunkVocabulary(t *testing.T) {
+	storetest.RunJunkVocabulary(t, func(t *testing.T) storetest.JunkVocabularyStore { return openTemp(t, Options{}) })
+}
