@@ -101,7 +101,7 @@ func equalFoldASCII(b []byte, key string) bool {
 	return true
 }
 
-func (m *HeaderMessage) Size() int64                 { return m.size }
+func (m *HeaderMessage) Size() int64 { return m.size }
 
 func (m *HeaderMessage) Body(transform string, types []string) string {
 	if m.BodyFunc == nil {
