@@ -54,20 +54,12 @@ func runConfig(t *testing.T, conf string, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func TestCheck(t *testing.T) {
-	dir := t.TempDir()
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	goodCert, goodKey := writeCert(t, dir, "good", "mail.example.org", time.Now().Add(90*24*time.Hour))
-	_, otherKey := writeCert(t, dir, "other", "mail.example.org", time.Now().Add(90*24*time.Hour))
-	oldCert, oldKey := writeCert(t, dir, "old", "other.example.org", time.Now().Add(-time.Minute))
-
-	config := func(name, cert, key, smtp, extra string) string {
-		path := filepath.Join(dir, name+".toml")
-		body := fmt.Sprintf(`hostname = "mail.example.org"
+// writeCheckConfig writes the config of a check test into dir: every listener on
+// loopback, the SMTP one at smtp, extra as top-level lines (sections may follow).
+func writeCheckConfig(t *testing.T, dir, name, cert, key, smtp, extra string) string {
+	t.Helper()
+	path := filepath.Join(dir, name+".toml")
+	body := fmt.Sprintf(`hostname = "mail.example.org"
 data = %q
 domains = ["example.org"]
 %s
@@ -87,10 +79,25 @@ listen_tls = ["127.0.0.1:0"]
 [managesieve]
 listen = ["127.0.0.1:0"]
 `, filepath.Join(dir, name+"-data"), extra, cert, key, smtp)
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return path
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	goodCert, goodKey := writeCert(t, dir, "good", "mail.example.org", time.Now().Add(90*24*time.Hour))
+	_, otherKey := writeCert(t, dir, "other", "mail.example.org", time.Now().Add(90*24*time.Hour))
+	oldCert, oldKey := writeCert(t, dir, "old", "other.example.org", time.Now().Add(-time.Minute))
+
+	config := func(name, cert, key, smtp, extra string) string {
+		return writeCheckConfig(t, dir, name, cert, key, smtp, extra)
 	}
 
 	good := config("good", goodCert, goodKey, "127.0.0.1:0", "")
@@ -174,30 +181,11 @@ listen = ["127.0.0.1:0"]
 func TestCheckDNSRecords(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := writeCert(t, dir, "dns", "mail.example.org", time.Now().Add(90*24*time.Hour))
-	conf := filepath.Join(dir, "petrel.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`hostname = "mail.example.org"
-data = %q
-domains = ["example.org"]
-[tls]
-cert = %q
-key = %q
-[smtp]
-listen = ["127.0.0.1:0"]
-submission = ["127.0.0.1:0"]
-submissions = ["127.0.0.1:0"]
-[pop3]
-listen = ["127.0.0.1:0"]
-listen_tls = ["127.0.0.1:0"]
-[imap]
-listen = ["127.0.0.1:0"]
-listen_tls = ["127.0.0.1:0"]
-[http]
+	conf := writeCheckConfig(t, dir, "dns", cert, key, "127.0.0.1:0", `[http]
 listen = ["127.0.0.1:0"]
 listen_tls = ["127.0.0.1:0"]
 mta_sts_mode = "enforce"
-[managesieve]
-listen = ["127.0.0.1:0"]
-`, filepath.Join(dir, "data"), cert, key)), 0o644)
+`)
 	if out, err := runConfig(t, conf, "dkim", "keygen", "example.org"); err != nil {
 		t.Fatal(out, err)
 	}

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -22,13 +21,7 @@ type FieldsStore interface {
 // stays until the last copy that needs it is expunged. open must return a new, empty
 // store; RunFields closes it.
 func RunFields(t *testing.T, open func(t *testing.T) FieldsStore) {
-	s := open(t)
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	f := &fixture{t: t, s: s, ctx: context.Background()}
+	s, f := openSuite(t, open)
 	ctx := f.ctx
 	a := f.account("fields-a@example.org")
 	b := f.account("fields-b@example.org")

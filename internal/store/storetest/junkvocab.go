@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"errors"
 	"maps"
 	"testing"
@@ -20,13 +19,7 @@ type JunkVocabularyStore interface {
 // (totals, threshold, version) as JunkState; over max it says incomplete; a missing
 // account is ErrNotFound. open must return a new, empty store; RunJunkVocabulary closes it.
 func RunJunkVocabulary(t *testing.T, open func(t *testing.T) JunkVocabularyStore) {
-	s := open(t)
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	f := &fixture{t: t, s: s, ctx: context.Background()}
+	s, f := openSuite(t, open)
 	ctx := f.ctx
 	a := f.account("vocab@example.org")
 	b := f.account("vocab-other@example.org")
