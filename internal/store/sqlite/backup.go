@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -319,11 +320,20 @@ func (v *verifier) digests() error {
 		}
 		if b.base.Valid {
 			// A spliced copy (fields.go): its data is its fields, in the shared body.
+			var baseSize int64
+			err := v.tx.QueryRowContext(v.ctx, `SELECT size FROM blobs WHERE id = ?`, b.base.Int64).Scan(&baseSize)
+			if errors.Is(err, sql.ErrNoRows) {
+				v.problem("%s: its shared body %d is missing", name, b.base.Int64)
+				continue
+			}
+			if err != nil {
+				return err
+			}
 			base, err := v.blobBytes(b.base.Int64)
 			if err != nil {
 				return err
 			}
-			if len(base) == 0 || b.at.Int64 < 0 || b.at.Int64 > int64(len(base)) {
+			if b.at.Int64 < 0 || b.at.Int64 > int64(len(base)) {
 				v.problem("%s: its shared body %d is missing or shorter than %d bytes", name, b.base.Int64, b.at.Int64)
 				continue
 			}
