@@ -88,19 +88,19 @@ func (c *tokenCache) forget(accountID int64) {
 	}
 }
 
-// stateWhole answers state from the account's whole counts (store.JunkVocabulary); ok is
-// false for an account too large to hold whole.
-func (f *Filter) stateWhole(ctx context.Context, v store.JunkVocabulary, accountID int64, tokens []string) (st store.JunkState, ok bool, err error) {
+// wholeState returns the account's row and its whole counts by store.JunkTokenID; ok is
+// false for an account too large to hold whole. The map is never changed once made (a
+// new version gets a new one), so the caller reads it without the lock.
+func (f *Filter) wholeState(ctx context.Context, v store.JunkVocabulary, accountID int64) (row store.JunkState, counts map[int64]store.JunkCount, ok bool, err error) {
 	c := &f.cache
 	c.mu.Lock()
 	w := c.whole[accountID]
-	fresh := w != nil && time.Since(w.checked) < f.recheck()
-	if fresh {
+	if w != nil && time.Since(w.checked) < f.recheck() {
 		c.tick++
 		w.used = c.tick
-		st, ok = w.state(accountID, tokens)
+		row, counts = w.row, w.counts
 		c.mu.Unlock()
-		return st, ok, nil
+		return row, counts, counts != nil, nil
 	}
 	c.mu.Unlock()
 
@@ -108,24 +108,25 @@ func (f *Filter) stateWhole(ctx context.Context, v store.JunkVocabulary, account
 		// Stale: the row alone (its version) says whether the counts changed.
 		row, err := f.Store.JunkState(ctx, accountID, nil)
 		if err != nil {
-			return row, false, err
+			return row, nil, false, err
 		}
 		if row.Version == w.row.Version {
 			c.mu.Lock()
 			w.row, w.checked = store.JunkState{Trained: row.Trained, Threshold: row.Threshold, Version: row.Version}, time.Now()
 			c.tick++
 			w.used = c.tick
-			st, ok = w.state(accountID, tokens)
+			row, counts = w.row, w.counts
 			c.mu.Unlock()
-			return st, ok, nil
+			return row, counts, counts != nil, nil
 		}
 	}
 	row, counts, complete, err := v.JunkTokens(ctx, accountID, f.wholeTokens())
 	if err != nil {
-		return row, false, err
+		return row, nil, false, err
 	}
 	if row.Trained == (store.JunkCount{}) {
-		return row, true, nil // nothing to keep: every message scores 0.5
+		// Nothing to keep: every message scores 0.5.
+		return row, map[int64]store.JunkCount{}, true, nil
 	}
 	w = &wholeCounts{row: row, checked: time.Now()}
 	if complete {
@@ -143,29 +144,8 @@ func (f *Filter) stateWhole(ctx context.Context, v store.JunkVocabulary, account
 	c.entries += len(w.counts)
 	c.tick++
 	w.used = c.tick
-	st, ok = w.state(accountID, tokens)
 	c.evict(f.cacheTokens())
-	return st, ok, nil
-}
-
-// state is the account's counts of tokens; ok is false without whole counts. Called with
-// mu held.
-func (w *wholeCounts) state(accountID int64, tokens []string) (store.JunkState, bool) {
-	if w.counts == nil {
-		return store.JunkState{}, false
-	}
-	st := w.row
-	st.Tokens = make(map[string]store.JunkCount, min(len(tokens), len(w.counts)))
-	if len(w.counts) == 0 {
-		return st, true
-	}
-	for _, t := range tokens {
-		if n, ok := w.counts[store.JunkTokenID(accountID, t)]; ok {
-			// Two tokens of a message that collide share their counts, as in the store.
-			st.Tokens[t] = n
-		}
-	}
-	return st, true
+	return row, w.counts, w.counts != nil, nil
 }
 
 // fresh returns the kept counts of tokens when all are kept and the account's row was
@@ -189,14 +169,26 @@ func (ac *accountCounts) fresh(tokens []string, recheck time.Duration) (store.Ju
 	return st, true
 }
 
-// state returns the account's counts for tokens: from its whole counts when the store can
-// give them and the account is small enough, else the cached ones and the others read.
-func (f *Filter) state(ctx context.Context, accountID int64, tokens []string) (store.JunkState, error) {
+// counts returns the account's row and a token's counts (how many trained messages of
+// each kind had it): from its whole counts when the store can give them and the account
+// is small enough, else from state.
+func (f *Filter) counts(ctx context.Context, accountID int64, tokens []string) (store.JunkState, func(string) store.JunkCount, error) {
 	if v, ok := f.Store.(store.JunkVocabulary); ok && f.recheck() > 0 {
-		if st, ok, err := f.stateWhole(ctx, v, accountID, tokens); err != nil || ok {
-			return st, err
+		row, counts, ok, err := f.wholeState(ctx, v, accountID)
+		if err != nil {
+			return row, nil, err
+		}
+		if ok {
+			// Two tokens that collide share their counts, as in the store.
+			return row, func(t string) store.JunkCount { return counts[store.JunkTokenID(accountID, t)] }, nil
 		}
 	}
+	st, err := f.state(ctx, accountID, tokens)
+	return st, func(t string) store.JunkCount { return st.Tokens[t] }, err
+}
+
+// state returns the account's counts for tokens: the cached ones, and the others read.
+func (f *Filter) state(ctx context.Context, accountID int64, tokens []string) (store.JunkState, error) {
 	c := &f.cache
 	c.mu.Lock()
 	ac := c.accounts[accountID]

@@ -85,11 +85,11 @@ func (v Verdict) Header() string {
 // Classify scores a decoded message for an account.
 func (f *Filter) Classify(ctx context.Context, accountID int64, text *store.SearchText) (Verdict, error) {
 	tokens := Tokens(text)
-	st, err := f.state(ctx, accountID, tokens)
+	st, count, err := f.counts(ctx, accountID, tokens)
 	if err != nil {
 		return Verdict{}, fmt.Errorf("junk: %w", err)
 	}
-	v := Verdict{Score: Score(st, tokens), Threshold: f.threshold(st), Tokens: len(tokens)}
+	v := Verdict{Score: score(st.Trained, tokens, count), Threshold: f.threshold(st), Tokens: len(tokens)}
 	v.Junk = v.Score >= v.Threshold
 	return v, nil
 }
