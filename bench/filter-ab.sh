@@ -6,7 +6,8 @@
 #   filtered  the junk classifier on, every account trained (40 ham, 40 spam messages) and
 #             running the 20-rule script of sieve.Rules20 (written out below)
 # petrel-load sends 2 KB messages over C connections to user1..user8 of one instance, then
-# of the other, alternating for ROUNDS rounds, so both meet the same machine load; the
+# of the other, alternating for ROUNDS rounds (which goes first alternates too), so both
+# meet the same machine load; the
 # accepted msg/s of each run and the server's CPU time per message (from /proc, user and
 # system) are printed, then the medians and the ratios. A 250 from Petrel means committed
 # (the store's group commit), so accepted is delivered. On a shared machine the msg/s of a
@@ -164,13 +165,24 @@ run() { # NAME PORT: prints "msg/s cpu-µs-per-message"
 }
 
 plain=() filtered=() plaincpu=() filteredcpu=()
+echo "start: $(uptime)"
 for r in $(seq "$ROUNDS"); do
-	read -r rate cpu <<<"$(run plain "$PLAIN")"
-	plain+=("$rate") plaincpu+=("$cpu")
-	read -r rate cpu <<<"$(run filtered "$FILTERED")"
-	filtered+=("$rate") filteredcpu+=("$cpu")
-	echo "round $r: plain ${plain[-1]} msg/s (${plaincpu[-1]} CPU-µs/msg), filtered ${filtered[-1]} msg/s (${filteredcpu[-1]} CPU-µs/msg); load average $(cut -d' ' -f1 /proc/loadavg)"
+	# Odd rounds run plain first, even rounds filtered first, so that neither always meets
+	# the other's after-effects (its commit backlog, a warm or cold cache).
+	order="plain filtered"
+	if [ $((r % 2)) = 0 ]; then order="filtered plain"; fi
+	for which in $order; do
+		if [ "$which" = plain ]; then
+			read -r rate cpu <<<"$(run plain "$PLAIN")"
+			plain+=("$rate") plaincpu+=("$cpu")
+		else
+			read -r rate cpu <<<"$(run filtered "$FILTERED")"
+			filtered+=("$rate") filteredcpu+=("$cpu")
+		fi
+	done
+	echo "round $r ($order): plain ${plain[-1]} msg/s (${plaincpu[-1]} CPU-µs/msg), filtered ${filtered[-1]} msg/s (${filteredcpu[-1]} CPU-µs/msg); load average $(cut -d' ' -f1 /proc/loadavg)"
 done
+echo "end: $(uptime)"
 python3 - "${plain[*]}" "${filtered[*]}" "${plaincpu[*]}" "${filteredcpu[*]}" <<'EOF2'
 import statistics, sys
 p, f, pc, fc = ([float(x) for x in a.split()] for a in sys.argv[1:5])

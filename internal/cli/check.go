@@ -16,9 +16,11 @@ func checkCommands() []command {
 to switch to, the certificate and key (readable, a pair, naming the host name, not about
 to expire), the data directory and the store's schema, each hosted domain's DKIM keys, and
 every listen address (free and bindable; not while a server runs on the data directory).
-With --dns it also asks DNS (the resolver of /etc/resolv.conf, or --resolver) for each
-hosted domain's MX, SPF, DKIM and DMARC records and the host's A/AAAA records, and lists
-each one that is missing or differs from what ` + "`petrel dns`" + ` prints.
+With --dns it also asks DNS (--resolver, else dns.resolver, else /etc/resolv.conf) for every
+record ` + "`petrel dns`" + ` prints for each hosted domain: MX, the RFC 6186/8314 and Autodiscover
+SRV records, autoconfig, SPF, DKIM, DMARC, MTA-STS (the TXT record and the policy host) and
+the host's TLSA record; and for the host's A/AAAA records and the PTR record of each address.
+It lists each one that is missing or differs.
 Exits with status 1 if a start would fail or a record is wrong.`},
 	}
 }

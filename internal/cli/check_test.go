@@ -8,12 +8,14 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -52,20 +54,12 @@ func runConfig(t *testing.T, conf string, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func TestCheck(t *testing.T) {
-	dir := t.TempDir()
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	goodCert, goodKey := writeCert(t, dir, "good", "mail.example.org", time.Now().Add(90*24*time.Hour))
-	_, otherKey := writeCert(t, dir, "other", "mail.example.org", time.Now().Add(90*24*time.Hour))
-	oldCert, oldKey := writeCert(t, dir, "old", "other.example.org", time.Now().Add(-time.Minute))
-
-	config := func(name, cert, key, smtp, extra string) string {
-		path := filepath.Join(dir, name+".toml")
-		body := fmt.Sprintf(`hostname = "mail.example.org"
+// writeCheckConfig writes the config of a check test into dir: every listener on
+// loopback, the SMTP one at smtp, extra as top-level lines (sections may follow).
+func writeCheckConfig(t *testing.T, dir, name, cert, key, smtp, extra string) string {
+	t.Helper()
+	path := filepath.Join(dir, name+".toml")
+	body := fmt.Sprintf(`hostname = "mail.example.org"
 data = %q
 domains = ["example.org"]
 %s
@@ -85,10 +79,25 @@ listen_tls = ["127.0.0.1:0"]
 [managesieve]
 listen = ["127.0.0.1:0"]
 `, filepath.Join(dir, name+"-data"), extra, cert, key, smtp)
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return path
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	goodCert, goodKey := writeCert(t, dir, "good", "mail.example.org", time.Now().Add(90*24*time.Hour))
+	_, otherKey := writeCert(t, dir, "other", "mail.example.org", time.Now().Add(90*24*time.Hour))
+	oldCert, oldKey := writeCert(t, dir, "old", "other.example.org", time.Now().Add(-time.Minute))
+
+	config := func(name, cert, key, smtp, extra string) string {
+		return writeCheckConfig(t, dir, name, cert, key, smtp, extra)
 	}
 
 	good := config("good", goodCert, goodKey, "127.0.0.1:0", "")
@@ -162,5 +171,134 @@ listen = ["127.0.0.1:0"]
 	soonCert2, soonKey2 := writeCert(t, dir, "soon2", "mail.example.org", time.Now().Add(5*24*time.Hour))
 	if out, err := runConfig(t, config("soon", soonCert2, soonKey2, "127.0.0.1:0", ""), "check"); err != nil || !strings.Contains(out, "warning: tls: "+soonCert2+" expires in 4 days") {
 		t.Errorf("check with a certificate about to expire: %v\n%s", err, out)
+	}
+}
+
+// TestCheckDNSRecords: check --dns compares every kind of record petrel dns prints (MX,
+// A/AAAA, PTR, SRV, autoconfig, SPF, DKIM, DMARC, MTA-STS, TLSA) with an in-test DNS
+// server whose zone has some of them right, some missing and some wrong. The zone is made
+// from petrel dns's own output, so the test follows what it prints.
+func TestCheckDNSRecords(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir, "dns", "mail.example.org", time.Now().Add(90*24*time.Hour))
+	conf := writeCheckConfig(t, dir, "dns", cert, key, "127.0.0.1:0", `[http]
+listen = ["127.0.0.1:0"]
+listen_tls = ["127.0.0.1:0"]
+mta_sts_mode = "enforce"
+`)
+	if out, err := runConfig(t, conf, "dkim", "keygen", "example.org"); err != nil {
+		t.Fatal(out, err)
+	}
+	zoneText, err := runConfig(t, conf, "dns", "example.org")
+	if err != nil {
+		t.Fatal(zoneText, err)
+	}
+	// The records as printed, by type and name.
+	printed := map[string][]string{}
+	line := regexp.MustCompile(`^(\S+)\. IN (MX|SRV|CNAME|TLSA) ([^;]*?)\s*(;.*)?$`)
+	for _, l := range strings.Split(zoneText, "\n") {
+		if m := line.FindStringSubmatch(l); m != nil {
+			printed[m[2]+" "+m[1]] = append(printed[m[2]+" "+m[1]], m[3])
+		}
+	}
+	txt := zoneTXT(zoneText)
+	var dkim, mtaSTS string
+	for name := range txt {
+		if strings.HasSuffix(name, "._domainkey.example.org") {
+			dkim = name
+		}
+	}
+	mtaSTS = txt["_mta-sts.example.org"]
+	if dkim == "" || mtaSTS == "" || len(printed["TLSA _25._tcp.mail.example.org"]) != 1 || len(printed["SRV _imaps._tcp.example.org"]) != 1 ||
+		len(printed["SRV _submissions._tcp.example.org"]) != 1 || len(printed["SRV _pop3s._tcp.example.org"]) != 1 {
+		t.Fatalf("petrel dns lacks a record the test needs:\n%s", zoneText)
+	}
+	srv := func(name string, portDelta int) mailtest.SRV {
+		var s mailtest.SRV
+		var target string
+		if _, err := fmt.Sscanf(printed["SRV "+name][0], "%d %d %d %s", &s.Priority, &s.Weight, &s.Port, &target); err != nil {
+			t.Fatalf("SRV %s: %v", name, err)
+		}
+		s.Port += uint16(portDelta)
+		s.Target = strings.TrimSuffix(target, ".")
+		return s
+	}
+	var tlsa mailtest.TLSA
+	var tlsaHex string
+	fmt.Sscanf(printed["TLSA _25._tcp.mail.example.org"][0], "%d %d %d %s", &tlsa.Usage, &tlsa.Selector, &tlsa.MatchingType, &tlsaHex)
+	tlsa.Data = []byte("not the certificate's key digest")
+	wrongSubmissions := srv("_submissions._tcp.example.org", 1)
+
+	d := mailtest.StartDNS(t, mailtest.Zone{
+		MX:   map[string][]mailtest.MX{"example.org": {{Pref: 10, Host: "mail.example.org"}}},
+		A:    map[string][]string{"mail.example.org": {"192.0.2.1"}, "mta-sts.example.org": {"198.51.100.7"}},
+		AAAA: map[string][]string{"mail.example.org": {"2001:db8::1"}},
+		PTR:  map[string][]string{"192.0.2.1": {"mail.example.org"}, "2001:db8::1": {"wrong.example.net"}},
+		SRV: map[string][]mailtest.SRV{
+			"_imaps._tcp.example.org":       {srv("_imaps._tcp.example.org", 0)},
+			"_submissions._tcp.example.org": {wrongSubmissions},
+		},
+		CNAME: map[string]string{"autoconfig.example.org": "mail.example.org"},
+		TXT: map[string][]string{
+			"example.org":          {txt["example.org"]},
+			"_dmarc.example.org":   {"v=DMARC1; p=none"},
+			"_mta-sts.example.org": {"v=STSv1; id=20200101000000"},
+		},
+		TLSA: map[string][]mailtest.TLSA{"_25._tcp.mail.example.org": {tlsa}},
+	})
+	out, err := runConfig(t, conf, "check", "--dns", "--resolver", d.Addr)
+	if err == nil {
+		t.Errorf("check --dns with wrong and missing records passed:\n%s", out)
+	}
+	for _, want := range []string{
+		"problem: dns: PTR of 2001:db8::1 is [wrong.example.net], want mail.example.org",
+		fmt.Sprintf(`problem: dns: SRV _submissions._tcp.example.org is ["%d %d %d mail.example.org"], petrel dns says`, wrongSubmissions.Priority, wrongSubmissions.Weight, wrongSubmissions.Port),
+		"problem: dns: SRV _pop3s._tcp.example.org is missing (no such name)",
+		"problem: dns: mta-sts.example.org has addresses [198.51.100.7], not the host's",
+		`problem: dns: TXT _dmarc.example.org is ["v=DMARC1; p=none"], petrel dns says "v=DMARC1; p=quarantine"`,
+		"problem: dns: TXT " + dkim + " is missing",
+		`problem: dns: TXT _mta-sts.example.org is ["v=STSv1; id=20200101000000"], petrel dns says "` + mtaSTS + `"`,
+		"problem: dns: TLSA _25._tcp.mail.example.org is [\"3 1 1 " + hex.EncodeToString(tlsa.Data) + "\"], petrel dns says \"3 1 1 " + tlsaHex + "\"",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check --dns lacks %q:\n%s", want, out)
+		}
+	}
+	for _, right := range []string{"MX of example.org", "A or AAAA", "PTR of 192.0.2.1", "SRV _imaps._tcp", "autoconfig.example.org",
+		"TXT example.org "} {
+		if strings.Contains(out, right) {
+			t.Errorf("check --dns reports a record that is right (%q):\n%s", right, out)
+		}
+	}
+
+	// Published as petrel dns prints them, nothing is reported.
+	full := mailtest.Zone{
+		MX:    map[string][]mailtest.MX{"example.org": {{Pref: 10, Host: "mail.example.org"}}},
+		A:     map[string][]string{"mail.example.org": {"192.0.2.1"}},
+		PTR:   map[string][]string{"192.0.2.1": {"mail.example.org"}},
+		SRV:   map[string][]mailtest.SRV{},
+		CNAME: map[string]string{},
+		TXT:   map[string][]string{},
+		TLSA:  map[string][]mailtest.TLSA{},
+	}
+	for k := range printed {
+		typ, name, _ := strings.Cut(k, " ")
+		switch typ {
+		case "SRV":
+			full.SRV[name] = append(full.SRV[name], srv(name, 0))
+		case "CNAME":
+			full.CNAME[name] = strings.TrimSuffix(printed[k][0], ".")
+		case "TLSA":
+			tl := tlsa
+			tl.Data, _ = hex.DecodeString(tlsaHex)
+			full.TLSA[name] = []mailtest.TLSA{tl}
+		}
+	}
+	for name, text := range txt {
+		full.TXT[name] = []string{text}
+	}
+	d2 := mailtest.StartDNS(t, full)
+	if out, err := runConfig(t, conf, "check", "--dns", "--resolver", d2.Addr); strings.Contains(out, "problem: dns:") {
+		t.Errorf("check --dns with every record published: %v\n%s", err, out)
 	}
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"strings"
 
 	"petrel/internal/app"
 	"petrel/internal/config"
@@ -25,14 +24,6 @@ itself needs A/AAAA records, which are not DOMAIN's to print. For the developmen
 ports are its loopback ports and the records are for tests only.`,
 		run: dnsRecords,
 	}}
-}
-
-// srvService is one RFC 6186 / RFC 8314 service and the listeners that offer it.
-type srvService struct {
-	name     string // e.g. "_submissions._tcp"
-	priority int    // RFC 8314 §5.1: implicit TLS is preferred (lower) over STARTTLS
-	addrs    []string
-	why      string
 }
 
 func dnsRecords(e *Env, args []string) error {
@@ -59,11 +50,15 @@ func dnsRecords(e *Env, args []string) error {
 	})
 }
 
-// writeZone prints the records of domain d; fully qualified names, so the lines paste into
-// any zone regardless of its $ORIGIN.
+// writeZone prints the records of domain d (app.RecordsFor); fully qualified names, so the
+// lines paste into any zone regardless of its $ORIGIN.
 func writeZone(e *Env, c *config.Config, d string, keys []msgauth.Key) error {
+	recs, err := app.RecordsFor(c, d, keys)
+	if err != nil {
+		return err
+	}
 	w := e.Stdout
-	host := strings.TrimSuffix(strings.ToLower(c.Hostname), ".") + "."
+	host := recs.Host + "."
 	fmt.Fprintf(w, "; DNS records for %s, served by %s\n", d, host)
 	if c.Dev {
 		fmt.Fprintf(w, "; development instance: %s and every port below are loopback (127.0.0.1); for tests only\n", host)
@@ -75,48 +70,43 @@ func writeZone(e *Env, c *config.Config, d string, keys []msgauth.Key) error {
 	fmt.Fprintf(w, "%s. IN MX 10 %s\n", d, host)
 
 	fmt.Fprintln(w, "\n; Mail clients find the services (RFC 6186, RFC 8314): priority, weight, port, host.")
-	services := []srvService{
-		{"_submissions._tcp", 0, c.SMTP.Submissions, "submission, implicit TLS"},
-		{"_submission._tcp", 10, c.SMTP.Submission, "submission, STARTTLS"},
-		{"_imaps._tcp", 0, c.IMAP.ListenTLS, "IMAP, implicit TLS"},
-		{"_imap._tcp", 10, c.IMAP.Listen, "IMAP, STARTTLS"},
-		// RFC 6186 §3.4: priorities across _imap and _pop3 state the provider's preference;
-		// IMAP keeps several devices in sync, so it comes first.
-		{"_pop3s._tcp", 20, c.POP3.ListenTLS, "POP3, implicit TLS"},
-		{"_pop3._tcp", 30, c.POP3.Listen, "POP3, STLS"},
-	}
-	for _, s := range services {
-		for _, port := range app.ListenPorts(s.addrs) {
-			fmt.Fprintf(w, "%s.%s. IN SRV %d 1 %d %s ; %s\n", s.name, d, s.priority, port, host, s.why)
-		}
+	for _, s := range recs.Services {
+		fmt.Fprintf(w, "%s. IN SRV %d %d %d %s. ; %s\n", s.Name, s.Priority, s.Weight, s.Port, s.Target, s.Why)
 	}
 
 	fmt.Fprintln(w, "\n; Client set-up documents, served by the HTTP listener: Thunderbird asks autoconfig.DOMAIN,")
 	fmt.Fprintln(w, "; Outlook finds the Autodiscover host by SRV (the certificate must cover these names).")
-	fmt.Fprintf(w, "autoconfig.%s. IN CNAME %s\n", d, host)
-	for _, port := range app.ListenPorts(c.HTTP.ListenTLS) {
-		fmt.Fprintf(w, "_autodiscover._tcp.%s. IN SRV 0 1 %d %s\n", d, port, host)
+	fmt.Fprintf(w, "%s. IN CNAME %s\n", recs.Autoconfig, host)
+	for _, s := range recs.Autodiscover {
+		fmt.Fprintf(w, "%s. IN SRV %d %d %d %s.\n", s.Name, s.Priority, s.Weight, s.Port, s.Target)
 	}
 
-	recs, err := msgauth.Records(d, keys)
-	if err != nil {
-		return err
-	}
 	fmt.Fprintln(w, "\n; Sender authentication: SPF (RFC 7208), DKIM (RFC 6376), DMARC (RFC 7489).")
-	for _, r := range recs {
+	for _, r := range recs.Auth {
 		fmt.Fprintf(w, "; %s\n%s\n", r.Why, r.Zone())
 	}
 	if len(keys) == 0 {
 		fmt.Fprintf(w, "; %s has no DKIM key yet: make one with `petrel dkim keygen %s`, then print these records again.\n", d, d)
 	}
-	if _, id, ok := app.MTASTSPolicy(c); ok && len(c.HTTP.ListenTLS) > 0 {
+	if m := recs.MTASTS; m != nil {
 		fmt.Fprintln(w, "\n; MTA-STS (RFC 8461): senders fetch https://mta-sts.DOMAIN/.well-known/mta-sts.txt (served by")
 		fmt.Fprintln(w, "; the HTTPS listener on port 443; the certificate must cover mta-sts.DOMAIN); the id changes")
 		fmt.Fprintln(w, "; with the policy (http.mta_sts_mode, mta_sts_max_age, hostname): print these records again then.")
-		fmt.Fprintf(w, "mta-sts.%s. IN CNAME %s\n", d, host)
-		fmt.Fprintln(w, msgauth.ZoneTXT("_mta-sts."+d, "v=STSv1; id="+id))
+		fmt.Fprintf(w, "%s. IN CNAME %s\n", m.PolicyHost, host)
+		fmt.Fprintln(w, msgauth.ZoneTXT(m.TXTName, m.TXT))
 	} else {
 		fmt.Fprintln(w, "\n; MTA-STS is off (http.mta_sts_mode, or no HTTPS listener): no record to publish.")
+	}
+	if len(recs.TLSA) > 0 {
+		fmt.Fprintln(w, "\n; DANE (RFC 7672): senders that validate DNSSEC check the host's certificate against this key")
+		fmt.Fprintln(w, "; (3 1 1: the SHA-256 of tls.cert's public key); publish it only in a DNSSEC-signed zone, and")
+		fmt.Fprintln(w, "; the new record before a certificate with a new key goes in.")
+		for _, t := range recs.TLSA {
+			fmt.Fprintf(w, "%s. IN TLSA %s\n", t.Name, t.Value())
+		}
+	}
+	if recs.TLSAError != nil {
+		fmt.Fprintf(w, "\n; No DANE (TLSA) record: %v\n", recs.TLSAError)
 	}
 	return nil
 }

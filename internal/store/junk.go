@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/binary"
-	"hash/fnv"
 )
 
 // The junk classifier's state (issue 13 point 1): per account, how many messages were
@@ -49,10 +48,29 @@ type JunkStats interface {
 // tokens per message does not notice. It is part of what a store keeps, so it never
 // changes: a store copied to another backend keeps its rows.
 func JunkTokenID(accountID int64, token string) int64 {
-	h := fnv.New64a()
+	// FNV-1a written out (as hash/fnv computes it): a delivery hashes every token of the
+	// message, and hash/fnv's interface costs an allocation per token.
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
 	var acct [8]byte
 	binary.LittleEndian.PutUint64(acct[:], uint64(accountID))
-	h.Write(acct[:])
-	h.Write([]byte(token))
-	return int64(h.Sum64() >> 1)
+	for _, b := range acct {
+		h = (h ^ uint64(b)) * prime
+	}
+	for i := 0; i < len(token); i++ {
+		h = (h ^ uint64(token[i])) * prime
+	}
+	return int64(h >> 1)
+}
+
+// JunkVocabulary lets the classifier hold every count of an account whose training is
+// small (most accounts: a few hundred messages give some thousands of tokens), so that a
+// delivery with words never trained (most mail has some) needs no store read to learn
+// that they have no counts. It is separate from JunkStats, which every backend has.
+type JunkVocabulary interface {
+	// JunkTokens returns the account's row (JunkState without Tokens) and, when it has at
+	// most max token rows, the counts of all of them by JunkTokenID, read in one snapshot
+	// (complete true). With more rows, counts is nil and complete false. A missing
+	// account is ErrNotFound.
+	JunkTokens(ctx context.Context, accountID int64, max int) (st JunkState, counts map[int64]JunkCount, complete bool, err error)
 }

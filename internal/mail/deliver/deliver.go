@@ -412,8 +412,10 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 	// classifier's X-Spam fields.
 	var stored io.Reader = io.NewSectionReader(body, 0, body.Size())
 	size, storedParsed := body.Size(), parsed
+	var fields []store.AccountFields // each account's own verdict (junk.go)
 	if env.Classify && d.junk != nil && parsed.Text != nil && len(targets) > 0 {
-		targets, stored, size, storedParsed = d.classify(ctx, targets, stored, size, parsed) // junk.go
+		c := d.classify(ctx, targets, body, parsed) // junk.go
+		targets, stored, size, storedParsed, fields = c.targets, c.body, c.size, c.parsed, c.fields
 	}
 	var targetFlags [][]string
 	var more []*store.Outbound
@@ -432,7 +434,7 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 	if len(targets) == 0 && out == nil && len(more) == 0 {
 		return store.Delivered{}, nil // every script discarded it
 	}
-	delivered, err := d.st.Deliver(ctx, &store.Delivery{
+	delivery := &store.Delivery{
 		TargetFlags: targetFlags,
 		More:        more,
 		Outbound:    out,
@@ -447,7 +449,13 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 		// Mail from SMTP goes to INBOX when the mailbox a rule names has vanished: a
 		// missing folder must not bounce it.
 		InboxFallback: true,
-	})
+	}
+	var delivered store.Delivered
+	if fd, ok := d.st.(store.FieldDeliverer); ok && len(fields) > 0 {
+		delivered, err = fd.DeliverFields(ctx, delivery, fields)
+	} else {
+		delivered, err = d.st.Deliver(ctx, delivery)
+	}
 	if err != nil {
 		return store.Delivered{}, fmt.Errorf("deliver: store: %w", err)
 	}

@@ -18,26 +18,42 @@ import (
 // quarantine) stay.
 //
 // The verdict goes into the stored message as X-Spam-* fields, after the Return-Path line.
-// A body is stored once for all its recipients (store.Delivery), so the fields are added
-// only when every target is in one account, which is every message sent to one address;
-// a message to several accounts is filed per account, without the fields, rather than
-// telling each recipient the others' verdicts or storing the body once per account.
+// A body is stored once for all its recipients (store.Delivery). A message to one account
+// carries the fields in that body; one to several accounts carries each account's own
+// verdict through the store's spliced copies (store.FieldDeliverer): the body is stored
+// once, and each account's copy is that body with its fields inserted, so that no account
+// sees another's verdict and none pays for a body of its own. A store without spliced copies
+// files the message per account without the fields.
 
 // SetJunk makes Deliver classify the messages whose Envelope sets Classify; nil turns it
 // off.
 func (d *Deliverer) SetJunk(f *junk.Filter) { d.junk = f }
 
-// classify applies the junk filter to a delivery. It returns the targets (INBOX replaced by
-// Junk where the verdict is junk), and the body and its parse with the verdict's fields
-// when they were added. A failure of the filter is logged and files the message as if it
-// were not junk: a missing verdict must not lose or delay mail.
-func (d *Deliverer) classify(ctx context.Context, targets []store.Target, body io.Reader, size int64, pm store.ParsedMessage) ([]store.Target, io.Reader, int64, store.ParsedMessage) {
+// classified is what the junk filter made of a delivery.
+type classified struct {
+	targets []store.Target // INBOX replaced by Junk where the verdict is junk
+	// body, size and parsed are the message to store: with the verdict's fields when the
+	// delivery reaches one account, else as it came.
+	body   io.Reader
+	size   int64
+	parsed store.ParsedMessage
+	// fields are each account's verdict fields when the delivery reaches several accounts
+	// and the store keeps them per account (store.FieldDeliverer).
+	fields []store.AccountFields
+}
+
+// classify applies the junk filter to a delivery. A failure of the filter is logged and
+// files the message as if it were not junk: a missing verdict must not lose or delay mail.
+func (d *Deliverer) classify(ctx context.Context, targets []store.Target, body Body, pm store.ParsedMessage) classified {
+	out := classified{body: io.NewSectionReader(body, 0, body.Size()), size: body.Size(), parsed: pm}
 	var accounts []int64
 	for _, t := range targets {
 		if !containsID(accounts, t.AccountID) {
 			accounts = append(accounts, t.AccountID)
 		}
 	}
+	_, perAccount := d.st.(store.FieldDeliverer)
+	at := fieldOffset(body, body.Size())
 	var header string
 	for _, acct := range accounts {
 		v, err := d.junk.Classify(ctx, acct, pm.Text)
@@ -45,8 +61,16 @@ func (d *Deliverer) classify(ctx context.Context, targets []store.Target, body i
 			d.log.Warn("junk classification failed; filed as not junk", "account", acct, "err", err)
 			continue
 		}
-		if len(accounts) == 1 {
-			header = v.Header()
+		switch h := v.Header(); {
+		case len(accounts) == 1:
+			header = h
+		case perAccount:
+			shifted, err := message.Prepended(pm, int64(len(h)))
+			if err != nil {
+				d.log.Warn("junk verdict not added to the message", "account", acct, "err", err)
+				break
+			}
+			out.fields = append(out.fields, store.AccountFields{AccountID: acct, Fields: h, At: at, Parsed: shifted})
 		}
 		if !v.Junk {
 			continue
@@ -57,34 +81,32 @@ func (d *Deliverer) classify(ctx context.Context, targets []store.Target, body i
 			}
 		}
 	}
-	targets = dedupe(targets)
+	out.targets = dedupe(targets)
 	if header == "" {
-		return targets, body, size, pm
+		return out
 	}
 	shifted, err := message.Prepended(pm, int64(len(header)))
 	if err != nil {
 		d.log.Warn("junk verdict not added to the message", "err", err)
-		return targets, body, size, pm
+		return out
 	}
-	return targets, withField(body, size, header), size + int64(len(header)), shifted
+	out.body = io.MultiReader(io.NewSectionReader(body, 0, at), strings.NewReader(header), io.NewSectionReader(body, at, body.Size()-at))
+	out.size += int64(len(header))
+	out.parsed = shifted
+	return out
 }
 
-// withField returns body with the header fields f after its first line when that is the
-// Return-Path our SMTP session writes (RFC 5321 §4.4 wants it first), else before it.
-func withField(body io.Reader, size int64, f string) io.Reader {
-	ra, ok := body.(io.ReaderAt)
-	if !ok {
-		return io.MultiReader(strings.NewReader(f), body)
-	}
+// fieldOffset is where header fields we add go into body: after its first line when that
+// is the Return-Path our SMTP session writes (RFC 5321 §4.4 wants it first), else at 0.
+func fieldOffset(body io.ReaderAt, size int64) int64 {
 	var first [512]byte
-	n, _ := ra.ReadAt(first[:min(int64(len(first)), size)], 0)
-	at := int64(0)
+	n, _ := body.ReadAt(first[:min(int64(len(first)), size)], 0)
 	if bytes.HasPrefix(first[:n], []byte("Return-Path:")) {
 		if i := bytes.Index(first[:n], []byte("\r\n")); i >= 0 {
-			at = int64(i + 2)
+			return int64(i + 2)
 		}
 	}
-	return io.MultiReader(io.NewSectionReader(ra, 0, at), strings.NewReader(f), io.NewSectionReader(ra, at, size-at))
+	return 0
 }
 
 func containsID(l []int64, id int64) bool {

@@ -1,7 +1,6 @@
 package deliver
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -433,14 +432,23 @@ const (
 // newSieveMessage is the message as scripts see it: the header section read from the
 // body, and the body from the parse delivery made anyway.
 func newSieveMessage(body Body, parsed store.ParsedMessage) *sieve.HeaderMessage {
-	br := bufio.NewReader(io.NewSectionReader(body, 0, min(body.Size(), maxSieveHeader)))
+	// One read of the first bytes holds the header section of most mail; a longer one is
+	// read again with room for it.
+	limit := min(body.Size(), maxSieveHeader)
+	buf := make([]byte, min(limit, 8<<10))
 	var head []byte
 	for {
-		line, err := br.ReadSlice('\n')
-		head = append(head, line...)
-		if len(bytes.TrimRight(line, "\r\n")) == 0 || err != nil && err != bufio.ErrBufferFull {
+		n, _ := body.ReadAt(buf, 0)
+		buf = buf[:n]
+		end := headerEnd(buf)
+		if end >= 0 || int64(len(buf)) >= limit || n < cap(buf) {
+			if end < 0 {
+				end = len(buf)
+			}
+			head = buf[:end]
 			break
 		}
+		buf = make([]byte, min(limit, 4*int64(len(buf))))
 	}
 	m := sieve.NewHeaderMessage(head, body.Size())
 	headLen := int64(len(head))
@@ -466,6 +474,30 @@ func newSieveMessage(body Body, parsed store.ParsedMessage) *sieve.HeaderMessage
 		return t
 	}
 	return m
+}
+
+// headerEnd is the length of the header section at the start of b, its empty line
+// included, or -1 when b holds no empty line.
+func headerEnd(b []byte) int {
+	if len(b) > 0 && b[0] == '\n' {
+		return 1
+	}
+	if bytes.HasPrefix(b, []byte("\r\n")) {
+		return 2
+	}
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		switch {
+		case bytes.HasPrefix(b[i:], []byte("\r\n")):
+			return i + 2
+		case bytes.HasPrefix(b[i:], []byte("\n")):
+			return i + 1
+		}
+	}
 }
 
 func wantsText(types []string) bool {

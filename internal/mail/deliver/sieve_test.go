@@ -379,3 +379,32 @@ func TestSieveEnvelopeToAlias(t *testing.T) {
 		t.Errorf("INBOX has %d messages, want 1", len(got))
 	}
 }
+
+// bytesBody is a Body over a byte slice.
+type bytesBody struct{ *bytes.Reader }
+
+func (b bytesBody) Size() int64 { return b.Reader.Size() }
+
+// TestSieveMessageHeader: scripts see every field of a header section, a long one (over
+// the first read) too, folded fields unfolded, and the raw body starts after its empty line.
+func TestSieveMessageHeader(t *testing.T) {
+	for _, n := range []int{0, 3, 400} {
+		var h strings.Builder
+		h.WriteString("Subject: first\r\n")
+		for i := range n {
+			fmt.Fprintf(&h, "X-Filler-%d: %s\r\n", i, strings.Repeat("x", 40))
+		}
+		h.WriteString("x-LAST: folded\r\n\tvalue\r\n\r\n")
+		raw := h.String() + "the body\r\nSubject: not a field\r\n"
+		m := newSieveMessage(bytesBody{bytes.NewReader([]byte(raw))}, store.ParsedMessage{})
+		if got := m.Header("X-Last"); len(got) != 1 || got[0] != "folded\tvalue" {
+			t.Errorf("%d fields: X-Last %q", n, got)
+		}
+		if got := m.Header("subject"); len(got) != 1 || got[0] != "first" {
+			t.Errorf("%d fields: Subject %q", n, got)
+		}
+		if got := m.Body(sieve.BodyRaw, nil); got != "the body\r\nSubject: not a field\r\n" {
+			t.Errorf("%d fields: raw body %q", n, got)
+		}
+	}
+}

@@ -25,8 +25,31 @@ const DefaultCacheTokens = 200_000
 type tokenCache struct {
 	mu       sync.Mutex
 	accounts map[int64]*accountCounts
-	entries  int    // tokens kept, all accounts
-	tick     uint64 // use counter, for eviction
+	whole    map[int64]*wholeCounts // accounts held whole (store.JunkVocabulary)
+	entries  int                    // tokens kept, all accounts, both maps
+	tick     uint64                 // use counter, for eviction
+}
+
+// wholeCounts is every count of an account whose training is small, read in one snapshot: a token not in it has no counts, so a
+// message with words never trained (most mail has some) needs no store read at all while
+// the row is fresh, and one cheap read of the row (its version) when it is not. counts is
+// nil for an account with more rows than Filter.WholeTokens; the per-token cache serves it.
+type wholeCounts struct {
+	row     store.JunkState // without Tokens
+	counts  map[int64]store.JunkCount
+	checked time.Time
+	used    uint64
+}
+
+// DefaultWholeTokens is how many token rows an account may have to be held whole: some
+// hundreds of trained messages.
+const DefaultWholeTokens = 20_000
+
+func (f *Filter) wholeTokens() int {
+	if f.WholeTokens > 0 {
+		return f.WholeTokens
+	}
+	return DefaultWholeTokens
 }
 
 type accountCounts struct {
@@ -59,6 +82,70 @@ func (c *tokenCache) forget(accountID int64) {
 		c.entries -= len(ac.tokens)
 		delete(c.accounts, accountID)
 	}
+	if w := c.whole[accountID]; w != nil {
+		c.entries -= len(w.counts)
+		delete(c.whole, accountID)
+	}
+}
+
+// wholeState returns the account's row and its whole counts by store.JunkTokenID; ok is
+// false for an account too large to hold whole. The map is never changed once made (a
+// new version gets a new one), so the caller reads it without the lock.
+func (f *Filter) wholeState(ctx context.Context, v store.JunkVocabulary, accountID int64) (row store.JunkState, counts map[int64]store.JunkCount, ok bool, err error) {
+	c := &f.cache
+	c.mu.Lock()
+	w := c.whole[accountID]
+	if w != nil && time.Since(w.checked) < f.recheck() {
+		c.tick++
+		w.used = c.tick
+		row, counts = w.row, w.counts
+		c.mu.Unlock()
+		return row, counts, counts != nil, nil
+	}
+	c.mu.Unlock()
+
+	if w != nil {
+		// Stale: the row alone (its version) says whether the counts changed.
+		row, err := f.Store.JunkState(ctx, accountID, nil)
+		if err != nil {
+			return row, nil, false, err
+		}
+		if row.Version == w.row.Version {
+			c.mu.Lock()
+			w.row, w.checked = store.JunkState{Trained: row.Trained, Threshold: row.Threshold, Version: row.Version}, time.Now()
+			c.tick++
+			w.used = c.tick
+			row, counts = w.row, w.counts
+			c.mu.Unlock()
+			return row, counts, counts != nil, nil
+		}
+	}
+	row, counts, complete, err := v.JunkTokens(ctx, accountID, f.wholeTokens())
+	if err != nil {
+		return row, nil, false, err
+	}
+	if row.Trained == (store.JunkCount{}) {
+		// Nothing to keep: every message scores 0.5.
+		return row, map[int64]store.JunkCount{}, true, nil
+	}
+	w = &wholeCounts{row: row, checked: time.Now()}
+	if complete {
+		w.counts = counts
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.whole == nil {
+		c.whole = make(map[int64]*wholeCounts)
+	}
+	if old := c.whole[accountID]; old != nil {
+		c.entries -= len(old.counts)
+	}
+	c.whole[accountID] = w
+	c.entries += len(w.counts)
+	c.tick++
+	w.used = c.tick
+	c.evict(f.cacheTokens())
+	return row, w.counts, w.counts != nil, nil
 }
 
 // fresh returns the kept counts of tokens when all are kept and the account's row was
@@ -80,6 +167,24 @@ func (ac *accountCounts) fresh(tokens []string, recheck time.Duration) (store.Ju
 	st := ac.row
 	st.Tokens = out
 	return st, true
+}
+
+// counts returns the account's row and a token's counts (how many trained messages of
+// each kind had it): from its whole counts when the store can give them and the account
+// is small enough, else from state.
+func (f *Filter) counts(ctx context.Context, accountID int64, tokens []string) (store.JunkState, func(string) store.JunkCount, error) {
+	if v, ok := f.Store.(store.JunkVocabulary); ok && f.recheck() > 0 {
+		row, counts, ok, err := f.wholeState(ctx, v, accountID)
+		if err != nil {
+			return row, nil, err
+		}
+		if ok {
+			// Two tokens that collide share their counts, as in the store.
+			return row, func(t string) store.JunkCount { return counts[store.JunkTokenID(accountID, t)] }, nil
+		}
+	}
+	st, err := f.state(ctx, accountID, tokens)
+	return st, func(t string) store.JunkCount { return st.Tokens[t] }, err
 }
 
 // state returns the account's counts for tokens: the cached ones, and the others read.
@@ -169,14 +274,24 @@ func (c *tokenCache) evict(max int) {
 	if c.entries <= max {
 		return
 	}
-	for c.entries > max*3/4 && len(c.accounts) > 0 {
+	for c.entries > max*3/4 && len(c.accounts)+len(c.whole) > 0 {
 		var oldest int64
 		var used uint64
-		first := true
+		first, inWhole := true, false
 		for id, ac := range c.accounts {
 			if first || ac.used < used {
 				oldest, used, first = id, ac.used, false
 			}
+		}
+		for id, w := range c.whole {
+			if first || w.used < used {
+				oldest, used, first, inWhole = id, w.used, false, true
+			}
+		}
+		if inWhole {
+			c.entries -= len(c.whole[oldest].counts)
+			delete(c.whole, oldest)
+			continue
 		}
 		c.entries -= len(c.accounts[oldest].tokens)
 		delete(c.accounts, oldest)

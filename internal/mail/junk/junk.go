@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"petrel/internal/mail/message"
@@ -51,8 +52,12 @@ type Filter struct {
 	// account trained meanwhile (cache.go); 0 means DefaultRecheck, negative asks at
 	// every message.
 	Recheck time.Duration
+	// WholeTokens is how many token rows an account may have to be held whole (cache.go);
+	// 0 means DefaultWholeTokens.
+	WholeTokens int
 
 	cache tokenCache
+	seen  sync.Pool // of empty map[string]bool, the tokenizer's sets (Filter.tokens)
 }
 
 // Verdict is the outcome of classifying one message for one account.
@@ -81,14 +86,26 @@ func (v Verdict) Header() string {
 
 // Classify scores a decoded message for an account.
 func (f *Filter) Classify(ctx context.Context, accountID int64, text *store.SearchText) (Verdict, error) {
-	tokens := Tokens(text)
-	st, err := f.state(ctx, accountID, tokens)
+	tokens := f.tokens(text)
+	st, count, err := f.counts(ctx, accountID, tokens)
 	if err != nil {
 		return Verdict{}, fmt.Errorf("junk: %w", err)
 	}
-	v := Verdict{Score: Score(st, tokens), Threshold: f.threshold(st), Tokens: len(tokens)}
+	v := Verdict{Score: score(st.Trained, tokens, count), Threshold: f.threshold(st), Tokens: len(tokens)}
 	v.Junk = v.Score >= v.Threshold
 	return v, nil
+}
+
+// tokens is Tokens with a set from the filter's pool.
+func (f *Filter) tokens(text *store.SearchText) []string {
+	seen, _ := f.seen.Get().(map[string]bool)
+	if seen == nil {
+		seen = make(map[string]bool, tokenHint(text))
+	}
+	out := tokens(text, seen)
+	clear(seen)
+	f.seen.Put(seen)
+	return out
 }
 
 func (f *Filter) threshold(st store.JunkState) float64 {

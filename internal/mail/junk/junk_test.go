@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"petrel/internal/store"
@@ -287,5 +288,54 @@ func TestCache(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestWholeCounts: an account held whole (store.JunkVocabulary) gets the verdicts of fresh
+// per-token reads, before and after trainings through another Filter (seen once the row
+// is read again: Recheck 1 ns reads it at every message); one with more token rows than
+// WholeTokens is served by the per-token cache with the same verdicts; the bound holds.
+func TestWholeCounts(t *testing.T) {
+	f, acct := openFilter(t)
+	ctx := context.Background()
+	other := &Filter{Store: f.Store}
+	f.Recheck = time.Nanosecond
+	f.CacheTokens = 100_000
+	small := &Filter{Store: f.Store, Recheck: time.Nanosecond, WholeTokens: 10}
+	msgs := corpus(22, 120)
+	for _, m := range msgs[:60] {
+		if _, err := other.TrainMessage(ctx, acct, m.raw, m.junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 2 {
+		for _, m := range msgs[60:] {
+			fresh := classifyRaw(t, &Filter{Store: f.Store, Recheck: -1}, acct, m.raw)
+			if whole := classifyRaw(t, f, acct, m.raw); whole != fresh {
+				t.Fatalf("round %d: whole counts' verdict %+v, fresh %+v", round, whole, fresh)
+			}
+			if v := classifyRaw(t, small, acct, m.raw); v != fresh {
+				t.Fatalf("round %d: over WholeTokens, verdict %+v, fresh %+v", round, v, fresh)
+			}
+		}
+		if w := f.cache.whole[acct]; w == nil || w.counts == nil {
+			t.Fatalf("round %d: the account is not held whole", round)
+		}
+		if w := small.cache.whole[acct]; w == nil || w.counts != nil {
+			t.Fatalf("round %d: an account over WholeTokens is held whole", round)
+		}
+		for _, m := range msgs[60:] {
+			if _, err := other.TrainMessage(ctx, acct, m.raw, !m.junk); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f.CacheTokens = 10
+	if _, err := f.TrainMessage(ctx, acct, msgs[0].raw, !msgs[0].junk); err != nil {
+		t.Fatal(err)
+	}
+	classifyRaw(t, f, acct, msgs[1].raw) // reads the account again, over the bound
+	if f.cache.entries > f.CacheTokens {
+		t.Errorf("%d tokens kept, bound %d", f.cache.entries, f.CacheTokens)
 	}
 }

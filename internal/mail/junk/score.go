@@ -29,13 +29,19 @@ const (
 // leans to junk, and only the many unknown tokens of an unrelated message keep its score
 // near 0.5 instead of making a few shared common words decide.
 func Score(st store.JunkState, tokens []string) float64 {
-	if st.Trained == (store.JunkCount{}) || len(tokens) == 0 {
+	return score(st.Trained, tokens, func(t string) store.JunkCount { return st.Tokens[t] })
+}
+
+// score is Score with a token's counts from count (Filter's whole counts need no map per
+// message).
+func score(trained store.JunkCount, tokens []string, count func(string) store.JunkCount) float64 {
+	if trained == (store.JunkCount{}) || len(tokens) == 0 {
 		return unknownProb
 	}
-	ham, spam := float64(st.Trained.Ham), float64(st.Trained.Spam)
+	ham, spam := float64(trained.Ham), float64(trained.Spam)
 	probs := make([]float64, 0, len(tokens))
 	for _, tok := range tokens {
-		c := st.Tokens[tok]
+		c := count(tok)
 		var hr, sr float64 // share of ham and of spam messages with the token
 		if ham > 0 {
 			hr = min(float64(c.Ham)/ham, 1)

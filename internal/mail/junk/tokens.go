@@ -36,7 +36,18 @@ const (
 // Our own verdict fields (X-Spam-*) and trace fields are left out, so that training on a
 // stored message does not learn from the verdict it was filed with.
 func Tokens(t *store.SearchText) []string {
-	tk := tokenizer{seen: make(map[string]bool, 64)}
+	return tokens(t, make(map[string]bool, tokenHint(t)))
+}
+
+// tokenHint is about how many distinct tokens a text gives: one per 12 bytes of mail text.
+func tokenHint(t *store.SearchText) int {
+	return min(MaxTokens, 32+(len(t.Subject)+len(t.Header)+min(len(t.Body), maxBodyText))/12)
+}
+
+// tokens is Tokens with seen, an empty set to note the tokens in (Filter reuses one from
+// message to message: making a map for each was a third of the work).
+func tokens(t *store.SearchText, seen map[string]bool) []string {
+	tk := tokenizer{seen: seen, out: make([]string, 0, tokenHint(t))}
 	tk.words("s:", t.Subject)
 	tk.from(t.From)
 	for line := range strings.SplitSeq(t.Header, "\n") {

@@ -43,7 +43,10 @@ func exportQuery(t store.CopyTable) string {
 		for i, n := range names {
 			names[i] = "b." + n
 		}
-		names[len(names)-1] = "d.data"
+		// A spliced copy (fields.go) goes out whole, with the digest of its whole bytes.
+		spliced := `substring(d.data FOR b.fields_at::int) || b.fields || substring(d.data FROM b.fields_at::int + 1)`
+		names[1] = `CASE WHEN b.fields IS NULL THEN b.digest ELSE sha256(` + spliced + `) END`
+		names[len(names)-1] = `CASE WHEN b.fields IS NULL THEN d.data ELSE ` + spliced + ` END`
 		return `SELECT ` + strings.Join(names, ", ") + ` FROM blobs b JOIN blob_data d ON d.digest = b.digest ORDER BY b.id`
 	}
 	return `SELECT ` + strings.Join(t.ColumnNames(), ", ") + ` FROM ` + t.Name + by

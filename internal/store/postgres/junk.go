@@ -150,3 +150,35 @@ func (s *Store) SetJunkThreshold(ctx context.Context, accountID int64, threshold
 		return err
 	})
 }
+
+var _ store.JunkVocabulary = (*Store)(nil)
+
+// JunkTokens implements store.JunkVocabulary in one statement (one snapshot).
+func (s *Store) JunkTokens(ctx context.Context, accountID int64, max int) (store.JunkState, map[int64]store.JunkCount, bool, error) {
+	st := store.JunkState{Threshold: -1}
+	var threshold *float64
+	var rowIDs, hams, spams []int64
+	err := s.queryRow(ctx, `SELECT a.ham, a.spam, a.threshold, a.version, t.ids, t.hams, t.spams
+		FROM junk_accounts a, LATERAL (SELECT array_agg(id) ids, array_agg(ham) hams, array_agg(spam) spams
+			FROM (SELECT id, ham, spam FROM junk_tokens WHERE account_id = ?1 LIMIT ?2) r) t
+		WHERE a.account_id = ?1`, accountID, max+1).
+		Scan(&st.Trained.Ham, &st.Trained.Spam, &threshold, &st.Version, &rowIDs, &hams, &spams)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		// Nothing trained yet: no token rows either.
+		return st, map[int64]store.JunkCount{}, true, s.accountExists(ctx, accountID)
+	case err != nil:
+		return st, nil, false, err
+	}
+	if threshold != nil {
+		st.Threshold = *threshold
+	}
+	if len(rowIDs) > max {
+		return st, nil, false, nil
+	}
+	counts := make(map[int64]store.JunkCount, len(rowIDs))
+	for i, id := range rowIDs {
+		counts[id] = store.JunkCount{Ham: hams[i], Spam: spams[i]}
+	}
+	return st, counts, true, nil
+}

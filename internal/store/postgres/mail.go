@@ -506,11 +506,18 @@ func (s *Store) mailboxUIDs(ctx context.Context, mailboxID int64, query string, 
 // connection between reads.
 func (s *Store) OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error) {
 	r := &blobReader{ctx: ctx, s: s}
-	err := s.queryRow(ctx, `SELECT size, digest FROM blobs WHERE id = ?`, blobID).Scan(&r.size, &r.digest)
+	var fields []byte
+	var at *int64
+	err := s.queryRow(ctx, `SELECT size, digest, fields, fields_at FROM blobs WHERE id = ?`, blobID).Scan(&r.size, &r.digest, &fields, &at)
 	if err != nil {
 		return nil, notFound(err)
 	}
-	return r, nil
+	if at == nil {
+		return r, nil
+	}
+	// A spliced copy (fields.go): the shared bytes with its fields inside.
+	r.size -= int64(len(fields))
+	return io.NopCloser(store.Spliced(r, *at, fields)), nil
 }
 
 type blobReader struct {

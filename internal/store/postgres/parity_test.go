@@ -65,3 +65,11 @@ func TestWebSessions(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	storetest.RunWebSessions(t, s)
 }
+
+func TestFields(t *testing.T) {
+	storetest.RunFields(t, func(t *testing.T) storetest.FieldsStore { return openTest(t) })
+}
+
+func TestJunkVocabulary(t *testing.T) {
+	storetest.RunJunkVocabulary(t, func(t *testing.T) storetest.JunkVocabularyStore { return openTest(t) })
+}

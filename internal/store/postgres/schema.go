@@ -309,6 +309,12 @@ CREATE TABLE copy_state (
 	state bytea NOT NULL
 );
 `,
+	// 7: one account's copy of a shared body with its own header fields (issue 13,
+	// store.FieldDeliverer, fields.go): its bytes are blob_data's with fields at fields_at.
+	`
+ALTER TABLE blobs ADD COLUMN fields bytea;
+ALTER TABLE blobs ADD COLUMN fields_at bigint;
+`,
 }
 
 // migrationLock is the key of the advisory lock that serializes migrations, so that

@@ -198,7 +198,8 @@ func (s *Store) VacationReply(ctx context.Context, accountID int64, handle, send
 // outbound messages of Delivery.More (redirects, vacation replies), each its own queue
 // entry in the same transaction, and each target's own flags (Delivery.TargetFlags,
 // imap4flags). Such deliveries are few, so this path favours plainness over round trips.
-func (s *Store) deliverSieve(ctx context.Context, d *store.Delivery) (store.Delivered, error) {
+// With fields, the targets of those accounts get spliced copies (DeliverFields).
+func (s *Store) deliverSieve(ctx context.Context, d *store.Delivery, fields ...store.AccountFields) (store.Delivered, error) {
 	flags, err := store.NormalizeFlags(d.Flags)
 	if err != nil {
 		return store.Delivered{}, fmt.Errorf("store: %w", err)
@@ -233,9 +234,12 @@ func (s *Store) deliverSieve(ctx context.Context, d *store.Delivery) (store.Deli
 	if received.IsZero() {
 		received = time.Now()
 	}
-	var date any // NULL for a missing Date header
-	if !d.Parsed.Date.IsZero() {
-		date = d.Parsed.Date.UnixNano()
+	quotaSize := int64(len(body))
+	for _, f := range fields {
+		if f.At < 0 || f.At > int64(len(body)) {
+			return store.Delivered{}, fmt.Errorf("store: fields of account %d at %d, outside the body of %d bytes", f.AccountID, f.At, len(body))
+		}
+		quotaSize = max(quotaSize, int64(len(body)+len(f.Fields)))
 	}
 	var out store.Delivered
 	err = s.write(ctx, func(t *tx) error {
@@ -245,7 +249,7 @@ func (s *Store) deliverSieve(ctx context.Context, d *store.Delivery) (store.Deli
 				return err
 			}
 		}
-		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
+		if err := t.checkDeliveryQuota(d.Targets, quotaSize); err != nil {
 			return err
 		}
 		if d.Charge != nil {
@@ -266,17 +270,36 @@ func (s *Store) deliverSieve(ctx context.Context, d *store.Delivery) (store.Deli
 		if len(d.Targets) == 0 {
 			return nil
 		}
-		blobID, err := t.insertBlob(body, d.MailFrom, received, date, &d.Parsed)
-		if err != nil {
-			return err
+		// One blob row per copy: the body as it is, and each account's spliced copy; the
+		// bytes are stored once (blob_data, by digest) for all of them.
+		blobs := map[int64]int64{} // account (0: the plain body) → blob
+		blobFor := func(accountID int64) (int64, int64, error) {
+			f := store.FieldsFor(fields, accountID)
+			key, p, size := int64(0), &d.Parsed, int64(len(body))
+			if f != nil {
+				key, p, size = accountID, &f.Parsed, size+int64(len(f.Fields))
+			}
+			if id, ok := blobs[key]; ok {
+				return id, size, nil
+			}
+			id, err := t.insertSplicedBlob(body, d.MailFrom, received, p, f)
+			if err == nil {
+				err = t.insertSearch(id, p)
+			}
+			blobs[key] = id
+			return id, size, err
 		}
-		if err := t.insertSearch(blobID, &d.Parsed); err != nil {
-			return err
-		}
-		out = store.Delivered{BlobID: blobID, Messages: make([]store.Message, len(d.Targets))}
+		out = store.Delivered{Messages: make([]store.Message, len(d.Targets))}
 		for i, tg := range d.Targets {
+			blobID, size, err := blobFor(tg.AccountID)
+			if err != nil {
+				return err
+			}
+			if i == 0 {
+				out.BlobID = blobID
+			}
 			out.Messages[i], _, err = t.insertMessage(tg.AccountID, store.LookupMailboxName(tg.Mailbox), d.InboxFallback,
-				blobID, int64(len(body)), received, targetFlags[i])
+				blobID, size, received, targetFlags[i])
 			if err != nil {
 				return fmt.Errorf("delivery target account %d: %w", tg.AccountID, err)
 			}

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -284,15 +286,16 @@ func (v *verifier) digests() error {
 		id, size int64
 		digest   []byte
 		who      sql.NullString
+		base, at sql.NullInt64 // a spliced copy's shared body and where its fields go
 	}
 	var list []body
-	err := v.each(`SELECT b.id, b.size, b.digest,
+	err := v.each(`SELECT b.id, b.size, b.digest, b.base_id, b.fields_at,
 		(SELECT a.address || ' ' || mb.name || ' UID ' || m.uid FROM messages m
 			JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN accounts a ON a.id = mb.account_id
 			WHERE m.blob_id = b.id ORDER BY m.id LIMIT 1)
 		FROM blobs b WHERE b.digest IS NOT NULL ORDER BY b.id`, func(scan func(...any) error) error {
 		var b body
-		if err := scan(&b.id, &b.size, &b.digest, &b.who); err != nil {
+		if err := scan(&b.id, &b.size, &b.digest, &b.base, &b.at, &b.who); err != nil {
 			return err
 		}
 		list = append(list, b)
@@ -305,35 +308,65 @@ func (v *verifier) digests() error {
 		return err
 	}
 	for _, b := range list {
-		h := sha256.New()
-		n := int64(0)
-		add := func(scan func(...any) error) error {
-			var data []byte
-			if err := scan(&data); err != nil {
-				return err
-			}
-			h.Write(data)
-			n += int64(len(data))
-			return nil
-		}
-		if err := v.each(`SELECT data FROM blobs WHERE id = ?`, add, b.id); err != nil {
-			return err
-		}
-		if err := v.each(`SELECT data FROM blob_chunks WHERE blob_id = ? ORDER BY seq`, add, b.id); err != nil {
-			return err
-		}
-		if n != b.size || bytes.Equal(h.Sum(nil), b.digest) {
-			continue
-		}
 		name := fmt.Sprintf("body %d", b.id)
 		if b.who.Valid {
 			name = b.who.String + ": " + name
 		} else {
 			name += " (no message refers to it)"
 		}
+		data, err := v.blobBytes(b.id)
+		if err != nil {
+			return err
+		}
+		if b.base.Valid {
+			// A spliced copy (fields.go): its data is its fields, in the shared body.
+			var baseSize int64
+			err := v.tx.QueryRowContext(v.ctx, `SELECT size FROM blobs WHERE id = ?`, b.base.Int64).Scan(&baseSize)
+			if errors.Is(err, sql.ErrNoRows) {
+				v.problem("%s: its shared body %d is missing", name, b.base.Int64)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			base, err := v.blobBytes(b.base.Int64)
+			if err != nil {
+				return err
+			}
+			if b.at.Int64 < 0 || b.at.Int64 > int64(len(base)) {
+				v.problem("%s: its shared body %d is missing or shorter than %d bytes", name, b.base.Int64, b.at.Int64)
+				continue
+			}
+			data = slices.Concat(base[:b.at.Int64], data, base[b.at.Int64:])
+			if int64(len(data)) != b.size {
+				v.problem("%s has %d bytes with its shared body, not its size %d", name, len(data), b.size)
+				continue
+			}
+		}
+		if sum := sha256.Sum256(data); int64(len(data)) != b.size || bytes.Equal(sum[:], b.digest) {
+			continue
+		}
 		v.problem("%s is damaged: its bytes do not match its SHA-256", name)
 	}
 	return nil
+}
+
+// blobBytes reads the stored bytes of a blob: its first chunk and the rest.
+func (v *verifier) blobBytes(id int64) ([]byte, error) {
+	var out []byte
+	add := func(scan func(...any) error) error {
+		var data []byte
+		if err := scan(&data); err != nil {
+			return err
+		}
+		out = append(out, data...)
+		return nil
+	}
+	if err := v.each(`SELECT data FROM blobs WHERE id = ?`, add, id); err != nil {
+		return nil, err
+	}
+	err := v.each(`SELECT data FROM blob_chunks WHERE blob_id = ? ORDER BY seq`, add, id)
+	return out, err
 }
 
 // bodies reports bodies whose stored bytes are not their size (a lost or cut chunk) and
@@ -346,8 +379,8 @@ func (v *verifier) bodies() error {
 			WHERE m.blob_id = b.id ORDER BY m.id LIMIT 1)
 		FROM blobs b LEFT JOIN (SELECT blob_id, sum(length(data)) AS bytes, count(*) AS n, max(seq) AS last
 			FROM blob_chunks GROUP BY blob_id) c ON c.blob_id = b.id
-		WHERE b.size != length(b.data) + coalesce(c.bytes, 0) OR coalesce(c.n, 0) != coalesce(c.last, 0)
-			OR (coalesce(c.n, 0) > 0 AND length(b.data) != ?)
+		WHERE b.base_id IS NULL AND (b.size != length(b.data) + coalesce(c.bytes, 0) OR coalesce(c.n, 0) != coalesce(c.last, 0)
+			OR (coalesce(c.n, 0) > 0 AND length(b.data) != ?))
 		ORDER BY b.id`, func(scan func(...any) error) error {
 		var id, size, stored, chunks, last int64
 		var who sql.NullString

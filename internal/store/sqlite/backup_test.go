@@ -153,3 +153,52 @@ func TestVerifyFindsDamage(t *testing.T) {
 		want(t, path, "database page damaged (index messages_blob)")
 	})
 }
+
+// TestVerifySplicedCopies: a message whose copies carry each account's own fields
+// (DeliverFields) verifies clean, small or larger than a chunk; a changed byte in a copy's
+// fields and a lost shared body are each reported.
+func TestVerifySplicedCopies(t *testing.T) {
+	ctx := context.Background()
+	fixture := func(t *testing.T) (path string, copies []store.Message, bases []int64) {
+		dir := t.TempDir()
+		s := openPath(t, filepath.Join(dir, "petrel.db"), Options{})
+		a := setup(t, s, "alice@example.org")
+		b := setup(t, s, "bob@example.org")
+		for _, size := range []int{100, blobChunkSize + 99} {
+			body := "Return-Path: <x@remote.example>\r\nSubject: s\r\n\r\n" + strings.Repeat("y", size)
+			at := int64(len("Return-Path: <x@remote.example>\r\n"))
+			d, err := s.DeliverFields(ctx, &store.Delivery{Targets: []store.Target{{AccountID: a.ID}, {AccountID: b.ID}},
+				Body: strings.NewReader(body), Size: int64(len(body))},
+				[]store.AccountFields{{AccountID: a.ID, Fields: "X-Spam-Status: Yes\r\n", At: at}, {AccountID: b.ID, Fields: "X-Spam-Status: No\r\n", At: at}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			copies, bases = append(copies, d.Messages...), append(bases, d.BlobID)
+		}
+		path = filepath.Join(dir, "copy.db")
+		if err := Backup(ctx, filepath.Join(dir, "petrel.db"), path); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		return path, copies, bases
+	}
+	path, copies, bases := fixture(t)
+	if r, err := Verify(ctx, path); err != nil || len(r.Problems) > 0 {
+		t.Fatalf("spliced copies: %v, %q", err, r.Problems)
+	}
+	damage(t, path, `UPDATE blobs SET data = CAST('Y' || substr(data, 2) AS BLOB) WHERE id = ?`, copies[0].BlobID)
+	damage(t, path, `DELETE FROM blobs WHERE id = ?`, bases[1])
+	r, err := Verify(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(r.Problems, "\n")
+	for _, w := range []string{
+		fmt.Sprintf("alice@example.org INBOX UID %d: body %d is damaged: its bytes do not match its SHA-256", copies[0].UID, copies[0].BlobID),
+		fmt.Sprintf("alice@example.org INBOX UID %d: body %d: its shared body %d is missing", copies[2].UID, copies[2].BlobID, bases[1]),
+	} {
+		if !strings.Contains(all, w) {
+			t.Errorf("Verify did not report %q; it reported:\n%s", w, all)
+		}
+	}
+}

@@ -28,12 +28,20 @@ func exportQuery(t store.CopyTable) string {
 	case "blobs":
 		// A body is its first chunk (blobs.data) and the rows of blob_chunks, joined here
 		// and put together by exportBlobs. Bodies listed for the reclaim are gone already.
+		// A spliced copy (fields.go) goes out whole: its fields inside the shared body's
+		// first chunk (where DeliverFields keeps them), then the shared body's chunks. A
+		// shared body that only spliced copies name does not go out.
 		names := t.ColumnNames()
 		for i, n := range names {
 			names[i] = "b." + n
 		}
-		return `SELECT ` + strings.Join(names, ", ") + `, c.data FROM blobs b LEFT JOIN blob_chunks c ON c.blob_id = b.id
-			WHERE b.id NOT IN (SELECT blob_id FROM garbage) ORDER BY b.id, c.seq`
+		names[len(names)-1] = `CASE WHEN b.base_id IS NULL THEN b.data
+			ELSE CAST(substr(base.data, 1, b.fields_at) AS BLOB) || CAST(b.data AS BLOB) || CAST(substr(base.data, b.fields_at + 1) AS BLOB) END`
+		return `SELECT ` + strings.Join(names, ", ") + `, c.data FROM blobs b LEFT JOIN blobs base ON base.id = b.base_id
+			LEFT JOIN blob_chunks c ON c.blob_id = coalesce(b.base_id, b.id)
+			WHERE b.id NOT IN (SELECT blob_id FROM garbage)
+				AND (NOT EXISTS (SELECT 1 FROM blobs s WHERE s.base_id = b.id) OR EXISTS (SELECT 1 FROM messages WHERE blob_id = b.id))
+			ORDER BY b.id, c.seq`
 	}
 	return `SELECT ` + strings.Join(t.ColumnNames(), ", ") + ` FROM ` + t.Name + by
 }

@@ -152,3 +152,43 @@ func (s *Store) SetJunkThreshold(ctx context.Context, accountID int64, threshold
 		return err
 	})
 }
+
+var _ store.JunkVocabulary = (*Store)(nil)
+
+// JunkTokens implements store.JunkVocabulary in one statement (one snapshot); the rows
+// come back as one string, as in JunkState.
+func (s *Store) JunkTokens(ctx context.Context, accountID int64, max int) (store.JunkState, map[int64]store.JunkCount, bool, error) {
+	st := store.JunkState{Threshold: -1}
+	var threshold sql.NullFloat64
+	var packed sql.NullString
+	err := s.queryRow(ctx, `SELECT a.ham, a.spam, a.threshold, a.version,
+		(SELECT group_concat(t.id || ' ' || t.ham || ' ' || t.spam, ' ')
+			FROM (SELECT id, ham, spam FROM junk_tokens WHERE account_id = ?1 LIMIT ?2) AS t)
+		FROM junk_accounts AS a WHERE a.account_id = ?1`, accountID, max+1).
+		Scan(&st.Trained.Ham, &st.Trained.Spam, &threshold, &st.Version, &packed)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		// Nothing trained yet: no token rows either.
+		return st, map[int64]store.JunkCount{}, true, s.accountExists(ctx, accountID)
+	case err != nil:
+		return st, nil, false, err
+	}
+	if threshold.Valid {
+		st.Threshold = threshold.Float64
+	}
+	f := strings.Fields(packed.String)
+	if len(f)/3 > max {
+		return st, nil, false, nil
+	}
+	counts := make(map[int64]store.JunkCount, len(f)/3)
+	for i := 0; i+2 < len(f); i += 3 {
+		id, err1 := strconv.ParseInt(f[i], 10, 64)
+		ham, err2 := strconv.ParseInt(f[i+1], 10, 64)
+		spam, err3 := strconv.ParseInt(f[i+2], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			return st, nil, false, fmt.Errorf("junk counts: bad row %q", f[i:i+3])
+		}
+		counts[id] = store.JunkCount{Ham: ham, Spam: spam}
+	}
+	return st, counts, true, nil
+}

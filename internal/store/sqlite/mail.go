@@ -117,6 +117,26 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 	return out, err
 }
 
+var _ store.FieldDeliverer = (*Store)(nil)
+
+// DeliverFields implements store.FieldDeliverer. The shared body is stored once as a blob;
+// each account with fields gets a blob of its own whose data is only those fields, naming
+// the shared one (base_id) and where they go (fields_at). OpenBlob splices them.
+func (s *Store) DeliverFields(ctx context.Context, d *store.Delivery, fields []store.AccountFields) (store.Delivered, error) {
+	if len(d.Targets) == 0 && d.Outbound == nil && len(d.More) == 0 {
+		return store.Delivered{}, errors.New("store: delivery without targets")
+	}
+	r, result, err := deliveryRequest(d, fields...)
+	if err != nil {
+		return store.Delivered{}, err
+	}
+	if err := s.submit(ctx, r); err != nil {
+		return store.Delivered{}, err
+	}
+	out, _ := result()
+	return out, nil
+}
+
 // Append implements store.Mail: a delivery to one mailbox that must exist.
 func (s *Store) Append(ctx context.Context, accountID int64, mailbox string, m *store.AppendMessage) (store.Appended, error) {
 	out, uidvalidity, err := s.deliver(ctx, appendDelivery(accountID, mailbox, m))
@@ -279,7 +299,8 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 
 // deliveryRequest reads d's body and makes the request that commits it; result tells what
 // the request did once it has run.
-func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delivered, uint32), err error) {
+// Accounts with fields get their own spliced blob (DeliverFields).
+func deliveryRequest(d *store.Delivery, fields ...store.AccountFields) (r *request, result func() (store.Delivered, uint32), err error) {
 	flags, err := store.NormalizeFlags(d.Flags)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: %w", err)
@@ -325,6 +346,10 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 	}
 	flagText := strings.Join(flags, " ")
 	msgCounts := countsOf(flagText, int64(len(body)))
+	spliced, plain, quotaSize, err := splicedBodies(d, body, fields)
+	if err != nil {
+		return nil, nil, err
+	}
 
 	var out store.Delivered
 	var uidvalidity uint32
@@ -335,7 +360,7 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 				return err
 			}
 		}
-		if err := t.checkDeliveryQuota(d.Targets, int64(len(body))); err != nil {
+		if err := t.checkDeliveryQuota(d.Targets, quotaSize); err != nil {
 			return err
 		}
 		if d.Charge != nil {
@@ -360,11 +385,20 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 		if err != nil {
 			return err
 		}
-		if err := t.searchLater(blobID, &d.Parsed); err != nil {
-			return err
+		// A shared body that only spliced copies use is never served as it is: it needs no
+		// index entry or sort keys of its own.
+		if plain {
+			if err := t.searchLater(blobID, &d.Parsed); err != nil {
+				return err
+			}
+			if err := t.insertSortKeys(blobID, d.Parsed.Sort); err != nil {
+				return err
+			}
 		}
-		if err := t.insertSortKeys(blobID, d.Parsed.Sort); err != nil {
-			return err
+		for i := range spliced {
+			if spliced[i].id, err = t.insertSpliced(blobID, &spliced[i], d.MailFrom, received); err != nil {
+				return err
+			}
 		}
 
 		out = store.Delivered{BlobID: blobID, Messages: make([]store.Message, len(d.Targets))}
@@ -373,9 +407,14 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 			// (delivercache.go): this runs once per recipient per message.
 			flags := targetFlags[i]
 			flagText, msgCounts := flagText, msgCounts
+			blobID, size := blobID, int64(len(body))
+			if sp := splicedFor(spliced, tg.AccountID); sp != nil {
+				blobID, size = sp.id, sp.size
+				msgCounts = countsOf(flagText, size)
+			}
 			if i < len(d.TargetFlags) && d.TargetFlags[i] != nil {
 				flagText = strings.Join(flags, " ")
-				msgCounts = countsOf(flagText, int64(len(body)))
+				msgCounts = countsOf(flagText, size)
 			}
 			modseq, err := t.deliveryModSeq(tg.AccountID)
 			if err != nil {
@@ -387,7 +426,7 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 			}
 			uidvalidity = validity
 			res, err := t.exec(`INSERT INTO messages (mailbox_id, uid, blob_id, size, internal_date, flags, modseq)
-				VALUES (?, ?, ?, ?, ?, ?, ?)`, mboxID, uid, blobID, len(body), received.UnixNano(), flagText, modseq)
+				VALUES (?, ?, ?, ?, ?, ?, ?)`, mboxID, uid, blobID, size, received.UnixNano(), flagText, modseq)
 			if err != nil {
 				return err
 			}
@@ -405,7 +444,7 @@ func deliveryRequest(d *store.Delivery) (r *request, result func() (store.Delive
 				MailboxID:    mboxID,
 				UID:          uid,
 				BlobID:       blobID,
-				Size:         int64(len(body)),
+				Size:         size,
 				InternalDate: time.Unix(0, received.UnixNano()).UTC(),
 				Flags:        slices.Clone(flags),
 				ModSeq:       modseq,
@@ -536,13 +575,23 @@ func (s *Store) mailboxUIDs(ctx context.Context, mailboxID int64, query string, 
 // a chunk costs one query. A blob listed as garbage is not found, though not yet freed.
 func (s *Store) OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error) {
 	r := &blobReader{ctx: ctx, s: s, id: blobID}
-	err := s.queryRow(ctx, `SELECT size, data FROM blobs WHERE id = ?1
-		AND NOT EXISTS (SELECT 1 FROM garbage WHERE blob_id = ?1)`, blobID).Scan(&r.size, &r.buf)
+	var base, at sql.NullInt64
+	err := s.queryRow(ctx, `SELECT size, data, base_id, fields_at FROM blobs WHERE id = ?1
+		AND NOT EXISTS (SELECT 1 FROM garbage WHERE blob_id = ?1)`, blobID).Scan(&r.size, &r.buf, &base, &at)
 	if err != nil {
 		return nil, notFound(err)
 	}
 	r.seq = 1
-	return r, nil
+	if !base.Valid {
+		return r, nil
+	}
+	// A spliced copy (fields.go): its data is the fields, the rest is the shared body's.
+	fields := r.buf
+	b := &blobReader{ctx: ctx, s: s, id: base.Int64, seq: 1}
+	if err := s.queryRow(ctx, `SELECT size, data FROM blobs WHERE id = ?`, base.Int64).Scan(&b.size, &b.buf); err != nil {
+		return nil, fmt.Errorf("store: blob %d: shared body %d: %w", blobID, base.Int64, notFound(err))
+	}
+	return io.NopCloser(store.Spliced(b, at.Int64, fields)), nil
 }
 
 type blobReader struct {
@@ -610,13 +659,14 @@ func uidList(uids []uint32) string {
 
 // ReadBlobs implements store.BlobBatch: one query for all of ids, reading only bodies that
 // are whole in their blobs row (the first chunk), so a body never needs a second query.
+// A spliced copy (fields.go) is left to OpenBlob: its row holds only its header fields.
 // Bodies are scanned as sql.RawBytes, so database/sql adds no copy of its own.
 func (s *Store) ReadBlobs(ctx context.Context, ids []int64, maxSize int64, fn func(id int64, body []byte) error) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	rows, err := s.query(ctx, `SELECT b.id, b.data FROM blobs b
-		WHERE b.id IN (SELECT value FROM json_each(?1)) AND b.size <= ?2
+		WHERE b.id IN (SELECT value FROM json_each(?1)) AND b.size <= ?2 AND b.base_id IS NULL
 		AND NOT EXISTS (SELECT 1 FROM garbage g WHERE g.blob_id = b.id)`,
 		idList(ids), min(maxSize, blobChunkSize))
 	if err != nil {

@@ -53,12 +53,28 @@ func (t *tx) markGarbage(ids []int64) error {
 		return err
 	}
 	// OR IGNORE: a body delivered twice to one mailbox appears twice in ids.
+	// A shared body that spliced copies name (fields.go) stays while one of them does.
 	res, err := t.exec(`INSERT OR IGNORE INTO garbage (blob_id) SELECT value FROM json_each(?)
-		WHERE NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = value)`, string(list))
+		WHERE NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = value)
+		AND NOT EXISTS (SELECT 1 FROM blobs s WHERE s.base_id = value AND s.id NOT IN (SELECT blob_id FROM garbage))`, string(list))
 	if err != nil {
 		return err
 	}
 	n, err := res.RowsAffected()
+	t.garbage += n
+	if err != nil || n == 0 {
+		return err
+	}
+	// The shared bodies of spliced copies just listed go with the last copy that names them.
+	res, err = t.exec(`INSERT OR IGNORE INTO garbage (blob_id) SELECT DISTINCT b.base_id FROM json_each(?) j
+		JOIN blobs b ON b.id = j.value AND b.base_id IS NOT NULL
+		WHERE b.id IN (SELECT blob_id FROM garbage)
+		AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = b.base_id)
+		AND NOT EXISTS (SELECT 1 FROM blobs s WHERE s.base_id = b.base_id AND s.id NOT IN (SELECT blob_id FROM garbage))`, string(list))
+	if err != nil {
+		return err
+	}
+	n, err = res.RowsAffected()
 	t.garbage += n
 	return err
 }

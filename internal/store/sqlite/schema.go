@@ -391,6 +391,14 @@ CREATE TABLE copy_state (
 	state BLOB NOT NULL
 );
 `,
+	// 17: one account's copy of a shared body with its own header fields (issue 13,
+	// store.FieldDeliverer, fields.go). Such a blob's data holds only the fields; its
+	// bytes are those of base_id with the fields inserted at fields_at.
+	`
+ALTER TABLE blobs ADD COLUMN base_id INTEGER;
+ALTER TABLE blobs ADD COLUMN fields_at INTEGER;
+CREATE INDEX blobs_base ON blobs (base_id) WHERE base_id IS NOT NULL;
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

@@ -694,3 +694,11 @@ func TestBlobBatch(t *testing.T) {
 func TestFlagSearch(t *testing.T) {
 	storetest.RunFlagSearch(t, func(t *testing.T) storetest.FlagSearchStore { return openTemp(t, Options{}) })
 }
+
+func TestFields(t *testing.T) {
+	storetest.RunFields(t, func(t *testing.T) storetest.FieldsStore { return openTemp(t, Options{}) })
+}
+
+func TestJunkVocabulary(t *testing.T) {
+	storetest.RunJunkVocabulary(t, func(t *testing.T) storetest.JunkVocabularyStore { return openTemp(t, Options{}) })
+}

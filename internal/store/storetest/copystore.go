@@ -144,6 +144,18 @@ func FillForCopy(t *testing.T, s CopyStore) {
 	f.deliver("Subject: twice\r\n\r\nsame\r\n", store.Target{AccountID: bob.ID})
 	big := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef\r\n", 40000)
 	f.deliver(big, store.Target{AccountID: ann.ID, Mailbox: "Moved/From Dovecot"})
+	// One message whose copies carry each account's own fields (store.FieldDeliverer): a
+	// copy holds them whole, and the shared body only they use goes with them.
+	if fd, ok := s.(store.FieldDeliverer); ok {
+		spam := "Return-Path: <s@remote.example>\r\nSubject: offer\r\n\r\nbuy\r\n"
+		at := int64(len("Return-Path: <s@remote.example>\r\n"))
+		_, err := fd.DeliverFields(ctx, delivery(spam, store.Target{AccountID: ann.ID, Mailbox: store.Junk}, store.Target{AccountID: bob.ID}),
+			[]store.AccountFields{
+				{AccountID: ann.ID, Fields: "X-Spam-Status: Yes\r\n", At: at, Parsed: store.ParsedMessage{Subject: "offer"}},
+				{AccountID: bob.ID, Fields: "X-Spam-Status: No\r\n", At: at, Parsed: store.ParsedMessage{Subject: "offer"}},
+			})
+		must(err)
+	}
 	inbox := f.mailbox(ann.ID, store.Inbox)
 	f.setFlags(inbox.ID, []uint32{1, 2, 3}, store.FlagsAdd, store.FlagSeen, "$Important")
 	f.setFlags(inbox.ID, []uint32{4}, store.FlagsAdd, store.FlagDeleted)

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"maps"
 	"testing"
 
@@ -18,13 +17,7 @@ type JunkStore interface {
 // message from being counted twice, corrections, the threshold, and missing accounts.
 // open must return a new, empty store; RunJunk closes it.
 func RunJunk(t *testing.T, open func(t *testing.T) JunkStore) {
-	s := open(t)
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	f := &fixture{t: t, s: s, ctx: context.Background()}
+	s, f := openSuite(t, open)
 	ctx := f.ctx
 	a := f.account("junk@example.org")
 	b := f.account("other@example.org")

@@ -150,6 +150,17 @@ type fixture struct {
 	ctx context.Context
 }
 
+// openSuite opens the store of a suite function and closes it when the test ends.
+func openSuite[S store.Store](t *testing.T, open func(t *testing.T) S) (S, *fixture) {
+	s := open(t)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s, &fixture{t: t, s: s, ctx: context.Background()}
+}
+
 func (f *fixture) domain(name string) {
 	f.t.Helper()
 	if err := f.s.AddDomain(f.ctx, name); err != nil {
