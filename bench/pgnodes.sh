@@ -9,7 +9,8 @@
 # in order (default "embedded postgres1 postgres2 postgres3 embedded"; each word is
 # embedded or postgresK for K nodes, repeat words to alternate: "embedded postgres1
 # embedded postgres1 ..."), PROFILE a directory for each node's CPU profile (petrel serve
-# --cpuprofile), STATEMENTS=1 to list the statements PostgreSQL ran per delivered message
+# --cpuprofile), POOL the nodes' store.pool_size (default: unset, the built-in default),
+# STATEMENTS=1 to list the statements PostgreSQL ran per delivered message
 # (pg_stat_statements, from the Debian package) after each PostgreSQL configuration. Needs root (PostgreSQL
 # runs as the postgres user) and the Debian postgresql package. A throwaway cluster on a
 # unix socket in a temporary directory, durable defaults (fsync, synchronous_commit on);
@@ -21,7 +22,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${N:-3000} C=${C:-16} SIZE=${SIZE:-4096} RUNS=${RUNS:-embedded postgres1 postgres2 postgres3 embedded}
-PROFILE=${PROFILE:-} STATEMENTS=${STATEMENTS:-0}
+PROFILE=${PROFILE:-} STATEMENTS=${STATEMENTS:-0} POOL=${POOL:-}
 WORK=$(mktemp -d)
 chmod 755 "$WORK" # PostgreSQL runs as postgres and must reach its directory
 PIDS=()
@@ -155,7 +156,7 @@ for r in $RUNS; do
 	postgres[1-9])
 		pgq postgres "CREATE DATABASE run$k"
 		pgq "run$k" 'CREATE EXTENSION pg_stat_statements'
-		run "postgres$k" "${r#postgres}" "backend = \"postgres\""$'\n'"dsn = \"host=$WORK/pg user=postgres dbname=run$k sslmode=disable\"" "run$k"
+		run "postgres$k" "${r#postgres}" "backend = \"postgres\""$'\n'"dsn = \"host=$WORK/pg user=postgres dbname=run$k sslmode=disable\""$'\n'"${POOL:+pool_size = $POOL}" "run$k"
 		;;
 	*) echo "pgnodes.sh: unknown configuration $r" >&2; exit 2 ;;
 	esac

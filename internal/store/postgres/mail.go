@@ -359,9 +359,8 @@ func blobInsert(body []byte, mailFrom string, received time.Time, date any, p *s
 	args := []any{digest[:], body, len(body), mailFrom, received.UnixNano(), p.MessageID, p.Subject, p.From, date, p.Envelope, p.Structure}
 	if index {
 		query += `, idx AS (INSERT INTO search (blob_id, subject, hfrom, hto, hcc, hbcc, header, body)
-			SELECT id, to_tsvector('simple', $12), to_tsvector('simple', $13), to_tsvector('simple', $14), to_tsvector('simple', $15),
-				to_tsvector('simple', $16), to_tsvector('simple', $17), to_tsvector('simple', $18) FROM blob)`
-		args = append(args, searchWords(p)...)
+			SELECT id, $12::tsvector, $13::tsvector, $14::tsvector, $15::tsvector, $16::tsvector, $17::tsvector, $18::tsvector FROM blob)`
+		args = append(args, searchVectors(p)...)
 	}
 	return query + ` SELECT id FROM blob`, args
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -67,23 +68,109 @@ func foldWords(s string, max int) string {
 // insertSearch indexes a body inside the write that stores it.
 func (t *tx) insertSearch(blobID int64, p *store.ParsedMessage) error {
 	_, err := t.exec(`INSERT INTO search (blob_id, subject, hfrom, hto, hcc, hbcc, header, body) VALUES (?,
-		to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?),
-		to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?))`, append([]any{blobID}, searchWords(p)...)...)
+		?::tsvector, ?::tsvector, ?::tsvector, ?::tsvector, ?::tsvector, ?::tsvector, ?::tsvector)`,
+		append([]any{blobID}, searchVectors(p)...)...)
 	return err
 }
 
-// searchWords returns the folded words of a message's indexed fields, in the order of the
-// search table's columns: subject, hfrom, hto, hcc, hbcc, header, body.
-func searchWords(p *store.ParsedMessage) []any {
+// searchVectors returns the tsvectors (in their text form) of a message's indexed fields,
+// in the order of the search table's columns: subject, hfrom, hto, hcc, hbcc, header, body.
+func searchVectors(p *store.ParsedMessage) []any {
 	text := store.SearchText{Subject: p.Subject, From: p.From}
 	if p.Text != nil {
 		text = *p.Text
 	}
-	var words []any
+	var vectors []any
 	for _, f := range []string{text.Subject, text.From, text.To, text.Cc, text.Bcc, text.Header, text.Body} {
-		words = append(words, foldWords(f, maxIndexed))
+		vectors = append(vectors, tsvector(foldWords(f, maxIndexed)))
 	}
-	return words
+	return vectors
+}
+
+// sfloatPrefix is the length of the number in scientific notation that w starts with
+// (digits, "e", digits), or 0. PostgreSQL's parser reads that much as one token, so a word
+// such as "9e6km" is two lexemes to to_tsvector (and to to_tsquery): "9e6" and "km". It is
+// the one way its parser splits a run of letters and digits (TestTSVectorParity).
+func sfloatPrefix(w string) int {
+	digits := func(i int) int {
+		for i < len(w) && w[i] >= '0' && w[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	i := digits(0)
+	if i == 0 || i == len(w) || w[i] != 'e' {
+		return 0
+	}
+	j := digits(i + 1)
+	if j == i+1 {
+		return 0
+	}
+	return j
+}
+
+// What to_tsvector keeps (found by TestTSVectorParity, PostgreSQL 15): lexemes of at most
+// maxLexeme bytes (longer words are dropped and take no position), positions up to maxPos
+// (later words all get maxPos), at most maxPositions positions per lexeme (the first ones).
+const (
+	maxLexeme    = 2046
+	maxPos       = 16383
+	maxPositions = 255
+)
+
+// tsvector returns, in tsvector's text form, what to_tsvector('simple', words) makes of
+// words separated by single spaces (foldWords): each word a lexeme with its positions
+// (1, 2, ...). Building it here instead of in the database is the point: to_tsvector runs
+// PostgreSQL's parser and dictionary over every word, which was the larger part of the
+// database's CPU per delivery (docs/benchmarks.md), while reading the text form is cheap.
+// TestTSVectorParity holds it to to_tsvector's result. Folded words hold only letters and
+// digits, so PostgreSQL's parser keeps each whole but for sfloatPrefix, and no lexeme
+// needs escaping; quoting them still keeps any word from being read as syntax.
+func tsvector(words string) string {
+	if words == "" {
+		return ""
+	}
+	positions := map[string][]int{}
+	var order []string
+	pos := 0
+	add := func(w string) {
+		if len(w) > maxLexeme {
+			return // to_tsvector drops such words without counting a position
+		}
+		pos++
+		p := min(pos, maxPos)
+		l, seen := positions[w]
+		if !seen {
+			order = append(order, w)
+		}
+		// Positions past maxPos all become maxPos, once.
+		if len(l) < maxPositions && (len(l) == 0 || l[len(l)-1] != p) {
+			positions[w] = append(l, p)
+		}
+	}
+	for w := range strings.SplitSeq(words, " ") {
+		if n := sfloatPrefix(w); n > 0 && n < len(w) {
+			add(w[:n])
+			w = w[n:]
+		}
+		add(w)
+	}
+	var b strings.Builder
+	for i, w := range order {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteByte('\'')
+		b.WriteString(w)
+		b.WriteString("':")
+		for j, p := range positions[w] {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(p))
+		}
+	}
+	return b.String()
 }
 
 // matchQuery turns a search text into a tsquery text (for to_tsquery('simple', ...)) and
