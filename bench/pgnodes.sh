@@ -6,22 +6,25 @@
 #
 # Environment: N messages per configuration (default 3000), C connections in all (default
 # 16, split over the nodes), SIZE bytes per message (default 4096), RUNS the configurations
-# in order (default "embedded postgres1 postgres2 postgres3 embedded"; each word is
-# embedded or postgresK for K nodes, repeat words to alternate: "embedded postgres1
-# embedded postgres1 ..."), PROFILE a directory for each node's CPU profile (petrel serve
-# --cpuprofile), POOL the nodes' store.pool_size (default: unset, the built-in default),
-# STATEMENTS=1 to list the statements PostgreSQL ran per delivered message
-# (pg_stat_statements, from the Debian package) after each PostgreSQL configuration. Needs root (PostgreSQL
-# runs as the postgres user) and the Debian postgresql package. A throwaway cluster on a
-# unix socket in a temporary directory, durable defaults (fsync, synchronous_commit on);
-# the nodes listen on 127.0.0.1 only, so run it in a network namespace of its own.
+# in order (default "embedded postgres1 embedded postgres1 embedded postgres1 postgres2
+# postgres3": three alternating pairs for the ratio, then 2 and 3 nodes; each word is
+# embedded or postgresK for K nodes), POOL the nodes' store.pool_size (default: unset, the
+# built-in default), PROFILE a directory for each node's CPU profile (petrel serve
+# --cpuprofile), STATEMENTS=1 to list the statements PostgreSQL ran per delivered message
+# after each PostgreSQL configuration (pg_stat_statements, in the Debian package).
+#
+# Needs root (PostgreSQL runs as the postgres user) and the Debian postgresql package. A
+# throwaway cluster on a unix socket in a temporary directory, durable defaults (fsync,
+# synchronous_commit on); the nodes listen on 127.0.0.1 only, so run it in a network
+# namespace of its own.
 #
 # For each configuration it prints delivered/s (N over the wall time of the slowest load
 # process), and CPU seconds per 1000 messages of the Petrel nodes together and of
-# PostgreSQL's processes (utime+stime from /proc).
+# PostgreSQL's processes (utime+stime from /proc); at the end, the medians of the one-node
+# runs and the ratio PostgreSQL / embedded (issue 12 asks for at least 50%).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-N=${N:-3000} C=${C:-16} SIZE=${SIZE:-4096} RUNS=${RUNS:-embedded postgres1 postgres2 postgres3 embedded}
+N=${N:-3000} C=${C:-16} SIZE=${SIZE:-4096} RUNS=${RUNS:-embedded postgres1 embedded postgres1 embedded postgres1 postgres2 postgres3}
 PROFILE=${PROFILE:-} STATEMENTS=${STATEMENTS:-0} POOL=${POOL:-}
 WORK=$(mktemp -d)
 chmod 755 "$WORK" # PostgreSQL runs as postgres and must reach its directory
@@ -136,7 +139,8 @@ EOF
 	p1=$(pgcpu)
 	tick=$(getconf CLK_TCK)
 	awk -v l="$label" -v n="$N" -v s="$start" -v e="$end" -v pc=$((c1 - c0)) -v gc=$((p1 - p0)) -v tk="$tick" -v nodes="$nodes" \
-		'BEGIN { printf "%-12s nodes=%d delivered/s=%7.0f  petrel CPU s/1000 msgs=%5.2f  postgres CPU s/1000 msgs=%5.2f\n", l, nodes, n / (e - s), pc / tk / n * 1000, gc / tk / n * 1000 }'
+		'BEGIN { printf "%-12s nodes=%d delivered/s=%7.0f  petrel CPU s/1000 msgs=%5.2f  postgres CPU s/1000 msgs=%5.2f\n", l, nodes, n / (e - s), pc / tk / n * 1000, gc / tk / n * 1000 }' |
+		tee -a "$WORK/results"
 	if [ "$STATEMENTS" = 1 ] && [ -n "$dbname" ]; then
 		pgq "$dbname" "SELECT round(calls::numeric / $N, 2) AS per_msg, round(total_exec_time::numeric / $N, 3) AS ms_per_msg,
 			left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS statement
@@ -162,3 +166,15 @@ for r in $RUNS; do
 	esac
 done
 uptime
+# The issue's ratio: one node on PostgreSQL against the same node on the embedded store,
+# medians over the alternating runs.
+awk '{ k = $1; sub(/[0-9]+$/, "", k); match($0, /delivered\/s= *[0-9]+/); r = substr($0, RSTART, RLENGTH); sub(/.*= */, "", r)
+	if ($2 == "nodes=1") rate[k] = rate[k] " " r }
+	function median(list,   a, n, i, j, t) {
+		n = split(list, a, " ")
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	END { if (rate["embedded"] != "" && rate["postgres"] != "") {
+		e = median(rate["embedded"]); p = median(rate["postgres"])
+		printf "one node, median delivered/s: embedded %.0f (%s), PostgreSQL %.0f (%s): %.0f%%\n", e, rate["embedded"], p, rate["postgres"], 100 * p / e } }' "$WORK/results"
