@@ -3,11 +3,12 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strconv"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/text/runes"
 	"golang.org/x/text/transform"
 	"golang.org/x/text/unicode/norm"
@@ -87,7 +88,7 @@ func (t *tx) insertSearch(blobID int64, p *store.ParsedMessage) error {
 	return err
 }
 
-// searchVectors returns the tsvectors (in their text form) of a message's indexed fields,
+// searchVectors returns the tsvectors of a message's indexed fields,
 // in the order of the search table's columns: subject, hfrom, hto, hcc, hbcc, header, body.
 func searchVectors(p *store.ParsedMessage) []any {
 	text := store.SearchText{Subject: p.Subject, From: p.From}
@@ -132,41 +133,38 @@ const (
 	maxPositions = 255
 )
 
-// tsvector returns, in tsvector's text form, what to_tsvector('simple', words) makes of
-// words separated by single spaces (foldWords): each word a lexeme with its positions
-// (1, 2, ...). Building it here instead of in the database is the point: to_tsvector runs
-// PostgreSQL's parser and dictionary over every word, which was the larger part of the
-// database's CPU per delivery (docs/benchmarks.md), while reading the text form is cheap.
-// TestTSVectorParity holds it to to_tsvector's result. Folded words hold only letters and
-// digits, so PostgreSQL's parser keeps each whole but for sfloatPrefix, and no lexeme
-// needs escaping; quoting them still keeps any word from being read as syntax.
-func tsvector(words string) string {
+// tsvector returns what to_tsvector('simple', words) makes of words separated by single
+// spaces (foldWords): each word a lexeme with its positions (1, 2, ...). Building it here
+// instead of in the database is the point: to_tsvector runs PostgreSQL's parser and
+// dictionary over every word, which was the larger part of the database's CPU per
+// delivery (docs/benchmarks.md). pgx sends it in tsvector's binary form, which the
+// database reads without parsing text, lexemes already in its order (bytewise, as Go
+// compares strings) so that it need not sort them. TestTSVectorParity holds the result to
+// to_tsvector's. Folded words hold only letters and digits, so PostgreSQL's parser keeps
+// each whole but for sfloatPrefix.
+func tsvector(words string) pgtype.TSVector {
+	v := pgtype.TSVector{Valid: true}
 	if words == "" {
-		return ""
+		return v
 	}
-	type lexeme struct {
-		word      string
-		positions []int
-	}
-	var lexemes []lexeme
-	index := map[string]int{} // word → its place in lexemes
+	index := map[string]int{} // word → its place in v.Lexemes
 	pos := 0
 	add := func(w string) {
 		if len(w) > maxLexeme {
 			return // to_tsvector drops such words without counting a position
 		}
 		pos++
-		p := min(pos, maxPos)
+		p := uint16(min(pos, maxPos))
 		i, seen := index[w]
 		if !seen {
-			i = len(lexemes)
+			i = len(v.Lexemes)
 			index[w] = i
-			lexemes = append(lexemes, lexeme{word: w})
+			v.Lexemes = append(v.Lexemes, pgtype.TSVectorLexeme{Word: w})
 		}
 		// Positions past maxPos all become maxPos, once.
-		l := &lexemes[i].positions
-		if len(*l) < maxPositions && (len(*l) == 0 || (*l)[len(*l)-1] != p) {
-			*l = append(*l, p)
+		l := &v.Lexemes[i].Positions
+		if len(*l) < maxPositions && (len(*l) == 0 || (*l)[len(*l)-1].Position != p) {
+			*l = append(*l, pgtype.TSVectorPosition{Position: p})
 		}
 	}
 	for w := range strings.SplitSeq(words, " ") {
@@ -176,22 +174,8 @@ func tsvector(words string) string {
 		}
 		add(w)
 	}
-	b := make([]byte, 0, len(words)+3*len(lexemes)+6*pos)
-	for i, l := range lexemes {
-		if i > 0 {
-			b = append(b, ' ')
-		}
-		b = append(b, '\'')
-		b = append(b, l.word...)
-		b = append(b, "':"...)
-		for j, p := range l.positions {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendInt(b, int64(p), 10)
-		}
-	}
-	return string(b)
+	slices.SortFunc(v.Lexemes, func(a, b pgtype.TSVectorLexeme) int { return strings.Compare(a.Word, b.Word) })
+	return v
 }
 
 // matchQuery turns a search text into a tsquery text (for to_tsquery('simple', ...)) and
