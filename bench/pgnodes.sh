@@ -69,6 +69,10 @@ pgcpu() {
 	echo "$t"
 }
 
+# walsyncs: the WAL flushes of the cluster so far (pg_stat_wal.wal_sync): deliveries per
+# flush tell how much PostgreSQL's group commit shares.
+walsyncs() { psql -qAt -h "$WORK/pg" -U postgres -d postgres -c 'SELECT wal_sync FROM pg_stat_wal'; }
+
 # run LABEL NODES STORE-TOML: start NODES nodes, deliver N messages over C connections
 # split among them, print the figures, stop the nodes.
 run() {
@@ -124,6 +128,8 @@ EOF
 	done
 	local c0 p0
 	[ "$STATEMENTS" = 1 ] && [ -n "$dbname" ] && pgq "$dbname" 'SELECT pg_stat_statements_reset()' >/dev/null
+	local w0
+	w0=$(walsyncs)
 	c0=$(cpu "${nodepids[@]}")
 	p0=$(pgcpu)
 	start=$(date +%s.%N)
@@ -134,12 +140,16 @@ EOF
 	done
 	for p in "${loadpids[@]}"; do wait "$p"; done
 	end=$(date +%s.%N)
-	local c1 p1 tick
+	local c1 p1 tick w1
 	c1=$(cpu "${nodepids[@]}")
 	p1=$(pgcpu)
+	w1=$(walsyncs)
+	[ -n "$dbname" ] || w1=$w0 # the embedded store's runs: no figure
 	tick=$(getconf CLK_TCK)
 	awk -v l="$label" -v n="$N" -v s="$start" -v e="$end" -v pc=$((c1 - c0)) -v gc=$((p1 - p0)) -v tk="$tick" -v nodes="$nodes" \
-		'BEGIN { printf "%-12s nodes=%d delivered/s=%7.0f  petrel CPU s/1000 msgs=%5.2f  postgres CPU s/1000 msgs=%5.2f\n", l, nodes, n / (e - s), pc / tk / n * 1000, gc / tk / n * 1000 }' |
+		-v ws=$((w1 - w0)) 'BEGIN { printf "%-12s nodes=%d delivered/s=%7.0f  petrel CPU s/1000 msgs=%5.2f  postgres CPU s/1000 msgs=%5.2f", l, nodes, n / (e - s), pc / tk / n * 1000, gc / tk / n * 1000
+			if (ws > 0) printf "  WAL flushes=%d (%.1f msgs each)", ws, n / ws
+			printf "\n" }' |
 		tee -a "$WORK/results"
 	if [ "$STATEMENTS" = 1 ] && [ -n "$dbname" ]; then
 		pgq "$dbname" "SELECT round(calls::numeric / $N, 2) AS per_msg, round(total_exec_time::numeric / $N, 3) AS ms_per_msg,
