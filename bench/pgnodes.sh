@@ -5,17 +5,27 @@
 #   sudo unshare -n bash -c 'ip link set lo up; bash bench/pgnodes.sh'
 #
 # Environment: N messages per configuration (default 3000), C connections in all (default
-# 16, split over the nodes), SIZE bytes per message (default 4096). Needs root (PostgreSQL
-# runs as the postgres user) and the Debian postgresql package. A throwaway cluster on a
-# unix socket in a temporary directory, durable defaults (fsync, synchronous_commit on);
-# the nodes listen on 127.0.0.1 only, so run it in a network namespace of its own.
+# 16, split over the nodes), SIZE bytes per message (default 4096), RUNS the configurations
+# in order (default "embedded postgres1 embedded postgres1 embedded postgres1 postgres2
+# postgres3": three alternating pairs for the ratio, then 2 and 3 nodes; each word is
+# embedded or postgresK for K nodes), POOL the nodes' store.pool_size (default: unset, the
+# built-in default), PROFILE a directory for each node's CPU profile (petrel serve
+# --cpuprofile), STATEMENTS=1 to list the statements PostgreSQL ran per delivered message
+# after each PostgreSQL configuration (pg_stat_statements, in the Debian package).
+#
+# Needs root (PostgreSQL runs as the postgres user) and the Debian postgresql package. A
+# throwaway cluster on a unix socket in a temporary directory, durable defaults (fsync,
+# synchronous_commit on); the nodes listen on 127.0.0.1 only, so run it in a network
+# namespace of its own.
 #
 # For each configuration it prints delivered/s (N over the wall time of the slowest load
 # process), and CPU seconds per 1000 messages of the Petrel nodes together and of
-# PostgreSQL's processes (utime+stime from /proc).
+# PostgreSQL's processes (utime+stime from /proc); at the end, the medians of the one-node
+# runs and the ratio PostgreSQL / embedded (issue 12 asks for at least 50%).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-N=${N:-3000} C=${C:-16} SIZE=${SIZE:-4096}
+N=${N:-3000} C=${C:-16} SIZE=${SIZE:-4096} RUNS=${RUNS:-embedded postgres1 embedded postgres1 embedded postgres1 postgres2 postgres3}
+PROFILE=${PROFILE:-} STATEMENTS=${STATEMENTS:-0} POOL=${POOL:-}
 WORK=$(mktemp -d)
 chmod 755 "$WORK" # PostgreSQL runs as postgres and must reach its directory
 PIDS=()
@@ -36,7 +46,8 @@ mkdir "$WORK/pg" && chown postgres: "$WORK/pg"
 setpriv --reuid postgres --regid postgres --clear-groups -- "$PGBIN/initdb" -D "$WORK/pg/data" -U postgres -A trust \
 	-E UTF8 --locale=C --no-sync >/dev/null
 setpriv --reuid postgres --regid postgres --clear-groups -- "$PGBIN/postgres" -D "$WORK/pg/data" -k "$WORK/pg" \
-	-c listen_addresses= -c max_connections=300 -c shared_buffers=64MB >"$WORK/pg/log" 2>&1 &
+	-c listen_addresses= -c max_connections=300 -c shared_buffers=64MB \
+	-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all >"$WORK/pg/log" 2>&1 &
 PG=$!
 PIDS+=("$PG")
 until "$PGBIN/pg_isready" -q -h "$WORK/pg"; do sleep 0.2; done
@@ -58,10 +69,14 @@ pgcpu() {
 	echo "$t"
 }
 
+# walsyncs: the WAL flushes of the cluster so far (pg_stat_wal.wal_sync): deliveries per
+# flush tell how much PostgreSQL's group commit shares.
+walsyncs() { psql -qAt -h "$WORK/pg" -U postgres -d postgres -c 'SELECT wal_sync FROM pg_stat_wal'; }
+
 # run LABEL NODES STORE-TOML: start NODES nodes, deliver N messages over C connections
 # split among them, print the figures, stop the nodes.
 run() {
-	local label=$1 nodes=$2 storeconf=$3 i base nodepids=() loadpids=() start end
+	local label=$1 nodes=$2 storeconf=$3 dbname=${4:-} i base nodepids=() loadpids=() start end
 	for i in $(seq 1 "$nodes"); do
 		base=$((31000 + 100 * i))
 		mkdir -p "$WORK/$label/n$i"
@@ -100,8 +115,11 @@ EOF
 	for u in $(seq 1 16); do
 		printf 'bench-pw-1\n' | "$WORK/petrel" -c "$WORK/$label/n1/petrel.toml" account add "user$u@example.test" >/dev/null
 	done
+	local prof
 	for i in $(seq 1 "$nodes"); do
-		"$WORK/petrel" -c "$WORK/$label/n$i/petrel.toml" serve >"$WORK/$label/n$i/out" 2>&1 &
+		prof=()
+		[ -n "$PROFILE" ] && mkdir -p "$PROFILE" && prof=(--cpuprofile "$PROFILE/$label-n$i.pprof")
+		"$WORK/petrel" -c "$WORK/$label/n$i/petrel.toml" serve "${prof[@]}" >"$WORK/$label/n$i/out" 2>&1 &
 		nodepids+=("$!")
 		PIDS+=("$!")
 	done
@@ -109,6 +127,9 @@ EOF
 		until grep -q "listening on 127.0.0.1:$((31000 + 100 * i))\b" "$WORK/$label/n$i/out" 2>/dev/null; do sleep 0.2; done
 	done
 	local c0 p0
+	[ "$STATEMENTS" = 1 ] && [ -n "$dbname" ] && pgq "$dbname" 'SELECT pg_stat_statements_reset()' >/dev/null
+	local w0
+	w0=$(walsyncs)
 	c0=$(cpu "${nodepids[@]}")
 	p0=$(pgcpu)
 	start=$(date +%s.%N)
@@ -119,21 +140,51 @@ EOF
 	done
 	for p in "${loadpids[@]}"; do wait "$p"; done
 	end=$(date +%s.%N)
-	local c1 p1 tick
+	local c1 p1 tick w1
 	c1=$(cpu "${nodepids[@]}")
 	p1=$(pgcpu)
+	w1=$(walsyncs)
+	[ -n "$dbname" ] || w1=$w0 # the embedded store's runs: no figure
 	tick=$(getconf CLK_TCK)
 	awk -v l="$label" -v n="$N" -v s="$start" -v e="$end" -v pc=$((c1 - c0)) -v gc=$((p1 - p0)) -v tk="$tick" -v nodes="$nodes" \
-		'BEGIN { printf "%-12s nodes=%d delivered/s=%7.0f  petrel CPU s/1000 msgs=%5.2f  postgres CPU s/1000 msgs=%5.2f\n", l, nodes, n / (e - s), pc / tk / n * 1000, gc / tk / n * 1000 }'
+		-v ws=$((w1 - w0)) 'BEGIN { printf "%-12s nodes=%d delivered/s=%7.0f  petrel CPU s/1000 msgs=%5.2f  postgres CPU s/1000 msgs=%5.2f", l, nodes, n / (e - s), pc / tk / n * 1000, gc / tk / n * 1000
+			if (ws > 0) printf "  WAL flushes=%d (%.1f msgs each)", ws, n / ws
+			printf "\n" }' |
+		tee -a "$WORK/results"
+	if [ "$STATEMENTS" = 1 ] && [ -n "$dbname" ]; then
+		pgq "$dbname" "SELECT round(calls::numeric / $N, 2) AS per_msg, round(total_exec_time::numeric / $N, 3) AS ms_per_msg,
+			left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS statement
+			FROM pg_stat_statements JOIN pg_database d ON d.oid = dbid WHERE d.datname = '$dbname' AND calls >= $N / 10
+			ORDER BY calls DESC LIMIT 25"
+	fi
 	for p in "${nodepids[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 }
 
-db() { psql -q -h "$WORK/pg" -U postgres -d postgres -c "CREATE DATABASE $1"; echo "backend = \"postgres\""$'\n'"dsn = \"host=$WORK/pg user=postgres dbname=$1 sslmode=disable\""; }
-
+pgq() { psql -q -h "$WORK/pg" -U postgres -d "$1" -c "$2"; }
+k=0
 uptime
-run embedded 1 'backend = "sqlite"'
-run postgres1 1 "$(db run1)"
-run postgres2 2 "$(db run2)"
-run postgres3 3 "$(db run3)"
-run embedded2 1 'backend = "sqlite"'
+for r in $RUNS; do
+	k=$((k + 1))
+	case "$r" in
+	embedded) run "embedded$k" 1 'backend = "sqlite"' ;;
+	postgres[1-9])
+		pgq postgres "CREATE DATABASE run$k"
+		pgq "run$k" 'CREATE EXTENSION pg_stat_statements'
+		run "postgres$k" "${r#postgres}" "backend = \"postgres\""$'\n'"dsn = \"host=$WORK/pg user=postgres dbname=run$k sslmode=disable\""$'\n'"${POOL:+pool_size = $POOL}" "run$k"
+		;;
+	*) echo "pgnodes.sh: unknown configuration $r" >&2; exit 2 ;;
+	esac
+done
 uptime
+# The issue's ratio: one node on PostgreSQL against the same node on the embedded store,
+# medians over the alternating runs.
+awk '{ k = $1; sub(/[0-9]+$/, "", k); match($0, /delivered\/s= *[0-9]+/); r = substr($0, RSTART, RLENGTH); sub(/.*= */, "", r)
+	if ($2 == "nodes=1") rate[k] = rate[k] " " r }
+	function median(list,   a, n, i, j, t) {
+		n = split(list, a, " ")
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	END { if (rate["embedded"] != "" && rate["postgres"] != "") {
+		e = median(rate["embedded"]); p = median(rate["postgres"])
+		printf "one node, median delivered/s: embedded %.0f (%s), PostgreSQL %.0f (%s): %.0f%%\n", e, rate["embedded"], p, rate["postgres"], 100 * p / e } }' "$WORK/results"

@@ -222,9 +222,9 @@ type Store struct {
 	// password_file: a file whose first line is the PostgreSQL password. Default "": the
 	// environment's, if any.
 	PasswordFile string `toml:"password_file"`
-	// pool_size: connections a node opens to PostgreSQL at most. Default 0: pgx's default
-	// (the number of CPUs, at least 4), plus one for change notifications and one while POP3
-	// sessions hold maildrop locks.
+	// pool_size: connections a node opens to PostgreSQL at most. Default 0: 16 (enough for
+	// that many deliveries to share one WAL flush of the database's group commit), plus one
+	// for change notifications and one while POP3 sessions hold maildrop locks.
 	PoolSize int `toml:"pool_size"`
 	// migrate: bring the database schema up to date at start. Default true; false leaves it
 	// to ` + "`petrel migrate`" + ` and makes serve refuse a schema that is not current.

@@ -126,6 +126,7 @@ type Deliverer struct {
 	st    Store
 	log   *slog.Logger
 	cache *resolveCache // recent successful resolutions
+	quota *quotaCache   // recent quota reads with room left (CheckQuota)
 	out   outbound      // what queueing remote recipients needs (outbound.go)
 	sieve *sieveRunner  // nil: no Sieve scripts run (sieve.go)
 	fwd   *forwarding   // nil: no forwarding (forward.go)
@@ -135,7 +136,7 @@ type Deliverer struct {
 
 // New returns a Deliverer over st.
 func New(st Store, log *slog.Logger) *Deliverer {
-	return &Deliverer{st: st, log: log, cache: newResolveCache(resolveCacheTTL)}
+	return &Deliverer{st: st, log: log, cache: newResolveCache(resolveCacheTTL), quota: newQuotaCache(quotaCacheTTL)}
 }
 
 // Resolve maps one recipient to the local mailboxes it delivers to (see the package comment
@@ -351,17 +352,23 @@ func dedupeFlagged(targets []store.Target, flags [][]string) ([]store.Target, []
 // CheckQuota reports store.ErrOverQuota if a message of size bytes (0 when not known yet:
 // then one byte) would take the account of any target over its quota (RFC 9208). SMTP asks
 // at RCPT, so that a full mailbox is refused before the body is sent; the store checks again
-// in the commit, which is what makes the rule hold under concurrent deliveries.
+// in the commit, which is what makes the rule hold under concurrent deliveries. A read that
+// left room is reused for quotaCacheTTL (cache.go says why that is safe); a refusal is
+// always read afresh.
 func (d *Deliverer) CheckQuota(ctx context.Context, targets []store.Target, size int64) error {
 	added := map[int64]int64{}
 	for _, t := range targets {
 		added[t.AccountID]++
 	}
 	for id, n := range added {
+		if q, ok := d.quota.get(id); ok && !q.Over(n, n*max(size, 1)) {
+			continue
+		}
 		q, err := d.st.Quota(ctx, id)
 		if err != nil {
 			return fmt.Errorf("deliver: quota of account %d: %w", id, err)
 		}
+		d.quota.put(id, q)
 		if q.Over(n, n*max(size, 1)) {
 			return fmt.Errorf("deliver: account %d: %w", id, store.ErrOverQuota)
 		}
@@ -457,7 +464,20 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, body Body) (store
 		delivered, err = d.st.Deliver(ctx, delivery)
 	}
 	if err != nil {
+		if qe, ok := errors.AsType[*store.QuotaError](err); ok {
+			for _, id := range qe.Accounts {
+				d.quota.forget(id)
+			}
+		}
 		return store.Delivered{}, fmt.Errorf("deliver: store: %w", err)
+	}
+	for _, t := range targets {
+		// The cached quota reads follow this node's own deliveries (cache.go).
+		d.quota.update(t.AccountID, func(q store.Quota) store.Quota {
+			q.Usage.Messages++
+			q.Usage.Size += size
+			return q
+		})
 	}
 	if out != nil && d.out.queued != nil {
 		d.out.queued()

@@ -529,3 +529,67 @@ func TestCheckQuota(t *testing.T) {
 		}
 	}
 }
+
+// quotaCountingStore counts quota reads.
+type quotaCountingStore struct {
+	*fakeStore
+	reads int
+}
+
+func (c *quotaCountingStore) Quota(ctx context.Context, id int64) (store.Quota, error) {
+	c.reads++
+	return c.fakeStore.Quota(ctx, id)
+}
+
+// TestQuotaCache: a read that left room is reused until it expires and follows this
+// Deliverer's own deliveries, so a mailbox it fills is refused at the next RCPT; an answer
+// of "over" is never taken from the cache, so room made elsewhere shows at once.
+func TestQuotaCache(t *testing.T) {
+	cs := &quotaCountingStore{fakeStore: newFakeStore()}
+	cs.quotas = map[int64]store.Quota{1: {Limits: store.QuotaLimits{Messages: 3}, Usage: store.Usage{Messages: 1}}}
+	d := New(cs, discardLog())
+	now := time.Unix(1000, 0)
+	d.quota.now = func() time.Time { return now }
+	ctx := context.Background()
+	check := func(wantOver bool, wantReads int) {
+		t.Helper()
+		before := cs.reads
+		err := d.CheckQuota(ctx, inbox(1), 10)
+		if got := errors.Is(err, store.ErrOverQuota); got != wantOver || (err != nil && !got) {
+			t.Errorf("CheckQuota = %v, want over quota %v", err, wantOver)
+		}
+		if n := cs.reads - before; n != wantReads {
+			t.Errorf("%d quota reads, want %d", n, wantReads)
+		}
+	}
+	deliver := func() {
+		t.Helper()
+		sp := NewSpool(t.TempDir(), 1<<20)
+		defer sp.Close()
+		io.WriteString(sp, "Subject: x\r\n\r\nhi\r\n")
+		env := Envelope{MailFrom: "x@remote.example", Targets: inbox(1)}
+		if _, err := d.Deliver(ctx, env, sp); err != nil {
+			t.Fatal(err)
+		}
+		q := cs.quotas[1]
+		q.Usage.Messages++
+		cs.quotas[1] = q
+	}
+
+	check(false, 1)
+	check(false, 0) // cached
+	deliver()       // usage 2 of 3: the cached read counts it
+	check(false, 0)
+	deliver() // usage 3 of 3: over, read afresh to be sure
+	check(true, 1)
+	check(true, 1) // a refusal is never cached
+
+	// Room made elsewhere (an expunge) shows at the next RCPT.
+	cs.quotas[1] = store.Quota{Limits: store.QuotaLimits{Messages: 3}, Usage: store.Usage{Messages: 0}}
+	check(false, 1)
+	// A delivery elsewhere is missed until the read expires.
+	cs.quotas[1] = store.Quota{Limits: store.QuotaLimits{Messages: 3}, Usage: store.Usage{Messages: 3}}
+	check(false, 0)
+	now = now.Add(quotaCacheTTL)
+	check(true, 1)
+}

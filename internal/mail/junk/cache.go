@@ -154,6 +154,11 @@ func (ac *accountCounts) fresh(tokens []string, recheck time.Duration) (store.Ju
 	if ac == nil || time.Since(ac.checked) >= recheck {
 		return store.JunkState{}, false
 	}
+	if ac.row.Trained == (store.JunkCount{}) {
+		// Never trained: no token has counts, every message scores 0.5 (a new account's
+		// mail needs no store read but the row's, once a Recheck).
+		return ac.row, true
+	}
 	out := make(map[string]store.JunkCount, len(tokens))
 	for _, t := range tokens {
 		n, ok := ac.tokens[t]
@@ -215,7 +220,19 @@ func (f *Filter) state(ctx context.Context, accountID int64, tokens []string) (s
 		return st, err
 	}
 	if st.Trained == (store.JunkCount{}) {
-		return st, nil // nothing to keep: every message scores 0.5
+		// Nothing to keep but the row: every message scores 0.5 until a training.
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if ac := c.accounts[accountID]; ac != nil {
+			c.entries -= len(ac.tokens)
+		}
+		if c.accounts == nil {
+			c.accounts = make(map[int64]*accountCounts)
+		}
+		c.tick++
+		c.accounts[accountID] = &accountCounts{version: st.Version, used: c.tick, tokens: map[string]store.JunkCount{},
+			row: store.JunkState{Trained: st.Trained, Threshold: st.Threshold, Version: st.Version}, checked: time.Now()}
+		return st, nil
 	}
 	if ac == nil || ac.version != st.Version {
 		if len(missing) < len(tokens) {

@@ -182,6 +182,9 @@ func TestThreshold(t *testing.T) {
 	ctx := context.Background()
 	raw := corpus(3, 1)[0].raw
 	f.Threshold = 0.4 // every untrained message scores 0.5
+	// The threshold is set in the store, as the CLI does; a Filter sees that within
+	// Recheck, here at once.
+	f.Recheck = -1
 	if v := classifyRaw(t, f, acct, raw); !v.Junk || v.Threshold != 0.4 {
 		t.Errorf("config threshold 0.4: %+v", v)
 	}
@@ -337,5 +340,46 @@ func TestWholeCounts(t *testing.T) {
 	classifyRaw(t, f, acct, msgs[1].raw) // reads the account again, over the bound
 	if f.cache.entries > f.CacheTokens {
 		t.Errorf("%d tokens kept, bound %d", f.cache.entries, f.CacheTokens)
+	}
+}
+
+// readCounting counts the store's JunkState reads.
+type readCounting struct {
+	Store
+	reads int
+}
+
+func (r *readCounting) JunkState(ctx context.Context, accountID int64, tokens []string) (store.JunkState, error) {
+	r.reads++
+	return r.Store.JunkState(ctx, accountID, tokens)
+}
+
+// TestCacheUntrained: an account that never trained is read once per Recheck, not once
+// per message, and a training through the Filter shows at the next message.
+func TestCacheUntrained(t *testing.T) {
+	f, acct := openFilter(t)
+	rc := &readCounting{Store: f.Store}
+	f.Store = rc
+	f.Recheck = time.Hour
+	msgs := corpus(5, 20)
+	for _, m := range msgs[:5] {
+		if v := classifyRaw(t, f, acct, m.raw); v.Score != 0.5 {
+			t.Fatalf("untrained account: score %v", v.Score)
+		}
+	}
+	if rc.reads != 1 {
+		t.Errorf("%d store reads for 5 messages to an untrained account, want 1", rc.reads)
+	}
+	for _, m := range msgs[5:] {
+		if _, err := f.TrainMessage(context.Background(), acct, m.raw, m.junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := rc.reads
+	if v := classifyRaw(t, f, acct, msgs[0].raw); v.Score == 0.5 {
+		t.Errorf("after training: score still 0.5")
+	}
+	if rc.reads == before {
+		t.Error("the training did not make the next message read the store")
 	}
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -36,24 +37,32 @@ func junkTokenIDs(accountID int64, tokens []string) ([]int64, map[int64][]int) {
 	return ids, idx
 }
 
-// JunkState implements store.JunkStats.
+// JunkState implements store.JunkStats. One statement, one round trip per delivery: the
+// account's row is the left side, so an account that never trained still answers (with
+// zero counts) and an unknown one answers nothing.
 func (s *Store) JunkState(ctx context.Context, accountID int64, tokens []string) (store.JunkState, error) {
 	st := store.JunkState{Threshold: -1}
 	ids, idx := junkTokenIDs(accountID, tokens)
 	var threshold *float64
+	var ham, spam, version *int64
 	var rowIDs, hams, spams []int64
 	err := s.queryRow(ctx, `SELECT a.ham, a.spam, a.threshold, a.version, t.ids, t.hams, t.spams
-		FROM junk_accounts a, LATERAL (SELECT array_agg(id ORDER BY id) ids, array_agg(ham ORDER BY id) hams,
-			array_agg(spam ORDER BY id) spams FROM junk_tokens WHERE id = ANY(?2)) t
-		WHERE a.account_id = ?1`, accountID, ids).
-		Scan(&st.Trained.Ham, &st.Trained.Spam, &threshold, &st.Version, &rowIDs, &hams, &spams)
+		FROM accounts acc LEFT JOIN junk_accounts a ON a.account_id = acc.id,
+		LATERAL (SELECT array_agg(id ORDER BY id) ids, array_agg(ham ORDER BY id) hams,
+			array_agg(spam ORDER BY id) spams FROM junk_tokens WHERE id = ANY(?2) AND a.account_id IS NOT NULL) t
+		WHERE acc.id = ?1`, accountID, ids).
+		Scan(&ham, &spam, &threshold, &version, &rowIDs, &hams, &spams)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		// Nothing trained yet: the tokens have no rows either.
-		return st, s.accountExists(ctx, accountID)
+		return st, fmt.Errorf("account %d: %w", accountID, store.ErrNotFound)
 	case err != nil:
 		return st, err
 	}
+	if ham == nil {
+		// Nothing trained yet: the tokens have no rows either.
+		return st, nil
+	}
+	st.Trained.Ham, st.Trained.Spam, st.Version = *ham, *spam, *version
 	if threshold != nil {
 		st.Threshold = *threshold
 	}

@@ -116,9 +116,12 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 	if len(d.Targets) == 0 && d.Outbound == nil && len(d.More) == 0 {
 		return store.Delivered{}, errors.New("store: delivery without targets")
 	}
-	if len(d.More) > 0 || len(d.TargetFlags) > 0 {
+	if len(d.More) > 0 || slices.ContainsFunc(d.TargetFlags, func(f []string) bool { return f != nil }) {
 		// What a Sieve script adds (redirects, vacation replies, per-target flags): a
 		// transaction of its own shape (sieve.go), so that this path stays the plain one.
+		// Delivery with Sieve on passes a nil entry per target that no script gave flags
+		// to: those still take the plain path (a round trip per statement there was most
+		// of a delivery's cost: docs/benchmarks.md).
 		return s.deliverSieve(ctx, d)
 	}
 	out, _, err := s.deliver(ctx, d)
@@ -362,9 +365,8 @@ func blobInsert(body []byte, mailFrom string, received time.Time, date any, p *s
 	args := []any{digest[:], body, len(body), mailFrom, received.UnixNano(), p.MessageID, p.Subject, p.From, date, p.Envelope, p.Structure}
 	if index {
 		query += `, idx AS (INSERT INTO search (blob_id, subject, hfrom, hto, hcc, hbcc, header, body)
-			SELECT id, to_tsvector('simple', $12), to_tsvector('simple', $13), to_tsvector('simple', $14), to_tsvector('simple', $15),
-				to_tsvector('simple', $16), to_tsvector('simple', $17), to_tsvector('simple', $18) FROM blob)`
-		args = append(args, searchWords(p)...)
+			SELECT id, $12::tsvector, $13::tsvector, $14::tsvector, $15::tsvector, $16::tsvector, $17::tsvector, $18::tsvector FROM blob)`
+		args = append(args, searchVectors(p)...)
 	}
 	if p.Sort != nil {
 		// The keys of SORT and THREAD in the same statement (sortkeys.go).

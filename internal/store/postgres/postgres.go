@@ -61,7 +61,7 @@ import (
 
 // Options tune the store. The zero value is ready to use.
 type Options struct {
-	// PoolSize bounds the connections to PostgreSQL; 0 is pgxpool's default (at least 4).
+	// PoolSize bounds the connections to PostgreSQL; 0 is DefaultPoolSize.
 	PoolSize int
 	// Logger receives failures of background work. Default: discard.
 	Logger *slog.Logger
@@ -77,6 +77,14 @@ type Options struct {
 	// migrating it (petrel serve with migrations left to `petrel migrate`).
 	NoMigrate bool
 }
+
+// DefaultPoolSize is the pool's bound when Options.PoolSize is 0. Each delivery holds a
+// connection until its COMMIT is durable, so the pool bounds how many deliveries share
+// one WAL flush: pgxpool's own default (the CPUs, at least 4) let 4 of 16 SMTP sessions
+// commit per flush, which made the disk's flush rate the node's limit
+// (docs/benchmarks.md). Three nodes of 16 and their listeners stay well inside
+// PostgreSQL's default max_connections (100).
+const DefaultPoolSize = 16
 
 // Store is the PostgreSQL implementation of store.Store.
 type Store struct {
@@ -101,7 +109,11 @@ var _ store.Store = (*Store)(nil)
 // its schema up to date (unless opts.NoMigrate) and starts listening for the changes of
 // other nodes.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
-	pool, err := newPool(ctx, dsn, opts.PoolSize, opts.Password)
+	size := opts.PoolSize
+	if size <= 0 {
+		size = DefaultPoolSize
+	}
+	pool, err := newPool(ctx, dsn, size, opts.Password)
 	if err != nil {
 		return nil, err
 	}

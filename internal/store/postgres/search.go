@@ -3,9 +3,12 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/text/runes"
 	"golang.org/x/text/transform"
 	"golang.org/x/text/unicode/norm"
@@ -46,10 +49,14 @@ var searchColumns = map[store.SearchField][]string{
 // foldWords returns the words of s, case and diacritics folded, separated by single
 // spaces, at most max bytes.
 func foldWords(s string, max int) string {
-	folder := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-	folded, _, err := transform.String(folder, strings.ToLower(s))
-	if err != nil {
-		folded = strings.ToLower(s)
+	folded := strings.ToLower(s)
+	if !isASCII(folded) {
+		// ASCII has no diacritics to fold: most mail skips the Unicode passes (a tenth of
+		// the CPU a delivery costs the node).
+		folder := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+		if f, _, err := transform.String(folder, folded); err == nil {
+			folded = f
+		}
 	}
 	var b strings.Builder
 	for w := range strings.FieldsFuncSeq(folded, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) }) {
@@ -64,26 +71,111 @@ func foldWords(s string, max int) string {
 	return b.String()
 }
 
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // insertSearch indexes a body inside the write that stores it.
 func (t *tx) insertSearch(blobID int64, p *store.ParsedMessage) error {
 	_, err := t.exec(`INSERT INTO search (blob_id, subject, hfrom, hto, hcc, hbcc, header, body) VALUES (?,
-		to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?),
-		to_tsvector('simple', ?), to_tsvector('simple', ?), to_tsvector('simple', ?))`, append([]any{blobID}, searchWords(p)...)...)
+		?::tsvector, ?::tsvector, ?::tsvector, ?::tsvector, ?::tsvector, ?::tsvector, ?::tsvector)`,
+		append([]any{blobID}, searchVectors(p)...)...)
 	return err
 }
 
-// searchWords returns the folded words of a message's indexed fields, in the order of the
-// search table's columns: subject, hfrom, hto, hcc, hbcc, header, body.
-func searchWords(p *store.ParsedMessage) []any {
+// searchVectors returns the tsvectors of a message's indexed fields,
+// in the order of the search table's columns: subject, hfrom, hto, hcc, hbcc, header, body.
+func searchVectors(p *store.ParsedMessage) []any {
 	text := store.SearchText{Subject: p.Subject, From: p.From}
 	if p.Text != nil {
 		text = *p.Text
 	}
-	var words []any
+	var vectors []any
 	for _, f := range []string{text.Subject, text.From, text.To, text.Cc, text.Bcc, text.Header, text.Body} {
-		words = append(words, foldWords(f, maxIndexed))
+		vectors = append(vectors, tsvector(foldWords(f, maxIndexed)))
 	}
-	return words
+	return vectors
+}
+
+// sfloatPrefix is the length of the number in scientific notation that w starts with
+// (digits, "e", digits), or 0. PostgreSQL's parser reads that much as one token, so a word
+// such as "9e6km" is two lexemes to to_tsvector (and to to_tsquery): "9e6" and "km". It is
+// the one way its parser splits a run of letters and digits (TestTSVectorParity).
+func sfloatPrefix(w string) int {
+	digits := func(i int) int {
+		for i < len(w) && w[i] >= '0' && w[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	i := digits(0)
+	if i == 0 || i == len(w) || w[i] != 'e' {
+		return 0
+	}
+	j := digits(i + 1)
+	if j == i+1 {
+		return 0
+	}
+	return j
+}
+
+// What to_tsvector keeps (found by TestTSVectorParity, PostgreSQL 15): lexemes of at most
+// maxLexeme bytes (longer words are dropped and take no position), positions up to maxPos
+// (later words all get maxPos), at most maxPositions positions per lexeme (the first ones).
+const (
+	maxLexeme    = 2046
+	maxPos       = 16383
+	maxPositions = 255
+)
+
+// tsvector returns what to_tsvector('simple', words) makes of words separated by single
+// spaces (foldWords): each word a lexeme with its positions (1, 2, ...). Building it here
+// instead of in the database is the point: to_tsvector runs PostgreSQL's parser and
+// dictionary over every word, which was the larger part of the database's CPU per
+// delivery (docs/benchmarks.md). pgx sends it in tsvector's binary form, which the
+// database reads without parsing text, lexemes already in its order (bytewise, as Go
+// compares strings) so that it need not sort them. TestTSVectorParity holds the result to
+// to_tsvector's. Folded words hold only letters and digits, so PostgreSQL's parser keeps
+// each whole but for sfloatPrefix.
+func tsvector(words string) pgtype.TSVector {
+	v := pgtype.TSVector{Valid: true}
+	if words == "" {
+		return v
+	}
+	index := map[string]int{} // word → its place in v.Lexemes
+	pos := 0
+	add := func(w string) {
+		if len(w) > maxLexeme {
+			return // to_tsvector drops such words without counting a position
+		}
+		pos++
+		p := uint16(min(pos, maxPos))
+		i, seen := index[w]
+		if !seen {
+			i = len(v.Lexemes)
+			index[w] = i
+			v.Lexemes = append(v.Lexemes, pgtype.TSVectorLexeme{Word: w})
+		}
+		// Positions past maxPos all become maxPos, once.
+		l := &v.Lexemes[i].Positions
+		if len(*l) < maxPositions && (len(*l) == 0 || (*l)[len(*l)-1].Position != p) {
+			*l = append(*l, pgtype.TSVectorPosition{Position: p})
+		}
+	}
+	for w := range strings.SplitSeq(words, " ") {
+		if n := sfloatPrefix(w); n > 0 && n < len(w) {
+			add(w[:n])
+			w = w[n:]
+		}
+		add(w)
+	}
+	slices.SortFunc(v.Lexemes, func(a, b pgtype.TSVectorLexeme) int { return strings.Compare(a.Word, b.Word) })
+	return v
 }
 
 // matchQuery turns a search text into a tsquery text (for to_tsquery('simple', ...)) and
