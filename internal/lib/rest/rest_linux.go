@@ -91,3 +91,18 @@ func parseSmaps(r io.Reader) []mapping {
 	}
 	return maps
 }
+
+// threads is the number of the process's threads (0 if unknown).
+func threads() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := bytes.Cut(b, []byte("\nThreads:"))
+	if !ok {
+		return 0
+	}
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	n, _ := strconv.Atoi(string(bytes.TrimSpace(line)))
+	return n
+}

@@ -4,8 +4,12 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/metrics"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 const sample = `00400000-01064000 r-xp 00000000 fe:00 10257641                           /usr/bin/petrel
@@ -89,4 +93,79 @@ func TestReleaseDropsTheBinaryAndKeepsWorking(t *testing.T) {
 	if again := sha256.Sum256([]byte("petrel")); again != sum {
 		t.Error("code run after Release computes a different result")
 	}
+}
+
+func TestTrimThreadsEndsIdleThreads(t *testing.T) {
+	// Park extra goroutines on threads of their own, then let them go: their threads stay,
+	// idle, as after a sync that blocked in many system calls at once.
+	const extra = 12
+	var started, done sync.WaitGroup
+	release := make(chan struct{})
+	for range extra {
+		started.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			started.Done()
+			<-release
+		}()
+	}
+	started.Wait()
+	peak := threads()
+	close(release)
+	done.Wait()
+	if peak == 0 {
+		t.Skip("no thread count in /proc/self/status")
+	}
+	keep := runtime.GOMAXPROCS(0) + spareThreads
+	asked := trimThreads(keep)
+	// Threads end asynchronously, after their goroutine is gone; poll with a generous deadline.
+	deadline := time.Now().Add(30 * time.Second)
+	for threads() > peak-extra/2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("threads: %d at the peak, trimThreads(%d) asked %d to end, %d now", peak, keep, asked, threads())
+	if now := threads(); now > peak-extra/2 {
+		t.Errorf("%d threads after trimThreads, %d before: the idle threads did not end", now, peak)
+	}
+}
+
+func TestShrinkStacksAfterDeepCall(t *testing.T) {
+	stacks := func() uint64 {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/stacks:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	base := stacks()
+	// A goroutine whose stack grew to about 1 MB in a deep call and that then waits.
+	grown := make(chan struct{})
+	release := make(chan struct{})
+	go func() {
+		deep(1 << 20)
+		close(grown)
+		<-release
+	}()
+	<-grown
+	defer close(release)
+	before := stacks()
+	shrinkStacks()
+	after := stacks()
+	t.Logf("goroutine stacks: %d KB before the deep call, %d KB after it, %d KB after shrinkStacks", base>>10, before>>10, after>>10)
+	// One collection halves the grown stack once; only repeated ones bring it down towards
+	// the few KB it uses.
+	if grew := int64(before) - int64(base); int64(after)-int64(base) > grew/3 {
+		t.Errorf("goroutine stacks: %d bytes, %d after a deep call, %d after shrinkStacks; want most of the growth gone", base, before, after)
+	}
+}
+
+// deep uses about n bytes of stack.
+func deep(n int) byte {
+	var pad [1024]byte
+	pad[n%len(pad)] = byte(n)
+	if n <= len(pad) {
+		return pad[0]
+	}
+	return deep(n-len(pad)) + pad[n%len(pad)]
 }

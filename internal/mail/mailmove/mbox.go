@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"petrel/internal/store"
@@ -29,12 +30,14 @@ const (
 // A "From " line that separates messages: "From sender date", where the date is asctime's
 // ("Mon Jan  2 15:04:05 2006"), sometimes with a zone. A body line starting with "From "
 // that a sloppy writer left unquoted is taken for a separator only if it looks like this
-// and follows an empty line.
-var fromLine = regexp.MustCompile(`^From \S* +([A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9]?\d \d\d:\d\d(:\d\d)?( [A-Z]{3,4}| [+-]\d{4})? \d{4}|[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9]?\d \d\d:\d\d(:\d\d)? \d{4}( [+-]\d{4})?)\s*$`)
+// and follows an empty line. Compiled at first use: most runs of the binary never read an mbox.
+var fromLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^From \S* +([A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9]?\d \d\d:\d\d(:\d\d)?( [A-Z]{3,4}| [+-]\d{4})? \d{4}|[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9]?\d \d\d:\d\d(:\d\d)? \d{4}( [+-]\d{4})?)\s*$`)
+})
 
 // fromDate reads the date of a separator line; zero if it does not parse.
 func fromDate(line string) time.Time {
-	m := fromLine.FindStringSubmatch(line)
+	m := fromLine().FindStringSubmatch(line)
 	if m == nil {
 		return time.Time{}
 	}

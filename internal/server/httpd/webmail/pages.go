@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+	"sync"
 
 	"petrel/internal/mail/auth"
 )
@@ -21,7 +22,11 @@ const PageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-sr
 //go:embed templates
 var templateFiles embed.FS
 
-var pages = template.Must(template.ParseFS(templateFiles, "templates/*.html"))
+// pages are parsed at first use, not at start: the one binary also runs `petrel fetch --idle`,
+// which never renders a page and would otherwise keep the parsed templates for its whole life.
+var pages = sync.OnceValue(func() *template.Template {
+	return template.Must(template.ParseFS(templateFiles, "templates/*.html"))
+})
 
 type loginPage struct {
 	CSRF  string
@@ -67,7 +72,7 @@ func pageHeaders(w http.ResponseWriter) {
 
 func render(w http.ResponseWriter, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	pages.ExecuteTemplate(w, name, data) // an error here is a broken connection
+	pages().ExecuteTemplate(w, name, data) // an error here is a broken connection
 }
 
 // login checks the form's credentials through the shared authenticator (and its throttle)

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	gomessage "github.com/emersion/go-message"
@@ -152,7 +153,7 @@ func (wm *Webmail) apiMessage(w http.ResponseWriter, r *http.Request, ses *sessi
 			b, _ := io.ReadAll(io.LimitReader(p.body, maxHTMLBody))
 			out.HasHTML = true
 			clean := sanitize(b)
-			out.RemoteImage = remoteImage.MatchString(clean)
+			out.RemoteImage = remoteImage().MatchString(clean)
 			htmlText = htmlToText(clean)
 			return nil
 		}
@@ -213,13 +214,15 @@ func mailPolicy() *bluemonday.Policy {
 	return p
 }
 
-var policy = mailPolicy()
+// policy and remoteImage are built at first use, not at start, like the page templates: a
+// run of the binary that shows no mail (petrel fetch --idle) should not keep them.
+var policy = sync.OnceValue(mailPolicy)
 
 func sanitize(b []byte) string {
-	return string(policy.SanitizeBytes(bytes.ToValidUTF8(b, []byte("\uFFFD"))))
+	return string(policy().SanitizeBytes(bytes.ToValidUTF8(b, []byte("\uFFFD"))))
 }
 
-var remoteImage = regexp.MustCompile(`(?i)<img[^>]+src="(https?:)?//`)
+var remoteImage = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)<img[^>]+src="(https?:)?//`) })
 
 // htmlToText is the text of sanitised HTML, for a message with no plain-text part (reply
 // quoting, and the text view).
