@@ -19,6 +19,11 @@ var (
 	_ store.Importer = (*Store)(nil)
 )
 
+// exportedBody is the condition on a blobs row b that a copy exports: not reclaimed, and
+// not a shared body that only spliced copies name (each copy goes out whole).
+const exportedBody = `b.id NOT IN (SELECT blob_id FROM garbage)
+	AND (NOT EXISTS (SELECT 1 FROM blobs s WHERE s.base_id = b.id) OR EXISTS (SELECT 1 FROM messages WHERE blob_id = b.id))`
+
 // exportQuery selects a copy table's rows in key order (SQLite compares text byte by byte).
 func exportQuery(t store.CopyTable) string {
 	by := " ORDER BY " + strings.Join(t.ColumnNames()[:t.Key], ", ")
@@ -39,8 +44,7 @@ func exportQuery(t store.CopyTable) string {
 			ELSE CAST(substr(base.data, 1, b.fields_at) AS BLOB) || CAST(b.data AS BLOB) || CAST(substr(base.data, b.fields_at + 1) AS BLOB) END`
 		return `SELECT ` + strings.Join(names, ", ") + `, c.data FROM blobs b LEFT JOIN blobs base ON base.id = b.base_id
 			LEFT JOIN blob_chunks c ON c.blob_id = coalesce(b.base_id, b.id)
-			WHERE b.id NOT IN (SELECT blob_id FROM garbage)
-				AND (NOT EXISTS (SELECT 1 FROM blobs s WHERE s.base_id = b.id) OR EXISTS (SELECT 1 FROM messages WHERE blob_id = b.id))
+			WHERE ` + exportedBody + `
 			ORDER BY b.id, c.seq`
 	}
 	return `SELECT ` + strings.Join(t.ColumnNames(), ", ") + ` FROM ` + t.Name + by
@@ -152,8 +156,8 @@ func (s *Store) ExportCounts(ctx context.Context) (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, t := range store.CopyTables {
 		q := `SELECT count(*) FROM (` + exportQuery(t) + `)`
-		if t.Name == "blobs" { // its export has a row per chunk
-			q = `SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM garbage)`
+		if t.Name == "blobs" { // its export has a row per chunk; the bodies are exportQuery's
+			q = `SELECT count(*) FROM blobs b WHERE ` + exportedBody
 		}
 		var n int64
 		if err := tx.QueryRowContext(ctx, q).Scan(&n); err != nil {
