@@ -323,8 +323,8 @@ func TestConnectionLimits(t *testing.T) {
 	if _, err := open[0].expect(221, "QUIT"); err != nil {
 		t.Fatal(err)
 	}
-	drain(open[0].NetConn(), 5*time.Second)
-	ok := waitFor(5*time.Second, func() bool {
+	drain(open[0].NetConn(), time.Minute)
+	ok := waitFor(time.Minute, func() bool {
 		s, greet, err := dialSMTP(in.SMTP)
 		if err != nil {
 			return false

@@ -20,7 +20,7 @@ import (
 	"petrel/internal/mailtest/dialog"
 )
 
-const ioTimeout = 20 * time.Second
+const ioTimeout = time.Minute
 
 // smtpConn is one SMTP client connection.
 type smtpConn struct{ *dialog.Conn }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // Ports of the development instance, as documented (config.Dev).
@@ -108,7 +107,7 @@ func TestDevInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.signal(syscall.SIGTERM)
-	if code := in.wait(15 * time.Second); code != 0 {
+	if code := in.wait(stopTimeout); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM", code)
 	}
 	in.start()

@@ -400,7 +400,7 @@ func (in *instance) start() {
 
 	// App.Run prints one line per listener after binding all of them, so once the last line
 	// is out every port accepts.
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(startTimeout)
 	for strings.Count(stdout.String(), " listening on ") < listeners {
 		select {
 		case <-done:
@@ -408,7 +408,7 @@ func (in *instance) start() {
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("petrel did not start listening within 20s\nstdout:\n%s\nstderr:\n%s", stdout, tail(stderr.String(), 40))
+			t.Fatalf("petrel did not start listening within %v\nstdout:\n%s\nstderr:\n%s", startTimeout, stdout, tail(stderr.String(), 40))
 		}
 	}
 }
@@ -443,7 +443,7 @@ func (in *instance) wait(d time.Duration) int {
 func (in *instance) kill() {
 	in.t.Helper()
 	in.signal(syscall.SIGKILL)
-	in.wait(10 * time.Second)
+	in.wait(stopTimeout)
 }
 
 // running reports whether the process is still alive.
@@ -661,6 +661,14 @@ func checkStored(t *testing.T, what string, got, sent []byte) {
 }
 
 // waitFor polls cond every 20 ms until it is true or d has passed.
+// Bounds for waits on the process itself. They only catch a hang: a start or stop takes well
+// under a second on a quiet machine, but CI runs the packages side by side at a load average
+// of 30, with a -race binary, where the scheduler can leave a process off the CPU for seconds.
+const (
+	startTimeout = 2 * time.Minute
+	stopTimeout  = time.Minute
+)
+
 func waitFor(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for {

@@ -8,7 +8,6 @@ import (
 	"petrel/internal/mailtest/dialog"
 	"strings"
 	"testing"
-	"time"
 )
 
 // readmeBlock is a fenced code block of README.md marked for this test.
@@ -98,7 +97,7 @@ func TestReadme(t *testing.T) {
 			t.Logf("./petrel serve stdout:\n%s\nstderr:\n%s", stdout, tail(stderr.String(), 30))
 		}
 	})
-	if !waitFor(20*time.Second, func() bool { return strings.Count(stdout.String(), " listening on ") == listeners }) {
+	if !waitFor(startTimeout, func() bool { return strings.Count(stdout.String(), " listening on ") == listeners }) {
 		t.Fatalf("./petrel serve did not start listening:\n%s\n%s", stdout, tail(stderr.String(), 20))
 	}
 

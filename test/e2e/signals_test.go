@@ -43,7 +43,7 @@ func TestSignals(t *testing.T) {
 	writeAtomic(t, in.certFile, []byte("not a certificate\n"), 0o644)
 	before := strings.Count(in.stderr.String(), "reload")
 	in.signal(syscall.SIGHUP)
-	if !waitFor(5*time.Second, func() bool { return strings.Count(in.stderr.String(), "reload") > before }) {
+	if !waitFor(time.Minute, func() bool { return strings.Count(in.stderr.String(), "reload") > before }) {
 		t.Errorf("no log line about the failed reload")
 	}
 	if !in.running() {
@@ -61,8 +61,8 @@ func TestSignals(t *testing.T) {
 	newFP := ca.leaf(t, in.certFile, in.keyFile)
 	in.signal(syscall.SIGHUP)
 	want := hex.EncodeToString(newFP[:])
-	if !waitFor(5*time.Second, func() bool { return implicitTLSFingerprint(t, in.POP3S) == want }) {
-		t.Errorf("pop3s still presents the old certificate 5s after SIGHUP")
+	if !waitFor(time.Minute, func() bool { return implicitTLSFingerprint(t, in.POP3S) == want }) {
+		t.Errorf("pop3s still presents the old certificate a minute after SIGHUP")
 	}
 	expectCert("after SIGHUP", newFP)
 	if err := old.login(user, pass); err != nil {
@@ -101,11 +101,14 @@ func TestSignals(t *testing.T) {
 	if l, err := p.line(); err != nil || !strings.HasPrefix(l, "-ERR") {
 		t.Errorf("POP3 session at SIGTERM: %q %v, want -ERR", l, err)
 	}
-	if code := in.wait(10 * time.Second); code != 0 {
+	if code := in.wait(stopTimeout); code != 0 {
 		t.Errorf("exit status %d after SIGTERM, want 0", code)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("graceful stop took %v with only idle sessions", d)
+	// With only idle sessions there is nothing to wait for: a stop that takes the whole
+	// grace (app.App.Grace, 30 s) waited for a session it should have closed. A bound any
+	// shorter than the grace would time the machine, not the server.
+	if d := time.Since(start); d >= 30*time.Second {
+		t.Errorf("graceful stop took %v with only idle sessions: it waited out the grace", d)
 	}
 
 	// Nothing was lost, and the DELE of the interrupted POP3 session was not applied

@@ -11,14 +11,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // runPetrel runs the binary with args and an environment, expecting it to exit by itself
-// within 15 s.
+// within stopTimeout.
 func runPetrel(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, petrelBin, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -26,7 +25,7 @@ func runPetrel(t *testing.T, env []string, args ...string) (code int, stdout, st
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("petrel %v did not exit within 15s\nstderr:\n%s", args, errb.String())
+		t.Fatalf("petrel %v did not exit within %v\nstderr:\n%s", args, stopTimeout, errb.String())
 	}
 	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
 }
@@ -51,7 +50,7 @@ func TestOneServerPerDataDir(t *testing.T) {
 	first.addAccount("lock@example.test", "lock-secret-1")
 
 	first.signal(syscall.SIGTERM)
-	if code := first.wait(15 * time.Second); code != 0 {
+	if code := first.wait(stopTimeout); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM", code)
 	}
 	t.Cleanup(second.cleanup)
