@@ -46,7 +46,7 @@ func (e *testEnv) compressedConn(t *testing.T) net.Conn {
 		S: z OK DEFLATE active
 	`)
 	nc := d.NetConn()
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	nc.SetDeadline(time.Now().Add(time.Minute))
 	return nc
 }
 
@@ -148,7 +148,7 @@ func TestCompressCorrupt(t *testing.T) {
 	if string(out) != "* BYE Corrupt compressed input\r\n" {
 		t.Fatalf("server said %q", out)
 	}
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.logs.String(), `result="error: inflate: corrupt input`); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(e.logs.String(), `result="error: inflate: corrupt input`); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no session log line for the corrupt input:\n%s", e.logs)
 		}

@@ -144,7 +144,7 @@ func (e *testEnv) fuzzSession(t *testing.T, prefix string, in []byte) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c.SetDeadline(time.Now().Add(time.Minute))
 	go func() {
 		c.Write([]byte(prefix))
 		c.Write(in)

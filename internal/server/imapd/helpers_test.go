@@ -74,7 +74,7 @@ func newEnv(t testing.TB, cfg Config) *testEnv {
 	e.addr = l.Addr().String()
 	go func() { e.served <- e.srv.Serve(l) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := e.srv.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)

@@ -42,7 +42,7 @@ func TestIdleSessionContinues(t *testing.T) {
 		S: * OK [HIGHESTMODSEQ $$INBOX] Highest
 		S: s OK [READ-ONLY] EXAMINE completed
 	`)
-	for deadline := time.Now().Add(10 * time.Second); waitingOnSocket() < 1; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); waitingOnSocket() < 1; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the session never moved to the idle wait")
 		}
@@ -146,7 +146,7 @@ func TestIdleTimeout(t *testing.T) {
 	`)
 	e.srv.mu.Lock()
 	defer e.srv.mu.Unlock()
-	for deadline := time.Now().Add(10 * time.Second); len(e.srv.watchers) != 0; {
+	for deadline := time.Now().Add(time.Minute); len(e.srv.watchers) != 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("the account is still watched after the session ended")
 		}
@@ -159,7 +159,7 @@ func TestIdleTimeout(t *testing.T) {
 // waitOnSocket waits until a session waits on its socket (netconn.WaitReadable).
 func waitOnSocket(t *testing.T) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); waitingOnSocket() < 1; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); waitingOnSocket() < 1; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the session never moved to the buffer-less wait")
 		}

@@ -62,7 +62,7 @@ func newEnv(t testing.TB, cfg Config) *testEnv {
 	e.addr = l.Addr().String()
 	go func() { e.served <- e.srv.Serve(&countingListener{Listener: l, writes: &e.writes}) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := e.srv.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
@@ -80,7 +80,7 @@ func newEnv(t testing.TB, cfg Config) *testEnv {
 // waitUnlocked waits until the session holding the account's maildrop has ended.
 func (e *testEnv) waitUnlocked(t *testing.T, accountID int64) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); e.st.locked(accountID); {
+	for deadline := time.Now().Add(time.Minute); e.st.locked(accountID); {
 		if time.Now().After(deadline) {
 			t.Fatal("maildrop still locked")
 		}
@@ -92,7 +92,7 @@ func (e *testEnv) waitUnlocked(t *testing.T, accountID int64) {
 // connection is closed and the maildrop unlocked).
 func (e *testEnv) waitLog(t *testing.T, want string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(e.logs.String(), want); {
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(e.logs.String(), want); {
 		if time.Now().After(deadline) {
 			t.Fatalf("log lacks %q:\n%s", want, e.logs)
 		}

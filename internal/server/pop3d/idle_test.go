@@ -30,7 +30,7 @@ func waitingOnSocket() int {
 // waitMoved waits until n sessions wait on their socket.
 func waitMoved(t *testing.T, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); waitingOnSocket() < n; {
+	for deadline := time.Now().Add(time.Minute); waitingOnSocket() < n; {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d sessions wait on their socket, want %d", waitingOnSocket(), n)
 		}
@@ -145,7 +145,7 @@ func TestShutdownAfterMove(t *testing.T) {
 	c.StartTLS()
 	c.Run(`S: +OK test.example Petrel POP3 server ready`)
 	waitMoved(t, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := e.srv.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
@@ -172,7 +172,7 @@ func TestIdleWithoutSocket(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(opaqueListener{l}) }()
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)

@@ -262,7 +262,7 @@ func TestTLSHandshakeFailure(t *testing.T) {
 			C: STLS
 			S: +OK begin TLS negotiation
 			C: this is not a client hello`)
-		c.NetConn().SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.NetConn().SetReadDeadline(time.Now().Add(time.Minute))
 		rest, _ := io.ReadAll(c.Reader())
 		if len(rest) > 0 && rest[0] != 0x15 { // only a TLS alert record may come
 			t.Errorf("server sent %q", rest)
@@ -273,7 +273,7 @@ func TestTLSHandshakeFailure(t *testing.T) {
 		e := newEnv(t, Config{TLS: testTLSConfig(t), ImplicitTLS: true})
 		c := e.dial(t)
 		c.Raw("USER alice@example.org\r\n")
-		c.NetConn().SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.NetConn().SetReadDeadline(time.Now().Add(time.Minute))
 		rest, _ := io.ReadAll(c.Reader())
 		if len(rest) > 0 && rest[0] != 0x15 {
 			t.Errorf("server sent %q", rest)

@@ -27,8 +27,8 @@ func FuzzSession(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	fd := newFakeDeliverer()
-	mx := startServer(f, Config{TLS: serverTLS(f), ReadTimeout: 5 * time.Second}, fd)
-	sub := startServer(f, Config{Role: RoleSubmission, AllowInsecureAuth: true, ReadTimeout: 5 * time.Second}, fd)
+	mx := startServer(f, Config{TLS: serverTLS(f), ReadTimeout: time.Minute}, fd)
+	sub := startServer(f, Config{Role: RoleSubmission, AllowInsecureAuth: true, ReadTimeout: time.Minute}, fd)
 
 	f.Fuzz(func(t *testing.T, input []byte) {
 		for _, addr := range []string{mx.addr, sub.addr} {
@@ -36,7 +36,7 @@ func FuzzSession(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			nc.SetDeadline(time.Now().Add(4 * time.Second))
+			nc.SetDeadline(time.Now().Add(2 * time.Minute))
 			go func() {
 				nc.Write(input)
 				nc.(*net.TCPConn).CloseWrite()

@@ -107,7 +107,7 @@ func TestSendingLimitSurvivesRestart(t *testing.T) {
 		}
 	}
 	// The server stops and the store is closed: the counters are on disk.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := ts.Shutdown(ctx); err != nil {
 		t.Fatal(err)

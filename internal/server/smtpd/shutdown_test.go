@@ -57,7 +57,7 @@ func TestShutdown(t *testing.T) {
 		if err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("Shutdown did not return")
 	}
 	if len(fd.delivered()) != 1 {

@@ -123,7 +123,7 @@ func (e *env) serve() {
 	srv.OnShutdown(e.wm.CloseStreams)
 	go srv.Serve(l)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
