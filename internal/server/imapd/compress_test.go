@@ -61,7 +61,10 @@ func (e *testEnv) compressed(t *testing.T) *dialog.Dialog {
 // CommandTimeout is no slow command: the octets of the client's flush that decode to nothing
 // do not start one.
 func TestCompress(t *testing.T) {
-	const commandTimeout = 300 * time.Millisecond
+	// Each command must beat it (an expired read deadline fails a read even of bytes already
+	// waiting, and a loaded machine can keep the session off the CPU for a good part of a
+	// second), and the test waits twice it three times.
+	const commandTimeout = time.Second
 	e := newEnv(t, Config{CommandTimeout: commandTimeout, Compress: true})
 	e.deliver(t, "INBOX", msgA)
 	d := e.compressed(t)

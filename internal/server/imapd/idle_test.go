@@ -135,7 +135,9 @@ func TestIdleWaitsWithoutBuffer(t *testing.T) {
 
 // IDLE ends with the autologout timer, counted from the IDLE command, changes or not.
 func TestIdleTimeout(t *testing.T) {
-	e := newEnv(t, Config{IdleTimeout: 300 * time.Millisecond})
+	// The delivery's EXISTS must come before the timeout: a bound a loaded machine's
+	// commit and wake-up stay well within.
+	e := newEnv(t, Config{IdleTimeout: 3 * time.Second})
 	d := e.login(t)
 	e.run(t, d, selectEmptyAndIdle)
 	e.deliver(t, "INBOX", msgA)

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"petrel/internal/store"
 )
@@ -224,7 +223,7 @@ func TestNoUpdateWithoutQuit(t *testing.T) {
 		}
 	})
 	t.Run("idle timeout", func(t *testing.T) {
-		e := newEnv(t, Config{AllowPlaintextAuth: true, IdleTimeout: 200 * time.Millisecond})
+		e := newEnv(t, Config{AllowPlaintextAuth: true, IdleTimeout: beatable})
 		c := e.dial(t)
 		loginAlice(c)
 		c.Run(`

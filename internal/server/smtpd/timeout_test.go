@@ -16,9 +16,15 @@ import (
 // plainAlice is AUTH PLAIN's initial response for alice@example.test / secret.
 const plainAlice = "AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ="
 
+// beatable is a timeout under test that the steps before the one it must cut off have to
+// beat: EHLO and AUTH come whole, but a loaded machine can keep the test's client or the
+// session off the CPU for a good part of a second, and an expired read deadline fails a
+// read even of bytes already waiting. Long enough for that, short enough for a quick test.
+const beatable = 2 * time.Second
+
 // A command line must be complete within ReadTimeout, however its bytes drip.
 func TestDripCommandLine(t *testing.T) {
-	ts := startServer(t, Config{ReadTimeout: 300 * time.Millisecond}, nil)
+	ts := startServer(t, Config{ReadTimeout: beatable}, nil)
 	c := dial(t, ts.addr)
 	c.Run(`
 		S: 220
@@ -35,7 +41,7 @@ func TestDripCommandLine(t *testing.T) {
 // Before AUTH on submission a command line gets LoginIdleTimeout, not ReadTimeout; after
 // AUTH it gets ReadTimeout again.
 func TestDripBeforeAuth(t *testing.T) {
-	cfg := Config{Role: RoleSubmission, AllowInsecureAuth: true, ReadTimeout: 10 * time.Second, LoginIdleTimeout: 300 * time.Millisecond}
+	cfg := Config{Role: RoleSubmission, AllowInsecureAuth: true, ReadTimeout: time.Minute, LoginIdleTimeout: beatable}
 	ts := startServer(t, cfg, nil)
 	c := dial(t, ts.addr)
 	c.Run(`
@@ -57,8 +63,8 @@ func TestDripBeforeAuth(t *testing.T) {
 		C: AUTH PLAIN ` + plainAlice + `
 		S: 235
 	`)
-	// Six bytes 100ms apart: twice LoginIdleTimeout for the line, far within ReadTimeout.
-	c.StartDrip(100*time.Millisecond, "NOOP\r\n")
+	// Six bytes beatable*2/5 apart: twice LoginIdleTimeout for the line, far within ReadTimeout.
+	c.StartDrip(beatable*2/5, "NOOP\r\n")
 	c.Run(`
 		S: 250
 	`)
@@ -68,7 +74,7 @@ func TestDripBeforeAuth(t *testing.T) {
 // each in time, do not keep an unauthenticated connection open. Authenticated connections
 // and the MX port have no such limit.
 func TestLoginTimeout(t *testing.T) {
-	const login = 500 * time.Millisecond
+	const login = beatable
 	t.Run("unauthenticated", func(t *testing.T) {
 		ts := startServer(t, Config{Role: RoleSubmission, AllowInsecureAuth: true, LoginTimeout: login}, nil)
 		c := dial(t, ts.addr)
