@@ -128,9 +128,28 @@
     renderList();
   }
 
+  // showHTML puts a message's HTML document in a new frame in place of the old one. Setting
+  // src on the frame that shows the blocked version starts a second navigation in a frame
+  // whose first one may still be under way (a click on "Show images" right after the message
+  // opened), and which of the two the browser ends on is then its choice: a new frame has
+  // exactly one navigation, and no history of the blocked one.
+  function showHTML(url) {
+    const old = $("m-html");
+    const frame = old.cloneNode(false);
+    frame.hidden = false;
+    frame.src = url;
+    old.replaceWith(frame);
+  }
+
+  // opening counts the calls of openMessage, so that the answer to an earlier one that
+  // arrives late (two clicks in quick succession) does not replace the message shown, or
+  // undo a "Show images" given in the meantime.
+  let opening = 0;
   async function openMessage(uid) {
     const mb = state.mailbox.id;
+    const call = ++opening;
     const m = await api("/api/mailboxes/" + mb + "/messages/" + uid);
+    if (call !== opening) return;
     state.open = Object.assign(m, { mailbox: mb });
     $("empty").hidden = true;
     $("message").hidden = false;
@@ -152,8 +171,7 @@
     }
     const frame = $("m-html");
     if (m.has_html) {
-      frame.hidden = false;
-      frame.src = base + "/html";
+      showHTML(base + "/html");
       $("m-text").hidden = true;
       $("m-images").hidden = !m.remote_images;
     } else {
@@ -345,7 +363,7 @@
   $("c-cancel").addEventListener("click", () => $("compose").close());
   $("load-images").addEventListener("click", () => {
     if (!state.open) return;
-    $("m-html").src = "/api/mailboxes/" + state.open.mailbox + "/messages/" + state.open.uid + "/html?images=1";
+    showHTML("/api/mailboxes/" + state.open.mailbox + "/messages/" + state.open.uid + "/html?images=1");
     $("m-images").hidden = true;
   });
   $("back").addEventListener("click", () => show("list"));
