@@ -115,33 +115,9 @@ mkdir -p "$BIN"
 PETREL=$BIN/petrel LOAD=$BIN/petrel-load COMPARE=$BIN/petrel-compare
 
 # ---------------------------------------------------------------- helpers for targets and scenarios
-# free_port prints a free loopback port not handed out before in this run.
-free_port() {
-	local p
-	while :; do
-		p=$("$COMPARE" port)
-		grep -qx "$p" "$WORK/ports" 2>/dev/null || { echo "$p" >>"$WORK/ports"; echo "$p"; return; }
-	done
-}
-
-wait_port() { # host port: wait up to 20 s for a listener
-	local i
-	for i in $(seq 200); do
-		(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "compare: nothing listens on $1:$2" >&2
-	return 1
-}
-
-wait_gone() { # pid: wait up to 20 s for the process to end
-	local i
-	for i in $(seq 200); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
-}
+PORTS=$WORK/ports
+# shellcheck source=lib.sh
+. "$BENCH/lib.sh"
 
 all_accounts() {
 	local i

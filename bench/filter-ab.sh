@@ -30,23 +30,24 @@ cleanup() {
 		[ -e "$f" ] || continue
 		p=$(cat "$f")
 		kill -TERM "$p" 2>/dev/null || continue
-		for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		wait_gone "$p" || true
 	done
 }
 trap cleanup EXIT
 
-(cd "$ROOT" && go build -o "$WORK/petrel" ./cmd/petrel && go build -o "$WORK/petrel-load" ./bench/cmd/petrel-load)
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-wait_port() {
-	for _ in $(seq 300); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "filter-ab: nothing listens on port $1" >&2
-	return 1
-}
+BIN=$WORK/bin
+mkdir -p "$BIN"
+(cd "$ROOT" && go build -o "$BIN/petrel" ./cmd/petrel && go build -o "$BIN/petrel-load" ./bench/cmd/petrel-load &&
+	go build -o "$BIN/petrel-compare" ./bench/cmd/petrel-compare)
+PETREL=$BIN/petrel COMPARE=$BIN/petrel-compare PORTS=$WORK/ports
+CERT=$WORK/cert.pem KEY=$WORK/key.pem
+# The instances are compare.sh's Petrel target (its config, accounts, start and wait), each in
+# a directory of its own.
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
+# shellcheck source=targets/petrel.sh
+. "$ROOT/bench/targets/petrel.sh"
+all_accounts() { for n in $(seq 8); do echo "user$n@example.test"; done; }
 
 rules20() {
 	echo 'require ["fileinto", "imap4flags", "variables", "envelope", "body", "copy"];'
@@ -82,72 +83,33 @@ corpus() { # DIR KIND
 	done
 }
 
-setup() { # NAME FILTERED
-	local d="$WORK/$1" smtp pop3
-	mkdir -p "$d"
-	smtp=$(free_port) pop3=$(free_port)
-	cat >"$d/petrel.toml" <<EOF
-hostname = "localhost"
-data = "$d/data"
-domains = ["example.test"]
-
-[tls]
-cert = "$WORK/cert.pem"
-key = "$WORK/key.pem"
-
-[smtp]
-listen = ["127.0.0.1:$smtp"]
-submission = ["127.0.0.1:$(free_port)"]
-submissions = ["127.0.0.1:$(free_port)"]
-
-[pop3]
-listen = ["127.0.0.1:$pop3"]
-listen_tls = ["127.0.0.1:$(free_port)"]
-
-[imap]
-listen = ["127.0.0.1:$(free_port)"]
-listen_tls = ["127.0.0.1:$(free_port)"]
-
-[http]
-listen = ["127.0.0.1:$(free_port)"]
-listen_tls = ["127.0.0.1:$(free_port)"]
-
-[managesieve]
-listen = ["127.0.0.1:$(free_port)"]
-
-[limits]
-max_connections = 20000
-max_connections_per_ip = 20000
-
-[mail_auth]
-verify = false
-
-[junk]
-enabled = $([ "$2" = 1 ] && echo true || echo false)
-EOF
-	"$WORK/petrel" -c "$d/petrel.toml" domain add example.test >/dev/null 2>&1 || true
-	for n in $(seq 8); do
-		printf '%s\n' "$PASS" | "$WORK/petrel" -c "$d/petrel.toml" account add "user$n@example.test" >/dev/null
-		if [ "$2" = 1 ]; then
-			"$WORK/petrel" -c "$d/petrel.toml" sieve put "user$n@example.test" rules20 "$WORK/rules20.sieve" >/dev/null
-			"$WORK/petrel" -c "$d/petrel.toml" sieve activate "user$n@example.test" rules20 >/dev/null
-			"$WORK/petrel" -c "$d/petrel.toml" junk train "user$n@example.test" --ham "$WORK/ham" >/dev/null
-			"$WORK/petrel" -c "$d/petrel.toml" junk train "user$n@example.test" --spam "$WORK/spam" >/dev/null
-		fi
-	done
+setup() { # NAME FILTERED: starts the instance; prints its SMTP port
+	local WORK="$WORK/$1" # the target's files go to $WORK/NAME/petrel
+	local P_EXTRA_CONFIG
+	P_EXTRA_CONFIG=$(printf '[junk]\nenabled = %s' "$([ "$2" = 1 ] && echo true || echo false)")
+	petrel_prepare >&2 || return 1
+	local conf="$WORK/petrel/petrel.toml" u
+	if [ "$2" = 1 ]; then
+		for u in $(all_accounts); do
+			"$PETREL" -c "$conf" sieve put "$u" rules20 "$TOP/rules20.sieve" >/dev/null || return 1
+			"$PETREL" -c "$conf" sieve activate "$u" rules20 >/dev/null || return 1
+			"$PETREL" -c "$conf" junk train "$u" --ham "$TOP/ham" >/dev/null || return 1
+			"$PETREL" -c "$conf" junk train "$u" --spam "$TOP/spam" >/dev/null || return 1
+		done
+	fi
 	local prof=()
-	if [ "${PROFILE:-0}" = 1 ]; then prof=(--cpuprofile "$WORK/$1.cpu"); fi
-	"$WORK/petrel" -c "$d/petrel.toml" serve "${prof[@]}" >"$d/stdout.log" 2>"$d/petrel.log" &
-	echo $! >"$WORK/$1.pid"
-	wait_port "$smtp"
-	echo "$smtp"
+	if [ "${PROFILE:-0}" = 1 ]; then prof=(--cpuprofile "$TOP/$1.cpu"); fi
+	petrel_start "${prof[@]}" >&2 || return 1
+	echo "$P_PID" >"$TOP/$1.pid"
+	echo "$P_SMTP_PORT"
 }
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
-	-keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-rules20 >"$WORK/rules20.sieve"
-corpus "$WORK/ham" ham
-corpus "$WORK/spam" spam
+	-keyout "$KEY" -out "$CERT" 2>/dev/null
+TOP=$WORK
+rules20 >"$TOP/rules20.sieve"
+corpus "$TOP/ham" ham
+corpus "$TOP/spam" spam
 PLAIN=$(setup plain 0)
 FILTERED=$(setup filtered 1)
 
@@ -157,7 +119,7 @@ cputicks() { awk '{print $14 + $15}' "/proc/$(cat "$WORK/$1.pid")/stat"; }
 run() { # NAME PORT: prints "msg/s cpu-µs-per-message"
 	local before after out
 	before=$(cputicks "$1")
-	out=$("$WORK/petrel-load" smtp -addr "127.0.0.1:$2" -c "$CONNS" -n 0 -duration "${SECS}s" -size 2048 \
+	out=$("$BIN/petrel-load" smtp -addr "127.0.0.1:$2" -c "$CONNS" -n 0 -duration "${SECS}s" -size 2048 \
 		-from sender@remote.example -to 'user{n}@example.test' -mailboxes 8 -json)
 	after=$(cputicks "$1")
 	python3 -c 'import json,sys; r=json.loads(sys.argv[1]); n=r["ops"]; print("%.1f %.0f" % (r["ops_per_sec"], (int(sys.argv[2]) * 1e6 / int(sys.argv[3])) / max(n, 1)))' \
@@ -191,5 +153,5 @@ cp, cf = statistics.median(pc), statistics.median(fc)
 print(f"median: plain {mp:.1f} msg/s, filtered {mf:.1f} msg/s: {100 * (1 - mf / mp):.1f}% below plain")
 print(f"median CPU per message: plain {cp:.0f} µs, filtered {cf:.0f} µs: throughput bound {100 * (1 - cp / cf):.1f}% below plain")
 EOF2
-grep -h 'level=\(WARN\|ERROR\)' "$WORK"/*/petrel.log | head -5 || true
+grep -h 'level=\(WARN\|ERROR\)' "$WORK"/*/petrel/petrel.log | head -5 || true
 echo "work directory: $WORK"

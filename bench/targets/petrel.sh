@@ -8,6 +8,7 @@ petrel_label="Petrel"
 # petrel_config writes the config file; $1 = 1 to add an [imap] section, $2 = 1 an [http]
 # section, $3 = 1 a [managesieve] one (on free loopback ports; without them a newer Petrel
 # would bind 80, 443 and 4190, and an older one refuses a section it does not know).
+# P_EXTRA_CONFIG, when set, goes at the end (filter-ab.sh's [junk] section).
 petrel_config() {
 	local d="$WORK/petrel" imap=${1:-0} http=${2:-0} sieve=${3:-0}
 	cat <<EOF
@@ -77,9 +78,18 @@ EOF
 listen = ["127.0.0.1:$P_SIEVE_PORT"]
 EOF
 	fi
+	if [ -n "${P_EXTRA_CONFIG:-}" ]; then
+		printf '\n%s\n' "$P_EXTRA_CONFIG"
+	fi
 }
 
 petrel_setup() {
+	petrel_prepare && petrel_start
+}
+
+# petrel_prepare writes the config ($WORK/petrel/petrel.toml) and adds the domain, its DKIM
+# keys and the accounts of all_accounts, without starting the server.
+petrel_prepare() {
 	local d="$WORK/petrel"
 	mkdir -p "$d"
 	P_SMTP_PORT=$(free_port) P_SUB_PORT=$(free_port) P_SUBS_PORT=$(free_port)
@@ -114,9 +124,7 @@ petrel_setup() {
 	fi
 	# Two at a time: each hashes the password with argon2id.
 	all_accounts | xargs -P "$(nproc)" -I{} sh -c \
-		'printf "%s\n" "$1" | "$2" -c "$3" account add "$4" >/dev/null' _ "$PASS" "$PETREL" "$d/petrel.toml" {} ||
-		return 1
-	petrel_start
+		'printf "%s\n" "$1" | "$2" -c "$3" account add "$4" >/dev/null' _ "$PASS" "$PETREL" "$d/petrel.toml" {}
 }
 
 # petrel_start starts the server; extra arguments go to `petrel serve` (the profile flags).
