@@ -131,8 +131,8 @@
   // showHTML puts a message's HTML document in a new frame in place of the old one. Setting
   // src on the frame that shows the blocked version starts a second navigation in a frame
   // whose first one may still be under way (a click on "Show images" right after the message
-  // opened), and which of the two the browser ends on is then its choice: a new frame has
-  // exactly one navigation, and no history of the blocked one.
+  // opened), and a load event of that frame could then belong to either document: a new
+  // frame has exactly one navigation and one load event, and no history of the blocked one.
   function showHTML(url) {
     const old = $("m-html");
     const frame = old.cloneNode(false);
