@@ -53,7 +53,7 @@ func TestGoSMTP(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			conn.SetDeadline(time.Now().Add(time.Minute))
 			c := smtp.NewClient(conn)
 			defer c.Close()
 			if err := c.Hello("client.example"); err != nil {

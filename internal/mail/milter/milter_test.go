@@ -112,7 +112,7 @@ func conn() door.ConnInfo {
 
 func run(t *testing.T, f door.Filter, rcpt, body string) (door.Verdict, door.Verdict, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, err := f.Begin(ctx, conn())
 	if err != nil {

@@ -213,7 +213,7 @@ func (e *env) enqueue(from, body string, rcpts ...string) int64 {
 // waitFor polls cond until it holds or a generous deadline passes.
 func (e *env) waitFor(what string, cond func() bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			e.t.Fatalf("timed out waiting for %s", what)
