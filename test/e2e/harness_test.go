@@ -486,7 +486,7 @@ func (in *instance) cleanup() {
 
 // petrel runs a management command against this instance's data (while it serves).
 func (in *instance) petrel(stdin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, petrelBin, append(in.args(), args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
