@@ -517,11 +517,8 @@ func (c CopyColumn) Normalize(v any) (any, error) {
 	}
 	switch c.Kind {
 	case Int:
-		switch n := v.(type) {
-		case int64:
+		if n, ok := v.(int64); ok {
 			return n, nil
-		case int32: // a PostgreSQL integer column (pull_sources.failures)
-			return int64(n), nil
 		}
 	case Float:
 		switch n := v.(type) {
