@@ -126,6 +126,22 @@ type ResumableExporter interface {
 	ExportAfter(ctx context.Context, table string, key []any, fn func(table string, row []any) error) error
 }
 
+// ExportFrom is where an export begins: the index in CopyTables of its first table and,
+// for ExportAfter, the key its rows must be above (nil: the whole table).
+type ExportFrom struct {
+	Table int
+	After []any
+}
+
+// ExportAfterPoint checks the arguments of ExportAfter and says where its export begins.
+func ExportAfterPoint(table string, key []any) (ExportFrom, error) {
+	i := slices.IndexFunc(CopyTables, func(t CopyTable) bool { return t.Name == table })
+	if i < 0 || len(key) != CopyTables[i].Key || len(key) == 0 {
+		return ExportFrom{}, fmt.Errorf("store: no place to export after (%s %v): %w", table, key, ErrInvalid)
+	}
+	return ExportFrom{Table: i, After: key}, nil
+}
+
 // KeyArgs converts the key of a resume point (int64, or []byte for text and bytes) to the
 // query arguments of ExportAfter: text as a string, so that a database compares it as
 // text, bytes as []byte.

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"fmt"
-	"slices"
 	"strings"
 
 	"petrel/internal/store"
@@ -68,35 +67,30 @@ func exportQuery(t store.CopyTable, after bool) string {
 // Export implements store.Exporter: every table is read in one read transaction, which in
 // WAL mode sees the database as of its first read and blocks no writer.
 func (s *Store) Export(ctx context.Context, fn func(table string, row []any) error) error {
-	tx, err := s.rdb.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	for _, t := range store.CopyTables {
-		if err := exportTable(ctx, tx, t, nil, fn); err != nil {
-			return fmt.Errorf("export %s: %w", t.Name, err)
-		}
-	}
-	return tx.Commit()
+	return s.export(ctx, store.ExportFrom{}, fn)
 }
 
 // ExportAfter implements store.ResumableExporter: Export from the row after key of table
 // on, in the same kind of transaction.
 func (s *Store) ExportAfter(ctx context.Context, table string, key []any, fn func(table string, row []any) error) error {
-	from := slices.IndexFunc(store.CopyTables, func(t store.CopyTable) bool { return t.Name == table })
-	if from < 0 || len(key) != store.CopyTables[from].Key {
-		return fmt.Errorf("store: no place to export after (%s %v): %w", table, key, store.ErrInvalid)
+	from, err := store.ExportAfterPoint(table, key)
+	if err != nil {
+		return err
 	}
+	return s.export(ctx, from, fn)
+}
+
+// export reads the tables of CopyTables from from.Table on in one read transaction.
+func (s *Store) export(ctx context.Context, from store.ExportFrom, fn func(table string, row []any) error) error {
 	tx, err := s.rdb.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	for i, t := range store.CopyTables[from:] {
+	for i, t := range store.CopyTables[from.Table:] {
 		var after []any
 		if i == 0 {
-			after = key
+			after = from.After
 		}
 		if err := exportTable(ctx, tx, t, after, fn); err != nil {
 			return fmt.Errorf("export %s: %w", t.Name, err)
