@@ -342,6 +342,7 @@ func (a *App) prepare(ctx context.Context) error {
 			MaxAuthFailures:    cfg.Limits.MaxAuthFailures,
 			AppendLimit:        cfg.IMAP.AppendLimit,
 			MaxAccountSessions: cfg.IMAP.MaxAccountSessions,
+			MaxNotifyPending:   cfg.IMAP.MaxNotifyPending,
 			Compress:           cfg.IMAP.Compress,
 			SpoolDir:           spool,
 			Limits:             imapd.Limits{MaxCommand: cfg.IMAP.MaxCommandBytes},

@@ -39,6 +39,14 @@ func openConfigured(ctx context.Context, c *config.Config, log *slog.Logger, obs
 	return st, nil
 }
 
+// The IMAP server finds the bulk reads of FETCH, SELECT and SEARCH by a type assertion on
+// the store it is given; on a PostgreSQL node that is the *postgres.Store openConfigured
+// returns, which must have them.
+var _ interface {
+	store.BlobBatch
+	store.FlagSearch
+} = (*postgres.Store)(nil)
+
 // storePassword reads the PostgreSQL password of store.password_file; "" leaves it to the
 // environment (PGPASSWORD, ~/.pgpass).
 func storePassword(s config.Store) (string, error) {

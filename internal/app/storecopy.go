@@ -55,7 +55,7 @@ func configuredName(c *config.Config) string {
 // copyStore is a store that a whole-store copy reads or writes.
 type copyStore interface {
 	store.Store
-	store.Exporter
+	store.ResumableExporter // a resumed copy reads on from where it stopped
 	store.Importer
 }
 

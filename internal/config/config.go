@@ -155,6 +155,11 @@ type IMAP struct {
 	AppendLimit        int64    `toml:"append_limit"`         // largest APPEND message (APPENDLIMIT), default 52428800 (smtp.max_message_bytes)
 	MaxAccountSessions int      `toml:"max_account_sessions"` // logged-in sessions per account on each of listen and listen_tls, default 100
 	Compress           bool     `toml:"compress"`             // offer COMPRESS=DEFLATE (RFC 4978) after login, default true
+	// max_notify_pending: the mailboxes with unreported changes one NOTIFY session (RFC 5465)
+	// may hold between its commands; a change to one more ends its NOTIFY with
+	// NOTIFICATIONOVERFLOW (§5.8). It bounds the memory a session that never reads costs.
+	// Default 1000.
+	MaxNotifyPending int `toml:"max_notify_pending"`
 }
 
 // HTTP configures the web listener: client set-up (autoconfig), the MTA-STS policy, health
@@ -365,6 +370,7 @@ func Default() *Config {
 			AppendLimit:        50 << 20,
 			MaxAccountSessions: 100,
 			Compress:           true,
+			MaxNotifyPending:   1000,
 		},
 		ManageSieve: ManageSieve{
 			Listen:         []string{"0.0.0.0:4190"},
@@ -708,6 +714,9 @@ func (c *Config) validate() error {
 	}
 	if c.IMAP.MaxAccountSessions < 1 {
 		return bad("imap.max_account_sessions", "must be at least 1")
+	}
+	if c.IMAP.MaxNotifyPending < 1 {
+		return bad("imap.max_notify_pending", "must be at least 1")
 	}
 	if c.HTTP.MaxHeaderBytes < 4096 {
 		return bad("http.max_header_bytes", "must be at least 4096")

@@ -36,7 +36,8 @@ func TestParseGood(t *testing.T) {
 	if c.SMTP.Listen[0] != "0.0.0.0:25" || c.POP3.IdleTimeout.Duration != 10*time.Minute {
 		t.Errorf("defaults lost: %+v %+v", c.SMTP.Listen, c.POP3.IdleTimeout)
 	}
-	if c.IMAP.Listen[0] != "0.0.0.0:143" || c.IMAP.ListenTLS[0] != "0.0.0.0:993" || c.IMAP.IdleTimeout.Duration != 30*time.Minute {
+	if c.IMAP.Listen[0] != "0.0.0.0:143" || c.IMAP.ListenTLS[0] != "0.0.0.0:993" || c.IMAP.IdleTimeout.Duration != 30*time.Minute ||
+		c.IMAP.MaxNotifyPending != 1000 {
 		t.Errorf("imap defaults: %+v", c.IMAP)
 	}
 	if h := c.HTTP; h.Listen[0] != "0.0.0.0:80" || h.ListenTLS[0] != "0.0.0.0:443" || !h.RedirectHTTPS ||
@@ -60,6 +61,13 @@ func TestParseGood(t *testing.T) {
 	}
 	if o := c.Outbound; o.Resolver != "127.0.0.1:5353" || o.Port != 2525 || o.SmartHost != "relay.example:587" || o.DelayWarning.Duration != 4*time.Hour {
 		t.Errorf("outbound = %+v", o)
+	}
+	c, err = Parse("petrel.toml", []byte(good+"\n[imap]\nmax_notify_pending = 50\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IMAP.MaxNotifyPending != 50 {
+		t.Errorf("imap.max_notify_pending = %d, want 50", c.IMAP.MaxNotifyPending)
 	}
 	c, err = Parse("petrel.toml", []byte(good+"\n[limits]\nlogin_timeout = \"30s\"\nlogin_idle_timeout = \"10s\"\n"))
 	if err != nil {
@@ -202,6 +210,7 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"zero login timeout", good + "\n[limits]\nlogin_timeout = \"0s\"\n", 18, "limits.login_timeout: must be positive"},
 		{"bad login idle", good + "\n[limits]\nlogin_idle_timeout = \"-1s\"\n", 18, "limits.login_idle_timeout: must be positive"},
 		{"imap idle below RFC", good + "\n[imap]\nidle_timeout = \"29m\"\n", 18, "imap.idle_timeout: must be at least 30m"},
+		{"imap notify bound", good + "\n[imap]\nmax_notify_pending = 0\n", 18, "imap.max_notify_pending: must be at least 1"},
 		{"imap command too short", good + "\n[imap]\nmax_command_bytes = 1000\n", 18, "imap.max_command_bytes"},
 		{"http bad network", good + "\n[http]\nmetrics_allow = [\"10.0.0.0/8\", \"nowhere\"]\n", 18, "http.metrics_allow: \"nowhere\""},
 		{"http bad sts mode", good + "\n[http]\nmta_sts_mode = \"strict\"\n", 18, "http.mta_sts_mode"},

@@ -113,6 +113,49 @@ type Exporter interface {
 	ExportCounts(ctx context.Context) (map[string]int64, error)
 }
 
+// ResumableExporter is an Exporter that can begin after a given row. A resumed copy reads
+// only what is left: reading the source again from the start up to where the copy stopped
+// would cost as much as the part already copied, every time it resumes.
+type ResumableExporter interface {
+	Exporter
+	// ExportAfter is Export without the rows up to and including the one of table whose
+	// key columns (its first Key columns) are key: the tables before table are not read,
+	// and its rows are read from the next key on (keyset: WHERE key > last ORDER BY key,
+	// text and bytes compared by octets). key holds an int64 for an integer column, a
+	// string for a text column and a []byte for a bytes column (CopyTable.KeyArgs).
+	ExportAfter(ctx context.Context, table string, key []any, fn func(table string, row []any) error) error
+}
+
+// ExportFrom is where an export begins: the index in CopyTables of its first table and,
+// for ExportAfter, the key its rows must be above (nil: the whole table).
+type ExportFrom struct {
+	Table int
+	After []any
+}
+
+// ExportAfterPoint checks the arguments of ExportAfter and says where its export begins.
+func ExportAfterPoint(table string, key []any) (ExportFrom, error) {
+	i := slices.IndexFunc(CopyTables, func(t CopyTable) bool { return t.Name == table })
+	if i < 0 || len(key) != CopyTables[i].Key || len(key) == 0 {
+		return ExportFrom{}, fmt.Errorf("store: no place to export after (%s %v): %w", table, key, ErrInvalid)
+	}
+	return ExportFrom{Table: i, After: key}, nil
+}
+
+// KeyArgs converts the key of a resume point (int64, or []byte for text and bytes) to the
+// query arguments of ExportAfter: text as a string, so that a database compares it as
+// text, bytes as []byte.
+func (t CopyTable) KeyArgs(key []any) []any {
+	out := make([]any, len(key))
+	for i, v := range key {
+		if b, ok := v.([]byte); ok && t.Columns[i].Kind == Text {
+			v = string(b)
+		}
+		out[i] = v
+	}
+	return out
+}
+
 // Importer writes a copy into a store. A copy is a series of ImportRows, each one
 // transaction that also records how far the copy got (its state, opaque to the store), so
 // that a copy interrupted at any point, even by kill -9, goes on from the last batch
@@ -362,7 +405,14 @@ func CopyStore(ctx context.Context, from Exporter, to Importer, opts CopyOptions
 		}
 		return nil
 	}
-	err = from.Export(ctx, func(name string, row []any) error {
+	export := from.Export
+	if re, ok := from.(ResumableExporter); ok && resume != nil {
+		t := CopyTables[from0.table]
+		export = func(ctx context.Context, fn func(string, []any) error) error {
+			return re.ExportAfter(ctx, t.Name, t.KeyArgs(from0.key), fn)
+		}
+	}
+	err = export(ctx, func(name string, row []any) error {
 		if name != table {
 			if err := flush(); err != nil {
 				return err
@@ -381,7 +431,7 @@ func CopyStore(ctx context.Context, from Exporter, to Importer, opts CopyOptions
 			}
 		}
 		if resume != nil && !from0.after(ti, row) {
-			return nil // written by the earlier run
+			return nil // written by the earlier run (an Exporter that cannot begin later)
 		}
 		own := make([]any, len(row))
 		for i, v := range row {
@@ -517,11 +567,8 @@ func (c CopyColumn) Normalize(v any) (any, error) {
 	}
 	switch c.Kind {
 	case Int:
-		switch n := v.(type) {
-		case int64:
+		if n, ok := v.(int64); ok {
 			return n, nil
-		case int32: // a PostgreSQL integer column (pull_sources.failures)
-			return int64(n), nil
 		}
 	case Float:
 		switch n := v.(type) {

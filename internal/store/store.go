@@ -670,16 +670,19 @@ const (
 	ChangeFlags                         // flags of messages changed
 	ChangeExpunge                       // messages left a mailbox (expunge, move, rename of INBOX)
 	ChangeMailbox                       // a mailbox was created, renamed or deleted, or its special use changed
-	// ChangeSubscription: the account's subscriptions changed (MailboxID 0, ModSeq 0: a
-	// subscription has no MODSEQ). Published by a SubscriptionChanges store only.
+	// ChangeSubscription: the account's subscriptions changed (MailboxID 0). The change
+	// raises the account's MODSEQ (ModSeq), though no mailbox's HIGHESTMODSEQ, so that a
+	// node catching up by the account's MODSEQ after lost notifications sees it too.
+	// Published by a SubscriptionChanges store only.
 	ChangeSubscription
 )
 
 // SubscriptionChanges is a store whose change feed also carries subscription changes:
 // SetSubscribed publishes a ChangeSubscription when it adds or removes a name, so that IMAP
 // NOTIFY's SubscriptionChange event (RFC 5465 §5.5) follows other sessions and nodes
-// without polling. Subscriptions do not raise MODSEQ, so a subscriber cut off from the feed
-// (Changes) rereads Subscriptions rather than compare a MODSEQ.
+// without polling. A subscription change raises the account's MODSEQ but no mailbox's, so a
+// subscriber cut off from the feed (Changes) rereads Subscriptions: no mailbox MODSEQ
+// tells it what changed.
 type SubscriptionChanges interface {
 	Changes
 	// SetSubscribedNotify is SetSubscribed, and reports whether it changed anything (and

@@ -14,8 +14,8 @@ import (
 // and backup and restore, which go through an embedded store file.
 
 var (
-	_ store.Exporter = (*Store)(nil)
-	_ store.Importer = (*Store)(nil)
+	_ store.ResumableExporter = (*Store)(nil)
+	_ store.Importer          = (*Store)(nil)
 )
 
 // identityTables are the tables whose id column is GENERATED ALWAYS AS IDENTITY: an import
@@ -25,19 +25,35 @@ var identityTables = []string{"accounts", "mailboxes", "blobs", "messages", "que
 
 // exportQuery selects a copy table's rows in key order; text keys are compared byte by
 // byte (COLLATE "C"), as the embedded store orders them, whatever the database's locale.
-func exportQuery(t store.CopyTable) string {
-	var order []string
-	for _, c := range t.Columns[:t.Key] {
+// With after, it selects only the rows whose key is above the key given as its parameters
+// (ExportAfter): a row comparison, which an index on the key serves for integer keys.
+func exportQuery(t store.CopyTable, after bool) string {
+	var order, params []string
+	for i, c := range t.Columns[:t.Key] {
 		o := c.Name
+		if t.Name == "blobs" {
+			o = "b." + o
+		}
 		if c.Kind == store.Text {
 			o += ` COLLATE "C"`
 		}
 		order = append(order, o)
+		params = append(params, fmt.Sprintf("$%d", i+1))
+	}
+	// where returns the WHERE clause of conds and, with after, the key's.
+	where := func(conds ...string) string {
+		if after {
+			conds = append(conds, "("+strings.Join(order, ", ")+") > ("+strings.Join(params, ", ")+")")
+		}
+		if len(conds) == 0 {
+			return ""
+		}
+		return " WHERE " + strings.Join(conds, " AND ")
 	}
 	by := " ORDER BY " + strings.Join(order, ", ")
 	switch t.Name {
 	case "domain_catch_all":
-		return `SELECT name, catch_all FROM domains WHERE catch_all IS NOT NULL` + by
+		return `SELECT name, catch_all FROM domains` + where("catch_all IS NOT NULL") + by
 	case "blobs":
 		names := t.ColumnNames()
 		for i, n := range names {
@@ -47,30 +63,51 @@ func exportQuery(t store.CopyTable) string {
 		spliced := `substring(d.data FOR b.fields_at::int) || b.fields || substring(d.data FROM b.fields_at::int + 1)`
 		names[1] = `CASE WHEN b.fields IS NULL THEN b.digest ELSE sha256(` + spliced + `) END`
 		names[len(names)-1] = `CASE WHEN b.fields IS NULL THEN d.data ELSE ` + spliced + ` END`
-		return `SELECT ` + strings.Join(names, ", ") + ` FROM blobs b JOIN blob_data d ON d.digest = b.digest ORDER BY b.id`
+		return `SELECT ` + strings.Join(names, ", ") + ` FROM blobs b JOIN blob_data d ON d.digest = b.digest` + where() + by
 	}
-	return `SELECT ` + strings.Join(t.ColumnNames(), ", ") + ` FROM ` + t.Name + by
+	return `SELECT ` + strings.Join(t.ColumnNames(), ", ") + ` FROM ` + t.Name + where() + by
 }
 
 // Export implements store.Exporter: every table is read in one REPEATABLE READ, read-only
 // transaction, so the copy is the state of one moment, every commit before it included,
 // while the nodes go on delivering.
 func (s *Store) Export(ctx context.Context, fn func(table string, row []any) error) error {
+	return s.export(ctx, store.ExportFrom{}, fn)
+}
+
+// ExportAfter implements store.ResumableExporter: Export from the row after key of table
+// on, in the same kind of transaction.
+func (s *Store) ExportAfter(ctx context.Context, table string, key []any, fn func(table string, row []any) error) error {
+	from, err := store.ExportAfterPoint(table, key)
+	if err != nil {
+		return err
+	}
+	return s.export(ctx, from, fn)
+}
+
+// export reads the tables of CopyTables from from.Table on in one read transaction.
+func (s *Store) export(ctx context.Context, from store.ExportFrom, fn func(table string, row []any) error) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	for _, t := range store.CopyTables {
-		if err := exportTable(ctx, tx, t, fn); err != nil {
+	for i, t := range store.CopyTables[from.Table:] {
+		var after []any
+		if i == 0 {
+			after = from.After
+		}
+		if err := exportTable(ctx, tx, t, after, fn); err != nil {
 			return fmt.Errorf("export %s: %w", t.Name, err)
 		}
 	}
 	return tx.Commit(ctx)
 }
 
-func exportTable(ctx context.Context, tx pgx.Tx, t store.CopyTable, fn func(table string, row []any) error) error {
-	rows, err := tx.Query(ctx, exportQuery(t))
+// exportTable exports the rows of t, all of them or (after not nil) those whose key is
+// above after.
+func exportTable(ctx context.Context, tx pgx.Tx, t store.CopyTable, after []any, fn func(table string, row []any) error) error {
+	rows, err := tx.Query(ctx, exportQuery(t, after != nil), after...)
 	if err != nil {
 		return err
 	}
@@ -108,7 +145,7 @@ func (s *Store) ExportCounts(ctx context.Context) (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, t := range store.CopyTables {
 		var n int64
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM (`+exportQuery(t)+`) q`).Scan(&n); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM (`+exportQuery(t, false)+`) q`).Scan(&n); err != nil {
 			return nil, fmt.Errorf("count %s: %w", t.Name, err)
 		}
 		out[t.Name] = n

@@ -73,3 +73,11 @@ func TestFields(t *testing.T) {
 func TestJunkVocabulary(t *testing.T) {
 	storetest.RunJunkVocabulary(t, func(t *testing.T) storetest.JunkVocabularyStore { return openTest(t) })
 }
+
+func TestBlobBatch(t *testing.T) {
+	storetest.RunBlobBatch(t, func(t *testing.T) storetest.BlobBatchStore { return openTest(t) })
+}
+
+func TestFlagSearch(t *testing.T) {
+	storetest.RunFlagSearch(t, func(t *testing.T) storetest.FlagSearchStore { return openTest(t) })
+}

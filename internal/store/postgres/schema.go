@@ -315,6 +315,11 @@ CREATE TABLE copy_state (
 ALTER TABLE blobs ADD COLUMN fields bytea;
 ALTER TABLE blobs ADD COLUMN fields_at bigint;
 `,
+	// 8: pull_sources.failures was the one integer count; every other count and the
+	// embedded store's are 64-bit, and a copy between the two wanted one type for it.
+	`
+ALTER TABLE pull_sources ALTER COLUMN failures TYPE bigint;
+`,
 }
 
 // migrationLock is the key of the advisory lock that serializes migrations, so that

@@ -15,8 +15,8 @@ import (
 // an embedded store file.
 
 var (
-	_ store.Exporter = (*Store)(nil)
-	_ store.Importer = (*Store)(nil)
+	_ store.ResumableExporter = (*Store)(nil)
+	_ store.Importer          = (*Store)(nil)
 )
 
 // exportedBody is the condition on a blobs row b that a copy exports: not reclaimed, and
@@ -25,11 +25,27 @@ const exportedBody = `b.id NOT IN (SELECT blob_id FROM garbage)
 	AND (NOT EXISTS (SELECT 1 FROM blobs s WHERE s.base_id = b.id) OR EXISTS (SELECT 1 FROM messages WHERE blob_id = b.id))`
 
 // exportQuery selects a copy table's rows in key order (SQLite compares text byte by byte).
-func exportQuery(t store.CopyTable) string {
-	by := " ORDER BY " + strings.Join(t.ColumnNames()[:t.Key], ", ")
+// With after, it selects only the rows whose key is above the key given as its parameters
+// (ExportAfter), by a row-value comparison, which the key's index serves.
+func exportQuery(t store.CopyTable, after bool) string {
+	keys := t.ColumnNames()[:t.Key]
+	if t.Name == "blobs" {
+		keys = []string{"b.id"}
+	}
+	// where returns the WHERE clause of conds and, with after, the key's.
+	where := func(conds ...string) string {
+		if after {
+			conds = append(conds, "("+strings.Join(keys, ", ")+") > (?"+strings.Repeat(", ?", len(keys)-1)+")")
+		}
+		if len(conds) == 0 {
+			return ""
+		}
+		return " WHERE " + strings.Join(conds, " AND ")
+	}
+	by := " ORDER BY " + strings.Join(keys, ", ")
 	switch t.Name {
 	case "domain_catch_all":
-		return `SELECT name, catch_all FROM domains WHERE catch_all IS NOT NULL` + by
+		return `SELECT name, catch_all FROM domains` + where("catch_all IS NOT NULL") + by
 	case "blobs":
 		// A body is its first chunk (blobs.data) and the rows of blob_chunks, joined here
 		// and put together by exportBlobs. Bodies listed for the reclaim are gone already.
@@ -43,31 +59,50 @@ func exportQuery(t store.CopyTable) string {
 		names[len(names)-1] = `CASE WHEN b.base_id IS NULL THEN b.data
 			ELSE CAST(substr(base.data, 1, b.fields_at) AS BLOB) || CAST(b.data AS BLOB) || CAST(substr(base.data, b.fields_at + 1) AS BLOB) END`
 		return `SELECT ` + strings.Join(names, ", ") + `, c.data FROM blobs b LEFT JOIN blobs base ON base.id = b.base_id
-			LEFT JOIN blob_chunks c ON c.blob_id = coalesce(b.base_id, b.id)
-			WHERE ` + exportedBody + `
-			ORDER BY b.id, c.seq`
+			LEFT JOIN blob_chunks c ON c.blob_id = coalesce(b.base_id, b.id)` + where(exportedBody) + by + `, c.seq`
 	}
-	return `SELECT ` + strings.Join(t.ColumnNames(), ", ") + ` FROM ` + t.Name + by
+	return `SELECT ` + strings.Join(t.ColumnNames(), ", ") + ` FROM ` + t.Name + where() + by
 }
 
 // Export implements store.Exporter: every table is read in one read transaction, which in
 // WAL mode sees the database as of its first read and blocks no writer.
 func (s *Store) Export(ctx context.Context, fn func(table string, row []any) error) error {
+	return s.export(ctx, store.ExportFrom{}, fn)
+}
+
+// ExportAfter implements store.ResumableExporter: Export from the row after key of table
+// on, in the same kind of transaction.
+func (s *Store) ExportAfter(ctx context.Context, table string, key []any, fn func(table string, row []any) error) error {
+	from, err := store.ExportAfterPoint(table, key)
+	if err != nil {
+		return err
+	}
+	return s.export(ctx, from, fn)
+}
+
+// export reads the tables of CopyTables from from.Table on in one read transaction.
+func (s *Store) export(ctx context.Context, from store.ExportFrom, fn func(table string, row []any) error) error {
 	tx, err := s.rdb.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	for _, t := range store.CopyTables {
-		if err := exportTable(ctx, tx, t, fn); err != nil {
+	for i, t := range store.CopyTables[from.Table:] {
+		var after []any
+		if i == 0 {
+			after = from.After
+		}
+		if err := exportTable(ctx, tx, t, after, fn); err != nil {
 			return fmt.Errorf("export %s: %w", t.Name, err)
 		}
 	}
 	return tx.Commit()
 }
 
-func exportTable(ctx context.Context, tx *sql.Tx, t store.CopyTable, fn func(table string, row []any) error) error {
-	rows, err := tx.QueryContext(ctx, exportQuery(t))
+// exportTable exports the rows of t, all of them or (after not nil) those whose key is
+// above after.
+func exportTable(ctx context.Context, tx *sql.Tx, t store.CopyTable, after []any, fn func(table string, row []any) error) error {
+	rows, err := tx.QueryContext(ctx, exportQuery(t, after != nil), after...)
 	if err != nil {
 		return err
 	}
@@ -155,7 +190,7 @@ func (s *Store) ExportCounts(ctx context.Context) (map[string]int64, error) {
 	defer tx.Rollback()
 	out := map[string]int64{}
 	for _, t := range store.CopyTables {
-		q := `SELECT count(*) FROM (` + exportQuery(t) + `)`
+		q := `SELECT count(*) FROM (` + exportQuery(t, false) + `)`
 		if t.Name == "blobs" { // its export has a row per chunk; the bodies are exportQuery's
 			q = `SELECT count(*) FROM blobs b WHERE ` + exportedBody
 		}

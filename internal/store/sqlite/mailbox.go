@@ -348,7 +348,13 @@ func (s *Store) SetSubscribedNotify(ctx context.Context, accountID int64, name s
 			return err
 		}
 		changed = true
-		t.change(store.ChangeSubscription, accountID, 0, 0)
+		// The change takes a MODSEQ of the account (no mailbox's): a node that lost
+		// notifications finds it in its catch-up by MODSEQ like any other change.
+		modseq, err := t.raiseModSeq(accountID)
+		if err != nil {
+			return err
+		}
+		t.change(store.ChangeSubscription, accountID, 0, modseq)
 		return nil
 	})
 	return changed, err

@@ -17,7 +17,7 @@ import (
 // that a copy carries.
 type CopyStore interface {
 	store.Store
-	store.Exporter
+	store.ResumableExporter
 	store.Importer
 	store.Sieve
 	store.JunkStats
@@ -282,18 +282,42 @@ func compareState(t *testing.T, a, b CopyStore) {
 // errInterrupted stops a copy in RunCopyResume, as a crash would.
 var errInterrupted = errors.New("interrupted")
 
+// countingExporter counts the rows its store's export reads, resumed or not.
+type countingExporter struct {
+	CopyStore
+	rows int64
+}
+
+func (c *countingExporter) count(fn func(string, []any) error) func(string, []any) error {
+	return func(table string, row []any) error {
+		c.rows++
+		return fn(table, row)
+	}
+}
+
+func (c *countingExporter) Export(ctx context.Context, fn func(string, []any) error) error {
+	return c.CopyStore.Export(ctx, c.count(fn))
+}
+
+func (c *countingExporter) ExportAfter(ctx context.Context, table string, key []any, fn func(string, []any) error) error {
+	return c.CopyStore.ExportAfter(ctx, table, key, c.count(fn))
+}
+
 // RunCopyResume checks that an interrupted store.CopyStore resumes: a copy from a store
 // of open1 into one of open2 is stopped after a batch in each of several tables (small
 // batches, so that each table takes several) and run again until it finishes. The
 // result holds the same rows as the source, none twice and none missing; the progress
-// says where each run went on. A copy from another source is refused, and so is a copy
+// says where each run went on; and each run reads the source from where the last one
+// stopped, not from the start. A copy from another source is refused, and so is a copy
 // into a store with data of its own.
 func RunCopyResume(t *testing.T, open1, open2 func(t *testing.T) CopyStore) {
 	ctx := context.Background()
-	src, dst := open1(t), open2(t)
-	defer src.Close()
+	store1, dst := open1(t), open2(t)
+	defer store1.Close()
 	defer dst.Close()
-	FillForCopy(t, src)
+	FillForCopy(t, store1)
+	checkExportAfter(t, store1)
+	src := &countingExporter{CopyStore: store1}
 	// Stop in the middle of these tables, then at their ends: the state then names a
 	// table whose last row was written, and the next run starts with the next table.
 	stops := []string{"accounts", "mailboxes", "blobs", "messages", "messages", "expunged", "queue_rcpts", "junk_tokens"}
@@ -345,6 +369,15 @@ func RunCopyResume(t *testing.T, open1, open2 func(t *testing.T) CopyStore) {
 	if runs < 5 {
 		t.Fatalf("%d runs: the copy was not interrupted", runs)
 	}
+	// Each row is read once, but for the row that an interrupted run read before it
+	// stopped (the first of its next batch) and the next run reads again.
+	var rows int64
+	for _, n := range total {
+		rows += n
+	}
+	if src.rows < rows || src.rows > rows+int64(runs-1) {
+		t.Errorf("%d runs read %d rows of a source of %d: a resumed copy must read only from where it stopped", runs, src.rows, rows)
+	}
 	if err := store.CompareStores(ctx, src, dst); err != nil {
 		t.Fatalf("after %d runs: %v", runs, err)
 	}
@@ -352,6 +385,65 @@ func RunCopyResume(t *testing.T, open1, open2 func(t *testing.T) CopyStore) {
 	// Finished: neither resumed nor repeated.
 	if _, err := store.CopyStore(ctx, src, dst, store.CopyOptions{Source: "src"}); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("copy into a finished copy: %v, want ErrExists", err)
+	}
+}
+
+// checkExportAfter checks store.ResumableExporter on every table the store has rows of:
+// an export after a row in the middle of a table gives what the whole export gives after
+// that row, the rest of the table (keys of text and bytes included) and every later table.
+func checkExportAfter(t *testing.T, s CopyStore) {
+	t.Helper()
+	ctx := context.Background()
+	type row struct {
+		table string
+		vals  []any
+	}
+	collect := func(export func(fn func(string, []any) error) error) []row {
+		t.Helper()
+		var out []row
+		err := export(func(table string, vals []any) error {
+			own := make([]any, len(vals))
+			for i, v := range vals {
+				if b, ok := v.([]byte); ok {
+					v = slices.Clone(b)
+				}
+				own[i] = v
+			}
+			out = append(out, row{table, own})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	all := collect(func(fn func(string, []any) error) error { return s.Export(ctx, fn) })
+	tried := 0
+	for _, ct := range store.CopyTables {
+		first := slices.IndexFunc(all, func(r row) bool { return r.table == ct.Name })
+		if first < 0 {
+			continue
+		}
+		n := 0
+		for _, r := range all[first:] {
+			if r.table != ct.Name {
+				break
+			}
+			n++
+		}
+		at := first + n/2
+		key := all[at].vals[:ct.Key]
+		got := collect(func(fn func(string, []any) error) error { return s.ExportAfter(ctx, ct.Name, key, fn) })
+		if want := all[at+1:]; len(got) != len(want) || len(want) > 0 && !reflect.DeepEqual(got, want) {
+			t.Errorf("ExportAfter(%s, %v): %d rows, want the %d after it in Export", ct.Name, key, len(got), len(all[at+1:]))
+		}
+		tried++
+	}
+	if tried < 10 {
+		t.Errorf("ExportAfter tried on %d tables only: the store has too few kinds of rows", tried)
+	}
+	if err := s.ExportAfter(ctx, "no such table", []any{int64(1)}, func(string, []any) error { return nil }); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("ExportAfter of an unknown table = %v, want ErrInvalid", err)
 	}
 }
 

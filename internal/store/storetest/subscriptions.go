@@ -26,7 +26,10 @@ func RunSubscriptionChanges(t *testing.T, open func(t *testing.T) store.Store) {
 	chB, cancelB := s.Subscribe(b.ID)
 	defer cancelB()
 
+	// A subscription change raises the account's MODSEQ (so that a catch-up by MODSEQ
+	// finds it): each has a higher one than the change before.
 	want := store.Change{Kind: store.ChangeSubscription, AccountID: a.ID}
+	var last uint64
 	next := func(what string) {
 		t.Helper()
 		select {
@@ -34,9 +37,16 @@ func RunSubscriptionChanges(t *testing.T, open func(t *testing.T) store.Store) {
 			if !ok {
 				t.Fatalf("%s: change channel closed", what)
 			}
+			if want.Kind == store.ChangeSubscription {
+				if c.ModSeq <= last {
+					t.Errorf("%s: MODSEQ %d, want above %d", what, c.ModSeq, last)
+				}
+				want.ModSeq = c.ModSeq
+			}
 			if !sameChange(c, want) {
 				t.Errorf("%s: change %+v, want %+v", what, c, want)
 			}
+			last = c.ModSeq
 		case <-time.After(30 * time.Second):
 			t.Fatalf("%s: no change published", what)
 		}
