@@ -315,6 +315,12 @@ CREATE TABLE copy_state (
 ALTER TABLE blobs ADD COLUMN fields bytea;
 ALTER TABLE blobs ADD COLUMN fields_at bigint;
 `,
+	// 8: a pull source's last notice and the fingerprint of each pulled message
+	// (store.PullState, the embedded store's migration 18).
+	`
+ALTER TABLE pull_sources ADD COLUMN notice text NOT NULL DEFAULT '';
+ALTER TABLE pull_seen ADD COLUMN fingerprint text NOT NULL DEFAULT '';
+`,
 }
 
 // migrationLock is the key of the advisory lock that serializes migrations, so that
