@@ -123,12 +123,12 @@ func (r *run) imap(ctx context.Context, pass string) error {
 // over the recorded unique-id of one pulled before (store.PullState.RekeyPulled, one commit),
 // so a resync cut short goes on where it stopped, and no record recognizes two messages.
 type resync struct {
-	r      *run
-	byFP   map[string][]string // fingerprint -> earlier unique-ids with it
-	from   []string            // the earlier UIDVALIDITYs (or "folder changed")
-	to     uint32
-	noFP   []string            // earlier unique-ids recorded without a fingerprint (before they were kept)
-	at     time.Time
+	r    *run
+	byFP map[string][]string // fingerprint -> earlier unique-ids with it
+	from []string            // the earlier UIDVALIDITYs (or "folder changed")
+	to   uint32
+	noFP []string // earlier unique-ids recorded without a fingerprint (before they were kept)
+	at   time.Time
 }
 
 func (r *run) newResync(ctx context.Context, to uint32, earlier []string) (*resync, error) {
