@@ -58,18 +58,21 @@ func (s *Store) PullSources(ctx context.Context, accountID int64) ([]store.PullS
 
 // pullUpdate runs one UPDATE of a source of the account; no such source is ErrNotFound.
 func (s *Store) pullUpdate(ctx context.Context, query string, args ...any) error {
-	return s.write(ctx, 0, func(t *tx) error {
-		res, err := t.exec(query, args...)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrNotFound
-		}
-		return nil
-	})
+	return s.write(ctx, 0, func(t *tx) error { return t.execSome(query, args...) })
+}
+
+// execSome runs a statement that must change a row: none changed is ErrNotFound.
+func (t *tx) execSome(query string, args ...any) error {
+	res, err := t.exec(query, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
 }
 
 // RemovePullSource implements store.Pulls.
@@ -241,16 +244,7 @@ func (s *Store) RekeyPulled(ctx context.Context, sourceID int64, from, to string
 		if n != 0 {
 			return store.ErrExists
 		}
-		res, err := t.exec(`UPDATE pull_seen SET uid = ? WHERE source_id = ? AND uid = ?`, to, sourceID, from)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrNotFound
-		}
-		return nil
+		return t.execSome(`UPDATE pull_seen SET uid = ? WHERE source_id = ? AND uid = ?`, to, sourceID, from)
 	})
 }
 
