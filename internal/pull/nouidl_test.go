@@ -304,3 +304,25 @@ func TestHeaderDigest(t *testing.T) {
 		t.Errorf("different header blocks, one digest: %s %s; %s %s", d1, d5, d6, d7)
 	}
 }
+
+// FuzzHeaderDigest: whatever follows the header block does not change the digest, and LF
+// line endings give the digest of CRLF ones.
+func FuzzHeaderDigest(f *testing.F) {
+	f.Add("Subject: a\r\nFrom: b\r\n", "body\r\n")
+	f.Add("", "")
+	f.Add("X: "+strings.Repeat("y", 20000), "z")
+	f.Fuzz(func(t *testing.T, head, body string) {
+		if strings.Contains(head, "\r") {
+			return // bare CRs are not line endings: the LF form would differ
+		}
+		d1, err1 := headerDigest(strings.NewReader(head))
+		d2, err2 := headerDigest(strings.NewReader(head + "\n\n" + body))
+		d3, err3 := headerDigest(strings.NewReader(strings.ReplaceAll(head, "\n", "\r\n") + "\r\n\r\n" + body))
+		if err1 != nil || err2 != nil || err3 != nil {
+			t.Fatal(err1, err2, err3)
+		}
+		if d1 != d2 || d1 != d3 {
+			t.Errorf("%q + %q: digests %s %s %s", head, body, d1, d2, d3)
+		}
+	})
+}
