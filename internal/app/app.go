@@ -277,7 +277,7 @@ func (a *App) prepare(ctx context.Context) error {
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return err
 	}
-	if ps, ok := a.store.(store.Pulls); ok && cfg.Pull.Enabled {
+	if ps, ok := a.store.(pull.Store); ok && cfg.Pull.Enabled {
 		// Outside mailboxes come in through dl, like SMTP: junk filter and Sieve apply.
 		a.pull = pull.New(ps, dl, pull.Options{KeyFile: cfg.PullKeyFile(), Check: cfg.Pull.Check.Duration,
 			Workers: cfg.Pull.Workers, Timeout: cfg.Pull.Timeout.Duration, SpoolDir: spool, Log: a.log,

@@ -30,8 +30,8 @@ const certWarnBefore = 14 * 24 * time.Hour
 
 // Check looks at what a start would use, without starting anything or writing: the user to
 // switch to, the certificate and key (they load, belong together, cover the host name, are
-// not about to expire), the data directory and its store (readable, schema), the DKIM keys
-// of every hosted domain, and every listen address (free and bindable; skipped while a
+// not about to expire), the data directory and its store (readable, schema), the pull key
+// when there are pull sources (checkPullKey), the DKIM keys of every hosted domain, and every listen address (free and bindable; skipped while a
 // server runs on the data directory, which holds them).
 func Check(ctx context.Context, cfg *config.Config, now time.Time) []Finding {
 	var found []Finding
@@ -168,6 +168,7 @@ func checkStore(ctx context.Context, cfg *config.Config, problem, warn func(stri
 		problem("store %s: %v", path, err)
 		return
 	}
+	checkPullKey(ctx, cfg, st, problem, warn)
 	keys := DKIMKeys(cfg.Data)
 	for _, d := range domains {
 		ks, err := keys.SigningKeys(ctx, d.Name)

@@ -302,3 +302,90 @@ mta_sts_mode = "enforce"
 		t.Errorf("check --dns with every record published: %v\n%s", err, out)
 	}
 }
+
+// TestCheckPullKey: with pull sources, check looks at [pull] key_file: missing, too open,
+// not a key, another key than the one that sealed the passwords, and (as root) owned by
+// another user, readable by another group, or unreadable by the server's user.
+func TestCheckPullKey(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir, "pull", "mail.example.org", time.Now().Add(90*24*time.Hour))
+	keyFile := filepath.Join(dir, "keys", "pull.key")
+	conf := writeCheckConfig(t, dir, "pull", cert, key, "127.0.0.1:0", "")
+	if err := os.WriteFile(conf, append(mustRead(t, conf), fmt.Sprintf("[pull]\nkey_file = %q\n", keyFile)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runIn := func(stdin string, args ...string) (string, error) {
+		var out bytes.Buffer
+		err := Main(&Env{Ctx: context.Background(), ConfigFile: conf, Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &out}, args)
+		return out.String(), err
+	}
+	if out, err := runIn("secret-password\n", "account", "add", "me@example.org"); err != nil {
+		t.Fatal(out, err)
+	}
+	// No source and no key: nothing to say.
+	if out, err := runIn("", "check"); err != nil || strings.Contains(out, "pull") {
+		t.Fatalf("check without pull sources: %v\n%s", err, out)
+	}
+	if out, err := runIn("outside\n", "account", "pull", "add", "me@example.org", "--pop3", "pop.example:995", "--user", "u"); err != nil {
+		t.Fatal(out, err)
+	}
+	if out, err := runIn("", "check"); err != nil || strings.Contains(out, "pull") {
+		t.Fatalf("check with a good pull key: %v\n%s", err, out)
+	}
+	good := mustRead(t, keyFile)
+	checkFinds := func(name string, want ...string) {
+		t.Helper()
+		out, err := runIn("", "check")
+		if err == nil {
+			t.Errorf("%s: check passed:\n%s", name, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: output lacks %q:\n%s", name, w, out)
+			}
+		}
+	}
+	os.Chmod(keyFile, 0o644)
+	checkFinds("mode", "problem: pull: key file "+keyFile+" is mode 0644: every user of the host can read")
+	os.Chmod(keyFile, 0o620)
+	checkFinds("group write", "is mode 0620: want 0600, or 0640")
+	os.Chmod(keyFile, 0o600)
+	os.WriteFile(keyFile, []byte("0123abcd\n"), 0o600)
+	checkFinds("length", "problem: pull key "+keyFile+": want 32 bytes in hex on one line")
+	os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600)
+	checkFinds("another key", "problem: pull: the key in "+keyFile+" does not open the stored password of 1 of 1 pull sources (me@example.org 1)")
+	os.Remove(keyFile)
+	checkFinds("missing", "problem: pull: key file "+keyFile+" does not exist: the passwords of 1 pull sources cannot be opened")
+	os.WriteFile(keyFile, good, 0o600)
+	if out, err := runIn("", "check"); err != nil || strings.Contains(out, "pull") {
+		t.Fatalf("check with the key back: %v\n%s", err, out)
+	}
+
+	if os.Geteuid() != 0 {
+		t.Log("not root: ownership checks skipped")
+		return
+	}
+	os.Chown(keyFile, 54321, 0)
+	checkFinds("owner", "problem: pull: key file "+keyFile+" belongs to uid 54321, neither root nor the server's user (root)")
+	os.Chown(keyFile, 0, 54321)
+	os.Chmod(keyFile, 0o640)
+	checkFinds("group", "is readable by group gid 54321, not the server's (root)")
+	// The server switches to nobody, who cannot read a root-only key.
+	os.Chown(keyFile, 0, 0)
+	os.Chmod(keyFile, 0o600)
+	nobody := writeCheckConfig(t, dir, "pull", cert, key, "127.0.0.1:0", `user = "nobody"`)
+	os.WriteFile(nobody, append(mustRead(t, nobody), fmt.Sprintf("[pull]\nkey_file = %q\n", keyFile)...), 0o644)
+	out, err := runConfig(t, nobody, "check")
+	if err == nil || !strings.Contains(out, "problem: pull: key file "+keyFile+" cannot be read by the server's user (nobody)") {
+		t.Errorf("a key nobody cannot read: %v\n%s", err, out)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -90,10 +90,73 @@ func TestDovecotIMAP(t *testing.T) {
 }
 
 // keepOff claims sources as if they were in delete mode.
-type keepOff struct{ store.Pulls }
+type keepOff struct{ Store }
 
 func (k keepOff) ClaimPull(ctx context.Context, now time.Time, lease time.Duration) (store.PullSource, error) {
-	s, err := k.Pulls.ClaimPull(ctx, now, lease)
+	s, err := k.Store.ClaimPull(ctx, now, lease)
 	s.Keep = false
 	return s, err
+}
+
+// A folder whose UIDVALIDITY changes (doveadm sets a new one; the UIDs stay, as after an
+// index rebuild) names the same messages by new unique-ids: they are recognized by their
+// header and not pulled again, the new ones are, and `pull list`'s notice says what happened.
+// A changed folder (its state retired) is resynchronized the same way.
+func TestDovecotIMAPUIDValidityChange(t *testing.T) {
+	mailtest.RequireBinary(t, mailtest.IMAPBinary)
+	d := mailtest.StartDovecot(t)
+	e := newEnv(t)
+	e.addDovecot(t, d, "imap", d.IMAPSAddr, "tls", true)
+	for i := range 5 {
+		d.Deliver(t, i, msg(i))
+	}
+	if src := e.pollNow(t); src.Failures != 0 || src.Notice != "" {
+		t.Fatalf("first poll %+v", src)
+	}
+	before, _ := e.local.PulledUIDs(context.Background(), e.sourceID)
+	if len(before) != 5 {
+		t.Fatalf("state %v", before)
+	}
+	d.Doveadm(t, "mailbox", "update", "-u", d.User, "--uid-validity", "4242", "INBOX")
+	for i := 5; i < 7; i++ {
+		d.Deliver(t, i, msg(i))
+	}
+	src := e.pollNow(t)
+	if src.Failures != 0 || src.LastError != "" {
+		t.Fatalf("poll after the change %+v", src)
+	}
+	if got := e.subjects(t); !slices.Equal(got, want(0, 7)) {
+		t.Fatalf("pulled %v", got)
+	}
+	for _, w := range []string{"UIDVALIDITY of INBOX changed from ", " to 4242", "5 messages recognized as pulled before, 2 pulled as new"} {
+		if !strings.Contains(src.Notice, w) {
+			t.Errorf("notice %q lacks %q", src.Notice, w)
+		}
+	}
+	after, _ := e.local.PulledUIDs(context.Background(), e.sourceID)
+	if len(after) != 7 {
+		t.Errorf("state after the change %v", after)
+	}
+	for uid := range after {
+		if !strings.HasPrefix(uid, "4242/") {
+			t.Errorf("unique-id %s of the old UIDVALIDITY kept", uid)
+		}
+	}
+	// Nothing more at the next poll; the notice stays for `pull list`.
+	if src := e.pollNow(t); src.Notice == "" || len(e.subjects(t)) != 7 {
+		t.Fatalf("next poll %+v, %v", src, e.subjects(t))
+	}
+
+	// The state retired (the folder was changed by `pull edit`): recognized again.
+	if err := e.local.RetirePulled(context.Background(), e.sourceID); err != nil {
+		t.Fatal(err)
+	}
+	d.Deliver(t, 7, msg(7))
+	src = e.pollNow(t)
+	if got := e.subjects(t); !slices.Equal(got, want(0, 8)) {
+		t.Fatalf("pulled after the retirement %v", got)
+	}
+	if !strings.Contains(src.Notice, "from a previous folder to 4242: 7 messages recognized as pulled before, 1 pulled as new") {
+		t.Errorf("notice %q", src.Notice)
+	}
 }

@@ -2,6 +2,7 @@ package pull
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -49,8 +50,7 @@ func (r *run) pop3(ctx context.Context, pass string) error {
 	}
 	uids, err := c.UIDL()
 	if errors.Is(err, pop3client.ErrNoUIDL) {
-		// Without unique-ids, new and old messages cannot be told apart across polls.
-		return errors.New("the server does not support UIDL (RFC 1939 §7), which pulling needs")
+		return r.pop3Derived(ctx, c, sizes)
 	}
 	if err != nil {
 		return err
@@ -74,13 +74,7 @@ func (r *run) pop3(ctx context.Context, pass string) error {
 	for _, s := range sizes {
 		uid := byNum[s.Num]
 		if _, ok := r.seen[uid]; !ok {
-			spool := deliver.NewSpool(r.p.o.SpoolDir, r.p.o.SpoolMemory)
-			_, err := c.Retr(s.Num, spool)
-			if err == nil {
-				err = r.deliver(ctx, uid, spool)
-			}
-			spool.Close()
-			if err != nil {
+			if err := r.retr(ctx, c, s.Num, func(body deliver.Body) error { return r.deliver(ctx, uid, "", body) }); err != nil {
 				return err
 			}
 		}
@@ -89,6 +83,22 @@ func (r *run) pop3(ctx context.Context, pass string) error {
 			dele = append(dele, s.Num)
 		}
 	}
+	return r.pop3Finish(c, dele)
+}
+
+// retr downloads message n into a spool and hands it to f.
+func (r *run) retr(ctx context.Context, c *pop3client.Client, n int, f func(deliver.Body) error) error {
+	spool := deliver.NewSpool(r.p.o.SpoolDir, r.p.o.SpoolMemory)
+	defer spool.Close()
+	if _, err := c.Retr(n, spool); err != nil {
+		return err
+	}
+	return f(spool)
+}
+
+// pop3Finish deletes the messages dele (delivered, in a source that does not keep mail) and
+// ends the session with QUIT, which is when the server removes them (RFC 1939 §6).
+func (r *run) pop3Finish(c *pop3client.Client, dele []int) error {
 	if err := c.DeleMany(dele); err != nil {
 		return err
 	}
@@ -97,6 +107,89 @@ func (r *run) pop3(ctx context.Context, pass string) error {
 	}
 	r.res.Deleted = len(dele)
 	return nil
+}
+
+// errNoTOP refuses to keep mail on a server with neither UIDL nor TOP.
+var errNoTOP = errors.New("the server has neither UIDL nor TOP (both optional, RFC 1939 §7): with mail kept there, " +
+	"a new message cannot be told from an old one without downloading the whole mailbox at every poll; " +
+	"pull with --delete (`petrel account pull edit ADDRESS ID --delete`)")
+
+// pop3Derived polls a POP3 mailbox whose server has no UIDL: a message's unique-id is derived
+// from its header block (derivedUIDs; identity.go says why that is a sound identity).
+//
+// Deleting mail (the default), each message is downloaded, named by the digest of its header,
+// delivered unless it was before, and deleted; the delivery commits with its unique-id before
+// the DELE, and DELE takes effect only at QUIT, so a poll cut short leaves a delivered message
+// on the server, and the next poll recognizes it by its header and deletes it without
+// delivering it again. After a QUIT that removed them, the names are forgotten, since a later
+// copy of a message would get the same name. Keeping mail, only the headers are downloaded at
+// each poll (TOP n 0) and the new messages in full; a server without TOP is refused
+// (errNoTOP). The one case it cannot see: between two polls, a copy of a message leaves and
+// a new byte-identical copy comes; the count of copies is the same, and the new one is taken
+// for the old one.
+func (r *run) pop3Derived(ctx context.Context, c *pop3client.Client, sizes []pop3client.MessageSize) error {
+	r.res.OnServer = len(sizes)
+	names := derivedUIDs{}
+	onServer := map[string]bool{}
+	if !r.src.Keep {
+		var dele []int
+		for _, s := range sizes {
+			err := r.retr(ctx, c, s.Num, func(body deliver.Body) error {
+				fp, err := bodyDigest(body)
+				if err != nil {
+					return err
+				}
+				uid := names.next(fp)
+				onServer[uid] = true
+				if _, ok := r.seen[uid]; ok {
+					return nil
+				}
+				return r.deliver(ctx, uid, fp, body)
+			})
+			if err != nil {
+				return err
+			}
+			dele = append(dele, s.Num)
+		}
+		if err := r.forget(ctx, onServer); err != nil {
+			return err
+		}
+		if err := r.pop3Finish(c, dele); err != nil {
+			return err
+		}
+		// QUIT removed every message: their names are free again, and must be, since a
+		// later copy of one of them gets the same name and must not be taken for it.
+		return r.forget(ctx, nil)
+	}
+	uids := make([]string, len(sizes))
+	fps := make([]string, len(sizes))
+	for i, s := range sizes {
+		var head bytes.Buffer
+		if _, err := c.Top(s.Num, 0, &head); err != nil {
+			if pe := (*pop3client.Error)(nil); errors.As(err, &pe) {
+				return fmt.Errorf("%w (%v)", errNoTOP, err)
+			}
+			return err
+		}
+		fp, err := headerDigest(&head)
+		if err != nil {
+			return err
+		}
+		uids[i], fps[i] = names.next(fp), fp
+		onServer[uids[i]] = true
+	}
+	if err := r.forget(ctx, onServer); err != nil {
+		return err
+	}
+	for i, s := range sizes {
+		if _, ok := r.seen[uids[i]]; ok {
+			continue
+		}
+		if err := r.retr(ctx, c, s.Num, func(body deliver.Body) error { return r.deliver(ctx, uids[i], fps[i], body) }); err != nil {
+			return err
+		}
+	}
+	return r.pop3Finish(c, nil)
 }
 
 // returnPath is the address of the message's Return-Path header (RFC 5322 §3.6.7), which

@@ -8,6 +8,10 @@
 //     message, and refuses a unique-id recorded before (store.ErrExists). A crash at any point
 //     therefore loses nothing (an unrecorded message is still on the server and is pulled
 //     again) and duplicates nothing (a recorded one is skipped, and recorded means delivered).
+//   - Where the server's names fail (POP3 without UIDL, an IMAP UIDVALIDITY change, a
+//     changed folder), a message is known by its fingerprint, the digest of its header block
+//     (identity.go), recorded with its unique-id; an error errs toward a duplicate, never a
+//     loss.
 //   - A message is deleted on the outside server (POP3 DELE then QUIT; IMAP \Deleted then
 //     EXPUNGE) only after its delivery committed, and only when the source does not keep mail.
 //     A POP3 session that fails before QUIT deletes nothing (RFC 1939 §6).
@@ -38,6 +42,12 @@ type Deliverer interface {
 	Deliver(ctx context.Context, env deliver.Envelope, body deliver.Body) (store.Delivered, error)
 }
 
+// Store is what the poller needs of the store: the sources and their state.
+type Store interface {
+	store.Pulls
+	store.PullState
+}
+
 // Options configures a Poller.
 type Options struct {
 	// KeyFile is the key that opens the stored passwords (LoadKey); read at each poll, so a
@@ -62,14 +72,14 @@ type Options struct {
 
 // Poller polls the due pull sources of a store.
 type Poller struct {
-	st   store.Pulls
+	st   Store
 	dl   Deliverer
 	o    Options
 	wake chan struct{}
 }
 
 // New returns a Poller over st delivering through dl.
-func New(st store.Pulls, dl Deliverer, o Options) *Poller {
+func New(st Store, dl Deliverer, o Options) *Poller {
 	if o.Check <= 0 {
 		o.Check = 15 * time.Second
 	}
@@ -161,6 +171,10 @@ type Result struct {
 	OnServer  int // messages in the outside mailbox
 	Delivered int // delivered into the account by this poll
 	Deleted   int // removed from the outside mailbox
+	// Matched counts messages under a new IMAP UIDVALIDITY recognized as pulled before.
+	Matched int
+	// Notice is an event for `pull list` (a UIDVALIDITY change), "" for none.
+	Notice string
 }
 
 // poll polls src under its lease and records the outcome.
@@ -171,14 +185,14 @@ func (p *Poller) poll(ctx context.Context, src store.PullSource) {
 	res, err := p.Poll(pctx, src)
 	cancel()
 	now := p.o.Now()
-	o := store.PullOutcome{Polled: now, NextPoll: now.Add(src.Every)}
+	o := store.PullOutcome{Polled: now, NextPoll: now.Add(src.Every), Notice: res.Notice}
 	if err != nil {
 		o.Failures = src.Failures + 1
 		o.LastError = err.Error()
 		o.NextPoll = now.Add(backoff(src.Every, o.Failures))
 		log.Warn("pull failed", "err", err, "failures", o.Failures, "next", o.NextPoll.Format(time.RFC3339))
-	} else if res.Delivered > 0 || res.Deleted > 0 {
-		log.Info("pulled", "delivered", res.Delivered, "deleted", res.Deleted, "on_server", res.OnServer)
+	} else if res.Delivered > 0 || res.Deleted > 0 || res.Matched > 0 {
+		log.Info("pulled", "delivered", res.Delivered, "deleted", res.Deleted, "on_server", res.OnServer, "matched", res.Matched)
 	}
 	// Recorded even when ctx was cancelled (a stop): the lease ends now, not in an hour.
 	if err := p.st.FinishPull(context.WithoutCancel(ctx), src, o); err != nil {
@@ -233,14 +247,21 @@ type run struct {
 
 // deliver delivers one message body of the source under its unique-id uid. It returns nil
 // when the message is in the account now: delivered by this call, or recorded before (by a
-// poll that crashed before it could tell, or another node).
-func (r *run) deliver(ctx context.Context, uid string, body deliver.Body) error {
+// poll that crashed before it could tell, or another node). fp is the body's fingerprint,
+// "" to compute it here.
+func (r *run) deliver(ctx context.Context, uid, fp string, body deliver.Body) error {
+	if fp == "" {
+		var err error
+		if fp, err = bodyDigest(body); err != nil {
+			return fmt.Errorf("read message %s: %w", uid, err)
+		}
+	}
 	env := deliver.Envelope{
 		MailFrom:   returnPath(body),
 		Targets:    []store.Target{{AccountID: r.src.AccountID, Mailbox: store.Inbox}},
 		ReceivedAt: r.p.o.Now(),
 		Classify:   true, // mail from outside, as on the MX port
-		Pulled:     &store.PulledMessage{SourceID: r.src.ID, UID: uid},
+		Pulled:     &store.PulledMessage{SourceID: r.src.ID, UID: uid, Fingerprint: fp},
 	}
 	_, err := r.p.dl.Deliver(ctx, env, body)
 	switch {
@@ -252,7 +273,8 @@ func (r *run) deliver(ctx context.Context, uid string, body deliver.Body) error 
 	}
 	// A script that discarded the message committed nothing: record it all the same, so
 	// that it is not pulled (and discarded) at every poll.
-	if err := r.p.st.MarkPulled(context.WithoutCancel(ctx), r.src.ID, []string{uid}, r.p.o.Now()); err != nil {
+	pulled := []store.PulledMessage{{SourceID: r.src.ID, UID: uid, Fingerprint: fp}}
+	if err := r.p.st.MarkPulledWith(context.WithoutCancel(ctx), pulled, r.p.o.Now()); err != nil {
 		return err
 	}
 	r.seen[uid] = r.p.o.Now()

@@ -96,8 +96,8 @@ var CopyTables = []CopyTable{
 	{"junk_tokens", cols("id account_id ham spam"), 1},
 	{"junk_trained", cols("account_id key:b junk:bool"), 2},
 	{"pull_sources", cols(`id account_id protocol:t addr:t tls:t ca_file:t username:t secret:b keep:bool every folder:t
-		next_poll last_poll last_error:t failures lease_until`), 1},
-	{"pull_seen", cols("source_id uid:t seen"), 2},
+		next_poll last_poll last_error:t failures lease_until notice:t`), 1},
+	{"pull_seen", cols("source_id uid:t seen fingerprint:t"), 2},
 }
 
 // Exporter reads a whole store for a copy.

@@ -35,6 +35,9 @@ type PullSource struct {
 	LastPoll  time.Time // zero: never polled
 	LastError string    // "" after a successful poll
 	Failures  int       // polls failed in a row
+	// Notice is the last event worth an operator's eye that was not a failure (an IMAP
+	// folder's UIDVALIDITY changing), with its time; "" when there was none.
+	Notice string
 	// Lease is the claim of the node polling the source now (ClaimPull), zero when none does;
 	// FinishPull must present it.
 	Lease time.Time
@@ -46,12 +49,18 @@ type PullOutcome struct {
 	NextPoll  time.Time
 	LastError string
 	Failures  int
+	// Notice, when set, replaces the source's Notice; "" keeps it.
+	Notice string
 }
 
 // PulledMessage names a message of a source in a Delivery (Delivery.Pulled).
 type PulledMessage struct {
 	SourceID int64
 	UID      string
+	// Fingerprint identifies the message by its content (internal/pull: a digest of its
+	// header block), recorded with the unique-id so that a message whose unique-id changed
+	// (an IMAP UIDVALIDITY change) can be recognized; "" when not known.
+	Fingerprint string
 }
 
 // Pulls keeps pull sources and their state. A missing account or source is ErrNotFound.
@@ -86,17 +95,46 @@ type Pulls interface {
 	ForgetPulled(ctx context.Context, sourceID int64, uids []string) error
 }
 
+// PullState is the rest of a pull source's life, beside Pulls: editing a source without
+// losing what it pulled, and the fingerprints that recognize a pulled message whose
+// unique-id changed. A backend with Pulls implements it too; FinishPull writes
+// PullOutcome.Notice, and a delivery records Delivery.Pulled.Fingerprint.
+type PullState interface {
+	// EditPullSource changes the source src.ID of src.AccountID to src's Addr, TLS, CAFile,
+	// User, Secret, Keep, Every and Folder, and makes it due at once. Its protocol, its
+	// recorded unique-ids and its failure count stay. Not the account's is ErrNotFound.
+	EditPullSource(ctx context.Context, src PullSource) error
+	// PulledFingerprints returns the fingerprint recorded with each unique-id of a source
+	// ("" for one recorded without).
+	PulledFingerprints(ctx context.Context, sourceID int64) (map[string]string, error)
+	// MarkPulledWith records pulled messages with their fingerprints (a unique-id recorded
+	// already keeps its time and gains a fingerprint it lacked).
+	MarkPulledWith(ctx context.Context, msgs []PulledMessage, now time.Time) error
+	// RekeyPulled renames the recorded unique-id from of a source to to, keeping its time
+	// and fingerprint, in one commit: ErrNotFound when from is not recorded (another poller
+	// took it), ErrExists when to is.
+	RekeyPulled(ctx context.Context, sourceID int64, from, to string) error
+	// RetirePulled marks every recorded unique-id of a source as from an earlier listing
+	// (prefixed with RetiredPrefix), so that none is taken for a message present now while
+	// their fingerprints still recognize messages pulled before (a changed IMAP folder).
+	RetirePulled(ctx context.Context, sourceID int64) error
+}
+
+// RetiredPrefix starts a unique-id that RetirePulled retired. No IMAP "UIDVALIDITY/UID"
+// key starts with it (a POP3 UIDL could, but only IMAP sources are retired).
+const RetiredPrefix = "~"
+
 // PullColumns are the columns of a pull source in both backends' pull_sources table, in the
 // order ScanPullSource reads them.
 const PullColumns = `id, account_id, protocol, addr, tls, ca_file, username, secret, keep, every, folder,
-	next_poll, last_poll, last_error, failures, lease_until`
+	next_poll, last_poll, last_error, failures, lease_until, notice`
 
 // ScanPullSource reads a row of PullColumns (times in unix nanoseconds, 0 for none) with scan.
 func ScanPullSource(scan func(dest ...any) error) (PullSource, error) {
 	var p PullSource
 	var every, next, last, lease int64
 	err := scan(&p.ID, &p.AccountID, &p.Protocol, &p.Addr, &p.TLS, &p.CAFile, &p.User, &p.Secret, &p.Keep,
-		&every, &p.Folder, &next, &last, &p.LastError, &p.Failures, &lease)
+		&every, &p.Folder, &next, &last, &p.LastError, &p.Failures, &lease, &p.Notice)
 	p.Every, p.NextPoll = time.Duration(every), time.Unix(0, next)
 	if last != 0 {
 		p.LastPoll = time.Unix(0, last)

@@ -238,3 +238,57 @@ func TestPullIMAPFromDovecot(t *testing.T) {
 		t.Errorf("%d messages left in Dovecot in delete mode", d.Count(t))
 	}
 }
+
+// An IMAP source kept on Dovecot whose UIDVALIDITY changes: the running server does not pull
+// the folder again, pulls what is new, and `pull list` says what happened; `pull edit`
+// changes the source without pulling anything twice.
+func TestPullIMAPUIDValidityFromDovecot(t *testing.T) {
+	t.Parallel()
+	mailtest.RequireBinary(t, mailtest.IMAPBinary)
+	d := mailtest.StartDovecot(t)
+	in := pullInstance(t)
+	none := func(int) bool { return false }
+	for i := range 4 {
+		d.Deliver(t, i, pulledBody(i, "kept"))
+	}
+	_, port, _ := net.SplitHostPort(d.IMAPSAddr)
+	out := in.mustPetrel(d.Pass+"\n", "account", "pull", "add", pullUser, "--imap", "localhost:"+port, "--user", d.User,
+		"--ca-file", d.CertFile, "--every", "1h", "--keep")
+	id := regexp.MustCompile(`added pull source (\d+) `).FindStringSubmatch(out)[1]
+	waitPulled(t, in, 4)
+	// polled waits until the source's poll ran (its next poll is no longer "now").
+	polled := func() {
+		t.Helper()
+		if !waitFor(2*time.Minute, func() bool {
+			l := pullStatus(t, in, id)
+			return healthy.MatchString(l) && !strings.Contains(l, " now ")
+		}) {
+			t.Fatalf("pull list: %q", pullStatus(t, in, id))
+		}
+	}
+	polled()
+	d.Doveadm(t, "mailbox", "update", "-u", d.User, "--uid-validity", "777", "INBOX")
+	d.Deliver(t, 4, pulledBody(4, "kept"))
+	in.mustPetrel("", "account", "pull", "now", pullUser, id)
+	waitPulled(t, in, 5)
+	polled()
+	checkPulled(t, in, 5, none)
+	list := in.mustPetrel("", "account", "pull", "list", pullUser)
+	if !strings.Contains(list, "source "+id+": ") || !strings.Contains(list, "to 777: 4 messages recognized as pulled before, 1 pulled as new") {
+		t.Errorf("pull list after the UIDVALIDITY change:\n%s", list)
+	}
+
+	// Edited (delete mode, another interval): due at once, nothing pulled twice, all deleted.
+	out = in.mustPetrel("", "account", "pull", "edit", pullUser, id, "--delete", "--every", "2h")
+	if !strings.Contains(out, "5 pulled messages remembered") {
+		t.Errorf("pull edit printed %q", out)
+	}
+	if !waitFor(2*time.Minute, func() bool { return d.Count(t) == 0 }) {
+		t.Fatalf("%d messages left in Dovecot after switching to delete mode", d.Count(t))
+	}
+	polled()
+	checkPulled(t, in, 5, none)
+	if l := pullStatus(t, in, id); !strings.Contains(l, "delete") || !strings.Contains(l, "2h0m0s") {
+		t.Errorf("pull list after the edit: %q", l)
+	}
+}

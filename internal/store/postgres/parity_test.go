@@ -46,6 +46,9 @@ func TestSubscriptionChanges(t *testing.T) {
 
 func TestPulls(t *testing.T) {
 	storetest.RunPulls(t, func(t *testing.T) storetest.PullStore { return openTest(t) })
+	t.Run("state", func(t *testing.T) {
+		storetest.RunPullState(t, func(t *testing.T) storetest.PullStateStore { return openTest(t) })
+	})
 }
 
 // Nodes on one database claiming one due source at once: exactly one polls it.

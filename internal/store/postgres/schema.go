@@ -320,6 +320,12 @@ ALTER TABLE blobs ADD COLUMN fields_at bigint;
 	`
 ALTER TABLE pull_sources ALTER COLUMN failures TYPE bigint;
 `,
+	// 9: a pull source's last notice and the fingerprint of each pulled message
+	// (store.PullState, the embedded store's migration 18).
+	`
+ALTER TABLE pull_sources ADD COLUMN notice text NOT NULL DEFAULT '';
+ALTER TABLE pull_seen ADD COLUMN fingerprint text NOT NULL DEFAULT '';
+`,
 }
 
 // migrationLock is the key of the advisory lock that serializes migrations, so that

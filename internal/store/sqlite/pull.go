@@ -10,7 +10,10 @@ import (
 // Pull sources and the unique-ids each delivered: the pull_sources and pull_seen tables of
 // migration 15 (store.Pulls).
 
-var _ store.Pulls = (*Store)(nil)
+var (
+	_ store.Pulls     = (*Store)(nil)
+	_ store.PullState = (*Store)(nil)
+)
 
 // AddPullSource implements store.Pulls.
 func (s *Store) AddPullSource(ctx context.Context, p store.PullSource) (int64, error) {
@@ -55,18 +58,21 @@ func (s *Store) PullSources(ctx context.Context, accountID int64) ([]store.PullS
 
 // pullUpdate runs one UPDATE of a source of the account; no such source is ErrNotFound.
 func (s *Store) pullUpdate(ctx context.Context, query string, args ...any) error {
-	return s.write(ctx, 0, func(t *tx) error {
-		res, err := t.exec(query, args...)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrNotFound
-		}
-		return nil
-	})
+	return s.write(ctx, 0, func(t *tx) error { return t.execSome(query, args...) })
+}
+
+// execSome runs a statement that must change a row: none changed is ErrNotFound.
+func (t *tx) execSome(query string, args ...any) error {
+	res, err := t.exec(query, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
 }
 
 // RemovePullSource implements store.Pulls.
@@ -107,8 +113,9 @@ func (s *Store) ClaimPull(ctx context.Context, now time.Time, lease time.Duratio
 
 // FinishPull implements store.Pulls.
 func (s *Store) FinishPull(ctx context.Context, p store.PullSource, o store.PullOutcome) error {
-	return s.pullUpdate(ctx, `UPDATE pull_sources SET lease_until = 0, next_poll = ?, last_poll = ?, last_error = ?, failures = ?
-		WHERE id = ? AND lease_until = ?`, o.NextPoll.UnixNano(), o.Polled.UnixNano(), o.LastError, o.Failures, p.ID, p.Lease.UnixNano())
+	return s.pullUpdate(ctx, `UPDATE pull_sources SET lease_until = 0, next_poll = ?, last_poll = ?, last_error = ?, failures = ?,
+		notice = CASE WHEN CAST(? AS text) = '' THEN notice ELSE CAST(? AS text) END
+		WHERE id = ? AND lease_until = ?`, o.NextPoll.UnixNano(), o.Polled.UnixNano(), o.LastError, o.Failures, o.Notice, o.Notice, p.ID, p.Lease.UnixNano())
 }
 
 // ReleasePullLeases implements store.Pulls.
@@ -172,8 +179,8 @@ func (s *Store) ForgetPulled(ctx context.Context, sourceID int64, uids []string)
 // recordPulled records the unique-id of a delivery's pulled message in its transaction;
 // recorded before, it is store.ErrExists and the delivery commits nothing.
 func (t *tx) recordPulled(p *store.PulledMessage, now time.Time) error {
-	res, err := t.exec(`INSERT INTO pull_seen (source_id, uid, seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-		p.SourceID, p.UID, now.UnixNano())
+	res, err := t.exec(`INSERT INTO pull_seen (source_id, uid, seen, fingerprint) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		p.SourceID, p.UID, now.UnixNano(), p.Fingerprint)
 	if err != nil {
 		return err
 	}
@@ -183,4 +190,69 @@ func (t *tx) recordPulled(p *store.PulledMessage, now time.Time) error {
 		return store.ErrExists
 	}
 	return nil
+}
+
+// EditPullSource implements store.PullState.
+func (s *Store) EditPullSource(ctx context.Context, p store.PullSource) error {
+	return s.pullUpdate(ctx, `UPDATE pull_sources SET addr = ?, tls = ?, ca_file = ?, username = ?, secret = ?, keep = ?, every = ?,
+		folder = ?, next_poll = 0 WHERE id = ? AND account_id = ?`, p.Addr, p.TLS, p.CAFile, p.User, p.Secret, p.Keep, int64(p.Every),
+		p.Folder, p.ID, p.AccountID)
+}
+
+// PulledFingerprints implements store.PullState.
+func (s *Store) PulledFingerprints(ctx context.Context, sourceID int64) (map[string]string, error) {
+	rows, err := s.query(ctx, `SELECT uid, fingerprint FROM pull_seen WHERE source_id = ?`, sourceID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var uid, fp string
+		if err := rows.Scan(&uid, &fp); err != nil {
+			return nil, err
+		}
+		out[uid] = fp
+	}
+	return out, rows.Err()
+}
+
+// MarkPulledWith implements store.PullState.
+func (s *Store) MarkPulledWith(ctx context.Context, msgs []store.PulledMessage, now time.Time) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	return s.write(ctx, 0, func(t *tx) error {
+		for _, m := range msgs {
+			if _, err := t.exec(`INSERT INTO pull_seen (source_id, uid, seen, fingerprint) VALUES (?, ?, ?, ?)
+				ON CONFLICT (source_id, uid) DO UPDATE SET fingerprint = excluded.fingerprint WHERE pull_seen.fingerprint = ''`,
+				m.SourceID, m.UID, now.UnixNano(), m.Fingerprint); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// RekeyPulled implements store.PullState.
+func (s *Store) RekeyPulled(ctx context.Context, sourceID int64, from, to string) error {
+	return s.write(ctx, 0, func(t *tx) error {
+		var n int
+		if err := t.queryRow(`SELECT count(*) FROM pull_seen WHERE source_id = ? AND uid = ?`, []any{sourceID, to}, &n); err != nil {
+			return err
+		}
+		if n != 0 {
+			return store.ErrExists
+		}
+		return t.execSome(`UPDATE pull_seen SET uid = ? WHERE source_id = ? AND uid = ?`, to, sourceID, from)
+	})
+}
+
+// RetirePulled implements store.PullState.
+func (s *Store) RetirePulled(ctx context.Context, sourceID int64) error {
+	return s.write(ctx, 0, func(t *tx) error {
+		_, err := t.exec(`UPDATE pull_seen SET uid = CAST(? AS text) || uid WHERE source_id = ? AND uid NOT LIKE ?`,
+			store.RetiredPrefix, sourceID, store.RetiredPrefix+"%")
+		return err
+	})
 }

@@ -399,6 +399,12 @@ ALTER TABLE blobs ADD COLUMN base_id INTEGER;
 ALTER TABLE blobs ADD COLUMN fields_at INTEGER;
 CREATE INDEX blobs_base ON blobs (base_id) WHERE base_id IS NOT NULL;
 `,
+	// 18: a pull source's last notice (an IMAP UIDVALIDITY change) and the fingerprint of
+	// each pulled message, which recognizes it under a new unique-id (store.PullState).
+	`
+ALTER TABLE pull_sources ADD COLUMN notice TEXT NOT NULL DEFAULT '';
+ALTER TABLE pull_seen ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

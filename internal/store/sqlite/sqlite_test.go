@@ -677,6 +677,9 @@ func TestSubscriptionChanges(t *testing.T) {
 
 func TestPulls(t *testing.T) {
 	storetest.RunPulls(t, func(t *testing.T) storetest.PullStore { return openTemp(t, Options{}) })
+	t.Run("state", func(t *testing.T) {
+		storetest.RunPullState(t, func(t *testing.T) storetest.PullStateStore { return openTemp(t, Options{}) })
+	})
 	storetest.RunPullClaims(t, openTemp(t, Options{}))
 }
 

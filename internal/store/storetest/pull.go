@@ -204,3 +204,123 @@ func RunPullClaims(t *testing.T, stores ...PullStore) {
 		t.Errorf("%d claims won, want 1", won)
 	}
 }
+
+// PullStateStore is what RunPullState tests.
+type PullStateStore interface {
+	PullStore
+	store.PullState
+}
+
+// RunPullState tests a store.PullState: editing a source keeps its state, fingerprints are
+// recorded by deliveries and MarkPulledWith, a unique-id is renamed in one commit, retired
+// ones keep their fingerprints, and FinishPull keeps or replaces the notice.
+func RunPullState(t *testing.T, open func(t *testing.T) PullStateStore) {
+	st := open(t)
+	ctx := context.Background()
+	f := &fixture{t: t, s: st, ctx: ctx}
+	a := f.account("a@pullstate.test")
+	b := f.account("b@pullstate.test")
+	t0 := time.Unix(1_800_000_000, 0)
+	id, err := st.AddPullSource(ctx, store.PullSource{AccountID: a.ID, Protocol: "imap", Addr: "old.example:993", TLS: "tls", User: "u",
+		Secret: []byte{1}, Every: time.Hour, NextPoll: t0.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := delivery("Subject: pulled\r\n\r\nbody\r\n", inbox(a.ID))
+	d.Pulled = &store.PulledMessage{SourceID: id, UID: "7/1", Fingerprint: "fp1"}
+	if _, err := st.Deliver(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MarkPulled(ctx, id, []string{"7/2"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	// A discarded message is recorded afterwards, and gains the fingerprint it lacked; one
+	// recorded with a fingerprint keeps it.
+	if err := st.MarkPulledWith(ctx, []store.PulledMessage{{SourceID: id, UID: "7/2", Fingerprint: "fp2"},
+		{SourceID: id, UID: "7/1", Fingerprint: "other"}, {SourceID: id, UID: "7/3", Fingerprint: "fp3"}}, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	fps, err := st.PulledFingerprints(ctx, id)
+	if err != nil || len(fps) != 3 || fps["7/1"] != "fp1" || fps["7/2"] != "fp2" || fps["7/3"] != "fp3" {
+		t.Fatalf("PulledFingerprints = %v, %v", fps, err)
+	}
+	if seen, _ := st.PulledUIDs(ctx, id); !seen["7/2"].Equal(t0) || !seen["7/3"].Equal(t0.Add(time.Minute)) {
+		t.Errorf("times after MarkPulledWith %v", seen)
+	}
+
+	// Rekeying moves the record with its time and fingerprint.
+	if err := st.RekeyPulled(ctx, id, "7/2", "9/5"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "RekeyPulled of a missing unique-id", st.RekeyPulled(ctx, id, "7/2", "9/6"), store.ErrNotFound)
+	wantErr(t, "RekeyPulled onto a recorded unique-id", st.RekeyPulled(ctx, id, "7/3", "9/5"), store.ErrExists)
+	fps, _ = st.PulledFingerprints(ctx, id)
+	if _, ok := fps["7/2"]; ok || fps["9/5"] != "fp2" || fps["7/3"] != "fp3" {
+		t.Errorf("after RekeyPulled %v", fps)
+	}
+	if seen, _ := st.PulledUIDs(ctx, id); !seen["9/5"].Equal(t0) {
+		t.Errorf("time after RekeyPulled %v", seen)
+	}
+	// A delivery under a renamed unique-id is refused as any recorded one.
+	d = delivery("Subject: pulled\r\n\r\nbody\r\n", inbox(a.ID))
+	d.Pulled = &store.PulledMessage{SourceID: id, UID: "9/5", Fingerprint: "fp2"}
+	_, err = st.Deliver(ctx, d)
+	wantErr(t, "delivery under a rekeyed unique-id", err, store.ErrExists)
+
+	// Retiring prefixes every unique-id once, fingerprints kept.
+	for range 2 {
+		if err := st.RetirePulled(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fps, _ = st.PulledFingerprints(ctx, id)
+	want := map[string]string{store.RetiredPrefix + "7/1": "fp1", store.RetiredPrefix + "9/5": "fp2", store.RetiredPrefix + "7/3": "fp3"}
+	if len(fps) != len(want) {
+		t.Errorf("after RetirePulled %v", fps)
+	}
+	for k, v := range want {
+		if fps[k] != v {
+			t.Errorf("after RetirePulled %v, want %v", fps, want)
+		}
+	}
+
+	// Editing changes the connection and policy, makes it due, keeps the rest.
+	claimed, err := st.ClaimPull(ctx, t0.Add(time.Hour), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FinishPull(ctx, claimed, store.PullOutcome{Polled: t0, NextPoll: t0.Add(2 * time.Hour), LastError: "refused", Failures: 2,
+		Notice: "UIDVALIDITY changed"}); err != nil {
+		t.Fatal(err)
+	}
+	edit := store.PullSource{ID: id, AccountID: a.ID, Protocol: "pop3", Addr: "new.example:143", TLS: "starttls", CAFile: "/ca.pem",
+		User: "v", Secret: []byte{2, 3}, Keep: true, Every: 5 * time.Minute, Folder: "Lists"}
+	wantErr(t, "EditPullSource of another account's source", st.EditPullSource(ctx, store.PullSource{ID: id, AccountID: b.ID}), store.ErrNotFound)
+	if err := st.EditPullSource(ctx, edit); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := st.PullSources(ctx, a.ID)
+	if len(list) != 1 {
+		t.Fatalf("sources %v", list)
+	}
+	p := list[0]
+	if p.Protocol != "imap" || p.Addr != "new.example:143" || p.TLS != "starttls" || p.CAFile != "/ca.pem" || p.User != "v" ||
+		!slices.Equal(p.Secret, []byte{2, 3}) || !p.Keep || p.Every != 5*time.Minute || p.Folder != "Lists" || p.NextPoll.After(t0) ||
+		p.Failures != 2 || p.LastError != "refused" || p.Notice != "UIDVALIDITY changed" {
+		t.Errorf("after EditPullSource %+v", p)
+	}
+	if fps, _ := st.PulledFingerprints(ctx, id); len(fps) != 3 {
+		t.Errorf("state after EditPullSource %v", fps)
+	}
+	// An outcome without a notice keeps the last one.
+	claimed, err = st.ClaimPull(ctx, t0, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FinishPull(ctx, claimed, store.PullOutcome{Polled: t0, NextPoll: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := st.PullSources(ctx, a.ID); list[0].Notice != "UIDVALIDITY changed" || list[0].Failures != 0 {
+		t.Errorf("after a plain FinishPull %+v", list[0])
+	}
+}

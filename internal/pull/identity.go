@@ -1,0 +1,67 @@
+package pull
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+
+	"petrel/internal/mail/deliver"
+)
+
+// A message's identity by content, for what the outside server does not name stably.
+//
+// The fingerprint of a message is the SHA-256 of its header block (RFC 5322 §2.1: the lines
+// before the first empty line), each line without its line ending, so a header read by TOP
+// and one cut from a RETR agree however the server ends its lines. The header block holds
+// the Message-ID, the Date and the Received trace that the servers on the way added, so two
+// deliveries of one message, even of the same Message-ID, differ in it; two messages with
+// equal header blocks are copies of one delivery. It is recorded with every pulled message
+// (store.PulledMessage.Fingerprint) and serves twice:
+//   - POP3 without UIDL (RFC 1939 §7 makes UIDL optional): the unique-id is derived,
+//     "h:" + fingerprint + "#" + n, n counting equal header blocks in message order, so that
+//     copies of one message are each pulled once rather than all but the first dropped.
+//   - an IMAP folder whose UIDVALIDITY changed: a message under the new UIDVALIDITY whose
+//     fingerprint is that of a message pulled under the old one is that message again, and
+//     is not delivered twice (each pulled message recognizes one message at most).
+
+// headerDigest returns the fingerprint of the message read from r.
+func headerDigest(r io.Reader) (string, error) {
+	h := sha256.New()
+	br := bufio.NewReaderSize(r, 16<<10)
+	start := true // at the start of a line
+	for {
+		line, more, err := br.ReadLine()
+		if errors.Is(err, io.EOF) {
+			break // a message without a body: all of it is header
+		}
+		if err != nil {
+			return "", err
+		}
+		if start && !more && len(line) == 0 {
+			break
+		}
+		h.Write(line)
+		if start = !more; start {
+			h.Write([]byte("\r\n"))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// bodyDigest is headerDigest of a body.
+func bodyDigest(b deliver.Body) (string, error) {
+	return headerDigest(io.NewSectionReader(b, 0, b.Size()))
+}
+
+// derivedUIDs names the messages of a POP3 mailbox without UIDL by their fingerprints, in
+// message order.
+type derivedUIDs map[string]int
+
+// next returns the unique-id of the next message in order with fingerprint fp.
+func (d derivedUIDs) next(fp string) string {
+	d[fp]++
+	return fmt.Sprintf("h:%s#%d", fp, d[fp])
+}
