@@ -80,7 +80,7 @@ outbound_ab() { # REV
 		done
 	done
 	for t in a b; do
-		echo "$t: server CPU per message $(awk -v t=$t '$1 == t { printf "%s ", $3 }' "$OUT/ab.tsv" | median) µs, $(awk -v t=$t '$1 == t { printf "%s ", $4 }' "$OUT/ab.tsv" | median) msg/s (medians of $ROUNDS_AB rounds, $N messages each)"
+		echo "$t: server CPU per message $(awk -v t=$t '$1 == t { printf "%s ", $3 }' "$OUT/ab.tsv" | median) µs, $(awk -v t=$t '$1 == t { printf "%s ", $4 }' "$OUT/ab.tsv" | median) msg/s (medians of $ROUNDS_AB rounds, 3,000 messages each)"
 	done
 	echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
