@@ -28,19 +28,6 @@ func BenchmarkDue(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	// A writer meanwhile, as submissions are in the relay.
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Millisecond):
-			}
-			enqueue(i)
-		}
-	}()
 	now := time.Now().Add(time.Second)
 	for _, bc := range []struct {
 		name   string
