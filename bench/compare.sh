@@ -110,8 +110,10 @@ MANIFEST=$OUT/manifest.tsv
 log "building petrel, petrel-load, petrel-compare"
 BIN=$WORK/bin
 mkdir -p "$BIN"
-(cd "$ROOT" && go build -o "$BIN/petrel" ./cmd/petrel && go build -o "$BIN/petrel-load" ./bench/cmd/petrel-load &&
-	go build -o "$BIN/petrel-compare" ./bench/cmd/petrel-compare)
+# PETREL_BIN: a petrel binary built elsewhere (an A/B run against another revision, see
+# mailauth-relay.sh outbound-ab) instead of this tree's.
+if [ -n "${PETREL_BIN:-}" ]; then cp "$PETREL_BIN" "$BIN/petrel"; else (cd "$ROOT" && go build -o "$BIN/petrel" ./cmd/petrel); fi
+(cd "$ROOT" && go build -o "$BIN/petrel-load" ./bench/cmd/petrel-load && go build -o "$BIN/petrel-compare" ./bench/cmd/petrel-compare)
 PETREL=$BIN/petrel LOAD=$BIN/petrel-load COMPARE=$BIN/petrel-compare
 
 # ---------------------------------------------------------------- helpers for targets and scenarios

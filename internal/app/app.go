@@ -237,16 +237,9 @@ func (a *App) prepare(ctx context.Context) error {
 		if err := a.ensureDevAccount(ctx); err != nil {
 			return err
 		}
-		// The development instance signs like any other: example.test gets its keys at the
-		// first start, as `petrel domain add` gives them to a new domain.
-		made, err := EnsureDKIMKeys(ctx, DKIMKeys(cfg.Data), config.DevDomain, time.Now())
-		if err != nil {
-			return err
-		}
-		for _, k := range made {
-			fmt.Fprintf(a.out, "petrel: created DKIM %s key %s for %s (`petrel dns %s` prints its record)\n",
-				k.Algorithm(), k.Selector, k.Domain, k.Domain)
-		}
+	}
+	if err := a.ensureDKIMKeys(ctx); err != nil {
+		return err
 	}
 
 	tlsConf := c.serverConfig()

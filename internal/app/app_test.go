@@ -3,6 +3,8 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"testing"
 
 	"petrel/internal/config"
+	"petrel/internal/mail/msgauth"
 )
 
 // TestMain lets the test binary stand in for petrel as the key helper (startKeyHelper runs
@@ -195,5 +198,93 @@ func TestKeyHelper(t *testing.T) {
 	}
 	if err := h.Close(); err != nil {
 		t.Errorf("helper exit: %v", err)
+	}
+}
+
+// TestConfigDomainsGetDKIMKeys: every domain of the config file gets an Ed25519 and an
+// RSA-2048 key at the first start, logged, and `petrel dns` (RecordsFor) publishes them; a
+// second start makes nothing, and a domain that already had a key keeps exactly its keys.
+func TestConfigDomainsGetDKIMKeys(t *testing.T) {
+	dir := t.TempDir()
+	cfg := devConfig(dir)
+	cfg.Dev = false
+	cfg.Hostname = "mail.one.test"
+	cfg.Domains = []string{"one.test", "Two.test", "three.test"}
+	cfg.TLS.Cert, cfg.TLS.Key = writeSelfSigned(t, dir, "mail.one.test")
+	ctx := context.Background()
+	// three.test comes with a key of its own (an operator's, say): it must survive.
+	own, err := msgauth.GenerateKey("three.test", "mine", msgauth.Ed25519, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := DKIMKeys(cfg.Data).Add(own); err != nil {
+		t.Fatal(err)
+	}
+	var logs, out bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	a, err := New(ctx, cfg, log, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startStop(t, a)
+	files := map[string][]byte{}
+	for _, d := range []string{"one.test", "two.test"} {
+		keys, err := DKIMKeys(cfg.Data).SigningKeys(ctx, d)
+		if err != nil || len(keys) != 2 || keys[0].Algorithm() != msgauth.Ed25519 || keys[1].Algorithm() != msgauth.RSA {
+			t.Fatalf("DKIM keys of %s after the first start: %v, %v", d, keys, err)
+		}
+		if bits := keys[1].Signer.Public().(*rsa.PublicKey).N.BitLen(); bits != 2048 {
+			t.Errorf("%s: RSA key of %d bits", d, bits)
+		}
+		for _, k := range keys {
+			if !strings.Contains(logs.String(), "selector="+k.Selector) || !strings.Contains(out.String(), "created DKIM "+string(k.Algorithm())+" key "+k.Selector+" for "+d) {
+				t.Errorf("key %s of %s made without a word:\nlog:\n%s\nout:\n%s", k.Selector, d, logs.String(), out.String())
+			}
+			f := filepath.Join(DKIMDir(cfg.Data), d, k.Selector+".pem")
+			b, err := os.ReadFile(f)
+			if fi, serr := os.Stat(f); err != nil || serr != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("%s: %v %v", f, err, serr)
+			}
+			files[f] = b
+		}
+		recs, err := RecordsFor(cfg, d, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		published := 0
+		for _, r := range recs.Auth {
+			for _, k := range keys {
+				if r.Name == k.RecordName() {
+					published++
+				}
+			}
+		}
+		if published != 2 {
+			t.Errorf("petrel dns %s: %d of its 2 key records", d, published)
+		}
+	}
+	if keys, _ := DKIMKeys(cfg.Data).SigningKeys(ctx, "three.test"); len(keys) != 1 || keys[0].Selector != "mine" {
+		t.Errorf("three.test had its own key; now it has %v", keys)
+	}
+
+	// A second start leaves every key file as it was and says nothing about keys.
+	logs.Reset()
+	out.Reset()
+	if a, err = New(ctx, cfg, log, &out); err != nil {
+		t.Fatal(err)
+	}
+	startStop(t, a)
+	for f, b := range files {
+		if again, err := os.ReadFile(f); err != nil || !bytes.Equal(again, b) {
+			t.Errorf("%s changed at the second start (%v)", f, err)
+		}
+	}
+	for _, d := range []string{"one.test", "two.test"} {
+		if keys, _ := DKIMKeys(cfg.Data).SigningKeys(ctx, d); len(keys) != 2 {
+			t.Errorf("%s has %d keys after the second start, want 2", d, len(keys))
+		}
+	}
+	if strings.Contains(logs.String(), "DKIM key") || strings.Contains(out.String(), "DKIM") {
+		t.Errorf("second start spoke of DKIM keys:\nlog:\n%s\nout:\n%s", logs.String(), out.String())
 	}
 }

@@ -35,6 +35,40 @@ func EnsureDKIMKeys(ctx context.Context, keys *msgauth.KeyDir, domain string, no
 	return NewDKIMKeys(ctx, keys, domain, now)
 }
 
+// ensureDKIMKeys gives every domain of the config file (the development instance's
+// example.test among them) its first key pair at start, as `petrel domain add` gives one to
+// a domain added later: a domain listed only in the config would otherwise send unsigned
+// mail, which fails DMARC at the far side. A domain with a key keeps its keys. The files are
+// written before the server drops privileges, which hands the whole data directory (the
+// keys with it) to the configured user. Nodes of a PostgreSQL store get a warning instead.
+func (a *App) ensureDKIMKeys(ctx context.Context) error {
+	keys := DKIMKeys(a.cfg.Data)
+	now := time.Now()
+	for _, d := range a.cfg.Domains {
+		if a.cfg.Store.Backend == "postgres" {
+			// Nodes of one PostgreSQL store must sign with the same keys, and each has its
+			// own data directory: keys made here at the same time on two nodes would differ
+			// under the same selector. The operator makes them once and copies them.
+			if have, err := keys.SigningKeys(ctx, d); err == nil && len(have) == 0 {
+				a.log.Warn("a configured domain has no DKIM key: make one on one node (`petrel dkim keygen DOMAIN`) and copy DATA/dkim/DOMAIN to every node",
+					"domain", d)
+			}
+			continue
+		}
+		made, err := EnsureDKIMKeys(ctx, keys, d, now)
+		if err != nil {
+			return fmt.Errorf("DKIM keys of %s: %w", d, err)
+		}
+		for _, k := range made {
+			a.log.Info("created a DKIM key", "domain", k.Domain, "algorithm", k.Algorithm(), "selector", k.Selector,
+				"file", filepath.Join(DKIMDir(a.cfg.Data), k.Domain, k.Selector+".pem"))
+			fmt.Fprintf(a.out, "petrel: created DKIM %s key %s for %s (`petrel dns %s` prints its record)\n",
+				k.Algorithm(), k.Selector, k.Domain, k.Domain)
+		}
+	}
+	return nil
+}
+
 // NewDKIMKeys makes a new Ed25519 and RSA-2048 key for domain, under selectors named by
 // msgauth.DefaultSelector, with a suffix (-2, -3, ...) when that selector is taken (a second
 // rotation on the same day): a rotation needs new selectors so that the old records can stay

@@ -99,7 +99,6 @@ func TestOutbound(t *testing.T) {
 	a.addAccount("alice@a.test", alicePass)
 	b.addAccount("bob@b.test", bobPass)
 	b.addAccount("carol@d.test", bobPass)
-	a.mustPetrel("", "dkim", "keygen", "a.test")
 
 	submit := func(token string, to ...string) {
 		t.Helper()

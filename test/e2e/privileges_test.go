@@ -52,6 +52,17 @@ func TestDropPrivileges(t *testing.T) {
 	if err := syscall.Stat(filepath.Join(in.data, "petrel.db"), &st); err != nil || strconv.Itoa(int(st.Uid)) != nobody.Uid {
 		t.Fatalf("petrel.db owned by %d (%v), want nobody", st.Uid, err)
 	}
+	// example.test (in the config file) got its DKIM keys at start, as root, and nobody
+	// owns them with the rest of the data directory: the server reads them to sign.
+	keyFiles, _ := filepath.Glob(filepath.Join(in.data, "dkim", "example.test", "*.pem"))
+	if len(keyFiles) != 2 {
+		t.Fatalf("DKIM key files of example.test after the start: %v, want 2", keyFiles)
+	}
+	for _, f := range keyFiles {
+		if err := syscall.Stat(f, &st); err != nil || strconv.Itoa(int(st.Uid)) != nobody.Uid || st.Mode&0o777 != 0o600 {
+			t.Fatalf("%s: owner %d, mode %o (%v); want nobody, 0600", f, st.Uid, st.Mode&0o777, err)
+		}
+	}
 
 	// Mail goes in and comes out: the store opens new connections as nobody.
 	for i := 0; i < 3; i++ {

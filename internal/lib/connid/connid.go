@@ -13,10 +13,14 @@ import (
 )
 
 // New returns a fresh id: 60 random bits in 12 lower-case base32 characters.
-func New() string {
-	var b [8]byte
-	rand.Read(b[:]) // never fails (crypto/rand)
-	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))[:12]
+func New() string { return Random(12) }
+
+// Random returns n lower-case base32 characters (5 random bits each), for the other ids the
+// logs carry, such as the SMTP server's transaction ids (16 characters, 80 bits).
+func Random(n int) string {
+	b := make([]byte, (n*5+7)/8)
+	rand.Read(b) // never fails (crypto/rand)
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))[:n]
 }
 
 type key struct{}

@@ -2,6 +2,7 @@ package connid
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -26,5 +27,16 @@ func TestContext(t *testing.T) {
 	id := New()
 	if got := From(With(context.Background(), id)); got != id {
 		t.Fatalf("From = %q, want %q", got, id)
+	}
+}
+
+// TestRandom: n characters of the base32 alphabet in lower case, as the logs have always
+// shown them (connection ids of 12, SMTP transaction ids of 16).
+func TestRandom(t *testing.T) {
+	for _, n := range []int{12, 16, 1, 7} {
+		id := Random(n)
+		if len(id) != n || strings.Trim(id, "abcdefghijklmnopqrstuvwxyz234567") != "" {
+			t.Errorf("Random(%d) = %q", n, id)
+		}
 	}
 }

@@ -105,7 +105,10 @@ func (q *Queue) record(ctx context.Context, e store.QueueEntry, body []byte, sen
 	}
 	// The notices first, then the record: a crash between them repeats a notice, never
 	// loses one.
-	hdr := header(body)
+	var hdr mail.Header // parsed only when a notice goes out: most attempts send none
+	if len(failed)+len(delayed)+len(succeeded) > 0 {
+		hdr = header(body)
+	}
 	if len(failed) > 0 {
 		q.notify(ctx, e, body, hdr, failed, true)
 	}

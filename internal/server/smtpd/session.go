@@ -3,9 +3,7 @@ package smtpd
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base32"
 	"errors"
 	"io"
 	"log/slog"
@@ -23,6 +21,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"petrel/internal/lib/address"
+	"petrel/internal/lib/connid"
 	"petrel/internal/mail/auth"
 	"petrel/internal/mail/deliver"
 	"petrel/internal/mail/door"
@@ -96,12 +95,9 @@ func (s *Server) newSession(sc *smtp.Conn) (smtp.Session, error) {
 	return sess, nil
 }
 
-// newID returns a random transaction id (80 bits, base32).
-func newID() string {
-	var b [10]byte
-	rand.Read(b[:])
-	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
-}
+// newID returns a random transaction id: 80 bits in 16 base32 characters, in the logs and
+// the Received field (the connection ids are shorter: they need to be unique for less).
+func newID() string { return connid.Random(16) }
 
 // recoverPanic turns a panic in a session method into a 421 reply and a closed
 // connection, logging the stack; the process keeps running. go-smtp recovers panics too,
