@@ -315,6 +315,14 @@ CREATE TABLE copy_state (
 ALTER TABLE blobs ADD COLUMN fields bytea;
 ALTER TABLE blobs ADD COLUMN fields_at bigint;
 `,
+	// 8: an IMAP session's poll after each command, "what changed since MODSEQ n" in
+	// messages and tombstones, reads the changes instead of every row of the mailbox (the
+	// embedded store's migration 18; PostgreSQL's planner picks the index from its
+	// statistics).
+	`
+CREATE INDEX messages_modseq ON messages (mailbox_id, modseq);
+CREATE INDEX expunged_modseq ON expunged (mailbox_id, modseq);
+`,
 }
 
 // migrationLock is the key of the advisory lock that serializes migrations, so that
