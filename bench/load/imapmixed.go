@@ -62,12 +62,9 @@ type imapMixedRun struct {
 	seq   atomic.Int64 // APPENDed messages, for their unique token
 	ops   atomic.Int64 // commands completed
 	begun atomic.Int64 // commands started, against cfg.Commands
-	errs  errorLog
-	lat   samples
-	conn  samples
+	imapClients
 	mu    sync.Mutex
 	kinds [numSteps][]time.Duration
-	clean atomic.Int64 // sessions ended with LOGOUT
 }
 
 // RunIMAPMixed runs the imap-mixed scenario. One op is one IMAP command
@@ -99,11 +96,7 @@ func RunIMAPMixed(ctx context.Context, cfg IMAPMixedConfig) (*Result, error) {
 	if cfg.Duration > 0 {
 		stopAt = start.Add(cfg.Duration)
 	}
-	var wg sync.WaitGroup
-	for k := range cfg.Clients {
-		wg.Go(func() { run.client(ctx, k, stopAt) })
-	}
-	wg.Wait()
+	run.clients(ctx, stopAt)
 	elapsed := time.Since(start)
 
 	rep := MixedReport{}
@@ -149,49 +142,51 @@ func (c *mixedClient) track(r *imapResponse) error {
 	return nil
 }
 
-// client logs in and runs steps until the budget is spent, logging in again
-// after a broken connection.
-func (r *imapMixedRun) client(ctx context.Context, k int, stopAt time.Time) {
-	a := r.cfg.Accounts[k%len(r.cfg.Accounts)]
-	rng := rand.New(rand.NewPCG(uint64(k), uint64(time.Now().UnixNano())))
-	kinds := [numSteps][]time.Duration{}
-	var lat []time.Duration
-	defer func() {
-		r.lat.merge(lat)
-		r.mu.Lock()
-		for i := range kinds {
-			r.kinds[i] = append(r.kinds[i], kinds[i]...)
-		}
-		r.mu.Unlock()
-	}()
-	next := rng.IntN(len(mixedCycle))
+// clients runs the sessions: each logs in, selects the mailbox and runs steps until the
+// budget is spent, logging in again after a broken connection.
+func (r *imapMixedRun) clients(ctx context.Context, stopAt time.Time) {
 	more := func() bool {
 		if ctx.Err() != nil || (!stopAt.IsZero() && time.Now().After(stopAt)) {
 			return false
 		}
 		return r.cfg.Commands <= 0 || r.begun.Add(1) <= int64(r.cfg.Commands)
 	}
-	for more() {
-		t0 := time.Now()
+	// Each client's random numbers and place in the cycle outlive its sessions.
+	rngs := make([]*rand.Rand, r.cfg.Clients)
+	next := make([]int, r.cfg.Clients)
+	for k := range rngs {
+		rngs[k] = rand.New(rand.NewPCG(uint64(k), uint64(time.Now().UnixNano())))
+		next[k] = rngs[k].IntN(len(mixedCycle))
+	}
+	open := func(k int) (*mixedClient, error) {
+		a := r.cfg.Accounts[k%len(r.cfg.Accounts)]
 		c, err := r.open(ctx, a, k)
 		if err != nil {
-			if ctx.Err() == nil {
-				r.errs.add("%s: %v", a.User, err)
-			}
-			continue
+			return nil, fmt.Errorf("%s: %w", a.User, err)
 		}
-		r.conn.merge([]time.Duration{time.Since(t0)})
+		return c, nil
+	}
+	eachClient(ctx, &r.imapClients, r.cfg.Clients, open, more, func(k int, c *mixedClient, lat *[]time.Duration) sessionEnd {
+		a := r.cfg.Accounts[k%len(r.cfg.Accounts)]
+		kinds := [numSteps][]time.Duration{}
+		defer func() {
+			r.mu.Lock()
+			for i := range kinds {
+				r.kinds[i] = append(r.kinds[i], kinds[i]...)
+			}
+			r.mu.Unlock()
+		}()
 		for {
-			step := mixedCycle[next%len(mixedCycle)]
-			next++
+			step := mixedCycle[next[k]%len(mixedCycle)]
+			next[k]++
 			t1 := time.Now()
-			err := r.step(c, step, rng)
+			err := r.step(c, step, rngs[k])
 			var refused *imapStatusError
 			var bad *verifyError
 			switch {
 			case err == nil:
 				d := time.Since(t1)
-				lat = append(lat, d)
+				*lat = append(*lat, d)
 				kinds[step] = append(kinds[step], d)
 			case errors.As(err, &refused) || errors.As(err, &bad):
 				r.errs.add("%s: %v", a.User, err) // answered: the session goes on
@@ -199,21 +194,13 @@ func (r *imapMixedRun) client(ctx context.Context, k int, stopAt time.Time) {
 				if ctx.Err() == nil {
 					r.errs.add("%s: %v", a.User, err)
 				}
-				c.Close()
-				c = nil
-			}
-			if c == nil {
-				break
+				return sessionAgain
 			}
 			if !more() {
-				if c.logout() == nil {
-					r.clean.Add(1)
-				}
-				c.Close()
-				return
+				return sessionDone
 			}
 		}
-	}
+	})
 }
 
 // open logs in and selects the mailbox.

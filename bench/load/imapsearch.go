@@ -46,95 +46,65 @@ func RunIMAPAppend(ctx context.Context, cfg IMAPAppendConfig) (*Result, error) {
 	cfg.Batch = max(cfg.Batch, 1)
 	var (
 		next, ops, size atomic.Int64
-		errs            errorLog
-		lat, conn       samples
-		clean           atomic.Int64
+		cs              imapClients
 	)
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range cfg.Clients {
-		wg.Go(func() {
-			var mine []time.Duration
-			defer func() { lat.merge(mine) }()
-			c, err := loginIMAP(ctx, cfg.Target, cfg.Account, cfg.Auth, &conn)
-			if err != nil {
-				errs.add("%v", err)
-				return
+	open := func(int) (*imapClient, error) { return loginIMAP(ctx, cfg.Target, cfg.Account, cfg.Auth) }
+	eachClient(ctx, &cs, cfg.Clients, open, nil, func(_ int, c *imapClient, lat *[]time.Duration) sessionEnd {
+		if err := c.createMailbox(cfg.Mailbox); err != nil {
+			cs.errs.add("%v", err)
+			return sessionBroken
+		}
+		multi := cfg.Batch > 1 && c.caps["MULTIAPPEND"]
+		for ctx.Err() == nil {
+			n := 1
+			if multi {
+				n = cfg.Batch
 			}
-			defer c.Close()
-			if err := c.createMailbox(cfg.Mailbox); err != nil {
-				errs.add("%v", err)
-				return
+			first := int(next.Add(int64(n))) - n
+			if first >= cfg.Messages {
+				break
 			}
-			multi := cfg.Batch > 1 && c.caps["MULTIAPPEND"]
-			for ctx.Err() == nil {
-				n := 1
-				if multi {
-					n = cfg.Batch
-				}
-				first := int(next.Add(int64(n))) - n
-				if first >= cfg.Messages {
-					break
-				}
-				n = min(n, cfg.Messages-first)
-				var msgs [][]byte
-				for i := first; i < first+n; i++ {
-					var b bytes.Buffer
-					sz, _ := corpusMessage(&b, i, cfg.Words)
-					size.Add(sz)
-					msgs = append(msgs, b.Bytes())
-				}
-				t1 := time.Now()
-				if err := c.appendMany(cfg.Mailbox, msgs, nil); err != nil {
-					errs.add("%s: messages %d..%d: %v", cfg.Account.User, first, first+n-1, err)
-					var se *imapStatusError
-					if !errors.As(err, &se) {
-						return // the connection is out of step
-					}
-					continue
-				}
-				mine = append(mine, time.Since(t1))
-				ops.Add(int64(n))
+			n = min(n, cfg.Messages-first)
+			var msgs [][]byte
+			for i := first; i < first+n; i++ {
+				var b bytes.Buffer
+				sz, _ := corpusMessage(&b, i, cfg.Words)
+				size.Add(sz)
+				msgs = append(msgs, b.Bytes())
 			}
-			if err := c.logout(); err == nil {
-				clean.Add(1)
+			t1 := time.Now()
+			if err := c.appendMany(cfg.Mailbox, msgs, nil); err != nil {
+				cs.errs.add("%s: messages %d..%d: %v", cfg.Account.User, first, first+n-1, err)
+				var se *imapStatusError
+				if !errors.As(err, &se) {
+					return sessionBroken // the connection is out of step
+				}
+				continue
 			}
-		})
-	}
-	wg.Wait()
+			*lat = append(*lat, time.Since(t1))
+			ops.Add(int64(n))
+		}
+		return sessionDone
+	})
 	res := &Result{
 		Scenario:  "imap-append",
 		Target:    cfg.Target.describe(),
 		Unit:      "message",
 		Ops:       ops.Load(),
 		Bytes:     size.Load(),
-		Sessions:  clean.Load(),
-		Latency:   lat.summary(),
+		Sessions:  cs.clean.Load(),
+		Latency:   cs.lat.summary(),
 		LatencyOf: "one APPEND or MULTIAPPEND command: sent to tagged OK",
-		Connect:   conn.summary(),
+		Connect:   cs.conn.summary(),
 	}
 	if ctx.Err() != nil {
 		res.Stopped = stoppedText(ctx, fmt.Sprintf("%d messages started", next.Load()))
-		errs.add("%s", res.Stopped)
+		cs.errs.add("%s", res.Stopped)
 	}
-	errs.fill(res)
+	cs.errs.fill(res)
 	res.finish(time.Since(start))
 	return res, nil
-}
-
-// loginIMAP connects and logs in, and adds the time it took to conn.
-func loginIMAP(ctx context.Context, t Target, a Account, how IMAPAuth, conn *samples) (*imapClient, error) {
-	t0 := time.Now()
-	c, err := dialIMAP(ctx, t)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.login(a, how); err != nil {
-		c.Close()
-		return nil, err
-	}
-	conn.merge([]time.Duration{time.Since(t0)})
-	return c, nil
 }
 
 // createMailbox creates mailbox unless it exists (INBOX always does).
@@ -250,9 +220,7 @@ func RunIMAPSearch(ctx context.Context, cfg IMAPSearchConfig) (*Result, error) {
 	}
 	var (
 		begun, ops, hits atomic.Int64
-		errs             errorLog
-		lat, conn        samples
-		clean            atomic.Int64
+		cs               imapClients
 		mu               sync.Mutex
 		rep              = &SearchReport{Hits: map[string]int{}}
 	)
@@ -263,7 +231,7 @@ func RunIMAPSearch(ctx context.Context, cfg IMAPSearchConfig) (*Result, error) {
 		if first, ok := rep.Hits[word]; !ok {
 			rep.Hits[word] = n
 		} else if first != n {
-			errs.add("SEARCH %s %s: %d UIDs, an earlier search found %d", cfg.Key, word, n, first)
+			cs.errs.add("SEARCH %s %s: %d UIDs, an earlier search found %d", cfg.Key, word, n, first)
 		}
 	}
 	start := time.Now()
@@ -271,79 +239,66 @@ func RunIMAPSearch(ctx context.Context, cfg IMAPSearchConfig) (*Result, error) {
 	if cfg.Duration > 0 {
 		stopAt = start.Add(cfg.Duration)
 	}
-	var wg sync.WaitGroup
-	for k := range cfg.Clients {
-		wg.Go(func() {
-			var mine []time.Duration
-			defer func() { lat.merge(mine) }()
-			c, err := loginIMAP(ctx, cfg.Target, cfg.Account, cfg.Auth, &conn)
+	open := func(int) (*imapClient, error) { return loginIMAP(ctx, cfg.Target, cfg.Account, cfg.Auth) }
+	eachClient(ctx, &cs, cfg.Clients, open, nil, func(k int, c *imapClient, lat *[]time.Duration) sessionEnd {
+		exists, err := c.selectMailbox(cfg.Mailbox)
+		if err != nil {
+			cs.errs.add("%v", err)
+			return sessionBroken
+		}
+		mu.Lock()
+		rep.Exists = exists
+		mu.Unlock()
+		search := func(word string) (int, error) {
+			q, err := quote(word)
 			if err != nil {
-				errs.add("%v", err)
-				return
+				return 0, err
 			}
-			defer c.Close()
-			exists, err := c.selectMailbox(cfg.Mailbox)
-			if err != nil {
-				errs.add("%v", err)
-				return
-			}
-			mu.Lock()
-			rep.Exists = exists
-			mu.Unlock()
-			search := func(word string) (int, error) {
-				q, err := quote(word)
-				if err != nil {
-					return 0, err
+			n := 0
+			err = c.command(func(r *imapResponse) error {
+				if rest, ok := bytes.CutPrefix(r.text, []byte("* SEARCH")); ok {
+					n += len(bytes.Fields(rest))
 				}
-				n := 0
-				err = c.command(func(r *imapResponse) error {
-					if rest, ok := bytes.CutPrefix(r.text, []byte("* SEARCH")); ok {
-						n += len(bytes.Fields(rest))
-					}
-					return nil
-				}, "UID SEARCH %s %s", cfg.Key, q)
-				return n, err
-			}
-			for range cfg.Warmup {
-				for _, w := range cfg.Words {
-					if n, err := search(w); err != nil {
-						errs.add("warm-up: %v", err)
-						return
-					} else {
-						found(w, n)
-					}
-				}
-			}
-			for i := k; ctx.Err() == nil; i++ {
-				w := cfg.Words[i%len(cfg.Words)]
-				// Every word once at least, then until the budget is spent.
-				if i-k >= len(cfg.Words) && !stopAt.IsZero() && time.Now().After(stopAt) {
-					break
-				}
-				if cfg.Searches > 0 && begun.Add(1) > int64(cfg.Searches) {
-					break
-				}
-				t1 := time.Now()
+				return nil
+			}, "UID SEARCH %s %s", cfg.Key, q)
+			return n, err
+		}
+		for range cfg.Warmup {
+			for _, w := range cfg.Words {
 				n, err := search(w)
 				if err != nil {
-					errs.add("%v", err)
-					var se *imapStatusError
-					if !errors.As(err, &se) {
-						return
-					}
-					continue
+					cs.errs.add("warm-up: %v", err)
+					return sessionBroken
 				}
-				mine = append(mine, time.Since(t1))
-				ops.Add(1)
-				hits.Add(int64(n))
 				found(w, n)
 			}
-			if err := c.logout(); err == nil {
-				clean.Add(1)
+		}
+		for i := k; ctx.Err() == nil; i++ {
+			w := cfg.Words[i%len(cfg.Words)]
+			// Every word once at least, then until the budget is spent.
+			if i-k >= len(cfg.Words) && !stopAt.IsZero() && time.Now().After(stopAt) {
+				break
 			}
-		})
-	}
-	wg.Wait()
+			if cfg.Searches > 0 && begun.Add(1) > int64(cfg.Searches) {
+				break
+			}
+			t1 := time.Now()
+			n, err := search(w)
+			if err != nil {
+				cs.errs.add("%v", err)
+				var se *imapStatusError
+				if !errors.As(err, &se) {
+					return sessionBroken
+				}
+				continue
+			}
+			*lat = append(*lat, time.Since(t1))
+			ops.Add(1)
+			hits.Add(int64(n))
+			found(w, n)
+		}
+		return sessionDone
+	})
 	if n := ops.Load(); n > 0 {
 		rep.HitsPerSearch = float64(hits.Load()) / float64(n)
 	}
@@ -352,17 +307,17 @@ func RunIMAPSearch(ctx context.Context, cfg IMAPSearchConfig) (*Result, error) {
 		Target:    cfg.Target.describe(),
 		Unit:      "search",
 		Ops:       ops.Load(),
-		Sessions:  clean.Load(),
-		Latency:   lat.summary(),
+		Sessions:  cs.clean.Load(),
+		Latency:   cs.lat.summary(),
 		LatencyOf: "UID SEARCH " + cfg.Key + " word: sent to tagged OK",
-		Connect:   conn.summary(),
+		Connect:   cs.conn.summary(),
 		Search:    rep,
 	}
 	if ctx.Err() != nil {
 		res.Stopped = stoppedText(ctx, fmt.Sprintf("%d searches done", ops.Load()))
-		errs.add("%s", res.Stopped)
+		cs.errs.add("%s", res.Stopped)
 	}
-	errs.fill(res)
+	cs.errs.fill(res)
 	res.finish(time.Since(start))
 	return res, nil
 }

@@ -72,6 +72,13 @@ var systemFlags = map[string]string{
 	`\deleted`: FlagDeleted, `\draft`: FlagDraft,
 }
 
+// SystemFlag reports whether flag is a system flag (RFC 9051 §2.3.2, compared without
+// regard to case) and returns its canonical spelling, the one stored.
+func SystemFlag(flag string) (string, bool) {
+	c, ok := systemFlags[strings.ToLower(flag)]
+	return c, ok
+}
+
 // NormalizeFlags spells system flags canonically, drops duplicates (flags are
 // case-insensitive, RFC 9051 §2.3.2) and sorts. A flag must be an atom (RFC 9051 §9
 // flag-keyword); an unknown system flag, \Recent included, is ErrInvalid.

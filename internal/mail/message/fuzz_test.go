@@ -33,6 +33,9 @@ func FuzzParse(f *testing.F) {
 		if err := json.Unmarshal(pm.Structure, &root); err != nil {
 			t.Fatalf("structure: %v", err)
 		}
+		if got := HeaderSize([]byte(msg)); got != root.HeaderSize {
+			t.Fatalf("HeaderSize = %d, the parsed root's header is %d", got, root.HeaderSize)
+		}
 		var env Envelope
 		if err := json.Unmarshal(pm.Envelope, &env); err != nil {
 			t.Fatalf("envelope: %v", err)

@@ -94,6 +94,28 @@ func Parse(r io.Reader) (store.ParsedMessage, error) {
 	return pm, err
 }
 
+// HeaderSize returns the size of a whole message's header as Parse records it (the root
+// Part's HeaderSize): up to and including the first empty line ("\r\n" or "\n" at the start
+// of a line), or the whole message when it has none. A reader that holds the bytes (IMAP
+// FETCH of BODY[HEADER.FIELDS ...]) finds the header with it instead of loading and
+// decoding the stored structure.
+func HeaderSize(msg []byte) int64 {
+	for i := 0; i < len(msg); {
+		switch {
+		case msg[i] == '\n':
+			return int64(i + 1)
+		case msg[i] == '\r' && i+1 < len(msg) && msg[i+1] == '\n':
+			return int64(i + 2)
+		}
+		j := bytes.IndexByte(msg[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	return int64(len(msg))
+}
+
 // parseTree is Parse, also returning the MIME tree and the top-level header.
 func parseTree(r io.Reader) (store.ParsedMessage, Part, header, error) {
 	p := newParser(r)

@@ -297,3 +297,27 @@ func TestPrepended(t *testing.T) {
 		t.Error("Prepended changed nothing")
 	}
 }
+
+// HeaderSize agrees with the parse on the ways a header can end; FuzzParse checks it on
+// any input.
+func TestHeaderSize(t *testing.T) {
+	long := "Subject: " + strings.Repeat("x", 10000) + "\r\n"
+	for _, msg := range []string{
+		"Subject: hi\r\n\r\nbody\r\n",
+		"Subject: hi\n\nbody\n",
+		"\r\nbody",
+		"\nbody",
+		"Subject: no body\r\n",
+		"Subject: no end",
+		"",
+		"Subject: a\r\n \r\nX: b\r\n\r\nbody",
+		"Subject: a\r\r\nX: b\r\n\r\n",
+		long + "\r\nbody",
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\npart\r\n--b--\r\n",
+	} {
+		_, root, _, _, _, _ := parse(t, msg)
+		if got := HeaderSize([]byte(msg)); got != root.HeaderSize {
+			t.Errorf("HeaderSize(%.40q) = %d, parsed %d", msg, got, root.HeaderSize)
+		}
+	}
+}

@@ -365,7 +365,15 @@ func (s *session) fetchSection(fm *fetchMsg, a FetchAtt, item func(string)) erro
 	m := fm.m
 	var start, length int64 = 0, m.Size
 	ok := true
-	if len(a.Section.Part) > 0 || a.Section.Specifier != "" {
+	switch {
+	case fm.body != nil && len(a.Section.Part) == 0 && strings.HasPrefix(a.Section.Specifier, "HEADER"):
+		// The message's own header, of a body in memory: found in its bytes, without the
+		// stored structure's query and decoding (a header listing asks this of every message).
+		start, length = 0, message.HeaderSize(fm.body)
+	case fm.body != nil && len(a.Section.Part) == 0 && a.Section.Specifier == "TEXT":
+		start = message.HeaderSize(fm.body)
+		length = int64(len(fm.body)) - start
+	case len(a.Section.Part) > 0 || a.Section.Specifier != "":
 		root, err := s.loadParsed(fm)
 		if err != nil {
 			return err

@@ -421,8 +421,9 @@ func (t *tx) freeBlobs(ids []int64) error {
 // or expunged, as t) of one mailbox by a filter, in UID order. It has three shapes, each
 // served by the (mailbox_id, uid) index: every UID; one range (IMAP's "1:*" and a single
 // UID are one); several ranges, which go in as two array parameters (firsts, lasts), so
-// that any number of them is one statement. CHANGEDSINCE is checked on the rows the UIDs select: there is no
-// index on MODSEQ, which every delivery would have to write.
+// that any number of them is one statement. CHANGEDSINCE alone (an IMAP session's poll)
+// can use the (mailbox_id, modseq) index of migration 10; with ranges it is checked on the
+// rows the UIDs select.
 func selectFiltered(columns, table string, mailboxID int64, f store.Filter) (string, []any) {
 	args := []any{mailboxID, int64(f.ChangedSince)}
 	ranges := store.MergeUIDRanges(f.UIDs)

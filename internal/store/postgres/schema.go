@@ -326,6 +326,14 @@ ALTER TABLE pull_sources ALTER COLUMN failures TYPE bigint;
 ALTER TABLE pull_sources ADD COLUMN notice text NOT NULL DEFAULT '';
 ALTER TABLE pull_seen ADD COLUMN fingerprint text NOT NULL DEFAULT '';
 `,
+	// 10: an IMAP session's poll after each command, "what changed since MODSEQ n" in
+	// messages and tombstones, reads the changes instead of every row of the mailbox (the
+	// embedded store's migration 19; PostgreSQL's planner picks the index from its
+	// statistics).
+	`
+CREATE INDEX messages_modseq ON messages (mailbox_id, modseq);
+CREATE INDEX expunged_modseq ON expunged (mailbox_id, modseq);
+`,
 }
 
 // migrationLock is the key of the advisory lock that serializes migrations, so that

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -480,21 +481,31 @@ func (t *tx) insertBlob(body []byte, digest [sha256.Size]byte, mailFrom string, 
 }
 
 // selectFiltered returns the query and arguments that select columns of a table (messages
-// or expunged, as t) of one mailbox by a filter, in UID order. It has three shapes, each
-// served by the (mailbox_id, uid) index: every UID; one range (IMAP's "1:*" and a single
-// UID are one); several ranges, which go in as one JSON parameter of [first, last] pairs
-// and drive the search (CROSS JOIN keeps json_each the outer loop), so that any number of
-// them is one statement. CHANGEDSINCE is checked on the rows the UIDs select: there is no
-// index on MODSEQ, which every delivery would have to write.
+// or expunged, as t) of one mailbox by a filter, in UID order. Without CHANGEDSINCE it has
+// three shapes, each served by the (mailbox_id, uid) index: every UID; one range (IMAP's
+// "1:*" and a single UID are one); several ranges, which go in as one JSON parameter of
+// [first, last] pairs and drive the search (CROSS JOIN keeps json_each the outer loop), so
+// that any number of them is one statement. CHANGEDSINCE alone (an IMAP session's poll
+// after each command) reads the (mailbox_id, modseq) index, so that it costs the changes and
+// not the mailbox; INDEXED BY because the planner would otherwise walk the UID index to save
+// the sort of the few rows found. With ranges, CHANGEDSINCE is checked on the rows the UIDs
+// select.
 func selectFiltered(columns, table string, mailboxID int64, f store.Filter) (string, []any) {
 	args := []any{mailboxID, int64(f.ChangedSince)}
+	since := ` AND t.modseq > ?2` // ?2 is unused without it (SQLite allows that)
+	if f.ChangedSince == 0 {
+		since = "" // every MODSEQ is above 0: no condition, and nothing for the planner to weigh
+	}
 	ranges := store.MergeUIDRanges(f.UIDs)
-	switch len(ranges) {
-	case 0:
-		return `SELECT ` + columns + ` FROM ` + table + ` t WHERE t.mailbox_id = ?1 AND t.modseq > ?2 ORDER BY t.uid`, args
-	case 1:
-		return `SELECT ` + columns + ` FROM ` + table + ` t WHERE t.mailbox_id = ?1 AND t.uid BETWEEN ?3 AND ?4
-			AND t.modseq > ?2 ORDER BY t.uid`, append(args, ranges[0].First, ranges[0].Last)
+	switch {
+	case len(ranges) == 0 && since != "":
+		return `SELECT ` + columns + ` FROM ` + table + ` t INDEXED BY ` + table + `_modseq
+			WHERE t.mailbox_id = ?1 AND t.modseq > ?2 ORDER BY t.uid`, args
+	case len(ranges) == 0:
+		return `SELECT ` + columns + ` FROM ` + table + ` t WHERE t.mailbox_id = ?1 ORDER BY t.uid`, args
+	case len(ranges) == 1:
+		return `SELECT ` + columns + ` FROM ` + table + ` t WHERE t.mailbox_id = ?1 AND t.uid BETWEEN ?3 AND ?4` +
+			since + ` ORDER BY t.uid`, append(args, ranges[0].First, ranges[0].Last)
 	}
 	b := []byte{'['}
 	for i, r := range ranges {
@@ -506,7 +517,7 @@ func selectFiltered(columns, table string, mailboxID int64, f store.Filter) (str
 	b = append(b, ']')
 	return `SELECT ` + columns + ` FROM json_each(?3) r CROSS JOIN ` + table + ` t
 		ON t.mailbox_id = ?1 AND t.uid BETWEEN r.value->>0 AND r.value->>1
-		WHERE t.modseq > ?2 ORDER BY t.uid`, append(args, string(b))
+		WHERE true` + since + ` ORDER BY t.uid`, append(args, string(b))
 }
 
 // Messages implements store.Mail.
@@ -699,24 +710,61 @@ func idList(ids []int64) string {
 	return string(append(b, ']'))
 }
 
-// UIDsByFlag implements store.FlagSearch. SQLite checks the flags on each row of the
-// (mailbox_id, uid) index range and returns only the UIDs, so a listing costs the store's
-// walk along the rows and no Message per row.
+// flagIndexes are the partial indexes of migration 19 that list a mailbox's messages by a
+// system flag, with their conditions spelled exactly as in the migration.
+var flagIndexes = []struct {
+	flag  string
+	has   bool
+	index string
+	term  string
+}{
+	{store.FlagSeen, false, "messages_unseen", `instr(' ' || t.flags || ' ', ' \Seen ') = 0`},
+	{store.FlagFlagged, true, "messages_flagged", `instr(' ' || t.flags || ' ', ' \Flagged ') > 0`},
+	{store.FlagDeleted, true, "messages_deleted", `instr(' ' || t.flags || ' ', ' \Deleted ') > 0`},
+}
+
+// UIDsByFlag implements store.FlagSearch. It returns only UIDs, so a listing costs no
+// Message per message. Every message (an empty flag) is a walk along the (mailbox_id, uid)
+// index; UNSEEN, FLAGGED and DELETED walk their partial index (flagIndexes), which holds
+// only the messages they list; any other flag is checked on each message's row. Every UID
+// or one range is a plain range of an index, walked in UID order; several ranges go in as
+// JSON pairs (as in selectFiltered).
 func (s *Store) UIDsByFlag(ctx context.Context, mailboxID int64, ranges []store.UIDRange, flag string, has bool) ([]uint32, error) {
-	pairs := "[[0,4294967295]]"
-	if merged := store.MergeUIDRanges(ranges); len(merged) > 0 {
-		b := []byte{'['}
-		for i, r := range merged {
-			if i > 0 {
-				b = append(b, ',')
+	// Flags are stored normalized, separated by single spaces (store.NormalizeFlags): a
+	// system flag is compared in its canonical spelling, a keyword without regard to case.
+	from, term := "messages t", "true"
+	switch canon, system := store.SystemFlag(flag); {
+	case flag == "":
+	case system:
+		term = `(instr(' ' || t.flags || ' ', ' ' || ?3 || ' ') > 0) = ?4`
+		flag = canon
+		for _, fi := range flagIndexes {
+			if fi.flag == canon && fi.has == has {
+				from, term = "messages t INDEXED BY "+fi.index, fi.term
 			}
-			b = fmt.Appendf(b, "[%d,%d]", r.First, r.Last)
 		}
-		pairs = string(append(b, ']'))
+	default:
+		term = `(instr(lower(' ' || t.flags || ' '), lower(' ' || ?3 || ' ')) > 0) = ?4`
 	}
-	// Flags are stored separated by single spaces (Deliver, SetFlags).
+	merged := store.MergeUIDRanges(ranges)
+	if len(merged) <= 1 {
+		r := store.UIDRange{First: 0, Last: math.MaxUint32}
+		if len(merged) == 1 {
+			r = merged[0]
+		}
+		return s.mailboxUIDs(ctx, mailboxID, `SELECT t.uid FROM `+from+`
+			WHERE t.mailbox_id = ?1 AND t.uid BETWEEN ?2 AND ?5 AND `+term+`
+			ORDER BY t.uid`, mailboxID, r.First, flag, has, r.Last)
+	}
+	b := []byte{'['}
+	for i, r := range merged {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, "[%d,%d]", r.First, r.Last)
+	}
+	pairs := string(append(b, ']'))
 	return s.mailboxUIDs(ctx, mailboxID, `SELECT t.uid FROM json_each(?2) r CROSS JOIN messages t
 		ON t.mailbox_id = ?1 AND t.uid BETWEEN r.value->>0 AND r.value->>1
-		WHERE ?3 = '' OR (instr(lower(' ' || t.flags || ' '), lower(' ' || ?3 || ' ')) > 0) = ?4
-		ORDER BY t.uid`, mailboxID, pairs, flag, has)
+		WHERE `+term+` ORDER BY t.uid`, mailboxID, pairs, flag, has)
 }

@@ -405,6 +405,21 @@ CREATE INDEX blobs_base ON blobs (base_id) WHERE base_id IS NOT NULL;
 ALTER TABLE pull_sources ADD COLUMN notice TEXT NOT NULL DEFAULT '';
 ALTER TABLE pull_seen ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
 `,
+	// 19: IMAP's per-command reads (issue 10, the mixed load). Each session asks after every
+	// command "what changed since MODSEQ n" (messages and tombstones); with only the
+	// (mailbox_id, uid) index that read every row of the mailbox. And SELECT, EXPUNGE, CLOSE
+	// and SEARCH UNSEEN / FLAGGED list UIDs by a flag: evaluating the flags of every row was
+	// most of their cost. A partial index per listing clients ask for holds just the
+	// messages it lists; UIDsByFlag spells each condition exactly as here (SQLite uses a
+	// partial index only for a query with the same term). Flags are stored normalized
+	// (store.NormalizeFlags: system flags in their canonical spelling, space separated).
+	`
+CREATE INDEX messages_modseq ON messages (mailbox_id, modseq);
+CREATE INDEX expunged_modseq ON expunged (mailbox_id, modseq);
+CREATE INDEX messages_unseen ON messages (mailbox_id, uid) WHERE instr(' ' || flags || ' ', ' \Seen ') = 0;
+CREATE INDEX messages_flagged ON messages (mailbox_id, uid) WHERE instr(' ' || flags || ' ', ' \Flagged ') > 0;
+CREATE INDEX messages_deleted ON messages (mailbox_id, uid) WHERE instr(' ' || flags || ' ', ' \Deleted ') > 0;
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

@@ -110,6 +110,8 @@ func RunFlagSearch(t *testing.T, open func(t *testing.T) FlagSearchStore) {
 	}
 	f.setFlags(inbox.ID, []uint32{uids[0], uids[2]}, store.FlagsAdd, store.FlagSeen)
 	f.setFlags(inbox.ID, []uint32{uids[2], uids[3]}, store.FlagsAdd, store.FlagDeleted, "$Seenish")
+	f.setFlags(inbox.ID, []uint32{uids[4]}, store.FlagsAdd, store.FlagFlagged)
+	f.setFlags(inbox.ID, []uint32{uids[5]}, store.FlagsAdd, store.FlagAnswered, "Flagged")
 	f.expunge(inbox.ID, uids[3])
 	all := []uint32{uids[0], uids[1], uids[2], uids[4], uids[5]}
 
@@ -130,6 +132,17 @@ func RunFlagSearch(t *testing.T, open func(t *testing.T) FlagSearchStore) {
 		{"keyword", nil, "$seenish", true, []uint32{uids[2]}},
 		{"ranges", []store.UIDRange{{First: uids[4], Last: uids[5]}, {First: 1, Last: uids[1]}}, store.FlagSeen, false, []uint32{uids[1], uids[4], uids[5]}},
 		{"one range", []store.UIDRange{{First: uids[1], Last: uids[2]}}, "", false, []uint32{uids[1], uids[2]}},
+		// The listings a store may serve from indexes of their own (UNSEEN, FLAGGED, DELETED),
+		// alone, in one range and in several; a keyword spelled like a system flag is not one.
+		{"flagged", nil, store.FlagFlagged, true, []uint32{uids[4]}},
+		{"flagged in any case", nil, `\flagged`, true, []uint32{uids[4]}},
+		{"unflagged", nil, store.FlagFlagged, false, []uint32{uids[0], uids[1], uids[2], uids[5]}},
+		{"keyword Flagged", nil, "flagged", true, []uint32{uids[5]}},
+		{"answered", nil, store.FlagAnswered, true, []uint32{uids[5]}},
+		{"undeleted", nil, store.FlagDeleted, false, []uint32{uids[0], uids[1], uids[4], uids[5]}},
+		{"deleted in one range", []store.UIDRange{{First: uids[1], Last: uids[5]}}, store.FlagDeleted, true, []uint32{uids[2]}},
+		{"unseen in one range", []store.UIDRange{{First: uids[2], Last: uids[4]}}, store.FlagSeen, false, []uint32{uids[4]}},
+		{"flagged in ranges", []store.UIDRange{{First: uids[0], Last: uids[0]}, {First: uids[4], Last: uids[5]}}, store.FlagFlagged, true, []uint32{uids[4]}},
 		{"a range of none", []store.UIDRange{{First: uids[5] + 1, Last: uids[5] + 9}}, "", false, nil},
 	} {
 		got, err := s.UIDsByFlag(f.ctx, inbox.ID, tc.ranges, tc.flag, tc.has)
