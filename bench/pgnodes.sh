@@ -11,7 +11,9 @@
 # embedded or postgresK for K nodes), POOL the nodes' store.pool_size (default: unset, the
 # built-in default), PROFILE a directory for each node's CPU profile (petrel serve
 # --cpuprofile), STATEMENTS=1 to list the statements PostgreSQL ran per delivered message
-# after each PostgreSQL configuration (pg_stat_statements, in the Debian package).
+# after each PostgreSQL configuration (pg_stat_statements, in the Debian package), PERF a
+# directory for a system-wide `perf record -g` of each PostgreSQL configuration's load
+# (read PostgreSQL's part with `perf report -i FILE --comm postgres`).
 #
 # Needs root (PostgreSQL runs as the postgres user) and the Debian postgresql package. A
 # throwaway cluster on a unix socket in a temporary directory, durable defaults (fsync,
@@ -25,7 +27,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${N:-3000} C=${C:-16} SIZE=${SIZE:-4096} RUNS=${RUNS:-embedded postgres1 embedded postgres1 embedded postgres1 postgres2 postgres3}
-PROFILE=${PROFILE:-} STATEMENTS=${STATEMENTS:-0} POOL=${POOL:-}
+PROFILE=${PROFILE:-} STATEMENTS=${STATEMENTS:-0} POOL=${POOL:-} PERF=${PERF:-}
 WORK=$(mktemp -d)
 chmod 755 "$WORK" # PostgreSQL runs as postgres and must reach its directory
 PIDS=()
@@ -69,9 +71,10 @@ pgcpu() {
 	echo "$t"
 }
 
-# walsyncs: the WAL flushes of the cluster so far (pg_stat_wal.wal_sync): deliveries per
-# flush tell how much PostgreSQL's group commit shares.
-walsyncs() { psql -qAt -h "$WORK/pg" -U postgres -d postgres -c 'SELECT wal_sync FROM pg_stat_wal'; }
+# walstats: the WAL flushes, bytes and full-page images of the cluster so far (pg_stat_wal):
+# deliveries per flush tell how much PostgreSQL's group commit shares, bytes per delivery
+# what each message writes.
+walstats() { psql -qAt -F ' ' -h "$WORK/pg" -U postgres -d postgres -c 'SELECT wal_sync, wal_bytes, wal_fpi FROM pg_stat_wal'; }
 
 # run LABEL NODES STORE-TOML: start NODES nodes, deliver N messages over C connections
 # split among them, print the figures, stop the nodes.
@@ -129,9 +132,15 @@ EOF
 	local c0 p0
 	[ "$STATEMENTS" = 1 ] && [ -n "$dbname" ] && pgq "$dbname" 'SELECT pg_stat_statements_reset()' >/dev/null
 	local w0
-	w0=$(walsyncs)
+	w0=$(walstats)
 	c0=$(cpu "${nodepids[@]}")
 	p0=$(pgcpu)
+	local perfpid=
+	if [ -n "$PERF" ] && [ -n "$dbname" ]; then
+		mkdir -p "$PERF"
+		perf record -a -g -F 499 -o "$PERF/$label.perf" >/dev/null 2>&1 &
+		perfpid=$!
+	fi
 	start=$(date +%s.%N)
 	for i in $(seq 1 "$nodes"); do
 		"$WORK/petrel-load" smtp -addr "127.0.0.1:$((31000 + 100 * i))" -n $((N / nodes)) -c $((C / nodes)) -size "$SIZE" \
@@ -140,15 +149,18 @@ EOF
 	done
 	for p in "${loadpids[@]}"; do wait "$p"; done
 	end=$(date +%s.%N)
+	if [ -n "$perfpid" ]; then kill -INT "$perfpid"; wait "$perfpid" || true; fi
 	local c1 p1 tick w1
 	c1=$(cpu "${nodepids[@]}")
 	p1=$(pgcpu)
-	w1=$(walsyncs)
+	w1=$(walstats)
 	[ -n "$dbname" ] || w1=$w0 # the embedded store's runs: no figure
+	read -r ws0 wb0 wf0 <<<"$w0"
+	read -r ws1 wb1 wf1 <<<"$w1"
 	tick=$(getconf CLK_TCK)
 	awk -v l="$label" -v n="$N" -v s="$start" -v e="$end" -v pc=$((c1 - c0)) -v gc=$((p1 - p0)) -v tk="$tick" -v nodes="$nodes" \
-		-v ws=$((w1 - w0)) 'BEGIN { printf "%-12s nodes=%d delivered/s=%7.0f  petrel CPU s/1000 msgs=%5.2f  postgres CPU s/1000 msgs=%5.2f", l, nodes, n / (e - s), pc / tk / n * 1000, gc / tk / n * 1000
-			if (ws > 0) printf "  WAL flushes=%d (%.1f msgs each)", ws, n / ws
+		-v ws=$((ws1 - ws0)) -v wb=$((wb1 - wb0)) -v wf=$((wf1 - wf0)) 'BEGIN { printf "%-12s nodes=%d delivered/s=%7.0f  petrel CPU s/1000 msgs=%5.2f  postgres CPU s/1000 msgs=%5.2f", l, nodes, n / (e - s), pc / tk / n * 1000, gc / tk / n * 1000
+			if (ws > 0) printf "  WAL flushes=%d (%.1f msgs each) WAL KB/msg=%.1f FPI/msg=%.2f", ws, n / ws, wb / n / 1024, wf / n
 			printf "\n" }' |
 		tee -a "$WORK/results"
 	if [ "$STATEMENTS" = 1 ] && [ -n "$dbname" ]; then

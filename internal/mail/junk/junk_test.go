@@ -383,3 +383,45 @@ func TestCacheUntrained(t *testing.T) {
 		t.Error("the training did not make the next message read the store")
 	}
 }
+
+// vocabularyCounting is readCounting for a store that gives whole counts
+// (store.JunkVocabulary), the path deliveries take on both stores.
+type vocabularyCounting struct {
+	readCounting
+	v store.JunkVocabulary
+}
+
+func (r *vocabularyCounting) JunkTokens(ctx context.Context, accountID int64, max int) (store.JunkState, map[int64]store.JunkCount, bool, error) {
+	r.reads++
+	return r.v.JunkTokens(ctx, accountID, max)
+}
+
+// TestWholeCountsUntrained: with whole counts, an account that never trained is read once
+// per Recheck too, and its first training through another Filter (which creates the
+// account's row) shows once the row is read again.
+func TestWholeCountsUntrained(t *testing.T) {
+	f, acct := openFilter(t)
+	other := &Filter{Store: f.Store}
+	rc := &vocabularyCounting{readCounting: readCounting{Store: f.Store}, v: f.Store.(store.JunkVocabulary)}
+	f.Store = rc
+	f.Recheck = time.Hour
+	msgs := corpus(5, 20)
+	for _, m := range msgs[:5] {
+		if v := classifyRaw(t, f, acct, m.raw); v.Score != 0.5 {
+			t.Fatalf("untrained account: score %v", v.Score)
+		}
+	}
+	if rc.reads != 1 {
+		t.Errorf("%d store reads for 5 messages to an untrained account, want 1", rc.reads)
+	}
+	for _, m := range msgs[5:] {
+		if _, err := other.TrainMessage(context.Background(), acct, m.raw, m.junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Recheck = time.Nanosecond
+	fresh := classifyRaw(t, &Filter{Store: other.Store, Recheck: -1}, acct, msgs[0].raw)
+	if v := classifyRaw(t, f, acct, msgs[0].raw); v != fresh {
+		t.Errorf("after another Filter's training: verdict %+v, fresh %+v", v, fresh)
+	}
+}
