@@ -13,7 +13,7 @@
 # --cpuprofile), STATEMENTS=1 to list the statements PostgreSQL ran per delivered message
 # after each PostgreSQL configuration (pg_stat_statements, in the Debian package), PERF a
 # directory for a system-wide `perf record -g` of each PostgreSQL configuration's load
-# (read PostgreSQL's part with `perf report -i FILE --comm postgres`).
+# (read this cluster's part with `perf report -i DIR/LABEL.perf --pid $(cat DIR/LABEL.pids)`).
 #
 # Needs root (PostgreSQL runs as the postgres user) and the Debian postgresql package. A
 # throwaway cluster on a unix socket in a temporary directory, durable defaults (fsync,
@@ -149,7 +149,12 @@ EOF
 	done
 	for p in "${loadpids[@]}"; do wait "$p"; done
 	end=$(date +%s.%N)
-	if [ -n "$perfpid" ]; then kill -INT "$perfpid"; wait "$perfpid" || true; fi
+	if [ -n "$perfpid" ]; then
+		kill -INT "$perfpid"
+		wait "$perfpid" || true
+		# The cluster's processes, to tell them from other PostgreSQL on the machine.
+		{ echo "$PG"; pgrep -P "$PG"; } | paste -sd, >"$PERF/$label.pids"
+	fi
 	local c1 p1 tick w1
 	c1=$(cpu "${nodepids[@]}")
 	p1=$(pgcpu)
@@ -175,6 +180,12 @@ EOF
 pgq() { psql -q -h "$WORK/pg" -U postgres -d "$1" -c "$2"; }
 k=0
 uptime
+# The settings the figures depend on, as the cluster runs them (PostgreSQL's defaults but
+# for shared_buffers).
+psql -qAt -h "$WORK/pg" -U postgres -d postgres -c "SELECT 'PostgreSQL ' || current_setting('server_version') || ': ' ||
+	string_agg(name || '=' || setting || coalesce(unit, ''), ' ' ORDER BY name) FROM pg_settings
+	WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_compression', 'shared_buffers',
+		'wal_sync_method', 'checkpoint_timeout', 'max_wal_size', 'default_toast_compression', 'gin_pending_list_limit')"
 for r in $RUNS; do
 	k=$((k + 1))
 	case "$r" in

@@ -292,6 +292,9 @@ type tx struct {
 	changes []store.Change
 	modseq  map[int64]uint64 // accounts whose MODSEQ this write already raised
 	locked  map[int64]bool   // accounts whose row this write locked
+	// committed is set by a function that sent COMMIT and its NOTIFY itself, in its own
+	// batch (deliverTargets): there is nothing left to commit.
+	committed bool
 }
 
 func (t *tx) exec(query string, args ...any) (result, error) {
