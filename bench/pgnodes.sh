@@ -8,7 +8,8 @@
 # 16, split over the nodes), SIZE bytes per message (default 4096), RUNS the configurations
 # in order (default "embedded postgres1 embedded postgres1 embedded postgres1 postgres2
 # postgres3": three alternating pairs for the ratio, then 2 and 3 nodes; each word is
-# embedded or postgresK for K nodes), POOL the nodes' store.pool_size (default: unset, the
+# embedded or postgresK for K nodes, and base-embedded or base-postgresK the same built
+# from the commit BASE names, for an A/B in one run), POOL the nodes' store.pool_size (default: unset, the
 # built-in default), PROFILE a directory for each node's CPU profile (petrel serve
 # --cpuprofile), STATEMENTS=1 to list the statements PostgreSQL ran per delivered message
 # after each PostgreSQL configuration (pg_stat_statements, in the Debian package), PERF a
@@ -27,7 +28,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${N:-3000} C=${C:-16} SIZE=${SIZE:-4096} RUNS=${RUNS:-embedded postgres1 embedded postgres1 embedded postgres1 postgres2 postgres3}
-PROFILE=${PROFILE:-} STATEMENTS=${STATEMENTS:-0} POOL=${POOL:-} PERF=${PERF:-}
+PROFILE=${PROFILE:-} STATEMENTS=${STATEMENTS:-0} POOL=${POOL:-} PERF=${PERF:-} BASE=${BASE:-}
 WORK=$(mktemp -d)
 chmod 755 "$WORK" # PostgreSQL runs as postgres and must reach its directory
 PIDS=()
@@ -39,6 +40,13 @@ cleanup() {
 trap cleanup EXIT
 cd "$ROOT"
 go build -o "$WORK/petrel" ./cmd/petrel
+if [ -n "$BASE" ]; then
+	# The same node built from another commit, for the base-* configurations (its schema
+	# must be one this tree's database setup accepts: each run has a fresh database).
+	mkdir "$WORK/base"
+	git -C "$ROOT" archive "$BASE" | tar -x -C "$WORK/base"
+	(cd "$WORK/base" && go build -o "$WORK/petrel-base" ./cmd/petrel)
+fi
 go build -o "$WORK/petrel-load" ./bench/cmd/petrel-load
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
@@ -79,7 +87,8 @@ walstats() { psql -qAt -F ' ' -h "$WORK/pg" -U postgres -d postgres -c 'SELECT w
 # run LABEL NODES STORE-TOML: start NODES nodes, deliver N messages over C connections
 # split among them, print the figures, stop the nodes.
 run() {
-	local label=$1 nodes=$2 storeconf=$3 dbname=${4:-} i base nodepids=() loadpids=() start end
+	local label=$1 nodes=$2 storeconf=$3 dbname=${4:-} i base nodepids=() loadpids=() start end bin=$WORK/petrel
+	case "$label" in base-*) bin=$WORK/petrel-base ;; esac
 	for i in $(seq 1 "$nodes"); do
 		base=$((31000 + 100 * i))
 		mkdir -p "$WORK/$label/n$i"
@@ -116,13 +125,13 @@ $storeconf
 EOF
 	done
 	for u in $(seq 1 16); do
-		printf 'bench-pw-1\n' | "$WORK/petrel" -c "$WORK/$label/n1/petrel.toml" account add "user$u@example.test" >/dev/null
+		printf 'bench-pw-1\n' | "$bin" -c "$WORK/$label/n1/petrel.toml" account add "user$u@example.test" >/dev/null
 	done
 	local prof
 	for i in $(seq 1 "$nodes"); do
 		prof=()
 		[ -n "$PROFILE" ] && mkdir -p "$PROFILE" && prof=(--cpuprofile "$PROFILE/$label-n$i.pprof")
-		"$WORK/petrel" -c "$WORK/$label/n$i/petrel.toml" serve "${prof[@]}" >"$WORK/$label/n$i/out" 2>&1 &
+		"$bin" -c "$WORK/$label/n$i/petrel.toml" serve "${prof[@]}" >"$WORK/$label/n$i/out" 2>&1 &
 		nodepids+=("$!")
 		PIDS+=("$!")
 	done
@@ -189,25 +198,31 @@ psql -qAt -h "$WORK/pg" -U postgres -d postgres -c "SELECT 'PostgreSQL ' || curr
 for r in $RUNS; do
 	k=$((k + 1))
 	case "$r" in
-	embedded) run "embedded$k" 1 'backend = "sqlite"' ;;
-	postgres[1-9])
+	embedded | base-embedded) run "$r$k" 1 'backend = "sqlite"' ;;
+	postgres[1-9] | base-postgres[1-9])
 		pgq postgres "CREATE DATABASE run$k"
 		pgq "run$k" 'CREATE EXTENSION pg_stat_statements'
-		run "postgres$k" "${r#postgres}" "backend = \"postgres\""$'\n'"dsn = \"host=$WORK/pg user=postgres dbname=run$k sslmode=disable\""$'\n'"${POOL:+pool_size = $POOL}" "run$k"
+		run "${r%[1-9]}$k" "${r#*postgres}" "backend = \"postgres\""$'\n'"dsn = \"host=$WORK/pg user=postgres dbname=run$k sslmode=disable\""$'\n'"${POOL:+pool_size = $POOL}" "run$k"
 		;;
 	*) echo "pgnodes.sh: unknown configuration $r" >&2; exit 2 ;;
 	esac
 done
 uptime
 # The issue's ratio: one node on PostgreSQL against the same node on the embedded store,
-# medians over the alternating runs.
-awk '{ k = $1; sub(/[0-9]+$/, "", k); match($0, /delivered\/s= *[0-9]+/); r = substr($0, RSTART, RLENGTH); sub(/.*= */, "", r)
-	if ($2 == "nodes=1") rate[k] = rate[k] " " r }
+# medians over the alternating runs (and the base-* runs' against the same embedded node),
+# with the median CPU per 1000 messages of each.
+awk 'function field(name,   v) { if (!match($0, name "= *[0-9.]+")) return ""; v = substr($0, RSTART, RLENGTH); sub(/.*= */, "", v); return v }
+	{ k = $1; sub(/[0-9]+$/, "", k)
+	if ($2 == "nodes=1") { rate[k] = rate[k] " " field("delivered/s"); pc[k] = pc[k] " " field("petrel CPU s/1000 msgs"); gc[k] = gc[k] " " field("postgres CPU s/1000 msgs") } }
 	function median(list,   a, n, i, j, t) {
 		n = split(list, a, " ")
 		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
-	END { if (rate["embedded"] != "" && rate["postgres"] != "") {
-		e = median(rate["embedded"]); p = median(rate["postgres"])
-		printf "one node, median delivered/s: embedded %.0f (%s), PostgreSQL %.0f (%s): %.0f%%\n", e, rate["embedded"], p, rate["postgres"], 100 * p / e } }' "$WORK/results"
+	END { if (rate["embedded"] == "") exit
+		e = median(rate["embedded"])
+		printf "one node, median: embedded %.0f/s (%s), petrel CPU s/1000 msgs %.2f\n", e, rate["embedded"], median(pc["embedded"])
+		split("postgres base-postgres base-embedded", ks, " ")
+		for (i = 1; i <= 3; i++) { k = ks[i]; if (rate[k] == "") continue
+			printf "one node, median: %s %.0f/s (%s), petrel CPU s/1000 msgs %.2f, postgres CPU s/1000 msgs %.2f: %.0f%% of embedded\n",
+				k, median(rate[k]), rate[k], median(pc[k]), median(gc[k]), 100 * median(rate[k]) / e } }' "$WORK/results"
