@@ -354,6 +354,20 @@ func (r *readCounting) JunkState(ctx context.Context, accountID int64, tokens []
 	return r.Store.JunkState(ctx, accountID, tokens)
 }
 
+// classifyUntrained classifies msgs for an account that never trained: each scores 0.5,
+// and *reads counts one store read for them all.
+func classifyUntrained(t *testing.T, f *Filter, acct int64, msgs []corpusMsg, reads *int) {
+	t.Helper()
+	for _, m := range msgs {
+		if v := classifyRaw(t, f, acct, m.raw); v.Score != 0.5 {
+			t.Fatalf("untrained account: score %v", v.Score)
+		}
+	}
+	if *reads != 1 {
+		t.Errorf("%d store reads for %d messages to an untrained account, want 1", *reads, len(msgs))
+	}
+}
+
 // TestCacheUntrained: an account that never trained is read once per Recheck, not once
 // per message, and a training through the Filter shows at the next message.
 func TestCacheUntrained(t *testing.T) {
@@ -362,14 +376,7 @@ func TestCacheUntrained(t *testing.T) {
 	f.Store = rc
 	f.Recheck = time.Hour
 	msgs := corpus(5, 20)
-	for _, m := range msgs[:5] {
-		if v := classifyRaw(t, f, acct, m.raw); v.Score != 0.5 {
-			t.Fatalf("untrained account: score %v", v.Score)
-		}
-	}
-	if rc.reads != 1 {
-		t.Errorf("%d store reads for 5 messages to an untrained account, want 1", rc.reads)
-	}
+	classifyUntrained(t, f, acct, msgs[:5], &rc.reads)
 	for _, m := range msgs[5:] {
 		if _, err := f.TrainMessage(context.Background(), acct, m.raw, m.junk); err != nil {
 			t.Fatal(err)
@@ -406,14 +413,7 @@ func TestWholeCountsUntrained(t *testing.T) {
 	f.Store = rc
 	f.Recheck = time.Hour
 	msgs := corpus(5, 20)
-	for _, m := range msgs[:5] {
-		if v := classifyRaw(t, f, acct, m.raw); v.Score != 0.5 {
-			t.Fatalf("untrained account: score %v", v.Score)
-		}
-	}
-	if rc.reads != 1 {
-		t.Errorf("%d store reads for 5 messages to an untrained account, want 1", rc.reads)
-	}
+	classifyUntrained(t, f, acct, msgs[:5], &rc.reads)
 	for _, m := range msgs[5:] {
 		if _, err := other.TrainMessage(context.Background(), acct, m.raw, m.junk); err != nil {
 			t.Fatal(err)
