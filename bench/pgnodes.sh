@@ -192,7 +192,7 @@ uptime
 # The settings the figures depend on, as the cluster runs them (PostgreSQL's defaults but
 # for shared_buffers).
 psql -qAt -h "$WORK/pg" -U postgres -d postgres -c "SELECT 'PostgreSQL ' || current_setting('server_version') || ': ' ||
-	string_agg(name || '=' || setting || coalesce(unit, ''), ' ' ORDER BY name) FROM pg_settings
+	string_agg(name || '=' || current_setting(name), ' ' ORDER BY name) FROM pg_settings
 	WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_compression', 'shared_buffers',
 		'wal_sync_method', 'checkpoint_timeout', 'max_wal_size', 'default_toast_compression', 'gin_pending_list_limit')"
 for r in $RUNS; do
