@@ -110,7 +110,9 @@ func (f *Filter) wholeState(ctx context.Context, v store.JunkVocabulary, account
 		if err != nil {
 			return row, nil, false, err
 		}
-		if row.Version == w.row.Version {
+		// The totals too: an account's first training may create its row at the version an
+		// untrained account reads as (the embedded store's insert does not raise it).
+		if row.Version == w.row.Version && row.Trained == w.row.Trained {
 			c.mu.Lock()
 			w.row, w.checked = store.JunkState{Trained: row.Trained, Threshold: row.Threshold, Version: row.Version}, time.Now()
 			c.tick++
@@ -124,12 +126,14 @@ func (f *Filter) wholeState(ctx context.Context, v store.JunkVocabulary, account
 	if err != nil {
 		return row, nil, false, err
 	}
-	if row.Trained == (store.JunkCount{}) {
-		// Nothing to keep: every message scores 0.5.
-		return row, map[int64]store.JunkCount{}, true, nil
-	}
 	w = &wholeCounts{row: row, checked: time.Now()}
-	if complete {
+	switch {
+	case row.Trained == (store.JunkCount{}):
+		// Never trained: every message scores 0.5, and the row is kept like a trained
+		// one's, so that such an account's mail costs one read of the row a Recheck, not
+		// one or two reads a message (a round trip each on PostgreSQL).
+		w.counts = map[int64]store.JunkCount{}
+	case complete:
 		w.counts = counts
 	}
 	c.mu.Lock()

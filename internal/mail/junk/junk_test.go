@@ -354,6 +354,20 @@ func (r *readCounting) JunkState(ctx context.Context, accountID int64, tokens []
 	return r.Store.JunkState(ctx, accountID, tokens)
 }
 
+// classifyUntrained classifies msgs for an account that never trained: each scores 0.5,
+// and *reads counts one store read for them all.
+func classifyUntrained(t *testing.T, f *Filter, acct int64, msgs []corpusMsg, reads *int) {
+	t.Helper()
+	for _, m := range msgs {
+		if v := classifyRaw(t, f, acct, m.raw); v.Score != 0.5 {
+			t.Fatalf("untrained account: score %v", v.Score)
+		}
+	}
+	if *reads != 1 {
+		t.Errorf("%d store reads for %d messages to an untrained account, want 1", *reads, len(msgs))
+	}
+}
+
 // TestCacheUntrained: an account that never trained is read once per Recheck, not once
 // per message, and a training through the Filter shows at the next message.
 func TestCacheUntrained(t *testing.T) {
@@ -362,14 +376,7 @@ func TestCacheUntrained(t *testing.T) {
 	f.Store = rc
 	f.Recheck = time.Hour
 	msgs := corpus(5, 20)
-	for _, m := range msgs[:5] {
-		if v := classifyRaw(t, f, acct, m.raw); v.Score != 0.5 {
-			t.Fatalf("untrained account: score %v", v.Score)
-		}
-	}
-	if rc.reads != 1 {
-		t.Errorf("%d store reads for 5 messages to an untrained account, want 1", rc.reads)
-	}
+	classifyUntrained(t, f, acct, msgs[:5], &rc.reads)
 	for _, m := range msgs[5:] {
 		if _, err := f.TrainMessage(context.Background(), acct, m.raw, m.junk); err != nil {
 			t.Fatal(err)
@@ -381,5 +388,40 @@ func TestCacheUntrained(t *testing.T) {
 	}
 	if rc.reads == before {
 		t.Error("the training did not make the next message read the store")
+	}
+}
+
+// vocabularyCounting is readCounting for a store that gives whole counts
+// (store.JunkVocabulary), the path deliveries take on both stores.
+type vocabularyCounting struct {
+	readCounting
+	v store.JunkVocabulary
+}
+
+func (r *vocabularyCounting) JunkTokens(ctx context.Context, accountID int64, max int) (store.JunkState, map[int64]store.JunkCount, bool, error) {
+	r.reads++
+	return r.v.JunkTokens(ctx, accountID, max)
+}
+
+// TestWholeCountsUntrained: with whole counts, an account that never trained is read once
+// per Recheck too, and its first training through another Filter (which creates the
+// account's row) shows once the row is read again.
+func TestWholeCountsUntrained(t *testing.T) {
+	f, acct := openFilter(t)
+	other := &Filter{Store: f.Store}
+	rc := &vocabularyCounting{readCounting: readCounting{Store: f.Store}, v: f.Store.(store.JunkVocabulary)}
+	f.Store = rc
+	f.Recheck = time.Hour
+	msgs := corpus(5, 20)
+	classifyUntrained(t, f, acct, msgs[:5], &rc.reads)
+	for _, m := range msgs[5:] {
+		if _, err := other.TrainMessage(context.Background(), acct, m.raw, m.junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Recheck = time.Nanosecond
+	fresh := classifyRaw(t, &Filter{Store: other.Store, Recheck: -1}, acct, msgs[0].raw)
+	if v := classifyRaw(t, f, acct, msgs[0].raw); v != fresh {
+		t.Errorf("after another Filter's training: verdict %+v, fresh %+v", v, fresh)
 	}
 }

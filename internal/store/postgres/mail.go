@@ -215,14 +215,48 @@ func (s *Store) deliver(ctx context.Context, d *store.Delivery) (store.Delivered
 	return out, uidvalidity, nil
 }
 
+// The codes petrel_refuse raises (migration 12) when a delivery's statements refuse it.
+const (
+	refuseQuota   = "PT001" // the message: the accounts over quota, space separated
+	refuseMailbox = "PT002" // the target's mailbox (or account) does not exist
+	refuseUIDs    = "PT003" // the mailbox has no UID left
+)
+
+// refusal turns the error of a statement that petrel_refuse aborted into the store's
+// error for it; other errors pass unchanged.
+func refusal(err error, tg store.Target) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch pe.Code {
+	case refuseQuota:
+		qe := &store.QuotaError{}
+		for f := range strings.FieldsSeq(pe.Message) {
+			var id int64
+			if _, err := fmt.Sscan(f, &id); err == nil {
+				qe.Accounts = append(qe.Accounts, id)
+			}
+		}
+		return qe
+	case refuseMailbox:
+		return fmt.Errorf("delivery target account %d: mailbox %q: %w", tg.AccountID, tg.Mailbox, store.ErrNotFound)
+	case refuseUIDs:
+		return fmt.Errorf("delivery target account %d: mailbox %q: UIDs exhausted", tg.AccountID, tg.Mailbox)
+	}
+	return err
+}
+
 // deliverTargets stores the body, its index row and a message in each target's mailbox,
 // and returns them with the UIDVALIDITY of the last target's mailbox. Its statements go
 // as one pipelined batch, one round trip whatever the number of targets (a delivery used
 // to be a dozen, and round trips were most of its cost: docs/benchmarks.md); none of them
 // needs another's result in Go, because the blob's ID reaches the messages through
-// currval and each account's new MODSEQ through its (locked, updated) row. The quota is
-// checked on what the first statements return, the usage before this delivery; a
-// refusal rolls back what the batch wrote.
+// currval and each account's new MODSEQ through its (locked, updated) row. The checks run
+// in the statements too: the quota on the accounts' new usage, the mailbox and its UIDs in
+// each target's statement, which petrel_refuse aborts. So in a write begun by
+// writePipelined the COMMIT and the NOTIFY go in the same batch (the whole delivery is one
+// round trip), and a refusal makes the server skip them and roll back.
 func (t *tx) deliverTargets(d *store.Delivery, body []byte, flags []string, received time.Time, date any) (store.Delivered, uint32, error) {
 	size := int64(len(body))
 	flagText := strings.Join(flags, " ")
@@ -233,21 +267,31 @@ func (t *tx) deliverTargets(d *store.Delivery, body []byte, flags []string, rece
 	}
 	ids := slices.Sorted(maps.Keys(added))
 	dq := t.s.opts.DefaultQuota
+	commit := t.tx == nil // writePipelined: this batch is the whole write
 
 	b := &pgx.Batch{}
 	// Accounts in ascending ID order (the lock order): lock, raise MODSEQ once, count the
-	// usage; the usage before and the limits in force come back for the quota check.
+	// usage; then one statement refuses the delivery if any is over quota with it.
 	for _, id := range ids {
-		b.Queue(`UPDATE accounts SET modseq = modseq + 1, messages = messages + $2, size = size + $3 WHERE id = $1
-			RETURNING modseq, messages - $2, size - $3, coalesce(quota_storage, $4), coalesce(quota_messages, $5)`,
-			id, added[id], added[id]*size, dq.Storage, dq.Messages)
+		b.Queue(`UPDATE accounts SET modseq = modseq + 1, messages = messages + $2, size = size + $3 WHERE id = $1 RETURNING modseq`,
+			id, added[id], added[id]*size)
 	}
+	b.Queue(`SELECT petrel_refuse($4, string_agg(id::text, ' ' ORDER BY id)) FROM accounts
+		WHERE id = ANY($1) AND (coalesce(quota_storage, $2) > 0 AND size > coalesce(quota_storage, $2)
+			OR coalesce(quota_messages, $3) > 0 AND messages > coalesce(quota_messages, $3))
+		HAVING count(*) > 0`, ids, dq.Storage, dq.Messages, refuseQuota)
 	blobSQL, blobArgs := blobInsert(body, d.MailFrom, received, date, &d.Parsed, true)
 	b.Queue(blobSQL, blobArgs...)
-	for _, tg := range d.Targets {
+	for i, tg := range d.Targets {
 		target := `SELECT id FROM mailboxes WHERE account_id = $6 AND name = $7`
 		if d.InboxFallback {
 			target = `SELECT id FROM mailboxes WHERE account_id = $6 AND name IN ($7, 'INBOX') ORDER BY name = 'INBOX' LIMIT 1`
+		}
+		// The change this target makes, for the NOTIFY after the COMMIT: kept in a
+		// session setting, which the COMMIT keeps and a rollback undoes.
+		notices := `''`
+		if i > 0 {
+			notices = `current_setting('petrel.notices') || E'\n'`
 		}
 		b.Queue(`WITH box AS (
 				UPDATE mailboxes SET uidnext = uidnext + 1, messages = messages + $1, unseen = unseen + $2,
@@ -257,8 +301,18 @@ func (t *tx) deliverTargets(d *store.Delivery, body []byte, flags []string, rece
 				INSERT INTO messages (mailbox_id, uid, blob_id, size, internal_date, flags, modseq)
 				SELECT id, uid, currval(pg_get_serial_sequence('blobs', 'id')), $4, $5, $8, modseq FROM box
 				RETURNING id)
-			SELECT msg.id, box.id, box.uidvalidity, box.uid, box.modseq FROM msg, box`,
-			c.messages, c.unseen, c.deleted, c.size, received.UnixNano(), tg.AccountID, store.LookupMailboxName(tg.Mailbox), flagText)
+			SELECT msg.id, box.id, box.uidvalidity, box.uid, box.modseq,
+				CASE WHEN box.id IS NULL THEN petrel_refuse($9, '')
+					WHEN box.uid <= 0 OR box.uid >= 4294967295 THEN petrel_refuse($10, '') END,
+				set_config('petrel.notices', `+notices+` || json_build_object('o', $11::text, 'k', $12::int, 'a', $6::bigint,
+					'm', box.id, 's', box.modseq, 'u', json_build_array(box.uid))::text, false)
+			FROM (SELECT) one LEFT JOIN (msg CROSS JOIN box) ON true`,
+			c.messages, c.unseen, c.deleted, c.size, received.UnixNano(), tg.AccountID, store.LookupMailboxName(tg.Mailbox), flagText,
+			refuseMailbox, refuseUIDs, t.s.notifier.origin, int(store.ChangeAdd))
+	}
+	if commit {
+		b.Queue("COMMIT")
+		b.Queue(`SELECT pg_notify($1, p) FROM unnest(string_to_array(current_setting('petrel.notices'), E'\n')) p`, notifyChannel)
 	}
 
 	br, err := t.sendBatch(b)
@@ -266,11 +320,9 @@ func (t *tx) deliverTargets(d *store.Delivery, body []byte, flags []string, rece
 		return store.Delivered{}, 0, err
 	}
 	defer br.Close()
-	var over []int64
 	for _, id := range ids {
 		var m uint64
-		var q store.Quota
-		if err := br.QueryRow().Scan(&m, &q.Usage.Messages, &q.Usage.Size, &q.Limits.Storage, &q.Limits.Messages); err != nil {
+		if err := br.QueryRow().Scan(&m); err != nil {
 			return store.Delivered{}, 0, fmt.Errorf("delivery target account %d: %w", id, notFound(err))
 		}
 		if t.modseq == nil {
@@ -278,12 +330,9 @@ func (t *tx) deliverTargets(d *store.Delivery, body []byte, flags []string, rece
 		}
 		t.modseq[id] = m
 		t.markLocked(id)
-		if q.Over(added[id], added[id]*size) {
-			over = append(over, id)
-		}
 	}
-	if len(over) > 0 {
-		return store.Delivered{}, 0, &store.QuotaError{Accounts: over}
+	if _, err := br.Exec(); err != nil {
+		return store.Delivered{}, 0, refusal(err, store.Target{})
 	}
 	out := store.Delivered{Messages: make([]store.Message, len(d.Targets))}
 	if err := br.QueryRow().Scan(&out.BlobID); err != nil {
@@ -293,17 +342,27 @@ func (t *tx) deliverTargets(d *store.Delivery, body []byte, flags []string, rece
 	for i, tg := range d.Targets {
 		m := store.Message{BlobID: out.BlobID, Size: size, InternalDate: time.Unix(0, received.UnixNano()).UTC(), Flags: slices.Clone(flags)}
 		var uid int64
-		if err := br.QueryRow().Scan(&m.ID, &m.MailboxID, &uidvalidity, &uid, &m.ModSeq); err != nil {
-			return store.Delivered{}, 0, fmt.Errorf("delivery target account %d: mailbox %q: %w", tg.AccountID, tg.Mailbox, notFound(err))
-		}
-		if uid <= 0 || uid >= math.MaxUint32 {
-			return store.Delivered{}, 0, fmt.Errorf("mailbox %d: UIDs exhausted (UIDNEXT %d)", m.MailboxID, uid+1)
+		if err := br.QueryRow().Scan(&m.ID, &m.MailboxID, &uidvalidity, &uid, &m.ModSeq, nil, nil); err != nil {
+			return store.Delivered{}, 0, refusal(err, tg)
 		}
 		m.UID = uint32(uid)
 		out.Messages[i] = m
 		t.change(store.ChangeAdd, tg.AccountID, m.MailboxID, m.ModSeq, m.UID)
 	}
-	if err := br.Close(); err != nil {
+	if commit {
+		tag, err := br.Exec()
+		if err == nil && tag.String() != "COMMIT" {
+			err = pgx.ErrTxCommitRollback
+		}
+		if err != nil {
+			return store.Delivered{}, 0, err
+		}
+		t.committed = true
+		if _, err := br.Exec(); err != nil {
+			t.s.log.Warn("store: notifying other nodes of a commit", "err", err)
+		}
+		br.Close() // committed: what the NOTIFY answered is logged above
+	} else if err := br.Close(); err != nil {
 		return store.Delivered{}, 0, err
 	}
 	if slices.ContainsFunc(flags, store.IsKeyword) {

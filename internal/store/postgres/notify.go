@@ -94,6 +94,9 @@ func (n *notifier) stop() {
 // during COMMIT aside); a failed NOTIFY after a good COMMIT is only logged: the write
 // happened, and the other nodes' sessions see it at their next command.
 func (n *notifier) commit(t *tx) error {
+	if t.committed {
+		return nil
+	}
 	conn := t.conn
 	switch conn.PgConn().TxStatus() {
 	case 'T':

@@ -292,6 +292,9 @@ type tx struct {
 	changes []store.Change
 	modseq  map[int64]uint64 // accounts whose MODSEQ this write already raised
 	locked  map[int64]bool   // accounts whose row this write locked
+	// committed is set by a function that sent COMMIT and its NOTIFY itself, in its own
+	// batch (deliverTargets): there is nothing left to commit.
+	committed bool
 }
 
 func (t *tx) exec(query string, args ...any) (result, error) {
@@ -324,7 +327,9 @@ func (s *Store) write(ctx context.Context, fn func(*tx) error) error {
 
 // writePipelined is write for a function that sends all its statements as one batch with
 // t.sendBatch and nothing else: the BEGIN then goes in that batch instead of a round trip
-// of its own (a delivery is then two round trips: the batch, and COMMIT with NOTIFY).
+// of its own. The function may end the batch with COMMIT and the NOTIFY too, and set
+// t.committed (deliverTargets: a delivery is then one round trip); else they follow in
+// a round trip of their own.
 func (s *Store) writePipelined(ctx context.Context, fn func(*tx) error) error {
 	return s.writeTx(ctx, true, fn)
 }

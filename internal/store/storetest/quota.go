@@ -53,6 +53,17 @@ func testQuota(t *testing.T, f *fixture) {
 	if n := usageB(); n != 0 {
 		t.Errorf("the refused delivery left %d messages with the other recipient", n)
 	}
+	// Both over: the error names both, ascending, whatever the order of the targets.
+	if err := f.s.SetQuota(f.ctx, b.ID, store.QuotaLimits{Storage: 50, Messages: store.QuotaDefault}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.s.Deliver(f.ctx, delivery(msg, inbox(b.ID), inbox(a.ID)))
+	if !errors.As(err, &qe) || !slices.Equal(qe.Accounts, []int64{min(a.ID, b.ID), max(a.ID, b.ID)}) {
+		t.Fatalf("Deliver over both quotas: %v, want a QuotaError naming accounts %d and %d", err, a.ID, b.ID)
+	}
+	if err := f.s.SetQuota(f.ctx, b.ID, store.QuotaLimits{Storage: store.QuotaDefault, Messages: store.QuotaDefault}); err != nil {
+		t.Fatal(err)
+	}
 	// Two targets in one account count twice: 200 + 2×30 > 250.
 	_, err = f.s.Deliver(f.ctx, delivery(msg[:30], inbox(a.ID), store.Target{AccountID: a.ID, Mailbox: store.Archive}))
 	wantErr(t, "Deliver two copies", err, store.ErrOverQuota)
