@@ -80,7 +80,7 @@ func BackupConfiguredStore(ctx context.Context, c *config.Config, dst string) er
 	if _, err := CopyStore(ctx, c, tmp, true, CopyOptions{Live: true}); err != nil {
 		return err
 	}
-	return sqlite.Backup(ctx, StorePath(tmp), dst)
+	return sqlite.Compact(ctx, StorePath(tmp), dst)
 }
 
 // RestoreConfiguredStore copies the store database of a backup (checked by the caller)
