@@ -63,10 +63,18 @@ log "plain copy of the database file ($DBBYTES bytes), then one backup, before t
 t0=$(date +%s.%N)
 cp "$DB" "$W/plain-copy" && sync -f "$W/plain-copy"
 t1=$(date +%s.%N)
-P backup "$W/bk-alone" >/dev/null
+P backup "$W/bk-alone" >"$W/bk-alone.out"
 t2=$(date +%s.%N)
 awk -v a="$t0" -v b="$t1" -v c="$t2" -v n="$DBBYTES" 'BEGIN {
-	printf "plain copy   %6.1f s %7.1f MB/s\nbackup       %6.1f s %7.1f MB/s (server not started; nice 19 like every backup)\n", b - a, n / (b - a) / 1e6, c - b, n / (c - b) / 1e6 }'
+	printf "plain copy   %6.1f s %7.1f MB/s\nbackup       %6.1f s %7.1f MB/s (server not started; all of it: store copy, other files, verification)\n", b - a, n / (b - a) / 1e6, c - b, n / (c - b) / 1e6 }'
+store_copy() { # the store copy's (the snapshot's) seconds, from backup's output, if it says
+	python3 -c 'import re, sys
+m = re.search(r"store copied in ([0-9.hms]+)", sys.stdin.read())
+if m:
+    print(sum(float(v) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[u] for v, u in re.findall(r"([0-9.]+)(ms|h|m|s)", m.group(1))))'
+}
+sc=$(store_copy <"$W/bk-alone.out")
+[ -n "$sc" ] && awk -v t="$sc" -v n="$DBBYTES" 'BEGIN { printf "  store copy %6.1f s %7.1f MB/s (the snapshot: the read transaction lasts this long)\n", t, n / t / 1e6 }'
 rm -rf "$W/plain-copy" "$W/bk-alone"
 
 "$W/petrel" --data "$W/data" serve >"$W/serve.log" 2>&1 &
@@ -85,12 +93,14 @@ with_backup() {
 		while [ -e "$flag" ]; do
 			i=$((i + 1))
 			s=$(date +%s.%N)
-			"$W/petrel" --data "$W/data" backup "$W/bk-$i" >/dev/null &
+			"$W/petrel" --data "$W/data" backup "$W/bk-$i" >"$W/bk-$i.out" &
 			echo $! >"$W/backup.pid"
 			if wait $!; then
 				e=$(date +%s.%N)
 				awk -v a="$s" -v b="$e" -v n="$DBBYTES" 'BEGIN { printf "%.1f %.1f\n", b - a, n / (b - a) / 1e6 }' >>"$W/backups"
 			fi
+			store_copy <"$W/bk-$i.out" >>"$W/snapshots"
+			rm -f "$W/bk-$i.out"
 			rm -rf "$W/bk-$i"
 		done
 	) &
@@ -117,4 +127,6 @@ awk '{ s[$2] += $3; n[$2]++ } END {
 	printf "mean: without %.1f msgs/s, with %.1f msgs/s: %.1f%% slower during backups\n", wo, w, 100 * (wo - w) / wo }' "$W/rates"
 touch "$W/backups"
 awk '{ t += $1; m += $2; n++ } END { printf "backups finished under load: %d", n; if (n) printf ", mean %.1f s, %.1f MB/s", t / n, m / n; print "" }' "$W/backups"
+touch "$W/snapshots"
+awk '{ t += $1; n++ } END { if (n) printf "store copies (snapshots) finished under load: %d, mean %.1f s\n", n, t / n }' "$W/snapshots"
 log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
