@@ -35,7 +35,7 @@ func BenchmarkBackup(b *testing.B) {
 	for b.Loop() {
 		dst := filepath.Join(dir, "copy"+string(rune('a'+i%26))+".db")
 		os.Remove(dst)
-		if err := Backup(context.Background(), path, dst); err != nil {
+		if err := Backup(context.Background(), path, dst, nil); err != nil {
 			b.Fatal(err)
 		}
 		i++

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/time/rate"
+
 	"petrel/internal/store"
 )
 
@@ -36,10 +38,10 @@ func backupFixture(t *testing.T) (copyPath string, inbox store.Mailbox, msgs []s
 	}
 	// The backup is taken while the store is open, as the server would have it.
 	copyPath = filepath.Join(dir, "copy.db")
-	if err := Backup(ctx, filepath.Join(dir, "petrel.db"), copyPath); err != nil {
+	if err := Backup(ctx, filepath.Join(dir, "petrel.db"), copyPath, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := Backup(ctx, filepath.Join(dir, "petrel.db"), copyPath); err == nil {
+	if err := Backup(ctx, filepath.Join(dir, "petrel.db"), copyPath, nil); err == nil {
 		t.Error("Backup overwrote an existing file")
 	}
 	s.Close()
@@ -86,14 +88,17 @@ func TestVerifyFindsDamage(t *testing.T) {
 	ctx := context.Background()
 	want := func(t *testing.T, path string, wants ...string) {
 		t.Helper()
-		r, err := Verify(ctx, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all := strings.Join(r.Problems, "\n")
-		for _, w := range wants {
-			if !strings.Contains(all, w) {
-				t.Errorf("Verify did not report %q; it reported:\n%s", w, all)
+		// Unpaced, and paced as a backup verifies its copy (read through the paced VFS).
+		for _, pace := range []*rate.Limiter{nil, NewPace(1 << 40)} {
+			r, err := VerifyPaced(ctx, path, pace)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := strings.Join(r.Problems, "\n")
+			for _, w := range wants {
+				if !strings.Contains(all, w) {
+					t.Errorf("Verify (paced %v) did not report %q; it reported:\n%s", pace != nil, w, all)
+				}
 			}
 		}
 	}
@@ -176,7 +181,7 @@ func TestVerifySplicedCopies(t *testing.T) {
 			copies, bases = append(copies, d.Messages...), append(bases, d.BlobID)
 		}
 		path = filepath.Join(dir, "copy.db")
-		if err := Backup(ctx, filepath.Join(dir, "petrel.db"), path); err != nil {
+		if err := Backup(ctx, filepath.Join(dir, "petrel.db"), path, nil); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()
@@ -231,7 +236,7 @@ func TestBackupSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := copyPages(ctx, path, out, func() { deliver("during") }); err != nil {
+	if err := copyPages(ctx, path, out, nil, func() { deliver("during") }); err != nil {
 		t.Fatal(err)
 	}
 	out.Close()
@@ -267,5 +272,52 @@ func TestBackupSnapshot(t *testing.T) {
 	var n int
 	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM messages`).Scan(&n); err != nil || n != 2 {
 		t.Errorf("the store has %d messages (%v), want 2", n, err)
+	}
+}
+
+// TestBackupPaced: a paced backup and a paced verification take every byte they copy or
+// read from the bucket, and give what the unpaced ones give. The bucket has rate 0, where
+// no token comes back, so what was taken is counted without a clock.
+func TestBackupPaced(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "petrel.db")
+	s := openPath(t, path, Options{})
+	defer s.Close()
+	a := setup(t, s, "alice@example.org")
+	for i := range 20 {
+		body := fmt.Sprintf("Subject: %d\r\n\r\n%s", i, strings.Repeat("y", blobChunkSize+i*1000))
+		if _, err := s.Deliver(ctx, &store.Delivery{Targets: []store.Target{{AccountID: a.ID}},
+			Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const budget = 1 << 40
+	bucket := rate.NewLimiter(0, budget)
+	dst := filepath.Join(dir, "copy.db")
+	if err := Backup(ctx, path, dst, bucket); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if taken, want := budget-int64(bucket.Tokens()), fi.Size()/PaceChunk*PaceChunk; taken != want || want == 0 {
+		t.Errorf("the backup of %d bytes took %d from the bucket, want %d", fi.Size(), taken, want)
+	}
+	before := int64(bucket.Tokens())
+	paced, err := VerifyPaced(ctx, dst, bucket)
+	if err != nil || len(paced.Problems) > 0 {
+		t.Fatalf("VerifyPaced of the copy: %v %q", err, paced.Problems)
+	}
+	if taken := before-int64(bucket.Tokens()); taken < fi.Size()/PaceChunk*PaceChunk {
+		t.Errorf("the verification took %d bytes from the bucket, less than the %d-byte copy it read", taken, fi.Size())
+	}
+	plain, err := Verify(ctx, dst)
+	if err != nil || fmt.Sprint(plain) != fmt.Sprint(paced) {
+		t.Errorf("Verify %+v, %v; VerifyPaced %+v", plain, err, paced)
+	}
+	if _, err := os.Stat(dst + "-wal"); err == nil {
+		t.Error("verifying the copy made a WAL")
 	}
 }
