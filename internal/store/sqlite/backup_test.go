@@ -310,7 +310,7 @@ func TestBackupPaced(t *testing.T) {
 	if err != nil || len(paced.Problems) > 0 {
 		t.Fatalf("VerifyPaced of the copy: %v %q", err, paced.Problems)
 	}
-	if taken := before-int64(bucket.Tokens()); taken < fi.Size()/PaceChunk*PaceChunk {
+	if taken := before - int64(bucket.Tokens()); taken < fi.Size()/PaceChunk*PaceChunk {
 		t.Errorf("the verification took %d bytes from the bucket, less than the %d-byte copy it read", taken, fi.Size())
 	}
 	plain, err := Verify(ctx, dst)
