@@ -91,24 +91,25 @@ func copyPages(ctx context.Context, path string, out *os.File, pace *rate.Limite
 		return err
 	}
 	defer rows.Close()
-	w := &flushWriter{f: out}
+	w := &flushWriter{f: out, buf: make([]byte, 0, PaceChunk)}
 	p := pacer{ctx: ctx, lim: pace}
 	var want int64 = 1
 	for rows.Next() {
 		var pgno int64
-		var data []byte
+		var data sql.RawBytes // the driver's bytes, appended to w's buffer before the next row
 		if err := rows.Scan(&pgno, &data); err != nil {
 			return err
 		}
 		if pgno != want || int64(len(data)) != pageSize {
 			return fmt.Errorf("page %d of %d bytes read where page %d of %d was due", pgno, len(data), want, pageSize)
 		}
-		if pgno == 1 && len(data) > 19 {
+		page := w.add(data)
+		if pgno == 1 && len(page) > 19 {
 			// The file format bytes (https://www.sqlite.org/fileformat2.html#database_header):
 			// 1 is rollback journal, 2 is WAL. The copy has no WAL.
-			data[18], data[19] = 1, 1
+			page[18], page[19] = 1, 1
 		}
-		if err := w.write(data); err != nil {
+		if err := w.writeFull(); err != nil {
 			return err
 		}
 		if err := p.take(len(data)); err != nil {
@@ -122,7 +123,7 @@ func copyPages(ctx context.Context, path string, out *os.File, pace *rate.Limite
 	if want-1 != pages {
 		return fmt.Errorf("%d pages read of the snapshot's %d", want-1, pages)
 	}
-	return nil
+	return w.flush()
 }
 
 // flushStep is how much of a backup being written may wait in the page cache before it is
@@ -136,14 +137,33 @@ const flushStep = 1 << 20
 // to take whatever is dirty: a server delivering beside a backup had its commits wait for
 // the backup's writes. sync_file_range writes the pages of a range without a journal
 // commit.
+// Pages are gathered into buf and written PaceChunk at a time: one write(2) per 64 pages
+// rather than per page.
 type flushWriter struct {
 	f                *os.File
+	buf              []byte
 	written, flushed int64
 }
 
-func (w *flushWriter) write(b []byte) error {
-	n, err := w.f.Write(b)
+// add appends b to the buffer and returns the copy of it there.
+func (w *flushWriter) add(b []byte) []byte {
+	w.buf = append(w.buf, b...)
+	return w.buf[len(w.buf)-len(b):]
+}
+
+// writeFull writes the buffer out once it is full.
+func (w *flushWriter) writeFull() error {
+	if len(w.buf) < cap(w.buf) {
+		return nil
+	}
+	return w.flush()
+}
+
+// flush writes the buffer out, and the file to disk every flushStep.
+func (w *flushWriter) flush() error {
+	n, err := w.f.Write(w.buf)
 	w.written += int64(n)
+	w.buf = w.buf[:0]
 	if err != nil {
 		return err
 	}
