@@ -121,9 +121,10 @@ func backupRun(e *Env, args []string) error {
 	m := manifest{Format: 1, Created: start.UTC(), Source: c.Data}
 	// The store first: its snapshot is the point in time of the backup. Files written
 	// afterwards (a DKIM key made meanwhile) may be newer; none of them is referred to by
-	// the store. The page copy runs at normal priority: it is about as fast as a plain
-	// copy of the file, and while it runs its read transaction keeps the server's WAL from
-	// being reset, so it should end soon (docs/architecture.md, "A backup yields").
+	// the store. The page copy runs at normal priority, paced: while it runs its read
+	// transaction keeps the server's WAL from being reset, so it must end in size/rate
+	// seconds even on a machine too busy to give an idle process any time
+	// (docs/architecture.md, "A backup yields").
 	if err := app.BackupConfiguredStore(e.Ctx, c, app.StorePath(dst), pace); err != nil {
 		return err
 	}

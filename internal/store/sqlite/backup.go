@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -238,7 +239,7 @@ func Verify(ctx context.Context, path string) (Report, error) {
 
 // VerifyPaced is Verify reading the database at pace's rate (NewPace), for the check of a
 // backup's copy beside the server: the integrity check's CPU time follows the pages it
-// reads. With a pace, the database must not be in WAL mode (a backup's copy is not).
+// reads. A database in WAL mode (not a backup's copy) is read unpaced.
 func VerifyPaced(ctx context.Context, path string, pace *rate.Limiter) (Report, error) {
 	var r Report
 	if _, err := os.Stat(path); err != nil {
@@ -247,7 +248,7 @@ func VerifyPaced(ctx context.Context, path string, pace *rate.Limiter) (Report, 
 	query := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=query_only(1)", busyTimeout.Milliseconds())
 	var db *sql.DB
 	var err error
-	if pace == nil {
+	if pace == nil || walMode(path) {
 		db, err = sql.Open("sqlite", path+"?"+query)
 	} else {
 		var closeFS func()
@@ -280,6 +281,20 @@ func VerifyPaced(ctx context.Context, path string, pace *rate.Limiter) (Report, 
 		return Report{}, fmt.Errorf("store: verify %s: %w", path, err)
 	}
 	return r, nil
+}
+
+// walMode reports whether the database file at path says it is in WAL mode (its file format
+// bytes, https://www.sqlite.org/fileformat2.html#database_header), which the paced,
+// read-only VFS cannot read: it has no shared memory for the WAL index.
+func walMode(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var h [20]byte
+	_, err = io.ReadFull(f, h[:])
+	return err == nil && h[18] == 2
 }
 
 type verifier struct {
