@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/time/rate"
+
 	"petrel/internal/config"
 	"petrel/internal/store"
 
@@ -29,9 +31,20 @@ const storeFile = "petrel.db"
 func StorePath(dir string) string { return filepath.Join(dir, storeFile) }
 
 // BackupStore writes a consistent copy of the data directory's store into the database
-// file dst while the server may run and deliver.
-func BackupStore(ctx context.Context, dataDir, dst string) error {
-	return sqlite.Backup(ctx, StorePath(dataDir), dst)
+// file dst while the server may run and deliver, at pace's rate (NewBackupPace).
+func BackupStore(ctx context.Context, dataDir, dst string, pace *rate.Limiter) error {
+	return sqlite.Backup(ctx, StorePath(dataDir), dst, pace)
+}
+
+// NewBackupPace is the token bucket that bounds a backup's bytes per second (store.backup_rate
+// or backup --rate, in MB/s): nil, no bound, for 0.
+func NewBackupPace(mbPerSecond int) *rate.Limiter {
+	return sqlite.NewPace(int64(mbPerSecond) * 1e6)
+}
+
+// PacedReader reads r at pace's rate.
+func PacedReader(ctx context.Context, r io.Reader, pace *rate.Limiter) io.Reader {
+	return sqlite.PacedReader(ctx, r, pace)
 }
 
 // StoreReport is what VerifyStore found.
@@ -54,7 +67,13 @@ func (r StoreReport) Summary() string {
 
 // VerifyStore checks the store database at path without changing it.
 func VerifyStore(ctx context.Context, path string) (StoreReport, error) {
-	r, err := sqlite.Verify(ctx, path)
+	return VerifyStorePaced(ctx, path, nil)
+}
+
+// VerifyStorePaced is VerifyStore reading at pace's rate, for a backup's copy (which is
+// not in WAL mode) beside the server.
+func VerifyStorePaced(ctx context.Context, path string, pace *rate.Limiter) (StoreReport, error) {
+	r, err := sqlite.VerifyPaced(ctx, path, pace)
 	return StoreReport{Problems: r.Problems, Accounts: r.Accounts, Mailboxes: r.Mailboxes, Messages: r.Messages,
 		Bodies: r.Bodies, Bytes: r.Bytes, Undigested: r.Undigested}, err
 }
@@ -68,9 +87,9 @@ func IsPostgres(c *config.Config) bool { return c.Store.Backend == "postgres" }
 // into an embedded store, so that a backup has one form whatever the backend: it is
 // verified, restored and even served like any other (see RestoreConfiguredStore). The
 // intermediate database is then compacted into dst as an embedded backup is.
-func BackupConfiguredStore(ctx context.Context, c *config.Config, dst string) error {
+func BackupConfiguredStore(ctx context.Context, c *config.Config, dst string, pace *rate.Limiter) error {
 	if !IsPostgres(c) {
-		return BackupStore(ctx, c.Data, dst)
+		return BackupStore(ctx, c.Data, dst, pace)
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dst), ".petrel-backup-")
 	if err != nil {
@@ -80,7 +99,7 @@ func BackupConfiguredStore(ctx context.Context, c *config.Config, dst string) er
 	if _, err := CopyStore(ctx, c, tmp, true, CopyOptions{Live: true}); err != nil {
 		return err
 	}
-	return sqlite.Backup(ctx, StorePath(tmp), dst)
+	return sqlite.Compact(ctx, StorePath(tmp), dst)
 }
 
 // RestoreConfiguredStore copies the store database of a backup (checked by the caller)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -26,12 +27,14 @@ import (
 
 func backupCommands() []command {
 	return []command{
-		{noun: "backup", args: "DIR", help: "copy the data directory (store, bodies, DKIM keys, config) into DIR while the server runs", run: backupRun,
+		{noun: "backup", args: "[--rate MBPS] DIR", help: "copy the data directory (store, bodies, DKIM keys, config) into DIR while the server runs", run: backupRun, flags: backupFlags,
 			more: `The store is copied as one consistent snapshot (every message acknowledged before the
 backup began is in it, with its body), then the other files of the data directory and
 the config file. The copy is verified before the manifest that completes it is written.
-DIR must not exist or be empty. It runs at the lowest CPU and I/O priority (nice 19, idle
-class) and writes the copy to disk in steps, so that the server's deliveries keep their pace.`},
+DIR must not exist or be empty. So that the server's deliveries keep their pace, the
+backup copies, hashes and verifies the store at most --rate MB/s (store.backup_rate,
+default 40; 0: no limit, for a backup with the server stopped), writes the copy to disk in
+1 MiB steps and, after the store's snapshot, runs at the lowest CPU priority.`},
 		{noun: "restore", args: "DIR", help: "restore the backup in DIR into an empty data directory", run: restoreRun,
 			more: `The backup is verified first. The data directory (--data, or data in the config file) must
 not exist or be empty. Accounts, mailboxes, flags, UIDs, UIDVALIDITY and MODSEQs come back
@@ -77,14 +80,27 @@ func emptyDir(dir, what string) error {
 	return nil
 }
 
+func backupFlags() *flag.FlagSet {
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs.Int("rate", -1, "MB/s of the store to copy, hash and verify at most; 0: no limit (default: store.backup_rate)")
+	return fs
+}
+
 func backupRun(e *Env, args []string) error {
-	if err := exactArgs(args, 1, "backup DIR"); err != nil {
+	fset := backupFlags()
+	if err := parseFlags(fset, args, 1, "backup [--rate MBPS] DIR"); err != nil {
 		return err
 	}
+	args = fset.Args()
 	c, err := e.config()
 	if err != nil {
 		return err
 	}
+	mbps := c.Store.BackupRate
+	if r := fset.Lookup("rate").Value.(flag.Getter).Get().(int); r >= 0 {
+		mbps = r
+	}
+	pace := app.NewBackupPace(mbps)
 	dst, err := filepath.Abs(args[0])
 	if err != nil {
 		return err
@@ -101,22 +117,29 @@ func backupRun(e *Env, args []string) error {
 	if err := os.MkdirAll(dst, 0o700); err != nil {
 		return err
 	}
+	start := time.Now()
+	m := manifest{Format: 1, Created: start.UTC(), Source: c.Data}
+	// The store first: its snapshot is the point in time of the backup. Files written
+	// afterwards (a DKIM key made meanwhile) may be newer; none of them is referred to by
+	// the store. The page copy runs at normal priority, paced: while it runs its read
+	// transaction keeps the server's WAL from being reset, so it must end in size/rate
+	// seconds even on a machine too busy to give an idle process any time
+	// (docs/architecture.md, "A backup yields").
+	if err := app.BackupConfiguredStore(e.Ctx, c, app.StorePath(dst), pace); err != nil {
+		return err
+	}
+	snapshot := time.Since(start)
 	if e.Yield != nil {
-		// The copy and its verification take minutes of CPU and disk on a large store;
+		// Hashing and verifying the copy take minutes of CPU and disk on a large store;
 		// the server's deliveries come first (measured in docs/benchmarks.md).
 		if err := e.Yield(); err != nil {
 			fmt.Fprintf(e.Stderr, "petrel: backup at normal priority: %v\n", err)
 		}
 	}
-	start := time.Now()
-	m := manifest{Format: 1, Created: start.UTC(), Source: c.Data}
-	// The store first: its snapshot is the point in time of the backup. Files written
-	// afterwards (a DKIM key made meanwhile) may be newer; none of them is referred to by
-	// the store.
-	if err := app.BackupConfiguredStore(e.Ctx, c, app.StorePath(dst)); err != nil {
-		return err
-	}
-	f, err := hashFile(dst, filepath.Base(app.StorePath(dst)))
+	// Read back from the disk for its manifest entry, at the backup's pace.
+	f, err := hashFileReader(dst, filepath.Base(app.StorePath(dst)), func(r io.Reader) io.Reader {
+		return app.PacedReader(e.Ctx, r, pace)
+	})
 	if err != nil {
 		return err
 	}
@@ -151,12 +174,9 @@ func backupRun(e *Env, args []string) error {
 		m.Files = append(m.Files, f)
 		m.Config = filepath.ToSlash(rel)
 	}
-	// Verify the copy as restore will: every file as written, the database as SQLite reads
-	// it.
-	if problems := checkFiles(dst, m.Files); len(problems) > 0 {
-		return fmt.Errorf("the copy in %s does not read back as written:\n  %s", dst, strings.Join(problems, "\n  "))
-	}
-	r, err := app.VerifyStore(e.Ctx, app.StorePath(dst))
+	// Every file's manifest entry was read back from the copy (hashFile); the database is
+	// verified as SQLite reads it, at the backup's pace.
+	r, err := app.VerifyStorePaced(e.Ctx, app.StorePath(dst), pace)
 	if err != nil {
 		return err
 	}
@@ -174,8 +194,8 @@ func backupRun(e *Env, args []string) error {
 	if app.IsPostgres(c) {
 		what = "the PostgreSQL store (one snapshot, as an embedded store file) and " + c.Data
 	}
-	fmt.Fprintf(e.Stdout, "backed up %s into %s in %s: %s, %d files; verified\n",
-		what, dst, time.Since(start).Round(time.Millisecond), r.Summary(), len(m.Files))
+	fmt.Fprintf(e.Stdout, "backed up %s into %s in %s (store copied in %s): %s, %d files; verified\n",
+		what, dst, time.Since(start).Round(time.Millisecond), snapshot.Round(time.Millisecond), r.Summary(), len(m.Files))
 	return nil
 }
 
@@ -217,6 +237,11 @@ func copyFile(src, dst, rel string) (manifestFile, error) {
 
 // hashFile is the manifest entry of a file already in place.
 func hashFile(dir, rel string) (manifestFile, error) {
+	return hashFileReader(dir, rel, nil)
+}
+
+// hashFileReader is hashFile reading the file through wrap (nil: directly).
+func hashFileReader(dir, rel string, wrap func(io.Reader) io.Reader) (manifestFile, error) {
 	f, err := os.Open(filepath.Join(dir, rel))
 	if err != nil {
 		return manifestFile{}, err
@@ -227,7 +252,11 @@ func hashFile(dir, rel string) (manifestFile, error) {
 		return manifestFile{}, err
 	}
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	var r io.Reader = f
+	if wrap != nil {
+		r = wrap(f)
+	}
+	n, err := io.Copy(h, r)
 	if err != nil {
 		return manifestFile{}, err
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -384,5 +385,27 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	if out, err := run(t, filepath.Join(root, "new"), "", "restore", backup); err == nil {
 		t.Errorf("restore of a damaged backup succeeded: %s", out)
+	}
+}
+
+// TestBackupRate: --rate 0 (no limit) and --rate N make the same complete backup; a rate that
+// is not a number is a usage error.
+func TestBackupRate(t *testing.T) {
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	if out, err := run(t, data, "", "domain", "add", "example.org"); err != nil {
+		t.Fatal(out, err)
+	}
+	for _, rate := range []string{"0", "5"} {
+		backup := filepath.Join(root, "backup-"+rate)
+		if out, err := run(t, data, "", "backup", "--rate", rate, backup); err != nil {
+			t.Fatalf("backup --rate %s: %v\n%s", rate, err, out)
+		}
+		if out, err := run(t, "", "", "verify", backup); err != nil || !strings.Contains(out, "ok:") {
+			t.Errorf("verify of the backup made with --rate %s: %v\n%s", rate, err, out)
+		}
+	}
+	if out, err := run(t, data, "", "backup", "--rate", "fast", filepath.Join(root, "backup-x")); !errors.Is(err, ErrUsage) {
+		t.Errorf("backup --rate fast: %v, want a usage error\n%s", err, out)
 	}
 }

@@ -234,6 +234,10 @@ type Store struct {
 	// migrate: bring the database schema up to date at start. Default true; false leaves it
 	// to ` + "`petrel migrate`" + ` and makes serve refuse a schema that is not current.
 	Migrate bool `toml:"migrate"`
+	// backup_rate: MB/s of the store that ` + "`petrel backup`" + ` copies, hashes and verifies at
+	// most (a token bucket), so that the server's deliveries beside it keep their pace
+	// (docs/benchmarks.md). Default 40; 0: no limit (a backup with the server stopped).
+	BackupRate int `toml:"backup_rate"`
 }
 
 // Pull configures the polling of outside POP3 and IMAP mailboxes into accounts.
@@ -341,7 +345,7 @@ func Default() *Config {
 		Hostname: host,
 		Data:     "petrel-data",
 		Log:      Log{Format: "text", Level: "info"},
-		Store:    Store{Backend: "sqlite", Migrate: true},
+		Store:    Store{Backend: "sqlite", Migrate: true, BackupRate: DefaultBackupRate},
 		SMTP: SMTP{
 			Listen:          []string{"0.0.0.0:25"},
 			Submission:      []string{"0.0.0.0:587"},
@@ -428,6 +432,10 @@ func Default() *Config {
 
 // DevDomain is the hosted domain of the development instance.
 const DevDomain = "example.test"
+
+// DefaultBackupRate is store.backup_rate's default, in MB/s: measured in docs/benchmarks.md
+// (delivery beside a backup), and about a minute per GB of store copied and verified.
+const DefaultBackupRate = 40
 
 // Dev returns the development instance: loopback only, fixed high ports, a self-signed
 // certificate and the domain example.test. The README documents these values.
@@ -815,6 +823,9 @@ func LineOf(src []byte, key []string) int {
 }
 
 func (s *Store) validate(bad func(key, format string, args ...any) error) error {
+	if s.BackupRate < 0 {
+		return bad("store.backup_rate", "must be 0 (no limit) or MB/s")
+	}
 	switch s.Backend {
 	case "sqlite":
 		if s.DSN != "" || s.PasswordFile != "" {

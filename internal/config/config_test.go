@@ -298,10 +298,10 @@ func TestPathsRelativeToFile(t *testing.T) {
 
 func TestStoreConfig(t *testing.T) {
 	c, err := Parse("/etc/petrel/petrel.toml", []byte(good))
-	if err != nil || c.Store.Backend != "sqlite" || !c.Store.Migrate {
-		t.Fatalf("default store = %+v, %v; want sqlite, migrating", c.Store, err)
+	if err != nil || c.Store.Backend != "sqlite" || !c.Store.Migrate || c.Store.BackupRate != DefaultBackupRate {
+		t.Fatalf("default store = %+v, %v; want sqlite, migrating, backups at %d MB/s", c.Store, err, DefaultBackupRate)
 	}
-	c, err = Parse("/etc/petrel/petrel.toml", []byte(good+"\n[store]\nbackend = \"postgres\"\ndsn = \"host=db1 dbname=petrel user=petrel\"\npassword_file = \"pgpass\"\npool_size = 16\nmigrate = false\n"))
+	c, err = Parse("/etc/petrel/petrel.toml", []byte(good+"\n[store]\nbackend = \"postgres\"\ndsn = \"host=db1 dbname=petrel user=petrel\"\npassword_file = \"pgpass\"\npool_size = 16\nmigrate = false\nbackup_rate = 0\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,6 +317,7 @@ func TestStoreConfig(t *testing.T) {
 		{"backend = \"postgres\"\ndsn = \"postgres://db1/petrel?password=secret\"", "store.dsn"},
 		{"backend = \"postgres\"\ndsn = \"host=db1\"\npool_size = -1", "store.pool_size"},
 		{"dsn = \"host=db1\"", "store.dsn"},
+		{"backup_rate = -5", "store.backup_rate"},
 	} {
 		_, err := Parse("petrel.toml", []byte(good+"\n[store]\n"+bad.src+"\n"))
 		var ce *Error

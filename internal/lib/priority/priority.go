@@ -1,5 +1,11 @@
 // Package priority lowers the CPU and I/O priority of the whole process, for a long job
 // that shares the machine with a server it must not slow down (petrel backup).
+//
+// Niceness alone was not enough: a nice-19 thread that has a core keeps it until the
+// scheduler's next decision, so a server thread woken by its client or its fsync waited
+// behind it, and a server that waits for fsyncs wakes thousands of times a second. Under
+// SCHED_IDLE (sched(7)) the kernel preempts the job at once whenever a normal thread wakes
+// on its core; the job runs only on time nobody else wants.
 package priority
 
 import (
@@ -21,7 +27,8 @@ const (
 	ioprioClassShift = 13
 )
 
-// Lower gives every thread of the process niceness Nice and the idle I/O class. On Linux
+// Lower gives every thread of the process the SCHED_IDLE policy, niceness Nice and the
+// idle I/O class. On Linux
 // both are per thread (setpriority(2) NOTES), and a Go program runs on several: each one in
 // /proc/self/task is set, and threads the runtime starts later inherit from the thread
 // that creates them, which is one of those.
@@ -37,6 +44,11 @@ func Lower() error {
 		}
 		if err := unix.Setpriority(unix.PRIO_PROCESS, tid, Nice); err != nil && err != unix.ESRCH {
 			return fmt.Errorf("priority: setpriority: %w", err)
+		}
+		// Any thread may lower itself to SCHED_IDLE; threads it starts inherit the policy.
+		err = unix.SchedSetAttr(tid, &unix.SchedAttr{Policy: unix.SCHED_IDLE, Nice: Nice}, 0)
+		if err != nil && err != unix.ESRCH {
+			return fmt.Errorf("priority: sched_setattr: %w", err)
 		}
 		_, _, errno := unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), ioprioClassIdle<<ioprioClassShift)
 		if errno != 0 && errno != unix.ESRCH && errno != unix.EINVAL && errno != unix.EPERM {

@@ -12,7 +12,7 @@ import (
 )
 
 // TestLower: after Lower, every thread of the process, those started later included, has
-// niceness Nice.
+// niceness Nice and the SCHED_IDLE policy.
 func TestLower(t *testing.T) {
 	if err := Lower(); err != nil {
 		t.Fatal(err)
@@ -64,6 +64,9 @@ func TestLower(t *testing.T) {
 		}
 		if nice := 20 - p; nice != Nice {
 			t.Errorf("thread %d has niceness %d, want %d", tid, nice, Nice)
+		}
+		if attr, err := unix.SchedGetAttr(tid, 0); err == nil && attr.Policy != unix.SCHED_IDLE {
+			t.Errorf("thread %d has scheduling policy %d, want SCHED_IDLE (%d)", tid, attr.Policy, unix.SCHED_IDLE)
 		}
 	}
 }

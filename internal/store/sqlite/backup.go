@@ -7,114 +7,210 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 )
 
 // Backup and verification of the database file, for `petrel backup`, `restore` and `verify`.
 //
-// A backup is VACUUM INTO (https://www.sqlite.org/lang_vacuum.html#vacuuminto) from a
-// connection of its own: it reads the whole database inside one read transaction, so the
-// copy is the state of one commit, and in WAL mode that read blocks neither the committer
-// nor readers of the running server. Message bodies live in the database (blobs and
-// blob_chunks), so the one snapshot covers them too: no body can be missing from a copy
-// whose messages name it. A delivery acknowledged before the backup began is committed,
-// hence in the snapshot; one committed while the copy runs is not (it is in the next).
-// The output is a compact new database with nothing to replay: no WAL, no free pages.
+// A backup copies the database's pages as they are in one read transaction of a
+// connection of its own, through SQLite's sqlite_dbpage table
+// (https://www.sqlite.org/dbpage.html): the pager serves each page from the WAL where a
+// commit of the snapshot changed it and from the file elsewhere, so the copy is the state
+// of one commit, and in WAL mode that read blocks neither the committer nor readers of the
+// running server. Message bodies live in the database (blobs and blob_chunks), so the one
+// snapshot covers them too: no body can be missing from a copy whose messages name it. A
+// delivery acknowledged before the backup began is committed, hence in the snapshot; one
+// committed while the copy runs is not (it is in the next).
+//
+// The pages are copied as they are, not rebuilt (VACUUM INTO rebuilds every b-tree, which
+// took ten times as long as a plain copy of the file, and a read transaction that long
+// keeps the server's WAL from being reset: docs/benchmarks.md). The copy is marked as a
+// rollback-journal database, so it opens with no WAL to replay; the server puts it back in
+// WAL mode when it opens it.
 
 // Backup writes a consistent copy of the database at path into dst, which must not exist,
 // and syncs it to disk. It works while another process (the server) writes the database.
-func Backup(ctx context.Context, path, dst string) error {
+// pace, if not nil, bounds the bytes it copies per second (NewPace; see pace.go for why).
+func Backup(ctx context.Context, path, dst string, pace *rate.Limiter) error {
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}
-	if _, err := os.Stat(dst); err == nil {
-		return fmt.Errorf("store: backup: %s exists", dst)
-	}
-	db, err := sql.Open("sqlite", path+fmt.Sprintf("?_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()))
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}
-	defer db.Close()
-	stopFlush := flushWhileWritten(dst)
-	_, err = db.ExecContext(ctx, "VACUUM INTO ?", dst)
-	stopFlush()
+	err = copyPages(ctx, path, out, pace, nil)
+	if err == nil {
+		// Only the tail: copyPages wrote the rest out in steps.
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		os.Remove(dst)
 		return fmt.Errorf("store: backup of %s: %w", path, err)
 	}
-	// VACUUM INTO does not sync its output unless told to; sync it ourselves so that a
-	// finished backup survives a crash of the machine.
+	return nil
+}
+
+// copyPages writes every page of one snapshot of the database at path to out. Tests pass
+// inSnapshot, called once the snapshot is taken, before any page is copied.
+func copyPages(ctx context.Context, path string, out *os.File, pace *rate.Limiter, inSnapshot func()) error {
+	db, err := sql.Open("sqlite", path+fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=query_only(1)", busyTimeout.Milliseconds()))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	// The first read starts the snapshot; the page count is the snapshot's.
+	var pages, pageSize int64
+	if err := tx.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pages); err != nil {
+		return err
+	}
+	if err := tx.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
+		return err
+	}
+	if inSnapshot != nil {
+		inSnapshot()
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT pgno, data FROM sqlite_dbpage('main') WHERE pgno <= ? ORDER BY pgno`, pages)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	w := &flushWriter{f: out, buf: make([]byte, 0, PaceChunk)}
+	p := pacer{ctx: ctx, lim: pace}
+	var want int64 = 1
+	for rows.Next() {
+		var pgno int64
+		var data sql.RawBytes // the driver's bytes, appended to w's buffer before the next row
+		if err := rows.Scan(&pgno, &data); err != nil {
+			return err
+		}
+		if pgno != want || int64(len(data)) != pageSize {
+			return fmt.Errorf("page %d of %d bytes read where page %d of %d was due", pgno, len(data), want, pageSize)
+		}
+		page := w.add(data)
+		if pgno == 1 && len(page) > 19 {
+			// The file format bytes (https://www.sqlite.org/fileformat2.html#database_header):
+			// 1 is rollback journal, 2 is WAL. The copy has no WAL.
+			page[18], page[19] = 1, 1
+		}
+		if err := w.writeFull(); err != nil {
+			return err
+		}
+		if err := p.take(len(data)); err != nil {
+			return err
+		}
+		want++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if want-1 != pages {
+		return fmt.Errorf("%d pages read of the snapshot's %d", want-1, pages)
+	}
+	return w.flush()
+}
+
+// flushStep is how much of a backup being written may wait in the page cache before it is
+// written to disk: also the most of it in the disk's queue at once, in front of the
+// server's next commit fsync. 8 MiB steps, unpaced, made commits wait tens of milliseconds.
+const flushStep = 1 << 20
+
+// flushWriter writes the copy and puts it on disk in steps of flushStep. Left to the
+// kernel, the whole copy would sit in the page cache until the final fsync, and on ext4
+// (data=ordered) every fsync of the server's commits in the meantime waits for the journal
+// to take whatever is dirty: a server delivering beside a backup had its commits wait for
+// the backup's writes. sync_file_range writes the pages of a range without a journal
+// commit.
+// Pages are gathered into buf and written PaceChunk at a time: one write(2) per 64 pages
+// rather than per page.
+type flushWriter struct {
+	f                *os.File
+	buf              []byte
+	written, flushed int64
+}
+
+// add appends b to the buffer and returns the copy of it there.
+func (w *flushWriter) add(b []byte) []byte {
+	w.buf = append(w.buf, b...)
+	return w.buf[len(w.buf)-len(b):]
+}
+
+// writeFull writes the buffer out once it is full.
+func (w *flushWriter) writeFull() error {
+	if len(w.buf) < cap(w.buf) {
+		return nil
+	}
+	return w.flush()
+}
+
+// flush writes the buffer out, and the file to disk every flushStep.
+func (w *flushWriter) flush() error {
+	n, err := w.f.Write(w.buf)
+	w.written += int64(n)
+	w.buf = w.buf[:0]
+	if err != nil {
+		return err
+	}
+	if w.written-w.flushed >= flushStep {
+		// An error only means the final fsync has more to do.
+		unix.SyncFileRange(int(w.f.Fd()), w.flushed, w.written-w.flushed,
+			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+		w.flushed = w.written
+	}
+	return nil
+}
+
+// Compact writes a compacted copy of the database at path into dst, which must not exist,
+// and syncs it: VACUUM INTO (https://www.sqlite.org/lang_vacuum.html#vacuuminto), which
+// rebuilds every table and index, so the copy has no free pages. For a database that no
+// server is writing (the intermediate store of a PostgreSQL backup), where the length of its
+// read transaction does not matter.
+func Compact(ctx context.Context, path, dst string) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	if _, err := os.Stat(dst); err == nil {
+		return fmt.Errorf("store: compact: %s exists", dst)
+	}
+	db, err := sql.Open("sqlite", path+fmt.Sprintf("?_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()))
+	if err != nil {
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	defer db.Close()
+	if _, err = db.ExecContext(ctx, "VACUUM INTO ?", dst); err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("store: compact of %s: %w", path, err)
+	}
+	// VACUUM INTO does not sync its output unless told to.
 	f, err := os.OpenFile(dst, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("store: backup: %w", err)
+		return fmt.Errorf("store: compact: %w", err)
 	}
 	err = f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("store: backup: %w", err)
+		return fmt.Errorf("store: compact: %w", err)
 	}
 	return nil
-}
-
-// flushStep is how much of a backup being written may wait in the page cache before it is
-// written to disk.
-const flushStep = 8 << 20
-
-// flushWhileWritten writes the file at path to disk in steps of flushStep while VACUUM INTO
-// grows it, until stop is called. Left to the kernel, the whole copy would sit in the page
-// cache until the final fsync, and on ext4 (data=ordered) every fsync of the server's
-// commits in the meantime waits for the journal to take whatever is dirty: a server
-// delivering beside a backup had its commits wait for the backup's writes. sync_file_range
-// writes the pages of a range without a journal commit, and waits here, in the backup's
-// own goroutine.
-func flushWhileWritten(path string) (stop func()) {
-	done, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		var f *os.File
-		defer func() {
-			if f != nil {
-				f.Close()
-			}
-		}()
-		var flushed int64
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			if f == nil {
-				var err error
-				if f, err = os.Open(path); err != nil {
-					f = nil
-					continue // not created yet
-				}
-			}
-			fi, err := f.Stat()
-			if err != nil {
-				continue
-			}
-			for fi.Size()-flushed >= flushStep {
-				// An error only means the final fsync has more to do.
-				unix.SyncFileRange(int(f.Fd()), flushed, flushStep,
-					unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
-				flushed += flushStep
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
 }
 
 // Report is what Verify found: the problems, each saying what and where in the operator's
@@ -138,11 +234,29 @@ type Report struct {
 // read transaction, so it may run beside the server and sees the state of one commit. An
 // error means the check itself could not run; what it found is in the Report.
 func Verify(ctx context.Context, path string) (Report, error) {
+	return VerifyPaced(ctx, path, nil)
+}
+
+// VerifyPaced is Verify reading the database at pace's rate (NewPace), for the check of a
+// backup's copy beside the server: the integrity check's CPU time follows the pages it
+// reads. A database in WAL mode (not a backup's copy) is read unpaced.
+func VerifyPaced(ctx context.Context, path string, pace *rate.Limiter) (Report, error) {
 	var r Report
 	if _, err := os.Stat(path); err != nil {
 		return r, fmt.Errorf("store: verify: %w", err)
 	}
-	db, err := sql.Open("sqlite", path+fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=query_only(1)", busyTimeout.Milliseconds()))
+	query := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=query_only(1)", busyTimeout.Milliseconds())
+	var db *sql.DB
+	var err error
+	if pace == nil || walMode(path) {
+		db, err = sql.Open("sqlite", path+"?"+query)
+	} else {
+		var closeFS func()
+		db, closeFS, err = openPaced(ctx, path, pace, query)
+		if err == nil {
+			defer closeFS() // after db.Close, deferred below
+		}
+	}
 	if err != nil {
 		return r, fmt.Errorf("store: verify: %w", err)
 	}
@@ -162,7 +276,25 @@ func Verify(ctx context.Context, path string) (Report, error) {
 			r.Problems = append(r.Problems, "cannot check: "+err.Error())
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		// Stopped: what it could not check is not a problem of the database.
+		return Report{}, fmt.Errorf("store: verify %s: %w", path, err)
+	}
 	return r, nil
+}
+
+// walMode reports whether the database file at path says it is in WAL mode (its file format
+// bytes, https://www.sqlite.org/fileformat2.html#database_header), which the paced,
+// read-only VFS cannot read: it has no shared memory for the WAL index.
+func walMode(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var h [20]byte
+	_, err = io.ReadFull(f, h[:])
+	return err == nil && h[18] == 2
 }
 
 type verifier struct {

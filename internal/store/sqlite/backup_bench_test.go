@@ -25,7 +25,7 @@ func benchStore(b *testing.B) (path string, size int64) {
 	return path, fi.Size()
 }
 
-// BenchmarkBackup is `petrel backup`'s store copy (VACUUM INTO and fsync); MB/s are of the
+// BenchmarkBackup is `petrel backup`'s store copy (the snapshot's pages and fsync); MB/s are of the
 // source database file. Compare BenchmarkCopyFile, a plain copy of the same bytes.
 func BenchmarkBackup(b *testing.B) {
 	path, size := benchStore(b)
@@ -35,7 +35,7 @@ func BenchmarkBackup(b *testing.B) {
 	for b.Loop() {
 		dst := filepath.Join(dir, "copy"+string(rune('a'+i%26))+".db")
 		os.Remove(dst)
-		if err := Backup(context.Background(), path, dst); err != nil {
+		if err := Backup(context.Background(), path, dst, nil); err != nil {
 			b.Fatal(err)
 		}
 		i++

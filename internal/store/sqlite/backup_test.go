@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/time/rate"
+
 	"petrel/internal/store"
 )
 
@@ -36,10 +38,10 @@ func backupFixture(t *testing.T) (copyPath string, inbox store.Mailbox, msgs []s
 	}
 	// The backup is taken while the store is open, as the server would have it.
 	copyPath = filepath.Join(dir, "copy.db")
-	if err := Backup(ctx, filepath.Join(dir, "petrel.db"), copyPath); err != nil {
+	if err := Backup(ctx, filepath.Join(dir, "petrel.db"), copyPath, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := Backup(ctx, filepath.Join(dir, "petrel.db"), copyPath); err == nil {
+	if err := Backup(ctx, filepath.Join(dir, "petrel.db"), copyPath, nil); err == nil {
 		t.Error("Backup overwrote an existing file")
 	}
 	s.Close()
@@ -86,14 +88,17 @@ func TestVerifyFindsDamage(t *testing.T) {
 	ctx := context.Background()
 	want := func(t *testing.T, path string, wants ...string) {
 		t.Helper()
-		r, err := Verify(ctx, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all := strings.Join(r.Problems, "\n")
-		for _, w := range wants {
-			if !strings.Contains(all, w) {
-				t.Errorf("Verify did not report %q; it reported:\n%s", w, all)
+		// Unpaced, and paced as a backup verifies its copy (read through the paced VFS).
+		for _, pace := range []*rate.Limiter{nil, NewPace(1 << 40)} {
+			r, err := VerifyPaced(ctx, path, pace)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := strings.Join(r.Problems, "\n")
+			for _, w := range wants {
+				if !strings.Contains(all, w) {
+					t.Errorf("Verify (paced %v) did not report %q; it reported:\n%s", pace != nil, w, all)
+				}
 			}
 		}
 	}
@@ -176,7 +181,7 @@ func TestVerifySplicedCopies(t *testing.T) {
 			copies, bases = append(copies, d.Messages...), append(bases, d.BlobID)
 		}
 		path = filepath.Join(dir, "copy.db")
-		if err := Backup(ctx, filepath.Join(dir, "petrel.db"), path); err != nil {
+		if err := Backup(ctx, filepath.Join(dir, "petrel.db"), path, nil); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()
@@ -200,5 +205,123 @@ func TestVerifySplicedCopies(t *testing.T) {
 		if !strings.Contains(all, w) {
 			t.Errorf("Verify did not report %q; it reported:\n%s", w, all)
 		}
+	}
+}
+
+// TestBackupSnapshot: the page copy is the state of the commit its snapshot saw, WAL
+// included: a message delivered before the backup is in the copy (while it is still only
+// in the server's WAL), one delivered while the pages are copied is not; the copy passes
+// the integrity check and opens with no WAL.
+func TestBackupSnapshot(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "petrel.db")
+	s := openPath(t, path, Options{})
+	defer s.Close()
+	a := setup(t, s, "alice@example.org")
+	deliver := func(subject string) {
+		t.Helper()
+		body := "Subject: " + subject + "\r\n\r\n" + strings.Repeat("z", blobChunkSize+5)
+		if _, err := s.Deliver(ctx, &store.Delivery{Targets: []store.Target{{AccountID: a.ID}},
+			Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver("before")
+	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() == 0 {
+		t.Fatalf("the delivery before the backup is not in a WAL (%v): the test would not test the WAL", err)
+	}
+	dst := filepath.Join(dir, "copy.db")
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := copyPages(ctx, path, out, nil, func() { deliver("during") }); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	header := make([]byte, 20)
+	if f, err := os.Open(dst); err == nil {
+		f.Read(header)
+		f.Close()
+	}
+	if header[18] != 1 || header[19] != 1 {
+		t.Errorf("the copy's file format bytes are %d %d, want 1 1 (no WAL)", header[18], header[19])
+	}
+	r, err := Verify(ctx, dst)
+	if err != nil || len(r.Problems) > 0 {
+		t.Fatalf("Verify of the copy: %v %q", err, r.Problems)
+	}
+	if _, err := os.Stat(dst + "-wal"); err == nil {
+		t.Error("verifying the copy made a WAL: the copy was left in WAL mode")
+	}
+	db, err := sql.Open("sqlite", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Each delivery is a message and a body whose second part is a blob_chunks row.
+	var msgs, chunks int
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM blob_chunks)`).Scan(&msgs, &chunks); err != nil {
+		t.Fatal(err)
+	}
+	if msgs != 1 || chunks != 1 {
+		t.Errorf("the copy has %d messages and %d body chunks, want those of the delivery before the backup only (1, 1)", msgs, chunks)
+	}
+	// The server still has both.
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM messages`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("the store has %d messages (%v), want 2", n, err)
+	}
+}
+
+// TestBackupPaced: a paced backup and a paced verification take every byte they copy or
+// read from the bucket, and give what the unpaced ones give. The bucket has rate 0, where
+// no token comes back, so what was taken is counted without a clock.
+func TestBackupPaced(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "petrel.db")
+	s := openPath(t, path, Options{})
+	defer s.Close()
+	a := setup(t, s, "alice@example.org")
+	for i := range 20 {
+		body := fmt.Sprintf("Subject: %d\r\n\r\n%s", i, strings.Repeat("y", blobChunkSize+i*1000))
+		if _, err := s.Deliver(ctx, &store.Delivery{Targets: []store.Target{{AccountID: a.ID}},
+			Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const budget = 1 << 40
+	bucket := rate.NewLimiter(0, budget)
+	dst := filepath.Join(dir, "copy.db")
+	if err := Backup(ctx, path, dst, bucket); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if taken, want := budget-int64(bucket.Tokens()), fi.Size()/PaceChunk*PaceChunk; taken != want || want == 0 {
+		t.Errorf("the backup of %d bytes took %d from the bucket, want %d", fi.Size(), taken, want)
+	}
+	before := int64(bucket.Tokens())
+	paced, err := VerifyPaced(ctx, dst, bucket)
+	if err != nil || len(paced.Problems) > 0 {
+		t.Fatalf("VerifyPaced of the copy: %v %q", err, paced.Problems)
+	}
+	if taken := before - int64(bucket.Tokens()); taken < fi.Size()/PaceChunk*PaceChunk {
+		t.Errorf("the verification took %d bytes from the bucket, less than the %d-byte copy it read", taken, fi.Size())
+	}
+	plain, err := Verify(ctx, dst)
+	if err != nil || fmt.Sprint(plain) != fmt.Sprint(paced) {
+		t.Errorf("Verify %+v, %v; VerifyPaced %+v", plain, err, paced)
+	}
+	if _, err := os.Stat(dst + "-wal"); err == nil {
+		t.Error("verifying the copy made a WAL")
+	}
+	// The live store is in WAL mode, which the paced VFS cannot read: it is read unpaced.
+	if r, err := VerifyPaced(ctx, path, bucket); err != nil || len(r.Problems) > 0 || r.Messages != plain.Messages {
+		t.Errorf("VerifyPaced of the live store: %+v, %v", r, err)
 	}
 }
