@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"html"
 	"io"
 	"mime"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 
 	gomessage "github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // bodies in any charset become UTF-8
-	"github.com/microcosm-cc/bluemonday"
 
 	"petrel/internal/mail/message"
 )
@@ -198,37 +196,18 @@ func extension(ct string) string {
 	return ".bin"
 }
 
-// mailPolicy is the HTML sanitiser: bluemonday's policy for user content (no script, no
-// event handler, no style element or attribute, so no CSS exfiltration; links only to
-// http, https and mailto, so no javascript:), links opened outside the frame without a
-// referrer, and images from data: URLs and http(s). Whether an http(s) image loads is
-// decided by the frame's own Content-Security-Policy, not here: blocked until the user
-// allows it.
-func mailPolicy() *bluemonday.Policy {
-	p := bluemonday.UGCPolicy()
-	p.AllowURLSchemes("http", "https", "mailto")
-	p.AllowDataURIImages()
-	p.RequireNoReferrerOnLinks(true)
-	p.AddTargetBlankToFullyQualifiedLinks(true)
-	p.AllowAttrs("align", "valign", "width", "height", "bgcolor").Globally()
-	return p
-}
-
-// policy and remoteImage are built at first use, not at start, like the page templates: a
-// run of the binary that shows no mail (petrel fetch --idle) should not keep them.
-var policy = sync.OnceValue(mailPolicy)
-
 func sanitize(b []byte) string {
-	return string(policy().SanitizeBytes(bytes.ToValidUTF8(b, []byte("\uFFFD"))))
+	return sanitizeHTML(bytes.ToValidUTF8(b, []byte("\uFFFD")))
 }
 
+// remoteImage is built at first use, not at start, like the page templates: a run of the
+// binary that shows no mail (petrel fetch --idle) should not keep it.
 var remoteImage = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)<img[^>]+src="(https?:)?//`) })
 
 // htmlToText is the text of sanitised HTML, for a message with no plain-text part (reply
 // quoting, and the text view).
 func htmlToText(clean string) string {
-	text := bluemonday.StrictPolicy().Sanitize(strings.NewReplacer("<br/>", "\n", "<br>", "\n", "</p>", "\n\n", "</div>", "\n", "</tr>", "\n").Replace(clean))
-	return html.UnescapeString(text)
+	return textOfHTML([]byte(clean))
 }
 
 // HTMLFrameCSP is the policy of a message's HTML document: nothing loads, no script runs
