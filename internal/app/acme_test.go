@@ -34,7 +34,8 @@ func TestACMECertificateOnEveryListener(t *testing.T) {
 		"mta-sts.example.test":    {"127.0.0.1"},
 	}})
 	// Pebble validates on fixed ports: the server's HTTP listeners take them.
-	httpPort, tlsPort := mailtest.FreePort(t), mailtest.FreePort(t)
+	ports := mailtest.FreePorts(t, 2)
+	httpPort, tlsPort := ports[0], ports[1]
 	p := mailtest.StartPebble(t, dns.Addr, httpPort, tlsPort)
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "pebble-api-ca.pem")

@@ -51,13 +51,22 @@ func RequireBinary(t testing.TB, path string) {
 }
 
 // FreePort returns a port on 127.0.0.1 that was free a moment ago.
-func FreePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+func FreePort(t testing.TB) int { return FreePorts(t, 1)[0] }
+
+// FreePorts returns n distinct ports on 127.0.0.1 that were free a moment ago. The listeners
+// stay open until all n are chosen: the kernel may hand out a port it just gave back, and two
+// calls of FreePort once gave a server config the same port twice ("duplicate listener").
+func FreePorts(t testing.TB, n int) []int {
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // StartDovecot runs `dovecot -F -c CONF` in a temporary directory; t.Cleanup stops it.
@@ -99,11 +108,12 @@ func startDovecot(t testing.TB, introspectionURL string) *Dovecot {
 		}
 	}
 	d.chown(t, mailRoot)
-	pop3, pop3s := FreePort(t), FreePort(t)
+	ports := FreePorts(t, 4)
+	pop3, pop3s := ports[0], ports[1]
 	d.POP3Addr, d.POP3SAddr = fmt.Sprintf("127.0.0.1:%d", pop3), fmt.Sprintf("127.0.0.1:%d", pop3s)
 	protocols, imapService := "pop3", ""
 	if _, err := os.Stat(IMAPBinary); err == nil {
-		imap, imaps := FreePort(t), FreePort(t)
+		imap, imaps := ports[2], ports[3]
 		d.IMAPAddr, d.IMAPSAddr = fmt.Sprintf("127.0.0.1:%d", imap), fmt.Sprintf("127.0.0.1:%d", imaps)
 		protocols = "pop3 imap"
 		imapService = fmt.Sprintf(`

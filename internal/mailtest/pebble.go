@@ -53,8 +53,9 @@ func StartPebble(t testing.TB, dnsAddr string, httpPort, tlsPort int) *Pebble {
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	api := "127.0.0.1:" + strconv.Itoa(FreePort(t))
-	mgmt := "127.0.0.1:" + strconv.Itoa(FreePort(t))
+	ports := FreePorts(t, 2)
+	api := "127.0.0.1:" + strconv.Itoa(ports[0])
+	mgmt := "127.0.0.1:" + strconv.Itoa(ports[1])
 	conf, _ := json.Marshal(map[string]any{"pebble": map[string]any{
 		"listenAddress":           api,
 		"managementListenAddress": mgmt,

@@ -42,9 +42,10 @@ func StartRspamd(t testing.TB, dnsAddr string) *Rspamd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	ports := FreePorts(t, 2)
 	r := &Rspamd{
-		HTTP:   fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
-		Milter: fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		HTTP:   fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		Milter: fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		dir:    dir,
 		log:    filepath.Join(dir, "rspamd.log"),
 		done:   make(chan struct{}),
