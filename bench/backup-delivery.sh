@@ -11,9 +11,12 @@
 #   -r N         rounds (default 2); each round measures without and with backup, the order
 #                alternating between rounds
 #   -c N         SMTP connections of the load (default 8)
-#   -b "RATES"   backup rates to measure, MB/s, space-separated (default "40 0": the default
+#   -b "RATES"   backup rates to measure, MB/s, space-separated (default "20 0": the default
 #                store.backup_rate, and no limit); each round measures delivery without a
 #                backup and beside a backup at each rate
+#   -t DIR       write the backups under DIR instead of the run's directory on the same disk
+#                as the store (say, /dev/shm: then the backups' writes do not compete with the
+#                commits' fsyncs, which splits what a backup costs delivery in disk and in CPU)
 #   -o PETREL    also measure delivery beside the backups of another petrel binary (say, one
 #                built from main), as "with-old", for an A/B of two builds in one run
 #
@@ -32,11 +35,12 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DUR=20s ROUNDS=2 CONNS=8 RATES="40 0" OLD=""
+DUR=20s ROUNDS=2 CONNS=8 RATES="20 0" OLD="" TARGET=""
 while [ $# -gt 1 ]; do
 	case "$1" in
 	-o) OLD=$(realpath "$2"); shift 2 ;;
 	-b) RATES=$2; shift 2 ;;
+	-t) TARGET=$(realpath "$2"); shift 2 ;;
 	-d) DUR=$2; shift 2 ;;
 	-r) ROUNDS=$2; shift 2 ;;
 	-c) CONNS=$2; shift 2 ;;
@@ -49,18 +53,20 @@ esac
 SRC=$(cd "$1" && pwd)
 if [ -z "${BACKUP_DELIVERY_NETNS:-}" ]; then
 	export BACKUP_DELIVERY_NETNS=1
-	exec unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" -d "$DUR" -r "$ROUNDS" -c "$CONNS" -b "$RATES" ${OLD:+-o "$OLD"} "$SRC"
+	exec unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" -d "$DUR" -r "$ROUNDS" -c "$CONNS" -b "$RATES" ${OLD:+-o "$OLD"} ${TARGET:+-t "$TARGET"} "$SRC"
 fi
 
 W=$(mktemp -d /tmp/petrel-backup-delivery.XXXXXX)
 SERVE_PID=""
 cleanup() {
 	if [ -n "$SERVE_PID" ]; then kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null; fi
-	rm -rf "$W"
+	rm -rf "$W" ${BK:+"$BK"}
 }
 trap cleanup EXIT
 log() { printf '%s backup-delivery: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+BK=""
+if [ -n "$TARGET" ]; then BK=$(mktemp -d "$TARGET/petrel-backup-delivery.XXXXXX"); fi
 log "building petrel and petrel-load"
 (cd "$ROOT" && go build -o "$W/petrel" ./cmd/petrel && go build -o "$W/petrel-load" ./bench/cmd/petrel-load)
 log "copying $SRC"
@@ -116,7 +122,7 @@ with_backup() { # $1: MB/s, or old (-o); prints deliver's figures, then the back
 		while [ -e "$flag" ]; do
 			i=$((i + 1))
 			s=$(date +%s.%N)
-			"${cmd[@]}" "$W/bk-$i" >"$W/bk-$i.out" &
+			"${cmd[@]}" "${BK:-$W}/bk-$i" >"$W/bk-$i.out" &
 			echo $! >"$W/backup.pid"
 			if wait $!; then
 				e=$(date +%s.%N)
@@ -125,7 +131,7 @@ with_backup() { # $1: MB/s, or old (-o); prints deliver's figures, then the back
 			sc=$(store_copy <"$W/bk-$i.out")
 			[ -n "$sc" ] && echo "$rate $sc" >>"$W/snapshots"
 			rm -f "$W/bk-$i.out"
-			rm -rf "$W/bk-$i"
+			rm -rf "${BK:-$W}/bk-$i"
 		done
 		# The CPU time of every backup of this measurement (the children of this shell).
 		# (Not in a pipeline: that would run times in a subshell of its own, with no children.)
