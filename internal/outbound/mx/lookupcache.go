@@ -9,9 +9,9 @@ import (
 )
 
 // LookupCache keeps a DNSResolver's answers (DNSResolver.Cache): answers with records for
-// their smallest TTL, negative answers (NXDOMAIN, NODATA) for the negative TTL of their SOA
-// (RFC 2308 §5), and not at all without an SOA, both capped; failures are never kept, so a
-// broken server is asked again at the next attempt. Result (the AD bit, the canonical name)
+// their smallest TTL and negative answers (NXDOMAIN, NODATA) for the negative TTL of their
+// SOA (RFC 2308 §5), both capped; a negative answer without an SOA and a failure are never
+// kept, so a broken server is asked again at the next attempt. Result (the AD bit, the canonical name)
 // is kept with the records: DANE reads it, and it is what the answer said when it was fresh.
 //
 // It is the one DNS cache: outbound delivery's resolver has one, and so has the resolver
