@@ -40,63 +40,51 @@ type NetResolver struct {
 
 // LookupTXT returns the TXT records at name, each record's strings joined (RFC 7208 §3.3).
 func (r *NetResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	v, err := r.ask(ctx, name, dns.TypeTXT, func(rrs []dns.RR) any {
-		out := make([]string, 0, len(rrs))
-		for _, rr := range rrs {
-			out = append(out, strings.Join(rr.(*dns.TXT).Txt, ""))
-		}
-		return out
-	})
+	rrs, err := r.ask(ctx, name, dns.TypeTXT)
 	if err != nil {
 		return nil, err
 	}
-	return v.([]string), nil
+	out := make([]string, 0, len(rrs))
+	for _, rr := range rrs {
+		out = append(out, strings.Join(rr.(*dns.TXT).Txt, ""))
+	}
+	return out, nil
 }
 
 // LookupMX returns the MX records at name, in the order of the answer.
 func (r *NetResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	v, err := r.ask(ctx, name, dns.TypeMX, func(rrs []dns.RR) any {
-		out := make([]*net.MX, 0, len(rrs))
-		for _, rr := range rrs {
-			m := rr.(*dns.MX)
-			out = append(out, &net.MX{Host: m.Mx, Pref: m.Preference})
-		}
-		return out
-	})
+	rrs, err := r.ask(ctx, name, dns.TypeMX)
 	if err != nil {
 		return nil, err
 	}
-	return v.([]*net.MX), nil
+	out := make([]*net.MX, 0, len(rrs))
+	for _, rr := range rrs {
+		m := rr.(*dns.MX)
+		out = append(out, &net.MX{Host: m.Mx, Pref: m.Preference})
+	}
+	return out, nil
 }
 
 // LookupIPAddr returns the AAAA and A records of host, asked at the same time.
 func (r *NetResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
 	var (
 		wg   sync.WaitGroup
-		vals [2]any
+		rrs  [2][]dns.RR
 		errs [2]error
 	)
 	for i, t := range []uint16{dns.TypeAAAA, dns.TypeA} {
-		wg.Go(func() {
-			vals[i], errs[i] = r.ask(ctx, host, t, func(rrs []dns.RR) any {
-				out := make([]net.IPAddr, 0, len(rrs))
-				for _, rr := range rrs {
-					switch rr := rr.(type) {
-					case *dns.A:
-						out = append(out, net.IPAddr{IP: rr.A})
-					case *dns.AAAA:
-						out = append(out, net.IPAddr{IP: rr.AAAA})
-					}
-				}
-				return out
-			})
-		})
+		wg.Go(func() { rrs[i], errs[i] = r.ask(ctx, host, t) })
 	}
 	wg.Wait()
 	var out []net.IPAddr
-	for _, v := range vals {
-		if v != nil {
-			out = append(out, v.([]net.IPAddr)...)
+	for _, list := range rrs {
+		for _, rr := range list {
+			switch rr := rr.(type) {
+			case *dns.A:
+				out = append(out, net.IPAddr{IP: rr.A})
+			case *dns.AAAA:
+				out = append(out, net.IPAddr{IP: rr.AAAA})
+			}
 		}
 	}
 	switch {
@@ -116,21 +104,20 @@ func (r *NetResolver) LookupAddr(ctx context.Context, addr string) ([]string, er
 	if err != nil {
 		return nil, &net.DNSError{Err: "not an IP address", Name: addr, IsNotFound: true}
 	}
-	v, err := r.ask(ctx, name, dns.TypePTR, func(rrs []dns.RR) any {
-		out := make([]string, 0, len(rrs))
-		for _, rr := range rrs {
-			out = append(out, rr.(*dns.PTR).Ptr)
-		}
-		return out
-	})
+	rrs, err := r.ask(ctx, name, dns.TypePTR)
 	if err != nil {
 		return nil, err
 	}
-	return v.([]string), nil
+	out := make([]string, 0, len(rrs))
+	for _, rr := range rrs {
+		out = append(out, rr.(*dns.PTR).Ptr)
+	}
+	return out, nil
 }
 
-// ask asks (through the DNSResolver's cache, if it has one) and converts the records with conv.
-func (r *NetResolver) ask(ctx context.Context, name string, qtype uint16, conv func([]dns.RR) any) (any, error) {
+// ask asks through the DNSResolver (and its cache, if it has one) and turns its errors and
+// empty answers into net's.
+func (r *NetResolver) ask(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
 	rrs, _, err := r.DNS.lookup(ctx, name, qtype)
 	typ := dns.TypeToString[qtype]
 	switch {
@@ -148,7 +135,7 @@ func (r *NetResolver) ask(ctx context.Context, name string, qtype uint16, conv f
 	if len(rrs) > maxRecords {
 		return nil, &net.DNSError{Err: fmt.Sprintf("answer of %d %s records, more than %d", len(rrs), typ, maxRecords), Name: name, IsTemporary: true}
 	}
-	return conv(rrs), nil
+	return rrs, nil
 }
 
 // isNetNotFound reads net's convention.
