@@ -36,11 +36,11 @@ func (a *App) inboundResolver() (*mx.NetResolver, error) {
 	if t := a.cfg.DNS.Timeout.Duration; t > 0 {
 		dns.Timeout = t
 	}
-	res := &mx.NetResolver{DNS: dns, MaxEntries: cfg.DNSCache}
-	if cfg.DNSCache == 0 {
-		res.MaxTTL = -1
+	if cfg.DNSCache > 0 {
+		// A DNS list's new listing is seen within 15 minutes whatever its SOA says.
+		dns.Cache = &mx.LookupCache{MaxEntries: cfg.DNSCache, MaxNegativeTTL: 15 * time.Minute}
 	}
-	return res, nil
+	return &mx.NetResolver{DNS: dns}, nil
 }
 
 // inboundVerification builds the SPF/DKIM/DMARC checks of the MX listener: one

@@ -50,25 +50,6 @@ func RequireBinary(t testing.TB, path string) {
 	}
 }
 
-// FreePort returns a port on 127.0.0.1 that was free a moment ago.
-func FreePort(t testing.TB) int { return FreePorts(t, 1)[0] }
-
-// FreePorts returns n distinct ports on 127.0.0.1 that were free a moment ago. The listeners
-// stay open until all n are chosen: the kernel may hand out a port it just gave back, and two
-// calls of FreePort once gave a server config the same port twice ("duplicate listener").
-func FreePorts(t testing.TB, n int) []int {
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports
-}
-
 // StartDovecot runs `dovecot -F -c CONF` in a temporary directory; t.Cleanup stops it.
 func StartDovecot(t testing.TB) *Dovecot { t.Helper(); return startDovecot(t, "") }
 

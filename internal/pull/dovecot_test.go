@@ -3,7 +3,6 @@ package pull
 import (
 	"context"
 	"net"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,40 +11,43 @@ import (
 	"petrel/internal/store"
 )
 
-// addDovecot adds a source for the test Dovecot's user at addr ("localhost" matches its
-// certificate).
-func (e *env) addDovecot(t *testing.T, d *mailtest.Dovecot, protocol, addr, tls string, keep bool) {
+// dovecotSource starts a Dovecot and an env whose source is the Dovecot user's mailbox, over
+// POP3 with STLS or IMAP with implicit TLS ("localhost" matches its certificate).
+func dovecotSource(t *testing.T, protocol string, keep bool) (*env, *mailtest.Dovecot) {
 	t.Helper()
-	s, err := LoadKey(e.keyFile, true)
-	if err != nil {
-		t.Fatal(err)
+	if protocol == "imap" {
+		mailtest.RequireBinary(t, mailtest.IMAPBinary)
+	}
+	d := mailtest.StartDovecot(t)
+	e := newEnv(t)
+	addr, tls := d.POP3Addr, "starttls"
+	if protocol == "imap" {
+		addr, tls = d.IMAPSAddr, "tls"
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	addr = "localhost:" + port
-	e.sourceID, err = e.local.AddPullSource(context.Background(), store.PullSource{AccountID: e.acct.ID, Protocol: protocol, Addr: addr,
-		TLS: tls, CAFile: d.CertFile, User: d.User, Secret: s.Seal(d.Pass, e.acct.ID, protocol, addr, d.User),
-		Keep: keep, Every: time.Hour, NextPoll: time.Now()})
-	if err != nil {
-		t.Fatal(err)
+	e.addSource(t, store.PullSource{Protocol: protocol, Addr: "localhost:" + port, TLS: tls, CAFile: d.CertFile,
+		User: d.User, Keep: keep}, d.Pass)
+	return e, d
+}
+
+// putDovecot puts messages from to to-1 into the Dovecot user's INBOX.
+func putDovecot(t *testing.T, d *mailtest.Dovecot, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		d.Deliver(t, i, msg(i))
 	}
 }
 
 // dovecotGoesAway pulls from Dovecot, stops it, delivers more there, polls (which fails and
 // says why), starts it again and polls: every message once.
 func dovecotGoesAway(t *testing.T, e *env, d *mailtest.Dovecot) {
-	for i := range 5 {
-		d.Deliver(t, i, msg(i))
-	}
+	putDovecot(t, d, 0, 5)
 	if src := e.pollNow(t); src.Failures != 0 || src.LastError != "" {
 		t.Fatalf("first poll %+v", src)
 	}
-	if got := e.subjects(t); !slices.Equal(got, want(0, 5)) {
-		t.Fatalf("pulled %v", got)
-	}
+	e.wantPulled(t, 5)
 	d.Stop(t)
-	for i := 5; i < 8; i++ {
-		d.Deliver(t, i, msg(i))
-	}
+	putDovecot(t, d, 5, 8)
 	src := e.pollNow(t)
 	if src.Failures != 1 || !strings.Contains(src.LastError, "connect") || !src.NextPoll.After(time.Now()) {
 		t.Fatalf("with Dovecot stopped %+v", src)
@@ -54,15 +56,11 @@ func dovecotGoesAway(t *testing.T, e *env, d *mailtest.Dovecot) {
 	if src := e.pollNow(t); src.Failures != 0 || src.LastError != "" {
 		t.Fatalf("after the restart %+v", src)
 	}
-	if got := e.subjects(t); !slices.Equal(got, want(0, 8)) {
-		t.Fatalf("pulled %v", got)
-	}
+	e.wantPulled(t, 8)
 }
 
 func TestDovecotPOP3(t *testing.T) {
-	d := mailtest.StartDovecot(t)
-	e := newEnv(t)
-	e.addDovecot(t, d, "pop3", d.POP3Addr, "starttls", false)
+	e, d := dovecotSource(t, "pop3", false)
 	dovecotGoesAway(t, e, d)
 	if n := d.Count(t); n != 0 {
 		t.Fatalf("%d messages left in Dovecot in delete mode", n)
@@ -70,10 +68,7 @@ func TestDovecotPOP3(t *testing.T) {
 }
 
 func TestDovecotIMAP(t *testing.T) {
-	mailtest.RequireBinary(t, mailtest.IMAPBinary)
-	d := mailtest.StartDovecot(t)
-	e := newEnv(t)
-	e.addDovecot(t, d, "imap", d.IMAPSAddr, "tls", true)
+	e, d := dovecotSource(t, "imap", true)
 	dovecotGoesAway(t, e, d)
 	if n := d.Count(t); n != 8 {
 		t.Fatalf("%d messages in Dovecot in keep mode, want 8", n)
@@ -81,9 +76,7 @@ func TestDovecotIMAP(t *testing.T) {
 	// Delete mode on the same state: nothing pulled again, all removed from Dovecot.
 	e.poller.st = keepOff{e.local}
 	e.pollNow(t)
-	if got := e.subjects(t); !slices.Equal(got, want(0, 8)) {
-		t.Fatalf("pulled %v", got)
-	}
+	e.wantPulled(t, 8)
 	if n := d.Count(t); n != 0 {
 		t.Fatalf("%d messages left in Dovecot in delete mode", n)
 	}
@@ -103,13 +96,8 @@ func (k keepOff) ClaimPull(ctx context.Context, now time.Time, lease time.Durati
 // header and not pulled again, the new ones are, and `pull list`'s notice says what happened.
 // A changed folder (its state retired) is resynchronized the same way.
 func TestDovecotIMAPUIDValidityChange(t *testing.T) {
-	mailtest.RequireBinary(t, mailtest.IMAPBinary)
-	d := mailtest.StartDovecot(t)
-	e := newEnv(t)
-	e.addDovecot(t, d, "imap", d.IMAPSAddr, "tls", true)
-	for i := range 5 {
-		d.Deliver(t, i, msg(i))
-	}
+	e, d := dovecotSource(t, "imap", true)
+	putDovecot(t, d, 0, 5)
 	if src := e.pollNow(t); src.Failures != 0 || src.Notice != "" {
 		t.Fatalf("first poll %+v", src)
 	}
@@ -118,16 +106,12 @@ func TestDovecotIMAPUIDValidityChange(t *testing.T) {
 		t.Fatalf("state %v", before)
 	}
 	d.Doveadm(t, "mailbox", "update", "-u", d.User, "--uid-validity", "4242", "INBOX")
-	for i := 5; i < 7; i++ {
-		d.Deliver(t, i, msg(i))
-	}
+	putDovecot(t, d, 5, 7)
 	src := e.pollNow(t)
 	if src.Failures != 0 || src.LastError != "" {
 		t.Fatalf("poll after the change %+v", src)
 	}
-	if got := e.subjects(t); !slices.Equal(got, want(0, 7)) {
-		t.Fatalf("pulled %v", got)
-	}
+	e.wantPulled(t, 7)
 	for _, w := range []string{"UIDVALIDITY of INBOX changed from ", " to 4242", "5 messages recognized as pulled before, 2 pulled as new"} {
 		if !strings.Contains(src.Notice, w) {
 			t.Errorf("notice %q lacks %q", src.Notice, w)
@@ -153,9 +137,7 @@ func TestDovecotIMAPUIDValidityChange(t *testing.T) {
 	}
 	d.Deliver(t, 7, msg(7))
 	src = e.pollNow(t)
-	if got := e.subjects(t); !slices.Equal(got, want(0, 8)) {
-		t.Fatalf("pulled after the retirement %v", got)
-	}
+	e.wantPulled(t, 8)
 	if !strings.Contains(src.Notice, "from a previous folder to 4242: 7 messages recognized as pulled before, 1 pulled as new") {
 		t.Errorf("notice %q", src.Notice)
 	}

@@ -35,7 +35,13 @@ func headerDigest(r io.Reader) (string, error) {
 	for {
 		line, more, err := br.ReadLine()
 		if errors.Is(err, io.EOF) {
-			break // a message without a body: all of it is header
+			// A message without a body: all of it is header. A last line that filled the
+			// buffer exactly came as a prefix with nothing after it: it ends here, as one
+			// followed by a line ending does.
+			if !start {
+				h.Write([]byte("\r\n"))
+			}
+			break
 		}
 		if err != nil {
 			return "", err

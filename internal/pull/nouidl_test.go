@@ -190,15 +190,7 @@ func (s *pop3NoUIDL) serve(c net.Conn) {
 // addPlain adds a POP3 source over plain TCP at addr.
 func (e *env) addPlain(t *testing.T, addr string, keep bool) {
 	t.Helper()
-	s, err := LoadKey(e.keyFile, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.sourceID, err = e.local.AddPullSource(context.Background(), store.PullSource{AccountID: e.acct.ID, Protocol: "pop3", Addr: addr,
-		TLS: "plain", User: "far", Secret: s.Seal(outsidePass, e.acct.ID, "pop3", addr, "far"), Keep: keep, Every: time.Hour, NextPoll: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.addSource(t, store.PullSource{Protocol: "pop3", Addr: addr, TLS: "plain", User: "far", Keep: keep}, outsidePass)
 }
 
 // Without UIDL, deleting mail: copies of one message are each pulled once, and a poll that

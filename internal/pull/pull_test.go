@@ -63,20 +63,25 @@ func newEnv(t *testing.T) *env {
 // told otherwise).
 func (e *env) add(t *testing.T, addr string, keep bool) int64 {
 	t.Helper()
+	_, port, _ := net.SplitHostPort(addr)
+	return e.addSource(t, store.PullSource{Protocol: "pop3", Addr: "localhost:" + port, // the name in the certificate
+		TLS: "tls", CAFile: e.outside.CertFile, User: e.remote.Address, Keep: keep}, outsidePass)
+}
+
+// addSource stores src for the local account, polled hourly and due now, with pass sealed
+// by the test's key, and makes it the source the env polls.
+func (e *env) addSource(t *testing.T, src store.PullSource, pass string) int64 {
+	t.Helper()
 	s, err := LoadKey(e.keyFile, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := net.SplitHostPort(addr)
-	addr = "localhost:" + port // the name in the outside server's certificate
-	id, err := e.local.AddPullSource(context.Background(), store.PullSource{AccountID: e.acct.ID, Protocol: "pop3", Addr: addr,
-		TLS: "tls", CAFile: e.outside.CertFile, User: e.remote.Address, Secret: s.Seal(outsidePass, e.acct.ID, "pop3", addr, e.remote.Address),
-		Keep: keep, Every: time.Hour, NextPoll: time.Now()})
-	if err != nil {
+	src.AccountID, src.Every, src.NextPoll = e.acct.ID, time.Hour, time.Now()
+	src.Secret = s.Seal(pass, e.acct.ID, src.Protocol, src.Addr, src.User)
+	if e.sourceID, err = e.local.AddPullSource(context.Background(), src); err != nil {
 		t.Fatal(err)
 	}
-	e.sourceID = id
-	return id
+	return e.sourceID
 }
 
 func msg(i int) string {
@@ -114,6 +119,14 @@ func (e *env) subjects(t *testing.T) []string {
 		out = append(out, subj)
 	}
 	return out
+}
+
+// wantPulled fails the test unless the local INBOX holds messages 0 to n-1, in that order.
+func (e *env) wantPulled(t *testing.T, n int) {
+	t.Helper()
+	if got := e.subjects(t); !slices.Equal(got, want(0, n)) {
+		t.Fatalf("pulled %v, want %v", got, want(0, n))
+	}
 }
 
 func want(from, to int) []string {
@@ -159,9 +172,7 @@ func TestPOP3DeleteAndKeep(t *testing.T) {
 	if src := e.pollNow(t); src.LastError != "" || src.Failures != 0 || src.NextPoll.Before(time.Now().Add(50*time.Minute)) {
 		t.Fatalf("after the poll %+v", src)
 	}
-	if got := e.subjects(t); !slices.Equal(got, want(0, 3)) {
-		t.Fatalf("pulled %v", got)
-	}
+	e.wantPulled(t, 3)
 	if n := len(e.outside.Inbox(t, e.remote)); n != 0 {
 		t.Fatalf("%d messages left on the outside server in delete mode", n)
 	}
@@ -176,9 +187,7 @@ func TestPOP3DeleteAndKeep(t *testing.T) {
 	e.add(t, e.outside.TLSAddr, true)
 	e.pollNow(t)
 	e.pollNow(t)
-	if got := e.subjects(t); !slices.Equal(got, want(0, 5)) {
-		t.Fatalf("pulled %v", got)
-	}
+	e.wantPulled(t, 5)
 	if n := len(e.outside.Inbox(t, e.remote)); n != 2 {
 		t.Fatalf("%d messages on the outside server in keep mode", n)
 	}
@@ -234,9 +243,7 @@ func TestCrashAfterCommit(t *testing.T) {
 	if src.Failures != 1 || !strings.Contains(src.LastError, errCrash.Error()) || src.NextPoll.After(time.Now().Add(2*time.Minute)) {
 		t.Fatalf("after the crash %+v", src)
 	}
-	if got := e.subjects(t); !slices.Equal(got, want(0, 3)) {
-		t.Fatalf("after the crash %v", got)
-	}
+	e.wantPulled(t, 3)
 	if n := len(e.outside.Inbox(t, e.remote)); n != 5 {
 		t.Fatalf("the failed poll deleted: %d left", n)
 	}
@@ -245,9 +252,7 @@ func TestCrashAfterCommit(t *testing.T) {
 	if src := e.pollNow(t); src.Failures != 0 || src.LastError != "" {
 		t.Fatalf("after the retry %+v", src)
 	}
-	if got := e.subjects(t); !slices.Equal(got, want(0, 5)) {
-		t.Fatalf("after the retry %v", got)
-	}
+	e.wantPulled(t, 5)
 	if n := len(e.outside.Inbox(t, e.remote)); n != 0 {
 		t.Fatalf("%d left outside", n)
 	}
@@ -283,9 +288,7 @@ func TestServerGoesAway(t *testing.T) {
 	if src = e.pollNow(t); src.Failures != 0 || src.LastError != "" {
 		t.Fatalf("back %+v", src)
 	}
-	if got := e.subjects(t); !slices.Equal(got, want(0, 20)) {
-		t.Fatalf("after the return %v", got)
-	}
+	e.wantPulled(t, 20)
 	if n := len(e.outside.Inbox(t, e.remote)); n != 0 {
 		t.Fatalf("%d left outside", n)
 	}
@@ -371,9 +374,7 @@ func TestTwoPollers(t *testing.T) {
 	wg.Go(func() { e.poller.Poll(context.Background(), src) })
 	wg.Go(func() { other.Poll(context.Background(), src) })
 	wg.Wait()
-	if got := e.subjects(t); !slices.Equal(got, want(0, 10)) {
-		t.Fatalf("pulled %v", got)
-	}
+	e.wantPulled(t, 10)
 }
 
 func TestWrongPasswordReported(t *testing.T) {

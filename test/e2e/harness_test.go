@@ -199,39 +199,6 @@ func writeAtomic(t *testing.T, path string, data []byte, perm os.FileMode) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Ports
-
-var ports struct {
-	sync.Mutex
-	used map[int]bool
-}
-
-// freePort returns a loopback port nobody listened on a moment ago and that this process has
-// not handed out before.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ports.Lock()
-	defer ports.Unlock()
-	if ports.used == nil {
-		ports.used = map[int]bool{}
-	}
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !ports.used[p] {
-			ports.used[p] = true
-			return p
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-// ---------------------------------------------------------------------------------------------
 // Instances
 
 // instance is one petrel process with its own directory, config and ports.
@@ -284,11 +251,14 @@ func newInstance(t *testing.T, opts options) *instance {
 		keyFile:  filepath.Join(dir, "key.pem"),
 	}
 	in.certFP = ca.leaf(t, in.certFile, in.keyFile)
-	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }
-	in.SMTP, in.Submission, in.Submissions, in.POP3, in.POP3S = addr(), addr(), addr(), addr(), addr()
-	in.IMAP, in.IMAPS = addr(), addr()
-	in.HTTP, in.HTTPS = addr(), addr()
-	in.ManageSieve = addr()
+	// mailtest.FreePorts never hands out a port twice in this process, so parallel
+	// instances (and the Dovecots and Postfixes of other tests) do not collide.
+	addrs := make([]*string, 0, listeners)
+	addrs = append(addrs, &in.SMTP, &in.Submission, &in.Submissions, &in.POP3, &in.POP3S)
+	addrs = append(addrs, &in.IMAP, &in.IMAPS, &in.HTTP, &in.HTTPS, &in.ManageSieve)
+	for i, p := range mailtest.FreePorts(t, len(addrs)) {
+		*addrs[i] = fmt.Sprintf("127.0.0.1:%d", p)
+	}
 	noDNS := mailtest.StartDNS(t, mailtest.Zone{})
 
 	base := options{

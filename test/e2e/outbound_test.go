@@ -15,34 +15,27 @@ import (
 // that both addresses share (outbound.port). The whole 127/8 answers on lo, in a network
 // namespace as outside one.
 
-// sharedPort finds a port free on every given loopback address.
+// sharedPort finds a port free on every given loopback address. It comes from
+// mailtest.FreePorts, which hands a port out once per process, so that TestOutbound and
+// TestForward, running in parallel, never share one.
 func sharedPort(t *testing.T, addrs ...string) int {
 	t.Helper()
 	for range 50 {
-		l, err := net.Listen("tcp", addrs[0]+":0")
-		if err != nil {
-			t.Fatalf("listen on %s (is lo up?): %v", addrs[0], err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
+		port := mailtest.FreePort(t)
 		ok := true
-		var others []net.Listener
-		for _, a := range addrs[1:] {
-			o, err := net.Listen("tcp", fmt.Sprintf("%s:%d", a, port))
+		for _, a := range addrs {
+			l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", a, port))
 			if err != nil {
 				ok = false
 				break
 			}
-			others = append(others, o)
-		}
-		l.Close()
-		for _, o := range others {
-			o.Close()
+			defer l.Close()
 		}
 		if ok {
 			return port
 		}
 	}
-	t.Fatal("no port free on every address")
+	t.Fatalf("no port free on every one of %v (is lo up?)", addrs)
 	return 0
 }
 

@@ -16,7 +16,7 @@ import (
 
 // resolverFor is the resolver app gives the checks, pointed at a test DNS server.
 func resolverFor(d *mailtest.DNS) *mx.NetResolver {
-	return &mx.NetResolver{DNS: &mx.DNSResolver{Servers: []string{d.Addr}, Timeout: time.Second}, MaxTTL: -1}
+	return &mx.NetResolver{DNS: &mx.DNSResolver{Servers: []string{d.Addr}, Timeout: time.Second}} // no cache
 }
 
 func TestReverseName(t *testing.T) {
@@ -212,8 +212,8 @@ func TestDNSListsNegativeCache(t *testing.T) {
 	d := mailtest.StartDNS(t, mailtest.Zone{NegativeTTL: 300})
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	// A generous timeout: a query lost to a loaded machine would read as an error finding.
-	res := &mx.NetResolver{DNS: &mx.DNSResolver{Servers: []string{d.Addr}, Timeout: 30 * time.Second},
-		MaxNegativeTTL: 10 * time.Minute, Now: func() time.Time { return now }}
+	res := &mx.NetResolver{DNS: &mx.DNSResolver{Servers: []string{d.Addr}, Timeout: 30 * time.Second,
+		Cache: &mx.LookupCache{MaxNegativeTTL: 10 * time.Minute, Now: func() time.Time { return now }}}}
 	c := &door.Checks{Resolver: res, Timeout: time.Minute, Zones: []door.Zone{
 		{Name: "bl.example", Weight: 4},
 		{Name: "wl.example", Weight: -3, Action: door.ZonePass},

@@ -14,7 +14,9 @@ func newNetResolver(t *testing.T, zone mailtest.Zone) (*NetResolver, *mailtest.D
 	t.Helper()
 	d := mailtest.StartDNS(t, zone)
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
-	r := &NetResolver{DNS: &DNSResolver{Servers: []string{d.Addr}, Timeout: 300 * time.Millisecond}, Now: func() time.Time { return now }}
+	// The cache the app gives the inbound checks' resolver.
+	cache := &LookupCache{MaxNegativeTTL: 15 * time.Minute, Now: func() time.Time { return now }}
+	r := &NetResolver{DNS: &DNSResolver{Servers: []string{d.Addr}, Timeout: 300 * time.Millisecond, Cache: cache}}
 	return r, d, &now
 }
 
@@ -89,6 +91,12 @@ func TestNetResolverErrors(t *testing.T) {
 			t.Errorf("LookupTXT(%s) = %#v, want a *net.DNSError with IsNotFound %v and IsTemporary %v", name, err, wantNotFound, !wantNotFound)
 		}
 	}
+	// An answer of too many records is not kept: the next look-up asks again.
+	asked := count(d.Queries(), "TXT huge.test")
+	r.LookupTXT(ctx, "huge.test")
+	if n := count(d.Queries(), "TXT huge.test"); asked == 0 || n == asked {
+		t.Errorf("an answer of a thousand records asked %d times, then %d: it was kept", asked, n)
+	}
 	// NODATA: the name exists without MX records.
 	if _, err := r.LookupMX(ctx, "exists.test"); !isNetNotFound(err) {
 		t.Errorf("LookupMX of a name without MX = %v, want not found", err)
@@ -101,7 +109,8 @@ func TestNetResolverErrors(t *testing.T) {
 }
 
 // TestNetResolverNegativeCache: NXDOMAIN and NODATA are cached for the SOA's negative TTL
-// (RFC 2308 §5), an answer without an SOA is not cached, and MaxNegativeTTL < 0 turns it off.
+// (RFC 2308 §5), an answer without an SOA is not cached, and the cache's MaxNegativeTTL < 0
+// turns it off.
 func TestNetResolverNegativeCache(t *testing.T) {
 	r, d, now := newNetResolver(t, mailtest.Zone{
 		TXT:         map[string][]string{"exists.test": {"x"}},
@@ -135,7 +144,7 @@ func TestNetResolverNegativeCache(t *testing.T) {
 	}
 
 	d.Update(func(z *mailtest.Zone) { z.NegativeTTL = 60 })
-	r.MaxNegativeTTL = -1
+	r.DNS.Cache.MaxNegativeTTL = -1
 	for range 2 {
 		r.LookupTXT(ctx, "off.test")
 	}

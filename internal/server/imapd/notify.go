@@ -180,7 +180,8 @@ type eventName struct {
 }
 
 // notifyEventNames maps the supported events to their bits; their names in this order go in
-// BADEVENT (§4).
+// BADEVENT (§3.1). AnnotationChange (§5.1) and the METADATA events (§5.6, §5.7) are not
+// here: Petrel has neither ANNOTATE nor METADATA, which they need.
 var notifyEventNames = []eventName{
 	{"MessageNew", evMessage}, {"MessageExpunge", evMessage}, {"FlagChange", evFlags},
 	{"MailboxName", evName}, {"SubscriptionChange", evSubs},
@@ -325,7 +326,7 @@ func (s *session) notifyFrom(set *NotifySet) (*notifyState, error) {
 	return n, nil
 }
 
-// badEvent is NO [BADEVENT (supported events)] (RFC 5465 §4).
+// badEvent is NO [BADEVENT (supported events)] (RFC 5465 §3.1).
 func (s *session) badEvent() error {
 	var names []string
 	for _, e := range notifyEventNames {

@@ -6,39 +6,38 @@ import (
 	"testing"
 	"time"
 
+	"petrel/internal/mailtest/dialog"
 	"petrel/internal/store"
 )
 
-// notifyOn sends NOTIFY SET and reads its tagged OK.
-func notifyOn(t *testing.T, d interface {
-	Send(string)
-	Line() string
-}, args string) {
+// session logs alice in on a new connection and selects box ("": none).
+func (e *testEnv) session(t *testing.T, box string) *dialog.Dialog {
 	t.Helper()
+	d := e.login(t)
+	if box != "" {
+		d.Send("sel SELECT " + box)
+		for l := d.Line(); !strings.HasPrefix(l, "sel "); l = d.Line() {
+		}
+	}
+	return d
+}
+
+// notifying is session with NOTIFY set to args ("SET ..."), whose tagged OK it reads.
+func (e *testEnv) notifying(t *testing.T, box, args string) *dialog.Dialog {
+	t.Helper()
+	d := e.session(t, box)
 	d.Send("n NOTIFY " + args)
 	if l := d.Line(); l != "n OK NOTIFY completed" {
 		t.Fatalf("NOTIFY %s: %q", args, l)
 	}
-}
-
-// selectBox selects a mailbox and skips SELECT's responses.
-func selectBox(t *testing.T, d interface {
-	Send(string)
-	Line() string
-}, name string) {
-	t.Helper()
-	d.Send("sel SELECT " + name)
-	for l := d.Line(); !strings.HasPrefix(l, "sel "); l = d.Line() {
-	}
+	return d
 }
 
 // A session with NOTIFY on INBOXES learns of mail arriving in INBOX while it has another
 // mailbox selected, between commands, without sending one; and in IDLE.
 func TestNotifyInboxesStatus(t *testing.T) {
 	e := newEnv(t, Config{})
-	a := e.login(t)
-	selectBox(t, a, "Drafts")
-	notifyOn(t, a, "SET (INBOXES (MessageNew MessageExpunge))")
+	a := e.notifying(t, "Drafts", "SET (INBOXES (MessageNew MessageExpunge))")
 
 	e.deliver(t, "INBOX", msgA)
 	e.deliver(t, "Sent", msgA) // not watched: no STATUS
@@ -61,8 +60,7 @@ func TestNotifyInboxesStatus(t *testing.T) {
 		S: * ENABLED CONDSTORE
 		S: c OK ENABLE completed
 	`)
-	b := e.login(t)
-	selectBox(t, b, "INBOX")
+	b := e.session(t, "INBOX")
 	b.Run(`
 		C: y STORE 1 +FLAGS.SILENT (\Deleted)
 		S: y OK STORE completed
@@ -81,10 +79,8 @@ func TestNotifyInboxesStatus(t *testing.T) {
 func TestNotifyFlagChange(t *testing.T) {
 	e := newEnv(t, Config{})
 	e.deliver(t, "Sent", msgA)
-	a := e.login(t)
-	notifyOn(t, a, "SET (MAILBOXES Sent (MessageNew MessageExpunge FlagChange))")
-	b := e.login(t)
-	selectBox(t, b, "Sent")
+	a := e.notifying(t, "", "SET (MAILBOXES Sent (MessageNew MessageExpunge FlagChange))")
+	b := e.session(t, "Sent")
 	b.Run(`
 		C: y STORE 1 +FLAGS.SILENT (\Seen)
 		S: y OK STORE completed
@@ -97,8 +93,7 @@ func TestNotifyFlagChange(t *testing.T) {
 func TestNotifySelectedFetch(t *testing.T) {
 	e := newEnv(t, Config{})
 	e.deliver(t, "Sent", msgA)
-	a := e.login(t)
-	selectBox(t, a, "INBOX")
+	a := e.session(t, "INBOX")
 	e.run(t, a, `
 		C: n NOTIFY SET STATUS (SELECTED (MessageNew (UID FLAGS RFC822.SIZE) MessageExpunge FlagChange)) (MAILBOXES (Sent Junk) (MessageNew MessageExpunge))
 		S: * STATUS Sent (MESSAGES 1 UIDNEXT 2 UIDVALIDITY $Sent UNSEEN 1)
@@ -115,8 +110,7 @@ func TestNotifySelectedFetch(t *testing.T) {
 		C: d NOTIFY SET (SELECTED-DELAYED (MessageNew MessageExpunge))
 		S: d OK NOTIFY completed
 	`)
-	b := e.login(t)
-	selectBox(t, b, "INBOX")
+	b := e.session(t, "INBOX")
 	b.Run(`
 		C: y STORE 1 +FLAGS.SILENT (\Deleted)
 		S: y OK STORE completed
@@ -141,9 +135,8 @@ func TestNotifySelectedFetch(t *testing.T) {
 // as LIST responses (RFC 5465 §5.4, §5.5).
 func TestNotifyMailboxName(t *testing.T) {
 	e := newEnv(t, Config{})
-	a := e.login(t)
-	notifyOn(t, a, "SET (PERSONAL (MailboxName SubscriptionChange))")
-	b := e.login(t)
+	a := e.notifying(t, "", "SET (PERSONAL (MailboxName SubscriptionChange))")
+	b := e.session(t, "")
 	b.Run(`
 		C: 1 CREATE Lists
 		S: 1 OK CREATE completed
@@ -218,8 +211,7 @@ func TestNotifyErrors(t *testing.T) {
 // overflows its bound: NOTIFICATIONOVERFLOW, and NOTIFY is off (RFC 5465 §5.8).
 func TestNotifyOverflow(t *testing.T) {
 	e := newEnv(t, Config{MaxNotifyPending: 1})
-	a := e.login(t)
-	notifyOn(t, a, "SET (PERSONAL (MessageNew MessageExpunge))")
+	a := e.notifying(t, "", "SET (PERSONAL (MessageNew MessageExpunge))")
 	seen := make(chan store.Change, 16)
 	stop := e.srv.watchAll(e.alice.ID, func(c store.Change, ok bool) {
 		if ok {

@@ -36,8 +36,8 @@ func BenchmarkDoor(b *testing.B) {
 	})
 	checks := func(cache bool) *door.Checks {
 		res := &mx.NetResolver{DNS: &mx.DNSResolver{Servers: []string{d.Addr}}}
-		if !cache {
-			res.MaxTTL = -1
+		if cache {
+			res.DNS.Cache = &mx.LookupCache{}
 		}
 		return &door.Checks{Resolver: res, HELO: true, RDNS: true, Weights: door.DefaultWeights,
 			Zones: []door.Zone{{Name: "bl1.example", Weight: 1}, {Name: "bl2.example", Weight: 1}}}

@@ -22,7 +22,7 @@ import (
 // holds on a loaded machine: a query that outlived it would turn a listing into a temporary
 // error.
 func doorResolver(d *mailtest.DNS) *mx.NetResolver {
-	return &mx.NetResolver{DNS: &mx.DNSResolver{Servers: []string{d.Addr}, Timeout: time.Minute}, MaxTTL: -1}
+	return &mx.NetResolver{DNS: &mx.DNSResolver{Servers: []string{d.Addr}, Timeout: time.Minute}} // no cache
 }
 
 // session sends one message from 127.0.0.1 and returns the replies to MAIL, RCPT and the

@@ -74,8 +74,8 @@ func benchVerify(b *testing.B, start func(*testing.B, smtpd.Config) (string, []s
 	}
 	verification := func(cache bool) *smtpd.Verification {
 		res := &mx.NetResolver{DNS: &mx.DNSResolver{Servers: []string{d.Addr}}}
-		if !cache {
-			res.MaxTTL = -1
+		if cache {
+			res.DNS.Cache = &mx.LookupCache{}
 		}
 		return &smtpd.Verification{
 			Verifier:       &msgauth.Verifier{Resolver: res, AuthServID: "mx.example.test"},

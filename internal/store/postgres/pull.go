@@ -58,6 +58,11 @@ func (s *Store) pullUpdate(ctx context.Context, query string, args ...any) error
 
 // execSome runs a statement that must change a row: none changed is ErrNotFound.
 func (t *tx) execSome(query string, args ...any) error {
+	return t.execOr(store.ErrNotFound, query, args...)
+}
+
+// execOr runs a statement that must change a row, and returns none if none changed.
+func (t *tx) execOr(none error, query string, args ...any) error {
 	res, err := t.exec(query, args...)
 	if err != nil {
 		return err
@@ -65,7 +70,7 @@ func (t *tx) execSome(query string, args ...any) error {
 	if n, err := res.RowsAffected(); err != nil {
 		return err
 	} else if n == 0 {
-		return store.ErrNotFound
+		return none
 	}
 	return nil
 }
@@ -174,17 +179,8 @@ func (s *Store) ForgetPulled(ctx context.Context, sourceID int64, uids []string)
 // recordPulled records the unique-id of a delivery's pulled message in its transaction;
 // recorded before, it is store.ErrExists and the delivery commits nothing.
 func (t *tx) recordPulled(p *store.PulledMessage, now time.Time) error {
-	res, err := t.exec(`INSERT INTO pull_seen (source_id, uid, seen, fingerprint) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	return t.execOr(store.ErrExists, `INSERT INTO pull_seen (source_id, uid, seen, fingerprint) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		p.SourceID, p.UID, now.UnixNano(), p.Fingerprint)
-	if err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return store.ErrExists
-	}
-	return nil
 }
 
 // EditPullSource implements store.PullState.

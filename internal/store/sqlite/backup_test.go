@@ -14,20 +14,32 @@ import (
 	"petrel/internal/store"
 )
 
+// backupStore opens a store in a new directory (path is its file) with alice's account.
+func backupStore(t *testing.T) (s *Store, path string, alice store.Account) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "petrel.db")
+	s = openPath(t, path, Options{})
+	return s, path, setup(t, s, "alice@example.org")
+}
+
+// deliverSized delivers a message with that subject and a body of size bytes to a's INBOX.
+func deliverSized(t *testing.T, s *Store, a store.Account, subject string, size int) {
+	t.Helper()
+	body := "Subject: " + subject + "\r\n\r\n" + strings.Repeat("x", size)
+	if _, err := s.Deliver(context.Background(), &store.Delivery{Targets: []store.Target{{AccountID: a.ID}},
+		Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // backupFixture is a store with three messages in alice's INBOX, the second one larger than
 // a chunk, backed up into a file of its own.
 func backupFixture(t *testing.T) (copyPath string, inbox store.Mailbox, msgs []store.Message) {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	s := openPath(t, filepath.Join(dir, "petrel.db"), Options{})
-	a := setup(t, s, "alice@example.org")
+	s, path, a := backupStore(t)
 	for i, size := range []int{100, blobChunkSize*2 + 17, 300} {
-		body := fmt.Sprintf("Subject: %d\r\n\r\n%s", i, strings.Repeat("x", size))
-		if _, err := s.Deliver(ctx, &store.Delivery{Targets: []store.Target{{AccountID: a.ID}},
-			Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
-			t.Fatal(err)
-		}
+		deliverSized(t, s, a, fmt.Sprint(i), size)
 	}
 	inbox, err := s.Mailbox(ctx, a.ID, store.Inbox)
 	if err != nil {
@@ -37,11 +49,11 @@ func backupFixture(t *testing.T) (copyPath string, inbox store.Mailbox, msgs []s
 		t.Fatal(err)
 	}
 	// The backup is taken while the store is open, as the server would have it.
-	copyPath = filepath.Join(dir, "copy.db")
-	if err := Backup(ctx, filepath.Join(dir, "petrel.db"), copyPath, nil); err != nil {
+	copyPath = filepath.Join(filepath.Dir(path), "copy.db")
+	if err := Backup(ctx, path, copyPath, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := Backup(ctx, filepath.Join(dir, "petrel.db"), copyPath, nil); err == nil {
+	if err := Backup(ctx, path, copyPath, nil); err == nil {
 		t.Error("Backup overwrote an existing file")
 	}
 	s.Close()
@@ -214,24 +226,14 @@ func TestVerifySplicedCopies(t *testing.T) {
 // the integrity check and opens with no WAL.
 func TestBackupSnapshot(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "petrel.db")
-	s := openPath(t, path, Options{})
+	s, path, a := backupStore(t)
 	defer s.Close()
-	a := setup(t, s, "alice@example.org")
-	deliver := func(subject string) {
-		t.Helper()
-		body := "Subject: " + subject + "\r\n\r\n" + strings.Repeat("z", blobChunkSize+5)
-		if _, err := s.Deliver(ctx, &store.Delivery{Targets: []store.Target{{AccountID: a.ID}},
-			Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	deliver := func(subject string) { deliverSized(t, s, a, subject, blobChunkSize+5) }
 	deliver("before")
 	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() == 0 {
 		t.Fatalf("the delivery before the backup is not in a WAL (%v): the test would not test the WAL", err)
 	}
-	dst := filepath.Join(dir, "copy.db")
+	dst := filepath.Join(filepath.Dir(path), "copy.db")
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -280,21 +282,14 @@ func TestBackupSnapshot(t *testing.T) {
 // no token comes back, so what was taken is counted without a clock.
 func TestBackupPaced(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "petrel.db")
-	s := openPath(t, path, Options{})
+	s, path, a := backupStore(t)
 	defer s.Close()
-	a := setup(t, s, "alice@example.org")
 	for i := range 20 {
-		body := fmt.Sprintf("Subject: %d\r\n\r\n%s", i, strings.Repeat("y", blobChunkSize+i*1000))
-		if _, err := s.Deliver(ctx, &store.Delivery{Targets: []store.Target{{AccountID: a.ID}},
-			Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
-			t.Fatal(err)
-		}
+		deliverSized(t, s, a, fmt.Sprint(i), blobChunkSize+i*1000)
 	}
 	const budget = 1 << 40
 	bucket := rate.NewLimiter(0, budget)
-	dst := filepath.Join(dir, "copy.db")
+	dst := filepath.Join(filepath.Dir(path), "copy.db")
 	if err := Backup(ctx, path, dst, bucket); err != nil {
 		t.Fatal(err)
 	}
