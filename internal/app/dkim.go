@@ -58,13 +58,19 @@ const dkimListTTL = time.Second
 // sealing key ([pull] key_file); create makes that file when it is missing (a command or
 // a start that makes keys), else a missing file is an error that names it.
 func OpenDKIMStore(cfg *config.Config, st store.Store, create bool) (*DKIMStore, error) {
+	return openDKIMStore(cfg, st, IsPostgres(cfg), create)
+}
+
+// openDKIMStore is OpenDKIMStore for a store that is a PostgreSQL store when pg, whichever
+// store cfg names (the other side of a copy).
+func openDKIMStore(cfg *config.Config, st store.Store, pg, create bool) (*DKIMStore, error) {
 	keys, ok := st.(store.DKIMKeys)
 	if !ok {
 		return nil, errors.New("this store keeps no DKIM keys")
 	}
 	d := newDKIMStore(keys)
 	d.what = DKIMDir(cfg.Data)
-	if IsPostgres(cfg) {
+	if pg {
 		box, err := LoadSealKey(cfg, create)
 		if err != nil {
 			return nil, fmt.Errorf("DKIM keys are sealed in the PostgreSQL store with the key file %s, which every node needs: %w",
