@@ -92,9 +92,9 @@ func openConfiguredCopy(ctx context.Context, c *config.Config) (copyStore, error
 
 // CopyResult is what CopyStore did.
 type CopyResult struct {
-	Rows    map[string]int64 // copied, per table
-	Indexed int              // bodies indexed for search in the destination
-	DKIMKeys int             // DKIM keys written into the destination
+	Rows     map[string]int64 // copied, per table
+	Indexed  int              // bodies indexed for search in the destination
+	DKIMKeys int              // DKIM keys written into the destination
 }
 
 // copyStoreDKIM copies the DKIM keys of from into to; pg says which of them is a
