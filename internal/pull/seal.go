@@ -45,17 +45,22 @@ func LoadKey(path string, create bool) (*Sealer, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
-		// O_EXCL: two commands creating the key at once must not end with two keys.
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, os.ErrExist) {
-			return LoadKey(path, false)
-		}
+		// Written whole into a temporary file, then linked to its name, which fails if the
+		// name exists: two processes creating the key at once (commands, or PostgreSQL
+		// nodes starting together on one key file) end with one key, and neither ever
+		// reads a file the other has not finished writing.
+		f, err := os.CreateTemp(filepath.Dir(path), ".pull-key-*")
 		if err != nil {
 			return nil, fmt.Errorf("pull key: %w", err)
 		}
+		defer os.Remove(f.Name())
 		_, err = f.WriteString(hex.EncodeToString(key) + "\n")
-		if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
-			os.Remove(path)
+		if err = errors.Join(err, f.Chmod(0o600), f.Sync(), f.Close()); err != nil {
+			return nil, fmt.Errorf("pull key: %w", err)
+		}
+		if err := os.Link(f.Name(), path); errors.Is(err, os.ErrExist) {
+			return LoadKey(path, false)
+		} else if err != nil {
 			return nil, fmt.Errorf("pull key: %w", err)
 		}
 		return NewSealer(key)
