@@ -35,6 +35,7 @@ import (
 type DKIMStore struct {
 	keys store.DKIMKeys
 	box  *pull.Sealer // nil: the store keeps the PEM as it is (the embedded store's files)
+	seal string       // the key file of box, for messages
 	what string       // where the keys are, for messages
 
 	mu     sync.Mutex
@@ -76,7 +77,7 @@ func openDKIMStore(cfg *config.Config, st store.Store, pg, create bool) (*DKIMSt
 			return nil, fmt.Errorf("DKIM keys are sealed in the PostgreSQL store with the key file %s, which every node needs: %w",
 				cfg.PullKeyFile(), err)
 		}
-		d.box = box
+		d.box, d.seal = box, cfg.PullKeyFile()
 		d.what = "the PostgreSQL store (sealed with " + cfg.PullKeyFile() + ")"
 	}
 	return d, nil
@@ -178,8 +179,8 @@ func (d *DKIMStore) open(s store.DKIMKey) ([]byte, error) {
 	}
 	b, err := d.box.OpenData(s.Private, dkimBinding(s.Domain, s.Selector))
 	if err != nil {
-		return nil, fmt.Errorf("DKIM key %s of %s does not open with the key file: every node needs the same [pull] key_file (copy it from the node that made the key): %w",
-			s.Selector, s.Domain, err)
+		return nil, fmt.Errorf("DKIM key %s of %s does not open with the key file %s: every node needs the same [pull] key_file (copy it from the node that made the key): %w",
+			s.Selector, s.Domain, d.seal, err)
 	}
 	return b, nil
 }
