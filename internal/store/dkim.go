@@ -42,6 +42,12 @@ func CheckDKIMName(domain, selector string) error {
 		strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
 		return fmt.Errorf("store: invalid DKIM key domain %q", domain)
 	}
+	return CheckDKIMSelector(selector)
+}
+
+// CheckDKIMSelector refuses a selector that is not dot-separated DNS labels of letters,
+// digits and hyphens (RFC 6376 §3.1): it becomes part of a DNS name and a file name.
+func CheckDKIMSelector(selector string) error {
 	if selector == "" || len(selector) > 253 {
 		return fmt.Errorf("store: invalid DKIM selector %q", selector)
 	}
