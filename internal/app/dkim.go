@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,7 +37,11 @@ type DKIMStore struct {
 	keys store.DKIMKeys
 	box  *pull.Sealer // nil: the store keeps the PEM as it is (the embedded store's files)
 	seal string       // the key file of box, for messages
-	what string       // where the keys are, for messages
+	// noBox is why there is no box on a store that seals (its key file is missing): an
+	// error only once a key must be opened or sealed, so that reading a store without
+	// keys (petrel dns, check, a copy) needs no key file.
+	noBox error
+	what  string // where the keys are, for messages
 
 	mu     sync.Mutex
 	lists  map[string]cachedKeys  // by domain
@@ -74,8 +79,12 @@ func openDKIMStore(cfg *config.Config, st store.Store, pg, create bool) (*DKIMSt
 	if pg {
 		box, err := LoadSealKey(cfg, create)
 		if err != nil {
-			return nil, fmt.Errorf("DKIM keys are sealed in the PostgreSQL store with the key file %s, which every node needs: %w",
+			err = fmt.Errorf("DKIM keys are sealed in the PostgreSQL store with the key file %s, which every node needs: %w",
 				cfg.PullKeyFile(), err)
+			if create || !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+			d.noBox = err
 		}
 		d.box, d.seal = box, cfg.PullKeyFile()
 		d.what = "the PostgreSQL store (sealed with " + cfg.PullKeyFile() + ")"
@@ -174,6 +183,9 @@ func (d *DKIMStore) parse(s store.DKIMKey) (msgauth.Key, error) {
 
 // open returns the PEM of a stored key.
 func (d *DKIMStore) open(s store.DKIMKey) ([]byte, error) {
+	if d.noBox != nil {
+		return nil, d.noBox
+	}
 	if d.box == nil {
 		return s.Private, nil
 	}
@@ -199,6 +211,9 @@ func (d *DKIMStore) Add(ctx context.Context, k msgauth.Key) (msgauth.Key, bool, 
 // and returns the key stored under the selector and whether it is this one.
 func (d *DKIMStore) put(ctx context.Context, k store.DKIMKey) (msgauth.Key, bool, error) {
 	pemBytes := k.Private
+	if d.noBox != nil {
+		return msgauth.Key{}, false, d.noBox
+	}
 	if d.box != nil {
 		k.Private = d.box.SealData(pemBytes, dkimBinding(k.Domain, k.Selector))
 	}

@@ -47,6 +47,10 @@ func TestBackupRestorePostgres(t *testing.T) {
 	if out, err := runA("password-alice\n", "account", "add", "alice@example.org"); err != nil {
 		t.Fatalf("account add: %q, %v", out, err)
 	}
+	// No key yet, and no key file: reading the records needs none.
+	if out, err := runA("", "dns", "example.org"); err != nil || !strings.Contains(out, "no DKIM key yet") {
+		t.Fatalf("dns before any key: %q, %v", out, err)
+	}
 	if out, err := runA("", "dkim", "keygen", "example.org"); err != nil {
 		t.Fatalf("dkim keygen: %q, %v", out, err)
 	}
