@@ -107,6 +107,7 @@ type App struct {
 	log      *slog.Logger
 	out      io.Writer // messages for the operator at start (paths, the dev password)
 	store    store.Store
+	dkim     *DKIMStore // the domains' DKIM keys, kept by the store (dkim.go)
 	certs    *certs
 	acme     *acme.Manager // keeps certs current from an ACME CA; nil: files or self-signed
 	bound    []bound       // every listener, bound by New before anything is written

@@ -169,9 +169,13 @@ func checkStore(ctx context.Context, cfg *config.Config, problem, warn func(stri
 		return
 	}
 	checkPullKey(ctx, cfg, st, problem, warn)
-	keys := DKIMKeys(cfg.Data)
+	keys, err := OpenDKIMStore(cfg, st, false)
+	if err != nil {
+		problem("dkim: %v", err)
+		return
+	}
 	for _, d := range domains {
-		ks, err := keys.SigningKeys(ctx, d.Name)
+		ks, err := keys.Keys(ctx, d.Name)
 		switch {
 		case err != nil:
 			problem("dkim: %s: %v", d.Name, err)

@@ -43,6 +43,10 @@ func CheckDNS(ctx context.Context, cfg *config.Config, r DNSLookup) []Finding {
 	if err != nil {
 		return []Finding{{true, fmt.Sprintf("dns: cannot list the domains: %v", err)}}
 	}
+	dkim, err := OpenDKIMStore(cfg, st, false)
+	if err != nil {
+		return []Finding{{true, fmt.Sprintf("dns: %v", err)}}
+	}
 	c := &dnsCheck{ctx: ctx, r: r, host: strings.TrimSuffix(strings.ToLower(cfg.Hostname), ".")}
 	addrs, _, err := r.LookupAddrs(ctx, c.host)
 	if err != nil || len(addrs) == 0 {
@@ -70,7 +74,7 @@ func CheckDNS(ctx context.Context, cfg *config.Config, r DNSLookup) []Finding {
 		if !slices.ContainsFunc(hosts, func(h string) bool { return strings.EqualFold(h, c.host) }) {
 			c.problem("dns: MX of %s is %v (%s), want %s", d.Name, hosts, lookupText(err), c.host)
 		}
-		keys, err := DKIMKeys(cfg.Data).SigningKeys(ctx, d.Name)
+		keys, err := dkim.Keys(ctx, d.Name)
 		if err != nil {
 			c.problem("dns: %s: %v", d.Name, err)
 			continue

@@ -99,7 +99,15 @@ func BackupConfiguredStore(ctx context.Context, c *config.Config, dst string, pa
 	if _, err := CopyStore(ctx, c, tmp, true, CopyOptions{Live: true}); err != nil {
 		return err
 	}
-	return sqlite.Compact(ctx, StorePath(tmp), dst)
+	if err := sqlite.Compact(ctx, StorePath(tmp), dst); err != nil {
+		return err
+	}
+	// The store's DKIM keys, opened, where an embedded store keeps them: beside the
+	// database, in the backup's dkim directory (the caller lists them in the manifest).
+	if _, err := os.Stat(DKIMDir(tmp)); err == nil {
+		return os.Rename(DKIMDir(tmp), DKIMDir(filepath.Dir(dst)))
+	}
+	return nil
 }
 
 // RestoreConfiguredStore copies the store database of a backup (checked by the caller)
@@ -114,6 +122,13 @@ func RestoreConfiguredStore(ctx context.Context, c *config.Config, backupDB stri
 	defer os.RemoveAll(tmp)
 	if err := copyPlainFile(backupDB, StorePath(tmp)); err != nil {
 		return CopyResult{}, err
+	}
+	// The backup's DKIM keys (files, as the embedded store keeps them) go into the
+	// database with the rows, sealed there.
+	if keys := DKIMDir(filepath.Dir(backupDB)); dirExists(keys) {
+		if err := os.CopyFS(DKIMDir(tmp), os.DirFS(keys)); err != nil {
+			return CopyResult{}, err
+		}
 	}
 	// Recorded as the backup file's, not the temporary copy's: a restore interrupted part
 	// way resumes when run again with the same backup.
@@ -148,4 +163,9 @@ func VerifyConfiguredStore(ctx context.Context, c *config.Config) (StoreReport, 
 	r, err := store.VerifyExport(ctx, st)
 	return StoreReport{Problems: r.Problems, Accounts: r.Accounts, Mailboxes: r.Mailboxes, Messages: r.Messages,
 		Bodies: r.Bodies, Bytes: r.Bytes}, err
+}
+
+func dirExists(dir string) bool {
+	fi, err := os.Stat(dir)
+	return err == nil && fi.IsDir()
 }

@@ -90,12 +90,12 @@ func (a *App) newQueue(dl *deliver.Deliverer) (*queue.Queue, error) {
 	}, a.store, smtpclient.New(ccfg), dl, a.log.With("component", "queue"))
 	var signer deliver.Signer
 	if o.DKIMSign {
-		signer = &msgauth.Signer{Keys: DKIMKeys(cfg.Data)}
+		signer = &msgauth.Signer{Keys: a.dkim}
 	}
 	dl.SetOutbound(signer, q.Kick)
 	if o.DKIMSign {
 		// Forwarded copies of verified mail get an ARC set with the forwarding domain's key.
-		dl.SetSealer(&msgauth.Sealer{Keys: DKIMKeys(cfg.Data), AuthServID: cfg.Hostname})
+		dl.SetSealer(&msgauth.Sealer{Keys: a.dkim, AuthServID: cfg.Hostname})
 	}
 	if o.Forward {
 		key, err := srsKey(cfg.Data)

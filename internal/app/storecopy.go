@@ -92,8 +92,34 @@ func openConfiguredCopy(ctx context.Context, c *config.Config) (copyStore, error
 
 // CopyResult is what CopyStore did.
 type CopyResult struct {
-	Rows    map[string]int64 // copied, per table
-	Indexed int              // bodies indexed for search in the destination
+	Rows     map[string]int64 // copied, per table
+	Indexed  int              // bodies indexed for search in the destination
+	DKIMKeys int              // DKIM keys written into the destination
+}
+
+// copyStoreDKIM copies the DKIM keys of from into to; pg says which of them is a
+// PostgreSQL store (its keys sealed with the config's key file).
+func copyStoreDKIM(ctx context.Context, c *config.Config, from, to store.Store, fromPG, toPG bool) (int, error) {
+	src, ok := from.(store.DKIMKeys)
+	if !ok {
+		return 0, nil
+	}
+	if all, err := src.AllDKIMKeys(ctx); err != nil || len(all) == 0 {
+		return 0, err // no key: no key file needed either
+	}
+	fk, err := openDKIMStore(c, from, fromPG, false)
+	if err != nil {
+		return 0, err
+	}
+	tk, err := openDKIMStore(c, to, toPG, true)
+	if err != nil {
+		return 0, err
+	}
+	n, err := CopyDKIMKeys(ctx, fk, tk)
+	if err != nil {
+		return n, fmt.Errorf("DKIM keys: %w", err)
+	}
+	return n, nil
 }
 
 // CopyOptions tune CopyStore.
@@ -137,6 +163,17 @@ func CopyStore(ctx context.Context, c *config.Config, loc string, toLoc bool, op
 		source = opts.Source
 	}
 	err = copyAndCompare(ctx, from, to, source, &res, opts)
+	if err == nil {
+		// The DKIM keys are no rows of CopyTables (the embedded store keeps them as files,
+		// PostgreSQL sealed): they go over through store.DKIMKeys, opened and sealed
+		// again as each side keeps them. Put-if-absent, so a rerun copies them again
+		// harmlessly.
+		fromPG, toPG := IsPostgres(c), IsPostgresDSN(loc)
+		if !toLoc {
+			fromPG, toPG = toPG, fromPG
+		}
+		res.DKIMKeys, err = copyStoreDKIM(ctx, c, from, to, fromPG, toPG)
+	}
 	// The embedded store lists the bodies to index when it opens: both are closed, and
 	// the destination opened again.
 	err = errors.Join(err, configured.Close(), other.Close())

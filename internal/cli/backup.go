@@ -30,7 +30,11 @@ func backupCommands() []command {
 		{noun: "backup", args: "[--rate MBPS] DIR", help: "copy the data directory (store, bodies, DKIM keys, config) into DIR while the server runs", run: backupRun, flags: backupFlags,
 			more: `The store is copied as one consistent snapshot (every message acknowledged before the
 backup began is in it, with its body), then the other files of the data directory and
-the config file. The copy is verified before the manifest that completes it is written.
+the config file. The DKIM keys are in DIR/dkim (DOMAIN/SELECTOR.pem, mode 0600): the data
+directory's files with the embedded store; with PostgreSQL the store's keys, opened with
+[pull] key_file, so that the backup restores into either backend. Not in the backup: the
+key file itself ([pull] key_file, outside the data directory; back it up apart), and with
+PostgreSQL the database's own settings and roles. The copy is verified before the manifest that completes it is written.
 DIR must not exist or be empty. So that the server's deliveries keep their pace, the
 backup copies, hashes and verifies the store at most --rate MB/s (store.backup_rate,
 default 40; 0: no limit, for a backup with the server stopped), writes the copy to disk in
@@ -144,6 +148,24 @@ func backupRun(e *Env, args []string) error {
 		return err
 	}
 	m.Files = append(m.Files, f)
+	keys := 0
+	if app.IsPostgres(c) {
+		// The store's DKIM keys, which BackupConfiguredStore wrote beside the database as
+		// an embedded store keeps them (opened: the backup restores into either backend).
+		err := filepath.WalkDir(app.DKIMDir(dst), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			rel, _ := filepath.Rel(dst, path)
+			f, err := hashFile(dst, rel)
+			m.Files = append(m.Files, f)
+			keys++
+			return err
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
 	err = filepath.WalkDir(c.Data, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if path == c.Data && errors.Is(err, fs.ErrNotExist) && app.IsPostgres(c) {
@@ -152,6 +174,9 @@ func backupRun(e *Env, args []string) error {
 			return err
 		}
 		rel, _ := filepath.Rel(c.Data, path)
+		if d.IsDir() && app.IsPostgres(c) && path == app.DKIMDir(c.Data) {
+			return filepath.SkipDir // the store's keys are the ones that sign (above)
+		}
 		if d.IsDir() || !d.Type().IsRegular() || slices.Contains(app.StoreFiles, rel) || strings.HasPrefix(d.Name(), ".") {
 			return nil // the store's own files, and temporary files of atomic writes
 		}
@@ -192,7 +217,8 @@ func backupRun(e *Env, args []string) error {
 	}
 	what := c.Data
 	if app.IsPostgres(c) {
-		what = "the PostgreSQL store (one snapshot, as an embedded store file) and " + c.Data
+		what = fmt.Sprintf("the PostgreSQL store (one snapshot, as an embedded store file; its %d DKIM keys opened, as files of mode 0600 in %s: keep the backup as private as the key file) and %s",
+			keys, app.DKIMDir(dst), c.Data)
 	}
 	fmt.Fprintf(e.Stdout, "backed up %s into %s in %s (store copied in %s): %s, %d files; verified\n",
 		what, dst, time.Since(start).Round(time.Millisecond), snapshot.Round(time.Millisecond), r.Summary(), len(m.Files))
@@ -342,6 +368,9 @@ func restoreRun(e *Env, args []string) error {
 	for _, f := range files {
 		if m.Config != "" && f.Path == m.Config {
 			continue // the config stays in the backup: the operator decides
+		}
+		if app.IsPostgres(c) && strings.HasPrefix(f.Path, "dkim/") {
+			continue // the keys go into the database with the store (RestoreConfiguredStore)
 		}
 		if app.IsPostgres(c) && f.Path == filepath.Base(app.StorePath("")) {
 			// Into the PostgreSQL database, which must be empty, and compared after.

@@ -42,7 +42,7 @@ func dnsRecords(e *Env, args []string) error {
 		if err := e.requireDomain(st, d); err != nil {
 			return err
 		}
-		keys, err := app.DKIMKeys(c.Data).SigningKeys(e.Ctx, d)
+		keys, err := domainKeys(e, c, st, d)
 		if err != nil {
 			return err
 		}

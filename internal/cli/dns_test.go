@@ -142,6 +142,23 @@ func TestDKIMKeygen(t *testing.T) {
 	if dns, _ := run(t, data, "", "dns", "example.org"); len(zoneTXT(dns)) != 7 {
 		t.Errorf("dns after rotation: want SPF, DMARC, MTA-STS and 4 DKIM records:\n%s", dns)
 	}
+
+	// The end of the rotation: the old keys go, the new ones stay and sign.
+	for _, k := range before {
+		if out, err := run(t, data, "", "dkim", "remove", "example.org", k.Selector); err != nil || !strings.Contains(out, "removed DKIM key "+k.Selector) {
+			t.Fatalf("dkim remove %s: %q, %v", k.Selector, out, err)
+		}
+	}
+	if out, err := run(t, data, "", "dkim", "remove", "example.org", before[0].Selector); err == nil || !strings.Contains(err.Error(), "no DKIM key") {
+		t.Errorf("removing a removed key: %q, %v", out, err)
+	}
+	left, _ := app.DKIMKeys(data).SigningKeys(context.Background(), "example.org")
+	if len(left) != 2 || old[left[0].Selector] || old[left[1].Selector] {
+		t.Fatalf("after remove: %v, want the 2 new keys", left)
+	}
+	if dns, _ := run(t, data, "", "dns", "example.org"); len(zoneTXT(dns)) != 5 {
+		t.Errorf("dns after the rotation's end: want SPF, DMARC, MTA-STS and 2 DKIM records:\n%s", dns)
+	}
 }
 
 // TestDNSUnknownDomain: a domain that is not hosted is refused with what to do, and no key

@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -73,7 +72,11 @@ func domainAdd(e *Env, args []string) error {
 		fmt.Fprintf(e.Stdout, "added domain %s\n", d)
 		// A new domain signs from the start: its first key pair, unless keys are left from
 		// an earlier life of the domain (domain del keeps them), which then sign again.
-		made, err := app.EnsureDKIMKeys(e.Ctx, app.DKIMKeys(c.Data), d, time.Now())
+		keys, err := app.OpenDKIMStore(c, st, true)
+		if err != nil {
+			return fmt.Errorf("domain %s added, but its DKIM keys were not (retry with `petrel dkim keygen %s`): %w", d, d, err)
+		}
+		made, err := app.EnsureDKIMKeys(e.Ctx, keys, d, time.Now())
 		if err != nil {
 			return fmt.Errorf("domain %s added, but its DKIM keys were not (retry with `petrel dkim keygen %s`): %w", d, d, err)
 		}
@@ -140,9 +143,8 @@ func domainDel(e *Env, args []string) error {
 		fmt.Fprintf(e.Stdout, "deleted domain %s\n", d)
 		// The keys stay: their records may still be published, and a domain added again
 		// signs with them instead of needing new records. Deleting them is one rm -r away.
-		if keys, err := app.DKIMKeys(c.Data).SigningKeys(e.Ctx, d); err == nil && len(keys) > 0 {
-			fmt.Fprintf(e.Stdout, "its DKIM keys stay in %s (used again if the domain is added again; remove the directory to discard them)\n",
-				filepath.Join(app.DKIMDir(c.Data), d))
+		if keys, err := domainKeys(e, c, st, d); err == nil && len(keys) > 0 {
+			fmt.Fprintf(e.Stdout, "its DKIM keys stay in the store (used again if the domain is added again; `petrel dkim remove %s SELECTOR` discards them)\n", d)
 		}
 		return nil
 	})

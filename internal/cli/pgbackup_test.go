@@ -47,6 +47,14 @@ func TestBackupRestorePostgres(t *testing.T) {
 	if out, err := runA("password-alice\n", "account", "add", "alice@example.org"); err != nil {
 		t.Fatalf("account add: %q, %v", out, err)
 	}
+	// No key yet, and no key file: reading the records needs none.
+	if out, err := runA("", "dns", "example.org"); err != nil || !strings.Contains(out, "no DKIM key yet") {
+		t.Fatalf("dns before any key: %q, %v", out, err)
+	}
+	if out, err := runA("", "dkim", "keygen", "example.org"); err != nil {
+		t.Fatalf("dkim keygen: %q, %v", out, err)
+	}
+	recordsA := dkimLines(t, runA)
 	pg, err := postgres.Open(ctx, dsn, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +108,7 @@ func TestBackupRestorePostgres(t *testing.T) {
 	before := acked.Load()
 	backup := filepath.Join(t.TempDir(), "backup")
 	out, err := runA("", "backup", backup)
+	backupOut := out
 	close(stop)
 	wg.Wait()
 	if err != nil || !strings.Contains(out, "PostgreSQL") || !strings.Contains(out, "verified") {
@@ -107,6 +116,10 @@ func TestBackupRestorePostgres(t *testing.T) {
 	}
 	if out, err := runA("", "verify", backup); err != nil || !strings.Contains(out, "ok") {
 		t.Fatalf("verify of the backup: %q, %v", out, err)
+	}
+	// The store's DKIM keys are in the backup, as an embedded store keeps them.
+	if keys, _ := filepath.Glob(filepath.Join(backup, "dkim", "example.org", "*.pem")); len(keys) != 2 || !strings.Contains(backupOut, "2 DKIM keys") {
+		t.Fatalf("DKIM keys in the backup: %v; backup said %q", keys, backupOut)
 	}
 
 	b := openBackupCopy(t, backup)
@@ -151,6 +164,10 @@ func TestBackupRestorePostgres(t *testing.T) {
 	if out, err := runB("", "restore", backup); err == nil {
 		t.Fatalf("restore into a used database: %q", out)
 	}
+	// The restored database signs with the same keys (sealed there with B's key file).
+	if recordsB := dkimLines(t, runB); recordsB != recordsA {
+		t.Fatalf("DKIM records after the restore:\n%s\nwant:\n%s", recordsB, recordsA)
+	}
 	pg2, err := postgres.Open(ctx, dsn2, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -183,4 +200,23 @@ func openBackupCopy(t *testing.T, backup string) *sqlite.Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// dkimLines returns the DKIM records `petrel dns example.org` prints.
+func dkimLines(t *testing.T, run func(stdin string, args ...string) (string, error)) string {
+	t.Helper()
+	out, err := run("", "dns", "example.org")
+	if err != nil {
+		t.Fatalf("dns: %q, %v", out, err)
+	}
+	var recs []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "._domainkey.") {
+			recs = append(recs, l)
+		}
+	}
+	if len(recs) != 2 {
+		t.Fatalf("dns printed %d DKIM records:\n%s", len(recs), out)
+	}
+	return strings.Join(recs, "\n")
 }

@@ -10,10 +10,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"petrel/internal/app"
 	"petrel/internal/pull"
 	"petrel/internal/store"
 )
@@ -283,7 +283,7 @@ func pullKey(keyFile, data string, create bool) (*pull.Sealer, error) {
 		return nil, err
 	}
 	if create {
-		if err := shareKey(keyFile, data); err != nil {
+		if err := app.ShareKeyFile(keyFile, data); err != nil {
 			return nil, err
 		}
 	}
@@ -428,25 +428,4 @@ func folderName(f string) string {
 		return "INBOX"
 	}
 	return f
-}
-
-// shareKey lets the server read the pull key that root made: when root runs this command and
-// the data directory belongs to another user (the one the server runs as), the key stays
-// root's and becomes readable by that user's group (0640), like the TLS key of quickstart.
-func shareKey(keyFile, data string) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	fi, err := os.Stat(data)
-	if err != nil {
-		return err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || st.Uid == 0 {
-		return nil
-	}
-	if err := os.Chown(keyFile, 0, int(st.Gid)); err != nil {
-		return err
-	}
-	return os.Chmod(keyFile, 0o640)
 }

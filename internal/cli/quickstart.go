@@ -217,14 +217,18 @@ func quickstartRun(e *Env, args []string) error {
 		} else {
 			fmt.Fprintf(e.Stdout, "created account %s with password %s (shown once; change it with `petrel account passwd %s`)\n", addr, password, addr)
 		}
-		keys, err := app.EnsureDKIMKeys(e.Ctx, app.DKIMKeys(c.Data), domain, time.Now())
+		dkim, err := app.OpenDKIMStore(c, st, true)
+		if err != nil {
+			return err
+		}
+		keys, err := app.EnsureDKIMKeys(e.Ctx, dkim, domain, time.Now())
 		if err != nil {
 			return err
 		}
 		if err := printNewKeys(e, keys); err != nil {
 			return err
 		}
-		all, err := app.DKIMKeys(c.Data).SigningKeys(e.Ctx, domain)
+		all, err := dkim.Keys(e.Ctx, domain)
 		if err != nil {
 			return err
 		}

@@ -74,6 +74,7 @@ func storeCopy(e *Env, args []string) error {
 	for _, t := range slices.Sorted(maps.Keys(res.Rows)) {
 		parts = append(parts, fmt.Sprintf("%s %d", t, res.Rows[t]))
 	}
-	fmt.Fprintf(e.Stdout, "copied: %s\nthe copy holds the same rows as the source; %d bodies indexed for search\n", strings.Join(parts, ", "), res.Indexed)
+	fmt.Fprintf(e.Stdout, "copied: %s\nthe copy holds the same rows as the source; %d bodies indexed for search; %d DKIM keys copied\n",
+		strings.Join(parts, ", "), res.Indexed, res.DKIMKeys)
 	return nil
 }

@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -28,6 +31,14 @@ func TestStoreCopy(t *testing.T) {
 	}
 	if out, err := run(t, dataA, "keep;\r\n", "sieve", "put", "alice@example.test", "rules"); err != nil {
 		t.Fatalf("sieve put: %q, %v", out, err)
+	}
+	// The DKIM keys go along: files here, sealed rows in PostgreSQL, files again.
+	if out, err := run(t, dataA, "", "dkim", "keygen", "example.test"); err != nil {
+		t.Fatalf("dkim keygen: %q, %v", out, err)
+	}
+	keysA := keyFiles(t, dataA)
+	if len(keysA) != 2 {
+		t.Fatalf("key files after keygen: %v", keysA)
 	}
 	st, err := app.OpenStore(dataA, config.Quota{}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -74,6 +85,9 @@ func TestStoreCopy(t *testing.T) {
 		!strings.Contains(out, "messages 2") {
 		t.Fatalf("store copy --to, resumed: %q, %v", out, err)
 	}
+	if !strings.Contains(out, "2 DKIM keys copied") {
+		t.Fatalf("store copy --to did not copy the DKIM keys: %q", out)
+	}
 	if out, err := run(t, dataA, "", "store", "copy", "--to", dsn); err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Fatalf("store copy into a used database: %q, %v", out, err)
 	}
@@ -99,7 +113,26 @@ func TestStoreCopy(t *testing.T) {
 	if sc, err := pg.SieveScript(ctx, acct.ID, "rules"); err != nil || sc.Content != "keep;\r\n" {
 		t.Fatalf("Sieve script in PostgreSQL: %+v, %v", sc, err)
 	}
+	sealed, err := pg.DKIMKeys(ctx, "example.test")
+	if err != nil || len(sealed) != 2 {
+		t.Fatalf("DKIM keys in PostgreSQL: %v, %v", sealed, err)
+	}
+	for _, k := range sealed {
+		if bytes.Contains(k.Private, []byte("PRIVATE KEY")) || bytes.Equal(k.Private, keysA[k.Selector]) {
+			t.Fatalf("DKIM key %s is stored in the clear in PostgreSQL", k.Selector)
+		}
+	}
 	pg.Close()
+
+	// The key that seals them is the config's [pull] key_file; without a config file it
+	// lies beside the data directory, so the copy back needs the same one there.
+	key, err := os.ReadFile(filepath.Clean(dataA) + ".pull-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Clean(dataB)+".pull-key", key, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	// And back, into a new data directory, with the config naming the embedded store.
 	if out, err := run(t, dataB, "", "store", "copy", "--from", dsn); err != nil || !strings.Contains(out, "same rows") {
@@ -118,10 +151,31 @@ func TestStoreCopy(t *testing.T) {
 	if err := store.CompareStores(ctx, a, b); err != nil {
 		t.Fatal(err)
 	}
+	if keysB := keyFiles(t, dataB); !maps.EqualFunc(keysA, keysB, bytes.Equal) {
+		t.Fatalf("DKIM key files after the round trip: %d, want the %d of the source, byte for byte", len(keysB), len(keysA))
+	}
 	if uids, err := b.Search(ctx, inbox.ID, store.FieldSubject, "copies"); err != nil || len(uids) != 1 || uids[0] != 2 {
 		t.Fatalf("search after the copy back: %v, %v", uids, err)
 	}
 	if out, err := run(t, dataB, "", "store", "copy"); err == nil {
 		t.Fatalf("store copy without a location: %q", out)
 	}
+}
+
+// keyFiles reads the DKIM key files of example.test in a data directory, by selector.
+func keyFiles(t *testing.T, data string) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(data, "dkim", "example.test", "*.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[strings.TrimSuffix(filepath.Base(f), ".pem")] = b
+	}
+	return out
 }

@@ -45,17 +45,22 @@ func LoadKey(path string, create bool) (*Sealer, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
-		// O_EXCL: two commands creating the key at once must not end with two keys.
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, os.ErrExist) {
-			return LoadKey(path, false)
-		}
+		// Written whole into a temporary file, then linked to its name, which fails if the
+		// name exists: two processes creating the key at once (commands, or PostgreSQL
+		// nodes starting together on one key file) end with one key, and neither ever
+		// reads a file the other has not finished writing.
+		f, err := os.CreateTemp(filepath.Dir(path), ".pull-key-*")
 		if err != nil {
 			return nil, fmt.Errorf("pull key: %w", err)
 		}
+		defer os.Remove(f.Name())
 		_, err = f.WriteString(hex.EncodeToString(key) + "\n")
-		if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
-			os.Remove(path)
+		if err = errors.Join(err, f.Chmod(0o600), f.Sync(), f.Close()); err != nil {
+			return nil, fmt.Errorf("pull key: %w", err)
+		}
+		if err := os.Link(f.Name(), path); errors.Is(err, os.ErrExist) {
+			return LoadKey(path, false)
+		} else if err != nil {
 			return nil, fmt.Errorf("pull key: %w", err)
 		}
 		return NewSealer(key)
@@ -90,10 +95,17 @@ func binding(accountID int64, protocol, addr, user string) []byte {
 
 // Seal seals password for the source of accountID at protocol, addr and user.
 func (s *Sealer) Seal(password string, accountID int64, protocol, addr, user string) []byte {
+	return s.SealData([]byte(password), binding(accountID, protocol, addr, user))
+}
+
+// SealData seals any secret under the key, bound to the additional data ad: another
+// secret the store keeps (a DKIM private key on PostgreSQL) uses the same key file and
+// form, with an ad of its own so that no sealed value opens as another kind.
+func (s *Sealer) SealData(secret, ad []byte) []byte {
 	nonce := make([]byte, s.aead.NonceSize())
 	rand.Read(nonce)
 	out := append([]byte{sealVersion}, nonce...)
-	return s.aead.Seal(out, nonce, []byte(password), binding(accountID, protocol, addr, user))
+	return s.aead.Seal(out, nonce, secret, ad)
 }
 
 // ErrSealed is a sealed password that does not open: another key, or a secret moved to
@@ -102,13 +114,25 @@ var ErrSealed = errors.New("the stored password does not open with this key (ano
 
 // Open returns the password sealed in sealed for the source.
 func (s *Sealer) Open(sealed []byte, accountID int64, protocol, addr, user string) (string, error) {
-	n := s.aead.NonceSize()
-	if len(sealed) < 1+n || sealed[0] != sealVersion {
-		return "", ErrSealed
-	}
-	pw, err := s.aead.Open(nil, sealed[1:1+n], sealed[1+n:], binding(accountID, protocol, addr, user))
+	pw, err := s.OpenData(sealed, binding(accountID, protocol, addr, user))
 	if err != nil {
 		return "", ErrSealed
 	}
 	return string(pw), nil
+}
+
+// errOpen is a sealed value that does not open: another key, another ad, or altered.
+var errOpen = errors.New("the sealed value does not open with this key")
+
+// OpenData returns the secret SealData sealed with ad.
+func (s *Sealer) OpenData(sealed, ad []byte) ([]byte, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < 1+n || sealed[0] != sealVersion {
+		return nil, errOpen
+	}
+	b, err := s.aead.Open(nil, sealed[1:1+n], sealed[1+n:], ad)
+	if err != nil {
+		return nil, errOpen
+	}
+	return b, nil
 }

@@ -348,6 +348,14 @@ const listeners = 10
 
 // start runs `petrel serve` and waits until every listener is bound.
 func (in *instance) start() {
+	in.t.Helper()
+	in.launch()
+	in.waitListening()
+}
+
+// launch starts the server process without waiting for it to listen (waitListening does),
+// so that a test can start several at the same moment.
+func (in *instance) launch() {
 	t := in.t
 	t.Helper()
 	cmd := exec.Command(petrelBin, append(in.args(), "serve")...)
@@ -367,7 +375,15 @@ func (in *instance) start() {
 		in.mu.Unlock()
 		close(done)
 	}()
+}
 
+// waitListening waits until the process launch started listens on every port.
+func (in *instance) waitListening() {
+	t := in.t
+	t.Helper()
+	in.mu.Lock()
+	stdout, stderr, done := in.stdout, in.stderr, in.done
+	in.mu.Unlock()
 	// App.Run prints one line per listener after binding all of them, so once the last line
 	// is out every port accepts.
 	deadline := time.Now().Add(startTimeout)

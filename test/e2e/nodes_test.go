@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,12 +20,23 @@ import (
 // postgresNodes starts n instances sharing one new database.
 func postgresNodes(t *testing.T, n int) []*instance {
 	t.Helper()
-	store := []string{`backend = "postgres"`, fmt.Sprintf("dsn = %q", mailtest.PostgresDSN(t))}
 	nodes := make([]*instance, n)
+	opts := postgresOptions(t)
 	for i := range nodes {
-		nodes[i] = startInstance(t, options{"store": store})
+		nodes[i] = startInstance(t, opts)
 	}
 	return nodes
+}
+
+// postgresOptions are the config sections of nodes of one new database: the store, and
+// the key file that seals the secrets the database keeps (DKIM keys, pull passwords),
+// which every node of a cluster shares as it shares the config.
+func postgresOptions(t *testing.T) options {
+	t.Helper()
+	return options{
+		"store": {`backend = "postgres"`, fmt.Sprintf("dsn = %q", mailtest.PostgresDSN(t))},
+		"pull":  {fmt.Sprintf("key_file = %q", filepath.Join(t.TempDir(), "pull.key"))},
+	}
 }
 
 // imapConn is a minimal IMAP client: tagged commands, untagged lines collected.

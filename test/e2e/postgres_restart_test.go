@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,8 +25,11 @@ import (
 func TestPostgresRestartUnderLoad(t *testing.T) {
 	t.Parallel()
 	pg := mailtest.PostgresCluster(t) // a cluster of its own: the shared one must not restart
-	store := []string{`backend = "postgres"`, fmt.Sprintf("dsn = %q", pg.DSN)}
-	nodes := []*instance{startInstance(t, options{"store": store}), startInstance(t, options{"store": store})}
+	opts := options{
+		"store": {`backend = "postgres"`, fmt.Sprintf("dsn = %q", pg.DSN)},
+		"pull":  {fmt.Sprintf("key_file = %q", filepath.Join(t.TempDir(), "pull.key"))}, // one per cluster
+	}
+	nodes := []*instance{startInstance(t, opts), startInstance(t, opts)}
 	const user, pass = "restart@example.test", "restart-secret-1"
 	nodes[0].addAccount(user, pass)
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"petrel/internal/lib/safefile"
+	"petrel/internal/store"
 )
 
 // Algorithm is a DKIM key type: the k= tag of the key record (RFC 6376 §3.6.1, RFC 8463 §4).
@@ -142,21 +143,11 @@ func DefaultSelector(alg Algorithm, t time.Time) string {
 }
 
 // checkSelector refuses selectors that are not a sequence of DNS labels of letters,
-// digits and hyphens (RFC 6376 §3.1): the selector becomes part of a DNS name and a file
-// name.
+// digits and hyphens (RFC 6376 §3.1): the selector becomes part of a DNS name and, in the
+// store, of a file name (one rule for both: store.CheckDKIMSelector).
 func checkSelector(s string) error {
-	if s == "" || len(s) > 63*4 {
+	if store.CheckDKIMSelector(s) != nil {
 		return fmt.Errorf("msgauth: invalid DKIM selector %q", s)
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("msgauth: invalid DKIM selector %q", s)
-		}
-		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return fmt.Errorf("msgauth: invalid DKIM selector %q", s)
-			}
-		}
 	}
 	return nil
 }

@@ -84,3 +84,10 @@ func TestBlobBatch(t *testing.T) {
 func TestFlagSearch(t *testing.T) {
 	storetest.RunFlagSearch(t, func(t *testing.T) storetest.FlagSearchStore { return openTest(t) })
 }
+
+func TestDKIMKeysAcrossNodes(t *testing.T) {
+	dsn := mailtest.PostgresDSN(t)
+	a, b := openDSN(t, dsn, Options{}), openDSN(t, dsn, Options{})
+	t.Cleanup(func() { a.Close(); b.Close() })
+	storetest.RunDKIMKeys(t, a, b)
+}

@@ -356,6 +356,17 @@ BEGIN
 END
 $$;
 `,
+	// 13: DKIM keys (store.DKIMKeys), made once for every node: the first node to insert a
+	// domain's key under a selector wins, the others read it back. private is what the
+	// node gives, sealed with the pull key file (app), never the bare key.
+	`
+CREATE TABLE dkim_keys (
+	domain text NOT NULL,
+	selector text NOT NULL,
+	private bytea NOT NULL,
+	PRIMARY KEY (domain, selector)
+);
+`,
 }
 
 // migrationLock is the key of the advisory lock that serializes migrations, so that

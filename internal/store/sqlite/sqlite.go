@@ -137,6 +137,8 @@ var errClosed = errors.New("store: closed")
 type Store struct {
 	log *slog.Logger
 
+	dkimDir string // DATA/dkim: the DKIM keys (dkim.go)
+
 	wdb *sql.DB // holds the single write connection
 	wc  *sql.Conn
 	rdb *sql.DB // query-only pool for reads
@@ -308,6 +310,7 @@ func Open(path string, opts Options) (*Store, error) {
 	rdb.SetMaxIdleConns(readers)
 
 	s := &Store{
+		dkimDir:  KeyFiles(path),
 		log:      log,
 		wdb:      wdb,
 		wc:       wc,

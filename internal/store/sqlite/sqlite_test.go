@@ -705,3 +705,14 @@ func TestFields(t *testing.T) {
 func TestJunkVocabulary(t *testing.T) {
 	storetest.RunJunkVocabulary(t, func(t *testing.T) storetest.JunkVocabularyStore { return openTemp(t, Options{}) })
 }
+
+func TestDKIMKeys(t *testing.T) {
+	// Two stores on one data directory: the server and a command beside it.
+	path := filepath.Join(t.TempDir(), "petrel.db")
+	a := openPath(t, path, Options{})
+	b := openPath(t, path, Options{})
+	storetest.RunDKIMKeys(t, a, b)
+	if _, err := os.Stat(filepath.Join(filepath.Dir(path), "dkim", "keys.test", "a.b-2.pem")); err != nil {
+		t.Errorf("the embedded store keeps keys as files of the data directory: %v", err)
+	}
+}
