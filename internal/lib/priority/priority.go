@@ -28,32 +28,49 @@ const (
 )
 
 // Lower gives every thread of the process the SCHED_IDLE policy, niceness Nice and the
-// idle I/O class. On Linux
-// both are per thread (setpriority(2) NOTES), and a Go program runs on several: each one in
-// /proc/self/task is set, and threads the runtime starts later inherit from the thread
-// that creates them, which is one of those.
+// idle I/O class. On Linux all three are per thread (setpriority(2) NOTES), and a Go program
+// runs on several. A thread inherits them from the thread that creates it, so a thread made
+// after its creator was lowered needs nothing; one made by a thread not yet lowered may be
+// missing from the list just read. So the list is read again until a pass finds no thread
+// it has not lowered: then every thread in it was lowered before that last read, and any
+// thread made since inherits from one of them.
 func Lower() error {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return fmt.Errorf("priority: %w", err)
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
+	done := map[int]bool{}
+	for {
+		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
-			continue
+			return fmt.Errorf("priority: %w", err)
 		}
-		if err := unix.Setpriority(unix.PRIO_PROCESS, tid, Nice); err != nil && err != unix.ESRCH {
-			return fmt.Errorf("priority: setpriority: %w", err)
+		fresh := false
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil || done[tid] {
+				continue
+			}
+			fresh = true
+			done[tid] = true
+			if err := lowerThread(tid); err != nil {
+				return err
+			}
 		}
-		// Any thread may lower itself to SCHED_IDLE; threads it starts inherit the policy.
-		err = unix.SchedSetAttr(tid, &unix.SchedAttr{Policy: unix.SCHED_IDLE, Nice: Nice}, 0)
-		if err != nil && err != unix.ESRCH {
-			return fmt.Errorf("priority: sched_setattr: %w", err)
+		if !fresh {
+			return nil
 		}
-		_, _, errno := unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), ioprioClassIdle<<ioprioClassShift)
-		if errno != 0 && errno != unix.ESRCH && errno != unix.EINVAL && errno != unix.EPERM {
-			return fmt.Errorf("priority: ioprio_set: %w", errno)
-		}
+	}
+}
+
+func lowerThread(tid int) error {
+	if err := unix.Setpriority(unix.PRIO_PROCESS, tid, Nice); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("priority: setpriority: %w", err)
+	}
+	// Any thread may lower itself to SCHED_IDLE; threads it starts inherit the policy.
+	err := unix.SchedSetAttr(tid, &unix.SchedAttr{Policy: unix.SCHED_IDLE, Nice: Nice}, 0)
+	if err != nil && err != unix.ESRCH {
+		return fmt.Errorf("priority: sched_setattr: %w", err)
+	}
+	_, _, errno := unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), ioprioClassIdle<<ioprioClassShift)
+	if errno != 0 && errno != unix.ESRCH && errno != unix.EINVAL && errno != unix.EPERM {
+		return fmt.Errorf("priority: ioprio_set: %w", errno)
 	}
 	return nil
 }

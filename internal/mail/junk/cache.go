@@ -102,6 +102,11 @@ func (f *Filter) wholeState(ctx context.Context, v store.JunkVocabulary, account
 		c.mu.Unlock()
 		return row, counts, counts != nil, nil
 	}
+	// Copied under the lock: a concurrent delivery of the same account may refresh w.row.
+	var cached store.JunkState
+	if w != nil {
+		cached = w.row
+	}
 	c.mu.Unlock()
 
 	if w != nil {
@@ -112,7 +117,7 @@ func (f *Filter) wholeState(ctx context.Context, v store.JunkVocabulary, account
 		}
 		// The totals too: an account's first training may create its row at the version an
 		// untrained account reads as (the embedded store's insert does not raise it).
-		if row.Version == w.row.Version && row.Trained == w.row.Trained {
+		if row.Version == cached.Version && row.Trained == cached.Trained {
 			c.mu.Lock()
 			w.row, w.checked = store.JunkState{Trained: row.Trained, Threshold: row.Threshold, Version: row.Version}, time.Now()
 			c.tick++
