@@ -29,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -46,6 +47,9 @@ type Deliverer interface {
 type Store interface {
 	store.Pulls
 	store.PullState
+	store.PulledCopies
+	// OpenBlob reads a stored message (store.Store's), for the fingerprints of old records.
+	OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error)
 }
 
 // Options configures a Poller.
@@ -171,9 +175,11 @@ type Result struct {
 	OnServer  int // messages in the outside mailbox
 	Delivered int // delivered into the account by this poll
 	Deleted   int // removed from the outside mailbox
-	// Matched counts messages under a new IMAP UIDVALIDITY recognized as pulled before.
+	// Matched counts messages under new unique-ids (an IMAP UIDVALIDITY change, new POP3
+	// UIDLs) recognized as pulled before.
 	Matched int
-	// Notice is an event for `pull list` (a UIDVALIDITY change), "" for none.
+	// Notice is an event for `pull list` (a UIDVALIDITY change, UIDLs that changed), "" for
+	// none.
 	Notice string
 }
 
