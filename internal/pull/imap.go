@@ -63,6 +63,9 @@ func (r *run) imap(ctx context.Context, pass string) error {
 			onServer[uid] = true
 		}
 	}
+	if err := r.imapBackfill(ctx, s, &f, prefix); err != nil {
+		return err
+	}
 	var rs *resync
 	if len(earlier) > 0 {
 		from := map[string]bool{}
@@ -122,6 +125,36 @@ func (r *run) imap(ctx context.Context, pass string) error {
 	}
 	r.res.Deleted = len(remove)
 	return nil
+}
+
+// imapBackfill reads the headers of the messages of folder f recorded under its UIDVALIDITY
+// (prefix) without a fingerprint, and records their fingerprints (unfingerprinted).
+func (r *run) imapBackfill(ctx context.Context, s *fetch.Source, f *fetch.SourceFolder, prefix string) error {
+	missing, err := r.unfingerprinted(ctx, func(uid string) bool { return strings.HasPrefix(uid, prefix) })
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	byUID := map[uint32]string{}
+	for _, key := range missing {
+		if n, err := strconv.ParseUint(strings.TrimPrefix(key, prefix), 10, 32); err == nil {
+			byUID[uint32(n)] = key
+		}
+	}
+	heads, err := s.Headers(f, slices.Collect(maps.Keys(byUID)))
+	if err != nil {
+		return err
+	}
+	var found []store.PulledMessage
+	for uid, h := range heads {
+		fp, err := headerDigest(bytes.NewReader(h))
+		if err != nil {
+			return err
+		}
+		if key, ok := byUID[uid]; ok {
+			found = append(found, store.PulledMessage{SourceID: r.src.ID, UID: key, Fingerprint: fp})
+		}
+	}
+	return r.storeFingerprints(ctx, found)
 }
 
 // folder is the source's IMAP folder.

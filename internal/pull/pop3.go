@@ -15,6 +15,7 @@ import (
 	"petrel/internal/client/clientconf"
 	"petrel/internal/client/pop3client"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/store"
 )
 
 // tlsConfig is the TLS client policy of a source, the client tools' own: the host name
@@ -71,6 +72,11 @@ func (r *run) pop3(ctx context.Context, pass string) error {
 	if err != nil {
 		return err
 	}
+	if rs == nil {
+		if err := r.pop3Backfill(ctx, c, sizes, byNum); err != nil {
+			return err
+		}
+	}
 	if err := r.forget(ctx, onServer); err != nil {
 		return err
 	}
@@ -126,6 +132,37 @@ func (r *run) uidlsChanged(ctx context.Context, onServer map[string]bool) (*resy
 	}
 	event := fmt.Sprintf("the server's UIDLs changed (%d of %d recorded still listed, %d listed not recorded)", kept, len(r.seen), fresh)
 	return r.newResync(ctx, earlier, event)
+}
+
+// pop3Backfill reads the headers (TOP n 0) of the listed messages recorded without a
+// fingerprint, and records their fingerprints (unfingerprinted). A server without TOP
+// leaves them to the account's copies.
+func (r *run) pop3Backfill(ctx context.Context, c *pop3client.Client, sizes []pop3client.MessageSize, byNum map[int]string) error {
+	listed := map[string]int{}
+	for _, s := range sizes {
+		listed[byNum[s.Num]] = s.Num
+	}
+	missing, err := r.unfingerprinted(ctx, func(uid string) bool { return listed[uid] != 0 })
+	if err != nil {
+		return err
+	}
+	var found []store.PulledMessage
+	for _, uid := range missing {
+		var head bytes.Buffer
+		_, err := c.Top(listed[uid], 0, &head)
+		if pe := (*pop3client.Error)(nil); errors.As(err, &pe) {
+			break // no TOP (RFC 1939 §7)
+		}
+		if err != nil {
+			return err
+		}
+		fp, err := headerDigest(&head)
+		if err != nil {
+			return err
+		}
+		found = append(found, store.PulledMessage{SourceID: r.src.ID, UID: uid, Fingerprint: fp})
+	}
+	return r.storeFingerprints(ctx, found)
 }
 
 // pop3New brings in message n, whose UIDL uid is not recorded. During a resync (rs not

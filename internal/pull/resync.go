@@ -106,6 +106,38 @@ func (rs *resync) backfill(ctx context.Context, missing []string) (int, error) {
 	return len(missing) - len(rs.noFP), nil
 }
 
+// unfingerprinted returns the unique-ids recorded without a fingerprint (before they were
+// kept) that the server lists now (listed), for a backfill from the server while its names
+// still name those messages: it costs a header each, once, and covers what the account's
+// copies cannot (a copy the user deleted). Keeping mail only: a deleting source's records
+// are of messages about to be deleted.
+func (r *run) unfingerprinted(ctx context.Context, listed func(uid string) bool) ([]string, error) {
+	if !r.src.Keep {
+		return nil, nil
+	}
+	fps, err := r.p.st.PulledFingerprints(ctx, r.src.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for uid, fp := range fps {
+		if fp == "" && listed(uid) {
+			out = append(out, uid)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// storeFingerprints records the fingerprints found by a backfill from the server.
+func (r *run) storeFingerprints(ctx context.Context, found []store.PulledMessage) error {
+	if len(found) == 0 {
+		return nil
+	}
+	r.p.o.Log.Info("pull: fingerprints of messages pulled before they were kept read from the server", "source", r.src.ID, "count", len(found))
+	return r.p.st.MarkPulledWith(ctx, found, r.p.o.Now())
+}
+
 // copyDigest is storedDigest of the stored blob id.
 func (r *run) copyDigest(ctx context.Context, id int64) (string, error) {
 	rc, err := r.p.st.OpenBlob(ctx, id)
