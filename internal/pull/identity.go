@@ -21,13 +21,14 @@ import (
 // the Message-ID, the Date and the Received trace that the servers on the way added, so two
 // deliveries of one message, even of the same Message-ID, differ in it; two messages with
 // equal header blocks are copies of one delivery. It is recorded with every pulled message
-// (store.PulledMessage.Fingerprint) and serves twice:
+// (store.PulledMessage.Fingerprint) and serves where the server's names fail:
 //   - POP3 without UIDL (RFC 1939 §7 makes UIDL optional): the unique-id is derived,
 //     "h:" + fingerprint + "#" + n, n counting equal header blocks in message order, so that
 //     copies of one message are each pulled once rather than all but the first dropped.
-//   - an IMAP folder whose UIDVALIDITY changed: a message under the new UIDVALIDITY whose
-//     fingerprint is that of a message pulled under the old one is that message again, and
-//     is not delivered twice (each pulled message recognizes one message at most).
+//   - an IMAP folder whose UIDVALIDITY changed, or a POP3 server whose UIDLs changed: a
+//     message under a new unique-id whose fingerprint is that of a message pulled under an
+//     old one is that message again, and is not delivered twice (each pulled message
+//     recognizes one message at most; resync.go).
 
 // headerDigest returns the fingerprint of the message read from r.
 func headerDigest(r io.Reader) (string, error) {

@@ -77,7 +77,7 @@ func (r *run) imap(ctx context.Context, pass string) error {
 			from[v] = true
 		}
 		event := fmt.Sprintf("UIDVALIDITY of %s changed from %s to %d", r.folder(), strings.Join(slices.Sorted(maps.Keys(from)), ","), f.UIDValidity)
-		if rs, err = r.newResync(ctx, earlier, event); err != nil {
+		if rs, err = r.newResync(ctx, earlier, "the UIDVALIDITY of the folder changed", event); err != nil {
 			return err
 		}
 	}

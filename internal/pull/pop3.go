@@ -131,7 +131,7 @@ func (r *run) uidlsChanged(ctx context.Context, onServer map[string]bool) (*resy
 		}
 	}
 	event := fmt.Sprintf("the server's UIDLs changed (%d of %d recorded still listed, %d listed not recorded)", kept, len(r.seen), fresh)
-	return r.newResync(ctx, earlier, event)
+	return r.newResync(ctx, earlier, "the UIDLs of the server changed", event)
 }
 
 // pop3Backfill reads the headers (TOP n 0) of the listed messages recorded without a

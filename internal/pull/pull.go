@@ -8,10 +8,11 @@
 //     message, and refuses a unique-id recorded before (store.ErrExists). A crash at any point
 //     therefore loses nothing (an unrecorded message is still on the server and is pulled
 //     again) and duplicates nothing (a recorded one is skipped, and recorded means delivered).
-//   - Where the server's names fail (POP3 without UIDL, an IMAP UIDVALIDITY change, a
-//     changed folder), a message is known by its fingerprint, the digest of its header block
-//     (identity.go), recorded with its unique-id; an error errs toward a duplicate, never a
-//     loss.
+//   - Where the server's names fail (POP3 without UIDL, POP3 UIDLs that changed, an IMAP
+//     UIDVALIDITY change, a changed folder), a message is known by its fingerprint, the
+//     digest of its header block (identity.go), recorded with its unique-id (resync.go; a
+//     record from before fingerprints were kept gets one from the server or from the
+//     account's copy); an error errs toward a duplicate, never a loss.
 //   - A message is deleted on the outside server (POP3 DELE then QUIT; IMAP \Deleted then
 //     EXPUNGE) only after its delivery committed, and only when the source does not keep mail.
 //     A POP3 session that fails before QUIT deletes nothing (RFC 1939 §6).

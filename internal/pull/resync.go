@@ -34,8 +34,9 @@ type resync struct {
 }
 
 // newResync starts a resync against the earlier unique-ids (recorded, but naming no message
-// on the server now) of the run's source.
-func (r *run) newResync(ctx context.Context, earlier []string, event string) (*resync, error) {
+// on the server now) of the run's source. kind is the log's word for the change, event
+// what changed, for the log and the notice.
+func (r *run) newResync(ctx context.Context, earlier []string, kind, event string) (*resync, error) {
 	fps, err := r.p.st.PulledFingerprints(ctx, r.src.ID)
 	if err != nil {
 		return nil, err
@@ -54,8 +55,9 @@ func (r *run) newResync(ctx context.Context, earlier []string, event string) (*r
 	if err != nil {
 		return nil, err
 	}
-	r.p.o.Log.Warn("pull: "+event+": messages pulled before are recognized by their header, not pulled again",
-		"source", r.src.ID, "pulled_before", len(earlier), "fingerprints_from_local_copies", backfilled, "unrecognizable", len(rs.noFP))
+	r.p.o.Log.Warn("pull: "+kind+": messages pulled before are recognized by their header, not pulled again",
+		"source", r.src.ID, "change", event, "pulled_before", len(earlier), "fingerprints_from_local_copies", backfilled,
+		"unrecognizable", len(rs.noFP))
 	return rs, nil
 }
 
