@@ -2,6 +2,7 @@ package pull
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -21,22 +22,16 @@ import (
 // the outside server's own X-Spam fields are.
 func TestStoredDigest(t *testing.T) {
 	const rest = "Subject: s\r\nMessage-ID: <1@far>\r\n\r\nbody\r\n"
-	digest := func(m string) string {
+	sum := func(f func(io.Reader) (string, error), m string) string {
 		t.Helper()
-		d, err := headerDigest(strings.NewReader(m))
+		d, err := f(strings.NewReader(m))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return d
 	}
-	stored := func(m string) string {
-		t.Helper()
-		d, err := storedDigest(strings.NewReader(m))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
+	digest := func(m string) string { return sum(headerDigest, m) }
+	stored := func(m string) string { return sum(storedDigest, m) }
 	rp := "Return-Path: <a@far>\r\n"
 	theirs := "X-Spam-Status: No, score=0.1 required=5.0 tests=NONE autolearn=no\r\nX-Spam-Score: 0.1\r\n"
 	for _, v := range []junk.Verdict{{Score: 0.2, Threshold: 0.9, Tokens: 7}, {Junk: true, Score: 0.97, Threshold: 0.9, Tokens: 12}} {
@@ -150,22 +145,38 @@ func wantNotice(t *testing.T, src store.PullSource, parts ...string) {
 	}
 }
 
+// pulledByOldVersion starts Dovecot and an env with a source keeping mail there over
+// protocol ("imap" over implicit TLS, "pop3" with STLS), and pulls n messages as a version
+// before fingerprints were kept did.
+func pulledByOldVersion(t *testing.T, protocol string, n int) (*env, *mailtest.Dovecot) {
+	t.Helper()
+	if protocol == "imap" {
+		mailtest.RequireBinary(t, mailtest.IMAPBinary)
+	}
+	d := mailtest.StartDovecot(t)
+	e := newEnv(t)
+	if protocol == "imap" {
+		e.addDovecot(t, d, "imap", d.IMAPSAddr, "tls", true)
+	} else {
+		e.addDovecot(t, d, "pop3", d.POP3Addr, "starttls", true)
+	}
+	current := e.oldVersion(t)
+	for i := range n {
+		d.Deliver(t, i, msg(i))
+	}
+	if src := e.pollNow(t); src.Failures != 0 || src.Notice != "" {
+		t.Fatalf("poll of the old version %+v", src)
+	}
+	current()
+	return e, d
+}
+
 // Records written before fingerprints were kept, then a UIDVALIDITY change on a real
 // Dovecot: the fingerprints come from the account's own copies (one moved to another
 // folder by the user, all with the junk verdict in their header), so nothing is pulled
 // twice; only a message whose copy the user expunged comes again, and the notice says so.
 func TestDovecotIMAPUIDValidityOldRecords(t *testing.T) {
-	mailtest.RequireBinary(t, mailtest.IMAPBinary)
-	d := mailtest.StartDovecot(t)
-	e := newEnv(t)
-	e.addDovecot(t, d, "imap", d.IMAPSAddr, "tls", true)
-	current := e.oldVersion(t)
-	for i := range 5 {
-		d.Deliver(t, i, msg(i))
-	}
-	if src := e.pollNow(t); src.Failures != 0 || src.Notice != "" {
-		t.Fatalf("first poll %+v", src)
-	}
+	e, d := pulledByOldVersion(t, "imap", 5)
 	fps := e.fingerprints(t)
 	if len(fps) != 5 {
 		t.Fatalf("state %v", fps)
@@ -195,7 +206,6 @@ func TestDovecotIMAPUIDValidityOldRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	current()
 	d.Doveadm(t, "mailbox", "update", "-u", d.User, "--uid-validity", "4343", "INBOX")
 	for i := 5; i < 7; i++ {
 		d.Deliver(t, i, msg(i))
@@ -228,16 +238,7 @@ func TestDovecotIMAPUIDValidityOldRecords(t *testing.T) {
 // (BODY.PEEK[HEADER]), while their UIDs still name the messages: a UIDVALIDITY change after
 // that brings back nothing, not even a message whose copy the user expunged here.
 func TestDovecotIMAPOldRecordsBackfilled(t *testing.T) {
-	mailtest.RequireBinary(t, mailtest.IMAPBinary)
-	d := mailtest.StartDovecot(t)
-	e := newEnv(t)
-	e.addDovecot(t, d, "imap", d.IMAPSAddr, "tls", true)
-	current := e.oldVersion(t)
-	for i := range 4 {
-		d.Deliver(t, i, msg(i))
-	}
-	e.pollNow(t)
-	current()
+	e, d := pulledByOldVersion(t, "imap", 4)
 	in := mustInbox(t, e)
 	ms, err := e.local.Messages(context.Background(), in.ID, store.Filter{})
 	if err != nil || len(ms) != 4 {
@@ -274,15 +275,7 @@ func TestDovecotIMAPOldRecordsBackfilled(t *testing.T) {
 // nothing is pulled twice, the new messages are, and the notice says what happened. A
 // second poll changes nothing.
 func TestDovecotPOP3UIDLsChange(t *testing.T) {
-	d := mailtest.StartDovecot(t)
-	e := newEnv(t)
-	e.addDovecot(t, d, "pop3", d.POP3Addr, "starttls", true)
-	current := e.oldVersion(t)
-	for i := range 3 {
-		d.Deliver(t, i, msg(i))
-	}
-	e.pollNow(t)
-	current()
+	e, d := pulledByOldVersion(t, "pop3", 3)
 	for i := 3; i < 5; i++ {
 		d.Deliver(t, i, msg(i))
 	}

@@ -120,6 +120,17 @@ func pullStatus(t *testing.T, in *instance, id string) string {
 	return ""
 }
 
+// waitPolled waits until the poll of source id ran (its next poll is no longer "now").
+func waitPolled(t *testing.T, in *instance, id string) {
+	t.Helper()
+	if !waitFor(2*time.Minute, func() bool {
+		l := pullStatus(t, in, id)
+		return healthy.MatchString(l) && !strings.Contains(l, " now ")
+	}) {
+		t.Fatalf("pull list: %q", pullStatus(t, in, id))
+	}
+}
+
 func addPull(t *testing.T, in *instance, d *mailtest.Dovecot, proto, addr, tls string) string {
 	_, port, _ := net.SplitHostPort(addr)
 	out := in.mustPetrel(d.Pass+"\n", "account", "pull", "add", pullUser, "--"+proto, "localhost:"+port, "--user", d.User,
@@ -256,16 +267,7 @@ func TestPullIMAPUIDValidityFromDovecot(t *testing.T) {
 		"--ca-file", d.CertFile, "--every", "1h", "--keep")
 	id := regexp.MustCompile(`added pull source (\d+) `).FindStringSubmatch(out)[1]
 	waitPulled(t, in, 4)
-	// polled waits until the source's poll ran (its next poll is no longer "now").
-	polled := func() {
-		t.Helper()
-		if !waitFor(2*time.Minute, func() bool {
-			l := pullStatus(t, in, id)
-			return healthy.MatchString(l) && !strings.Contains(l, " now ")
-		}) {
-			t.Fatalf("pull list: %q", pullStatus(t, in, id))
-		}
-	}
+	polled := func() { t.Helper(); waitPolled(t, in, id) }
 	polled()
 	d.Doveadm(t, "mailbox", "update", "-u", d.User, "--uid-validity", "777", "INBOX")
 	d.Deliver(t, 4, pulledBody(4, "kept"))
@@ -309,21 +311,12 @@ func TestPullPOP3UIDLsChangeFromDovecot(t *testing.T) {
 		"--tls", "starttls", "--ca-file", d.CertFile, "--every", "1h", "--keep")
 	id := regexp.MustCompile(`added pull source (\d+) `).FindStringSubmatch(out)[1]
 	waitPulled(t, in, 4)
-	polled := func() {
-		t.Helper()
-		if !waitFor(2*time.Minute, func() bool {
-			l := pullStatus(t, in, id)
-			return healthy.MatchString(l) && !strings.Contains(l, " now ")
-		}) {
-			t.Fatalf("pull list: %q", pullStatus(t, in, id))
-		}
-	}
-	polled()
+	waitPolled(t, in, id)
 	d.Doveadm(t, "mailbox", "update", "-u", d.User, "--uid-validity", "778", "INBOX")
 	d.Deliver(t, 4, pulledBody(4, "kept"))
 	in.mustPetrel("", "account", "pull", "now", pullUser, id)
 	waitPulled(t, in, 5)
-	polled()
+	waitPolled(t, in, id)
 	checkPulled(t, in, 5, func(int) bool { return false })
 	list := in.mustPetrel("", "account", "pull", "list", pullUser)
 	if !strings.Contains(list, "source "+id+": ") ||
