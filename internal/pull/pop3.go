@@ -131,7 +131,11 @@ func (r *run) uidlsChanged(ctx context.Context, onServer map[string]bool) (*resy
 		}
 	}
 	event := fmt.Sprintf("the server's UIDLs changed (%d of %d recorded still listed, %d listed not recorded)", kept, len(r.seen), fresh)
-	return r.newResync(ctx, earlier, "the UIDLs of the server changed", event)
+	rs, err := r.newResync(ctx, earlier, "the UIDLs of the server may have changed", event)
+	if rs != nil {
+		rs.guess = true
+	}
+	return rs, err
 }
 
 // pop3Backfill reads the headers (TOP n 0) of the listed messages recorded without a

@@ -31,6 +31,9 @@ type resync struct {
 	noFP  []string            // earlier unique-ids without a fingerprint and without a copy here
 	at    time.Time
 	noTOP bool // POP3: the server refused TOP; the whole message is looked at instead
+	// guess: the change is inferred (POP3 UIDLs), not stated by the server (UIDVALIDITY);
+	// a guess that recognized nothing was mail deleted and come, and makes no notice.
+	guess bool
 }
 
 // newResync starts a resync against the earlier unique-ids (recorded, but naming no message
@@ -189,6 +192,10 @@ func (rs *resync) finish(ctx context.Context) error {
 	}
 	for _, uid := range gone {
 		delete(rs.r.seen, uid)
+	}
+	if rs.guess && rs.r.res.Matched == 0 && len(rs.noFP) == 0 {
+		rs.r.p.o.Log.Info("pull: no message was renamed: the records gone were of mail deleted on the server", "source", rs.r.src.ID)
+		return nil
 	}
 	rs.r.res.Notice = fmt.Sprintf("%s: %s: %d messages recognized as pulled before, %d pulled as new",
 		rs.at.UTC().Format(time.DateTime), rs.event, rs.r.res.Matched, rs.r.res.Delivered)

@@ -320,7 +320,8 @@ func TestDovecotPOP3UIDLsChange(t *testing.T) {
 
 // A server with UIDL but without TOP whose UIDLs change: the messages are recognized from
 // their whole text. A mailbox from which most mail was deleted and little came is not
-// taken for a renamed one.
+// taken for a renamed one; one whose mail was all replaced is looked at, and makes no
+// notice.
 func TestPOP3UIDLsChangeWithoutTOP(t *testing.T) {
 	e := newEnv(t)
 	srv := startPOP3NoUIDL(t, false)
@@ -348,6 +349,17 @@ func TestPOP3UIDLsChangeWithoutTOP(t *testing.T) {
 		t.Fatalf("after deletions %+v", src)
 	}
 	if got := e.subjects(t); !slices.Equal(got, want(0, 5)) {
+		t.Fatalf("pulled %v", got)
+	}
+	// Everything deleted, as much new: taken for a renaming and looked at, but nothing was
+	// renamed, so no notice.
+	srv.remove(0)
+	srv.remove(0)
+	srv.put(msg(5), msg(6))
+	if src := e.pollNow(t); src.Notice != notice || src.Failures != 0 {
+		t.Fatalf("after all was replaced %+v", src)
+	}
+	if got := e.subjects(t); !slices.Equal(got, want(0, 7)) {
 		t.Fatalf("pulled %v", got)
 	}
 }
