@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -216,8 +217,8 @@ func (s *Source) Body(f *SourceFolder, uid uint32) ([]byte, error) {
 }
 
 // Headers returns the header blocks of the messages uids of folder f (BODY.PEEK[HEADER],
-// RFC 9051 §6.4.5: the header fields and the empty line after them), by UID, in one
-// command; a message expunged since the listing is absent.
+// RFC 9051 §6.4.5: the header fields and the empty line after them), by UID, a thousand
+// messages a command; a message expunged since the listing is absent.
 func (s *Source) Headers(f *SourceFolder, uids []uint32) (map[uint32][]byte, error) {
 	if len(uids) == 0 {
 		return map[uint32][]byte{}, nil
@@ -227,13 +228,20 @@ func (s *Source) Headers(f *SourceFolder, uids []uint32) (map[uint32][]byte, err
 			return nil, err
 		}
 	}
-	var set imap.UIDSet
-	for _, uid := range uids {
-		set.AddNum(imap.UID(uid))
-	}
-	out, err := s.fetchSection(set, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true})
-	if err != nil {
-		return nil, fmt.Errorf("folder %q: fetch headers: %w", f.remote, err)
+	// In batches, so that a set of scattered UIDs does not make a command line longer than
+	// a server takes (Dovecot: 64 KiB).
+	uids = slices.Sorted(slices.Values(uids))
+	out := map[uint32][]byte{}
+	for batch := range slices.Chunk(uids, 1000) {
+		var set imap.UIDSet
+		for _, uid := range batch {
+			set.AddNum(imap.UID(uid))
+		}
+		heads, err := s.fetchSection(set, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true})
+		if err != nil {
+			return nil, fmt.Errorf("folder %q: fetch headers: %w", f.remote, err)
+		}
+		maps.Copy(out, heads)
 	}
 	return out, nil
 }
