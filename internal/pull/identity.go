@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"petrel/internal/mail/deliver"
 )
@@ -19,13 +21,14 @@ import (
 // the Message-ID, the Date and the Received trace that the servers on the way added, so two
 // deliveries of one message, even of the same Message-ID, differ in it; two messages with
 // equal header blocks are copies of one delivery. It is recorded with every pulled message
-// (store.PulledMessage.Fingerprint) and serves twice:
+// (store.PulledMessage.Fingerprint) and serves where the server's names fail:
 //   - POP3 without UIDL (RFC 1939 §7 makes UIDL optional): the unique-id is derived,
 //     "h:" + fingerprint + "#" + n, n counting equal header blocks in message order, so that
 //     copies of one message are each pulled once rather than all but the first dropped.
-//   - an IMAP folder whose UIDVALIDITY changed: a message under the new UIDVALIDITY whose
-//     fingerprint is that of a message pulled under the old one is that message again, and
-//     is not delivered twice (each pulled message recognizes one message at most).
+//   - an IMAP folder whose UIDVALIDITY changed, or a POP3 server whose UIDLs changed: a
+//     message under a new unique-id whose fingerprint is that of a message pulled under an
+//     old one is that message again, and is not delivered twice (each pulled message
+//     recognizes one message at most; resync.go).
 
 // headerDigest returns the fingerprint of the message read from r.
 func headerDigest(r io.Reader) (string, error) {
@@ -55,6 +58,47 @@ func headerDigest(r io.Reader) (string, error) {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// storedDigest is the fingerprint of a pulled message computed from the copy the delivery
+// stored, read from r: the same as headerDigest of the message as the outside server sent
+// it. The delivery added one thing to its header: the junk classifier's verdict
+// (deliver/junk.go, junk.Verdict.Header), an optional "X-Spam-Flag: YES" line, an
+// "X-Spam-Status: ... engine=petrel-bayes" line and an "X-Spam-Score:" line, right after
+// a first Return-Path line or at the top. Only that block, at that place, is removed: an
+// X-Spam field of the outside server's own filter is part of the message and stays.
+func storedDigest(r io.Reader) (string, error) {
+	br := bufio.NewReaderSize(r, 16<<10)
+	var head []string // the first lines, as many as the verdict can take
+	for len(head) < 5 {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			head = append(head, line)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return "", err
+			}
+			break
+		}
+		if strings.TrimRight(line, "\r\n") == "" {
+			break // the end of the header block
+		}
+	}
+	at := 0
+	if len(head) > 0 && strings.HasPrefix(head[0], "Return-Path:") {
+		at = 1
+	}
+	end := at
+	if end < len(head) && strings.TrimRight(head[end], "\r\n") == "X-Spam-Flag: YES" {
+		end++
+	}
+	if end+1 < len(head) && strings.HasPrefix(head[end], "X-Spam-Status: ") &&
+		strings.HasSuffix(strings.TrimRight(head[end], "\r\n"), " engine=petrel-bayes") &&
+		strings.HasPrefix(head[end+1], "X-Spam-Score: ") {
+		head = slices.Delete(head, at, end+2)
+	}
+	return headerDigest(io.MultiReader(strings.NewReader(strings.Join(head, "")), br))
 }
 
 // bodyDigest is headerDigest of a body.

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"petrel/internal/client/clientconf"
 	"petrel/internal/client/fetch"
@@ -64,9 +63,21 @@ func (r *run) imap(ctx context.Context, pass string) error {
 			onServer[uid] = true
 		}
 	}
+	if err := r.imapBackfill(ctx, s, &f, prefix); err != nil {
+		return err
+	}
 	var rs *resync
 	if len(earlier) > 0 {
-		if rs, err = r.newResync(ctx, f.UIDValidity, earlier); err != nil {
+		from := map[string]bool{}
+		for _, uid := range earlier {
+			v, _, _ := strings.Cut(uid, "/")
+			if strings.HasPrefix(v, store.RetiredPrefix) {
+				v = "a previous folder"
+			}
+			from[v] = true
+		}
+		event := fmt.Sprintf("UIDVALIDITY of %s changed from %s to %d", r.folder(), strings.Join(slices.Sorted(maps.Keys(from)), ","), f.UIDValidity)
+		if rs, err = r.newResync(ctx, earlier, "the UIDVALIDITY of the folder changed", event); err != nil {
 			return err
 		}
 	}
@@ -116,90 +127,34 @@ func (r *run) imap(ctx context.Context, pass string) error {
 	return nil
 }
 
-// resync recognizes, in a folder whose UIDVALIDITY changed (RFC 9051 §2.3.1.1: its UIDs no
-// longer name the messages they named), the messages pulled under the old UIDVALIDITY by
-// their fingerprints, so that a server that renumbered a folder (a rebuilt index, a move to
-// another server) does not make the account receive it again. Each recognized message takes
-// over the recorded unique-id of one pulled before (store.PullState.RekeyPulled, one commit),
-// so a resync cut short goes on where it stopped, and no record recognizes two messages.
-type resync struct {
-	r    *run
-	byFP map[string][]string // fingerprint -> earlier unique-ids with it
-	from []string            // the earlier UIDVALIDITYs (or "folder changed")
-	to   uint32
-	noFP []string // earlier unique-ids recorded without a fingerprint (before they were kept)
-	at   time.Time
-}
-
-func (r *run) newResync(ctx context.Context, to uint32, earlier []string) (*resync, error) {
-	fps, err := r.p.st.PulledFingerprints(ctx, r.src.ID)
-	if err != nil {
-		return nil, err
-	}
-	rs := &resync{r: r, byFP: map[string][]string{}, to: to, at: r.p.o.Now()}
-	from := map[string]bool{}
-	slices.Sort(earlier)
-	for _, uid := range earlier {
-		v, _, _ := strings.Cut(uid, "/")
-		if strings.HasPrefix(v, store.RetiredPrefix) {
-			v = "a previous folder"
-		}
-		from[v] = true
-		if fp := fps[uid]; fp != "" {
-			rs.byFP[fp] = append(rs.byFP[fp], uid)
-		} else {
-			rs.noFP = append(rs.noFP, uid)
-		}
-	}
-	rs.from = slices.Sorted(maps.Keys(from))
-	r.p.o.Log.Warn("pull: the UIDVALIDITY of the folder changed: messages pulled before are recognized by their header, not pulled again",
-		"source", r.src.ID, "folder", r.folder(), "from", strings.Join(rs.from, ","), "to", to, "pulled_before", len(earlier))
-	return rs, nil
-}
-
-// match records the message with fingerprint fp under the unique-id uid if it was pulled
-// before; it reports whether it was.
-func (rs *resync) match(ctx context.Context, fp, uid string) (bool, error) {
-	for len(rs.byFP[fp]) > 0 {
-		old := rs.byFP[fp][0]
-		rs.byFP[fp] = rs.byFP[fp][1:]
-		err := rs.r.p.st.RekeyPulled(ctx, rs.r.src.ID, old, uid)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			continue // taken by another poller since this one listed
-		case errors.Is(err, store.ErrExists):
-			return true, nil // recorded by another poller since
-		case err != nil:
-			return false, err
-		}
-		delete(rs.r.seen, old)
-		rs.r.seen[uid] = rs.at
-		rs.r.res.Matched++
-		return true, nil
-	}
-	return false, nil
-}
-
-// finish drops the earlier unique-ids that recognized no message (those messages left the
-// folder) and sets the notice for `pull list`.
-func (rs *resync) finish(ctx context.Context) error {
-	gone := rs.noFP
-	for _, uids := range rs.byFP {
-		gone = append(gone, uids...)
-	}
-	if err := rs.r.p.st.ForgetPulled(ctx, rs.r.src.ID, gone); err != nil {
+// imapBackfill reads the headers of the messages of folder f recorded under its UIDVALIDITY
+// (prefix) without a fingerprint, and records their fingerprints (unfingerprinted).
+func (r *run) imapBackfill(ctx context.Context, s *fetch.Source, f *fetch.SourceFolder, prefix string) error {
+	missing, err := r.unfingerprinted(ctx, func(uid string) bool { return strings.HasPrefix(uid, prefix) })
+	if err != nil || len(missing) == 0 {
 		return err
 	}
-	for _, uid := range gone {
-		delete(rs.r.seen, uid)
+	byUID := map[uint32]string{}
+	for _, key := range missing {
+		if n, err := strconv.ParseUint(strings.TrimPrefix(key, prefix), 10, 32); err == nil {
+			byUID[uint32(n)] = key
+		}
 	}
-	rs.r.res.Notice = fmt.Sprintf("%s: UIDVALIDITY of %s changed from %s to %d: %d messages recognized as pulled before, %d pulled as new",
-		rs.at.UTC().Format(time.DateTime), rs.r.folder(), strings.Join(rs.from, ","), rs.to, rs.r.res.Matched, rs.r.res.Delivered)
-	if len(rs.noFP) > 0 {
-		rs.r.res.Notice += fmt.Sprintf(" (%d recorded before fingerprints were kept could not be recognized)", len(rs.noFP))
+	heads, err := s.Headers(f, slices.Collect(maps.Keys(byUID)))
+	if err != nil {
+		return err
 	}
-	rs.r.p.o.Log.Warn("pull: resynchronized after a UIDVALIDITY change", "source", rs.r.src.ID, "notice", rs.r.res.Notice)
-	return nil
+	var found []store.PulledMessage
+	for uid, h := range heads {
+		fp, err := headerDigest(bytes.NewReader(h))
+		if err != nil {
+			return err
+		}
+		if key, ok := byUID[uid]; ok {
+			found = append(found, store.PulledMessage{SourceID: r.src.ID, UID: key, Fingerprint: fp})
+		}
+	}
+	return r.storeFingerprints(ctx, found)
 }
 
 // folder is the source's IMAP folder.

@@ -3,6 +3,7 @@ package pull
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"slices"
@@ -17,12 +18,15 @@ import (
 
 // pop3NoUIDL is a small POP3 server (RFC 1939) on loopback without UIDL, which Dovecot
 // cannot be made to lack: USER/PASS, STAT, LIST, RETR, DELE, RSET, NOOP, QUIT and, when top
-// is set, TOP. DELE takes effect at QUIT only, as the RFC says.
+// is set, TOP. DELE takes effect at QUIT only, as the RFC says. setUIDL gives it UIDL after
+// all, with UIDLs a test can change (as a server migration would), and with TOP unset it is
+// then a server with UIDL but without TOP, which Dovecot cannot be made to be either.
 type pop3NoUIDL struct {
 	addr string
 	top  bool
 	mu   sync.Mutex
 	msgs []string // CRLF bodies
+	uidl string   // UIDL's prefix to a digest of the body; "" for no UIDL
 }
 
 func startPOP3NoUIDL(t *testing.T, top bool) *pop3NoUIDL {
@@ -49,6 +53,13 @@ func (s *pop3NoUIDL) put(bodies ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.msgs = append(s.msgs, bodies...)
+}
+
+// setUIDL makes UIDL name each message prefix + a digest of its body.
+func (s *pop3NoUIDL) setUIDL(prefix string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.uidl = prefix
 }
 
 func (s *pop3NoUIDL) count() int {
@@ -85,6 +96,9 @@ func (s *pop3NoUIDL) serve(c net.Conn) {
 	// The maildrop as the session sees it (RFC 1939 §5: numbers fixed for the session).
 	var drop []string
 	deleted := map[int]bool{}
+	s.mu.Lock()
+	uidl := s.uidl
+	s.mu.Unlock()
 	msg := func(arg string) (int, bool) {
 		n, err := strconv.Atoi(arg)
 		if err != nil || n < 1 || n > len(drop) || deleted[n] {
@@ -115,6 +129,9 @@ func (s *pop3NoUIDL) serve(c net.Conn) {
 			if s.top {
 				capa += "TOP\r\n"
 			}
+			if uidl != "" {
+				capa += "UIDL\r\n"
+			}
 			w.WriteString("+OK\r\n")
 			multi(capa)
 		case "USER":
@@ -126,6 +143,7 @@ func (s *pop3NoUIDL) serve(c net.Conn) {
 			}
 			s.mu.Lock()
 			drop = slices.Clone(s.msgs)
+			uidl = s.uidl
 			s.mu.Unlock()
 			reply("+OK")
 		case "STAT":
@@ -142,6 +160,19 @@ func (s *pop3NoUIDL) serve(c net.Conn) {
 			for i, m := range drop {
 				if !deleted[i+1] {
 					fmt.Fprintf(&b, "%d %d\r\n", i+1, len(m))
+				}
+			}
+			multi(b.String())
+		case "UIDL":
+			if uidl == "" {
+				reply("-ERR unknown command")
+				continue
+			}
+			w.WriteString("+OK\r\n")
+			var b strings.Builder
+			for i, m := range drop {
+				if !deleted[i+1] {
+					fmt.Fprintf(&b, "%d %s%x\r\n", i+1, uidl, sha256.Sum256([]byte(m)))
 				}
 			}
 			multi(b.String())

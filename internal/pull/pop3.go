@@ -15,6 +15,7 @@ import (
 	"petrel/internal/client/clientconf"
 	"petrel/internal/client/pop3client"
 	"petrel/internal/mail/deliver"
+	"petrel/internal/store"
 )
 
 // tlsConfig is the TLS client policy of a source, the client tools' own: the host name
@@ -67,6 +68,15 @@ func (r *run) pop3(ctx context.Context, pass string) error {
 			return fmt.Errorf("UIDL lacks message %d", s.Num)
 		}
 	}
+	rs, err := r.uidlsChanged(ctx, onServer)
+	if err != nil {
+		return err
+	}
+	if rs == nil {
+		if err := r.pop3Backfill(ctx, c, sizes, byNum); err != nil {
+			return err
+		}
+	}
 	if err := r.forget(ctx, onServer); err != nil {
 		return err
 	}
@@ -74,7 +84,7 @@ func (r *run) pop3(ctx context.Context, pass string) error {
 	for _, s := range sizes {
 		uid := byNum[s.Num]
 		if _, ok := r.seen[uid]; !ok {
-			if err := r.retr(ctx, c, s.Num, func(body deliver.Body) error { return r.deliver(ctx, uid, "", body) }); err != nil {
+			if err := r.pop3New(ctx, c, rs, s.Num, uid); err != nil {
 				return err
 			}
 		}
@@ -83,7 +93,115 @@ func (r *run) pop3(ctx context.Context, pass string) error {
 			dele = append(dele, s.Num)
 		}
 	}
+	if rs != nil {
+		if err := rs.finish(ctx); err != nil {
+			return err
+		}
+	}
 	return r.pop3Finish(c, dele)
+}
+
+// uidlsChanged looks for a server that renamed its messages: most of the UIDLs recorded are
+// no longer listed, while the listing has UIDLs that are not recorded (a server migrated to
+// another that makes its UIDLs otherwise, a rebuilt index). UIDLs are the server's only
+// names for messages (RFC 1939 §7), so without a look at the messages themselves, keeping
+// mail would pull the whole mailbox again. Then it returns a resync that recognizes the
+// messages pulled before by their header blocks, and adds the recorded UIDLs to onServer:
+// they are dropped once every message listed has been looked at, not before. A mailbox
+// from which most mail was deleted and little came is not taken for one (the look costs a
+// TOP per new message, a download where TOP is missing); nil when nothing changed.
+func (r *run) uidlsChanged(ctx context.Context, onServer map[string]bool) (*resync, error) {
+	kept, fresh := 0, 0
+	for uid := range onServer {
+		if _, ok := r.seen[uid]; ok {
+			kept++
+		} else {
+			fresh++
+		}
+	}
+	lost := len(r.seen) - kept
+	if lost == 0 || kept*2 >= len(r.seen) || fresh*2 < lost {
+		return nil, nil
+	}
+	var earlier []string
+	for uid := range r.seen {
+		if !onServer[uid] {
+			earlier = append(earlier, uid)
+			onServer[uid] = true
+		}
+	}
+	event := fmt.Sprintf("the server's UIDLs changed (%d of %d recorded still listed, %d listed not recorded)", kept, len(r.seen), fresh)
+	rs, err := r.newResync(ctx, earlier, "the UIDLs of the server may have changed", event)
+	if rs != nil {
+		rs.guess = true
+	}
+	return rs, err
+}
+
+// pop3Backfill reads the headers (TOP n 0) of the listed messages recorded without a
+// fingerprint, and records their fingerprints (unfingerprinted). A server without TOP
+// leaves them to the account's copies.
+func (r *run) pop3Backfill(ctx context.Context, c *pop3client.Client, sizes []pop3client.MessageSize, byNum map[int]string) error {
+	listed := map[string]int{}
+	for _, s := range sizes {
+		listed[byNum[s.Num]] = s.Num
+	}
+	missing, err := r.unfingerprinted(ctx, func(uid string) bool { return listed[uid] != 0 })
+	if err != nil {
+		return err
+	}
+	var found []store.PulledMessage
+	for _, uid := range missing {
+		var head bytes.Buffer
+		_, err := c.Top(listed[uid], 0, &head)
+		if pe := (*pop3client.Error)(nil); errors.As(err, &pe) {
+			break // no TOP (RFC 1939 §7)
+		}
+		if err != nil {
+			return err
+		}
+		fp, err := headerDigest(&head)
+		if err != nil {
+			return err
+		}
+		found = append(found, store.PulledMessage{SourceID: r.src.ID, UID: uid, Fingerprint: fp})
+	}
+	return r.storeFingerprints(ctx, found)
+}
+
+// pop3New brings in message n, whose UIDL uid is not recorded. During a resync (rs not
+// nil), its header (TOP n 0, else the whole message) is looked at first, and a message
+// pulled before under another UIDL is only recorded under this one.
+func (r *run) pop3New(ctx context.Context, c *pop3client.Client, rs *resync, n int, uid string) error {
+	fp := ""
+	if rs != nil && !rs.noTOP {
+		var head bytes.Buffer
+		_, err := c.Top(n, 0, &head)
+		if pe := (*pop3client.Error)(nil); errors.As(err, &pe) {
+			rs.noTOP = true // optional (RFC 1939 §7): the whole message tells as well
+		} else if err != nil {
+			return err
+		} else if fp, err = headerDigest(&head); err != nil {
+			return err
+		}
+	}
+	if fp != "" {
+		if matched, err := rs.match(ctx, fp, uid); err != nil || matched {
+			return err
+		}
+	}
+	return r.retr(ctx, c, n, func(body deliver.Body) error {
+		if rs != nil && fp == "" {
+			var err error
+			if fp, err = bodyDigest(body); err != nil {
+				return err
+			}
+			if matched, err := rs.match(ctx, fp, uid); err != nil || matched {
+				return err
+			}
+		}
+		return r.deliver(ctx, uid, fp, body)
+	})
 }
 
 // retr downloads message n into a spool and hands it to f.

@@ -8,10 +8,11 @@
 //     message, and refuses a unique-id recorded before (store.ErrExists). A crash at any point
 //     therefore loses nothing (an unrecorded message is still on the server and is pulled
 //     again) and duplicates nothing (a recorded one is skipped, and recorded means delivered).
-//   - Where the server's names fail (POP3 without UIDL, an IMAP UIDVALIDITY change, a
-//     changed folder), a message is known by its fingerprint, the digest of its header block
-//     (identity.go), recorded with its unique-id; an error errs toward a duplicate, never a
-//     loss.
+//   - Where the server's names fail (POP3 without UIDL, POP3 UIDLs that changed, an IMAP
+//     UIDVALIDITY change, a changed folder), a message is known by its fingerprint, the
+//     digest of its header block (identity.go), recorded with its unique-id (resync.go; a
+//     record from before fingerprints were kept gets one from the server or from the
+//     account's copy); an error errs toward a duplicate, never a loss.
 //   - A message is deleted on the outside server (POP3 DELE then QUIT; IMAP \Deleted then
 //     EXPUNGE) only after its delivery committed, and only when the source does not keep mail.
 //     A POP3 session that fails before QUIT deletes nothing (RFC 1939 §6).
@@ -29,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -46,6 +48,9 @@ type Deliverer interface {
 type Store interface {
 	store.Pulls
 	store.PullState
+	store.PulledCopies
+	// OpenBlob reads a stored message (store.Store's), for the fingerprints of old records.
+	OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error)
 }
 
 // Options configures a Poller.
@@ -171,9 +176,11 @@ type Result struct {
 	OnServer  int // messages in the outside mailbox
 	Delivered int // delivered into the account by this poll
 	Deleted   int // removed from the outside mailbox
-	// Matched counts messages under a new IMAP UIDVALIDITY recognized as pulled before.
+	// Matched counts messages under new unique-ids (an IMAP UIDVALIDITY change, new POP3
+	// UIDLs) recognized as pulled before.
 	Matched int
-	// Notice is an event for `pull list` (a UIDVALIDITY change), "" for none.
+	// Notice is an event for `pull list` (a UIDVALIDITY change, UIDLs that changed), "" for
+	// none.
 	Notice string
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -143,4 +144,93 @@ func ScanPullSource(scan func(dest ...any) error) (PullSource, error) {
 		p.Lease = time.Unix(0, lease)
 	}
 	return p, err
+}
+
+// PulledCopies finds the account's own copies of pulled messages, for what a pull record
+// does not hold: a record made before fingerprints were kept has none, and the server that
+// named it may since have renamed its messages (an IMAP UIDVALIDITY change, POP3 UIDLs that
+// changed), so the fingerprint can only come from the copy the delivery stored. A delivery
+// records its unique-id with the delivery's time (Delivery.ReceivedAt), which is also the
+// internal date of every message it stored, and a message keeps its internal date when it
+// is moved or copied (RFC 9051 §2.3.3): that time links a record to its copies. A backend
+// with PullState implements it too.
+type PulledCopies interface {
+	// PulledBlobs returns, for each of uids recorded for the source, the blobs of the
+	// messages of the source's account, in any mailbox, whose internal date is the time of
+	// that record. A unique-id not recorded, or whose copies are all gone (expunged, or a
+	// Sieve discard), is absent; so is everything for a missing source.
+	PulledBlobs(ctx context.Context, sourceID int64, uids []string) (map[string][]int64, error)
+}
+
+// Rows is a backend's query result (database/sql's, or the PostgreSQL backend's wrapper).
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
+}
+
+// QueryPulledBlobs is PulledCopies.PulledBlobs over a backend's read query (SQL with ?
+// placeholders), the same in both backends. It reads the records' times, then the account's
+// messages stored between the first and the last of them once: a join on the time would
+// make SQLite scan the account's messages once per record.
+func QueryPulledBlobs[R Rows](ctx context.Context, query func(context.Context, string, ...any) (R, error), sourceID int64, uids []string) (map[string][]int64, error) {
+	want := make(map[string]bool, len(uids))
+	for _, u := range uids {
+		want[u] = true
+	}
+	byTime := map[int64][]string{}
+	var lo, hi int64
+	err := scanRows(ctx, query, `SELECT uid, seen FROM pull_seen WHERE source_id = ?`, []any{sourceID}, func(r R) error {
+		var uid string
+		var seen int64
+		if err := r.Scan(&uid, &seen); err != nil || !want[uid] {
+			return err
+		}
+		if len(byTime) == 0 || seen < lo {
+			lo = seen
+		}
+		if len(byTime) == 0 || seen > hi {
+			hi = seen
+		}
+		byTime[seen] = append(byTime[seen], uid)
+		return nil
+	})
+	out := map[string][]int64{}
+	if err != nil || len(byTime) == 0 {
+		return out, err
+	}
+	err = scanRows(ctx, query, `SELECT m.internal_date, m.blob_id FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+		WHERE b.account_id = (SELECT account_id FROM pull_sources WHERE id = ?) AND m.internal_date BETWEEN ? AND ?
+		ORDER BY m.id`, []any{sourceID, lo, hi}, func(r R) error {
+		var at, blob int64
+		if err := r.Scan(&at, &blob); err != nil {
+			return err
+		}
+		for _, uid := range byTime[at] {
+			if !slices.Contains(out[uid], blob) {
+				out[uid] = append(out[uid], blob)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// scanRows runs q and calls f on each row.
+func scanRows[R Rows](ctx context.Context, query func(context.Context, string, ...any) (R, error), q string, args []any, f func(R) error) error {
+	rows, err := query(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := f(rows); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return rows.Close()
 }

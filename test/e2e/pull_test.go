@@ -120,6 +120,17 @@ func pullStatus(t *testing.T, in *instance, id string) string {
 	return ""
 }
 
+// waitPolled waits until the poll of source id ran (its next poll is no longer "now").
+func waitPolled(t *testing.T, in *instance, id string) {
+	t.Helper()
+	if !waitFor(2*time.Minute, func() bool {
+		l := pullStatus(t, in, id)
+		return healthy.MatchString(l) && !strings.Contains(l, " now ")
+	}) {
+		t.Fatalf("pull list: %q", pullStatus(t, in, id))
+	}
+}
+
 func addPull(t *testing.T, in *instance, d *mailtest.Dovecot, proto, addr, tls string) string {
 	_, port, _ := net.SplitHostPort(addr)
 	out := in.mustPetrel(d.Pass+"\n", "account", "pull", "add", pullUser, "--"+proto, "localhost:"+port, "--user", d.User,
@@ -256,16 +267,7 @@ func TestPullIMAPUIDValidityFromDovecot(t *testing.T) {
 		"--ca-file", d.CertFile, "--every", "1h", "--keep")
 	id := regexp.MustCompile(`added pull source (\d+) `).FindStringSubmatch(out)[1]
 	waitPulled(t, in, 4)
-	// polled waits until the source's poll ran (its next poll is no longer "now").
-	polled := func() {
-		t.Helper()
-		if !waitFor(2*time.Minute, func() bool {
-			l := pullStatus(t, in, id)
-			return healthy.MatchString(l) && !strings.Contains(l, " now ")
-		}) {
-			t.Fatalf("pull list: %q", pullStatus(t, in, id))
-		}
-	}
+	polled := func() { t.Helper(); waitPolled(t, in, id) }
 	polled()
 	d.Doveadm(t, "mailbox", "update", "-u", d.User, "--uid-validity", "777", "INBOX")
 	d.Deliver(t, 4, pulledBody(4, "kept"))
@@ -290,5 +292,38 @@ func TestPullIMAPUIDValidityFromDovecot(t *testing.T) {
 	checkPulled(t, in, 5, none)
 	if l := pullStatus(t, in, id); !strings.Contains(l, "delete") || !strings.Contains(l, "2h0m0s") {
 		t.Errorf("pull list after the edit: %q", l)
+	}
+}
+
+// A POP3 source kept on Dovecot whose UIDLs change (Dovecot's UIDLs hold the UIDVALIDITY,
+// so a new one renames every message, as a move to another server would): the running
+// server recognizes what it pulled by the header, pulls only what is new, and `pull list`
+// says what happened.
+func TestPullPOP3UIDLsChangeFromDovecot(t *testing.T) {
+	t.Parallel()
+	d := mailtest.StartDovecot(t)
+	in := pullInstance(t)
+	for i := range 4 {
+		d.Deliver(t, i, pulledBody(i, "kept"))
+	}
+	_, port, _ := net.SplitHostPort(d.POP3Addr)
+	out := in.mustPetrel(d.Pass+"\n", "account", "pull", "add", pullUser, "--pop3", "localhost:"+port, "--user", d.User,
+		"--tls", "starttls", "--ca-file", d.CertFile, "--every", "1h", "--keep")
+	id := regexp.MustCompile(`added pull source (\d+) `).FindStringSubmatch(out)[1]
+	waitPulled(t, in, 4)
+	waitPolled(t, in, id)
+	d.Doveadm(t, "mailbox", "update", "-u", d.User, "--uid-validity", "778", "INBOX")
+	d.Deliver(t, 4, pulledBody(4, "kept"))
+	in.mustPetrel("", "account", "pull", "now", pullUser, id)
+	waitPulled(t, in, 5)
+	waitPolled(t, in, id)
+	checkPulled(t, in, 5, func(int) bool { return false })
+	list := in.mustPetrel("", "account", "pull", "list", pullUser)
+	if !strings.Contains(list, "source "+id+": ") ||
+		!strings.Contains(list, "the server's UIDLs changed (0 of 4 recorded still listed, 5 listed not recorded): 4 messages recognized as pulled before, 1 pulled as new") {
+		t.Errorf("pull list after the UIDLs changed:\n%s", list)
+	}
+	if n := d.Count(t); n != 5 {
+		t.Errorf("%d messages in Dovecot in keep mode, want 5", n)
 	}
 }

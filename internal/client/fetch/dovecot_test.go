@@ -4,9 +4,13 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"petrel/internal/client/clientconf"
+	"petrel/internal/config"
 	"petrel/internal/mailtest"
 )
 
@@ -77,5 +81,54 @@ func TestDovecot(t *testing.T) {
 	got := subjects(t, archive, "maildir")
 	if fmt.Sprint(got) != fmt.Sprint(want(0, 6)) {
 		t.Fatalf("archive %v", got)
+	}
+}
+
+// Source.Headers reads the header blocks of scattered messages from Dovecot's IMAP, in
+// more than one command (a thousand messages each): every one asked for, none other, each
+// the message's header block with the empty line after it.
+func TestDovecotSourceHeaders(t *testing.T) {
+	mailtest.RequireBinary(t, mailtest.IMAPBinary)
+	d := mailtest.StartDovecot(t)
+	bodies := make([]string, 2300)
+	for i := range bodies {
+		bodies[i] = body(i)
+	}
+	d.DeliverAll(t, bodies)
+	_, port, _ := net.SplitHostPort(d.IMAPSAddr)
+	p, _ := strconv.Atoi(port)
+	a := &clientconf.Account{Name: "dc", User: d.User, Timeout: config.Duration{Duration: time.Minute}, IMAP: &clientconf.IMAP{
+		Endpoint: clientconf.Endpoint{Host: "localhost", Port: p, TLS: "tls", CAFile: d.CertFile}}}
+	s, err := OpenSource(t.Context(), a, d.Pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, err := s.Folder("")
+	if err != nil || len(f.Messages) != len(bodies) {
+		t.Fatalf("folder: %d messages, %v", len(f.Messages), err)
+	}
+	var ask []uint32
+	for i, m := range f.Messages {
+		if i%2 == 1 {
+			ask = append(ask, m.UID)
+		}
+	}
+	heads, err := s.Headers(&f, ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(heads) != len(ask) {
+		t.Fatalf("%d headers for %d messages", len(heads), len(ask))
+	}
+	for _, uid := range ask {
+		b, err := s.Body(&f, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, _, _ := strings.Cut(string(b), "\r\n\r\n")
+		if got := string(heads[uid]); got != head+"\r\n\r\n" {
+			t.Fatalf("UID %d: header %q, message %q", uid, got, b)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -200,8 +201,54 @@ func (s *Source) Body(f *SourceFolder, uid uint32) ([]byte, error) {
 		set.AddNum(imap.UID(m.UID))
 		bytes += m.Size
 	}
-	section := &imap.FetchItemBodySection{Peek: true}
-	s.cache = map[uint32][]byte{}
+	s.cache = nil
+	cache, err := s.fetchSection(set, &imap.FetchItemBodySection{Peek: true})
+	if err != nil {
+		return nil, fmt.Errorf("folder %q: fetch: %w", f.remote, err)
+	}
+	s.cache = cache
+	b, ok := s.cache[uid]
+	if !ok {
+		// Expunged on the server since the listing.
+		return nil, fmt.Errorf("folder %q: UID %d: %w", f.remote, uid, ErrGone)
+	}
+	delete(s.cache, uid)
+	return b, nil
+}
+
+// Headers returns the header blocks of the messages uids of folder f (BODY.PEEK[HEADER],
+// RFC 9051 §6.4.5: the header fields and the empty line after them), by UID, a thousand
+// messages a command; a message expunged since the listing is absent.
+func (s *Source) Headers(f *SourceFolder, uids []uint32) (map[uint32][]byte, error) {
+	if len(uids) == 0 {
+		return map[uint32][]byte{}, nil
+	}
+	if s.selected != f.remote {
+		if _, err := s.examine(f.remote); err != nil {
+			return nil, err
+		}
+	}
+	// In batches, so that a set of scattered UIDs does not make a command line longer than
+	// a server takes (Dovecot: 64 KiB).
+	uids = slices.Sorted(slices.Values(uids))
+	out := map[uint32][]byte{}
+	for batch := range slices.Chunk(uids, 1000) {
+		var set imap.UIDSet
+		for _, uid := range batch {
+			set.AddNum(imap.UID(uid))
+		}
+		heads, err := s.fetchSection(set, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true})
+		if err != nil {
+			return nil, fmt.Errorf("folder %q: fetch headers: %w", f.remote, err)
+		}
+		maps.Copy(out, heads)
+	}
+	return out, nil
+}
+
+// fetchSection fetches section of the messages set of the selected folder, by UID.
+func (s *Source) fetchSection(set imap.UIDSet, section *imap.FetchItemBodySection) (map[uint32][]byte, error) {
+	out := map[uint32][]byte{}
 	err := s.r.do(func() error {
 		cmd := s.r.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
 		for m := cmd.Next(); m != nil; m = cmd.Next() {
@@ -211,21 +258,12 @@ func (s *Source) Body(f *SourceFolder, uid uint32) ([]byte, error) {
 				return err
 			}
 			if b := buf.FindBodySection(section); b != nil && buf.UID != 0 {
-				s.cache[uint32(buf.UID)] = b
+				out[uint32(buf.UID)] = b
 			}
 		}
 		return cmd.Close()
 	})
-	if err != nil {
-		return nil, fmt.Errorf("folder %q: fetch: %w", f.remote, err)
-	}
-	b, ok := s.cache[uid]
-	if !ok {
-		// Expunged on the server since the listing.
-		return nil, fmt.Errorf("folder %q: UID %d: %w", f.remote, uid, ErrGone)
-	}
-	delete(s.cache, uid)
-	return b, nil
+	return out, err
 }
 
 // ErrGone is a message expunged on the server between the listing and the download.

@@ -49,6 +49,9 @@ func TestPulls(t *testing.T) {
 	t.Run("state", func(t *testing.T) {
 		storetest.RunPullState(t, func(t *testing.T) storetest.PullStateStore { return openTest(t) })
 	})
+	t.Run("copies", func(t *testing.T) {
+		storetest.RunPulledCopies(t, func(t *testing.T) storetest.PulledCopiesStore { return openTest(t) })
+	})
 }
 
 // Nodes on one database claiming one due source at once: exactly one polls it.

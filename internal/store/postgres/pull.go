@@ -11,8 +11,9 @@ import (
 // the pull migration (store.Pulls), shared by every node.
 
 var (
-	_ store.Pulls     = (*Store)(nil)
-	_ store.PullState = (*Store)(nil)
+	_ store.Pulls        = (*Store)(nil)
+	_ store.PullState    = (*Store)(nil)
+	_ store.PulledCopies = (*Store)(nil)
 )
 
 // AddPullSource implements store.Pulls.
@@ -246,4 +247,9 @@ func (s *Store) RetirePulled(ctx context.Context, sourceID int64) error {
 			store.RetiredPrefix, sourceID, store.RetiredPrefix+"%")
 		return err
 	})
+}
+
+// PulledBlobs implements store.PulledCopies.
+func (s *Store) PulledBlobs(ctx context.Context, sourceID int64, uids []string) (map[string][]int64, error) {
+	return store.QueryPulledBlobs(ctx, s.query, sourceID, uids)
 }

@@ -11,8 +11,9 @@ import (
 // migration 15 (store.Pulls).
 
 var (
-	_ store.Pulls     = (*Store)(nil)
-	_ store.PullState = (*Store)(nil)
+	_ store.Pulls        = (*Store)(nil)
+	_ store.PullState    = (*Store)(nil)
+	_ store.PulledCopies = (*Store)(nil)
 )
 
 // AddPullSource implements store.Pulls.
@@ -251,4 +252,9 @@ func (s *Store) RetirePulled(ctx context.Context, sourceID int64) error {
 			store.RetiredPrefix, sourceID, store.RetiredPrefix+"%")
 		return err
 	})
+}
+
+// PulledBlobs implements store.PulledCopies.
+func (s *Store) PulledBlobs(ctx context.Context, sourceID int64, uids []string) (map[string][]int64, error) {
+	return store.QueryPulledBlobs(ctx, s.query, sourceID, uids)
 }

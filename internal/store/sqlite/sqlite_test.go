@@ -680,6 +680,9 @@ func TestPulls(t *testing.T) {
 	t.Run("state", func(t *testing.T) {
 		storetest.RunPullState(t, func(t *testing.T) storetest.PullStateStore { return openTemp(t, Options{}) })
 	})
+	t.Run("copies", func(t *testing.T) {
+		storetest.RunPulledCopies(t, func(t *testing.T) storetest.PulledCopiesStore { return openTemp(t, Options{}) })
+	})
 	storetest.RunPullClaims(t, openTemp(t, Options{}))
 }
 

@@ -324,3 +324,75 @@ func RunPullState(t *testing.T, open func(t *testing.T) PullStateStore) {
 		t.Errorf("after a plain FinishPull %+v", list[0])
 	}
 }
+
+// PulledCopiesStore is what RunPulledCopies tests.
+type PulledCopiesStore interface {
+	PullStore
+	store.PulledCopies
+}
+
+// RunPulledCopies tests a store.PulledCopies: a record leads to the messages its delivery
+// stored, wherever the account moved them, and to nothing once they are expunged, nor to
+// another account's messages of the same time, nor to a record made without a delivery.
+func RunPulledCopies(t *testing.T, open func(t *testing.T) PulledCopiesStore) {
+	st := open(t)
+	ctx := context.Background()
+	f := &fixture{t: t, s: st, ctx: ctx}
+	a := f.account("a@copies.test")
+	b := f.account("b@copies.test")
+	id, err := st.AddPullSource(ctx, store.PullSource{AccountID: a.ID, Protocol: "pop3", Addr: "pop.example:995", TLS: "tls", User: "u",
+		Secret: []byte{1}, Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1_800_000_000, 123456789) // nanoseconds, as a delivery's time has
+	pulled := func(uid string, at time.Time, body string, targets ...store.Target) store.Delivered {
+		t.Helper()
+		d := delivery(body, targets...)
+		d.ReceivedAt = at
+		if uid != "" {
+			d.Pulled = &store.PulledMessage{SourceID: id, UID: uid}
+		}
+		out, err := st.Deliver(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	d1 := pulled("u1", t0, "Subject: one\r\n\r\n1\r\n", inbox(a.ID))
+	d2 := pulled("u2", t0.Add(time.Second), "Subject: two\r\n\r\n2\r\n", inbox(a.ID))
+	d3 := pulled("u3", t0.Add(2*time.Second), "Subject: three\r\n\r\n3\r\n", inbox(a.ID))
+	// Another account's message of u1's time, and one of a's a nanosecond later.
+	pulled("", t0, "Subject: b's\r\n\r\nb\r\n", inbox(b.ID))
+	pulled("", t0.Add(time.Nanosecond), "Subject: later\r\n\r\nl\r\n", inbox(a.ID))
+	// A record without a delivery (a Sieve discard).
+	if err := st.MarkPulled(ctx, id, []string{"u4"}, t0.Add(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// u2 moved to another folder, u3 expunged.
+	in := f.mailbox(a.ID, store.Inbox)
+	arch := f.create(a.ID, "Kept")
+	if _, err := st.Move(ctx, in.ID, []uint32{d2.Messages[0].UID}, arch.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.expunge(in.ID, d3.Messages[0].UID)
+
+	got, err := st.PulledBlobs(ctx, id, []string{"u1", "u2", "u3", "u4", "never"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]int64{"u1": {d1.BlobID}, "u2": {d2.BlobID}}
+	if len(got) != len(want) || !slices.Equal(got["u1"], want["u1"]) || !slices.Equal(got["u2"], want["u2"]) {
+		t.Fatalf("PulledBlobs = %v, want %v", got, want)
+	}
+	if b := f.blob(got["u2"][0]); b != "Subject: two\r\n\r\n2\r\n" {
+		t.Errorf("u2's copy %q", b)
+	}
+	// Only the unique-ids asked for.
+	if got, err := st.PulledBlobs(ctx, id, []string{"u2"}); err != nil || len(got) != 1 || !slices.Equal(got["u2"], want["u2"]) {
+		t.Errorf("PulledBlobs(u2) = %v, %v", got, err)
+	}
+	if got, err := st.PulledBlobs(ctx, id+1000, []string{"u1"}); err != nil || len(got) != 0 {
+		t.Errorf("PulledBlobs of a missing source = %v, %v", got, err)
+	}
+}
