@@ -116,19 +116,13 @@ func idleSession(ctx context.Context, a *clientconf.Account, o Options, opt Idle
 	}
 	defer unlock()
 	r.st = st
-	// The handshake, the login and each sync run on a goroutine of their own, so that the
-	// one that waits for hours keeps a small stack: a stack that grew does not shrink below
-	// four times what its waiting frames use.
-	err = onOwnStack(func() error {
-		return oauth.Connect(ctx, a, o.Tokens, func(secret string) error { return r.connect(ctx, secret) })
-	})
-	if err != nil {
+	if err := oauth.Connect(ctx, a, o.Tokens, func(secret string) error { return r.connect(ctx, secret) }); err != nil {
 		return err
 	}
 	defer r.close()
 	for {
 		r.res = &Result{Account: a.Name}
-		err := onOwnStack(r.sync)
+		err := r.sync()
 		var refused *refusedError
 		if err != nil && !errors.As(err, &refused) {
 			return err
@@ -167,11 +161,4 @@ func (r *imapRun) wait(ctx context.Context, opt IdleOptions) error {
 		}
 	}
 	return r.waitAlone(ctx, opt)
-}
-
-// onOwnStack runs f on a new goroutine and returns its error.
-func onOwnStack(f func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	return <-done
 }
