@@ -49,7 +49,7 @@ func (r *imapRun) waitAlone(ctx context.Context, opt IdleOptions) error {
 	default:
 	}
 	for round := 1; ; round++ {
-		news, err := r.idleOnce(opt, "PI"+strconv.Itoa(round))
+		news, err := r.idleOnce(ctx, opt, "PI"+strconv.Itoa(round))
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -110,24 +110,29 @@ func (r *imapRun) attach(caps string) error {
 
 // idleOnce is one IDLE command: it returns true when the server announced messages, false
 // at the re-arm.
-func (r *imapRun) idleOnce(opt IdleOptions, tag string) (news bool, err error) {
+func (r *imapRun) idleOnce(ctx context.Context, opt IdleOptions, tag string) (news bool, err error) {
 	br := r.ic.lr
 	if _, err := io.WriteString(r.ic.Conn, tag+" IDLE\r\n"); err != nil {
 		return false, err
 	}
 	// Until the continuation, with the command's timeout.
-	err = r.answer(br, tag, func(kind int, _ bool, line string) (bool, error) {
-		switch kind {
-		case respContinue:
-			return true, nil
-		case respExists:
-			news = true
-		case respBye:
-			return true, fmt.Errorf("%w: server closed the session: %s", wire.ErrProtocol, line)
-		case respTagged:
-			return true, fmt.Errorf("IDLE refused: %s", line)
+	err = r.do(func() error {
+		for {
+			line, err := readResponse(br)
+			if err != nil {
+				return err
+			}
+			switch kind, _ := classify(line, tag); kind {
+			case respContinue:
+				return nil
+			case respExists:
+				news = true
+			case respBye:
+				return fmt.Errorf("%w: server closed the session: %s", wire.ErrProtocol, line)
+			case respTagged:
+				return fmt.Errorf("IDLE refused: %s", line)
+			}
 		}
-		return false, nil
 	})
 	if err != nil {
 		return false, err
@@ -169,35 +174,24 @@ wait:
 	if _, err := io.WriteString(r.ic.Conn, "DONE\r\n"); err != nil {
 		return false, err
 	}
-	err = r.answer(br, tag, func(kind int, ok bool, line string) (bool, error) {
-		switch {
-		case kind == respExists:
-			news = true
-		case kind == respTagged && !ok:
-			return true, fmt.Errorf("IDLE failed: %s", line)
-		case kind == respTagged:
-			return true, nil
-		}
-		return false, nil
-	})
-	return news, err
-}
-
-// answer reads response lines with the command's timeout, each given to handle, until handle
-// says the command is done or fails.
-func (r *imapRun) answer(br *bufio.Reader, tag string, handle func(kind int, ok bool, line string) (bool, error)) error {
-	return r.do(func() error {
+	err = r.do(func() error {
 		for {
 			line, err := readResponse(br)
 			if err != nil {
 				return err
 			}
-			kind, ok := classify(line, tag)
-			if done, err := handle(kind, ok, line); done || err != nil {
-				return err
+			switch kind, ok := classify(line, tag); kind {
+			case respExists:
+				news = true
+			case respTagged:
+				if !ok {
+					return fmt.Errorf("IDLE failed: %s", line)
+				}
+				return nil
 			}
 		}
 	})
+	return news, err
 }
 
 // Kinds of response line, for the wait.
