@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	memrest "petrel/internal/lib/rest"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -209,10 +208,6 @@ func fetchForever(e *Env, accounts []*clientconf.Account, o fetchOptions) error 
 	// heap spreads over many spans, and at rest the survivors sit in fewer of them (what a
 	// collection cannot give back). It costs collections during a sync, not at rest.
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
-	// No heap profile is ever taken of a fetch, and each sampled allocation (one per 512 KB
-	// allocated) records its stack in a 1.4 MB hash table, touching a page of it at random
-	// that is never given back: a few hundred KB after the syncs of 20 accounts.
-	runtime.MemProfileRate = 0
 	rest := time.AfterFunc(time.Hour, func() { memrest.Release() })
 	rest.Stop()
 	defer rest.Stop()

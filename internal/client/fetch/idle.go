@@ -6,9 +6,9 @@ package fetch
 // arrives; the state file and the never-lose order are the same, so a kill at any moment and a
 // rerun give neither losses nor duplicates.
 //
-//   - The wait in IDLE runs without go-imap, on the account's own goroutine (idlewait.go).
 //   - IDLE is ended and re-issued every Rearm (default 25 minutes), before the 29 minutes
-//     after which RFC 2177 §3 allows a server to drop an idle client. Each re-arm asks the account's token source for a token, which
+//     after which RFC 2177 §3 allows a server to drop an idle client (and before go-imap's own
+//     restart at 28). Each re-arm asks the account's token source for a token, which
 //     refreshes an OAuth access token about to expire, so a reconnect after hours of IDLE
 //     logs in at once.
 //   - A server without IDLE is polled with NOOP every Poll (default 1 minute).
@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"petrel/internal/client/clientconf"
 	"petrel/internal/client/oauth"
@@ -39,10 +40,9 @@ type IdleOptions struct {
 	MaxBackoff time.Duration // longest wait (default 5m)
 	// Report is called after each sync and each failure (Result is that sync's).
 	Report func(Result, error)
-	// After makes the timers of the poll and the backoff, Timer the re-arm's (tests drive
-	// them); default time.After and time.AfterFunc.
+	// After makes the timers of the re-arm, the poll and the backoff (tests drive them);
+	// default time.After.
 	After func(time.Duration) <-chan time.Time
-	Timer func(d time.Duration, f func()) (stop func() bool)
 }
 
 func (o *IdleOptions) defaults() {
@@ -63,9 +63,6 @@ func (o *IdleOptions) defaults() {
 	}
 	if o.After == nil {
 		o.After = time.After
-	}
-	if o.Timer == nil {
-		o.Timer = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
 }
 
@@ -160,5 +157,45 @@ func (r *imapRun) wait(ctx context.Context, opt IdleOptions) error {
 			}
 		}
 	}
-	return r.waitAlone(ctx, opt)
+	for {
+		var cmd *imapclient.IdleCommand
+		err := r.do(func() (err error) {
+			cmd, err = r.c.Idle()
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("IDLE: %w", err)
+		}
+		news := false
+		select {
+		case <-ctx.Done():
+		case <-r.wake:
+			news = true
+		case <-opt.After(opt.Rearm):
+		case <-r.c.Closed():
+			// The connection ended under the IDLE; Wait says how.
+		}
+		err = r.do(func() error {
+			if err := cmd.Close(); err != nil {
+				return err
+			}
+			return cmd.Wait()
+		})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			return fmt.Errorf("IDLE: %w", err)
+		}
+		if news {
+			return nil
+		}
+		// A re-arm: keep a stored token fresh for the next login (a refresh if it is due).
+		// Not token_command: it runs at each login anyway, and it may prompt.
+		if _, stored := r.o.Tokens.(*oauth.FileTokens); stored {
+			if _, err := r.o.Tokens.Token(ctx); err != nil {
+				return err
+			}
+		}
+	}
 }

@@ -94,26 +94,6 @@ func startIdle(t *testing.T, a *clientconf.Account, o Options) *idleRun {
 			}
 			return time.After(d)
 		},
-		Timer: func(d time.Duration, f func()) func() bool {
-			if d != rearm {
-				return time.AfterFunc(d, f).Stop
-			}
-			stopped := make(chan struct{})
-			var once sync.Once
-			go func() {
-				select {
-				case <-ir.rearm:
-					once.Do(f)
-				case <-stopped:
-				}
-			}()
-			return func() bool {
-				ran := true
-				once.Do(func() { ran = false })
-				close(stopped)
-				return !ran
-			}
-		},
 	}
 	go func() { ir.done <- Idle(ctx, a, o, opt) }()
 	t.Cleanup(func() {

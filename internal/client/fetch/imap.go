@@ -40,7 +40,6 @@ package fetch
 //     outstanding, and each write, has the account's timeout, and cancelling ctx closes it.
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -81,8 +80,7 @@ type imapRun struct {
 	conn    *deadlineConn
 	ic      *imapConn // what the client reads and writes: conn, or TLS over it
 	c       *imapclient.Client
-	copts   *imapclient.Options // the client's options, for a client made again after Idle's wait
-	stopCtx func() bool         // ends the watch that closes conn when ctx is cancelled
+	stopCtx func() bool // ends the watch that closes conn when ctx is cancelled
 
 	wake      chan struct{}     // Idle: signalled when the server announces new messages; nil otherwise
 	validity  uint32            // UIDVALIDITY of the selected folder
@@ -311,7 +309,6 @@ func (r *imapRun) connect(ctx context.Context, pass string) error {
 			},
 		}}
 	}
-	r.copts = opts
 	r.c = imapclient.New(r.ic, opts)
 	if err := r.c.WaitGreeting(); err != nil {
 		return fail("greeting of "+addr, err)
@@ -918,55 +915,17 @@ func readLine(r io.Reader) (string, error) {
 // challenge goes out as "=", which RFC 4959 §3 allows only for the initial response in the
 // command line; a continuation carries plain base64 (RFC 9051 §6.2.2), so empty is an empty
 // line. Dovecot rejects "=" (go-imap issue #760), and SCRAM ends with such an empty response.
-//
-// It also lets Idle take the connection away from the client and give it back (idlewait.go):
-// in line mode a read returns at most one line, so that when the client waits for more, it
-// holds nothing it has not handled; detached, reads fail and Close leaves the connection open.
 type imapConn struct {
 	net.Conn
-	prefix   []byte      // read before the connection's data (by the client's reader only)
-	inAuth   atomic.Bool // AUTHENTICATE in progress: no other command is being written
-	lineMode atomic.Bool // a read returns at most one line
-	detached atomic.Bool // the client's reads fail, and its Close does nothing
-	// lr buffers the connection in line mode, and then for Idle's own wait; owned by whoever
-	// reads (the client's reader, or Idle once the reader ended).
-	lr *bufio.Reader
+	prefix []byte      // read before the connection's data (by the client's reader only)
+	inAuth atomic.Bool // AUTHENTICATE in progress: no other command is being written
 }
 
-// errDetached ends go-imap's reader when Idle takes the connection.
-var errDetached = errors.New("connection taken for IDLE")
-
 func (c *imapConn) Read(b []byte) (int, error) {
-	if c.detached.Load() {
-		return 0, errDetached
-	}
 	if len(c.prefix) > 0 {
 		n := copy(b, c.prefix)
 		c.prefix = c.prefix[n:]
 		return n, nil
-	}
-	if c.lineMode.Load() {
-		if c.lr == nil {
-			c.lr = bufio.NewReaderSize(c.Conn, idleBuffer)
-		}
-		if c.lr.Buffered() == 0 {
-			if _, err := c.lr.Peek(1); err != nil {
-				return 0, err
-			}
-		}
-		buf, _ := c.lr.Peek(c.lr.Buffered())
-		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
-			buf = buf[:i+1]
-		}
-		n := copy(b, buf)
-		c.lr.Discard(n)
-		return n, nil
-	}
-	if c.lr != nil {
-		if c.lr.Buffered() > 0 {
-			return c.lr.Read(b) // what Idle's wait read past its last line
-		}
-		c.lr = nil
 	}
 	return c.Conn.Read(b)
 }
@@ -981,25 +940,16 @@ func (c *imapConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-func (c *imapConn) Close() error {
-	if c.detached.Load() {
-		return nil
-	}
-	return c.Conn.Close()
-}
-
 // deadlineConn gives every write, and every read made while a command is outstanding (armed),
 // the account's timeout. go-imap's client reads in a goroutine of its own, also between
 // commands (waiting for the server is not an error then, so those reads have no deadline), and
-// sets fixed deadlines of its own, which are ignored here. interrupt ends a read that waits
-// without a command (Idle's re-arm, or the end of go-imap's reader) without ending the session.
+// sets fixed deadlines of its own, which are ignored here.
 type deadlineConn struct {
 	net.Conn
-	timeout     time.Duration
-	mu          sync.Mutex
-	armed       int  // do calls in progress
-	interrupted bool // reads fail at once, and a timeout is not the server's
-	timedOut    atomic.Bool
+	timeout  time.Duration
+	mu       sync.Mutex
+	armed    int // do calls in progress
+	timedOut atomic.Bool
 }
 
 func (c *deadlineConn) arm() {
@@ -1018,41 +968,15 @@ func (c *deadlineConn) disarm() {
 	}
 }
 
-// interrupt makes the read in progress, and those after it, fail with a timeout (which
-// crypto/tls treats as temporary: the TLS session stays usable), until resume.
-func (c *deadlineConn) interrupt() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.interrupted = true
-	c.Conn.SetReadDeadline(time.Unix(1, 0))
-}
-
-func (c *deadlineConn) resume() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.interrupted = false
-	if c.armed == 0 {
-		c.Conn.SetReadDeadline(time.Time{})
-	} else {
-		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
-	}
-}
-
 func (c *deadlineConn) Read(b []byte) (int, error) {
 	c.mu.Lock()
-	if c.armed > 0 && !c.interrupted {
+	if c.armed > 0 {
 		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
 	}
 	c.mu.Unlock()
 	n, err := c.Conn.Read(b)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		c.mu.Lock()
-		ours := c.interrupted
-		c.mu.Unlock()
-		if ours {
-			return n, err
-		}
 		// The server went quiet: the session is over (go-imap's reader would try again).
 		c.timedOut.Store(true)
 		c.Conn.Close()
