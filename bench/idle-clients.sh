@@ -8,7 +8,7 @@
 # Several petrel binaries are measured in turn (A/B in one run); fetchmail once, last
 # (FETCHMAIL=0 skips it). For each client it prints, once all accounts are in IDLE and the run
 # has been quiet for SETTLE seconds (default 20): VmRSS, its anonymous and file parts, PSS
-# (smaps_rollup, summed over fetchmail's processes), threads, and the CPU ticks (1/100 s) used
+# (smaps_rollup, summed over fetchmail's processes), threads, the load average, and the CPU ticks (1/100 s) used
 # in the next REST seconds (default 60) without mail. Then one message is delivered to the
 # first account over SMTP; the script checks that it is archived, and measures VmRSS and PSS
 # again once the run is back at rest (petrel gives memory back 2 s after a sync; we wait 10).
@@ -23,6 +23,7 @@ echo "# $(date -u +%FT%TZ) N=$N SETTLE=${SETTLE}s REST=${REST}s; $(uptime)"
 
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
 kb() { local f=$1 k=$2; shift 2; local s=0 p; for p in "$@"; do s=$((s + $(awk -v k="$k:" '$1==k{print $2}' /proc/$p/$f))); done; echo $s; }
+load() { echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"; }
 mem() { echo "VmRSS $(kb status VmRSS "$@") kB (anon $(kb status RssAnon "$@"), file $(kb status RssFile "$@")), PSS $(kb smaps_rollup Pss "$@") kB"; }
 
 # serve DIR: a development instance with N accounts u1..uN@example.test.
@@ -65,11 +66,11 @@ EOT
 	c=$(idle_conns)
 	m=$(mem $F)
 	t0=$(ticks $F); sleep $REST; t1=$(ticks $F)
-	echo "petrel fetch --idle ($PETREL), $N accounts, $c connections: $m, $(awk '/Threads/{print $2}' /proc/$F/status) threads; CPU ticks in ${REST} s at rest: $((t1-t0))"
+	echo "petrel fetch --idle ($PETREL), $N accounts, $c connections: $m, $(awk '/Threads/{print $2}' /proc/$F/status) threads; CPU ticks in ${REST} s at rest: $((t1-t0)); $(load)"
 	push
 	for i in $(seq 1 300); do ls Mail1/new 2>/dev/null | grep -q . && break; sleep 0.1; done
 	sleep 10
-	echo "  after one pushed message ($(ls Mail1/new | wc -l) archived), back at rest: $(mem $F)"
+	echo "  after one pushed message ($(ls Mail1/new | wc -l) archived), back at rest: $(mem $F); $(load)"
 	kill $F; wait $F || true
 	kill $SERVE; wait $SERVE || true
 	grep -v "^$" fetch.log | head -3
@@ -95,11 +96,11 @@ sleep $SETTLE
 c=$(idle_conns)
 m=$(mem "${pids[@]}")
 t0=$(ticks "${pids[@]}"); sleep $REST; t1=$(ticks "${pids[@]}")
-echo "fetchmail --idle ($(fetchmail --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')), $N processes, $c connections: $m (sums over the processes); CPU ticks in ${REST} s at rest: $((t1-t0))"
+echo "fetchmail --idle ($(fetchmail --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')), $N processes, $c connections: $m (sums over the processes); CPU ticks in ${REST} s at rest: $((t1-t0)); $(load)"
 push
 for i in $(seq 1 300); do [ -s h1/got ] && break; sleep 0.1; done
 sleep 10
-echo "  after one pushed message ($(grep -c '^Subject: push' h1/got 2>/dev/null || echo 0) delivered), back at rest: $(mem "${pids[@]}")"
+echo "  after one pushed message ($(grep -c '^Subject: push' h1/got 2>/dev/null || echo 0) delivered), back at rest: $(mem "${pids[@]}"); $(load)"
 kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
 kill $SERVE; wait $SERVE || true
 head -3 h1/log
