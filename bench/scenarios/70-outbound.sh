@@ -20,12 +20,13 @@ BG_PIDS+=($!)
 
 outbound() { # MESSAGES
 	local sink
-	"$LOAD" sink -listen "127.0.0.1:$SINK_PORT" -expect "$1" -wait-timeout 5m -json -allow-errors >"$WORK/sink.json" &
+	/usr/bin/time -o "$WORK/sink.cpu" -f '%U %S' "$LOAD" sink -listen "127.0.0.1:$SINK_PORT" -expect "$1" -wait-timeout 5m -json -allow-errors >"$WORK/sink.json" &
 	sink=$!
 	wait_port 127.0.0.1 "$SINK_PORT" || return 1
-	load smtp -addr "$T_SUBMISSION" -starttls -auth "user1@example.test:$PASS" -from user1@example.test \
+	/usr/bin/time -o "$WORK/submit.cpu" -f '%U %S' "$LOAD" smtp -json -allow-errors -cafile "$CERT" -servername localhost -addr "$T_SUBMISSION" -starttls -auth "user1@example.test:$PASS" -from user1@example.test \
 		-to 'user{n}@sink{n}.test' -mailboxes 10 -c 8 -n "$1" -size 2048 >"$WORK/submit.json"
 	wait "$sink"
+	echo "outbound load tool CPU (user system, s): submit $(cat "$WORK/submit.cpu") sink $(cat "$WORK/sink.cpu")" >&2
 	cat "$WORK/sink.json"
 }
 
