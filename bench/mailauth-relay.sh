@@ -53,6 +53,7 @@ outbound() {
 	unshare -n bash -c "ip link set lo up; bash '$BENCH/compare.sh' --rounds $ROUNDS_OUT --users 10 --only outbound --out '$OUT/outbound'" >"$OUT/outbound.log" 2>&1 ||
 		{ tail -30 "$OUT/outbound.log"; return 1; }
 	grep -E "compare: round" "$OUT/outbound.log"
+	grep -h -F "load tool CPU" "$OUT/outbound/logs/load.log" || true
 	grep -F "Outbound relay" "$OUT/outbound/results.md"
 	for t in petrel anchor; do
 		ms=$(awk -v t="$t" '$2 == t && $3 != "profile" { printf "%s ", $4 }' "$OUT/outbound/server-cpu.tsv" | median)
@@ -77,6 +78,7 @@ outbound_ab() { # REV
 			ms=$(awk '$2 == "petrel" { print $4 }' "$OUT/ab-$t-$round/server-cpu.tsv")
 			rate=$(awk -F' *\\| *' '/Outbound relay/ { print $4 }' "$OUT/ab-$t-$round/results.md")
 			printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$round" "$((ms * 1000 / 3000))" "$rate" "$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$OUT/ab.tsv"
+			grep -h -F "load tool CPU" "$OUT/ab-$t-$round/logs/load.log" || true
 		done
 	done
 	for t in a b; do

@@ -108,17 +108,27 @@ func TestPatternsAndAccounts(t *testing.T) {
 	}
 }
 
-func TestSMTP(t *testing.T) {
+// bothClients runs f with go-smtp's client and with the pipelining one (-pipelining).
+func bothClients(t *testing.T, f func(t *testing.T, pipelining bool)) {
+	for _, p := range []bool{false, true} {
+		t.Run(map[bool]string{false: "go-smtp", true: "pipelining"}[p], func(t *testing.T) { f(t, p) })
+	}
+}
+
+func TestSMTP(t *testing.T) { bothClients(t, testSMTP) }
+
+func testSMTP(t *testing.T, pipelining bool) {
 	srv := newFakeSMTP(t, fakeSMTPOptions{})
 	res, err := RunSMTP(testCtx(t), SMTPConfig{
-		Target:    Target{Addr: srv.addr, Timeout: 30 * time.Second},
-		Messages:  50,
-		Size:      2000,
-		Conns:     4,
-		PerConn:   5,
-		From:      "load@example.test",
-		To:        []string{"user{n}@example.test"},
-		Mailboxes: 3,
+		Target:     Target{Addr: srv.addr, Timeout: 30 * time.Second},
+		Messages:   50,
+		Size:       2000,
+		Conns:      4,
+		PerConn:    5,
+		From:       "load@example.test",
+		To:         []string{"user{n}@example.test"},
+		Mailboxes:  3,
+		Pipelining: pipelining,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -158,14 +168,16 @@ func TestSMTP(t *testing.T) {
 	}
 }
 
-func TestSMTPTLSAndAuth(t *testing.T) {
+func TestSMTPTLSAndAuth(t *testing.T) { bothClients(t, testSMTPTLSAndAuth) }
+
+func testSMTPTLSAndAuth(t *testing.T, pipelining bool) {
 	login := &Account{User: "dev@example.test", Pass: "secret"}
 	for _, mode := range []TLSMode{StartTLS, ImplicitTLS} {
 		t.Run(mode.String(), func(t *testing.T) {
 			srv := newFakeSMTP(t, fakeSMTPOptions{auth: login, tls: mode == StartTLS, implicit: mode == ImplicitTLS})
 			res, err := RunSMTP(testCtx(t), SMTPConfig{
 				Target:   Target{Addr: srv.addr, TLS: mode, Insecure: true, Timeout: 30 * time.Second},
-				Messages: 10, Size: 500, Conns: 2, Auth: login,
+				Messages: 10, Size: 500, Conns: 2, Auth: login, Pipelining: pipelining,
 				From: "dev@example.test", To: []string{"dev@example.test"},
 			})
 			if err != nil {
@@ -183,7 +195,7 @@ func TestSMTPTLSAndAuth(t *testing.T) {
 		srv := newFakeSMTP(t, fakeSMTPOptions{tls: true})
 		res, _ := RunSMTP(testCtx(t), SMTPConfig{
 			Target:   Target{Addr: srv.addr, TLS: StartTLS, RootCAs: trust(t, srv.tls), Timeout: 30 * time.Second},
-			Messages: 3, Size: 500, Conns: 1, From: "a@x", To: []string{"b@x"},
+			Messages: 3, Size: 500, Conns: 1, From: "a@x", To: []string{"b@x"}, Pipelining: pipelining,
 		})
 		if res.Errors != 0 || res.Ops != 3 {
 			t.Errorf("trusted certificate: %d ops, %d errors %v", res.Ops, res.Errors, res.FirstErrors)
@@ -193,7 +205,7 @@ func TestSMTPTLSAndAuth(t *testing.T) {
 		srv := newFakeSMTP(t, fakeSMTPOptions{implicit: true})
 		res, _ := RunSMTP(testCtx(t), SMTPConfig{
 			Target:   Target{Addr: srv.addr, TLS: ImplicitTLS, Timeout: 30 * time.Second},
-			Messages: 3, Size: 500, Conns: 1, From: "a@x", To: []string{"b@x"},
+			Messages: 3, Size: 500, Conns: 1, From: "a@x", To: []string{"b@x"}, Pipelining: pipelining,
 		})
 		if res.Errors != 3 || res.Ops != 0 || !strings.Contains(res.FirstErrors[0], "certificate") {
 			t.Errorf("self-signed certificate without -insecure: %d errors %v", res.Errors, res.FirstErrors)
@@ -203,7 +215,7 @@ func TestSMTPTLSAndAuth(t *testing.T) {
 		srv := newFakeSMTP(t, fakeSMTPOptions{auth: login})
 		res, _ := RunSMTP(testCtx(t), SMTPConfig{
 			Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
-			Messages: 4, Size: 500, Conns: 2, Auth: &Account{User: login.User, Pass: "wrong"},
+			Messages: 4, Size: 500, Conns: 2, Auth: &Account{User: login.User, Pass: "wrong"}, Pipelining: pipelining,
 			From: "a@x", To: []string{"b@x"},
 		})
 		if res.Errors != 4 || res.Ops != 0 || !strings.Contains(res.FirstErrors[0], "AUTH") {
@@ -212,13 +224,15 @@ func TestSMTPTLSAndAuth(t *testing.T) {
 	})
 }
 
-func TestSMTPRefusedRecipients(t *testing.T) {
+func TestSMTPRefusedRecipients(t *testing.T) { bothClients(t, testSMTPRefusedRecipients) }
+
+func testSMTPRefusedRecipients(t *testing.T, pipelining bool) {
 	srv := newFakeSMTP(t, fakeSMTPOptions{})
 	// One connection, so that "the session survives" has one meaning
 	// whatever the scheduler does: every message on it, none reconnecting.
 	cfg := SMTPConfig{
 		Target:   Target{Addr: srv.addr, Timeout: 30 * time.Second},
-		Messages: 8, Size: 500, Conns: 1, PerConn: 0,
+		Messages: 8, Size: 500, Conns: 1, PerConn: 0, Pipelining: pipelining,
 		From: "a@example.test", To: []string{"reject@example.test"},
 	}
 	res, err := RunSMTP(testCtx(t), cfg)

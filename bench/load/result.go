@@ -69,6 +69,9 @@ type Result struct {
 	Errors      int64    `json:"errors"`
 	FirstErrors []string `json:"first_errors"`
 	Stopped     string   `json:"stopped,omitempty"` // why the run ended early (timeout, interrupt)
+	// ToolCPUS is this process's own CPU time (user and system) when the result was made:
+	// the load tool shares the machine with the server it measures.
+	ToolCPUS float64 `json:"tool_cpu_s,omitempty"`
 
 	Delivery *Delivery     `json:"delivery,omitempty"` // smtp -wait-pop3 and wait
 	Idle     *IdleReport   `json:"idle,omitempty"`     // idle, imap-idle
@@ -85,6 +88,7 @@ func (r *Result) finish(elapsed time.Duration) {
 	if r.FirstErrors == nil {
 		r.FirstErrors = []string{}
 	}
+	r.ToolCPUS = processCPU().Seconds()
 }
 
 // WriteJSON writes the result as one indented JSON object.

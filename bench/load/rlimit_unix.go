@@ -2,7 +2,10 @@
 
 package load
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 // raiseNoFile raises this process's RLIMIT_NOFILE soft limit to at least
 // want, and the hard limit too when allowed (as root), and returns the soft
@@ -27,4 +30,13 @@ func raiseNoFile(want uint64) (uint64, error) {
 		return lim.Cur, err
 	}
 	return lim.Max, nil
+}
+
+// processCPU is the CPU time (user and system) this process has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

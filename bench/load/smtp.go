@@ -35,6 +35,9 @@ type SMTPConfig struct {
 	Mailboxes int
 	// Sign, if set, DKIM-signs every message (the signed-mail mode).
 	Sign *DKIMSigner
+	// Pipelining sends MAIL, RCPT and DATA in one write (RFC 2920; smtppipe.go); the
+	// server must offer PIPELINING.
+	Pipelining bool
 
 	// Wait, if set, polls the recipients' mailboxes over POP3 after sending
 	// and reports end-to-end delivery in Result.Delivery. Its Accounts may
@@ -194,7 +197,7 @@ func stoppedText(ctx context.Context, progress string) string {
 // messages or after a connection-level error.
 func (r *smtpRun) worker(ctx context.Context) {
 	var (
-		c      *smtp.Client
+		c      smtpSession
 		onConn int // messages tried on c
 		lat    []time.Duration
 	)
@@ -214,13 +217,19 @@ func (r *smtpRun) worker(ctx context.Context) {
 		}
 		if c == nil {
 			var err error
-			if c, err = r.connect(ctx); err != nil {
+			if c, err = r.open(ctx); err != nil {
 				r.fail(ctx, "message %d: connect: %v", i, err)
 				continue
 			}
 			onConn = 0
 		}
-		d, err := r.transaction(c, i)
+		var d time.Duration
+		var err error
+		if pc, ok := c.(*pipeClient); ok {
+			d, err = r.pipelinedTransaction(pc, i)
+		} else {
+			d, err = r.transaction(c.(*smtp.Client), i)
+		}
 		onConn++
 		switch {
 		case err == nil:
@@ -253,7 +262,30 @@ func (r *smtpRun) fail(ctx context.Context, format string, args ...any) {
 	}
 }
 
-func (r *smtpRun) quit(ctx context.Context, c *smtp.Client) {
+// smtpSession is a session of either client: go-smtp's, or pipeClient with -pipelining.
+type smtpSession interface {
+	Reset() error
+	Close() error
+	Quit() error
+}
+
+// open connects with the client the run uses.
+func (r *smtpRun) open(ctx context.Context) (smtpSession, error) {
+	if r.cfg.Pipelining {
+		pc, err := r.connectPipelined(ctx)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return pc, nil
+	}
+	c, err := r.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (r *smtpRun) quit(ctx context.Context, c smtpSession) {
 	if err := c.Quit(); err != nil {
 		r.fail(ctx, "QUIT: %v", err)
 	} else {

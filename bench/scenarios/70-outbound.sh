@@ -8,6 +8,10 @@
 #   Ed25519, made at domain add), as shipped: 32 workers, 4 connections per domain.
 # - Postfix routes the ten domains to the sink with transport_maps (no DNS) and does not sign
 #   (no DKIM milter): its defaults otherwise (up to 100 smtp processes, 20 per destination).
+# - The submitting client pipelines (petrel-load smtp -pipelining: MAIL, RCPT and DATA in one
+#   write, RFC 2920), as both servers offer; the sink groups its replies the same way. The
+#   load tool and the sink share the machine's cores with the server measured, so their CPU
+#   per message bounds the figure too; it goes to logs/load.log ("load tool CPU").
 # Run compare.sh in its own network namespace for this one (the sink's and DNS server's
 # loopback ports are the only network it needs): unshare -n bash -c 'ip link set lo up;
 # bash bench/compare.sh --only outbound'.
@@ -18,14 +22,18 @@ for i in $(seq 10); do outbound_dns_records+=(-record "sink$i.test MX 10 mx.sink
 "$LOAD" dns -listen "127.0.0.1:$OUT_DNS_PORT" -timeout 24h "${outbound_dns_records[@]}" >/dev/null 2>&1 &
 BG_PIDS+=($!)
 
+# tool_cpu FILE prints the tool_cpu_s of a petrel-load JSON result.
+tool_cpu() { sed -n 's/^  "tool_cpu_s": \([0-9.]*\),*$/\1/p' "$1"; }
+
 outbound() { # MESSAGES
 	local sink
 	"$LOAD" sink -listen "127.0.0.1:$SINK_PORT" -expect "$1" -wait-timeout 5m -json -allow-errors >"$WORK/sink.json" &
 	sink=$!
 	wait_port 127.0.0.1 "$SINK_PORT" || return 1
 	load smtp -addr "$T_SUBMISSION" -starttls -auth "user1@example.test:$PASS" -from user1@example.test \
-		-to 'user{n}@sink{n}.test' -mailboxes 10 -c 8 -n "$1" -size 2048 >"$WORK/submit.json"
+		-to 'user{n}@sink{n}.test' -mailboxes 10 -c 8 -n "$1" -size 2048 -pipelining >"$WORK/submit.json"
 	wait "$sink"
+	echo "outbound load tool CPU: submit $(tool_cpu "$WORK/submit.json") s, sink $(tool_cpu "$WORK/sink.json") s" >&2
 	cat "$WORK/sink.json"
 }
 

@@ -283,6 +283,7 @@ func setupSMTP(fs *flag.FlagSet, c *common) func(context.Context) (*load.Result,
 	fs.IntVar(&waitConns, "wait-c", 4, "concurrent POP3 sessions per poll")
 	fs.StringVar(&dkimKey, "dkim-key", "", "DKIM-sign every message with this PEM private `file` (RSA or Ed25519; d= is -from's domain)")
 	fs.StringVar(&dkimSel, "dkim-selector", "bench", "the s= selector of -dkim-key")
+	fs.BoolVar(&cfg.Pipelining, "pipelining", false, "send MAIL, RCPT and DATA in one write (RFC 2920); the server must offer PIPELINING")
 	return func(ctx context.Context) (*load.Result, error) {
 		t, err := c.target()
 		if err != nil {

@@ -65,6 +65,8 @@ type Signer struct {
 	// bufs holds the buffers the message is copied through to the signers: io.Copy made a
 	// new 32 KiB one per message (a fifth of the bytes the relay path allocated).
 	bufs sync.Pool
+	// readers holds the bufio.Readers the message is read through, for the same reason.
+	readers sync.Pool
 }
 
 // Sign reads the message in r (header and body, CRLF line ends, exactly as it will be sent)
@@ -80,7 +82,16 @@ func (s *Signer) Sign(ctx context.Context, domain string, r io.Reader) (string, 
 	if len(keys) == 0 {
 		return "", nil
 	}
-	br := bufio.NewReader(r)
+	br, _ := s.readers.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReader(r)
+	} else {
+		br.Reset(r)
+	}
+	defer func() {
+		br.Reset(nil) // holds no reference to the message while pooled
+		s.readers.Put(br)
+	}()
 	hdr, err := readHeader(br, headerLimit(s.MaxHeaderBytes))
 	if err != nil {
 		return "", fmt.Errorf("msgauth: DKIM signing: %w", err)

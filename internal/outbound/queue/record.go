@@ -53,11 +53,16 @@ func (q *Queue) record(ctx context.Context, e store.QueueEntry, body []byte, sen
 			rec.RemoteMTA = res.Host
 			rec.Diagnostic = rep.String()
 		}
-		log := q.log.With("entry", e.ID, "from", e.MailFrom, "rcpt", r.Address, "attempts", r.Attempts+1, "host", res.Host, "reply", rep.String())
+		// One line per recipient and outcome in the mail log. Not q.log.With: a derived
+		// logger formats its fields up front, which for one line only costs more.
+		logInfo := func(msg string, more ...any) {
+			q.log.Info(msg, append([]any{"entry", e.ID, "from", e.MailFrom, "rcpt", r.Address, "attempts", r.Attempts + 1,
+				"host", res.Host, "reply", rep.String()}, more...)...)
+		}
 		switch {
 		case rep.Delivered():
 			updates = append(updates, store.QueueUpdate{RecipientID: r.ID, Done: true})
-			log.Info("queue: delivered", "tls", res.TLS)
+			logInfo("queue: delivered", "tls", res.TLS)
 			q.cfg.Metrics.Attempt("delivered")
 			if notify&dsn.NotifySuccess != 0 {
 				rec.Action = dsn.Delivered
@@ -70,7 +75,7 @@ func (q *Queue) record(ctx context.Context, e store.QueueEntry, body []byte, sen
 			}
 		case rep.Permanent():
 			updates = append(updates, store.QueueUpdate{RecipientID: r.ID, Done: true})
-			log.Info("queue: bounced")
+			logInfo("queue: bounced")
 			q.cfg.Metrics.Attempt("bounced")
 			rec.Action = dsn.Failed
 			if notify.Wants(dsn.Failed) {
@@ -80,7 +85,7 @@ func (q *Queue) record(ctx context.Context, e store.QueueEntry, body []byte, sen
 			next, expired := q.cfg.Schedule.Next(e.Created, now, r.Attempts+1)
 			if expired {
 				updates = append(updates, store.QueueUpdate{RecipientID: r.ID, Done: true})
-				log.Info("queue: expired")
+				logInfo("queue: expired")
 				q.cfg.Metrics.Attempt("expired")
 				rec.Action = dsn.Failed
 				rec.Status = "5.4.7" // RFC 3463: delivery time expired (class 5: it failed)
@@ -92,7 +97,7 @@ func (q *Queue) record(ctx context.Context, e store.QueueEntry, body []byte, sen
 				break
 			}
 			u := store.QueueUpdate{RecipientID: r.ID, NextAttempt: next, LastError: rep.String(), Warned: r.Warned}
-			log.Info("queue: deferred", "next", next)
+			logInfo("queue: deferred", "next", next)
 			q.cfg.Metrics.Attempt("deferred")
 			if !r.Warned && q.cfg.Schedule.Warn(e.Created, now) && notify.Wants(dsn.Delayed) {
 				rec.Action = dsn.Delayed

@@ -256,3 +256,55 @@ func TestSendingChargeAtCommit(t *testing.T) {
 		t.Errorf("%d deliveries, want 1", n)
 	}
 }
+
+// TestSendingReusedInSession: a session reuses the limits and usage it read for its next
+// messages (sendingReuse), adding its own accepted messages. Another session's message is
+// then unseen by the early check at MAIL, and the charge in the commit refuses; after that
+// refusal the next MAIL reads the counters again.
+func TestSendingReusedInSession(t *testing.T) {
+	st := openLimitStore(t, t.TempDir())
+	defer st.Close()
+	now := time.Date(2026, 12, 7, 11, 5, 0, 0, time.UTC)
+	ts := startServer(t, Config{Role: RoleSubmission, AllowInsecureAuth: true,
+		Sending: &SendingLimits{Store: st, Default: store.SendingLimits{HourMessages: 3}, Now: func() time.Time { return now }}},
+		chargingDeliverer(st))
+	c := dial(t, ts.addr)
+	c.Run(`
+		S: 220
+		C: EHLO laptop
+		S: 250
+		C: AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=
+		S: 235
+	`)
+	send := func(last string) {
+		t.Helper()
+		c.Run(`
+			C: MAIL FROM:<alice@example.test>
+			S: 250
+			C: RCPT TO:<bob@example.test>
+			S: 250
+			C: DATA
+			S: 354
+		`)
+		c.Raw("Subject: hi\r\n\r\nhello\r\n.\r\n")
+		c.Run(`S: ` + last)
+	}
+	send("250")
+	send("250")
+	// Another session sends the third message of the hour, which this one does not see:
+	// its MAIL passes, and the commit refuses.
+	if r := submitLimited(t, ts.addr, "bob@example.test"); !strings.HasPrefix(r[len(r)-1], "250 ") {
+		t.Fatalf("the other session's message: %q", r)
+	}
+	send("451 4.7.1 sending limit of 3 messages per hour reached; it resets at 2026-12-07 12:00 UTC")
+	// Now the session has read the counters again: MAIL is refused.
+	c.Run(`
+		C: MAIL FROM:<alice@example.test>
+		S: 451 4.7.1 sending limit of 3 messages per hour reached; it resets at 2026-12-07 12:00 UTC
+		C: QUIT
+		S: 221
+	`)
+	if n := len(ts.fd.delivered()); n != 3 {
+		t.Errorf("%d deliveries, want 3", n)
+	}
+}

@@ -50,6 +50,7 @@ type session struct {
 	tx       *transaction   // the open transaction, nil between transactions
 	doorDone bool           // the connection checks ran (door.go)
 	doorConn []door.Finding // what they found
+	sending  sendingTx      // the limits and usage after the last accepted message (limits.go)
 }
 
 // transaction is one MAIL..DATA exchange.
@@ -425,11 +426,13 @@ func (s *session) Data(r io.Reader) (err error) {
 			return refuse
 		}
 	}
+	charge := s.sendingCharge(tx, len(rcpts)) // limits.go
 	_, err = s.srv.d.Deliver(ctx, deliver.Envelope{MailFrom: tx.from, Targets: targets, ReceivedAt: received,
 		Remote: remote, Ret: tx.dsn.ret, EnvID: tx.dsn.envID, Forward: forward, Submitted: s.srv.pol.requireAuth,
-		Charge: s.sendingCharge(tx, len(rcpts)), Classify: s.srv.cfg.Role == RoleMX, To: to,
-		Verified: verified(tx.verdict)}, body) // limits.go
+		Charge: charge, Classify: s.srv.cfg.Role == RoleMX, To: to,
+		Verified: verified(tx.verdict)}, body)
 	if le := (*store.LimitError)(nil); errors.As(err, &le) {
+		s.charged(tx, nil) // the next MAIL reads the counters that refused this one
 		refuse := s.limitReply(le)
 		s.logTx(tx, "rejected", refuse.Message, n)
 		return refuse
@@ -464,6 +467,7 @@ func (s *session) Data(r io.Reader) (err error) {
 		s.logTx(tx, "failed", "store error", n)
 		return reply(451, 4, 3, 0, "temporary failure, try again later")
 	}
+	s.charged(tx, charge)
 	s.logTx(tx, "delivered", "", n)
 	// go-smtp sends an SMTPError as the reply whatever its code: this is the 250.
 	return reply(250, 2, 0, 0, "OK id="+tx.id)

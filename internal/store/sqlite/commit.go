@@ -97,6 +97,8 @@ type tx struct {
 	garbage int64            // blobs this request listed for the reclaim (markGarbage)
 	counted counted          // what a delivery took from the counters (delivercache.go)
 	indexed []queuedText     // bodies for the indexer once this request committed (indexer.go)
+	queued  []queuedBody     // bodies this request queued, for queueBodies once committed
+	dequeue []int64          // blobs of queue entries this request removed (queuebodies.go)
 }
 
 func (t *tx) exec(query string, args ...any) (sql.Result, error) {
@@ -373,6 +375,12 @@ func (s *Store) runBatch(c *committer, batch []*request, savepoints bool) bool {
 			c.garbage += t.garbage
 			if len(t.indexed) > 0 {
 				s.index.add(t.indexed)
+			}
+			if len(t.dequeue) > 0 {
+				s.queueBodies.drop(t.dequeue)
+			}
+			if len(t.queued) > 0 {
+				s.queueBodies.add(t.queued)
 			}
 			for _, ch := range t.changes {
 				s.changes.Publish(ch)

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -585,6 +586,9 @@ func (s *Store) mailboxUIDs(ctx context.Context, mailboxID int64, query string, 
 // connection between reads; the first chunk is in the blobs row, so a message smaller than
 // a chunk costs one query. A blob listed as garbage is not found, though not yet freed.
 func (s *Store) OpenBlob(ctx context.Context, blobID int64) (io.ReadCloser, error) {
+	if b, ok := s.queueBodies.get(blobID); ok {
+		return io.NopCloser(bytes.NewReader(b)), nil
+	}
 	r := &blobReader{ctx: ctx, s: s, id: blobID}
 	var base, at sql.NullInt64
 	err := s.queryRow(ctx, `SELECT size, data, base_id, fields_at FROM blobs WHERE id = ?1

@@ -36,6 +36,7 @@ func (t *tx) enqueue(o *store.Outbound, body []byte, now time.Time) (int64, erro
 	if err != nil {
 		return 0, err
 	}
+	t.queued = append(t.queued, queuedBody{id: blobID, body: body})
 	next := o.NextAttempt
 	if next.IsZero() {
 		next = now
@@ -169,6 +170,7 @@ func (t *tx) removeIfEmpty(entryID int64) error {
 	if err != nil {
 		return err
 	}
+	t.dequeue = append(t.dequeue, blobID)
 	return t.markGarbage([]int64{blobID})
 }
 

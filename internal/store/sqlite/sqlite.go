@@ -157,6 +157,8 @@ type Store struct {
 	changes *broker.Broker
 
 	index *indexer // the background full-text indexer (indexer.go)
+	// queueBodies holds recently queued bodies for the queue's first attempt (queuebodies.go).
+	queueBodies queueBodies
 	// searchMaps maps index hits to UIDs for searches with many hits (searchmap.go).
 	searchMaps searchMapCache
 	// backlogMax is the highest body in search_pending at Open: the bodies up to it are the
