@@ -150,20 +150,9 @@ func wantNotice(t *testing.T, src store.PullSource, parts ...string) {
 // before fingerprints were kept did.
 func pulledByOldVersion(t *testing.T, protocol string, n int) (*env, *mailtest.Dovecot) {
 	t.Helper()
-	if protocol == "imap" {
-		mailtest.RequireBinary(t, mailtest.IMAPBinary)
-	}
-	d := mailtest.StartDovecot(t)
-	e := newEnv(t)
-	if protocol == "imap" {
-		e.addDovecot(t, d, "imap", d.IMAPSAddr, "tls", true)
-	} else {
-		e.addDovecot(t, d, "pop3", d.POP3Addr, "starttls", true)
-	}
+	e, d := dovecotSource(t, protocol, true)
 	current := e.oldVersion(t)
-	for i := range n {
-		d.Deliver(t, i, msg(i))
-	}
+	putDovecot(t, d, 0, n)
 	if src := e.pollNow(t); src.Failures != 0 || src.Notice != "" {
 		t.Fatalf("poll of the old version %+v", src)
 	}
