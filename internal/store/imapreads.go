@@ -28,3 +28,14 @@ type FlagSearch interface {
 	// unknown mailbox is ErrNotFound.
 	UIDsByFlag(ctx context.Context, mailboxID int64, ranges []UIDRange, flag string, has bool) ([]uint32, error)
 }
+
+// FlagFirst finds the first message of a mailbox with or without a flag. SELECT answers
+// with the first unseen message (RFC 3501 §6.3.1, the UNSEEN response code); listing every
+// unseen UID for it walked most of a large mailbox at each SELECT. It is apart from Store
+// so that a backend can come without it: a caller without it lists with FlagSearch.
+type FlagFirst interface {
+	// FirstUIDByFlag returns the lowest UID of the mailbox's messages that have flag (has
+	// true) or lack it (has false), compared as UIDsByFlag compares it, or 0 when no
+	// message does. An unknown mailbox is ErrNotFound.
+	FirstUIDByFlag(ctx context.Context, mailboxID int64, flag string, has bool) (uint32, error)
+}

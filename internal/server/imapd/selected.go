@@ -270,13 +270,13 @@ func (s *session) cmdSelect(c *Command) (done, error) {
 		if sel.uids, err = fs.UIDsByFlag(s.ctx, mb.ID, nil, "", false); err != nil {
 			return done{}, s.storeError(err)
 		}
-		if !s.ext.rev2 && len(sel.uids) > 0 {
-			unseen, err := fs.UIDsByFlag(s.ctx, mb.ID, nil, store.FlagSeen, false)
+		if !s.ext.rev2 && len(sel.uids) > 0 && mb.Unseen > 0 {
+			uid, err := s.firstUnseen(fs, mb.ID)
 			if err != nil {
 				return done{}, s.storeError(err)
 			}
-			if len(unseen) > 0 {
-				firstUnseen = sel.seqOf(unseen[0])
+			if uid != 0 {
+				firstUnseen = sel.seqOf(uid)
 			}
 		}
 	} else {
@@ -329,6 +329,20 @@ func (s *session) cmdSelect(c *Command) (done, error) {
 		return done{code: "READ-ONLY", text: c.Name + " completed"}, nil
 	}
 	return done{code: "READ-WRITE", text: c.Name + " completed"}, nil
+}
+
+// firstUnseen is the UID of the mailbox's first message without \Seen, 0 for none: found
+// by the store's FlagFirst when it has one, else the head of the listing of every unseen
+// message.
+func (s *session) firstUnseen(fs store.FlagSearch, mailboxID int64) (uint32, error) {
+	if ff, ok := s.srv.store.(store.FlagFirst); ok {
+		return ff.FirstUIDByFlag(s.ctx, mailboxID, store.FlagSeen, false)
+	}
+	unseen, err := fs.UIDsByFlag(s.ctx, mailboxID, nil, store.FlagSeen, false)
+	if err != nil || len(unseen) == 0 {
+		return 0, err
+	}
+	return unseen[0], nil
 }
 
 // flagSearch is the store's FlagSearch, or nil when it has none.

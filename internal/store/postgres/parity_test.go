@@ -84,3 +84,7 @@ func TestBlobBatch(t *testing.T) {
 func TestFlagSearch(t *testing.T) {
 	storetest.RunFlagSearch(t, func(t *testing.T) storetest.FlagSearchStore { return openTest(t) })
 }
+
+func TestFlagFirst(t *testing.T) {
+	storetest.RunFlagFirst(t, func(t *testing.T) storetest.FlagFirstStore { return openTest(t) })
+}

@@ -209,6 +209,7 @@ func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string,
 var _ store.BatchAppender = (*Store)(nil)
 var _ store.BlobBatch = (*Store)(nil)
 var _ store.FlagSearch = (*Store)(nil)
+var _ store.FlagFirst = (*Store)(nil)
 
 // AppendBatch implements store.BatchAppender. Every message is a request of its own (and a
 // message with a UID one more, the adoption of its UID, before it), all enqueued before the
@@ -565,14 +566,27 @@ func (s *Store) Vanished(ctx context.Context, mailboxID int64, f store.Filter) (
 }
 
 // mailboxUIDs runs a query for UIDs of one mailbox; when it finds none, a mailbox that
-// does not exist is ErrNotFound.
+// does not exist is ErrNotFound. The UIDs come back as one value, a comma-separated list
+// made by group_concat: handing database/sql one row per UID cost about three times
+// SQLite's own walk of the index (locks, the driver's step and scan per row), and SELECT
+// lists every UID of the mailbox (docs/benchmarks.md).
 func (s *Store) mailboxUIDs(ctx context.Context, mailboxID int64, query string, args ...any) ([]uint32, error) {
-	rows, err := s.query(ctx, query, args...)
+	rows, err := s.query(ctx, `SELECT group_concat(uid) FROM (`+query+`)`, args...)
 	if err != nil {
 		return nil, err
 	}
-	out, err := scanColumn[uint32](rows)
-	if err != nil {
+	defer rows.Close()
+	var list sql.RawBytes
+	var out []uint32
+	if rows.Next() {
+		if err := rows.Scan(&list); err != nil {
+			return nil, err
+		}
+		if out, err = parseUIDList(list); err != nil { // sorts them: group_concat's order is not promised
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	if len(out) == 0 {
@@ -730,6 +744,23 @@ var flagIndexes = []struct {
 // or one range is a plain range of an index, walked in UID order; several ranges go in as
 // JSON pairs (as in selectFiltered).
 func (s *Store) UIDsByFlag(ctx context.Context, mailboxID int64, ranges []store.UIDRange, flag string, has bool) ([]uint32, error) {
+	query, args := flagQuery(mailboxID, ranges, flag, has)
+	return s.mailboxUIDs(ctx, mailboxID, query, args...)
+}
+
+// FirstUIDByFlag implements store.FlagFirst: UIDsByFlag's walk, stopped at its first UID.
+func (s *Store) FirstUIDByFlag(ctx context.Context, mailboxID int64, flag string, has bool) (uint32, error) {
+	query, args := flagQuery(mailboxID, nil, flag, has)
+	var uid uint32
+	err := s.queryRow(ctx, query+` LIMIT 1`, args...).Scan(&uid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, s.mailboxExists(ctx, mailboxID)
+	}
+	return uid, err
+}
+
+// flagQuery is the query of UIDsByFlag, in UID order.
+func flagQuery(mailboxID int64, ranges []store.UIDRange, flag string, has bool) (string, []any) {
 	// Flags are stored normalized, separated by single spaces (store.NormalizeFlags): a
 	// system flag is compared in its canonical spelling, a keyword without regard to case.
 	from, term := "messages t", "true"
@@ -752,9 +783,9 @@ func (s *Store) UIDsByFlag(ctx context.Context, mailboxID int64, ranges []store.
 		if len(merged) == 1 {
 			r = merged[0]
 		}
-		return s.mailboxUIDs(ctx, mailboxID, `SELECT t.uid FROM `+from+`
-			WHERE t.mailbox_id = ?1 AND t.uid BETWEEN ?2 AND ?5 AND `+term+`
-			ORDER BY t.uid`, mailboxID, r.First, flag, has, r.Last)
+		return `SELECT t.uid FROM ` + from + `
+			WHERE t.mailbox_id = ?1 AND t.uid BETWEEN ?2 AND ?5 AND ` + term + `
+			ORDER BY t.uid`, []any{mailboxID, r.First, flag, has, r.Last}
 	}
 	b := []byte{'['}
 	for i, r := range merged {
@@ -764,7 +795,7 @@ func (s *Store) UIDsByFlag(ctx context.Context, mailboxID int64, ranges []store.
 		b = fmt.Appendf(b, "[%d,%d]", r.First, r.Last)
 	}
 	pairs := string(append(b, ']'))
-	return s.mailboxUIDs(ctx, mailboxID, `SELECT t.uid FROM json_each(?2) r CROSS JOIN messages t
+	return `SELECT t.uid FROM json_each(?2) r CROSS JOIN messages t
 		ON t.mailbox_id = ?1 AND t.uid BETWEEN r.value->>0 AND r.value->>1
-		WHERE `+term+` ORDER BY t.uid`, mailboxID, pairs, flag, has)
+		WHERE ` + term + ` ORDER BY t.uid`, []any{mailboxID, pairs, flag, has}
 }

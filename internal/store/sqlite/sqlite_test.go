@@ -698,6 +698,10 @@ func TestFlagSearch(t *testing.T) {
 	storetest.RunFlagSearch(t, func(t *testing.T) storetest.FlagSearchStore { return openTemp(t, Options{}) })
 }
 
+func TestFlagFirst(t *testing.T) {
+	storetest.RunFlagFirst(t, func(t *testing.T) storetest.FlagFirstStore { return openTemp(t, Options{}) })
+}
+
 func TestFields(t *testing.T) {
 	storetest.RunFields(t, func(t *testing.T) storetest.FieldsStore { return openTemp(t, Options{}) })
 }

@@ -156,3 +156,64 @@ func RunFlagSearch(t *testing.T, open func(t *testing.T) FlagSearchStore) {
 	_, err := s.UIDsByFlag(f.ctx, empty.ID+1000, nil, "", false)
 	wantErr(t, "UIDsByFlag of a missing mailbox", err, store.ErrNotFound)
 }
+
+// FlagFirstStore is a store that finds a mailbox's first message by a flag.
+type FlagFirstStore interface {
+	store.Store
+	store.FlagFirst
+}
+
+// RunFlagFirst tests a store's FlagFirst: open returns a new, empty store, which the test
+// closes.
+func RunFlagFirst(t *testing.T, open func(t *testing.T) FlagFirstStore) {
+	s := open(t)
+	defer s.Close()
+	f := &fixture{t: t, s: s, ctx: context.Background()}
+	a := f.account("a@example.org")
+	inbox := f.mailbox(a.ID, store.Inbox)
+	empty := f.create(a.ID, "Empty")
+	to := store.Target{AccountID: a.ID}
+	var uids []uint32
+	for i := range 5 {
+		uids = append(uids, f.deliver(fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i), to).Messages[0].UID)
+	}
+	f.setFlags(inbox.ID, []uint32{uids[0], uids[1]}, store.FlagsAdd, store.FlagSeen)
+	f.setFlags(inbox.ID, []uint32{uids[1], uids[3]}, store.FlagsAdd, store.FlagFlagged, "Work")
+	f.setFlags(inbox.ID, []uint32{uids[2]}, store.FlagsAdd, store.FlagDeleted)
+	f.expunge(inbox.ID, uids[2])
+
+	for _, tc := range []struct {
+		name string
+		flag string
+		has  bool
+		want uint32
+	}{
+		{"first message", "", false, uids[0]},
+		{"first unseen", store.FlagSeen, false, uids[3]},
+		{"first seen", store.FlagSeen, true, uids[0]},
+		{"first flagged", store.FlagFlagged, true, uids[1]},
+		{"first unflagged", store.FlagFlagged, false, uids[0]},
+		{"flag in any case", `\FLAGGED`, true, uids[1]},
+		{"keyword", "work", true, uids[1]},
+		{"deleted, expunged left out", store.FlagDeleted, true, 0},
+		{"first undeleted", store.FlagDeleted, false, uids[0]},
+		{"nobody has it", store.FlagDraft, true, 0},
+	} {
+		got, err := s.FirstUIDByFlag(f.ctx, inbox.ID, tc.flag, tc.has)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: FirstUIDByFlag(%q, %v) = %d, %v; want %d", tc.name, tc.flag, tc.has, got, err, tc.want)
+		}
+		// The same answer as the head of the listing, when the store lists too.
+		if fs, ok := s.(store.FlagSearch); ok {
+			all, err := fs.UIDsByFlag(f.ctx, inbox.ID, nil, tc.flag, tc.has)
+			if err != nil || (len(all) > 0) != (got != 0) || len(all) > 0 && all[0] != got {
+				t.Errorf("%s: UIDsByFlag = %v, %v; FirstUIDByFlag %d", tc.name, all, err, got)
+			}
+		}
+	}
+	if got, err := s.FirstUIDByFlag(f.ctx, empty.ID, store.FlagSeen, false); err != nil || got != 0 {
+		t.Errorf("FirstUIDByFlag of an empty mailbox = %d, %v", got, err)
+	}
+	_, err := s.FirstUIDByFlag(f.ctx, empty.ID+1000, store.FlagSeen, false)
+	wantErr(t, "FirstUIDByFlag of a missing mailbox", err, store.ErrNotFound)
+}
