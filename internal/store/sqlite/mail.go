@@ -571,7 +571,21 @@ func (s *Store) Vanished(ctx context.Context, mailboxID int64, f store.Filter) (
 // SQLite's own walk of the index (locks, the driver's step and scan per row), and SELECT
 // lists every UID of the mailbox (docs/benchmarks.md).
 func (s *Store) mailboxUIDs(ctx context.Context, mailboxID int64, query string, args ...any) ([]uint32, error) {
-	rows, err := s.query(ctx, `SELECT group_concat(uid) FROM (`+query+`)`, args...)
+	out, err := s.uidList(ctx, `SELECT group_concat(uid) FROM (`+query+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, s.mailboxExists(ctx, mailboxID)
+	}
+	return out, nil
+}
+
+// uidList runs a query whose one row is a group_concat of UIDs and returns them sorted
+// (group_concat's order is not promised). It closes its rows before returning, so that the
+// caller may query again without holding two of the pool's connections.
+func (s *Store) uidList(ctx context.Context, query string, args ...any) ([]uint32, error) {
+	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -582,17 +596,11 @@ func (s *Store) mailboxUIDs(ctx context.Context, mailboxID int64, query string, 
 		if err := rows.Scan(&list); err != nil {
 			return nil, err
 		}
-		if out, err = parseUIDList(list); err != nil { // sorts them: group_concat's order is not promised
+		if out, err = parseUIDList(list); err != nil {
 			return nil, err
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, s.mailboxExists(ctx, mailboxID)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // OpenBlob implements store.Mail. The reader fetches one chunk at a time and holds no

@@ -698,6 +698,42 @@ func TestFlagSearch(t *testing.T) {
 	storetest.RunFlagSearch(t, func(t *testing.T) storetest.FlagSearchStore { return openTemp(t, Options{}) })
 }
 
+// TestEmptyListingsConcurrently lists an empty mailbox from more goroutines than the read
+// pool has connections. An empty listing asks whether the mailbox exists; asked while the
+// listing's rows were still open, that held one connection and waited for a second, and
+// with every connection held so the readers waited on each other for ever.
+func TestEmptyListingsConcurrently(t *testing.T) {
+	s := openTemp(t, Options{})
+	a := setup(t, s, "a@example.org")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mb, err := s.CreateMailbox(ctx, a.ID, "Empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 32 {
+		wg.Go(func() {
+			for range 20 {
+				if _, err := s.UIDsByFlag(ctx, mb.ID, nil, store.FlagSeen, false); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.Vanished(ctx, mb.ID, store.Filter{}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("listing an empty mailbox: %v", err)
+	}
+}
+
 func TestFlagFirst(t *testing.T) {
 	storetest.RunFlagFirst(t, func(t *testing.T) storetest.FlagFirstStore { return openTemp(t, Options{}) })
 }
