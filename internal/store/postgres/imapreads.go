@@ -14,10 +14,24 @@ import (
 // message.
 
 var (
-	_ store.BlobBatch  = (*Store)(nil)
-	_ store.FlagSearch = (*Store)(nil)
-	_ store.FlagFirst  = (*Store)(nil)
+	_ store.BlobBatch   = (*Store)(nil)
+	_ store.FlagSearch  = (*Store)(nil)
+	_ store.FlagFirst   = (*Store)(nil)
+	_ store.HeaderBatch = (*Store)(nil)
 )
+
+// ReadHeaders implements store.HeaderBatch by reading the bodies (ReadBlobs) and handing
+// over their headers: PostgreSQL keeps no header copy yet, and a body of a few KB is one
+// TOAST value either way. It serves every body ReadBlobs serves up to a header listing's
+// size bound (maxHeaderBody); the rest are left to the caller's OpenBlob.
+func (s *Store) ReadHeaders(ctx context.Context, ids []int64, fn func(id int64, header []byte) error) error {
+	return s.ReadBlobs(ctx, ids, maxHeaderBody, func(id int64, body []byte) error {
+		return fn(id, body[:store.HeaderSize(body)])
+	})
+}
+
+// maxHeaderBody bounds the bodies ReadHeaders reads whole for their header.
+const maxHeaderBody = 256 << 10
 
 // ReadBlobs implements store.BlobBatch: one query for all of ids. A spliced copy (fields.go)
 // is left to OpenBlob, as the embedded store leaves it: its bytes are blob_data's with its

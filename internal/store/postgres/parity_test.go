@@ -85,6 +85,10 @@ func TestFlagSearch(t *testing.T) {
 	storetest.RunFlagSearch(t, func(t *testing.T) storetest.FlagSearchStore { return openTest(t) })
 }
 
+func TestHeaderBatch(t *testing.T) {
+	storetest.RunHeaderBatch(t, func(t *testing.T) storetest.HeaderBatchStore { return openTest(t) })
+}
+
 func TestFlagFirst(t *testing.T) {
 	storetest.RunFlagFirst(t, func(t *testing.T) storetest.FlagFirstStore { return openTest(t) })
 }

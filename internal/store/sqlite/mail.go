@@ -210,6 +210,7 @@ var _ store.BatchAppender = (*Store)(nil)
 var _ store.BlobBatch = (*Store)(nil)
 var _ store.FlagSearch = (*Store)(nil)
 var _ store.FlagFirst = (*Store)(nil)
+var _ store.HeaderBatch = (*Store)(nil)
 
 // AppendBatch implements store.BatchAppender. Every message is a request of its own (and a
 // message with a UID one more, the adoption of its UID, before it), all enqueued before the
@@ -472,6 +473,12 @@ func (t *tx) insertBlob(body []byte, digest [sha256.Size]byte, mailFrom string, 
 	if err != nil {
 		return 0, err
 	}
+	// The header copy of HeaderBatch, when the header ends inside the first chunk.
+	if n := store.HeaderSize(first); n < int64(len(first)) || len(first) == len(body) {
+		if _, err := t.exec(`INSERT INTO blob_headers (blob_id, data) VALUES (?, ?)`, blobID, first[:n]); err != nil {
+			return 0, err
+		}
+	}
 	for seq, off := 1, blobChunkSize; off < len(body); seq, off = seq+1, off+blobChunkSize {
 		chunk := body[off:min(off+blobChunkSize, len(body))]
 		if _, err := t.exec(`INSERT INTO blob_chunks (blob_id, seq, data) VALUES (?, ?, ?)`, blobID, seq, chunk); err != nil {
@@ -713,6 +720,33 @@ func (s *Store) ReadBlobs(ctx context.Context, ids []int64, maxSize int64, fn fu
 			return err
 		}
 		if err := fn(id, body); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// ReadHeaders implements store.HeaderBatch from the header copies of blob_headers (migration
+// 20): small rows, several to a page, where a body of a few KB spills into overflow pages.
+// A blob listed as garbage is skipped, as ReadBlobs skips it.
+func (s *Store) ReadHeaders(ctx context.Context, ids []int64, fn func(id int64, header []byte) error) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := s.query(ctx, `SELECT h.blob_id, h.data FROM blob_headers h
+		WHERE h.blob_id IN (SELECT value FROM json_each(?1))
+		AND NOT EXISTS (SELECT 1 FROM garbage g WHERE g.blob_id = h.blob_id)`, idList(ids))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var header sql.RawBytes
+		if err := rows.Scan(&id, &header); err != nil {
+			return err
+		}
+		if err := fn(id, header); err != nil {
 			return err
 		}
 	}

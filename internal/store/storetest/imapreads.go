@@ -217,3 +217,81 @@ func RunFlagFirst(t *testing.T, open func(t *testing.T) FlagFirstStore) {
 	_, err := s.FirstUIDByFlag(f.ctx, empty.ID+1000, store.FlagSeen, false)
 	wantErr(t, "FirstUIDByFlag of a missing mailbox", err, store.ErrNotFound)
 }
+
+// HeaderBatchStore is a store that reads many header sections in one go.
+type HeaderBatchStore interface {
+	store.Store
+	store.HeaderBatch
+}
+
+// RunHeaderBatch tests a store's HeaderBatch: open returns a new, empty store, which the
+// test closes.
+func RunHeaderBatch(t *testing.T, open func(t *testing.T) HeaderBatchStore) {
+	s := open(t)
+	defer s.Close()
+	f := &fixture{t: t, s: s, ctx: context.Background()}
+	a := f.account("a@example.org")
+	inbox := f.mailbox(a.ID, store.Inbox)
+	to := store.Target{AccountID: a.ID}
+
+	// Headers of every shape store.HeaderSize knows: an ordinary one, one with an empty
+	// line inside a bare-LF run, none at all (the header is the whole message), an empty
+	// header, and one long enough to pass a chunk of any store.
+	bodies := []string{
+		"Subject: one\r\nFrom: a@example.org\r\n\r\nbody\r\n\r\nmore\r\n",
+		"Subject: lf\nX-A: b\n\nbody\r\n\r\n",
+		"Subject: no body\r\nX-A: b\r\n",
+		"\r\nSubject: not a header\r\n\r\nbody\r\n",
+		"Subject: long\r\nX-Long: " + strings.Repeat("x", 300<<10) + "\r\n\r\nbody\r\n",
+	}
+	var ids []int64
+	want := map[int64]string{}
+	for _, b := range bodies {
+		m := f.deliver(b, to).Messages[0]
+		ids = append(ids, m.BlobID)
+		stored := f.blob(m.BlobID)
+		want[m.BlobID] = stored[:store.HeaderSize([]byte(stored))]
+	}
+	gone := f.deliver("Subject: gone\r\n\r\nexpunged\r\n", to).Messages[0]
+	f.expunge(inbox.ID, gone.UID)
+
+	read := func(ids []int64) map[int64]string {
+		t.Helper()
+		got := map[int64]string{}
+		err := s.ReadHeaders(f.ctx, ids, func(id int64, header []byte) error {
+			if _, dup := got[id]; dup {
+				t.Errorf("ReadHeaders gave header %d twice", id)
+			}
+			got[id] = string(header)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("ReadHeaders(%v): %v", ids, err)
+		}
+		return got
+	}
+	// A header it gives is exactly the body's first HeaderSize octets; an ordinary one it
+	// must give (else the interface saves nothing); an expunged body and an unknown ID are
+	// skipped.
+	got := read(append([]int64{gone.BlobID, 1 << 40, ids[0]}, ids...))
+	for id, h := range got {
+		if w, ok := want[id]; !ok || h != w {
+			t.Errorf("ReadHeaders gave %d: %.80q; want %.80q (asked: %v)", id, h, w, ok)
+		}
+	}
+	if _, ok := got[ids[0]]; !ok {
+		t.Errorf("ReadHeaders skipped an ordinary message: got %d of %d", len(got), len(ids))
+	}
+	if got := read(nil); len(got) != 0 {
+		t.Errorf("ReadHeaders(nil) = %v", got)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err := s.ReadHeaders(f.ctx, ids[:2], func(int64, []byte) error {
+		calls++
+		return stop
+	})
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("ReadHeaders with a failing fn = %v after %d calls; want %v after 1", err, calls, stop)
+	}
+}
