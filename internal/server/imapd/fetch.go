@@ -157,7 +157,7 @@ type bodyBatch struct {
 	// nothing else): the batch then holds headers, which fetchMsg keeps apart from bodies.
 	headers store.HeaderBatch
 	buf     []byte
-	at    map[int64][2]int // blob ID -> start and end in buf
+	at      map[int64][2]int // blob ID -> start and end in buf
 }
 
 // load reads the bodies of the first messages of msgs, as many as the bounds allow (at
