@@ -704,6 +704,7 @@ func TestFlagSearch(t *testing.T) {
 // with every connection held so the readers waited on each other for ever.
 func TestEmptyListingsConcurrently(t *testing.T) {
 	s := openTemp(t, Options{})
+	defer s.Close()
 	a := setup(t, s, "a@example.org")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -796,8 +797,14 @@ func TestHeaderBackfill(t *testing.T) {
 	if backfill == "" {
 		t.Fatal("no migration fills blob_headers")
 	}
+	// Closed, so that no background writer of the store holds the database meanwhile.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	damage(t, path, `DELETE FROM blob_headers`)
 	damage(t, path, backfill)
+	s = openPath(t, path, Options{})
+	defer s.Close()
 	got := read()
 	if _, ok := got[ids[0]]; !ok {
 		t.Errorf("the migration did not copy an ordinary header")
