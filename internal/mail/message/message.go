@@ -100,20 +100,7 @@ func Parse(r io.Reader) (store.ParsedMessage, error) {
 // FETCH of BODY[HEADER.FIELDS ...]) finds the header with it instead of loading and
 // decoding the stored structure.
 func HeaderSize(msg []byte) int64 {
-	for i := 0; i < len(msg); {
-		switch {
-		case msg[i] == '\n':
-			return int64(i + 1)
-		case msg[i] == '\r' && i+1 < len(msg) && msg[i+1] == '\n':
-			return int64(i + 2)
-		}
-		j := bytes.IndexByte(msg[i:], '\n')
-		if j < 0 {
-			break
-		}
-		i += j + 1
-	}
-	return int64(len(msg))
+	return store.HeaderSize(msg) // one rule for the parse and for the stores' header copies
 }
 
 // parseTree is Parse, also returning the MIME tree and the top-level header.

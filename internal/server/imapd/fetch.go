@@ -82,6 +82,10 @@ func (s *session) cmdFetch(c *Command) (done, error) {
 	var bodies *bodyBatch
 	if bb, ok := s.srv.store.(store.BlobBatch); ok && slices.ContainsFunc(atts, readsBody) {
 		bodies = &bodyBatch{store: bb}
+		// A header listing reads the stored header copies, not the bodies.
+		if hb, ok := s.srv.store.(store.HeaderBatch); ok && !slices.ContainsFunc(atts, readsBeyondHeader) {
+			bodies.headers = hb
+		}
 	}
 	for i := 0; i < len(msgs); {
 		end := len(msgs)
@@ -97,7 +101,12 @@ func (s *session) cmdFetch(c *Command) (done, error) {
 			if n == 0 {
 				continue
 			}
-			fm := &fetchMsg{m: m, body: bodies.body(m.BlobID)}
+			fm := &fetchMsg{m: m}
+			if bodies != nil && bodies.headers != nil {
+				fm.header = bodies.body(m.BlobID)
+			} else {
+				fm.body = bodies.body(m.BlobID)
+			}
 			if err := s.fetchOne(n, fm, atts, c.UID, seenNow[m.UID]); err != nil {
 				return done{}, err
 			}
@@ -118,6 +127,18 @@ func readsBody(a FetchAtt) bool {
 	return false
 }
 
+// readsBeyondHeader reports whether a FETCH item reads octets of the stored body other than
+// the message's own header section (BODY[HEADER], BODY[HEADER.FIELDS (...)], RFC822.HEADER).
+func readsBeyondHeader(a FetchAtt) bool {
+	if a.Name == "RFC822.HEADER" {
+		return false
+	}
+	if a.Name == "BODY" && a.HasSection && len(a.Section.Part) == 0 && strings.HasPrefix(a.Section.Specifier, "HEADER") {
+		return false
+	}
+	return readsBody(a)
+}
+
 // Bounds of one batch of bodies read for a FETCH (bodyBatch): the messages and the octets
 // held at once. A body larger than maxBatchBody is read alone with OpenBlob, as before.
 const (
@@ -132,8 +153,11 @@ const (
 // The bodies are copied into one buffer that the next batch reuses.
 type bodyBatch struct {
 	store store.BlobBatch
-	buf   []byte
-	at    map[int64][2]int // blob ID -> start and end in buf
+	// headers, when set, reads only the messages' header sections (a FETCH that reads
+	// nothing else): the batch then holds headers, which fetchMsg keeps apart from bodies.
+	headers store.HeaderBatch
+	buf     []byte
+	at      map[int64][2]int // blob ID -> start and end in buf
 }
 
 // load reads the bodies of the first messages of msgs, as many as the bounds allow (at
@@ -151,18 +175,23 @@ func (b *bodyBatch) load(s *session, msgs []store.Message) (int, error) {
 			octets += m.Size
 		}
 	}
-	b.buf = b.buf[:0]
+	// Room for every body at once: grown by append, the buffer was copied over and over
+	// (a tenth of a header listing's CPU, docs/benchmarks.md).
+	b.buf = slices.Grow(b.buf[:0], int(octets))
 	if b.at == nil {
 		b.at = make(map[int64][2]int, len(ids))
 	}
 	clear(b.at)
-	err := b.store.ReadBlobs(s.ctx, ids, maxBatchBody, func(id int64, body []byte) error {
+	keep := func(id int64, body []byte) error {
 		start := len(b.buf)
 		b.buf = append(b.buf, body...)
 		b.at[id] = [2]int{start, len(b.buf)}
 		return nil
-	})
-	return n, err
+	}
+	if b.headers != nil {
+		return n, b.headers.ReadHeaders(s.ctx, ids, keep)
+	}
+	return n, b.store.ReadBlobs(s.ctx, ids, maxBatchBody, keep)
 }
 
 // body returns a body of the batch, or nil when it is not there (read it with OpenBlob).
@@ -183,6 +212,7 @@ type fetchMsg struct {
 	parsed *store.ParsedMessage
 	root   *message.Part
 	body   []byte // the whole stored body when a bodyBatch read it, else nil
+	header []byte // the body's header section (HeaderSize octets) when a bodyBatch read only that, else nil
 }
 
 func (s *session) loadParsed(fm *fetchMsg) (*message.Part, error) {
@@ -366,6 +396,8 @@ func (s *session) fetchSection(fm *fetchMsg, a FetchAtt, item func(string)) erro
 	var start, length int64 = 0, m.Size
 	ok := true
 	switch {
+	case fm.header != nil && len(a.Section.Part) == 0 && strings.HasPrefix(a.Section.Specifier, "HEADER"):
+		start, length = 0, int64(len(fm.header)) // the store's copy of the header section
 	case fm.body != nil && len(a.Section.Part) == 0 && strings.HasPrefix(a.Section.Specifier, "HEADER"):
 		// The message's own header, of a body in memory: found in its bytes, without the
 		// stored structure's query and decoding (a header listing asks this of every message).
@@ -415,6 +447,10 @@ func (s *session) fetchSection(fm *fetchMsg, a FetchAtt, item func(string)) erro
 		w.str(`""`)
 		return nil
 	}
+	if fm.header != nil && start+length <= int64(len(fm.header)) {
+		w.literalBytes(fm.header[start : start+length])
+		return nil
+	}
 	if fm.body != nil {
 		if start+length > int64(len(fm.body)) {
 			// The client counts octets: a body shorter than the store says ends the session.
@@ -440,6 +476,9 @@ func (s *session) fetchSection(fm *fetchMsg, a FetchAtt, item func(string)) erro
 // shorter), from the body in memory when a bodyBatch read it. The caller does not write to
 // the result.
 func (s *session) readRange(fm *fetchMsg, start, length int64) ([]byte, error) {
+	if fm.header != nil && start+length <= int64(len(fm.header)) {
+		return fm.header[start : start+length], nil
+	}
 	if fm.body != nil {
 		start = min(start, int64(len(fm.body)))
 		return fm.body[start:min(start+length, int64(len(fm.body)))], nil

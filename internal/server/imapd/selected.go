@@ -254,6 +254,7 @@ func (s *session) cmdSelect(c *Command) (done, error) {
 	if err := s.selectSync(c); err != nil {
 		return done{}, err
 	}
+	prev := s.sel
 	s.sel, s.state = nil, stateAuth
 	name, err := s.mailboxName(c.Mailbox)
 	if err != nil {
@@ -267,16 +268,18 @@ func (s *session) cmdSelect(c *Command) (done, error) {
 	var msgs []store.Message // read only for QRESYNC, which needs each message's MODSEQ
 	firstUnseen := uint32(0)
 	if fs := s.flagSearch(); fs != nil && c.QResync == nil {
-		if sel.uids, err = fs.UIDsByFlag(s.ctx, mb.ID, nil, "", false); err != nil {
+		if uids, ok := unchangedView(prev, mb); ok {
+			sel.uids = uids
+		} else if sel.uids, err = fs.UIDsByFlag(s.ctx, mb.ID, nil, "", false); err != nil {
 			return done{}, s.storeError(err)
 		}
-		if !s.ext.rev2 && len(sel.uids) > 0 {
-			unseen, err := fs.UIDsByFlag(s.ctx, mb.ID, nil, store.FlagSeen, false)
+		if !s.ext.rev2 && len(sel.uids) > 0 && mb.Unseen > 0 {
+			uid, err := s.firstUnseen(fs, mb.ID)
 			if err != nil {
 				return done{}, s.storeError(err)
 			}
-			if len(unseen) > 0 {
-				firstUnseen = sel.seqOf(unseen[0])
+			if uid != 0 {
+				firstUnseen = sel.seqOf(uid)
 			}
 		}
 	} else {
@@ -329,6 +332,34 @@ func (s *session) cmdSelect(c *Command) (done, error) {
 		return done{code: "READ-ONLY", text: c.Name + " completed"}, nil
 	}
 	return done{code: "READ-WRITE", text: c.Name + " completed"}, nil
+}
+
+// unchangedView returns the UIDs of the session's previous selection when SELECT names the
+// same mailbox again and nothing has changed in it since the session last looked (the
+// poll after each command brings its view up to the mailbox's HIGHESTMODSEQ): then the
+// view is the mailbox's list, and reading it again from the store (every UID of the
+// mailbox) would only repeat it. Clients re-SELECT the mailbox they are in to refresh it.
+// Not when an expunge is still to be announced: the view still numbers that message.
+func unchangedView(prev *selected, mb store.Mailbox) ([]uint32, bool) {
+	if prev == nil || prev.mb.ID != mb.ID || prev.mb.UIDValidity != mb.UIDValidity ||
+		prev.modseq != mb.HighestModSeq || len(prev.expunged) > 0 {
+		return nil, false
+	}
+	return slices.Clone(prev.uids), true
+}
+
+// firstUnseen is the UID of the mailbox's first message without \Seen, 0 for none: found
+// by the store's FlagFirst when it has one, else the head of the listing of every unseen
+// message.
+func (s *session) firstUnseen(fs store.FlagSearch, mailboxID int64) (uint32, error) {
+	if ff, ok := s.srv.store.(store.FlagFirst); ok {
+		return ff.FirstUIDByFlag(s.ctx, mailboxID, store.FlagSeen, false)
+	}
+	unseen, err := fs.UIDsByFlag(s.ctx, mailboxID, nil, store.FlagSeen, false)
+	if err != nil || len(unseen) == 0 {
+		return 0, err
+	}
+	return unseen[0], nil
 }
 
 // flagSearch is the store's FlagSearch, or nil when it has none.

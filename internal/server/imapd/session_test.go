@@ -3,6 +3,7 @@ package imapd
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -563,4 +564,55 @@ func TestMultiAppend(t *testing.T) {
 		S: )
 		S: h OK FETCH completed
 	`)
+}
+
+// A SELECT of the mailbox already selected answers from the session's view when nothing
+// changed since its last command (its own STORE included), and from the store when
+// something did: a delivery, or another session's expunge not yet announced to it.
+func TestReselect(t *testing.T) {
+	e := newEnv(t, Config{})
+	for range 3 {
+		e.deliver(t, "INBOX", msgA)
+	}
+	a, b := e.login(t), e.login(t)
+	selectLines := func(tag string, exists, unseen, next int) string {
+		u := ""
+		if unseen > 0 {
+			u = fmt.Sprintf("S: * OK [UNSEEN %d] First unseen\n", unseen)
+		}
+		return fmt.Sprintf(`C: %[1]s SELECT INBOX
+S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
+S: * %[2]d EXISTS
+S: * 0 RECENT
+%[3]sS: * OK [UIDVALIDITY $INBOX] UIDs valid
+S: * OK [UIDNEXT %[4]d] Predicted next UID
+S: * OK [HIGHESTMODSEQ $$INBOX] Highest
+S: %[1]s OK [READ-WRITE] SELECT completed`, tag, exists, u, next)
+	}
+	e.run(t, a, selectLines("s1", 3, 1, 4))
+	e.run(t, a, `
+		C: f STORE 1 +FLAGS (\Seen)
+		S: * 1 FETCH (UID 1 FLAGS (\Seen))
+		S: f OK STORE completed
+	`)
+	e.run(t, a, selectLines("s2", 3, 2, 4))
+	e.deliver(t, "INBOX", msgA)
+	e.run(t, a, selectLines("s3", 4, 2, 5))
+	e.run(t, b, selectLines("b1", 4, 2, 5))
+	e.run(t, b, `
+		C: b2 STORE 4 +FLAGS.SILENT (\Deleted)
+		S: b2 OK STORE completed
+		C: b3 EXPUNGE
+		S: * 4 EXPUNGE
+		S: b3 OK EXPUNGE completed
+	`)
+	// FETCH may not announce the expunge (RFC 9051 §7.5.1): it waits in a's view, which
+	// then still numbers four messages; the next SELECT counts three.
+	e.run(t, a, `
+		C: g FETCH 1 FLAGS
+		S: * 1 FETCH (FLAGS (\Seen))
+		S: g OK FETCH completed
+	`)
+	e.run(t, a, selectLines("s4", 3, 2, 5))
 }

@@ -14,9 +14,24 @@ import (
 // message.
 
 var (
-	_ store.BlobBatch  = (*Store)(nil)
-	_ store.FlagSearch = (*Store)(nil)
+	_ store.BlobBatch   = (*Store)(nil)
+	_ store.FlagSearch  = (*Store)(nil)
+	_ store.FlagFirst   = (*Store)(nil)
+	_ store.HeaderBatch = (*Store)(nil)
 )
+
+// ReadHeaders implements store.HeaderBatch by reading the bodies (ReadBlobs) and handing
+// over their headers: PostgreSQL keeps no header copy yet, and a body of a few KB is one
+// TOAST value either way. It serves every body ReadBlobs serves up to a header listing's
+// size bound (maxHeaderBody); the rest are left to the caller's OpenBlob.
+func (s *Store) ReadHeaders(ctx context.Context, ids []int64, fn func(id int64, header []byte) error) error {
+	return s.ReadBlobs(ctx, ids, maxHeaderBody, func(id int64, body []byte) error {
+		return fn(id, body[:store.HeaderSize(body)])
+	})
+}
+
+// maxHeaderBody bounds the bodies ReadHeaders reads whole for their header.
+const maxHeaderBody = 256 << 10
 
 // ReadBlobs implements store.BlobBatch: one query for all of ids. A spliced copy (fields.go)
 // is left to OpenBlob, as the embedded store leaves it: its bytes are blob_data's with its
@@ -60,16 +75,38 @@ func (s *Store) ReadBlobs(ctx context.Context, ids []int64, maxSize int64, fn fu
 // separated by single spaces, so a flag is a word of ' ' || flags || ' '; lower() makes the
 // comparison blind to case (flags and keywords are ASCII atoms, RFC 3501 §9).
 func (s *Store) UIDsByFlag(ctx context.Context, mailboxID int64, ranges []store.UIDRange, flag string, has bool) ([]uint32, error) {
-	query, args := selectFiltered(`t.uid`, "messages", mailboxID, store.Filter{UIDs: ranges})
-	if flag != "" {
-		n := len(args)
-		body, ok := strings.CutSuffix(query, " ORDER BY t.uid")
-		if !ok {
-			return nil, errors.New("store: UIDsByFlag: selectFiltered's query changed shape")
-		}
-		query = body + ` AND (position(lower(' ' || ?` + strconv.Itoa(n+1) + `::text || ' ') IN lower(' ' || t.flags || ' ')) > 0) = ?` +
-			strconv.Itoa(n+2) + `::boolean ORDER BY t.uid`
-		args = append(args, flag, has)
+	query, args, err := flagQuery(mailboxID, ranges, flag, has)
+	if err != nil {
+		return nil, err
 	}
 	return s.mailboxUIDs(ctx, mailboxID, query, args...)
+}
+
+// FirstUIDByFlag implements store.FlagFirst: UIDsByFlag's query, stopped at its first row.
+func (s *Store) FirstUIDByFlag(ctx context.Context, mailboxID int64, flag string, has bool) (uint32, error) {
+	query, args, err := flagQuery(mailboxID, nil, flag, has)
+	if err != nil {
+		return 0, err
+	}
+	uids, err := s.mailboxUIDs(ctx, mailboxID, query+` LIMIT 1`, args...)
+	if err != nil || len(uids) == 0 {
+		return 0, err
+	}
+	return uids[0], nil
+}
+
+// flagQuery is the query of UIDsByFlag, in UID order.
+func flagQuery(mailboxID int64, ranges []store.UIDRange, flag string, has bool) (string, []any, error) {
+	query, args := selectFiltered(`t.uid`, "messages", mailboxID, store.Filter{UIDs: ranges})
+	if flag == "" {
+		return query, args, nil
+	}
+	n := len(args)
+	body, ok := strings.CutSuffix(query, " ORDER BY t.uid")
+	if !ok {
+		return "", nil, errors.New("store: UIDsByFlag: selectFiltered's query changed shape")
+	}
+	query = body + ` AND (position(lower(' ' || ?` + strconv.Itoa(n+1) + `::text || ' ') IN lower(' ' || t.flags || ' ')) > 0) = ?` +
+		strconv.Itoa(n+2) + `::boolean ORDER BY t.uid`
+	return query, append(args, flag, has), nil
 }

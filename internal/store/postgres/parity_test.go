@@ -94,3 +94,11 @@ func TestDKIMKeysAcrossNodes(t *testing.T) {
 	t.Cleanup(func() { a.Close(); b.Close() })
 	storetest.RunDKIMKeys(t, a, b)
 }
+
+func TestHeaderBatch(t *testing.T) {
+	storetest.RunHeaderBatch(t, func(t *testing.T) storetest.HeaderBatchStore { return openTest(t) })
+}
+
+func TestFlagFirst(t *testing.T) {
+	storetest.RunFlagFirst(t, func(t *testing.T) storetest.FlagFirstStore { return openTest(t) })
+}

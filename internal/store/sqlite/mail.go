@@ -210,6 +210,8 @@ func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string,
 var _ store.BatchAppender = (*Store)(nil)
 var _ store.BlobBatch = (*Store)(nil)
 var _ store.FlagSearch = (*Store)(nil)
+var _ store.FlagFirst = (*Store)(nil)
+var _ store.HeaderBatch = (*Store)(nil)
 
 // AppendBatch implements store.BatchAppender. Every message is a request of its own (and a
 // message with a UID one more, the adoption of its UID, before it), all enqueued before the
@@ -472,6 +474,12 @@ func (t *tx) insertBlob(body []byte, digest [sha256.Size]byte, mailFrom string, 
 	if err != nil {
 		return 0, err
 	}
+	// The header copy of HeaderBatch, when the header ends inside the first chunk.
+	if n := store.HeaderSize(first); n < int64(len(first)) || len(first) == len(body) {
+		if _, err := t.exec(`INSERT INTO blob_headers (blob_id, data) VALUES (?, ?)`, blobID, first[:n]); err != nil {
+			return 0, err
+		}
+	}
 	for seq, off := 1, blobChunkSize; off < len(body); seq, off = seq+1, off+blobChunkSize {
 		chunk := body[off:min(off+blobChunkSize, len(body))]
 		if _, err := t.exec(`INSERT INTO blob_chunks (blob_id, seq, data) VALUES (?, ?, ?)`, blobID, seq, chunk); err != nil {
@@ -566,13 +574,12 @@ func (s *Store) Vanished(ctx context.Context, mailboxID int64, f store.Filter) (
 }
 
 // mailboxUIDs runs a query for UIDs of one mailbox; when it finds none, a mailbox that
-// does not exist is ErrNotFound.
+// does not exist is ErrNotFound. The UIDs come back as one value, a comma-separated list
+// made by group_concat: handing database/sql one row per UID cost about three times
+// SQLite's own walk of the index (locks, the driver's step and scan per row), and SELECT
+// lists every UID of the mailbox (docs/benchmarks.md).
 func (s *Store) mailboxUIDs(ctx context.Context, mailboxID int64, query string, args ...any) ([]uint32, error) {
-	rows, err := s.query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	out, err := scanColumn[uint32](rows)
+	out, err := s.uidList(ctx, `SELECT group_concat(uid) FROM (`+query+`)`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -580,6 +587,28 @@ func (s *Store) mailboxUIDs(ctx context.Context, mailboxID int64, query string, 
 		return nil, s.mailboxExists(ctx, mailboxID)
 	}
 	return out, nil
+}
+
+// uidList runs a query whose one row is a group_concat of UIDs and returns them sorted
+// (group_concat's order is not promised). It closes its rows before returning, so that the
+// caller may query again without holding two of the pool's connections.
+func (s *Store) uidList(ctx context.Context, query string, args ...any) ([]uint32, error) {
+	rows, err := s.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var list sql.RawBytes
+	var out []uint32
+	if rows.Next() {
+		if err := rows.Scan(&list); err != nil {
+			return nil, err
+		}
+		if out, err = parseUIDList(list); err != nil {
+			return nil, err
+		}
+	}
+	return out, rows.Err()
 }
 
 // OpenBlob implements store.Mail. The reader fetches one chunk at a time and holds no
@@ -701,6 +730,33 @@ func (s *Store) ReadBlobs(ctx context.Context, ids []int64, maxSize int64, fn fu
 	return rows.Err()
 }
 
+// ReadHeaders implements store.HeaderBatch from the header copies of blob_headers (migration
+// 20): small rows, several to a page, where a body of a few KB spills into overflow pages.
+// A blob listed as garbage is skipped, as ReadBlobs skips it.
+func (s *Store) ReadHeaders(ctx context.Context, ids []int64, fn func(id int64, header []byte) error) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := s.query(ctx, `SELECT h.blob_id, h.data FROM blob_headers h
+		WHERE h.blob_id IN (SELECT value FROM json_each(?1))
+		AND NOT EXISTS (SELECT 1 FROM garbage g WHERE g.blob_id = h.blob_id)`, idList(ids))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var header sql.RawBytes
+		if err := rows.Scan(&id, &header); err != nil {
+			return err
+		}
+		if err := fn(id, header); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // idList encodes IDs as a JSON array for json_each, like uidList.
 func idList(ids []int64) string {
 	b := make([]byte, 0, 2+len(ids)*8)
@@ -734,6 +790,23 @@ var flagIndexes = []struct {
 // or one range is a plain range of an index, walked in UID order; several ranges go in as
 // JSON pairs (as in selectFiltered).
 func (s *Store) UIDsByFlag(ctx context.Context, mailboxID int64, ranges []store.UIDRange, flag string, has bool) ([]uint32, error) {
+	query, args := flagQuery(mailboxID, ranges, flag, has)
+	return s.mailboxUIDs(ctx, mailboxID, query, args...)
+}
+
+// FirstUIDByFlag implements store.FlagFirst: UIDsByFlag's walk, stopped at its first UID.
+func (s *Store) FirstUIDByFlag(ctx context.Context, mailboxID int64, flag string, has bool) (uint32, error) {
+	query, args := flagQuery(mailboxID, nil, flag, has)
+	var uid uint32
+	err := s.queryRow(ctx, query+` LIMIT 1`, args...).Scan(&uid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, s.mailboxExists(ctx, mailboxID)
+	}
+	return uid, err
+}
+
+// flagQuery is the query of UIDsByFlag, in UID order.
+func flagQuery(mailboxID int64, ranges []store.UIDRange, flag string, has bool) (string, []any) {
 	// Flags are stored normalized, separated by single spaces (store.NormalizeFlags): a
 	// system flag is compared in its canonical spelling, a keyword without regard to case.
 	from, term := "messages t", "true"
@@ -756,9 +829,9 @@ func (s *Store) UIDsByFlag(ctx context.Context, mailboxID int64, ranges []store.
 		if len(merged) == 1 {
 			r = merged[0]
 		}
-		return s.mailboxUIDs(ctx, mailboxID, `SELECT t.uid FROM `+from+`
-			WHERE t.mailbox_id = ?1 AND t.uid BETWEEN ?2 AND ?5 AND `+term+`
-			ORDER BY t.uid`, mailboxID, r.First, flag, has, r.Last)
+		return `SELECT t.uid FROM ` + from + `
+			WHERE t.mailbox_id = ?1 AND t.uid BETWEEN ?2 AND ?5 AND ` + term + `
+			ORDER BY t.uid`, []any{mailboxID, r.First, flag, has, r.Last}
 	}
 	b := []byte{'['}
 	for i, r := range merged {
@@ -768,7 +841,7 @@ func (s *Store) UIDsByFlag(ctx context.Context, mailboxID int64, ranges []store.
 		b = fmt.Appendf(b, "[%d,%d]", r.First, r.Last)
 	}
 	pairs := string(append(b, ']'))
-	return s.mailboxUIDs(ctx, mailboxID, `SELECT t.uid FROM json_each(?2) r CROSS JOIN messages t
+	return `SELECT t.uid FROM json_each(?2) r CROSS JOIN messages t
 		ON t.mailbox_id = ?1 AND t.uid BETWEEN r.value->>0 AND r.value->>1
-		WHERE `+term+` ORDER BY t.uid`, mailboxID, pairs, flag, has)
+		WHERE ` + term + ` ORDER BY t.uid`, []any{mailboxID, pairs, flag, has}
 }

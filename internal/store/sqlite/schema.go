@@ -420,6 +420,25 @@ CREATE INDEX messages_unseen ON messages (mailbox_id, uid) WHERE instr(' ' || fl
 CREATE INDEX messages_flagged ON messages (mailbox_id, uid) WHERE instr(' ' || flags || ' ', ' \Flagged ') > 0;
 CREATE INDEX messages_deleted ON messages (mailbox_id, uid) WHERE instr(' ' || flags || ' ', ' \Deleted ') > 0;
 `,
+	// 20: a copy of each body's header section (store.HeaderBatch), so that an IMAP header
+	// listing reads a few hundred octets per message instead of the whole body and its
+	// overflow pages (issue 10, the mixed load). Written with every new body whose header
+	// ends in its first chunk; a body without a row (a spliced copy, an imported one, a
+	// header that does not end in its first chunk) is served from the body. The bodies
+	// already stored get theirs here when the rule of store.HeaderSize is certain from SQL:
+	// the first empty line is the first "\n\r\n", with no "\n\n" before it and no empty
+	// first line.
+	`
+CREATE TABLE blob_headers (
+	blob_id INTEGER PRIMARY KEY REFERENCES blobs (id) ON DELETE CASCADE,
+	data    BLOB NOT NULL -- the body's first store.HeaderSize octets
+);
+INSERT INTO blob_headers (blob_id, data)
+	SELECT id, substr(data, 1, instr(data, x'0a0d0a') + 2) FROM blobs
+	WHERE base_id IS NULL AND instr(data, x'0a0d0a') > 0
+	AND (instr(data, x'0a0a') = 0 OR instr(data, x'0a0a') > instr(data, x'0a0d0a'))
+	AND substr(data, 1, 1) != x'0a' AND substr(data, 1, 2) != x'0d0a';
+`,
 }
 
 // migrate brings the database to the newest schema in one transaction. Only when there is

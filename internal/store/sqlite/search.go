@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"math"
 	"slices"
@@ -108,23 +107,9 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, field store.SearchF
 	if uids, ok, err := s.searchMany(ctx, mailboxID, q); err != nil || ok {
 		return uids, err
 	}
-	var list sql.RawBytes
-	rows, err := s.query(ctx, `SELECT group_concat(m.uid) FROM search CROSS JOIN messages m ON m.blob_id = search.rowid
+	uids, err := s.uidList(ctx, `SELECT group_concat(m.uid) FROM search CROSS JOIN messages m ON m.blob_id = search.rowid
 		WHERE search MATCH ? AND m.mailbox_id = ?`, q, mailboxID)
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var uids []uint32
-	if rows.Next() {
-		if err := rows.Scan(&list); err != nil {
-			return nil, err
-		}
-		if uids, err = parseUIDList(list); err != nil {
-			return nil, err
-		}
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	if len(uids) == 0 {

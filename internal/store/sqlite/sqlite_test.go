@@ -701,6 +701,51 @@ func TestFlagSearch(t *testing.T) {
 	storetest.RunFlagSearch(t, func(t *testing.T) storetest.FlagSearchStore { return openTemp(t, Options{}) })
 }
 
+// TestEmptyListingsConcurrently lists an empty mailbox from more goroutines than the read
+// pool has connections. An empty listing asks whether the mailbox exists; asked while the
+// listing's rows were still open, that held one connection and waited for a second, and
+// with every connection held so the readers waited on each other for ever.
+func TestEmptyListingsConcurrently(t *testing.T) {
+	s := openTemp(t, Options{})
+	defer s.Close()
+	a := setup(t, s, "a@example.org")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mb, err := s.CreateMailbox(ctx, a.ID, "Empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 32 {
+		wg.Go(func() {
+			for range 20 {
+				if _, err := s.UIDsByFlag(ctx, mb.ID, nil, store.FlagSeen, false); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.Vanished(ctx, mb.ID, store.Filter{}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("listing an empty mailbox: %v", err)
+	}
+}
+
+func TestHeaderBatch(t *testing.T) {
+	storetest.RunHeaderBatch(t, func(t *testing.T) storetest.HeaderBatchStore { return openTemp(t, Options{}) })
+}
+
+func TestFlagFirst(t *testing.T) {
+	storetest.RunFlagFirst(t, func(t *testing.T) storetest.FlagFirstStore { return openTemp(t, Options{}) })
+}
+
 func TestFields(t *testing.T) {
 	storetest.RunFields(t, func(t *testing.T) storetest.FieldsStore { return openTemp(t, Options{}) })
 }
@@ -717,5 +762,70 @@ func TestDKIMKeys(t *testing.T) {
 	storetest.RunDKIMKeys(t, a, b)
 	if _, err := os.Stat(filepath.Join(filepath.Dir(path), "dkim", "keys.test", "a.b-2.pem")); err != nil {
 		t.Errorf("the embedded store keeps keys as files of the data directory: %v", err)
+	}
+}
+
+// TestHeaderBackfill runs the header copies' migration over bodies stored without them: it
+// copies a header where SQL can be sure of store.HeaderSize's answer, and only the same
+// octets ReadHeaders gives for a body stored after it.
+func TestHeaderBackfill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "petrel.db")
+	s := openPath(t, path, Options{})
+	a := setup(t, s, "a@example.org")
+	bodies := []string{
+		"Subject: one\r\nFrom: a@example.org\r\n\r\nbody\r\n\r\nmore\r\n",
+		"Subject: lf\nX-A: b\n\nbody\r\n\r\n",
+		"Subject: lf later\r\nX-A: b\n\n\r\n\r\n",
+		"Subject: no body\r\nX-A: b\r\n",
+		"\r\nSubject: not a header\r\n\r\nbody\r\n",
+		"\nSubject: not a header\r\n\r\nbody\r\n",
+	}
+	var ids []int64
+	for _, b := range bodies {
+		d, err := s.Deliver(context.Background(), message(b, a.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, d.Messages[0].BlobID)
+	}
+	read := func() map[int64]string {
+		got := map[int64]string{}
+		if err := s.ReadHeaders(context.Background(), ids, func(id int64, h []byte) error {
+			got[id] = string(h)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	fresh := read()
+	if len(fresh) != len(bodies) {
+		t.Fatalf("a new store copied %d of %d headers", len(fresh), len(bodies))
+	}
+	var backfill string
+	for _, m := range migrations {
+		if i := strings.Index(m, "INSERT INTO blob_headers"); i >= 0 {
+			backfill = m[i:]
+		}
+	}
+	if backfill == "" {
+		t.Fatal("no migration fills blob_headers")
+	}
+	// Closed, so that no background writer of the store holds the database meanwhile.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	damage(t, path, `DELETE FROM blob_headers`)
+	damage(t, path, backfill)
+	s = openPath(t, path, Options{})
+	defer s.Close()
+	got := read()
+	if _, ok := got[ids[0]]; !ok {
+		t.Errorf("the migration did not copy an ordinary header")
+	}
+	for id, h := range got {
+		if h != fresh[id] {
+			t.Errorf("blob %d: the migration copied %q; want %q", id, h, fresh[id])
+		}
 	}
 }
