@@ -228,6 +228,11 @@ func (s *Store) Unindexed(ctx context.Context, n int) ([]int64, error) {
 // IndexBlob implements store.Index.
 func (s *Store) IndexBlob(ctx context.Context, blobID int64, text store.SearchText) error {
 	return s.write(ctx, func(t *tx) error {
+		// The body's row first, so that it is not freed before this commits: the index row
+		// has no foreign key (migration 13), and freeBlobs deletes it under that row's lock.
+		if _, err := t.exec(`SELECT id FROM blobs WHERE id = ? FOR KEY SHARE`, blobID); err != nil {
+			return err
+		}
 		res, err := t.exec(`DELETE FROM search_pending WHERE blob_id = ?`, blobID)
 		if err != nil {
 			return err
