@@ -433,19 +433,19 @@ func (t *tx) insertBlob(body []byte, mailFrom string, received time.Time, date a
 // when all the rows exist.
 func blobInsert(body []byte, mailFrom string, received time.Time, date any, p *store.ParsedMessage, index bool) (string, []any) {
 	digest := sha256.Sum256(body)
+	// The keys of SORT and THREAD go in the body's row (sortkeys.go); NULL without them.
+	var keys []byte
+	if p.Sort != nil {
+		keys = store.PackSortKeys(p.Sort)
+	}
 	query := `WITH data AS (INSERT INTO blob_data (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO UPDATE SET digest = excluded.digest),
-		blob AS (INSERT INTO blobs (digest, size, mail_from, received, message_id, subject, from_addr, date, envelope, structure)
-			VALUES ($1, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id)`
-	args := []any{digest[:], body, len(body), mailFrom, received.UnixNano(), p.MessageID, p.Subject, p.From, date, p.Envelope, p.Structure}
+		blob AS (INSERT INTO blobs (digest, size, mail_from, received, message_id, subject, from_addr, date, envelope, structure, sort_keys)
+			VALUES ($1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id)`
+	args := []any{digest[:], body, len(body), mailFrom, received.UnixNano(), p.MessageID, p.Subject, p.From, date, p.Envelope, p.Structure, keys}
 	if index {
 		query += `, idx AS (INSERT INTO search (blob_id, subject, hfrom, hto, hcc, hbcc, header, body)
-			SELECT id, $12::tsvector, $13::tsvector, $14::tsvector, $15::tsvector, $16::tsvector, $17::tsvector, $18::tsvector FROM blob)`
+			SELECT id, $13::tsvector, $14::tsvector, $15::tsvector, $16::tsvector, $17::tsvector, $18::tsvector, $19::tsvector FROM blob)`
 		args = append(args, searchVectors(p)...)
-	}
-	if p.Sort != nil {
-		// The keys of SORT and THREAD in the same statement (sortkeys.go).
-		args = append(args, store.PackSortKeys(p.Sort))
-		query += fmt.Sprintf(`, keys AS (INSERT INTO sort_keys (blob_id, keys) SELECT id, $%d FROM blob)`, len(args))
 	}
 	return query + ` SELECT id FROM blob`, args
 }
@@ -462,14 +462,12 @@ func (t *tx) freeBlobs(ids []int64) error {
 	if _, err := t.exec(`SELECT id FROM blobs WHERE id = ANY(?) ORDER BY id FOR UPDATE`, ids); err != nil {
 		return err
 	}
-	// The index row and the sort keys go with the body: they have no foreign key (migration
-	// 13), and whoever adds one later locks the body's row first, which the lock above waits
-	// for.
+	// The index row goes with the body: it has no foreign key (migration 13), and IndexBlob,
+	// which adds one later, locks the body's row first, which the lock above waits for.
 	r, err := t.query(`WITH gone AS (DELETE FROM blobs WHERE id = ANY(?)
 			AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = blobs.id)
 			AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_id = blobs.id) RETURNING id, digest),
-		idx AS (DELETE FROM search WHERE blob_id IN (SELECT id FROM gone)),
-		keys AS (DELETE FROM sort_keys WHERE blob_id IN (SELECT id FROM gone))
+		idx AS (DELETE FROM search WHERE blob_id IN (SELECT id FROM gone))
 		SELECT digest FROM gone`, ids)
 	if err != nil {
 		return err
