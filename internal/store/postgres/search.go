@@ -49,6 +49,14 @@ var searchColumns = map[store.SearchField][]string{
 // foldWords returns the words of s, case and diacritics folded, separated by single
 // spaces, at most max bytes.
 func foldWords(s string, max int) string {
+	if isASCII(s) {
+		return foldASCII(s, max)
+	}
+	return foldUnicode(s, max)
+}
+
+// foldUnicode is foldWords for any text.
+func foldUnicode(s string, max int) string {
 	folded := strings.ToLower(s)
 	if !isASCII(folded) {
 		// ASCII has no diacritics to fold: most mail skips the Unicode passes (a tenth of
@@ -68,6 +76,37 @@ func foldWords(s string, max int) string {
 			b.WriteByte(' ')
 		}
 		b.WriteString(w)
+	}
+	return b.String()
+}
+
+// foldASCII is foldWords for ASCII text (most mail), in one pass without the lower-cased
+// copy: in ASCII the letters and digits are A-Z, a-z and 0-9, and only A-Z change case.
+func foldASCII(s string, max int) string {
+	var b strings.Builder
+	b.Grow(min(len(s), max))
+	alnum := func(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }
+	for i := 0; i < len(s); {
+		for i < len(s) && !alnum(s[i]) {
+			i++
+		}
+		j := i
+		for j < len(s) && alnum(s[j]) {
+			j++
+		}
+		if j == i || b.Len()+(j-i)+1 > max {
+			break
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		for ; i < j; i++ {
+			c := s[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b.WriteByte(c)
+		}
 	}
 	return b.String()
 }
