@@ -95,6 +95,10 @@ func (f *Filter) wholeState(ctx context.Context, v store.JunkVocabulary, account
 	c := &f.cache
 	c.mu.Lock()
 	w := c.whole[accountID]
+	var cached store.JunkState // w's row, read under the lock: another delivery may renew it
+	if w != nil {
+		cached = w.row
+	}
 	if w != nil && time.Since(w.checked) < f.recheck() {
 		c.tick++
 		w.used = c.tick
@@ -112,7 +116,7 @@ func (f *Filter) wholeState(ctx context.Context, v store.JunkVocabulary, account
 		}
 		// The totals too: an account's first training may create its row at the version an
 		// untrained account reads as (the embedded store's insert does not raise it).
-		if row.Version == w.row.Version && row.Trained == w.row.Trained {
+		if row.Version == cached.Version && row.Trained == cached.Trained {
 			c.mu.Lock()
 			w.row, w.checked = store.JunkState{Trained: row.Trained, Threshold: row.Threshold, Version: row.Version}, time.Now()
 			c.tick++
