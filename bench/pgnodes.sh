@@ -12,7 +12,8 @@
 # from the commit BASE names, for an A/B in one run), POOL the nodes' store.pool_size (default: unset, the
 # built-in default), PROFILE a directory for each node's CPU profile (petrel serve
 # --cpuprofile), STATEMENTS=1 to list the statements PostgreSQL ran per delivered message
-# after each PostgreSQL configuration (pg_stat_statements, in the Debian package), PERF a
+# after each PostgreSQL configuration (pg_stat_statements, in the Debian package; with how
+# often each was planned: a prepared statement that PostgreSQL keeps planning anew), PERF a
 # directory for a system-wide `perf record -g` of each PostgreSQL configuration's load
 # (read this cluster's part with `perf report -i DIR/LABEL.perf --pid $(cat DIR/LABEL.pids)`).
 #
@@ -57,7 +58,8 @@ setpriv --reuid postgres --regid postgres --clear-groups -- "$PGBIN/initdb" -D "
 	-E UTF8 --locale=C --no-sync >/dev/null
 setpriv --reuid postgres --regid postgres --clear-groups -- "$PGBIN/postgres" -D "$WORK/pg/data" -k "$WORK/pg" \
 	-c listen_addresses= -c max_connections=300 -c shared_buffers=64MB \
-	-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all >"$WORK/pg/log" 2>&1 &
+	-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all \
+	-c pg_stat_statements.track_planning=$([ "$STATEMENTS" = 1 ] && echo on || echo off) >"$WORK/pg/log" 2>&1 &
 PG=$!
 PIDS+=("$PG")
 until "$PGBIN/pg_isready" -q -h "$WORK/pg"; do sleep 0.2; done
@@ -178,7 +180,8 @@ EOF
 			printf "\n" }' |
 		tee -a "$WORK/results"
 	if [ "$STATEMENTS" = 1 ] && [ -n "$dbname" ]; then
-		pgq "$dbname" "SELECT round(calls::numeric / $N, 2) AS per_msg, round(total_exec_time::numeric / $N, 3) AS ms_per_msg,
+		pgq "$dbname" "SELECT round(calls::numeric / $N, 2) AS per_msg, round(plans::numeric / $N, 2) AS plans_per_msg,
+			round(total_exec_time::numeric / $N, 3) AS ms_per_msg,
 			left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS statement
 			FROM pg_stat_statements JOIN pg_database d ON d.oid = dbid WHERE d.datname = '$dbname' AND calls >= $N / 10
 			ORDER BY calls DESC LIMIT 25"

@@ -95,17 +95,16 @@ func (f *Filter) wholeState(ctx context.Context, v store.JunkVocabulary, account
 	c := &f.cache
 	c.mu.Lock()
 	w := c.whole[accountID]
+	var cached store.JunkState // w's row, read under the lock: another delivery may renew it
+	if w != nil {
+		cached = w.row
+	}
 	if w != nil && time.Since(w.checked) < f.recheck() {
 		c.tick++
 		w.used = c.tick
 		row, counts = w.row, w.counts
 		c.mu.Unlock()
 		return row, counts, counts != nil, nil
-	}
-	// Copied under the lock: a concurrent delivery of the same account may refresh w.row.
-	var cached store.JunkState
-	if w != nil {
-		cached = w.row
 	}
 	c.mu.Unlock()
 

@@ -271,15 +271,24 @@ func (t *tx) deliverTargets(d *store.Delivery, body []byte, flags []string, rece
 
 	b := &pgx.Batch{}
 	// Accounts in ascending ID order (the lock order): lock, raise MODSEQ once, count the
-	// usage; then one statement refuses the delivery if any is over quota with it.
-	for _, id := range ids {
-		b.Queue(`UPDATE accounts SET modseq = modseq + 1, messages = messages + $2, size = size + $3 WHERE id = $1 RETURNING modseq`,
-			id, added[id], added[id]*size)
+	// usage. The quota is checked on the new usage: with one account (most mail) by the
+	// account's own statement; with several, by one statement after them all, so that the
+	// refusal names every account over.
+	overQuota := `(coalesce(quota_storage, $2) > 0 AND size > coalesce(quota_storage, $2)
+		OR coalesce(quota_messages, $3) > 0 AND messages > coalesce(quota_messages, $3))`
+	if len(ids) == 1 {
+		id := ids[0]
+		b.Queue(`UPDATE accounts SET modseq = modseq + 1, messages = messages + $5, size = size + $6 WHERE id = $1
+			RETURNING modseq, CASE WHEN `+overQuota+` THEN petrel_refuse($4, id::text) END`,
+			id, dq.Storage, dq.Messages, refuseQuota, added[id], added[id]*size)
+	} else {
+		for _, id := range ids {
+			b.Queue(`UPDATE accounts SET modseq = modseq + 1, messages = messages + $2, size = size + $3 WHERE id = $1
+				RETURNING modseq, NULL::bigint`, id, added[id], added[id]*size)
+		}
+		b.Queue(`SELECT petrel_refuse($4, string_agg(id::text, ' ' ORDER BY id)) FROM accounts
+			WHERE id = ANY($1) AND `+overQuota+` HAVING count(*) > 0`, ids, dq.Storage, dq.Messages, refuseQuota)
 	}
-	b.Queue(`SELECT petrel_refuse($4, string_agg(id::text, ' ' ORDER BY id)) FROM accounts
-		WHERE id = ANY($1) AND (coalesce(quota_storage, $2) > 0 AND size > coalesce(quota_storage, $2)
-			OR coalesce(quota_messages, $3) > 0 AND messages > coalesce(quota_messages, $3))
-		HAVING count(*) > 0`, ids, dq.Storage, dq.Messages, refuseQuota)
 	blobSQL, blobArgs := blobInsert(body, d.MailFrom, received, date, &d.Parsed, true)
 	b.Queue(blobSQL, blobArgs...)
 	for i, tg := range d.Targets {
@@ -322,7 +331,11 @@ func (t *tx) deliverTargets(d *store.Delivery, body []byte, flags []string, rece
 	defer br.Close()
 	for _, id := range ids {
 		var m uint64
-		if err := br.QueryRow().Scan(&m); err != nil {
+		if err := br.QueryRow().Scan(&m, nil); err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) {
+				return store.Delivered{}, 0, refusal(err, store.Target{})
+			}
 			return store.Delivered{}, 0, fmt.Errorf("delivery target account %d: %w", id, notFound(err))
 		}
 		if t.modseq == nil {
@@ -331,8 +344,10 @@ func (t *tx) deliverTargets(d *store.Delivery, body []byte, flags []string, rece
 		t.modseq[id] = m
 		t.markLocked(id)
 	}
-	if _, err := br.Exec(); err != nil {
-		return store.Delivered{}, 0, refusal(err, store.Target{})
+	if len(ids) > 1 {
+		if _, err := br.Exec(); err != nil {
+			return store.Delivered{}, 0, refusal(err, store.Target{})
+		}
 	}
 	out := store.Delivered{Messages: make([]store.Message, len(d.Targets))}
 	if err := br.QueryRow().Scan(&out.BlobID); err != nil {
@@ -418,19 +433,19 @@ func (t *tx) insertBlob(body []byte, mailFrom string, received time.Time, date a
 // when all the rows exist.
 func blobInsert(body []byte, mailFrom string, received time.Time, date any, p *store.ParsedMessage, index bool) (string, []any) {
 	digest := sha256.Sum256(body)
+	// The keys of SORT and THREAD go in the body's row (sortkeys.go); NULL without them.
+	var keys []byte
+	if p.Sort != nil {
+		keys = store.PackSortKeys(p.Sort)
+	}
 	query := `WITH data AS (INSERT INTO blob_data (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO UPDATE SET digest = excluded.digest),
-		blob AS (INSERT INTO blobs (digest, size, mail_from, received, message_id, subject, from_addr, date, envelope, structure)
-			VALUES ($1, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id)`
-	args := []any{digest[:], body, len(body), mailFrom, received.UnixNano(), p.MessageID, p.Subject, p.From, date, p.Envelope, p.Structure}
+		blob AS (INSERT INTO blobs (digest, size, mail_from, received, message_id, subject, from_addr, date, envelope, structure, sort_keys)
+			VALUES ($1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id)`
+	args := []any{digest[:], body, len(body), mailFrom, received.UnixNano(), p.MessageID, p.Subject, p.From, date, p.Envelope, p.Structure, keys}
 	if index {
 		query += `, idx AS (INSERT INTO search (blob_id, subject, hfrom, hto, hcc, hbcc, header, body)
-			SELECT id, $12::tsvector, $13::tsvector, $14::tsvector, $15::tsvector, $16::tsvector, $17::tsvector, $18::tsvector FROM blob)`
+			SELECT id, $13::tsvector, $14::tsvector, $15::tsvector, $16::tsvector, $17::tsvector, $18::tsvector, $19::tsvector FROM blob)`
 		args = append(args, searchVectors(p)...)
-	}
-	if p.Sort != nil {
-		// The keys of SORT and THREAD in the same statement (sortkeys.go).
-		args = append(args, store.PackSortKeys(p.Sort))
-		query += fmt.Sprintf(`, keys AS (INSERT INTO sort_keys (blob_id, keys) SELECT id, $%d FROM blob)`, len(args))
 	}
 	return query + ` SELECT id FROM blob`, args
 }
@@ -447,9 +462,13 @@ func (t *tx) freeBlobs(ids []int64) error {
 	if _, err := t.exec(`SELECT id FROM blobs WHERE id = ANY(?) ORDER BY id FOR UPDATE`, ids); err != nil {
 		return err
 	}
-	r, err := t.query(`DELETE FROM blobs WHERE id = ANY(?)
-		AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = blobs.id)
-		AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_id = blobs.id) RETURNING digest`, ids)
+	// The index row goes with the body: it has no foreign key (migration 14), and IndexBlob,
+	// which adds one later, locks the body's row first, which the lock above waits for.
+	r, err := t.query(`WITH gone AS (DELETE FROM blobs WHERE id = ANY(?)
+			AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = blobs.id)
+			AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_id = blobs.id) RETURNING id, digest),
+		idx AS (DELETE FROM search WHERE blob_id IN (SELECT id FROM gone))
+		SELECT digest FROM gone`, ids)
 	if err != nil {
 		return err
 	}

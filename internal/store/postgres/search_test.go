@@ -67,3 +67,24 @@ func TestTSVectorParity(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldASCII: the ASCII path of foldWords gives what the general one gives, at any
+// bound.
+func TestFoldASCII(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	texts := []string{"", " ", "a", "A1b2-C3", "  Hello,   WORLD!\r\n9e6km x@y.z  ", "ZZ" + strings.Repeat(" word", 50)}
+	for range 200 {
+		b := make([]byte, rng.IntN(300))
+		for i := range b {
+			b[i] = byte(rng.IntN(128))
+		}
+		texts = append(texts, string(b))
+	}
+	for _, text := range texts {
+		for _, max := range []int{0, 1, 5, 17, 64, maxIndexed} {
+			if got, want := foldASCII(text, max), foldUnicode(text, max); got != want {
+				t.Fatalf("foldASCII(%q, %d) = %q, the general path gives %q", text, max, got, want)
+			}
+		}
+	}
+}

@@ -7,18 +7,18 @@ import (
 	"petrel/internal/store"
 )
 
-// The keys of IMAP SORT and THREAD (store.Sorter) live in sort_keys, one row per body
-// written by the statement that stores the body (blobInsert) and deleted with it (ON
-// DELETE CASCADE). A SORT reads the mailbox's message rows with their keys in one
-// statement. Bodies stored before the table existed, or copied from another store, have
-// no row until the IMAP server hands their keys to SetSortKeys.
+// The keys of IMAP SORT and THREAD (store.Sorter) live in the body's row (blobs.sort_keys,
+// migration 14; a table of their own before), written by the statement that stores the
+// body (blobInsert) and gone with it. A SORT reads the mailbox's message rows with their
+// keys in one statement. Bodies stored before the keys existed, or copied from another
+// store, have none until the IMAP server hands their keys to SetSortKeys.
 
 var _ store.Sorter = (*Store)(nil)
 
 // SortRows implements store.Sorter.
 func (s *Store) SortRows(ctx context.Context, mailboxID int64, uids []store.UIDRange) ([]store.SortRow, error) {
 	query, args := selectFiltered(`t.uid, t.blob_id, t.size, t.internal_date,
-		(SELECT k.keys FROM sort_keys k WHERE k.blob_id = t.blob_id)`, "messages", mailboxID, store.Filter{UIDs: uids})
+		(SELECT b.sort_keys FROM blobs b WHERE b.id = t.blob_id)`, "messages", mailboxID, store.Filter{UIDs: uids})
 	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -41,9 +41,9 @@ func (s *Store) SortRows(ctx context.Context, mailboxID int64, uids []store.UIDR
 	return out, nil
 }
 
-// SetSortKeys implements store.Sorter. The bodies' rows are locked first (FOR KEY SHARE,
-// in ID order like freeBlobs), so that none is freed between the check that it exists
-// and the insert; a body already gone gets no row.
+// SetSortKeys implements store.Sorter. The bodies' rows are locked first, in ID order like
+// freeBlobs, so that two sessions setting keys of the same bodies cannot deadlock; a body
+// already gone gets nothing, and one that has keys keeps them.
 func (s *Store) SetSortKeys(ctx context.Context, keys map[int64]*store.SortKeys) error {
 	ids := make([]int64, 0, len(keys))
 	for id, k := range keys {
@@ -60,12 +60,11 @@ func (s *Store) SetSortKeys(ctx context.Context, keys map[int64]*store.SortKeys)
 		packed[i] = store.PackSortKeys(keys[id])
 	}
 	return s.write(ctx, func(t *tx) error {
-		if _, err := t.exec(`SELECT id FROM blobs WHERE id = ANY(?) ORDER BY id FOR KEY SHARE`, ids); err != nil {
+		if _, err := t.exec(`SELECT id FROM blobs WHERE id = ANY(?) ORDER BY id FOR NO KEY UPDATE`, ids); err != nil {
 			return err
 		}
-		_, err := t.exec(`INSERT INTO sort_keys (blob_id, keys)
-			SELECT k.id, k.keys FROM unnest(?1::bigint[], ?2::bytea[]) k(id, keys) JOIN blobs b ON b.id = k.id
-			ON CONFLICT (blob_id) DO NOTHING`, ids, packed)
+		_, err := t.exec(`UPDATE blobs b SET sort_keys = k.keys FROM unnest(?1::bigint[], ?2::bytea[]) k(id, keys)
+			WHERE b.id = k.id AND b.sort_keys IS NULL`, ids, packed)
 		return err
 	})
 }

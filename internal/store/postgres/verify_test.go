@@ -64,3 +64,46 @@ func TestVerifyExport(t *testing.T) {
 		}
 	}
 }
+
+// TestFreedBodyTakesItsIndexRow: the search index's row has no foreign key to its body
+// (migration 14), so freeBlobs deletes it with the body; after accounts are deleted, no
+// index row is left without its body, and the bodies they held are gone.
+func TestFreedBodyTakesItsIndexRow(t *testing.T) {
+	ctx := context.Background()
+	dsn := mailtest.PostgresDSN(t)
+	s := openDSN(t, dsn, Options{})
+	defer s.Close()
+	storetest.FillForCopy(t, s)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	count := func(q string) int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const orphans = `SELECT count(*) FROM search s WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.id = s.blob_id)`
+	blobs, indexed := count(`SELECT count(*) FROM blobs`), count(`SELECT count(*) FROM search`)
+	if indexed == 0 || count(orphans) != 0 {
+		t.Fatalf("after filling: %d index rows, %d without a body", indexed, count(orphans))
+	}
+	for _, a := range []string{"ann@copy.test", "bob@copy.test"} {
+		if err := s.DeleteAccount(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(`SELECT count(*) FROM blobs`); n >= blobs {
+		t.Fatalf("deleting the accounts freed no body (%d before, %d after)", blobs, n)
+	}
+	if n := count(orphans); n != 0 {
+		t.Errorf("%d index rows left without their body", n)
+	}
+	if n := count(`SELECT count(*) FROM search`); n >= indexed {
+		t.Errorf("index rows: %d before, %d after freeing bodies", indexed, n)
+	}
+}
