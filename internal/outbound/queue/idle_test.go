@@ -23,6 +23,13 @@ func TestIdleConnectionReused(t *testing.T) {
 	if n := e.far.conns.Load(); n != 1 {
 		t.Errorf("%d connections for 2 messages queued one after the other, want 1", n)
 	}
+	// The far side drops the connection once it waits idle: a worker still busy with it
+	// would send message 3 into it, and that attempt would fail for the hour of Schedule.
+	e.waitFor("the connection to wait idle", func() bool {
+		e.q.mu.Lock()
+		defer e.q.mu.Unlock()
+		return len(e.q.idle["remote.test"]) == 1
+	})
 	e.far.dropAll()
 	send(3)
 	if n := e.far.conns.Load(); n != 2 {
