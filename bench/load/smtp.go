@@ -372,6 +372,12 @@ func (r *smtpRun) transaction(c *smtp.Client, i int) (time.Duration, error) {
 		return 0, fmt.Errorf("DATA: %w", err)
 	}
 	d := time.Since(t0)
+	r.accepted1(n, ok)
+	return d, nil
+}
+
+// accepted1 counts one message of n bytes accepted for the recipients ok.
+func (r *smtpRun) accepted1(n int64, ok []string) {
 	r.accepted.Add(1)
 	r.bytes.Add(n)
 	r.mu.Lock()
@@ -379,7 +385,6 @@ func (r *smtpRun) transaction(c *smtp.Client, i int) (time.Duration, error) {
 		r.delivered[to]++
 	}
 	r.mu.Unlock()
-	return d, nil
 }
 
 // allRefusedError ends a transaction in which every RCPT was refused.

@@ -188,13 +188,7 @@ func (r *smtpRun) pipelinedTransaction(c *pipeClient, i int) (time.Duration, err
 		return 0, fmt.Errorf("DATA: %w", &smtp.SMTPError{Code: code, Message: msg})
 	}
 	d := time.Since(t0)
-	r.accepted.Add(1)
-	r.bytes.Add(n)
-	r.mu.Lock()
-	for _, to := range ok {
-		r.delivered[to]++
-	}
-	r.mu.Unlock()
+	r.accepted1(n, ok)
 	return d, nil
 }
 

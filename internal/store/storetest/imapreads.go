@@ -99,15 +99,7 @@ type FlagSearchStore interface {
 func RunFlagSearch(t *testing.T, open func(t *testing.T) FlagSearchStore) {
 	s := open(t)
 	defer s.Close()
-	f := &fixture{t: t, s: s, ctx: context.Background()}
-	a := f.account("a@example.org")
-	inbox := f.mailbox(a.ID, store.Inbox)
-	empty := f.create(a.ID, "Empty")
-	to := store.Target{AccountID: a.ID}
-	var uids []uint32
-	for i := range 6 {
-		uids = append(uids, f.deliver(fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i), to).Messages[0].UID)
-	}
+	f, inbox, empty, uids := flagFixture(t, s, 6)
 	f.setFlags(inbox.ID, []uint32{uids[0], uids[2]}, store.FlagsAdd, store.FlagSeen)
 	f.setFlags(inbox.ID, []uint32{uids[2], uids[3]}, store.FlagsAdd, store.FlagDeleted, "$Seenish")
 	f.setFlags(inbox.ID, []uint32{uids[4]}, store.FlagsAdd, store.FlagFlagged)
@@ -168,15 +160,7 @@ type FlagFirstStore interface {
 func RunFlagFirst(t *testing.T, open func(t *testing.T) FlagFirstStore) {
 	s := open(t)
 	defer s.Close()
-	f := &fixture{t: t, s: s, ctx: context.Background()}
-	a := f.account("a@example.org")
-	inbox := f.mailbox(a.ID, store.Inbox)
-	empty := f.create(a.ID, "Empty")
-	to := store.Target{AccountID: a.ID}
-	var uids []uint32
-	for i := range 5 {
-		uids = append(uids, f.deliver(fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i), to).Messages[0].UID)
-	}
+	f, inbox, empty, uids := flagFixture(t, s, 5)
 	f.setFlags(inbox.ID, []uint32{uids[0], uids[1]}, store.FlagsAdd, store.FlagSeen)
 	f.setFlags(inbox.ID, []uint32{uids[1], uids[3]}, store.FlagsAdd, store.FlagFlagged, "Work")
 	f.setFlags(inbox.ID, []uint32{uids[2]}, store.FlagsAdd, store.FlagDeleted)
@@ -294,4 +278,18 @@ func RunHeaderBatch(t *testing.T, open func(t *testing.T) HeaderBatchStore) {
 	if !errors.Is(err, stop) || calls != 1 {
 		t.Errorf("ReadHeaders with a failing fn = %v after %d calls; want %v after 1", err, calls, stop)
 	}
+}
+
+// flagFixture gives the flag tests an account with n messages in its INBOX and an empty
+// mailbox, and the messages' UIDs.
+func flagFixture(t *testing.T, s store.Store, n int) (f *fixture, inbox, empty store.Mailbox, uids []uint32) {
+	f = &fixture{t: t, s: s, ctx: context.Background()}
+	a := f.account("a@example.org")
+	inbox = f.mailbox(a.ID, store.Inbox)
+	empty = f.create(a.ID, "Empty")
+	to := store.Target{AccountID: a.ID}
+	for i := range n {
+		uids = append(uids, f.deliver(fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i), to).Messages[0].UID)
+	}
+	return f, inbox, empty, uids
 }
